@@ -1,0 +1,382 @@
+//! `ripcord.toml`: discovery, parsing and `RIPCORD_*` environment overrides.
+//!
+//! The file is found at `--config`, else `$RIPCORD_CONFIG`, else `./ripcord.toml`.
+//! Any key can be overridden from the environment: `RIPCORD_A__B__C=value` sets
+//! `a.b.c` (double underscores separate levels, names are lower-cased). Two
+//! short aliases exist because they are used most: `RIPCORD_REPOSITORY` for
+//! `repository.url` and `RIPCORD_PASSWORD_COMMAND` for
+//! `repository.password_command`. The passphrase itself (`RIPCORD_PASSWORD`) is
+//! never part of the configuration.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::{Class, Classify};
+
+pub const FILE_NAME: &str = "ripcord.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("no configuration found: {path} does not exist")]
+    NotFound { path: PathBuf },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("environment variable {var} is not valid: {message}")]
+    Env { var: String, message: String },
+    #[error("no repository configured")]
+    NoRepository,
+    #[error("unknown target {name:?}; configured targets: {known}")]
+    UnknownTarget { name: String, known: String },
+}
+
+impl Classify for ConfigError {
+    fn class(&self) -> Class {
+        match self {
+            ConfigError::Read { .. } => Class::Failed,
+            _ => Class::Usage,
+        }
+    }
+    fn hint(&self) -> Option<String> {
+        Some(
+            match self {
+                ConfigError::NotFound { .. } => "run `ripcord init` to write one, or pass --config PATH / set RIPCORD_CONFIG",
+                ConfigError::Read { .. } => "check the file's permissions",
+                ConfigError::Invalid { .. } => "fix the file; `ripcord init --print-config` shows a commented example",
+                ConfigError::Env { .. } => "unset the variable or give it a valid value",
+                ConfigError::NoRepository => "set [repository] url in ripcord.toml or RIPCORD_REPOSITORY",
+                ConfigError::UnknownTarget { .. } => "add it under [targets.NAME] in ripcord.toml or use one of the configured names",
+            }
+            .to_string(),
+        )
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Config {
+    #[serde(default)]
+    pub repository: RepositoryConfig,
+    #[serde(default)]
+    pub targets: BTreeMap<String, TargetConfig>,
+    #[serde(default)]
+    pub snapshot: SnapshotConfig,
+    #[serde(default)]
+    pub tiers: BTreeMap<String, TierConfig>,
+    /// Where the file was read from; relative paths in it are resolved against its folder.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepositoryConfig {
+    /// `file:///path`, a plain path, or (later) `s3://bucket/prefix`.
+    pub url: Option<String>,
+    /// A shell command whose standard output is the passphrase.
+    pub password_command: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum TargetConfig {
+    Dir {
+        path: PathBuf,
+        #[serde(default)]
+        exclude: Vec<String>,
+    },
+    Sqlite {
+        path: PathBuf,
+    },
+    Postgres {
+        url: String,
+    },
+}
+
+impl TargetConfig {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TargetConfig::Dir { .. } => "dir",
+            TargetConfig::Sqlite { .. } => "sqlite",
+            TargetConfig::Postgres { .. } => "postgres",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotConfig {
+    /// zstd level for new blobs.
+    #[serde(default = "default_compression")]
+    pub compression: i32,
+    /// Worker threads for compression and encryption; 0 means one per core.
+    #[serde(default)]
+    pub jobs: usize,
+}
+
+fn default_compression() -> i32 {
+    1
+}
+
+impl Default for SnapshotConfig {
+    fn default() -> Self {
+        SnapshotConfig {
+            compression: default_compression(),
+            jobs: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierConfig {
+    pub every: Option<String>,
+    #[serde(default)]
+    pub keep: KeepConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeepConfig {
+    pub last: Option<usize>,
+    pub hourly: Option<usize>,
+    pub daily: Option<usize>,
+    pub weekly: Option<usize>,
+    pub monthly: Option<usize>,
+    pub yearly: Option<usize>,
+    pub within: Option<String>,
+}
+
+/// Environment variables that are not configuration keys.
+const NOT_CONFIG: &[&str] = &[
+    "RIPCORD_PASSWORD",
+    "RIPCORD_NEW_PASSWORD",
+    "RIPCORD_CONFIG",
+    "RIPCORD_FAILPOINT",
+    "RIPCORD_LOG",
+];
+
+impl Config {
+    /// Finds and loads the configuration. `explicit` is `--config` (which already
+    /// falls back to `$RIPCORD_CONFIG`). When no file exists and none was asked
+    /// for, an empty configuration is returned so that environment variables
+    /// alone can describe the repository.
+    pub fn discover(explicit: Option<&Path>) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        match explicit {
+            Some(path) => {
+                if !path.exists() {
+                    return Err(ConfigError::NotFound {
+                        path: path.to_path_buf(),
+                    });
+                }
+                Config::load(path, &env)
+            }
+            None => {
+                let path = PathBuf::from(FILE_NAME);
+                if path.exists() {
+                    Config::load(&path, &env)
+                } else {
+                    Config::from_toml_str("", None, &env)
+                }
+            }
+        }
+    }
+
+    pub fn load(path: &Path, env: &[(String, String)]) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        Config::from_toml_str(&text, Some(&abs), env)
+    }
+
+    /// Parses TOML text and applies environment overrides from `env`.
+    pub fn from_toml_str(
+        text: &str,
+        source: Option<&Path>,
+        env: &[(String, String)],
+    ) -> Result<Config, ConfigError> {
+        let shown = source
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from(FILE_NAME));
+        let mut value: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            ConfigError::Invalid {
+                path: shown.clone(),
+                message: e.to_string().trim().to_string(),
+            }
+        })?;
+        apply_env(&mut value, env)?;
+        let mut config: Config =
+            toml::Value::Table(value)
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                    path: shown.clone(),
+                    message: e.to_string().trim().to_string(),
+                })?;
+        config.source = source.map(Path::to_path_buf);
+        config.resolve_paths();
+        Ok(config)
+    }
+
+    /// Makes relative target paths relative to the config file's folder.
+    fn resolve_paths(&mut self) {
+        let Some(base) = self.source.as_ref().and_then(|p| p.parent()) else {
+            return;
+        };
+        let base = base.to_path_buf();
+        for target in self.targets.values_mut() {
+            match target {
+                TargetConfig::Dir { path, .. } | TargetConfig::Sqlite { path } => {
+                    if path.is_relative() {
+                        *path = base.join(&*path);
+                    }
+                }
+                TargetConfig::Postgres { .. } => {}
+            }
+        }
+        if let Some(url) = &self.repository.url {
+            if !url.contains("://") && Path::new(url).is_relative() {
+                self.repository.url = Some(base.join(url).display().to_string());
+            }
+        }
+    }
+
+    pub fn target(&self, name: &str) -> Result<&TargetConfig, ConfigError> {
+        self.targets
+            .get(name)
+            .ok_or_else(|| ConfigError::UnknownTarget {
+                name: name.to_string(),
+                known: if self.targets.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    self.targets.keys().cloned().collect::<Vec<_>>().join(", ")
+                },
+            })
+    }
+
+    pub fn repository_url(&self) -> Result<&str, ConfigError> {
+        self.repository
+            .url
+            .as_deref()
+            .ok_or(ConfigError::NoRepository)
+    }
+}
+
+fn apply_env(table: &mut toml::Table, env: &[(String, String)]) -> Result<(), ConfigError> {
+    for (var, raw) in env {
+        let Some(rest) = var.strip_prefix("RIPCORD_") else {
+            continue;
+        };
+        if NOT_CONFIG.contains(&var.as_str()) {
+            continue;
+        }
+        let path: Vec<String> = match rest {
+            "REPOSITORY" => vec!["repository".into(), "url".into()],
+            "PASSWORD_COMMAND" => vec!["repository".into(), "password_command".into()],
+            _ if rest.contains("__") => rest.split("__").map(|s| s.to_lowercase()).collect(),
+            _ => continue,
+        };
+        if path.iter().any(String::is_empty) {
+            return Err(ConfigError::Env {
+                var: var.clone(),
+                message: "empty key segment".into(),
+            });
+        }
+        set_path(table, &path, parse_scalar(raw)).map_err(|message| ConfigError::Env {
+            var: var.clone(),
+            message,
+        })?;
+    }
+    Ok(())
+}
+
+/// Numbers, booleans and arrays are read as TOML; everything else is a string.
+fn parse_scalar(raw: &str) -> toml::Value {
+    let probe = format!("v = {raw}");
+    match probe.parse::<toml::Table>() {
+        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.into())),
+        Err(_) => toml::Value::String(raw.to_string()),
+    }
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
+    let (last, parents) = path.split_last().expect("non-empty path");
+    let mut cur = table;
+    for key in parents {
+        let entry = cur
+            .entry(key.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = entry
+            .as_table_mut()
+            .ok_or_else(|| format!("{key} is not a table in the configuration"))?;
+    }
+    cur.insert(last.clone(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn parses_targets_and_env_overrides() {
+        let text = r#"
+            [repository]
+            url = "/tmp/repo"
+            [targets.app]
+            kind = "sqlite"
+            path = "/srv/app.db"
+            [targets.etc]
+            kind = "dir"
+            path = "/etc/app"
+            exclude = ["*.tmp"]
+        "#;
+        let c = Config::from_toml_str(
+            text,
+            None,
+            &env(&[
+                ("RIPCORD_REPOSITORY", "/other"),
+                ("RIPCORD_SNAPSHOT__COMPRESSION", "7"),
+                ("RIPCORD_TARGETS__ETC__PATH", "/etc/other"),
+                ("RIPCORD_PASSWORD", "secret"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.repository.url.as_deref(), Some("/other"));
+        assert_eq!(c.snapshot.compression, 7);
+        match c.target("etc").unwrap() {
+            TargetConfig::Dir { path, exclude } => {
+                assert_eq!(path, Path::new("/etc/other"));
+                assert_eq!(exclude, &vec!["*.tmp".to_string()]);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(matches!(
+            c.target("nope"),
+            Err(ConfigError::UnknownTarget { .. })
+        ));
+    }
+
+    #[test]
+    fn malformed_and_unknown_keys_are_errors() {
+        let bad = Config::from_toml_str("[repository\nurl=1", None, &[]);
+        assert!(matches!(bad, Err(ConfigError::Invalid { .. })));
+        let typo = Config::from_toml_str("[targets.a]\nkind='dir'\npaht='/x'", None, &[]);
+        assert!(matches!(typo, Err(ConfigError::Invalid { .. })));
+        let kind = Config::from_toml_str("[targets.a]\nkind='mysql'\npath='/x'", None, &[]);
+        assert!(matches!(kind, Err(ConfigError::Invalid { .. })));
+    }
+}

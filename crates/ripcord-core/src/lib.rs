@@ -1,0 +1,13 @@
+//! ripcord-core: what every other ripcord crate shares.
+//!
+//! - [`config`]: `ripcord.toml`, its discovery and its `RIPCORD_*` environment overrides.
+//! - [`class`]: how an error maps to an exit code (0 ok, 1 failed, 2 usage/config, 3 refused).
+//! - [`failpoint`]: fault injection used by the crash-safety tests (`RIPCORD_FAILPOINT`).
+//! - [`duration`]: human durations such as `72h` or `30d`.
+
+pub mod class;
+pub mod config;
+pub mod duration;
+pub mod failpoint;
+
+pub use class::{Class, Classify};

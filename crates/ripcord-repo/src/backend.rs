@@ -1,0 +1,168 @@
+//! Storage backends, shaped like an object store: whole and ranged gets,
+//! create-if-absent puts, listing and deletion. Paths are `/`-separated and
+//! relative to the repository root (`data/ab/<id>`, `snapshots/<id>`).
+
+use std::fs;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+pub trait Backend: Send + Sync {
+    /// Human-readable location, used in messages.
+    fn location(&self) -> String;
+    fn get(&self, path: &str) -> io::Result<Vec<u8>>;
+    fn get_range(&self, path: &str, offset: u64, len: u64) -> io::Result<Vec<u8>>;
+    fn size(&self, path: &str) -> io::Result<u64>;
+    /// Stores `data` at `path` unless something is already there. Returns
+    /// whether it wrote. Readers never see a partial file.
+    fn put_if_absent(&self, path: &str, data: &[u8]) -> io::Result<bool>;
+    /// All files below `prefix`, recursively, with their sizes.
+    fn list(&self, prefix: &str) -> io::Result<Vec<(String, u64)>>;
+    fn delete(&self, path: &str) -> io::Result<()>;
+    fn exists(&self, path: &str) -> io::Result<bool> {
+        match self.size(path) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A repository in a local folder.
+pub struct LocalBackend {
+    root: PathBuf,
+}
+
+impl LocalBackend {
+    pub fn new(root: impl Into<PathBuf>) -> LocalBackend {
+        LocalBackend { root: root.into() }
+    }
+    /// Parses `file:///path` or a plain path.
+    pub fn from_url(url: &str) -> LocalBackend {
+        LocalBackend::new(url.strip_prefix("file://").unwrap_or(url))
+    }
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    fn full(&self, path: &str) -> PathBuf {
+        self.root.join(path)
+    }
+}
+
+impl Backend for LocalBackend {
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn get(&self, path: &str) -> io::Result<Vec<u8>> {
+        fs::read(self.full(path))
+    }
+
+    fn get_range(&self, path: &str, offset: u64, len: u64) -> io::Result<Vec<u8>> {
+        let mut f = fs::File::open(self.full(path))?;
+        f.seek(SeekFrom::Start(offset))?;
+        let mut buf = vec![0u8; len as usize];
+        f.read_exact(&mut buf)?;
+        Ok(buf)
+    }
+
+    fn size(&self, path: &str) -> io::Result<u64> {
+        Ok(fs::metadata(self.full(path))?.len())
+    }
+
+    fn put_if_absent(&self, path: &str, data: &[u8]) -> io::Result<bool> {
+        let dest = self.full(path);
+        if dest.exists() {
+            return Ok(false);
+        }
+        let dir = dest.parent().expect("backend paths have a parent");
+        fs::create_dir_all(dir)?;
+        let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+        tmp.write_all(data)?;
+        tmp.as_file().sync_all()?;
+        // A hard link fails if the name exists, so two writers never clobber each other.
+        let created = match fs::hard_link(tmp.path(), &dest) {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
+            Err(e) => return Err(e),
+        };
+        drop(tmp);
+        if let Ok(d) = fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(created)
+    }
+
+    fn list(&self, prefix: &str) -> io::Result<Vec<(String, u64)>> {
+        let mut out = Vec::new();
+        let start = self.full(prefix);
+        if !start.exists() {
+            return Ok(out);
+        }
+        let mut stack = vec![(start, prefix.trim_end_matches('/').to_string())];
+        while let Some((dir, rel)) = stack.pop() {
+            for entry in fs::read_dir(&dir)? {
+                let entry = entry?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') {
+                    continue; // temporary files of unfinished writes
+                }
+                let meta = entry.metadata()?;
+                let child = format!("{rel}/{name}");
+                if meta.is_dir() {
+                    stack.push((entry.path(), child));
+                } else {
+                    out.push((child, meta.len()));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn delete(&self, path: &str) -> io::Result<()> {
+        match fs::remove_file(self.full(path)) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
+    }
+}
+
+/// Removes temporary files that interrupted writes left behind. Returns how many.
+pub fn remove_stale_temp_files(root: &Path) -> io::Result<usize> {
+    let mut removed = 0;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let path = entry.path();
+            if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                stack.push(path);
+            } else if name.to_string_lossy().starts_with(".tmp-") {
+                fs::remove_file(&path)?;
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_if_absent_never_overwrites() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(dir.path());
+        assert!(b.put_if_absent("data/ab/x", b"one").unwrap());
+        assert!(!b.put_if_absent("data/ab/x", b"two").unwrap());
+        assert_eq!(b.get("data/ab/x").unwrap(), b"one");
+        assert_eq!(b.get_range("data/ab/x", 1, 2).unwrap(), b"ne");
+        assert_eq!(b.list("data").unwrap(), vec![("data/ab/x".to_string(), 3)]);
+        b.delete("data/ab/x").unwrap();
+        assert!(!b.exists("data/ab/x").unwrap());
+    }
+}

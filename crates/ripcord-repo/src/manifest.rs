@@ -1,0 +1,129 @@
+//! What a snapshot records (R7): the manifest, directory trees and streams.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::Id;
+
+/// `snapshots/<id>`: one point-in-time copy of one or more targets.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Snapshot {
+    pub time: DateTime<Utc>,
+    pub host: String,
+    pub user: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub tier: Option<String>,
+    /// The previous snapshot of the same targets, used for the metadata check.
+    #[serde(default)]
+    pub parent: Option<Id>,
+    pub targets: Vec<TargetSnapshot>,
+    pub program_version: String,
+}
+
+impl Snapshot {
+    pub fn target(&self, name: &str) -> Option<&TargetSnapshot> {
+        self.targets.iter().find(|t| t.name == name)
+    }
+    pub fn target_names(&self) -> Vec<String> {
+        self.targets.iter().map(|t| t.name.clone()).collect()
+    }
+    pub fn total_size(&self) -> u64 {
+        self.targets.iter().map(|t| t.size).sum()
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct TargetSnapshot {
+    pub name: String,
+    /// Where the target was read from (a path or a URL without its password).
+    pub source: String,
+    /// Bytes of content (files or database image).
+    pub size: u64,
+    /// Files, or tables.
+    pub items: u64,
+    #[serde(default)]
+    pub git_commit: Option<String>,
+    #[serde(default)]
+    pub migration_version: Option<String>,
+    #[serde(flatten)]
+    pub content: Content,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Content {
+    /// A directory tree: the id of its root tree blob.
+    Dir { tree: Id },
+    /// A SQLite database image taken with the online backup API.
+    Sqlite {
+        image: Stream,
+        tables: Vec<TableStat>,
+    },
+}
+
+impl Content {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Content::Dir { .. } => "dir",
+            Content::Sqlite { .. } => "sqlite",
+        }
+    }
+}
+
+/// A byte stream stored as chunks.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stream {
+    pub size: u64,
+    /// BLAKE3 of the whole stream (inside the encrypted manifest).
+    pub checksum: String,
+    pub chunks: Vec<Id>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct TableStat {
+    pub name: String,
+    pub rows: u64,
+    /// BLAKE3 over the table's rows in key order.
+    pub checksum: String,
+    /// The table's `CREATE` statement, to show schema changes in `diff`.
+    #[serde(default)]
+    pub schema: String,
+}
+
+/// One directory: its entries sorted by name. Stored as a tree blob (JSON).
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct Tree {
+    pub nodes: Vec<Node>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeKind {
+    File,
+    Dir,
+    Symlink,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Node {
+    pub name: String,
+    pub kind: NodeKind,
+    pub mode: u32,
+    /// Modification time, nanoseconds since the epoch.
+    pub mtime: i64,
+    /// Status change time and inode, used only to detect unchanged files.
+    #[serde(default)]
+    pub ctime: i64,
+    #[serde(default)]
+    pub inode: u64,
+    #[serde(default)]
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub content: Vec<Id>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subtree: Option<Id>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}

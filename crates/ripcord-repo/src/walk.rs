@@ -1,0 +1,73 @@
+//! Walking what snapshots reference: trees, files and streams.
+
+use crate::error::Result;
+use crate::index::Index;
+use crate::manifest::{Content, NodeKind, Snapshot};
+use crate::repo::Repository;
+use crate::Id;
+
+/// One thing a snapshot references.
+pub enum Item<'a> {
+    /// A tree blob that was read successfully.
+    Tree { path: &'a str, id: Id },
+    /// A tree blob that could not be read; everything below it is unknown.
+    BrokenTree { path: &'a str, id: Id, error: String },
+    /// Data blobs of one file or stream, with its display path.
+    Chunks { path: &'a str, chunks: &'a [Id] },
+}
+
+/// Calls `visit` for every tree and every file or stream in one snapshot.
+/// Paths are `target/relative/path`.
+pub fn walk_snapshot(
+    repo: &Repository,
+    index: &Index,
+    snap: &Snapshot,
+    visit: &mut dyn FnMut(Item<'_>),
+) -> Result<()> {
+    for t in &snap.targets {
+        match &t.content {
+            Content::Dir { tree } => walk_tree(repo, index, *tree, t.name.clone(), visit),
+            Content::Sqlite { image, .. } => visit(Item::Chunks {
+                path: &format!("{}/<sqlite image>", t.name),
+                chunks: &image.chunks,
+            }),
+        }
+    }
+    Ok(())
+}
+
+fn walk_tree(
+    repo: &Repository,
+    index: &Index,
+    id: Id,
+    path: String,
+    visit: &mut dyn FnMut(Item<'_>),
+) {
+    let tree = match repo.load_tree(index, &id) {
+        Ok(t) => t,
+        Err(e) => {
+            visit(Item::BrokenTree {
+                path: &path,
+                id,
+                error: e.to_string(),
+            });
+            return;
+        }
+    };
+    visit(Item::Tree { path: &path, id });
+    for node in &tree.nodes {
+        let child = format!("{path}/{}", node.name);
+        match node.kind {
+            NodeKind::File => visit(Item::Chunks {
+                path: &child,
+                chunks: &node.content,
+            }),
+            NodeKind::Dir => {
+                if let Some(sub) = node.subtree {
+                    walk_tree(repo, index, sub, child, visit);
+                }
+            }
+            NodeKind::Symlink => {}
+        }
+    }
+}
