@@ -45,12 +45,20 @@ impl Classify for ConfigError {
     fn hint(&self) -> Option<String> {
         Some(
             match self {
-                ConfigError::NotFound { .. } => "run `ripcord init` to write one, or pass --config PATH / set RIPCORD_CONFIG",
+                ConfigError::NotFound { .. } => {
+                    "run `ripcord init` to write one, or pass --config PATH / set RIPCORD_CONFIG"
+                }
                 ConfigError::Read { .. } => "check the file's permissions",
-                ConfigError::Invalid { .. } => "fix the file; `ripcord init --print-config` shows a commented example",
+                ConfigError::Invalid { .. } => {
+                    "fix the file; `ripcord init --print-config` shows a commented example"
+                }
                 ConfigError::Env { .. } => "unset the variable or give it a valid value",
-                ConfigError::NoRepository => "set [repository] url in ripcord.toml or RIPCORD_REPOSITORY",
-                ConfigError::UnknownTarget { .. } => "add it under [targets.NAME] in ripcord.toml or use one of the configured names",
+                ConfigError::NoRepository => {
+                    "set [repository] url in ripcord.toml or RIPCORD_REPOSITORY"
+                }
+                ConfigError::UnknownTarget { .. } => {
+                    "add it under [targets.NAME] in ripcord.toml or use one of the configured names"
+                }
             }
             .to_string(),
         )
@@ -205,12 +213,12 @@ impl Config {
         let shown = source
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from(FILE_NAME));
-        let mut value: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-            ConfigError::Invalid {
-                path: shown.clone(),
-                message: e.to_string().trim().to_string(),
-            }
-        })?;
+        let mut value: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                    path: shown.clone(),
+                    message: e.to_string().trim().to_string(),
+                })?;
         apply_env(&mut value, env)?;
         let mut config: Config =
             toml::Value::Table(value)
@@ -300,7 +308,9 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)]) -> Result<(), Co
 fn parse_scalar(raw: &str) -> toml::Value {
     let probe = format!("v = {raw}");
     match probe.parse::<toml::Table>() {
-        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.into())),
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.into())),
         Err(_) => toml::Value::String(raw.to_string()),
     }
 }

@@ -5,7 +5,9 @@ use crate::crypto::Keys;
 pub const RAW: u8 = 0;
 pub const ZSTD: u8 = 1;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum BlobKind {
     Data,

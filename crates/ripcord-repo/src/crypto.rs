@@ -166,7 +166,8 @@ impl KeyFile {
     pub fn wrap(master: &MasterKey, passphrase: &str) -> KeyFile {
         let mut salt = [0u8; 16];
         rand::Rng::fill(&mut OsRng, &mut salt);
-        let kek = derive(passphrase, &salt, M_COST, T_COST, P_COST).expect("valid Argon2 parameters");
+        let kek =
+            derive(passphrase, &salt, M_COST, T_COST, P_COST).expect("valid Argon2 parameters");
         let cipher = XChaCha20Poly1305::new(kek.as_ref().into());
         let sealed = seal_with(&cipher, &master.to_bytes());
         KeyFile {

@@ -67,7 +67,8 @@ impl Index {
     /// first is used, the others still count for verify and prune.
     pub fn finalize(&mut self) {
         if !self.sorted {
-            self.entries.sort_unstable_by(|a, b| a.id.cmp(&b.id).then(a.pack.cmp(&b.pack)));
+            self.entries
+                .sort_unstable_by(|a, b| a.id.cmp(&b.id).then(a.pack.cmp(&b.pack)));
             self.entries.shrink_to_fit();
             self.sorted = true;
         }
@@ -118,13 +119,15 @@ impl Index {
     pub fn by_pack(&self) -> HashMap<Id, Vec<PackEntry>> {
         let mut out: HashMap<Id, Vec<PackEntry>> = HashMap::new();
         for e in &self.entries {
-            out.entry(self.packs[e.pack as usize]).or_default().push(PackEntry {
-                kind: e.kind,
-                id: e.id,
-                offset: e.offset,
-                length: e.length,
-                raw_length: e.raw_length,
-            });
+            out.entry(self.packs[e.pack as usize])
+                .or_default()
+                .push(PackEntry {
+                    kind: e.kind,
+                    id: e.id,
+                    offset: e.offset,
+                    length: e.length,
+                    raw_length: e.raw_length,
+                });
         }
         for v in out.values_mut() {
             v.sort_by_key(|e| e.offset);

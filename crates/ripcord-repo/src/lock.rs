@@ -44,7 +44,11 @@ impl LockInfo {
     pub fn describe(&self) -> String {
         format!(
             "{} lock held by {}@{} pid {} ({}) since {}",
-            if self.exclusive { "an exclusive" } else { "a shared" },
+            if self.exclusive {
+                "an exclusive"
+            } else {
+                "a shared"
+            },
             self.user,
             self.host,
             self.pid,
@@ -67,7 +71,9 @@ pub struct LockGuard {
 }
 
 fn write_lock(repo: &Repository, info: &LockInfo) -> Result<Id> {
-    let bytes = repo.keys().seal(serde_json::to_vec(info).expect("lock serializes"));
+    let bytes = repo
+        .keys()
+        .seal(serde_json::to_vec(info).expect("lock serializes"));
     let id = Id::random();
     let path = format!("locks/{}", id.to_hex());
     repo.backend()
@@ -161,7 +167,10 @@ impl LockGuard {
             }
             match other.stale_reason() {
                 Some(reason) if !exclusive => {
-                    warn(format!("ignoring a stale lock: {} ({reason}); remove it with `ripcord unlock`", other.describe()));
+                    warn(format!(
+                        "ignoring a stale lock: {} ({reason}); remove it with `ripcord unlock`",
+                        other.describe()
+                    ));
                 }
                 Some(reason) => {
                     return Err(Error::Locked {
@@ -207,6 +216,9 @@ impl Drop for LockGuard {
             let _ = h.join();
         }
         let id = *self.current.lock().expect("lock id");
-        let _ = self.repo.backend().delete(&format!("locks/{}", id.to_hex()));
+        let _ = self
+            .repo
+            .backend()
+            .delete(&format!("locks/{}", id.to_hex()));
     }
 }

@@ -84,12 +84,16 @@ pub fn encode_entries(entries: &[PackEntry]) -> Vec<u8> {
 
 pub fn decode_entries(bytes: &[u8]) -> Result<Vec<PackEntry>, String> {
     if bytes.len() % ENTRY_LEN != 0 {
-        return Err(format!("pack header has {} bytes, not a multiple of {ENTRY_LEN}", bytes.len()));
+        return Err(format!(
+            "pack header has {} bytes, not a multiple of {ENTRY_LEN}",
+            bytes.len()
+        ));
     }
     bytes
         .chunks_exact(ENTRY_LEN)
         .map(|c| {
-            let kind = BlobKind::from_u8(c[0]).ok_or_else(|| format!("unknown blob kind {}", c[0]))?;
+            let kind =
+                BlobKind::from_u8(c[0]).ok_or_else(|| format!("unknown blob kind {}", c[0]))?;
             let u32_at = |i: usize| u32::from_le_bytes(c[i..i + 4].try_into().expect("4 bytes"));
             let mut id = [0u8; 32];
             id.copy_from_slice(&c[1..33]);
@@ -114,15 +118,21 @@ pub fn read_header(
     if size < 4 {
         return Err(format!("pack is only {size} bytes long"));
     }
-    let len_bytes = backend.get_range(path, size - 4, 4).map_err(|e| e.to_string())?;
+    let len_bytes = backend
+        .get_range(path, size - 4, 4)
+        .map_err(|e| e.to_string())?;
     let hlen = u32::from_le_bytes(len_bytes[..4].try_into().expect("4 bytes")) as u64;
     if hlen + 4 > size {
-        return Err(format!("pack header length {hlen} exceeds pack size {size} (truncated pack?)"));
+        return Err(format!(
+            "pack header length {hlen} exceeds pack size {size} (truncated pack?)"
+        ));
     }
     let sealed = backend
         .get_range(path, size - 4 - hlen, hlen)
         .map_err(|e| e.to_string())?;
-    let plain = keys.open(&sealed).map_err(|e| format!("pack header: {e}"))?;
+    let plain = keys
+        .open(&sealed)
+        .map_err(|e| format!("pack header: {e}"))?;
     let entries = decode_entries(&plain)?;
     let data_end = size - 4 - hlen;
     for e in &entries {

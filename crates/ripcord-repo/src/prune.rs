@@ -43,7 +43,9 @@ pub fn prune(repo: &Repository, dry_run: bool) -> Result<PruneReport> {
             Item::Tree { id, .. } => {
                 used.insert(id);
             }
-            Item::BrokenTree { path, error, .. } => broken.push(format!("snapshot {}: {path}: {error}", sid.short())),
+            Item::BrokenTree { path, error, .. } => {
+                broken.push(format!("snapshot {}: {path}: {error}", sid.short()))
+            }
             Item::Chunks { chunks, .. } => used.extend(chunks.iter().copied()),
         })?;
     }
@@ -109,7 +111,11 @@ pub fn prune(repo: &Repository, dry_run: bool) -> Result<PruneReport> {
         report.bytes_freed += on_disk.get(pack_id).copied().unwrap_or(0);
     }
     // Packs no index mentions (interrupted runs) are unused by definition.
-    let orphans: Vec<Id> = on_disk.keys().filter(|p| !index.has_pack(p)).copied().collect();
+    let orphans: Vec<Id> = on_disk
+        .keys()
+        .filter(|p| !index.has_pack(p))
+        .copied()
+        .collect();
     report.packs_deleted += orphans.len();
     report.bytes_freed += orphans.iter().map(|p| on_disk[p]).sum::<u64>();
     if dry_run {
@@ -142,7 +148,10 @@ pub fn prune(repo: &Repository, dry_run: bool) -> Result<PruneReport> {
         let data = blob::decode(repo.keys(), &sealed, e.raw_length as usize)
             .map_err(|err| Error::corrupt(&path, format!("blob {}: {err}", e.id.short())))?;
         if repo.keys().blob_id(&data) != e.id {
-            return Err(Error::corrupt(&path, format!("blob {} does not match its id", e.id.short())));
+            return Err(Error::corrupt(
+                &path,
+                format!("blob {} does not match its id", e.id.short()),
+            ));
         }
         writer.add(e.kind, e.id, &sealed, e.raw_length as usize);
         if writer.len() >= pack::TARGET_SIZE {

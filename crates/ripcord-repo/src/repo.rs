@@ -110,7 +110,10 @@ impl Repository {
             Err(e) => return Err(Error::io(format!("cannot read config in {location}"), e)),
         };
         if bytes.len() < 9 || &bytes[..7] != MAGIC {
-            return Err(Error::corrupt("config", "not a ripcord config file (bad magic)"));
+            return Err(Error::corrupt(
+                "config",
+                "not a ripcord config file (bad magic)",
+            ));
         }
         if bytes[7] != FORMAT_VERSION {
             return Err(Error::Invalid(format!(
@@ -181,8 +184,8 @@ impl Repository {
 
     /// Seals, compresses and stores a small file under `dir/`, named by its bytes.
     pub fn save_file(&self, dir: &str, plaintext: &[u8]) -> Result<Id> {
-        let compressed = zstd::bulk::compress(plaintext, 3)
-            .map_err(|e| Error::io("cannot compress", e))?;
+        let compressed =
+            zstd::bulk::compress(plaintext, 3).map_err(|e| Error::io("cannot compress", e))?;
         let bytes = self.keys.seal(compressed);
         let id = Id::of_file(&bytes);
         let path = format!("{dir}/{}", id.to_hex());
@@ -203,7 +206,10 @@ impl Repository {
             }
         })?;
         if Id::of_file(&bytes) != *id {
-            return Err(Error::corrupt(&path, "content does not match its name (modified or truncated)"));
+            return Err(Error::corrupt(
+                &path,
+                "content does not match its name (modified or truncated)",
+            ));
         }
         let compressed = self
             .keys
@@ -213,7 +219,10 @@ impl Repository {
     }
 
     pub fn save_snapshot(&self, snapshot: &Snapshot) -> Result<Id> {
-        let id = self.save_file("snapshots", &serde_json::to_vec(snapshot).expect("serializes"))?;
+        let id = self.save_file(
+            "snapshots",
+            &serde_json::to_vec(snapshot).expect("serializes"),
+        )?;
         ripcord_core::failpoint::hit("snapshot-written");
         Ok(id)
     }
@@ -317,9 +326,9 @@ impl Repository {
 
     /// Reads, decrypts, decompresses and checks one blob.
     pub fn read_blob(&self, index: &Index, id: &Id) -> Result<Vec<u8>> {
-        let loc = index.get(id).ok_or_else(|| {
-            Error::corrupt(format!("blob {}", id.short()), "not in the index")
-        })?;
+        let loc = index
+            .get(id)
+            .ok_or_else(|| Error::corrupt(format!("blob {}", id.short()), "not in the index"))?;
         let path = pack::path(&loc.pack);
         let sealed = self
             .backend
@@ -332,7 +341,10 @@ impl Repository {
         let data = blob::decode(&self.keys, &sealed, loc.raw_length as usize)
             .map_err(|e| Error::corrupt(&path, format!("blob {}: {e}", id.short())))?;
         if self.keys.blob_id(&data) != *id {
-            return Err(Error::corrupt(&path, format!("blob {} does not match its id", id.short())));
+            return Err(Error::corrupt(
+                &path,
+                format!("blob {} does not match its id", id.short()),
+            ));
         }
         Ok(data)
     }
@@ -353,7 +365,9 @@ impl Repository {
                 continue;
             }
             // A pack whose trailer cannot be read is left for verify and prune.
-            if let Ok(entries) = pack::read_header(&*self.backend, &self.keys, &pack::path(&pack_id)) {
+            if let Ok(entries) =
+                pack::read_header(&*self.backend, &self.keys, &pack::path(&pack_id))
+            {
                 found.push((pack_id, entries));
             }
         }
@@ -382,7 +396,9 @@ impl Repository {
     /// Wraps the master key with a new passphrase. Data is not touched.
     pub fn add_key(&self, master_pass: &str, new_pass: &str) -> Result<Id> {
         if !self.keys.is_encrypted() {
-            return Err(Error::Key("this repository is not encrypted; it has no keys".into()));
+            return Err(Error::Key(
+                "this repository is not encrypted; it has no keys".into(),
+            ));
         }
         let (master, _) = unlock(&*self.backend, master_pass)?;
         write_key_file(&*self.backend, &master, new_pass)

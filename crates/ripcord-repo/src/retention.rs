@@ -61,14 +61,20 @@ pub fn apply(policy: &KeepPolicy, snaps: &[(Id, Snapshot)]) -> Vec<Decision> {
         groups.entry(group_key(&s.1)).or_default().push(s);
     }
     let rules: [(&str, Option<usize>, Bucket); 6] = [
-        ("last", policy.last, |t| t.timestamp_nanos_opt().unwrap_or(0).to_string()),
-        ("hourly", policy.hourly, |t| format!("{}-{}", t.date_naive(), t.hour())),
+        ("last", policy.last, |t| {
+            t.timestamp_nanos_opt().unwrap_or(0).to_string()
+        }),
+        ("hourly", policy.hourly, |t| {
+            format!("{}-{}", t.date_naive(), t.hour())
+        }),
         ("daily", policy.daily, |t| t.date_naive().to_string()),
         ("weekly", policy.weekly, |t| {
             let w = t.iso_week();
             format!("{}-W{}", w.year(), w.week())
         }),
-        ("monthly", policy.monthly, |t| format!("{}-{}", t.year(), t.month())),
+        ("monthly", policy.monthly, |t| {
+            format!("{}-{}", t.year(), t.month())
+        }),
         ("yearly", policy.yearly, |t| t.year().to_string()),
     ];
     let mut out = Vec::new();
@@ -103,7 +109,8 @@ pub fn apply(policy: &KeepPolicy, snaps: &[(Id, Snapshot)]) -> Vec<Decision> {
             }
         }
         if let Some(within) = policy.within {
-            let limit = newest - chrono::Duration::from_std(within).unwrap_or(chrono::Duration::MAX);
+            let limit =
+                newest - chrono::Duration::from_std(within).unwrap_or(chrono::Duration::MAX);
             for d in decisions.iter_mut().filter(|d| d.time >= limit) {
                 d.keep = true;
                 d.reasons.push("within".into());
@@ -138,7 +145,9 @@ mod tests {
                     items: 0,
                     git_commit: None,
                     migration_version: None,
-                    content: Content::Dir { tree: Id::default() },
+                    content: Content::Dir {
+                        tree: Id::default(),
+                    },
                 }],
             },
         )
@@ -147,12 +156,27 @@ mod tests {
     #[test]
     fn keep_last_and_daily() {
         let snaps: Vec<_> = (0..10).map(|i| snap(i * 12)).collect();
-        let d = apply(&KeepPolicy { last: Some(2), ..Default::default() }, &snaps);
+        let d = apply(
+            &KeepPolicy {
+                last: Some(2),
+                ..Default::default()
+            },
+            &snaps,
+        );
         assert_eq!(d.iter().filter(|d| d.keep).count(), 2);
-        let d = apply(&KeepPolicy { daily: Some(3), ..Default::default() }, &snaps);
+        let d = apply(
+            &KeepPolicy {
+                daily: Some(3),
+                ..Default::default()
+            },
+            &snaps,
+        );
         assert_eq!(d.iter().filter(|d| d.keep).count(), 3);
         let d = apply(
-            &KeepPolicy { within: Some(Duration::from_secs(25 * 3600)), ..Default::default() },
+            &KeepPolicy {
+                within: Some(Duration::from_secs(25 * 3600)),
+                ..Default::default()
+            },
             &snaps,
         );
         assert_eq!(d.iter().filter(|d| d.keep).count(), 3);

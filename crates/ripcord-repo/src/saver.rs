@@ -107,8 +107,8 @@ impl Saver {
                 let rx = rx.clone();
                 let shared = shared.clone();
                 std::thread::spawn(move || {
-                    let mut compressor = zstd::bulk::Compressor::new(opts.compression)
-                        .expect("valid zstd level");
+                    let mut compressor =
+                        zstd::bulk::Compressor::new(opts.compression).expect("valid zstd level");
                     for job in rx {
                         if let Err(e) = shared.store(&mut compressor, job) {
                             shared.fail(e);
@@ -131,7 +131,13 @@ impl Saver {
     /// Is this blob already stored (or on its way)?
     pub fn is_known(&self, id: &Id) -> bool {
         self.shared.known.contains(id)
-            || self.shared.state.lock().expect("saver lock").pending.contains(id)
+            || self
+                .shared
+                .state
+                .lock()
+                .expect("saver lock")
+                .pending
+                .contains(id)
     }
 
     /// Stores `data` unless an identical blob exists. Returns its id.
@@ -147,7 +153,13 @@ impl Saver {
             .bytes_in
             .fetch_add(data.len() as u64, Ordering::Relaxed);
         if self.shared.known.contains(&id)
-            || !self.shared.state.lock().expect("saver lock").pending.insert(id)
+            || !self
+                .shared
+                .state
+                .lock()
+                .expect("saver lock")
+                .pending
+                .insert(id)
         {
             return Ok(());
         }
@@ -175,7 +187,8 @@ impl Saver {
     pub fn finish(mut self) -> Result<SaveStats> {
         self.tx.take();
         for w in self.workers.drain(..) {
-            w.join().map_err(|_| Error::Invalid("a write worker panicked".into()))?;
+            w.join()
+                .map_err(|_| Error::Invalid("a write worker panicked".into()))?;
         }
         self.shared.check()?;
         let last = std::mem::take(&mut self.shared.state.lock().expect("saver lock").pack);

@@ -65,10 +65,10 @@ pub fn verify(
     // 1. Index files, one by one, so one damaged file does not hide the rest.
     let mut index = Index::new();
     for id in repo.list_ids("index")? {
-        match repo
-            .load_file("index", &id)
-            .and_then(|b| crate::index::decode_file(&b).map_err(|e| crate::Error::corrupt(format!("index/{}", id.to_hex()), e)))
-        {
+        match repo.load_file("index", &id).and_then(|b| {
+            crate::index::decode_file(&b)
+                .map_err(|e| crate::Error::corrupt(format!("index/{}", id.to_hex()), e))
+        }) {
             Ok(packs) => {
                 for (p, entries) in packs {
                     index.add_pack(p, &entries);
@@ -103,10 +103,16 @@ pub fn verify(
                 Err(e) => Some((*pack_id, e)),
                 Ok(mut header) => {
                     header.sort_by_key(|e| e.offset);
-                    let indexed: BTreeSet<_> = entries.iter().map(|e| (e.id, e.offset, e.length)).collect();
-                    let actual: BTreeSet<_> = header.iter().map(|e| (e.id, e.offset, e.length)).collect();
-                    (!indexed.is_subset(&actual))
-                        .then(|| (*pack_id, "the pack's header disagrees with the index".to_string()))
+                    let indexed: BTreeSet<_> =
+                        entries.iter().map(|e| (e.id, e.offset, e.length)).collect();
+                    let actual: BTreeSet<_> =
+                        header.iter().map(|e| (e.id, e.offset, e.length)).collect();
+                    (!indexed.is_subset(&actual)).then(|| {
+                        (
+                            *pack_id,
+                            "the pack's header disagrees with the index".to_string(),
+                        )
+                    })
                 }
             }
         })
@@ -150,7 +156,10 @@ pub fn verify(
                 report.problems.push(Problem {
                     object: format!("tree {}", id.short()),
                     detail: error,
-                    affects: vec![format!("snapshot {}: {path} and everything below it", sid.short())],
+                    affects: vec![format!(
+                        "snapshot {}: {path} and everything below it",
+                        sid.short()
+                    )],
                 });
             }
             Item::Chunks { chunks, .. } => {
@@ -170,7 +179,8 @@ pub fn verify(
             .iter()
             .filter(|(p, entries)| {
                 on_disk.contains_key(*p)
-                    && (opts.snapshot.is_none() || entries.iter().any(|e| referenced.contains(&e.id)))
+                    && (opts.snapshot.is_none()
+                        || entries.iter().any(|e| referenced.contains(&e.id)))
             })
             .map(|(p, _)| *p)
             .collect();
@@ -187,30 +197,40 @@ pub fn verify(
         let blobs = std::sync::atomic::AtomicUsize::new(0);
         packs.par_iter().for_each(|pack_id| {
             let path = pack::path(pack_id);
-            let result = repo.backend().get(&path).map_err(|e| e.to_string()).and_then(|bytes| {
-                let entries = pack::parse_full(repo.keys(), *pack_id, &bytes)?;
-                for e in &entries {
-                    let sealed = &bytes[e.offset as usize..(e.offset + e.length) as usize];
-                    let outcome = blob::decode(repo.keys(), sealed, e.raw_length as usize)
-                        .map_err(|err| err.to_string())
-                        .and_then(|data| {
-                            (repo.keys().blob_id(&data) == e.id)
-                                .then_some(())
-                                .ok_or_else(|| "content does not match its id".to_string())
-                        });
-                    blobs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if let Err(err) = outcome {
-                        found.lock().expect("verify lock").push((*pack_id, Some(e.id), err));
+            let result = repo
+                .backend()
+                .get(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| {
+                    let entries = pack::parse_full(repo.keys(), *pack_id, &bytes)?;
+                    for e in &entries {
+                        let sealed = &bytes[e.offset as usize..(e.offset + e.length) as usize];
+                        let outcome = blob::decode(repo.keys(), sealed, e.raw_length as usize)
+                            .map_err(|err| err.to_string())
+                            .and_then(|data| {
+                                (repo.keys().blob_id(&data) == e.id)
+                                    .then_some(())
+                                    .ok_or_else(|| "content does not match its id".to_string())
+                            });
+                        blobs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if let Err(err) = outcome {
+                            found
+                                .lock()
+                                .expect("verify lock")
+                                .push((*pack_id, Some(e.id), err));
+                        }
                     }
-                }
-                Ok(bytes.len() as u64)
-            });
+                    Ok(bytes.len() as u64)
+                });
             match result {
                 Ok(n) => {
                     let d = done.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
                     progress(d, total);
                 }
-                Err(err) => found.lock().expect("verify lock").push((*pack_id, None, err)),
+                Err(err) => found
+                    .lock()
+                    .expect("verify lock")
+                    .push((*pack_id, None, err)),
             }
         });
         report.packs_read = packs.len();
@@ -239,7 +259,11 @@ pub fn verify(
     }
 
     // 5. Name what the bad blobs affect.
-    let bad_referenced: HashSet<Id> = bad.keys().filter(|b| referenced.contains(b)).copied().collect();
+    let bad_referenced: HashSet<Id> = bad
+        .keys()
+        .filter(|b| referenced.contains(b))
+        .copied()
+        .collect();
     let mut affected: HashMap<Id, Vec<String>> = HashMap::new();
     if !bad_referenced.is_empty() {
         for (sid, snap) in &snapshots {
@@ -254,7 +278,10 @@ pub fn verify(
                 }
                 if let Item::Tree { path, id } = item {
                     if bad_referenced.contains(&id) {
-                        affected.entry(id).or_default().push(format!("snapshot {}: {path}", sid.short()));
+                        affected
+                            .entry(id)
+                            .or_default()
+                            .push(format!("snapshot {}: {path}", sid.short()));
                     }
                 }
             })?;
@@ -265,7 +292,9 @@ pub fn verify(
         let mut files = BTreeSet::new();
         for (blob_id, list) in &affected {
             let pack_of = index.get(blob_id).map(|l| pack::path(&l.pack));
-            let hit = pack_of.as_deref().is_some_and(|pp| p.object.starts_with(pp))
+            let hit = pack_of
+                .as_deref()
+                .is_some_and(|pp| p.object.starts_with(pp))
                 && (!p.object.contains("(blob ") || p.object.contains(&blob_id.short()));
             if hit {
                 files.extend(list.iter().cloned());

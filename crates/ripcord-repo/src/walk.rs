@@ -2,7 +2,9 @@
 
 use crate::error::Result;
 use crate::index::Index;
-use crate::manifest::{Content, NodeKind, Snapshot};
+use std::collections::HashSet;
+
+use crate::manifest::{Content, NodeKind, Snapshot, TargetSnapshot};
 use crate::repo::Repository;
 use crate::Id;
 
@@ -11,7 +13,11 @@ pub enum Item<'a> {
     /// A tree blob that was read successfully.
     Tree { path: &'a str, id: Id },
     /// A tree blob that could not be read; everything below it is unknown.
-    BrokenTree { path: &'a str, id: Id, error: String },
+    BrokenTree {
+        path: &'a str,
+        id: Id,
+        error: String,
+    },
     /// Data blobs of one file or stream, with its display path.
     Chunks { path: &'a str, chunks: &'a [Id] },
 }
@@ -25,15 +31,50 @@ pub fn walk_snapshot(
     visit: &mut dyn FnMut(Item<'_>),
 ) -> Result<()> {
     for t in &snap.targets {
-        match &t.content {
-            Content::Dir { tree } => walk_tree(repo, index, *tree, t.name.clone(), visit),
-            Content::Sqlite { image, .. } => visit(Item::Chunks {
-                path: &format!("{}/<sqlite image>", t.name),
-                chunks: &image.chunks,
-            }),
-        }
+        walk_target(repo, index, t, visit);
     }
     Ok(())
+}
+
+/// Like [`walk_snapshot`] for one target.
+pub fn walk_target(
+    repo: &Repository,
+    index: &Index,
+    t: &TargetSnapshot,
+    visit: &mut dyn FnMut(Item<'_>),
+) {
+    match &t.content {
+        Content::Dir { tree } => walk_tree(repo, index, *tree, t.name.clone(), visit),
+        Content::Sqlite { image, .. } => visit(Item::Chunks {
+            path: &format!("{}/<sqlite image>", t.name),
+            chunks: &image.chunks,
+        }),
+    }
+}
+
+/// Checks, without reading data, that every tree and blob one target needs
+/// is indexed and its pack exists. Returns one line per problem.
+pub fn missing(repo: &Repository, index: &Index, t: &TargetSnapshot) -> Result<Vec<String>> {
+    let packs: HashSet<Id> = repo.list_packs()?.into_iter().map(|(id, _)| id).collect();
+    let mut problems = Vec::new();
+    walk_target(repo, index, t, &mut |item| match item {
+        Item::Tree { .. } => {}
+        Item::BrokenTree { path, error, .. } => problems.push(format!("{path}: {error}")),
+        Item::Chunks { path, chunks } => {
+            for c in chunks {
+                match index.get(c) {
+                    None => {
+                        problems.push(format!("{path}: blob {} is not in the index", c.short()))
+                    }
+                    Some(loc) if !packs.contains(&loc.pack) => {
+                        problems.push(format!("{path}: pack {} is missing", loc.pack.short()))
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+    });
+    Ok(problems)
 }
 
 fn walk_tree(

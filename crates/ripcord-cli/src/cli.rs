@@ -1,0 +1,197 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ripcord",
+    version,
+    about = "Make changes to production systems reversible: verified, encrypted snapshots of databases and directories, and restores you can trust."
+)]
+pub struct Cli {
+    /// Configuration file [default: ./ripcord.toml]
+    #[arg(long, global = true, env = "RIPCORD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print only errors
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Write a commented ripcord.toml (if there is none) and create the repository
+    Init(InitArgs),
+    /// Snapshot targets (all configured targets when none are named)
+    Snapshot(SnapshotArgs),
+    /// List snapshots
+    Snapshots(SnapshotsArgs),
+    /// Show one snapshot's manifest
+    Show { snapshot: String },
+    /// Compare two snapshots: files added, removed and modified; tables changed
+    Diff { a: String, b: String },
+    /// Restore a snapshot, in place (after a safety snapshot) or into a path
+    Restore(RestoreArgs),
+    /// Check the repository; --deep also reads and re-hashes the data
+    Verify(VerifyArgs),
+    /// Remove snapshots by id or by a retention policy
+    Forget(ForgetArgs),
+    /// Delete data that no snapshot references
+    Prune(PruneArgs),
+    /// Manage the passphrases that open the repository
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Remove stale locks left by processes that died
+    Unlock {
+        /// Remove every lock, also live ones
+        #[arg(long)]
+        all: bool,
+    },
+    /// Repair repository structures
+    #[command(subcommand)]
+    Repair(RepairCommand),
+    /// Run the whole story on a throwaway app in a temporary folder
+    Demo {
+        /// Keep the demo folder instead of deleting it
+        #[arg(long)]
+        keep: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// Repository location (a path or file:// URL); overrides the configuration
+    #[arg(long)]
+    pub repository: Option<String>,
+    /// Create a repository without encryption
+    #[arg(long)]
+    pub insecure_no_encryption: bool,
+    /// Print the commented example configuration and exit
+    #[arg(long)]
+    pub print_config: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SnapshotArgs {
+    /// Targets to snapshot, by name from ripcord.toml
+    pub targets: Vec<String>,
+    /// Tag the snapshot (repeatable)
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// The tier this snapshot belongs to
+    #[arg(long)]
+    pub tier: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct SnapshotsArgs {
+    /// Only snapshots of this target
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Only snapshots with this tag
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Only snapshots of this tier
+    #[arg(long)]
+    pub tier: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    /// Snapshot id (or a unique prefix, or `latest`)
+    pub snapshot: String,
+    /// Restore only these targets (repeatable)
+    #[arg(long = "target")]
+    pub targets: Vec<String>,
+    /// Restore into this path instead of over the live target
+    #[arg(long)]
+    pub into: Option<PathBuf>,
+    /// Restore what is intact from a damaged snapshot, skipping damaged files
+    #[arg(long)]
+    pub partial: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// Only this snapshot
+    pub snapshot: Option<String>,
+    /// Read every pack, decrypt and re-hash every blob
+    #[arg(long)]
+    pub deep: bool,
+    /// With --deep: read only this share of the packs, e.g. 10%
+    #[arg(long, value_parser = parse_percent)]
+    pub subset: Option<f64>,
+}
+
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let n: f64 = s
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("{s:?} is not a percentage such as 10%"))?;
+    if n > 0.0 && n <= 100.0 {
+        Ok(n)
+    } else {
+        Err(format!("{s:?} must be more than 0% and at most 100%"))
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ForgetArgs {
+    /// Snapshots to forget, by id; without ids the keep policy decides
+    pub snapshots: Vec<String>,
+    #[arg(long)]
+    pub keep_last: Option<usize>,
+    #[arg(long)]
+    pub keep_hourly: Option<usize>,
+    #[arg(long)]
+    pub keep_daily: Option<usize>,
+    #[arg(long)]
+    pub keep_weekly: Option<usize>,
+    #[arg(long)]
+    pub keep_monthly: Option<usize>,
+    #[arg(long)]
+    pub keep_yearly: Option<usize>,
+    /// Keep every snapshot within this duration of the newest, e.g. 72h
+    #[arg(long)]
+    pub keep_within: Option<String>,
+    /// Only snapshots of this tier; its [tiers.T] keep policy applies when no --keep-* is given
+    #[arg(long)]
+    pub tier: Option<String>,
+    /// Also delete the data no snapshot references any more
+    #[arg(long)]
+    pub prune: bool,
+    /// Show what would be removed and change nothing
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// Show what would be removed and change nothing
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// Add a passphrase (RIPCORD_NEW_PASSWORD, or asked on a terminal)
+    Add,
+    /// List keys
+    List,
+    /// Remove a key by id
+    Remove { id: String },
+    /// Change the passphrase of the key in use
+    Passwd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RepairCommand {
+    /// Rebuild the index from the packs' own headers
+    Index,
+}

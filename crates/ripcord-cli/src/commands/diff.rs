@@ -1,0 +1,187 @@
+//! `ripcord diff A B`.
+
+use anyhow::Result;
+use ripcord_repo::index::Index;
+use ripcord_repo::manifest::{Content, Node, NodeKind, TableStat};
+use ripcord_repo::{Id, Repository};
+use serde::Serialize;
+
+use crate::ctx::Ctx;
+use crate::output;
+
+#[derive(Serialize, Default)]
+struct TargetDiff {
+    target: String,
+    /// `added` or `removed` when the target is in only one snapshot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<String>,
+    added: Vec<String>,
+    removed: Vec<String>,
+    modified: Vec<String>,
+}
+
+pub fn run(ctx: &Ctx, a: &str, b: &str) -> Result<()> {
+    let repo = ctx.open_repo()?;
+    let (ia, sa) = repo.find_snapshot(a)?;
+    let (ib, sb) = repo.find_snapshot(b)?;
+    let index = repo.load_index()?;
+    let mut names: Vec<String> = sa.target_names();
+    for n in sb.target_names() {
+        if !names.contains(&n) {
+            names.push(n);
+        }
+    }
+    let mut out = Vec::new();
+    for name in names {
+        let mut d = TargetDiff {
+            target: name.clone(),
+            ..Default::default()
+        };
+        match (sa.target(&name), sb.target(&name)) {
+            (Some(_), None) => d.status = Some("removed".into()),
+            (None, Some(_)) => d.status = Some("added".into()),
+            (Some(ta), Some(tb)) => match (&ta.content, &tb.content) {
+                (Content::Dir { tree: x }, Content::Dir { tree: y }) => {
+                    diff_trees(&repo, &index, Some(*x), Some(*y), "", &mut d)?
+                }
+                (Content::Sqlite { tables: x, .. }, Content::Sqlite { tables: y, .. }) => {
+                    diff_tables(x, y, &mut d)
+                }
+                _ => d.status = Some("kind changed".into()),
+            },
+            (None, None) => unreachable!("name comes from one of them"),
+        }
+        out.push(d);
+    }
+    if ctx.json {
+        output::print_json(&serde_json::json!({ "a": ia, "b": ib, "targets": out }));
+        return Ok(());
+    }
+    println!("comparing {} with {}", ia.short(), ib.short());
+    for d in &out {
+        if let Some(s) = &d.status {
+            println!("target {}: {s}", d.target);
+            continue;
+        }
+        println!(
+            "target {}: {} added, {} removed, {} modified",
+            d.target,
+            d.added.len(),
+            d.removed.len(),
+            d.modified.len()
+        );
+        for p in &d.added {
+            println!("  {} {p}", output::green("+"));
+        }
+        for p in &d.removed {
+            println!("  - {p}");
+        }
+        for p in &d.modified {
+            println!("  M {p}");
+        }
+    }
+    Ok(())
+}
+
+fn diff_tables(a: &[TableStat], b: &[TableStat], d: &mut TargetDiff) {
+    for t in b {
+        match a.iter().find(|x| x.name == t.name) {
+            None => d.added.push(format!("table {} ({} rows)", t.name, t.rows)),
+            Some(old) => {
+                let mut what = Vec::new();
+                if old.rows != t.rows {
+                    what.push(format!("rows {} -> {}", old.rows, t.rows));
+                }
+                if old.checksum != t.checksum && old.rows == t.rows {
+                    what.push("content changed".to_string());
+                }
+                if old.schema != t.schema {
+                    what.push("schema changed".to_string());
+                }
+                if !what.is_empty() {
+                    d.modified
+                        .push(format!("table {}: {}", t.name, what.join(", ")));
+                }
+            }
+        }
+    }
+    for t in a.iter().filter(|x| !b.iter().any(|y| y.name == x.name)) {
+        d.removed
+            .push(format!("table {} ({} rows)", t.name, t.rows));
+    }
+}
+
+fn load(repo: &Repository, index: &Index, id: Option<Id>) -> Result<Vec<Node>> {
+    Ok(match id {
+        Some(id) => repo.load_tree(index, &id)?.nodes,
+        None => vec![],
+    })
+}
+
+fn diff_trees(
+    repo: &Repository,
+    index: &Index,
+    a: Option<Id>,
+    b: Option<Id>,
+    prefix: &str,
+    d: &mut TargetDiff,
+) -> Result<()> {
+    if a == b {
+        return Ok(()); // identical subtrees share one id
+    }
+    let na = load(repo, index, a)?;
+    let nb = load(repo, index, b)?;
+    let (mut i, mut j) = (0, 0);
+    while i < na.len() || j < nb.len() {
+        let order = match (na.get(i), nb.get(j)) {
+            (Some(x), Some(y)) => x.name.cmp(&y.name),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            _ => std::cmp::Ordering::Greater,
+        };
+        match order {
+            std::cmp::Ordering::Less => {
+                list_all(repo, index, &na[i], prefix, &mut d.removed)?;
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                list_all(repo, index, &nb[j], prefix, &mut d.added)?;
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                let (x, y) = (&na[i], &nb[j]);
+                let path = format!("{prefix}{}", x.name);
+                if x.kind == NodeKind::Dir && y.kind == NodeKind::Dir {
+                    diff_trees(repo, index, x.subtree, y.subtree, &format!("{path}/"), d)?;
+                } else if x.kind != y.kind
+                    || x.content != y.content
+                    || x.mode != y.mode
+                    || x.target != y.target
+                {
+                    d.modified.push(path);
+                }
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn list_all(
+    repo: &Repository,
+    index: &Index,
+    node: &Node,
+    prefix: &str,
+    out: &mut Vec<String>,
+) -> Result<()> {
+    let path = format!("{prefix}{}", node.name);
+    if node.kind == NodeKind::Dir {
+        out.push(format!("{path}/"));
+        for child in load(repo, index, node.subtree)? {
+            list_all(repo, index, &child, &format!("{path}/"), out)?;
+        }
+    } else {
+        out.push(path);
+    }
+    Ok(())
+}

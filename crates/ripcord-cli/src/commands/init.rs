@@ -1,0 +1,121 @@
+//! `ripcord init`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use ripcord_core::config::{Config, FILE_NAME};
+use ripcord_repo::backend::LocalBackend;
+use ripcord_repo::Repository;
+
+use crate::cli::InitArgs;
+use crate::ctx::Ctx;
+
+pub const TEMPLATE: &str = r#"# ripcord configuration. Every key can be overridden from the environment:
+# RIPCORD_A__B=value sets a.b (for example RIPCORD_SNAPSHOT__COMPRESSION=3).
+
+[repository]
+# A local folder (or file:// URL). Relative paths are relative to this file.
+url = "{url}"
+# The passphrase comes from RIPCORD_PASSWORD, or from this command's output.
+# It is never stored in this file.
+# password_command = "cat /run/secrets/ripcord"
+
+[snapshot]
+# zstd level for new data (1 is fast; higher compresses more and costs CPU).
+compression = 1
+# Compression and encryption threads; 0 means one per core.
+jobs = 0
+
+# Targets are what ripcord protects. Name them; `ripcord snapshot NAME` uses the name.
+#
+# [targets.config]
+# kind = "dir"
+# path = "/etc/app"
+# exclude = ["*.tmp", "cache/**"]
+#
+# [targets.app]
+# kind = "sqlite"
+# path = "/var/lib/app/app.db"
+
+# Tiers group snapshots with a retention policy: `ripcord forget --tier daily`.
+#
+# [tiers.daily]
+# every = "24h"
+# keep = { daily = 30 }
+"#;
+
+pub fn run(config: Option<PathBuf>, json: bool, quiet: bool, args: &InitArgs) -> Result<()> {
+    if args.print_config {
+        print!("{}", TEMPLATE.replace("{url}", "ripcord-repo"));
+        return Ok(());
+    }
+    let path = config.clone().unwrap_or_else(|| PathBuf::from(FILE_NAME));
+    let existing = path.exists();
+    let mut cfg = if existing {
+        Config::discover(Some(&path))?
+    } else {
+        Config::discover(None).unwrap_or_default()
+    };
+    if let Some(url) = &args.repository {
+        cfg.repository.url = Some(url.clone());
+    }
+    let written_url = cfg
+        .repository
+        .url
+        .clone()
+        .unwrap_or_else(|| "ripcord-repo".into());
+    if cfg.repository.url.is_none() {
+        let base = std::path::absolute(&path)?
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_default();
+        cfg.repository.url = Some(base.join(&written_url).display().to_string());
+    }
+    let ctx = Ctx {
+        config: cfg,
+        config_path: config,
+        json,
+        quiet,
+    };
+    let backend = ctx.backend()?;
+    let pass = if args.insecure_no_encryption {
+        None
+    } else {
+        Some(ctx.passphrase("new repository passphrase: ")?.ok_or_else(|| {
+            crate::usage(
+                "a new repository needs a passphrase",
+                "set RIPCORD_PASSWORD or [repository] password_command, or pass --insecure-no-encryption",
+            )
+        })?)
+    };
+    if let Some(local) = ctx.config.repository_url().ok().map(LocalBackend::from_url) {
+        std::fs::create_dir_all(local.root())
+            .with_context(|| format!("cannot create {}", local.root().display()))?;
+    }
+    let repo = Repository::init(backend as Arc<_>, pass.as_ref().map(|p| p.as_str()))?;
+    if !existing {
+        std::fs::write(&path, TEMPLATE.replace("{url}", &written_url))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        ctx.say(format!("wrote {}", path.display()));
+    }
+    if json {
+        crate::output::print_json(&serde_json::json!({
+            "repository": repo.location(), "id": repo.config().id, "encrypted": repo.keys().is_encrypted(),
+        }));
+    }
+    ctx.say(format!(
+        "created {} repository {} at {}",
+        if repo.keys().is_encrypted() {
+            "encrypted"
+        } else {
+            "UNENCRYPTED"
+        },
+        repo.config().id.short(),
+        repo.location()
+    ));
+    if repo.keys().is_encrypted() {
+        ctx.say("keep the passphrase safe: the repository cannot be opened without it");
+    }
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! `ripcord key add|list|remove|passwd`.
+
+use anyhow::Result;
+use ripcord_repo::Id;
+use zeroize::Zeroizing;
+
+use crate::cli::KeyCommand;
+use crate::ctx::Ctx;
+use crate::output;
+
+fn new_passphrase() -> Result<Zeroizing<String>> {
+    if let Ok(p) = std::env::var("RIPCORD_NEW_PASSWORD") {
+        return Ok(Zeroizing::new(p));
+    }
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        let a = Zeroizing::new(rpassword::prompt_password("new passphrase: ")?);
+        let b = Zeroizing::new(rpassword::prompt_password("repeat new passphrase: ")?);
+        if a != b {
+            return Err(crate::usage(
+                "the passphrases do not match",
+                "type the same passphrase twice",
+            ));
+        }
+        return Ok(a);
+    }
+    Err(crate::usage(
+        "no new passphrase given",
+        "set RIPCORD_NEW_PASSWORD, or run on a terminal to be asked",
+    ))
+}
+
+pub fn run(ctx: &Ctx, cmd: KeyCommand) -> Result<()> {
+    let repo = ctx.open_repo()?;
+    let current = ctx.passphrase("repository passphrase: ")?;
+    match cmd {
+        KeyCommand::List => {
+            let keys = repo.key_files()?;
+            if ctx.json {
+                let v: Vec<_> = keys
+                    .iter()
+                    .map(|(id, k)| {
+                        serde_json::json!({
+                            "id": id, "short_id": id.short(), "current": Some(*id) == repo.key_id(),
+                            "created": k.created, "host": k.host, "user": k.user, "kdf": k.kdf,
+                        })
+                    })
+                    .collect();
+                output::print_json(&v);
+            } else {
+                let rows: Vec<Vec<String>> = keys
+                    .iter()
+                    .map(|(id, k)| {
+                        vec![
+                            format!(
+                                "{}{}",
+                                if Some(*id) == repo.key_id() { "*" } else { " " },
+                                id.short()
+                            ),
+                            k.created
+                                .with_timezone(&chrono::Local)
+                                .format("%Y-%m-%d %H:%M:%S")
+                                .to_string(),
+                            k.host.clone(),
+                            k.user.clone(),
+                        ]
+                    })
+                    .collect();
+                output::table(&[" ID", "CREATED", "HOST", "USER"], &rows);
+            }
+        }
+        KeyCommand::Add => {
+            let new = new_passphrase()?;
+            let cur =
+                current.ok_or_else(|| crate::usage("no passphrase", "set RIPCORD_PASSWORD"))?;
+            let id = repo.add_key(&cur, &new)?;
+            ctx.say(format!("added key {}", id.short()));
+        }
+        KeyCommand::Remove { id } => {
+            let target = resolve_key(&repo, &id)?;
+            let _lock = ctx.lock(&repo, true, "key remove")?;
+            repo.remove_key(&target)?;
+            ctx.say(format!("removed key {}", target.short()));
+        }
+        KeyCommand::Passwd => {
+            let new = new_passphrase()?;
+            let cur =
+                current.ok_or_else(|| crate::usage("no passphrase", "set RIPCORD_PASSWORD"))?;
+            let old = repo.key_id().ok_or_else(|| {
+                crate::usage("this repository is not encrypted", "it has no passphrase")
+            })?;
+            let _lock = ctx.lock(&repo, true, "key passwd")?;
+            let id = repo.add_key(&cur, &new)?;
+            // Reopen with the new key so the old one is not "in use".
+            let reopened = ripcord_repo::Repository::open(repo.backend().clone(), Some(&new))?;
+            reopened.remove_key(&old)?;
+            ctx.say(format!(
+                "passphrase changed: key {} replaces {}",
+                id.short(),
+                old.short()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn resolve_key(repo: &ripcord_repo::Repository, prefix: &str) -> Result<Id> {
+    let p = prefix.to_ascii_lowercase();
+    let matches: Vec<Id> = repo
+        .key_files()?
+        .into_iter()
+        .map(|(id, _)| id)
+        .filter(|id| id.to_hex().starts_with(&p))
+        .collect();
+    match matches.as_slice() {
+        [one] if !p.is_empty() => Ok(*one),
+        [] => Err(crate::usage(
+            format!("no key matches {prefix:?}"),
+            "`ripcord key list` shows the key ids",
+        )),
+        _ => Err(crate::usage(
+            format!("{prefix:?} matches several keys"),
+            "give more characters of the id",
+        )),
+    }
+}

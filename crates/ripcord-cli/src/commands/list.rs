@@ -1,0 +1,133 @@
+//! `ripcord snapshots` and `ripcord show`.
+
+use anyhow::Result;
+use ripcord_repo::manifest::{Content, Snapshot};
+use ripcord_repo::Id;
+use serde::Serialize;
+
+use crate::cli::SnapshotsArgs;
+use crate::ctx::Ctx;
+use crate::output;
+
+#[derive(Serialize)]
+struct Listed<'a> {
+    id: Id,
+    short_id: String,
+    #[serde(flatten)]
+    snapshot: &'a Snapshot,
+}
+
+pub fn snapshots(ctx: &Ctx, args: &SnapshotsArgs) -> Result<()> {
+    let repo = ctx.open_repo()?;
+    let all = repo.snapshots()?;
+    let shown: Vec<_> = all
+        .iter()
+        .filter(|(_, s)| args.target.as_ref().is_none_or(|t| s.target(t).is_some()))
+        .filter(|(_, s)| args.tag.as_ref().is_none_or(|t| s.tags.contains(t)))
+        .filter(|(_, s)| args.tier.is_none() || s.tier == args.tier)
+        .collect();
+    if ctx.json {
+        let v: Vec<Listed> = shown
+            .iter()
+            .map(|(id, s)| Listed {
+                id: *id,
+                short_id: id.short(),
+                snapshot: s,
+            })
+            .collect();
+        output::print_json(&v);
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = shown
+        .iter()
+        .map(|(id, s)| {
+            vec![
+                id.short(),
+                s.time
+                    .with_timezone(&chrono::Local)
+                    .format("%Y-%m-%d %H:%M:%S")
+                    .to_string(),
+                s.host.clone(),
+                s.tier.clone().unwrap_or_default(),
+                s.tags.join(","),
+                s.target_names().join(","),
+                output::bytes(s.total_size()),
+            ]
+        })
+        .collect();
+    output::table(
+        &["ID", "TIME", "HOST", "TIER", "TAGS", "TARGETS", "SIZE"],
+        &rows,
+    );
+    ctx.say(format!("{} snapshot(s)", rows.len()));
+    Ok(())
+}
+
+pub fn show(ctx: &Ctx, id: &str) -> Result<()> {
+    let repo = ctx.open_repo()?;
+    let (id, s) = repo.find_snapshot(id)?;
+    if ctx.json {
+        output::print_json(&Listed {
+            id,
+            short_id: id.short(),
+            snapshot: &s,
+        });
+        return Ok(());
+    }
+    println!("snapshot {id}");
+    println!(
+        "  time     {}",
+        s.time
+            .with_timezone(&chrono::Local)
+            .format("%Y-%m-%d %H:%M:%S %Z")
+    );
+    println!("  host     {} (user {})", s.host, s.user);
+    if let Some(t) = &s.tier {
+        println!("  tier     {t}");
+    }
+    if !s.tags.is_empty() {
+        println!("  tags     {}", s.tags.join(", "));
+    }
+    if let Some(p) = s.parent {
+        println!("  parent   {}", p.short());
+    }
+    println!("  ripcord  {}", s.program_version);
+    for t in &s.targets {
+        println!(
+            "  target {} ({}) from {}",
+            t.name,
+            t.content.kind(),
+            t.source
+        );
+        println!("    size    {}", output::bytes(t.size));
+        if let Some(c) = &t.git_commit {
+            println!("    git     {c}");
+        }
+        if let Some(m) = &t.migration_version {
+            println!("    migration {m}");
+        }
+        match &t.content {
+            Content::Dir { tree } => {
+                println!("    files   {}", t.items);
+                println!("    tree    {}", tree.short());
+            }
+            Content::Sqlite { image, tables } => {
+                println!(
+                    "    image   {} in {} chunks, blake3 {}",
+                    output::bytes(image.size),
+                    image.chunks.len(),
+                    &image.checksum[..16]
+                );
+                for tb in tables {
+                    println!(
+                        "    table   {:<24} {:>10} rows  {}",
+                        tb.name,
+                        tb.rows,
+                        &tb.checksum[..16]
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}

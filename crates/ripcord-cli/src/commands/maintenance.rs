@@ -1,0 +1,31 @@
+//! `ripcord unlock` and `ripcord repair`.
+
+use anyhow::Result;
+
+use crate::cli::RepairCommand;
+use crate::ctx::Ctx;
+
+pub fn unlock(ctx: &Ctx, all: bool) -> Result<()> {
+    let repo = ctx.open_repo()?;
+    let removed = ripcord_repo::lock::remove_locks(&repo, all)?;
+    for r in &removed {
+        ctx.say(format!("removed {r}"));
+    }
+    ctx.say(format!("{} lock(s) removed", removed.len()));
+    Ok(())
+}
+
+pub fn repair(ctx: &Ctx, cmd: RepairCommand) -> Result<()> {
+    let repo = ctx.open_repo()?;
+    match cmd {
+        RepairCommand::Index => {
+            let _lock = ctx.lock(&repo, true, "repair index")?;
+            let (packs, skipped) = ripcord_repo::prune::rebuild_index(&repo)?;
+            for s in &skipped {
+                ctx.warn(format!("unreadable pack left out of the index: {s}"));
+            }
+            ctx.say(format!("index rebuilt from {packs} pack(s)"));
+        }
+    }
+    Ok(())
+}

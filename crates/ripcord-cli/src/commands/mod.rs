@@ -1,0 +1,40 @@
+//! One module per command.
+
+mod diff;
+mod forget;
+mod init;
+mod key;
+mod list;
+mod maintenance;
+pub mod restore;
+pub mod snapshot;
+mod verify;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command};
+use crate::ctx::Ctx;
+
+pub fn dispatch(cli: Cli) -> Result<()> {
+    if let Command::Demo { keep } = cli.command {
+        return crate::demo::run(keep);
+    }
+    if let Command::Init(args) = &cli.command {
+        return init::run(cli.config.clone(), cli.json, cli.quiet, args);
+    }
+    let ctx = Ctx::load(cli.config, cli.json, cli.quiet)?;
+    match cli.command {
+        Command::Snapshot(args) => snapshot::run(&ctx, &args),
+        Command::Snapshots(args) => list::snapshots(&ctx, &args),
+        Command::Show { snapshot } => list::show(&ctx, &snapshot),
+        Command::Diff { a, b } => diff::run(&ctx, &a, &b),
+        Command::Restore(args) => restore::run(&ctx, &args),
+        Command::Verify(args) => verify::run(&ctx, &args),
+        Command::Forget(args) => forget::forget(&ctx, &args),
+        Command::Prune(args) => forget::prune(&ctx, args.dry_run),
+        Command::Key(cmd) => key::run(&ctx, cmd),
+        Command::Unlock { all } => maintenance::unlock(&ctx, all),
+        Command::Repair(cmd) => maintenance::repair(&ctx, cmd),
+        Command::Init(_) | Command::Demo { .. } => unreachable!("handled above"),
+    }
+}

@@ -1,0 +1,251 @@
+//! `ripcord restore`.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Result;
+use ripcord_core::config::TargetConfig;
+use ripcord_repo::manifest::{Content, TargetSnapshot};
+use ripcord_repo::{Id, Repository};
+use ripcord_targets::{dir, place, sqlite, RestoreOptions, RestoreStats};
+use serde::Serialize;
+
+use crate::cli::RestoreArgs;
+use crate::ctx::Ctx;
+use crate::output::{self, Bar};
+
+#[derive(Serialize, Default)]
+pub struct RestoreResult {
+    pub snapshot: Id,
+    pub safety_snapshot: Option<Id>,
+    pub targets: Vec<TargetRestore>,
+    pub seconds: f64,
+}
+
+#[derive(Serialize)]
+pub struct TargetRestore {
+    pub name: String,
+    pub destination: PathBuf,
+    #[serde(flatten)]
+    pub stats: RestoreStats,
+}
+
+pub fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<()> {
+    let repo = ctx.open_repo()?;
+    let _lock = ctx.lock(&repo, false, "restore")?;
+    let result = restore(ctx, &repo, args)?;
+    if ctx.json {
+        output::print_json(&result);
+        return Ok(());
+    }
+    if let Some(s) = result.safety_snapshot {
+        ctx.say(format!(
+            "safety snapshot {} holds the state before this restore",
+            s.short()
+        ));
+    }
+    for t in &result.targets {
+        let mut line = format!(
+            "restored {} to {}: {} files, {}",
+            t.name,
+            t.destination.display(),
+            t.stats.files,
+            output::bytes(t.stats.bytes)
+        );
+        if t.stats.tables_verified > 0 {
+            line.push_str(&format!(
+                ", {} tables match the snapshot's row counts and checksums",
+                t.stats.tables_verified
+            ));
+        }
+        ctx.say(line);
+        for s in &t.stats.skipped {
+            ctx.warn(format!("not restored (damaged): {s}"));
+        }
+    }
+    ctx.say(format!(
+        "restore of {} finished in {:.2}s",
+        result.snapshot.short(),
+        result.seconds
+    ));
+    if result.targets.iter().any(|t| !t.stats.skipped.is_empty()) {
+        return Err(crate::CliError::Failed {
+            message: "the restore is partial: damaged files were skipped".into(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<RestoreResult> {
+    let start = Instant::now();
+    let (snap_id, snap) = repo.find_snapshot(&args.snapshot)?;
+    let wanted: Vec<String> = args
+        .targets
+        .iter()
+        .flat_map(|t| t.split(','))
+        .map(str::to_string)
+        .collect();
+    for w in &wanted {
+        if snap.target(w).is_none() {
+            return Err(crate::usage(
+                format!("snapshot {} has no target {w:?}", snap_id.short()),
+                format!("it has: {}", snap.target_names().join(", ")),
+            ));
+        }
+    }
+    let selected: Vec<&TargetSnapshot> = snap
+        .targets
+        .iter()
+        .filter(|t| wanted.is_empty() || wanted.contains(&t.name))
+        .collect();
+    let index = repo.load_index()?;
+
+    // Refuse a damaged snapshot before anything changes.
+    let mut problems = Vec::new();
+    for t in &selected {
+        problems.extend(ripcord_repo::walk::missing(repo, &index, t)?);
+    }
+    if !problems.is_empty() && !args.partial {
+        let shown: Vec<_> = problems.iter().take(10).cloned().collect();
+        let more = problems.len().saturating_sub(10);
+        return Err(ripcord_repo::Error::Damaged {
+            snapshot: snap_id.short(),
+            problems: format!(
+                "{}{}",
+                shown.join("; "),
+                if more > 0 {
+                    format!(" (and {more} more)")
+                } else {
+                    String::new()
+                }
+            ),
+        }
+        .into());
+    }
+    let opts = RestoreOptions {
+        partial: args.partial,
+    };
+    let mut result = RestoreResult {
+        snapshot: snap_id,
+        ..Default::default()
+    };
+
+    // Where each target goes.
+    let mut plan: Vec<(&TargetSnapshot, PathBuf, bool)> = Vec::new();
+    for t in &selected {
+        match &args.into {
+            Some(into) => {
+                let base = if selected.len() == 1 {
+                    into.clone()
+                } else {
+                    into.join(&t.name)
+                };
+                let dest = match &t.content {
+                    Content::Sqlite { .. } if selected.len() > 1 || base.is_dir() => {
+                        base.join(file_name(&t.source))
+                    }
+                    _ => base,
+                };
+                plan.push((t, dest, false));
+            }
+            None => plan.push((t, live_path(ctx, t)?, true)),
+        }
+    }
+
+    // In place: keep the current state first.
+    let live: Vec<String> = plan
+        .iter()
+        .filter(|(_, path, in_place)| *in_place && path.exists())
+        .map(|(t, _, _)| t.name.clone())
+        .collect();
+    if !live.is_empty() {
+        let tag = format!("before-restore-{}", snap_id.short());
+        let safety = super::snapshot::take(ctx, repo, &live, &["safety".into(), tag], None)?;
+        result.safety_snapshot = Some(safety.id);
+    }
+
+    for (t, dest, in_place) in plan {
+        let bar = Bar::new(
+            Some(t.size),
+            &format!("restore {}", t.name),
+            ctx.quiet || ctx.json,
+        );
+        let stats = match &t.content {
+            Content::Dir { tree } => {
+                if in_place {
+                    let staged = place::staging_path(&dest, "restore");
+                    let _ = std::fs::remove_dir_all(&staged);
+                    let stats = dir::restore(repo, &index, *tree, &staged, opts, &bar);
+                    match stats {
+                        Ok(s) => {
+                            place::swap_in(&staged, &dest)?;
+                            s
+                        }
+                        Err(e) => {
+                            let _ = std::fs::remove_dir_all(&staged);
+                            return Err(e.into());
+                        }
+                    }
+                } else {
+                    dir::restore(repo, &index, *tree, &dest, opts, &bar)?
+                }
+            }
+            Content::Sqlite { image, tables } => {
+                let tables_verified = if in_place {
+                    sqlite::restore_in_place(repo, &index, image, tables, &dest, &bar)?
+                } else {
+                    sqlite::restore_to_file(repo, &index, image, tables, &dest, &bar)?
+                };
+                RestoreStats {
+                    files: 1,
+                    bytes: image.size,
+                    skipped: vec![],
+                    tables_verified,
+                }
+            }
+        };
+        bar.finish();
+        result.targets.push(TargetRestore {
+            name: t.name.clone(),
+            destination: dest,
+            stats,
+        });
+    }
+    result.seconds = start.elapsed().as_secs_f64();
+    Ok(result)
+}
+
+fn file_name(source: &str) -> std::ffi::OsString {
+    Path::new(source)
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| "database.db".into())
+}
+
+/// The configured location of a target, for an in-place restore.
+fn live_path(ctx: &Ctx, t: &TargetSnapshot) -> Result<PathBuf> {
+    let hint = "pass --into PATH to restore somewhere else";
+    let cfg = ctx.config.targets.get(&t.name).ok_or_else(|| {
+        crate::usage(
+            format!(
+                "target {:?} is not in the configuration, so there is no place to restore it to",
+                t.name
+            ),
+            hint,
+        )
+    })?;
+    match (cfg, &t.content) {
+        (TargetConfig::Dir { path, .. }, Content::Dir { .. })
+        | (TargetConfig::Sqlite { path }, Content::Sqlite { .. }) => Ok(path.clone()),
+        _ => Err(crate::usage(
+            format!(
+                "target {:?} is a {} target now but the snapshot holds {}",
+                t.name,
+                cfg.kind(),
+                t.content.kind()
+            ),
+            hint,
+        )),
+    }
+}

@@ -1,0 +1,183 @@
+//! `ripcord snapshot`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Result;
+use ripcord_core::config::TargetConfig;
+use ripcord_repo::manifest::{Content, Snapshot, TargetSnapshot};
+use ripcord_repo::saver::{SaveStats, Saver, SaverOptions};
+use ripcord_repo::{Id, Repository};
+use ripcord_targets::{dir, sqlite};
+use serde::Serialize;
+
+use crate::cli::SnapshotArgs;
+use crate::ctx::Ctx;
+use crate::output::{self, Bar};
+
+#[derive(Serialize)]
+pub struct SnapshotResult {
+    pub id: Id,
+    pub short_id: String,
+    pub targets: Vec<String>,
+    pub files: u64,
+    pub unchanged_files: u64,
+    pub size: u64,
+    pub stats: SaveStats,
+    pub seconds: f64,
+    pub recovered_packs: usize,
+}
+
+pub fn run(ctx: &Ctx, args: &SnapshotArgs) -> Result<()> {
+    let repo = ctx.open_repo()?;
+    let names = resolve_targets(ctx, &args.targets)?;
+    let _lock = ctx.lock(&repo, false, "snapshot")?;
+    let result = take(ctx, &repo, &names, &args.tags, args.tier.clone())?;
+    if ctx.json {
+        output::print_json(&result);
+    } else {
+        ctx.say(format!(
+            "snapshot {} saved: {} ({} files, {} unchanged), {} new, {} stored, in {:.2}s",
+            result.short_id,
+            output::bytes(result.size),
+            result.files,
+            result.unchanged_files,
+            output::bytes(result.stats.new_bytes),
+            output::bytes(result.stats.stored_bytes),
+            result.seconds
+        ));
+    }
+    Ok(())
+}
+
+/// The named targets, or all configured ones; each must exist in the config.
+pub fn resolve_targets(ctx: &Ctx, names: &[String]) -> Result<Vec<String>> {
+    let names: Vec<String> = if names.is_empty() {
+        ctx.config.targets.keys().cloned().collect()
+    } else {
+        names
+            .iter()
+            .flat_map(|n| n.split(','))
+            .map(str::to_string)
+            .collect()
+    };
+    if names.is_empty() {
+        return Err(crate::usage(
+            "no targets are configured",
+            "add a [targets.NAME] section to ripcord.toml (kind = \"dir\" or \"sqlite\")",
+        ));
+    }
+    for n in &names {
+        ctx.config.target(n)?;
+    }
+    Ok(names)
+}
+
+/// Takes one snapshot of `names`. The caller holds a lock.
+pub fn take(
+    ctx: &Ctx,
+    repo: &Repository,
+    names: &[String],
+    tags: &[String],
+    tier: Option<String>,
+) -> Result<SnapshotResult> {
+    let start = Instant::now();
+    let mut index = repo.load_index()?;
+    let recovered = repo.index_orphan_packs(&mut index)?;
+    if recovered > 0 {
+        ctx.say(format!(
+            "reusing {recovered} pack(s) left by an interrupted run"
+        ));
+    }
+    let index = Arc::new(index);
+    // The newest snapshot that has each target is its parent.
+    let previous = repo.snapshots()?;
+    let parent_of = |name: &str| {
+        previous
+            .iter()
+            .rev()
+            .find(|(_, s)| s.target(name).is_some())
+    };
+    let parent = names.first().and_then(|n| parent_of(n)).map(|(id, _)| *id);
+
+    let opts = SaverOptions {
+        compression: ctx.config.snapshot.compression,
+        jobs: ctx.config.snapshot.jobs,
+    };
+    let saver = Saver::new(repo, index.clone(), opts);
+    let mut targets = Vec::new();
+    let (mut files, mut unchanged) = (0, 0);
+    for name in names {
+        let bar = Bar::new(None, &format!("snapshot {name}"), ctx.quiet || ctx.json);
+        let t =
+            match ctx.config.target(name)? {
+                TargetConfig::Dir { path, exclude } => {
+                    let parent_tree =
+                        parent_of(name).and_then(|(_, s)| match &s.target(name)?.content {
+                            Content::Dir { tree } => Some(*tree),
+                            _ => None,
+                        });
+                    let d = dir::snapshot(&saver, &index, path, exclude, parent_tree, &bar)?;
+                    files += d.files;
+                    unchanged += d.unchanged;
+                    TargetSnapshot {
+                        name: name.clone(),
+                        source: path.display().to_string(),
+                        size: d.bytes,
+                        items: d.files,
+                        git_commit: d.git_commit,
+                        migration_version: None,
+                        content: Content::Dir { tree: d.tree },
+                    }
+                }
+                TargetConfig::Sqlite { path } => {
+                    let s = sqlite::snapshot(&saver, path, &bar)?;
+                    files += 1;
+                    TargetSnapshot {
+                        name: name.clone(),
+                        source: path.display().to_string(),
+                        size: s.image.size,
+                        items: s.tables.len() as u64,
+                        git_commit: None,
+                        migration_version: None,
+                        content: Content::Sqlite {
+                            image: s.image,
+                            tables: s.tables,
+                        },
+                    }
+                }
+                TargetConfig::Postgres { .. } => return Err(crate::usage(
+                    format!(
+                        "target {name:?} is a postgres target, which this build cannot snapshot"
+                    ),
+                    "snapshot dir and sqlite targets, or upgrade ripcord",
+                )),
+            };
+        bar.finish();
+        targets.push(t);
+    }
+    let stats = saver.finish()?;
+    ripcord_core::failpoint::hit("before-manifest");
+    let snapshot = Snapshot {
+        time: chrono::Utc::now(),
+        host: ripcord_repo::hostname(),
+        user: ripcord_repo::username(),
+        tags: tags.to_vec(),
+        tier,
+        parent,
+        targets,
+        program_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let id = repo.save_snapshot(&snapshot)?;
+    Ok(SnapshotResult {
+        id,
+        short_id: id.short(),
+        targets: names.to_vec(),
+        files,
+        unchanged_files: unchanged,
+        size: snapshot.total_size(),
+        stats,
+        seconds: start.elapsed().as_secs_f64(),
+        recovered_packs: recovered,
+    })
+}

@@ -1,0 +1,70 @@
+//! `ripcord verify`.
+
+use anyhow::Result;
+use ripcord_repo::verify::{verify, VerifyOptions};
+
+use crate::cli::VerifyArgs;
+use crate::ctx::Ctx;
+use crate::output::{self, Bar};
+
+pub fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<()> {
+    let repo = ctx.open_repo()?;
+    let _lock = ctx.lock(&repo, false, "verify")?;
+    let snapshot = match &args.snapshot {
+        Some(s) => Some(repo.find_snapshot(s)?.0),
+        None => None,
+    };
+    if args.subset.is_some() && !args.deep {
+        return Err(crate::usage(
+            "--subset only applies to --deep",
+            "add --deep",
+        ));
+    }
+    let opts = VerifyOptions {
+        deep: args.deep,
+        subset_percent: args.subset,
+        snapshot,
+    };
+    let bar = Bar::new(None, "verify", ctx.quiet || ctx.json);
+    let last = std::sync::atomic::AtomicU64::new(0);
+    let report = verify(&repo, &opts, &|done, _total| {
+        let prev = last.swap(done, std::sync::atomic::Ordering::Relaxed);
+        ripcord_targets::Progress::bytes(&bar, done.saturating_sub(prev));
+    })?;
+    bar.finish();
+    if ctx.json {
+        output::print_json(&report);
+    } else {
+        for w in &report.warnings {
+            ctx.warn(w);
+        }
+        for p in &report.problems {
+            println!("{} {}: {}", output::red("damaged:"), p.object, p.detail);
+            for a in &p.affects {
+                println!("    affects {a}");
+            }
+        }
+        let depth = if args.deep { "deep" } else { "quick" };
+        ctx.say(format!(
+            "{depth} verify: {} snapshot(s), {} pack(s) indexed, {} pack(s) read, {} blob(s) re-hashed, {} read: {}",
+            report.snapshots,
+            report.packs,
+            report.packs_read,
+            report.blobs_checked,
+            output::bytes(report.bytes_read),
+            if report.ok() { "no problems".to_string() } else { format!("{} problem(s)", report.problems.len()) }
+        ));
+    }
+    if report.ok() {
+        Ok(())
+    } else {
+        Err(crate::CliError::Failed {
+            message: format!(
+                "verify found {} problem(s) in {}",
+                report.problems.len(),
+                repo.location()
+            ),
+        }
+        .into())
+    }
+}

@@ -1,0 +1,107 @@
+//! The `ripcord` binary: argument parsing, output, and the commands. All
+//! behaviour lives in the library crates; this crate wires them to a terminal.
+
+pub mod cli;
+mod commands;
+mod ctx;
+mod demo;
+mod output;
+
+use clap::Parser;
+use ripcord_core::{Class, Classify};
+
+pub use ctx::Ctx;
+
+/// Errors of the command line itself (arguments that make no sense together).
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{message}")]
+    Usage { message: String, hint: String },
+    #[error("{message}")]
+    Refused { message: String, hint: String },
+    #[error("{message}")]
+    Failed { message: String },
+}
+
+impl Classify for CliError {
+    fn class(&self) -> Class {
+        match self {
+            CliError::Usage { .. } => Class::Usage,
+            CliError::Refused { .. } => Class::Refused,
+            CliError::Failed { .. } => Class::Failed,
+        }
+    }
+    fn hint(&self) -> Option<String> {
+        match self {
+            CliError::Usage { hint, .. } | CliError::Refused { hint, .. } => Some(hint.clone()),
+            CliError::Failed { .. } => None,
+        }
+    }
+}
+
+pub fn usage(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
+    CliError::Usage {
+        message: message.into(),
+        hint: hint.into(),
+    }
+    .into()
+}
+
+/// Class and hint of the first error in the chain that knows them.
+fn classify(err: &anyhow::Error) -> (Class, Option<String>) {
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<ripcord_repo::Error>() {
+            return (e.class(), e.hint());
+        }
+        if let Some(e) = cause.downcast_ref::<ripcord_targets::Error>() {
+            return (e.class(), e.hint());
+        }
+        if let Some(e) = cause.downcast_ref::<ripcord_core::config::ConfigError>() {
+            return (e.class(), e.hint());
+        }
+        if let Some(e) = cause.downcast_ref::<CliError>() {
+            return (e.class(), e.hint());
+        }
+    }
+    (Class::Failed, None)
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn run() -> i32 {
+    output::init_colors();
+    let cli = match cli::Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
+                _ => Class::Usage.exit_code(),
+            };
+        }
+    };
+    let json = cli.json;
+    match commands::dispatch(cli) {
+        Ok(()) => 0,
+        Err(err) => {
+            let (class, hint) = classify(&err);
+            if json {
+                let v = serde_json::json!({
+                    "error": err.to_string(),
+                    "causes": err.chain().skip(1).map(|c| c.to_string()).collect::<Vec<_>>(),
+                    "hint": hint,
+                    "exit_code": class.exit_code(),
+                });
+                eprintln!("{v}");
+            } else {
+                eprintln!("{} {err}", output::red("error:"));
+                for cause in err.chain().skip(1) {
+                    eprintln!("  caused by: {cause}");
+                }
+                if let Some(h) = hint {
+                    eprintln!("{} {h}", output::bold("hint:"));
+                }
+            }
+            class.exit_code()
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Terminal output: colours (off with NO_COLOR or when not a terminal),
+//! progress bars (only on a terminal), sizes and tables.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+pub fn init_colors() {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    if no_color || !std::io::stdout().is_terminal() {
+        console::set_colors_enabled(false);
+    }
+    if no_color || !std::io::stderr().is_terminal() {
+        console::set_colors_enabled_stderr(false);
+    }
+}
+
+pub fn red(s: &str) -> String {
+    console::style(s).red().bold().for_stderr().to_string()
+}
+pub fn bold(s: &str) -> String {
+    console::style(s).bold().for_stderr().to_string()
+}
+pub fn green(s: &str) -> String {
+    console::style(s).green().to_string()
+}
+
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// A byte-progress bar on stderr, drawn only when stderr is a terminal.
+pub struct Bar {
+    pb: ProgressBar,
+}
+
+impl Bar {
+    pub fn new(total: Option<u64>, message: &str, quiet: bool) -> Bar {
+        let visible = !quiet && std::io::stderr().is_terminal();
+        let pb = match total {
+            Some(t) => ProgressBar::with_draw_target(Some(t), ProgressDrawTarget::stderr()),
+            None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()),
+        };
+        if !visible {
+            pb.set_draw_target(ProgressDrawTarget::hidden());
+        }
+        let style = if total.is_some() {
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
+        } else {
+            "{spinner} {msg} {bytes} {bytes_per_sec} {elapsed}"
+        };
+        pb.set_style(
+            ProgressStyle::with_template(style)
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        pb.set_message(message.to_string());
+        pb.enable_steady_tick(Duration::from_millis(200));
+        Bar { pb }
+    }
+    pub fn finish(&self) {
+        self.pb.finish_and_clear();
+    }
+}
+
+impl ripcord_targets::Progress for Bar {
+    fn bytes(&self, n: u64) {
+        self.pb.inc(n);
+    }
+    fn warn(&self, message: String) {
+        self.pb.suspend(|| {
+            eprintln!(
+                "{} {message}",
+                console::style("warning:").yellow().for_stderr()
+            )
+        });
+    }
+}
+
+impl Drop for Bar {
+    fn drop(&mut self) {
+        self.pb.finish_and_clear();
+    }
+}
+
+/// Prints rows as aligned columns.
+pub fn table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(console::measure_text_width(c));
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let mut out = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            let pad = widths[i].saturating_sub(console::measure_text_width(c));
+            out.push_str(c);
+            if i + 1 < cells.len() {
+                out.push_str(&" ".repeat(pad + 2));
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(
+        header
+            .iter()
+            .map(|h| console::style(*h).bold().to_string())
+            .collect(),
+    );
+    for r in rows {
+        line(r.clone());
+    }
+}
+
+pub fn print_json<T: serde::Serialize>(v: &T) {
+    println!("{}", serde_json::to_string_pretty(v).expect("serializable"));
+}

@@ -1,0 +1,317 @@
+//! SQLite databases, through the online backup API.
+//!
+//! A snapshot copies the database with one backup step, which holds a read
+//! transaction for the copy: the image is consistent even while other
+//! processes write. Row counts and checksums are computed on that image, so
+//! they describe exactly what was stored.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use ripcord_repo::index::Index;
+use ripcord_repo::manifest::{Stream, TableStat};
+use ripcord_repo::saver::Saver;
+use ripcord_repo::Repository;
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags};
+
+use crate::error::{Error, Result};
+use crate::Progress;
+
+pub struct SqliteSnapshot {
+    pub image: Stream,
+    pub tables: Vec<TableStat>,
+}
+
+fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
+    move |source| Error::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn open_existing(path: &Path, flags: OpenFlags) -> Result<Connection> {
+    let meta = fs::metadata(path).map_err(|_| Error::Missing {
+        path: path.to_path_buf(),
+    })?;
+    if !meta.is_file() {
+        return Err(Error::WrongKind {
+            path: path.to_path_buf(),
+            expected: "SQLite database file",
+        });
+    }
+    let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(
+        |e| Error::NotSqlite {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        },
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))
+        .map_err(sql_err(path))?;
+    // Reading the schema is what fails on a file that is not a database.
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map_err(|e| Error::NotSqlite {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    })?;
+    Ok(conn)
+}
+
+/// Copies `src` into a new database file at `dest` in one backup step.
+fn backup_into(src: &Connection, dest: &Path, src_path: &Path) -> Result<()> {
+    let mut out = Connection::open(dest).map_err(sql_err(dest))?;
+    let backup = rusqlite::backup::Backup::new(src, &mut out).map_err(sql_err(src_path))?;
+    // -1: all pages in one step, under one read transaction.
+    loop {
+        match backup.step(-1).map_err(sql_err(src_path))? {
+            rusqlite::backup::StepResult::Done => break,
+            _ => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
+    }
+    Ok(())
+}
+
+pub fn snapshot(saver: &Saver, path: &Path, progress: &dyn Progress) -> Result<SqliteSnapshot> {
+    let src = open_existing(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let tmp = tempfile::Builder::new()
+        .prefix("ripcord-sqlite-")
+        .tempdir()
+        .map_err(|e| Error::io("cannot create a temporary folder", e))?;
+    let image_path = tmp.path().join("image.db");
+    backup_into(&src, &image_path, path)?;
+    drop(src);
+    let tables = {
+        let image = Connection::open_with_flags(&image_path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(sql_err(&image_path))?;
+        table_stats(&image, &image_path)?
+    };
+    let file =
+        fs::File::open(&image_path).map_err(|e| Error::io("cannot read the database image", e))?;
+    let image = ripcord_repo::chunk::save_stream(saver, file, &path.display().to_string(), &|n| {
+        progress.bytes(n)
+    })?;
+    Ok(SqliteSnapshot { image, tables })
+}
+
+/// Row count, content checksum and schema of every user table, by name.
+pub fn table_stats(conn: &Connection, path: &Path) -> Result<Vec<TableStat>> {
+    let err = sql_err(path);
+    let mut stmt = conn
+        .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        .map_err(&err)?;
+    let tables: Vec<(String, String)> = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+            ))
+        })
+        .map_err(&err)?
+        .collect::<Result<_, _>>()
+        .map_err(&err)?;
+    let mut out = Vec::new();
+    for (name, schema) in tables {
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        let without_rowid = schema.to_ascii_uppercase().contains("WITHOUT ROWID");
+        // Key order makes the checksum independent of the file's page layout.
+        let sql = if without_rowid {
+            format!("SELECT * FROM {quoted}")
+        } else {
+            format!("SELECT * FROM {quoted} ORDER BY rowid")
+        };
+        let mut stmt = conn.prepare(&sql).map_err(&err)?;
+        let cols = stmt.column_count();
+        let mut rows = stmt.query([]).map_err(&err)?;
+        let mut hasher = blake3::Hasher::new();
+        let mut count = 0u64;
+        while let Some(row) = rows.next().map_err(&err)? {
+            count += 1;
+            for i in 0..cols {
+                hash_value(&mut hasher, row.get_ref(i).map_err(&err)?);
+            }
+        }
+        out.push(TableStat {
+            name,
+            rows: count,
+            checksum: hasher.finalize().to_hex().to_string(),
+            schema,
+        });
+    }
+    Ok(out)
+}
+
+fn hash_value(h: &mut blake3::Hasher, v: ValueRef<'_>) {
+    match v {
+        ValueRef::Null => {
+            h.update(&[0]);
+        }
+        ValueRef::Integer(i) => {
+            h.update(&[1]);
+            h.update(&i.to_le_bytes());
+        }
+        ValueRef::Real(f) => {
+            h.update(&[2]);
+            h.update(&f.to_bits().to_le_bytes());
+        }
+        ValueRef::Text(t) => {
+            h.update(&[3]);
+            h.update(&(t.len() as u64).to_le_bytes());
+            h.update(t);
+        }
+        ValueRef::Blob(b) => {
+            h.update(&[4]);
+            h.update(&(b.len() as u64).to_le_bytes());
+            h.update(b);
+        }
+    }
+}
+
+/// Writes the stored image to `dest` (a new file) and checks its checksum.
+pub fn write_image(
+    repo: &Repository,
+    index: &Index,
+    image: &Stream,
+    dest: &Path,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let ctx = || format!("cannot write {}", dest.display());
+    let mut out = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(dest)
+        .map_err(|e| Error::io(ctx(), e))?;
+    let mut hasher = blake3::Hasher::new();
+    for id in &image.chunks {
+        let data = repo.read_blob(index, id)?;
+        hasher.update(&data);
+        out.write_all(&data).map_err(|e| Error::io(ctx(), e))?;
+        progress.bytes(data.len() as u64);
+    }
+    out.sync_all().map_err(|e| Error::io(ctx(), e))?;
+    if hasher.finalize().to_hex().as_str() != image.checksum {
+        return Err(Error::Mismatch {
+            detail: format!("{} does not match the snapshot's checksum", dest.display()),
+        });
+    }
+    Ok(())
+}
+
+/// Checks a restored database against the manifest's tables.
+pub fn check_tables(path: &Path, expected: &[TableStat]) -> Result<u64> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(sql_err(path))?;
+    let actual = table_stats(&conn, path)?;
+    let want: Vec<_> = expected
+        .iter()
+        .map(|t| (&t.name, t.rows, &t.checksum))
+        .collect();
+    let got: Vec<_> = actual
+        .iter()
+        .map(|t| (&t.name, t.rows, &t.checksum))
+        .collect();
+    if want != got {
+        let diff: Vec<String> = expected
+            .iter()
+            .filter(|t| {
+                !actual
+                    .iter()
+                    .any(|a| a.name == t.name && a.rows == t.rows && a.checksum == t.checksum)
+            })
+            .map(|t| t.name.clone())
+            .collect();
+        return Err(Error::Mismatch {
+            detail: format!("tables differ after restore: {}", diff.join(", ")),
+        });
+    }
+    Ok(actual.len() as u64)
+}
+
+/// Restores the image into a new file at `dest`, byte for byte, then checks it.
+pub fn restore_to_file(
+    repo: &Repository,
+    index: &Index,
+    image: &Stream,
+    tables: &[TableStat],
+    dest: &Path,
+    progress: &dyn Progress,
+) -> Result<u64> {
+    if dest.exists() {
+        return Err(Error::NotEmpty {
+            path: dest.to_path_buf(),
+        });
+    }
+    let dir = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)
+        .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+    let tmp = tmp_sibling(dest);
+    let result = write_image(repo, index, image, &tmp, progress)
+        .and_then(|_| check_tables(&tmp, tables))
+        .and_then(|n| {
+            fs::rename(&tmp, dest)
+                .map_err(|e| Error::io(format!("cannot move into {}", dest.display()), e))?;
+            Ok(n)
+        });
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Restores over a live database: the image is written beside it, checked,
+/// then copied in with the backup API, which SQLite applies atomically and
+/// which respects other connections and WAL mode.
+pub fn restore_in_place(
+    repo: &Repository,
+    index: &Index,
+    image: &Stream,
+    tables: &[TableStat],
+    dest: &Path,
+    progress: &dyn Progress,
+) -> Result<u64> {
+    let tmp = tmp_sibling(dest);
+    let _ = fs::remove_file(&tmp);
+    let cleanup = TempFile(tmp.clone());
+    write_image(repo, index, image, &tmp, progress)?;
+    check_tables(&tmp, tables)?;
+    let src = Connection::open_with_flags(&tmp, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(sql_err(&tmp))?;
+    if !dest.exists() {
+        drop(src);
+        fs::rename(&tmp, dest)
+            .map_err(|e| Error::io(format!("cannot move into {}", dest.display()), e))?;
+    } else {
+        let mut live = Connection::open(dest).map_err(sql_err(dest))?;
+        live.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(sql_err(dest))?;
+        let backup = rusqlite::backup::Backup::new(&src, &mut live).map_err(sql_err(dest))?;
+        loop {
+            match backup.step(-1).map_err(sql_err(dest))? {
+                rusqlite::backup::StepResult::Done => break,
+                _ => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        }
+    }
+    drop(cleanup);
+    check_tables(dest, tables)
+}
+
+struct TempFile(PathBuf);
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+fn tmp_sibling(dest: &Path) -> PathBuf {
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dest.with_file_name(format!(".{name}.ripcord-restore"))
+}
