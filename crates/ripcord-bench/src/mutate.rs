@@ -43,7 +43,7 @@ pub fn mutate(out: &Path, percent: f64, seed: u64, round: u64) -> Result<Mutatio
         bail!("percent must be between 0 and 100, got {percent}");
     }
     let tree = out.join("tree");
-    let files = walk::files(&[tree.clone()])?;
+    let files = walk::files(std::slice::from_ref(&tree))?;
     if files.is_empty() {
         bail!("no files under {}", tree.display());
     }

@@ -391,9 +391,9 @@ impl CsvWriter {
         l.clear();
         let _ = write!(l, "{},", self.id);
         timestamp(self.t, l);
-        let _ = write!(
+        let _ = writeln!(
             l,
-            ",{},{},{}.{:02},EUR,{},\"{} {} {}\"\n",
+            ",{},{},{}.{:02},EUR,{},\"{} {} {}\"",
             rng.below(200_000),
             rng.pick(COUNTRIES),
             rng.below(5000),
