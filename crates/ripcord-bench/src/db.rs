@@ -2,7 +2,7 @@
 //! events (text) and attachments (blobs).
 //!
 //! At scale 1.0: 100,000 users, 1,200,000 events and 12,000 attachments of
-//! 1 to 24 KiB (half random, half text), about 400 MB on disk.
+//! 1 to 24 KiB (half random, half text), about 480 MB on disk.
 
 use std::path::Path;
 

@@ -7,7 +7,7 @@
 //! - 8 large compressible files (logs and CSV exports, 400 MiB in total);
 //! - 6 large incompressible files (random "disk images", 300 MiB in total);
 //!
-//! and the SQLite database `app.db` is about 400 MB (see [`crate::db`]).
+//! and the SQLite database `app.db` is about 480 MB (see [`crate::db`]).
 //! Every size and count except the number of large files scales with `scale`.
 
 use std::fs::{self, File};

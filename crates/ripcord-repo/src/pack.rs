@@ -46,7 +46,8 @@ impl PackWriter {
     }
     pub fn add(&mut self, kind: BlobKind, id: Id, sealed: &[u8], raw_length: usize) {
         if self.buf.capacity() == 0 {
-            self.buf.reserve(TARGET_SIZE + (1 << 20));
+            // Room for the blob that crosses the target and the header.
+            self.buf.reserve(TARGET_SIZE + (5 << 20));
         }
         self.entries.push(PackEntry {
             kind,

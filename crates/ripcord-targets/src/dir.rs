@@ -48,14 +48,30 @@ struct Walker<'a> {
     index: &'a Index,
     excludes: GlobSet,
     progress: &'a dyn Progress,
+    /// Files to read, filled by the scan.
+    reads: Vec<PathBuf>,
     files: u64,
-    bytes: u64,
     unchanged: u64,
 }
+
+/// One scanned directory: its nodes, which of them are directories, and
+/// which files still need reading (node position, read job).
+struct Scanned {
+    nodes: Vec<Node>,
+    subdirs: Vec<(usize, Scanned)>,
+    pending: Vec<(usize, usize)>,
+}
+
+/// Reading is I/O-bound on a cold cache, so more readers than cores pay off.
+const READERS: usize = 8;
 
 /// Snapshots the tree at `root`. With `parent` (the root tree of the previous
 /// snapshot of this target), files whose size, mtime, ctime and inode are
 /// unchanged are not read again.
+///
+/// Three passes: scan the metadata, read the changed files in parallel
+/// (chunk and hash on reader threads; the saver compresses and seals), then
+/// store the trees bottom-up.
 pub fn snapshot(
     saver: &Saver,
     index: &Index,
@@ -78,16 +94,38 @@ pub fn snapshot(
         index,
         excludes: build_excludes(excludes)?,
         progress,
+        reads: Vec::new(),
         files: 0,
-        bytes: 0,
         unchanged: 0,
     };
     let parent_tree = parent.and_then(|id| saver.repo().load_tree(index, &id).ok());
-    let tree = w.save_dir(root, "", parent_tree.as_ref())?;
+    let scanned = w.scan(root, "", parent_tree.as_ref())?;
+
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(READERS)
+        .build()
+        .map_err(|e| Error::io("cannot start reader threads", std::io::Error::other(e)))?;
+    let read: Vec<Result<Option<(u64, Vec<Id>)>>> = pool.install(|| {
+        w.reads
+            .par_iter()
+            .map(|path| match w.save_file(path) {
+                Ok(r) => Ok(Some(r)),
+                // Removed while we worked: leave it out.
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                    Ok(None)
+                }
+                Err(e) => Err(e),
+            })
+            .collect()
+    });
+    let read = read.into_iter().collect::<Result<Vec<_>>>()?;
+    let mut bytes = 0;
+    let tree = w.build(scanned, &read, &mut bytes)?;
+    let vanished = read.iter().filter(|r| r.is_none()).count() as u64;
     Ok(DirSnapshot {
         tree,
-        files: w.files,
-        bytes: w.bytes,
+        files: w.files - vanished,
+        bytes,
         unchanged: w.unchanged,
         git_commit: git_commit(root),
     })
@@ -102,7 +140,7 @@ fn ctime_ns(m: &fs::Metadata) -> i64 {
 }
 
 impl Walker<'_> {
-    fn save_dir(&mut self, dir: &Path, rel: &str, parent: Option<&Tree>) -> Result<Id> {
+    fn scan(&mut self, dir: &Path, rel: &str, parent: Option<&Tree>) -> Result<Scanned> {
         let mut entries: Vec<(String, PathBuf)> = Vec::new();
         let read = fs::read_dir(dir)
             .map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
@@ -118,7 +156,11 @@ impl Walker<'_> {
             }
         }
         entries.sort();
-        let mut nodes = Vec::with_capacity(entries.len());
+        let mut out = Scanned {
+            nodes: Vec::with_capacity(entries.len()),
+            subdirs: Vec::new(),
+            pending: Vec::new(),
+        };
         for (name, path) in entries {
             let child_rel = if rel.is_empty() {
                 name.clone()
@@ -158,7 +200,8 @@ impl Walker<'_> {
                     .filter(|o| o.kind == NodeKind::Dir)
                     .and_then(|o| o.subtree)
                     .and_then(|id| self.saver.repo().load_tree(self.index, &id).ok());
-                node.subtree = Some(self.save_dir(&path, &child_rel, old_tree.as_ref())?);
+                let sub = self.scan(&path, &child_rel, old_tree.as_ref())?;
+                out.subdirs.push((out.nodes.len(), sub));
             } else if ft.is_symlink() {
                 node.kind = NodeKind::Symlink;
                 let target = fs::read_link(&path)
@@ -180,21 +223,9 @@ impl Walker<'_> {
                     self.unchanged += 1;
                     self.progress.bytes(o.size);
                 } else {
-                    match self.save_file(&path, meta.len()) {
-                        Ok((size, content)) => {
-                            node.size = size;
-                            node.content = content;
-                        }
-                        Err(Error::Io { source, .. })
-                            if source.kind() == std::io::ErrorKind::NotFound =>
-                        {
-                            self.files -= 1;
-                            continue;
-                        }
-                        Err(e) => return Err(e),
-                    }
+                    out.pending.push((out.nodes.len(), self.reads.len()));
+                    self.reads.push(path);
                 }
-                self.bytes += node.size;
             } else {
                 self.progress.warn(format!(
                     "skipped {}: sockets, fifos and devices are not saved",
@@ -202,15 +233,51 @@ impl Walker<'_> {
                 ));
                 continue;
             }
-            nodes.push(node);
+            out.nodes.push(node);
         }
-        let bytes = serde_json::to_vec(&Tree { nodes }).expect("tree serializes");
-        Ok(self.saver.save(BlobKind::Tree, bytes)?)
+        Ok(out)
     }
 
-    fn save_file(&self, path: &Path, size_hint: u64) -> Result<(u64, Vec<Id>)> {
+    /// Fills in read results and stores the trees, children first.
+    fn build(
+        &self,
+        mut dir: Scanned,
+        read: &[Option<(u64, Vec<Id>)>],
+        bytes: &mut u64,
+    ) -> Result<Id> {
+        let mut vanished = vec![false; dir.nodes.len()];
+        for (pos, job) in dir.pending {
+            match &read[job] {
+                Some((size, content)) => {
+                    dir.nodes[pos].size = *size;
+                    dir.nodes[pos].content = content.clone();
+                }
+                None => vanished[pos] = true,
+            }
+        }
+        for (pos, sub) in std::mem::take(&mut dir.subdirs) {
+            dir.nodes[pos].subtree = Some(self.build(sub, read, bytes)?);
+        }
+        let nodes: Vec<Node> = dir
+            .nodes
+            .into_iter()
+            .zip(vanished)
+            .filter(|(_, gone)| !gone)
+            .map(|(n, _)| n)
+            .collect();
+        *bytes += nodes
+            .iter()
+            .filter(|n| n.kind == NodeKind::File)
+            .map(|n| n.size)
+            .sum::<u64>();
+        let blob = serde_json::to_vec(&Tree { nodes }).expect("tree serializes");
+        Ok(self.saver.save(BlobKind::Tree, blob)?)
+    }
+
+    fn save_file(&self, path: &Path) -> Result<(u64, Vec<Id>)> {
         let ctx = || format!("cannot read {}", path.display());
         let mut file = fs::File::open(path).map_err(|e| Error::io(ctx(), e))?;
+        let size_hint = file.metadata().map_err(|e| Error::io(ctx(), e))?.len();
         let min = self.saver.repo().config().chunker.min as u64;
         if size_hint < min {
             // Small files are one chunk; skip the chunker's buffer.

@@ -16,7 +16,7 @@ use ripcord_bench::{generate, mutate};
 struct Args {
     /// Directory to write the data set into (or to mutate).
     out_dir: PathBuf,
-    /// Size factor: 1.0 gives a ~1.1 GiB tree and a ~400 MB database.
+    /// Size factor: 1.0 gives a ~1.1 GiB tree and a ~480 MB database.
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
     /// Seed of the pseudo-random generator.
