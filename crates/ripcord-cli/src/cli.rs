@@ -87,6 +87,12 @@ pub struct SnapshotArgs {
     /// The tier this snapshot belongs to
     #[arg(long)]
     pub tier: Option<String>,
+    /// Only these tables of a database target (comma-separated, `table` or `schema.table`)
+    #[arg(long, value_delimiter = ',')]
+    pub tables: Vec<String>,
+    /// Parallel database workers [default: one per core]
+    #[arg(long)]
+    pub jobs: Option<usize>,
 }
 
 #[derive(Args, Debug)]
@@ -109,9 +115,21 @@ pub struct RestoreArgs {
     /// Restore only these targets (repeatable)
     #[arg(long = "target")]
     pub targets: Vec<String>,
-    /// Restore into this path instead of over the live target
+    /// Restore into this path (or postgres:// URL) instead of over the live target
     #[arg(long)]
     pub into: Option<PathBuf>,
+    /// Only these tables of a database snapshot (comma-separated)
+    #[arg(long, value_delimiter = ',')]
+    pub tables: Vec<String>,
+    /// PostgreSQL: create the --into database first
+    #[arg(long)]
+    pub create: bool,
+    /// PostgreSQL: replace what a non-empty --into database holds
+    #[arg(long)]
+    pub clean: bool,
+    /// Parallel database workers [default: one per core]
+    #[arg(long)]
+    pub jobs: Option<usize>,
     /// Restore what is intact from a damaged snapshot, skipping damaged files
     #[arg(long)]
     pub partial: bool,

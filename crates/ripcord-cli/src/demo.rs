@@ -118,6 +118,10 @@ pub fn run(keep: bool) -> Result<()> {
         targets: vec![],
         into: None,
         partial: false,
+        tables: vec![],
+        create: false,
+        clean: false,
+        jobs: None,
     };
     let r = restore::restore(&ctx, &repo, &args)?;
     if let Some(s) = r.safety_snapshot {

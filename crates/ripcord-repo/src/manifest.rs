@@ -61,6 +61,62 @@ pub enum Content {
         image: Stream,
         tables: Vec<TableStat>,
     },
+    /// A PostgreSQL database, or selected tables of one.
+    Postgres(Box<PgContent>),
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct PgContent {
+    pub server_version: String,
+    /// `pg_dump --schema-only --format=custom` of what was taken.
+    pub schema: Stream,
+    pub tables: Vec<PgTable>,
+    #[serde(default)]
+    pub sequences: Vec<PgSequence>,
+    /// Only selected tables were taken.
+    #[serde(default)]
+    pub partial: bool,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct PgTable {
+    pub schema: String,
+    pub name: String,
+    pub rows: u64,
+    /// Order-independent checksum over the rows' binary COPY encoding.
+    pub checksum: String,
+    /// Bytes of binary COPY data.
+    pub size: u64,
+    /// Size of the table on the server.
+    pub relation_size: u64,
+    /// Columns in COPY order (generated columns excluded).
+    pub columns: Vec<PgColumn>,
+    /// Indexes that no constraint owns, restored with the table.
+    #[serde(default)]
+    pub indexes: Vec<String>,
+    /// Binary COPY data, one stream per block range.
+    pub parts: Vec<Stream>,
+}
+
+impl PgTable {
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct PgColumn {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub type_name: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct PgSequence {
+    pub schema: String,
+    pub name: String,
+    pub last_value: i64,
+    pub is_called: bool,
 }
 
 impl Content {
@@ -68,6 +124,7 @@ impl Content {
         match self {
             Content::Dir { .. } => "dir",
             Content::Sqlite { .. } => "sqlite",
+            Content::Postgres(_) => "postgres",
         }
     }
 }

@@ -202,7 +202,18 @@ pub fn verify(
                 .get(&path)
                 .map_err(|e| e.to_string())
                 .and_then(|bytes| {
-                    let entries = pack::parse_full(repo.keys(), *pack_id, &bytes)?;
+                    let (entries, misnamed) = match pack::parse_full(repo.keys(), *pack_id, &bytes)
+                    {
+                        Ok(entries) => (entries, None),
+                        // Modified bytes: if the header still reads, check blob
+                        // by blob so only the damaged files are named.
+                        Err(err) => (
+                            pack::parse_full(repo.keys(), Id::of_file(&bytes), &bytes)
+                                .map_err(|_| err.clone())?,
+                            Some(err),
+                        ),
+                    };
+                    let mut damaged_blobs = 0;
                     for e in &entries {
                         let sealed = &bytes[e.offset as usize..(e.offset + e.length) as usize];
                         let outcome = blob::decode(repo.keys(), sealed, e.raw_length as usize)
@@ -214,13 +225,17 @@ pub fn verify(
                             });
                         blobs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         if let Err(err) = outcome {
+                            damaged_blobs += 1;
                             found
                                 .lock()
                                 .expect("verify lock")
                                 .push((*pack_id, Some(e.id), err));
                         }
                     }
-                    Ok(bytes.len() as u64)
+                    match misnamed {
+                        Some(err) if damaged_blobs == 0 => Err(err),
+                        _ => Ok(bytes.len() as u64),
+                    }
                 });
             match result {
                 Ok(n) => {

@@ -49,6 +49,21 @@ pub fn walk_target(
             path: &format!("{}/<sqlite image>", t.name),
             chunks: &image.chunks,
         }),
+        Content::Postgres(pg) => {
+            visit(Item::Chunks {
+                path: &format!("{}/<schema>", t.name),
+                chunks: &pg.schema.chunks,
+            });
+            for table in &pg.tables {
+                let path = format!("{}/{}", t.name, table.qualified());
+                for part in &table.parts {
+                    visit(Item::Chunks {
+                        path: &path,
+                        chunks: &part.chunks,
+                    });
+                }
+            }
+        }
     }
 }
 

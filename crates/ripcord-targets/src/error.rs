@@ -27,6 +27,28 @@ pub enum Error {
     Mismatch { detail: String },
     #[error("invalid exclude pattern {pattern:?}: {detail}")]
     Pattern { pattern: String, detail: String },
+    #[error("{message}")]
+    Tool { message: String, hint: String },
+    #[error("{what} failed ({status}): {stderr}")]
+    ToolFailed {
+        what: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("invalid PostgreSQL URL {url}: {detail}")]
+    BadUrl { url: String, detail: String },
+    #[error("PostgreSQL at {target} refused the credentials: {detail}")]
+    PgAuth { target: String, detail: String },
+    #[error("database at {target} does not exist")]
+    PgMissingDatabase { target: String },
+    #[error("cannot reach PostgreSQL at {target}: {detail}")]
+    PgUnreachable { target: String, detail: String },
+    #[error("PostgreSQL error ({context}): {detail}")]
+    Pg { context: String, detail: String },
+    #[error("table {name} does not exist in {target}")]
+    UnknownTable { name: String, target: String },
+    #[error("database {target} is not empty ({tables} tables)")]
+    NotEmptyDatabase { target: String, tables: i64 },
     #[error(transparent)]
     Repo(#[from] ripcord_repo::Error),
     #[error("{context}: {source}")]
@@ -56,7 +78,15 @@ impl Classify for Error {
             | Error::NotSqlite { .. }
             | Error::Pattern { .. }
             | Error::NotEmpty { .. } => Class::Usage,
-            Error::Unsafe { .. } => Class::Refused,
+            Error::Unsafe { .. } | Error::NotEmptyDatabase { .. } => Class::Refused,
+            Error::Tool { .. }
+            | Error::BadUrl { .. }
+            | Error::PgAuth { .. }
+            | Error::PgMissingDatabase { .. }
+            | Error::UnknownTable { .. } => Class::Usage,
+            Error::ToolFailed { .. } | Error::PgUnreachable { .. } | Error::Pg { .. } => {
+                Class::Failed
+            }
             Error::Repo(e) => e.class(),
             Error::Sqlite { .. } | Error::Mismatch { .. } | Error::Io { .. } => Class::Failed,
         }
@@ -68,6 +98,13 @@ impl Classify for Error {
             Error::NotEmpty { .. } => Some("restore into a new or empty folder".into()),
             Error::Unsafe { .. } => Some("the snapshot contains a path that would escape the destination; nothing outside it was written".into()),
             Error::Repo(e) => e.hint(),
+            Error::Tool { hint, .. } => Some(hint.clone()),
+            Error::BadUrl { .. } => Some("write it like postgres://user:password@host:5432/dbname".into()),
+            Error::PgAuth { .. } => Some("check the user and password in the target's url".into()),
+            Error::PgMissingDatabase { .. } => Some("check the database name, or pass --create to make a new one".into()),
+            Error::PgUnreachable { .. } => Some("is the server running, and are host and port right? This is worth retrying".into()),
+            Error::UnknownTable { .. } => Some("name tables as table or schema.table; `\\dt` in psql lists them".into()),
+            Error::NotEmptyDatabase { .. } => Some("restore into an empty or new database (--create), or pass --clean to replace what is there".into()),
             _ => None,
         }
     }

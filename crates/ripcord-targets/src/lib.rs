@@ -10,6 +10,7 @@
 pub mod dir;
 pub mod error;
 pub mod place;
+pub mod postgres;
 pub mod sqlite;
 
 pub use error::{Error, Result};

@@ -47,6 +47,9 @@ pub fn run(ctx: &Ctx, a: &str, b: &str) -> Result<()> {
                 (Content::Sqlite { tables: x, .. }, Content::Sqlite { tables: y, .. }) => {
                     diff_tables(x, y, &mut d)
                 }
+                (Content::Postgres(x), Content::Postgres(y)) => {
+                    diff_tables(&pg_stats(x), &pg_stats(y), &mut d)
+                }
                 _ => d.status = Some("kind changed".into()),
             },
             (None, None) => unreachable!("name comes from one of them"),
@@ -81,6 +84,24 @@ pub fn run(ctx: &Ctx, a: &str, b: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// PostgreSQL tables in the shape SQLite's use, columns standing for the schema.
+fn pg_stats(pg: &ripcord_repo::manifest::PgContent) -> Vec<TableStat> {
+    pg.tables
+        .iter()
+        .map(|t| TableStat {
+            name: t.qualified(),
+            rows: t.rows,
+            checksum: t.checksum.clone(),
+            schema: t
+                .columns
+                .iter()
+                .map(|c| format!("{} {}", c.name, c.type_name))
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+        .collect()
 }
 
 fn diff_tables(a: &[TableStat], b: &[TableStat], d: &mut TargetDiff) {

@@ -111,6 +111,26 @@ pub fn show(ctx: &Ctx, id: &str) -> Result<()> {
                 println!("    files   {}", t.items);
                 println!("    tree    {}", tree.short());
             }
+            Content::Postgres(pg) => {
+                println!(
+                    "    server  PostgreSQL {}{}",
+                    pg.server_version,
+                    if pg.partial { " (selected tables)" } else { "" }
+                );
+                for tb in &pg.tables {
+                    println!(
+                        "    table   {:<32} {:>10} rows  {:>10}  {} part(s)  {}",
+                        tb.qualified(),
+                        tb.rows,
+                        output::bytes(tb.size),
+                        tb.parts.len(),
+                        &tb.checksum[..16]
+                    );
+                }
+                if !pg.sequences.is_empty() {
+                    println!("    sequences {}", pg.sequences.len());
+                }
+            }
             Content::Sqlite { image, tables } => {
                 println!(
                     "    image   {} in {} chunks, blake3 {}",

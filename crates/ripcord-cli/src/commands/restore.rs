@@ -19,6 +19,9 @@ pub struct RestoreResult {
     pub snapshot: Id,
     pub safety_snapshot: Option<Id>,
     pub targets: Vec<TargetRestore>,
+    /// Per-table checks of PostgreSQL restores.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub databases: Vec<ripcord_targets::postgres::PgRestoreStats>,
     pub seconds: f64,
 }
 
@@ -36,7 +39,7 @@ pub fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<()> {
     let result = restore(ctx, &repo, args)?;
     if ctx.json {
         output::print_json(&result);
-        return Ok(());
+        return complete(&result);
     }
     if let Some(s) = result.safety_snapshot {
         ctx.say(format!(
@@ -68,6 +71,11 @@ pub fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<()> {
         result.snapshot.short(),
         result.seconds
     ));
+    complete(&result)
+}
+
+/// A partial restore is a failure, with --json as without.
+fn complete(result: &RestoreResult) -> Result<()> {
     if result.targets.iter().any(|t| !t.stats.skipped.is_empty()) {
         return Err(crate::CliError::Failed {
             message: "the restore is partial: damaged files were skipped".into(),
@@ -145,6 +153,12 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<Resto
                     Content::Sqlite { .. } if selected.len() > 1 || base.is_dir() => {
                         base.join(file_name(&t.source))
                     }
+                    Content::Postgres(_) if !is_url(into) => {
+                        return Err(crate::usage(
+                            format!("target {:?} is a PostgreSQL database; --into must be a postgres:// URL", t.name),
+                            "restore it on its own: --target NAME --into postgres://user@host/db (add --create for a new database)",
+                        ))
+                    }
                     _ => base,
                 };
                 plan.push((t, dest, false));
@@ -153,15 +167,30 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<Resto
         }
     }
 
+    let tables = (!args.tables.is_empty()).then(|| args.tables.clone());
+    let is_pg = |t: &TargetSnapshot| matches!(t.content, Content::Postgres(_));
+    if (tables.is_some() || args.create || args.clean) && !(plan.len() == 1 && is_pg(plan[0].0)) {
+        return Err(crate::usage(
+            "--tables, --create and --clean apply to one PostgreSQL target",
+            "select it with --target NAME",
+        ));
+    }
+
     // In place: keep the current state first.
     let live: Vec<String> = plan
         .iter()
-        .filter(|(_, path, in_place)| *in_place && path.exists())
+        .filter(|(t, path, in_place)| *in_place && (is_pg(t) || path.exists()))
         .map(|(t, _, _)| t.name.clone())
         .collect();
     if !live.is_empty() {
         let tag = format!("before-restore-{}", snap_id.short());
-        let safety = super::snapshot::take(ctx, repo, &live, &["safety".into(), tag], None)?;
+        let take = super::snapshot::TakeOptions {
+            tables: tables.clone(),
+            jobs: args.jobs.unwrap_or(0),
+            skip_missing: true,
+        };
+        let safety =
+            super::snapshot::take_with(ctx, repo, &live, &["safety".into(), tag], None, &take)?;
         result.safety_snapshot = Some(safety.id);
     }
 
@@ -191,6 +220,25 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<Resto
                     dir::restore(repo, &index, *tree, &dest, opts, &bar)?
                 }
             }
+            Content::Postgres(pg) => {
+                let opts = ripcord_targets::postgres::PgRestoreOptions {
+                    jobs: args.jobs.unwrap_or(0),
+                    tables: tables.clone(),
+                    // In place, the safety snapshot was taken: replace what is there.
+                    clean: args.clean || in_place,
+                    create: args.create,
+                };
+                let url = dest.to_string_lossy().into_owned();
+                let pg_stats =
+                    ripcord_targets::postgres::restore(repo, &index, pg, &url, &opts, &bar)?;
+                result.databases.push(pg_stats.clone());
+                RestoreStats {
+                    files: pg_stats.tables as u64,
+                    bytes: pg_stats.bytes,
+                    skipped: vec![],
+                    tables_verified: pg_stats.checks.len() as u64,
+                }
+            }
             Content::Sqlite { image, tables } => {
                 let tables_verified = if in_place {
                     sqlite::restore_in_place(repo, &index, image, tables, &dest, &bar)?
@@ -216,6 +264,11 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<Resto
     Ok(result)
 }
 
+fn is_url(p: &Path) -> bool {
+    p.to_str()
+        .is_some_and(|s| s.starts_with("postgres://") || s.starts_with("postgresql://"))
+}
+
 fn file_name(source: &str) -> std::ffi::OsString {
     Path::new(source)
         .file_name()
@@ -236,6 +289,7 @@ fn live_path(ctx: &Ctx, t: &TargetSnapshot) -> Result<PathBuf> {
         )
     })?;
     match (cfg, &t.content) {
+        (TargetConfig::Postgres { url }, Content::Postgres(_)) => Ok(PathBuf::from(url)),
         (TargetConfig::Dir { path, .. }, Content::Dir { .. })
         | (TargetConfig::Sqlite { path }, Content::Sqlite { .. }) => Ok(path.clone()),
         _ => Err(crate::usage(

@@ -8,7 +8,7 @@ use ripcord_core::config::TargetConfig;
 use ripcord_repo::manifest::{Content, Snapshot, TargetSnapshot};
 use ripcord_repo::saver::{SaveStats, Saver, SaverOptions};
 use ripcord_repo::{Id, Repository};
-use ripcord_targets::{dir, sqlite};
+use ripcord_targets::{dir, postgres, sqlite};
 use serde::Serialize;
 
 use crate::cli::SnapshotArgs;
@@ -32,7 +32,18 @@ pub fn run(ctx: &Ctx, args: &SnapshotArgs) -> Result<()> {
     let repo = ctx.open_repo()?;
     let names = resolve_targets(ctx, &args.targets)?;
     let _lock = ctx.lock(&repo, false, "snapshot")?;
-    let result = take(ctx, &repo, &names, &args.tags, args.tier.clone())?;
+    if !args.tables.is_empty() && names.len() != 1 {
+        return Err(crate::usage(
+            "--tables needs exactly one database target",
+            "name the target: `ripcord snapshot app --tables orders`",
+        ));
+    }
+    let opts = TakeOptions {
+        tables: (!args.tables.is_empty()).then(|| args.tables.clone()),
+        jobs: args.jobs.unwrap_or(0),
+        skip_missing: false,
+    };
+    let result = take_with(ctx, &repo, &names, &args.tags, args.tier.clone(), &opts)?;
     if ctx.json {
         output::print_json(&result);
     } else {
@@ -73,6 +84,15 @@ pub fn resolve_targets(ctx: &Ctx, names: &[String]) -> Result<Vec<String>> {
     Ok(names)
 }
 
+/// Database options for [`take_with`].
+#[derive(Default, Clone)]
+pub struct TakeOptions {
+    pub tables: Option<Vec<String>>,
+    pub jobs: usize,
+    /// Leave out named tables that do not exist (safety snapshots).
+    pub skip_missing: bool,
+}
+
 /// Takes one snapshot of `names`. The caller holds a lock.
 pub fn take(
     ctx: &Ctx,
@@ -80,6 +100,17 @@ pub fn take(
     names: &[String],
     tags: &[String],
     tier: Option<String>,
+) -> Result<SnapshotResult> {
+    take_with(ctx, repo, names, tags, tier, &TakeOptions::default())
+}
+
+pub fn take_with(
+    ctx: &Ctx,
+    repo: &Repository,
+    names: &[String],
+    tags: &[String],
+    tier: Option<String>,
+    opts: &TakeOptions,
 ) -> Result<SnapshotResult> {
     let start = Instant::now();
     let mut index = repo.load_index()?;
@@ -100,59 +131,82 @@ pub fn take(
     };
     let parent = names.first().and_then(|n| parent_of(n)).map(|(id, _)| *id);
 
-    let opts = SaverOptions {
+    let saver_opts = SaverOptions {
         compression: ctx.config.snapshot.compression,
         jobs: ctx.config.snapshot.jobs,
     };
-    let saver = Saver::new(repo, index.clone(), opts);
+    let saver = Saver::new(repo, index.clone(), saver_opts);
     let mut targets = Vec::new();
     let (mut files, mut unchanged) = (0, 0);
     for name in names {
         let bar = Bar::new(None, &format!("snapshot {name}"), ctx.quiet || ctx.json);
-        let t =
-            match ctx.config.target(name)? {
-                TargetConfig::Dir { path, exclude } => {
-                    let parent_tree =
-                        parent_of(name).and_then(|(_, s)| match &s.target(name)?.content {
-                            Content::Dir { tree } => Some(*tree),
-                            _ => None,
-                        });
-                    let d = dir::snapshot(&saver, &index, path, exclude, parent_tree, &bar)?;
-                    files += d.files;
-                    unchanged += d.unchanged;
-                    TargetSnapshot {
-                        name: name.clone(),
-                        source: path.display().to_string(),
-                        size: d.bytes,
-                        items: d.files,
-                        git_commit: d.git_commit,
-                        migration_version: None,
-                        content: Content::Dir { tree: d.tree },
-                    }
+        let t = match ctx.config.target(name)? {
+            TargetConfig::Dir { path, exclude } => {
+                if opts.tables.is_some() {
+                    return Err(crate::usage(
+                        format!("--tables does not apply to the dir target {name:?}"),
+                        "name a database target",
+                    ));
                 }
-                TargetConfig::Sqlite { path } => {
-                    let s = sqlite::snapshot(&saver, path, &bar)?;
-                    files += 1;
-                    TargetSnapshot {
-                        name: name.clone(),
-                        source: path.display().to_string(),
-                        size: s.image.size,
-                        items: s.tables.len() as u64,
-                        git_commit: None,
-                        migration_version: None,
-                        content: Content::Sqlite {
-                            image: s.image,
-                            tables: s.tables,
-                        },
-                    }
+                let parent_tree =
+                    parent_of(name).and_then(|(_, s)| match &s.target(name)?.content {
+                        Content::Dir { tree } => Some(*tree),
+                        _ => None,
+                    });
+                let d = dir::snapshot(&saver, &index, path, exclude, parent_tree, &bar)?;
+                files += d.files;
+                unchanged += d.unchanged;
+                TargetSnapshot {
+                    name: name.clone(),
+                    source: path.display().to_string(),
+                    size: d.bytes,
+                    items: d.files,
+                    git_commit: d.git_commit,
+                    migration_version: None,
+                    content: Content::Dir { tree: d.tree },
                 }
-                TargetConfig::Postgres { .. } => return Err(crate::usage(
-                    format!(
-                        "target {name:?} is a postgres target, which this build cannot snapshot"
-                    ),
-                    "snapshot dir and sqlite targets, or upgrade ripcord",
-                )),
-            };
+            }
+            TargetConfig::Sqlite { path } => {
+                if opts.tables.is_some() {
+                    return Err(crate::usage(
+                        "--tables is for postgres targets",
+                        "snapshot the whole SQLite database",
+                    ));
+                }
+                let s = sqlite::snapshot(&saver, path, &bar)?;
+                files += 1;
+                TargetSnapshot {
+                    name: name.clone(),
+                    source: path.display().to_string(),
+                    size: s.image.size,
+                    items: s.tables.len() as u64,
+                    git_commit: None,
+                    migration_version: None,
+                    content: Content::Sqlite {
+                        image: s.image,
+                        tables: s.tables,
+                    },
+                }
+            }
+            TargetConfig::Postgres { url } => {
+                let pg_opts = postgres::PgSnapshotOptions {
+                    jobs: opts.jobs,
+                    tables: opts.tables.clone(),
+                    skip_missing: opts.skip_missing,
+                };
+                let pg = postgres::snapshot(&saver, url, &pg_opts, &bar)?;
+                files += pg.tables.len() as u64;
+                TargetSnapshot {
+                    name: name.clone(),
+                    source: postgres::Target::parse(url)?.redacted(),
+                    size: pg.tables.iter().map(|t| t.size).sum(),
+                    items: pg.tables.len() as u64,
+                    git_commit: None,
+                    migration_version: None,
+                    content: Content::Postgres(Box::new(pg)),
+                }
+            }
+        };
         bar.finish();
         targets.push(t);
     }

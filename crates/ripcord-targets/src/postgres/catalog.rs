@@ -1,0 +1,184 @@
+//! Catalog queries: tables, columns, sizes, sequences.
+
+use postgres::Client;
+use ripcord_repo::manifest::PgColumn;
+
+use super::conn::{ident, pg_err};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone)]
+pub struct TableInfo {
+    pub schema: String,
+    pub name: String,
+    pub relation_size: u64,
+    /// Generated columns excluded: COPY cannot load them.
+    pub columns: Vec<PgColumn>,
+    pub indexes: Vec<String>,
+}
+
+impl TableInfo {
+    pub fn quoted(&self) -> String {
+        format!("{}.{}", ident(&self.schema), ident(&self.name))
+    }
+    pub fn column_list(&self) -> String {
+        column_list(&self.columns)
+    }
+}
+
+pub fn column_list(columns: &[PgColumn]) -> String {
+    columns
+        .iter()
+        .map(|c| ident(&c.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+const USER_TABLES: &str = "SELECT n.nspname, c.relname, pg_relation_size(c.oid)::int8, c.oid
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+      AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'
+    ORDER BY 1, 2";
+
+/// User tables, all or the named ones (`table` or `schema.table`).
+pub fn tables(
+    client: &mut Client,
+    only: Option<&[String]>,
+    target: &str,
+) -> Result<Vec<TableInfo>> {
+    let rows = client
+        .query(USER_TABLES, &[])
+        .map_err(pg_err("listing tables"))?;
+    let mut all = Vec::new();
+    for r in rows {
+        let oid: postgres::types::Oid = r.get(3);
+        let cols = client
+            .query(
+                "SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute
+                 WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND attgenerated = ''
+                 ORDER BY attnum",
+                &[&oid],
+            )
+            .map_err(pg_err("listing columns"))?;
+        all.push(TableInfo {
+            schema: r.get(0),
+            name: r.get(1),
+            relation_size: r.get::<_, i64>(2) as u64,
+            columns: cols
+                .iter()
+                .map(|c| PgColumn { name: c.get(0), type_name: c.get(1) })
+                .collect(),
+            indexes: client
+                .query(
+                    "SELECT i.relname::text FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+                     WHERE x.indrelid = $1 AND NOT EXISTS
+                       (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid AND c.conrelid = x.indrelid)
+                     ORDER BY 1",
+                    &[&oid],
+                )
+                .map_err(pg_err("listing indexes"))?
+                .iter()
+                .map(|r| r.get(0))
+                .collect(),
+        });
+    }
+    match only {
+        None => Ok(all),
+        Some(only) => tables_from(&all, only, target),
+    }
+}
+
+/// Picks named tables out of a listing.
+pub fn tables_from(all: &[TableInfo], only: &[String], target: &str) -> Result<Vec<TableInfo>> {
+    let mut picked = Vec::new();
+    for want in only {
+        let (schema, name) = match want.split_once('.') {
+            Some((s, n)) => (Some(s), n),
+            None => (None, want.as_str()),
+        };
+        let found: Vec<&TableInfo> = all
+            .iter()
+            .filter(|t| t.name == name && schema.is_none_or(|s| t.schema == s))
+            .collect();
+        match found.as_slice() {
+            [] => {
+                return Err(Error::UnknownTable {
+                    name: want.clone(),
+                    target: target.to_string(),
+                })
+            }
+            [one] => {
+                if !picked
+                    .iter()
+                    .any(|p: &TableInfo| p.schema == one.schema && p.name == one.name)
+                {
+                    picked.push((*one).clone());
+                }
+            }
+            many => {
+                // Without a schema, prefer public, as the search path would.
+                match many.iter().find(|t| t.schema == "public") {
+                    Some(p) if schema.is_none() => picked.push((*p).clone()),
+                    _ => {
+                        return Err(Error::UnknownTable {
+                            name: format!("{want} (ambiguous: qualify it with its schema)"),
+                            target: target.to_string(),
+                        })
+                    }
+                }
+            }
+        }
+    }
+    Ok(picked)
+}
+
+/// Sequences, all or those owned by the given tables.
+pub fn sequences(
+    client: &mut Client,
+    owned_by: Option<&[TableInfo]>,
+) -> Result<Vec<(String, String)>> {
+    let rows = client
+        .query(
+            "SELECT n.nspname, s.relname, tn.nspname, t.relname
+             FROM pg_class s JOIN pg_namespace n ON n.oid = s.relnamespace
+             LEFT JOIN pg_depend d ON d.objid = s.oid AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+             LEFT JOIN pg_class t ON t.oid = d.refobjid
+             LEFT JOIN pg_namespace tn ON tn.oid = t.relnamespace
+             WHERE s.relkind = 'S' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+             ORDER BY 1, 2",
+            &[],
+        )
+        .map_err(pg_err("listing sequences"))?;
+    Ok(rows
+        .iter()
+        .filter(|r| match owned_by {
+            None => true,
+            Some(tables) => {
+                let ts: Option<String> = r.get(2);
+                let tn: Option<String> = r.get(3);
+                tables
+                    .iter()
+                    .any(|t| Some(&t.schema) == ts.as_ref() && Some(&t.name) == tn.as_ref())
+            }
+        })
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+}
+
+/// Number of user tables, to refuse restoring over a database by accident.
+pub fn user_table_count(client: &mut Client) -> Result<i64> {
+    let row = client
+        .query_one(&format!("SELECT count(*) FROM ({USER_TABLES}) t"), &[])
+        .map_err(pg_err("counting tables"))?;
+    Ok(row.get(0))
+}
+
+pub fn server_version(client: &mut Client) -> Result<(String, u32)> {
+    let row = client
+        .query_one(
+            "SELECT current_setting('server_version'), current_setting('server_version_num')::int",
+            &[],
+        )
+        .map_err(pg_err("reading the server version"))?;
+    let num: i32 = row.get(1);
+    Ok((row.get(0), (num / 10000) as u32))
+}

@@ -1,0 +1,24 @@
+//! PostgreSQL databases: consistent parallel snapshots and fast restores.
+//!
+//! Snapshot: one coordinator exports a snapshot (`pg_export_snapshot`);
+//! `pg_dump --schema-only` and N workers all read through it, so schema and
+//! data are one consistent point in time while the application writes.
+//! Large tables are split into ctid block ranges that workers copy in
+//! parallel with binary `COPY … TO STDOUT`, streamed straight into the
+//! chunker. Restore runs pre-data, parallel binary `COPY … FROM STDIN`,
+//! parallel post-data, sequences, then checks every table against the
+//! manifest.
+
+mod catalog;
+pub mod conn;
+pub mod copy;
+mod restore;
+mod snapshot;
+pub mod tools;
+
+pub use conn::Target;
+pub use restore::{restore, PgRestoreOptions, PgRestoreStats, TableCheck};
+pub use snapshot::{snapshot, PgSnapshotOptions};
+
+/// Tables above this size are split into block ranges copied in parallel.
+pub const SPLIT_BYTES: u64 = 64 << 20;

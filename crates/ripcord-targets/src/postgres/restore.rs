@@ -1,0 +1,577 @@
+//! Restores: whole databases (pre-data, parallel data, parallel post-data,
+//! sequences) and selected tables, then a check of every restored table.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use postgres::error::SqlState;
+use postgres::Client;
+use ripcord_repo::index::Index;
+use ripcord_repo::manifest::{PgContent, PgTable, Stream};
+use ripcord_repo::Repository;
+use serde::Serialize;
+
+use super::catalog::{self, column_list};
+use super::conn::{ident, pg_err, Target};
+use super::copy::{RowStats, Scanner};
+use super::snapshot::url_for_tools;
+use super::tools::{self, Tools};
+use crate::error::{Error, Result};
+use crate::Progress;
+
+#[derive(Clone, Debug, Default)]
+pub struct PgRestoreOptions {
+    /// Parallel workers; 0 means one per core.
+    pub jobs: usize,
+    /// Only these tables of the snapshot.
+    pub tables: Option<Vec<String>>,
+    /// Replace what the destination holds.
+    pub clean: bool,
+    /// Create the destination database first.
+    pub create: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TableCheck {
+    pub table: String,
+    pub rows: u64,
+    pub expected_rows: u64,
+    pub checksum_matches: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PgRestoreStats {
+    pub database: String,
+    pub created: bool,
+    pub tables: usize,
+    pub rows: u64,
+    pub bytes: u64,
+    pub checks: Vec<TableCheck>,
+}
+
+fn quoted(t: &PgTable) -> String {
+    format!("{}.{}", ident(&t.schema), ident(&t.name))
+}
+
+pub fn restore(
+    repo: &Repository,
+    index: &Index,
+    content: &PgContent,
+    url: &str,
+    opts: &PgRestoreOptions,
+    progress: &dyn Progress,
+) -> Result<PgRestoreStats> {
+    let target = Target::parse(url)?;
+    let shown = target.redacted();
+    let selected: Vec<&PgTable> = match &opts.tables {
+        None => content.tables.iter().collect(),
+        Some(names) => {
+            let mut out = Vec::new();
+            for n in names {
+                let (schema, name) = match n.split_once('.') {
+                    Some((s, t)) => (Some(s), t),
+                    None => (None, n.as_str()),
+                };
+                let t = content
+                    .tables
+                    .iter()
+                    .find(|t| t.name == name && schema.is_none_or(|s| t.schema == s))
+                    .ok_or_else(|| Error::UnknownTable {
+                        name: n.clone(),
+                        target: "the snapshot".into(),
+                    })?;
+                out.push(t);
+            }
+            out
+        }
+    };
+    let mut created = false;
+    if opts.create {
+        let admin = target.with_dbname("postgres");
+        let mut c = admin.connect()?;
+        let db = target.dbname();
+        match c.batch_execute(&format!("CREATE DATABASE {}", ident(&db))) {
+            Ok(()) => created = true,
+            Err(e) if e.code() == Some(&SqlState::DUPLICATE_DATABASE) => {
+                return Err(Error::NotEmptyDatabase {
+                    target: format!("{shown} (it already exists; --create makes a new one)"),
+                    tables: -1,
+                })
+            }
+            Err(e) => return Err(pg_err(format!("creating database {db}"))(e)),
+        }
+    }
+    let mut client = target.connect()?;
+    let (_, major) = catalog::server_version(&mut client)?;
+    let tools = Tools::find(major)?;
+    let jobs = match opts.jobs {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    let archive = write_archive(repo, index, &content.schema)?;
+    let table_level = opts.tables.is_some() || content.partial;
+
+    if table_level {
+        restore_tables(
+            repo,
+            index,
+            &mut client,
+            &tools,
+            &target,
+            archive.path(),
+            &selected,
+            content,
+            progress,
+        )?;
+    } else {
+        let existing = catalog::user_table_count(&mut client)?;
+        if existing > 0 && !opts.clean {
+            return Err(Error::NotEmptyDatabase {
+                target: shown,
+                tables: existing,
+            });
+        }
+        let mut pre = pg_restore(&tools, &target, archive.path());
+        pre.arg("--section=pre-data");
+        if opts.clean {
+            pre.arg("--clean").arg("--if-exists");
+        }
+        if created {
+            pre.arg("--no-owner").arg("--no-privileges");
+        }
+        tools::run(pre, "pg_restore --section=pre-data")?;
+        load_parallel(repo, index, &target, &selected, jobs, progress)?;
+        let mut post = pg_restore(&tools, &target, archive.path());
+        post.arg("--section=post-data")
+            .arg(format!("--jobs={jobs}"));
+        if created {
+            post.arg("--no-owner").arg("--no-privileges");
+        }
+        tools::run(post, "pg_restore --section=post-data")?;
+        set_sequences(&mut client, content, None)?;
+    }
+    let checks = check_tables(&target, &selected, jobs)?;
+    let bad: Vec<&TableCheck> = checks
+        .iter()
+        .filter(|c| !c.checksum_matches || c.rows != c.expected_rows)
+        .collect();
+    if !bad.is_empty() {
+        return Err(Error::Mismatch {
+            detail: bad
+                .iter()
+                .map(|c| format!("{}: {} rows, expected {}", c.table, c.rows, c.expected_rows))
+                .collect::<Vec<_>>()
+                .join("; "),
+        });
+    }
+    Ok(PgRestoreStats {
+        database: shown,
+        created,
+        tables: selected.len(),
+        rows: selected.iter().map(|t| t.rows).sum(),
+        bytes: selected.iter().map(|t| t.size).sum(),
+        checks,
+    })
+}
+
+fn pg_restore(tools: &Tools, target: &Target, archive: &std::path::Path) -> Command {
+    let mut cmd = Command::new(&tools.pg_restore);
+    cmd.arg("--exit-on-error")
+        .arg("--no-password")
+        .arg(format!("--dbname={}", url_for_tools(target)))
+        .envs(target.tool_env())
+        .arg(archive);
+    cmd
+}
+
+/// pg_restore needs a seekable file for parallel work; the schema is small.
+fn write_archive(
+    repo: &Repository,
+    index: &Index,
+    schema: &Stream,
+) -> Result<tempfile::NamedTempFile> {
+    let mut f = tempfile::Builder::new()
+        .prefix("ripcord-schema-")
+        .tempfile()
+        .map_err(|e| Error::io("cannot create a temporary file", e))?;
+    for id in &schema.chunks {
+        f.write_all(&repo.read_blob(index, id)?)
+            .map_err(|e| Error::io("cannot write the schema archive", e))?;
+    }
+    f.flush()
+        .map_err(|e| Error::io("cannot write the schema archive", e))?;
+    Ok(f)
+}
+
+/// Streams one part into `COPY … FROM STDIN`.
+fn copy_in(
+    repo: &Repository,
+    index: &Index,
+    client: &mut Client,
+    t: &PgTable,
+    part: &Stream,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let what = t.qualified();
+    let sql = format!(
+        "COPY {} ({}) FROM STDIN (FORMAT binary)",
+        quoted(t),
+        column_list(&t.columns)
+    );
+    let mut w = client
+        .copy_in(&sql)
+        .map_err(pg_err(format!("loading {what}")))?;
+    for id in &part.chunks {
+        let data = repo.read_blob(index, id)?;
+        w.write_all(&data).map_err(|e| Error::PgUnreachable {
+            target: format!("loading {what}"),
+            detail: e.to_string(),
+        })?;
+        progress.bytes(data.len() as u64);
+    }
+    w.finish().map_err(pg_err(format!("loading {what}")))?;
+    Ok(())
+}
+
+/// Loads every part of every table, several parts (of one table too) at once.
+fn load_parallel(
+    repo: &Repository,
+    index: &Index,
+    target: &Target,
+    tables: &[&PgTable],
+    jobs: usize,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let mut work: Vec<(&PgTable, &Stream)> = tables
+        .iter()
+        .flat_map(|t| t.parts.iter().map(move |p| (*t, p)))
+        .collect();
+    work.sort_by(|a, b| b.1.size.cmp(&a.1.size));
+    let workers = jobs.min(work.len()).max(1);
+    let queue = Mutex::new(work.into_iter().collect::<VecDeque<_>>());
+    let stop = AtomicBool::new(false);
+    let first_error: Mutex<Option<Error>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                let run = || -> Result<()> {
+                    let mut client = target.connect()?;
+                    // Each part commits on its own; the load is checked as a whole afterwards.
+                    client
+                        .batch_execute("SET synchronous_commit = off")
+                        .map_err(pg_err("preparing a loader"))?;
+                    loop {
+                        if stop.load(Ordering::Relaxed) {
+                            return Ok(());
+                        }
+                        let Some((t, part)) = queue.lock().expect("queue").pop_front() else {
+                            return Ok(());
+                        };
+                        copy_in(repo, index, &mut client, t, part, progress)?;
+                        ripcord_core::failpoint::hit("pg-part-loaded");
+                    }
+                };
+                if let Err(e) = run() {
+                    stop.store(true, Ordering::Relaxed);
+                    first_error.lock().expect("error").get_or_insert(e);
+                }
+            });
+        }
+    });
+    match first_error.into_inner().expect("error") {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn set_sequences(
+    client: &mut Client,
+    content: &PgContent,
+    only: Option<&[&PgTable]>,
+) -> Result<()> {
+    let _ = only;
+    for s in &content.sequences {
+        let name = format!("{}.{}", ident(&s.schema), ident(&s.name));
+        client
+            .execute(
+                "SELECT setval($1::text::regclass, $2, $3)",
+                &[&name, &s.last_value, &s.is_called],
+            )
+            .map_err(pg_err(format!("setting sequence {}.{}", s.schema, s.name)))?;
+    }
+    Ok(())
+}
+
+/// Restores selected tables into a database that may hold other tables
+/// referencing them. Existing tables with the same columns have their rows
+/// replaced in one transaction (foreign-key triggers paused, so referencing
+/// tables are untouched); missing tables, or tables whose columns changed,
+/// are (re)created from the snapshot's schema with their indexes and
+/// constraints, and foreign keys from other tables are put back.
+#[allow(clippy::too_many_arguments)]
+fn restore_tables(
+    repo: &Repository,
+    index: &Index,
+    client: &mut Client,
+    tools: &Tools,
+    target: &Target,
+    archive: &std::path::Path,
+    tables: &[&PgTable],
+    content: &PgContent,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let live = catalog::tables(client, None, &target.redacted())?;
+    let mut replace = Vec::new();
+    let mut recreate = Vec::new();
+    for t in tables {
+        match live
+            .iter()
+            .find(|l| l.schema == t.schema && l.name == t.name)
+        {
+            Some(l) if l.columns == t.columns => replace.push(*t),
+            Some(_) => recreate.push((*t, true)),
+            None => recreate.push((*t, false)),
+        }
+    }
+    // Foreign keys from other tables to tables about to be dropped.
+    let mut foreign_keys: Vec<(String, String, String)> = Vec::new();
+    for (t, exists) in &recreate {
+        if !exists {
+            continue;
+        }
+        let rows = client
+            .query(
+                "SELECT conrelid::regclass::text, conname::text, pg_get_constraintdef(oid) FROM pg_constraint
+                 WHERE contype = 'f' AND confrelid = $1::text::regclass AND conrelid <> confrelid",
+                &[&quoted(t)],
+            )
+            .map_err(pg_err("reading foreign keys"))?;
+        for r in rows {
+            foreign_keys.push((r.get(0), r.get(1), r.get(2)));
+        }
+    }
+    let mut tx = client
+        .transaction()
+        .map_err(pg_err("starting the restore"))?;
+    tx.batch_execute("SET LOCAL session_replication_role = replica")
+        .map_err(pg_err(
+            "pausing triggers (needs a superuser or the table owner with replication rights)",
+        ))?;
+    for (t, exists) in &recreate {
+        if *exists {
+            tx.batch_execute(&format!("DROP TABLE {} CASCADE", quoted(t)))
+                .map_err(pg_err(format!("dropping {}", t.qualified())))?;
+        }
+    }
+    tx.commit().map_err(pg_err("dropping changed tables"))?;
+
+    if !recreate.is_empty() {
+        let names: Vec<&PgTable> = recreate.iter().map(|(t, _)| *t).collect();
+        let list = toc_for(tools, target, archive, &names, content)?;
+        let mut pre = pg_restore(tools, target, archive);
+        pre.arg("--section=pre-data")
+            .arg(format!("--use-list={}", list.path().display()));
+        tools::run(pre, "pg_restore --section=pre-data (selected tables)")?;
+    }
+
+    let mut tx = client
+        .transaction()
+        .map_err(pg_err("starting the restore"))?;
+    tx.batch_execute("SET LOCAL session_replication_role = replica")
+        .map_err(pg_err("pausing triggers"))?;
+    for t in &replace {
+        tx.batch_execute(&format!("DELETE FROM {}", quoted(t)))
+            .map_err(pg_err(format!("clearing {}", t.qualified())))?;
+    }
+    for t in replace.iter().chain(recreate.iter().map(|(t, _)| t)) {
+        for part in &t.parts {
+            let what = t.qualified();
+            let sql = format!(
+                "COPY {} ({}) FROM STDIN (FORMAT binary)",
+                quoted(t),
+                column_list(&t.columns)
+            );
+            let mut w = tx
+                .copy_in(&sql)
+                .map_err(pg_err(format!("loading {what}")))?;
+            for id in &part.chunks {
+                let data = repo.read_blob(index, id)?;
+                w.write_all(&data).map_err(|e| Error::PgUnreachable {
+                    target: format!("loading {what}"),
+                    detail: e.to_string(),
+                })?;
+                progress.bytes(data.len() as u64);
+            }
+            w.finish().map_err(pg_err(format!("loading {what}")))?;
+        }
+    }
+    let owned: Vec<_> = content
+        .sequences
+        .iter()
+        .filter(|s| tables.iter().any(|t| t.schema == s.schema) || content.partial)
+        .collect();
+    for s in owned {
+        let name = format!("{}.{}", ident(&s.schema), ident(&s.name));
+        let exists: bool = tx
+            .query_one("SELECT to_regclass($1::text) IS NOT NULL", &[&name])
+            .map_err(pg_err("checking sequences"))?
+            .get(0);
+        if exists {
+            tx.execute(
+                "SELECT setval($1::text::regclass, $2, $3)",
+                &[&name, &s.last_value, &s.is_called],
+            )
+            .map_err(pg_err(format!("setting sequence {}.{}", s.schema, s.name)))?;
+        }
+    }
+    tx.commit()
+        .map_err(pg_err("committing the restored rows"))?;
+
+    if !recreate.is_empty() {
+        let names: Vec<&PgTable> = recreate.iter().map(|(t, _)| *t).collect();
+        let list = toc_for(tools, target, archive, &names, content)?;
+        let mut post = pg_restore(tools, target, archive);
+        post.arg("--section=post-data")
+            .arg(format!("--use-list={}", list.path().display()));
+        tools::run(post, "pg_restore --section=post-data (selected tables)")?;
+        for (table, name, def) in foreign_keys {
+            let sql = format!(
+                "ALTER TABLE {table} ADD CONSTRAINT {} {def} NOT VALID",
+                ident(&name)
+            );
+            client
+                .batch_execute(&sql)
+                .map_err(pg_err(format!("restoring foreign key {name} on {table}")))?;
+            // Rows written since the snapshot may no longer match; then the key stays NOT VALID.
+            let validate = format!("ALTER TABLE {table} VALIDATE CONSTRAINT {}", ident(&name));
+            if let Err(e) = client.batch_execute(&validate) {
+                progress.warn(format!(
+                    "foreign key {name} on {table} was restored NOT VALID: {}",
+                    e.as_db_error()
+                        .map(|d| d.message().to_string())
+                        .unwrap_or_else(|| e.to_string())
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A pg_restore list selecting the given tables, their sequences, indexes,
+/// constraints and triggers.
+fn toc_for(
+    tools: &Tools,
+    target: &Target,
+    archive: &std::path::Path,
+    tables: &[&PgTable],
+    content: &PgContent,
+) -> Result<tempfile::NamedTempFile> {
+    let mut cmd = Command::new(&tools.pg_restore);
+    cmd.arg("--list").arg(archive).envs(target.tool_env());
+    let listing = String::from_utf8_lossy(&tools::run(cmd, "pg_restore --list")?).into_owned();
+    let mut keep = String::new();
+    for line in listing.lines() {
+        if line.starts_with(';') || line.trim().is_empty() {
+            continue;
+        }
+        // "<id>; <tableoid> <oid> <DESC WORDS…> <schema> <tag…> <owner>"
+        let Some((_, rest)) = line.split_once("; ") else {
+            continue;
+        };
+        let words: Vec<&str> = rest.split_whitespace().skip(2).collect();
+        let wanted = tables.iter().any(|t| {
+            let pos = words.iter().position(|w| *w == t.schema);
+            let Some(pos) = pos else { return false };
+            let desc = words[..pos].join(" ");
+            let tag = &words[pos + 1..words.len().saturating_sub(1)];
+            match desc.as_str() {
+                "TABLE" => tag.first() == Some(&t.name.as_str()),
+                "INDEX" => tag
+                    .first()
+                    .is_some_and(|i| t.indexes.iter().any(|x| x == i)),
+                "CONSTRAINT" | "FK CONSTRAINT" | "TRIGGER" | "RULE" | "POLICY" | "COMMENT" => {
+                    tag.first() == Some(&t.name.as_str())
+                }
+                "SEQUENCE" | "SEQUENCE OWNED BY" | "DEFAULT" => {
+                    tag.first().is_some_and(|s| {
+                        content
+                            .sequences
+                            .iter()
+                            .any(|q| q.schema == t.schema && q.name == *s && s.starts_with(&t.name))
+                    }) || (desc == "DEFAULT" && tag.first() == Some(&t.name.as_str()))
+                }
+                _ => false,
+            }
+        });
+        if wanted {
+            keep.push_str(line);
+            keep.push('\n');
+        }
+    }
+    let mut f = tempfile::Builder::new()
+        .prefix("ripcord-toc-")
+        .tempfile()
+        .map_err(|e| Error::io("cannot create a temporary file", e))?;
+    f.write_all(keep.as_bytes())
+        .map_err(|e| Error::io("cannot write the restore list", e))?;
+    Ok(f)
+}
+
+/// Reads every restored table back and compares it with the manifest.
+pub fn check_tables(target: &Target, tables: &[&PgTable], jobs: usize) -> Result<Vec<TableCheck>> {
+    let queue = Mutex::new(tables.iter().copied().collect::<VecDeque<_>>());
+    let out = Mutex::new(Vec::new());
+    let first_error: Mutex<Option<Error>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..jobs.min(tables.len()).max(1) {
+            s.spawn(|| {
+                let run = || -> Result<()> {
+                    let mut client = target.connect()?;
+                    while let Some(t) = queue.lock().expect("queue").pop_front() {
+                        let sql = format!(
+                            "COPY {} ({}) TO STDOUT (FORMAT binary)",
+                            quoted(t),
+                            column_list(&t.columns)
+                        );
+                        let mut reader = client
+                            .copy_out(&sql)
+                            .map_err(pg_err(format!("reading {}", t.qualified())))?;
+                        let mut scanner = Scanner::new();
+                        let mut buf = vec![0u8; 1 << 16];
+                        loop {
+                            let n = std::io::Read::read(&mut reader, &mut buf)
+                                .map_err(|e| Error::io(format!("reading {}", t.qualified()), e))?;
+                            if n == 0 {
+                                break;
+                            }
+                            scanner.feed(&buf[..n]);
+                        }
+                        let stats: RowStats = scanner.finish().map_err(|detail| Error::Pg {
+                            context: format!("reading {}", t.qualified()),
+                            detail,
+                        })?;
+                        out.lock().expect("checks").push(TableCheck {
+                            table: t.qualified(),
+                            rows: stats.rows,
+                            expected_rows: t.rows,
+                            checksum_matches: stats.checksum() == t.checksum,
+                        });
+                    }
+                    Ok(())
+                };
+                if let Err(e) = run() {
+                    first_error.lock().expect("error").get_or_insert(e);
+                }
+            });
+        }
+    });
+    if let Some(e) = first_error.into_inner().expect("error") {
+        return Err(e);
+    }
+    let mut v = out.into_inner().expect("checks");
+    v.sort_by(|a, b| a.table.cmp(&b.table));
+    Ok(v)
+}

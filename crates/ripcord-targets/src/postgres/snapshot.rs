@@ -1,0 +1,302 @@
+//! Consistent, parallel snapshots.
+
+use std::collections::VecDeque;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use ripcord_repo::chunk::save_stream;
+use ripcord_repo::manifest::{PgContent, PgSequence, PgTable, Stream};
+use ripcord_repo::saver::Saver;
+
+use super::catalog::{self, TableInfo};
+use super::conn::{ident, pg_err, Target};
+use super::copy::{RowStats, Scanner, Tap};
+use super::tools::{self, Tools};
+use super::SPLIT_BYTES;
+use crate::error::{Error, Result};
+use crate::Progress;
+
+#[derive(Clone, Debug, Default)]
+pub struct PgSnapshotOptions {
+    /// Parallel workers; 0 means one per core.
+    pub jobs: usize,
+    /// Only these tables (`table` or `schema.table`).
+    pub tables: Option<Vec<String>>,
+    /// Leave out named tables that do not exist (a safety snapshot before
+    /// restoring a dropped table has nothing to keep of it).
+    pub skip_missing: bool,
+}
+
+/// One unit of copying: a whole table or a block range of one.
+struct Job {
+    table: usize,
+    part: usize,
+    /// Block range `[from, to)`; `None` = the whole table.
+    blocks: Option<(u64, Option<u64>)>,
+    size: u64,
+}
+
+fn plan(tables: &[TableInfo]) -> Vec<Job> {
+    let mut jobs = Vec::new();
+    let per = SPLIT_BYTES / 8192;
+    for (i, t) in tables.iter().enumerate() {
+        if t.relation_size <= SPLIT_BYTES {
+            jobs.push(Job {
+                table: i,
+                part: 0,
+                blocks: None,
+                size: t.relation_size,
+            });
+            continue;
+        }
+        let blocks = t.relation_size.div_ceil(8192);
+        let n = blocks.div_ceil(per);
+        for p in 0..n {
+            let from = p * per;
+            // The last range is open: rows beyond the size seen are still taken.
+            let to = if p + 1 == n { None } else { Some(from + per) };
+            jobs.push(Job {
+                table: i,
+                part: p as usize,
+                blocks: Some((from, to)),
+                size: SPLIT_BYTES,
+            });
+        }
+    }
+    // Largest first keeps the workers busy until the end.
+    jobs.sort_by(|a, b| b.size.cmp(&a.size));
+    jobs
+}
+
+fn copy_sql(t: &TableInfo, blocks: Option<(u64, Option<u64>)>) -> String {
+    match blocks {
+        None => format!(
+            "COPY {} ({}) TO STDOUT (FORMAT binary)",
+            t.quoted(),
+            t.column_list()
+        ),
+        Some((from, to)) => {
+            let upper = to
+                .map(|to| format!(" AND ctid < '({to},0)'::tid"))
+                .unwrap_or_default();
+            format!(
+                "COPY (SELECT {} FROM {} WHERE ctid >= '({from},0)'::tid{upper}) TO STDOUT (FORMAT binary)",
+                t.column_list(),
+                t.quoted()
+            )
+        }
+    }
+}
+
+pub fn snapshot(
+    saver: &Saver,
+    url: &str,
+    opts: &PgSnapshotOptions,
+    progress: &dyn Progress,
+) -> Result<PgContent> {
+    let target = Target::parse(url)?;
+    let shown = target.redacted();
+    let mut coord = target.connect()?;
+    let (server_version, major) = catalog::server_version(&mut coord)?;
+    let tools = Tools::find(major)?;
+
+    // Everything below reads through this exported snapshot.
+    coord
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .map_err(pg_err(&shown))?;
+    let snap_id: String = coord
+        .query_one("SELECT pg_export_snapshot()", &[])
+        .map_err(pg_err(&shown))?
+        .get(0);
+    let wanted = match (&opts.tables, opts.skip_missing) {
+        (Some(names), true) => {
+            let all = catalog::tables(&mut coord, None, &shown)?;
+            let present: Vec<String> = names
+                .iter()
+                .filter(|n| catalog::tables_from(&all, std::slice::from_ref(n), &shown).is_ok())
+                .cloned()
+                .collect();
+            Some(present)
+        }
+        (names, _) => names.clone(),
+    };
+    let tables = catalog::tables(&mut coord, wanted.as_deref(), &shown)?;
+    let seq_names =
+        catalog::sequences(&mut coord, opts.tables.as_ref().map(|_| tables.as_slice()))?;
+    let mut sequences = Vec::new();
+    for (schema, name) in seq_names {
+        let row = coord
+            .query_one(
+                &format!(
+                    "SELECT last_value, is_called FROM {}.{}",
+                    ident(&schema),
+                    ident(&name)
+                ),
+                &[],
+            )
+            .map_err(pg_err(format!("reading sequence {schema}.{name}")))?;
+        sequences.push(PgSequence {
+            schema,
+            name,
+            last_value: row.get(0),
+            is_called: row.get(1),
+        });
+    }
+
+    let schema = dump_schema(
+        saver,
+        &tools,
+        &target,
+        &snap_id,
+        opts.tables.as_ref().map(|_| tables.as_slice()),
+        progress,
+    )?;
+
+    let jobs = plan(&tables);
+    let workers = match opts.jobs {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    }
+    .min(jobs.len())
+    .max(1);
+    let queue = Mutex::new(jobs.into_iter().collect::<VecDeque<_>>());
+    let results: Mutex<Vec<(usize, usize, Stream, RowStats)>> = Mutex::new(Vec::new());
+    let stop = AtomicBool::new(false);
+    let first_error: Mutex<Option<Error>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                let run = || -> Result<()> {
+                    let mut client = target.connect()?;
+                    client
+                        .batch_execute(&format!(
+                            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT '{snap_id}'"
+                        ))
+                        .map_err(pg_err(&shown))?;
+                    loop {
+                        if stop.load(Ordering::Relaxed) {
+                            return Ok(());
+                        }
+                        let Some(job) = queue.lock().expect("queue").pop_front() else {
+                            return Ok(());
+                        };
+                        let t = &tables[job.table];
+                        let what = format!("{}.{}", t.schema, t.name);
+                        let reader = client.copy_out(&copy_sql(t, job.blocks)).map_err(pg_err(format!("copying {what}")))?;
+                        let mut scanner = Scanner::new();
+                        let stream = save_stream(saver, Tap { inner: reader, scanner: &mut scanner }, &what, &|n| progress.bytes(n))
+                            .map_err(|e| match e {
+                                ripcord_repo::Error::Io { source, .. } => Error::PgUnreachable {
+                                    target: format!("{shown} while copying {what}"),
+                                    detail: source.to_string(),
+                                },
+                                other => Error::Repo(other),
+                            })?;
+                        let stats = scanner.finish().map_err(|detail| Error::Pg { context: format!("copying {what}"), detail })?;
+                        ripcord_core::failpoint::hit("pg-part-copied");
+                        results.lock().expect("results").push((job.table, job.part, stream, stats));
+                    }
+                };
+                if let Err(e) = run() {
+                    stop.store(true, Ordering::Relaxed);
+                    first_error.lock().expect("error").get_or_insert(e);
+                }
+            });
+        }
+    });
+    if let Some(e) = first_error.into_inner().expect("error") {
+        return Err(e);
+    }
+    coord.batch_execute("COMMIT").map_err(pg_err(&shown))?;
+
+    let mut parts: Vec<Vec<(usize, Stream, RowStats)>> =
+        (0..tables.len()).map(|_| Vec::new()).collect();
+    for (table, part, stream, stats) in results.into_inner().expect("results") {
+        parts[table].push((part, stream, stats));
+    }
+    let tables = tables
+        .into_iter()
+        .zip(parts)
+        .map(|(t, mut ps)| {
+            ps.sort_by_key(|p| p.0);
+            let mut stats = RowStats::default();
+            for p in &ps {
+                stats.add(p.2);
+            }
+            PgTable {
+                schema: t.schema,
+                name: t.name,
+                rows: stats.rows,
+                checksum: stats.checksum(),
+                size: ps.iter().map(|p| p.1.size).sum(),
+                relation_size: t.relation_size,
+                columns: t.columns,
+                indexes: t.indexes,
+                parts: ps.into_iter().map(|p| p.1).collect(),
+            }
+        })
+        .collect();
+    Ok(PgContent {
+        server_version,
+        schema,
+        tables,
+        sequences,
+        partial: opts.tables.is_some(),
+    })
+}
+
+fn dump_schema(
+    saver: &Saver,
+    tools: &Tools,
+    target: &Target,
+    snap_id: &str,
+    only: Option<&[TableInfo]>,
+    progress: &dyn Progress,
+) -> Result<Stream> {
+    let mut cmd = Command::new(&tools.pg_dump);
+    cmd.arg("--schema-only")
+        .arg("--format=custom")
+        .arg(format!("--snapshot={snap_id}"))
+        .arg("--no-password")
+        .envs(target.tool_env());
+    if let Some(tables) = only {
+        if tables.is_empty() {
+            return Ok(save_stream(saver, &[][..], "schema", &|_| {})?);
+        }
+        for t in tables {
+            cmd.arg(format!("--table={}", t.quoted()));
+        }
+    }
+    cmd.arg(format!("--dbname={}", url_for_tools(target)));
+    let archive = tools::run(cmd, "pg_dump --schema-only")?;
+    Ok(save_stream(saver, &archive[..], "schema", &|n| {
+        progress.bytes(n)
+    })?)
+}
+
+/// A libpq connection string without the password (it travels in PGPASSWORD).
+pub(super) fn url_for_tools(target: &Target) -> String {
+    let c = &target.config;
+    let mut parts = Vec::new();
+    for h in c.get_hosts() {
+        match h {
+            postgres::config::Host::Tcp(name) => parts.push(format!("host={name}")),
+            postgres::config::Host::Unix(path) => parts.push(format!("host={}", path.display())),
+        }
+    }
+    if let Some(p) = c.get_ports().first() {
+        parts.push(format!("port={p}"));
+    }
+    if let Some(u) = c.get_user() {
+        parts.push(format!(
+            "user='{}'",
+            u.replace('\\', "\\\\").replace('\'', "\\'")
+        ));
+    }
+    parts.push(format!(
+        "dbname='{}'",
+        target.dbname().replace('\\', "\\\\").replace('\'', "\\'")
+    ));
+    parts.join(" ")
+}

@@ -1,0 +1,93 @@
+//! Finding `pg_dump` and `pg_restore` whose major version matches the server.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone)]
+pub struct Tools {
+    pub pg_dump: PathBuf,
+    pub pg_restore: PathBuf,
+    pub major: u32,
+}
+
+fn major_of(binary: &Path) -> Option<u32> {
+    let out = Command::new(binary)
+        .arg("--version")
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    // "pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text.split_whitespace().nth(2)?;
+    version.split('.').next()?.parse().ok()
+}
+
+fn candidates(name: &str, major: u32) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Some(dir) = std::env::var_os("RIPCORD_PG_BINDIR") {
+        out.push(PathBuf::from(dir).join(name));
+        return out; // an explicit choice is the only choice
+    }
+    out.push(PathBuf::from(format!(
+        "/usr/lib/postgresql/{major}/bin/{name}"
+    )));
+    out.push(PathBuf::from(format!("/usr/pgsql-{major}/bin/{name}")));
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            out.push(dir.join(name));
+        }
+    }
+    out
+}
+
+fn find(name: &str, major: u32) -> Result<PathBuf> {
+    let mut seen = Vec::new();
+    for c in candidates(name, major) {
+        if !c.is_file() {
+            continue;
+        }
+        match major_of(&c) {
+            Some(m) if m == major => return Ok(c),
+            Some(m) => seen.push(format!("{} is version {m}", c.display())),
+            None => seen.push(format!("{} did not report a version", c.display())),
+        }
+    }
+    Err(Error::Tool {
+        message: if seen.is_empty() {
+            format!("{name} for PostgreSQL {major} was not found")
+        } else {
+            format!("no {name} matches the server's major version {major} ({})", seen.join("; "))
+        },
+        hint: format!(
+            "install the PostgreSQL {major} client tools (Debian: apt-get install postgresql-client-{major}) or point RIPCORD_PG_BINDIR at their bin folder"
+        ),
+    })
+}
+
+impl Tools {
+    pub fn find(major: u32) -> Result<Tools> {
+        Ok(Tools {
+            pg_dump: find("pg_dump", major)?,
+            pg_restore: find("pg_restore", major)?,
+            major,
+        })
+    }
+}
+
+/// Runs a tool; returns its stdout, or an error with its stderr.
+pub fn run(mut cmd: Command, what: &str) -> Result<Vec<u8>> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Error::io(format!("cannot run {what}"), e))?;
+    if !out.status.success() {
+        return Err(Error::ToolFailed {
+            what: what.to_string(),
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(out.stdout)
+}
