@@ -4,6 +4,8 @@ use crate::crypto::Keys;
 
 pub const RAW: u8 = 0;
 pub const ZSTD: u8 = 1;
+/// A zstd-compressed row delta against the base blob (u64 LE delta length first).
+pub const ZSTD_DELTA: u8 = 2;
 
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
@@ -44,6 +46,30 @@ pub fn encode(keys: &Keys, compressor: &mut zstd::bulk::Compressor<'_>, data: &[
     keys.seal(out)
 }
 
+/// Stores `data` as a row delta against `base` (see [`crate::rowdelta`]),
+/// zstd-compressed and sealed. Falls back to plain encoding when the two are
+/// not whole COPY rows or the delta does not help; the flag returned says
+/// whether the result is a delta.
+pub fn encode_delta(
+    keys: &Keys,
+    compressor: &mut zstd::bulk::Compressor<'_>,
+    data: &[u8],
+    base: &[u8],
+) -> (Vec<u8>, bool) {
+    if let Some(delta) = crate::rowdelta::encode(base, data) {
+        if let Ok(c) = compressor.compress(&delta) {
+            if c.len() + 16 < data.len() {
+                let mut out = Vec::with_capacity(c.len() + 9);
+                out.push(ZSTD_DELTA);
+                out.extend_from_slice(&(delta.len() as u64).to_le_bytes());
+                out.extend_from_slice(&c);
+                return (keys.seal(out), true);
+            }
+        }
+    }
+    (encode(keys, compressor, data), false)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
     #[error("{0}")]
@@ -54,17 +80,45 @@ pub enum DecodeError {
     Empty,
     #[error("zstd: {0}")]
     Zstd(std::io::Error),
+    #[error("delta blob without its base")]
+    NoBase,
+    #[error("delta does not apply to its base")]
+    Delta,
     #[error("size mismatch: expected {expected} bytes, got {got}")]
     Size { expected: usize, got: usize },
 }
 
 /// Opens and decompresses a blob whose plaintext is `raw_len` bytes long.
 pub fn decode(keys: &Keys, sealed: &[u8], raw_len: usize) -> Result<Vec<u8>, DecodeError> {
+    decode_with_base(keys, sealed, raw_len, None)
+}
+
+/// Like [`decode`], for blobs that may be deltas against `base`.
+pub fn decode_with_base(
+    keys: &Keys,
+    sealed: &[u8],
+    raw_len: usize,
+    base: Option<&[u8]>,
+) -> Result<Vec<u8>, DecodeError> {
     let plain = keys.open(sealed)?;
     let (&flag, payload) = plain.split_first().ok_or(DecodeError::Empty)?;
     let data = match flag {
         RAW => payload.to_vec(),
         ZSTD => zstd::bulk::decompress(payload, raw_len).map_err(DecodeError::Zstd)?,
+        ZSTD_DELTA => {
+            let base = base.ok_or(DecodeError::NoBase)?;
+            if payload.len() < 8 {
+                return Err(DecodeError::Delta);
+            }
+            let delta_len = u64::from_le_bytes(payload[..8].try_into().expect("8 bytes")) as usize;
+            // A delta is never much larger than what it encodes.
+            if delta_len > raw_len.saturating_mul(2) + 4096 {
+                return Err(DecodeError::Delta);
+            }
+            let delta =
+                zstd::bulk::decompress(&payload[8..], delta_len).map_err(DecodeError::Zstd)?;
+            crate::rowdelta::decode(base, &delta, raw_len).ok_or(DecodeError::Delta)?
+        }
         other => return Err(DecodeError::Flag(other)),
     };
     if data.len() != raw_len {

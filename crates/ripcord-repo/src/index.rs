@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use crate::blob::BlobKind;
-use crate::pack::{decode_entries, encode_entries, PackEntry};
+use crate::pack::{decode_entries_n, encode_entries, PackEntry};
 use crate::Id;
 
 #[derive(Clone, Copy, Debug)]
@@ -29,6 +29,7 @@ pub struct Location {
     pub offset: u32,
     pub length: u32,
     pub raw_length: u32,
+    pub base: Option<Id>,
 }
 
 #[derive(Default)]
@@ -36,6 +37,8 @@ pub struct Index {
     packs: Vec<Id>,
     pack_pos: HashMap<Id, u32>,
     entries: Vec<Entry>,
+    /// Delta blobs and their bases; few, so kept apart from the compact table.
+    bases: HashMap<Id, Id>,
     sorted: bool,
 }
 
@@ -52,6 +55,11 @@ impl Index {
             self.packs.push(pack);
             (self.packs.len() - 1) as u32
         });
+        for e in entries {
+            if let Some(b) = e.base {
+                self.bases.insert(e.id, b);
+            }
+        }
         self.entries.extend(entries.iter().map(|e| Entry {
             id: e.id,
             pack: pos,
@@ -95,7 +103,13 @@ impl Index {
             offset: e.offset,
             length: e.length,
             raw_length: e.raw_length,
+            base: self.bases.get(&e.id).copied(),
         }
+    }
+
+    /// The base a delta blob needs, if it is one.
+    pub fn base_of(&self, id: &Id) -> Option<Id> {
+        self.bases.get(id).copied()
     }
 
     pub fn has_pack(&self, pack: &Id) -> bool {
@@ -127,6 +141,7 @@ impl Index {
                     offset: e.offset,
                     length: e.length,
                     raw_length: e.raw_length,
+                    base: self.bases.get(&e.id).copied(),
                 });
         }
         for v in out.values_mut() {
@@ -156,12 +171,9 @@ pub fn decode_file(mut bytes: &[u8]) -> Result<Vec<(Id, Vec<PackEntry>)>, String
         let mut id = [0u8; 32];
         id.copy_from_slice(&bytes[..32]);
         let n = u32::from_le_bytes(bytes[32..36].try_into().expect("4 bytes")) as usize;
-        let len = n * 45;
-        if bytes.len() < 36 + len {
-            return Err("index file ends inside a pack record".into());
-        }
-        out.push((Id(id), decode_entries(&bytes[36..36 + len])?));
-        bytes = &bytes[36 + len..];
+        let (entries, rest) = decode_entries_n(&bytes[36..], n)?;
+        out.push((Id(id), entries));
+        bytes = rest;
     }
     Ok(out)
 }
@@ -179,6 +191,7 @@ mod tests {
             offset: off,
             length: 10,
             raw_length: 20,
+            base: None,
         };
         idx.add_pack(Id([9; 32]), &[entry(3, 0), entry(1, 10)]);
         idx.add_pack(Id([8; 32]), &[entry(2, 0)]);

@@ -29,6 +29,7 @@ pub mod pack;
 pub mod prune;
 pub mod repo;
 pub mod retention;
+pub mod rowdelta;
 pub mod saver;
 pub mod verify;
 pub mod walk;

@@ -12,6 +12,8 @@ use crate::Id;
 /// Packs are cut once they reach this size.
 pub const TARGET_SIZE: usize = 16 << 20;
 const ENTRY_LEN: usize = 1 + 32 + 4 + 4 + 4;
+/// Kind byte of a data blob stored as a delta; its entry ends with the base id.
+const DATA_DELTA: u8 = 2;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PackEntry {
@@ -20,6 +22,8 @@ pub struct PackEntry {
     pub offset: u32,
     pub length: u32,
     pub raw_length: u32,
+    /// For a delta: the blob whose plaintext it is compressed against.
+    pub base: Option<Id>,
 }
 
 #[derive(Default)]
@@ -44,7 +48,14 @@ impl PackWriter {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
-    pub fn add(&mut self, kind: BlobKind, id: Id, sealed: &[u8], raw_length: usize) {
+    pub fn add(
+        &mut self,
+        kind: BlobKind,
+        id: Id,
+        sealed: &[u8],
+        raw_length: usize,
+        base: Option<Id>,
+    ) {
         if self.buf.capacity() == 0 {
             // Room for the blob that crosses the target and the header.
             self.buf.reserve(TARGET_SIZE + (5 << 20));
@@ -55,6 +66,7 @@ impl PackWriter {
             offset: self.buf.len() as u32,
             length: sealed.len() as u32,
             raw_length: raw_length as u32,
+            base,
         });
         self.buf.extend_from_slice(sealed);
     }
@@ -74,39 +86,80 @@ impl PackWriter {
 pub fn encode_entries(entries: &[PackEntry]) -> Vec<u8> {
     let mut out = Vec::with_capacity(entries.len() * ENTRY_LEN);
     for e in entries {
-        out.push(e.kind.to_u8());
+        out.push(if e.base.is_some() {
+            DATA_DELTA
+        } else {
+            e.kind.to_u8()
+        });
         out.extend_from_slice(&e.id.0);
         out.extend_from_slice(&e.offset.to_le_bytes());
         out.extend_from_slice(&e.length.to_le_bytes());
         out.extend_from_slice(&e.raw_length.to_le_bytes());
+        if let Some(b) = e.base {
+            out.extend_from_slice(&b.0);
+        }
     }
     out
 }
 
-pub fn decode_entries(bytes: &[u8]) -> Result<Vec<PackEntry>, String> {
-    if bytes.len() % ENTRY_LEN != 0 {
-        return Err(format!(
-            "pack header has {} bytes, not a multiple of {ENTRY_LEN}",
-            bytes.len()
-        ));
+/// Decodes `count` entries from the front of `bytes`; returns them and the rest.
+pub fn decode_entries_n(mut bytes: &[u8], count: usize) -> Result<(Vec<PackEntry>, &[u8]), String> {
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        let (e, rest) = decode_entry(bytes)?;
+        out.push(e);
+        bytes = rest;
     }
-    bytes
-        .chunks_exact(ENTRY_LEN)
-        .map(|c| {
-            let kind =
-                BlobKind::from_u8(c[0]).ok_or_else(|| format!("unknown blob kind {}", c[0]))?;
-            let u32_at = |i: usize| u32::from_le_bytes(c[i..i + 4].try_into().expect("4 bytes"));
-            let mut id = [0u8; 32];
-            id.copy_from_slice(&c[1..33]);
-            Ok(PackEntry {
-                kind,
-                id: Id(id),
-                offset: u32_at(33),
-                length: u32_at(37),
-                raw_length: u32_at(41),
-            })
-        })
-        .collect()
+    Ok((out, bytes))
+}
+
+fn decode_entry(c: &[u8]) -> Result<(PackEntry, &[u8]), String> {
+    if c.len() < ENTRY_LEN {
+        return Err("entry list ends inside an entry".into());
+    }
+    let (kind, delta) = match c[0] {
+        DATA_DELTA => (BlobKind::Data, true),
+        k => (
+            BlobKind::from_u8(k).ok_or_else(|| format!("unknown blob kind {k}"))?,
+            false,
+        ),
+    };
+    let u32_at = |i: usize| u32::from_le_bytes(c[i..i + 4].try_into().expect("4 bytes"));
+    let mut id = [0u8; 32];
+    id.copy_from_slice(&c[1..33]);
+    let mut len = ENTRY_LEN;
+    let base = if delta {
+        if c.len() < ENTRY_LEN + 32 {
+            return Err("entry list ends inside a delta entry".into());
+        }
+        let mut b = [0u8; 32];
+        b.copy_from_slice(&c[ENTRY_LEN..ENTRY_LEN + 32]);
+        len += 32;
+        Some(Id(b))
+    } else {
+        None
+    };
+    Ok((
+        PackEntry {
+            kind,
+            id: Id(id),
+            offset: u32_at(33),
+            length: u32_at(37),
+            raw_length: u32_at(41),
+            base,
+        },
+        &c[len..],
+    ))
+}
+
+pub fn decode_entries(mut bytes: &[u8]) -> Result<Vec<PackEntry>, String> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let (e, rest) = decode_entry(bytes)?;
+        out.push(e);
+        bytes = rest;
+    }
+    Ok(out)
 }
 
 /// Reads a pack's trailer: the header length, then the sealed header.

@@ -58,6 +58,9 @@ pub fn prune(repo: &Repository, dry_run: bool) -> Result<PruneReport> {
             ),
         });
     }
+    // A delta is only readable with its base.
+    let bases: Vec<Id> = used.iter().filter_map(|b| index.base_of(b)).collect();
+    used.extend(bases);
     if let Some(missing) = used.iter().find(|b| !index.contains(b)) {
         return Err(Error::corrupt(
             format!("blob {}", missing.short()),
@@ -145,15 +148,17 @@ pub fn prune(repo: &Repository, dry_run: bool) -> Result<PruneReport> {
             .get_range(&path, e.offset as u64, e.length as u64)
             .map_err(|err| Error::io(format!("cannot read {path}"), err))?;
         // Never carry damage forward: check the blob before copying it.
-        let data = blob::decode(repo.keys(), &sealed, e.raw_length as usize)
-            .map_err(|err| Error::corrupt(&path, format!("blob {}: {err}", e.id.short())))?;
+        let base = e.base.map(|b| repo.read_blob(&index, &b)).transpose()?;
+        let data =
+            blob::decode_with_base(repo.keys(), &sealed, e.raw_length as usize, base.as_deref())
+                .map_err(|err| Error::corrupt(&path, format!("blob {}: {err}", e.id.short())))?;
         if repo.keys().blob_id(&data) != e.id {
             return Err(Error::corrupt(
                 &path,
                 format!("blob {} does not match its id", e.id.short()),
             ));
         }
-        writer.add(e.kind, e.id, &sealed, e.raw_length as usize);
+        writer.add(e.kind, e.id, &sealed, e.raw_length as usize, e.base);
         if writer.len() >= pack::TARGET_SIZE {
             flush(std::mem::take(&mut writer), &mut written)?;
         }

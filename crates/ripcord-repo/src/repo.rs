@@ -338,8 +338,23 @@ impl Repository {
                 std::io::ErrorKind::UnexpectedEof => Error::corrupt(&path, "pack is truncated"),
                 _ => Error::io(format!("cannot read {path}"), e),
             })?;
-        let data = blob::decode(&self.keys, &sealed, loc.raw_length as usize)
-            .map_err(|e| Error::corrupt(&path, format!("blob {}: {e}", id.short())))?;
+        let base = match loc.base {
+            Some(b) if b == *id => {
+                return Err(Error::corrupt(
+                    &path,
+                    format!("blob {} is its own base", id.short()),
+                ))
+            }
+            Some(b) => Some(self.read_blob(index, &b)?),
+            None => None,
+        };
+        let data = blob::decode_with_base(
+            &self.keys,
+            &sealed,
+            loc.raw_length as usize,
+            base.as_deref(),
+        )
+        .map_err(|e| Error::corrupt(&path, format!("blob {}: {e}", id.short())))?;
         if self.keys.blob_id(&data) != *id {
             return Err(Error::corrupt(
                 &path,

@@ -55,6 +55,8 @@ struct Job {
     kind: BlobKind,
     id: Id,
     data: Vec<u8>,
+    /// Store as a delta against this (already stored, non-delta) blob.
+    base: Option<Id>,
 }
 
 struct Shared {
@@ -128,6 +130,11 @@ impl Saver {
         &self.shared.repo
     }
 
+    /// The index of what was stored before this run.
+    pub fn known(&self) -> &Index {
+        &self.shared.known
+    }
+
     /// Is this blob already stored (or on its way)?
     pub fn is_known(&self, id: &Id) -> bool {
         self.shared.known.contains(id)
@@ -148,6 +155,21 @@ impl Saver {
     }
 
     pub fn save_with_id(&self, kind: BlobKind, id: Id, data: Vec<u8>) -> Result<()> {
+        self.enqueue(kind, id, data, None)
+    }
+
+    /// Stores a data blob, as a delta against `base` when that is smaller.
+    /// `base` must be in the index the saver was given; if it is itself a
+    /// delta, its own base is used, so decoding never needs more than one step.
+    pub fn save_delta(&self, data: Vec<u8>, base: Id) -> Result<Id> {
+        let id = self.shared.repo.keys().blob_id(&data);
+        let base = self.shared.known.base_of(&base).unwrap_or(base);
+        let base = (base != id && self.shared.known.contains(&base)).then_some(base);
+        self.enqueue(BlobKind::Data, id, data, base)?;
+        Ok(id)
+    }
+
+    fn enqueue(&self, kind: BlobKind, id: Id, data: Vec<u8>, base: Option<Id>) -> Result<()> {
         self.shared.check()?;
         self.shared
             .bytes_in
@@ -166,7 +188,12 @@ impl Saver {
         self.tx
             .as_ref()
             .expect("saver is open")
-            .send(Job { kind, id, data })
+            .send(Job {
+                kind,
+                id,
+                data,
+                base,
+            })
             .map_err(|_| Error::Invalid("the write pipeline stopped".into()))?;
         Ok(())
     }
@@ -228,13 +255,25 @@ impl Shared {
     }
 
     fn store(&self, compressor: &mut zstd::bulk::Compressor<'_>, job: Job) -> Result<()> {
-        let sealed = blob::encode(self.repo.keys(), compressor, &job.data);
+        let mut base = job.base;
+        let sealed = match job.base {
+            Some(b) => {
+                let base_data = self.repo.read_blob(&self.known, &b)?;
+                let (sealed, delta) =
+                    blob::encode_delta(self.repo.keys(), compressor, &job.data, &base_data);
+                if !delta {
+                    base = None;
+                }
+                sealed
+            }
+            None => blob::encode(self.repo.keys(), compressor, &job.data),
+        };
         self.new_bytes
             .fetch_add(job.data.len() as u64, Ordering::Relaxed);
         self.new_blobs.fetch_add(1, Ordering::Relaxed);
         let full = {
             let mut st = self.state.lock().expect("saver lock");
-            st.pack.add(job.kind, job.id, &sealed, job.data.len());
+            st.pack.add(job.kind, job.id, &sealed, job.data.len(), base);
             if st.pack.len() >= pack::TARGET_SIZE {
                 Some(std::mem::take(&mut st.pack))
             } else {

@@ -167,6 +167,14 @@ pub fn verify(
                     if !index.contains(c) {
                         bad.entry(*c).or_insert_with(|| "not in the index".into());
                     }
+                    if let Some(b) = index.base_of(c) {
+                        if !index.contains(&b) {
+                            bad.entry(*c).or_insert_with(|| {
+                                format!("its delta base {} is not in the index", b.short())
+                            });
+                        }
+                        referenced.insert(b);
+                    }
                     referenced.insert(*c);
                 }
             }
@@ -216,13 +224,30 @@ pub fn verify(
                     let mut damaged_blobs = 0;
                     for e in &entries {
                         let sealed = &bytes[e.offset as usize..(e.offset + e.length) as usize];
-                        let outcome = blob::decode(repo.keys(), sealed, e.raw_length as usize)
-                            .map_err(|err| err.to_string())
-                            .and_then(|data| {
-                                (repo.keys().blob_id(&data) == e.id)
-                                    .then_some(())
-                                    .ok_or_else(|| "content does not match its id".to_string())
-                            });
+                        let base = match e.base.map(|b| repo.read_blob(&index, &b)).transpose() {
+                            Ok(b) => b,
+                            Err(err) => {
+                                damaged_blobs += 1;
+                                found.lock().expect("verify lock").push((
+                                    *pack_id,
+                                    Some(e.id),
+                                    format!("its delta base: {err}"),
+                                ));
+                                continue;
+                            }
+                        };
+                        let outcome = blob::decode_with_base(
+                            repo.keys(),
+                            sealed,
+                            e.raw_length as usize,
+                            base.as_deref(),
+                        )
+                        .map_err(|err| err.to_string())
+                        .and_then(|data| {
+                            (repo.keys().blob_id(&data) == e.id)
+                                .then_some(())
+                                .ok_or_else(|| "content does not match its id".to_string())
+                        });
                         blobs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         if let Err(err) = outcome {
                             damaged_blobs += 1;

@@ -1,1 +1,20 @@
 //! Test fixtures for ripcord.
+//!
+//! - [`Workspace`]: a temporary folder with a `ripcord.toml`, a repository
+//!   location and targets, and a way to run the `ripcord` binary in it.
+//! - [`data`]: deterministic directory trees and file contents.
+//! - [`fingerprint`]: byte-for-byte comparison of directory trees, and hashes
+//!   of every file of a repository to prove it did not change.
+//! - [`sqlite`]: small databases, and a bank whose invariants reveal torn copies.
+//! - [`process`]: `kill -9` and polling helpers.
+//! - [`pg`]: throwaway PostgreSQL clusters.
+
+pub mod data;
+pub mod fingerprint;
+pub mod pg;
+pub mod process;
+pub mod sqlite;
+mod workspace;
+
+pub use fingerprint::{dir_size, repo_hashes, Fingerprint};
+pub use workspace::{Output, Workspace};

@@ -193,6 +193,10 @@ pub fn take_with(
                     jobs: opts.jobs,
                     tables: opts.tables.clone(),
                     skip_missing: opts.skip_missing,
+                    parent: parent_of(name).and_then(|(_, s)| match &s.target(name)?.content {
+                        Content::Postgres(pg) => Some((**pg).clone()),
+                        _ => None,
+                    }),
                 };
                 let pg = postgres::snapshot(&saver, url, &pg_opts, &bar)?;
                 files += pg.tables.len() as u64;

@@ -8,8 +8,6 @@
 //! per field, a 32-bit length (-1 for NULL) and the bytes; a count of -1 ends
 //! the data. All integers are big-endian.
 
-use std::io::Read;
-
 const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
 
 /// Row count and checksum of a table (or part of one).
@@ -53,6 +51,10 @@ pub struct Scanner {
     row: blake3::Hasher,
     pub stats: RowStats,
     error: Option<String>,
+    /// Where items (header, rows, end marker) ended in the last `feed`:
+    /// offset just past the item, and a hash of the row (0 for others).
+    pub boundaries: Vec<(usize, u64)>,
+    fed: usize,
 }
 
 impl Default for Scanner {
@@ -64,6 +66,8 @@ impl Default for Scanner {
             row: blake3::Hasher::new(),
             stats: RowStats::default(),
             error: None,
+            boundaries: Vec::new(),
+            fed: 0,
         }
     }
 }
@@ -92,16 +96,29 @@ impl Scanner {
         self.small.len() == n
     }
 
-    fn end_row(&mut self) {
+    fn end_row(&mut self, at: usize) {
         let h = self.row.finalize();
         let mut b = [0u8; 16];
         b.copy_from_slice(&h.as_bytes()[..16]);
+        self.boundaries
+            .push((at, u64::from_le_bytes(b[..8].try_into().expect("8 bytes"))));
         self.stats.rows += 1;
         self.stats.sum = self.stats.sum.wrapping_add(u128::from_le_bytes(b));
         self.row.reset();
     }
 
-    pub fn feed(&mut self, mut data: &[u8]) {
+    pub fn feed(&mut self, data: &[u8]) {
+        self.boundaries.clear();
+        self.fed = data.len();
+        self.feed_inner(data);
+    }
+
+    /// Offset in the current `feed` of the first byte of `rest`.
+    fn pos(&self, rest: &[u8]) -> usize {
+        self.fed - rest.len()
+    }
+
+    fn feed_inner(&mut self, mut data: &[u8]) {
         while !data.is_empty() && self.error.is_none() {
             match self.state {
                 State::Header => {
@@ -136,13 +153,16 @@ impl Scanner {
                         self.small.clear();
                         if n == -1 {
                             self.state = State::Done;
+                            let at = self.pos(data);
+                            self.boundaries.push((at, 0));
                         } else if n < 0 {
                             self.error = Some(format!("bad field count {n}"));
                         } else {
                             self.row.update(&n.to_be_bytes());
                             self.fields_left = n as u16;
                             if n == 0 {
-                                self.end_row();
+                                let at = self.pos(data);
+                                self.end_row(at);
                             } else {
                                 self.state = State::Length;
                             }
@@ -157,7 +177,8 @@ impl Scanner {
                         if len > 0 {
                             self.state = State::Data(len as u32);
                         } else {
-                            self.next_field();
+                            let at = self.pos(data);
+                            self.next_field(at);
                         }
                     }
                 }
@@ -167,7 +188,8 @@ impl Scanner {
                     data = &data[take..];
                     let left = left - take as u32;
                     if left == 0 {
-                        self.next_field();
+                        let at = self.pos(data);
+                        self.next_field(at);
                     } else {
                         self.state = State::Data(left);
                     }
@@ -179,28 +201,14 @@ impl Scanner {
         }
     }
 
-    fn next_field(&mut self) {
+    fn next_field(&mut self, at: usize) {
         self.fields_left -= 1;
         if self.fields_left == 0 {
-            self.end_row();
+            self.end_row(at);
             self.state = State::Count;
         } else {
             self.state = State::Length;
         }
-    }
-}
-
-/// A reader that scans what passes through it.
-pub struct Tap<'a, R> {
-    pub inner: R,
-    pub scanner: &'a mut Scanner,
-}
-
-impl<R: Read> Read for Tap<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.scanner.feed(&buf[..n]);
-        Ok(n)
     }
 }
 

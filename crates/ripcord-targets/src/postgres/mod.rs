@@ -10,6 +10,7 @@
 //! manifest.
 
 mod catalog;
+mod chunker;
 pub mod conn;
 pub mod copy;
 mod restore;

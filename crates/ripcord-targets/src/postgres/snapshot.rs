@@ -10,8 +10,9 @@ use ripcord_repo::manifest::{PgContent, PgSequence, PgTable, Stream};
 use ripcord_repo::saver::Saver;
 
 use super::catalog::{self, TableInfo};
+use super::chunker::RowChunker;
 use super::conn::{ident, pg_err, Target};
-use super::copy::{RowStats, Scanner, Tap};
+use super::copy::{RowStats, Scanner};
 use super::tools::{self, Tools};
 use super::SPLIT_BYTES;
 use crate::error::{Error, Result};
@@ -26,6 +27,9 @@ pub struct PgSnapshotOptions {
     /// Leave out named tables that do not exist (a safety snapshot before
     /// restoring a dropped table has nothing to keep of it).
     pub skip_missing: bool,
+    /// The previous snapshot of this database: changed chunks are stored as
+    /// deltas against its chunks at the same place.
+    pub parent: Option<PgContent>,
 }
 
 /// One unit of copying: a whole table or a block range of one.
@@ -185,14 +189,13 @@ pub fn snapshot(
                         let what = format!("{}.{}", t.schema, t.name);
                         let reader = client.copy_out(&copy_sql(t, job.blocks)).map_err(pg_err(format!("copying {what}")))?;
                         let mut scanner = Scanner::new();
-                        let stream = save_stream(saver, Tap { inner: reader, scanner: &mut scanner }, &what, &|n| progress.bytes(n))
-                            .map_err(|e| match e {
-                                ripcord_repo::Error::Io { source, .. } => Error::PgUnreachable {
-                                    target: format!("{shown} while copying {what}"),
-                                    detail: source.to_string(),
-                                },
-                                other => Error::Repo(other),
-                            })?;
+                        let like = opts
+                            .parent
+                            .as_ref()
+                            .and_then(|p| p.tables.iter().find(|pt| pt.schema == t.schema && pt.name == t.name))
+                            .and_then(|pt| pt.parts.get(job.part))
+                            .map(|s| (s, saver.known()));
+                        let stream = RowChunker::new(saver, like, &|n| progress.bytes(n)).consume(reader, &mut scanner, &what)?;
                         let stats = scanner.finish().map_err(|detail| Error::Pg { context: format!("copying {what}"), detail })?;
                         ripcord_core::failpoint::hit("pg-part-copied");
                         results.lock().expect("results").push((job.table, job.part, stream, stats));

@@ -1,0 +1,130 @@
+//! Chunking binary COPY data at row boundaries.
+//!
+//! Boundaries are content-defined like FastCDC's, but chosen only between
+//! rows: after a row whose hash falls in a window proportional to its
+//! length, so chunks average [`AVG`] bytes whatever the row width. A changed
+//! row then changes one chunk, and every chunk is whole rows, which lets it
+//! be stored as a row delta against its predecessor (see
+//! `ripcord_repo::rowdelta`).
+
+use std::io::Read;
+
+use ripcord_repo::blob::BlobKind;
+use ripcord_repo::index::Index;
+use ripcord_repo::manifest::Stream;
+use ripcord_repo::saver::Saver;
+use ripcord_repo::Id;
+
+use super::copy::Scanner;
+use crate::error::{Error, Result};
+
+const MIN: usize = 256 << 10;
+const AVG: u64 = 1 << 20;
+const MAX: usize = 4 << 20;
+
+pub struct RowChunker<'a> {
+    saver: &'a Saver,
+    buf: Vec<u8>,
+    stream: Stream,
+    hasher: blake3::Hasher,
+    /// Start offset, length and id of the previous version's chunks.
+    bases: Vec<(u64, u64, Id)>,
+    progress: &'a dyn Fn(u64),
+}
+
+impl<'a> RowChunker<'a> {
+    pub fn new(
+        saver: &'a Saver,
+        parent: Option<(&Stream, &Index)>,
+        progress: &'a dyn Fn(u64),
+    ) -> RowChunker<'a> {
+        let mut bases = Vec::new();
+        if let Some((stream, index)) = parent {
+            let mut at = 0;
+            for c in &stream.chunks {
+                let Some(loc) = index.get(c) else { break };
+                bases.push((at, loc.raw_length as u64, *c));
+                at += loc.raw_length as u64;
+            }
+        }
+        RowChunker {
+            saver,
+            buf: Vec::with_capacity(MAX + (1 << 20)),
+            stream: Stream::default(),
+            hasher: blake3::Hasher::new(),
+            bases,
+            progress,
+        }
+    }
+
+    /// Reads everything from `reader`, scanning it with `scanner`.
+    pub fn consume(
+        mut self,
+        mut reader: impl Read,
+        scanner: &mut Scanner,
+        what: &str,
+    ) -> Result<Stream> {
+        let mut block = vec![0u8; 1 << 20];
+        // Bytes of the current item read in earlier blocks.
+        let mut carried = 0u64;
+        loop {
+            let n = reader.read(&mut block).map_err(|e| Error::PgUnreachable {
+                target: format!("while copying {what}"),
+                detail: e.to_string(),
+            })?;
+            if n == 0 {
+                break;
+            }
+            let data = &block[..n];
+            scanner.feed(data);
+            let mut start = 0;
+            for &(end, hash) in &scanner.boundaries {
+                self.buf.extend_from_slice(&data[start..end]);
+                let row_len = carried + (end - start) as u64;
+                carried = 0;
+                start = end;
+                let cut = self.buf.len() >= MIN && hash % AVG < row_len.max(1);
+                if cut || self.buf.len() >= MAX {
+                    self.emit()?;
+                }
+            }
+            self.buf.extend_from_slice(&data[start..]);
+            carried += (n - start) as u64;
+            // A single row larger than MAX still has to be cut somewhere.
+            if self.buf.len() >= 4 * MAX {
+                self.emit()?;
+            }
+        }
+        if !self.buf.is_empty() {
+            self.emit()?;
+        }
+        self.stream.checksum = self.hasher.finalize().to_hex().to_string();
+        Ok(self.stream)
+    }
+
+    /// The previous chunk that overlaps `[offset, offset + len)` the most:
+    /// rows deleted before a chunk shift it a little, not a whole chunk.
+    fn base_for(&self, offset: u64, len: u64) -> Option<Id> {
+        let i = self.bases.partition_point(|(at, _, _)| *at <= offset);
+        let end = offset + len;
+        self.bases[i.saturating_sub(1)..(i + 2).min(self.bases.len())]
+            .iter()
+            .map(|(at, l, id)| ((at + l).min(end).saturating_sub(*at.max(&offset)), *id))
+            .max_by_key(|(overlap, _)| *overlap)
+            .map(|(_, id)| id)
+    }
+
+    fn emit(&mut self) -> Result<()> {
+        let data = std::mem::replace(&mut self.buf, Vec::with_capacity(MAX + (1 << 20)));
+        self.hasher.update(&data);
+        let offset = self.stream.size;
+        self.stream.size += data.len() as u64;
+        (self.progress)(data.len() as u64);
+        let id = match self.base_for(offset, data.len() as u64) {
+            None => self.saver.save(BlobKind::Data, data)?,
+            Some(base) => self.saver.save_delta(data, base)?,
+        };
+        self.stream.chunks.push(id);
+        Ok(())
+    }
+}
