@@ -102,6 +102,9 @@ pub enum TargetConfig {
     },
     Postgres {
         url: String,
+        /// Tables larger than this many MiB are copied as parallel block ranges.
+        #[serde(default)]
+        split_mb: Option<u64>,
     },
 }
 

@@ -188,11 +188,12 @@ pub fn take_with(
                     },
                 }
             }
-            TargetConfig::Postgres { url } => {
+            TargetConfig::Postgres { url, split_mb } => {
                 let pg_opts = postgres::PgSnapshotOptions {
                     jobs: opts.jobs,
                     tables: opts.tables.clone(),
                     skip_missing: opts.skip_missing,
+                    split_bytes: split_mb.unwrap_or(0) << 20,
                     parent: parent_of(name).and_then(|(_, s)| match &s.target(name)?.content {
                         Content::Postgres(pg) => Some((**pg).clone()),
                         _ => None,

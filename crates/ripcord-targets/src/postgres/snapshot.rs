@@ -27,6 +27,8 @@ pub struct PgSnapshotOptions {
     /// Leave out named tables that do not exist (a safety snapshot before
     /// restoring a dropped table has nothing to keep of it).
     pub skip_missing: bool,
+    /// Tables larger than this are split into block ranges; 0 means [`SPLIT_BYTES`].
+    pub split_bytes: u64,
     /// The previous snapshot of this database: changed chunks are stored as
     /// deltas against its chunks at the same place.
     pub parent: Option<PgContent>,
@@ -41,11 +43,11 @@ struct Job {
     size: u64,
 }
 
-fn plan(tables: &[TableInfo]) -> Vec<Job> {
+fn plan(tables: &[TableInfo], split: u64) -> Vec<Job> {
     let mut jobs = Vec::new();
-    let per = SPLIT_BYTES / 8192;
+    let per = (split / 8192).max(1);
     for (i, t) in tables.iter().enumerate() {
-        if t.relation_size <= SPLIT_BYTES {
+        if t.relation_size <= split {
             jobs.push(Job {
                 table: i,
                 part: 0,
@@ -64,7 +66,7 @@ fn plan(tables: &[TableInfo]) -> Vec<Job> {
                 table: i,
                 part: p as usize,
                 blocks: Some((from, to)),
-                size: SPLIT_BYTES,
+                size: split,
             });
         }
     }
@@ -157,7 +159,8 @@ pub fn snapshot(
         progress,
     )?;
 
-    let jobs = plan(&tables);
+    let split = if opts.split_bytes == 0 { SPLIT_BYTES } else { opts.split_bytes };
+    let jobs = plan(&tables, split);
     let workers = match opts.jobs {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
