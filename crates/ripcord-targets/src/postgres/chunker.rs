@@ -7,8 +7,6 @@
 //! be stored as a row delta against its predecessor (see
 //! `ripcord_repo::rowdelta`).
 
-use std::io::Read;
-
 use ripcord_repo::blob::BlobKind;
 use ripcord_repo::index::Index;
 use ripcord_repo::manifest::Stream;
@@ -16,7 +14,7 @@ use ripcord_repo::saver::Saver;
 use ripcord_repo::Id;
 
 use super::copy::Scanner;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 const MIN: usize = 256 << 10;
 const AVG: u64 = 1 << 20;
@@ -26,10 +24,11 @@ pub struct RowChunker<'a> {
     saver: &'a Saver,
     buf: Vec<u8>,
     stream: Stream,
-    hasher: blake3::Hasher,
     /// Start offset, length and id of the previous version's chunks.
     bases: Vec<(u64, u64, Id)>,
     progress: &'a dyn Fn(u64),
+    /// Bytes of the current row pushed before the last boundary.
+    carried: u64,
 }
 
 impl<'a> RowChunker<'a> {
@@ -51,54 +50,41 @@ impl<'a> RowChunker<'a> {
             saver,
             buf: Vec::with_capacity(MAX + (1 << 20)),
             stream: Stream::default(),
-            hasher: blake3::Hasher::new(),
             bases,
             progress,
+            carried: 0,
         }
     }
 
-    /// Reads everything from `reader`, scanning it with `scanner`.
-    pub fn consume(
-        mut self,
-        mut reader: impl Read,
-        scanner: &mut Scanner,
-        what: &str,
-    ) -> Result<Stream> {
-        let mut block = vec![0u8; 1 << 20];
-        // Bytes of the current item read in earlier blocks.
-        let mut carried = 0u64;
-        loop {
-            let n = reader.read(&mut block).map_err(|e| Error::PgUnreachable {
-                target: format!("while copying {what}"),
-                detail: e.to_string(),
-            })?;
-            if n == 0 {
-                break;
-            }
-            let data = &block[..n];
-            scanner.feed(data);
-            let mut start = 0;
-            for &(end, hash) in &scanner.boundaries {
-                self.buf.extend_from_slice(&data[start..end]);
-                let row_len = carried + (end - start) as u64;
-                carried = 0;
-                start = end;
-                let cut = self.buf.len() >= MIN && hash % AVG < row_len.max(1);
-                if cut || self.buf.len() >= MAX {
-                    self.emit()?;
-                }
-            }
-            self.buf.extend_from_slice(&data[start..]);
-            carried += (n - start) as u64;
-            // A single row larger than MAX still has to be cut somewhere.
-            if self.buf.len() >= 4 * MAX {
+    /// Adds the next bytes of the COPY stream, scanning them with `scanner`.
+    pub fn push(&mut self, data: &[u8], scanner: &mut Scanner) -> Result<()> {
+        scanner.feed(data);
+        let mut start = 0;
+        for &(end, hash) in &scanner.boundaries {
+            self.buf.extend_from_slice(&data[start..end]);
+            let row_len = self.carried + (end - start) as u64;
+            self.carried = 0;
+            start = end;
+            let cut = self.buf.len() >= MIN && hash % AVG < row_len.max(1);
+            if cut || self.buf.len() >= MAX {
                 self.emit()?;
             }
         }
+        self.buf.extend_from_slice(&data[start..]);
+        self.carried += (data.len() - start) as u64;
+        // A single row larger than MAX still has to be cut somewhere.
+        if self.buf.len() >= 4 * MAX {
+            self.emit()?;
+        }
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> Result<Stream> {
         if !self.buf.is_empty() {
             self.emit()?;
         }
-        self.stream.checksum = self.hasher.finalize().to_hex().to_string();
+        // No whole-stream checksum: the table's row checksum covers the data,
+        // and a second hash pass over every byte would cost more than the copy.
         Ok(self.stream)
     }
 
@@ -116,7 +102,6 @@ impl<'a> RowChunker<'a> {
 
     fn emit(&mut self) -> Result<()> {
         let data = std::mem::replace(&mut self.buf, Vec::with_capacity(MAX + (1 << 20)));
-        self.hasher.update(&data);
         let offset = self.stream.size;
         self.stream.size += data.len() as u64;
         (self.progress)(data.len() as u64);

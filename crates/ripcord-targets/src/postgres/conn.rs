@@ -13,6 +13,8 @@ use crate::error::{Error, Result};
 #[derive(Clone)]
 pub struct Target {
     pub config: Config,
+    /// The same settings for the async driver (bulk COPY).
+    pub async_config: tokio_postgres::Config,
     url: String,
 }
 
@@ -25,8 +27,17 @@ impl Target {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
+        let mut async_config =
+            tokio_postgres::Config::from_str(url).map_err(|e| Error::BadUrl {
+                url: redact(url),
+                detail: e.to_string(),
+            })?;
+        if async_config.get_connect_timeout().is_none() {
+            async_config.connect_timeout(Duration::from_secs(10));
+        }
         Ok(Target {
             config,
+            async_config,
             url: url.to_string(),
         })
     }
@@ -48,6 +59,8 @@ impl Target {
     pub fn with_dbname(&self, db: &str) -> Target {
         let mut config = self.config.clone();
         config.dbname(db);
+        let mut async_config = self.async_config.clone();
+        async_config.dbname(db);
         let url = match self.url.split_once("://") {
             Some((scheme, rest)) => {
                 let (authority, tail) = rest.split_once('/').unwrap_or((rest, ""));
@@ -59,7 +72,11 @@ impl Target {
             }
             None => format!("{} dbname={db}", self.url),
         };
-        Target { config, url }
+        Target {
+            config,
+            async_config,
+            url,
+        }
     }
 
     pub fn connect(&self) -> Result<Client> {

@@ -43,6 +43,9 @@ struct Job {
     size: u64,
 }
 
+/// Bytes of COPY messages gathered before they go to the chunker.
+const BLOCK: usize = 256 << 10;
+
 fn plan(tables: &[TableInfo], split: u64) -> Vec<Job> {
     let mut jobs = Vec::new();
     let per = (split / 8192).max(1);
@@ -159,7 +162,11 @@ pub fn snapshot(
         progress,
     )?;
 
-    let split = if opts.split_bytes == 0 { SPLIT_BYTES } else { opts.split_bytes };
+    let split = if opts.split_bytes == 0 {
+        SPLIT_BYTES
+    } else {
+        opts.split_bytes
+    };
     let jobs = plan(&tables, split);
     let workers = match opts.jobs {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -175,34 +182,70 @@ pub fn snapshot(
         for _ in 0..workers {
             s.spawn(|| {
                 let run = || -> Result<()> {
-                    let mut client = target.connect()?;
-                    client
-                        .batch_execute(&format!(
-                            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT '{snap_id}'"
-                        ))
-                        .map_err(pg_err(&shown))?;
-                    loop {
-                        if stop.load(Ordering::Relaxed) {
-                            return Ok(());
+                    // One async loop per worker: COPY sends a message per row,
+                    // and blocking on each one would cost more than the row.
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(|e| Error::io("cannot start a copy worker", e))?;
+                    rt.block_on(async {
+                        let (client, connection) = target
+                            .async_config
+                            .connect(tokio_postgres::NoTls)
+                            .await
+                            .map_err(|e| super::conn::classify(e, &shown))?;
+                        let conn = tokio::spawn(connection);
+                        client
+                            .batch_execute(&format!(
+                                "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT '{snap_id}'"
+                            ))
+                            .await
+                            .map_err(pg_err(&shown))?;
+                        loop {
+                            if stop.load(Ordering::Relaxed) {
+                                break;
+                            }
+                            let Some(job) = queue.lock().expect("queue").pop_front() else {
+                                break;
+                            };
+                            let t = &tables[job.table];
+                            let what = format!("{}.{}", t.schema, t.name);
+                            let like = opts
+                                .parent
+                                .as_ref()
+                                .and_then(|p| p.tables.iter().find(|pt| pt.schema == t.schema && pt.name == t.name))
+                                .and_then(|pt| pt.parts.get(job.part))
+                                .map(|s| (s, saver.known()));
+                            let progress_fn = |n| progress.bytes(n);
+                            let mut chunker = RowChunker::new(saver, like, &progress_fn);
+                            let mut scanner = Scanner::new();
+                            let stream = client
+                                .copy_out(&copy_sql(t, job.blocks))
+                                .await
+                                .map_err(pg_err(format!("copying {what}")))?;
+                            futures_util::pin_mut!(stream);
+                            // Rows arrive one message each; feed them in blocks.
+                            let mut block: Vec<u8> = Vec::with_capacity(BLOCK + (64 << 10));
+                            while let Some(msg) = futures_util::StreamExt::next(&mut stream).await {
+                                let msg = msg.map_err(|e| pg_err(format!("copying {what}"))(e))?;
+                                block.extend_from_slice(&msg);
+                                if block.len() >= BLOCK {
+                                    chunker.push(&block, &mut scanner)?;
+                                    block.clear();
+                                }
+                            }
+                            chunker.push(&block, &mut scanner)?;
+                            let stream = chunker.finish()?;
+                            let stats = scanner
+                                .finish()
+                                .map_err(|detail| Error::Pg { context: format!("copying {what}"), detail })?;
+                            ripcord_core::failpoint::hit("pg-part-copied");
+                            results.lock().expect("results").push((job.table, job.part, stream, stats));
                         }
-                        let Some(job) = queue.lock().expect("queue").pop_front() else {
-                            return Ok(());
-                        };
-                        let t = &tables[job.table];
-                        let what = format!("{}.{}", t.schema, t.name);
-                        let reader = client.copy_out(&copy_sql(t, job.blocks)).map_err(pg_err(format!("copying {what}")))?;
-                        let mut scanner = Scanner::new();
-                        let like = opts
-                            .parent
-                            .as_ref()
-                            .and_then(|p| p.tables.iter().find(|pt| pt.schema == t.schema && pt.name == t.name))
-                            .and_then(|pt| pt.parts.get(job.part))
-                            .map(|s| (s, saver.known()));
-                        let stream = RowChunker::new(saver, like, &|n| progress.bytes(n)).consume(reader, &mut scanner, &what)?;
-                        let stats = scanner.finish().map_err(|detail| Error::Pg { context: format!("copying {what}"), detail })?;
-                        ripcord_core::failpoint::hit("pg-part-copied");
-                        results.lock().expect("results").push((job.table, job.part, stream, stats));
-                    }
+                        drop(client);
+                        let _ = conn.await;
+                        Ok(())
+                    })
                 };
                 if let Err(e) = run() {
                     stop.store(true, Ordering::Relaxed);
