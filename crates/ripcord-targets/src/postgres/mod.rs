@@ -13,6 +13,7 @@ mod catalog;
 mod chunker;
 pub mod conn;
 pub mod copy;
+mod parallel;
 mod restore;
 mod snapshot;
 pub mod tools;

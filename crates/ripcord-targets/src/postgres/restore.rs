@@ -14,11 +14,13 @@ use ripcord_repo::manifest::{PgContent, PgTable, Stream};
 use ripcord_repo::Repository;
 use serde::Serialize;
 
-use super::catalog::{self, column_list};
+use super::catalog::{self, column_list, TableInfo};
 use super::conn::{ident, pg_err, Target};
 use super::copy::{RowStats, Scanner};
+use super::parallel::{copy_out, plan};
 use super::snapshot::url_for_tools;
 use super::tools::{self, Tools};
+use super::SPLIT_BYTES;
 use crate::error::{Error, Result};
 use crate::Progress;
 
@@ -134,10 +136,16 @@ pub fn restore(
                 tables: existing,
             });
         }
+        if opts.clean {
+            drop_extra_relations(&mut client, &tools, &target, archive.path(), progress)?;
+        }
         let mut pre = pg_restore(&tools, &target, archive.path());
         pre.arg("--section=pre-data");
         if opts.clean {
-            pre.arg("--clean").arg("--if-exists");
+            // All or nothing: a drop that fails leaves the database as it was.
+            pre.arg("--clean")
+                .arg("--if-exists")
+                .arg("--single-transaction");
         }
         if created {
             pre.arg("--no-owner").arg("--no-privileges");
@@ -185,6 +193,72 @@ fn pg_restore(tools: &Tools, target: &Target, archive: &std::path::Path) -> Comm
         .envs(target.tool_env())
         .arg(archive);
     cmd
+}
+
+/// Before a clean restore of a whole database: drops the tables and views
+/// that the snapshot does not have. The database is to equal the snapshot,
+/// and their foreign keys or view definitions that depend on the snapshot's
+/// tables would make pg_restore's drops fail. Extension members stay.
+fn drop_extra_relations(
+    client: &mut Client,
+    tools: &Tools,
+    target: &Target,
+    archive: &std::path::Path,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let mut cmd = Command::new(&tools.pg_restore);
+    cmd.arg("--list").arg(archive).envs(target.tool_env());
+    let listing = String::from_utf8_lossy(&tools::run(cmd, "pg_restore --list")?).into_owned();
+    // "<id>; <tableoid> <oid> <DESC> <schema> <name> <owner>"
+    let entries: Vec<&str> = listing
+        .lines()
+        .filter(|l| !l.starts_with(';'))
+        .filter_map(|l| l.split_once("; "))
+        .filter_map(|(_, rest)| rest.splitn(3, ' ').nth(2))
+        .collect();
+    let rows = client
+        .query(
+            "SELECT n.nspname::text, c.relname::text,
+                    CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
+                                   WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT c.relispartition
+               AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+               AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'
+               AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                               AND d.objid = c.oid AND d.deptype = 'e')
+             ORDER BY 1, 2",
+            &[],
+        )
+        .map_err(pg_err("listing tables and views"))?;
+    let extra: Vec<(String, String)> = rows
+        .iter()
+        .filter_map(|r| {
+            let (schema, name, kind): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+            let entry = format!("{kind} {schema} {name} ");
+            (!entries.iter().any(|e| e.starts_with(&entry)))
+                .then(|| (kind, format!("{}.{}", ident(&schema), ident(&name))))
+        })
+        .collect();
+    if extra.is_empty() {
+        return Ok(());
+    }
+    let mut tx = client
+        .transaction()
+        .map_err(pg_err("dropping what the snapshot does not have"))?;
+    for (kind, name) in &extra {
+        tx.batch_execute(&format!("DROP {kind} IF EXISTS {name} CASCADE"))
+            .map_err(pg_err(format!("dropping {} {name}", kind.to_lowercase())))?;
+    }
+    tx.commit()
+        .map_err(pg_err("dropping what the snapshot does not have"))?;
+    for (kind, name) in extra {
+        progress.warn(format!(
+            "dropped {} {name}: the snapshot does not have it",
+            kind.to_lowercase()
+        ));
+    }
+    Ok(())
 }
 
 /// pg_restore needs a seekable file for parallel work; the schema is small.
@@ -520,58 +594,57 @@ fn toc_for(
     Ok(f)
 }
 
-/// Reads every restored table back and compares it with the manifest.
+/// Reads every restored table back, in parallel block ranges, and compares
+/// it with the manifest.
 pub fn check_tables(target: &Target, tables: &[&PgTable], jobs: usize) -> Result<Vec<TableCheck>> {
-    let queue = Mutex::new(tables.iter().copied().collect::<VecDeque<_>>());
-    let out = Mutex::new(Vec::new());
-    let first_error: Mutex<Option<Error>> = Mutex::new(None);
-    std::thread::scope(|s| {
-        for _ in 0..jobs.min(tables.len()).max(1) {
-            s.spawn(|| {
-                let run = || -> Result<()> {
-                    let mut client = target.connect()?;
-                    while let Some(t) = queue.lock().expect("queue").pop_front() {
-                        let sql = format!(
-                            "COPY {} ({}) TO STDOUT (FORMAT binary)",
-                            quoted(t),
-                            column_list(&t.columns)
-                        );
-                        let mut reader = client
-                            .copy_out(&sql)
-                            .map_err(pg_err(format!("reading {}", t.qualified())))?;
-                        let mut scanner = Scanner::new();
-                        let mut buf = vec![0u8; 1 << 16];
-                        loop {
-                            let n = std::io::Read::read(&mut reader, &mut buf)
-                                .map_err(|e| Error::io(format!("reading {}", t.qualified()), e))?;
-                            if n == 0 {
-                                break;
-                            }
-                            scanner.feed(&buf[..n]);
-                        }
-                        let stats: RowStats = scanner.finish().map_err(|detail| Error::Pg {
-                            context: format!("reading {}", t.qualified()),
-                            detail,
-                        })?;
-                        out.lock().expect("checks").push(TableCheck {
-                            table: t.qualified(),
-                            rows: stats.rows,
-                            expected_rows: t.rows,
-                            checksum_matches: stats.checksum() == t.checksum,
-                        });
-                    }
-                    Ok(())
-                };
-                if let Err(e) = run() {
-                    first_error.lock().expect("error").get_or_insert(e);
-                }
-            });
-        }
-    });
-    if let Some(e) = first_error.into_inner().expect("error") {
-        return Err(e);
+    let mut client = target.connect()?;
+    let mut infos = Vec::with_capacity(tables.len());
+    for t in tables {
+        let size: i64 = client
+            .query_one(
+                "SELECT pg_relation_size($1::text::regclass)::int8",
+                &[&quoted(t)],
+            )
+            .map_err(pg_err(format!("sizing {}", t.qualified())))?
+            .get(0);
+        infos.push(TableInfo {
+            schema: t.schema.clone(),
+            name: t.name.clone(),
+            relation_size: size as u64,
+            columns: t.columns.clone(),
+            indexes: vec![],
+        });
     }
-    let mut v = out.into_inner().expect("checks");
-    v.sort_by(|a, b| a.table.cmp(&b.table));
-    Ok(v)
+    drop(client);
+    let sums: Mutex<Vec<RowStats>> = Mutex::new(vec![RowStats::default(); tables.len()]);
+    copy_out(
+        target,
+        "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+        &infos,
+        plan(&infos, SPLIT_BYTES),
+        jobs,
+        &|_| Scanner::new(),
+        &|scanner, block| {
+            scanner.feed(block);
+            Ok(())
+        },
+        &|job, scanner| {
+            let stats = scanner.finish().map_err(|detail| Error::Pg {
+                context: format!("reading {}", tables[job.table].qualified()),
+                detail,
+            })?;
+            sums.lock().expect("sums")[job.table].add(stats);
+            Ok(())
+        },
+    )?;
+    Ok(tables
+        .iter()
+        .zip(sums.into_inner().expect("sums"))
+        .map(|(t, stats)| TableCheck {
+            table: t.qualified(),
+            rows: stats.rows,
+            expected_rows: t.rows,
+            checksum_matches: stats.checksum() == t.checksum,
+        })
+        .collect())
 }

@@ -1,8 +1,6 @@
 //! Consistent, parallel snapshots.
 
-use std::collections::VecDeque;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use ripcord_repo::chunk::save_stream;
@@ -13,6 +11,7 @@ use super::catalog::{self, TableInfo};
 use super::chunker::RowChunker;
 use super::conn::{ident, pg_err, Target};
 use super::copy::{RowStats, Scanner};
+use super::parallel::{copy_out, plan};
 use super::tools::{self, Tools};
 use super::SPLIT_BYTES;
 use crate::error::{Error, Result};
@@ -32,70 +31,6 @@ pub struct PgSnapshotOptions {
     /// The previous snapshot of this database: changed chunks are stored as
     /// deltas against its chunks at the same place.
     pub parent: Option<PgContent>,
-}
-
-/// One unit of copying: a whole table or a block range of one.
-struct Job {
-    table: usize,
-    part: usize,
-    /// Block range `[from, to)`; `None` = the whole table.
-    blocks: Option<(u64, Option<u64>)>,
-    size: u64,
-}
-
-/// Bytes of COPY messages gathered before they go to the chunker.
-const BLOCK: usize = 256 << 10;
-
-fn plan(tables: &[TableInfo], split: u64) -> Vec<Job> {
-    let mut jobs = Vec::new();
-    let per = (split / 8192).max(1);
-    for (i, t) in tables.iter().enumerate() {
-        if t.relation_size <= split {
-            jobs.push(Job {
-                table: i,
-                part: 0,
-                blocks: None,
-                size: t.relation_size,
-            });
-            continue;
-        }
-        let blocks = t.relation_size.div_ceil(8192);
-        let n = blocks.div_ceil(per);
-        for p in 0..n {
-            let from = p * per;
-            // The last range is open: rows beyond the size seen are still taken.
-            let to = if p + 1 == n { None } else { Some(from + per) };
-            jobs.push(Job {
-                table: i,
-                part: p as usize,
-                blocks: Some((from, to)),
-                size: split,
-            });
-        }
-    }
-    // Largest first keeps the workers busy until the end.
-    jobs.sort_by(|a, b| b.size.cmp(&a.size));
-    jobs
-}
-
-fn copy_sql(t: &TableInfo, blocks: Option<(u64, Option<u64>)>) -> String {
-    match blocks {
-        None => format!(
-            "COPY {} ({}) TO STDOUT (FORMAT binary)",
-            t.quoted(),
-            t.column_list()
-        ),
-        Some((from, to)) => {
-            let upper = to
-                .map(|to| format!(" AND ctid < '({to},0)'::tid"))
-                .unwrap_or_default();
-            format!(
-                "COPY (SELECT {} FROM {} WHERE ctid >= '({from},0)'::tid{upper}) TO STDOUT (FORMAT binary)",
-                t.column_list(),
-                t.quoted()
-            )
-        }
-    }
 }
 
 pub fn snapshot(
@@ -171,92 +106,48 @@ pub fn snapshot(
     let workers = match opts.jobs {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
-    }
-    .min(jobs.len())
-    .max(1);
-    let queue = Mutex::new(jobs.into_iter().collect::<VecDeque<_>>());
+    };
     let results: Mutex<Vec<(usize, usize, Stream, RowStats)>> = Mutex::new(Vec::new());
-    let stop = AtomicBool::new(false);
-    let first_error: Mutex<Option<Error>> = Mutex::new(None);
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| {
-                let run = || -> Result<()> {
-                    // One async loop per worker: COPY sends a message per row,
-                    // and blocking on each one would cost more than the row.
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .map_err(|e| Error::io("cannot start a copy worker", e))?;
-                    rt.block_on(async {
-                        let (client, connection) = target
-                            .async_config
-                            .connect(tokio_postgres::NoTls)
-                            .await
-                            .map_err(|e| super::conn::classify(e, &shown))?;
-                        let conn = tokio::spawn(connection);
-                        client
-                            .batch_execute(&format!(
-                                "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT '{snap_id}'"
-                            ))
-                            .await
-                            .map_err(pg_err(&shown))?;
-                        loop {
-                            if stop.load(Ordering::Relaxed) {
-                                break;
-                            }
-                            let Some(job) = queue.lock().expect("queue").pop_front() else {
-                                break;
-                            };
-                            let t = &tables[job.table];
-                            let what = format!("{}.{}", t.schema, t.name);
-                            let like = opts
-                                .parent
-                                .as_ref()
-                                .and_then(|p| p.tables.iter().find(|pt| pt.schema == t.schema && pt.name == t.name))
-                                .and_then(|pt| pt.parts.get(job.part))
-                                .map(|s| (s, saver.known()));
-                            let progress_fn = |n| progress.bytes(n);
-                            let mut chunker = RowChunker::new(saver, like, &progress_fn);
-                            let mut scanner = Scanner::new();
-                            let stream = client
-                                .copy_out(&copy_sql(t, job.blocks))
-                                .await
-                                .map_err(pg_err(format!("copying {what}")))?;
-                            futures_util::pin_mut!(stream);
-                            // Rows arrive one message each; feed them in blocks.
-                            let mut block: Vec<u8> = Vec::with_capacity(BLOCK + (64 << 10));
-                            while let Some(msg) = futures_util::StreamExt::next(&mut stream).await {
-                                let msg = msg.map_err(|e| pg_err(format!("copying {what}"))(e))?;
-                                block.extend_from_slice(&msg);
-                                if block.len() >= BLOCK {
-                                    chunker.push(&block, &mut scanner)?;
-                                    block.clear();
-                                }
-                            }
-                            chunker.push(&block, &mut scanner)?;
-                            let stream = chunker.finish()?;
-                            let stats = scanner
-                                .finish()
-                                .map_err(|detail| Error::Pg { context: format!("copying {what}"), detail })?;
-                            ripcord_core::failpoint::hit("pg-part-copied");
-                            results.lock().expect("results").push((job.table, job.part, stream, stats));
-                        }
-                        drop(client);
-                        let _ = conn.await;
-                        Ok(())
-                    })
-                };
-                if let Err(e) = run() {
-                    stop.store(true, Ordering::Relaxed);
-                    first_error.lock().expect("error").get_or_insert(e);
-                }
-            });
-        }
-    });
-    if let Some(e) = first_error.into_inner().expect("error") {
-        return Err(e);
-    }
+    let setup = format!(
+        "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT '{snap_id}'"
+    );
+    let progress_fn = |n| progress.bytes(n);
+    copy_out(
+        &target,
+        &setup,
+        &tables,
+        jobs,
+        workers,
+        &|job| {
+            let t = &tables[job.table];
+            let like = opts
+                .parent
+                .as_ref()
+                .and_then(|p| {
+                    p.tables
+                        .iter()
+                        .find(|pt| pt.schema == t.schema && pt.name == t.name)
+                })
+                .and_then(|pt| pt.parts.get(job.part))
+                .map(|s| (s, saver.known()));
+            (RowChunker::new(saver, like, &progress_fn), Scanner::new())
+        },
+        &|(chunker, scanner), block| chunker.push(block, scanner),
+        &|job, (chunker, scanner)| {
+            let t = &tables[job.table];
+            let stream = chunker.finish()?;
+            let stats = scanner.finish().map_err(|detail| Error::Pg {
+                context: format!("copying {}.{}", t.schema, t.name),
+                detail,
+            })?;
+            ripcord_core::failpoint::hit("pg-part-copied");
+            results
+                .lock()
+                .expect("results")
+                .push((job.table, job.part, stream, stats));
+            Ok(())
+        },
+    )?;
     coord.batch_execute("COMMIT").map_err(pg_err(&shown))?;
 
     let mut parts: Vec<Vec<(usize, Stream, RowStats)>> =
