@@ -115,6 +115,9 @@ pub struct PgColumn {
 pub struct PgSequence {
     pub schema: String,
     pub name: String,
+    /// The table that owns it (`schema.table`), e.g. for a serial column.
+    #[serde(default)]
+    pub owner: Option<String>,
     pub last_value: i64,
     pub is_called: bool,
 }

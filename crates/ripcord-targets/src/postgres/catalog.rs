@@ -132,10 +132,11 @@ pub fn tables_from(all: &[TableInfo], only: &[String], target: &str) -> Result<V
 }
 
 /// Sequences, all or those owned by the given tables.
+/// Sequences as (schema, name, owning table as `schema.table`).
 pub fn sequences(
     client: &mut Client,
     owned_by: Option<&[TableInfo]>,
-) -> Result<Vec<(String, String)>> {
+) -> Result<Vec<(String, String, Option<String>)>> {
     let rows = client
         .query(
             "SELECT n.nspname, s.relname, tn.nspname, t.relname
@@ -160,7 +161,13 @@ pub fn sequences(
                     .any(|t| Some(&t.schema) == ts.as_ref() && Some(&t.name) == tn.as_ref())
             }
         })
-        .map(|r| (r.get(0), r.get(1)))
+        .map(|r| {
+            let owner = match (r.get::<_, Option<String>>(2), r.get::<_, Option<String>>(3)) {
+                (Some(s), Some(t)) => Some(format!("{s}.{t}")),
+                _ => None,
+            };
+            (r.get(0), r.get(1), owner)
+        })
         .collect())
 }
 

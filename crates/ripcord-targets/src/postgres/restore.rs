@@ -159,7 +159,7 @@ pub fn restore(
             post.arg("--no-owner").arg("--no-privileges");
         }
         tools::run(post, "pg_restore --section=post-data")?;
-        set_sequences(&mut client, content, None)?;
+        set_sequences(&mut client, content)?;
     }
     let checks = check_tables(&target, &selected, jobs)?;
     let bad: Vec<&TableCheck> = checks
@@ -361,12 +361,7 @@ fn load_parallel(
     }
 }
 
-fn set_sequences(
-    client: &mut Client,
-    content: &PgContent,
-    only: Option<&[&PgTable]>,
-) -> Result<()> {
-    let _ = only;
+fn set_sequences(client: &mut Client, content: &PgContent) -> Result<()> {
     for s in &content.sequences {
         let name = format!("{}.{}", ident(&s.schema), ident(&s.name));
         client
@@ -485,7 +480,11 @@ fn restore_tables(
     let owned: Vec<_> = content
         .sequences
         .iter()
-        .filter(|s| tables.iter().any(|t| t.schema == s.schema) || content.partial)
+        .filter(|s| {
+            tables
+                .iter()
+                .any(|t| s.owner.as_deref() == Some(t.qualified().as_str()))
+        })
         .collect();
     for s in owned {
         let name = format!("{}.{}", ident(&s.schema), ident(&s.name));

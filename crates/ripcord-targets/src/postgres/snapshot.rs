@@ -69,7 +69,7 @@ pub fn snapshot(
     let seq_names =
         catalog::sequences(&mut coord, opts.tables.as_ref().map(|_| tables.as_slice()))?;
     let mut sequences = Vec::new();
-    for (schema, name) in seq_names {
+    for (schema, name, owner) in seq_names {
         let row = coord
             .query_one(
                 &format!(
@@ -83,6 +83,7 @@ pub fn snapshot(
         sequences.push(PgSequence {
             schema,
             name,
+            owner,
             last_value: row.get(0),
             is_called: row.get(1),
         });
