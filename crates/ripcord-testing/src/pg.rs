@@ -459,7 +459,7 @@ fn find_bin_dir() -> io::Result<PathBuf> {
             continue;
         };
         let bin = entry.path().join("bin");
-        if has_server(&bin) && newest.as_ref().map_or(true, |(v, _)| version > *v) {
+        if has_server(&bin) && newest.as_ref().is_none_or(|(v, _)| version > *v) {
             newest = Some((version, bin));
         }
     }

@@ -175,6 +175,27 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<Resto
             "select it with --target NAME",
         ));
     }
+    // Unknown tables are refused before the safety snapshot, so that a typo
+    // leaves nothing behind.
+    if let (Some(names), Content::Postgres(pg)) = (&tables, &plan[0].0.content) {
+        for n in names {
+            let (schema, name) = match n.split_once('.') {
+                Some((s, t)) => (Some(s), t),
+                None => (None, n.as_str()),
+            };
+            if !pg
+                .tables
+                .iter()
+                .any(|t| t.name == name && schema.is_none_or(|s| t.schema == s))
+            {
+                return Err(ripcord_targets::Error::UnknownTable {
+                    name: n.clone(),
+                    target: format!("snapshot {}", snap_id.short()),
+                }
+                .into());
+            }
+        }
+    }
 
     // In place: keep the current state first.
     let live: Vec<String> = plan

@@ -477,6 +477,7 @@ fn restore_tables(
             w.finish().map_err(pg_err(format!("loading {what}")))?;
         }
     }
+    let broken = recheck_foreign_keys(&mut tx, &replace)?;
     let owned: Vec<_> = content
         .sequences
         .iter()
@@ -502,6 +503,11 @@ fn restore_tables(
     }
     tx.commit()
         .map_err(pg_err("committing the restored rows"))?;
+    for (table, name, why) in broken {
+        progress.warn(format!(
+            "foreign key {name} on {table} no longer holds after the restore and is now NOT VALID: {why}"
+        ));
+    }
 
     if !recreate.is_empty() {
         let names: Vec<&PgTable> = recreate.iter().map(|(t, _)| *t).collect();
@@ -531,6 +537,55 @@ fn restore_tables(
         }
     }
     Ok(())
+}
+
+/// Triggers were paused while rows were replaced: rows of other tables may
+/// now reference rows the snapshot does not have, or restored rows reference
+/// rows deleted since. Every foreign key into or out of the replaced tables
+/// is checked again; one that no longer holds is put back NOT VALID.
+/// Returns those, with the reason, for a warning after the commit.
+fn recheck_foreign_keys(
+    tx: &mut postgres::Transaction<'_>,
+    replaced: &[&PgTable],
+) -> Result<Vec<(String, String, String)>> {
+    let mut broken = Vec::new();
+    if replaced.is_empty() {
+        return Ok(broken);
+    }
+    let names: Vec<String> = replaced.iter().map(|t| quoted(t)).collect();
+    let keys = tx
+        .query(
+            "SELECT conrelid::regclass::text, conname::text, pg_get_constraintdef(oid)
+             FROM pg_constraint WHERE contype = 'f' AND convalidated
+               AND (conrelid IN (SELECT unnest($1::text[])::regclass)
+                    OR confrelid IN (SELECT unnest($1::text[])::regclass))
+             ORDER BY 1, 2",
+            &[&names],
+        )
+        .map_err(pg_err("reading foreign keys"))?;
+    for key in keys {
+        let (table, name, def): (String, String, String) = (key.get(0), key.get(1), key.get(2));
+        let readd = format!(
+            "ALTER TABLE {table} DROP CONSTRAINT {c}; ALTER TABLE {table} ADD CONSTRAINT {c} {def}",
+            c = ident(&name)
+        );
+        let context = format!("checking foreign key {name} on {table}");
+        let mut savepoint = tx.transaction().map_err(pg_err(&context))?;
+        match savepoint.batch_execute(&readd) {
+            Ok(()) => savepoint.commit().map_err(pg_err(&context))?,
+            Err(e) => {
+                let why = e
+                    .as_db_error()
+                    .map(|d| d.message().to_string())
+                    .unwrap_or_else(|| e.to_string());
+                savepoint.rollback().map_err(pg_err(&context))?;
+                tx.batch_execute(&format!("{readd} NOT VALID"))
+                    .map_err(pg_err(&context))?;
+                broken.push((table, name, why));
+            }
+        }
+    }
+    Ok(broken)
 }
 
 /// A pg_restore list selecting the given tables, their sequences, indexes,
