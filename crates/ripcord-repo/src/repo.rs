@@ -17,6 +17,9 @@ use crate::manifest::{Snapshot, Tree};
 use crate::pack;
 use crate::Id;
 
+/// The packs one index file lists, with their entries.
+pub type IndexContents = Vec<(Id, Vec<pack::PackEntry>)>;
+
 const MAGIC: &[u8; 7] = b"RIPCORD";
 const FORMAT_VERSION: u8 = 1;
 const MODE_PLAIN: u8 = 0;
@@ -294,7 +297,7 @@ impl Repository {
         Ok(idx)
     }
 
-    pub(crate) fn index_files(&self) -> Result<Vec<(Id, Vec<(Id, Vec<pack::PackEntry>)>)>> {
+    pub(crate) fn index_files(&self) -> Result<Vec<(Id, IndexContents)>> {
         let ids = self.list_ids("index")?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
@@ -404,7 +407,7 @@ impl Repository {
         for id in self.list_ids("keys")? {
             out.push((id, read_key_file(&*self.backend, &id)?));
         }
-        out.sort_by(|a, b| a.1.created.cmp(&b.1.created));
+        out.sort_by_key(|k| k.1.created);
         Ok(out)
     }
 

@@ -62,6 +62,9 @@ struct Scanned {
     pending: Vec<(usize, usize)>,
 }
 
+/// A file's size and chunks.
+type FileContent = (u64, Vec<Id>);
+
 /// Reading is I/O-bound on a cold cache, so more readers than cores pay off.
 const READERS: usize = 8;
 
@@ -105,7 +108,7 @@ pub fn snapshot(
         .num_threads(READERS)
         .build()
         .map_err(|e| Error::io("cannot start reader threads", std::io::Error::other(e)))?;
-    let read: Vec<Result<Option<(u64, Vec<Id>)>>> = pool.install(|| {
+    let read: Vec<Result<Option<FileContent>>> = pool.install(|| {
         w.reads
             .par_iter()
             .map(|path| match w.save_file(path) {

@@ -30,9 +30,10 @@ impl RowStats {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 enum State {
     /// Collecting the 19 fixed header bytes.
+    #[default]
     Header,
     /// Skipping the header extension.
     Extension(u32),
@@ -60,12 +61,6 @@ pub struct Scanner {
     /// Where items (header, rows, end marker) ended in the last `feed`:
     /// offset just past the item, and the row's hash (0 for other items).
     pub boundaries: Vec<(usize, u64)>,
-}
-
-impl Default for State {
-    fn default() -> Self {
-        State::Header
-    }
 }
 
 impl Scanner {

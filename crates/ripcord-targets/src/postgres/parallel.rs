@@ -52,7 +52,7 @@ pub fn plan(tables: &[TableInfo], split: u64) -> Vec<Job> {
             });
         }
     }
-    jobs.sort_by(|a, b| b.size.cmp(&a.size));
+    jobs.sort_by_key(|j| std::cmp::Reverse(j.size));
     jobs
 }
 
@@ -80,6 +80,7 @@ pub fn copy_sql(t: &TableInfo, blocks: Option<(u64, Option<u64>)>) -> String {
 /// `setup` (e.g. joining an exported snapshot). For every job, `start`
 /// makes a state, `feed` receives the data in blocks, and `finish` gets the
 /// state at the end. The first error stops the other workers.
+#[allow(clippy::too_many_arguments)] // three callbacks: start, feed, finish
 pub fn copy_out<S>(
     target: &Target,
     setup: &str,

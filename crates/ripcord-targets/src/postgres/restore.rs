@@ -323,7 +323,7 @@ fn load_parallel(
         .iter()
         .flat_map(|t| t.parts.iter().map(move |p| (*t, p)))
         .collect();
-    work.sort_by(|a, b| b.1.size.cmp(&a.1.size));
+    work.sort_by_key(|w| std::cmp::Reverse(w.1.size));
     let workers = jobs.min(work.len()).max(1);
     let queue = Mutex::new(work.into_iter().collect::<VecDeque<_>>());
     let stop = AtomicBool::new(false);
