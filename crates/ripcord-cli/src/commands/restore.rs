@@ -28,6 +28,7 @@ pub struct RestoreResult {
 #[derive(Serialize)]
 pub struct TargetRestore {
     pub name: String,
+    pub kind: &'static str,
     pub destination: PathBuf,
     #[serde(flatten)]
     pub stats: RestoreStats,
@@ -49,10 +50,11 @@ pub fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<()> {
     }
     for t in &result.targets {
         let mut line = format!(
-            "restored {} to {}: {} files, {}",
+            "restored {} to {}: {} {}, {}",
             t.name,
             t.destination.display(),
             t.stats.files,
+            if t.kind == "postgres" { "tables" } else { "files" },
             output::bytes(t.stats.bytes)
         );
         if t.stats.tables_verified > 0 {
@@ -64,6 +66,17 @@ pub fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<()> {
         ctx.say(line);
         for s in &t.stats.skipped {
             ctx.warn(format!("not restored (damaged): {s}"));
+        }
+    }
+    for db in &result.databases {
+        for c in &db.checks {
+            ctx.say(format!(
+                "  {} {:<40} {:>12} rows (snapshot: {})",
+                if c.checksum_matches && c.rows == c.expected_rows { "ok" } else { "MISMATCH" },
+                c.table,
+                c.rows,
+                c.expected_rows
+            ));
         }
     }
     ctx.say(format!(
@@ -277,6 +290,7 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<Resto
         bar.finish();
         result.targets.push(TargetRestore {
             name: t.name.clone(),
+            kind: t.content.kind(),
             destination: dest,
             stats,
         });
