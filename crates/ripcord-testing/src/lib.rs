@@ -6,7 +6,7 @@
 //! - [`fingerprint`]: byte-for-byte comparison of directory trees, and hashes
 //!   of every file of a repository to prove it did not change.
 //! - [`sqlite`]: small databases, and a bank whose invariants reveal torn copies.
-//! - [`process`]: `kill -9` and polling helpers.
+//! - [`process`]: `kill -9`, and waiting by polling instead of sleeping.
 //! - [`pg`]: throwaway PostgreSQL clusters.
 
 pub mod data;

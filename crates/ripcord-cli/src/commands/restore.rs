@@ -54,7 +54,11 @@ pub fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<()> {
             t.name,
             t.destination.display(),
             t.stats.files,
-            if t.kind == "postgres" { "tables" } else { "files" },
+            if t.kind == "postgres" {
+                "tables"
+            } else {
+                "files"
+            },
             output::bytes(t.stats.bytes)
         );
         if t.stats.tables_verified > 0 {
@@ -72,7 +76,11 @@ pub fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<()> {
         for c in &db.checks {
             ctx.say(format!(
                 "  {} {:<40} {:>12} rows (snapshot: {})",
-                if c.checksum_matches && c.rows == c.expected_rows { "ok" } else { "MISMATCH" },
+                if c.checksum_matches && c.rows == c.expected_rows {
+                    "ok"
+                } else {
+                    "MISMATCH"
+                },
                 c.table,
                 c.rows,
                 c.expected_rows

@@ -1,0 +1,28 @@
+//! End-to-end tests of the `ripcord` binary: one test binary, one module per
+//! area. Every test works in its own temporary folder and may run in parallel.
+
+#[path = "integration/common.rs"]
+mod common;
+
+#[path = "integration/bad_input.rs"]
+mod bad_input;
+#[path = "integration/crash.rs"]
+mod crash;
+#[path = "integration/diff.rs"]
+mod diff;
+#[path = "integration/forget.rs"]
+mod forget;
+#[path = "integration/incremental.rs"]
+mod incremental;
+#[path = "integration/keys.rs"]
+mod keys;
+#[path = "integration/locks.rs"]
+mod locks;
+#[path = "integration/path_escape.rs"]
+mod path_escape;
+#[path = "integration/roundtrip.rs"]
+mod roundtrip;
+#[path = "integration/sqlite.rs"]
+mod sqlite;
+#[path = "integration/verify.rs"]
+mod verify;

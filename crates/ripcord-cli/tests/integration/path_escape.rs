@@ -1,0 +1,218 @@
+//! A malicious snapshot (crafted with the library) whose tree names entries
+//! that would land outside the destination: restore refuses (exit 3) and
+//! writes nothing outside the destination.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use ripcord_repo::blob::BlobKind;
+use ripcord_repo::manifest::{Content, Node, NodeKind, Snapshot, TargetSnapshot, Tree};
+use ripcord_repo::saver::{Saver, SaverOptions};
+use ripcord_repo::Id;
+use ripcord_testing::data::write_file;
+use ripcord_testing::{repo_hashes, Fingerprint, Workspace};
+
+use crate::common::*;
+
+fn file(name: &str, content: Id, size: u64) -> Node {
+    Node {
+        name: name.to_string(),
+        kind: NodeKind::File,
+        mode: 0o644,
+        mtime: 1_600_000_000_000_000_000,
+        ctime: 0,
+        inode: 0,
+        size,
+        content: vec![content],
+        subtree: None,
+        target: None,
+    }
+}
+
+fn dir(name: &str, subtree: Id) -> Node {
+    Node {
+        kind: NodeKind::Dir,
+        mode: 0o755,
+        content: vec![],
+        size: 0,
+        subtree: Some(subtree),
+        ..file(name, subtree, 0)
+    }
+}
+
+fn symlink(name: &str, target: &str) -> Node {
+    Node {
+        kind: NodeKind::Symlink,
+        mode: 0o777,
+        content: vec![],
+        size: 0,
+        target: Some(target.to_string()),
+        ..file(name, Id::default(), 0)
+    }
+}
+
+/// Stores a snapshot of target `app` whose root tree is built by `build`
+/// (given the saver and the id of a 6-byte data blob "pwned\n").
+fn craft(ws: &Workspace, build: impl FnOnce(&Saver, Id) -> Vec<Node>) -> String {
+    let repo = open_repo(ws);
+    let index = Arc::new(repo.load_index().expect("index"));
+    let saver = Saver::new(&repo, index, SaverOptions::default());
+    let pwned = saver.save(BlobKind::Data, b"pwned\n".to_vec()).unwrap();
+    let nodes = build(&saver, pwned);
+    let root = save_tree(&saver, nodes);
+    saver.finish().unwrap();
+    let snapshot = Snapshot {
+        time: chrono::Utc::now(),
+        host: "attacker".into(),
+        user: "mallory".into(),
+        tags: vec!["crafted".into()],
+        tier: None,
+        parent: None,
+        targets: vec![TargetSnapshot {
+            name: "app".into(),
+            source: "/srv/app".into(),
+            size: 6,
+            items: 1,
+            git_commit: None,
+            migration_version: None,
+            content: Content::Dir { tree: root },
+        }],
+        program_version: "crafted".into(),
+    };
+    repo.save_snapshot(&snapshot).unwrap().to_hex()
+}
+
+fn save_tree(saver: &Saver, nodes: Vec<Node>) -> Id {
+    saver
+        .save(BlobKind::Tree, serde_json::to_vec(&Tree { nodes }).unwrap())
+        .unwrap()
+}
+
+/// Every path below `root` that is not inside `dest` or the repository.
+fn outside(root: &Path) -> Vec<String> {
+    Fingerprint::of(root)
+        .without("repo")
+        .without("sandbox/a/b/dest")
+        .paths()
+        .into_iter()
+        .map(str::to_string)
+        .collect()
+}
+
+fn assert_refused(name: &str, build: impl FnOnce(&Saver, Id, &Path) -> Vec<Node>) {
+    let ws = workspace();
+    ws.init();
+    std::fs::create_dir_all(ws.path("sandbox/a/b")).unwrap();
+    write_file(&ws.path("sandbox/a/b/neighbour.txt"), b"do not touch\n");
+    let root = ws.root().to_path_buf();
+    let id = craft(&ws, |saver, pwned| build(saver, pwned, &root));
+    let before = outside(ws.root());
+    let neighbour = Fingerprint::of(&ws.path("sandbox"));
+    let hashes = repo_hashes(&ws.repo());
+
+    let dest = ws.path("sandbox/a/b/dest");
+    let out = ws.run(&["restore", &id, "--into", dest.to_str().unwrap()]);
+    out.assert_code(3)
+        .assert_stderr_has("refusing to restore")
+        .assert_stderr_has("nothing outside it was written");
+
+    assert_eq!(
+        outside(ws.root()),
+        before,
+        "{name}: something was written outside the destination"
+    );
+    // Creating the destination changes its parent's time; nothing else may change.
+    Fingerprint::of(&ws.path("sandbox"))
+        .without("a/b/dest")
+        .without_dir_times()
+        .assert_same(&neighbour.without_dir_times(), name);
+    for p in [
+        "escape",
+        "sandbox/escape",
+        "sandbox/a/escape",
+        "sandbox/a/b/escape",
+    ] {
+        assert!(!ws.path(p).exists(), "{name}: {p} was created");
+    }
+    assert_eq!(repo_hashes(&ws.repo()), hashes);
+}
+
+#[test]
+fn parent_dir_name_is_refused() {
+    assert_refused("../escape", |_, pwned, _| vec![file("../escape", pwned, 6)]);
+}
+
+#[test]
+fn name_with_a_slash_is_refused() {
+    assert_refused("x/../../escape", |_, pwned, _| {
+        vec![file("x/../../escape", pwned, 6)]
+    });
+}
+
+#[test]
+fn absolute_name_is_refused() {
+    assert_refused("/absolute", |_, pwned, root| {
+        vec![file(&format!("{}/escape", root.display()), pwned, 6)]
+    });
+}
+
+#[test]
+fn dot_dot_directory_is_refused() {
+    assert_refused("..", |saver, pwned, _| {
+        let sub = save_tree(saver, vec![file("escape", pwned, 6)]);
+        vec![dir("..", sub)]
+    });
+}
+
+#[test]
+fn escape_deep_in_the_tree_is_refused() {
+    assert_refused("inner/../../escape", |saver, pwned, _| {
+        let inner = save_tree(
+            saver,
+            vec![
+                file("fine.txt", pwned, 6),
+                file("../../../escape", pwned, 6),
+            ],
+        );
+        vec![file("a-first.txt", pwned, 6), dir("inner", inner)]
+    });
+}
+
+#[test]
+fn symlink_and_directory_with_the_same_name_are_refused() {
+    // A link to outside, then a folder of the same name whose file would be
+    // written through the link.
+    assert_refused("link then dir", |saver, pwned, root| {
+        let sub = save_tree(saver, vec![file("escape", pwned, 6)]);
+        vec![
+            symlink("evil", &root.join("sandbox/a").display().to_string()),
+            dir("evil", sub),
+        ]
+    });
+}
+
+#[test]
+fn a_crafted_but_harmless_snapshot_restores() {
+    // The same crafting, with safe names, restores: the refusals above are
+    // about the names, not about crafted snapshots.
+    let ws = workspace();
+    ws.init();
+    let id = craft(&ws, |saver, pwned| {
+        let sub = save_tree(saver, vec![file("inner.txt", pwned, 6)]);
+        vec![
+            file("..hidden", pwned, 6),
+            dir("d", sub),
+            symlink("up", "../../elsewhere"),
+        ]
+    });
+    let dest = ws.path("dest");
+    ws.ok(&["restore", &id, "--into", dest.to_str().unwrap()]);
+    assert_eq!(std::fs::read(dest.join("..hidden")).unwrap(), b"pwned\n");
+    assert_eq!(std::fs::read(dest.join("d/inner.txt")).unwrap(), b"pwned\n");
+    // A symlink is restored as a link; nothing is written through it.
+    assert_eq!(
+        std::fs::read_link(dest.join("up")).unwrap(),
+        Path::new("../../elsewhere")
+    );
+    assert!(!ws.path("elsewhere").exists());
+}
