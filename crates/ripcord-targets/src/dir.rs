@@ -344,8 +344,8 @@ struct FileJob {
 }
 
 /// Restores the tree `tree` into `dest`, which must not exist or be empty.
-/// Files are restored in parallel; every file is created new, never through
-/// an existing path, so nothing can be written outside `dest`.
+/// The restore is staged beside `dest` and moved there only when complete,
+/// so a failure (damaged data included) leaves `dest` as it was.
 pub fn restore(
     repo: &Repository,
     index: &Index,
@@ -354,7 +354,8 @@ pub fn restore(
     opts: RestoreOptions,
     progress: &dyn Progress,
 ) -> Result<RestoreStats> {
-    if dest.exists() {
+    let existed = dest.exists();
+    if existed {
         let mut it = fs::read_dir(dest)
             .map_err(|e| Error::io(format!("cannot read {}", dest.display()), e))?;
         if it.next().is_some() {
@@ -362,10 +363,44 @@ pub fn restore(
                 path: dest.to_path_buf(),
             });
         }
-    } else {
-        fs::create_dir_all(dest)
-            .map_err(|e| Error::io(format!("cannot create {}", dest.display()), e))?;
     }
+    if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent)
+            .map_err(|e| Error::io(format!("cannot create {}", parent.display()), e))?;
+    }
+    let staged = crate::place::staging_path(dest, "restore");
+    let _ = fs::remove_dir_all(&staged);
+    let result = restore_fresh(repo, index, tree, &staged, opts, progress).and_then(|stats| {
+        if existed {
+            fs::remove_dir(dest)
+                .map_err(|e| Error::io(format!("cannot replace {}", dest.display()), e))?;
+        }
+        fs::rename(&staged, dest).map_err(|e| {
+            Error::io(
+                format!("cannot move the restored copy to {}", dest.display()),
+                e,
+            )
+        })?;
+        Ok(stats)
+    });
+    if result.is_err() {
+        let _ = fs::remove_dir_all(&staged);
+    }
+    result
+}
+
+/// Restores the tree `tree` into `dest`, which must not exist. Files are
+/// restored in parallel; every file is created new, never through an
+/// existing path, so nothing can be written outside `dest`.
+pub fn restore_fresh(
+    repo: &Repository,
+    index: &Index,
+    tree: Id,
+    dest: &Path,
+    opts: RestoreOptions,
+    progress: &dyn Progress,
+) -> Result<RestoreStats> {
+    fs::create_dir(dest).map_err(|e| Error::io(format!("cannot create {}", dest.display()), e))?;
     let mut files = Vec::new();
     let mut links = Vec::new();
     let mut dirs = Vec::new();
@@ -391,7 +426,7 @@ pub fn restore(
                     .push(job.display.clone());
                 Ok(())
             }
-            Err(e) => Err(e),
+            Err(e) => Err(e.damaged_at(&job.display)),
         }
     })?;
     stats
@@ -445,7 +480,14 @@ fn plan(
             ));
             return Ok(());
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => {
+            let dir = if rel.is_empty() {
+                "./".to_string()
+            } else {
+                format!("{rel}/")
+            };
+            return Err(Error::from(e).damaged_at(&dir));
+        }
     };
     let mut seen = HashSet::new();
     for node in tree.nodes {

@@ -21,6 +21,8 @@ pub enum Error {
     },
     #[error("refusing to restore {entry:?}: {why}")]
     Unsafe { entry: String, why: String },
+    #[error("the snapshot's copy of {path} is damaged: {detail}")]
+    DamagedFile { path: String, detail: String },
     #[error("destination {path} exists and is not empty")]
     NotEmpty { path: PathBuf },
     #[error("restored content does not match the snapshot: {detail}")]
@@ -62,6 +64,17 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// Damage found while restoring `path` refuses the restore; other errors pass.
+    pub fn damaged_at(self, path: &str) -> Error {
+        match self {
+            Error::Repo(e @ ripcord_repo::Error::Corrupt { .. }) => Error::DamagedFile {
+                path: path.to_string(),
+                detail: e.to_string(),
+            },
+            other => other,
+        }
+    }
+
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Error {
         Error::Io {
             context: context.into(),
@@ -78,7 +91,9 @@ impl Classify for Error {
             | Error::NotSqlite { .. }
             | Error::Pattern { .. }
             | Error::NotEmpty { .. } => Class::Usage,
-            Error::Unsafe { .. } | Error::NotEmptyDatabase { .. } => Class::Refused,
+            Error::Unsafe { .. } | Error::NotEmptyDatabase { .. } | Error::DamagedFile { .. } => {
+                Class::Refused
+            }
             Error::Tool { .. }
             | Error::BadUrl { .. }
             | Error::PgAuth { .. }
@@ -96,6 +111,9 @@ impl Classify for Error {
             Error::Missing { .. } => Some("check the target's path in ripcord.toml".into()),
             Error::WrongKind { .. } => Some("check the target's kind and path in ripcord.toml".into()),
             Error::NotEmpty { .. } => Some("restore into a new or empty folder".into()),
+            Error::DamagedFile { .. } => Some(
+                "nothing was changed; `ripcord verify --deep` lists the damage; restore an earlier snapshot, or pass --partial to restore what is intact".into(),
+            ),
             Error::Unsafe { .. } => Some("the snapshot contains a path that would escape the destination; nothing outside it was written".into()),
             Error::Repo(e) => e.hint(),
             Error::Tool { hint, .. } => Some(hint.clone()),

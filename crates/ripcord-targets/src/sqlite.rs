@@ -185,7 +185,9 @@ pub fn write_image(
         .map_err(|e| Error::io(ctx(), e))?;
     let mut hasher = blake3::Hasher::new();
     for id in &image.chunks {
-        let data = repo.read_blob(index, id)?;
+        let data = repo
+            .read_blob(index, id)
+            .map_err(|e| Error::from(e).damaged_at(&dest.display().to_string()))?;
         hasher.update(&data);
         out.write_all(&data).map_err(|e| Error::io(ctx(), e))?;
         progress.bytes(data.len() as u64);
@@ -263,42 +265,55 @@ pub fn restore_to_file(
     result
 }
 
-/// Restores over a live database: the image is written beside it, checked,
-/// then copied in with the backup API, which SQLite applies atomically and
-/// which respects other connections and WAL mode.
-pub fn restore_in_place(
+/// A database image written beside its live file and checked, ready to be
+/// applied. Dropping it removes the file.
+pub struct Staged {
+    file: TempFile,
+}
+
+/// Restores over a live database in two steps: [`stage`] writes the image
+/// beside it and checks it; [`Staged::apply`] copies it in with the backup
+/// API, which SQLite applies atomically and which respects other
+/// connections and WAL mode. Damage is found before the live file changes.
+pub fn stage(
     repo: &Repository,
     index: &Index,
     image: &Stream,
     tables: &[TableStat],
     dest: &Path,
     progress: &dyn Progress,
-) -> Result<u64> {
+) -> Result<Staged> {
     let tmp = tmp_sibling(dest);
     let _ = fs::remove_file(&tmp);
-    let cleanup = TempFile(tmp.clone());
+    let file = TempFile(tmp.clone());
     write_image(repo, index, image, &tmp, progress)?;
     check_tables(&tmp, tables)?;
-    let src = Connection::open_with_flags(&tmp, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(sql_err(&tmp))?;
-    if !dest.exists() {
-        drop(src);
-        fs::rename(&tmp, dest)
-            .map_err(|e| Error::io(format!("cannot move into {}", dest.display()), e))?;
-    } else {
-        let mut live = Connection::open(dest).map_err(sql_err(dest))?;
-        live.busy_timeout(std::time::Duration::from_secs(30))
-            .map_err(sql_err(dest))?;
-        let backup = rusqlite::backup::Backup::new(&src, &mut live).map_err(sql_err(dest))?;
-        loop {
-            match backup.step(-1).map_err(sql_err(dest))? {
-                rusqlite::backup::StepResult::Done => break,
-                _ => std::thread::sleep(std::time::Duration::from_millis(20)),
+    Ok(Staged { file })
+}
+
+impl Staged {
+    pub fn apply(self, dest: &Path, tables: &[TableStat]) -> Result<u64> {
+        let tmp = &self.file.0;
+        if !dest.exists() {
+            fs::rename(tmp, dest)
+                .map_err(|e| Error::io(format!("cannot move into {}", dest.display()), e))?;
+        } else {
+            let src = Connection::open_with_flags(tmp, OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .map_err(sql_err(tmp))?;
+            let mut live = Connection::open(dest).map_err(sql_err(dest))?;
+            live.busy_timeout(std::time::Duration::from_secs(30))
+                .map_err(sql_err(dest))?;
+            let backup = rusqlite::backup::Backup::new(&src, &mut live).map_err(sql_err(dest))?;
+            loop {
+                match backup.step(-1).map_err(sql_err(dest))? {
+                    rusqlite::backup::StepResult::Done => break,
+                    _ => std::thread::sleep(std::time::Duration::from_millis(20)),
+                }
             }
         }
+        drop(self);
+        check_tables(dest, tables)
     }
-    drop(cleanup);
-    check_tables(dest, tables)
 }
 
 struct TempFile(PathBuf);

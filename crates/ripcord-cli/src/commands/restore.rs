@@ -218,7 +218,40 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<Resto
         }
     }
 
-    // In place: keep the current state first.
+    // Finish or undo what killed restores left, before looking at the target.
+    for (t, path, in_place) in &plan {
+        if *in_place && matches!(t.content, Content::Dir { .. }) {
+            for msg in place::recover(path)? {
+                ctx.warn(msg);
+            }
+        }
+    }
+
+    // In place, stage dir and SQLite restores first: damaged data is found
+    // before the safety snapshot is taken and before anything live changes.
+    let mut staged: Vec<Option<Staged>> = Vec::with_capacity(plan.len());
+    for (t, dest, in_place) in &plan {
+        let bar = Bar::new(
+            Some(t.size),
+            &format!("restore {}", t.name),
+            ctx.quiet || ctx.json,
+        );
+        staged.push(match (&t.content, in_place) {
+            (Content::Dir { tree }, true) => {
+                let dir = StagedDir(place::staging_path(dest, "restore"));
+                let _ = std::fs::remove_dir_all(&dir.0);
+                let stats = dir::restore_fresh(repo, &index, *tree, &dir.0, opts, &bar)?;
+                Some(Staged::Dir(dir, stats))
+            }
+            (Content::Sqlite { image, tables }, true) => Some(Staged::Sqlite(sqlite::stage(
+                repo, &index, image, tables, dest, &bar,
+            )?)),
+            _ => None,
+        });
+        bar.finish();
+    }
+
+    // In place: keep the current state before it changes.
     let live: Vec<String> = plan
         .iter()
         .filter(|(t, path, in_place)| *in_place && (is_pg(t) || path.exists()))
@@ -236,33 +269,37 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<Resto
         result.safety_snapshot = Some(safety.id);
     }
 
-    for (t, dest, in_place) in plan {
+    for ((t, dest, in_place), staged) in plan.into_iter().zip(staged) {
         let bar = Bar::new(
             Some(t.size),
             &format!("restore {}", t.name),
             ctx.quiet || ctx.json,
         );
-        let stats = match &t.content {
-            Content::Dir { tree } => {
-                if in_place {
-                    let staged = place::staging_path(&dest, "restore");
-                    let _ = std::fs::remove_dir_all(&staged);
-                    let stats = dir::restore(repo, &index, *tree, &staged, opts, &bar);
-                    match stats {
-                        Ok(s) => {
-                            place::swap_in(&staged, &dest)?;
-                            s
-                        }
-                        Err(e) => {
-                            let _ = std::fs::remove_dir_all(&staged);
-                            return Err(e.into());
-                        }
-                    }
-                } else {
-                    dir::restore(repo, &index, *tree, &dest, opts, &bar)?
-                }
+        let stats = match (&t.content, staged) {
+            (Content::Dir { .. }, Some(Staged::Dir(dir, stats))) => {
+                let excludes = match ctx.config.targets.get(&t.name) {
+                    Some(TargetConfig::Dir { exclude, .. }) => dir::build_excludes(exclude)?,
+                    _ => dir::build_excludes(&[])?,
+                };
+                // What ripcord does not manage stays where it was.
+                place::carry_excluded(&dest, &dir.0, &excludes)?;
+                place::swap_in(&dir.0, &dest)?;
+                stats
             }
-            Content::Postgres(pg) => {
+            (Content::Sqlite { image, tables }, Some(Staged::Sqlite(db))) => RestoreStats {
+                files: 1,
+                bytes: image.size,
+                skipped: vec![],
+                tables_verified: db.apply(&dest, tables)?,
+            },
+            (Content::Dir { tree }, _) => dir::restore(repo, &index, *tree, &dest, opts, &bar)?,
+            (Content::Sqlite { image, tables }, _) => RestoreStats {
+                files: 1,
+                bytes: image.size,
+                skipped: vec![],
+                tables_verified: sqlite::restore_to_file(repo, &index, image, tables, &dest, &bar)?,
+            },
+            (Content::Postgres(pg), _) => {
                 let opts = ripcord_targets::postgres::PgRestoreOptions {
                     jobs: args.jobs.unwrap_or(0),
                     tables: tables.clone(),
@@ -281,19 +318,6 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<Resto
                     tables_verified: pg_stats.checks.len() as u64,
                 }
             }
-            Content::Sqlite { image, tables } => {
-                let tables_verified = if in_place {
-                    sqlite::restore_in_place(repo, &index, image, tables, &dest, &bar)?
-                } else {
-                    sqlite::restore_to_file(repo, &index, image, tables, &dest, &bar)?
-                };
-                RestoreStats {
-                    files: 1,
-                    bytes: image.size,
-                    skipped: vec![],
-                    tables_verified,
-                }
-            }
         };
         bar.finish();
         result.targets.push(TargetRestore {
@@ -305,6 +329,21 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<Resto
     }
     result.seconds = start.elapsed().as_secs_f64();
     Ok(result)
+}
+
+/// An in-place restore, complete but not yet applied.
+enum Staged {
+    Dir(StagedDir, RestoreStats),
+    Sqlite(sqlite::Staged),
+}
+
+/// A staged folder, removed if it is never swapped in.
+struct StagedDir(PathBuf);
+
+impl Drop for StagedDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn is_url(p: &Path) -> bool {

@@ -161,8 +161,15 @@ fn in_place_restore_takes_a_safety_snapshot_first() {
         .unwrap_or_else(|| panic!("in-place restore reports its safety snapshot: {r}"))
         .to_string();
 
-    // The live folder is the snapshot again: extra files gone, deleted ones back.
-    Fingerprint::of(&s.app).assert_same(&original, "live folder after in-place restore");
+    // The live folder is the snapshot again: extra files gone, deleted ones back,
+    // and the excluded files ripcord does not manage left where they were.
+    let after = Fingerprint::of(&s.app);
+    after
+        .without_all(&s.layout.excluded)
+        .assert_same(&original, "live folder after in-place restore");
+    for rel in &s.layout.excluded {
+        assert!(s.app.join(rel).exists(), "excluded {rel} was kept");
+    }
     // No staging folder is left beside it.
     let leftovers: Vec<String> = names_in(s.ws.root())
         .into_iter()
