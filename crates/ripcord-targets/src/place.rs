@@ -21,8 +21,10 @@ pub fn staging_path(target: &Path, what: &str) -> PathBuf {
     target.with_file_name(format!(".{name}.ripcord-{what}-{tag}"))
 }
 
-/// Replaces `target` with `staged`, then deletes the old content.
-pub fn swap_in(staged: &Path, target: &Path) -> Result<()> {
+/// Replaces `target` with `staged`, moves the files `excludes` matches
+/// (which ripcord does not manage) from the old content into the new, then
+/// deletes the old content.
+pub fn swap_in(staged: &Path, target: &Path, excludes: &globset::GlobSet) -> Result<()> {
     let old = staging_path(target, "old");
     if target.exists() {
         fs::rename(target, &old)
@@ -36,6 +38,7 @@ pub fn swap_in(staged: &Path, target: &Path) -> Result<()> {
         )
     })?;
     if old.exists() {
+        carry_excluded(&old, target, excludes)?;
         fs::remove_dir_all(&old)
             .map_err(|e| Error::io(format!("cannot remove {}", old.display()), e))?;
     }
@@ -44,9 +47,9 @@ pub fn swap_in(staged: &Path, target: &Path) -> Result<()> {
 
 /// Cleans up after restores of `target` that were killed: a staged copy of
 /// a dead process is removed; an old copy moved aside is put back when the
-/// target is missing (the swap was interrupted), else removed (the swap was
-/// done). Returns what it did, for the user.
-pub fn recover(target: &Path) -> Result<Vec<String>> {
+/// target is missing (the swap was interrupted), else its excluded files are
+/// carried over and it is removed (the swap was done). Returns what it did.
+pub fn recover(target: &Path, excludes: &globset::GlobSet) -> Result<Vec<String>> {
     let (Some(parent), Some(name)) = (target.parent(), target.file_name()) else {
         return Ok(vec![]);
     };
@@ -84,7 +87,16 @@ pub fn recover(target: &Path) -> Result<Vec<String>> {
                     target.display()
                 ));
             }
-            "old" | "restore" => {
+            "old" => {
+                carry_excluded(&path, target, excludes)?;
+                fs::remove_dir_all(&path)
+                    .map_err(|e| Error::io(format!("cannot remove {}", path.display()), e))?;
+                done.push(format!(
+                    "finished an interrupted restore of {}",
+                    target.display()
+                ));
+            }
+            "restore" => {
                 fs::remove_dir_all(&path)
                     .map_err(|e| Error::io(format!("cannot remove {}", path.display()), e))?;
                 done.push(format!(
@@ -99,7 +111,8 @@ pub fn recover(target: &Path) -> Result<Vec<String>> {
 }
 
 /// Moves files the target excludes from `live` into `staged`, so that an
-/// in-place restore leaves what ripcord does not manage where it was.
+/// in-place restore leaves what ripcord does not manage where it was. The
+/// folders they land in keep their restored times.
 pub fn carry_excluded(live: &Path, staged: &Path, excludes: &globset::GlobSet) -> Result<usize> {
     if excludes.is_empty() || !live.is_dir() {
         return Ok(0);

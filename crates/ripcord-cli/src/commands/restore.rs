@@ -221,7 +221,7 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<Resto
     // Finish or undo what killed restores left, before looking at the target.
     for (t, path, in_place) in &plan {
         if *in_place && matches!(t.content, Content::Dir { .. }) {
-            for msg in place::recover(path)? {
+            for msg in place::recover(path, &excludes_of(ctx, &t.name)?)? {
                 ctx.warn(msg);
             }
         }
@@ -277,13 +277,8 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<Resto
         );
         let stats = match (&t.content, staged) {
             (Content::Dir { .. }, Some(Staged::Dir(dir, stats))) => {
-                let excludes = match ctx.config.targets.get(&t.name) {
-                    Some(TargetConfig::Dir { exclude, .. }) => dir::build_excludes(exclude)?,
-                    _ => dir::build_excludes(&[])?,
-                };
                 // What ripcord does not manage stays where it was.
-                place::carry_excluded(&dest, &dir.0, &excludes)?;
-                place::swap_in(&dir.0, &dest)?;
+                place::swap_in(&dir.0, &dest, &excludes_of(ctx, &t.name)?)?;
                 stats
             }
             (Content::Sqlite { image, tables }, Some(Staged::Sqlite(db))) => RestoreStats {
@@ -329,6 +324,15 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<Resto
     }
     result.seconds = start.elapsed().as_secs_f64();
     Ok(result)
+}
+
+/// The exclude globs of a dir target.
+fn excludes_of(ctx: &Ctx, name: &str) -> Result<globset::GlobSet> {
+    let patterns = match ctx.config.targets.get(name) {
+        Some(TargetConfig::Dir { exclude, .. }) => exclude.as_slice(),
+        _ => &[],
+    };
+    Ok(dir::build_excludes(patterns)?)
 }
 
 /// An in-place restore, complete but not yet applied.

@@ -353,9 +353,9 @@ fn in_place_restore_killed_after_moving_the_live_folder_aside() {
     assert_killed(&out);
 
     // What is on disk now: the target path is either the old or the new
-    // content, or it is gone and both copies wait beside it. Today the last
-    // case happens: the live folder was renamed to `.app.ripcord-old-PID`,
-    // the complete restored copy sits in `.app.ripcord-restore-PID`.
+    // content, or it is gone and both copies wait beside it (killed between
+    // the two renames: the live folder is `.app.ripcord-old-PID`, the
+    // complete restored copy `.app.ripcord-restore-PID`).
     let siblings = names_in(s.ws.root());
     let sibling = |kind: &str| {
         siblings
@@ -376,10 +376,18 @@ fn in_place_restore_killed_after_moving_the_live_folder_aside() {
     } else {
         let staged = sibling("restore")
             .unwrap_or_else(|| panic!("target gone and no staged copy beside it: {siblings:?}"));
-        Fingerprint::of(&staged).assert_same(&old_print, "the staged restore");
+        // Excluded files move with the restore, so compare without them.
+        Fingerprint::of(&staged)
+            .without_all(&s.layout.excluded)
+            .assert_same(&old_print, "the staged restore");
         let aside = sibling("old")
             .unwrap_or_else(|| panic!("target gone and the live folder lost: {siblings:?}"));
-        Fingerprint::of(&aside).assert_same(&current, "the live folder moved aside");
+        Fingerprint::of(&aside)
+            .without_all(&s.layout.excluded)
+            .assert_same(
+                &current.without_all(&s.layout.excluded),
+                "the live folder moved aside",
+            );
     }
 
     // The safety snapshot was taken before anything moved.
