@@ -60,6 +60,9 @@ pub enum Content {
     Sqlite {
         image: Stream,
         tables: Vec<TableStat>,
+        /// The database file when it was read, to skip an unchanged one.
+        #[serde(default)]
+        stamp: Option<FileStamp>,
     },
     /// A PostgreSQL database, or selected tables of one.
     Postgres(Box<PgContent>),
@@ -130,6 +133,14 @@ impl Content {
             Content::Postgres(_) => "postgres",
         }
     }
+}
+
+/// Size, mtime, ctime and inode (nanosecond times) of a database file and
+/// of its write-ahead log: when none changed, neither did the database.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct FileStamp {
+    pub main: [i64; 4],
+    pub wal: Option<[i64; 4]>,
 }
 
 /// A byte stream stored as chunks.

@@ -76,13 +76,9 @@ pub fn missing(repo: &Repository, index: &Index, t: &TargetSnapshot) -> Result<V
         Item::Tree { .. } => {}
         Item::BrokenTree { path, error, .. } => problems.push(format!("{path}: {error}")),
         Item::Chunks { path, chunks } => {
-            for c in chunks.iter().chain(
-                chunks
-                    .iter()
-                    .filter_map(|c| index.base_of(c))
-                    .collect::<Vec<_>>()
-                    .iter(),
-            ) {
+            // A delta needs its base too.
+            let bases: Vec<Id> = chunks.iter().filter_map(|c| index.base_of(c)).collect();
+            for c in chunks.iter().chain(&bases) {
                 match index.get(c) {
                     None => {
                         problems.push(format!("{path}: blob {} is not in the index", c.short()))

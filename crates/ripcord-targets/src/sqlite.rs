@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ripcord_repo::index::Index;
-use ripcord_repo::manifest::{Stream, TableStat};
+use ripcord_repo::manifest::{Content, FileStamp, Stream, TableStat};
 use ripcord_repo::saver::Saver;
 use ripcord_repo::Repository;
 use rusqlite::types::ValueRef;
@@ -22,6 +22,9 @@ use crate::Progress;
 pub struct SqliteSnapshot {
     pub image: Stream,
     pub tables: Vec<TableStat>,
+    pub stamp: Option<FileStamp>,
+    /// Reused from the parent without reading the database.
+    pub unchanged: bool,
 }
 
 fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
@@ -74,7 +77,57 @@ fn backup_into(src: &Connection, dest: &Path, src_path: &Path) -> Result<()> {
     Ok(())
 }
 
-pub fn snapshot(saver: &Saver, path: &Path, progress: &dyn Progress) -> Result<SqliteSnapshot> {
+/// Size, times and inode of the database file and of its WAL file.
+pub fn stamp(path: &Path) -> Option<FileStamp> {
+    use std::os::unix::fs::MetadataExt;
+    let one = |p: &Path| {
+        fs::metadata(p).ok().map(|m| {
+            [
+                m.len() as i64,
+                m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+                m.ctime() * 1_000_000_000 + m.ctime_nsec(),
+                m.ino() as i64,
+            ]
+        })
+    };
+    let main = one(path)?;
+    let mut wal_path = path.as_os_str().to_owned();
+    wal_path.push("-wal");
+    Some(FileStamp {
+        main,
+        wal: one(Path::new(&wal_path)),
+    })
+}
+
+/// Snapshots the database at `path`. When `parent` (the previous snapshot of
+/// this target) carries the same file stamp, nothing was written since: its
+/// image and tables are reused without reading the database.
+pub fn snapshot(
+    saver: &Saver,
+    path: &Path,
+    parent: Option<&Content>,
+    progress: &dyn Progress,
+) -> Result<SqliteSnapshot> {
+    let before = stamp(path);
+    if let (
+        Some(now),
+        Some(Content::Sqlite {
+            image,
+            tables,
+            stamp: Some(then),
+        }),
+    ) = (&before, parent)
+    {
+        if now == then && image.chunks.iter().all(|c| saver.is_known(c)) {
+            progress.bytes(image.size);
+            return Ok(SqliteSnapshot {
+                image: image.clone(),
+                tables: tables.clone(),
+                stamp: before,
+                unchanged: true,
+            });
+        }
+    }
     let src = open_existing(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let tmp = tempfile::Builder::new()
         .prefix("ripcord-sqlite-")
@@ -93,7 +146,13 @@ pub fn snapshot(saver: &Saver, path: &Path, progress: &dyn Progress) -> Result<S
     let image = ripcord_repo::chunk::save_stream(saver, file, &path.display().to_string(), &|n| {
         progress.bytes(n)
     })?;
-    Ok(SqliteSnapshot { image, tables })
+    // Stamped as before the copy: a write during it makes the next snapshot read again.
+    Ok(SqliteSnapshot {
+        image,
+        tables,
+        stamp: before,
+        unchanged: false,
+    })
 }
 
 /// Row count, content checksum and schema of every user table, by name.
@@ -126,13 +185,21 @@ pub fn table_stats(conn: &Connection, path: &Path) -> Result<Vec<TableStat>> {
         let cols = stmt.column_count();
         let mut rows = stmt.query([]).map_err(&err)?;
         let mut hasher = blake3::Hasher::new();
+        // Values are encoded into a buffer hashed in large pieces: BLAKE3
+        // hashes the same bytes either way, and small updates are slow.
+        let mut buf: Vec<u8> = Vec::with_capacity(HASH_BUF + 4096);
         let mut count = 0u64;
         while let Some(row) = rows.next().map_err(&err)? {
             count += 1;
             for i in 0..cols {
-                hash_value(&mut hasher, row.get_ref(i).map_err(&err)?);
+                encode_value(&mut buf, row.get_ref(i).map_err(&err)?);
+            }
+            if buf.len() >= HASH_BUF {
+                hasher.update(&buf);
+                buf.clear();
             }
         }
+        hasher.update(&buf);
         out.push(TableStat {
             name,
             rows: count,
@@ -143,28 +210,29 @@ pub fn table_stats(conn: &Connection, path: &Path) -> Result<Vec<TableStat>> {
     Ok(out)
 }
 
-fn hash_value(h: &mut blake3::Hasher, v: ValueRef<'_>) {
+const HASH_BUF: usize = 256 << 10;
+
+/// The checksum's encoding of one value: a type byte, then the bytes.
+fn encode_value(out: &mut Vec<u8>, v: ValueRef<'_>) {
     match v {
-        ValueRef::Null => {
-            h.update(&[0]);
-        }
+        ValueRef::Null => out.push(0),
         ValueRef::Integer(i) => {
-            h.update(&[1]);
-            h.update(&i.to_le_bytes());
+            out.push(1);
+            out.extend_from_slice(&i.to_le_bytes());
         }
         ValueRef::Real(f) => {
-            h.update(&[2]);
-            h.update(&f.to_bits().to_le_bytes());
+            out.push(2);
+            out.extend_from_slice(&f.to_bits().to_le_bytes());
         }
         ValueRef::Text(t) => {
-            h.update(&[3]);
-            h.update(&(t.len() as u64).to_le_bytes());
-            h.update(t);
+            out.push(3);
+            out.extend_from_slice(&(t.len() as u64).to_le_bytes());
+            out.extend_from_slice(t);
         }
         ValueRef::Blob(b) => {
-            h.update(&[4]);
-            h.update(&(b.len() as u64).to_le_bytes());
-            h.update(b);
+            out.push(4);
+            out.extend_from_slice(&(b.len() as u64).to_le_bytes());
+            out.extend_from_slice(b);
         }
     }
 }

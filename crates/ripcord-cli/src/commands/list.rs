@@ -131,7 +131,7 @@ pub fn show(ctx: &Ctx, id: &str) -> Result<()> {
                     println!("    sequences {}", pg.sequences.len());
                 }
             }
-            Content::Sqlite { image, tables } => {
+            Content::Sqlite { image, tables, .. } => {
                 println!(
                     "    image   {} in {} chunks, blake3 {}",
                     output::bytes(image.size),

@@ -243,7 +243,7 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<Resto
                 let stats = dir::restore_fresh(repo, &index, *tree, &dir.0, opts, &bar)?;
                 Some(Staged::Dir(dir, stats))
             }
-            (Content::Sqlite { image, tables }, true) => Some(Staged::Sqlite(sqlite::stage(
+            (Content::Sqlite { image, tables, .. }, true) => Some(Staged::Sqlite(sqlite::stage(
                 repo, &index, image, tables, dest, &bar,
             )?)),
             _ => None,
@@ -281,14 +281,14 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<Resto
                 place::swap_in(&dir.0, &dest, &excludes_of(ctx, &t.name)?)?;
                 stats
             }
-            (Content::Sqlite { image, tables }, Some(Staged::Sqlite(db))) => RestoreStats {
+            (Content::Sqlite { image, tables, .. }, Some(Staged::Sqlite(db))) => RestoreStats {
                 files: 1,
                 bytes: image.size,
                 skipped: vec![],
                 tables_verified: db.apply(&dest, tables)?,
             },
             (Content::Dir { tree }, _) => dir::restore(repo, &index, *tree, &dest, opts, &bar)?,
-            (Content::Sqlite { image, tables }, _) => RestoreStats {
+            (Content::Sqlite { image, tables, .. }, _) => RestoreStats {
                 files: 1,
                 bytes: image.size,
                 skipped: vec![],

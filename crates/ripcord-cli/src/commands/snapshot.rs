@@ -173,8 +173,14 @@ pub fn take_with(
                         "snapshot the whole SQLite database",
                     ));
                 }
-                let s = sqlite::snapshot(&saver, path, &bar)?;
+                let parent_content = parent_of(name)
+                    .and_then(|(_, s)| s.target(name))
+                    .map(|t| &t.content);
+                let s = sqlite::snapshot(&saver, path, parent_content, &bar)?;
                 files += 1;
+                if s.unchanged {
+                    unchanged += 1;
+                }
                 TargetSnapshot {
                     name: name.clone(),
                     source: path.display().to_string(),
@@ -185,6 +191,7 @@ pub fn take_with(
                     content: Content::Sqlite {
                         image: s.image,
                         tables: s.tables,
+                        stamp: s.stamp,
                     },
                 }
             }

@@ -29,6 +29,9 @@ pub struct RowChunker<'a> {
     progress: &'a dyn Fn(u64),
     /// Bytes of the current row pushed before the last boundary.
     carried: u64,
+    /// Where this stream's offsets sit in the previous version's: rows
+    /// deleted earlier in the table shift everything after them.
+    drift: i64,
 }
 
 impl<'a> RowChunker<'a> {
@@ -53,6 +56,7 @@ impl<'a> RowChunker<'a> {
             bases,
             progress,
             carried: 0,
+            drift: 0,
         }
     }
 
@@ -88,16 +92,18 @@ impl<'a> RowChunker<'a> {
         Ok(self.stream)
     }
 
-    /// The previous chunk that overlaps `[offset, offset + len)` the most:
-    /// rows deleted before a chunk shift it a little, not a whole chunk.
-    fn base_for(&self, offset: u64, len: u64) -> Option<Id> {
-        let i = self.bases.partition_point(|(at, _, _)| *at <= offset);
-        let end = offset + len;
-        self.bases[i.saturating_sub(1)..(i + 2).min(self.bases.len())]
+    /// The previous chunk that overlaps `[offset, offset + len)` (shifted by
+    /// the drift seen so far) the most. Chunks end at content-defined rows, so
+    /// a chunk usually ends where its base ended: that updates the drift.
+    fn base_for(&mut self, offset: u64, len: u64) -> Option<Id> {
+        let start = offset.saturating_add_signed(self.drift);
+        let end = start + len;
+        let i = self.bases.partition_point(|(at, _, _)| *at <= start);
+        let (at, l, id) = *self.bases[i.saturating_sub(1)..(i + 2).min(self.bases.len())]
             .iter()
-            .map(|(at, l, id)| ((at + l).min(end).saturating_sub(*at.max(&offset)), *id))
-            .max_by_key(|(overlap, _)| *overlap)
-            .map(|(_, id)| id)
+            .max_by_key(|(at, l, _)| (at + l).min(end).saturating_sub(*at.max(&start)))?;
+        self.drift = (at + l) as i64 - (offset + len) as i64;
+        Some(id)
     }
 
     fn emit(&mut self) -> Result<()> {
