@@ -198,22 +198,45 @@ fn an_unchanged_database_is_not_read_again_and_a_written_one_is() {
     sqlite::create_shop(&db);
     ws.init();
     let first = ws.json(&["snapshot", "--json"]);
-    assert_eq!(u64_of(&first["unchanged_files"], "unchanged_files"), 0, "{first}");
+    assert_eq!(
+        u64_of(&first["unchanged_files"], "unchanged_files"),
+        0,
+        "{first}"
+    );
 
     let again = ws.json(&["snapshot", "--json"]);
-    assert_eq!(u64_of(&again["unchanged_files"], "unchanged_files"), 1, "{again}");
-    assert_eq!(u64_of(&again["stats"]["new_bytes"], "new_bytes"), 0, "{again}");
+    assert_eq!(
+        u64_of(&again["unchanged_files"], "unchanged_files"),
+        1,
+        "{again}"
+    );
+    assert_eq!(
+        u64_of(&again["stats"]["new_bytes"], "new_bytes"),
+        0,
+        "{again}"
+    );
     let show_first = ws.json(&["show", first["id"].as_str().unwrap()]);
     let show_again = ws.json(&["show", again["id"].as_str().unwrap()]);
     assert_eq!(tables(&show_first), tables(&show_again));
 
     // One committed write changes the file (or its WAL): it is read again.
     let conn = rusqlite::Connection::open(&db).unwrap();
-    conn.execute("DELETE FROM orders WHERE id % 2 = 0", []).unwrap();
+    conn.execute("DELETE FROM orders WHERE id % 2 = 0", [])
+        .unwrap();
     drop(conn);
     let third = ws.json(&["snapshot", "--json"]);
-    assert_eq!(u64_of(&third["unchanged_files"], "unchanged_files"), 0, "{third}");
+    assert_eq!(
+        u64_of(&third["unchanged_files"], "unchanged_files"),
+        0,
+        "{third}"
+    );
     let show_third = ws.json(&["show", third["id"].as_str().unwrap()]);
-    let orders = tables(&show_third).into_iter().find(|t| t.0 == "orders").unwrap();
-    assert_eq!(orders.1, 100, "the deleted rows are gone from the new snapshot");
+    let orders = tables(&show_third)
+        .into_iter()
+        .find(|t| t.0 == "orders")
+        .unwrap();
+    assert_eq!(
+        orders.1, 100,
+        "the deleted rows are gone from the new snapshot"
+    );
 }

@@ -76,6 +76,27 @@ pub fn copy_sql(t: &TableInfo, blocks: Option<(u64, Option<u64>)>) -> String {
     }
 }
 
+/// Runs `work` on `workers` threads. Each gets a stop flag that is raised
+/// when any of them fails; the first error is returned.
+pub fn on_workers(workers: usize, work: &(dyn Fn(&AtomicBool) -> Result<()> + Sync)) -> Result<()> {
+    let stop = AtomicBool::new(false);
+    let first_error: Mutex<Option<Error>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..workers.max(1) {
+            s.spawn(|| {
+                if let Err(e) = work(&stop) {
+                    stop.store(true, Ordering::Relaxed);
+                    first_error.lock().expect("error").get_or_insert(e);
+                }
+            });
+        }
+    });
+    match first_error.into_inner().expect("error") {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
 /// Runs `jobs` on up to `workers` connections. Each connection first runs
 /// `setup` (e.g. joining an exported snapshot). For every job, `start`
 /// makes a state, `feed` receives the data in blocks, and `finish` gets the
@@ -94,64 +115,48 @@ pub fn copy_out<S>(
     let shown = target.redacted();
     let workers = workers.min(jobs.len()).max(1);
     let queue = Mutex::new(jobs.into_iter().collect::<VecDeque<_>>());
-    let stop = AtomicBool::new(false);
-    let first_error: Mutex<Option<Error>> = Mutex::new(None);
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| {
-                let run = || -> Result<()> {
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .map_err(|e| Error::io("cannot start a copy worker", e))?;
-                    rt.block_on(async {
-                        let (client, connection) = target
-                            .async_config
-                            .connect(tokio_postgres::NoTls)
-                            .await
-                            .map_err(|e| classify(e, &shown))?;
-                        let conn = tokio::spawn(connection);
-                        if !setup.is_empty() {
-                            client.batch_execute(setup).await.map_err(pg_err(&shown))?;
-                        }
-                        while !stop.load(Ordering::Relaxed) {
-                            let Some(job) = queue.lock().expect("queue").pop_front() else {
-                                break;
-                            };
-                            let t = &tables[job.table];
-                            let what = format!("{}.{}", t.schema, t.name);
-                            let mut state = start(&job);
-                            let stream = client
-                                .copy_out(&copy_sql(t, job.blocks))
-                                .await
-                                .map_err(pg_err(format!("copying {what}")))?;
-                            futures_util::pin_mut!(stream);
-                            let mut block: Vec<u8> = Vec::with_capacity(BLOCK + (64 << 10));
-                            while let Some(msg) = futures_util::StreamExt::next(&mut stream).await {
-                                let msg = msg.map_err(|e| pg_err(format!("copying {what}"))(e))?;
-                                block.extend_from_slice(&msg);
-                                if block.len() >= BLOCK {
-                                    feed(&mut state, &block)?;
-                                    block.clear();
-                                }
-                            }
-                            feed(&mut state, &block)?;
-                            finish(&job, state)?;
-                        }
-                        drop(client);
-                        let _ = conn.await;
-                        Ok(())
-                    })
+    on_workers(workers, &|stop| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("cannot start a copy worker", e))?;
+        rt.block_on(async {
+            let (client, connection) = target
+                .async_config
+                .connect(tokio_postgres::NoTls)
+                .await
+                .map_err(|e| classify(e, &shown))?;
+            let conn = tokio::spawn(connection);
+            if !setup.is_empty() {
+                client.batch_execute(setup).await.map_err(pg_err(&shown))?;
+            }
+            while !stop.load(Ordering::Relaxed) {
+                let Some(job) = queue.lock().expect("queue").pop_front() else {
+                    break;
                 };
-                if let Err(e) = run() {
-                    stop.store(true, Ordering::Relaxed);
-                    first_error.lock().expect("error").get_or_insert(e);
+                let t = &tables[job.table];
+                let what = format!("{}.{}", t.schema, t.name);
+                let mut state = start(&job);
+                let stream = client
+                    .copy_out(&copy_sql(t, job.blocks))
+                    .await
+                    .map_err(pg_err(format!("copying {what}")))?;
+                futures_util::pin_mut!(stream);
+                let mut block: Vec<u8> = Vec::with_capacity(BLOCK + (64 << 10));
+                while let Some(msg) = futures_util::StreamExt::next(&mut stream).await {
+                    let msg = msg.map_err(|e| pg_err(format!("copying {what}"))(e))?;
+                    block.extend_from_slice(&msg);
+                    if block.len() >= BLOCK {
+                        feed(&mut state, &block)?;
+                        block.clear();
+                    }
                 }
-            });
-        }
-    });
-    match first_error.into_inner().expect("error") {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+                feed(&mut state, &block)?;
+                finish(&job, state)?;
+            }
+            drop(client);
+            let _ = conn.await;
+            Ok(())
+        })
+    })
 }

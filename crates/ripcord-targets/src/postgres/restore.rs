@@ -4,11 +4,11 @@
 use std::collections::VecDeque;
 use std::io::Write;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
 use postgres::error::SqlState;
-use postgres::Client;
+use postgres::{Client, GenericClient};
 use ripcord_repo::index::Index;
 use ripcord_repo::manifest::{PgContent, PgTable, Stream};
 use ripcord_repo::Repository;
@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::catalog::{self, column_list, TableInfo};
 use super::conn::{ident, pg_err, Target};
 use super::copy::{RowStats, Scanner};
-use super::parallel::{copy_out, plan};
+use super::parallel::{copy_out, on_workers, plan};
 use super::snapshot::url_for_tools;
 use super::tools::{self, Tools};
 use super::SPLIT_BYTES;
@@ -284,7 +284,7 @@ fn write_archive(
 fn copy_in(
     repo: &Repository,
     index: &Index,
-    client: &mut Client,
+    client: &mut impl GenericClient,
     t: &PgTable,
     part: &Stream,
     progress: &dyn Progress,
@@ -326,39 +326,21 @@ fn load_parallel(
     work.sort_by_key(|w| std::cmp::Reverse(w.1.size));
     let workers = jobs.min(work.len()).max(1);
     let queue = Mutex::new(work.into_iter().collect::<VecDeque<_>>());
-    let stop = AtomicBool::new(false);
-    let first_error: Mutex<Option<Error>> = Mutex::new(None);
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| {
-                let run = || -> Result<()> {
-                    let mut client = target.connect()?;
-                    // Each part commits on its own; the load is checked as a whole afterwards.
-                    client
-                        .batch_execute("SET synchronous_commit = off")
-                        .map_err(pg_err("preparing a loader"))?;
-                    loop {
-                        if stop.load(Ordering::Relaxed) {
-                            return Ok(());
-                        }
-                        let Some((t, part)) = queue.lock().expect("queue").pop_front() else {
-                            return Ok(());
-                        };
-                        copy_in(repo, index, &mut client, t, part, progress)?;
-                        ripcord_core::failpoint::hit("pg-part-loaded");
-                    }
-                };
-                if let Err(e) = run() {
-                    stop.store(true, Ordering::Relaxed);
-                    first_error.lock().expect("error").get_or_insert(e);
-                }
-            });
+    on_workers(workers, &|stop| {
+        let mut client = target.connect()?;
+        // Each part commits on its own; the load is checked as a whole afterwards.
+        client
+            .batch_execute("SET synchronous_commit = off")
+            .map_err(pg_err("preparing a loader"))?;
+        while !stop.load(Ordering::Relaxed) {
+            let Some((t, part)) = queue.lock().expect("queue").pop_front() else {
+                break;
+            };
+            copy_in(repo, index, &mut client, t, part, progress)?;
+            ripcord_core::failpoint::hit("pg-part-loaded");
         }
-    });
-    match first_error.into_inner().expect("error") {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+        Ok(())
+    })
 }
 
 fn set_sequences(client: &mut Client, content: &PgContent) -> Result<()> {
@@ -457,24 +439,7 @@ fn restore_tables(
     }
     for t in replace.iter().chain(recreate.iter().map(|(t, _)| t)) {
         for part in &t.parts {
-            let what = t.qualified();
-            let sql = format!(
-                "COPY {} ({}) FROM STDIN (FORMAT binary)",
-                quoted(t),
-                column_list(&t.columns)
-            );
-            let mut w = tx
-                .copy_in(&sql)
-                .map_err(pg_err(format!("loading {what}")))?;
-            for id in &part.chunks {
-                let data = repo.read_blob(index, id)?;
-                w.write_all(&data).map_err(|e| Error::PgUnreachable {
-                    target: format!("loading {what}"),
-                    detail: e.to_string(),
-                })?;
-                progress.bytes(data.len() as u64);
-            }
-            w.finish().map_err(pg_err(format!("loading {what}")))?;
+            copy_in(repo, index, &mut tx, t, part, progress)?;
         }
     }
     let broken = recheck_foreign_keys(&mut tx, &replace)?;
