@@ -66,15 +66,20 @@ fn open_existing(path: &Path, flags: OpenFlags) -> Result<Connection> {
 /// Copies `src` into a new database file at `dest` in one backup step.
 fn backup_into(src: &Connection, dest: &Path, src_path: &Path) -> Result<()> {
     let mut out = Connection::open(dest).map_err(sql_err(dest))?;
-    let backup = rusqlite::backup::Backup::new(src, &mut out).map_err(sql_err(src_path))?;
-    // -1: all pages in one step, under one read transaction.
+    copy_all(src, &mut out, src_path)
+}
+
+/// Copies every page of `src` into `dst` in one backup step: one read
+/// transaction on the source, one atomic replacement of the destination.
+fn copy_all(src: &Connection, dst: &mut Connection, path: &Path) -> Result<()> {
+    let backup = rusqlite::backup::Backup::new(src, dst).map_err(sql_err(path))?;
     loop {
-        match backup.step(-1).map_err(sql_err(src_path))? {
-            rusqlite::backup::StepResult::Done => break,
+        match backup.step(-1).map_err(sql_err(path))? {
+            rusqlite::backup::StepResult::Done => return Ok(()),
+            // Busy or locked: another connection is writing; try again.
             _ => std::thread::sleep(std::time::Duration::from_millis(20)),
         }
     }
-    Ok(())
 }
 
 /// Size, times and inode of the database file and of its WAL file.
@@ -371,13 +376,7 @@ impl Staged {
             let mut live = Connection::open(dest).map_err(sql_err(dest))?;
             live.busy_timeout(std::time::Duration::from_secs(30))
                 .map_err(sql_err(dest))?;
-            let backup = rusqlite::backup::Backup::new(&src, &mut live).map_err(sql_err(dest))?;
-            loop {
-                match backup.step(-1).map_err(sql_err(dest))? {
-                    rusqlite::backup::StepResult::Done => break,
-                    _ => std::thread::sleep(std::time::Duration::from_millis(20)),
-                }
-            }
+            copy_all(&src, &mut live, dest)?;
         }
         drop(self);
         check_tables(dest, tables)
