@@ -232,6 +232,15 @@ impl Config {
                 })?;
         config.source = source.map(Path::to_path_buf);
         config.resolve_paths();
+        if !(-7..=22).contains(&config.snapshot.compression) {
+            return Err(ConfigError::Invalid {
+                path: shown,
+                message: format!(
+                    "snapshot.compression = {} is not a zstd level; use 1 (fast) to 22 (small), or -7 to -1 for faster still",
+                    config.snapshot.compression
+                ),
+            });
+        }
         Ok(config)
     }
 
@@ -391,5 +400,7 @@ mod tests {
         assert!(matches!(typo, Err(ConfigError::Invalid { .. })));
         let kind = Config::from_toml_str("[targets.a]\nkind='mysql'\npath='/x'", None, &[]);
         assert!(matches!(kind, Err(ConfigError::Invalid { .. })));
+        let level = Config::from_toml_str("[snapshot]\ncompression = 99", None, &[]);
+        assert!(matches!(level, Err(ConfigError::Invalid { .. })));
     }
 }
