@@ -1,6 +1,7 @@
 //! `ripcord restore`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::Result;
@@ -229,14 +230,12 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<Resto
 
     // In place, stage dir and SQLite restores first: damaged data is found
     // before the safety snapshot is taken and before anything live changes.
-    let mut staged: Vec<Option<Staged>> = Vec::with_capacity(plan.len());
-    for (t, dest, in_place) in &plan {
-        let bar = Bar::new(
-            Some(t.size),
-            &format!("restore {}", t.name),
-            ctx.quiet || ctx.json,
-        );
-        staged.push(match (&t.content, in_place) {
+    // Targets are restored side by side: one may be I/O-bound while another
+    // decompresses.
+    let total: u64 = plan.iter().map(|(t, _, _)| t.size).sum();
+    let bar = Bar::new(Some(total), "restore", ctx.quiet || ctx.json);
+    let staged: Vec<Option<Staged>> = each(&plan, |(t, dest, in_place)| {
+        Ok(match (&t.content, in_place) {
             (Content::Dir { tree }, true) => {
                 let dir = StagedDir(place::staging_path(dest, "restore"));
                 let _ = std::fs::remove_dir_all(&dir.0);
@@ -247,9 +246,8 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<Resto
                 repo, &index, image, tables, dest, &bar,
             )?)),
             _ => None,
-        });
-        bar.finish();
-    }
+        })
+    })?;
 
     // In place: keep the current state before it changes.
     let live: Vec<String> = plan
@@ -269,61 +267,85 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<Resto
         result.safety_snapshot = Some(safety.id);
     }
 
-    for ((t, dest, in_place), staged) in plan.into_iter().zip(staged) {
-        let bar = Bar::new(
-            Some(t.size),
-            &format!("restore {}", t.name),
-            ctx.quiet || ctx.json,
-        );
+    let work: Vec<_> = plan
+        .into_iter()
+        .zip(staged.into_iter().map(Mutex::new))
+        .collect();
+    let done = each(&work, |((t, dest, in_place), staged)| {
+        let staged = staged.lock().expect("staged").take();
+        let mut database = None;
         let stats = match (&t.content, staged) {
             (Content::Dir { .. }, Some(Staged::Dir(dir, stats))) => {
                 // What ripcord does not manage stays where it was.
-                place::swap_in(&dir.0, &dest, &excludes_of(ctx, &t.name)?)?;
+                place::swap_in(&dir.0, dest, &excludes_of(ctx, &t.name)?)?;
                 stats
             }
             (Content::Sqlite { image, tables, .. }, Some(Staged::Sqlite(db))) => RestoreStats {
                 files: 1,
                 bytes: image.size,
                 skipped: vec![],
-                tables_verified: db.apply(&dest, tables)?,
+                tables_verified: db.apply(dest, tables)?,
             },
-            (Content::Dir { tree }, _) => dir::restore(repo, &index, *tree, &dest, opts, &bar)?,
+            (Content::Dir { tree }, _) => dir::restore(repo, &index, *tree, dest, opts, &bar)?,
             (Content::Sqlite { image, tables, .. }, _) => RestoreStats {
                 files: 1,
                 bytes: image.size,
                 skipped: vec![],
-                tables_verified: sqlite::restore_to_file(repo, &index, image, tables, &dest, &bar)?,
+                tables_verified: sqlite::restore_to_file(repo, &index, image, tables, dest, &bar)?,
             },
             (Content::Postgres(pg), _) => {
                 let opts = ripcord_targets::postgres::PgRestoreOptions {
                     jobs: args.jobs.unwrap_or(0),
                     tables: tables.clone(),
                     // In place, the safety snapshot was taken: replace what is there.
-                    clean: args.clean || in_place,
+                    clean: args.clean || *in_place,
                     create: args.create,
                 };
                 let url = dest.to_string_lossy().into_owned();
                 let pg_stats =
                     ripcord_targets::postgres::restore(repo, &index, pg, &url, &opts, &bar)?;
-                result.databases.push(pg_stats.clone());
-                RestoreStats {
+                let stats = RestoreStats {
                     files: pg_stats.tables as u64,
                     bytes: pg_stats.bytes,
                     skipped: vec![],
                     tables_verified: pg_stats.checks.len() as u64,
-                }
+                };
+                database = Some(pg_stats);
+                stats
             }
         };
-        bar.finish();
-        result.targets.push(TargetRestore {
-            name: t.name.clone(),
-            kind: t.content.kind(),
-            destination: dest,
-            stats,
-        });
+        Ok((
+            TargetRestore {
+                name: t.name.clone(),
+                kind: t.content.kind(),
+                destination: dest.clone(),
+                stats,
+            },
+            database,
+        ))
+    })?;
+    bar.finish();
+    for (target, database) in done {
+        result.targets.push(target);
+        result.databases.extend(database);
     }
     result.seconds = start.elapsed().as_secs_f64();
     Ok(result)
+}
+
+/// Runs `f` on every item at once, one thread each; results in item order,
+/// or the first error once all have finished.
+fn each<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> Result<R> + Sync) -> Result<Vec<R>> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items.iter().map(|item| s.spawn(|| f(item))).collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a restore thread panicked")))
+            })
+            .collect()
+    })
 }
 
 /// The exclude globs of a dir target.
