@@ -65,7 +65,8 @@ struct Scanned {
 /// A file's size and chunks.
 type FileContent = (u64, Vec<Id>);
 
-/// Reading is I/O-bound on a cold cache, so more readers than cores pay off.
+/// Reading files (snapshot) and packs (restore) is I/O-bound on a cold
+/// cache, so more threads than cores pay off.
 const READERS: usize = 8;
 
 /// Snapshots the tree at `root`. With `parent` (the root tree of the previous
@@ -411,23 +412,31 @@ pub fn restore_fresh(
 
     let skipped = std::sync::Mutex::new(Vec::new());
     let written = std::sync::atomic::AtomicU64::new(0);
-    files.par_iter().try_for_each(|job| -> Result<()> {
-        match write_file(repo, index, job, progress) {
-            Ok(n) => {
-                written.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-                Ok(())
+    // Reads from packs wait on the disk when the cache is cold: more writers
+    // than cores keep it busy.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(READERS)
+        .build()
+        .map_err(|e| Error::io("cannot start restore threads", std::io::Error::other(e)))?;
+    pool.install(|| {
+        files.par_iter().try_for_each(|job| -> Result<()> {
+            match write_file(repo, index, job, progress) {
+                Ok(n) => {
+                    written.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                    Ok(())
+                }
+                Err(Error::Repo(e @ ripcord_repo::Error::Corrupt { .. })) if opts.partial => {
+                    let _ = fs::remove_file(&job.path);
+                    progress.warn(format!("skipped {}: {e}", job.display));
+                    skipped
+                        .lock()
+                        .expect("restore lock")
+                        .push(job.display.clone());
+                    Ok(())
+                }
+                Err(e) => Err(e.damaged_at(&job.display)),
             }
-            Err(Error::Repo(e @ ripcord_repo::Error::Corrupt { .. })) if opts.partial => {
-                let _ = fs::remove_file(&job.path);
-                progress.warn(format!("skipped {}: {e}", job.display));
-                skipped
-                    .lock()
-                    .expect("restore lock")
-                    .push(job.display.clone());
-                Ok(())
-            }
-            Err(e) => Err(e.damaged_at(&job.display)),
-        }
+        })
     })?;
     stats
         .skipped
