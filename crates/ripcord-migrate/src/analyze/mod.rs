@@ -1,0 +1,208 @@
+//! What a script does, read from its SQL before it runs: the tables a safety
+//! snapshot must cover, and what `lint` and the engine must know (statements
+//! that cannot run in a transaction, destroyed data, table rewrites and long
+//! locks).
+//!
+//! Statements are parsed with sqlparser one at a time, so one statement it
+//! cannot read does not hide the others. What it cannot read is scanned for
+//! keywords and makes the table set uncertain: the engine then snapshots the
+//! whole database.
+//!
+//! Not seen from the SQL alone, for the engine to add from the catalog:
+//! rows that foreign keys with `ON DELETE/UPDATE CASCADE` change in other
+//! tables, and writes made by triggers.
+
+mod effects;
+mod scan;
+mod split;
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// The SQL dialect a script is written in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Dialect {
+    #[default]
+    Postgres,
+    Sqlite,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    pub dialect: Dialect,
+    /// The PostgreSQL major version, when known. `ALTER TYPE … ADD VALUE` is
+    /// taken to need no transaction unless it is 12 or later (the safe side);
+    /// any default is taken to rewrite a table only when it is known to be
+    /// before 11 (which no supported server is).
+    pub server_version: Option<u32>,
+}
+
+/// A table as the database names it: unquoted parts folded to lower case.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TableName {
+    pub schema: Option<String>,
+    pub name: String,
+}
+
+impl TableName {
+    pub fn new(schema: Option<&str>, name: &str) -> TableName {
+        TableName {
+            schema: schema.map(str::to_string),
+            name: name.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for TableName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.schema {
+            Some(schema) => write!(f, "{schema}.{}", self.name),
+            None => f.write_str(&self.name),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    /// The statement may change tables that cannot be named from its SQL.
+    Uncertain,
+    /// The statement cannot run inside a transaction.
+    NoTransaction,
+    /// The script begins or ends transactions itself (`BEGIN`, `COMMIT`).
+    OwnTransaction,
+    /// The statement destroys data: dropped tables or columns, deleted or
+    /// overwritten rows, converted values.
+    Destructive,
+    /// The statement rewrites a whole table while holding an exclusive lock.
+    Rewrite,
+    /// The statement scans a table or builds an index while blocking writes
+    /// or reads; harmless on small tables, an outage on large ones.
+    LongLock,
+}
+
+/// One thing worth knowing about one statement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    pub kind: Kind,
+    /// The line of the script the statement starts on.
+    pub line: usize,
+    /// The start of the statement, whitespace collapsed.
+    pub statement: String,
+    pub detail: String,
+}
+
+/// What a script does.
+#[derive(Clone, Debug, Default)]
+pub struct Analysis {
+    /// Existing tables whose rows or definition the script changes (tables it
+    /// creates are left out: there is nothing of them to save).
+    pub tables: BTreeSet<TableName>,
+    /// False when some statement may change other tables too; the safety
+    /// snapshot must then cover the whole database.
+    pub certain: bool,
+    pub findings: Vec<Finding>,
+    /// Statements found, empty ones not counted.
+    pub statements: usize,
+}
+
+impl Analysis {
+    pub fn has(&self, kind: Kind) -> bool {
+        self.findings.iter().any(|f| f.kind == kind)
+    }
+
+    pub fn of_kind(&self, kind: Kind) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(move |f| f.kind == kind)
+    }
+
+    /// Whether the script must run outside a transaction.
+    pub fn no_transaction(&self) -> bool {
+        self.has(Kind::NoTransaction)
+    }
+}
+
+/// Reads `sql` and says what it does; never fails: what cannot be read is
+/// reported as uncertain.
+pub fn analyze(sql: &str, options: &Options) -> Analysis {
+    let mut analysis = Analysis {
+        certain: true,
+        ..Analysis::default()
+    };
+    let mut created = BTreeSet::new();
+    match split::split(sql, options.dialect) {
+        Ok(pieces) => {
+            for piece in &pieces {
+                analysis.statements += 1;
+                let mut report = Report {
+                    analysis: &mut analysis,
+                    created: &mut created,
+                    line: piece.line,
+                    statement: &piece.excerpt,
+                };
+                scan::transaction_needs(piece, options, &mut report);
+                match piece.parse(options.dialect) {
+                    Ok(statements) => {
+                        for statement in &statements {
+                            effects::statement(statement, options, &mut report);
+                        }
+                    }
+                    Err(error) => scan::fallback(piece, &error, &mut report),
+                }
+            }
+        }
+        Err(error) => {
+            // Without tokens there are no statement boundaries either: scan
+            // the whole text for the words that matter.
+            analysis.statements = 1;
+            let excerpt = split::excerpt(sql);
+            let mut report = Report {
+                analysis: &mut analysis,
+                created: &mut created,
+                line: 1,
+                statement: &excerpt,
+            };
+            scan::raw(sql, &error, options, &mut report);
+        }
+    }
+    analysis.certain = !analysis.has(Kind::Uncertain);
+    analysis.tables.retain(|t| !created.contains(t));
+    analysis
+}
+
+/// Collects what one statement does.
+pub(crate) struct Report<'a> {
+    analysis: &'a mut Analysis,
+    /// Tables created earlier in the script: empty, so locks on them are
+    /// harmless and there is nothing to snapshot.
+    created: &'a mut BTreeSet<TableName>,
+    line: usize,
+    statement: &'a str,
+}
+
+impl Report<'_> {
+    fn table(&mut self, table: TableName) {
+        self.analysis.tables.insert(table);
+    }
+
+    fn created(&mut self, table: TableName) {
+        self.created.insert(table);
+    }
+
+    fn is_new(&self, table: &TableName) -> bool {
+        self.created.contains(table)
+    }
+
+    fn finding(&mut self, kind: Kind, detail: impl Into<String>) {
+        let finding = Finding {
+            kind,
+            line: self.line,
+            statement: self.statement.to_string(),
+            detail: detail.into(),
+        };
+        if !self.analysis.findings.contains(&finding) {
+            self.analysis.findings.push(finding);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

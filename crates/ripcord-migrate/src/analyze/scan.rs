@@ -1,0 +1,298 @@
+//! Keyword scanning: what the words of a statement say, parsed or not.
+//! Used for the transaction rules, which depend on a few words, and as the
+//! conservative fallback for statements sqlparser cannot read.
+
+use sqlparser::parser::ParserError;
+use sqlparser::tokenizer::Token;
+
+use super::split::{keyword, Piece};
+use super::{Dialect, Kind, Options, Report, TableName};
+
+/// Statements that cannot run inside a transaction, and scripts that manage
+/// their own.
+pub(super) fn transaction_needs(piece: &Piece, options: &Options, report: &mut Report) {
+    if let Some(detail) = own_transaction(piece) {
+        report.finding(Kind::OwnTransaction, detail);
+    }
+    let reason = match options.dialect {
+        Dialect::Postgres => postgres_outside_transaction(piece, options),
+        Dialect::Sqlite => sqlite_outside_transaction(piece),
+    };
+    if let Some(reason) = reason {
+        report.finding(Kind::NoTransaction, reason);
+    }
+}
+
+fn own_transaction(piece: &Piece) -> Option<&'static str> {
+    let first = piece.word(0)?;
+    let second = piece.word(1);
+    let starts = match first.as_str() {
+        "BEGIN" => second.as_deref() != Some("ATOMIC"),
+        "START" => second.as_deref() == Some("TRANSACTION"),
+        "COMMIT" | "END" | "ABORT" => true,
+        // ROLLBACK TO SAVEPOINT stays inside the transaction.
+        "ROLLBACK" => second.as_deref() != Some("TO"),
+        _ => false,
+    };
+    starts.then_some("the script begins or ends a transaction itself")
+}
+
+fn postgres_outside_transaction(piece: &Piece, options: &Options) -> Option<String> {
+    let concurrently = piece.find("CONCURRENTLY").is_some();
+    let reason = if (piece.starts(&["CREATE", "INDEX"])
+        || piece.starts(&["CREATE", "UNIQUE", "INDEX"]))
+        && concurrently
+    {
+        "CREATE INDEX CONCURRENTLY cannot run inside a transaction"
+    } else if piece.starts(&["DROP", "INDEX"]) && concurrently {
+        "DROP INDEX CONCURRENTLY cannot run inside a transaction"
+    } else if piece.starts(&["REINDEX"]) && concurrently {
+        "REINDEX CONCURRENTLY cannot run inside a transaction"
+    } else if piece.starts(&["REINDEX", "DATABASE"]) || piece.starts(&["REINDEX", "SYSTEM"]) {
+        "REINDEX DATABASE and REINDEX SYSTEM cannot run inside a transaction"
+    } else if piece.starts(&["CREATE", "DATABASE"]) || piece.starts(&["DROP", "DATABASE"]) {
+        "CREATE DATABASE and DROP DATABASE cannot run inside a transaction"
+    } else if piece.starts(&["CREATE", "TABLESPACE"]) || piece.starts(&["DROP", "TABLESPACE"]) {
+        "CREATE TABLESPACE and DROP TABLESPACE cannot run inside a transaction"
+    } else if piece.starts(&["ALTER", "DATABASE"]) && piece.find("TABLESPACE").is_some() {
+        "ALTER DATABASE … SET TABLESPACE cannot run inside a transaction"
+    } else if piece.starts(&["VACUUM"]) {
+        "VACUUM cannot run inside a transaction"
+    } else if piece.starts(&["ALTER", "SYSTEM"]) {
+        "ALTER SYSTEM cannot run inside a transaction"
+    } else if piece.starts(&["CLUSTER"]) && piece.significant.len() == 1 {
+        "CLUSTER without a table cannot run inside a transaction"
+    } else if piece.starts(&["ALTER", "TABLE"]) && piece.find("DETACH").is_some() && concurrently {
+        "DETACH PARTITION … CONCURRENTLY cannot run inside a transaction"
+    } else if ["CREATE", "ALTER", "DROP"]
+        .iter()
+        .any(|verb| piece.starts(&[verb, "SUBSCRIPTION"]))
+    {
+        "a SUBSCRIPTION command that creates or drops a replication slot cannot run inside a \
+         transaction"
+    } else if piece.starts(&["ALTER", "TYPE"])
+        && piece
+            .find("ADD")
+            .is_some_and(|i| piece.word(i + 1).as_deref() == Some("VALUE"))
+        && options.server_version.is_none_or(|v| v < 12)
+    {
+        "ALTER TYPE … ADD VALUE cannot run inside a transaction before PostgreSQL 12"
+    } else {
+        return None;
+    };
+    Some(reason.to_string())
+}
+
+fn sqlite_outside_transaction(piece: &Piece) -> Option<String> {
+    let reason = if piece.starts(&["VACUUM"]) {
+        "VACUUM cannot run inside a transaction"
+    } else if piece.starts(&["ATTACH"]) || piece.starts(&["DETACH"]) {
+        "ATTACH and DETACH cannot run inside a transaction"
+    } else {
+        return None;
+    };
+    Some(reason.to_string())
+}
+
+/// A statement sqlparser cannot read: uncertain, plus what its words show.
+pub(super) fn fallback(piece: &Piece, error: &ParserError, report: &mut Report) {
+    let routine = ["FUNCTION", "PROCEDURE"].iter().any(|kind| {
+        piece.starts(&["CREATE", kind]) || piece.starts(&["CREATE", "OR", "REPLACE", kind])
+    });
+    let detail = if piece.starts(&["DO"]) {
+        "a DO block runs code that can change any table".to_string()
+    } else if routine {
+        "a function or procedure body can change any table when it is called".to_string()
+    } else {
+        format!(
+            "ripcord cannot read this statement ({error}), so cannot tell which tables it changes"
+        )
+    };
+    report.finding(Kind::Uncertain, detail);
+
+    let word = |i: usize| piece.word(i);
+    let w0 = word(0).unwrap_or_default();
+    let w1 = word(1).unwrap_or_default();
+    match (w0.as_str(), w1.as_str()) {
+        ("ALTER", "TABLE") => {
+            let at = skip(piece, 2, &["IF", "EXISTS", "ONLY"]);
+            if let Some((table, _)) = name_at(piece, at) {
+                report.table(table);
+            }
+            for i in 0..piece.significant.len() {
+                match word(i).as_deref() {
+                    Some("DROP") if drops_column(piece, i + 1) => {
+                        report.finding(Kind::Destructive, "drops a column and its data");
+                    }
+                    Some("TYPE") => report.finding(
+                        Kind::Rewrite,
+                        "changing a column's type may rewrite the table under an exclusive lock",
+                    ),
+                    _ => {}
+                }
+            }
+        }
+        ("DROP", "TABLE") => {
+            for table in names_from(piece, skip(piece, 2, &["IF", "EXISTS"])) {
+                report.table(table);
+            }
+            report.finding(Kind::Destructive, "drops tables and their data");
+        }
+        ("DROP", "SCHEMA" | "DATABASE") => {
+            report.finding(Kind::Destructive, "drops every table it holds");
+        }
+        ("DROP", "TYPE" | "DOMAIN" | "EXTENSION") if piece.find("CASCADE").is_some() => {
+            report.finding(
+                Kind::Destructive,
+                "CASCADE also drops the columns that use what it drops",
+            );
+        }
+        ("TRUNCATE", _) => {
+            for table in names_from(piece, skip(piece, 1, &["TABLE", "ONLY"])) {
+                report.table(table);
+            }
+            report.finding(Kind::Destructive, "empties tables");
+        }
+        ("UPDATE", _) => {
+            if let Some((table, _)) = name_at(piece, skip(piece, 1, &["ONLY"])) {
+                report.table(table);
+            }
+            report.finding(Kind::Destructive, "overwrites values");
+        }
+        ("DELETE", "FROM") => {
+            if let Some((table, _)) = name_at(piece, skip(piece, 2, &["ONLY"])) {
+                report.table(table);
+            }
+            report.finding(Kind::Destructive, "deletes rows");
+        }
+        ("INSERT" | "REPLACE", _) => {
+            if let Some(into) = piece.find("INTO") {
+                if let Some((table, _)) = name_at(piece, into + 1) {
+                    report.table(table);
+                }
+            }
+        }
+        ("CREATE", _) if piece.find("INDEX").is_some() => {
+            if let Some(on) = piece.find("ON") {
+                if let Some((table, _)) = name_at(piece, skip(piece, on + 1, &["ONLY"])) {
+                    report.table(table);
+                }
+            }
+        }
+        ("CLUSTER", _) => report.finding(
+            Kind::Rewrite,
+            "CLUSTER rewrites the table under an exclusive lock",
+        ),
+        ("VACUUM", _) if piece.find("FULL").is_some() => report.finding(
+            Kind::Rewrite,
+            "VACUUM FULL rewrites the table under an exclusive lock",
+        ),
+        _ => {}
+    }
+}
+
+/// A script the tokenizer cannot cut (an unterminated quote, say): assume
+/// the worst of every word in it.
+pub(super) fn raw(sql: &str, error: &str, options: &Options, report: &mut Report) {
+    report.finding(
+        Kind::Uncertain,
+        format!("ripcord cannot cut the script into statements ({error})"),
+    );
+    let upper = sql.to_ascii_uppercase();
+    let words: Vec<&str> = upper
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let has = |w: &str| words.contains(&w);
+    let pair = |a: &str, b: &str| words.windows(2).any(|p| p[0] == a && p[1] == b);
+    let outside = match options.dialect {
+        Dialect::Postgres => {
+            has("CONCURRENTLY")
+                || pair("CREATE", "DATABASE")
+                || pair("DROP", "DATABASE")
+                || has("VACUUM")
+                || pair("ALTER", "SYSTEM")
+                || pair("ADD", "VALUE") && options.server_version.is_none_or(|v| v < 12)
+        }
+        Dialect::Sqlite => has("VACUUM") || has("ATTACH") || has("DETACH"),
+    };
+    if outside {
+        report.finding(
+            Kind::NoTransaction,
+            "it may hold a statement that cannot run inside a transaction",
+        );
+    }
+    if ["DROP", "TRUNCATE", "DELETE", "UPDATE"]
+        .iter()
+        .any(|w| has(w))
+    {
+        report.finding(Kind::Destructive, "it may destroy data");
+    }
+}
+
+/// Whether the words after `DROP` in an ALTER TABLE name a column:
+/// `DROP COLUMN c`, or `DROP c` (COLUMN is optional).
+fn drops_column(piece: &Piece, i: usize) -> bool {
+    match piece.significant.get(i) {
+        Some(Token::Word(w)) if w.quote_style.is_some() => true,
+        Some(token) => match keyword(token).as_deref() {
+            Some("COLUMN") => true,
+            Some(
+                "CONSTRAINT" | "DEFAULT" | "NOT" | "IDENTITY" | "EXPRESSION" | "INDEX" | "PRIMARY"
+                | "FOREIGN" | "PARTITION",
+            ) => false,
+            Some(_) => true,
+            None => false,
+        },
+        None => false,
+    }
+}
+
+/// Skips any of `optional` words from `i`.
+fn skip(piece: &Piece, mut i: usize, optional: &[&str]) -> usize {
+    while piece
+        .word(i)
+        .is_some_and(|w| optional.contains(&w.as_str()))
+    {
+        i += 1;
+    }
+    i
+}
+
+/// Reads `a`, `s.a` or `db.s.a` at `i`; returns the name and what follows.
+pub(super) fn name_at(piece: &Piece, mut i: usize) -> Option<(TableName, usize)> {
+    let mut parts = Vec::new();
+    loop {
+        match piece.significant.get(i)? {
+            Token::Word(w) if w.quote_style.is_some() => parts.push(w.value.clone()),
+            Token::Word(w) => parts.push(w.value.to_lowercase()),
+            _ => return None,
+        }
+        i += 1;
+        if piece.significant.get(i) != Some(&Token::Period) {
+            break;
+        }
+        i += 1;
+    }
+    let name = parts.pop()?;
+    Some((
+        TableName {
+            schema: parts.pop(),
+            name,
+        },
+        i,
+    ))
+}
+
+/// A comma-separated list of names from `i`.
+fn names_from(piece: &Piece, mut i: usize) -> Vec<TableName> {
+    let mut names = Vec::new();
+    while let Some((name, next)) = name_at(piece, i) {
+        names.push(name);
+        if piece.significant.get(next) != Some(&Token::Comma) {
+            break;
+        }
+        i = next + 1;
+    }
+    names
+}

@@ -1,0 +1,117 @@
+//! Cutting a script into statements with sqlparser's tokenizer, which knows
+//! quotes, dollar quotes and comments, so a `;` inside them does not cut.
+
+use sqlparser::ast::Statement;
+use sqlparser::dialect::{PostgreSqlDialect, SQLiteDialect};
+use sqlparser::parser::{Parser, ParserError};
+use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
+
+use super::Dialect;
+
+/// One statement's tokens.
+pub(super) struct Piece {
+    /// Every token, comments and whitespace included, as the parser wants them.
+    tokens: Vec<TokenWithSpan>,
+    /// The tokens that matter for scanning: no whitespace, no comments.
+    pub significant: Vec<Token>,
+    pub line: usize,
+    pub excerpt: String,
+}
+
+impl Piece {
+    pub fn parse(&self, dialect: Dialect) -> Result<Vec<Statement>, ParserError> {
+        let tokens = self.tokens.clone();
+        match dialect {
+            Dialect::Postgres => Parser::new(&PostgreSqlDialect {})
+                .with_tokens_with_locations(tokens)
+                .parse_statements(),
+            Dialect::Sqlite => Parser::new(&SQLiteDialect {})
+                .with_tokens_with_locations(tokens)
+                .parse_statements(),
+        }
+    }
+
+    /// The upper-cased unquoted word at `i` of the significant tokens.
+    pub fn word(&self, i: usize) -> Option<String> {
+        keyword(self.significant.get(i)?)
+    }
+
+    /// Whether the statement starts with these words.
+    pub fn starts(&self, words: &[&str]) -> bool {
+        words
+            .iter()
+            .enumerate()
+            .all(|(i, w)| self.word(i).as_deref() == Some(*w))
+    }
+
+    /// Where the word appears, if anywhere.
+    pub fn find(&self, word: &str) -> Option<usize> {
+        (0..self.significant.len()).find(|&i| self.word(i).as_deref() == Some(word))
+    }
+}
+
+/// An unquoted word, upper-cased; quoted identifiers are names, not keywords.
+pub(super) fn keyword(token: &Token) -> Option<String> {
+    match token {
+        Token::Word(w) if w.quote_style.is_none() => Some(w.value.to_ascii_uppercase()),
+        _ => None,
+    }
+}
+
+pub(super) fn split(sql: &str, dialect: Dialect) -> Result<Vec<Piece>, String> {
+    let tokens = match dialect {
+        Dialect::Postgres => Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize_with_location(),
+        Dialect::Sqlite => Tokenizer::new(&SQLiteDialect {}, sql).tokenize_with_location(),
+    }
+    .map_err(|e| e.to_string())?;
+    let mut pieces = Vec::new();
+    let mut current = Vec::new();
+    for token in tokens {
+        if token.token == Token::SemiColon {
+            push(&mut pieces, std::mem::take(&mut current));
+        } else if token.token != Token::EOF {
+            current.push(token);
+        }
+    }
+    push(&mut pieces, current);
+    Ok(pieces)
+}
+
+fn push(pieces: &mut Vec<Piece>, tokens: Vec<TokenWithSpan>) {
+    let significant: Vec<Token> = tokens
+        .iter()
+        .filter(|t| !matches!(t.token, Token::Whitespace(_)))
+        .map(|t| t.token.clone())
+        .collect();
+    let Some(first) = tokens
+        .iter()
+        .find(|t| !matches!(t.token, Token::Whitespace(_)))
+    else {
+        return;
+    };
+    let line = first.span.start.line as usize;
+    // Comments and line breaks become single spaces.
+    let text: String = tokens
+        .iter()
+        .map(|t| match t.token {
+            Token::Whitespace(_) => " ".to_string(),
+            ref token => token.to_string(),
+        })
+        .collect();
+    pieces.push(Piece {
+        excerpt: excerpt(&text),
+        tokens,
+        significant,
+        line,
+    });
+}
+
+/// The start of a statement, on one line, short enough for a report.
+pub(super) fn excerpt(sql: &str) -> String {
+    const MAX: usize = 72;
+    let one_line = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    match one_line.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &one_line[..cut]),
+        None => one_line,
+    }
+}

@@ -1,0 +1,207 @@
+//! Errors from reading and ordering a plan: each names the file or change
+//! involved and says how to fix it.
+
+use std::path::PathBuf;
+
+use ripcord_core::{Class, Classify};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path} is not a folder")]
+    NotADirectory { path: PathBuf },
+    #[error("no migrations found in {dir}")]
+    NoMigrations {
+        dir: PathBuf,
+        /// A `migrations` folder inside `dir`, which is probably what was meant.
+        inner: Option<PathBuf>,
+    },
+    #[error("{dir} holds migrations in more than one format: {found}")]
+    Ambiguous { dir: PathBuf, found: String },
+    #[error("change {change}: {path} does not exist")]
+    MissingScript {
+        change: String,
+        path: PathBuf,
+        hint: String,
+    },
+    #[error("{file} names change {change}, which is not in the plan")]
+    UnknownChange {
+        change: String,
+        file: PathBuf,
+        near: Vec<String>,
+    },
+    #[error("{file}:{line}: {detail}")]
+    Malformed {
+        file: PathBuf,
+        line: usize,
+        detail: String,
+        hint: String,
+    },
+    #[error("{path}: {detail}")]
+    Misnamed {
+        path: PathBuf,
+        detail: String,
+        hint: String,
+    },
+    #[error("change {change} is defined twice: {first} and {second}")]
+    Duplicate {
+        change: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
+    #[error("version {version} is used twice: {first} and {second}")]
+    DuplicateVersion {
+        version: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
+    #[error("{file}: phase {phase} is declared twice")]
+    DuplicatePhase { phase: String, file: PathBuf },
+    #[error("{file}: change {change} is in two phases, {first} and {second}")]
+    InTwoPhases {
+        change: String,
+        first: String,
+        second: String,
+        file: PathBuf,
+    },
+    #[error("change {change} requires {dependency}, which is not in the plan")]
+    UnknownDependency {
+        change: String,
+        dependency: String,
+        near: Vec<String>,
+    },
+    #[error("changes depend on each other in a cycle: {}", cycle.join(" -> "))]
+    Cycle { cycle: Vec<String> },
+    #[error("no change, phase or version matches {target:?}")]
+    UnknownTarget {
+        target: String,
+        near: Vec<String>,
+        /// Whether the plan's format numbers its changes, so a version would do.
+        versions: bool,
+    },
+    #[error("{target:?} matches several changes: {}", matches.join(", "))]
+    AmbiguousTarget {
+        target: String,
+        matches: Vec<String>,
+    },
+    #[error("unknown migration format {name:?}")]
+    UnknownFormat { name: String },
+    #[error("phase {phase} has no changes")]
+    EmptyPhase { phase: String },
+    #[error("{path} is not valid UTF-8")]
+    NotUtf8 { path: PathBuf },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Error {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn malformed(
+        file: impl Into<PathBuf>,
+        line: usize,
+        detail: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Error {
+        Error::Malformed {
+            file: file.into(),
+            line,
+            detail: detail.into(),
+            hint: hint.into(),
+        }
+    }
+
+    pub(crate) fn misnamed(
+        path: impl Into<PathBuf>,
+        detail: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Error {
+        Error::Misnamed {
+            path: path.into(),
+            detail: detail.into(),
+            hint: hint.into(),
+        }
+    }
+}
+
+fn did_you_mean(near: &[String]) -> Option<String> {
+    (!near.is_empty()).then(|| format!("did you mean {}?", near.join(", ")))
+}
+
+impl Classify for Error {
+    fn class(&self) -> Class {
+        match self {
+            Error::Io { .. } => Class::Failed,
+            // Everything else is about the plan's files or the name given,
+            // which the user fixes.
+            _ => Class::Usage,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            Error::NotADirectory { .. } => {
+                Some("point at the folder that holds the migration files".into())
+            }
+            Error::NoMigrations {
+                inner: Some(inner), ..
+            } => Some(format!("did you mean {}?", inner.display())),
+            Error::NoMigrations { .. } => Some(
+                "recognised layouts: NNNN_name/up.sql folders, sqitch.plan, Flyway V1__name.sql, \
+                 golang-migrate 1_name.up.sql, dbmate files with -- migrate:up, \
+                 YYYYMMDDHHMM_name.sql"
+                    .into(),
+            ),
+            Error::Ambiguous { .. } => {
+                Some("keep one migration format per folder, or name the format explicitly".into())
+            }
+            Error::MissingScript { hint, .. }
+            | Error::Malformed { hint, .. }
+            | Error::Misnamed { hint, .. } => Some(hint.clone()),
+            Error::UnknownChange { near, file, .. } => did_you_mean(near).or_else(|| {
+                Some(format!(
+                    "name the change by its folder name, or remove it from {}",
+                    file.display()
+                ))
+            }),
+            Error::Duplicate { .. } => {
+                Some("rename one of them; change names must be unique in a plan".into())
+            }
+            Error::DuplicateVersion { .. } => {
+                Some("renumber one of them; each version must be unique".into())
+            }
+            Error::DuplicatePhase { .. } => Some("give each phase its own name".into()),
+            Error::InTwoPhases { .. } => Some("a change belongs to at most one phase".into()),
+            Error::UnknownDependency { near, .. } => did_you_mean(near)
+                .or_else(|| Some("remove the requirement or add the change it names".into())),
+            Error::Cycle { .. } => {
+                Some("remove one of the requirements so the changes can be put in order".into())
+            }
+            Error::UnknownTarget { near, versions, .. } => did_you_mean(near).or_else(|| {
+                Some(if *versions {
+                    "name a change, a version, or a phase as @phase".into()
+                } else {
+                    "name a change, or a phase as @phase".into()
+                })
+            }),
+            Error::AmbiguousTarget { .. } => Some("name the change itself".into()),
+            Error::UnknownFormat { .. } => Some(format!(
+                "use one of: {}",
+                crate::Format::ALL.map(|f| f.name()).join(", ")
+            )),
+            Error::EmptyPhase { .. } => Some("name one of the changes instead".into()),
+            Error::NotUtf8 { .. } => Some("save the file as UTF-8".into()),
+            Error::Io { .. } => None,
+        }
+    }
+}
