@@ -1,5 +1,5 @@
-//! Errors from reading and ordering a plan: each names the file or change
-//! involved and says how to fix it.
+//! Errors from reading and ordering a plan and from the tracking tables: each
+//! names the file, change or database involved and says how to fix it.
 
 use std::path::PathBuf;
 
@@ -89,12 +89,40 @@ pub enum Error {
     EmptyPhase { phase: String },
     #[error("{path} is not valid UTF-8")]
     NotUtf8 { path: PathBuf },
+    #[error("the migration lock is held by {holder}")]
+    Locked {
+        /// Who holds it, as the database reports it.
+        holder: String,
+    },
+    #[error("change {change} has no row in the tracking table")]
+    NotRecorded { change: String },
+    #[error("{context}: {source}")]
+    Sqlite {
+        context: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("{context}: {}", postgres_text(source))]
+    Postgres {
+        context: String,
+        #[source]
+        source: postgres::Error,
+    },
     #[error("{context}: {source}")]
     Io {
         context: String,
         #[source]
         source: std::io::Error,
     },
+}
+
+/// A PostgreSQL error with the server's message, which `Display` on
+/// [`postgres::Error`] leaves out.
+fn postgres_text(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -105,6 +133,16 @@ impl Error {
             context: context.into(),
             source,
         }
+    }
+
+    pub(crate) fn sqlite(context: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> Error {
+        let context = context.into();
+        move |source| Error::Sqlite { context, source }
+    }
+
+    pub(crate) fn postgres(context: impl Into<String>) -> impl FnOnce(postgres::Error) -> Error {
+        let context = context.into();
+        move |source| Error::Postgres { context, source }
     }
 
     pub(crate) fn malformed(
@@ -141,7 +179,9 @@ fn did_you_mean(near: &[String]) -> Option<String> {
 impl Classify for Error {
     fn class(&self) -> Class {
         match self {
-            Error::Io { .. } => Class::Failed,
+            Error::Io { .. } | Error::Sqlite { .. } | Error::Postgres { .. } => Class::Failed,
+            Error::Locked { .. } => Class::Refused,
+            Error::NotRecorded { .. } => Class::Failed,
             // Everything else is about the plan's files or the name given,
             // which the user fixes.
             _ => Class::Usage,
@@ -201,7 +241,15 @@ impl Classify for Error {
             )),
             Error::EmptyPhase { .. } => Some("name one of the changes instead".into()),
             Error::NotUtf8 { .. } => Some("save the file as UTF-8".into()),
-            Error::Io { .. } => None,
+            Error::Locked { .. } => Some(
+                "wait for the other migration to finish; if its process is gone, the lock \
+                 goes with it"
+                    .into(),
+            ),
+            Error::NotRecorded { .. } => {
+                Some("run `status` to see what the database has recorded".into())
+            }
+            Error::Io { .. } | Error::Sqlite { .. } | Error::Postgres { .. } => None,
         }
     }
 }

@@ -12,6 +12,8 @@
 //! - [`analyze`]: what a script's SQL does: the tables a safety snapshot must
 //!   cover, statements that cannot run in a transaction, destroyed data,
 //!   rewrites and long locks.
+//! - [`tracking`]: the tables that record which changes a database has run,
+//!   the migration lock, and [`tracking::status()`] against a plan.
 //!
 //! ```no_run
 //! let plan = ripcord_migrate::read(std::path::Path::new("migrations"))?;
@@ -30,6 +32,7 @@ mod near;
 pub mod plan;
 pub mod readers;
 pub mod script;
+pub mod tracking;
 mod version;
 
 pub use detect::detect;

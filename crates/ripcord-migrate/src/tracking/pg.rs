@@ -1,0 +1,281 @@
+//! Tracking in a PostgreSQL database, in schema `ripcord`.
+//!
+//! The lock is a session advisory lock, `pg_try_advisory_lock(key)`, taken on
+//! a connection of its own that the guard keeps open. The server releases it
+//! when that session ends for any reason: the guard dropping, the process
+//! dying, the backend being terminated. Advisory locks are per database, as
+//! are the tracking tables.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use postgres::{Client, Config, NoTls};
+
+use chrono::{DateTime, Utc};
+
+use super::{AppliedChange, EventKind, LockGuard, RecordState, Tracker};
+use crate::{Error, Result};
+
+/// The advisory lock key: "ripcord\0" as a big-endian integer. PostgreSQL
+/// shows its high half in `pg_locks.classid` and its low half in `objid`.
+pub const LOCK_KEY: i64 = 0x7269_7063_6f72_6400;
+
+/// Serialises schema creation, which `IF NOT EXISTS` alone does not make safe
+/// against a concurrent creator.
+const SCHEMA_KEY: i64 = LOCK_KEY | 1;
+
+const APPLICATION_NAME: &str = "ripcord";
+
+const SCHEMA: &str = "
+CREATE SCHEMA IF NOT EXISTS ripcord;
+CREATE TABLE IF NOT EXISTS ripcord.changes (
+    name text PRIMARY KEY,
+    checksum text NOT NULL,
+    state text NOT NULL CHECK (state IN ('dirty', 'applied')),
+    applied_at timestamptz NOT NULL,
+    actor text NOT NULL,
+    duration_ms bigint,
+    safety_snapshot text,
+    plan_order int NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ripcord.events (
+    id bigserial PRIMARY KEY,
+    at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    change text NOT NULL,
+    kind text NOT NULL,
+    actor text NOT NULL,
+    detail text NOT NULL
+);
+";
+
+/// A timestamptz as RFC 3339 text in UTC.
+const RFC3339: &str = r#"'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'"#;
+
+/// Tracks migrations of one PostgreSQL database.
+pub struct PostgresTracker {
+    config: Config,
+    client: Client,
+}
+
+impl std::fmt::Debug for PostgresTracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresTracker")
+            .field("dbname", &self.config.get_dbname())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresTracker {
+    /// Connects to the database a `postgres://` URL or `key=value` string
+    /// names.
+    pub fn connect(url: &str) -> Result<PostgresTracker> {
+        let config = Config::from_str(url).map_err(Error::postgres("read the connection URL"))?;
+        PostgresTracker::with_config(config)
+    }
+
+    /// Connects with `config`; sessions are named `ripcord` in
+    /// `pg_stat_activity` unless it names them.
+    pub fn with_config(mut config: Config) -> Result<PostgresTracker> {
+        if config.get_application_name().is_none() {
+            config.application_name(APPLICATION_NAME);
+        }
+        let client = connect(&config)?;
+        Ok(PostgresTracker { config, client })
+    }
+
+    /// Who holds the lock, from `pg_locks` and `pg_stat_activity`.
+    fn holder(&mut self) -> Result<String> {
+        let sql = format!(
+            "SELECT l.pid, a.application_name, a.usename::text,
+                    to_char(a.backend_start AT TIME ZONE 'UTC', {RFC3339})
+             FROM pg_locks l
+             LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+             WHERE l.locktype = 'advisory' AND l.granted
+               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+               AND l.classid::bigint = $1 AND l.objid::bigint = $2 AND l.objsubid = 1"
+        );
+        let high = (LOCK_KEY >> 32) & 0xffff_ffff;
+        let low = LOCK_KEY & 0xffff_ffff;
+        let rows = self
+            .client
+            .query(&sql, &[&high, &low])
+            .map_err(Error::postgres("find the holder of the migration lock"))?;
+        let Some(row) = rows.first() else {
+            // Released between our attempt and this query.
+            return Ok("another session, which has just released it; try again".into());
+        };
+        let pid: Option<i32> = row.get(0);
+        let app: Option<String> = row.get(1);
+        let user: Option<String> = row.get(2);
+        let started: Option<String> = row.get(3);
+        let mut holder = match pid {
+            Some(pid) => format!("backend pid {pid}"),
+            None => "a prepared transaction".into(),
+        };
+        match app.as_deref() {
+            Some(app) if !app.is_empty() => holder.push_str(&format!(" ({app})")),
+            _ => holder.push_str(" (no application_name)"),
+        }
+        if let Some(user) = user {
+            holder.push_str(&format!(", user {user}"));
+        }
+        if let Some(started) = started {
+            holder.push_str(&format!(", connected since {started}"));
+        }
+        Ok(holder)
+    }
+}
+
+fn connect(config: &Config) -> Result<Client> {
+    let name = config
+        .get_dbname()
+        .map(str::to_owned)
+        .unwrap_or_else(|| "the database".into());
+    config
+        .connect(NoTls)
+        .map_err(Error::postgres(format!("connect to {name}")))
+}
+
+impl Tracker for PostgresTracker {
+    fn ensure_schema(&mut self) -> Result<()> {
+        let mut tx = self
+            .client
+            .transaction()
+            .map_err(Error::postgres("create the ripcord schema"))?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_KEY])
+            .map_err(Error::postgres("create the ripcord schema"))?;
+        tx.batch_execute(SCHEMA)
+            .map_err(Error::postgres("create the ripcord schema"))?;
+        tx.commit()
+            .map_err(Error::postgres("create the ripcord schema"))
+    }
+
+    fn lock(&mut self) -> Result<LockGuard> {
+        let mut lock_client = connect(&self.config)?;
+        let row = lock_client
+            .query_one(
+                "SELECT pg_try_advisory_lock($1), pg_backend_pid(),
+                        current_setting('application_name')",
+                &[&LOCK_KEY],
+            )
+            .map_err(Error::postgres("take the migration lock"))?;
+        let (taken, pid, app): (bool, i32, String) = (row.get(0), row.get(1), row.get(2));
+        if !taken {
+            drop(lock_client);
+            return Err(Error::Locked {
+                holder: self.holder()?,
+            });
+        }
+        let holder = format!("backend pid {pid} ({app})");
+        Ok(LockGuard::new(holder, move || {
+            // Closing the session releases the lock too; unlocking first
+            // makes it immediate even if the close is slow.
+            let _ = lock_client.execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY]);
+            drop(lock_client);
+        }))
+    }
+
+    fn applied(&mut self) -> Result<Vec<AppliedChange>> {
+        let sql =
+            "SELECT name, checksum, state, (extract(epoch FROM applied_at) * 1000000)::bigint,
+                          actor, duration_ms, safety_snapshot, plan_order
+                   FROM ripcord.changes ORDER BY applied_at, plan_order, name";
+        let rows = self
+            .client
+            .query(sql, &[])
+            .map_err(Error::postgres("read ripcord.changes"))?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                // Every timestamptz fits; the default is never used.
+                let applied_at =
+                    DateTime::<Utc>::from_timestamp_micros(r.get(3)).unwrap_or_default();
+                AppliedChange {
+                    name: r.get(0),
+                    checksum: r.get(1),
+                    state: RecordState::parse(r.get(2)),
+                    applied_at,
+                    actor: r.get(4),
+                    duration_ms: r.get(5),
+                    safety_snapshot: r.get(6),
+                    plan_order: r.get(7),
+                }
+            })
+            .collect())
+    }
+
+    fn record_start(
+        &mut self,
+        change: &str,
+        plan_order: i32,
+        checksum: &str,
+        actor: &str,
+        snapshot_id: Option<String>,
+    ) -> Result<()> {
+        self.client
+            .execute(
+                "INSERT INTO ripcord.changes
+                     (name, checksum, state, applied_at, actor, duration_ms, safety_snapshot,
+                      plan_order)
+                 VALUES ($1, $2, 'dirty', clock_timestamp(), $3, NULL, $4, $5)
+                 ON CONFLICT (name) DO UPDATE SET
+                     checksum = excluded.checksum, state = 'dirty',
+                     applied_at = excluded.applied_at, actor = excluded.actor,
+                     duration_ms = NULL, safety_snapshot = excluded.safety_snapshot,
+                     plan_order = excluded.plan_order",
+                &[&change, &checksum, &actor, &snapshot_id, &plan_order],
+            )
+            .map_err(Error::postgres(format!("record the start of {change}")))?;
+        Ok(())
+    }
+
+    fn record_done(&mut self, change: &str, duration: Duration) -> Result<()> {
+        let ms = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+        let n = self
+            .client
+            .execute(
+                "UPDATE ripcord.changes SET state = 'applied', duration_ms = $2 WHERE name = $1",
+                &[&change, &ms],
+            )
+            .map_err(Error::postgres(format!("record the end of {change}")))?;
+        if n == 0 {
+            return Err(Error::NotRecorded {
+                change: change.into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn record_reverted(&mut self, change: &str) -> Result<()> {
+        let n = self
+            .client
+            .execute("DELETE FROM ripcord.changes WHERE name = $1", &[&change])
+            .map_err(Error::postgres(format!("record the revert of {change}")))?;
+        if n == 0 {
+            return Err(Error::NotRecorded {
+                change: change.into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn record_event(
+        &mut self,
+        change: &str,
+        kind: EventKind,
+        actor: &str,
+        detail: &str,
+    ) -> Result<()> {
+        self.client
+            .execute(
+                "INSERT INTO ripcord.events (at, change, kind, actor, detail)
+                 VALUES (clock_timestamp(), $1, $2, $3, $4)",
+                &[&change, &kind.as_str(), &actor, &detail],
+            )
+            .map_err(Error::postgres(format!(
+                "record a {} event for {change}",
+                kind.as_str()
+            )))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,340 @@
+//! Tracking in a SQLite database file.
+//!
+//! # The lock
+//!
+//! The lock is SQLite's own file lock: `BEGIN EXCLUSIVE` on a dedicated
+//! connection to a sidecar file next to the database (`<db>-ripcord-lock`),
+//! kept open until the guard drops. The operating system releases that lock
+//! when the process exits or is killed, so a crash never leaves a stale lock
+//! for someone to clean up by hand; a lock row alone would need a liveness
+//! check, which cannot see processes on another host sharing the file, and
+//! which races with pid reuse.
+//!
+//! The sidecar, not the database itself, carries the lock: an exclusive
+//! transaction on the database would also block the holder's own writes to
+//! the tracking tables and the migration's own statements.
+//!
+//! A file lock has no owner that others can ask for, so the holder also
+//! writes a row (pid, host, started) to `ripcord_lock` in the database. That
+//! row only names the holder in the refusal; it never decides who holds the
+//! lock, so a row left behind by a crash is harmless and overwritten by the
+//! next holder.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
+
+use super::{
+    now_text, parse_time, this_process, AppliedChange, EventKind, LockGuard, RecordState, Tracker,
+};
+use crate::{Error, Result};
+
+/// How long ordinary statements wait for another connection's write.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS ripcord_changes (
+    name TEXT PRIMARY KEY,
+    checksum TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('dirty', 'applied')),
+    applied_at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    duration_ms INTEGER,
+    safety_snapshot TEXT,
+    plan_order INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ripcord_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    change TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+";
+
+const LOCK_TABLE: &str = "
+CREATE TABLE IF NOT EXISTS ripcord_lock (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    started TEXT NOT NULL
+);
+";
+
+/// Tracks migrations of one SQLite database file.
+pub struct SqliteTracker {
+    path: PathBuf,
+    conn: Connection,
+}
+
+impl std::fmt::Debug for SqliteTracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteTracker")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteTracker {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<SqliteTracker> {
+        let conn = open_conn(path)?;
+        Ok(SqliteTracker {
+            path: path.to_owned(),
+            conn,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file whose lock is the migration lock.
+    pub fn lock_path(&self) -> PathBuf {
+        let mut name = self.path.clone().into_os_string();
+        name.push("-ripcord-lock");
+        PathBuf::from(name)
+    }
+
+    fn holder(&self) -> Result<String> {
+        self.conn
+            .execute_batch(LOCK_TABLE)
+            .map_err(Error::sqlite(format!(
+                "create ripcord_lock in {}",
+                self.path.display()
+            )))?;
+        let row = self
+            .conn
+            .query_row(
+                "SELECT pid, host, started FROM ripcord_lock WHERE id = 1",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(Error::sqlite(format!(
+                "read ripcord_lock in {}",
+                self.path.display()
+            )))?;
+        Ok(match row {
+            Some((pid, host, started)) => format!("pid {pid} on {host}, since {started}"),
+            None => format!(
+                "another process (it has not recorded itself yet; the lock file is {})",
+                self.lock_path().display()
+            ),
+        })
+    }
+}
+
+fn open_conn(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path).map_err(Error::sqlite(format!("open {}", path.display())))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(Error::sqlite(format!("configure {}", path.display())))?;
+    Ok(conn)
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+impl Tracker for SqliteTracker {
+    fn ensure_schema(&mut self) -> Result<()> {
+        self.conn
+            .execute_batch(SCHEMA)
+            .map_err(Error::sqlite(format!(
+                "create the tracking tables in {}",
+                self.path.display()
+            )))
+    }
+
+    fn lock(&mut self) -> Result<LockGuard> {
+        let lock_path = self.lock_path();
+        let context = || format!("lock {}", lock_path.display());
+        let lock_conn = Connection::open(&lock_path).map_err(Error::sqlite(context()))?;
+        // Fail at once rather than queue behind the holder.
+        lock_conn
+            .busy_timeout(Duration::ZERO)
+            .map_err(Error::sqlite(context()))?;
+        // A rollback journal: in WAL mode an exclusive transaction does not
+        // keep readers out, and the lock must hold against everyone.
+        let _: String = lock_conn
+            .query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0))
+            .or_else(|e| {
+                if is_busy(&e) {
+                    Ok(String::new())
+                } else {
+                    Err(e)
+                }
+            })
+            .map_err(Error::sqlite(context()))?;
+        match lock_conn.execute_batch(
+            "BEGIN EXCLUSIVE;
+             CREATE TABLE IF NOT EXISTS ripcord_lock (held INTEGER);
+             DELETE FROM ripcord_lock;
+             INSERT INTO ripcord_lock VALUES (1);",
+        ) {
+            Ok(()) => {}
+            Err(e) if is_busy(&e) => {
+                return Err(Error::Locked {
+                    holder: self.holder()?,
+                })
+            }
+            Err(e) => return Err(Error::sqlite(context())(e)),
+        }
+
+        let (pid, host) = this_process();
+        let started = now_text();
+        let record = || -> rusqlite::Result<Connection> {
+            let conn = Connection::open(&self.path)?;
+            conn.busy_timeout(BUSY_TIMEOUT)?;
+            conn.execute_batch(LOCK_TABLE)?;
+            conn.execute(
+                "INSERT INTO ripcord_lock (id, pid, host, started) VALUES (1, ?1, ?2, ?3)
+                 ON CONFLICT (id) DO UPDATE
+                 SET pid = excluded.pid, host = excluded.host, started = excluded.started",
+                params![pid, host, started],
+            )?;
+            Ok(conn)
+        };
+        // On failure here `lock_conn` drops, which rolls back and unlocks.
+        let record_conn = record().map_err(Error::sqlite(format!(
+            "record the lock holder in {}",
+            self.path.display()
+        )))?;
+        let holder = format!("pid {pid} on {host}, since {started}");
+        Ok(LockGuard::new(holder, move || {
+            // Clear our row first, while we still hold the lock, so nobody
+            // else's row is removed. Errors are ignored: the row is only a
+            // label, and closing the lock connection is what unlocks.
+            let _ = record_conn.execute(
+                "DELETE FROM ripcord_lock WHERE id = 1 AND pid = ?1 AND started = ?2",
+                params![pid, started],
+            );
+            drop(record_conn);
+            let _ = lock_conn.execute_batch("ROLLBACK");
+            drop(lock_conn);
+        }))
+    }
+
+    fn applied(&mut self) -> Result<Vec<AppliedChange>> {
+        let context = || format!("read ripcord_changes in {}", self.path.display());
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT name, checksum, state, applied_at, actor, duration_ms, safety_snapshot,
+                        plan_order
+                 FROM ripcord_changes ORDER BY applied_at, plan_order, name",
+            )
+            .map_err(Error::sqlite(context()))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let applied_at: String = r.get(3)?;
+                let applied_at = parse_time(&applied_at).ok_or_else(|| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        3,
+                        rusqlite::types::Type::Text,
+                        format!("applied_at {applied_at:?} is not an RFC 3339 time").into(),
+                    )
+                })?;
+                Ok(AppliedChange {
+                    name: r.get(0)?,
+                    checksum: r.get(1)?,
+                    state: RecordState::parse(&r.get::<_, String>(2)?),
+                    applied_at,
+                    actor: r.get(4)?,
+                    duration_ms: r.get(5)?,
+                    safety_snapshot: r.get(6)?,
+                    plan_order: r.get(7)?,
+                })
+            })
+            .map_err(Error::sqlite(context()))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(Error::sqlite(context()))
+    }
+
+    fn record_start(
+        &mut self,
+        change: &str,
+        plan_order: i32,
+        checksum: &str,
+        actor: &str,
+        snapshot_id: Option<String>,
+    ) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO ripcord_changes
+                     (name, checksum, state, applied_at, actor, duration_ms, safety_snapshot,
+                      plan_order)
+                 VALUES (?1, ?2, 'dirty', ?3, ?4, NULL, ?5, ?6)
+                 ON CONFLICT (name) DO UPDATE SET
+                     checksum = excluded.checksum, state = 'dirty',
+                     applied_at = excluded.applied_at, actor = excluded.actor,
+                     duration_ms = NULL, safety_snapshot = excluded.safety_snapshot,
+                     plan_order = excluded.plan_order",
+                params![change, checksum, now_text(), actor, snapshot_id, plan_order],
+            )
+            .map_err(Error::sqlite(format!("record the start of {change}")))?;
+        Ok(())
+    }
+
+    fn record_done(&mut self, change: &str, duration: Duration) -> Result<()> {
+        let ms = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+        let n = self
+            .conn
+            .execute(
+                "UPDATE ripcord_changes SET state = 'applied', duration_ms = ?2 WHERE name = ?1",
+                params![change, ms],
+            )
+            .map_err(Error::sqlite(format!("record the end of {change}")))?;
+        if n == 0 {
+            return Err(Error::NotRecorded {
+                change: change.into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn record_reverted(&mut self, change: &str) -> Result<()> {
+        let n = self
+            .conn
+            .execute("DELETE FROM ripcord_changes WHERE name = ?1", [change])
+            .map_err(Error::sqlite(format!("record the revert of {change}")))?;
+        if n == 0 {
+            return Err(Error::NotRecorded {
+                change: change.into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn record_event(
+        &mut self,
+        change: &str,
+        kind: EventKind,
+        actor: &str,
+        detail: &str,
+    ) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO ripcord_events (at, change, kind, actor, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![now_text(), change, kind.as_str(), actor, detail],
+            )
+            .map_err(Error::sqlite(format!(
+                "record a {} event for {change}",
+                kind.as_str()
+            )))?;
+        Ok(())
+    }
+}
