@@ -56,6 +56,9 @@ pub enum Command {
     /// Repair repository structures
     #[command(subcommand)]
     Repair(RepairCommand),
+    /// Read a folder of migrations: the plan, its status in the database, lint
+    #[command(subcommand)]
+    Migrate(MigrateCommand),
     /// Run the whole story on a throwaway app in a temporary folder
     Demo {
         /// Keep the demo folder instead of deleting it
@@ -206,6 +209,33 @@ pub enum KeyCommand {
     Remove { id: String },
     /// Change the passphrase of the key in use
     Passwd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MigrateCommand {
+    /// List the changes in the order they run, with their status when the database is reachable
+    Plan(MigrateArgs),
+    /// Compare the plan with what the database has recorded; exits 3 on drift, dirty changes or a diverging history
+    Status(MigrateArgs),
+    /// Report risky statements: destruction without a way back, no-transaction DDL, rewrites and long locks
+    Lint(LintArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct MigrateArgs {
+    /// Read the plan as this format instead of detecting it
+    /// (native, sqitch, flyway, golang-migrate, dbmate, timestamp)
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct LintArgs {
+    #[command(flatten)]
+    pub common: MigrateArgs,
+    /// Exit 1 when there is any finding
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Subcommand, Debug)]

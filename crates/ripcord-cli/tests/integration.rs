@@ -18,6 +18,8 @@ mod incremental;
 mod keys;
 #[path = "integration/locks.rs"]
 mod locks;
+#[path = "integration/migrate.rs"]
+mod migrate;
 #[path = "integration/path_escape.rs"]
 mod path_escape;
 #[path = "integration/roundtrip.rs"]

@@ -75,6 +75,9 @@ pub struct Config {
     pub snapshot: SnapshotConfig,
     #[serde(default)]
     pub tiers: BTreeMap<String, TierConfig>,
+    /// `[migrations]`: where the plan lives and which database it migrates.
+    #[serde(default)]
+    pub migrations: Option<MigrationsConfig>,
     /// Where the file was read from; relative paths in it are resolved against its folder.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -160,6 +163,58 @@ pub struct KeepConfig {
     pub monthly: Option<usize>,
     pub yearly: Option<usize>,
     pub within: Option<String>,
+}
+
+/// `[migrations]`: the folder of migrations and the database they run against.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationsConfig {
+    /// A configured `postgres` or `sqlite` target. When it is not set and
+    /// exactly one database target is configured, that one is meant.
+    pub target: Option<String>,
+    /// The folder holding the plan, relative to the configuration file's folder.
+    #[serde(default = "default_migrations_dir")]
+    pub dir: PathBuf,
+    /// What to do when a change's script was edited after it was applied.
+    #[serde(default)]
+    pub on_conflict: OnConflict,
+}
+
+fn default_migrations_dir() -> PathBuf {
+    PathBuf::from("migrations")
+}
+
+impl Default for MigrationsConfig {
+    fn default() -> Self {
+        MigrationsConfig {
+            target: None,
+            dir: default_migrations_dir(),
+            on_conflict: OnConflict::default(),
+        }
+    }
+}
+
+/// `[migrations] on_conflict`: what an edited, already applied change leads to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnConflict {
+    /// Take a safety snapshot before going on.
+    Snapshot,
+    /// Keep the new script as the reference.
+    #[default]
+    KeepNew,
+    /// Stop and ask for a review.
+    Review,
+}
+
+impl OnConflict {
+    pub fn name(self) -> &'static str {
+        match self {
+            OnConflict::Snapshot => "snapshot",
+            OnConflict::KeepNew => "keep-new",
+            OnConflict::Review => "review",
+        }
+    }
 }
 
 /// Environment variables that are not configuration keys.
@@ -263,6 +318,11 @@ impl Config {
         if let Some(url) = &self.repository.url {
             if !url.contains("://") && Path::new(url).is_relative() {
                 self.repository.url = Some(base.join(url).display().to_string());
+            }
+        }
+        if let Some(migrations) = &mut self.migrations {
+            if migrations.dir.is_relative() {
+                migrations.dir = base.join(&migrations.dir);
             }
         }
     }
@@ -402,5 +462,29 @@ mod tests {
         assert!(matches!(kind, Err(ConfigError::Invalid { .. })));
         let level = Config::from_toml_str("[snapshot]\ncompression = 99", None, &[]);
         assert!(matches!(level, Err(ConfigError::Invalid { .. })));
+    }
+
+    #[test]
+    fn migrations_section() {
+        let c = Config::from_toml_str(
+            "[migrations]\ntarget = 'app'\non_conflict = 'review'",
+            Some(Path::new("/srv/conf/ripcord.toml")),
+            &[],
+        )
+        .unwrap();
+        let m = c.migrations.unwrap();
+        assert_eq!(m.target.as_deref(), Some("app"));
+        assert_eq!(m.dir, Path::new("/srv/conf/migrations"));
+        assert_eq!(m.on_conflict, OnConflict::Review);
+        assert!(Config::from_toml_str("", None, &[])
+            .unwrap()
+            .migrations
+            .is_none());
+        match Config::from_toml_str("[migrations]\non_conflict = 'merge'", None, &[]) {
+            Err(ConfigError::Invalid { message, .. }) => assert!(message.contains("keep-new")),
+            other => panic!("unexpected {other:?}"),
+        }
+        let typo = Config::from_toml_str("[migrations]\ndirr = 'x'", None, &[]);
+        assert!(matches!(typo, Err(ConfigError::Invalid { .. })));
     }
 }

@@ -6,6 +6,7 @@ mod init;
 mod key;
 mod list;
 mod maintenance;
+mod migrate;
 pub mod restore;
 pub mod snapshot;
 mod verify;
@@ -35,6 +36,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Key(cmd) => key::run(&ctx, cmd),
         Command::Unlock { all } => maintenance::unlock(&ctx, all),
         Command::Repair(cmd) => maintenance::repair(&ctx, cmd),
+        Command::Migrate(cmd) => migrate::run(&ctx, cmd),
         Command::Init(_) | Command::Demo { .. } => unreachable!("handled above"),
     }
 }

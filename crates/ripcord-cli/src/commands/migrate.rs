@@ -1,0 +1,563 @@
+//! `ripcord migrate plan|status|lint`: read-only views of a folder of
+//! migrations and of what the target database has recorded.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use ripcord_core::config::TargetConfig;
+use ripcord_migrate::analyze::{self, Dialect, Kind, Options};
+use ripcord_migrate::tracking::{
+    self, AppliedChange, ChangeState, PostgresTracker, SqliteTracker, Status, Tracker,
+};
+use ripcord_migrate::{Change, Format, Plan, Script};
+use serde::Serialize;
+
+use crate::cli::{LintArgs, MigrateArgs, MigrateCommand};
+use crate::ctx::Ctx;
+use crate::output;
+use crate::CliError;
+
+pub fn run(ctx: &Ctx, cmd: MigrateCommand) -> Result<()> {
+    match cmd {
+        MigrateCommand::Plan(args) => plan(ctx, &args),
+        MigrateCommand::Status(args) => status(ctx, &args),
+        MigrateCommand::Lint(args) => lint(ctx, &args),
+    }
+}
+
+/// The plan and the database it belongs to, from `[migrations]`.
+struct Setup {
+    dir: PathBuf,
+    /// The target's name and configuration; `None` when none is configured.
+    target: Option<(String, TargetConfig)>,
+    plan: Plan,
+}
+
+impl Setup {
+    fn dialect(&self) -> Dialect {
+        match &self.target {
+            Some((_, TargetConfig::Sqlite { .. })) => Dialect::Sqlite,
+            _ => Dialect::Postgres,
+        }
+    }
+
+    fn target_name(&self) -> Option<&str> {
+        self.target.as_ref().map(|(name, _)| name.as_str())
+    }
+}
+
+fn setup(ctx: &Ctx, args: &MigrateArgs) -> Result<Setup> {
+    let Some(migrations) = &ctx.config.migrations else {
+        return Err(crate::usage(
+            "ripcord.toml has no [migrations] section",
+            "add [migrations] with target = \"NAME\" (a postgres or sqlite target) and \
+             dir = \"migrations\"",
+        ));
+    };
+    let target = match &migrations.target {
+        Some(name) => {
+            let config = ctx.config.target(name)?;
+            if matches!(config, TargetConfig::Dir { .. }) {
+                return Err(crate::usage(
+                    format!("[migrations] target {name:?} is a dir target, not a database"),
+                    "name a postgres or sqlite target in [migrations] target",
+                ));
+            }
+            Some((name.clone(), config.clone()))
+        }
+        None => {
+            let databases: Vec<(&String, &TargetConfig)> = ctx
+                .config
+                .targets
+                .iter()
+                .filter(|(_, t)| !matches!(t, TargetConfig::Dir { .. }))
+                .collect();
+            match databases.as_slice() {
+                [(name, config)] => Some(((*name).clone(), (*config).clone())),
+                _ => None,
+            }
+        }
+    };
+    let dir = migrations.dir.clone();
+    let plan = match &args.format {
+        Some(name) => {
+            let format: Format = name.parse()?;
+            ripcord_migrate::read_as(&dir, format)
+        }
+        None => ripcord_migrate::read(&dir),
+    }?;
+    if plan.changes.is_empty() {
+        return Err(crate::usage(
+            format!("{} holds no {} migrations", shown(&dir), plan.format.name()),
+            "leave out --format to detect the format, or name the one the folder holds",
+        ));
+    }
+    Ok(Setup { dir, target, plan })
+}
+
+/// What the target database has recorded: `None` when it has no tracking
+/// tables (nothing has run yet). Never creates anything.
+fn recorded(target: &TargetConfig) -> ripcord_migrate::Result<Option<Vec<AppliedChange>>> {
+    match target {
+        TargetConfig::Sqlite { path } => {
+            if !path.exists() {
+                return Ok(None);
+            }
+            let has_table = {
+                let conn = rusqlite::Connection::open_with_flags(
+                    path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+                )
+                .map_err(|e| sqlite_error(path, e))?;
+                conn.query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' \
+                     AND name = 'ripcord_changes'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map_err(|e| sqlite_error(path, e))?
+                    > 0
+            };
+            if !has_table {
+                return Ok(None);
+            }
+            SqliteTracker::open(path)?.applied().map(Some)
+        }
+        TargetConfig::Postgres { url, .. } => {
+            let mut tracker = PostgresTracker::connect(url)?;
+            match tracker.applied() {
+                Ok(rows) => Ok(Some(rows)),
+                // undefined_table, invalid_schema_name: nothing recorded yet.
+                Err(ripcord_migrate::Error::Postgres { source, .. })
+                    if source
+                        .as_db_error()
+                        .is_some_and(|db| matches!(db.code().code(), "42P01" | "3F000")) =>
+                {
+                    Ok(None)
+                }
+                Err(e) => Err(e),
+            }
+        }
+        TargetConfig::Dir { .. } => Ok(None),
+    }
+}
+
+fn sqlite_error(path: &Path, e: rusqlite::Error) -> ripcord_migrate::Error {
+    ripcord_migrate::Error::io(
+        format!("read {}", path.display()),
+        std::io::Error::other(e.to_string()),
+    )
+}
+
+/// A path as shown to the user: relative to the working folder when inside it.
+fn shown(path: &Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))
+        .unwrap_or_else(|| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
+fn state_name(state: ChangeState) -> &'static str {
+    match state {
+        ChangeState::Pending => "pending",
+        ChangeState::Applied => "applied",
+        ChangeState::Drifted => "drifted",
+        ChangeState::Dirty => "dirty",
+        ChangeState::Unknown => "unknown",
+    }
+}
+
+fn has_script(script: &Option<Script>) -> bool {
+    script.as_ref().is_some_and(|s| !s.is_blank())
+}
+
+fn phase_of(plan: &Plan, change: &Change) -> Option<String> {
+    change.phase.clone().or_else(|| {
+        plan.phases
+            .iter()
+            .find(|p| p.changes.contains(&change.name))
+            .map(|p| p.name.clone())
+    })
+}
+
+#[derive(Serialize)]
+struct PlanReport {
+    format: String,
+    dir: String,
+    target: Option<String>,
+    /// Whether `status` of each change could be read from the database.
+    status_known: bool,
+    status_note: Option<String>,
+    phase: Option<String>,
+    changes: Vec<PlanChange>,
+}
+
+#[derive(Serialize)]
+struct PlanChange {
+    name: String,
+    phase: Option<String>,
+    format: String,
+    version: Option<String>,
+    up: String,
+    down: bool,
+    verify: bool,
+    requires: Vec<String>,
+    no_transaction: bool,
+    repeatable: bool,
+    status: Option<String>,
+}
+
+fn plan(ctx: &Ctx, args: &MigrateArgs) -> Result<()> {
+    let s = setup(ctx, args)?;
+    let (status, note): (Option<Status>, Option<String>) = match &s.target {
+        None => (
+            None,
+            Some("no database target is configured in [migrations]".into()),
+        ),
+        Some((name, target)) => match recorded(target) {
+            Ok(rows) => (
+                Some(tracking::status(&s.plan, rows.as_deref().unwrap_or(&[]))),
+                None,
+            ),
+            Err(e) => {
+                let note = format!("cannot read the status from target {name}: {e}");
+                ctx.warn(format!("{note}; the status of each change is unknown"));
+                (None, Some(note))
+            }
+        },
+    };
+    let order = s.plan.order()?;
+    let changes: Vec<PlanChange> = order
+        .iter()
+        .map(|c| PlanChange {
+            name: c.name.clone(),
+            phase: phase_of(&s.plan, c),
+            format: s.plan.format.name().into(),
+            version: c.version.clone(),
+            up: shown(&c.up.path),
+            down: has_script(&c.down),
+            verify: has_script(&c.verify),
+            requires: c.requires.clone(),
+            no_transaction: c.no_transaction,
+            repeatable: c.repeatable,
+            status: status
+                .as_ref()
+                .and_then(|st| st.change(&c.name))
+                .map(|cs| state_name(cs.state).into()),
+        })
+        .collect();
+    let report = PlanReport {
+        format: s.plan.format.name().into(),
+        dir: shown(&s.dir),
+        target: s.target_name().map(str::to_owned),
+        status_known: status.is_some(),
+        status_note: note.clone(),
+        phase: status.as_ref().and_then(|st| st.phase.clone()),
+        changes,
+    };
+    if ctx.json {
+        output::print_json(&report);
+        return Ok(());
+    }
+    if ctx.quiet {
+        return Ok(());
+    }
+    println!(
+        "{} change(s) in {} ({} format){}",
+        report.changes.len(),
+        report.dir,
+        report.format,
+        report
+            .target
+            .as_deref()
+            .map(|t| format!(", target {t}"))
+            .unwrap_or_default()
+    );
+    let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
+    let rows: Vec<Vec<String>> = report
+        .changes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            vec![
+                (i + 1).to_string(),
+                c.name.clone(),
+                c.phase.clone().unwrap_or_else(|| "-".into()),
+                c.format.clone(),
+                yes_no(c.down),
+                yes_no(c.verify),
+                c.status.clone().unwrap_or_else(|| "unknown".into()),
+            ]
+        })
+        .collect();
+    output::table(
+        &["#", "CHANGE", "PHASE", "FORMAT", "DOWN", "VERIFY", "STATUS"],
+        &rows,
+    );
+    if let Some(note) = &note {
+        println!("status unknown: {note}");
+    } else if let Some(phase) = &report.phase {
+        println!("current phase: {phase}");
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct StatusReport<'a> {
+    format: String,
+    target: &'a str,
+    phase: Option<String>,
+    history_matches: bool,
+    mismatch: Option<String>,
+    counts: Counts,
+    changes: &'a [tracking::ChangeStatus],
+}
+
+#[derive(Serialize, Default)]
+struct Counts {
+    applied: usize,
+    pending: usize,
+    drifted: usize,
+    dirty: usize,
+    unknown: usize,
+}
+
+fn status(ctx: &Ctx, args: &MigrateArgs) -> Result<()> {
+    let s = setup(ctx, args)?;
+    let Some((name, target)) = &s.target else {
+        return Err(crate::usage(
+            "[migrations] names no database target",
+            "set [migrations] target = \"NAME\" to a configured postgres or sqlite target",
+        ));
+    };
+    let rows = recorded(target)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("cannot read what target {name} has recorded"))?;
+    let st = tracking::status(&s.plan, rows.as_deref().unwrap_or(&[]));
+    let mut counts = Counts::default();
+    for c in &st.changes {
+        match c.state {
+            ChangeState::Applied => counts.applied += 1,
+            ChangeState::Pending => counts.pending += 1,
+            ChangeState::Drifted => counts.drifted += 1,
+            ChangeState::Dirty => counts.dirty += 1,
+            ChangeState::Unknown => counts.unknown += 1,
+        }
+    }
+    let report = StatusReport {
+        format: s.plan.format.name().into(),
+        target: name,
+        phase: st.phase.clone(),
+        history_matches: st.history_matches,
+        mismatch: st.mismatch.as_ref().map(|m| m.to_string()),
+        counts,
+        changes: &st.changes,
+    };
+    if ctx.json {
+        output::print_json(&report);
+    } else if !ctx.quiet {
+        if rows.is_none() {
+            println!("target {name} has no tracking tables yet: every change is pending");
+        }
+        let table: Vec<Vec<String>> = st
+            .changes
+            .iter()
+            .map(|c| {
+                vec![
+                    c.name.clone(),
+                    state_name(c.state).into(),
+                    c.phase.clone().unwrap_or_else(|| "-".into()),
+                    c.applied_at
+                        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                        .unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect();
+        output::table(&["CHANGE", "STATE", "PHASE", "APPLIED AT"], &table);
+        let c = &report.counts;
+        println!(
+            "{} applied, {} pending, {} drifted, {} dirty, {} unknown; current phase: {}",
+            c.applied,
+            c.pending,
+            c.drifted,
+            c.dirty,
+            c.unknown,
+            report.phase.as_deref().unwrap_or("none")
+        );
+    }
+
+    let mut problems: Vec<String> = Vec::new();
+    let mut hints: Vec<&str> = Vec::new();
+    let drifted = st.in_state(ChangeState::Drifted);
+    if !drifted.is_empty() {
+        problems.push(format!(
+            "changed after they were applied (drift): {}",
+            drifted.join(", ")
+        ));
+        hints.push(
+            "restore the applied version of each drifted script (from version control) and put \
+             the edit in a new change",
+        );
+    }
+    let dirty = st.in_state(ChangeState::Dirty);
+    if !dirty.is_empty() {
+        problems.push(format!("started and never finished: {}", dirty.join(", ")));
+        hints.push(
+            "a dirty change failed or was interrupted; check the database by hand before \
+             migrating again",
+        );
+    }
+    if let Some(m) = &st.mismatch {
+        problems.push(format!("the history does not match the plan: {m}"));
+        hints.push("check that [migrations] dir holds the migrations this database ran");
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(CliError::Refused {
+        message: format!("target {name}: {}", problems.join("; ")),
+        hint: hints.join("; "),
+    }
+    .into())
+}
+
+#[derive(Serialize)]
+struct LintFinding {
+    change: String,
+    /// `destructive-without-down`, `no-transaction`, `own-transaction`,
+    /// `table-rewrite`, `long-lock`, `no-verify` or `uncertain-tables`.
+    kind: &'static str,
+    severity: &'static str,
+    file: String,
+    line: Option<usize>,
+    statement: Option<String>,
+    detail: String,
+}
+
+#[derive(Serialize)]
+struct LintReport {
+    format: String,
+    dialect: &'static str,
+    changes: usize,
+    findings: Vec<LintFinding>,
+}
+
+fn lint(ctx: &Ctx, args: &LintArgs) -> Result<()> {
+    let s = setup(ctx, &args.common)?;
+    let options = Options {
+        dialect: s.dialect(),
+        server_version: None,
+    };
+    let order = s.plan.order()?;
+    let mut findings: Vec<LintFinding> = Vec::new();
+    for change in &order {
+        let has_down = has_script(&change.down);
+        let scripts = [
+            ("up", Some(&change.up)),
+            ("down", change.down.as_ref()),
+            ("verify", change.verify.as_ref()),
+        ];
+        for (step, script) in scripts {
+            let Some(script) = script else { continue };
+            let analysis = analyze::analyze(&script.sql, &options);
+            for f in &analysis.findings {
+                let (kind, detail) = match f.kind {
+                    Kind::Destructive if step == "up" && !has_down => (
+                        "destructive-without-down",
+                        format!(
+                            "{}; there is no down script, so only a safety snapshot can undo it",
+                            f.detail
+                        ),
+                    ),
+                    Kind::Destructive => continue,
+                    Kind::NoTransaction => (
+                        "no-transaction",
+                        format!(
+                            "{}; a failure part-way leaves the change half done",
+                            f.detail
+                        ),
+                    ),
+                    Kind::OwnTransaction => ("own-transaction", f.detail.clone()),
+                    Kind::Rewrite => ("table-rewrite", f.detail.clone()),
+                    Kind::LongLock => ("long-lock", f.detail.clone()),
+                    Kind::Uncertain => (
+                        "uncertain-tables",
+                        format!(
+                            "{}; the tables it touches are not known, so the safety snapshot \
+                             must cover the whole database",
+                            f.detail
+                        ),
+                    ),
+                };
+                findings.push(LintFinding {
+                    change: change.name.clone(),
+                    kind,
+                    severity: "warning",
+                    file: shown(&script.path),
+                    line: Some(f.line),
+                    statement: Some(f.statement.clone()),
+                    detail,
+                });
+            }
+        }
+        if !has_script(&change.verify) {
+            findings.push(LintFinding {
+                change: change.name.clone(),
+                kind: "no-verify",
+                severity: "warning",
+                file: shown(&change.up.path),
+                line: None,
+                statement: None,
+                detail: "no verify script: nothing checks that the change worked".into(),
+            });
+        }
+    }
+    let report = LintReport {
+        format: s.plan.format.name().into(),
+        dialect: match options.dialect {
+            Dialect::Postgres => "postgres",
+            Dialect::Sqlite => "sqlite",
+        },
+        changes: order.len(),
+        findings,
+    };
+    if ctx.json {
+        output::print_json(&report);
+    } else if !ctx.quiet {
+        let mut current: Option<&str> = None;
+        for f in &report.findings {
+            if current != Some(f.change.as_str()) {
+                println!("{}", console::style(&f.change).bold());
+                current = Some(f.change.as_str());
+            }
+            let place = match f.line {
+                Some(line) => format!("{}:{line}", f.file),
+                None => f.file.clone(),
+            };
+            println!("  {place}: {}: {}", f.kind, f.detail);
+            if let Some(statement) = &f.statement {
+                println!("      {statement}");
+            }
+        }
+        let with: std::collections::BTreeSet<&str> =
+            report.findings.iter().map(|f| f.change.as_str()).collect();
+        println!(
+            "{} finding(s) in {} of {} change(s)",
+            report.findings.len(),
+            with.len(),
+            report.changes
+        );
+    }
+    if args.strict && !report.findings.is_empty() {
+        return Err(CliError::Failed {
+            message: format!(
+                "lint --strict: {} finding(s) in the migrations",
+                report.findings.len()
+            ),
+        }
+        .into());
+    }
+    Ok(())
+}
