@@ -120,7 +120,7 @@ impl Repository {
         }
         if bytes[7] != FORMAT_VERSION {
             return Err(Error::Invalid(format!(
-                "repository format version {} is not supported by this ripcord (knows {FORMAT_VERSION})",
+                "repository format version {} is newer than this ripcord reads (format {FORMAT_VERSION}); upgrade ripcord",
                 bytes[7]
             )));
         }

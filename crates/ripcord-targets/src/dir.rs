@@ -154,7 +154,7 @@ impl Walker<'_> {
             match entry.file_name().into_string() {
                 Ok(name) => entries.push((name, entry.path())),
                 Err(raw) => self.progress.warn(format!(
-                    "skipped {}: file names that are not UTF-8 are not supported",
+                    "skipped {}: ripcord stores only file names that are valid UTF-8",
                     dir.join(raw).display()
                 )),
             }
