@@ -242,8 +242,8 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<Resto
                 let stats = dir::restore_fresh(repo, &index, *tree, &dir.0, opts, &bar)?;
                 Some(Staged::Dir(dir, stats))
             }
-            (Content::Sqlite { image, tables, .. }, true) => Some(Staged::Sqlite(sqlite::stage(
-                repo, &index, image, tables, dest, &bar,
+            (Content::Sqlite { image, .. }, true) => Some(Staged::Sqlite(sqlite::stage(
+                repo, &index, image, dest, &bar,
             )?)),
             _ => None,
         })

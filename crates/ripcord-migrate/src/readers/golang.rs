@@ -4,10 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::list;
+use super::{list, pair_with_undo};
 use crate::error::{Error, Result};
-use crate::plan::{Change, Format, Plan};
-use crate::script::{read_text, Script};
+use crate::plan::{Format, Plan};
 use crate::version::Version;
 
 pub(crate) struct GolangName<'a> {
@@ -66,22 +65,14 @@ pub(super) fn read(dir: &Path) -> Result<Plan> {
         }
     }
     ups.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut changes = Vec::with_capacity(ups.len());
-    for (version, text, stem, path) in ups {
-        let mut change = Change::new(stem, Script::new(&path, read_text(&path)?));
-        if let Some(down) = downs.remove(&version) {
-            change.down = Some(Script::new(&down, read_text(&down)?));
-        }
-        change.version = Some(text);
-        changes.push(change);
-    }
-    if let Some((_, orphan)) = downs.into_iter().next() {
-        return Err(Error::misnamed(
-            orphan,
+    let changes = pair_with_undo(
+        ups,
+        downs,
+        (
             "down migration without an up migration of the same version",
             "give it the version of the migration it undoes, or remove it",
-        ));
-    }
+        ),
+    )?;
     Ok(Plan {
         format: Format::GolangMigrate,
         changes,

@@ -96,3 +96,27 @@ pub(crate) fn walk(dir: &Path) -> Result<Vec<Entry>> {
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(files)
 }
+
+/// Builds changes from up scripts `(key, version, name, path)` in order,
+/// attaching the undo script of the same key; an undo left over is an error
+/// (`orphan` = what it is, and how to fix it).
+pub(crate) fn pair_with_undo<K: Ord>(
+    ups: Vec<(K, String, String, std::path::PathBuf)>,
+    mut undos: std::collections::BTreeMap<K, std::path::PathBuf>,
+    orphan: (&str, &str),
+) -> Result<Vec<crate::plan::Change>> {
+    use crate::script::{read_text, Script};
+    let mut changes = Vec::with_capacity(ups.len());
+    for (key, version, name, path) in ups {
+        let mut change = crate::plan::Change::new(name, Script::new(&path, read_text(&path)?));
+        if let Some(undo) = undos.remove(&key) {
+            change.down = Some(Script::new(&undo, read_text(&undo)?));
+        }
+        change.version = Some(version);
+        changes.push(change);
+    }
+    if let Some((_, path)) = undos.into_iter().next() {
+        return Err(crate::error::Error::misnamed(path, orphan.0, orphan.1));
+    }
+    Ok(changes)
+}

@@ -4,10 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::list;
+use super::{list, pair_with_undo};
 use crate::error::{Error, Result};
-use crate::plan::{Change, Format, Plan};
-use crate::script::{read_text, Script};
+use crate::plan::{Format, Plan};
 
 pub(crate) struct TimestampName<'a> {
     pub version: &'a str,
@@ -60,22 +59,16 @@ pub(super) fn read(dir: &Path) -> Result<Plan> {
             None => {}
         }
     }
-    let mut changes = Vec::with_capacity(ups.len());
-    for (stem, version, path) in ups {
-        let mut change = Change::new(stem.clone(), Script::new(&path, read_text(&path)?));
-        if let Some(rollback) = rollbacks.remove(&stem) {
-            change.down = Some(Script::new(&rollback, read_text(&rollback)?));
-        }
-        change.version = Some(version);
-        changes.push(change);
-    }
-    if let Some((_, orphan)) = rollbacks.into_iter().next() {
-        return Err(Error::misnamed(
-            orphan,
+    let changes = pair_with_undo(
+        ups.into_iter()
+            .map(|(stem, version, path)| (stem.clone(), version, stem, path))
+            .collect(),
+        rollbacks,
+        (
             "rollback without a migration of the same name",
             "name it after the migration it undoes, with _rollback before .sql",
-        ));
-    }
+        ),
+    )?;
     Ok(Plan {
         format: Format::Timestamp,
         changes,
