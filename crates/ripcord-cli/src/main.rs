@@ -1,5 +1,6 @@
 fn main() {
     tune_malloc();
+    default_sigpipe();
     std::process::exit(ripcord_cli::run());
 }
 
@@ -20,3 +21,18 @@ fn tune_malloc() {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn tune_malloc() {}
+
+/// `ripcord snapshots | head` should end quietly, as other Unix tools do,
+/// not panic on a closed pipe: restore the default SIGPIPE action that the
+/// Rust runtime replaces.
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn default_sigpipe() {
+    // SAFETY: setting a signal disposition before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn default_sigpipe() {}

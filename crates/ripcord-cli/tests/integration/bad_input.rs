@@ -371,3 +371,23 @@ fn usage_errors_exit_2() {
     ws.run(&["snapshot", "--no-such-flag"]).assert_code(2);
     ws.ok(&["--help"]).assert_stdout_has("Usage");
 }
+
+/// Regression: `ripcord show ID | head -1` panicked on the closed pipe.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let (s, id) = healthy(61);
+    let mut child =
+        s.ws.command(&["show", &id])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+    // The reader goes away before ripcord writes.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("panicked"),
+        "ripcord panicked on a closed pipe: {stderr}"
+    );
+}
