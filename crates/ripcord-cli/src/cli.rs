@@ -56,9 +56,11 @@ pub enum Command {
     /// Repair repository structures
     #[command(subcommand)]
     Repair(RepairCommand),
-    /// Read a folder of migrations: the plan, its status in the database, lint
+    /// Run a folder of migrations: plan, status, up, down, rehearse, lint
     #[command(subcommand)]
     Migrate(MigrateCommand),
+    /// Revert the database's migrations back to a change or phase, data included
+    Rollback(DownArgs),
     /// Run the whole story on a throwaway app in a temporary folder
     Demo {
         /// Keep the demo folder instead of deleting it
@@ -219,6 +221,58 @@ pub enum MigrateCommand {
     Status(MigrateArgs),
     /// Report risky statements: destruction without a way back, no-transaction DDL, rewrites and long locks
     Lint(LintArgs),
+    /// Apply pending changes, each after a safety snapshot of the tables it touches
+    Up(UpArgs),
+    /// Revert applied changes back to a change or phase, newest first, data included
+    Down(DownArgs),
+    /// On a scratch copy of the database: up, verify, down, compare with before, up again
+    Rehearse(RehearseArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub common: MigrateArgs,
+    /// Stop after this change, version or @phase [default: the end of the plan]
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Run every check and show what would run; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Go on although applied scripts were edited since they ran
+    #[arg(long)]
+    pub allow_drift: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DownArgs {
+    #[command(flatten)]
+    pub common: MigrateArgs,
+    /// The change, version or @phase to go back to (it stays applied); @root reverts everything
+    #[arg(long)]
+    pub to: String,
+    /// Run every check and show what would be reverted, and how; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Go on although applied scripts were edited since they ran
+    #[arg(long)]
+    pub allow_drift: bool,
+    /// Rows written since a change, for every table: snapshot, keep-new or review
+    /// [default: [migrations] on_conflict]
+    #[arg(long)]
+    pub on_conflict: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RehearseArgs {
+    #[command(flatten)]
+    pub common: MigrateArgs,
+    /// Rehearse the changes up to this change, version or @phase
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Keep the scratch database (its name or path is printed)
+    #[arg(long)]
+    pub keep: bool,
 }
 
 #[derive(Args, Debug)]

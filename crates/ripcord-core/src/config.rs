@@ -8,7 +8,7 @@
 //! `repository.password_command`. The passphrase itself (`RIPCORD_PASSWORD`) is
 //! never part of the configuration.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -175,9 +175,32 @@ pub struct MigrationsConfig {
     /// The folder holding the plan, relative to the configuration file's folder.
     #[serde(default = "default_migrations_dir")]
     pub dir: PathBuf,
-    /// What to do when a change's script was edited after it was applied.
+    /// When a change is reverted from its safety snapshot: what happens to
+    /// rows written to its tables after it ran.
     #[serde(default)]
     pub on_conflict: OnConflict,
+    /// `on_conflict` for single tables (`table` or `schema.table`).
+    #[serde(default)]
+    pub tables: BTreeMap<String, TableMigrationConfig>,
+}
+
+/// `[migrations.tables.NAME]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableMigrationConfig {
+    pub on_conflict: OnConflict,
+}
+
+impl MigrationsConfig {
+    /// The policy for `table` (`name` or `schema.name`): its own entry, else
+    /// the entry of its bare name, else the default.
+    pub fn on_conflict_for(&self, table: &str) -> OnConflict {
+        let bare = table.rsplit('.').next().unwrap_or(table);
+        self.tables
+            .get(table)
+            .or_else(|| self.tables.get(bare))
+            .map_or(self.on_conflict, |t| t.on_conflict)
+    }
 }
 
 fn default_migrations_dir() -> PathBuf {
@@ -190,21 +213,37 @@ impl Default for MigrationsConfig {
             target: None,
             dir: default_migrations_dir(),
             on_conflict: OnConflict::default(),
+            tables: BTreeMap::new(),
         }
     }
 }
 
-/// `[migrations] on_conflict`: what an edited, already applied change leads to.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+/// `[migrations] on_conflict`: when a table is put back from a safety
+/// snapshot, what happens to the rows written to it after the change ran.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnConflict {
-    /// Take a safety snapshot before going on.
+    /// The snapshot wins: rows written since are discarded (and counted).
     Snapshot,
-    /// Keep the new script as the reference.
+    /// Rows inserted since (primary key not in the snapshot) are kept.
     #[default]
     KeepNew,
-    /// Stop and ask for a review.
+    /// Rows written since go to the review table and into the output.
     Review,
+}
+
+impl std::str::FromStr for OnConflict {
+    type Err = String;
+    fn from_str(s: &str) -> Result<OnConflict, String> {
+        [
+            OnConflict::Snapshot,
+            OnConflict::KeepNew,
+            OnConflict::Review,
+        ]
+        .into_iter()
+        .find(|p| p.name() == s)
+        .ok_or_else(|| format!("unknown on_conflict {s:?}: use snapshot, keep-new or review"))
+    }
 }
 
 impl OnConflict {

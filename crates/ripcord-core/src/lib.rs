@@ -4,10 +4,12 @@
 //! - [`class`]: how an error maps to an exit code (0 ok, 1 failed, 2 usage/config, 3 refused).
 //! - [`failpoint`]: fault injection used by the crash-safety tests (`RIPCORD_FAILPOINT`).
 //! - [`duration`]: human durations such as `72h` or `30d`.
+//! - [`revert`]: what putting tables back from a safety snapshot did.
 
 pub mod class;
 pub mod config;
 pub mod duration;
 pub mod failpoint;
+pub mod revert;
 
 pub use class::{Class, Classify};

@@ -96,6 +96,36 @@ pub enum Error {
     },
     #[error("change {change} has no row in the tracking table")]
     NotRecorded { change: String },
+    /// A pre-flight check failed; nothing was changed.
+    #[error("{message}")]
+    Refused { message: String, hint: String },
+    #[error("change {change}: {file}:{line}: syntax error: {detail}")]
+    SyntaxError {
+        change: String,
+        file: PathBuf,
+        line: usize,
+        detail: String,
+    },
+    /// A change or its verify failed and was undone (or could not be).
+    #[error("change {change} failed ({step}): {detail}; {undone}")]
+    ChangeFailed {
+        change: String,
+        step: String,
+        detail: String,
+        /// What was undone, and where the database stands.
+        undone: String,
+        hint: String,
+    },
+    #[error("reverting change {change}: {detail}")]
+    Revert { change: String, detail: String },
+    #[error("change {change} cannot be reverted: {reason}")]
+    Irreversible { change: String, reason: String },
+    /// The repository side of a safety snapshot.
+    #[error("{message}")]
+    SafetyNet {
+        message: String,
+        hint: Option<String>,
+    },
     #[error("{context}: {source}")]
     Sqlite {
         context: String,
@@ -180,8 +210,13 @@ impl Classify for Error {
     fn class(&self) -> Class {
         match self {
             Error::Io { .. } | Error::Sqlite { .. } | Error::Postgres { .. } => Class::Failed,
-            Error::Locked { .. } => Class::Refused,
-            Error::NotRecorded { .. } => Class::Failed,
+            Error::Locked { .. } | Error::Refused { .. } | Error::Irreversible { .. } => {
+                Class::Refused
+            }
+            Error::NotRecorded { .. }
+            | Error::ChangeFailed { .. }
+            | Error::Revert { .. }
+            | Error::SafetyNet { .. } => Class::Failed,
             // Everything else is about the plan's files or the name given,
             // which the user fixes.
             _ => Class::Usage,
@@ -249,6 +284,19 @@ impl Classify for Error {
             Error::NotRecorded { .. } => {
                 Some("run `status` to see what the database has recorded".into())
             }
+            Error::Refused { hint, .. } | Error::ChangeFailed { hint, .. } => Some(hint.clone()),
+            Error::SyntaxError { .. } => {
+                Some("fix the statement; nothing has been run".into())
+            }
+            Error::Revert { .. } => Some(
+                "the revert ran in one transaction where it could and was rolled back;                  run `ripcord migrate status` to see where the database stands"
+                    .into(),
+            ),
+            Error::Irreversible { .. } => Some(
+                "add a down script for it, or restore a snapshot taken before it with                  `ripcord restore`"
+                    .into(),
+            ),
+            Error::SafetyNet { hint, .. } => hint.clone(),
             Error::Io { .. } | Error::Sqlite { .. } | Error::Postgres { .. } => None,
         }
     }

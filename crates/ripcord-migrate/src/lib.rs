@@ -27,6 +27,7 @@
 
 pub mod analyze;
 mod detect;
+pub mod engine;
 pub mod error;
 mod near;
 pub mod plan;

@@ -37,6 +37,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Unlock { all } => maintenance::unlock(&ctx, all),
         Command::Repair(cmd) => maintenance::repair(&ctx, cmd),
         Command::Migrate(cmd) => migrate::run(&ctx, cmd),
+        Command::Rollback(args) => migrate::rollback(&ctx, &args),
         Command::Init(_) | Command::Demo { .. } => unreachable!("handled above"),
     }
 }

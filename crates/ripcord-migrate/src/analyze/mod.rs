@@ -103,6 +103,20 @@ pub struct Analysis {
     pub findings: Vec<Finding>,
     /// Statements found, empty ones not counted.
     pub statements: usize,
+    /// Tables the script creates: a revert without a down script drops them.
+    pub created: BTreeSet<TableName>,
+    /// Statements sqlparser could not read, for the database to check their
+    /// syntax before anything runs.
+    pub unparsed: Vec<Unparsed>,
+}
+
+/// A statement sqlparser could not read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unparsed {
+    pub line: usize,
+    /// The whole statement, as written.
+    pub sql: String,
+    pub error: String,
 }
 
 impl Analysis {
@@ -145,7 +159,14 @@ pub fn analyze(sql: &str, options: &Options) -> Analysis {
                             effects::statement(statement, options, &mut report);
                         }
                     }
-                    Err(error) => scan::fallback(piece, &error, &mut report),
+                    Err(error) => {
+                        scan::fallback(piece, &error, &mut report);
+                        report.analysis.unparsed.push(Unparsed {
+                            line: piece.line,
+                            sql: split::slice(sql, piece.start, piece.end).to_string(),
+                            error: error.to_string(),
+                        });
+                    }
                 }
             }
         }
@@ -161,11 +182,65 @@ pub fn analyze(sql: &str, options: &Options) -> Analysis {
                 statement: &excerpt,
             };
             scan::raw(sql, &error, options, &mut report);
+            analysis.unparsed.push(Unparsed {
+                line: 1,
+                sql: sql.to_string(),
+                error,
+            });
         }
     }
     analysis.certain = !analysis.has(Kind::Uncertain);
     analysis.tables.retain(|t| !created.contains(t));
+    analysis.created = created;
     analysis
+}
+
+/// One statement of a script, as written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Statement {
+    pub line: usize,
+    pub sql: String,
+}
+
+/// The statements of a script, for running them one at a time; `None` when
+/// the script cannot be cut into statements.
+pub fn statements(sql: &str, dialect: Dialect) -> Option<Vec<Statement>> {
+    let pieces = split::split(sql, dialect).ok()?;
+    Some(
+        pieces
+            .iter()
+            .map(|p| Statement {
+                line: p.line,
+                sql: split::slice(sql, p.start, p.end).to_string(),
+            })
+            .collect(),
+    )
+}
+
+/// A script wrapped in its own `BEGIN; … COMMIT;` (sqitch's templates, and
+/// verify scripts ending in `ROLLBACK`): the statements between, to run in
+/// ripcord's transaction. `None` when the script is not wrapped that way, or
+/// controls transactions anywhere else.
+pub fn unwrap_transaction(sql: &str, dialect: Dialect) -> Option<String> {
+    let pieces = split::split(sql, dialect).ok()?;
+    let (first, rest) = pieces.split_first()?;
+    let (last, inner) = rest.split_last()?;
+    let begins = first.starts(&["BEGIN"]) && first.word(1).as_deref() != Some("ATOMIC")
+        || first.starts(&["START", "TRANSACTION"]);
+    let ends = last.significant.len() <= 2
+        && matches!(
+            last.word(0).as_deref(),
+            Some("COMMIT" | "END" | "ROLLBACK" | "ABORT")
+        );
+    if !begins || !ends || inner.iter().any(scan::controls_transaction) {
+        return None;
+    }
+    let mut out = String::new();
+    for piece in inner {
+        out.push_str(split::slice(sql, piece.start, piece.end));
+        out.push_str(";\n");
+    }
+    Some(out)
 }
 
 /// Collects what one statement does.

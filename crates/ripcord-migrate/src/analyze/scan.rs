@@ -23,6 +23,11 @@ pub(super) fn transaction_needs(piece: &Piece, options: &Options, report: &mut R
     }
 }
 
+/// Whether the statement begins or ends a transaction.
+pub(super) fn controls_transaction(piece: &Piece) -> bool {
+    own_transaction(piece).is_some()
+}
+
 fn own_transaction(piece: &Piece) -> Option<&'static str> {
     let first = piece.word(0)?;
     let second = piece.word(1);

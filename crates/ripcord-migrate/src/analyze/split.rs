@@ -16,6 +16,10 @@ pub(super) struct Piece {
     pub significant: Vec<Token>,
     pub line: usize,
     pub excerpt: String,
+    /// Where the statement starts and ends in the script: (line, column),
+    /// 1-based, columns in characters; the end is exclusive.
+    pub start: (u64, u64),
+    pub end: (u64, u64),
 }
 
 impl Piece {
@@ -90,6 +94,12 @@ fn push(pieces: &mut Vec<Piece>, tokens: Vec<TokenWithSpan>) {
         return;
     };
     let line = first.span.start.line as usize;
+    let last = tokens
+        .iter()
+        .rfind(|t| !matches!(t.token, Token::Whitespace(_)))
+        .unwrap_or(first);
+    let start = (first.span.start.line, first.span.start.column);
+    let end = (last.span.end.line, last.span.end.column);
     // Comments and line breaks become single spaces.
     let text: String = tokens
         .iter()
@@ -103,6 +113,8 @@ fn push(pieces: &mut Vec<Piece>, tokens: Vec<TokenWithSpan>) {
         tokens,
         significant,
         line,
+        start,
+        end,
     });
 }
 
@@ -113,5 +125,29 @@ pub(super) fn excerpt(sql: &str) -> String {
     match one_line.char_indices().nth(MAX) {
         Some((cut, _)) => format!("{}…", &one_line[..cut]),
         None => one_line,
+    }
+}
+
+/// The text of `sql` between two (line, column) places of the tokenizer.
+pub(super) fn slice(sql: &str, start: (u64, u64), end: (u64, u64)) -> &str {
+    let at = |(line, column): (u64, u64)| -> usize {
+        let mut offset = 0;
+        for (i, text) in sql.split_inclusive('\n').enumerate() {
+            if i as u64 + 1 == line {
+                return offset
+                    + text
+                        .char_indices()
+                        .nth(column.saturating_sub(1) as usize)
+                        .map_or(text.len(), |(b, _)| b);
+            }
+            offset += text.len();
+        }
+        sql.len()
+    };
+    let (a, b) = (at(start), at(end));
+    if a <= b {
+        &sql[a..b]
+    } else {
+        ""
     }
 }

@@ -333,14 +333,26 @@ pub fn status(plan: &Plan, applied: &[AppliedChange]) -> Status {
         .rfind(|p| !p.changes.is_empty() && p.changes.iter().all(|c| deployed.contains(c.as_str())))
         .map(|p| p.name.clone());
 
-    let mismatch = applied.iter().enumerate().find_map(|(i, a)| {
-        let expected = order.get(i).map(|c| c.name.as_str());
-        (expected != Some(a.name.as_str())).then(|| Mismatch {
-            position: i,
-            expected: expected.map(str::to_owned),
-            found: a.name.clone(),
-        })
-    });
+    // Repeatable changes run again whenever they change, so they are
+    // recorded out of plan order; only versioned changes form the history.
+    let repeatable: HashSet<&str> = order
+        .iter()
+        .filter(|c| c.repeatable)
+        .map(|c| c.name.as_str())
+        .collect();
+    let versioned: Vec<&crate::Change> = order.iter().copied().filter(|c| !c.repeatable).collect();
+    let mismatch = applied
+        .iter()
+        .filter(|a| !repeatable.contains(a.name.as_str()))
+        .enumerate()
+        .find_map(|(i, a)| {
+            let expected = versioned.get(i).map(|c| c.name.as_str());
+            (expected != Some(a.name.as_str())).then(|| Mismatch {
+                position: i,
+                expected: expected.map(str::to_owned),
+                found: a.name.clone(),
+            })
+        });
 
     Status {
         changes,

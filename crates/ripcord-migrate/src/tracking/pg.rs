@@ -83,6 +83,12 @@ impl PostgresTracker {
         Ok(PostgresTracker { config, client })
     }
 
+    /// The connection scripts run on, so that a change and its tracking row
+    /// share a transaction.
+    pub fn client_mut(&mut self) -> &mut Client {
+        &mut self.client
+    }
+
     /// Who holds the lock, from `pg_locks` and `pg_stat_activity`.
     fn holder(&mut self) -> Result<String> {
         let sql = format!(

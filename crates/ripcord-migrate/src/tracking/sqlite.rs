@@ -87,6 +87,12 @@ impl SqliteTracker {
         })
     }
 
+    /// The connection scripts run on, so that a change and its tracking row
+    /// share a transaction.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

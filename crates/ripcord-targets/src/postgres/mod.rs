@@ -15,11 +15,13 @@ pub mod conn;
 pub mod copy;
 mod parallel;
 mod restore;
+mod revert;
 mod snapshot;
 pub mod tools;
 
 pub use conn::Target;
 pub use restore::{restore, PgRestoreOptions, PgRestoreStats, TableCheck};
+pub use revert::{revert_tables, RevertTable};
 pub use snapshot::{snapshot, PgSnapshotOptions};
 
 /// Tables above this size are split into block ranges copied in parallel.

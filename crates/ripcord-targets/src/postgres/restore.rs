@@ -54,7 +54,7 @@ pub struct PgRestoreStats {
     pub checks: Vec<TableCheck>,
 }
 
-fn quoted(t: &PgTable) -> String {
+pub(super) fn quoted(t: &PgTable) -> String {
     format!("{}.{}", ident(&t.schema), ident(&t.name))
 }
 
@@ -262,7 +262,7 @@ fn drop_extra_relations(
 }
 
 /// pg_restore needs a seekable file for parallel work; the schema is small.
-fn write_archive(
+pub(super) fn write_archive(
     repo: &Repository,
     index: &Index,
     schema: &Stream,
@@ -281,7 +281,7 @@ fn write_archive(
 }
 
 /// Streams one part into `COPY … FROM STDIN`.
-fn copy_in(
+pub(super) fn copy_in(
     repo: &Repository,
     index: &Index,
     client: &mut impl GenericClient,

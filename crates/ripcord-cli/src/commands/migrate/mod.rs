@@ -1,5 +1,10 @@
-//! `ripcord migrate plan|status|lint`: read-only views of a folder of
-//! migrations and of what the target database has recorded.
+//! `ripcord migrate …`: the read-only views of a folder of migrations and of
+//! what the target database has recorded (plan, status, lint) here; running
+//! them in [`apply`]; the safety net in [`net`].
+
+mod apply;
+mod net;
+mod rehearse;
 
 use std::path::{Path, PathBuf};
 
@@ -12,7 +17,7 @@ use ripcord_migrate::tracking::{
 use ripcord_migrate::{Change, Format, Plan, Script};
 use serde::Serialize;
 
-use crate::cli::{LintArgs, MigrateArgs, MigrateCommand};
+use crate::cli::{DownArgs, LintArgs, MigrateArgs, MigrateCommand};
 use crate::ctx::Ctx;
 use crate::output;
 use crate::CliError;
@@ -22,11 +27,19 @@ pub fn run(ctx: &Ctx, cmd: MigrateCommand) -> Result<()> {
         MigrateCommand::Plan(args) => plan(ctx, &args),
         MigrateCommand::Status(args) => status(ctx, &args),
         MigrateCommand::Lint(args) => lint(ctx, &args),
+        MigrateCommand::Up(args) => apply::up(ctx, &args),
+        MigrateCommand::Down(args) => apply::down(ctx, &args),
+        MigrateCommand::Rehearse(args) => rehearse::run(ctx, &args),
     }
 }
 
+/// `ripcord rollback --to …`: `migrate down` under the name operators reach for.
+pub fn rollback(ctx: &Ctx, args: &DownArgs) -> Result<()> {
+    apply::down(ctx, args)
+}
+
 /// The plan and the database it belongs to, from `[migrations]`.
-struct Setup {
+pub(crate) struct Setup {
     dir: PathBuf,
     /// The target's name and configuration; `None` when none is configured.
     target: Option<(String, TargetConfig)>,
@@ -46,7 +59,7 @@ impl Setup {
     }
 }
 
-fn setup(ctx: &Ctx, args: &MigrateArgs) -> Result<Setup> {
+pub(crate) fn setup(ctx: &Ctx, args: &MigrateArgs) -> Result<Setup> {
     let Some(migrations) = &ctx.config.migrations else {
         return Err(crate::usage(
             "ripcord.toml has no [migrations] section",

@@ -1,0 +1,233 @@
+//! The safety net on the repository: snapshots through the `snapshot`
+//! command's code, and tables put back through the database targets.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use ripcord_core::config::{OnConflict, TargetConfig};
+use ripcord_core::revert::TableRevert;
+use ripcord_migrate::analyze::TableName;
+use ripcord_migrate::engine::{Conn, SafetyNet};
+use ripcord_repo::manifest::Content;
+use ripcord_repo::Repository;
+use ripcord_targets::postgres::{self, RevertTable};
+use ripcord_targets::{sqlite_revert, Progress};
+
+use crate::commands::snapshot::{take_with, TakeOptions};
+use crate::ctx::Ctx;
+use crate::output;
+
+/// Safety snapshots of one configured database target in one repository.
+/// The caller holds a repository lock while the net is in use.
+pub struct RepoNet<'a> {
+    pub ctx: &'a Ctx,
+    pub repo: &'a Repository,
+    pub target: String,
+    /// Overrides every table's configured `on_conflict`.
+    pub policy: Option<OnConflict>,
+}
+
+/// Forwards the targets' warnings to the terminal.
+struct Warnings<'a>(&'a Ctx);
+
+impl Progress for Warnings<'_> {
+    fn warn(&self, message: String) {
+        self.0.warn(message);
+    }
+}
+
+fn net_error(message: impl Into<String>, hint: Option<&str>) -> ripcord_migrate::Error {
+    ripcord_migrate::Error::SafetyNet {
+        message: message.into(),
+        hint: hint.map(str::to_owned),
+    }
+}
+
+/// An error below the migration crate, with its cause chain, as a net error.
+fn wrap(context: &str, e: impl Into<anyhow::Error>) -> ripcord_migrate::Error {
+    let e: anyhow::Error = e.into();
+    let causes: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+    net_error(format!("{context}: {}", causes.join(": ")), None)
+}
+
+impl RepoNet<'_> {
+    fn config(&self) -> ripcord_migrate::Result<&TargetConfig> {
+        self.ctx
+            .config
+            .target(&self.target)
+            .map_err(|e| wrap("the migration target", e))
+    }
+
+    fn policy_for(&self, table: &str) -> OnConflict {
+        self.policy.unwrap_or_else(|| {
+            self.ctx
+                .config
+                .migrations
+                .as_ref()
+                .map_or(OnConflict::default(), |m| m.on_conflict_for(table))
+        })
+    }
+
+    /// Bytes a snapshot of `tables` may need, before compression.
+    fn estimate(&self, tables: Option<&BTreeSet<TableName>>) -> anyhow::Result<u64> {
+        Ok(match self.config()? {
+            TargetConfig::Sqlite { path } => std::fs::metadata(path).map_or(0, |m| m.len()),
+            TargetConfig::Postgres { url, .. } => {
+                let mut client = postgres::Target::parse(url)?.connect()?;
+                let bytes: i64 = match tables {
+                    None => client
+                        .query_one("SELECT pg_database_size(current_database())", &[])?
+                        .get(0),
+                    Some(tables) => {
+                        let names: Vec<String> = tables.iter().map(|t| t.to_string()).collect();
+                        client
+                            .query_one(
+                                "SELECT coalesce(sum(pg_total_relation_size(to_regclass(n))), 0)::bigint
+                                 FROM unnest($1::text[]) AS n",
+                                &[&names],
+                            )?
+                            .get(0)
+                    }
+                };
+                bytes.max(0) as u64
+            }
+            TargetConfig::Dir { .. } => 0,
+        })
+    }
+}
+
+/// Free bytes on the file system holding `path`.
+fn free_space(path: &Path) -> Option<u64> {
+    let stat = rustix::fs::statvfs(path).ok()?;
+    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
+impl SafetyNet for RepoNet<'_> {
+    fn preflight(&mut self, tables: Option<&BTreeSet<TableName>>) -> ripcord_migrate::Result<()> {
+        let need = self
+            .estimate(tables)
+            .map_err(|e| wrap("pre-flight: cannot size the safety snapshot", e))?;
+        let url = self
+            .ctx
+            .config
+            .repository_url()
+            .map_err(|e| wrap("pre-flight", e))?;
+        let root = Path::new(url.strip_prefix("file://").unwrap_or(url));
+        if let Some(free) = free_space(root) {
+            if free < need {
+                return Err(ripcord_migrate::Error::Refused {
+                    message: format!(
+                        "pre-flight: the safety snapshots may need up to {} and the repository's \
+                         file system has {} free",
+                        output::bytes(need),
+                        output::bytes(free)
+                    ),
+                    hint: format!("free space under {}, then run again", root.display()),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn snapshot(
+        &mut self,
+        change: &str,
+        tables: Option<&BTreeSet<TableName>>,
+    ) -> ripcord_migrate::Result<String> {
+        let is_sqlite = matches!(self.config()?, TargetConfig::Sqlite { .. });
+        let opts = TakeOptions {
+            // A SQLite snapshot is the whole file, which is cheap.
+            tables: tables
+                .filter(|_| !is_sqlite)
+                .map(|t| t.iter().map(|t| t.to_string()).collect()),
+            jobs: 0,
+            skip_missing: true,
+        };
+        let tags = ["safety".to_string(), format!("migrate:{change}")];
+        let result = take_with(
+            self.ctx,
+            self.repo,
+            std::slice::from_ref(&self.target),
+            &tags,
+            None,
+            &opts,
+        )
+        .map_err(|e| wrap(&format!("safety snapshot before {change}"), e))?;
+        Ok(result.id.to_string())
+    }
+
+    fn revert(
+        &mut self,
+        conn: Conn<'_>,
+        snapshot: &str,
+        tables: Option<&BTreeSet<TableName>>,
+        change: &str,
+    ) -> ripcord_migrate::Result<Vec<TableRevert>> {
+        let (_, snap) = self.repo.find_snapshot(snapshot).map_err(|e| {
+            net_error(
+                format!("safety snapshot {snapshot} of {change}: {e}"),
+                Some(
+                    "it may have been forgotten; restore an older snapshot with `ripcord restore`",
+                ),
+            )
+        })?;
+        let taken = snap
+            .targets
+            .first()
+            .ok_or_else(|| net_error(format!("safety snapshot {snapshot} is empty"), None))?;
+        let index = self
+            .repo
+            .load_index()
+            .map_err(|e| wrap("read the repository index", e))?;
+        let progress = Warnings(self.ctx);
+        match (&taken.content, conn) {
+            (Content::Postgres(pg), Conn::Postgres(client)) => {
+                let selected: Vec<RevertTable> = pg
+                    .tables
+                    .iter()
+                    .filter(|t| t.schema != "ripcord")
+                    .filter(|t| {
+                        tables.is_none_or(|wanted| {
+                            wanted.iter().any(|w| {
+                                w.name == t.name
+                                    && w.schema.as_deref().unwrap_or("public") == t.schema
+                            })
+                        })
+                    })
+                    .map(|t| RevertTable {
+                        table: t,
+                        policy: self.policy_for(&t.qualified()),
+                    })
+                    .collect();
+                postgres::revert_tables(self.repo, &index, pg, client, &selected, change, &progress)
+                    .map_err(|e| wrap(&format!("putting back the tables of {change}"), e))
+            }
+            (
+                Content::Sqlite {
+                    image,
+                    tables: stats,
+                    ..
+                },
+                Conn::Sqlite(conn),
+            ) => {
+                let selected: Vec<(String, OnConflict)> = stats
+                    .iter()
+                    .filter(|t| !t.name.starts_with("ripcord_") && !t.name.starts_with("sqlite_"))
+                    .filter(|t| tables.is_none_or(|wanted| wanted.iter().any(|w| w.name == t.name)))
+                    .map(|t| (t.name.clone(), self.policy_for(&t.name)))
+                    .collect();
+                sqlite_revert::revert_tables(
+                    self.repo, &index, image, stats, conn, &selected, change, &progress,
+                )
+                .map_err(|e| wrap(&format!("putting back the tables of {change}"), e))
+            }
+            (content, _) => Err(net_error(
+                format!(
+                    "safety snapshot {snapshot} holds a {} target, not this database",
+                    content.kind()
+                ),
+                None,
+            )),
+        }
+    }
+}

@@ -1,0 +1,601 @@
+//! `ripcord migrate rehearse`: the pending changes on a scratch copy of the
+//! database: up (with verify), down, a comparison with the state before,
+//! then up again. A change whose revert does not give back what was there
+//! is reported before it reaches production.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use ripcord_core::config::{OnConflict, TargetConfig};
+use ripcord_migrate::analyze::{self, Dialect, Options};
+use ripcord_migrate::engine::{self, Database, DownOptions, How, UpOptions};
+use ripcord_migrate::tracking::{self, ChangeState};
+use ripcord_repo::backend::LocalBackend;
+use ripcord_repo::Repository;
+use ripcord_targets::postgres::{self, tools::Tools};
+use serde::Serialize;
+
+use super::apply::{database_target, open};
+use super::net::RepoNet;
+use super::setup;
+use crate::cli::RehearseArgs;
+use crate::commands::snapshot::{take_with, TakeOptions};
+use crate::ctx::Ctx;
+use crate::{output, CliError};
+
+/// Schema and contents of a database, to compare two points in time.
+#[derive(Debug, PartialEq)]
+struct Fingerprint {
+    /// The schema as text, one line per item, the ripcord tracking left out.
+    schema: Vec<String>,
+    /// Table: (rows, checksum).
+    tables: BTreeMap<String, (u64, String)>,
+}
+
+#[derive(Serialize)]
+struct Irreversible {
+    change: String,
+    reasons: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct RehearseReport {
+    target: String,
+    scratch: String,
+    changes: Vec<String>,
+    reverted: Vec<(String, How)>,
+    reapplied: bool,
+    irreversible: Vec<Irreversible>,
+}
+
+/// The scratch copy and how to get rid of it.
+enum Scratch {
+    Sqlite {
+        path: PathBuf,
+        _dir: tempfile::TempDir,
+    },
+    Postgres {
+        url: String,
+        admin: String,
+        db: String,
+    },
+}
+
+impl Scratch {
+    fn config(&self) -> TargetConfig {
+        match self {
+            Scratch::Sqlite { path, .. } => TargetConfig::Sqlite { path: path.clone() },
+            Scratch::Postgres { url, .. } => TargetConfig::Postgres {
+                url: url.clone(),
+                split_mb: None,
+            },
+        }
+    }
+
+    fn shown(&self) -> String {
+        match self {
+            Scratch::Sqlite { path, .. } => path.display().to_string(),
+            Scratch::Postgres { db, .. } => format!("database {db}"),
+        }
+    }
+
+    fn remove(self, keep: bool) -> Result<Option<String>> {
+        match self {
+            Scratch::Sqlite { path, _dir } if keep => {
+                let kept = _dir.keep();
+                Ok(Some(
+                    kept.join(path.file_name().unwrap_or_default())
+                        .display()
+                        .to_string(),
+                ))
+            }
+            Scratch::Sqlite { .. } => Ok(None),
+            Scratch::Postgres { db, .. } if keep => Ok(Some(db)),
+            Scratch::Postgres { admin, db, .. } => {
+                let mut client = postgres::Target::parse(&admin)?.connect()?;
+                client
+                    .batch_execute(&format!(
+                        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                        ident(&db)
+                    ))
+                    .with_context(|| format!("dropping the scratch database {db}"))?;
+                Ok(None)
+            }
+        }
+    }
+}
+
+pub fn run(ctx: &Ctx, args: &RehearseArgs) -> Result<()> {
+    let s = setup(ctx, &args.common)?;
+    let (name, target) = database_target(&s)?;
+    let mut live = open(&name, &target, false)?;
+    let applied = if live.has_schema()? {
+        live.applied()?
+    } else {
+        Vec::new()
+    };
+    let status = tracking::status(&s.plan, &applied);
+    let pending: Vec<String> = status
+        .changes
+        .iter()
+        .filter(|c| c.state == ChangeState::Pending)
+        .map(|c| c.name.clone())
+        .collect();
+    let last_applied = status
+        .changes
+        .iter()
+        .rev()
+        .find(|c| {
+            matches!(c.state, ChangeState::Applied | ChangeState::Drifted)
+                && s.plan.change(&c.name).is_some_and(|c| !c.repeatable)
+        })
+        .map(|c| c.name.clone());
+    drop(live);
+    if pending.is_empty() {
+        ctx.say(format!("target {name} is up to date: nothing to rehearse"));
+        return Ok(());
+    }
+
+    // Safety snapshots of the scratch copy go to a repository of their own,
+    // removed afterwards: the real one only ever holds real data.
+    let repo_dir = tempfile::Builder::new()
+        .prefix("ripcord-rehearse-")
+        .tempdir()
+        .context("creating a scratch repository")?;
+    let scratch_repo = Repository::init(
+        Arc::new(LocalBackend::new(repo_dir.path())),
+        Some("rehearse"),
+    )?;
+
+    let scratch = clone(ctx, &name, &target)?;
+    ctx.say(format!("rehearsing on a scratch copy: {}", scratch.shown()));
+    let mut config = ctx.config.clone();
+    config.targets.insert(name.clone(), scratch.config());
+    config.repository.url = Some(repo_dir.path().display().to_string());
+    let mut migrations = config.migrations.clone().unwrap_or_default();
+    migrations.on_conflict = OnConflict::Snapshot;
+    migrations.tables.clear();
+    config.migrations = Some(migrations);
+    let scratch_ctx = Ctx {
+        config,
+        config_path: ctx.config_path.clone(),
+        json: ctx.json,
+        quiet: true,
+    };
+    let result = rehearse(
+        ctx,
+        &scratch_ctx,
+        &scratch_repo,
+        &s.plan,
+        &name,
+        &scratch,
+        args,
+        &pending,
+        last_applied,
+    );
+    let kept = scratch.remove(args.keep)?;
+    let mut report = result?;
+    if let Some(kept) = kept {
+        ctx.say(format!("scratch copy kept: {kept}"));
+        report.scratch = kept;
+    }
+    if ctx.json {
+        output::print_json(&report);
+    } else {
+        for c in &report.irreversible {
+            ctx.say(format!("not reversible: {}", c.change));
+            for r in &c.reasons {
+                ctx.say(format!("  {r}"));
+            }
+        }
+    }
+    if report.irreversible.is_empty() {
+        ctx.say(format!(
+            "rehearsal passed: {} change(s) applied, verified, reverted to an identical schema \
+             and identical table contents, and applied again",
+            report.changes.len()
+        ));
+        Ok(())
+    } else {
+        Err(CliError::Failed {
+            message: format!(
+                "rehearsal: {} of {} change(s) are not reversible: {}",
+                report.irreversible.len(),
+                report.changes.len(),
+                report
+                    .irreversible
+                    .iter()
+                    .map(|c| c.change.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+        .into())
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn rehearse(
+    ctx: &Ctx,
+    scratch_ctx: &Ctx,
+    repo: &Repository,
+    plan: &ripcord_migrate::Plan,
+    name: &str,
+    scratch: &Scratch,
+    args: &RehearseArgs,
+    pending: &[String],
+    last_applied: Option<String>,
+) -> Result<RehearseReport> {
+    let target = scratch.config();
+    let mut db = open(name, &target, false)?;
+    let before = fingerprint(&mut *db, &target)?;
+    let mut net = RepoNet {
+        ctx: scratch_ctx,
+        repo,
+        target: name.to_string(),
+        policy: Some(OnConflict::Snapshot),
+    };
+    let actor = format!(
+        "{}@{} (rehearsal)",
+        ripcord_repo::username(),
+        ripcord_repo::hostname()
+    );
+    let up_opts = UpOptions {
+        to: args.to.clone(),
+        dry_run: false,
+        allow_drift: false,
+        actor: actor.clone(),
+    };
+    let up = engine::up(&mut *db, &mut net, plan, &up_opts, &mut |_| {})
+        .context("rehearsal: up failed on the scratch copy")?;
+    let changes: Vec<String> = up.changes.iter().map(|c| c.name.clone()).collect();
+    ctx.say(format!(
+        "up: {} change(s) applied and verified",
+        changes.len()
+    ));
+    let down_opts = DownOptions {
+        to: last_applied.unwrap_or_else(|| "@root".into()),
+        dry_run: false,
+        allow_drift: false,
+        actor: actor.clone(),
+    };
+    let down = engine::down(&mut *db, &mut net, plan, &down_opts, &mut |_| {})
+        .context("rehearsal: down failed on the scratch copy")?;
+    ctx.say(format!("down: {} change(s) reverted", down.changes.len()));
+    let after = fingerprint(&mut *db, &target)?;
+    let irreversible = compare(plan, &changes, &before, &after, db.dialect());
+    engine::up(&mut *db, &mut net, plan, &up_opts, &mut |_| {})
+        .context("rehearsal: up after down failed on the scratch copy")?;
+    ctx.say("up again: applied");
+    let _ = pending;
+    Ok(RehearseReport {
+        target: name.to_string(),
+        scratch: scratch.shown(),
+        changes,
+        reverted: down
+            .changes
+            .iter()
+            .map(|c| (c.name.clone(), c.how))
+            .collect(),
+        reapplied: true,
+        irreversible,
+    })
+}
+
+/// Which changes leave a difference behind, and what it is. A difference is
+/// laid at the changes whose SQL touches or creates the table it is in.
+fn compare(
+    plan: &ripcord_migrate::Plan,
+    changes: &[String],
+    before: &Fingerprint,
+    after: &Fingerprint,
+    dialect: Dialect,
+) -> Vec<Irreversible> {
+    let mut problems: Vec<(Option<String>, String)> = Vec::new();
+    let names: BTreeSet<&String> = before.tables.keys().chain(after.tables.keys()).collect();
+    for table in names {
+        match (before.tables.get(table), after.tables.get(table)) {
+            (Some(_), None) => problems.push((
+                Some(table.clone()),
+                format!("table {table} is gone after down"),
+            )),
+            (None, Some(_)) => problems.push((
+                Some(table.clone()),
+                format!("table {table} is left behind after down"),
+            )),
+            (Some((r0, c0)), Some((r1, c1))) if r0 != r1 || c0 != c1 => problems.push((
+                Some(table.clone()),
+                format!("table {table} holds different rows after down ({r0} before, {r1} after)"),
+            )),
+            _ => {}
+        }
+    }
+    let old: BTreeSet<&String> = before.schema.iter().collect();
+    let new: BTreeSet<&String> = after.schema.iter().collect();
+    for line in old.difference(&new) {
+        problems.push((
+            table_in(line),
+            format!("schema line gone after down: {line}"),
+        ));
+    }
+    for line in new.difference(&old) {
+        problems.push((
+            table_in(line),
+            format!("schema line left behind after down: {line}"),
+        ));
+    }
+
+    let options = Options {
+        dialect,
+        server_version: None,
+    };
+    let touched: Vec<(String, BTreeSet<String>)> = changes
+        .iter()
+        .filter_map(|c| plan.change(c))
+        .map(|c| {
+            let a = analyze::analyze(&c.up.sql, &options);
+            let set = a
+                .tables
+                .iter()
+                .chain(a.created.iter())
+                .map(|t| t.name.clone())
+                .collect();
+            (c.name.clone(), set)
+        })
+        .collect();
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (table, reason) in problems {
+        let bare = table
+            .as_deref()
+            .map(|t| t.rsplit('.').next().unwrap_or(t).to_string());
+        let owners: Vec<&String> = touched
+            .iter()
+            .filter(|(_, set)| bare.as_ref().is_some_and(|b| set.contains(b)))
+            .map(|(c, _)| c)
+            .collect();
+        if owners.is_empty() {
+            out.entry("(the plan as a whole)".into())
+                .or_default()
+                .push(reason);
+        } else {
+            for c in owners {
+                out.entry(c.clone()).or_default().push(reason.clone());
+            }
+        }
+    }
+    out.into_iter()
+        .map(|(change, reasons)| Irreversible { change, reasons })
+        .collect()
+}
+
+/// The table a schema line is about, when it names one: `CREATE TABLE x`,
+/// `ALTER TABLE ONLY public.x`, `CREATE INDEX … ON public.x`.
+fn table_in(line: &str) -> Option<String> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let after = |w: &str| {
+        words
+            .iter()
+            .position(|x| x.eq_ignore_ascii_case(w))
+            .and_then(|i| words.get(i + 1))
+    };
+    let name = match after("TABLE") {
+        Some(&"ONLY") => after("ONLY"),
+        Some(n) => Some(n),
+        None => after("ON"),
+    }?;
+    Some(
+        name.trim_matches(|c: char| c == '(' || c == '"' || c == ';')
+            .to_string(),
+    )
+}
+
+fn fingerprint(db: &mut dyn Database, target: &TargetConfig) -> Result<Fingerprint> {
+    match target {
+        TargetConfig::Sqlite { path } => sqlite_fingerprint(path),
+        TargetConfig::Postgres { url, .. } => pg_fingerprint(db, url),
+        TargetConfig::Dir { .. } => unreachable!("database targets only"),
+    }
+}
+
+fn sqlite_fingerprint(path: &Path) -> Result<Fingerprint> {
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let mut stmt = conn.prepare(
+        "SELECT coalesce(sql, '') FROM sqlite_master
+         WHERE name NOT LIKE 'sqlite_%' AND name NOT LIKE 'ripcord_%' AND tbl_name NOT LIKE 'ripcord_%'
+         ORDER BY type, name",
+    )?;
+    let schema = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?
+        .into_iter()
+        .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    let tables = ripcord_targets::sqlite::table_stats(&conn, path)?
+        .into_iter()
+        .filter(|t| !t.name.starts_with("ripcord_"))
+        .map(|t| (t.name, (t.rows, t.checksum)))
+        .collect();
+    Ok(Fingerprint { schema, tables })
+}
+
+fn pg_fingerprint(db: &mut dyn Database, url: &str) -> Result<Fingerprint> {
+    let major = db.server_version().unwrap_or(0);
+    let tools = Tools::find(major)?;
+    let pg_target = postgres::Target::parse(url)?;
+    let out = Command::new(&tools.pg_dump)
+        .arg("--schema-only")
+        .arg("--no-owner")
+        .arg("--no-privileges")
+        .arg("--exclude-schema=ripcord")
+        .arg(format!("--dbname={url}"))
+        .envs(pg_target.tool_env())
+        .output()
+        .context("running pg_dump --schema-only on the scratch copy")?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "pg_dump --schema-only on the scratch copy failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let schema = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("--") && !l.starts_with("\\"))
+        .map(str::to_owned)
+        .collect();
+    let mut client = pg_target.connect()?;
+    let rows = client.query(
+        "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c
+         JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+           AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'ripcord')
+           AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'
+         ORDER BY 1",
+        &[],
+    )?;
+    let mut tables = BTreeMap::new();
+    for r in rows {
+        let table: String = r.get(0);
+        let row = client.query_one(
+            &format!(
+                "SELECT count(*), coalesce(sum(hashtextextended(t::text, 0)::numeric), 0)::text \
+                 FROM {table} t"
+            ),
+            &[],
+        )?;
+        let (n, sum): (i64, String) = (row.get(0), row.get(1));
+        tables.insert(table.replace('"', ""), (n as u64, sum));
+    }
+    Ok(Fingerprint { schema, tables })
+}
+
+/// A scratch copy: the SQLite file through the backup API; a PostgreSQL
+/// database from `CREATE DATABASE … TEMPLATE`, or, when other sessions use
+/// the database (TEMPLATE needs it idle), from a snapshot restored into a
+/// new database.
+fn clone(ctx: &Ctx, name: &str, target: &TargetConfig) -> Result<Scratch> {
+    match target {
+        TargetConfig::Sqlite { path } => {
+            let dir = tempfile::Builder::new()
+                .prefix("ripcord-rehearse-")
+                .tempdir()?;
+            let copy = dir.path().join(path.file_name().unwrap_or_default());
+            let src = rusqlite::Connection::open_with_flags(
+                path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            )?;
+            let mut dst = rusqlite::Connection::open(&copy)?;
+            rusqlite::backup::Backup::new(&src, &mut dst)?
+                .run_to_completion(1024, std::time::Duration::ZERO, None)
+                .with_context(|| format!("copying {} for the rehearsal", path.display()))?;
+            Ok(Scratch::Sqlite {
+                path: copy,
+                _dir: dir,
+            })
+        }
+        TargetConfig::Postgres { url, .. } => {
+            let live = postgres::Target::parse(url)?;
+            let db = format!("{}_rehearse_{}", live.dbname(), std::process::id());
+            let admin = with_dbname(url, "postgres");
+            let scratch_url = with_dbname(url, &db);
+            let mut client = postgres::Target::parse(&admin)?.connect()?;
+            let sql = format!(
+                "CREATE DATABASE {} TEMPLATE {}",
+                ident(&db),
+                ident(&live.dbname())
+            );
+            match client.batch_execute(&sql) {
+                Ok(()) => {}
+                Err(e) if e.code().is_some_and(|c| c.code() == "55006") => {
+                    ctx.say("the database is in use, so TEMPLATE cannot copy it: copying it from a fresh snapshot instead");
+                    copy_through_snapshot(ctx, name, url, &scratch_url)?;
+                }
+                Err(e) => return Err(e).context(format!("creating the scratch database {db}")),
+            }
+            Ok(Scratch::Postgres {
+                url: scratch_url,
+                admin,
+                db,
+            })
+        }
+        TargetConfig::Dir { .. } => unreachable!("database targets only"),
+    }
+}
+
+fn copy_through_snapshot(ctx: &Ctx, name: &str, url: &str, scratch_url: &str) -> Result<()> {
+    let dir = tempfile::Builder::new()
+        .prefix("ripcord-rehearse-copy-")
+        .tempdir()?;
+    let repo = Repository::init(Arc::new(LocalBackend::new(dir.path())), Some("rehearse"))?;
+    let mut config = ctx.config.clone();
+    config.targets.insert(
+        name.to_string(),
+        TargetConfig::Postgres {
+            url: url.to_string(),
+            split_mb: None,
+        },
+    );
+    let quiet = Ctx {
+        config,
+        config_path: None,
+        json: false,
+        quiet: true,
+    };
+    let taken = take_with(
+        &quiet,
+        &repo,
+        &[name.to_string()],
+        &[],
+        None,
+        &TakeOptions::default(),
+    )?;
+    let (_, snap) = repo.find_snapshot(&taken.id.to_string())?;
+    let index = repo.load_index()?;
+    let Some(ripcord_repo::manifest::Content::Postgres(pg)) =
+        snap.targets.first().map(|t| &t.content)
+    else {
+        anyhow::bail!("the copy snapshot holds no PostgreSQL database");
+    };
+    let opts = postgres::PgRestoreOptions {
+        create: true,
+        ..Default::default()
+    };
+    postgres::restore(
+        &repo,
+        &index,
+        pg,
+        scratch_url,
+        &opts,
+        &ripcord_targets::Quiet,
+    )?;
+    Ok(())
+}
+
+/// `url` naming database `db` instead: a `postgres://` URL's path, or a
+/// `dbname=` in the key=value form (the last one wins).
+fn with_dbname(url: &str, db: &str) -> String {
+    for scheme in ["postgres://", "postgresql://"] {
+        if let Some(rest) = url.strip_prefix(scheme) {
+            let (main, query) = match rest.split_once('?') {
+                Some((m, q)) => (m, Some(q)),
+                None => (rest, None),
+            };
+            let authority = main.split_once('/').map_or(main, |(a, _)| a);
+            let mut out = format!("{scheme}{authority}/{db}");
+            if let Some(q) = query {
+                out.push('?');
+                out.push_str(q);
+            }
+            return out;
+        }
+    }
+    format!("{url} dbname={db}")
+}
+
+fn ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}

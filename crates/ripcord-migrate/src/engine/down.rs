@@ -1,0 +1,212 @@
+//! `migrate down` / `rollback`, and the revert of one change that `up` also
+//! uses when a change outside a transaction fails.
+
+use std::time::Instant;
+
+use ripcord_core::failpoint;
+
+use super::db::{self, drop_tables, execute, execute_each, Database};
+use super::net::SafetyNet;
+use super::prepare::{self, Prepared};
+use super::{DownChange, DownOptions, DownReport, DroppedTable, How, Note};
+use crate::analyze::Kind;
+use crate::tracking::{EventKind, RecordState};
+use crate::{Error, Plan, Result};
+
+/// Reverts the changes applied after `opts.to`, newest first. Every check
+/// runs before the first revert: a refusal changes nothing.
+pub fn down(
+    db: &mut dyn Database,
+    net: &mut dyn SafetyNet,
+    plan: &Plan,
+    opts: &DownOptions,
+    note: &mut dyn FnMut(Note<'_>),
+) -> Result<DownReport> {
+    let order = plan.order()?;
+    let root = opts.to.eq_ignore_ascii_case("@root");
+    let target = if root {
+        None
+    } else {
+        Some(plan.resolve_target(&opts.to)?)
+    };
+    let _lock = db.lock()?;
+    let applied = prepare::recorded(db)?;
+    let status = prepare::status(plan, &applied);
+    prepare::check_history(plan, &status, opts.allow_drift, true)?;
+
+    // The versioned history, oldest first; repeatable changes stay.
+    let history: Vec<_> = applied
+        .iter()
+        .filter(|a| plan.change(&a.name).is_some_and(|c| !c.repeatable))
+        .collect();
+    let keep = match &target {
+        None => 0,
+        Some(t) => history
+            .iter()
+            .position(|a| a.name == t.change())
+            .map_or(history.len(), |i| i + 1),
+    };
+    let options = prepare::options(db);
+    let mut work = Vec::new();
+    for record in history[keep..].iter().rev() {
+        let (i, change) = order
+            .iter()
+            .enumerate()
+            .find(|(_, c)| c.name == record.name)
+            .ok_or_else(|| Error::NotRecorded {
+                change: record.name.clone(),
+            })?;
+        let p = Prepared::new(change, i as i32, &options);
+        let dirty = record.state == RecordState::Dirty;
+        let how = decide(&p, record.safety_snapshot.as_deref(), dirty)?;
+        work.push((p, record.safety_snapshot.clone(), dirty, how));
+    }
+    let checks: Vec<_> = work
+        .iter()
+        .filter(|(_, _, _, how)| matches!(how, How::DownScript | How::DownScriptAndSnapshot))
+        .filter_map(|(p, ..)| Some((p.change, p.change.down.as_ref()?, p.down.as_deref()?)))
+        .collect();
+    prepare::check_scripts(db, &checks, &options)?;
+
+    let mut report = DownReport {
+        dry_run: opts.dry_run,
+        target: match &target {
+            None => "@root".into(),
+            Some(t) => t.change().into(),
+        },
+        changes: work
+            .iter()
+            .map(|(p, snapshot, dirty, how)| DownChange {
+                name: p.name().into(),
+                how: *how,
+                snapshot: snapshot.clone(),
+                was_dirty: *dirty,
+                tables: Vec::new(),
+                dropped_tables: Vec::new(),
+                duration_ms: None,
+            })
+            .collect(),
+    };
+    if opts.dry_run {
+        return Ok(report);
+    }
+    for ((p, snapshot, dirty, _), out) in work.iter().zip(report.changes.iter_mut()) {
+        *out = revert_one(db, net, p, snapshot.as_deref(), *dirty, &opts.actor)?;
+        note(Note::Reverted(out));
+    }
+    Ok(report)
+}
+
+/// How a change can be undone, or why it cannot.
+fn decide(p: &Prepared, snapshot: Option<&str>, dirty: bool) -> Result<How> {
+    let has_down = p.down.is_some();
+    let destructive = p.analysis.has(Kind::Destructive);
+    Ok(match (snapshot.is_some(), has_down) {
+        // A half-applied change may not match what its down script expects;
+        // the snapshot puts its tables back whatever state they are in.
+        (true, _) if dirty => How::Snapshot,
+        (true, true) if destructive => How::DownScriptAndSnapshot,
+        (_, true) => How::DownScript,
+        (true, false) => How::Snapshot,
+        (false, false) if p.analysis.certain && p.analysis.tables.is_empty() => How::DropCreated,
+        (false, false) => {
+            return Err(Error::Irreversible {
+                change: p.name().into(),
+                reason: "it has no down script and no safety snapshot".into(),
+            })
+        }
+    })
+}
+
+/// Reverts one recorded change and forgets it in the tracking table.
+pub(crate) fn revert_one(
+    db: &mut dyn Database,
+    net: &mut dyn SafetyNet,
+    p: &Prepared,
+    snapshot: Option<&str>,
+    dirty: bool,
+    actor: &str,
+) -> Result<DownChange> {
+    let name = p.name();
+    let how = decide(p, snapshot, dirty)?;
+    let started = Instant::now();
+    let run_down = matches!(how, How::DownScript | How::DownScriptAndSnapshot);
+    let use_snapshot = matches!(how, How::DownScriptAndSnapshot | How::Snapshot);
+    let drop_created = matches!(how, How::Snapshot | How::DropCreated);
+    let tables = p.analysis.certain.then_some(&p.analysis.tables);
+    let mut out = DownChange {
+        name: name.into(),
+        how,
+        snapshot: snapshot.map(str::to_owned),
+        was_dirty: dirty,
+        tables: Vec::new(),
+        dropped_tables: Vec::new(),
+        duration_ms: None,
+    };
+    let failed = |detail: String| Error::Revert {
+        change: name.into(),
+        detail,
+    };
+
+    let down_sql = p.down.as_deref().filter(|_| run_down);
+    if let (Some(sql), false) = (down_sql, p.down_transactional) {
+        // Outside a transaction: the row says dirty until the end.
+        db.record_start(
+            name,
+            p.order,
+            &p.change.up.checksum,
+            actor,
+            snapshot.map(str::to_owned),
+        )?;
+        execute_each(db, sql, |_| failpoint::hit("migrate-statement-ran"))
+            .map_err(|e| failed(format!("down script: {e}; the change is marked dirty")))?;
+        failpoint::hit("migrate-down-script-ran");
+    }
+
+    db::begin(db)?;
+    let result = (|| -> Result<()> {
+        if let (Some(sql), true) = (down_sql, p.down_transactional) {
+            execute(db, sql).map_err(|e| failed(format!("down script: {e}")))?;
+        }
+        if drop_created {
+            out.dropped_tables = drop_tables(db, &p.analysis.created)
+                .map_err(|e| failed(e.to_string()))?
+                .into_iter()
+                .map(|(table, rows)| DroppedTable { table, rows })
+                .collect();
+        }
+        if let (true, Some(id)) = (use_snapshot, snapshot) {
+            out.tables = net.revert(db.conn(), id, tables, name)?;
+        }
+        failpoint::hit("migrate-revert-ran");
+        db.record_reverted(name)?;
+        db.record_event(name, EventKind::Revert, actor, &revert_detail(&out))?;
+        Ok(())
+    })();
+    match result {
+        Ok(()) => db::commit(db)?,
+        Err(e) => {
+            let _ = db::rollback(db);
+            return Err(e);
+        }
+    }
+    out.duration_ms = Some(started.elapsed().as_millis() as u64);
+    Ok(out)
+}
+
+fn revert_detail(out: &DownChange) -> String {
+    let mut text = format!("reverted {}", out.how.describe());
+    if let Some(id) = &out.snapshot {
+        text.push_str(&format!("; safety snapshot {id}"));
+    }
+    for t in &out.tables {
+        text.push_str(&format!(
+            "; {}: {} rows restored, {} kept, {} to review, {} discarded",
+            t.table, t.restored_rows, t.kept_rows, t.review_rows, t.discarded_rows
+        ));
+    }
+    for t in &out.dropped_tables {
+        text.push_str(&format!("; dropped {} ({} rows)", t.table, t.rows));
+    }
+    text
+}

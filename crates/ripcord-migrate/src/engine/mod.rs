@@ -1,0 +1,168 @@
+//! Running a plan: `up` applies changes, each in its own transaction with
+//! its tracking row, after a safety snapshot of the tables it touches; a
+//! change that fails is undone at once. `down` reverts changes in reverse
+//! order with their down scripts, and puts back from the safety snapshot
+//! what a change destroyed or has no script to undo.
+//!
+//! Where a change stands after a crash:
+//! - transactional: its transaction holds the change and its tracking row,
+//!   so it is either applied and recorded, or neither;
+//! - non-transactional: the row is written `dirty` first, so a crash in the
+//!   middle is visible; `down` reverts it from its safety snapshot.
+
+mod db;
+mod down;
+mod net;
+mod prepare;
+mod up;
+
+use std::collections::BTreeSet;
+
+use ripcord_core::revert::TableRevert;
+use serde::Serialize;
+
+use crate::analyze::TableName;
+
+pub use self::db::{check_syntax, execute, Conn, Database, ScriptError};
+pub use self::down::down;
+pub use self::net::SafetyNet;
+pub use self::up::up;
+
+/// Who is migrating, and how far.
+#[derive(Clone, Debug, Default)]
+pub struct UpOptions {
+    /// A change, version or `@phase`; `None`: every pending change.
+    pub to: Option<String>,
+    /// Check and report what would run; change nothing.
+    pub dry_run: bool,
+    /// Go on although applied scripts were edited since.
+    pub allow_drift: bool,
+    /// Recorded with each change: `user@host`.
+    pub actor: String,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct DownOptions {
+    /// The change, version or `@phase` to go back to (it stays applied);
+    /// `@root` reverts every change.
+    pub to: String,
+    pub dry_run: bool,
+    pub allow_drift: bool,
+    pub actor: String,
+}
+
+/// What a safety snapshot covers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "scope", content = "tables")]
+pub enum Scope {
+    /// The change touches no existing table (it only creates things).
+    None,
+    Tables(Vec<String>),
+    /// The tables could not be told from the SQL.
+    Database,
+}
+
+/// One change of `up`, planned or done.
+#[derive(Clone, Debug, Serialize)]
+pub struct UpChange {
+    pub name: String,
+    pub transactional: bool,
+    pub snapshot_scope: Scope,
+    /// Why the whole database is snapshotted, when it is.
+    pub uncertain: Option<String>,
+    pub verify: bool,
+    /// Set once applied.
+    pub snapshot: Option<String>,
+    pub duration_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct UpReport {
+    pub dry_run: bool,
+    pub target: Option<String>,
+    /// In order; on a dry run, what would run.
+    pub changes: Vec<UpChange>,
+}
+
+/// How a change was undone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum How {
+    /// Its down script.
+    DownScript,
+    /// Its down script, then the data it destroyed from its safety snapshot.
+    DownScriptAndSnapshot,
+    /// Its safety snapshot, schema and data.
+    Snapshot,
+    /// It only created tables: they were dropped.
+    DropCreated,
+}
+
+impl How {
+    pub fn describe(self) -> &'static str {
+        match self {
+            How::DownScript => "by its down script",
+            How::DownScriptAndSnapshot => {
+                "by its down script, with the data it destroyed put back from its safety snapshot"
+            }
+            How::Snapshot => "from its safety snapshot",
+            How::DropCreated => "by dropping the tables it created",
+        }
+    }
+}
+
+/// A table dropped because the reverted change had created it.
+#[derive(Clone, Debug, Serialize)]
+pub struct DroppedTable {
+    pub table: String,
+    pub rows: u64,
+}
+
+/// One change of `down`, planned or done.
+#[derive(Clone, Debug, Serialize)]
+pub struct DownChange {
+    pub name: String,
+    pub how: How,
+    pub snapshot: Option<String>,
+    pub was_dirty: bool,
+    /// Tables put back from the snapshot; empty on a dry run.
+    pub tables: Vec<TableRevert>,
+    pub dropped_tables: Vec<DroppedTable>,
+    pub duration_ms: Option<u64>,
+}
+
+impl DownChange {
+    /// Rows gone for good: rows written since that the `snapshot` policy
+    /// discarded, and rows of dropped tables.
+    pub fn rows_lost(&self) -> u64 {
+        self.tables.iter().map(|t| t.discarded_rows).sum::<u64>()
+            + self.dropped_tables.iter().map(|t| t.rows).sum::<u64>()
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DownReport {
+    pub dry_run: bool,
+    pub target: String,
+    /// In the order they were reverted.
+    pub changes: Vec<DownChange>,
+}
+
+/// What the engine tells its caller as it goes.
+#[derive(Debug)]
+pub enum Note<'a> {
+    Snapshot {
+        change: &'a str,
+        id: &'a str,
+        scope: &'a Scope,
+        uncertain: Option<&'a str>,
+    },
+    Applied(&'a UpChange),
+    Reverted(&'a DownChange),
+    Warning(String),
+}
+
+/// Table names as reports show them.
+pub(crate) fn names(tables: &BTreeSet<TableName>) -> Vec<String> {
+    tables.iter().map(|t| t.to_string()).collect()
+}

@@ -1,0 +1,205 @@
+//! What both directions check before anything runs: the scripts, read and
+//! analysed once, and the recorded history against the plan.
+
+use std::collections::HashSet;
+
+use crate::analyze::{self, Analysis, Dialect, Kind, Options};
+use crate::tracking::{self, AppliedChange, ChangeState, Status};
+use crate::{Change, Error, Plan, Result, Script};
+
+use super::db::{check_syntax, Database};
+
+/// A change ready to run: its scripts without their own `BEGIN`/`COMMIT`
+/// wrapper, and what its SQL does.
+pub(crate) struct Prepared<'p> {
+    pub change: &'p Change,
+    /// Position in the plan order.
+    pub order: i32,
+    pub up: String,
+    pub analysis: Analysis,
+    pub transactional: bool,
+    pub verify: Option<String>,
+    pub down: Option<String>,
+    pub down_transactional: bool,
+}
+
+impl<'p> Prepared<'p> {
+    pub fn new(change: &'p Change, order: i32, options: &Options) -> Prepared<'p> {
+        // A script that still controls transactions once a BEGIN/COMMIT
+        // wrapper is taken off runs as written, outside ripcord's.
+        let up = unwrap(&change.up, options.dialect);
+        let analysis = analyze::analyze(&up, options);
+        let transactional = !change.no_transaction
+            && !analysis.no_transaction()
+            && !analysis.has(Kind::OwnTransaction);
+        let verify = change
+            .verify
+            .as_ref()
+            .filter(|s| !s.is_blank())
+            .map(|s| unwrap(s, options.dialect));
+        let (down, down_transactional) = match change.down.as_ref().filter(|s| !s.is_blank()) {
+            Some(script) => {
+                let sql = unwrap(script, options.dialect);
+                let a = analyze::analyze(&sql, options);
+                let tx =
+                    !change.no_transaction && !a.no_transaction() && !a.has(Kind::OwnTransaction);
+                (Some(sql), tx)
+            }
+            None => (None, true),
+        };
+        Prepared {
+            change,
+            order,
+            up,
+            analysis,
+            transactional,
+            verify,
+            down,
+            down_transactional,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.change.name
+    }
+
+    /// Why the whole database must be snapshotted, if it must.
+    pub fn uncertain(&self) -> Option<String> {
+        self.analysis
+            .of_kind(Kind::Uncertain)
+            .next()
+            .map(|f| format!("line {}: {}", f.line, f.detail))
+    }
+}
+
+/// The script's SQL without a `BEGIN … COMMIT` wrapper.
+fn unwrap(script: &Script, dialect: Dialect) -> String {
+    analyze::unwrap_transaction(&script.sql, dialect).unwrap_or_else(|| script.sql.clone())
+}
+
+/// Refuses syntax errors in `scripts` before anything runs.
+pub(crate) fn check_scripts(
+    db: &mut dyn Database,
+    checks: &[(&Change, &Script, &str)],
+    options: &Options,
+) -> Result<()> {
+    for (change, script, sql) in checks {
+        let analysis = analyze::analyze(sql, options);
+        for unparsed in &analysis.unparsed {
+            if let Some(detail) = check_syntax(db, &unparsed.sql)? {
+                // The statement's own line, plus lines a stripped wrapper
+                // took off the top.
+                let offset = script
+                    .sql
+                    .lines()
+                    .count()
+                    .saturating_sub(sql.lines().count());
+                let line = if script.sql.contains(&unparsed.sql) {
+                    let at = script.sql.find(&unparsed.sql).unwrap_or(0);
+                    script.sql[..at].matches('\n').count() + 1
+                } else {
+                    unparsed.line + offset
+                };
+                return Err(Error::SyntaxError {
+                    change: change.name.clone(),
+                    file: script.path.clone(),
+                    line,
+                    detail,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The recorded history, or an empty one when nothing has run yet.
+pub(crate) fn recorded(db: &mut dyn Database) -> Result<Vec<AppliedChange>> {
+    if db.has_schema()? {
+        db.applied()
+    } else {
+        Ok(Vec::new())
+    }
+}
+
+/// Refuses a history the plan cannot continue: changes the plan does not
+/// know, a different order, dirty changes (unless `dirty_ok`), and edited
+/// scripts (unless `allow_drift`).
+pub(crate) fn check_history(
+    plan: &Plan,
+    status: &Status,
+    allow_drift: bool,
+    dirty_ok: bool,
+) -> Result<()> {
+    let unknown = status.in_state(ChangeState::Unknown);
+    if !unknown.is_empty() {
+        return Err(Error::Refused {
+            message: format!(
+                "the plan does not match the database's history: the database has run {}, which \
+                 the plan does not have",
+                unknown.join(", ")
+            ),
+            hint: "point [migrations] dir at the migrations this database ran".into(),
+        });
+    }
+    if let Some(m) = &status.mismatch {
+        return Err(Error::Refused {
+            message: format!("the plan does not match the database's history: {m}"),
+            hint: "point [migrations] dir at the migrations this database ran, in their order"
+                .into(),
+        });
+    }
+    let dirty = status.in_state(ChangeState::Dirty);
+    if !dirty.is_empty() && !dirty_ok {
+        return Err(Error::Refused {
+            message: format!(
+                "change {} started and never finished (dirty)",
+                dirty.join(", ")
+            ),
+            hint: "revert it with `ripcord migrate down --to CHANGE` naming the change before \
+                   it (or @root), which puts its tables back from its safety snapshot; then run \
+                   up again"
+                .into(),
+        });
+    }
+    let repeatable: HashSet<&str> = plan
+        .changes
+        .iter()
+        .filter(|c| c.repeatable)
+        .map(|c| c.name.as_str())
+        .collect();
+    let drifted: Vec<&str> = status
+        .in_state(ChangeState::Drifted)
+        .into_iter()
+        .filter(|c| !repeatable.contains(c))
+        .collect();
+    if !drifted.is_empty() && !allow_drift {
+        return Err(Error::Refused {
+            message: format!(
+                "{} changed after {} applied (drift)",
+                drifted.join(", "),
+                if drifted.len() == 1 {
+                    "it was"
+                } else {
+                    "they were"
+                }
+            ),
+            hint: "restore the applied version of the script and put the edit in a new change, \
+                   or pass --allow-drift to go on with the edited files"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
+/// Analysis options for the database at hand.
+pub(crate) fn options(db: &mut dyn Database) -> Options {
+    Options {
+        dialect: db.dialect(),
+        server_version: db.server_version(),
+    }
+}
+
+/// `status` over the recorded history.
+pub(crate) fn status(plan: &Plan, applied: &[AppliedChange]) -> Status {
+    tracking::status(plan, applied)
+}

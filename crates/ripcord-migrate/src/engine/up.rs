@@ -1,0 +1,244 @@
+//! `migrate up`.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use ripcord_core::failpoint;
+
+use super::db::{self, execute, execute_each, Database};
+use super::down::revert_one;
+use super::net::SafetyNet;
+use super::prepare::{self, Prepared};
+use super::{names, Note, Scope, UpChange, UpOptions, UpReport};
+use crate::analyze::TableName;
+use crate::tracking::{ChangeState, EventKind};
+use crate::{Error, Plan, Result};
+
+/// Applies the pending changes of `plan` up to `opts.to`. Every check runs
+/// before the first change: a refusal changes nothing.
+pub fn up(
+    db: &mut dyn Database,
+    net: &mut dyn SafetyNet,
+    plan: &Plan,
+    opts: &UpOptions,
+    note: &mut dyn FnMut(Note<'_>),
+) -> Result<UpReport> {
+    let order = plan.order()?;
+    let target = opts
+        .to
+        .as_deref()
+        .map(|to| plan.resolve_target(to))
+        .transpose()?;
+    let _lock = db.lock()?;
+    let applied = prepare::recorded(db)?;
+    let status = prepare::status(plan, &applied);
+    prepare::check_history(plan, &status, opts.allow_drift, false)?;
+
+    let last = match &target {
+        Some(t) => order
+            .iter()
+            .position(|c| c.name == t.change())
+            .unwrap_or(order.len() - 1),
+        None => order.len().saturating_sub(1),
+    };
+    let options = prepare::options(db);
+    let pending: Vec<Prepared> = order
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| {
+            let state = status.change(&c.name).map(|s| s.state);
+            let runs = state == Some(ChangeState::Pending)
+                || c.repeatable && state == Some(ChangeState::Drifted);
+            // Repeatable changes run after the versioned ones, whatever the target.
+            runs && (*i <= last || c.repeatable && target.is_none())
+        })
+        .map(|(i, c)| Prepared::new(c, i as i32, &options))
+        .collect();
+
+    let checks: Vec<_> = pending
+        .iter()
+        .flat_map(|p| {
+            let mut v = vec![(p.change, &p.change.up, p.up.as_str())];
+            if let (Some(script), Some(sql)) = (&p.change.verify, &p.verify) {
+                v.push((p.change, script, sql.as_str()));
+            }
+            v
+        })
+        .collect();
+    prepare::check_scripts(db, &checks, &options)?;
+
+    // The snapshots must fit: all touched tables, or the whole database.
+    let mut all: BTreeSet<TableName> = BTreeSet::new();
+    let mut whole = false;
+    for p in &pending {
+        whole |= !p.analysis.certain;
+        all.extend(p.analysis.tables.iter().cloned());
+    }
+    if !pending.is_empty() {
+        net.preflight(if whole { None } else { Some(&all) })?;
+    }
+
+    let mut report = UpReport {
+        dry_run: opts.dry_run,
+        target: target.as_ref().map(|t| t.change().to_string()),
+        changes: pending.iter().map(planned).collect(),
+    };
+    if opts.dry_run || pending.is_empty() {
+        return Ok(report);
+    }
+    db.ensure_schema()?;
+    for (p, out) in pending.iter().zip(report.changes.iter_mut()) {
+        apply_one(db, net, p, out, opts, note)?;
+        note(Note::Applied(out));
+    }
+    Ok(report)
+}
+
+fn planned(p: &Prepared) -> UpChange {
+    let scope = if !p.analysis.certain {
+        Scope::Database
+    } else if p.analysis.tables.is_empty() {
+        Scope::None
+    } else {
+        Scope::Tables(names(&p.analysis.tables))
+    };
+    UpChange {
+        name: p.name().to_string(),
+        transactional: p.transactional,
+        snapshot_scope: scope,
+        uncertain: p.uncertain(),
+        verify: p.verify.is_some(),
+        snapshot: None,
+        duration_ms: None,
+    }
+}
+
+fn apply_one(
+    db: &mut dyn Database,
+    net: &mut dyn SafetyNet,
+    p: &Prepared,
+    out: &mut UpChange,
+    opts: &UpOptions,
+    note: &mut dyn FnMut(Note<'_>),
+) -> Result<()> {
+    let name = p.name();
+    let snapshot = match &out.snapshot_scope {
+        Scope::None => None,
+        Scope::Tables(_) => Some(net.snapshot(name, Some(&p.analysis.tables))?),
+        Scope::Database => Some(net.snapshot(name, None)?),
+    };
+    if let Some(id) = &snapshot {
+        note(Note::Snapshot {
+            change: name,
+            id,
+            scope: &out.snapshot_scope,
+            uncertain: out.uncertain.as_deref(),
+        });
+    }
+    out.snapshot = snapshot.clone();
+    failpoint::hit("migrate-snapshot-taken");
+    let started = Instant::now();
+    let checksum = &p.change.up.checksum;
+
+    if p.transactional {
+        db::begin(db)?;
+        let result = (|| -> Result<std::result::Result<(), (String, String)>> {
+            db.record_start(name, p.order, checksum, &opts.actor, snapshot.clone())?;
+            if let Err(e) = execute(db, &p.up) {
+                return Ok(Err(("up".into(), e.to_string())));
+            }
+            if let Some(verify) = &p.verify {
+                if let Err(e) = execute(db, verify) {
+                    return Ok(Err(("verify".into(), e.to_string())));
+                }
+            }
+            failpoint::hit("migrate-change-ran");
+            db.record_done(name, started.elapsed())?;
+            db.record_event(name, EventKind::Deploy, &opts.actor, &deploy_detail(out))?;
+            Ok(Ok(()))
+        })();
+        match result {
+            Ok(Ok(())) => db::commit(db)?,
+            Ok(Err((step, detail))) => {
+                db::rollback(db)?;
+                let _ = db.record_event(name, EventKind::Fail, &opts.actor, &detail);
+                return Err(Error::ChangeFailed {
+                    change: name.into(),
+                    step,
+                    detail,
+                    undone: "its transaction was rolled back, so the database is as it was \
+                             before it"
+                        .into(),
+                    hint: "fix the change and run `ripcord migrate up` again".into(),
+                });
+            }
+            Err(e) => {
+                let _ = db::rollback(db);
+                return Err(e);
+            }
+        }
+    } else {
+        // Outside a transaction the row goes first, so a crash leaves it dirty.
+        db.record_start(name, p.order, checksum, &opts.actor, snapshot.clone())?;
+        let mut failed = execute_each(db, &p.up, |_| failpoint::hit("migrate-statement-ran"))
+            .err()
+            .map(|e| ("up", e.to_string()));
+        if failed.is_none() {
+            if let Some(verify) = &p.verify {
+                failed = verify_apart(db, verify).err().map(|e| ("verify", e));
+            }
+        }
+        failpoint::hit("migrate-change-ran");
+        if let Some((step, detail)) = failed {
+            let _ = db.record_event(name, EventKind::Fail, &opts.actor, &detail);
+            let undone = match revert_one(db, net, p, snapshot.as_deref(), true, &opts.actor) {
+                Ok(done) => {
+                    let text = format!(
+                        "it ran outside a transaction and was reverted {}",
+                        done.how.describe()
+                    );
+                    note(Note::Reverted(&done));
+                    text
+                }
+                Err(e) => format!(
+                    "it ran outside a transaction, and reverting it failed too ({e}); it is \
+                     marked dirty"
+                ),
+            };
+            return Err(Error::ChangeFailed {
+                change: name.into(),
+                step: step.into(),
+                detail,
+                undone,
+                hint: "fix the change and run `ripcord migrate up` again; `ripcord migrate \
+                       status` shows where the database stands"
+                    .into(),
+            });
+        }
+        db.record_done(name, started.elapsed())?;
+        db.record_event(name, EventKind::Deploy, &opts.actor, &deploy_detail(out))?;
+    }
+    out.duration_ms = Some(started.elapsed().as_millis() as u64);
+    Ok(())
+}
+
+/// A verify script of a non-transactional change, in a transaction that is
+/// rolled back: verify only reads.
+fn verify_apart(db: &mut dyn Database, sql: &str) -> std::result::Result<(), String> {
+    db::begin(db).map_err(|e| e.to_string())?;
+    let result = execute(db, sql).map_err(|e| e.to_string());
+    db::rollback(db).map_err(|e| e.to_string())?;
+    result
+}
+
+fn deploy_detail(out: &UpChange) -> String {
+    let tx = if out.transactional {
+        "in a transaction"
+    } else {
+        "outside a transaction"
+    };
+    match &out.snapshot {
+        Some(id) => format!("{tx}; safety snapshot {id}"),
+        None => format!("{tx}; no safety snapshot (touches no existing table)"),
+    }
+}

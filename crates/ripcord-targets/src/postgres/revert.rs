@@ -1,0 +1,838 @@
+//! Putting selected tables back to a table-level safety snapshot, schema and
+//! rows, inside the caller's transaction (what `migrate down` uses).
+//!
+//! A table that still exists is moved into a schema of its own (instant, and
+//! its index, constraint and sequence names cannot collide with the ones
+//! created again), the snapshot's table is created and loaded in its place,
+//! and the moved copy is compared with it to resolve the rows written since.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+
+use postgres::types::Oid;
+use postgres::Client;
+use ripcord_core::config::OnConflict;
+use ripcord_core::revert::TableRevert;
+use ripcord_repo::index::Index;
+use ripcord_repo::manifest::{PgContent, PgTable};
+use ripcord_repo::Repository;
+
+use super::catalog;
+use super::conn::{ident, pg_err};
+use super::restore::{copy_in, quoted, write_archive};
+use super::tools::{self, Tools};
+use crate::error::{Error, Result};
+use crate::Progress;
+
+/// One table to put back, and what happens to rows written since.
+pub struct RevertTable<'a> {
+    pub table: &'a PgTable,
+    pub policy: OnConflict,
+}
+
+/// Puts `tables` back to their state in `content` (a table-level snapshot).
+///
+/// Caller has run `BEGIN` on `client` (via batch_execute); this function never commits or rolls back
+/// the outer transaction (it may use SAVEPOINTs). On error the caller rolls back, so nothing changes.
+/// Session settings (search_path etc.) are as before when it returns Ok.
+pub fn revert_tables(
+    repo: &Repository,
+    index: &Index,
+    content: &PgContent,
+    client: &mut Client,
+    tables: &[RevertTable<'_>],
+    change: &str,
+    progress: &dyn Progress,
+) -> Result<Vec<TableRevert>> {
+    if tables.is_empty() {
+        return Ok(Vec::new());
+    }
+    // SAVEPOINT fails outside a transaction block: never run in autocommit.
+    client
+        .batch_execute("SAVEPOINT ripcord_revert_check; RELEASE SAVEPOINT ripcord_revert_check")
+        .map_err(pg_err("reverting tables (run BEGIN first)"))?;
+    let mut session = Session::default();
+    session.remember(client, ["search_path", "session_replication_role"])?;
+    // Everything below, and every definition read from the catalog, is
+    // schema-qualified: the same text means the same object throughout.
+    client
+        .batch_execute("SELECT pg_catalog.set_config('search_path', '', false)")
+        .map_err(pg_err("preparing the revert"))?;
+    let (_, major) = catalog::server_version(client)?;
+    let tools = Tools::find(major)?;
+    let archive = write_archive(repo, index, &content.schema)?;
+    let listing = list(&tools, archive.path())?;
+    let xid: i64 = client
+        .query_one("SELECT txid_current()", &[])
+        .map_err(pg_err("preparing the revert"))?
+        .get(0);
+    let mut cx = Cx {
+        repo,
+        index,
+        content,
+        client,
+        tools: &tools,
+        archive: archive.path(),
+        listing: &listing,
+        change,
+        progress,
+        session: &mut session,
+        review_ready: false,
+    };
+    let mut out = Vec::with_capacity(tables.len());
+    for (i, rt) in tables.iter().enumerate() {
+        let stash_schema = format!("ripcord_stash_{xid}_{i}");
+        out.push(cx.revert_one(rt, &stash_schema)?);
+    }
+    session.restore(client)?;
+    Ok(out)
+}
+
+/// Settings changed on the way (pg_restore's scripts set several), with
+/// their values before, to put back.
+#[derive(Default)]
+struct Session {
+    saved: Vec<(String, Option<String>)>,
+}
+
+impl Session {
+    fn remember<'s>(
+        &mut self,
+        client: &mut Client,
+        names: impl IntoIterator<Item = &'s str>,
+    ) -> Result<()> {
+        for name in names {
+            if self.saved.iter().any(|(n, _)| n == name) {
+                continue;
+            }
+            let value: Option<String> = client
+                .query_one("SELECT pg_catalog.current_setting($1, true)", &[&name])
+                .map_err(pg_err(format!("reading setting {name}")))?
+                .get(0);
+            self.saved.push((name.to_string(), value));
+        }
+        Ok(())
+    }
+
+    fn restore(&self, client: &mut Client) -> Result<()> {
+        for (name, value) in &self.saved {
+            let context = format!("restoring setting {name}");
+            match value {
+                Some(v) => client
+                    .execute("SELECT pg_catalog.set_config($1, $2, false)", &[name, v])
+                    .map(drop),
+                None => client.batch_execute(&format!("RESET {}", ident(name))),
+            }
+            .map_err(pg_err(context))?;
+        }
+        Ok(())
+    }
+}
+
+/// Names of the settings a pg_restore script changes.
+fn settings_in(sql: &str) -> Vec<&str> {
+    let valid = |n: &&str| {
+        !n.is_empty()
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+    };
+    sql.lines()
+        .filter_map(|line| {
+            let line = line.trim_start();
+            if let Some(rest) = line.strip_prefix("SET ") {
+                rest.split([' ', '=']).next()
+            } else {
+                let at = line.find("set_config('")?;
+                line[at + "set_config('".len()..].split('\'').next()
+            }
+        })
+        .filter(valid)
+        .collect()
+}
+
+/// One entry of `pg_restore --list`: the line and its words after the ids
+/// ("<DESC WORDS…> <schema> <tag…> <owner>").
+struct Entry {
+    line: String,
+    words: Vec<String>,
+}
+
+fn list(tools: &Tools, archive: &Path) -> Result<Vec<Entry>> {
+    let mut cmd = Command::new(&tools.pg_restore);
+    cmd.arg("--list").arg(archive);
+    let out = String::from_utf8_lossy(&tools::run(cmd, "pg_restore --list")?).into_owned();
+    Ok(out
+        .lines()
+        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+        .filter_map(|l| {
+            let (_, rest) = l.split_once("; ")?;
+            Some(Entry {
+                line: l.to_string(),
+                words: rest
+                    .split_whitespace()
+                    .skip(2)
+                    .map(str::to_string)
+                    .collect(),
+            })
+        })
+        .collect())
+}
+
+#[derive(PartialEq)]
+enum Part {
+    /// Table, owned sequences, defaults, comments, grants.
+    Pre,
+    /// Indexes, constraints but foreign keys, triggers, rules, policies.
+    Post,
+    /// A foreign key from the table, added on its own so that one that no
+    /// longer holds can be put back NOT VALID.
+    ForeignKey,
+}
+
+fn part_of(e: &Entry, t: &PgTable, owned: &[&str]) -> Option<Part> {
+    let pos = e.words.iter().position(|w| *w == t.schema)?;
+    let desc = e.words[..pos].join(" ");
+    let tag: Vec<&str> = e.words[pos + 1..e.words.len().saturating_sub(1).max(pos + 1)]
+        .iter()
+        .map(String::as_str)
+        .collect();
+    let first = tag.first().copied().unwrap_or("");
+    let column_prefix = format!("{}.", t.name);
+    match desc.as_str() {
+        "TABLE" if tag == [t.name.as_str()] => Some(Part::Pre),
+        "SEQUENCE" | "SEQUENCE OWNED BY" if owned.contains(&first) => Some(Part::Pre),
+        "DEFAULT" if first == t.name => Some(Part::Pre),
+        "COMMENT" | "ACL" => match tag.as_slice() {
+            ["TABLE", n] if *n == t.name => Some(Part::Pre),
+            ["COLUMN", c] if c.starts_with(&column_prefix) => Some(Part::Pre),
+            ["SEQUENCE", s] if owned.contains(s) => Some(Part::Pre),
+            _ => None,
+        },
+        "CONSTRAINT" | "TRIGGER" | "RULE" | "POLICY" | "ROW SECURITY" if first == t.name => {
+            Some(Part::Post)
+        }
+        "INDEX" if t.indexes.iter().any(|i| i == first) => Some(Part::Post),
+        "FK CONSTRAINT" if first == t.name => Some(Part::ForeignKey),
+        _ => None,
+    }
+}
+
+/// SQL for the listed entries, without psql's meta-commands (`\restrict`).
+fn script(tools: &Tools, archive: &Path, lines: &[&str], what: &str) -> Result<String> {
+    if lines.is_empty() {
+        return Ok(String::new());
+    }
+    let mut f = tempfile::Builder::new()
+        .prefix("ripcord-toc-")
+        .tempfile()
+        .map_err(|e| Error::io("cannot create a temporary file", e))?;
+    for l in lines {
+        writeln!(f, "{l}").map_err(|e| Error::io("cannot write the restore list", e))?;
+    }
+    f.flush()
+        .map_err(|e| Error::io("cannot write the restore list", e))?;
+    let mut cmd = Command::new(&tools.pg_restore);
+    cmd.arg(format!("--use-list={}", f.path().display()))
+        .arg("--file=-")
+        .arg(archive);
+    let out = tools::run(cmd, &format!("pg_restore ({what})"))?;
+    Ok(String::from_utf8_lossy(&out)
+        .lines()
+        .filter(|l| !l.starts_with('\\'))
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
+
+/// The table as it is now, read before it is moved aside.
+struct Live {
+    primary_key: Vec<String>,
+    /// Columns COPY would see: (name, type).
+    columns: Vec<(String, String)>,
+    /// Owned sequences: (schema, name, last_value, is_called).
+    sequences: Vec<(String, String, i64, bool)>,
+    /// Foreign keys of other tables to it: (table, name, definition, validated).
+    incoming: Vec<(String, String, String, bool)>,
+    /// Views reading it: (view, options, definition).
+    views: Vec<(String, String, String)>,
+}
+
+struct Cx<'a> {
+    repo: &'a Repository,
+    index: &'a Index,
+    content: &'a PgContent,
+    client: &'a mut Client,
+    tools: &'a Tools,
+    archive: &'a Path,
+    listing: &'a [Entry],
+    change: &'a str,
+    progress: &'a dyn Progress,
+    session: &'a mut Session,
+    review_ready: bool,
+}
+
+fn run(client: &mut Client, sql: &str, context: impl Into<String>) -> Result<()> {
+    client.batch_execute(sql).map_err(pg_err(context))
+}
+
+fn db_message(e: &postgres::Error) -> String {
+    e.as_db_error()
+        .map(|d| d.message().to_string())
+        .unwrap_or_else(|| e.to_string())
+}
+
+impl Cx<'_> {
+    fn revert_one(&mut self, rt: &RevertTable<'_>, stash_schema: &str) -> Result<TableRevert> {
+        let t = rt.table;
+        let what = t.qualified();
+        let name = quoted(t);
+        self.progress.item(&what);
+        let owned: Vec<&str> = self
+            .content
+            .sequences
+            .iter()
+            .filter(|s| s.schema == t.schema && s.owner.as_deref() == Some(what.as_str()))
+            .map(|s| s.name.as_str())
+            .collect();
+        let (mut pre, mut post, mut fks) = (Vec::new(), Vec::new(), Vec::new());
+        let mut has_table = false;
+        for e in self.listing {
+            match part_of(e, t, &owned) {
+                Some(Part::Pre) => {
+                    has_table |= e.words.first().is_some_and(|w| w == "TABLE");
+                    pre.push(e.line.as_str())
+                }
+                Some(Part::Post) => post.push(e.line.as_str()),
+                Some(Part::ForeignKey) => fks.push(e.line.as_str()),
+                None => {}
+            }
+        }
+        if !has_table {
+            return Err(Error::Mismatch {
+                detail: format!("the snapshot's schema has no table {what}"),
+            });
+        }
+
+        let live = self.inspect(t)?;
+        let stash = match &live {
+            Some(live) => Some(self.move_aside(t, live, stash_schema)?),
+            None => None,
+        };
+
+        let sql = script(self.tools, self.archive, &pre, "pre-data")?;
+        self.exec_script(&sql, format!("creating {what} from the snapshot"))?;
+
+        // Triggers (user ones and foreign-key checks) stay quiet while the
+        // snapshot's rows, and rows kept from before, go in.
+        run(
+            self.client,
+            "SET LOCAL session_replication_role = replica",
+            "pausing triggers (needs a superuser)",
+        )?;
+        for part in &t.parts {
+            copy_in(self.repo, self.index, self.client, t, part, self.progress)?;
+        }
+        let rows: i64 = self
+            .client
+            .query_one(&format!("SELECT count(*) FROM {name}"), &[])
+            .map_err(pg_err(format!("counting {what}")))?
+            .get(0);
+        if rows as u64 != t.rows {
+            return Err(Error::Mismatch {
+                detail: format!("{what}: {rows} rows loaded, the snapshot has {}", t.rows),
+            });
+        }
+        let sql = script(self.tools, self.archive, &post, "post-data")?;
+        self.exec_script(&sql, format!("indexing {what}"))?;
+        run(
+            self.client,
+            &format!("ANALYZE {name}"),
+            format!("analyzing {what}"),
+        )?;
+
+        let mut report = TableRevert {
+            table: what.clone(),
+            policy: Some(rt.policy),
+            restored_rows: t.rows,
+            recreated: live.is_none(),
+            ..TableRevert::default()
+        };
+        if let (Some(live), Some(stash)) = (&live, &stash) {
+            self.merge(t, live, stash, rt.policy, &mut report)?;
+        }
+        let role = self
+            .session
+            .saved
+            .iter()
+            .find(|(n, _)| n == "session_replication_role")
+            .and_then(|(_, v)| v.clone())
+            .unwrap_or_else(|| "origin".into());
+        self.client
+            .execute(
+                "SELECT pg_catalog.set_config('session_replication_role', $1, true)",
+                &[&role],
+            )
+            .map_err(pg_err("resuming triggers"))?;
+
+        for fk in &fks {
+            self.add_foreign_key(fk, &what)?;
+        }
+        if let Some(live) = &live {
+            for (table, fk, def, validated) in &live.incoming {
+                self.readd_incoming(table, fk, def, *validated)?;
+            }
+            for (view, options, def) in &live.views {
+                let with = if options.is_empty() {
+                    String::new()
+                } else {
+                    format!(" WITH ({options})")
+                };
+                let def = def.trim().trim_end_matches(';');
+                run(
+                    self.client,
+                    &format!("CREATE OR REPLACE VIEW {view}{with} AS {def}"),
+                    format!("recreating view {view} on the reverted {what}"),
+                )?;
+            }
+        }
+        self.set_sequences(t, live.as_ref())?;
+        if let Some(stash) = &stash {
+            // No CASCADE: anything still depending on the old table is the
+            // user's and must not disappear silently.
+            run(
+                self.client,
+                &format!("DROP TABLE {stash}; DROP SCHEMA {}", ident(stash_schema)),
+                format!("dropping the replaced copy of {what} (something still depends on it)"),
+            )?;
+        }
+        Ok(report)
+    }
+
+    fn exec_script(&mut self, sql: &str, context: String) -> Result<()> {
+        if sql.is_empty() {
+            return Ok(());
+        }
+        self.session.remember(self.client, settings_in(sql))?;
+        run(self.client, sql, context)
+    }
+
+    fn inspect(&mut self, t: &PgTable) -> Result<Option<Live>> {
+        let what = t.qualified();
+        let name = quoted(t);
+        let c = &mut *self.client;
+        let row = c
+            .query_opt(
+                "SELECT c.oid, c.relkind::text,
+                        c.relispartition OR EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i
+                                                    WHERE i.inhrelid = c.oid OR i.inhparent = c.oid)
+                 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                 WHERE n.nspname = $1 AND c.relname = $2",
+                &[&t.schema, &t.name],
+            )
+            .map_err(pg_err(format!("looking up {what}")))?;
+        let Some(row) = row else { return Ok(None) };
+        let (oid, kind, inherits): (Oid, String, bool) = (row.get(0), row.get(1), row.get(2));
+        let refuse = |detail: String| Error::Pg {
+            context: format!("reverting {what}"),
+            detail,
+        };
+        if kind != "r" {
+            return Err(refuse(format!(
+                "{what} is now a relation of kind '{kind}', not a table; drop it first"
+            )));
+        }
+        if inherits {
+            return Err(refuse(format!(
+                "{what} is part of an inheritance or partition tree; restore it with `ripcord restore --tables`"
+            )));
+        }
+        run(
+            c,
+            &format!("LOCK TABLE {name} IN ACCESS EXCLUSIVE MODE"),
+            format!("locking {what}"),
+        )?;
+        let primary_key = c
+            .query(
+                "SELECT a.attname::text FROM pg_catalog.pg_constraint k
+                 CROSS JOIN LATERAL unnest(k.conkey) WITH ORDINALITY u(attnum, n)
+                 JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.attnum
+                 WHERE k.conrelid = $1 AND k.contype = 'p' ORDER BY u.n",
+                &[&oid],
+            )
+            .map_err(pg_err(format!("reading the primary key of {what}")))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let columns = columns(c, oid, &what)?;
+        let mut sequences = Vec::new();
+        for r in c
+            .query(
+                "SELECT n.nspname::text, s.relname::text FROM pg_catalog.pg_depend d
+                 JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+                 JOIN pg_catalog.pg_namespace n ON n.oid = s.relnamespace
+                 WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.refobjid = $1
+                   AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.deptype IN ('a', 'i')",
+                &[&oid],
+            )
+            .map_err(pg_err(format!("reading the sequences of {what}")))?
+        {
+            let (schema, seq): (String, String) = (r.get(0), r.get(1));
+            let v = c
+                .query_one(
+                    &format!(
+                        "SELECT last_value, is_called FROM {}.{}",
+                        ident(&schema),
+                        ident(&seq)
+                    ),
+                    &[],
+                )
+                .map_err(pg_err(format!("reading sequence {schema}.{seq}")))?;
+            sequences.push((schema, seq, v.get(0), v.get(1)));
+        }
+        let incoming = c
+            .query(
+                "SELECT conrelid::regclass::text, conname::text, pg_catalog.pg_get_constraintdef(oid), convalidated
+                 FROM pg_catalog.pg_constraint
+                 WHERE contype = 'f' AND confrelid = $1 AND conrelid <> confrelid ORDER BY 1, 2",
+                &[&oid],
+            )
+            .map_err(pg_err(format!("reading foreign keys to {what}")))?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect();
+        let mut views = Vec::new();
+        for r in c
+            .query(
+                "SELECT DISTINCT v.oid::regclass::text, v.relkind::text,
+                        pg_catalog.pg_get_viewdef(v.oid),
+                        coalesce(array_to_string(v.reloptions, ', '), '')
+                 FROM pg_catalog.pg_depend d
+                 JOIN pg_catalog.pg_rewrite w ON w.oid = d.objid
+                 JOIN pg_catalog.pg_class v ON v.oid = w.ev_class
+                 WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.refobjid = $1
+                   AND d.refclassid = 'pg_catalog.pg_class'::regclass AND v.oid <> $1
+                 ORDER BY 1",
+                &[&oid],
+            )
+            .map_err(pg_err(format!("reading views on {what}")))?
+        {
+            let (view, kind, def, options): (String, String, String, String) =
+                (r.get(0), r.get(1), r.get(2), r.get(3));
+            if kind != "v" {
+                // Replacing its query in place would lose its rows and indexes.
+                return Err(refuse(format!(
+                    "materialized view {view} reads {what}; drop it before the revert and create it again after"
+                )));
+            }
+            views.push((view, options, def));
+        }
+        Ok(Some(Live {
+            primary_key,
+            columns,
+            sequences,
+            incoming,
+            views,
+        }))
+    }
+
+    /// Moves the live table, with its indexes, constraints and owned
+    /// sequences, into a new schema; returns its new qualified name.
+    fn move_aside(&mut self, t: &PgTable, live: &Live, stash_schema: &str) -> Result<String> {
+        let what = t.qualified();
+        for (table, fk, _, _) in &live.incoming {
+            run(
+                self.client,
+                &format!("ALTER TABLE {table} DROP CONSTRAINT {}", ident(fk)),
+                format!("detaching foreign key {fk} on {table}"),
+            )?;
+        }
+        run(
+            self.client,
+            &format!(
+                "CREATE SCHEMA {s}; ALTER TABLE {} SET SCHEMA {s}",
+                quoted(t),
+                s = ident(stash_schema)
+            ),
+            format!("moving {what} aside"),
+        )?;
+        Ok(format!("{}.{}", ident(stash_schema), ident(&t.name)))
+    }
+
+    /// Resolves the rows of the replaced table that the snapshot lacks.
+    fn merge(
+        &mut self,
+        t: &PgTable,
+        live: &Live,
+        stash: &str,
+        policy: OnConflict,
+        report: &mut TableRevert,
+    ) -> Result<()> {
+        let what = t.qualified();
+        let name = quoted(t);
+        let oid = live_oid_of(self.client, t)?;
+        let restored = columns(self.client, oid, &what)?;
+        // Columns both versions have, cast to the restored table's types.
+        let common: Vec<(String, String)> = restored
+            .iter()
+            .filter_map(|(col, ty)| {
+                let (_, old_ty) = live.columns.iter().find(|(c, _)| c == col)?;
+                let s = if old_ty == ty {
+                    format!("s.{}", ident(col))
+                } else {
+                    format!("CAST(s.{} AS {ty})", ident(col))
+                };
+                Some((col.clone(), s))
+            })
+            .collect();
+        let keyed = !live.primary_key.is_empty()
+            && live
+                .primary_key
+                .iter()
+                .all(|k| common.iter().any(|(c, _)| c == k));
+        let mut policy = if !keyed && policy == OnConflict::KeepNew {
+            OnConflict::Review
+        } else {
+            policy
+        };
+        let cols = common
+            .iter()
+            .map(|(c, _)| ident(c))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let select = common
+            .iter()
+            .map(|(_, s)| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        // The new rows, as "FROM … " with `s` their alias.
+        let (from, reason) = if keyed {
+            let on = live
+                .primary_key
+                .iter()
+                .map(|k| {
+                    let s = &common
+                        .iter()
+                        .find(|(c, _)| c == k)
+                        .expect("key is common")
+                        .1;
+                    format!("r.{} = {s}", ident(k))
+                })
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            (
+                format!("FROM {stash} s WHERE NOT EXISTS (SELECT 1 FROM {name} r WHERE {on})"),
+                "inserted after the snapshot",
+            )
+        } else if common.is_empty() {
+            (
+                format!("FROM {stash} s"),
+                "written after the snapshot (no common columns to compare)",
+            )
+        } else {
+            let restored_cols = common
+                .iter()
+                .map(|(c, _)| format!("r.{}", ident(c)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            (
+                format!(
+                    "FROM (SELECT {select} FROM {stash} s EXCEPT ALL SELECT {restored_cols} FROM {name} r) s"
+                ),
+                "not in the snapshot (the table has no primary key to match rows)",
+            )
+        };
+        let context = format!("resolving rows written to {what} since the snapshot");
+        let mut reason = reason.to_string();
+        if policy == OnConflict::KeepNew {
+            let sql = format!(
+                "INSERT INTO {name} ({cols}) OVERRIDING SYSTEM VALUE SELECT {select} {from}"
+            );
+            // A row the snapshot's constraints reject (a NOT NULL column
+            // dropped by the change, a unique value taken) goes to review
+            // rather than failing the whole revert or being lost.
+            run(self.client, "SAVEPOINT ripcord_keep", &context)?;
+            match self.client.execute(&sql, &[]) {
+                Ok(n) => {
+                    run(self.client, "RELEASE SAVEPOINT ripcord_keep", &context)?;
+                    report.kept_rows = n;
+                }
+                Err(e) if e.as_db_error().is_some() => {
+                    run(
+                        self.client,
+                        "ROLLBACK TO SAVEPOINT ripcord_keep; RELEASE SAVEPOINT ripcord_keep",
+                        &context,
+                    )?;
+                    let why = db_message(&e);
+                    self.progress.warn(format!(
+                        "rows written to {what} since the snapshot cannot be kept ({why}): they are in ripcord.review"
+                    ));
+                    reason = format!("{reason}; cannot be kept: {why}");
+                    policy = OnConflict::Review;
+                }
+                Err(e) => return Err(pg_err(context)(e)),
+            }
+        }
+        match policy {
+            OnConflict::KeepNew => {}
+            OnConflict::Review => {
+                self.review_table()?;
+                let sql = format!(
+                    "INSERT INTO ripcord.review (change, table_name, row_data, reason)
+                     SELECT $1, $2, pg_catalog.to_jsonb(s), $3 {from}"
+                );
+                report.review_rows = self
+                    .client
+                    .execute(&sql, &[&self.change, &what, &reason])
+                    .map_err(pg_err(context))?;
+            }
+            OnConflict::Snapshot => {
+                let n: i64 = self
+                    .client
+                    .query_one(&format!("SELECT count(*) {from}"), &[])
+                    .map_err(pg_err(context))?
+                    .get(0);
+                report.discarded_rows = n as u64;
+            }
+        }
+        report.policy = Some(policy);
+        Ok(())
+    }
+
+    fn review_table(&mut self) -> Result<()> {
+        if !self.review_ready {
+            run(
+                self.client,
+                "CREATE SCHEMA IF NOT EXISTS ripcord;
+                 CREATE TABLE IF NOT EXISTS ripcord.review (
+                     id bigserial PRIMARY KEY,
+                     at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+                     change text NOT NULL,
+                     table_name text NOT NULL,
+                     row_data jsonb NOT NULL,
+                     reason text NOT NULL)",
+                "creating ripcord.review",
+            )?;
+            self.review_ready = true;
+        }
+        Ok(())
+    }
+
+    /// A foreign key of the snapshot's table; rows may no longer match
+    /// (parents deleted since), then it goes back NOT VALID with a warning.
+    fn add_foreign_key(&mut self, entry: &str, what: &str) -> Result<()> {
+        let sql = script(self.tools, self.archive, &[entry], "foreign key")?;
+        self.session.remember(self.client, settings_in(&sql))?;
+        let context = format!("restoring a foreign key of {what}");
+        if let Some(why) = self.try_in_savepoint(&sql, &context)? {
+            let Some(at) = sql.find("ADD CONSTRAINT") else {
+                return Err(Error::Pg {
+                    context,
+                    detail: why,
+                });
+            };
+            let end = at + sql[at..].find(";\n").unwrap_or(sql.len() - at);
+            let lax = format!("{} NOT VALID{}", &sql[..end], &sql[end..]);
+            run(self.client, &lax, context)?;
+            self.progress.warn(format!(
+                "a foreign key of {what} was restored NOT VALID: {why}"
+            ));
+        }
+        Ok(())
+    }
+
+    fn readd_incoming(&mut self, table: &str, fk: &str, def: &str, validated: bool) -> Result<()> {
+        let add = format!("ALTER TABLE {table} ADD CONSTRAINT {} {def}", ident(fk));
+        let context = format!("restoring foreign key {fk} on {table}");
+        if !validated {
+            return run(self.client, &add, context);
+        }
+        if let Some(why) = self.try_in_savepoint(&add, &context)? {
+            run(self.client, &format!("{add} NOT VALID"), context)?;
+            self.progress.warn(format!(
+                "foreign key {fk} on {table} no longer holds after the revert and is now NOT VALID: {why}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs `sql` in a savepoint; returns why it failed, with the savepoint
+    /// rolled back, or None.
+    fn try_in_savepoint(&mut self, sql: &str, context: &str) -> Result<Option<String>> {
+        run(self.client, "SAVEPOINT ripcord_revert", context)?;
+        match self.client.batch_execute(sql) {
+            Ok(()) => {
+                run(self.client, "RELEASE SAVEPOINT ripcord_revert", context)?;
+                Ok(None)
+            }
+            Err(e) if e.as_db_error().is_some() => {
+                run(
+                    self.client,
+                    "ROLLBACK TO SAVEPOINT ripcord_revert; RELEASE SAVEPOINT ripcord_revert",
+                    context,
+                )?;
+                Ok(Some(db_message(&e)))
+            }
+            Err(e) => Err(pg_err(context)(e)),
+        }
+    }
+
+    /// Owned sequences never go back: the larger of the snapshot's and the
+    /// replaced table's value, so ids are not handed out twice.
+    fn set_sequences(&mut self, t: &PgTable, live: Option<&Live>) -> Result<()> {
+        let what = t.qualified();
+        for s in self
+            .content
+            .sequences
+            .iter()
+            .filter(|s| s.owner.as_deref() == Some(what.as_str()))
+        {
+            let seq = format!("{}.{}", ident(&s.schema), ident(&s.name));
+            let context = format!("setting sequence {}.{}", s.schema, s.name);
+            let exists: bool = self
+                .client
+                .query_one("SELECT pg_catalog.to_regclass($1) IS NOT NULL", &[&seq])
+                .map_err(pg_err(&context))?
+                .get(0);
+            if !exists {
+                continue;
+            }
+            let mut value = (s.last_value, s.is_called);
+            if let Some((_, _, v, called)) = live.and_then(|l| {
+                l.sequences
+                    .iter()
+                    .find(|(sc, n, _, _)| *sc == s.schema && *n == s.name)
+            }) {
+                value = value.max((*v, *called));
+            }
+            self.client
+                .execute(
+                    "SELECT pg_catalog.setval($1::text::regclass, $2, $3)",
+                    &[&seq, &value.0, &value.1],
+                )
+                .map_err(pg_err(context))?;
+        }
+        Ok(())
+    }
+}
+
+fn live_oid_of(client: &mut Client, t: &PgTable) -> Result<Oid> {
+    Ok(client
+        .query_one("SELECT $1::text::regclass::oid", &[&quoted(t)])
+        .map_err(pg_err(format!("looking up {}", t.qualified())))?
+        .get(0))
+}
+
+/// Columns COPY sees (generated ones excluded), with their types.
+fn columns(client: &mut Client, oid: Oid, what: &str) -> Result<Vec<(String, String)>> {
+    Ok(client
+        .query(
+            "SELECT attname::text, pg_catalog.format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute
+             WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND attgenerated = ''
+             ORDER BY attnum",
+            &[&oid],
+        )
+        .map_err(pg_err(format!("reading the columns of {what}")))?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+}

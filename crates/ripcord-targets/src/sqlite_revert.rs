@@ -1,0 +1,635 @@
+//! Putting selected tables of a live SQLite database back to their state in
+//! a safety snapshot, schema and data, inside the caller's transaction.
+//!
+//! `ATTACH` is refused inside a transaction, so the snapshot's image is
+//! written to a temporary file and read through a second, read-only
+//! connection; every write goes through the caller's connection, so the
+//! caller's `COMMIT` or `ROLLBACK` decides everything.
+//!
+//! Rows written since the snapshot are found by comparing a stash of the
+//! table taken just before the drop with the restored rows:
+//! - with a primary key, a stash row is new when its key is not restored;
+//! - without one, the stash minus the restored rows as multisets (each
+//!   duplicate counts), which cannot tell an update from an insert, so
+//!   `keep-new` is turned into `review` there.
+
+use std::path::PathBuf;
+
+use ripcord_core::config::OnConflict;
+use ripcord_core::revert::TableRevert;
+use ripcord_repo::index::Index;
+use ripcord_repo::manifest::{Stream, TableStat};
+use ripcord_repo::Repository;
+use rusqlite::types::Value;
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+
+use crate::error::{Error, Result};
+use crate::sqlite::write_image;
+use crate::Progress;
+
+/// The review table, in the reverted database.
+pub const REVIEW_TABLE: &str = "ripcord_review";
+
+const SAVEPOINT: &str = "ripcord_revert";
+
+/// Puts `tables` back to their state in the snapshot `image` (with its
+/// `stats`), each with its `OnConflict` policy for rows written since.
+///
+/// `conn` is inside a transaction the caller opened (`BEGIN`); this never
+/// commits or rolls it back. Its work runs in a savepoint that is rolled
+/// back on error, so an error leaves the transaction as it was; the caller
+/// rolls back anyway. `change` names the migration in the review table.
+#[allow(clippy::too_many_arguments)]
+pub fn revert_tables(
+    repo: &Repository,
+    index: &Index,
+    image: &Stream,
+    stats: &[TableStat],
+    conn: &Connection,
+    tables: &[(String, OnConflict)],
+    change: &str,
+    progress: &dyn Progress,
+) -> Result<Vec<TableRevert>> {
+    if conn.is_autocommit() {
+        // Outside a transaction every statement here would commit by itself.
+        return Err(Error::Tool {
+            message: "reverting tables needs an open transaction on the connection".into(),
+            hint: "run BEGIN on the connection first".into(),
+        });
+    }
+    let mut wanted = Vec::with_capacity(tables.len());
+    for (name, policy) in tables {
+        let stat = stats
+            .iter()
+            .find(|s| &s.name == name)
+            .ok_or_else(|| not_in_snapshot(name))?;
+        wanted.push((stat, *policy));
+    }
+
+    let tmp = tempfile::Builder::new()
+        .prefix("ripcord-revert-")
+        .tempdir()
+        .map_err(|e| Error::io("cannot create a temporary folder", e))?;
+    let image_path = tmp.path().join("image.db");
+    write_image(repo, index, image, &image_path, progress)?;
+    let snap = Connection::open_with_flags(
+        &image_path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|source| Error::Sqlite {
+        path: image_path.clone(),
+        source,
+    })?;
+    let snap = Db {
+        conn: &snap,
+        path: image_path.clone(),
+    };
+    let live = Db {
+        conn,
+        path: conn
+            .path()
+            .filter(|p| !p.is_empty())
+            .map_or_else(|| PathBuf::from("database"), PathBuf::from),
+    };
+
+    live.exec(&format!("SAVEPOINT {SAVEPOINT}"))?;
+    let result = revert_all(&snap, &live, &wanted, change, progress);
+    match result {
+        Ok(reports) => {
+            live.exec(&format!("RELEASE {SAVEPOINT}"))?;
+            Ok(reports)
+        }
+        Err(e) => {
+            // Undo our part so the caller's transaction is as it was.
+            let _ = live.exec(&format!("ROLLBACK TO {SAVEPOINT}; RELEASE {SAVEPOINT}"));
+            Err(e)
+        }
+    }
+}
+
+fn not_in_snapshot(name: &str) -> Error {
+    Error::UnknownTable {
+        name: name.to_string(),
+        target: "the safety snapshot".into(),
+    }
+}
+
+/// A connection and the path its errors name.
+struct Db<'a> {
+    conn: &'a Connection,
+    path: PathBuf,
+}
+
+impl Db<'_> {
+    fn err(&self, source: rusqlite::Error) -> Error {
+        Error::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+    fn exec(&self, sql: &str) -> Result<()> {
+        self.conn.execute_batch(sql).map_err(|e| self.err(e))
+    }
+    fn strings(&self, sql: &str, param: &str) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare(sql).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([param], |r| r.get::<_, String>(0))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+    fn count(&self, sql: &str) -> Result<u64> {
+        self.conn
+            .query_row(sql, [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(|e| self.err(e))
+    }
+    /// Columns of `schema.table`, from `PRAGMA table_xinfo`.
+    fn columns(&self, schema: &str, table: &str) -> Result<Vec<Column>> {
+        let sql = format!("PRAGMA {schema}.table_xinfo({})", quote(table));
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(Column {
+                    name: r.get(1)?,
+                    notnull: r.get::<_, i64>(3)? != 0,
+                    has_default: r.get::<_, Option<String>>(4)?.is_some(),
+                    pk: r.get(5)?,
+                    // 0 is an ordinary column; others are hidden or generated.
+                    plain: r.get::<_, i64>(6)? == 0,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+    /// `sqlite_sequence`'s counter for `table`, when it has one.
+    fn sequence(&self, table: &str) -> Result<Option<i64>> {
+        let has = self
+            .conn
+            .query_row(
+                "SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = 'sqlite_sequence'",
+                [],
+                |_| Ok(()),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?
+            .is_some();
+        if !has {
+            return Ok(None);
+        }
+        self.conn
+            .query_row(
+                "SELECT seq FROM main.sqlite_sequence WHERE name = ?1",
+                [table],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+            .optional()
+            .map(Option::flatten)
+            .map_err(|e| self.err(e))
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Column {
+    name: String,
+    notnull: bool,
+    has_default: bool,
+    pk: i64,
+    plain: bool,
+}
+
+/// What the snapshot holds for one table.
+struct SnapTable {
+    create: String,
+    /// Indexes and triggers, recreated after the rows are in.
+    indexes: Vec<String>,
+    triggers: Vec<String>,
+    seq: Option<i64>,
+}
+
+fn read_snap_table(snap: &Db, name: &str) -> Result<SnapTable> {
+    let create = snap
+        .strings(
+            "SELECT sql FROM main.sqlite_master WHERE type = 'table' AND name = ?1",
+            name,
+        )?
+        .into_iter()
+        .next()
+        .ok_or_else(|| not_in_snapshot(name))?;
+    // Automatic indexes (UNIQUE, PRIMARY KEY) have no SQL: CREATE TABLE makes them.
+    let indexes = snap.strings(
+        "SELECT sql FROM main.sqlite_master WHERE type = 'index' AND tbl_name = ?1 AND sql IS NOT NULL ORDER BY rowid",
+        name,
+    )?;
+    let triggers = snap.strings(
+        "SELECT sql FROM main.sqlite_master WHERE type = 'trigger' AND tbl_name = ?1 AND sql IS NOT NULL ORDER BY rowid",
+        name,
+    )?;
+    Ok(SnapTable {
+        create,
+        indexes,
+        triggers,
+        seq: snap.sequence(name)?,
+    })
+}
+
+fn revert_all(
+    snap: &Db,
+    live: &Db,
+    wanted: &[(&TableStat, OnConflict)],
+    change: &str,
+    progress: &dyn Progress,
+) -> Result<Vec<TableRevert>> {
+    let fk_on = live
+        .conn
+        .query_row("PRAGMA foreign_keys", [], |r| r.get::<_, i64>(0))
+        .map_err(|e| live.err(e))?
+        != 0;
+    if fk_on {
+        // `foreign_keys` cannot change inside a transaction; deferring lets
+        // the drop and reload pass, and violations left are still refused
+        // at COMMIT. SQLite switches it off again at COMMIT or ROLLBACK.
+        live.exec("PRAGMA defer_foreign_keys = ON")?;
+    }
+    let mut out = Vec::with_capacity(wanted.len());
+    for (n, (stat, policy)) in wanted.iter().enumerate() {
+        progress.item(&stat.name);
+        out.push(revert_one(snap, live, stat, *policy, n, fk_on, change)?);
+    }
+    Ok(out)
+}
+
+fn revert_one(
+    snap: &Db,
+    live: &Db,
+    stat: &TableStat,
+    policy: OnConflict,
+    n: usize,
+    fk_on: bool,
+    change: &str,
+) -> Result<TableRevert> {
+    let name = stat.name.as_str();
+    let snap_table = read_snap_table(snap, name)?;
+    let stash = format!("ripcord_stash_{n}");
+
+    // The table as it is now, found the way SQLite finds names (any case).
+    let current: Option<String> = live
+        .conn
+        .query_row(
+            "SELECT name FROM main.sqlite_master WHERE type = 'table' AND name = ?1 COLLATE NOCASE",
+            [name],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(|e| live.err(e))?;
+
+    let mut before_seq = None;
+    let mut current_pk = Vec::new();
+    if let Some(cur) = &current {
+        if fk_on {
+            refuse_fk_actions(live, cur)?;
+        }
+        let mut pk: Vec<&Column> = Vec::new();
+        let cols = live.columns("main", cur)?;
+        pk.extend(cols.iter().filter(|c| c.pk > 0));
+        pk.sort_by_key(|c| c.pk);
+        current_pk = pk.into_iter().map(|c| c.name.clone()).collect();
+        before_seq = live.sequence(cur)?;
+        live.exec(&format!(
+            "DROP TABLE IF EXISTS temp.{stash};
+             CREATE TEMP TABLE {stash} AS SELECT * FROM main.{cq};
+             DROP TABLE main.{cq};",
+            cq = quote(cur)
+        ))?;
+    }
+
+    live.exec(&snap_table.create)?;
+    let restored_rows = load_rows(snap, live, name)?;
+    if restored_rows != stat.rows {
+        return Err(Error::Mismatch {
+            detail: format!(
+                "table {name}: {restored_rows} rows loaded, the snapshot recorded {}",
+                stat.rows
+            ),
+        });
+    }
+    for sql in &snap_table.indexes {
+        live.exec(sql)?;
+    }
+
+    let mut report = TableRevert {
+        table: name.to_string(),
+        policy: None,
+        restored_rows,
+        recreated: current.is_none(),
+        ..TableRevert::default()
+    };
+    if current.is_some() {
+        merge_new_rows(live, name, &stash, &current_pk, policy, change, &mut report)?;
+    }
+
+    // After the rows: triggers already ran when those rows were first written.
+    for sql in &snap_table.triggers {
+        live.exec(sql)?;
+    }
+
+    // Ids handed out before the revert are never handed out again.
+    let floor = [before_seq, snap_table.seq].into_iter().flatten().max();
+    if let Some(floor) = floor {
+        let autoinc = live
+            .count(
+                "SELECT count(*) FROM main.sqlite_master WHERE type = 'table' AND name = 'sqlite_sequence'",
+            )?
+            > 0;
+        if autoinc {
+            let updated = live
+                .conn
+                .execute(
+                    "UPDATE main.sqlite_sequence SET seq = max(seq, ?2) WHERE name = ?1",
+                    rusqlite::params![name, floor],
+                )
+                .map_err(|e| live.err(e))?;
+            if updated == 0 && is_autoincrement(&snap_table.create) {
+                live.conn
+                    .execute(
+                        "INSERT INTO main.sqlite_sequence (name, seq) VALUES (?1, ?2)",
+                        rusqlite::params![name, floor],
+                    )
+                    .map_err(|e| live.err(e))?;
+            }
+        }
+    }
+
+    if current.is_some() {
+        live.exec(&format!("DROP TABLE temp.{stash}"))?;
+    }
+    Ok(report)
+}
+
+fn is_autoincrement(create: &str) -> bool {
+    create.to_ascii_uppercase().contains("AUTOINCREMENT")
+}
+
+/// With foreign keys on, `DROP TABLE` deletes every row first, which runs
+/// the `ON DELETE` actions of child tables: CASCADE would delete their rows,
+/// SET NULL/DEFAULT change them, RESTRICT fails even when deferred.
+fn refuse_fk_actions(live: &Db, table: &str) -> Result<()> {
+    let children = live.strings(
+        "SELECT m.name || ' (ON DELETE ' || f.on_delete || ')'
+           FROM main.sqlite_master AS m, pragma_foreign_key_list(m.name) AS f
+          WHERE m.type = 'table' AND f.\"table\" = ?1 COLLATE NOCASE
+            AND f.on_delete <> 'NO ACTION'
+            AND (m.name <> ?1 COLLATE NOCASE OR f.on_delete = 'RESTRICT')",
+        table,
+    )?;
+    if children.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Unsafe {
+        entry: table.to_string(),
+        why: format!(
+            "foreign keys are on and dropping it would run the delete actions of {}",
+            children.join(", ")
+        ),
+    })
+}
+
+/// Streams the snapshot's rows of `name` into the new live table and
+/// returns how many went in. Rowids are kept, so row order and ids match.
+fn load_rows(snap: &Db, live: &Db, name: &str) -> Result<u64> {
+    let q = quote(name);
+    let cols: Vec<String> = snap
+        .columns("main", name)?
+        .into_iter()
+        // Generated columns compute themselves and refuse values.
+        .filter(|c| c.plain)
+        .map(|c| c.name)
+        .collect();
+    let rowid = rowid_name(snap, name, &cols);
+    let mut names: Vec<String> = rowid.iter().map(|r| r.to_string()).collect();
+    names.extend(cols.iter().map(|c| quote(c)));
+    let list = names.join(", ");
+    let order = if rowid.is_some() { " ORDER BY 1" } else { "" };
+    let mut read = snap
+        .conn
+        .prepare(&format!("SELECT {list} FROM main.{q}{order}"))
+        .map_err(|e| snap.err(e))?;
+    let marks = vec!["?"; names.len()].join(", ");
+    let mut write = live
+        .conn
+        .prepare(&format!("INSERT INTO main.{q} ({list}) VALUES ({marks})"))
+        .map_err(|e| live.err(e))?;
+    let mut rows = read.query([]).map_err(|e| snap.err(e))?;
+    let mut count = 0u64;
+    let mut values: Vec<Value> = Vec::with_capacity(names.len());
+    while let Some(row) = rows.next().map_err(|e| snap.err(e))? {
+        values.clear();
+        for i in 0..names.len() {
+            values.push(row.get::<_, Value>(i).map_err(|e| snap.err(e))?);
+        }
+        write
+            .execute(rusqlite::params_from_iter(values.iter()))
+            .map_err(|e| live.err(e))?;
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// A name for the rowid not taken by a column, or `None` for a WITHOUT
+/// ROWID table (or one whose columns take all three names).
+fn rowid_name(snap: &Db, table: &str, cols: &[String]) -> Option<&'static str> {
+    let alias = ["rowid", "_rowid_", "oid"]
+        .into_iter()
+        .find(|a| !cols.iter().any(|c| c.eq_ignore_ascii_case(a)))?;
+    // Preparing it fails exactly on WITHOUT ROWID tables.
+    snap.conn
+        .prepare(&format!(
+            "SELECT {alias} FROM main.{} LIMIT 0",
+            quote(table)
+        ))
+        .ok()
+        .map(|_| alias)
+}
+
+/// Resolves the rows of the stash that the restored table lacks.
+fn merge_new_rows(
+    live: &Db,
+    name: &str,
+    stash: &str,
+    current_pk: &[String],
+    policy: OnConflict,
+    change: &str,
+    report: &mut TableRevert,
+) -> Result<()> {
+    let q = quote(name);
+    let restored = live.columns("main", name)?;
+    let stash_cols = live.columns("temp", stash)?;
+    let in_stash = |c: &str| stash_cols.iter().any(|s| s.name.eq_ignore_ascii_case(c));
+    // Compared and carried over on the columns both sides have.
+    let common: Vec<&Column> = restored
+        .iter()
+        .filter(|c| c.plain && in_stash(&c.name))
+        .collect();
+    let key_usable = !current_pk.is_empty()
+        && current_pk
+            .iter()
+            .all(|k| common.iter().any(|c| c.name.eq_ignore_ascii_case(k)));
+    let cols: Vec<String> = common.iter().map(|c| quote(&c.name)).collect();
+    let list = cols.join(", ");
+
+    // The new rows as `{with} ... {select}`, selecting `list`.
+    let (with, select) = if key_usable {
+        let matches: Vec<String> = current_pk
+            .iter()
+            .map(|k| format!("r.{0} IS s.{0}", quote(k)))
+            .collect();
+        (
+            String::new(),
+            format!(
+                "SELECT {sl} FROM temp.{stash} AS s WHERE NOT EXISTS (SELECT 1 FROM main.{q} AS r WHERE {m})",
+                sl = prefixed("s", &cols),
+                m = matches.join(" AND ")
+            ),
+        )
+    } else {
+        // Multiset difference: the k-th copy of a row is new when the
+        // restored table has fewer than k copies.
+        let matches: Vec<String> = cols
+            .iter()
+            .map(|c| format!("r.{c} IS s.{c}"))
+            .chain(std::iter::once("r.ripcord_n = s.ripcord_n".to_string()))
+            .collect();
+        (
+            format!(
+                "WITH s AS MATERIALIZED (SELECT {list}, row_number() OVER (PARTITION BY {list}) AS ripcord_n FROM temp.{stash}),
+                      r AS MATERIALIZED (SELECT {list}, row_number() OVER (PARTITION BY {list}) AS ripcord_n FROM main.{q}) "
+            ),
+            format!(
+                "SELECT {sl} FROM s WHERE NOT EXISTS (SELECT 1 FROM r WHERE {m})",
+                sl = prefixed("s", &cols),
+                m = matches.join(" AND ")
+            ),
+        )
+    };
+    if cols.is_empty() {
+        // Nothing in common: rows written since can be neither matched nor
+        // carried over, and dropping them silently would lose data.
+        let stashed = live.count(&format!("SELECT count(*) FROM temp.{stash}"))?;
+        if stashed > 0 && policy != OnConflict::Snapshot {
+            return Err(Error::Unsafe {
+                entry: name.to_string(),
+                why: "the table shares no column with its snapshot, so rows written since cannot be kept".into(),
+            });
+        }
+        report.policy = Some(policy);
+        report.discarded_rows = stashed;
+        return Ok(());
+    }
+
+    // A kept row has no value for columns the snapshot has and the stash
+    // lacks: one that must be set and has no default makes it unkeepable.
+    let unfillable: Vec<&str> = restored
+        .iter()
+        .filter(|c| c.plain && c.notnull && !c.has_default && !in_stash(&c.name))
+        .map(|c| c.name.as_str())
+        .collect();
+    let (applied, reason) = match policy {
+        OnConflict::KeepNew if !key_usable => (
+            OnConflict::Review,
+            "written after the safety snapshot to a table without a primary key: it cannot be told from a changed row".to_string(),
+        ),
+        OnConflict::KeepNew if !unfillable.is_empty() => (
+            OnConflict::Review,
+            format!(
+                "written after the safety snapshot; the restored table needs {} which the row lacks",
+                unfillable.join(", ")
+            ),
+        ),
+        other => (
+            other,
+            "written after the safety snapshot, under the review policy".to_string(),
+        ),
+    };
+    report.policy = Some(applied);
+    match applied {
+        OnConflict::KeepNew => {
+            let sql = format!("{with}INSERT INTO main.{q} ({list}) {select}");
+            report.kept_rows = live.conn.execute(&sql, []).map_err(|e| live.err(e))? as u64;
+        }
+        OnConflict::Snapshot => {
+            report.discarded_rows =
+                live.count(&format!("{with}SELECT count(*) FROM ({select})"))?;
+        }
+        OnConflict::Review => {
+            live.exec(&format!(
+                "CREATE TABLE IF NOT EXISTS main.{REVIEW_TABLE} (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    at TEXT NOT NULL,
+                    change TEXT NOT NULL,
+                    table_name TEXT NOT NULL,
+                    row_data TEXT NOT NULL,
+                    reason TEXT NOT NULL)"
+            ))?;
+            let names: Vec<&str> = common.iter().map(|c| c.name.as_str()).collect();
+            let sql = format!(
+                "{with}INSERT INTO main.{REVIEW_TABLE} (at, change, table_name, row_data, reason)
+                 SELECT strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?1, ?2, {json}, ?3 FROM ({select}) AS n",
+                json = json_row("n", &names)
+            );
+            report.review_rows = live
+                .conn
+                .execute(&sql, rusqlite::params![change, name, reason])
+                .map_err(|e| live.err(e))? as u64;
+        }
+    }
+    Ok(())
+}
+
+/// A JSON object of the row's columns. JSON has no bytes, so a BLOB becomes
+/// `{"$blob": "<hex>"}`. Built in pieces because SQL functions take a
+/// limited number of arguments.
+fn json_row(alias: &str, names: &[&str]) -> String {
+    let value = |c: &str| {
+        let col = format!("{alias}.{}", quote(c));
+        format!(
+            "CASE WHEN typeof({col}) = 'blob' THEN json_object('$blob', hex({col})) ELSE {col} END"
+        )
+    };
+    let mut chunks = names.chunks(40);
+    let first = chunks.next().unwrap_or(&[]);
+    let mut expr = format!(
+        "json_object({})",
+        first
+            .iter()
+            .map(|c| format!("{}, {}", sql_string(c), value(c)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for chunk in chunks {
+        let pairs: Vec<String> = chunk
+            .iter()
+            .map(|c| format!("{}, {}", sql_string(&json_path(c)), value(c)))
+            .collect();
+        expr = format!("json_insert({expr}, {})", pairs.join(", "));
+    }
+    expr
+}
+
+fn json_path(key: &str) -> String {
+    format!("$.\"{key}\"")
+}
+
+fn prefixed(alias: &str, cols: &[String]) -> String {
+    cols.iter()
+        .map(|c| format!("{alias}.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// An SQL identifier, double-quoted.
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn sql_string(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
