@@ -20,6 +20,8 @@ mod keys;
 mod locks;
 #[path = "integration/migrate.rs"]
 mod migrate;
+#[path = "integration/migrate_apply.rs"]
+mod migrate_apply;
 #[path = "integration/path_escape.rs"]
 mod path_escape;
 #[path = "integration/roundtrip.rs"]

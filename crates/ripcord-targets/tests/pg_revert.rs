@@ -424,7 +424,7 @@ fn million_rows_timing() {
 }
 
 #[test]
-fn new_rows_the_snapshot_rejects_go_to_review_under_keep_new() {
+fn new_rows_the_snapshot_rejects_fail_keep_new_and_review_takes_them() {
     let f = fixture(
         "revert_not_null",
         "CREATE TABLE users (id serial PRIMARY KEY, name text NOT NULL, email text NOT NULL);
@@ -432,16 +432,30 @@ fn new_rows_the_snapshot_rejects_go_to_review_under_keep_new() {
         &["users"],
     );
     f.sql(MIGRATE);
-    let progress = Warnings::default();
-    let report = f.revert(&[("users", OnConflict::KeepNew)], true, &progress);
-    assert_eq!(report[0].policy, Some(OnConflict::Review));
+    // The new row has no email, which the snapshot's table requires.
+    let mut client = pg::shared().client(&f.db);
+    client.batch_execute("BEGIN").unwrap();
+    let err = revert_tables(
+        &f.repo,
+        &f.index,
+        &f.content,
+        &mut client,
+        &[RevertTable {
+            table: &f.content.tables[0],
+            policy: OnConflict::KeepNew,
+        }],
+        "0002_drop_email",
+        &Quiet,
+    )
+    .unwrap_err();
+    client.batch_execute("ROLLBACK").unwrap();
+    assert!(err.to_string().contains("keeping rows"), "{err}");
+    assert_eq!(f.one("SELECT count(*) FROM users WHERE name = 'late'"), "1");
+
+    let report = f.revert(&[("users", OnConflict::Review)], true, &Quiet);
     assert_eq!((report[0].kept_rows, report[0].review_rows), (0, 1));
-    assert_eq!(progress.0.lock().unwrap().len(), 1);
     emails_back(&f);
     assert_eq!(f.one("SELECT count(*) FROM users"), "100");
-    assert!(f
-        .one("SELECT reason FROM ripcord.review")
-        .contains("cannot be kept"));
 }
 
 #[test]
@@ -463,7 +477,7 @@ fn grants_and_comments_come_back() {
         "true"
     );
     assert_eq!(
-        f.one("SELECT col_description('users'::regclass, 2)"),
+        f.one("SELECT col_description('users'::regclass, 3)"),
         "where to write"
     );
 }
@@ -487,5 +501,68 @@ fn refuses_to_run_outside_a_transaction() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("BEGIN"), "{err}");
+    assert_eq!(f.one("SELECT count(*) FROM users"), "101");
+}
+
+#[test]
+fn the_tables_own_foreign_key_comes_back_not_valid_when_parents_are_gone() {
+    let f = fixture(
+        "revert_own_fk",
+        &format!(
+            "{USERS}
+             CREATE TABLE orders (id serial PRIMARY KEY, note text,
+                                  user_id int REFERENCES users (id) DEFERRABLE INITIALLY DEFERRED);
+             INSERT INTO orders (user_id, note) SELECT i, 'n' || i FROM generate_series(1, 10) i;"
+        ),
+        &["orders"],
+    );
+    f.sql(
+        "ALTER TABLE orders DROP COLUMN note;
+         DELETE FROM orders WHERE user_id = 5; DELETE FROM users WHERE id = 5;",
+    );
+    let progress = Warnings::default();
+    let report = f.revert(&[("orders", OnConflict::Snapshot)], true, &progress);
+    assert_eq!(report[0].restored_rows, 10);
+    assert_eq!(report[0].discarded_rows, 0);
+    assert_eq!(
+        f.one("SELECT count(*) FROM orders WHERE note = 'n' || id"),
+        "10"
+    );
+    assert_eq!(
+        f.one("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'orders_user_id_fkey'"),
+        "FOREIGN KEY (user_id) REFERENCES users(id) DEFERRABLE INITIALLY DEFERRED NOT VALID"
+    );
+    assert_eq!(progress.0.lock().unwrap().len(), 1);
+}
+
+#[test]
+fn a_materialized_view_on_the_table_stops_the_revert_clearly() {
+    let f = fixture(
+        "revert_matview",
+        &format!("{USERS} CREATE MATERIALIZED VIEW user_count AS SELECT count(*) FROM users;"),
+        &["users"],
+    );
+    f.sql(MIGRATE);
+    let mut client = pg::shared().client(&f.db);
+    client.batch_execute("BEGIN").unwrap();
+    let err = revert_tables(
+        &f.repo,
+        &f.index,
+        &f.content,
+        &mut client,
+        &[RevertTable {
+            table: &f.content.tables[0],
+            policy: OnConflict::KeepNew,
+        }],
+        "0002_drop_email",
+        &Quiet,
+    )
+    .unwrap_err();
+    client.batch_execute("ROLLBACK").unwrap();
+    assert!(
+        err.to_string()
+            .contains("materialized view public.user_count"),
+        "{err}"
+    );
     assert_eq!(f.one("SELECT count(*) FROM users"), "101");
 }

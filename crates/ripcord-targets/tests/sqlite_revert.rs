@@ -505,3 +505,59 @@ fn outside_a_transaction_it_refuses() {
     );
     assert!(result.is_err());
 }
+
+#[test]
+fn a_failure_midway_undoes_everything_it_did() {
+    let fx = Fixture::new(
+        "CREATE TABLE tags (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, note TEXT);
+         INSERT INTO tags VALUES (1, 'a', 'first');",
+    );
+    let safety = fx.snapshot();
+    let conn = open(&fx.db);
+    // The new row takes a name the restored row has again: keeping it fails.
+    conn.execute_batch(
+        "ALTER TABLE tags DROP COLUMN note;
+         UPDATE tags SET name = 'z' WHERE id = 1;
+         INSERT INTO tags VALUES (2, 'a');",
+    )
+    .unwrap();
+    conn.execute_batch("BEGIN").unwrap();
+    let result = revert_tables(
+        &fx.repo,
+        &safety.index,
+        &safety.image,
+        &safety.tables,
+        &conn,
+        &[("tags".to_string(), OnConflict::KeepNew)],
+        "c",
+        &Quiet,
+    );
+    assert!(result.is_err());
+    // Even committed, the transaction holds none of the revert's work.
+    conn.execute_batch("COMMIT").unwrap();
+    assert!(conn.prepare("SELECT note FROM tags").is_err());
+    assert_eq!(count(&conn, "SELECT count(*) FROM tags"), 2);
+    assert_eq!(count(&conn, "SELECT count(*) FROM sqlite_temp_master"), 0);
+}
+
+#[test]
+fn keep_new_reviews_rows_that_lack_a_required_column() {
+    let fx = Fixture::new(
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT, email TEXT NOT NULL);
+         INSERT INTO users VALUES (1, 'a', 'a@x');",
+    );
+    let safety = fx.snapshot();
+    let conn = open(&fx.db);
+    conn.execute_batch(
+        "ALTER TABLE users DROP COLUMN email;
+         INSERT INTO users VALUES (2, 'b');",
+    )
+    .unwrap();
+    let report = fx.revert(&safety, &conn, &[("users", OnConflict::KeepNew)], true);
+    assert_eq!(report[0].policy, Some(OnConflict::Review));
+    assert_eq!(report[0].review_rows, 1);
+    let reason: String = conn
+        .query_row("SELECT reason FROM ripcord_review", [], |r| r.get(0))
+        .unwrap();
+    assert!(reason.contains("email"), "{reason}");
+}

@@ -53,7 +53,7 @@ pub fn revert_tables(
         .batch_execute("SAVEPOINT ripcord_revert_check; RELEASE SAVEPOINT ripcord_revert_check")
         .map_err(pg_err("reverting tables (run BEGIN first)"))?;
     let mut session = Session::default();
-    session.remember(client, ["search_path", "session_replication_role"])?;
+    session.remember(client, ["search_path"])?;
     // Everything below, and every definition read from the catalog, is
     // schema-qualified: the same text means the same object throughout.
     client
@@ -63,10 +63,13 @@ pub fn revert_tables(
     let tools = Tools::find(major)?;
     let archive = write_archive(repo, index, &content.schema)?;
     let listing = list(&tools, archive.path())?;
-    let xid: i64 = client
-        .query_one("SELECT txid_current()", &[])
-        .map_err(pg_err("preparing the revert"))?
-        .get(0);
+    let row = client
+        .query_one(
+            "SELECT txid_current(), current_setting('session_replication_role')",
+            &[],
+        )
+        .map_err(pg_err("preparing the revert"))?;
+    let (xid, replication_role): (i64, String) = (row.get(0), row.get(1));
     let mut cx = Cx {
         repo,
         index,
@@ -78,6 +81,7 @@ pub fn revert_tables(
         change,
         progress,
         session: &mut session,
+        replication_role,
         review_ready: false,
     };
     let mut out = Vec::with_capacity(tables.len());
@@ -268,6 +272,8 @@ struct Cx<'a> {
     change: &'a str,
     progress: &'a dyn Progress,
     session: &'a mut Session,
+    /// session_replication_role before, put back after each load.
+    replication_role: String,
     review_ready: bool,
 }
 
@@ -360,17 +366,10 @@ impl Cx<'_> {
         if let (Some(live), Some(stash)) = (&live, &stash) {
             self.merge(t, live, stash, rt.policy, &mut report)?;
         }
-        let role = self
-            .session
-            .saved
-            .iter()
-            .find(|(n, _)| n == "session_replication_role")
-            .and_then(|(_, v)| v.clone())
-            .unwrap_or_else(|| "origin".into());
         self.client
             .execute(
                 "SELECT pg_catalog.set_config('session_replication_role', $1, true)",
-                &[&role],
+                &[&self.replication_role],
             )
             .map_err(pg_err("resuming triggers"))?;
 
@@ -399,11 +398,20 @@ impl Cx<'_> {
         if let Some(stash) = &stash {
             // No CASCADE: anything still depending on the old table is the
             // user's and must not disappear silently.
-            run(
-                self.client,
-                &format!("DROP TABLE {stash}; DROP SCHEMA {}", ident(stash_schema)),
-                format!("dropping the replaced copy of {what} (something still depends on it)"),
-            )?;
+            let drop = format!("DROP TABLE {stash}; DROP SCHEMA {}", ident(stash_schema));
+            self.client
+                .batch_execute(&drop)
+                .map_err(|e| match e.as_db_error() {
+                    // The detail names what depends on it.
+                    Some(d) => Error::Pg {
+                        context: format!("dropping the replaced copy of {what}"),
+                        detail: match d.detail() {
+                            Some(x) => format!("{} ({x})", d.message()),
+                            None => d.message().to_string(),
+                        },
+                    },
+                    None => pg_err(format!("dropping the replaced copy of {what}"))(e),
+                })?;
         }
         Ok(report)
     }
@@ -518,11 +526,19 @@ impl Cx<'_> {
         {
             let (view, kind, def, options): (String, String, String, String) =
                 (r.get(0), r.get(1), r.get(2), r.get(3));
-            if kind != "v" {
+            match kind.as_str() {
+                "v" => {}
                 // Replacing its query in place would lose its rows and indexes.
-                return Err(refuse(format!(
-                    "materialized view {view} reads {what}; drop it before the revert and create it again after"
-                )));
+                "m" => {
+                    return Err(refuse(format!(
+                        "materialized view {view} reads {what}; drop it before the revert and create it again after"
+                    )))
+                }
+                _ => {
+                    return Err(refuse(format!(
+                        "a rule on {view} reads {what}; drop it before the revert and create it again after"
+                    )))
+                }
             }
             views.push((view, options, def));
         }
@@ -589,7 +605,7 @@ impl Cx<'_> {
                 .primary_key
                 .iter()
                 .all(|k| common.iter().any(|(c, _)| c == k));
-        let mut policy = if !keyed && policy == OnConflict::KeepNew {
+        let policy = if !keyed && policy == OnConflict::KeepNew {
             OnConflict::Review
         } else {
             policy
@@ -642,35 +658,19 @@ impl Cx<'_> {
             )
         };
         let context = format!("resolving rows written to {what} since the snapshot");
-        let mut reason = reason.to_string();
         if policy == OnConflict::KeepNew {
             let sql = format!(
                 "INSERT INTO {name} ({cols}) OVERRIDING SYSTEM VALUE SELECT {select} {from}"
             );
-            // A row the snapshot's constraints reject (a NOT NULL column
-            // dropped by the change, a unique value taken) goes to review
-            // rather than failing the whole revert or being lost.
-            run(self.client, "SAVEPOINT ripcord_keep", &context)?;
-            match self.client.execute(&sql, &[]) {
-                Ok(n) => {
-                    run(self.client, "RELEASE SAVEPOINT ripcord_keep", &context)?;
-                    report.kept_rows = n;
-                }
-                Err(e) if e.as_db_error().is_some() => {
-                    run(
-                        self.client,
-                        "ROLLBACK TO SAVEPOINT ripcord_keep; RELEASE SAVEPOINT ripcord_keep",
-                        &context,
-                    )?;
-                    let why = db_message(&e);
-                    self.progress.warn(format!(
-                        "rows written to {what} since the snapshot cannot be kept ({why}): they are in ripcord.review"
-                    ));
-                    reason = format!("{reason}; cannot be kept: {why}");
-                    policy = OnConflict::Review;
-                }
-                Err(e) => return Err(pg_err(context)(e)),
-            }
+            // A row the snapshot's constraints reject (a NOT NULL column the
+            // change dropped, a unique value taken) fails the revert: the
+            // caller rolls back, and another policy can be chosen.
+            report.kept_rows = self.client.execute(&sql, &[]).map_err(|e| Error::Pg {
+                context: format!(
+                    "keeping rows written to {what} since the snapshot (on_conflict review or snapshot for this table avoids this)"
+                ),
+                detail: db_message(&e),
+            })?;
         }
         match policy {
             OnConflict::KeepNew => {}

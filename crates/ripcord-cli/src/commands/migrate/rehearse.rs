@@ -173,7 +173,6 @@ pub fn run(ctx: &Ctx, args: &RehearseArgs) -> Result<()> {
         &name,
         &scratch,
         args,
-        &pending,
         last_applied,
     );
     let kept = scratch.remove(args.keep)?;
@@ -226,7 +225,6 @@ fn rehearse(
     name: &str,
     scratch: &Scratch,
     args: &RehearseArgs,
-    pending: &[String],
     last_applied: Option<String>,
 ) -> Result<RehearseReport> {
     let target = scratch.config();
@@ -266,11 +264,31 @@ fn rehearse(
         .context("rehearsal: down failed on the scratch copy")?;
     ctx.say(format!("down: {} change(s) reverted", down.changes.len()));
     let after = fingerprint(&mut *db, &target)?;
-    let irreversible = compare(plan, &changes, &before, &after, db.dialect());
-    engine::up(&mut *db, &mut net, plan, &up_opts, &mut |_| {})
-        .context("rehearsal: up after down failed on the scratch copy")?;
-    ctx.say("up again: applied");
-    let _ = pending;
+    let mut irreversible = compare(plan, &changes, &before, &after, db.dialect());
+    // What down left behind can also stop the changes from applying again.
+    let reapplied = match engine::up(&mut *db, &mut net, plan, &up_opts, &mut |_| {}) {
+        Ok(_) => {
+            ctx.say("up again: applied");
+            true
+        }
+        Err(ripcord_migrate::Error::ChangeFailed {
+            change,
+            step,
+            detail,
+            ..
+        }) => {
+            let reason = format!("applying it again after down fails ({step}): {detail}");
+            match irreversible.iter_mut().find(|c| c.change == change) {
+                Some(c) => c.reasons.push(reason),
+                None => irreversible.push(Irreversible {
+                    change,
+                    reasons: vec![reason],
+                }),
+            }
+            false
+        }
+        Err(e) => return Err(e).context("rehearsal: up after down failed on the scratch copy"),
+    };
     Ok(RehearseReport {
         target: name.to_string(),
         scratch: scratch.shown(),
@@ -280,7 +298,7 @@ fn rehearse(
             .iter()
             .map(|c| (c.name.clone(), c.how))
             .collect(),
-        reapplied: true,
+        reapplied,
         irreversible,
     })
 }

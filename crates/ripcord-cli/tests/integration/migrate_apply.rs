@@ -1,0 +1,613 @@
+//! `migrate up`, `migrate down`, `rollback` and `rehearse` against SQLite:
+//! every reader, every way back, every on_conflict policy, automatic
+//! revert, bad input, and kill -9 in the middle.
+
+use std::path::{Path, PathBuf};
+
+use ripcord_testing::data::write_file;
+use ripcord_testing::Workspace;
+
+use crate::common::*;
+
+fn write(ws: &Workspace, rel: &str, text: &str) {
+    write_file(&ws.path(rel), text.as_bytes());
+}
+
+/// A workspace with a repository, a SQLite target `app` and
+/// `[migrations] dir = "migrations"`.
+fn setup() -> (Workspace, PathBuf) {
+    setup_with("")
+}
+
+fn setup_with(extra: &str) -> (Workspace, PathBuf) {
+    let mut ws = workspace();
+    let db = ws.sqlite_target("app", "app.db");
+    ws.append_config(&format!(
+        "[migrations]\ntarget = \"app\"\ndir = \"migrations\"\n{extra}"
+    ));
+    ws.init();
+    (ws, db)
+}
+
+/// Rows of a query, columns joined with `|`, NULL as empty.
+fn rows(db: &Path, sql: &str) -> Vec<String> {
+    let conn = rusqlite::Connection::open(db).expect("open database");
+    let mut stmt = conn.prepare(sql).expect("prepare");
+    let n = stmt.column_count();
+    stmt.query_map([], |r| {
+        Ok((0..n)
+            .map(|i| {
+                let v: rusqlite::types::Value = r.get(i)?;
+                Ok(match v {
+                    rusqlite::types::Value::Null => String::new(),
+                    rusqlite::types::Value::Integer(i) => i.to_string(),
+                    rusqlite::types::Value::Real(f) => f.to_string(),
+                    rusqlite::types::Value::Text(t) => t,
+                    rusqlite::types::Value::Blob(b) => format!("{b:?}"),
+                })
+            })
+            .collect::<rusqlite::Result<Vec<_>>>()?
+            .join("|"))
+    })
+    .expect("query")
+    .collect::<rusqlite::Result<Vec<_>>>()
+    .expect("rows")
+}
+
+fn exec(db: &Path, sql: &str) {
+    rusqlite::Connection::open(db)
+        .expect("open database")
+        .execute_batch(sql)
+        .expect("execute");
+}
+
+fn tables(db: &Path) -> Vec<String> {
+    rows(
+        db,
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
+         AND name NOT LIKE 'ripcord_%' ORDER BY name",
+    )
+}
+
+fn states(ws: &Workspace) -> Vec<String> {
+    let v = ws.json(&["migrate", "status"]);
+    v["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| {
+            format!(
+                "{}={}",
+                c["name"].as_str().unwrap(),
+                c["state"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+/// The demo's story: phase one makes `users` with e-mail addresses, phase
+/// two drops the column, with no down script.
+fn two_phase(ws: &Workspace) {
+    write(
+        ws,
+        "migrations/plan.toml",
+        "[[phase]]\nname = \"expand\"\nchanges = [\"0001_users\", \"0002_seed\"]\n\n\
+         [[phase]]\nname = \"contract\"\nchanges = [\"0003_drop_email\"]\n",
+    );
+    write(
+        ws,
+        "migrations/0001_users/up.sql",
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT);\n",
+    );
+    write(ws, "migrations/0001_users/down.sql", "DROP TABLE users;\n");
+    write(
+        ws,
+        "migrations/0001_users/verify.sql",
+        "SELECT id, name, email FROM users WHERE 0;\n",
+    );
+    write(
+        ws,
+        "migrations/0002_seed/up.sql",
+        "INSERT INTO users (name, email) VALUES ('ann', 'ann@example.com'), \
+         ('bob', 'bob@example.com'), ('cy', 'cy@example.com');\n",
+    );
+    write(ws, "migrations/0002_seed/down.sql", "DELETE FROM users;\n");
+    write(
+        ws,
+        "migrations/0003_drop_email/up.sql",
+        "ALTER TABLE users DROP COLUMN email;\n",
+    );
+}
+
+const ALL_USERS: &str = "SELECT id, name, email FROM users ORDER BY id";
+
+#[test]
+fn rollback_puts_a_dropped_column_back_with_its_data() {
+    let (ws, db) = setup();
+    two_phase(&ws);
+    let out = ws.ok(&["migrate", "up"]);
+    out.assert_stdout_has("safety snapshot")
+        .assert_stdout_has("3 change(s) applied");
+    assert_eq!(rows(&db, "SELECT id, name FROM users ORDER BY id").len(), 3);
+    // The application goes on writing after the change.
+    exec(&db, "INSERT INTO users (name) VALUES ('dee');");
+
+    let status = ws.json(&["migrate", "status"]);
+    assert_eq!(status["phase"], "contract");
+    let out = ws.ok(&["rollback", "--to", "@expand"]);
+    out.assert_stdout_has("from its safety snapshot")
+        .assert_stdout_has("1 kept")
+        .assert_stdout_has("data loss: none");
+    assert_eq!(
+        rows(&db, ALL_USERS),
+        [
+            "1|ann|ann@example.com",
+            "2|bob|bob@example.com",
+            "3|cy|cy@example.com",
+            "4|dee|"
+        ]
+    );
+    assert_eq!(
+        states(&ws),
+        [
+            "0001_users=applied",
+            "0002_seed=applied",
+            "0003_drop_email=pending"
+        ]
+    );
+    // The history records the deploys and the revert.
+    let events = rows(&db, "SELECT change, kind FROM ripcord_events ORDER BY id");
+    assert!(
+        events.contains(&"0003_drop_email|revert".to_string()),
+        "{events:?}"
+    );
+    assert!(
+        rows(
+            &db,
+            "SELECT safety_snapshot FROM ripcord_changes WHERE name = '0002_seed'"
+        )[0]
+        .len()
+            >= 8
+    );
+
+    // Up again, then all the way down with the down scripts.
+    ws.ok(&["migrate", "up"]);
+    ws.ok(&["migrate", "down", "--to", "@root"])
+        .assert_stdout_has("by its down script");
+    assert!(tables(&db).is_empty(), "{:?}", tables(&db));
+}
+
+#[test]
+fn on_conflict_policies_decide_about_rows_written_since() {
+    // keep-new is the default (above); snapshot discards, review sets aside.
+    for (policy, expect_rows, expect_review) in [("snapshot", 3, 0), ("review", 3, 1)] {
+        let (ws, db) = setup_with(&format!("on_conflict = \"{policy}\"\n"));
+        two_phase(&ws);
+        ws.ok(&["migrate", "up"]);
+        exec(&db, "INSERT INTO users (name) VALUES ('dee');");
+        let out = ws.ok(&["migrate", "down", "--to", "0002_seed"]);
+        assert_eq!(rows(&db, ALL_USERS).len(), expect_rows, "{policy}");
+        assert_eq!(
+            rows(&db, "SELECT email FROM users WHERE id = 2"),
+            ["bob@example.com"]
+        );
+        let review = rows(
+            &db,
+            "SELECT count(*) FROM sqlite_master WHERE name = 'ripcord_review'",
+        );
+        if expect_review > 0 {
+            assert_eq!(review, ["1"]);
+            let set_aside = rows(
+                &db,
+                "SELECT table_name, change, row_data FROM ripcord_review",
+            );
+            assert_eq!(set_aside.len(), 1, "{set_aside:?}");
+            assert!(set_aside[0].contains("dee"), "{set_aside:?}");
+            out.assert_stdout_has("review").assert_stdout_has("dee");
+        } else {
+            out.assert_stderr_has("data loss: 1 row(s)");
+        }
+    }
+
+    // Per-table settings, and a table without a primary key falls back to review.
+    let (ws, db) = setup_with("[migrations.tables.users]\non_conflict = \"snapshot\"\n");
+    write(&ws, "migrations/0001_t/up.sql", "CREATE TABLE logs (at TEXT, line TEXT);\nCREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT);\nINSERT INTO logs VALUES ('1', 'a');\nINSERT INTO users VALUES (1, 'x');\n");
+    write(
+        &ws,
+        "migrations/0001_t/down.sql",
+        "DROP TABLE logs;\nDROP TABLE users;\n",
+    );
+    write(
+        &ws,
+        "migrations/0002_strip/up.sql",
+        "UPDATE logs SET line = upper(line);\nUPDATE users SET email = NULL;\n",
+    );
+    ws.ok(&["migrate", "up"]);
+    exec(
+        &db,
+        "INSERT INTO logs VALUES ('2', 'b'); INSERT INTO users VALUES (2, 'y');",
+    );
+    let v = ws.json(&["migrate", "down", "--to", "0001_t"]);
+    let tables = v["changes"][0]["tables"]
+        .as_array()
+        .expect("tables")
+        .clone();
+    let find = |name: &str| {
+        tables
+            .iter()
+            .find(|t| t["table"] == name)
+            .expect(name)
+            .clone()
+    };
+    assert_eq!(find("logs")["policy"], "review");
+    // Without a key, rows the change rewrote cannot be told from rows
+    // written since: both are set aside.
+    assert_eq!(find("logs")["review_rows"], 2);
+    assert_eq!(find("users")["policy"], "snapshot");
+    assert_eq!(find("users")["discarded_rows"], 1);
+    assert_eq!(v["rows_lost"], 1);
+    assert_eq!(rows(&db, "SELECT * FROM logs"), ["1|a"]);
+    assert_eq!(rows(&db, "SELECT * FROM users"), ["1|x"]);
+}
+
+#[test]
+fn every_reader_applies_and_reverts() {
+    type Plan = &'static [(&'static str, &'static str)];
+    let plans: [(&str, Plan); 5] = [
+        (
+            "sqitch",
+            &[
+                ("sqitch.plan", "%syntax-version=1.0.0\n%project=app\n\nusers 2026-01-01T00:00:00Z A <a@x> # users\n@v1 2026-01-01T00:00:00Z A <a@x> # tag\nnick [users] 2026-01-02T00:00:00Z A <a@x> # nick\n"),
+                ("deploy/users.sql", "-- Deploy app:users to sqlite\nBEGIN;\nCREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);\nINSERT INTO users VALUES (1, 'ann');\nCOMMIT;\n"),
+                ("revert/users.sql", "BEGIN;\nDROP TABLE users;\nCOMMIT;\n"),
+                ("verify/users.sql", "BEGIN;\nSELECT id, name FROM users WHERE 0;\nROLLBACK;\n"),
+                ("deploy/nick.sql", "BEGIN;\nALTER TABLE users DROP COLUMN name;\nCOMMIT;\n"),
+            ],
+        ),
+        (
+            "flyway",
+            &[
+                ("V1__users.sql", "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);\nINSERT INTO users VALUES (1, 'ann');\n"),
+                ("U1__users.sql", "DROP TABLE users;\n"),
+                ("V2__nick.sql", "ALTER TABLE users DROP COLUMN name;\n"),
+            ],
+        ),
+        (
+            "golang-migrate",
+            &[
+                ("1_users.up.sql", "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);\nINSERT INTO users VALUES (1, 'ann');\n"),
+                ("1_users.down.sql", "DROP TABLE users;\n"),
+                ("2_nick.up.sql", "ALTER TABLE users DROP COLUMN name;\n"),
+            ],
+        ),
+        (
+            "dbmate",
+            &[
+                ("20260101000000_users.sql", "-- migrate:up\nCREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);\nINSERT INTO users VALUES (1, 'ann');\n\n-- migrate:down\nDROP TABLE users;\n"),
+                ("20260102000000_nick.sql", "-- migrate:up\nALTER TABLE users DROP COLUMN name;\n\n-- migrate:down\n"),
+            ],
+        ),
+        (
+            "timestamp",
+            &[
+                ("202601010000_users.sql", "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);\nINSERT INTO users VALUES (1, 'ann');\n"),
+                ("202601010000_users_rollback.sql", "DROP TABLE users;\n"),
+                ("202601020000_nick.sql", "ALTER TABLE users DROP COLUMN name;\n"),
+            ],
+        ),
+    ];
+    for (format, files) in plans {
+        let (ws, db) = setup();
+        for (rel, text) in files {
+            write(&ws, &format!("migrations/{rel}"), text);
+        }
+        ws.ok(&["migrate", "up"]);
+        assert_eq!(rows(&db, "SELECT * FROM users"), ["1"], "{format}");
+        let v = ws.json(&["migrate", "status"]);
+        assert_eq!(v["format"], format);
+        assert_eq!(v["counts"]["applied"], 2, "{format}");
+        // The second change has no down script: its snapshot brings the name back.
+        let first = v["changes"][0]["name"].as_str().unwrap().to_string();
+        ws.ok(&["migrate", "down", "--to", &first]);
+        assert_eq!(rows(&db, "SELECT * FROM users"), ["1|ann"], "{format}");
+        ws.ok(&["migrate", "down", "--to", "@root"]);
+        assert!(tables(&db).is_empty(), "{format}: {:?}", tables(&db));
+        let v = ws.json(&["migrate", "status"]);
+        assert_eq!(v["counts"]["pending"], 2, "{format}");
+    }
+}
+
+#[test]
+fn a_failing_change_is_undone_at_once() {
+    // In a transaction: the first statement ran, the second fails.
+    let (ws, db) = setup();
+    two_phase(&ws);
+    write(
+        &ws,
+        "migrations/0004_bad/up.sql",
+        "UPDATE users SET name = 'x';\nINSERT INTO nowhere VALUES (1);\n",
+    );
+    let out = ws.run(&["migrate", "up"]);
+    out.assert_code(1)
+        .assert_stderr_has("0004_bad")
+        .assert_stderr_has("no such table: nowhere")
+        .assert_stderr_has("transaction was rolled back");
+    assert_eq!(
+        rows(&db, "SELECT name FROM users ORDER BY id"),
+        ["ann", "bob", "cy"]
+    );
+    assert_eq!(
+        states(&ws),
+        [
+            "0001_users=applied",
+            "0002_seed=applied",
+            "0003_drop_email=applied",
+            "0004_bad=pending"
+        ]
+    );
+    let fails = rows(&db, "SELECT change FROM ripcord_events WHERE kind = 'fail'");
+    assert_eq!(fails, ["0004_bad"]);
+
+    // A verify that fails undoes its change too.
+    write(
+        &ws,
+        "migrations/0004_bad/up.sql",
+        "UPDATE users SET name = 'x';\n",
+    );
+    write(
+        &ws,
+        "migrations/0004_bad/verify.sql",
+        "SELECT CASE WHEN (SELECT count(*) FROM users WHERE name = 'x') > 0 \
+         THEN json('not json') END;\n",
+    );
+    ws.run(&["migrate", "up"])
+        .assert_code(1)
+        .assert_stderr_has("(verify)");
+    assert_eq!(
+        rows(&db, "SELECT name FROM users ORDER BY id"),
+        ["ann", "bob", "cy"]
+    );
+
+    // Outside a transaction (VACUUM cannot run in one): reverted from the
+    // safety snapshot.
+    write(
+        &ws,
+        "migrations/0004_bad/up.sql",
+        "UPDATE users SET name = 'x';\nVACUUM;\nINSERT INTO nowhere VALUES (1);\n",
+    );
+    std::fs::remove_file(ws.path("migrations/0004_bad/verify.sql")).unwrap();
+    ws.run(&["migrate", "up"])
+        .assert_code(1)
+        .assert_stderr_has("outside a transaction")
+        .assert_stderr_has("from its safety snapshot");
+    assert_eq!(
+        rows(&db, "SELECT name FROM users ORDER BY id"),
+        ["ann", "bob", "cy"]
+    );
+    assert_eq!(states(&ws).last().unwrap(), "0004_bad=pending");
+}
+
+#[test]
+fn bad_input_changes_nothing() {
+    // A syntax error in the second of two pending changes: the first does not run either.
+    let (ws, db) = setup();
+    two_phase(&ws);
+    write(
+        &ws,
+        "migrations/0003_drop_email/up.sql",
+        "ALTER TABLE users DROP COLUM email;\n",
+    );
+    ws.run(&["migrate", "up"])
+        .assert_code(2)
+        .assert_stderr_has("0003_drop_email")
+        .assert_stderr_has("syntax error")
+        .assert_stderr_has("up.sql:1");
+    assert!(tables(&db).is_empty());
+
+    // A missing file named in a plan.
+    let (ws, db) = setup();
+    write(
+        &ws,
+        "migrations/sqitch.plan",
+        "%project=app\n\nusers 2026-01-01T00:00:00Z A <a@x> # users\n",
+    );
+    ws.run(&["migrate", "up"])
+        .assert_code(2)
+        .assert_stderr_has("deploy/users.sql");
+    assert!(tables(&db).is_empty());
+
+    // A cycle.
+    let (ws, db) = setup();
+    two_phase(&ws);
+    write(
+        &ws,
+        "migrations/plan.toml",
+        "[changes.0001_users]\nrequires = [\"0002_seed\"]\n[changes.0002_seed]\nrequires = [\"0001_users\"]\n",
+    );
+    ws.run(&["migrate", "up"])
+        .assert_code(2)
+        .assert_stderr_has("cycle");
+    assert!(tables(&db).is_empty());
+
+    // An unknown --to, up and down.
+    let (ws, db) = setup();
+    two_phase(&ws);
+    ws.run(&["migrate", "up", "--to", "0002_sed"])
+        .assert_code(2)
+        .assert_stderr_has("0002_seed");
+    assert!(tables(&db).is_empty());
+    ws.ok(&["migrate", "up"]);
+    ws.run(&["migrate", "down", "--to", "@nope"]).assert_code(2);
+    assert_eq!(rows(&db, "SELECT count(*) FROM ripcord_changes"), ["3"]);
+
+    // A plan that does not match the database's history.
+    std::fs::remove_dir_all(ws.path("migrations/0002_seed")).unwrap();
+    write(
+        &ws,
+        "migrations/plan.toml",
+        "[[phase]]\nname = \"expand\"\nchanges = [\"0001_users\"]\n",
+    );
+    for args in [
+        &["migrate", "up"][..],
+        &["migrate", "down", "--to", "@root"],
+    ] {
+        ws.run(args)
+            .assert_code(3)
+            .assert_stderr_has("does not match the database's history");
+    }
+    assert_eq!(rows(&db, "SELECT count(*) FROM ripcord_changes"), ["3"]);
+    assert_eq!(rows(&db, "SELECT count(*) FROM users"), ["3"]);
+}
+
+#[test]
+fn dry_run_drift_and_targets() {
+    let (ws, db) = setup();
+    two_phase(&ws);
+    let v = ws.json(&["migrate", "up", "--dry-run"]);
+    assert_eq!(v["dry_run"], true);
+    assert_eq!(v["changes"].as_array().unwrap().len(), 3);
+    assert_eq!(v["changes"][2]["snapshot_scope"]["scope"], "tables");
+    assert!(tables(&db).is_empty());
+
+    ws.ok(&["migrate", "up", "--to", "@expand"]);
+    assert_eq!(
+        states(&ws),
+        [
+            "0001_users=applied",
+            "0002_seed=applied",
+            "0003_drop_email=pending"
+        ]
+    );
+    // An applied script edited afterwards is drift: refused, unless allowed.
+    write(
+        &ws,
+        "migrations/0002_seed/up.sql",
+        "INSERT INTO users (name) VALUES ('zed');\n",
+    );
+    ws.run(&["migrate", "up"])
+        .assert_code(3)
+        .assert_stderr_has("drift")
+        .assert_stderr_has("--allow-drift");
+    assert_eq!(rows(&db, "SELECT count(*) FROM users"), ["3"]);
+    ws.ok(&["migrate", "up", "--allow-drift"]);
+    let v = ws.json(&[
+        "migrate",
+        "down",
+        "--to",
+        "@root",
+        "--dry-run",
+        "--allow-drift",
+    ]);
+    assert_eq!(v["changes"].as_array().unwrap().len(), 3);
+    assert_eq!(v["changes"][0]["how"], "snapshot");
+    assert_eq!(v["changes"][2]["how"], "down-script");
+    assert_eq!(rows(&db, "SELECT count(*) FROM ripcord_changes"), ["3"]);
+}
+
+fn killed(out: &ripcord_testing::Output) {
+    assert_eq!(
+        out.signal,
+        Some(9),
+        "expected a kill at the failpoint\n{out}"
+    );
+}
+
+#[test]
+fn kill_9_during_up_and_down_loses_nothing() {
+    // Inside the transaction, just before it commits: nothing happened.
+    let (ws, db) = setup();
+    two_phase(&ws);
+    ws.ok(&["migrate", "up", "--to", "@expand"]);
+    killed(&ws.run_env(
+        &["migrate", "up"],
+        &[("RIPCORD_FAILPOINT", "migrate-change-ran")],
+    ));
+    assert_eq!(states(&ws).last().unwrap(), "0003_drop_email=pending");
+    assert_eq!(rows(&db, ALL_USERS).len(), 3);
+    ws.ok(&["migrate", "up"]);
+
+    // During the revert, before it commits: still applied; down again works.
+    killed(&ws.run_env(
+        &["migrate", "down", "--to", "@expand"],
+        &[("RIPCORD_FAILPOINT", "migrate-revert-ran")],
+    ));
+    assert_eq!(states(&ws).last().unwrap(), "0003_drop_email=applied");
+    // The killed run's repository lock is stale; `unlock` clears it.
+    ws.ok(&["unlock"]);
+    ws.ok(&["verify"]);
+    ws.ok(&["migrate", "down", "--to", "@expand"]);
+    assert_eq!(rows(&db, ALL_USERS)[1], "2|bob|bob@example.com");
+
+    // Outside a transaction, between statements: dirty, refused, reverted
+    // from the snapshot by down, then applied again.
+    write(
+        &ws,
+        "migrations/0003_drop_email/up.sql",
+        "UPDATE users SET name = upper(name);\nVACUUM;\nALTER TABLE users DROP COLUMN email;\n",
+    );
+    killed(&ws.run_env(
+        &["migrate", "up", "--allow-drift"],
+        &[("RIPCORD_FAILPOINT", "migrate-statement-ran")],
+    ));
+    assert_eq!(
+        rows(&db, "SELECT name FROM users ORDER BY id"),
+        ["ANN", "BOB", "CY"]
+    );
+    ws.run(&["migrate", "status"])
+        .assert_code(3)
+        .assert_stderr_has("never finished");
+    ws.run(&["migrate", "up"])
+        .assert_code(3)
+        .assert_stderr_has("dirty");
+    ws.ok(&["migrate", "down", "--to", "@expand"])
+        .assert_stdout_has("it was dirty");
+    assert_eq!(
+        rows(&db, ALL_USERS),
+        [
+            "1|ann|ann@example.com",
+            "2|bob|bob@example.com",
+            "3|cy|cy@example.com"
+        ]
+    );
+    ws.ok(&["migrate", "up"]);
+    assert_eq!(
+        rows(&db, "SELECT name FROM users ORDER BY id"),
+        ["ANN", "BOB", "CY"]
+    );
+    ws.ok(&["unlock"]);
+    ws.ok(&["verify"]);
+}
+
+#[test]
+fn rehearse_finds_changes_that_do_not_undo() {
+    let (ws, db) = setup();
+    two_phase(&ws);
+    ws.ok(&["migrate", "up", "--to", "0001_users"]);
+    let before = ws.snapshot_ids().len();
+    ws.ok(&["migrate", "rehearse"])
+        .assert_stdout_has("rehearsal passed");
+    // The real database and repository are untouched.
+    assert_eq!(
+        states(&ws),
+        [
+            "0001_users=applied",
+            "0002_seed=pending",
+            "0003_drop_email=pending"
+        ]
+    );
+    assert!(rows(&db, "SELECT * FROM users").is_empty());
+    assert_eq!(ws.snapshot_ids().len(), before);
+
+    // A down script that forgets the table its change made.
+    write(
+        &ws,
+        "migrations/0004_audit/up.sql",
+        "CREATE TABLE audit (at TEXT);\n",
+    );
+    write(&ws, "migrations/0004_audit/down.sql", "SELECT 1;\n");
+    let out = ws.run(&["migrate", "rehearse"]);
+    out.assert_code(1)
+        .assert_stdout_has("not reversible: 0004_audit")
+        .assert_stdout_has("table audit is left behind")
+        .assert_stderr_has("0004_audit");
+}
