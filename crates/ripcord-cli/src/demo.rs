@@ -1,6 +1,8 @@
 //! `ripcord demo`: the whole story on a throwaway app, with nothing but this
 //! binary. It builds a small app (a SQLite database and a config folder),
-//! snapshots it, breaks both, restores, and proves the result identical.
+//! snapshots it, breaks both, restores, and proves the result identical;
+//! then migrates it in two phases, dropping a column full of data, and rolls
+//! back with every value put back.
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -12,7 +14,11 @@ use ripcord_core::config::Config;
 use ripcord_repo::verify::{verify, VerifyOptions};
 use ripcord_repo::Repository;
 
+use ripcord_migrate::engine::{self, DownOptions, Note, Scope, UpOptions};
+use ripcord_migrate::tracking::SqliteTracker;
+
 use crate::cli::RestoreArgs;
+use crate::commands::migrate::RepoNet;
 use crate::commands::{restore, snapshot};
 use crate::ctx::Ctx;
 use crate::output;
@@ -171,8 +177,10 @@ pub fn run(keep: bool) -> Result<()> {
         &after_tree[..16]
     ));
 
+    migration_story(&ctx, &repo, &root, &db)?;
+
     step(
-        7,
+        9,
         "Verify the repository deeply: decrypt and re-hash every blob",
     );
     let report = verify(
@@ -199,6 +207,154 @@ pub fn run(keep: bool) -> Result<()> {
     if keep {
         let kept = tmp.keep();
         println!("kept the demo folder: {}", kept.display());
+    }
+    Ok(())
+}
+
+/// Steps 7 and 8: a two-phase migration whose second phase drops a column
+/// full of data, then a rollback that puts every value back.
+fn migration_story(ctx: &Ctx, repo: &Repository, root: &Path, db: &Path) -> Result<()> {
+    step(
+        7,
+        "Migrate in two phases: expand adds customers.phone, contract drops customers.email",
+    );
+    let dir = root.join("app/migrations");
+    write_migrations(&dir)?;
+    note(format!(
+        "{}: 0001_add_phone (with down and verify), 0002_drop_email (no down script)",
+        dir.display()
+    ));
+    let emails = |conn: &rusqlite::Connection| -> Result<Vec<(i64, Option<String>)>> {
+        let mut stmt = conn.prepare("SELECT id, email FROM customers ORDER BY id")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    };
+    let before = emails(&rusqlite::Connection::open(db)?)?;
+    let plan = ripcord_migrate::read(&dir)?;
+    let mut tracker = SqliteTracker::open(db)?;
+    let mut net = RepoNet {
+        ctx,
+        repo,
+        target: "db".into(),
+        policy: None,
+    };
+    let actor = format!("{}@{}", ripcord_repo::username(), ripcord_repo::hostname());
+    let up = UpOptions {
+        actor: actor.clone(),
+        ..UpOptions::default()
+    };
+    engine::up(&mut tracker, &mut net, &plan, &up, &mut |n| match n {
+        Note::Snapshot {
+            change, id, scope, ..
+        } => {
+            if let Scope::Tables(tables) = scope {
+                note(format!(
+                    "safety snapshot {} of {} before {change}",
+                    &id[..8],
+                    tables.join(", ")
+                ));
+            }
+        }
+        Note::Applied(c) => note(format!(
+            "applied {} in {} ms, in a transaction{}",
+            c.name,
+            c.duration_ms.unwrap_or(0),
+            if c.verify { ", verified" } else { "" }
+        )),
+        _ => {}
+    })?;
+    let conn = rusqlite::Connection::open(db)?;
+    let has_email: i64 = conn.query_row(
+        "SELECT count(*) FROM pragma_table_info('customers') WHERE name = 'email'",
+        [],
+        |r| r.get(0),
+    )?;
+    if has_email != 0 {
+        bail!("the contract phase did not drop customers.email");
+    }
+    note(format!(
+        "customers.email is gone, and with it {} addresses",
+        before.iter().filter(|(_, e)| e.is_some()).count()
+    ));
+    conn.execute(
+        "INSERT INTO customers (id, name, phone) VALUES (501, 'Customer 501', '+1-555-0501')",
+        [],
+    )?;
+    drop(conn);
+    note("the app keeps working and signs up customer 501 after the change");
+
+    step(
+        8,
+        "Second thoughts: roll back to the expand phase, data included",
+    );
+    let down = DownOptions {
+        to: "@expand".into(),
+        actor,
+        ..DownOptions::default()
+    };
+    let report = engine::down(&mut tracker, &mut net, &plan, &down, &mut |_| {})?;
+    drop(tracker);
+    for c in &report.changes {
+        note(format!("reverted {} {}", c.name, c.how.describe()));
+        for t in &c.tables {
+            note(format!(
+                "  {}: {} rows restored from the safety snapshot, {} newer row kept",
+                t.table, t.restored_rows, t.kept_rows
+            ));
+        }
+    }
+    let after = emails(&rusqlite::Connection::open(db)?)?;
+    let back = before.iter().filter(|row| after.contains(row)).count();
+    if back != before.len() || after.len() != before.len() + 1 {
+        bail!(
+            "after the rollback {back} of {} emails are back and {} customers exist",
+            before.len(),
+            after.len()
+        );
+    }
+    let lost: u64 = report.changes.iter().map(|c| c.rows_lost()).sum();
+    note(format!(
+        "all {back} email addresses are back in place, customer 501 is kept; data loss: {}",
+        if lost == 0 {
+            "none".to_string()
+        } else {
+            format!("{lost} rows")
+        }
+    ));
+    Ok(())
+}
+
+fn write_migrations(dir: &Path) -> Result<()> {
+    let files = [
+        (
+            "plan.toml",
+            "[[phase]]\nname = \"expand\"\nchanges = [\"0001_add_phone\"]\n\n\
+             [[phase]]\nname = \"contract\"\nchanges = [\"0002_drop_email\"]\n",
+        ),
+        (
+            "0001_add_phone/up.sql",
+            "ALTER TABLE customers ADD COLUMN phone TEXT;\n\
+             UPDATE customers SET phone = printf('+1-555-%04d', id);\n",
+        ),
+        (
+            "0001_add_phone/down.sql",
+            "ALTER TABLE customers DROP COLUMN phone;\n",
+        ),
+        (
+            "0001_add_phone/verify.sql",
+            "SELECT 1 / (SELECT count(*) FROM customers WHERE phone IS NOT NULL);\n",
+        ),
+        (
+            "0002_drop_email/up.sql",
+            "-- contact goes by phone from now on\nALTER TABLE customers DROP COLUMN email;\n",
+        ),
+    ];
+    for (rel, text) in files {
+        let path = dir.join(rel);
+        fs::create_dir_all(path.parent().expect("has parent"))?;
+        fs::write(path, text)?;
     }
     Ok(())
 }

@@ -6,7 +6,7 @@ mod init;
 mod key;
 mod list;
 mod maintenance;
-mod migrate;
+pub mod migrate;
 pub mod restore;
 pub mod snapshot;
 mod verify;

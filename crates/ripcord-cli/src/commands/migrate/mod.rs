@@ -4,6 +4,8 @@
 
 mod apply;
 mod net;
+
+pub(crate) use net::RepoNet;
 mod rehearse;
 
 use std::path::{Path, PathBuf};
