@@ -247,16 +247,15 @@ fn migration_story(ctx: &Ctx, repo: &Repository, root: &Path, db: &Path) -> Resu
     };
     engine::up(&mut tracker, &mut net, &plan, &up, &mut |n| match n {
         Note::Snapshot {
-            change, id, scope, ..
-        } => {
-            if let Scope::Tables(tables) = scope {
-                note(format!(
-                    "safety snapshot {} of {} before {change}",
-                    &id[..8],
-                    tables.join(", ")
-                ));
-            }
-        }
+            change,
+            id,
+            scope: Scope::Tables(tables),
+            ..
+        } => note(format!(
+            "safety snapshot {} of {} before {change}",
+            &id[..8],
+            tables.join(", ")
+        )),
         Note::Applied(c) => note(format!(
             "applied {} in {} ms, in a transaction{}",
             c.name,
