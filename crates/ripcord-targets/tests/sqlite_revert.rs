@@ -532,7 +532,8 @@ fn a_failure_midway_undoes_everything_it_did() {
         "c",
         &Quiet,
     );
-    assert!(result.is_err());
+    let err = result.unwrap_err().to_string();
+    assert!(err.contains("UNIQUE"), "{err}");
     // Even committed, the transaction holds none of the revert's work.
     conn.execute_batch("COMMIT").unwrap();
     assert!(conn.prepare("SELECT note FROM tags").is_err());
