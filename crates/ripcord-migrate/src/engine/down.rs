@@ -83,6 +83,7 @@ pub fn down(
                 was_dirty: *dirty,
                 tables: Vec::new(),
                 dropped_tables: Vec::new(),
+                down_destroys: down_destroys(p, *how),
                 duration_ms: None,
             })
             .collect(),
@@ -141,6 +142,7 @@ pub(crate) fn revert_one(
         was_dirty: dirty,
         tables: Vec::new(),
         dropped_tables: Vec::new(),
+        down_destroys: down_destroys(p, how),
         duration_ms: None,
     };
     let failed = |detail: String| Error::Revert {
@@ -192,6 +194,24 @@ pub(crate) fn revert_one(
     }
     out.duration_ms = Some(started.elapsed().as_millis() as u64);
     Ok(out)
+}
+
+/// The destructive statements of the down script, when it runs.
+fn down_destroys(p: &Prepared, how: How) -> Vec<String> {
+    let runs = matches!(how, How::DownScript | How::DownScriptAndSnapshot);
+    match (&p.down, runs) {
+        (Some(sql), true) => {
+            let options = crate::analyze::Options {
+                dialect: p.dialect,
+                server_version: None,
+            };
+            crate::analyze::analyze(sql, &options)
+                .of_kind(Kind::Destructive)
+                .map(|f| format!("line {}: {}", f.line, f.detail))
+                .collect()
+        }
+        _ => Vec::new(),
+    }
 }
 
 fn revert_detail(out: &DownChange) -> String {

@@ -128,6 +128,9 @@ pub struct DownChange {
     /// Tables put back from the snapshot; empty on a dry run.
     pub tables: Vec<TableRevert>,
     pub dropped_tables: Vec<DroppedTable>,
+    /// What the down script itself destroys, as it says (`drops table t`);
+    /// those rows are gone by the script's own intent.
+    pub down_destroys: Vec<String>,
     pub duration_ms: Option<u64>,
 }
 

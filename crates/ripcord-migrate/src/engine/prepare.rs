@@ -21,6 +21,7 @@ pub(crate) struct Prepared<'p> {
     pub verify: Option<String>,
     pub down: Option<String>,
     pub down_transactional: bool,
+    pub dialect: crate::analyze::Dialect,
 }
 
 impl<'p> Prepared<'p> {
@@ -56,6 +57,7 @@ impl<'p> Prepared<'p> {
             verify,
             down,
             down_transactional,
+            dialect: options.dialect,
         }
     }
 

@@ -3,7 +3,7 @@
 use anyhow::Result;
 use ripcord_core::config::{OnConflict, TargetConfig};
 use ripcord_migrate::engine::{
-    self, Conn, Database, DownChange, DownOptions, DownReport, How, Note, Scope, UpOptions,
+    self, Conn, Database, DownChange, DownOptions, DownReport, Note, Scope, UpOptions,
 };
 use ripcord_migrate::tracking::{PostgresTracker, SqliteTracker};
 use ripcord_repo::Repository;
@@ -289,8 +289,8 @@ fn say(ctx: &Ctx, note: Note<'_>) {
             for t in &c.dropped_tables {
                 ctx.say(format!("  dropped {} ({} row(s))", t.table, t.rows));
             }
-            if c.how == How::DownScript && c.snapshot.is_none() {
-                // Nothing to say: the down script is the whole story.
+            for what in &c.down_destroys {
+                ctx.say(format!("  its down script, as written, {what}"));
             }
         }
         Note::Warning(text) => ctx.warn(text),
