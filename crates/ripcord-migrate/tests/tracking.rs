@@ -52,6 +52,7 @@ fn row(name: &str, checksum: &str, state: RecordState, plan_order: i32) -> Appli
         duration_ms: Some(1),
         safety_snapshot: None,
         plan_order,
+        transactional: true,
     }
 }
 

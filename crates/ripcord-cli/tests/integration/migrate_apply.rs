@@ -553,8 +553,16 @@ fn kill_9_during_up_and_down_loses_nothing() {
         rows(&db, "SELECT name FROM users ORDER BY id"),
         ["ANN", "BOB", "CY"]
     );
+    assert_eq!(
+        rows(
+            &db,
+            "SELECT state, transactional FROM ripcord_changes WHERE name = '0003_drop_email'"
+        ),
+        ["dirty|0"]
+    );
     ws.run(&["migrate", "status"])
         .assert_code(3)
+        .assert_stdout_has("dirty (no transaction)")
         .assert_stderr_has("never finished");
     ws.run(&["migrate", "up"])
         .assert_code(3)

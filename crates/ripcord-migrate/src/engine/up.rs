@@ -180,6 +180,7 @@ fn apply_one(
     } else {
         // Outside a transaction the row goes first, so a crash leaves it dirty.
         db.record_start(name, p.order, checksum, &opts.actor, snapshot.clone())?;
+        db.record_non_transactional(name)?;
         let mut failed = execute_each(db, &p.up, |_| failpoint::hit("migrate-statement-ran"))
             .err()
             .map(|e| ("up", e.to_string()));

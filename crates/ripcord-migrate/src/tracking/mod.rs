@@ -58,6 +58,9 @@ pub trait Tracker {
         snapshot_id: Option<String>,
     ) -> Result<()>;
 
+    /// Marks a started change as run outside a transaction.
+    fn record_non_transactional(&mut self, change: &str) -> Result<()>;
+
     /// Marks a started change `applied`.
     fn record_done(&mut self, change: &str, duration: Duration) -> Result<()>;
 
@@ -173,6 +176,8 @@ pub struct AppliedChange {
     pub safety_snapshot: Option<String>,
     /// The change's position in the plan order when it was started.
     pub plan_order: i32,
+    /// False when it ran outside a transaction.
+    pub transactional: bool,
 }
 
 /// Where a change of the plan, or a recorded one, stands.
@@ -203,6 +208,8 @@ pub struct ChangeStatus {
     pub recorded_checksum: Option<String>,
     pub applied_at: Option<DateTime<Utc>>,
     pub actor: Option<String>,
+    /// `Some(false)` for a recorded change that ran outside a transaction.
+    pub transactional: Option<bool>,
 }
 
 /// The first place where the recorded history leaves the plan order.
@@ -303,6 +310,7 @@ pub fn status(plan: &Plan, applied: &[AppliedChange]) -> Status {
                 recorded_checksum: row.map(|r| r.checksum.clone()),
                 applied_at: row.map(|r| r.applied_at),
                 actor: row.map(|r| r.actor.clone()),
+                transactional: row.map(|r| r.transactional),
             }
         })
         .collect();
@@ -319,6 +327,7 @@ pub fn status(plan: &Plan, applied: &[AppliedChange]) -> Status {
                 recorded_checksum: Some(a.checksum.clone()),
                 applied_at: Some(a.applied_at),
                 actor: Some(a.actor.clone()),
+                transactional: Some(a.transactional),
             }),
     );
 

@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS ripcord.changes (
     safety_snapshot text,
     plan_order int NOT NULL
 );
+ALTER TABLE ripcord.changes ADD COLUMN IF NOT EXISTS transactional boolean NOT NULL DEFAULT true;
 CREATE TABLE IF NOT EXISTS ripcord.events (
     id bigserial PRIMARY KEY,
     at timestamptz NOT NULL DEFAULT clock_timestamp(),
@@ -184,8 +185,9 @@ impl Tracker for PostgresTracker {
     fn applied(&mut self) -> Result<Vec<AppliedChange>> {
         let sql =
             "SELECT name, checksum, state, (extract(epoch FROM applied_at) * 1000000)::bigint,
-                          actor, duration_ms, safety_snapshot, plan_order
-                   FROM ripcord.changes ORDER BY applied_at, plan_order, name";
+                          actor, duration_ms, safety_snapshot, plan_order,
+                          coalesce((to_jsonb(c) ->> 'transactional')::boolean, true)
+                   FROM ripcord.changes c ORDER BY applied_at, plan_order, name";
         let rows = self
             .client
             .query(sql, &[])
@@ -205,6 +207,7 @@ impl Tracker for PostgresTracker {
                     duration_ms: r.get(5),
                     safety_snapshot: r.get(6),
                     plan_order: r.get(7),
+                    transactional: r.get(8),
                 }
             })
             .collect())
@@ -249,6 +252,16 @@ impl Tracker for PostgresTracker {
                 change: change.into(),
             });
         }
+        Ok(())
+    }
+
+    fn record_non_transactional(&mut self, change: &str) -> Result<()> {
+        self.client
+            .execute(
+                "UPDATE ripcord.changes SET transactional = false WHERE name = $1",
+                &[&change],
+            )
+            .map_err(Error::postgres(format!("mark {change} non-transactional")))?;
         Ok(())
     }
 

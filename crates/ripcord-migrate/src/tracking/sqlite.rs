@@ -146,6 +146,15 @@ fn open_conn(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
+fn has_transactional_column(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT count(*) FROM pragma_table_info('ripcord_changes') WHERE name = 'transactional'",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
+}
+
 fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(
         e,
@@ -156,12 +165,19 @@ fn is_busy(e: &rusqlite::Error) -> bool {
 
 impl Tracker for SqliteTracker {
     fn ensure_schema(&mut self) -> Result<()> {
+        let context = || format!("create the tracking tables in {}", self.path.display());
         self.conn
             .execute_batch(SCHEMA)
-            .map_err(Error::sqlite(format!(
-                "create the tracking tables in {}",
-                self.path.display()
-            )))
+            .map_err(Error::sqlite(context()))?;
+        // Tables made before the column existed get it, once.
+        if !has_transactional_column(&self.conn).map_err(Error::sqlite(context()))? {
+            self.conn
+                .execute_batch(
+                    "ALTER TABLE ripcord_changes ADD COLUMN transactional INTEGER NOT NULL DEFAULT 1",
+                )
+                .map_err(Error::sqlite(context()))?;
+        }
+        Ok(())
     }
 
     fn lock(&mut self) -> Result<LockGuard> {
@@ -237,11 +253,16 @@ impl Tracker for SqliteTracker {
         let context = || format!("read ripcord_changes in {}", self.path.display());
         let mut stmt = self
             .conn
-            .prepare(
+            .prepare(&format!(
                 "SELECT name, checksum, state, applied_at, actor, duration_ms, safety_snapshot,
-                        plan_order
-                 FROM ripcord_changes ORDER BY applied_at, plan_order, name",
-            )
+                            plan_order, {}
+                     FROM ripcord_changes ORDER BY applied_at, plan_order, name",
+                if has_transactional_column(&self.conn).unwrap_or(false) {
+                    "transactional"
+                } else {
+                    "1"
+                }
+            ))
             .map_err(Error::sqlite(context()))?;
         let rows = stmt
             .query_map([], |r| {
@@ -262,6 +283,7 @@ impl Tracker for SqliteTracker {
                     duration_ms: r.get(5)?,
                     safety_snapshot: r.get(6)?,
                     plan_order: r.get(7)?,
+                    transactional: r.get::<_, i64>(8)? != 0,
                 })
             })
             .map_err(Error::sqlite(context()))?;
@@ -308,6 +330,16 @@ impl Tracker for SqliteTracker {
                 change: change.into(),
             });
         }
+        Ok(())
+    }
+
+    fn record_non_transactional(&mut self, change: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE ripcord_changes SET transactional = 0 WHERE name = ?1",
+                [change],
+            )
+            .map_err(Error::sqlite(format!("mark {change} non-transactional")))?;
         Ok(())
     }
 

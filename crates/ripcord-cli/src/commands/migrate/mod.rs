@@ -380,9 +380,14 @@ fn status(ctx: &Ctx, args: &MigrateArgs) -> Result<()> {
             .changes
             .iter()
             .map(|c| {
+                let state = if c.transactional == Some(false) {
+                    format!("{} (no transaction)", state_name(c.state))
+                } else {
+                    state_name(c.state).to_string()
+                };
                 vec![
                     c.name.clone(),
-                    state_name(c.state).into(),
+                    state,
                     c.phase.clone().unwrap_or_else(|| "-".into()),
                     c.applied_at
                         .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())

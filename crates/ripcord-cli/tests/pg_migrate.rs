@@ -1,0 +1,954 @@
+//! `migrate up`, `migrate down`, `rollback` and `rehearse` against a real
+//! PostgreSQL cluster: every reader, every way back, every on_conflict
+//! policy, automatic revert, bad input, the migration lock, kill -9 in the
+//! middle, and rehearsals on a scratch copy. Each test works in databases of
+//! its own on the shared throwaway cluster.
+
+use ripcord_testing::data::write_file;
+use ripcord_testing::pg::{self, PgCluster};
+use ripcord_testing::{Output, Workspace};
+use serde_json::Value;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ripcord")
+}
+
+fn cluster() -> &'static PgCluster {
+    pg::shared()
+}
+
+fn new_db(c: &PgCluster, name: &str) -> String {
+    c.create_database(name)
+        .unwrap_or_else(|e| panic!("create database {name}: {e}"))
+}
+
+/// A workspace with a repository, a postgres target `app` on a new database
+/// and `[migrations] dir = "migrations"` plus `extra`. Returns the database.
+fn setup_with(name: &str, extra: &str) -> (Workspace, String) {
+    let db = new_db(cluster(), name);
+    let url = cluster().url(&db);
+    let mut ws = Workspace::new(bin());
+    ws.append_config(&format!(
+        "[targets.app]\nkind = \"postgres\"\nurl = \"{url}\"\n\n\
+         [migrations]\ntarget = \"app\"\ndir = \"migrations\"\n{extra}"
+    ));
+    ws.init();
+    (ws, db)
+}
+
+fn setup(name: &str) -> (Workspace, String) {
+    setup_with(name, "")
+}
+
+fn write(ws: &Workspace, rel: &str, text: &str) {
+    write_file(&ws.path(rel), text.as_bytes());
+}
+
+/// Rows of a query, columns joined with `|`, NULL as empty.
+fn rows(db: &str, sql: &str) -> Vec<String> {
+    cluster()
+        .psql(db, sql)
+        .into_iter()
+        .map(|r| {
+            r.into_iter()
+                .map(Option::unwrap_or_default)
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+        .collect()
+}
+
+fn exec(db: &str, sql: &str) {
+    cluster().psql(db, sql);
+}
+
+/// Tables of the application (the `ripcord` schema left out).
+fn tables(db: &str) -> Vec<String> {
+    rows(
+        db,
+        "SELECT tablename FROM pg_tables
+         WHERE schemaname NOT IN ('pg_catalog', 'information_schema', 'ripcord')
+         ORDER BY 1",
+    )
+}
+
+fn states(ws: &Workspace) -> Vec<String> {
+    let v = ws.json(&["migrate", "status"]);
+    v["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| {
+            format!(
+                "{}={}",
+                c["name"].as_str().unwrap(),
+                c["state"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+fn killed(out: &Output) {
+    assert_eq!(
+        out.signal,
+        Some(9),
+        "expected a kill at the failpoint\n{out}"
+    );
+}
+
+/// The entry of `table` (bare or schema-qualified) in a change of a down report.
+fn table_report(change: &Value, table: &str) -> Value {
+    change["tables"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no tables in {change}"))
+        .iter()
+        .find(|t| {
+            let name = t["table"].as_str().unwrap_or_default();
+            name == table || name.ends_with(&format!(".{table}"))
+        })
+        .unwrap_or_else(|| panic!("no table {table} in {change}"))
+        .clone()
+}
+
+/// Phase one makes `users` (with e-mail addresses) and `orders` that point
+/// at them, and seeds both; phase two drops the e-mail column, with no
+/// down script.
+fn two_phase(ws: &Workspace) {
+    write(
+        ws,
+        "migrations/plan.toml",
+        "[[phase]]\nname = \"expand\"\nchanges = [\"0001_users\", \"0002_seed\"]\n\n\
+         [[phase]]\nname = \"contract\"\nchanges = [\"0003_drop_email\"]\n",
+    );
+    write(
+        ws,
+        "migrations/0001_users/up.sql",
+        "CREATE TABLE users (id serial PRIMARY KEY, name text NOT NULL, email text);\n\
+         CREATE TABLE orders (id serial PRIMARY KEY, user_id int NOT NULL REFERENCES users (id), \
+         item text NOT NULL);\n",
+    );
+    write(
+        ws,
+        "migrations/0001_users/down.sql",
+        "DROP TABLE orders;\nDROP TABLE users;\n",
+    );
+    write(
+        ws,
+        "migrations/0001_users/verify.sql",
+        "SELECT id, name, email FROM users WHERE false;\n",
+    );
+    write(
+        ws,
+        "migrations/0002_seed/up.sql",
+        "INSERT INTO users (name, email) VALUES ('ann', 'ann@example.com'), \
+         ('bob', 'bob@example.com'), ('cy', 'cy@example.com');\n\
+         INSERT INTO orders (user_id, item) VALUES (1, 'book'), (2, 'pen'), (2, 'ink');\n",
+    );
+    write(
+        ws,
+        "migrations/0002_seed/down.sql",
+        "DELETE FROM orders;\nDELETE FROM users;\n",
+    );
+    write(
+        ws,
+        "migrations/0003_drop_email/up.sql",
+        "ALTER TABLE users DROP COLUMN email;\n",
+    );
+}
+
+const ALL_USERS: &str = "SELECT id, name, email FROM users ORDER BY id";
+const SEEDED: [&str; 3] = [
+    "1|ann|ann@example.com",
+    "2|bob|bob@example.com",
+    "3|cy|cy@example.com",
+];
+
+#[test]
+fn rollback_puts_a_dropped_column_back_with_its_data() {
+    let (ws, db) = setup("mig_rollback");
+    two_phase(&ws);
+    let out = ws.ok(&["migrate", "up"]);
+    out.assert_stdout_has("safety snapshot")
+        .assert_stdout_has("3 change(s) applied");
+    assert_eq!(rows(&db, "SELECT id, name FROM users ORDER BY id").len(), 3);
+    // The application goes on writing after the change.
+    exec(&db, "INSERT INTO users (name) VALUES ('dee');");
+    exec(&db, "INSERT INTO orders (user_id, item) VALUES (4, 'cap');");
+
+    let status = ws.json(&["migrate", "status"]);
+    assert_eq!(status["phase"], "contract");
+    let out = ws.ok(&["rollback", "--to", "@expand"]);
+    out.assert_stdout_has("from its safety snapshot")
+        .assert_stdout_has("1 kept")
+        .assert_stdout_has("data loss: none");
+    let mut want: Vec<String> = SEEDED.iter().map(|s| s.to_string()).collect();
+    want.push("4|dee|".into());
+    assert_eq!(rows(&db, ALL_USERS), want);
+    // The orders still point at their users, through a valid foreign key.
+    assert_eq!(
+        rows(
+            &db,
+            "SELECT o.item, u.name FROM orders o JOIN users u ON u.id = o.user_id ORDER BY o.id"
+        ),
+        ["book|ann", "pen|bob", "ink|bob", "cap|dee"]
+    );
+    assert_eq!(
+        rows(
+            &db,
+            "SELECT convalidated FROM pg_constraint
+             WHERE conrelid = 'orders'::regclass AND contype = 'f'"
+        ),
+        ["t"]
+    );
+    let bad = cluster()
+        .client(&db)
+        .batch_execute("INSERT INTO orders (user_id, item) VALUES (99, 'x')");
+    assert!(bad.is_err(), "the foreign key no longer holds");
+    // The sequence goes on after the rows kept: no id is used twice.
+    assert_eq!(
+        rows(&db, "INSERT INTO users (name) VALUES ('eve') RETURNING id"),
+        ["5"]
+    );
+    assert_eq!(
+        states(&ws),
+        [
+            "0001_users=applied",
+            "0002_seed=applied",
+            "0003_drop_email=pending"
+        ]
+    );
+    // The history records the deploys and the revert.
+    let events = rows(&db, "SELECT change, kind FROM ripcord.events ORDER BY id");
+    assert!(
+        events.contains(&"0003_drop_email|revert".to_string()),
+        "{events:?}"
+    );
+    assert!(
+        rows(
+            &db,
+            "SELECT safety_snapshot FROM ripcord.changes WHERE name = '0002_seed'"
+        )[0]
+        .len()
+            >= 8
+    );
+
+    // Up again, then all the way down with the down scripts.
+    ws.ok(&["migrate", "up"]);
+    ws.ok(&["migrate", "down", "--to", "@root"])
+        .assert_stdout_has("by its down script");
+    assert!(tables(&db).is_empty(), "{:?}", tables(&db));
+}
+
+#[test]
+fn on_conflict_policies_decide_about_rows_written_since() {
+    // keep-new is the default (above); snapshot discards, review sets aside.
+    for (policy, expect_rows, expect_review) in [("snapshot", 3, 0), ("review", 3, 1)] {
+        let (ws, db) = setup_with(
+            &format!("mig_policy_{policy}"),
+            &format!("on_conflict = \"{policy}\"\n"),
+        );
+        two_phase(&ws);
+        ws.ok(&["migrate", "up"]);
+        exec(&db, "INSERT INTO users (name) VALUES ('dee');");
+        let out = ws.run(&["--json", "migrate", "down", "--to", "0002_seed"]);
+        out.assert_ok();
+        let v = out.json();
+        assert_eq!(rows(&db, ALL_USERS), SEEDED, "{policy}");
+        let users = table_report(&v["changes"][0], "users");
+        assert_eq!(users["policy"], policy, "{v}");
+        let review_table = rows(
+            &db,
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'ripcord' AND tablename = 'review'",
+        );
+        if expect_review > 0 {
+            assert_eq!(users["review_rows"], 1, "{v}");
+            assert_eq!(v["rows_lost"], 0, "{v}");
+            assert_eq!(review_table, ["1"]);
+            let set_aside = rows(
+                &db,
+                "SELECT table_name, change, row_data::text FROM ripcord.review",
+            );
+            assert_eq!(set_aside.len(), 1, "{set_aside:?}");
+            assert!(set_aside[0].contains("dee"), "{set_aside:?}");
+            assert!(set_aside[0].contains("0003_drop_email"), "{set_aside:?}");
+            assert!(v["review"].to_string().contains("dee"), "{v}");
+            // The text output lists it too.
+            ws.ok(&["migrate", "up"]);
+            exec(&db, "INSERT INTO users (name) VALUES ('fay');");
+            ws.ok(&["migrate", "down", "--to", "0002_seed"])
+                .assert_stdout_has("review")
+                .assert_stdout_has("fay");
+        } else {
+            assert_eq!(users["discarded_rows"], 1, "{v}");
+            assert_eq!(v["rows_lost"], 1, "{v}");
+            // The text output warns about the loss.
+            ws.ok(&["migrate", "up"]);
+            exec(&db, "INSERT INTO users (name) VALUES ('fay');");
+            ws.ok(&["migrate", "down", "--to", "0002_seed"])
+                .assert_stderr_has("data loss: 1 row(s)");
+            assert_eq!(rows(&db, ALL_USERS), SEEDED, "{policy}");
+        }
+    }
+
+    // Per-table settings, and a table without a primary key falls back to review.
+    let (ws, db) = setup_with(
+        "mig_policy_tables",
+        "[migrations.tables.users]\non_conflict = \"snapshot\"\n",
+    );
+    write(
+        &ws,
+        "migrations/0001_t/up.sql",
+        "CREATE TABLE logs (at text, line text);\n\
+         CREATE TABLE users (id int PRIMARY KEY, email text);\n\
+         INSERT INTO logs VALUES ('1', 'a');\nINSERT INTO users VALUES (1, 'x');\n",
+    );
+    write(
+        &ws,
+        "migrations/0001_t/down.sql",
+        "DROP TABLE logs;\nDROP TABLE users;\n",
+    );
+    write(
+        &ws,
+        "migrations/0002_strip/up.sql",
+        "UPDATE logs SET line = upper(line);\nUPDATE users SET email = NULL;\n",
+    );
+    ws.ok(&["migrate", "up"]);
+    exec(
+        &db,
+        "INSERT INTO logs VALUES ('2', 'b'); INSERT INTO users VALUES (2, 'y');",
+    );
+    let v = ws.json(&["migrate", "down", "--to", "0001_t"]);
+    let change = &v["changes"][0];
+    let logs = table_report(change, "logs");
+    let users = table_report(change, "users");
+    assert_eq!(logs["policy"], "review", "{v}");
+    // Without a key, rows the change rewrote cannot be told from rows
+    // written since: both are set aside.
+    assert_eq!(logs["review_rows"], 2, "{v}");
+    assert_eq!(users["policy"], "snapshot", "{v}");
+    assert_eq!(users["discarded_rows"], 1, "{v}");
+    assert_eq!(v["rows_lost"], 1, "{v}");
+    assert_eq!(rows(&db, "SELECT * FROM logs"), ["1|a"]);
+    assert_eq!(rows(&db, "SELECT * FROM users"), ["1|x"]);
+    assert_eq!(
+        rows(
+            &db,
+            "SELECT count(*) FROM ripcord.review WHERE change = '0002_strip'"
+        ),
+        ["2"]
+    );
+}
+
+#[test]
+fn every_reader_applies_and_reverts() {
+    type Plan = &'static [(&'static str, &'static str)];
+    let plans: [(&str, Plan); 6] = [
+        (
+            "sqitch",
+            &[
+                ("sqitch.plan", "%syntax-version=1.0.0\n%project=app\n\nusers 2026-01-01T00:00:00Z A <a@x> # users\n@v1 2026-01-01T00:00:00Z A <a@x> # tag\nnick [users] 2026-01-02T00:00:00Z A <a@x> # nick\n"),
+                ("deploy/users.sql", "-- Deploy app:users to pg\nBEGIN;\nCREATE TABLE users (id int PRIMARY KEY, name text);\nINSERT INTO users VALUES (1, 'ann');\nCOMMIT;\n"),
+                ("revert/users.sql", "-- Revert app:users from pg\nBEGIN;\nDROP TABLE users;\nCOMMIT;\n"),
+                ("verify/users.sql", "-- Verify app:users on pg\nBEGIN;\nSELECT id, name FROM users WHERE false;\nROLLBACK;\n"),
+                ("deploy/nick.sql", "BEGIN;\nALTER TABLE users DROP COLUMN name;\nCOMMIT;\n"),
+            ],
+        ),
+        (
+            "flyway",
+            &[
+                ("V1__users.sql", "CREATE TABLE users (id int PRIMARY KEY, name text);\nINSERT INTO users VALUES (1, 'ann');\n"),
+                ("U1__users.sql", "DROP TABLE users;\n"),
+                ("V2__nick.sql", "ALTER TABLE users DROP COLUMN name;\n"),
+            ],
+        ),
+        (
+            "golang-migrate",
+            &[
+                ("1_users.up.sql", "CREATE TABLE users (id int PRIMARY KEY, name text);\nINSERT INTO users VALUES (1, 'ann');\n"),
+                ("1_users.down.sql", "DROP TABLE users;\n"),
+                ("2_nick.up.sql", "ALTER TABLE users DROP COLUMN name;\n"),
+            ],
+        ),
+        (
+            "dbmate",
+            &[
+                ("20260101000000_users.sql", "-- migrate:up\nCREATE TABLE users (id int PRIMARY KEY, name text);\nINSERT INTO users VALUES (1, 'ann');\n\n-- migrate:down\nDROP TABLE users;\n"),
+                ("20260102000000_nick.sql", "-- migrate:up\nALTER TABLE users DROP COLUMN name;\n\n-- migrate:down\n"),
+            ],
+        ),
+        (
+            "timestamp",
+            &[
+                ("202601010000_users.sql", "CREATE TABLE users (id int PRIMARY KEY, name text);\nINSERT INTO users VALUES (1, 'ann');\n"),
+                ("202601010000_users_rollback.sql", "DROP TABLE users;\n"),
+                ("202601020000_nick.sql", "ALTER TABLE users DROP COLUMN name;\n"),
+            ],
+        ),
+        (
+            "native",
+            &[
+                ("0001_users/up.sql", "CREATE TABLE users (id int PRIMARY KEY, name text);\nINSERT INTO users VALUES (1, 'ann');\n"),
+                ("0001_users/down.sql", "DROP TABLE users;\n"),
+                ("0002_nick/up.sql", "ALTER TABLE users DROP COLUMN name;\n"),
+            ],
+        ),
+    ];
+    for (format, files) in plans {
+        let (ws, db) = setup(&format!("mig_reader_{format}"));
+        for (rel, text) in files {
+            write(&ws, &format!("migrations/{rel}"), text);
+        }
+        ws.ok(&["migrate", "up"]);
+        assert_eq!(rows(&db, "SELECT * FROM users"), ["1"], "{format}");
+        let v = ws.json(&["migrate", "status"]);
+        assert_eq!(v["format"], format, "{v}");
+        assert_eq!(v["counts"]["applied"], 2, "{format}: {v}");
+        // The second change has no down script: its snapshot brings the name
+        // back. On sqitch, through the tag after the first change.
+        let first = v["changes"][0]["name"].as_str().unwrap().to_string();
+        let to = if format == "sqitch" {
+            "@v1".to_string()
+        } else {
+            first
+        };
+        let d = ws.json(&["migrate", "down", "--to", &to]);
+        assert_eq!(d["changes"][0]["how"], "snapshot", "{format}: {d}");
+        assert_eq!(rows(&db, "SELECT * FROM users"), ["1|ann"], "{format}");
+        ws.ok(&["migrate", "down", "--to", "@root"])
+            .assert_stdout_has("by its down script");
+        assert!(tables(&db).is_empty(), "{format}: {:?}", tables(&db));
+        let v = ws.json(&["migrate", "status"]);
+        assert_eq!(v["counts"]["pending"], 2, "{format}: {v}");
+    }
+}
+
+#[test]
+fn a_destructive_change_with_a_down_script_gets_its_data_back() {
+    let (ws, db) = setup("mig_destructive");
+    two_phase(&ws);
+    ws.ok(&["migrate", "up", "--to", "@expand"]);
+    // The down script puts the type back but cannot bring back what the
+    // cast cut off, nor undo the upper-casing.
+    write(
+        &ws,
+        "migrations/plan.toml",
+        "[[phase]]\nname = \"expand\"\nchanges = [\"0001_users\", \"0002_seed\"]\n\n\
+         [[phase]]\nname = \"squash\"\nchanges = [\"0003_squash\"]\n",
+    );
+    std::fs::remove_dir_all(ws.path("migrations/0003_drop_email")).unwrap();
+    write(
+        &ws,
+        "migrations/0003_squash/up.sql",
+        "UPDATE users SET name = upper(name);\n\
+         ALTER TABLE users ALTER COLUMN email TYPE varchar(3) USING left(email, 3);\n",
+    );
+    write(
+        &ws,
+        "migrations/0003_squash/down.sql",
+        "ALTER TABLE users ALTER COLUMN email TYPE text;\n",
+    );
+    ws.ok(&["migrate", "up"]);
+    assert_eq!(rows(&db, ALL_USERS), ["1|ANN|ann", "2|BOB|bob", "3|CY|cy@"]);
+    let plan = ws.json(&["migrate", "down", "--to", "@expand", "--dry-run"]);
+    assert_eq!(
+        plan["changes"][0]["how"], "down-script-and-snapshot",
+        "{plan}"
+    );
+    let v = ws.json(&["rollback", "--to", "@expand"]);
+    assert_eq!(v["changes"][0]["how"], "down-script-and-snapshot", "{v}");
+    assert_eq!(v["rows_lost"], 0, "{v}");
+    assert_eq!(rows(&db, ALL_USERS), SEEDED);
+    assert_eq!(
+        rows(
+            &db,
+            "SELECT data_type FROM information_schema.columns
+             WHERE table_name = 'users' AND column_name = 'email'"
+        ),
+        ["text"]
+    );
+    assert_eq!(states(&ws).last().unwrap(), "0003_squash=pending");
+}
+
+#[test]
+fn a_failing_change_is_undone_at_once() {
+    // In a transaction: the first statement ran, the second fails.
+    let (ws, db) = setup("mig_fail");
+    two_phase(&ws);
+    write(
+        &ws,
+        "migrations/0004_bad/up.sql",
+        "UPDATE users SET name = 'x';\nINSERT INTO nowhere VALUES (1);\n",
+    );
+    let out = ws.run(&["migrate", "up"]);
+    out.assert_code(1)
+        .assert_stderr_has("0004_bad")
+        .assert_stderr_has("nowhere")
+        .assert_stderr_has("transaction was rolled back");
+    assert_eq!(
+        rows(&db, "SELECT name FROM users ORDER BY id"),
+        ["ann", "bob", "cy"]
+    );
+    assert_eq!(
+        states(&ws),
+        [
+            "0001_users=applied",
+            "0002_seed=applied",
+            "0003_drop_email=applied",
+            "0004_bad=pending"
+        ]
+    );
+    let fails = rows(&db, "SELECT change FROM ripcord.events WHERE kind = 'fail'");
+    assert_eq!(fails, ["0004_bad"]);
+
+    // A verify that fails undoes its change too.
+    write(
+        &ws,
+        "migrations/0004_bad/up.sql",
+        "UPDATE users SET name = 'x';\n",
+    );
+    write(
+        &ws,
+        "migrations/0004_bad/verify.sql",
+        "SELECT 1 / (SELECT count(*) FROM users WHERE name <> 'x');\n",
+    );
+    ws.run(&["migrate", "up"])
+        .assert_code(1)
+        .assert_stderr_has("(verify)")
+        .assert_stderr_has("division by zero");
+    assert_eq!(
+        rows(&db, "SELECT name FROM users ORDER BY id"),
+        ["ann", "bob", "cy"]
+    );
+    assert_eq!(states(&ws).last().unwrap(), "0004_bad=pending");
+
+    // Outside a transaction (CREATE INDEX CONCURRENTLY cannot run in one):
+    // the update and the index are undone.
+    write(
+        &ws,
+        "migrations/0004_bad/up.sql",
+        "UPDATE users SET name = 'x';\n\
+         CREATE INDEX CONCURRENTLY users_name ON users (name);\n\
+         INSERT INTO nowhere VALUES (1);\n",
+    );
+    std::fs::remove_file(ws.path("migrations/0004_bad/verify.sql")).unwrap();
+    ws.run(&["migrate", "up"])
+        .assert_code(1)
+        .assert_stderr_has("0004_bad")
+        .assert_stderr_has("outside a transaction")
+        .assert_stderr_has("from its safety snapshot");
+    assert_eq!(
+        rows(&db, "SELECT name FROM users ORDER BY id"),
+        ["ann", "bob", "cy"]
+    );
+    assert_eq!(
+        rows(
+            &db,
+            "SELECT count(*) FROM pg_indexes WHERE indexname = 'users_name'"
+        ),
+        ["0"]
+    );
+    assert_eq!(states(&ws).last().unwrap(), "0004_bad=pending");
+
+    // With a down script, that undoes it.
+    write(
+        &ws,
+        "migrations/0004_bad/up.sql",
+        "CREATE INDEX CONCURRENTLY users_name ON users (name);\n\
+         INSERT INTO nowhere VALUES (1);\n",
+    );
+    write(
+        &ws,
+        "migrations/0004_bad/down.sql",
+        "DROP INDEX CONCURRENTLY IF EXISTS users_name;\n",
+    );
+    ws.run(&["migrate", "up"])
+        .assert_code(1)
+        .assert_stderr_has("outside a transaction")
+        .assert_stderr_has("reverted");
+    assert_eq!(
+        rows(
+            &db,
+            "SELECT count(*) FROM pg_indexes WHERE indexname = 'users_name'"
+        ),
+        ["0"]
+    );
+    assert_eq!(states(&ws).last().unwrap(), "0004_bad=pending");
+    assert_eq!(
+        rows(
+            &db,
+            "SELECT count(*) FROM ripcord.events WHERE kind = 'fail'"
+        ),
+        ["4"]
+    );
+}
+
+#[test]
+fn uncertain_sql_snapshots_the_whole_database() {
+    let (ws, db) = setup("mig_uncertain");
+    two_phase(&ws);
+    ws.ok(&["migrate", "up"]);
+    write(
+        &ws,
+        "migrations/0004_shout/up.sql",
+        "DO $$\nBEGIN\n  EXECUTE 'UPDATE ' || 'users SET name = upper(name)';\nEND\n$$;\n",
+    );
+    let v = ws.json(&["migrate", "up", "--dry-run"]);
+    assert_eq!(
+        v["changes"][0]["snapshot_scope"]["scope"], "database",
+        "{v}"
+    );
+    let v = ws.json(&["migrate", "up"]);
+    assert_eq!(
+        v["changes"][0]["snapshot_scope"]["scope"], "database",
+        "{v}"
+    );
+    assert!(v["changes"][0]["uncertain"].is_string(), "{v}");
+    assert_eq!(
+        rows(&db, "SELECT name FROM users ORDER BY id"),
+        ["ANN", "BOB", "CY"]
+    );
+    let d = ws.json(&["migrate", "down", "--to", "0003_drop_email"]);
+    assert_eq!(d["changes"][0]["how"], "snapshot", "{d}");
+    assert_eq!(
+        rows(&db, "SELECT id, name FROM users ORDER BY id"),
+        ["1|ann", "2|bob", "3|cy"]
+    );
+    assert_eq!(
+        rows(&db, "SELECT count(*) FROM orders"),
+        ["3"],
+        "the other tables are as they were"
+    );
+    assert_eq!(states(&ws).last().unwrap(), "0004_shout=pending");
+}
+
+#[test]
+fn bad_input_changes_nothing() {
+    // A syntax error in the third of three pending changes: the first does not run either.
+    let (ws, db) = setup("mig_bad");
+    two_phase(&ws);
+    write(
+        &ws,
+        "migrations/0003_drop_email/up.sql",
+        "ALTER TABLE users DROP COLUM email;\n",
+    );
+    ws.run(&["migrate", "up"])
+        .assert_code(2)
+        .assert_stderr_has("0003_drop_email")
+        .assert_stderr_has("syntax error")
+        .assert_stderr_has("up.sql:1");
+    assert!(tables(&db).is_empty());
+    two_phase(&ws);
+
+    // A cycle.
+    write(
+        &ws,
+        "migrations/plan.toml",
+        "[changes.0001_users]\nrequires = [\"0002_seed\"]\n[changes.0002_seed]\nrequires = [\"0001_users\"]\n",
+    );
+    ws.run(&["migrate", "up"])
+        .assert_code(2)
+        .assert_stderr_has("cycle");
+    assert!(tables(&db).is_empty());
+    two_phase(&ws);
+
+    // An unknown --to, up and down.
+    ws.run(&["migrate", "up", "--to", "0002_sed"])
+        .assert_code(2)
+        .assert_stderr_has("0002_seed");
+    assert!(tables(&db).is_empty());
+    ws.ok(&["migrate", "up", "--to", "@expand"]);
+    ws.run(&["migrate", "down", "--to", "@nope"]).assert_code(2);
+    ws.run(&["migrate", "down", "--to", "0009_nope"])
+        .assert_code(2);
+    assert_eq!(rows(&db, "SELECT count(*) FROM ripcord.changes"), ["2"]);
+
+    // An applied script edited afterwards is drift: refused, unless allowed.
+    write(
+        &ws,
+        "migrations/0002_seed/up.sql",
+        "INSERT INTO users (name) VALUES ('zed');\n",
+    );
+    ws.run(&["migrate", "up"])
+        .assert_code(3)
+        .assert_stderr_has("drift")
+        .assert_stderr_has("--allow-drift");
+    assert_eq!(rows(&db, "SELECT count(*) FROM users"), ["3"]);
+    assert_eq!(
+        rows(&db, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'email'"),
+        ["1"]
+    );
+    ws.ok(&["migrate", "up", "--allow-drift"]);
+    assert_eq!(rows(&db, "SELECT count(*) FROM ripcord.changes"), ["3"]);
+    let v = ws.json(&[
+        "migrate",
+        "down",
+        "--to",
+        "@root",
+        "--dry-run",
+        "--allow-drift",
+    ]);
+    assert_eq!(v["changes"].as_array().unwrap().len(), 3, "{v}");
+    assert_eq!(v["changes"][0]["how"], "snapshot", "{v}");
+    assert_eq!(v["changes"][2]["how"], "down-script", "{v}");
+    assert_eq!(rows(&db, "SELECT count(*) FROM ripcord.changes"), ["3"]);
+    two_phase(&ws);
+
+    // A plan that does not match the database's history.
+    std::fs::remove_dir_all(ws.path("migrations/0002_seed")).unwrap();
+    write(
+        &ws,
+        "migrations/plan.toml",
+        "[[phase]]\nname = \"expand\"\nchanges = [\"0001_users\"]\n",
+    );
+    for args in [
+        &["migrate", "up"][..],
+        &["migrate", "down", "--to", "@root"],
+    ] {
+        ws.run(args)
+            .assert_code(3)
+            .assert_stderr_has("does not match the database's history");
+    }
+    assert_eq!(rows(&db, "SELECT count(*) FROM ripcord.changes"), ["3"]);
+    assert_eq!(rows(&db, "SELECT count(*) FROM users"), ["3"]);
+    two_phase(&ws);
+
+    // The migration lock, held by another session: refused, naming it.
+    write(
+        &ws,
+        "migrations/0004_more/up.sql",
+        "ALTER TABLE users ADD COLUMN nick text;\n",
+    );
+    {
+        let mut holder = cluster().client(&db);
+        holder
+            .batch_execute(
+                "SET application_name = 'lock-holder-test';
+                 SELECT pg_advisory_lock(8244795910293660672);",
+            )
+            .expect("take the migration lock");
+        let pid = rows(
+            &db,
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'lock-holder-test'",
+        );
+        assert_eq!(pid.len(), 1, "{pid:?}");
+        for args in [
+            &["migrate", "up"][..],
+            &["migrate", "down", "--to", "@expand"],
+        ] {
+            ws.run(args)
+                .assert_code(3)
+                .assert_stderr_has("lock")
+                .assert_stderr_has(&pid[0])
+                .assert_stderr_has("lock-holder-test");
+        }
+        assert_eq!(states(&ws).last().unwrap(), "0004_more=pending");
+    }
+    // Released when that session ends.
+    ws.ok(&["migrate", "up"]);
+    assert_eq!(states(&ws).last().unwrap(), "0004_more=applied");
+
+    // A missing file named by sqitch.plan.
+    let (ws, db) = setup("mig_bad_sqitch");
+    write(
+        &ws,
+        "migrations/sqitch.plan",
+        "%project=app\n\nusers 2026-01-01T00:00:00Z A <a@x> # users\n",
+    );
+    ws.run(&["migrate", "up"])
+        .assert_code(2)
+        .assert_stderr_has("deploy/users.sql");
+    assert!(tables(&db).is_empty());
+    assert_eq!(
+        rows(
+            &db,
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'ripcord'"
+        ),
+        ["0"]
+    );
+
+    // An unreachable database.
+    let mut ws = Workspace::new(bin());
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().unwrap().port()
+    };
+    ws.append_config(&format!(
+        "[targets.app]\nkind = \"postgres\"\n\
+         url = \"postgres://{}:{}@127.0.0.1:{port}/nowhere?connect_timeout=5\"\n\n\
+         [migrations]\ntarget = \"app\"\ndir = \"migrations\"\n",
+        pg::USER,
+        pg::PASSWORD,
+    ));
+    ws.init();
+    two_phase(&ws);
+    for args in [
+        &["migrate", "up"][..],
+        &["migrate", "down", "--to", "@root"],
+    ] {
+        ws.run(args)
+            .assert_code(3)
+            .assert_stderr_has("cannot open target app");
+    }
+    assert!(ws.snapshot_ids().is_empty());
+}
+
+#[test]
+fn kill_9_during_up_and_down_loses_nothing() {
+    // Inside the transaction, just before it commits: nothing happened.
+    let (ws, db) = setup("mig_kill");
+    two_phase(&ws);
+    ws.ok(&["migrate", "up", "--to", "@expand"]);
+    killed(&ws.run_env(
+        &["migrate", "up"],
+        &[("RIPCORD_FAILPOINT", "migrate-change-ran")],
+    ));
+    assert_eq!(states(&ws).last().unwrap(), "0003_drop_email=pending");
+    assert_eq!(rows(&db, ALL_USERS), SEEDED);
+    ws.ok(&["unlock"]);
+    ws.ok(&["verify"]);
+    ws.ok(&["migrate", "up"]);
+    assert_eq!(
+        rows(&db, "SELECT id, name FROM users ORDER BY id"),
+        ["1|ann", "2|bob", "3|cy"]
+    );
+
+    // During the revert, before it commits: still applied; down again works.
+    killed(&ws.run_env(
+        &["migrate", "down", "--to", "@expand"],
+        &[("RIPCORD_FAILPOINT", "migrate-revert-ran")],
+    ));
+    assert_eq!(states(&ws).last().unwrap(), "0003_drop_email=applied");
+    assert_eq!(
+        rows(&db, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'email'"),
+        ["0"]
+    );
+    // The killed run's repository lock is stale; `unlock` clears it.
+    ws.ok(&["unlock"]);
+    ws.ok(&["verify"]);
+    ws.ok(&["migrate", "down", "--to", "@expand"]);
+    assert_eq!(rows(&db, ALL_USERS), SEEDED);
+
+    // Outside a transaction, between statements: dirty, refused, reverted
+    // from the snapshot by down, then applied again.
+    write(
+        &ws,
+        "migrations/0003_drop_email/up.sql",
+        "UPDATE users SET name = upper(name);\n\
+         CREATE INDEX CONCURRENTLY users_name ON users (name);\n\
+         ALTER TABLE users DROP COLUMN email;\n",
+    );
+    killed(&ws.run_env(
+        &["migrate", "up", "--allow-drift"],
+        &[("RIPCORD_FAILPOINT", "migrate-statement-ran")],
+    ));
+    assert_eq!(
+        rows(&db, "SELECT name FROM users ORDER BY id"),
+        ["ANN", "BOB", "CY"]
+    );
+    ws.run(&["migrate", "status"])
+        .assert_code(3)
+        .assert_stderr_has("never finished");
+    ws.run(&["migrate", "up"])
+        .assert_code(3)
+        .assert_stderr_has("dirty");
+    ws.ok(&["unlock"]);
+    ws.ok(&["verify"]);
+    ws.ok(&["migrate", "down", "--to", "0002_seed"])
+        .assert_stdout_has("it was dirty");
+    assert_eq!(rows(&db, ALL_USERS), SEEDED);
+    ws.ok(&["migrate", "up"]);
+    assert_eq!(
+        rows(&db, "SELECT id, name FROM users ORDER BY id"),
+        ["1|ANN", "2|BOB", "3|CY"]
+    );
+    assert_eq!(
+        rows(
+            &db,
+            "SELECT count(*) FROM pg_indexes WHERE indexname = 'users_name'"
+        ),
+        ["1"]
+    );
+
+    // A non-transactional down script killed after it ran, before the
+    // tracking row is updated: still recorded, down again works.
+    write(
+        &ws,
+        "migrations/0003_drop_email/down.sql",
+        "DROP INDEX CONCURRENTLY IF EXISTS users_name;\n\
+         ALTER TABLE users ADD COLUMN IF NOT EXISTS email text;\n",
+    );
+    killed(&ws.run_env(
+        &["migrate", "down", "--to", "@expand", "--allow-drift"],
+        &[("RIPCORD_FAILPOINT", "migrate-down-script-ran")],
+    ));
+    ws.ok(&["unlock"]);
+    let last = states(&ws).last().unwrap().clone();
+    assert!(
+        last == "0003_drop_email=applied" || last == "0003_drop_email=dirty",
+        "{last}"
+    );
+    ws.ok(&["migrate", "down", "--to", "@expand", "--allow-drift"]);
+    assert_eq!(rows(&db, ALL_USERS), SEEDED);
+    assert_eq!(states(&ws).last().unwrap(), "0003_drop_email=pending");
+    assert_eq!(
+        rows(
+            &db,
+            "SELECT count(*) FROM pg_indexes WHERE indexname = 'users_name'"
+        ),
+        ["0"]
+    );
+    ws.ok(&["unlock"]);
+    ws.ok(&["verify"]);
+}
+
+/// Scratch copies of `db` (named after it) still in the cluster.
+fn scratch_copies(db: &str) -> Vec<String> {
+    rows("postgres", "SELECT datname FROM pg_database ORDER BY 1")
+        .into_iter()
+        .filter(|d| d.starts_with(db) && d != db)
+        .collect()
+}
+
+#[test]
+fn rehearse_finds_changes_that_do_not_undo() {
+    let (ws, db) = setup("mig_rehearse");
+    two_phase(&ws);
+    ws.ok(&["migrate", "up", "--to", "0001_users"]);
+    exec(
+        &db,
+        "INSERT INTO users (name, email) VALUES ('zoe', 'z@x');",
+    );
+    let before = ws.snapshot_ids().len();
+    let out = ws.ok(&["migrate", "rehearse"]);
+    out.assert_stdout_has("rehearsal passed");
+    // The real database and repository are untouched.
+    assert_eq!(
+        states(&ws),
+        [
+            "0001_users=applied",
+            "0002_seed=pending",
+            "0003_drop_email=pending"
+        ]
+    );
+    assert_eq!(rows(&db, ALL_USERS), ["1|zoe|z@x"]);
+    assert_eq!(ws.snapshot_ids().len(), before);
+    let left = scratch_copies(&db);
+    assert!(left.is_empty(), "scratch databases left: {left:?}\n{out}");
+
+    // A down script that forgets the table its change made.
+    write(
+        &ws,
+        "migrations/0004_audit/up.sql",
+        "CREATE TABLE audit (at text);\n",
+    );
+    write(&ws, "migrations/0004_audit/down.sql", "SELECT 1;\n");
+    let out = ws.run(&["migrate", "rehearse"]);
+    out.assert_code(1)
+        .assert_stdout_has("not reversible: 0004_audit")
+        .assert_stdout_has("audit is left behind")
+        .assert_stderr_has("0004_audit");
+    assert_eq!(tables(&db), ["orders", "users"]);
+    assert_eq!(ws.snapshot_ids().len(), before);
+    let left = scratch_copies(&db);
+    assert!(left.is_empty(), "scratch databases left: {left:?}\n{out}");
+}
