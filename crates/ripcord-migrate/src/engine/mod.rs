@@ -57,6 +57,9 @@ pub struct DownOptions {
 pub enum Scope {
     /// The change touches no existing table (it only creates things).
     None,
+    /// Not taken: the change destroys no data and its down script, run in
+    /// a transaction, undoes it; these are the tables it touches.
+    DownScript(Vec<String>),
     Tables(Vec<String>),
     /// The tables could not be told from the SQL.
     Database,

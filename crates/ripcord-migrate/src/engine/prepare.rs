@@ -65,6 +65,18 @@ impl<'p> Prepared<'p> {
         &self.change.name
     }
 
+    /// Whether the down script alone is the way back: the change destroys
+    /// no data, its tables are known, and both run in transactions (so it
+    /// can never be left half done). Its safety snapshot would never be
+    /// used, so none is taken.
+    pub fn down_is_enough(&self) -> bool {
+        self.down.is_some()
+            && self.transactional
+            && self.down_transactional
+            && self.analysis.certain
+            && !self.analysis.has(Kind::Destructive)
+    }
+
     /// Why the whole database must be snapshotted, if it must.
     pub fn uncertain(&self) -> Option<String> {
         self.analysis

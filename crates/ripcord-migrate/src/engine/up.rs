@@ -70,7 +70,7 @@ pub fn up(
     // The snapshots must fit: all touched tables, or the whole database.
     let mut all: BTreeSet<TableName> = BTreeSet::new();
     let mut whole = false;
-    for p in &pending {
+    for p in pending.iter().filter(|p| !p.down_is_enough()) {
         whole |= !p.analysis.certain;
         all.extend(p.analysis.tables.iter().cloned());
     }
@@ -99,6 +99,8 @@ fn planned(p: &Prepared) -> UpChange {
         Scope::Database
     } else if p.analysis.tables.is_empty() {
         Scope::None
+    } else if p.down_is_enough() {
+        Scope::DownScript(names(&p.analysis.tables))
     } else {
         Scope::Tables(names(&p.analysis.tables))
     };
@@ -123,7 +125,7 @@ fn apply_one(
 ) -> Result<()> {
     let name = p.name();
     let snapshot = match &out.snapshot_scope {
-        Scope::None => None,
+        Scope::None | Scope::DownScript(_) => None,
         Scope::Tables(_) => Some(net.snapshot(name, Some(&p.analysis.tables))?),
         Scope::Database => Some(net.snapshot(name, None)?),
     };
@@ -240,6 +242,9 @@ fn deploy_detail(out: &UpChange) -> String {
     };
     match &out.snapshot {
         Some(id) => format!("{tx}; safety snapshot {id}"),
+        None if matches!(out.snapshot_scope, Scope::DownScript(_)) => {
+            format!("{tx}; no safety snapshot (its down script undoes it, no data destroyed)")
+        }
         None => format!("{tx}; no safety snapshot (touches no existing table)"),
     }
 }

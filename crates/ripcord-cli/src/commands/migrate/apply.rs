@@ -300,6 +300,10 @@ fn say(ctx: &Ctx, note: Note<'_>) {
 fn scope_text(scope: &Scope) -> String {
     match scope {
         Scope::None => "not needed (it touches no existing table)".into(),
+        Scope::DownScript(t) => format!(
+            "not needed for {} (no data destroyed; its down script undoes it)",
+            t.join(", ")
+        ),
         Scope::Tables(t) => t.join(", "),
         Scope::Database => "the whole database".into(),
     }
