@@ -69,16 +69,65 @@ pub(super) fn split(sql: &str, dialect: Dialect) -> Result<Vec<Piece>, String> {
     }
     .map_err(|e| e.to_string())?;
     let mut pieces = Vec::new();
-    let mut current = Vec::new();
+    let mut current: Vec<TokenWithSpan> = Vec::new();
+    // Inside a trigger body (`CREATE TRIGGER … BEGIN …; END`) or a
+    // `BEGIN ATOMIC … END` routine body, `;` ends statements of the body,
+    // not the statement itself; CASE … END nests inside.
+    let mut depth = 0usize;
     for token in tokens {
-        if token.token == Token::SemiColon {
+        if token.token == Token::SemiColon && depth == 0 {
             push(&mut pieces, std::mem::take(&mut current));
-        } else if token.token != Token::EOF {
-            current.push(token);
+            continue;
         }
+        if token.token == Token::EOF {
+            continue;
+        }
+        match keyword(&token.token).as_deref() {
+            Some("BEGIN") if opens_block(&current) => depth += 1,
+            Some("ATOMIC") if last_word(&current).as_deref() == Some("BEGIN") => {
+                if depth == 0 {
+                    depth = 1;
+                }
+            }
+            Some("CASE") if depth > 0 => depth += 1,
+            Some("END") if depth > 0 => depth -= 1,
+            _ => {}
+        }
+        current.push(token);
     }
     push(&mut pieces, current);
     Ok(pieces)
+}
+
+/// Whether a `BEGIN` here opens a body: the statement so far is a
+/// `CREATE [OR REPLACE] [TEMP|TEMPORARY] TRIGGER`.
+fn opens_block(so_far: &[TokenWithSpan]) -> bool {
+    let words: Vec<String> = so_far
+        .iter()
+        .filter(|t| !matches!(t.token, Token::Whitespace(_)))
+        .take(5)
+        .filter_map(|t| keyword(&t.token))
+        .collect();
+    let mut it = words.iter().map(String::as_str).peekable();
+    if it.next() != Some("CREATE") {
+        return false;
+    }
+    while let Some(w) = it.peek() {
+        if matches!(*w, "OR" | "REPLACE" | "TEMP" | "TEMPORARY") {
+            it.next();
+        } else {
+            break;
+        }
+    }
+    it.next() == Some("TRIGGER")
+}
+
+fn last_word(so_far: &[TokenWithSpan]) -> Option<String> {
+    so_far
+        .iter()
+        .rev()
+        .find(|t| !matches!(t.token, Token::Whitespace(_)))
+        .and_then(|t| keyword(&t.token))
 }
 
 fn push(pieces: &mut Vec<Piece>, tokens: Vec<TokenWithSpan>) {

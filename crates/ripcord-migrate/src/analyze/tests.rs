@@ -340,3 +340,47 @@ fn empty_scripts() {
     assert_eq!(a.statements, 0);
     assert!(a.findings.is_empty() && a.tables.is_empty());
 }
+
+#[test]
+fn trigger_bodies_stay_one_statement() {
+    let sql = "CREATE TABLE a (id INTEGER PRIMARY KEY, n INT);\n\
+               CREATE TRIGGER a_ins AFTER INSERT ON a BEGIN\n\
+                 UPDATE a SET n = CASE WHEN NEW.id > 1 THEN 2 ELSE 1 END WHERE id = NEW.id;\n\
+                 INSERT INTO a (n) VALUES (0);\n\
+               END;\n\
+               INSERT INTO a (id) VALUES (1);\n";
+    let statements = statements(sql, Dialect::Sqlite).expect("split");
+    assert_eq!(statements.len(), 3, "{statements:?}");
+    assert!(statements[1].sql.starts_with("CREATE TRIGGER") && statements[1].sql.ends_with("END"));
+    assert_eq!(statements[2].line, 6);
+    let a = analyze(
+        sql,
+        &Options {
+            dialect: Dialect::Sqlite,
+            server_version: None,
+        },
+    );
+    assert!(!a.has(Kind::OwnTransaction));
+    assert_eq!(a.statements, 3);
+}
+
+#[test]
+fn begin_commit_wrappers_come_off() {
+    let sql = "-- Deploy app:users\nBEGIN;\nCREATE TABLE users (id int);\nINSERT INTO users VALUES (1);\nCOMMIT;\n";
+    let inner = unwrap_transaction(sql, Dialect::Postgres).expect("wrapped");
+    assert_eq!(
+        inner,
+        "CREATE TABLE users (id int);\nINSERT INTO users VALUES (1);\n"
+    );
+    assert!(unwrap_transaction(
+        "BEGIN; SELECT 1; COMMIT; BEGIN; SELECT 2; COMMIT;",
+        Dialect::Postgres
+    )
+    .is_none());
+    assert!(unwrap_transaction("SELECT 1;", Dialect::Postgres).is_none());
+    let verify = "BEGIN;\nSELECT id FROM users WHERE false;\nROLLBACK;\n";
+    assert_eq!(
+        unwrap_transaction(verify, Dialect::Postgres).unwrap(),
+        "SELECT id FROM users WHERE false;\n"
+    );
+}
