@@ -84,10 +84,8 @@ pub(super) fn split(sql: &str, dialect: Dialect) -> Result<Vec<Piece>, String> {
         }
         match keyword(&token.token).as_deref() {
             Some("BEGIN") if opens_block(&current) => depth += 1,
-            Some("ATOMIC") if last_word(&current).as_deref() == Some("BEGIN") => {
-                if depth == 0 {
-                    depth = 1;
-                }
+            Some("ATOMIC") if depth == 0 && last_word(&current).as_deref() == Some("BEGIN") => {
+                depth = 1;
             }
             Some("CASE") if depth > 0 => depth += 1,
             Some("END") if depth > 0 => depth -= 1,
