@@ -1,0 +1,528 @@
+# shellcheck shell=bash
+# Section `migrate` of scripts/bench (sourced by it; not run on its own).
+#
+# On one throwaway PostgreSQL server (the pg section's helpers, its own
+# cluster under $WORK/migrate):
+#  1. a generated sqitch project of $MIG_CHANGES changes, each requiring the
+#     one before: `sqitch deploy` + `sqitch revert -y` on a fresh database,
+#     `ripcord migrate up` + `ripcord migrate down --to @root` on another;
+#     each database's schema `app` is then compared with what the plan creates
+#     (or with nothing after the revert), so a no-op cannot pass;
+#  2. in the pg section's database (built the same way, BENCH_PG_SCALE) plus
+#     a table `big` of 10,000 rows per scale unit (1M at the default scale):
+#     a one-change native plan with no down script, `ALTER TABLE big DROP
+#     COLUMN payload`; `ripcord migrate up` (takes the safety snapshot of
+#     `big`) and `ripcord migrate down --to @root` (puts the column back from
+#     it), against `pg_dump -Fd -j2` taken before the change and `createdb +
+#     pg_restore -j2` of the whole database. Rows whose payload differs from
+#     the one recorded before the change are counted as lost, for both.
+
+MIG_CHANGES=100
+MIG_BIG_PER_SCALE=10000 # rows of `big` per pgbench scale unit
+
+# What the schema `app` of DB holds: "key<TAB>count" lines, the keys of the
+# generator's expectation (gen-sqitch-project.py).
+mig_fingerprint() { # DB
+    pg_sql "$1" -F $'\t' <<'SQL'
+SELECT 'schema', count(*) FROM pg_namespace WHERE nspname = 'app';
+SELECT 'tables', count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = 'app' AND c.relkind = 'r';
+SELECT 'views', count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = 'app' AND c.relkind = 'v';
+SELECT 'indexes', count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = 'app' AND c.relkind = 'i';
+SELECT 'columns', count(*) FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = 'app' AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped;
+SELECT 'constraints', count(*) FROM pg_constraint k JOIN pg_namespace n ON n.oid = k.connamespace
+    WHERE n.nspname = 'app';
+SELECT 'rows', coalesce(sum((xpath('/row/n/text()', query_to_xml(
+           format('SELECT count(*) AS n FROM %I.%I', n.nspname, c.relname), false, true, '')))[1]::text::bigint), 0)
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = 'app' AND c.relkind = 'r';
+SQL
+}
+
+# Records "TOOL STEP-check": the schema `app` of DB is what EXPECTED says.
+mig_check_schema() { # TOOL STEP DB EXPECTED
+    local tool=$1 step=$2 db=$3 expected=$4 status=ok
+    local got=$LOGS/$tool-$step-check.log
+    if ! mig_fingerprint "$db" >"$got" 2>&1 || ! diff -u "$expected" "$got" >"$got.diff"; then
+        status=failed
+        log "$tool: after $step, schema app of $db is not as expected (log: $got.diff)"
+    fi
+    printf '%s\t%s-check\t0\t0\t%s\n' "$tool" "$step" "$status" >>"$RESULTS"
+}
+
+mig_ripcord_config() { # FILE DB PLAN-DIR
+    cat >"$1" <<TOML
+[repository]
+url = "$PG_DIR/ripcord/repo"
+
+[targets.app]
+kind = "postgres"
+url = "$PG_URL/$2"
+
+[migrations]
+target = "app"
+dir = "$3"
+TOML
+}
+
+# Part 1: the same sqitch plan deployed and reverted by sqitch and by ripcord.
+mig_plan_part() {
+    local proj=$PG_DIR/sqitch
+    python3 "$ROOT/scripts/bench.d/gen-sqitch-project.py" "$proj" "$MIG_CHANGES" "$PG_BIN/psql" \
+        >"$PG_DIR/expected-up.tsv"
+    sed 's/\t.*/\t0/' "$PG_DIR/expected-up.tsv" >"$PG_DIR/expected-down.tsv"
+    pg_meta plan_changes "$MIG_CHANGES"
+    pg_meta sqitch_version "$(sqitch --version)"
+
+    pg_sql postgres -c "CREATE DATABASE plan_sqitch" -c "CREATE DATABASE plan_ripcord"
+    local uri=db:pg://postgres@127.0.0.1:$PG_PORT/plan_sqitch
+    pg_timed sqitch deploy sqitch deploy --target "$uri"
+    mig_check_schema sqitch deploy plan_sqitch "$PG_DIR/expected-up.tsv"
+    pg_timed sqitch revert sqitch revert -y --target "$uri"
+    mig_check_schema sqitch revert plan_sqitch "$PG_DIR/expected-down.tsv"
+
+    # One repository for both parts, made with the first part's configuration.
+    local cfg=$PG_DIR/ripcord/plan.toml
+    mig_ripcord_config "$cfg" plan_ripcord "$proj"
+    (cd "$PG_DIR/ripcord" && ripcord --config "$cfg" init) >"$LOGS/ripcord-init.log" 2>&1 ||
+        die "ripcord init failed (log: $LOGS/ripcord-init.log)"
+    pg_timed ripcord up "${STDOUT_TO[@]}" "$PG_DIR/plan-up.json" \
+        ripcord --config "$cfg" --json migrate up
+    mig_check_schema ripcord up plan_ripcord "$PG_DIR/expected-up.tsv"
+    (ripcord --config "$cfg" --json migrate status >"$PG_DIR/plan-status-up.json" 2>"$LOGS/plan-status-up.log") || true
+    pg_timed ripcord down "${STDOUT_TO[@]}" "$PG_DIR/plan-down.json" \
+        ripcord --config "$cfg" --json migrate down --to @root
+    mig_check_schema ripcord down plan_ripcord "$PG_DIR/expected-down.tsv"
+    (ripcord --config "$cfg" --json migrate status >"$PG_DIR/plan-status-down.json" 2>"$LOGS/plan-status-down.log") || true
+}
+
+# Writes "id<TAB>md5(payload)" for every row of big in DB to FILE; an empty
+# FILE when the column (or the table) is missing.
+mig_payloads() { # DB FILE
+    if ! pg_sql "$1" -c "COPY (SELECT id, md5(payload) FROM big) TO STDOUT" >"$2" 2>"$2.err"; then
+        : >"$2"
+    fi
+}
+
+# Records "TOOL STEP-check" and the meta key TOOL_rows_lost: rows of big in
+# DB whose payload is missing or differs from the one recorded before the
+# change.
+mig_check_payloads() { # TOOL STEP DB
+    local tool=$1 step=$2 db=$3 lost status=ok
+    mig_payloads "$db" "$PG_DIR/payloads-$tool.tsv"
+    lost=$(python3 - "$PG_DIR/payloads-before.tsv" "$PG_DIR/payloads-$tool.tsv" <<'PY'
+import sys
+after = {}
+for line in open(sys.argv[2]):
+    k, _, v = line.rstrip("\n").partition("\t")
+    after[k] = v
+lost = 0
+for line in open(sys.argv[1]):
+    k, _, v = line.rstrip("\n").partition("\t")
+    if after.get(k) != v:
+        lost += 1
+print(lost)
+PY
+    )
+    rm -f "$PG_DIR/payloads-$tool.tsv"
+    pg_meta "${tool}_rows_lost" "$lost"
+    if [[ $lost != 0 ]]; then
+        status=failed
+        log "$tool: $lost rows of big lost their payload (see $PG_DIR/payloads-$tool.tsv.err)"
+    fi
+    printf '%s\t%s-check\t0\t0\t%s\n' "$tool" "$step" "$status" >>"$RESULTS"
+}
+
+mig_has_payload() { # DB
+    [[ $(pg_sql "$1" -c "SELECT count(*) FROM information_schema.columns
+        WHERE table_schema = 'public' AND table_name = 'big' AND column_name = 'payload'") == 1 ]]
+}
+
+# Part 2: rolling back DROP COLUMN on big, ripcord's safety snapshot against
+# a whole-database pg_restore.
+mig_drop_part() {
+    local rows=$((PG_SCALE * MIG_BIG_PER_SCALE))
+    log "adding table big ($rows rows) to database bench"
+    pg_sql bench -v rows="$rows" <<'SQL'
+CREATE TABLE big (
+    id bigint PRIMARY KEY,
+    account int NOT NULL,
+    payload text NOT NULL
+);
+INSERT INTO big
+SELECT i, 1 + (i::bigint * 7919) % 100000, md5(i::text) || ' ' || md5((i::bigint * 31)::text) || ' ' || md5((i::bigint * 97)::text)
+FROM generate_series(1, :rows) i;
+VACUUM ANALYZE big;
+SQL
+    pg_meta big_rows "$rows"
+    pg_meta big_bytes "$(pg_sql bench -c "SELECT pg_total_relation_size('big')")"
+    pg_meta db_bytes_big "$(pg_sql bench -c "SELECT pg_database_size('bench')")"
+    mig_payloads bench "$PG_DIR/payloads-before.tsv"
+    [[ $(wc -l <"$PG_DIR/payloads-before.tsv") == "$rows" ]] || die "could not record the payloads of big"
+
+    local plan=$PG_DIR/dropcol
+    mkdir -p "$plan/0001_drop_payload"
+    printf '%s\n' '-- No down script: the way back is the safety snapshot of big.' \
+        'ALTER TABLE big DROP COLUMN payload;' >"$plan/0001_drop_payload/up.sql"
+    local cfg=$PG_DIR/ripcord/drop.toml
+    mig_ripcord_config "$cfg" bench "$plan"
+
+    # The baseline's backup, taken before the change.
+    local dump=$PG_DIR/pg_dump/bench.dir
+    pg_timed pg_dump Fd "$PG_BIN/pg_dump" "${PG_CONN[@]}" -Fd -j "$PG_JOBS" -f "$dump" bench
+    pg_meta dump_fd_bytes "$(dir_bytes "$dump")"
+
+    pg_timed ripcord drop-up "${STDOUT_TO[@]}" "$PG_DIR/drop-up.json" \
+        ripcord --config "$cfg" --json migrate up
+    local status=ok
+    if mig_has_payload bench; then
+        status=failed
+        log "ripcord: big.payload is still there after migrate up"
+    fi
+    printf 'ripcord\tdrop-up-check\t0\t0\t%s\n' "$status" >>"$RESULTS"
+    pg_meta repo_bytes_drop "$(dir_bytes "$PG_DIR/ripcord/repo")"
+
+    pg_timed ripcord drop-down "${STDOUT_TO[@]}" "$PG_DIR/drop-down.json" \
+        ripcord --config "$cfg" --json migrate down --to @root
+    # Rows lost only mean something when the column was dropped.
+    if [[ $status == ok ]]; then mig_check_payloads ripcord drop-down bench; fi
+
+    # shellcheck disable=SC2016
+    pg_timed pg_restore restore bash -c '"$1/createdb" -h 127.0.0.1 -p "$2" -U postgres r2 &&
+        exec "$1/pg_restore" -h 127.0.0.1 -p "$2" -U postgres -j "$3" -d r2 "$4"' \
+        createdb-pg_restore "$PG_BIN" "$PG_PORT" "$PG_JOBS" "$dump"
+    mig_check_payloads pg_restore restore r2
+    pg_drop r2
+    rm -rf "$dump"
+}
+
+# Renders its part of the report into $WORK/migrate/report.md.
+migrate_section() {
+    [[ $PG_SCALE =~ ^[1-9][0-9]*$ ]] || die "BENCH_PG_SCALE must be a whole number, not $PG_SCALE"
+    if ! command -v sqitch >/dev/null || ! perl -MDBD::Pg -e 1 2>/dev/null; then
+        log "installing sqitch and DBD::Pg"
+        DEBIAN_FRONTEND=noninteractive apt_install sqitch libdbd-pg-perl
+    fi
+    pg_find_bin
+    # The pg section's helpers work on PG_DIR; this section has its own.
+    # shellcheck disable=SC2034 # PG_CLUSTER and RUN_DIR are read by those helpers
+    PG_DIR=$WORK/migrate PG_CLUSTER=$WORK/migrate/cluster PG_META=$WORK/migrate/meta.tsv
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    if pg_running; then
+        log "stopping the cluster left by an interrupted run"
+        pg_stop
+    fi
+    rm -rf "${PG_DIR:?}"
+    # shellcheck disable=SC2034
+    RUN_DIR=$PG_DIR RESULTS=$PG_DIR/results.tsv LOGS=$PG_DIR/logs
+    mkdir -p "$LOGS" "$PG_DIR/ripcord" "$PG_DIR/pg_dump"
+    : >"$RESULTS"
+    : >"$PG_META"
+    export SQITCH_FULLNAME=Bench SQITCH_EMAIL=bench@example.com
+
+    pg_start
+    pg_meta ripcord_version "$(tool_version ripcord)"
+    pg_meta server_version "$(pg_sql postgres -c 'SHOW server_version')"
+    pg_meta pg_dump_version "$("$PG_BIN/pg_dump" --version)"
+
+    mig_plan_part
+    pg_load_data
+    mig_drop_part
+
+    pg_cleanup
+    trap - EXIT INT TERM
+
+    local report=$PG_DIR/report.md
+    CACHE_STATE=$CACHE_STATE PG_SCALE=$PG_SCALE PG_JOBS=$PG_JOBS PG_DIR=$PG_DIR PG_META=$PG_META \
+        RESULTS=$RESULTS REPORT=$report render_migrate_report
+}
+
+render_migrate_report() {
+    python3 - <<'PY'
+import datetime
+import json
+import os
+
+env = os.environ
+d = env["PG_DIR"]
+jobs = env["PG_JOBS"]
+scale = int(env["PG_SCALE"])
+
+results = {}
+for line in open(env["RESULTS"]):
+    tool, step, secs, rss, status = line.rstrip("\n").split("\t")
+    results[(tool, step)] = {"s": float(secs), "rss": int(rss), "ok": status == "ok"}
+meta = {}
+for line in open(env["PG_META"]):
+    k, _, v = line.rstrip("\n").partition("\t")
+    meta[k] = v
+
+
+def num(key):
+    try:
+        return int(meta.get(key, ""))
+    except ValueError:
+        return None
+
+
+def first_line(path, key):
+    try:
+        for line in open(path):
+            if line.startswith(key):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def fmt_mb(b):
+    if b is None:
+        return "n/a"
+    return f"{b / 1e6:,.2f} MB" if b < 10e6 else f"{b / 1e6:,.1f} MB"
+
+
+def get(tool, step):
+    r = results.get((tool, step))
+    return r if r and r["ok"] else None
+
+
+def check(tool, step):
+    r = results.get((tool, step + "-check"))
+    return None if r is None else r["ok"]
+
+
+def ratio(a, b):
+    """Time of step A divided by the time of step B (> 1: B is faster)."""
+    a, b = get(*a), get(*b)
+    if not a or not b or b["s"] <= 0:
+        return None
+    return a["s"] / b["s"]
+
+
+def fmt_ratio(x):
+    return "n/a" if x is None else f"{x:.1f}x"
+
+
+expected = {}
+try:
+    for line in open(os.path.join(d, "expected-up.tsv")):
+        k, _, v = line.rstrip("\n").partition("\t")
+        expected[k] = int(v)
+except (OSError, ValueError):
+    pass
+
+label = {True: "as expected", False: "**NOT as expected**", None: "not checked"}
+changes = num("plan_changes") or 0
+mem_kib = int(first_line("/proc/meminfo", "MemTotal").split()[0])
+out = []
+w = out.append
+w("<!-- bench:migrate:start -->")
+w("## Migrations")
+w("")
+w("ripcord applying and rolling back migrations, compared with sqitch on the same plan and with `pg_restore`")
+w("for getting dropped data back, on one throwaway PostgreSQL server. Generated by `scripts/bench`")
+w("(`BENCH_SECTIONS=migrate` runs only this part); do not edit by hand.")
+w("")
+w(f"- Date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}")
+w(f"- Machine: {first_line('/proc/cpuinfo', 'model name')}, {os.cpu_count()} logical cores, "
+  f"{mem_kib / 1024 / 1024:.1f} GiB RAM")
+w(f"- Server: PostgreSQL {meta.get('server_version', 'unknown')}, started by the script with the pg section's settings")
+w(f"- Clients: {meta.get('ripcord_version', 'ripcord')}; {meta.get('sqitch_version', 'sqitch')} (DBD::Pg, psql);"
+  f" {meta.get('pg_dump_version', 'pg_dump')}; all connect over TCP to 127.0.0.1")
+w("- Before every timed step: `CHECKPOINT`, a server restart (empty shared_buffers), and "
+  + ("the page cache dropped" if env["CACHE_STATE"] == "cold" else
+     "**no** page cache drop (/proc/sys/vm/drop_caches was not writable: the cache was warm)"))
+w("- Peak RSS is the client's (`/usr/bin/time -f %M`; for `pg_dump -j`/`pg_restore -j` the largest process),"
+  " not the server's")
+w("")
+w(f"### A plan of {changes} changes")
+w("")
+if expected:
+    w(f"A generated sqitch project (`sqitch.conf`, `sqitch.plan`, `deploy/`, `revert/`, `verify/` as `sqitch add`")
+    w(f"writes them: deploy and revert scripts in `BEGIN; … COMMIT;`, verify scripts a `SELECT` in `BEGIN; …")
+    w(f"ROLLBACK;`). {changes} changes, each requiring the one before: `CREATE SCHEMA app`, then in turn")
+    w("`CREATE TABLE`, `ALTER TABLE … ADD COLUMN` (plain, then a foreign key to the previous table), `CREATE INDEX`,")
+    w(f"`INSERT` of 5 rows and `CREATE VIEW`; in all {expected.get('tables', 0)} tables, {expected.get('views', 0)} views,")
+    w(f"{expected.get('indexes', 0)} indexes, {expected.get('columns', 0)} columns, {expected.get('constraints', 0)}"
+      f" constraints and {expected.get('rows', 0)} rows in the schema `app`.")
+w("sqitch works on one fresh database, ripcord on another, from the same folder (ripcord reads the sqitch")
+w("format itself). sqitch runs with its defaults, which do not run the verify scripts (no `--verify`); ripcord")
+w("runs each change's verify script after its deploy script, and takes the safety snapshots it takes before any")
+w("change that touches existing tables: both are in its times.")
+w("")
+w("| step | tool | command | seconds | peak RSS MiB | schema `app` afterwards |")
+w("| --- | --- | --- | ---: | ---: | --- |")
+rows = [
+    ("Apply all", "sqitch", "deploy", "`sqitch deploy --target db:pg://…/plan_sqitch`"),
+    ("", "ripcord", "up", "`ripcord migrate up`"),
+    ("Revert all", "sqitch", "revert", "`sqitch revert -y --target db:pg://…/plan_sqitch`"),
+    ("", "ripcord", "down", "`ripcord migrate down --to @root`"),
+]
+for title, tool, step, cmd in rows:
+    r = get(tool, step)
+    c = label[check(tool, step)]
+    if step in ("revert", "down") and check(tool, "deploy" if step == "revert" else "up") is not True:
+        c = "n/a: the apply did not get there"
+    if r:
+        w(f"| {title} | {tool} | {cmd} | {r['s']:.2f} | {r['rss'] / 1024:,.0f} | {c} |")
+    else:
+        w(f"| {title} | {tool} | {cmd} | failed | | {c} |")
+w("")
+w("\"As expected\": after applying, the schema `app` holds exactly the objects and rows the plan creates (counts")
+w("of tables, views, indexes, columns, constraints and rows); after reverting, it is gone.")
+w("")
+
+
+def load(name):
+    try:
+        return json.load(open(os.path.join(d, name)))
+    except (OSError, ValueError):
+        return None
+
+
+def status_counts(name):
+    st = load(name)
+    try:
+        return ", ".join(f"{v} {k}" for k, v in st["counts"].items() if v)  or "nothing recorded"
+    except (TypeError, KeyError, AttributeError):
+        return "unreadable"
+
+
+def inside(name, what):
+    """What ripcord's own --json output says about a run: changes, safety snapshots, time in the scripts."""
+    j = load(name)
+    try:
+        ch = j["changes"]
+        snaps = sum(1 for c in ch if c.get("snapshot"))
+        verified = sum(1 for c in ch if c.get("verify"))
+        ms = sum(c.get("duration_ms") or 0 for c in ch)
+    except (TypeError, KeyError, AttributeError):
+        return None
+    how = {}
+    for c in ch:
+        if c.get("how"):
+            how[c["how"]] = how.get(c["how"], 0) + 1
+    parts = [f"{len(ch)} change{'s' if len(ch) != 1 else ''} {what}"]
+    if how:
+        parts.append(", ".join(f"{v} by {k}" for k, v in sorted(how.items())))
+    if what == "applied":
+        parts.append(f"{snaps} safety snapshot{'s' if snaps != 1 else ''} taken, {verified} verify"
+                     f" script{'s' if verified != 1 else ''} run")
+    parts.append(f"{ms / 1000:.2f} s in the changes themselves (sum of `duration_ms`)")
+    return "; ".join(parts)
+
+
+for name, what, st in (("plan-up.json", "applied", "plan-status-up.json"),
+                       ("plan-down.json", "reverted", "plan-status-down.json")):
+    info = inside(name, what)
+    if info:
+        w(f"- `ripcord migrate {'up' if what == 'applied' else 'down'} --json`: {info}; `migrate status`"
+          f" afterwards: {status_counts(st)}.")
+w("")
+r_up = ratio(("sqitch", "deploy"), ("ripcord", "up"))
+r_down = ratio(("sqitch", "revert"), ("ripcord", "down"))
+w(f"sqitch time / ripcord time: apply **{fmt_ratio(r_up)}**, revert **{fmt_ratio(r_down)}**.")
+w("")
+w("### Rolling back `DROP COLUMN` on a large table")
+w("")
+big_rows, big_bytes = num("big_rows") or 0, num("big_bytes")
+w(f"Database `bench` built as in the PostgreSQL section (`pgbench -i -s {scale}` plus `docs`), plus a table `big`")
+w(f"(bigint primary key, an int, `payload` text of 98 characters) of {big_rows:,} rows ({fmt_mb(big_bytes)} with its")
+w(f"index): {fmt_mb(num('db_bytes_big'))} in all (`pg_database_size`). The change is a one-change native plan with")
+w("no down script, `ALTER TABLE big DROP COLUMN payload`, so ripcord's way back is the safety snapshot it takes of")
+w("`big` before running it. The usual way back without ripcord is the dump taken before the change, restored")
+w("in full into a new database (from which the column can then be copied back).")
+w("")
+if scale != 100:
+    w(f"**Scale {scale}, not the default 100**: the database and `big` are smaller than the target describes.")
+    w("")
+lost = {"ripcord": num("ripcord_rows_lost"), "pg_restore": num("pg_restore_rows_lost")}
+dropped = check("ripcord", "drop-up") is True
+if not dropped:
+    lost["ripcord"] = None
+w("| step | tool | command | seconds | peak RSS MiB | rows lost |")
+w("| --- | --- | --- | ---: | ---: | ---: |")
+rows = [
+    ("Backup before the change", "pg_dump", "Fd", f"`pg_dump -Fd -j{jobs} -f bench.dir bench`",
+     f"folder {fmt_mb(num('dump_fd_bytes'))}"),
+    ("Apply (with the safety snapshot)", "ripcord", "drop-up", "`ripcord migrate up`", "—"),
+    ("Roll back", "ripcord", "drop-down", "`ripcord migrate down --to @root`", None),
+    ("", "pg_restore", "restore", f"`createdb r2 && pg_restore -j{jobs} -d r2 bench.dir`", None),
+]
+for title, tool, step, cmd, note in rows:
+    r = get(tool, step)
+    if note is None:
+        n = lost.get(tool)
+        note = f"{n:,}" if n is not None else (
+            "n/a: the column was not dropped" if tool == "ripcord" and not dropped else "not measured")
+    if step == "drop-up" and check(tool, step) is False:
+        note = "**column still there**"
+    secs = f"{r['s']:.2f}" if r else "failed"
+    rss = f"{r['rss'] / 1024:,.0f}" if r else ""
+    w(f"| {title} | {tool} | {cmd} | {secs} | {rss} | {note} |")
+w("")
+w(f"Rows lost: rows of `big` (of {big_rows:,}) whose `payload` afterwards is missing or differs from the value")
+w("recorded before the change (`md5(payload)` per `id`). ripcord's rollback puts the table back in place in")
+w("`bench`; `pg_restore` builds a second, complete copy of the database. The ripcord repository held"
+  f" {fmt_mb(num('repo_bytes_drop'))} after the apply.")
+w("")
+for name, what in (("drop-up.json", "applied"), ("drop-down.json", "reverted")):
+    info = inside(name, what)
+    if info:
+        w(f"- `ripcord migrate {'up' if what == 'applied' else 'down'} --json`: {info}.")
+j = load("drop-down.json")
+try:
+    tabs = [t for c in j["changes"] for t in c.get("tables", [])]
+    w("- ripcord's own account of the rollback: " + "; ".join(
+        f"`{t['table']}` {t['restored_rows']:,} rows restored, {t['kept_rows']:,} kept, {t['discarded_rows']:,} discarded"
+        f" (policy {t['policy']})" for t in tabs) + f"; `rows_lost` {j.get('rows_lost')}.")
+except (TypeError, KeyError, AttributeError):
+    pass
+w("")
+r_rb = ratio(("pg_restore", "restore"), ("ripcord", "drop-down"))
+w(f"pg_restore time / ripcord rollback time: **{fmt_ratio(r_rb)}**.")
+w("")
+
+
+def target(name, value, ok, figure):
+    if value is None:
+        return f"| {name} | n/a | not measured |"
+    return f"| {name} | {'met' if ok else 'missed'} | {figure} |"
+
+
+both = lambda tool, step: check(tool, step) is True
+w("### Targets")
+w("")
+w("| target | result | figure |")
+w("| --- | --- | --- |")
+ok_up = r_up is not None and both("ripcord", "up") and both("sqitch", "deploy")
+ok_down = r_down is not None and ok_up and both("ripcord", "down") and both("sqitch", "revert")
+w(target(f"apply {changes} changes >= 10x faster than sqitch", r_up, ok_up and r_up >= 10,
+         f"{fmt_ratio(r_up)} (sqitch time / ripcord time)"))
+w(target(f"revert {changes} changes >= 10x faster than sqitch", r_down, ok_down and r_down >= 10,
+         f"{fmt_ratio(r_down)} (sqitch time / ripcord time)"))
+w(target(f"DROP COLUMN rollback >= 10x faster than `pg_restore -j{jobs}` of the database", r_rb,
+         r_rb is not None and r_rb >= 10 and dropped and lost["ripcord"] == 0,
+         f"{fmt_ratio(r_rb)} (pg_restore time / ripcord time)"))
+w(target("DROP COLUMN rollback loses no rows", lost["ripcord"], lost["ripcord"] == 0,
+         f"{lost['ripcord']:,} of {big_rows:,} rows lost" if lost["ripcord"] is not None else ""))
+w("")
+w("### Reproduce")
+w("")
+w("```")
+w("BENCH_SECTIONS=migrate scripts/bench" if scale == 100 else f"BENCH_SECTIONS=migrate BENCH_PG_SCALE={scale} scripts/bench")
+w("```")
+w("")
+w("The script installs sqitch and DBD::Pg (apt) when missing, starts its own cluster under")
+w("`bench-work/migrate/cluster`, generates the sqitch project into `bench-work/migrate/sqitch`, measures and")
+w("removes the cluster; logs, the plans and raw `results.tsv` stay in `bench-work/migrate/`.")
+w("<!-- bench:migrate:end -->")
+
+open(env["REPORT"], "w").write("\n".join(out) + "\n")
+PY
+}
