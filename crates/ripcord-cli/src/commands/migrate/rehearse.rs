@@ -199,20 +199,31 @@ pub fn run(ctx: &Ctx, args: &RehearseArgs) -> Result<()> {
         ));
         Ok(())
     } else {
-        Err(CliError::Failed {
-            message: format!(
-                "rehearsal: {} of {} change(s) are not reversible: {}",
-                report.irreversible.len(),
-                report.changes.len(),
-                report
-                    .irreversible
+        // Differences no change's SQL names are laid at "(the plan as a
+        // whole)", which is not one of the changes counted.
+        let (named, whole): (Vec<&Irreversible>, Vec<&Irreversible>) = report
+            .irreversible
+            .iter()
+            .partition(|c| report.changes.contains(&c.change));
+        let mut message = format!(
+            "rehearsal: {} of {} change(s) are not reversible",
+            named.len(),
+            report.changes.len()
+        );
+        if !named.is_empty() {
+            message.push_str(&format!(
+                ": {}",
+                named
                     .iter()
                     .map(|c| c.change.as_str())
                     .collect::<Vec<_>>()
                     .join(", ")
-            ),
+            ));
         }
-        .into())
+        if !whole.is_empty() {
+            message.push_str("; the plan as a whole also leaves differences behind");
+        }
+        Err(CliError::Failed { message }.into())
     }
 }
 
