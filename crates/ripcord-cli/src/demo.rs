@@ -18,7 +18,7 @@ use ripcord_migrate::engine::{self, DownOptions, Note, Scope, UpOptions};
 use ripcord_migrate::tracking::SqliteTracker;
 
 use crate::cli::RestoreArgs;
-use crate::commands::migrate::RepoNet;
+use crate::commands::migrate::{Repo, RepoNet};
 use crate::commands::{restore, snapshot};
 use crate::ctx::Ctx;
 use crate::output;
@@ -236,7 +236,7 @@ fn migration_story(ctx: &Ctx, repo: &Repository, root: &Path, db: &Path) -> Resu
     let mut tracker = SqliteTracker::open(db)?;
     let mut net = RepoNet {
         ctx,
-        repo,
+        repo: Repo::Open(repo),
         target: "db".into(),
         policy: None,
     };

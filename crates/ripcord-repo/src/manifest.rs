@@ -79,6 +79,12 @@ pub struct PgContent {
     /// Only selected tables were taken.
     #[serde(default)]
     pub partial: bool,
+    /// The oldest transaction still running when the snapshot was taken
+    /// (`txid_snapshot_xmin`): every row the snapshot lacks was written by
+    /// this transaction or a later one, which lets a revert look for rows
+    /// written since among few candidates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xmin: Option<u64>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]

@@ -619,3 +619,23 @@ fn rehearse_finds_changes_that_do_not_undo() {
         .assert_stdout_has("table audit is left behind")
         .assert_stderr_has("0004_audit");
 }
+
+#[test]
+fn the_repository_is_checked_when_a_snapshot_is_needed() {
+    let (mut ws, db) = setup();
+    two_phase(&ws);
+    // Creating and seeding need no snapshot: no passphrase needed either.
+    ws.set_password("wrong passphrase");
+    ws.ok(&["migrate", "up", "--to", "@expand"]);
+    // Dropping a column needs one: refused before anything runs.
+    ws.run(&["migrate", "up"])
+        .assert_code(3)
+        .assert_stderr_has("pre-flight")
+        .assert_stderr_has("repository");
+    assert_eq!(rows(&db, ALL_USERS).len(), 3);
+    assert_eq!(
+        rows(&db, "SELECT email FROM users WHERE id = 1"),
+        ["ann@example.com"]
+    );
+    assert_eq!(states(&ws).last().unwrap(), "0003_drop_email=pending");
+}

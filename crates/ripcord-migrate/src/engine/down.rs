@@ -67,6 +67,13 @@ pub fn down(
         .filter_map(|(p, ..)| Some((p.change, p.change.down.as_ref()?, p.down.as_deref()?)))
         .collect();
     prepare::check_scripts(db, &checks, &options)?;
+    // Only reverts from a snapshot need the repository.
+    if work
+        .iter()
+        .any(|(_, _, _, how)| matches!(how, How::Snapshot | How::DownScriptAndSnapshot))
+    {
+        net.preflight(Some(&std::collections::BTreeSet::new()))?;
+    }
 
     let mut report = DownReport {
         dry_run: opts.dry_run,

@@ -12,7 +12,8 @@ use crate::Result;
 
 pub trait SafetyNet {
     /// Before anything runs: the repository is reachable and writable, and
-    /// has room for snapshots of `tables` (`None`: the whole database).
+    /// has room for snapshots of `tables` (`None`: the whole database; an
+    /// empty set when only reverts from snapshots are ahead).
     fn preflight(&mut self, tables: Option<&BTreeSet<TableName>>) -> Result<()>;
 
     /// Snapshots `tables` (`None`: the whole database) before `change`

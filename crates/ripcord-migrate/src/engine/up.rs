@@ -67,22 +67,28 @@ pub fn up(
         .collect();
     prepare::check_scripts(db, &checks, &options)?;
 
-    // The snapshots must fit: all touched tables, or the whole database.
-    let mut all: BTreeSet<TableName> = BTreeSet::new();
-    let mut whole = false;
-    for p in pending.iter().filter(|p| !p.down_is_enough()) {
-        whole |= !p.analysis.certain;
-        all.extend(p.analysis.tables.iter().cloned());
-    }
-    if !pending.is_empty() {
-        net.preflight(if whole { None } else { Some(&all) })?;
-    }
-
     let mut report = UpReport {
         dry_run: opts.dry_run,
         target: target.as_ref().map(|t| t.change().to_string()),
         changes: pending.iter().map(planned).collect(),
     };
+    // The repository must take the snapshots, and they must fit: all
+    // touched tables, or the whole database. A run that needs none does not
+    // touch the repository.
+    let mut all: BTreeSet<TableName> = BTreeSet::new();
+    let mut whole = false;
+    let mut needed = false;
+    for (p, out) in pending.iter().zip(&report.changes) {
+        match out.snapshot_scope {
+            Scope::Tables(_) => all.extend(p.analysis.tables.iter().cloned()),
+            Scope::Database => whole = true,
+            Scope::None | Scope::DownScript(_) => continue,
+        }
+        needed = true;
+    }
+    if needed {
+        net.preflight(if whole { None } else { Some(&all) })?;
+    }
     if opts.dry_run || pending.is_empty() {
         return Ok(report);
     }

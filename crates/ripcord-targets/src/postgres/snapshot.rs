@@ -49,10 +49,14 @@ pub fn snapshot(
     coord
         .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .map_err(pg_err(&shown))?;
-    let snap_id: String = coord
-        .query_one("SELECT pg_export_snapshot()", &[])
-        .map_err(pg_err(&shown))?
-        .get(0);
+    let row = coord
+        .query_one(
+            "SELECT pg_export_snapshot(), txid_snapshot_xmin(txid_current_snapshot())",
+            &[],
+        )
+        .map_err(pg_err(&shown))?;
+    let snap_id: String = row.get(0);
+    let xmin: i64 = row.get(1);
     let wanted = match (&opts.tables, opts.skip_missing) {
         (Some(names), true) => {
             let all = catalog::tables(&mut coord, None, &shown)?;
@@ -184,6 +188,7 @@ pub fn snapshot(
         tables,
         sequences,
         partial: opts.tables.is_some(),
+        xmin: u64::try_from(xmin).ok(),
     })
 }
 

@@ -6,9 +6,8 @@ use ripcord_migrate::engine::{
     self, Conn, Database, DownChange, DownOptions, DownReport, Note, Scope, UpOptions,
 };
 use ripcord_migrate::tracking::{PostgresTracker, SqliteTracker};
-use ripcord_repo::Repository;
 
-use super::net::RepoNet;
+use super::net::{Repo, RepoNet};
 use super::{setup, Setup};
 use crate::cli::{DownArgs, UpArgs};
 use crate::ctx::Ctx;
@@ -18,11 +17,9 @@ pub fn up(ctx: &Ctx, args: &UpArgs) -> Result<()> {
     let s = setup(ctx, &args.common)?;
     let (name, target) = database_target(&s)?;
     let mut db = open(&name, &target, true)?;
-    let repo = open_repo(ctx)?;
-    let _lock = ctx.lock(&repo, false, "migrate up")?;
     let mut net = RepoNet {
         ctx,
-        repo: &repo,
+        repo: Repo::Lazy(None, "migrate up"),
         target: name.clone(),
         policy: None,
     };
@@ -77,11 +74,9 @@ pub fn down(ctx: &Ctx, args: &DownArgs) -> Result<()> {
         .transpose()
         .map_err(|e| crate::usage(e, "--on-conflict takes snapshot, keep-new or review"))?;
     let mut db = open(&name, &target, false)?;
-    let repo = open_repo(ctx)?;
-    let _lock = ctx.lock(&repo, false, "migrate down")?;
     let mut net = RepoNet {
         ctx,
-        repo: &repo,
+        repo: Repo::Lazy(None, "migrate down"),
         target: name.clone(),
         policy,
     };
@@ -352,21 +347,4 @@ pub(super) fn open(name: &str, target: &TargetConfig, create: bool) -> Result<Bo
             "name a postgres or sqlite target in [migrations] target",
         )),
     }
-}
-
-/// The repository, which must be reachable before anything runs.
-pub(super) fn open_repo(ctx: &Ctx) -> Result<Repository> {
-    ctx.open_repo().map_err(|e| {
-        let causes: Vec<String> = e.chain().map(|c| c.to_string()).collect();
-        CliError::Refused {
-            message: format!(
-                "pre-flight: the repository for safety snapshots cannot be opened: {}",
-                causes.join(": ")
-            ),
-            hint: "check [repository] in ripcord.toml and the passphrase (RIPCORD_PASSWORD); \
-                   `ripcord init` creates a repository"
-                .into(),
-        }
-        .into()
-    })
 }

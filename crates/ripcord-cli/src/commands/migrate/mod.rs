@@ -5,7 +5,7 @@
 mod apply;
 mod net;
 
-pub(crate) use net::RepoNet;
+pub(crate) use net::{Repo, RepoNet};
 mod rehearse;
 
 use std::path::{Path, PathBuf};

@@ -8,6 +8,7 @@ use ripcord_core::config::{OnConflict, TargetConfig};
 use ripcord_core::revert::TableRevert;
 use ripcord_migrate::analyze::TableName;
 use ripcord_migrate::engine::{Conn, SafetyNet};
+use ripcord_repo::lock::LockGuard;
 use ripcord_repo::manifest::Content;
 use ripcord_repo::Repository;
 use ripcord_targets::postgres::{self, RevertTable};
@@ -18,13 +19,22 @@ use crate::ctx::Ctx;
 use crate::output;
 
 /// Safety snapshots of one configured database target in one repository.
-/// The caller holds a repository lock while the net is in use.
 pub struct RepoNet<'a> {
     pub ctx: &'a Ctx,
-    pub repo: &'a Repository,
+    pub repo: Repo<'a>,
     pub target: String,
     /// Overrides every table's configured `on_conflict`.
     pub policy: Option<OnConflict>,
+}
+
+/// The repository the net writes to.
+pub enum Repo<'a> {
+    /// Opened by the caller, who holds a lock on it.
+    Open(&'a Repository),
+    /// Opened and locked on first use, so that a run none of whose changes
+    /// needs a snapshot never opens it. The name is the command's, for the
+    /// lock.
+    Lazy(Option<(Repository, LockGuard)>, &'static str),
 }
 
 /// Forwards the targets' warnings to the terminal.
@@ -51,6 +61,23 @@ fn wrap(context: &str, e: impl Into<anyhow::Error>) -> ripcord_migrate::Error {
 }
 
 impl RepoNet<'_> {
+    fn repo(&mut self) -> ripcord_migrate::Result<&Repository> {
+        let ctx = self.ctx;
+        match &mut self.repo {
+            Repo::Open(repo) => Ok(repo),
+            Repo::Lazy(slot, command) => {
+                if slot.is_none() {
+                    let repo = ctx.open_repo().map_err(|e| refused_repo(&e))?;
+                    let lock = ctx
+                        .lock(&repo, false, command)
+                        .map_err(|e| refused_repo(&e))?;
+                    *slot = Some((repo, lock));
+                }
+                Ok(&slot.as_ref().expect("opened above").0)
+            }
+        }
+    }
+
     fn config(&self) -> ripcord_migrate::Result<&TargetConfig> {
         self.ctx
             .config
@@ -96,6 +123,20 @@ impl RepoNet<'_> {
     }
 }
 
+/// The repository cannot be used: a failed pre-flight.
+fn refused_repo(e: &anyhow::Error) -> ripcord_migrate::Error {
+    let causes: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+    ripcord_migrate::Error::Refused {
+        message: format!(
+            "pre-flight: the repository for safety snapshots cannot be used: {}",
+            causes.join(": ")
+        ),
+        hint: "check [repository] in ripcord.toml and the passphrase (RIPCORD_PASSWORD); \
+               `ripcord init` creates a repository"
+            .into(),
+    }
+}
+
 /// Free bytes on the file system holding `path`.
 fn free_space(path: &Path) -> Option<u64> {
     let stat = rustix::fs::statvfs(path).ok()?;
@@ -104,6 +145,7 @@ fn free_space(path: &Path) -> Option<u64> {
 
 impl SafetyNet for RepoNet<'_> {
     fn preflight(&mut self, tables: Option<&BTreeSet<TableName>>) -> ripcord_migrate::Result<()> {
+        self.repo()?;
         let need = self
             .estimate(tables)
             .map_err(|e| wrap("pre-flight: cannot size the safety snapshot", e))?;
@@ -144,15 +186,11 @@ impl SafetyNet for RepoNet<'_> {
             skip_missing: true,
         };
         let tags = ["safety".to_string(), format!("migrate:{change}")];
-        let result = take_with(
-            self.ctx,
-            self.repo,
-            std::slice::from_ref(&self.target),
-            &tags,
-            None,
-            &opts,
-        )
-        .map_err(|e| wrap(&format!("safety snapshot before {change}"), e))?;
+        let ctx = self.ctx;
+        let target = self.target.clone();
+        let repo = self.repo()?;
+        let result = take_with(ctx, repo, std::slice::from_ref(&target), &tags, None, &opts)
+            .map_err(|e| wrap(&format!("safety snapshot before {change}"), e))?;
         Ok(result.id.to_string())
     }
 
@@ -163,7 +201,8 @@ impl SafetyNet for RepoNet<'_> {
         tables: Option<&BTreeSet<TableName>>,
         change: &str,
     ) -> ripcord_migrate::Result<Vec<TableRevert>> {
-        let (_, snap) = self.repo.find_snapshot(snapshot).map_err(|e| {
+        let repo = self.repo()?.clone();
+        let (_, snap) = repo.find_snapshot(snapshot).map_err(|e| {
             net_error(
                 format!("safety snapshot {snapshot} of {change}: {e}"),
                 Some(
@@ -175,8 +214,7 @@ impl SafetyNet for RepoNet<'_> {
             .targets
             .first()
             .ok_or_else(|| net_error(format!("safety snapshot {snapshot} is empty"), None))?;
-        let index = self
-            .repo
+        let index = repo
             .load_index()
             .map_err(|e| wrap("read the repository index", e))?;
         let progress = Warnings(self.ctx);
@@ -199,7 +237,7 @@ impl SafetyNet for RepoNet<'_> {
                         policy: self.policy_for(&t.qualified()),
                     })
                     .collect();
-                postgres::revert_tables(self.repo, &index, pg, client, &selected, change, &progress)
+                postgres::revert_tables(&repo, &index, pg, client, &selected, change, &progress)
                     .map_err(|e| wrap(&format!("putting back the tables of {change}"), e))
             }
             (
@@ -217,7 +255,7 @@ impl SafetyNet for RepoNet<'_> {
                     .map(|t| (t.name.clone(), self.policy_for(&t.name)))
                     .collect();
                 sqlite_revert::revert_tables(
-                    self.repo, &index, image, stats, conn, &selected, change, &progress,
+                    &repo, &index, image, stats, conn, &selected, change, &progress,
                 )
                 .map_err(|e| wrap(&format!("putting back the tables of {change}"), e))
             }

@@ -19,7 +19,7 @@ use ripcord_targets::postgres::{self, tools::Tools};
 use serde::Serialize;
 
 use super::apply::{database_target, open};
-use super::net::RepoNet;
+use super::net::{Repo, RepoNet};
 use super::setup;
 use crate::cli::RehearseArgs;
 use crate::commands::snapshot::{take_with, TakeOptions};
@@ -243,7 +243,7 @@ fn rehearse(
     let before = fingerprint(&mut *db, &target)?;
     let mut net = RepoNet {
         ctx: scratch_ctx,
-        repo,
+        repo: Repo::Open(repo),
         target: name.to_string(),
         policy: Some(OnConflict::Snapshot),
     };
