@@ -34,7 +34,7 @@ pub enum Repo<'a> {
     /// Opened and locked on first use, so that a run none of whose changes
     /// needs a snapshot never opens it. The name is the command's, for the
     /// lock.
-    Lazy(Option<(Repository, LockGuard)>, &'static str),
+    Lazy(Option<Box<(Repository, LockGuard)>>, &'static str),
 }
 
 /// Forwards the targets' warnings to the terminal.
@@ -71,7 +71,7 @@ impl RepoNet<'_> {
                     let lock = ctx
                         .lock(&repo, false, command)
                         .map_err(|e| refused_repo(&e))?;
-                    *slot = Some((repo, lock));
+                    *slot = Some(Box::new((repo, lock)));
                 }
                 Ok(&slot.as_ref().expect("opened above").0)
             }
