@@ -151,7 +151,6 @@ fn apply_one(
     if p.transactional {
         db::begin(db)?;
         let result = (|| -> Result<std::result::Result<(), (String, String)>> {
-            db.record_start(name, p.order, checksum, &opts.actor, snapshot.clone())?;
             if let Err(e) = execute(db, &p.up) {
                 return Ok(Err(("up".into(), e.to_string())));
             }
@@ -161,8 +160,15 @@ fn apply_one(
                 }
             }
             failpoint::hit("migrate-change-ran");
-            db.record_done(name, started.elapsed())?;
-            db.record_event(name, EventKind::Deploy, &opts.actor, &deploy_detail(out))?;
+            db.record_applied(
+                name,
+                p.order,
+                checksum,
+                &opts.actor,
+                snapshot.clone(),
+                started.elapsed(),
+                &deploy_detail(out),
+            )?;
             Ok(Ok(()))
         })();
         match result {

@@ -58,6 +58,25 @@ pub trait Tracker {
         snapshot_id: Option<String>,
     ) -> Result<()>;
 
+    /// Records a change that ran in a transaction as applied, with its
+    /// deploy event, in one go at the end of that transaction: its row is
+    /// never seen `dirty`.
+    #[allow(clippy::too_many_arguments)]
+    fn record_applied(
+        &mut self,
+        change: &str,
+        plan_order: i32,
+        checksum: &str,
+        actor: &str,
+        snapshot_id: Option<String>,
+        duration: Duration,
+        detail: &str,
+    ) -> Result<()> {
+        self.record_start(change, plan_order, checksum, actor, snapshot_id)?;
+        self.record_done(change, duration)?;
+        self.record_event(change, EventKind::Deploy, actor, detail)
+    }
+
     /// Marks a started change as run outside a transaction.
     fn record_non_transactional(&mut self, change: &str) -> Result<()>;
 

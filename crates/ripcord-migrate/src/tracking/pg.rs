@@ -255,6 +255,48 @@ impl Tracker for PostgresTracker {
         Ok(())
     }
 
+    fn record_applied(
+        &mut self,
+        change: &str,
+        plan_order: i32,
+        checksum: &str,
+        actor: &str,
+        snapshot_id: Option<String>,
+        duration: Duration,
+        detail: &str,
+    ) -> Result<()> {
+        // One round trip: the row and its event.
+        let ms = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+        self.client
+            .execute(
+                "WITH c AS (
+                     INSERT INTO ripcord.changes
+                         (name, checksum, state, applied_at, actor, duration_ms, safety_snapshot,
+                          plan_order)
+                     VALUES ($1, $2, 'applied', clock_timestamp(), $3, $6, $4, $5)
+                     ON CONFLICT (name) DO UPDATE SET
+                         checksum = excluded.checksum, state = 'applied',
+                         applied_at = excluded.applied_at, actor = excluded.actor,
+                         duration_ms = excluded.duration_ms,
+                         safety_snapshot = excluded.safety_snapshot,
+                         plan_order = excluded.plan_order, transactional = true
+                     RETURNING 1)
+                 INSERT INTO ripcord.events (at, change, kind, actor, detail)
+                 SELECT clock_timestamp(), $1, 'deploy', $3, $7 FROM c",
+                &[
+                    &change,
+                    &checksum,
+                    &actor,
+                    &snapshot_id,
+                    &plan_order,
+                    &ms,
+                    &detail,
+                ],
+            )
+            .map_err(Error::postgres(format!("record {change} as applied")))?;
+        Ok(())
+    }
+
     fn record_non_transactional(&mut self, change: &str) -> Result<()> {
         self.client
             .execute(
