@@ -280,7 +280,7 @@ pub(super) fn write_archive(
     Ok(f)
 }
 
-/// Streams one part into `COPY … FROM STDIN`.
+/// Streams one part into `COPY … FROM STDIN`; returns the rows loaded.
 pub(super) fn copy_in(
     repo: &Repository,
     index: &Index,
@@ -288,7 +288,7 @@ pub(super) fn copy_in(
     t: &PgTable,
     part: &Stream,
     progress: &dyn Progress,
-) -> Result<()> {
+) -> Result<u64> {
     let what = t.qualified();
     let sql = format!(
         "COPY {} ({}) FROM STDIN (FORMAT binary)",
@@ -306,8 +306,7 @@ pub(super) fn copy_in(
         })?;
         progress.bytes(data.len() as u64);
     }
-    w.finish().map_err(pg_err(format!("loading {what}")))?;
-    Ok(())
+    w.finish().map_err(pg_err(format!("loading {what}")))
 }
 
 /// Loads every part of every table, several parts (of one table too) at once.

@@ -335,15 +335,11 @@ impl Cx<'_> {
             "SET LOCAL session_replication_role = replica",
             "pausing triggers (needs a superuser)",
         )?;
+        let mut rows = 0;
         for part in &t.parts {
-            copy_in(self.repo, self.index, self.client, t, part, self.progress)?;
+            rows += copy_in(self.repo, self.index, self.client, t, part, self.progress)?;
         }
-        let rows: i64 = self
-            .client
-            .query_one(&format!("SELECT count(*) FROM {name}"), &[])
-            .map_err(pg_err(format!("counting {what}")))?
-            .get(0);
-        if rows as u64 != t.rows {
+        if rows != t.rows {
             return Err(Error::Mismatch {
                 detail: format!("{what}: {rows} rows loaded, the snapshot has {}", t.rows),
             });
