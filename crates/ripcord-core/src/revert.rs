@@ -10,8 +10,9 @@ use crate::config::OnConflict;
 pub struct TableRevert {
     /// `schema.name` on PostgreSQL, `name` on SQLite.
     pub table: String,
-    /// The policy applied: the configured one, or `review` for a table
-    /// without a primary key when `keep-new` was asked for.
+    /// The policy applied: the configured one, or `review` when `keep-new`
+    /// was asked for and rows cannot be kept (a table without a primary
+    /// key, or a required column the rows written since lack).
     pub policy: Option<OnConflict>,
     /// Rows loaded from the snapshot.
     pub restored_rows: u64,

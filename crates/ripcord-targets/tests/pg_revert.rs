@@ -424,15 +424,39 @@ fn million_rows_timing() {
 }
 
 #[test]
-fn new_rows_the_snapshot_rejects_fail_keep_new_and_review_takes_them() {
+fn new_rows_lacking_a_required_column_go_to_review_under_keep_new() {
     let f = fixture(
         "revert_not_null",
         "CREATE TABLE users (id serial PRIMARY KEY, name text NOT NULL, email text NOT NULL);
          INSERT INTO users (name, email) SELECT 'user' || i, 'u' || i || '@example.com' FROM generate_series(1, 100) i;",
         &["users"],
     );
-    f.sql(MIGRATE);
     // The new row has no email, which the snapshot's table requires.
+    f.sql(MIGRATE);
+    let report = f.revert(&[("users", OnConflict::KeepNew)], true, &Quiet);
+    assert_eq!(report[0].policy, Some(OnConflict::Review));
+    assert_eq!((report[0].kept_rows, report[0].review_rows), (0, 1));
+    emails_back(&f);
+    assert_eq!(f.one("SELECT count(*) FROM users"), "100");
+    assert_eq!(
+        f.one("SELECT row_data ->> 'name' FROM ripcord.review"),
+        "late"
+    );
+}
+
+#[test]
+fn a_new_row_the_snapshot_rejects_fails_keep_new_and_changes_nothing() {
+    let f = fixture(
+        "revert_unique",
+        "CREATE TABLE users (id serial PRIMARY KEY, name text UNIQUE, email text);
+         INSERT INTO users (name, email) VALUES ('ann', 'a@x'), ('bob', 'b@x');",
+        &["users"],
+    );
+    // The change drops the unique constraint; a duplicate name follows.
+    f.sql(
+        "ALTER TABLE users DROP CONSTRAINT users_name_key; ALTER TABLE users DROP COLUMN email;
+           INSERT INTO users (name) VALUES ('ann');",
+    );
     let mut client = pg::shared().client(&f.db);
     client.batch_execute("BEGIN").unwrap();
     let err = revert_tables(
@@ -450,12 +474,11 @@ fn new_rows_the_snapshot_rejects_fail_keep_new_and_review_takes_them() {
     .unwrap_err();
     client.batch_execute("ROLLBACK").unwrap();
     assert!(err.to_string().contains("keeping rows"), "{err}");
-    assert_eq!(f.one("SELECT count(*) FROM users WHERE name = 'late'"), "1");
+    assert_eq!(f.one("SELECT count(*) FROM users WHERE name = 'ann'"), "2");
 
     let report = f.revert(&[("users", OnConflict::Review)], true, &Quiet);
     assert_eq!((report[0].kept_rows, report[0].review_rows), (0, 1));
-    emails_back(&f);
-    assert_eq!(f.one("SELECT count(*) FROM users"), "100");
+    assert_eq!(f.one("SELECT count(*) FROM users"), "2");
 }
 
 #[test]

@@ -601,7 +601,31 @@ impl Cx<'_> {
                 .primary_key
                 .iter()
                 .all(|k| common.iter().any(|(c, _)| c == k));
-        let policy = if !keyed && policy == OnConflict::KeepNew {
+        // A kept row gets no value for columns only the snapshot has: one
+        // that must be set and has no default makes such rows unkeepable,
+        // so they are set aside for review instead, as without a key.
+        let unfillable: Vec<String> = self
+            .client
+            .query(
+                "SELECT attname::text FROM pg_catalog.pg_attribute
+                 WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND attnotnull
+                   AND NOT atthasdef AND attidentity = '' AND attgenerated = ''
+                 ORDER BY attnum",
+                &[&oid],
+            )
+            .map_err(pg_err(format!("reading the columns of {what}")))?
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .filter(|c| !common.iter().any(|(k, _)| k == c))
+            .collect();
+        let policy = if policy == OnConflict::KeepNew && (!keyed || !unfillable.is_empty()) {
+            if keyed {
+                self.progress.warn(format!(
+                    "rows written to {what} since the snapshot lack {}, which the restored table \
+                     requires: they are set aside for review instead of kept",
+                    unfillable.join(", ")
+                ));
+            }
             OnConflict::Review
         } else {
             policy
@@ -671,9 +695,9 @@ impl Cx<'_> {
             let sql = format!(
                 "INSERT INTO {name} ({cols}) OVERRIDING SYSTEM VALUE SELECT {select} {from}"
             );
-            // A row the snapshot's constraints reject (a NOT NULL column the
-            // change dropped, a unique value taken) fails the revert: the
-            // caller rolls back, and another policy can be chosen.
+            // A row the snapshot's constraints still reject (a unique value
+            // taken, a CHECK) fails the revert: the caller rolls back, and
+            // another policy can be chosen.
             report.kept_rows = self.client.execute(&sql, &[]).map_err(|e| Error::Pg {
                 context: format!(
                     "keeping rows written to {what} since the snapshot (on_conflict review or snapshot for this table avoids this)"
