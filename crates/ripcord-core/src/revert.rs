@@ -22,6 +22,10 @@ pub struct TableRevert {
     pub review_rows: u64,
     /// Rows written since the change that are gone (`snapshot`): data loss.
     pub discarded_rows: u64,
+    /// Rows that were there before the change and hold other values now
+    /// (changed by the change itself, or updated since): the snapshot's
+    /// values were put back. Under `review` they are also set aside.
+    pub changed_rows: u64,
     /// The table did not exist any more and was created again.
     pub recreated: bool,
 }

@@ -581,6 +581,40 @@ fn merge_new_rows(
                 .map_err(|e| live.err(e))? as u64;
         }
     }
+    if key_usable {
+        // Rows there before that hold other values now (changed by the
+        // change itself, or updated since): the snapshot's values were put
+        // back. Counted, and set aside under review.
+        let on: Vec<String> = current_pk
+            .iter()
+            .map(|k| format!("r.{0} IS s.{0}", quote(k)))
+            .collect();
+        let differs: Vec<String> = cols.iter().map(|c| format!("r.{c} IS NOT s.{c}")).collect();
+        let from = format!(
+            "FROM temp.{stash} AS s JOIN main.{q} AS r ON {} WHERE {}",
+            on.join(" AND "),
+            differs.join(" OR ")
+        );
+        report.changed_rows = live.count(&format!("SELECT count(*) {from}"))?;
+        if report.changed_rows > 0 && applied == OnConflict::Review {
+            let names: Vec<&str> = common.iter().map(|c| c.name.as_str()).collect();
+            let sql = format!(
+                "INSERT INTO main.{REVIEW_TABLE} (at, change, table_name, row_data, reason)
+                 SELECT strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?1, ?2, {json}, ?3 {from}",
+                json = json_row("s", &names)
+            );
+            live.conn
+                .execute(
+                    &sql,
+                    rusqlite::params![
+                        change,
+                        name,
+                        "changed since the safety snapshot; the snapshot's values were put back"
+                    ],
+                )
+                .map_err(|e| live.err(e))?;
+        }
+    }
     Ok(())
 }
 

@@ -445,6 +445,25 @@ fn new_rows_lacking_a_required_column_go_to_review_under_keep_new() {
 }
 
 #[test]
+fn rows_changed_since_are_counted_and_reviewed() {
+    for (policy, review) in [(OnConflict::KeepNew, 0), (OnConflict::Review, 2)] {
+        let f = fixture("revert_changed", USERS, &["users"]);
+        f.sql(MIGRATE);
+        f.sql("UPDATE users SET name = 'renamed' WHERE id IN (3, 4)");
+        let report = f.revert(&[("users", policy)], true, &Quiet);
+        assert_eq!(report[0].changed_rows, 2, "{policy:?}");
+        // The snapshot's values are back.
+        assert_eq!(f.one("SELECT name FROM users WHERE id = 3"), "user3");
+        if review > 0 {
+            assert_eq!(
+                f.one("SELECT count(*) FROM ripcord.review WHERE row_data ->> 'name' = 'renamed'"),
+                review.to_string()
+            );
+        }
+    }
+}
+
+#[test]
 fn a_new_row_the_snapshot_rejects_fails_keep_new_and_changes_nothing() {
     let f = fixture(
         "revert_unique",

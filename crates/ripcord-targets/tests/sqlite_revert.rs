@@ -136,6 +136,8 @@ fn drop_column_is_undone_with_its_data_and_new_rows_are_kept() {
             policy: Some(OnConflict::KeepNew),
             restored_rows: 200,
             kept_rows: 1,
+            // Row 1 was renamed since: counted, and put back.
+            changed_rows: 1,
             ..TableRevert::default()
         }]
     );

@@ -130,13 +130,17 @@ fn rollback_puts_a_dropped_column_back_with_its_data() {
         .assert_stdout_has("3 change(s) applied");
     assert_eq!(rows(&db, "SELECT id, name FROM users ORDER BY id").len(), 3);
     // The application goes on writing after the change.
-    exec(&db, "INSERT INTO users (name) VALUES ('dee');");
+    exec(
+        &db,
+        "INSERT INTO users (name) VALUES ('dee'); UPDATE users SET name = 'bobby' WHERE id = 2;",
+    );
 
     let status = ws.json(&["migrate", "status"]);
     assert_eq!(status["phase"], "contract");
     let out = ws.ok(&["rollback", "--to", "@expand"]);
     out.assert_stdout_has("from its safety snapshot")
         .assert_stdout_has("1 kept")
+        .assert_stdout_has("1 row(s) changed since put back")
         .assert_stdout_has("data loss: none");
     assert_eq!(
         rows(&db, ALL_USERS),

@@ -166,6 +166,13 @@ fn summarize_down(ctx: &Ctx, name: &str, report: &DownReport, review: &[(String,
             sum(|t| t.discarded_rows)
         ));
     }
+    let changed = sum(|t| t.changed_rows);
+    if changed > 0 {
+        ctx.say(format!(
+            "rows that existed before the changes and were changed since (by the changes \
+             themselves or after them): {changed}, put back to their values before the changes"
+        ));
+    }
     for (table, change, row) in review {
         ctx.say(format!("  review ({change}) {table}: {row}"));
     }
@@ -278,6 +285,12 @@ fn say(ctx: &Ctx, note: Note<'_>) {
                 }
                 if t.discarded_rows > 0 {
                     line.push_str(&format!(", {} newer row(s) discarded", t.discarded_rows));
+                }
+                if t.changed_rows > 0 {
+                    line.push_str(&format!(
+                        ", {} row(s) changed since put back to their values before the change",
+                        t.changed_rows
+                    ));
                 }
                 ctx.say(line);
             }
