@@ -182,6 +182,21 @@ pub struct MigrationsConfig {
     /// `on_conflict` for single tables (`table` or `schema.table`).
     #[serde(default)]
     pub tables: BTreeMap<String, TableMigrationConfig>,
+    /// Which changes get a safety snapshot.
+    #[serde(default)]
+    pub snapshot: SnapshotWhen,
+}
+
+/// `[migrations] snapshot`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SnapshotWhen {
+    /// Every change that touches existing tables, except one that destroys
+    /// no data and has a down script: nothing would ever restore from it.
+    #[default]
+    Needed,
+    /// Every change that touches existing tables, for manual restores too.
+    Always,
 }
 
 /// `[migrations.tables.NAME]`.
@@ -214,6 +229,7 @@ impl Default for MigrationsConfig {
             dir: default_migrations_dir(),
             on_conflict: OnConflict::default(),
             tables: BTreeMap::new(),
+            snapshot: SnapshotWhen::default(),
         }
     }
 }

@@ -643,3 +643,94 @@ fn the_repository_is_checked_when_a_snapshot_is_needed() {
     );
     assert_eq!(states(&ws).last().unwrap(), "0003_drop_email=pending");
 }
+
+#[test]
+fn every_way_back_on_sqlite() {
+    let (ws, db) = setup();
+    // 0001 only creates: dropped on the way back. 0002 rewrites data and has
+    // a down script that only undoes the schema part: the data comes back
+    // from its snapshot. 0003 has a faithful down script and destroys
+    // nothing: no snapshot, down script only.
+    write(&ws, "migrations/0001_users/up.sql", "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);\nINSERT INTO users VALUES (1, 'ann'), (2, 'bob');\n");
+    write(
+        &ws,
+        "migrations/0002_shout/up.sql",
+        "UPDATE users SET name = upper(name);\nCREATE INDEX users_name ON users (name);\n",
+    );
+    write(
+        &ws,
+        "migrations/0002_shout/down.sql",
+        "DROP INDEX users_name;\n",
+    );
+    write(
+        &ws,
+        "migrations/0003_audit/up.sql",
+        "CREATE TABLE audit (at TEXT);\nALTER TABLE users ADD COLUMN note TEXT;\n",
+    );
+    write(
+        &ws,
+        "migrations/0003_audit/down.sql",
+        "ALTER TABLE users DROP COLUMN note;\nDROP TABLE audit;\n",
+    );
+    let v = ws.json(&["migrate", "up"]);
+    let scopes: Vec<&str> = v["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["snapshot_scope"]["scope"].as_str().unwrap())
+        .collect();
+    assert_eq!(scopes, ["none", "tables", "down-script"]);
+    assert_eq!(
+        rows(&db, "SELECT name FROM users ORDER BY id"),
+        ["ANN", "BOB"]
+    );
+
+    let v = ws.json(&["migrate", "down", "--to", "@root"]);
+    let how: Vec<&str> = v["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["how"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        how,
+        ["down-script", "down-script-and-snapshot", "drop-created"]
+    );
+    assert_eq!(v["changes"][2]["dropped_tables"][0]["table"], "users");
+    assert_eq!(v["changes"][2]["dropped_tables"][0]["rows"], 2);
+    assert!(tables(&db).is_empty());
+
+    // Up to 0002 again, then back to 0001: the names come back as they were.
+    ws.ok(&["migrate", "up", "--to", "0002_shout"]);
+    ws.ok(&["migrate", "down", "--to", "0001_users"]);
+    assert_eq!(
+        rows(&db, "SELECT name FROM users ORDER BY id"),
+        ["ann", "bob"]
+    );
+    assert!(rows(
+        &db,
+        "SELECT name FROM sqlite_master WHERE name = 'users_name'"
+    )
+    .is_empty());
+
+    // With snapshot = "always", the faithful change gets one too.
+    let (ws, _db) = setup_with("snapshot = \"always\"\n");
+    write(
+        &ws,
+        "migrations/0001_users/up.sql",
+        "CREATE TABLE users (id INTEGER PRIMARY KEY);\n",
+    );
+    write(
+        &ws,
+        "migrations/0002_note/up.sql",
+        "ALTER TABLE users ADD COLUMN note TEXT;\n",
+    );
+    write(
+        &ws,
+        "migrations/0002_note/down.sql",
+        "ALTER TABLE users DROP COLUMN note;\n",
+    );
+    let v = ws.json(&["migrate", "up"]);
+    assert_eq!(v["changes"][1]["snapshot_scope"]["scope"], "tables");
+    assert!(v["changes"][1]["snapshot"].is_string());
+}

@@ -39,6 +39,9 @@ pub struct UpOptions {
     pub allow_drift: bool,
     /// Recorded with each change: `user@host`.
     pub actor: String,
+    /// Snapshot every change that touches existing tables, also those whose
+    /// down script is a complete way back.
+    pub snapshot_always: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -53,7 +56,7 @@ pub struct DownOptions {
 
 /// What a safety snapshot covers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase", tag = "scope", content = "tables")]
+#[serde(rename_all = "kebab-case", tag = "scope", content = "tables")]
 pub enum Scope {
     /// The change touches no existing table (it only creates things).
     None,

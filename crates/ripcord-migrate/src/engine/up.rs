@@ -70,7 +70,10 @@ pub fn up(
     let mut report = UpReport {
         dry_run: opts.dry_run,
         target: target.as_ref().map(|t| t.change().to_string()),
-        changes: pending.iter().map(planned).collect(),
+        changes: pending
+            .iter()
+            .map(|p| planned(p, opts.snapshot_always))
+            .collect(),
     };
     // The repository must take the snapshots, and they must fit: all
     // touched tables, or the whole database. A run that needs none does not
@@ -100,12 +103,12 @@ pub fn up(
     Ok(report)
 }
 
-fn planned(p: &Prepared) -> UpChange {
+fn planned(p: &Prepared, snapshot_always: bool) -> UpChange {
     let scope = if !p.analysis.certain {
         Scope::Database
     } else if p.analysis.tables.is_empty() {
         Scope::None
-    } else if p.down_is_enough() {
+    } else if p.down_is_enough() && !snapshot_always {
         Scope::DownScript(names(&p.analysis.tables))
     } else {
         Scope::Tables(names(&p.analysis.tables))

@@ -1,7 +1,7 @@
 //! `ripcord migrate up`, `migrate down` and `rollback`.
 
 use anyhow::Result;
-use ripcord_core::config::{OnConflict, TargetConfig};
+use ripcord_core::config::{OnConflict, SnapshotWhen, TargetConfig};
 use ripcord_migrate::engine::{
     self, Conn, Database, DownChange, DownOptions, DownReport, Note, Scope, UpOptions,
 };
@@ -28,6 +28,11 @@ pub fn up(ctx: &Ctx, args: &UpArgs) -> Result<()> {
         dry_run: args.dry_run,
         allow_drift: args.allow_drift,
         actor: actor(),
+        snapshot_always: ctx
+            .config
+            .migrations
+            .as_ref()
+            .is_some_and(|m| m.snapshot == SnapshotWhen::Always),
     };
     let report = engine::up(&mut *db, &mut net, &s.plan, &opts, &mut |n| say(ctx, n))?;
     if ctx.json {

@@ -257,6 +257,7 @@ fn rehearse(
         dry_run: false,
         allow_drift: false,
         actor: actor.clone(),
+        snapshot_always: false,
     };
     let up = engine::up(&mut *db, &mut net, plan, &up_opts, &mut |_| {})
         .context("rehearsal: up failed on the scratch copy")?;
