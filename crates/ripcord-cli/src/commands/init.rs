@@ -43,6 +43,19 @@ jobs = 0
 # [tiers.daily]
 # every = "24h"
 # keep = { daily = 30 }
+
+# Migrations: `ripcord migrate plan|status|lint|up|down|rehearse` and `ripcord rollback`.
+# The format of `dir` (native, sqitch, Flyway, golang-migrate, dbmate, timestamped) is detected.
+#
+# [migrations]
+# target = "app"                # a postgres or sqlite target
+# dir = "migrations"
+# on_conflict = "keep-new"      # rows written since a change, when it is reverted from its
+#                               # safety snapshot: snapshot | keep-new | review
+# snapshot = "needed"           # needed | always
+#
+# [migrations.tables.payments]
+# on_conflict = "review"
 "#;
 
 pub fn run(config: Option<PathBuf>, json: bool, quiet: bool, args: &InitArgs) -> Result<()> {
