@@ -85,6 +85,29 @@ pub struct PgContent {
     /// written since among few candidates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub xmin: Option<u64>,
+    /// Table-level snapshots: objects of other tables that depend on the
+    /// taken ones, which `DROP TABLE … CASCADE` takes along and a revert
+    /// that recreates the table puts back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependents: Vec<PgDependent>,
+}
+
+/// A foreign key of another table, or a view, that depends on a table of a
+/// table-level snapshot. Names are schema-qualified, definitions written
+/// with every name qualified.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct PgDependent {
+    /// The taken table it depends on, `schema.name` as in [`PgTable::qualified`].
+    pub on: String,
+    /// `foreign-key` or `view`.
+    pub kind: String,
+    /// The table holding the foreign key, or the view, quoted and qualified.
+    pub relation: String,
+    /// The foreign key's name; empty for a view.
+    #[serde(default)]
+    pub name: String,
+    /// `pg_get_constraintdef` or `pg_get_viewdef`.
+    pub definition: String,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]

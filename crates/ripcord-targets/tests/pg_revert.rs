@@ -274,6 +274,42 @@ fn dropped_table_is_recreated() {
 }
 
 #[test]
+fn what_drop_cascade_took_comes_back_with_the_table() {
+    let f = fixture(
+        "revert_cascade",
+        &format!(
+            "{USERS}
+             CREATE SCHEMA shop;
+             CREATE TABLE shop.orders (id serial PRIMARY KEY, user_id int REFERENCES users (id));
+             INSERT INTO shop.orders (user_id) VALUES (1), (2);
+             CREATE VIEW named AS SELECT id, name FROM users;
+             CREATE VIEW shop.busy AS SELECT n.name, count(*) AS orders
+                 FROM named n JOIN shop.orders o ON o.user_id = n.id GROUP BY n.name;"
+        ),
+        &["users"],
+    );
+    assert_eq!(f.content.dependents.len(), 3, "{:?}", f.content.dependents);
+    f.sql("DROP TABLE users CASCADE");
+    assert_eq!(
+        f.one("SELECT count(*) FROM pg_views WHERE viewname IN ('named', 'busy')"),
+        "0"
+    );
+    let report = f.revert(&[("users", OnConflict::KeepNew)], true, &Quiet);
+    assert!(report[0].recreated);
+    // The key is back and enforced, and both views read the restored table.
+    assert_eq!(
+        f.one("SELECT convalidated::text FROM pg_constraint WHERE conname = 'orders_user_id_fkey'"),
+        "true"
+    );
+    let mut client = pg::shared().client(&f.db);
+    assert!(client
+        .batch_execute("INSERT INTO shop.orders (user_id) VALUES (999)")
+        .is_err());
+    assert_eq!(f.one("SELECT count(*) FROM named"), "100");
+    assert_eq!(f.one("SELECT sum(orders)::text FROM shop.busy"), "2");
+}
+
+#[test]
 fn foreign_keys_and_views_on_the_table_survive() {
     let f = fixture(
         "revert_fk",

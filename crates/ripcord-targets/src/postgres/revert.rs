@@ -15,7 +15,7 @@ use postgres::Client;
 use ripcord_core::config::OnConflict;
 use ripcord_core::revert::TableRevert;
 use ripcord_repo::index::Index;
-use ripcord_repo::manifest::{PgContent, PgTable};
+use ripcord_repo::manifest::{PgContent, PgDependent, PgTable};
 use ripcord_repo::Repository;
 
 use super::catalog;
@@ -89,6 +89,12 @@ pub fn revert_tables(
         let stash_schema = format!("ripcord_stash_{xid}_{i}");
         out.push(cx.revert_one(rt, &stash_schema)?);
     }
+    let recreated: Vec<&str> = out
+        .iter()
+        .filter(|r| r.recreated)
+        .map(|r| r.table.as_str())
+        .collect();
+    cx.restore_dependents(&recreated)?;
     session.restore(client)?;
     Ok(out)
 }
@@ -853,6 +859,75 @@ impl Cx<'_> {
             run(self.client, &format!("{add} NOT VALID"), context)?;
             self.progress.warn(format!(
                 "foreign key {fk} on {table} no longer holds after the revert and is now NOT VALID: {why}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Tables that were gone and are back: the foreign keys of other tables
+    /// and the views that `DROP … CASCADE` took with them come back too,
+    /// from the snapshot's record of them. Views are retried while some
+    /// succeed, for views on views and views on several restored tables.
+    fn restore_dependents(&mut self, recreated: &[&str]) -> Result<()> {
+        let content = self.content;
+        let wanted: Vec<_> = content
+            .dependents
+            .iter()
+            .filter(|d| recreated.contains(&d.on.as_str()))
+            .collect();
+        for fk in wanted.iter().filter(|d| d.kind == "foreign-key") {
+            let present: bool = self
+                .client
+                .query_one(
+                    "SELECT to_regclass($1) IS NOT NULL AND NOT EXISTS (
+                         SELECT 1 FROM pg_catalog.pg_constraint
+                         WHERE conrelid = to_regclass($1) AND conname = $2)",
+                    &[&fk.relation, &fk.name],
+                )
+                .map_err(pg_err(format!(
+                    "looking for foreign key {} on {}",
+                    fk.name, fk.relation
+                )))?
+                .get(0);
+            if present {
+                self.readd_incoming(&fk.relation, &fk.name, &fk.definition, true)?;
+            }
+        }
+        let mut views: Vec<_> = Vec::new();
+        for v in wanted.iter().filter(|d| d.kind == "view") {
+            let missing: bool = self
+                .client
+                .query_one("SELECT to_regclass($1) IS NULL", &[&v.relation])
+                .map_err(pg_err(format!("looking for view {}", v.relation)))?
+                .get(0);
+            if missing
+                && !views
+                    .iter()
+                    .any(|(x, _): &(&&PgDependent, String)| x.relation == v.relation)
+            {
+                views.push((v, String::new()));
+            }
+        }
+        loop {
+            let before = views.len();
+            let mut left = Vec::new();
+            for (v, _) in views {
+                let def = v.definition.trim().trim_end_matches(';');
+                let sql = format!("CREATE VIEW {} AS {def}", v.relation);
+                let context = format!("recreating view {}", v.relation);
+                if let Some(why) = self.try_in_savepoint(&sql, &context)? {
+                    left.push((v, why));
+                }
+            }
+            views = left;
+            if views.is_empty() || views.len() == before {
+                break;
+            }
+        }
+        for (v, why) in views {
+            self.progress.warn(format!(
+                "view {} on {} could not be recreated after the revert: {why}",
+                v.relation, v.on
             ));
         }
         Ok(())
