@@ -1026,8 +1026,7 @@ fn what_depends_on_a_reverted_table_keeps_working() {
     out.assert_code(1)
         .assert_stdout_has("not reversible: 0002_drop_email")
         .assert_stdout_has("CREATE VIEW public.contacts")
-        .assert_stderr_has("1 of 1 change(s) are not reversible: 0002_drop_email")
-        .assert_stderr_has("the plan as a whole");
+        .assert_stderr_has("1 of 1 change(s) are not reversible: 0002_drop_email");
 
     ws.ok(&["migrate", "up"]);
     exec(&db, "INSERT INTO users (name) VALUES ('cy');");

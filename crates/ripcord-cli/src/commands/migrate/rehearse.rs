@@ -381,11 +381,24 @@ fn compare(
         let bare = table
             .as_deref()
             .map(|t| t.rsplit('.').next().unwrap_or(t).to_string());
-        let owners: Vec<&String> = touched
+        let mut owners: Vec<&String> = touched
             .iter()
             .filter(|(_, set)| bare.as_ref().is_some_and(|b| set.contains(b)))
             .map(|(c, _)| c)
             .collect();
+        if owners.is_empty() {
+            // Views and other objects the analysis does not follow: the
+            // changes whose SQL names them.
+            owners = changes
+                .iter()
+                .filter(|c| {
+                    let sql = plan.change(c).map(|c| c.up.sql.to_lowercase());
+                    bare.as_deref()
+                        .zip(sql)
+                        .is_some_and(|(b, sql)| names_word(&sql, &b.to_lowercase()))
+                })
+                .collect();
+        }
         if owners.is_empty() {
             out.entry("(the plan as a whole)".into())
                 .or_default()
@@ -401,8 +414,19 @@ fn compare(
         .collect()
 }
 
-/// The table a schema line is about, when it names one: `CREATE TABLE x`,
-/// `ALTER TABLE ONLY public.x`, `CREATE INDEX … ON public.x`.
+/// Whether `word` appears in `text` as a whole identifier.
+fn names_word(text: &str, word: &str) -> bool {
+    let is_ident = |c: char| c.is_alphanumeric() || c == '_';
+    text.match_indices(word).any(|(i, _)| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + word.len()..].chars().next();
+        !before.is_some_and(is_ident) && !after.is_some_and(is_ident)
+    })
+}
+
+/// The table or view a schema line is about, when it names one: `CREATE
+/// TABLE x`, `ALTER TABLE ONLY public.x`, `CREATE VIEW public.v`, `CREATE
+/// INDEX … ON public.x`.
 fn table_in(line: &str) -> Option<String> {
     let words: Vec<&str> = line.split_whitespace().collect();
     let after = |w: &str| {
@@ -414,7 +438,7 @@ fn table_in(line: &str) -> Option<String> {
     let name = match after("TABLE") {
         Some(&"ONLY") => after("ONLY"),
         Some(n) => Some(n),
-        None => after("ON"),
+        None => after("VIEW").or_else(|| after("ON")),
     }?;
     Some(
         name.trim_matches(|c: char| c == '(' || c == '"' || c == ';')
