@@ -172,10 +172,12 @@ pub(crate) fn revert_one(
         failpoint::hit("migrate-down-script-ran");
     }
 
-    db::begin(db)?;
     let result = (|| -> Result<()> {
-        if let (Some(sql), true) = (down_sql, p.down_transactional) {
-            execute(db, sql).map_err(|e| failed(format!("down script: {e}")))?;
+        match (down_sql, p.down_transactional) {
+            // BEGIN rides along with the script: one round trip less.
+            (Some(sql), true) => execute(db, &format!("BEGIN;{sql}"))
+                .map_err(|e| failed(format!("down script: {e}")))?,
+            _ => db::begin(db)?,
         }
         if drop_created {
             out.dropped_tables = drop_tables(db, &p.analysis.created)

@@ -152,9 +152,9 @@ fn apply_one(
     let checksum = &p.change.up.checksum;
 
     if p.transactional {
-        db::begin(db)?;
         let result = (|| -> Result<std::result::Result<(), (String, String)>> {
-            if let Err(e) = execute(db, &p.up) {
+            // BEGIN rides along with the script: one round trip less.
+            if let Err(e) = execute(db, &format!("BEGIN;{}", p.up)) {
                 return Ok(Err(("up".into(), e.to_string())));
             }
             if let Some(verify) = &p.verify {

@@ -56,6 +56,9 @@ const RFC3339: &str = r#"'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'"#;
 pub struct PostgresTracker {
     config: Config,
     client: Client,
+    /// `record_applied`'s statement, prepared once per run: a plan of many
+    /// small changes pays one round trip per change for it, not two.
+    applied_stmt: Option<postgres::Statement>,
 }
 
 impl std::fmt::Debug for PostgresTracker {
@@ -81,7 +84,11 @@ impl PostgresTracker {
             config.application_name(APPLICATION_NAME);
         }
         let client = connect(&config)?;
-        Ok(PostgresTracker { config, client })
+        Ok(PostgresTracker {
+            config,
+            client,
+            applied_stmt: None,
+        })
     }
 
     /// The connection scripts run on, so that a change and its tracking row
@@ -267,9 +274,12 @@ impl Tracker for PostgresTracker {
     ) -> Result<()> {
         // One round trip: the row and its event.
         let ms = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
-        self.client
-            .execute(
-                "WITH c AS (
+        let context = || format!("record {change} as applied");
+        if self.applied_stmt.is_none() {
+            let stmt = self
+                .client
+                .prepare(
+                    "WITH c AS (
                      INSERT INTO ripcord.changes
                          (name, checksum, state, applied_at, actor, duration_ms, safety_snapshot,
                           plan_order)
@@ -283,6 +293,14 @@ impl Tracker for PostgresTracker {
                      RETURNING 1)
                  INSERT INTO ripcord.events (at, change, kind, actor, detail)
                  SELECT clock_timestamp(), $1, 'deploy', $3, $7 FROM c",
+                )
+                .map_err(Error::postgres(context()))?;
+            self.applied_stmt = Some(stmt);
+        }
+        let stmt = self.applied_stmt.as_ref().expect("prepared above");
+        self.client
+            .execute(
+                stmt,
                 &[
                     &change,
                     &checksum,
@@ -293,7 +311,7 @@ impl Tracker for PostgresTracker {
                     &detail,
                 ],
             )
-            .map_err(Error::postgres(format!("record {change} as applied")))?;
+            .map_err(Error::postgres(context()))?;
         Ok(())
     }
 
