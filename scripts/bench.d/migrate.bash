@@ -18,6 +18,9 @@
 #     the one recorded before the change are counted as lost, for both.
 
 MIG_CHANGES=100
+# Timed steps run this many times; the report gives the median (tools and
+# the server vary by tens of percent from one run to the next).
+MIG_RUNS=${BENCH_MIGRATE_RUNS:-3}
 MIG_BIG_PER_SCALE=10000 # rows of `big` per pgbench scale unit
 
 # What the schema `app` of DB holds: "key<TAB>count" lines, the keys of the
@@ -80,24 +83,30 @@ mig_plan_part() {
 
     pg_sql postgres -c "CREATE DATABASE plan_sqitch" -c "CREATE DATABASE plan_ripcord"
     local uri=db:pg://postgres@127.0.0.1:$PG_PORT/plan_sqitch
-    pg_timed sqitch deploy sqitch deploy --target "$uri"
-    mig_check_schema sqitch deploy plan_sqitch "$PG_DIR/expected-up.tsv"
-    pg_timed sqitch revert sqitch revert -y --target "$uri"
-    mig_check_schema sqitch revert plan_sqitch "$PG_DIR/expected-down.tsv"
-
     # One repository for both parts, made with the first part's configuration.
     local cfg=$PG_DIR/ripcord/plan.toml
     mig_ripcord_config "$cfg" plan_ripcord "$proj"
     (cd "$PG_DIR/ripcord" && ripcord --config "$cfg" init) >"$LOGS/ripcord-init.log" 2>&1 ||
         die "ripcord init failed (log: $LOGS/ripcord-init.log)"
-    pg_timed ripcord up "${STDOUT_TO[@]}" "$PG_DIR/plan-up.json" \
-        ripcord --config "$cfg" --json migrate up
-    mig_check_schema ripcord up plan_ripcord "$PG_DIR/expected-up.tsv"
-    (ripcord --config "$cfg" --json migrate status >"$PG_DIR/plan-status-up.json" 2>"$LOGS/plan-status-up.log") || true
-    pg_timed ripcord down "${STDOUT_TO[@]}" "$PG_DIR/plan-down.json" \
-        ripcord --config "$cfg" --json migrate down --to @root
-    mig_check_schema ripcord down plan_ripcord "$PG_DIR/expected-down.tsv"
-    (ripcord --config "$cfg" --json migrate status >"$PG_DIR/plan-status-down.json" 2>"$LOGS/plan-status-down.log") || true
+
+    # The tools take turns, so that a slow moment of the machine hits both.
+    local run
+    for run in $(seq "$MIG_RUNS"); do
+        log "plan of $MIG_CHANGES changes: run $run of $MIG_RUNS"
+        pg_timed sqitch deploy sqitch deploy --target "$uri"
+        mig_check_schema sqitch deploy plan_sqitch "$PG_DIR/expected-up.tsv"
+        pg_timed sqitch revert sqitch revert -y --target "$uri"
+        mig_check_schema sqitch revert plan_sqitch "$PG_DIR/expected-down.tsv"
+
+        pg_timed ripcord up "${STDOUT_TO[@]}" "$PG_DIR/plan-up.json" \
+            ripcord --config "$cfg" --json migrate up
+        mig_check_schema ripcord up plan_ripcord "$PG_DIR/expected-up.tsv"
+        (ripcord --config "$cfg" --json migrate status >"$PG_DIR/plan-status-up.json" 2>"$LOGS/plan-status-up.log") || true
+        pg_timed ripcord down "${STDOUT_TO[@]}" "$PG_DIR/plan-down.json" \
+            ripcord --config "$cfg" --json migrate down --to @root
+        mig_check_schema ripcord down plan_ripcord "$PG_DIR/expected-down.tsv"
+        (ripcord --config "$cfg" --json migrate status >"$PG_DIR/plan-status-down.json" 2>"$LOGS/plan-status-down.log") || true
+    done
 }
 
 # Writes "id<TAB>md5(payload)" for every row of big in DB to FILE; an empty
@@ -176,27 +185,31 @@ SQL
     pg_timed pg_dump Fd "$PG_BIN/pg_dump" "${PG_CONN[@]}" -Fd -j "$PG_JOBS" -f "$dump" bench
     pg_meta dump_fd_bytes "$(dir_bytes "$dump")"
 
-    pg_timed ripcord drop-up "${STDOUT_TO[@]}" "$PG_DIR/drop-up.json" \
-        ripcord --config "$cfg" --json migrate up
-    local status=ok
-    if mig_has_payload bench; then
-        status=failed
-        log "ripcord: big.payload is still there after migrate up"
-    fi
-    printf 'ripcord\tdrop-up-check\t0\t0\t%s\n' "$status" >>"$RESULTS"
-    pg_meta repo_bytes_drop "$(dir_bytes "$PG_DIR/ripcord/repo")"
+    local run status
+    for run in $(seq "$MIG_RUNS"); do
+        log "DROP COLUMN and its rollback: run $run of $MIG_RUNS"
+        pg_timed ripcord drop-up "${STDOUT_TO[@]}" "$PG_DIR/drop-up.json" \
+            ripcord --config "$cfg" --json migrate up
+        status=ok
+        if mig_has_payload bench; then
+            status=failed
+            log "ripcord: big.payload is still there after migrate up"
+        fi
+        printf 'ripcord\tdrop-up-check\t0\t0\t%s\n' "$status" >>"$RESULTS"
+        [[ $run == 1 ]] && pg_meta repo_bytes_drop "$(dir_bytes "$PG_DIR/ripcord/repo")"
 
-    pg_timed ripcord drop-down "${STDOUT_TO[@]}" "$PG_DIR/drop-down.json" \
-        ripcord --config "$cfg" --json migrate down --to @root
-    # Rows lost only mean something when the column was dropped.
-    if [[ $status == ok ]]; then mig_check_payloads ripcord drop-down bench; fi
+        pg_timed ripcord drop-down "${STDOUT_TO[@]}" "$PG_DIR/drop-down.json" \
+            ripcord --config "$cfg" --json migrate down --to @root
+        # Rows lost only mean something when the column was dropped.
+        if [[ $status == ok ]]; then mig_check_payloads ripcord drop-down bench; fi
 
-    # shellcheck disable=SC2016
-    pg_timed pg_restore restore bash -c '"$1/createdb" -h 127.0.0.1 -p "$2" -U postgres r2 &&
-        exec "$1/pg_restore" -h 127.0.0.1 -p "$2" -U postgres -j "$3" -d r2 "$4"' \
-        createdb-pg_restore "$PG_BIN" "$PG_PORT" "$PG_JOBS" "$dump"
-    mig_check_payloads pg_restore restore r2
-    pg_drop r2
+        # shellcheck disable=SC2016
+        pg_timed pg_restore restore bash -c '"$1/createdb" -h 127.0.0.1 -p "$2" -U postgres r2 &&
+            exec "$1/pg_restore" -h 127.0.0.1 -p "$2" -U postgres -j "$3" -d r2 "$4"' \
+            createdb-pg_restore "$PG_BIN" "$PG_PORT" "$PG_JOBS" "$dump"
+        mig_check_payloads pg_restore restore r2
+        pg_drop r2
+    done
     rm -rf "$dump"
 }
 
@@ -238,7 +251,7 @@ migrate_section() {
     trap - EXIT INT TERM
 
     local report=$PG_DIR/report.md
-    CACHE_STATE=$CACHE_STATE PG_SCALE=$PG_SCALE PG_JOBS=$PG_JOBS PG_DIR=$PG_DIR PG_META=$PG_META \
+    MIG_RUNS=$MIG_RUNS CACHE_STATE=$CACHE_STATE PG_SCALE=$PG_SCALE PG_JOBS=$PG_JOBS PG_DIR=$PG_DIR PG_META=$PG_META \
         RESULTS=$RESULTS REPORT=$report render_migrate_report
 }
 
@@ -253,13 +266,28 @@ d = env["PG_DIR"]
 jobs = env["PG_JOBS"]
 scale = int(env["PG_SCALE"])
 
-results = {}
+# Steps run several times: the median time, the largest peak RSS, and ok
+# only when every run was.
+runs = {}
 for line in open(env["RESULTS"]):
     tool, step, secs, rss, status = line.rstrip("\n").split("\t")
-    results[(tool, step)] = {"s": float(secs), "rss": int(rss), "ok": status == "ok"}
+    runs.setdefault((tool, step), []).append((float(secs), int(rss), status == "ok"))
+results = {}
+for key, rs in runs.items():
+    times = sorted(r[0] for r in rs)
+    results[key] = {
+        "s": times[len(times) // 2],
+        "rss": max(r[1] for r in rs),
+        "ok": all(r[2] for r in rs),
+        "n": len(rs),
+        "all": [r[0] for r in rs],
+    }
 meta = {}
 for line in open(env["PG_META"]):
     k, _, v = line.rstrip("\n").partition("\t")
+    # Rows lost, written once per run: the worst run counts.
+    if k.endswith("_rows_lost") and k in meta and meta[k].isdigit() and v.isdigit():
+        v = str(max(int(meta[k]), int(v)))
     meta[k] = v
 
 
@@ -337,6 +365,8 @@ w(f"- Clients: {meta.get('ripcord_version', 'ripcord')}; {meta.get('sqitch_versi
 w("- Before every timed step: `CHECKPOINT`, a server restart (empty shared_buffers), and "
   + ("the page cache dropped" if env["CACHE_STATE"] == "cold" else
      "**no** page cache drop (/proc/sys/vm/drop_caches was not writable: the cache was warm)"))
+w(f"- Every timed step ran {env.get('MIG_RUNS', '1')} times, the tools taking turns; the tables give the median time, "
+  "the largest peak RSS, and the rows lost in the worst run")
 w("- Peak RSS is the client's (`/usr/bin/time -f %M`; for `pg_dump -j`/`pg_restore -j` the largest process),"
   " not the server's")
 w("")
