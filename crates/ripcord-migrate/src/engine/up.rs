@@ -152,17 +152,38 @@ fn apply_one(
     let checksum = &p.change.up.checksum;
 
     if p.transactional {
-        let result = (|| -> Result<std::result::Result<(), (String, String)>> {
+        let result = (|| -> Result<std::result::Result<bool, (String, String)>> {
             // BEGIN rides along with the script: one round trip less.
             if let Err(e) = execute(db, &format!("BEGIN;{}", p.up)) {
                 return Ok(Err(("up".into(), e.to_string())));
+            }
+            failpoint::hit("migrate-change-ran");
+            let record = db.applied_sql(
+                name,
+                p.order,
+                checksum,
+                &opts.actor,
+                snapshot.as_deref(),
+                started.elapsed(),
+                &deploy_detail(out),
+            );
+            if let Some(record) = record {
+                // Verify, the tracking row and COMMIT in one round trip; an
+                // error stops the batch before COMMIT.
+                let (batch, step) = match &p.verify {
+                    Some(verify) => (format!("{verify}\n;\n{record};\nCOMMIT"), "verify"),
+                    None => (format!("{record};\nCOMMIT"), "recording"),
+                };
+                return Ok(match execute(db, &batch) {
+                    Ok(()) => Ok(true),
+                    Err(e) => Err((step.into(), e.to_string())),
+                });
             }
             if let Some(verify) = &p.verify {
                 if let Err(e) = execute(db, verify) {
                     return Ok(Err(("verify".into(), e.to_string())));
                 }
             }
-            failpoint::hit("migrate-change-ran");
             db.record_applied(
                 name,
                 p.order,
@@ -172,10 +193,11 @@ fn apply_one(
                 started.elapsed(),
                 &deploy_detail(out),
             )?;
-            Ok(Ok(()))
+            Ok(Ok(false))
         })();
         match result {
-            Ok(Ok(())) => db::commit(db)?,
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => db::commit(db)?,
             Ok(Err((step, detail))) => {
                 db::rollback(db)?;
                 let _ = db.record_event(name, EventKind::Fail, &opts.actor, &detail);

@@ -77,6 +77,23 @@ pub trait Tracker {
         self.record_event(change, EventKind::Deploy, actor, detail)
     }
 
+    /// What [`Tracker::record_applied`] does, as SQL text to send in one
+    /// batch with the verify script and `COMMIT`, where that saves round
+    /// trips (PostgreSQL); `None` where it does not (SQLite).
+    #[allow(clippy::too_many_arguments)]
+    fn applied_sql(
+        &self,
+        _change: &str,
+        _plan_order: i32,
+        _checksum: &str,
+        _actor: &str,
+        _snapshot_id: Option<&str>,
+        _duration: Duration,
+        _detail: &str,
+    ) -> Option<String> {
+        None
+    }
+
     /// Marks a started change as run outside a transaction.
     fn record_non_transactional(&mut self, change: &str) -> Result<()>;
 

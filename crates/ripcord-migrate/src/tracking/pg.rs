@@ -56,9 +56,6 @@ const RFC3339: &str = r#"'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'"#;
 pub struct PostgresTracker {
     config: Config,
     client: Client,
-    /// `record_applied`'s statement, prepared once per run: a plan of many
-    /// small changes pays one round trip per change for it, not two.
-    applied_stmt: Option<postgres::Statement>,
 }
 
 impl std::fmt::Debug for PostgresTracker {
@@ -84,11 +81,7 @@ impl PostgresTracker {
             config.application_name(APPLICATION_NAME);
         }
         let client = connect(&config)?;
-        Ok(PostgresTracker {
-            config,
-            client,
-            applied_stmt: None,
-        })
+        Ok(PostgresTracker { config, client })
     }
 
     /// The connection scripts run on, so that a change and its tracking row
@@ -138,6 +131,12 @@ impl PostgresTracker {
         }
         Ok(holder)
     }
+}
+
+/// A string as an escape-string literal, right whatever
+/// `standard_conforming_strings` says.
+fn literal(s: &str) -> String {
+    format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
 fn connect(config: &Config) -> Result<Client> {
@@ -272,47 +271,55 @@ impl Tracker for PostgresTracker {
         duration: Duration,
         detail: &str,
     ) -> Result<()> {
-        // One round trip: the row and its event.
-        let ms = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
-        let context = || format!("record {change} as applied");
-        if self.applied_stmt.is_none() {
-            let stmt = self
-                .client
-                .prepare(
-                    "WITH c AS (
-                     INSERT INTO ripcord.changes
-                         (name, checksum, state, applied_at, actor, duration_ms, safety_snapshot,
-                          plan_order)
-                     VALUES ($1, $2, 'applied', clock_timestamp(), $3, $6, $4, $5)
-                     ON CONFLICT (name) DO UPDATE SET
-                         checksum = excluded.checksum, state = 'applied',
-                         applied_at = excluded.applied_at, actor = excluded.actor,
-                         duration_ms = excluded.duration_ms,
-                         safety_snapshot = excluded.safety_snapshot,
-                         plan_order = excluded.plan_order, transactional = true
-                     RETURNING 1)
-                 INSERT INTO ripcord.events (at, change, kind, actor, detail)
-                 SELECT clock_timestamp(), $1, 'deploy', $3, $7 FROM c",
-                )
-                .map_err(Error::postgres(context()))?;
-            self.applied_stmt = Some(stmt);
-        }
-        let stmt = self.applied_stmt.as_ref().expect("prepared above");
-        self.client
-            .execute(
-                stmt,
-                &[
-                    &change,
-                    &checksum,
-                    &actor,
-                    &snapshot_id,
-                    &plan_order,
-                    &ms,
-                    &detail,
-                ],
+        let sql = self
+            .applied_sql(
+                change,
+                plan_order,
+                checksum,
+                actor,
+                snapshot_id.as_deref(),
+                duration,
+                detail,
             )
-            .map_err(Error::postgres(context()))?;
-        Ok(())
+            .expect("PostgreSQL records with SQL text");
+        self.client
+            .batch_execute(&sql)
+            .map_err(Error::postgres(format!("record {change} as applied")))
+    }
+
+    fn applied_sql(
+        &self,
+        change: &str,
+        plan_order: i32,
+        checksum: &str,
+        actor: &str,
+        snapshot_id: Option<&str>,
+        duration: Duration,
+        detail: &str,
+    ) -> Option<String> {
+        let ms = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+        let snapshot = snapshot_id.map_or_else(|| "NULL".to_string(), literal);
+        Some(format!(
+            "WITH c AS (
+                 INSERT INTO ripcord.changes
+                     (name, checksum, state, applied_at, actor, duration_ms, safety_snapshot,
+                      plan_order)
+                 VALUES ({change}, {checksum}, 'applied', clock_timestamp(), {actor}, {ms},
+                         {snapshot}, {plan_order})
+                 ON CONFLICT (name) DO UPDATE SET
+                     checksum = excluded.checksum, state = 'applied',
+                     applied_at = excluded.applied_at, actor = excluded.actor,
+                     duration_ms = excluded.duration_ms,
+                     safety_snapshot = excluded.safety_snapshot,
+                     plan_order = excluded.plan_order, transactional = true
+                 RETURNING 1)
+             INSERT INTO ripcord.events (at, change, kind, actor, detail)
+             SELECT clock_timestamp(), {change}, 'deploy', {actor}, {detail} FROM c",
+            change = literal(change),
+            checksum = literal(checksum),
+            actor = literal(actor),
+            detail = literal(detail),
+        ))
     }
 
     fn record_non_transactional(&mut self, change: &str) -> Result<()> {
@@ -356,5 +363,17 @@ impl Tracker for PostgresTracker {
                 kind.as_str()
             )))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::literal;
+
+    #[test]
+    fn literals_escape_quotes_and_backslashes() {
+        assert_eq!(literal("plain"), "E'plain'");
+        assert_eq!(literal(r"it's a \ test"), r"E'it\'s a \\ test'");
+        assert_eq!(literal(r"\'; DROP TABLE x; --"), r"E'\\\'; DROP TABLE x; --'");
     }
 }
