@@ -172,7 +172,7 @@ pub(crate) fn revert_one(
         failpoint::hit("migrate-down-script-ran");
     }
 
-    let result = (|| -> Result<()> {
+    let result = (|| -> Result<bool> {
         match (down_sql, p.down_transactional) {
             // BEGIN rides along with the script: one round trip less.
             (Some(sql), true) => execute(db, &format!("BEGIN;{sql}"))
@@ -190,12 +190,20 @@ pub(crate) fn revert_one(
             out.tables = net.revert(db.conn(), id, tables, name)?;
         }
         failpoint::hit("migrate-revert-ran");
+        let detail = revert_detail(&out);
+        if let Some(record) = db.reverted_sql(name, actor, &detail) {
+            // The tracking rows and COMMIT in one round trip.
+            execute(db, &format!("{record};\nCOMMIT"))
+                .map_err(|e| failed(format!("recording the revert: {e}")))?;
+            return Ok(true);
+        }
         db.record_reverted(name)?;
-        db.record_event(name, EventKind::Revert, actor, &revert_detail(&out))?;
-        Ok(())
+        db.record_event(name, EventKind::Revert, actor, &detail)?;
+        Ok(false)
     })();
     match result {
-        Ok(()) => db::commit(db)?,
+        Ok(true) => {}
+        Ok(false) => db::commit(db)?,
         Err(e) => {
             let _ = db::rollback(db);
             return Err(e);

@@ -94,6 +94,13 @@ pub trait Tracker {
         None
     }
 
+    /// What [`Tracker::record_reverted`] and the revert event do, as SQL
+    /// text to send in one batch with `COMMIT` (PostgreSQL); `None` where
+    /// that saves nothing (SQLite).
+    fn reverted_sql(&self, _change: &str, _actor: &str, _detail: &str) -> Option<String> {
+        None
+    }
+
     /// Marks a started change as run outside a transaction.
     fn record_non_transactional(&mut self, change: &str) -> Result<()>;
 

@@ -322,6 +322,17 @@ impl Tracker for PostgresTracker {
         ))
     }
 
+    fn reverted_sql(&self, change: &str, actor: &str, detail: &str) -> Option<String> {
+        Some(format!(
+            "DELETE FROM ripcord.changes WHERE name = {change};
+             INSERT INTO ripcord.events (at, change, kind, actor, detail)
+             VALUES (clock_timestamp(), {change}, 'revert', {actor}, {detail})",
+            change = literal(change),
+            actor = literal(actor),
+            detail = literal(detail),
+        ))
+    }
+
     fn record_non_transactional(&mut self, change: &str) -> Result<()> {
         self.client
             .execute(
@@ -374,6 +385,9 @@ mod tests {
     fn literals_escape_quotes_and_backslashes() {
         assert_eq!(literal("plain"), "E'plain'");
         assert_eq!(literal(r"it's a \ test"), r"E'it\'s a \\ test'");
-        assert_eq!(literal(r"\'; DROP TABLE x; --"), r"E'\\\'; DROP TABLE x; --'");
+        assert_eq!(
+            literal(r"\'; DROP TABLE x; --"),
+            r"E'\\\'; DROP TABLE x; --'"
+        );
     }
 }
