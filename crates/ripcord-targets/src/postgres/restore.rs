@@ -295,19 +295,37 @@ pub(super) fn copy_in(
         quoted(t),
         column_list(&t.columns)
     );
-    let mut w = client
-        .copy_in(&sql)
-        .map_err(pg_err(format!("loading {what}")))?;
-    for id in &part.chunks {
-        let data = repo.read_blob(index, id)?;
-        w.write_all(&data).map_err(|e| Error::PgUnreachable {
-            target: format!("loading {what}"),
-            detail: e.to_string(),
-        })?;
-        progress.bytes(data.len() as u64);
-    }
-    w.finish().map_err(pg_err(format!("loading {what}")))
+    // A reader thread fetches, decrypts and decompresses the next chunks
+    // while the server digests the current one.
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel(PREFETCH);
+        scope.spawn(move || {
+            for id in &part.chunks {
+                let blob = repo.read_blob(index, id);
+                let failed = blob.is_err();
+                // A closed channel: the load stopped; so does the reader.
+                if tx.send(blob).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        let mut w = client
+            .copy_in(&sql)
+            .map_err(pg_err(format!("loading {what}")))?;
+        for blob in rx {
+            let data = blob?;
+            w.write_all(&data).map_err(|e| Error::PgUnreachable {
+                target: format!("loading {what}"),
+                detail: e.to_string(),
+            })?;
+            progress.bytes(data.len() as u64);
+        }
+        w.finish().map_err(pg_err(format!("loading {what}")))
+    })
 }
+
+/// Chunks read ahead of a COPY: a few MiB.
+const PREFETCH: usize = 4;
 
 /// Loads every part of every table, several parts (of one table too) at once.
 fn load_parallel(
