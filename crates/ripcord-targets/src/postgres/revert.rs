@@ -646,11 +646,7 @@ impl Cx<'_> {
             .map(|(_, s)| s.as_str())
             .collect::<Vec<_>>()
             .join(", ");
-        // Matching on the key, and the row versions written since the
-        // snapshot: a row the snapshot lacks, or one changed since, was
-        // written at or after its xmin; older row versions need no lookup.
-        // Modulo 2^32 like xids: a recent xid compares right, and a
-        // misjudged ancient one only costs a lookup.
+        // Matching rows on the key.
         let on = live
             .primary_key
             .iter()
@@ -665,19 +661,33 @@ impl Cx<'_> {
             })
             .collect::<Vec<_>>()
             .join(" AND ");
-        let recent = match self.content.xmin {
-            Some(xmin) => format!(
-                "((s.xmin::text::bigint - {}) & 4294967295) < 2147483648 AND ",
-                xmin & 0xffff_ffff
-            ),
-            None => String::new(),
+        // A row the snapshot lacks, or one changed since, was written by
+        // the snapshot's xmin transaction or a later one. Those few row
+        // versions are copied aside with their statistics, so the lookups
+        // below probe the restored key's index instead of hashing the whole
+        // table. age() compares xids modulo 2^32 as the server does; a
+        // misjudged ancient xid only costs a lookup.
+        let source = match (keyed, self.content.xmin) {
+            (true, Some(xmin)) => {
+                let recent = format!("pg_temp.ripcord_recent_{oid}");
+                run(
+                    self.client,
+                    &format!(
+                        "CREATE TEMP TABLE {recent} ON COMMIT DROP AS SELECT * FROM {stash} s
+                         WHERE pg_catalog.age(s.xmin) <= pg_catalog.age('{}'::xid);
+                         ANALYZE {recent}",
+                        xmin & 0xffff_ffff
+                    ),
+                    format!("finding the rows of {what} written since the snapshot"),
+                )?;
+                recent
+            }
+            _ => stash.to_string(),
         };
         // The new rows, as "FROM … " with `s` their alias.
         let (from, reason) = if keyed {
             (
-                format!(
-                    "FROM {stash} s WHERE {recent}NOT EXISTS (SELECT 1 FROM {name} r WHERE {on})"
-                ),
+                format!("FROM {source} s WHERE NOT EXISTS (SELECT 1 FROM {name} r WHERE {on})"),
                 "inserted after the snapshot",
             )
         } else if common.is_empty() {
@@ -736,7 +746,7 @@ impl Cx<'_> {
             }
         }
         if keyed && !common.is_empty() {
-            self.changed_rows(&name, &what, stash, &on, &recent, &common, policy, report)?;
+            self.changed_rows(&name, &what, &source, &on, &common, policy, report)?;
         }
         report.policy = Some(policy);
         Ok(())
@@ -751,9 +761,8 @@ impl Cx<'_> {
         &mut self,
         name: &str,
         what: &str,
-        stash: &str,
+        source: &str,
         on: &str,
-        recent: &str,
         common: &[(String, String)],
         policy: OnConflict,
         report: &mut TableRevert,
@@ -769,7 +778,7 @@ impl Cx<'_> {
             .collect::<Vec<_>>()
             .join(", ");
         let from = format!(
-            "FROM {stash} s JOIN {name} r ON {on} WHERE {recent}ROW({now}) IS DISTINCT FROM ROW({then})"
+            "FROM {source} s JOIN {name} r ON {on} WHERE ROW({now}) IS DISTINCT FROM ROW({then})"
         );
         let context = format!("comparing the rows of {what} with the snapshot");
         run(self.client, "SAVEPOINT ripcord_changed_rows", &context)?;
