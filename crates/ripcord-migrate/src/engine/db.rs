@@ -167,9 +167,10 @@ pub fn check_syntax(db: &mut dyn Database, sql: &str) -> Result<Option<String>> 
     }
 }
 
-/// Drops tables a change created, returning each with the rows it held.
+/// Drops tables `change` created, returning each with the rows it held.
 pub fn drop_tables(
     db: &mut dyn Database,
+    change: &str,
     tables: &BTreeSet<TableName>,
 ) -> Result<Vec<(String, u64)>> {
     let mut dropped = Vec::new();
@@ -208,8 +209,8 @@ pub fn drop_tables(
             Dialect::Sqlite => format!("DROP TABLE {quoted}"),
         };
         execute(db, &drop).map_err(|e| Error::Revert {
-            change: String::new(),
-            detail: format!("dropping {table}: {e}"),
+            change: change.into(),
+            detail: format!("dropping {table}, which it created: {e}"),
         })?;
         dropped.push((table.to_string(), rows as u64));
     }

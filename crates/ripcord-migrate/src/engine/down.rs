@@ -180,8 +180,7 @@ pub(crate) fn revert_one(
             _ => db::begin(db)?,
         }
         if drop_created {
-            out.dropped_tables = drop_tables(db, &p.analysis.created)
-                .map_err(|e| failed(e.to_string()))?
+            out.dropped_tables = drop_tables(db, name, &p.analysis.created)?
                 .into_iter()
                 .map(|(table, rows)| DroppedTable { table, rows })
                 .collect();
