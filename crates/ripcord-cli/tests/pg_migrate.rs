@@ -989,6 +989,19 @@ fn rehearse_finds_changes_that_do_not_undo() {
     assert_eq!(ws.snapshot_ids().len(), before);
     let left = scratch_copies(&db);
     assert!(left.is_empty(), "scratch databases left: {left:?}\n{out}");
+
+    // The application is connected: TEMPLATE cannot copy a database in
+    // use, so the copy comes from a fresh snapshot restored into a new one.
+    std::fs::remove_dir_all(ws.path("migrations/0004_audit")).unwrap();
+    let app = cluster().client(&db);
+    let out = ws.ok(&["migrate", "rehearse"]);
+    out.assert_stdout_has("in use")
+        .assert_stdout_has("rehearsal passed");
+    drop(app);
+    assert!(rows(&db, ALL_USERS).is_empty());
+    assert_eq!(ws.snapshot_ids().len(), before);
+    let left = scratch_copies(&db);
+    assert!(left.is_empty(), "scratch databases left: {left:?}\n{out}");
 }
 
 #[test]
