@@ -18,7 +18,7 @@ use ripcord_migrate::engine::{self, DownOptions, Note, Scope, UpOptions};
 use ripcord_migrate::tracking::SqliteTracker;
 
 use crate::cli::RestoreArgs;
-use crate::commands::migrate::{Repo, RepoNet};
+use crate::commands::migrate::{millis, Repo, RepoNet};
 use crate::commands::{restore, snapshot};
 use crate::ctx::Ctx;
 use crate::output;
@@ -257,9 +257,9 @@ fn migration_story(ctx: &Ctx, repo: &Repository, root: &Path, db: &Path) -> Resu
             tables.join(", ")
         )),
         Note::Applied(c) => note(format!(
-            "applied {} in {} ms, in a transaction{}",
+            "applied {} in {}, in a transaction{}",
             c.name,
-            c.duration_ms.unwrap_or(0),
+            millis(c.duration_ms),
             if c.verify { ", verified" } else { "" }
         )),
         _ => {}

@@ -257,9 +257,9 @@ fn say(ctx: &Ctx, note: Note<'_>) {
             }
         }
         Note::Applied(c) => ctx.say(format!(
-            "applied {} in {} ms ({}{})",
+            "applied {} in {} ({}{})",
             c.name,
-            c.duration_ms.unwrap_or(0),
+            millis(c.duration_ms),
             if c.transactional {
                 "in a transaction"
             } else {
@@ -307,6 +307,14 @@ fn say(ctx: &Ctx, note: Note<'_>) {
             }
         }
         Note::Warning(text) => ctx.warn(text),
+    }
+}
+
+/// A change's duration: "12 ms", or "<1 ms".
+pub(crate) fn millis(ms: Option<u64>) -> String {
+    match ms {
+        Some(0) | None => "<1 ms".into(),
+        Some(ms) => format!("{ms} ms"),
     }
 }
 

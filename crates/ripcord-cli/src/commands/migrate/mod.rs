@@ -5,6 +5,7 @@
 mod apply;
 mod net;
 
+pub(crate) use apply::millis;
 pub(crate) use net::{Repo, RepoNet};
 mod rehearse;
 
