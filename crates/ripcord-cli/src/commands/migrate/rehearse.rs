@@ -566,7 +566,14 @@ fn clone(ctx: &Ctx, name: &str, target: &TargetConfig) -> Result<Scratch> {
                 Ok(()) => {}
                 Err(e) if e.code().is_some_and(|c| c.code() == "55006") => {
                     ctx.say("the database is in use, so TEMPLATE cannot copy it: copying it from a fresh snapshot instead");
-                    copy_through_snapshot(ctx, name, url, &scratch_url)?;
+                    if let Err(e) = copy_through_snapshot(ctx, name, url, &scratch_url) {
+                        // A half-made copy is of no use to anyone.
+                        let _ = client.batch_execute(&format!(
+                            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                            ident(&db)
+                        ));
+                        return Err(e);
+                    }
                 }
                 Err(e) => return Err(e).context(format!("creating the scratch database {db}")),
             }
