@@ -18,7 +18,7 @@ use ripcord_migrate::engine::{self, DownOptions, Note, Scope, UpOptions};
 use ripcord_migrate::tracking::SqliteTracker;
 
 use crate::cli::RestoreArgs;
-use crate::commands::migrate::{millis, Repo, RepoNet};
+use crate::commands::migrate::{actor, millis, Repo, RepoNet};
 use crate::commands::{restore, snapshot};
 use crate::ctx::Ctx;
 use crate::output;
@@ -240,7 +240,7 @@ fn migration_story(ctx: &Ctx, repo: &Repository, root: &Path, db: &Path) -> Resu
         target: "db".into(),
         policy: None,
     };
-    let actor = format!("{}@{}", ripcord_repo::username(), ripcord_repo::hostname());
+    let actor = actor();
     let up = UpOptions {
         actor: actor.clone(),
         ..UpOptions::default()

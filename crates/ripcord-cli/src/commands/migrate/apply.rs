@@ -331,7 +331,7 @@ fn scope_text(scope: &Scope) -> String {
 }
 
 /// `user@host`, recorded with each change.
-fn actor() -> String {
+pub(crate) fn actor() -> String {
     format!("{}@{}", ripcord_repo::username(), ripcord_repo::hostname())
 }
 

@@ -5,7 +5,7 @@
 mod apply;
 mod net;
 
-pub(crate) use apply::millis;
+pub(crate) use apply::{actor, millis};
 pub(crate) use net::{Repo, RepoNet};
 mod rehearse;
 

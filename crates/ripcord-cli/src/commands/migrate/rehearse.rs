@@ -15,10 +15,11 @@ use ripcord_migrate::engine::{self, Database, DownOptions, How, UpOptions};
 use ripcord_migrate::tracking::{self, ChangeState};
 use ripcord_repo::backend::LocalBackend;
 use ripcord_repo::Repository;
+use ripcord_targets::postgres::conn::ident;
 use ripcord_targets::postgres::{self, tools::Tools};
 use serde::Serialize;
 
-use super::apply::{database_target, open};
+use super::apply::{actor, database_target, open};
 use super::net::{Repo, RepoNet};
 use super::setup;
 use crate::cli::RehearseArgs;
@@ -247,11 +248,7 @@ fn rehearse(
         target: name.to_string(),
         policy: Some(OnConflict::Snapshot),
     };
-    let actor = format!(
-        "{}@{} (rehearsal)",
-        ripcord_repo::username(),
-        ripcord_repo::hostname()
-    );
+    let actor = format!("{} (rehearsal)", actor());
     let up_opts = UpOptions {
         to: args.to.clone(),
         dry_run: false,
@@ -655,8 +652,4 @@ fn with_dbname(url: &str, db: &str) -> String {
         }
     }
     format!("{url} dbname={db}")
-}
-
-fn ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
 }
