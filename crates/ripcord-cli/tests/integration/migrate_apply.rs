@@ -734,3 +734,41 @@ fn every_way_back_on_sqlite() {
     assert_eq!(v["changes"][1]["snapshot_scope"]["scope"], "tables");
     assert!(v["changes"][1]["snapshot"].is_string());
 }
+
+#[test]
+fn flyway_repeatable_changes_run_again_when_edited() {
+    let (ws, db) = setup();
+    write(&ws, "migrations/V1__users.sql", "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);\nINSERT INTO users VALUES (1, 'ann');\n");
+    write(
+        &ws,
+        "migrations/R__names.sql",
+        "DROP VIEW IF EXISTS names;\nCREATE VIEW names AS SELECT name FROM users;\n",
+    );
+    ws.ok(&["migrate", "up"]);
+    assert_eq!(rows(&db, "SELECT * FROM names"), ["ann"]);
+    // Nothing to do when nothing changed.
+    ws.ok(&["migrate", "up"]).assert_stdout_has("up to date");
+
+    // An edited repeatable change is not drift: it runs again, after new
+    // versioned changes.
+    write(
+        &ws,
+        "migrations/V2__nick.sql",
+        "ALTER TABLE users ADD COLUMN nick TEXT;\nUPDATE users SET nick = 'a';\n",
+    );
+    write(
+        &ws,
+        "migrations/R__names.sql",
+        "DROP VIEW IF EXISTS names;\nCREATE VIEW names AS SELECT name, nick FROM users;\n",
+    );
+    let v = ws.json(&["migrate", "up"]);
+    let ran: Vec<&str> = v["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(ran, ["V2__nick", "R__names"]);
+    assert_eq!(rows(&db, "SELECT * FROM names"), ["ann|a"]);
+    ws.ok(&["migrate", "status"]);
+}
