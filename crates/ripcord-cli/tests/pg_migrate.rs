@@ -1080,3 +1080,78 @@ fn what_depends_on_a_reverted_table_keeps_working() {
         "no stash schema left"
     );
 }
+
+#[test]
+fn every_way_back_on_postgres() {
+    let (ws, db) = setup("mig_ways");
+    // 0001 only creates: dropped on the way back. 0002 rewrites data and its
+    // down script only undoes the schema part: the data comes back from its
+    // snapshot. 0003 has a faithful down script and destroys nothing: no
+    // snapshot, down script only.
+    write(
+        &ws,
+        "migrations/0001_users/up.sql",
+        "CREATE TABLE users (id int PRIMARY KEY, name text);\n\
+         INSERT INTO users VALUES (1, 'ann'), (2, 'bob');\n",
+    );
+    write(
+        &ws,
+        "migrations/0002_shout/up.sql",
+        "UPDATE users SET name = upper(name);\nCREATE INDEX users_name ON users (name);\n",
+    );
+    write(
+        &ws,
+        "migrations/0002_shout/down.sql",
+        "DROP INDEX users_name;\n",
+    );
+    write(
+        &ws,
+        "migrations/0003_audit/up.sql",
+        "CREATE TABLE audit (at timestamptz);\nALTER TABLE users ADD COLUMN note text;\n",
+    );
+    write(
+        &ws,
+        "migrations/0003_audit/down.sql",
+        "ALTER TABLE users DROP COLUMN note;\nDROP TABLE audit;\n",
+    );
+    let v = ws.json(&["migrate", "up"]);
+    let scopes: Vec<&str> = v["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["snapshot_scope"]["scope"].as_str().unwrap())
+        .collect();
+    assert_eq!(scopes, ["none", "tables", "down-script"], "{v}");
+    assert_eq!(
+        rows(&db, "SELECT name FROM users ORDER BY id"),
+        ["ANN", "BOB"]
+    );
+
+    let v = ws.json(&["migrate", "down", "--to", "@root"]);
+    let how: Vec<&str> = v["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["how"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        how,
+        ["down-script", "down-script-and-snapshot", "drop-created"],
+        "{v}"
+    );
+    assert_eq!(v["changes"][2]["dropped_tables"][0]["rows"], 2, "{v}");
+    assert_eq!(v["rows_lost"], 2, "{v}");
+    assert!(tables(&db).is_empty(), "{:?}", tables(&db));
+
+    ws.ok(&["migrate", "up", "--to", "0002_shout"]);
+    ws.ok(&["migrate", "down", "--to", "0001_users"]);
+    assert_eq!(
+        rows(&db, "SELECT name FROM users ORDER BY id"),
+        ["ann", "bob"]
+    );
+    assert!(rows(
+        &db,
+        "SELECT indexname FROM pg_indexes WHERE indexname = 'users_name'"
+    )
+    .is_empty());
+}
