@@ -248,6 +248,25 @@ fn table_without_primary_key_goes_to_review_under_keep_new() {
 }
 
 #[test]
+fn a_log_table_with_json_and_no_key_reverts() {
+    let f = fixture(
+        "revert_json_log",
+        "CREATE TABLE log (at int, payload json, spot point);
+         INSERT INTO log SELECT i, json_build_object('i', i), point(i, i) FROM generate_series(1, 5) i;",
+        &["log"],
+    );
+    f.sql("DELETE FROM log WHERE at > 3; INSERT INTO log VALUES (9, '{\"late\": true}', point(9, 9));");
+    let report = f.revert(&[("log", OnConflict::KeepNew)], true, &Quiet);
+    assert_eq!(report[0].policy, Some(OnConflict::Review));
+    assert_eq!(report[0].review_rows, 1);
+    assert_eq!(f.one("SELECT count(*) FROM log"), "5");
+    assert_eq!(
+        f.one("SELECT row_data->>'at' FROM ripcord.review WHERE table_name = 'public.log'"),
+        "9"
+    );
+}
+
+#[test]
 fn dropped_table_is_recreated() {
     let f = fixture("revert_dropped", USERS, &["users"]);
     f.sql("DROP TABLE users");

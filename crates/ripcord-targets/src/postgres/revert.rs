@@ -696,14 +696,47 @@ impl Cx<'_> {
                 "written after the snapshot (no common columns to compare)",
             )
         } else {
-            let restored_cols = common
+            // EXCEPT ALL needs equality: columns of a type without a default
+            // btree operator class (json, point, xml, arrays, …) are compared
+            // by their text form.
+            let comparable: Vec<String> = self
+                .client
+                .query(
+                    "SELECT a.attname::text FROM pg_catalog.pg_attribute a
+                     WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
+                       AND EXISTS (SELECT 1 FROM pg_catalog.pg_opclass o
+                                   JOIN pg_catalog.pg_am m ON m.oid = o.opcmethod
+                                   WHERE m.amname = 'btree' AND o.opcdefault
+                                     AND o.opcintype = a.atttypid)",
+                    &[&oid],
+                )
+                .map_err(pg_err(format!("reading the column types of {what}")))?
                 .iter()
-                .map(|(c, _)| format!("r.{}", ident(c)))
-                .collect::<Vec<_>>()
-                .join(", ");
+                .map(|r| r.get(0))
+                .collect();
+            let side = |alias: &str| {
+                common
+                    .iter()
+                    .map(|(c, stash_expr)| {
+                        let expr = if alias == "s" {
+                            stash_expr.clone()
+                        } else {
+                            format!("r.{}", ident(c))
+                        };
+                        if comparable.contains(c) {
+                            format!("{expr} AS {}", ident(c))
+                        } else {
+                            format!("({expr})::text AS {}", ident(c))
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
             (
                 format!(
-                    "FROM (SELECT {select} FROM {stash} s EXCEPT ALL SELECT {restored_cols} FROM {name} r) s"
+                    "FROM (SELECT {} FROM {stash} s EXCEPT ALL SELECT {} FROM {name} r) s",
+                    side("s"),
+                    side("r")
                 ),
                 "not in the snapshot (the table has no primary key to match rows)",
             )
