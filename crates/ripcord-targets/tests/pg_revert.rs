@@ -267,6 +267,20 @@ fn a_log_table_with_json_and_no_key_reverts() {
 }
 
 #[test]
+fn rows_changed_since_are_counted_on_json_columns_too() {
+    let f = fixture(
+        "revert_json_keyed",
+        "CREATE TABLE docs (id int PRIMARY KEY, body json);
+         INSERT INTO docs SELECT i, json_build_object('v', i) FROM generate_series(1, 5) i;",
+        &["docs"],
+    );
+    f.sql("UPDATE docs SET body = '{\"v\": 0}' WHERE id = 2");
+    let report = f.revert(&[("docs", OnConflict::KeepNew)], true, &Quiet);
+    assert_eq!(report[0].changed_rows, 1);
+    assert_eq!(f.one("SELECT body->>'v' FROM docs WHERE id = 2"), "2");
+}
+
+#[test]
 fn dropped_table_is_recreated() {
     let f = fixture("revert_dropped", USERS, &["users"]);
     f.sql("DROP TABLE users");

@@ -684,6 +684,10 @@ impl Cx<'_> {
             }
             _ => stash.to_string(),
         };
+        // Comparing rows needs equality: columns of a type without a default
+        // btree operator class (json, point, xml, arrays, …) are compared by
+        // their text form.
+        let comparable = self.comparable_columns(oid, &what)?;
         // The new rows, as "FROM … " with `s` their alias.
         let (from, reason) = if keyed {
             (
@@ -696,24 +700,6 @@ impl Cx<'_> {
                 "written after the snapshot (no common columns to compare)",
             )
         } else {
-            // EXCEPT ALL needs equality: columns of a type without a default
-            // btree operator class (json, point, xml, arrays, …) are compared
-            // by their text form.
-            let comparable: Vec<String> = self
-                .client
-                .query(
-                    "SELECT a.attname::text FROM pg_catalog.pg_attribute a
-                     WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
-                       AND EXISTS (SELECT 1 FROM pg_catalog.pg_opclass o
-                                   JOIN pg_catalog.pg_am m ON m.oid = o.opcmethod
-                                   WHERE m.amname = 'btree' AND o.opcdefault
-                                     AND o.opcintype = a.atttypid)",
-                    &[&oid],
-                )
-                .map_err(pg_err(format!("reading the column types of {what}")))?
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
             let side = |alias: &str| {
                 common
                     .iter()
@@ -723,11 +709,7 @@ impl Cx<'_> {
                         } else {
                             format!("r.{}", ident(c))
                         };
-                        if comparable.contains(c) {
-                            format!("{expr} AS {}", ident(c))
-                        } else {
-                            format!("({expr})::text AS {}", ident(c))
-                        }
+                        format!("{} AS {}", compared(&expr, c, &comparable), ident(c))
                     })
                     .collect::<Vec<_>>()
                     .join(", ")
@@ -779,7 +761,16 @@ impl Cx<'_> {
             }
         }
         if keyed && !common.is_empty() {
-            self.changed_rows(&name, &what, &source, &on, &common, policy, report)?;
+            self.changed_rows(
+                &name,
+                &what,
+                &source,
+                &on,
+                &common,
+                &comparable,
+                policy,
+                report,
+            )?;
         }
         report.policy = Some(policy);
         Ok(())
@@ -797,17 +788,18 @@ impl Cx<'_> {
         source: &str,
         on: &str,
         common: &[(String, String)],
+        comparable: &[String],
         policy: OnConflict,
         report: &mut TableRevert,
     ) -> Result<()> {
         let then = common
             .iter()
-            .map(|(c, _)| format!("r.{}", ident(c)))
+            .map(|(c, _)| compared(&format!("r.{}", ident(c)), c, comparable))
             .collect::<Vec<_>>()
             .join(", ");
         let now = common
             .iter()
-            .map(|(_, s)| s.as_str())
+            .map(|(c, s)| compared(s, c, comparable))
             .collect::<Vec<_>>()
             .join(", ");
         let from = format!(
@@ -847,6 +839,26 @@ impl Cx<'_> {
                 .map_err(pg_err(context))?;
         }
         Ok(())
+    }
+
+    /// The columns of `oid` whose type has a default btree operator class,
+    /// so that rows can be compared on them as they are.
+    fn comparable_columns(&mut self, oid: Oid, what: &str) -> Result<Vec<String>> {
+        Ok(self
+            .client
+            .query(
+                "SELECT a.attname::text FROM pg_catalog.pg_attribute a
+                 WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
+                   AND EXISTS (SELECT 1 FROM pg_catalog.pg_opclass o
+                               JOIN pg_catalog.pg_am m ON m.oid = o.opcmethod
+                               WHERE m.amname = 'btree' AND o.opcdefault
+                                 AND o.opcintype = a.atttypid)",
+                &[&oid],
+            )
+            .map_err(pg_err(format!("reading the column types of {what}")))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
     }
 
     fn review_table(&mut self) -> Result<()> {
@@ -1032,6 +1044,16 @@ impl Cx<'_> {
                 .map_err(pg_err(context))?;
         }
         Ok(())
+    }
+}
+
+/// `expr` (of column `column`) as rows are compared on it: as it is, or by
+/// its text form when its type has no equality.
+fn compared(expr: &str, column: &str, comparable: &[String]) -> String {
+    if comparable.iter().any(|c| c == column) {
+        expr.to_string()
+    } else {
+        format!("({expr})::text")
     }
 }
 
