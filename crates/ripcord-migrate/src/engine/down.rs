@@ -64,9 +64,12 @@ pub fn down(
     let checks: Vec<_> = work
         .iter()
         .filter(|(_, _, _, how)| matches!(how, How::DownScript | How::DownScriptAndSnapshot))
-        .filter_map(|(p, ..)| Some((p.change, p.change.down.as_ref()?, p.down.as_deref()?)))
+        .filter_map(|(p, ..)| {
+            let unparsed = p.down_analysis.as_ref()?.unparsed.as_slice();
+            Some((p.change, p.change.down.as_ref()?, unparsed))
+        })
         .collect();
-    prepare::check_scripts(db, &checks, &options)?;
+    prepare::check_scripts(db, &checks)?;
     // Only reverts from a snapshot need the repository.
     if work
         .iter()
@@ -215,17 +218,11 @@ pub(crate) fn revert_one(
 /// The destructive statements of the down script, when it runs.
 fn down_destroys(p: &Prepared, how: How) -> Vec<String> {
     let runs = matches!(how, How::DownScript | How::DownScriptAndSnapshot);
-    match (&p.down, runs) {
-        (Some(sql), true) => {
-            let options = crate::analyze::Options {
-                dialect: p.dialect,
-                server_version: None,
-            };
-            crate::analyze::analyze(sql, &options)
-                .of_kind(Kind::Destructive)
-                .map(|f| format!("line {}: {}", f.line, f.detail))
-                .collect()
-        }
+    match (&p.down_analysis, runs) {
+        (Some(analysis), true) => analysis
+            .of_kind(Kind::Destructive)
+            .map(|f| format!("line {}: {}", f.line, f.detail))
+            .collect(),
         _ => Vec::new(),
     }
 }

@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use crate::analyze::TableName;
 
-pub use self::db::{check_syntax, execute, Conn, Database, ScriptError};
+pub use self::db::{Conn, Database};
 pub use self::down::down;
 pub use self::net::SafetyNet;
 pub use self::up::up;
@@ -168,7 +168,6 @@ pub enum Note<'a> {
     },
     Applied(&'a UpChange),
     Reverted(&'a DownChange),
-    Warning(String),
 }
 
 /// Table names as reports show them.

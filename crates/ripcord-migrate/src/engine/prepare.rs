@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use crate::analyze::{self, Analysis, Dialect, Kind, Options};
+use crate::analyze::{self, Analysis, Dialect, Kind, Options, Unparsed};
 use crate::tracking::{self, AppliedChange, ChangeState, Status};
 use crate::{Change, Error, Plan, Result, Script};
 
@@ -19,9 +19,12 @@ pub(crate) struct Prepared<'p> {
     pub analysis: Analysis,
     pub transactional: bool,
     pub verify: Option<String>,
+    /// Statements of the verify script sqlparser could not read.
+    pub verify_unparsed: Vec<Unparsed>,
     pub down: Option<String>,
+    /// What the down script does; `None` without one.
+    pub down_analysis: Option<Analysis>,
     pub down_transactional: bool,
-    pub dialect: crate::analyze::Dialect,
 }
 
 impl<'p> Prepared<'p> {
@@ -38,16 +41,19 @@ impl<'p> Prepared<'p> {
             .as_ref()
             .filter(|s| !s.is_blank())
             .map(|s| unwrap(s, options.dialect));
-        let (down, down_transactional) = match change.down.as_ref().filter(|s| !s.is_blank()) {
-            Some(script) => {
-                let sql = unwrap(script, options.dialect);
-                let a = analyze::analyze(&sql, options);
-                let tx =
-                    !change.no_transaction && !a.no_transaction() && !a.has(Kind::OwnTransaction);
-                (Some(sql), tx)
-            }
-            None => (None, true),
-        };
+        let verify_unparsed = verify
+            .as_deref()
+            .map(|sql| analyze::analyze(sql, options).unparsed)
+            .unwrap_or_default();
+        let down = change
+            .down
+            .as_ref()
+            .filter(|s| !s.is_blank())
+            .map(|s| unwrap(s, options.dialect));
+        let down_analysis = down.as_deref().map(|sql| analyze::analyze(sql, options));
+        let down_transactional = down_analysis.as_ref().is_none_or(|a| {
+            !change.no_transaction && !a.no_transaction() && !a.has(Kind::OwnTransaction)
+        });
         Prepared {
             change,
             order,
@@ -55,9 +61,10 @@ impl<'p> Prepared<'p> {
             analysis,
             transactional,
             verify,
+            verify_unparsed,
             down,
+            down_analysis,
             down_transactional,
-            dialect: options.dialect,
         }
     }
 
@@ -91,29 +98,23 @@ fn unwrap(script: &Script, dialect: Dialect) -> String {
     analyze::unwrap_transaction(&script.sql, dialect).unwrap_or_else(|| script.sql.clone())
 }
 
-/// Refuses syntax errors in `scripts` before anything runs.
+/// Refuses syntax errors before anything runs: each script with the
+/// statements sqlparser could not read in it.
 pub(crate) fn check_scripts(
     db: &mut dyn Database,
-    checks: &[(&Change, &Script, &str)],
-    options: &Options,
+    checks: &[(&Change, &Script, &[Unparsed])],
 ) -> Result<()> {
-    for (change, script, sql) in checks {
-        let analysis = analyze::analyze(sql, options);
-        for unparsed in &analysis.unparsed {
-            if let Some(detail) = check_syntax(db, &unparsed.sql)? {
-                // The statement's own line, plus lines a stripped wrapper
-                // took off the top.
-                let offset = script
+    for (change, script, unparsed) in checks {
+        for statement in unparsed.iter() {
+            if let Some(detail) = check_syntax(db, &statement.sql)? {
+                // The statement is a verbatim slice of the file, found there
+                // unless a BEGIN/COMMIT wrapper moved its lines.
+                let line = script
                     .sql
-                    .lines()
-                    .count()
-                    .saturating_sub(sql.lines().count());
-                let line = if script.sql.contains(&unparsed.sql) {
-                    let at = script.sql.find(&unparsed.sql).unwrap_or(0);
-                    script.sql[..at].matches('\n').count() + 1
-                } else {
-                    unparsed.line + offset
-                };
+                    .find(&statement.sql)
+                    .map_or(statement.line, |at| {
+                        script.sql[..at].matches('\n').count() + 1
+                    });
                 return Err(Error::SyntaxError {
                     change: change.name.clone(),
                     file: script.path.clone(),

@@ -58,14 +58,14 @@ pub fn up(
     let checks: Vec<_> = pending
         .iter()
         .flat_map(|p| {
-            let mut v = vec![(p.change, &p.change.up, p.up.as_str())];
-            if let (Some(script), Some(sql)) = (&p.change.verify, &p.verify) {
-                v.push((p.change, script, sql.as_str()));
+            let mut v = vec![(p.change, &p.change.up, p.analysis.unparsed.as_slice())];
+            if let Some(script) = &p.change.verify {
+                v.push((p.change, script, p.verify_unparsed.as_slice()));
             }
             v
         })
         .collect();
-    prepare::check_scripts(db, &checks, &options)?;
+    prepare::check_scripts(db, &checks)?;
 
     let mut report = UpReport {
         dry_run: opts.dry_run,

@@ -217,21 +217,19 @@ fn review_rows(db: &mut dyn Database, report: &DownReport) -> Vec<(String, Strin
             })
             .unwrap_or_default(),
         Conn::Sqlite(conn) => {
-            let list = changes
-                .iter()
-                .map(|c| format!("'{}'", c.replace('\'', "''")))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!(
+            // The names travel as one JSON array parameter.
+            let names = serde_json::to_string(&changes).unwrap_or_default();
+            conn.prepare(
                 "SELECT table_name, change, row_data FROM ripcord_review
-                 WHERE change IN ({list}) ORDER BY id DESC LIMIT {LIMIT}"
-            );
-            conn.prepare(&sql)
-                .and_then(|mut st| {
-                    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                        .collect::<rusqlite::Result<Vec<_>>>()
-                })
-                .unwrap_or_default()
+                 WHERE change IN (SELECT value FROM json_each(?1)) ORDER BY id DESC LIMIT ?2",
+            )
+            .and_then(|mut st| {
+                st.query_map(rusqlite::params![names, LIMIT], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .unwrap_or_default()
         }
     }
 }
@@ -306,7 +304,6 @@ fn say(ctx: &Ctx, note: Note<'_>) {
                 ctx.say(format!("  its down script, as written, {what}"));
             }
         }
-        Note::Warning(text) => ctx.warn(text),
     }
 }
 
