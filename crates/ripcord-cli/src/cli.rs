@@ -95,8 +95,8 @@ pub struct SnapshotArgs {
     /// Only these tables of a database target (comma-separated, `table` or `schema.table`)
     #[arg(long, value_delimiter = ',')]
     pub tables: Vec<String>,
-    /// Parallel database workers [default: one per core]
-    #[arg(long)]
+    /// Parallel database workers, at most 256 [default: one per core]
+    #[arg(long, value_parser = parse_jobs)]
     pub jobs: Option<usize>,
 }
 
@@ -132,8 +132,8 @@ pub struct RestoreArgs {
     /// PostgreSQL: replace what a non-empty --into database holds
     #[arg(long)]
     pub clean: bool,
-    /// Parallel database workers [default: one per core]
-    #[arg(long)]
+    /// Parallel database workers, at most 256 [default: one per core]
+    #[arg(long, value_parser = parse_jobs)]
     pub jobs: Option<usize>,
     /// Restore what is intact from a damaged snapshot, skipping damaged files
     #[arg(long)]
@@ -150,6 +150,15 @@ pub struct VerifyArgs {
     /// With --deep: read only this share of the packs, e.g. 10%
     #[arg(long, value_parser = parse_percent)]
     pub subset: Option<f64>,
+}
+
+/// Checked while parsing, so that a bad value stops the command before it
+/// takes a lock or starts a thread.
+fn parse_jobs(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of jobs such as 4"))?;
+    ripcord_core::limits::check_jobs(n)
 }
 
 fn parse_percent(s: &str) -> Result<f64, String> {

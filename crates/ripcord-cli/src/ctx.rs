@@ -66,27 +66,8 @@ impl Ctx {
             return Ok(Some(Zeroizing::new(p)));
         }
         if let Some(cmd) = &self.config.repository.password_command {
-            let out = std::process::Command::new("sh")
-                .arg("-c")
-                .arg(cmd)
-                .stderr(std::process::Stdio::inherit())
-                .output()
-                .with_context(|| format!("cannot run password_command {cmd:?}"))?;
-            if !out.status.success() {
-                return Err(crate::usage(
-                    format!("password_command {cmd:?} failed with {}", out.status),
-                    "fix the command in [repository] password_command, or set RIPCORD_PASSWORD",
-                ));
-            }
-            let text = String::from_utf8(out.stdout).map_err(|_| {
-                crate::usage(
-                    "password_command printed something that is not UTF-8",
-                    "print the passphrase as text",
-                )
-            })?;
-            return Ok(Some(Zeroizing::new(
-                text.trim_end_matches(['\n', '\r']).to_string(),
-            )));
+            let timeout = self.config.repository.password_timeout();
+            return Ok(Some(ripcord_core::password::from_command(cmd, timeout)?));
         }
         if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
             let p = rpassword::prompt_password(prompt).context("cannot read the passphrase")?;

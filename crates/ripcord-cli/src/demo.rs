@@ -93,7 +93,7 @@ pub fn run(keep: bool) -> Result<()> {
     note(format!(
         "a second snapshot of the unchanged app: {} of {} files not even re-read, {} new, {:.2}s",
         again.unchanged_files,
-        again.files - 1,
+        again.files,
         output::bytes(again.stats.new_bytes),
         again.seconds
     ));

@@ -59,6 +59,9 @@ fn classify(err: &anyhow::Error) -> (Class, Option<String>) {
         if let Some(e) = cause.downcast_ref::<ripcord_core::config::ConfigError>() {
             return (e.class(), e.hint());
         }
+        if let Some(e) = cause.downcast_ref::<ripcord_core::password::PasswordError>() {
+            return (e.class(), e.hint());
+        }
         if let Some(e) = cause.downcast_ref::<ripcord_migrate::Error>() {
             return (e.class(), e.hint());
         }

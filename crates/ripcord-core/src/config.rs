@@ -11,8 +11,12 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use crate::names::InvalidName;
 use crate::{Class, Classify};
+
+mod keys;
 
 pub const FILE_NAME: &str = "ripcord.toml";
 
@@ -20,6 +24,16 @@ pub const FILE_NAME: &str = "ripcord.toml";
 pub enum ConfigError {
     #[error("no configuration found: {path} does not exist")]
     NotFound { path: PathBuf },
+    #[error("{path} is a directory, not a configuration file")]
+    IsDirectory { path: PathBuf },
+    #[error("{origin}: {message}")]
+    UnknownKey {
+        origin: String,
+        message: String,
+        hint: String,
+    },
+    #[error("{path}: {source}")]
+    TargetName { path: PathBuf, source: InvalidName },
     #[error("cannot read {path}: {source}")]
     Read {
         path: PathBuf,
@@ -45,6 +59,16 @@ impl Classify for ConfigError {
     fn hint(&self) -> Option<String> {
         Some(
             match self {
+                ConfigError::UnknownKey { hint, .. } => return Some(hint.clone()),
+                ConfigError::IsDirectory { path } => {
+                    return Some(format!(
+                        "pass the file itself, e.g. --config {}",
+                        path.join(FILE_NAME).display()
+                    ))
+                }
+                ConfigError::TargetName { .. } => {
+                    "rename the [targets.NAME] section: names are used as folder names by `restore --into`"
+                }
                 ConfigError::NotFound { .. } => {
                     "run `ripcord init` to write one, or pass --config PATH / set RIPCORD_CONFIG"
                 }
@@ -66,6 +90,7 @@ impl Classify for ConfigError {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
     pub repository: RepositoryConfig,
@@ -90,6 +115,18 @@ pub struct RepositoryConfig {
     pub url: Option<String>,
     /// A shell command whose standard output is the passphrase.
     pub password_command: Option<String>,
+    /// How long `password_command` may run, e.g. `30s` (the default).
+    pub password_command_timeout: Option<String>,
+}
+
+impl RepositoryConfig {
+    /// `password_command_timeout`, checked when the configuration was loaded.
+    pub fn password_timeout(&self) -> Duration {
+        self.password_command_timeout
+            .as_deref()
+            .and_then(|t| crate::duration::parse(t).ok())
+            .unwrap_or(crate::password::DEFAULT_TIMEOUT)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -102,6 +139,11 @@ pub enum TargetConfig {
     },
     Sqlite {
         path: PathBuf,
+        /// Create the database file when it does not exist (for `migrate up`
+        /// on a new database). Without it, a missing file is an error: a
+        /// mistyped path must not become a new, empty database.
+        #[serde(default)]
+        create: bool,
     },
     Postgres {
         url: String,
@@ -299,7 +341,7 @@ impl Config {
             }
             None => {
                 let path = PathBuf::from(FILE_NAME);
-                if path.exists() {
+                if path.exists() || path.is_symlink() {
                     Config::load(&path, &env)
                 } else {
                     Config::from_toml_str("", None, &env)
@@ -309,6 +351,11 @@ impl Config {
     }
 
     pub fn load(path: &Path, env: &[(String, String)]) -> Result<Config, ConfigError> {
+        if path.is_dir() {
+            return Err(ConfigError::IsDirectory {
+                path: path.to_path_buf(),
+            });
+        }
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
@@ -332,7 +379,24 @@ impl Config {
                     path: shown.clone(),
                     message: e.to_string().trim().to_string(),
                 })?;
-        apply_env(&mut value, env)?;
+        keys::check(&value).map_err(|e| ConfigError::UnknownKey {
+            origin: shown.display().to_string(),
+            message: e.message,
+            hint: e.hint,
+        })?;
+        let from_env = apply_env(&mut value, env)?;
+        // What is unknown now came from the environment: name the variable.
+        keys::check(&value).map_err(|e| {
+            let var = from_env
+                .iter()
+                .find(|(_, path)| path.starts_with(&e.path))
+                .map_or("a RIPCORD_* environment variable", |(var, _)| var.as_str());
+            ConfigError::UnknownKey {
+                origin: format!("environment variable {var}"),
+                message: e.message,
+                hint: format!("{}; unset {var} or correct its name", e.hint),
+            }
+        })?;
         let mut config: Config =
             toml::Value::Table(value)
                 .try_into()
@@ -342,16 +406,55 @@ impl Config {
                 })?;
         config.source = source.map(Path::to_path_buf);
         config.resolve_paths();
+        config.check_values(&shown)?;
+        Ok(config)
+    }
+
+    /// Checks values that parse but make no sense.
+    fn check_values(&self, shown: &Path) -> Result<(), ConfigError> {
+        let config = self;
+        let invalid = |message: String| ConfigError::Invalid {
+            path: shown.to_path_buf(),
+            message,
+        };
+        for name in config.targets.keys() {
+            crate::names::check_target_name(name).map_err(|source| ConfigError::TargetName {
+                path: shown.to_path_buf(),
+                source,
+            })?;
+        }
+        for (name, tier) in &config.tiers {
+            let durations = [("every", &tier.every), ("keep.within", &tier.keep.within)];
+            for (key, value) in durations {
+                if let Some(text) = value {
+                    crate::duration::parse(text)
+                        .map_err(|e| invalid(format!("tiers.{name}.{key}: {e}")))?;
+                }
+            }
+        }
+        crate::limits::check_jobs(config.snapshot.jobs)
+            .map_err(|e| invalid(format!("snapshot.jobs: {e}")))?;
+        if let Some(t) = &config.repository.password_command_timeout {
+            match crate::duration::parse(t) {
+                Ok(d) if d.is_zero() => {
+                    return Err(invalid(
+                        "repository.password_command_timeout must be more than 0s".into(),
+                    ))
+                }
+                Ok(_) => {}
+                Err(e) => return Err(invalid(format!("repository.password_command_timeout: {e}"))),
+            }
+        }
         if !(-7..=22).contains(&config.snapshot.compression) {
             return Err(ConfigError::Invalid {
-                path: shown,
+                path: shown.to_path_buf(),
                 message: format!(
                     "snapshot.compression = {} is not a zstd level; use 1 (fast) to 22 (small), or -7 to -1 for faster still",
                     config.snapshot.compression
                 ),
             });
         }
-        Ok(config)
+        Ok(())
     }
 
     /// Makes relative target paths relative to the config file's folder.
@@ -362,7 +465,7 @@ impl Config {
         let base = base.to_path_buf();
         for target in self.targets.values_mut() {
             match target {
-                TargetConfig::Dir { path, .. } | TargetConfig::Sqlite { path } => {
+                TargetConfig::Dir { path, .. } | TargetConfig::Sqlite { path, .. } => {
                     if path.is_relative() {
                         *path = base.join(&*path);
                     }
@@ -403,7 +506,18 @@ impl Config {
     }
 }
 
-fn apply_env(table: &mut toml::Table, env: &[(String, String)]) -> Result<(), ConfigError> {
+/// The short aliases: variables without `__` that set a key.
+const ALIASES: &[(&str, &[&str])] = &[
+    ("RIPCORD_REPOSITORY", &["repository", "url"]),
+    ("RIPCORD_PASSWORD_COMMAND", &["repository", "password_command"]),
+];
+
+/// Applies `RIPCORD_*` overrides; returns each variable with the key it set.
+fn apply_env(
+    table: &mut toml::Table,
+    env: &[(String, String)],
+) -> Result<Vec<(String, Vec<String>)>, ConfigError> {
+    let mut applied = Vec::new();
     for (var, raw) in env {
         let Some(rest) = var.strip_prefix("RIPCORD_") else {
             continue;
@@ -411,11 +525,24 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)]) -> Result<(), Co
         if NOT_CONFIG.contains(&var.as_str()) {
             continue;
         }
-        let path: Vec<String> = match rest {
-            "REPOSITORY" => vec!["repository".into(), "url".into()],
-            "PASSWORD_COMMAND" => vec!["repository".into(), "password_command".into()],
-            _ if rest.contains("__") => rest.split("__").map(|s| s.to_lowercase()).collect(),
-            _ => continue,
+        let path: Vec<String> = match ALIASES.iter().find(|(name, _)| name == var) {
+            Some((_, path)) => path.iter().map(|s| s.to_string()).collect(),
+            None if rest.contains("__") => rest.split("__").map(|s| s.to_lowercase()).collect(),
+            None => {
+                // Other variables are not configuration, unless one is a
+                // misspelt alias (RIPCORD_REPOSITRY): that one would be lost.
+                if let Some((near, _)) = ALIASES
+                    .iter()
+                    .find(|(name, _)| strsim::levenshtein(var, name) <= 2)
+                {
+                    return Err(ConfigError::UnknownKey {
+                        origin: format!("environment variable {var}"),
+                        message: format!("unknown variable; did you mean {near}?"),
+                        hint: format!("rename it to {near}, or unset it"),
+                    });
+                }
+                continue;
+            }
         };
         if path.iter().any(String::is_empty) {
             return Err(ConfigError::Env {
@@ -427,8 +554,9 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)]) -> Result<(), Co
             var: var.clone(),
             message,
         })?;
+        applied.push((var.clone(), path));
     }
-    Ok(())
+    Ok(applied)
 }
 
 /// Numbers, booleans and arrays are read as TOML; everything else is a string.

@@ -5,11 +5,17 @@
 //! - [`failpoint`]: fault injection used by the crash-safety tests (`RIPCORD_FAILPOINT`).
 //! - [`duration`]: human durations such as `72h` or `30d`.
 //! - [`revert`]: what putting tables back from a safety snapshot did.
+//! - [`names`]: what a target name may be.
+//! - [`limits`]: bounds on numbers from the user, such as `jobs`.
+//! - [`password`]: `password_command` with a timeout, and the rules for new passphrases.
 
 pub mod class;
 pub mod config;
 pub mod duration;
 pub mod failpoint;
+pub mod limits;
+pub mod names;
+pub mod password;
 pub mod revert;
 
 pub use class::{Class, Classify};

@@ -23,6 +23,8 @@ pub enum Error {
     Locked { holder: String, stale: bool },
     #[error("snapshot {snapshot} is damaged: {problems}")]
     Damaged { snapshot: String, problems: String },
+    #[error("snapshot file {file} is refused: {detail}")]
+    UnsafeManifest { file: String, detail: String },
     #[error("{0}")]
     Key(String),
     #[error("{0}")]
@@ -63,7 +65,9 @@ impl Classify for Error {
             | Error::AmbiguousSnapshot { .. }
             | Error::Key(_)
             | Error::Invalid(_) => Class::Usage,
-            Error::Locked { .. } | Error::Damaged { .. } => Class::Refused,
+            Error::Locked { .. } | Error::Damaged { .. } | Error::UnsafeManifest { .. } => {
+                Class::Refused
+            }
             Error::Corrupt { .. } | Error::Io { .. } => Class::Failed,
         }
     }
@@ -96,6 +100,12 @@ impl Classify for Error {
             }
             Error::Damaged { .. } => {
                 "restore an earlier snapshot, or pass --partial to restore what is intact"
+            }
+            Error::UnsafeManifest { file, .. } => {
+                return Some(format!(
+                    "ripcord never writes such a name: the file was altered; nothing was changed. `ripcord forget {}` removes it",
+                    file.trim_start_matches("snapshots/")
+                ))
             }
             Error::Key(_) | Error::Invalid(_) | Error::Io { .. } => return None,
         };

@@ -23,6 +23,23 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Decodes the manifest stored as `file`. Target names are checked as
+    /// the configuration checks them: `restore --into` makes folders of
+    /// them, so a planted manifest naming `../x` or `/tmp/x` is refused.
+    pub fn decode(bytes: &[u8], file: &str) -> crate::Result<Snapshot> {
+        let snapshot: Snapshot =
+            serde_json::from_slice(bytes).map_err(|e| crate::Error::corrupt(file, e.to_string()))?;
+        for t in &snapshot.targets {
+            ripcord_core::names::check_target_name(&t.name).map_err(|e| {
+                crate::Error::UnsafeManifest {
+                    file: file.to_string(),
+                    detail: e.to_string(),
+                }
+            })?;
+        }
+        Ok(snapshot)
+    }
+
     pub fn target(&self, name: &str) -> Option<&TargetSnapshot> {
         self.targets.iter().find(|t| t.name == name)
     }

@@ -232,8 +232,7 @@ impl Repository {
 
     pub fn load_snapshot(&self, id: &Id) -> Result<Snapshot> {
         let bytes = self.load_file("snapshots", id)?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| Error::corrupt(format!("snapshots/{}", id.to_hex()), e.to_string()))
+        Snapshot::decode(&bytes, &format!("snapshots/{}", id.to_hex()))
     }
 
     /// All snapshots, oldest first.

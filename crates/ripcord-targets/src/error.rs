@@ -6,6 +6,14 @@ use ripcord_core::{Class, Classify};
 pub enum Error {
     #[error("target path {path} does not exist")]
     Missing { path: PathBuf },
+    #[error("SQLite database {path} does not exist")]
+    MissingDatabase { path: PathBuf },
+    #[error("SQLite database {path} stayed locked by another process for {seconds}s: {doing}")]
+    SqliteBusy {
+        path: PathBuf,
+        seconds: u64,
+        doing: &'static str,
+    },
     #[error("{path} is not a {expected}")]
     WrongKind {
         path: PathBuf,
@@ -87,6 +95,7 @@ impl Classify for Error {
     fn class(&self) -> Class {
         match self {
             Error::Missing { .. }
+            | Error::MissingDatabase { .. }
             | Error::WrongKind { .. }
             | Error::NotSqlite { .. }
             | Error::Pattern { .. }
@@ -103,12 +112,17 @@ impl Classify for Error {
                 Class::Failed
             }
             Error::Repo(e) => e.class(),
-            Error::Sqlite { .. } | Error::Mismatch { .. } | Error::Io { .. } => Class::Failed,
+            Error::Sqlite { .. }
+            | Error::SqliteBusy { .. }
+            | Error::Mismatch { .. }
+            | Error::Io { .. } => Class::Failed,
         }
     }
     fn hint(&self) -> Option<String> {
         match self {
             Error::Missing { .. } => Some("check the target's path in ripcord.toml".into()),
+            Error::MissingDatabase { .. } => Some("check the target's path in ripcord.toml; nothing was created. To start a new database there with `migrate up`, set `create = true` in the target's section".into()),
+            Error::SqliteBusy { .. } => Some("another process holds a long transaction on the database, and the database was not changed. Try again when it has finished (`fuser FILE` names the process), or wait longer with RIPCORD_SQLITE_LOCK_TIMEOUT=5m".into()),
             Error::WrongKind { .. } => Some("check the target's kind and path in ripcord.toml".into()),
             Error::NotEmpty { .. } => Some("restore into a new or empty folder".into()),
             Error::DamagedFile { .. } => Some(

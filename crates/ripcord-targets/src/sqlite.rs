@@ -8,6 +8,7 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use ripcord_repo::index::Index;
 use ripcord_repo::manifest::{Content, FileStamp, Stream, TableStat};
@@ -34,33 +35,98 @@ fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
     }
 }
 
-fn open_existing(path: &Path, flags: OpenFlags) -> Result<Connection> {
-    let meta = fs::metadata(path).map_err(|_| Error::Missing {
-        path: path.to_path_buf(),
-    })?;
-    if !meta.is_file() {
-        return Err(Error::WrongKind {
+/// How long to wait, in all, for another process's lock on a database
+/// (`RIPCORD_SQLITE_LOCK_TIMEOUT`, e.g. `2m`; 60 s by default). A writer
+/// that never lets go must not hang a snapshot or a restore.
+pub fn lock_timeout() -> Duration {
+    std::env::var("RIPCORD_SQLITE_LOCK_TIMEOUT")
+        .ok()
+        .and_then(|t| ripcord_core::duration::parse(&t).ok())
+        .unwrap_or(Duration::from_secs(60))
+}
+
+/// Checks that the database file of a target exists, unless the target
+/// may create it (`create = true`): a mistyped path must not become a new,
+/// empty database that a migration then runs against.
+pub fn require_file(path: &Path, create: bool) -> Result<()> {
+    match fs::metadata(path) {
+        Ok(meta) if meta.is_file() => Ok(()),
+        Ok(_) => Err(Error::WrongKind {
             path: path.to_path_buf(),
             expected: "SQLite database file",
-        });
-    }
-    let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(
-        |e| Error::NotSqlite {
+        }),
+        Err(_) if create => Ok(()),
+        Err(_) => Err(Error::MissingDatabase {
             path: path.to_path_buf(),
-            detail: e.to_string(),
-        },
-    )?;
-    conn.busy_timeout(std::time::Duration::from_secs(30))
+        }),
+    }
+}
+
+/// Opens an existing database to read it: read-write with `query_only`, not
+/// read-only. In WAL mode a read-only connection creates the `-wal` and
+/// `-shm` files but cannot remove them when it closes; one that may write
+/// checkpoints and removes them when it is the last to close.
+pub fn open_to_read(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(sql_err(path))?;
+    conn.busy_timeout(lock_timeout()).map_err(sql_err(path))?;
+    conn.pragma_update(None, "query_only", true)
         .map_err(sql_err(path))?;
+    Ok(conn)
+}
+
+fn open_existing(path: &Path) -> Result<Connection> {
+    require_file(path, false)?;
+    let conn = open_to_read(path).map_err(|e| match e {
+        Error::Sqlite { source, .. } => Error::NotSqlite {
+            path: path.to_path_buf(),
+            detail: source.to_string(),
+        },
+        other => other,
+    })?;
     // Reading the schema is what fails on a file that is not a database.
     conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
         r.get::<_, i64>(0)
     })
-    .map_err(|e| Error::NotSqlite {
-        path: path.to_path_buf(),
-        detail: e.to_string(),
+    .map_err(|e| {
+        if is_busy(&e) {
+            busy(path, "reading the schema")
+        } else {
+            Error::NotSqlite {
+                path: path.to_path_buf(),
+                detail: e.to_string(),
+            }
+        }
     })?;
     Ok(conn)
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+fn busy(path: &Path, doing: &'static str) -> Error {
+    Error::SqliteBusy {
+        path: path.to_path_buf(),
+        seconds: lock_timeout().as_secs(),
+        doing,
+    }
+}
+
+/// Copies the database at `src` into a new file at `dest` (a scratch copy),
+/// consistently even while others write, waiting at most [`lock_timeout`].
+pub fn copy_file(src: &Path, dest: &Path) -> Result<()> {
+    let conn = open_existing(src)?;
+    backup_into(&conn, dest, src)
 }
 
 /// Copies `src` into a new database file at `dest` in one backup step.
@@ -71,13 +137,27 @@ fn backup_into(src: &Connection, dest: &Path, src_path: &Path) -> Result<()> {
 
 /// Copies every page of `src` into `dst` in one backup step: one read
 /// transaction on the source, one atomic replacement of the destination.
+/// Waits for other connections' locks up to [`lock_timeout`] in all.
 fn copy_all(src: &Connection, dst: &mut Connection, path: &Path) -> Result<()> {
-    let backup = rusqlite::backup::Backup::new(src, dst).map_err(sql_err(path))?;
+    let deadline = Instant::now() + lock_timeout();
+    let backup = rusqlite::backup::Backup::new(src, dst).map_err(|e| {
+        if is_busy(&e) {
+            busy(path, "copying the database")
+        } else {
+            sql_err(path)(e)
+        }
+    })?;
     loop {
-        match backup.step(-1).map_err(sql_err(path))? {
+        let step = match backup.step(-1) {
+            Ok(step) => step,
+            Err(e) if is_busy(&e) => rusqlite::backup::StepResult::Busy,
+            Err(e) => return Err(sql_err(path)(e)),
+        };
+        match step {
             rusqlite::backup::StepResult::Done => return Ok(()),
             // Busy or locked: another connection is writing; try again.
-            _ => std::thread::sleep(std::time::Duration::from_millis(20)),
+            _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => return Err(busy(path, "copying the database")),
         }
     }
 }
@@ -133,7 +213,7 @@ pub fn snapshot(
             });
         }
     }
-    let src = open_existing(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let src = open_existing(path)?;
     let tmp = tempfile::Builder::new()
         .prefix("ripcord-sqlite-")
         .tempdir()
@@ -276,9 +356,9 @@ pub fn write_image(
 
 /// Checks a restored database against the manifest's tables.
 pub fn check_tables(path: &Path, expected: &[TableStat]) -> Result<u64> {
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(sql_err(path))?;
+    let conn = open_to_read(path)?;
     let actual = table_stats(&conn, path)?;
+    drop(conn);
     let want: Vec<_> = expected
         .iter()
         .map(|t| (&t.name, t.rows, &t.checksum))
@@ -333,7 +413,7 @@ pub fn restore_to_file(
             Ok(n)
         });
     if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+        remove_with_journals(&tmp);
     }
     result
 }
@@ -371,22 +451,35 @@ impl Staged {
             fs::rename(tmp, dest)
                 .map_err(|e| Error::io(format!("cannot move into {}", dest.display()), e))?;
         } else {
-            let src = Connection::open_with_flags(tmp, OpenFlags::SQLITE_OPEN_READ_ONLY)
-                .map_err(sql_err(tmp))?;
+            let src = open_to_read(tmp)?;
             let mut live = Connection::open(dest).map_err(sql_err(dest))?;
-            live.busy_timeout(std::time::Duration::from_secs(30))
-                .map_err(sql_err(dest))?;
+            live.busy_timeout(lock_timeout()).map_err(sql_err(dest))?;
             copy_all(&src, &mut live, dest)?;
+            // Closed before the check, so that the last connection to close
+            // checkpoints the WAL and removes `-wal` and `-shm`.
+            drop(src);
+            drop(live);
         }
         drop(self);
         check_tables(dest, tables)
     }
 }
 
+/// A database file written by a restore, removed when dropped, with the
+/// journal files SQLite may have made beside it.
 struct TempFile(PathBuf);
 impl Drop for TempFile {
     fn drop(&mut self) {
-        let _ = fs::remove_file(&self.0);
+        remove_with_journals(&self.0);
+    }
+}
+
+fn remove_with_journals(path: &Path) {
+    let _ = fs::remove_file(path);
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let mut side = path.as_os_str().to_owned();
+        side.push(suffix);
+        let _ = fs::remove_file(PathBuf::from(side));
     }
 }
 

@@ -102,6 +102,9 @@ pub fn run(config: Option<PathBuf>, json: bool, quiet: bool, args: &InitArgs) ->
             )
         })?)
     };
+    if let Some(p) = &pass {
+        ripcord_core::password::check_new(p)?;
+    }
     if let Some(local) = ctx.config.repository_url().ok().map(LocalBackend::from_url) {
         std::fs::create_dir_all(local.root())
             .with_context(|| format!("cannot create {}", local.root().display()))?;

@@ -9,6 +9,12 @@ use crate::ctx::Ctx;
 use crate::output;
 
 fn new_passphrase() -> Result<Zeroizing<String>> {
+    let p = ask_new_passphrase()?;
+    ripcord_core::password::check_new(&p)?;
+    Ok(p)
+}
+
+fn ask_new_passphrase() -> Result<Zeroizing<String>> {
     if let Ok(p) = std::env::var("RIPCORD_NEW_PASSWORD") {
         return Ok(Zeroizing::new(p));
     }

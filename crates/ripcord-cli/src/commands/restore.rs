@@ -399,7 +399,7 @@ fn live_path(ctx: &Ctx, t: &TargetSnapshot) -> Result<PathBuf> {
     match (cfg, &t.content) {
         (TargetConfig::Postgres { url, .. }, Content::Postgres(_)) => Ok(PathBuf::from(url)),
         (TargetConfig::Dir { path, .. }, Content::Dir { .. })
-        | (TargetConfig::Sqlite { path }, Content::Sqlite { .. }) => Ok(path.clone()),
+        | (TargetConfig::Sqlite { path, .. }, Content::Sqlite { .. }) => Ok(path.clone()),
         _ => Err(crate::usage(
             format!(
                 "target {:?} is a {} target now but the snapshot holds {}",

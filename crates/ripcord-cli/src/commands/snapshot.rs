@@ -166,7 +166,7 @@ pub fn take_with(
                     content: Content::Dir { tree: d.tree },
                 }
             }
-            TargetConfig::Sqlite { path } => {
+            TargetConfig::Sqlite { path, .. } => {
                 if opts.tables.is_some() {
                     return Err(crate::usage(
                         "--tables is for postgres targets",

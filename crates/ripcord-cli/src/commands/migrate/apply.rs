@@ -341,7 +341,9 @@ pub(super) fn database_target(s: &Setup) -> Result<(String, TargetConfig)> {
     })
 }
 
-/// The database, connected; a failure is a failed pre-flight.
+/// The database, connected; a failure is a failed pre-flight. A missing
+/// SQLite file is created only when `create` is asked for here (by `up`) and
+/// allowed by the target's `create = true`.
 pub(super) fn open(name: &str, target: &TargetConfig, create: bool) -> Result<Box<dyn Database>> {
     let refused = |e: ripcord_migrate::Error| -> anyhow::Error {
         CliError::Refused {
@@ -355,14 +357,11 @@ pub(super) fn open(name: &str, target: &TargetConfig, create: bool) -> Result<Bo
         TargetConfig::Postgres { url, .. } => {
             Ok(Box::new(PostgresTracker::connect(url).map_err(refused)?))
         }
-        TargetConfig::Sqlite { path } => {
-            if !create && !path.exists() {
-                return Err(CliError::Refused {
-                    message: format!("pre-flight: {} does not exist", path.display()),
-                    hint: "check [targets] path of the migration target".into(),
-                }
-                .into());
-            }
+        TargetConfig::Sqlite {
+            path,
+            create: may_create,
+        } => {
+            ripcord_targets::sqlite::require_file(path, create && *may_create)?;
             Ok(Box::new(SqliteTracker::open(path).map_err(refused)?))
         }
         TargetConfig::Dir { .. } => Err(crate::usage(

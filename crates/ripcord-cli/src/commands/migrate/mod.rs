@@ -57,6 +57,16 @@ impl Setup {
         }
     }
 
+    /// A SQLite target's file must exist unless the target says `create =
+    /// true` (then `up` makes it, and until then nothing is recorded). Lint
+    /// reads only the plan and does not ask.
+    fn require_database(&self) -> Result<()> {
+        if let Some((_, TargetConfig::Sqlite { path, create })) = &self.target {
+            ripcord_targets::sqlite::require_file(path, *create)?;
+        }
+        Ok(())
+    }
+
     fn target_name(&self) -> Option<&str> {
         self.target.as_ref().map(|(name, _)| name.as_str())
     }
@@ -115,16 +125,16 @@ pub(crate) fn setup(ctx: &Ctx, args: &MigrateArgs) -> Result<Setup> {
 /// tables (nothing has run yet). Never creates anything.
 fn recorded(target: &TargetConfig) -> ripcord_migrate::Result<Option<Vec<AppliedChange>>> {
     match target {
-        TargetConfig::Sqlite { path } => {
+        TargetConfig::Sqlite { path, .. } => {
             if !path.exists() {
                 return Ok(None);
             }
             let has_table = {
-                let conn = rusqlite::Connection::open_with_flags(
-                    path,
-                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-                )
-                .map_err(|e| sqlite_error(path, e))?;
+                let conn = ripcord_targets::sqlite::open_to_read(path)
+                    .map_err(|e| ripcord_migrate::Error::io(
+                        format!("read {}", path.display()),
+                        std::io::Error::other(e.to_string()),
+                    ))?;
                 conn.query_row(
                     "SELECT count(*) FROM sqlite_master WHERE type = 'table' \
                      AND name = 'ripcord_changes'",
@@ -227,6 +237,7 @@ struct PlanChange {
 
 fn plan(ctx: &Ctx, args: &MigrateArgs) -> Result<()> {
     let s = setup(ctx, args)?;
+    s.require_database()?;
     let (status, note): (Option<Status>, Option<String>) = match &s.target {
         None => (
             None,
@@ -342,6 +353,7 @@ struct Counts {
 
 fn status(ctx: &Ctx, args: &MigrateArgs) -> Result<()> {
     let s = setup(ctx, args)?;
+    s.require_database()?;
     let Some((name, target)) = &s.target else {
         return Err(crate::usage(
             "[migrations] names no database target",

@@ -98,7 +98,7 @@ impl RepoNet<'_> {
     /// Bytes a snapshot of `tables` may need, before compression.
     fn estimate(&self, tables: Option<&BTreeSet<TableName>>) -> anyhow::Result<u64> {
         Ok(match self.config()? {
-            TargetConfig::Sqlite { path } => std::fs::metadata(path).map_or(0, |m| m.len()),
+            TargetConfig::Sqlite { path, .. } => std::fs::metadata(path).map_or(0, |m| m.len()),
             TargetConfig::Postgres { url, .. } => {
                 let mut client = postgres::Target::parse(url)?.connect()?;
                 let bytes: i64 = match tables {

@@ -68,7 +68,10 @@ enum Scratch {
 impl Scratch {
     fn config(&self) -> TargetConfig {
         match self {
-            Scratch::Sqlite { path, .. } => TargetConfig::Sqlite { path: path.clone() },
+            Scratch::Sqlite { path, .. } => TargetConfig::Sqlite {
+                path: path.clone(),
+                create: false,
+            },
             Scratch::Postgres { url, .. } => TargetConfig::Postgres {
                 url: url.clone(),
                 split_mb: None,
@@ -445,15 +448,14 @@ fn table_in(line: &str) -> Option<String> {
 
 fn fingerprint(db: &mut dyn Database, target: &TargetConfig) -> Result<Fingerprint> {
     match target {
-        TargetConfig::Sqlite { path } => sqlite_fingerprint(path),
+        TargetConfig::Sqlite { path, .. } => sqlite_fingerprint(path),
         TargetConfig::Postgres { url, .. } => pg_fingerprint(db, url),
         TargetConfig::Dir { .. } => unreachable!("database targets only"),
     }
 }
 
 fn sqlite_fingerprint(path: &Path) -> Result<Fingerprint> {
-    let conn =
-        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let conn = ripcord_targets::sqlite::open_to_read(path)?;
     let mut stmt = conn.prepare(
         "SELECT coalesce(sql, '') FROM sqlite_master
          WHERE name NOT LIKE 'sqlite_%' AND name NOT LIKE 'ripcord_%' AND tbl_name NOT LIKE 'ripcord_%'
@@ -530,18 +532,12 @@ fn pg_fingerprint(db: &mut dyn Database, url: &str) -> Result<Fingerprint> {
 /// new database.
 fn clone(ctx: &Ctx, name: &str, target: &TargetConfig) -> Result<Scratch> {
     match target {
-        TargetConfig::Sqlite { path } => {
+        TargetConfig::Sqlite { path, .. } => {
             let dir = tempfile::Builder::new()
                 .prefix("ripcord-rehearse-")
                 .tempdir()?;
             let copy = dir.path().join(path.file_name().unwrap_or_default());
-            let src = rusqlite::Connection::open_with_flags(
-                path,
-                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-            )?;
-            let mut dst = rusqlite::Connection::open(&copy)?;
-            rusqlite::backup::Backup::new(&src, &mut dst)?
-                .run_to_completion(1024, std::time::Duration::ZERO, None)
+            ripcord_targets::sqlite::copy_file(path, &copy)
                 .with_context(|| format!("copying {} for the rehearsal", path.display()))?;
             Ok(Scratch::Sqlite {
                 path: copy,
