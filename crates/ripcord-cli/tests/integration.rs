@@ -16,6 +16,8 @@ mod forget;
 mod incremental;
 #[path = "integration/keys.rs"]
 mod keys;
+#[path = "integration/limits.rs"]
+mod limits;
 #[path = "integration/locks.rs"]
 mod locks;
 #[path = "integration/migrate.rs"]
@@ -28,5 +30,11 @@ mod path_escape;
 mod roundtrip;
 #[path = "integration/sqlite.rs"]
 mod sqlite;
+#[path = "integration/sqlite_files.rs"]
+mod sqlite_files;
+#[path = "integration/strict_config.rs"]
+mod strict_config;
+#[path = "integration/target_names.rs"]
+mod target_names;
 #[path = "integration/verify.rs"]
 mod verify;

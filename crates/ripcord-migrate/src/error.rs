@@ -297,6 +297,21 @@ impl Classify for Error {
                     .into(),
             ),
             Error::SafetyNet { hint, .. } => hint.clone(),
+            Error::Sqlite {
+                source: rusqlite::Error::SqliteFailure(f, _),
+                ..
+            } if matches!(
+                f.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ) =>
+            {
+                Some(
+                    "another process held a lock on the database for longer than the wait \
+                     allows; this step was not done. Try again when it has finished \
+                     (`fuser FILE` names the process)"
+                        .into(),
+                )
+            }
             Error::Io { .. } | Error::Sqlite { .. } | Error::Postgres { .. } => None,
         }
     }

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 #[derive(Clone, Debug)]
 enum Target {
     Dir { path: PathBuf, exclude: Vec<String> },
-    Sqlite { path: PathBuf },
+    Sqlite { path: PathBuf, create: bool },
 }
 
 /// A temporary folder holding `ripcord.toml`, the repository (`repo/`) and
@@ -102,9 +102,24 @@ impl Workspace {
 
     /// Adds a `kind = "sqlite"` target at `rel` and rewrites the configuration.
     pub fn sqlite_target(&mut self, name: &str, rel: &str) -> PathBuf {
+        self.add_sqlite(name, rel, false)
+    }
+
+    /// Adds a `kind = "sqlite"` target with `create = true`: `migrate up`
+    /// may create its file.
+    pub fn sqlite_target_created_by_migrate(&mut self, name: &str, rel: &str) -> PathBuf {
+        self.add_sqlite(name, rel, true)
+    }
+
+    fn add_sqlite(&mut self, name: &str, rel: &str, create: bool) -> PathBuf {
         let path = self.path(rel);
-        self.targets
-            .push((name.to_string(), Target::Sqlite { path: path.clone() }));
+        self.targets.push((
+            name.to_string(),
+            Target::Sqlite {
+                path: path.clone(),
+                create,
+            },
+        ));
         self.write_config();
         path
     }
@@ -134,12 +149,15 @@ impl Workspace {
                     let ex: Vec<String> = exclude.iter().map(|e| toml_str(e)).collect();
                     s.push_str(&format!("exclude = [{}]\n", ex.join(", ")));
                 }
-                Target::Sqlite { path } => {
+                Target::Sqlite { path, create } => {
                     s.push_str("kind = \"sqlite\"\n");
                     s.push_str(&format!(
                         "path = {}\n",
                         toml_str(&path.display().to_string())
                     ));
+                    if *create {
+                        s.push_str("create = true\n");
+                    }
                 }
             }
         }

@@ -20,14 +20,17 @@ url = "{url}"
 # The passphrase comes from RIPCORD_PASSWORD, or from this command's output.
 # It is never stored in this file.
 # password_command = "cat /run/secrets/ripcord"
+# How long the command may run before it is stopped.
+# password_command_timeout = "30s"
 
 [snapshot]
 # zstd level for new data (1 is fast; higher compresses more and costs CPU).
 compression = 1
-# Compression and encryption threads; 0 means one per core.
+# Compression and encryption threads; 0 means one per core, at most 256.
 jobs = 0
 
-# Targets are what ripcord protects. Name them; `ripcord snapshot NAME` uses the name.
+# Targets are what ripcord protects. Name them (letters, digits, - and _);
+# `ripcord snapshot NAME` uses the name. Unknown keys are errors.
 #
 # [targets.config]
 # kind = "dir"
@@ -37,6 +40,7 @@ jobs = 0
 # [targets.app]
 # kind = "sqlite"
 # path = "/var/lib/app/app.db"
+# create = true                 # only if `migrate up` should create a missing file
 
 # Tiers group snapshots with a retention policy: `ripcord forget --tier daily`.
 #

@@ -18,7 +18,7 @@ fn write(ws: &Workspace, rel: &str, text: &str) {
 /// `[migrations] target = "app"`, `dir = "migrations"`.
 fn setup() -> (Workspace, PathBuf) {
     let mut ws = workspace();
-    let db = ws.sqlite_target("app", "app.db");
+    let db = ws.sqlite_target_created_by_migrate("app", "app.db");
     ws.append_config("[migrations]\ntarget = \"app\"\ndir = \"migrations\"\n");
     (ws, db)
 }

@@ -21,7 +21,7 @@ fn setup() -> (Workspace, PathBuf) {
 
 fn setup_with(extra: &str) -> (Workspace, PathBuf) {
     let mut ws = workspace();
-    let db = ws.sqlite_target("app", "app.db");
+    let db = ws.sqlite_target_created_by_migrate("app", "app.db");
     ws.append_config(&format!(
         "[migrations]\ntarget = \"app\"\ndir = \"migrations\"\n{extra}"
     ));
