@@ -640,7 +640,7 @@ mod tests {
         let bad = Config::from_toml_str("[repository\nurl=1", None, &[]);
         assert!(matches!(bad, Err(ConfigError::Invalid { .. })));
         let typo = Config::from_toml_str("[targets.a]\nkind='dir'\npaht='/x'", None, &[]);
-        assert!(matches!(typo, Err(ConfigError::Invalid { .. })));
+        assert!(matches!(typo, Err(ConfigError::UnknownKey { .. })));
         let kind = Config::from_toml_str("[targets.a]\nkind='mysql'\npath='/x'", None, &[]);
         assert!(matches!(kind, Err(ConfigError::Invalid { .. })));
         let level = Config::from_toml_str("[snapshot]\ncompression = 99", None, &[]);
@@ -668,6 +668,93 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         let typo = Config::from_toml_str("[migrations]\ndirr = 'x'", None, &[]);
-        assert!(matches!(typo, Err(ConfigError::Invalid { .. })));
+        match typo {
+            Err(ConfigError::UnknownKey { message, .. }) => {
+                assert!(message.contains("did you mean `dir`?"), "{message}")
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_section_is_refused_with_a_suggestion() {
+        let e = Config::from_toml_str(
+            "[targts.app]\nkind = 'dir'\npath = '/x'",
+            Some(Path::new("/etc/ripcord.toml")),
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(e.class(), Class::Usage);
+        let text = e.to_string();
+        assert!(text.starts_with("/etc/ripcord.toml: "), "{text}");
+        assert!(text.contains("did you mean [targets]?"), "{text}");
+        assert!(e.hint().unwrap().contains("repository, targets"));
+    }
+
+    #[test]
+    fn env_override_of_an_unknown_key_names_the_variable() {
+        let text = "[targets.app]\nkind = 'sqlite'\npath = '/x'";
+        let e = Config::from_toml_str(text, None, &env(&[("RIPCORD_TARGETS__APP__PAHT", "/y")]))
+            .unwrap_err();
+        let shown = e.to_string();
+        assert!(
+            shown.starts_with("environment variable RIPCORD_TARGETS__APP__PAHT: "),
+            "{shown}"
+        );
+        assert!(shown.contains("did you mean `path`?"), "{shown}");
+        let e = Config::from_toml_str("", None, &env(&[("RIPCORD_REPOSITRY", "/r")])).unwrap_err();
+        assert!(e.to_string().contains("RIPCORD_REPOSITORY"), "{e}");
+        // Variables that are not configuration are left alone.
+        Config::from_toml_str("", None, &env(&[("RIPCORD_PG_BINDIR", "/usr/bin")])).unwrap();
+    }
+
+    #[test]
+    fn target_names_are_checked_when_loading() {
+        for name in ["\"../x\"", "\"/tmp/x\"", "\"a.b\"", &"n".repeat(65)] {
+            let text = format!("[targets.{name}]\nkind = 'dir'\npath = '/x'");
+            match Config::from_toml_str(&text, None, &[]) {
+                Err(e @ ConfigError::TargetName { .. }) => assert_eq!(e.class(), Class::Usage),
+                other => panic!("{name}: unexpected {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn jobs_and_durations_are_bounded() {
+        let jobs = Config::from_toml_str("[snapshot]\njobs = 100000", None, &[]);
+        assert!(matches!(jobs, Err(ConfigError::Invalid { .. })), "{jobs:?}");
+        Config::from_toml_str("[snapshot]\njobs = 256", None, &[]).unwrap();
+        let within = Config::from_toml_str("[tiers.t]\nkeep = { within = '300000y' }", None, &[]);
+        assert!(matches!(within, Err(ConfigError::Invalid { .. })), "{within:?}");
+        let timeout =
+            Config::from_toml_str("[repository]\npassword_command_timeout = '0s'", None, &[]);
+        assert!(matches!(timeout, Err(ConfigError::Invalid { .. })), "{timeout:?}");
+        let c = Config::from_toml_str("[repository]\npassword_command_timeout = '2m'", None, &[])
+            .unwrap();
+        assert_eq!(c.repository.password_timeout(), Duration::from_secs(120));
+        let c = Config::from_toml_str("", None, &[]).unwrap();
+        assert_eq!(c.repository.password_timeout(), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn config_pointing_at_a_directory_is_a_usage_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Config::discover(Some(dir.path())).unwrap_err();
+        assert!(matches!(e, ConfigError::IsDirectory { .. }), "{e:?}");
+        assert_eq!(e.class(), Class::Usage);
+    }
+
+    #[test]
+    fn sqlite_create_defaults_to_false() {
+        let c = Config::from_toml_str("[targets.a]\nkind = 'sqlite'\npath = '/a.db'", None, &[])
+            .unwrap();
+        assert!(matches!(c.target("a").unwrap(), TargetConfig::Sqlite { create: false, .. }));
+        let c = Config::from_toml_str(
+            "[targets.a]\nkind = 'sqlite'\npath = '/a.db'\ncreate = true",
+            None,
+            &[],
+        )
+        .unwrap();
+        assert!(matches!(c.target("a").unwrap(), TargetConfig::Sqlite { create: true, .. }));
     }
 }
