@@ -250,7 +250,7 @@ fn malformed_ripcord_toml() {
         ("[repository\nurl = ", "is not valid"),
         (
             "[targets.typo]\nkind = \"dir\"\npaht = \"/x\"\n",
-            "unknown field",
+            "did you mean `path`?",
         ),
         (
             "[targets.bad]\nkind = \"mysql\"\npath = \"/x\"\n",
