@@ -341,7 +341,7 @@ impl Config {
             }
             None => {
                 let path = PathBuf::from(FILE_NAME);
-                if path.exists() || path.is_symlink() {
+                if path.exists() {
                     Config::load(&path, &env)
                 } else {
                     Config::from_toml_str("", None, &env)
@@ -509,7 +509,10 @@ impl Config {
 /// The short aliases: variables without `__` that set a key.
 const ALIASES: &[(&str, &[&str])] = &[
     ("RIPCORD_REPOSITORY", &["repository", "url"]),
-    ("RIPCORD_PASSWORD_COMMAND", &["repository", "password_command"]),
+    (
+        "RIPCORD_PASSWORD_COMMAND",
+        &["repository", "password_command"],
+    ),
 ];
 
 /// Applies `RIPCORD_*` overrides; returns each variable with the key it set.
@@ -725,10 +728,16 @@ mod tests {
         assert!(matches!(jobs, Err(ConfigError::Invalid { .. })), "{jobs:?}");
         Config::from_toml_str("[snapshot]\njobs = 256", None, &[]).unwrap();
         let within = Config::from_toml_str("[tiers.t]\nkeep = { within = '300000y' }", None, &[]);
-        assert!(matches!(within, Err(ConfigError::Invalid { .. })), "{within:?}");
+        assert!(
+            matches!(within, Err(ConfigError::Invalid { .. })),
+            "{within:?}"
+        );
         let timeout =
             Config::from_toml_str("[repository]\npassword_command_timeout = '0s'", None, &[]);
-        assert!(matches!(timeout, Err(ConfigError::Invalid { .. })), "{timeout:?}");
+        assert!(
+            matches!(timeout, Err(ConfigError::Invalid { .. })),
+            "{timeout:?}"
+        );
         let c = Config::from_toml_str("[repository]\npassword_command_timeout = '2m'", None, &[])
             .unwrap();
         assert_eq!(c.repository.password_timeout(), Duration::from_secs(120));
@@ -748,13 +757,19 @@ mod tests {
     fn sqlite_create_defaults_to_false() {
         let c = Config::from_toml_str("[targets.a]\nkind = 'sqlite'\npath = '/a.db'", None, &[])
             .unwrap();
-        assert!(matches!(c.target("a").unwrap(), TargetConfig::Sqlite { create: false, .. }));
+        assert!(matches!(
+            c.target("a").unwrap(),
+            TargetConfig::Sqlite { create: false, .. }
+        ));
         let c = Config::from_toml_str(
             "[targets.a]\nkind = 'sqlite'\npath = '/a.db'\ncreate = true",
             None,
             &[],
         )
         .unwrap();
-        assert!(matches!(c.target("a").unwrap(), TargetConfig::Sqlite { create: true, .. }));
+        assert!(matches!(
+            c.target("a").unwrap(),
+            TargetConfig::Sqlite { create: true, .. }
+        ));
     }
 }

@@ -27,8 +27,8 @@ impl Snapshot {
     /// the configuration checks them: `restore --into` makes folders of
     /// them, so a planted manifest naming `../x` or `/tmp/x` is refused.
     pub fn decode(bytes: &[u8], file: &str) -> crate::Result<Snapshot> {
-        let snapshot: Snapshot =
-            serde_json::from_slice(bytes).map_err(|e| crate::Error::corrupt(file, e.to_string()))?;
+        let snapshot: Snapshot = serde_json::from_slice(bytes)
+            .map_err(|e| crate::Error::corrupt(file, e.to_string()))?;
         for t in &snapshot.targets {
             ripcord_core::names::check_target_name(&t.name).map_err(|e| {
                 crate::Error::UnsafeManifest {

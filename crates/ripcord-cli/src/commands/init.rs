@@ -139,3 +139,31 @@ pub fn run(config: Option<PathBuf>, json: bool, quiet: bool, args: &InitArgs) ->
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::TEMPLATE;
+
+    /// Every commented example in the template is a valid key: with the
+    /// strict configuration, an example that is not would fail for whoever
+    /// uncomments it.
+    #[test]
+    fn uncommented_template_is_a_valid_configuration() {
+        let text: String = TEMPLATE
+            .replace("{url}", "/tmp/repo")
+            .lines()
+            .map(|line| {
+                let example = line.strip_prefix("# ").filter(|rest| {
+                    rest.starts_with('[')
+                        || rest.split_once(" = ").is_some_and(|(k, _)| {
+                            k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                        })
+                });
+                example.unwrap_or(line).to_string() + "\n"
+            })
+            .collect();
+        assert!(text.contains("\n[targets.app]\n"), "{text}");
+        ripcord_core::config::Config::from_toml_str(&text, None, &[])
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    }
+}

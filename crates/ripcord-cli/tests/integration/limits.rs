@@ -40,7 +40,9 @@ fn jobs_in_the_config_are_bounded() {
     let (mut ws, _) = with_snapshot(92);
     let before = repo_hashes(&ws.repo());
     ws.append_config("");
-    let text = ws.config_text().replace("compression = 1", "compression = 1\njobs = 100000");
+    let text = ws
+        .config_text()
+        .replace("compression = 1", "compression = 1\njobs = 100000");
     std::fs::write(ws.config_path(), text).unwrap();
     ws.run(&["snapshot"])
         .assert_code(2)
@@ -77,7 +79,11 @@ fn password_command_that_hangs_times_out() {
         .assert_code(1)
         .assert_stderr_has("did not finish within 1s")
         .assert_stderr_has("password_command_timeout");
-    assert!(start.elapsed() < Duration::from_secs(20), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[test]

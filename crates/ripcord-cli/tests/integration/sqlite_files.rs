@@ -82,10 +82,18 @@ fn in_place_restore_of_a_wal_database_leaves_no_wal_or_shm_files() {
     let db = ws.sqlite_target("bank", "data/bank.db");
     sqlite::create_bank(&db, 20);
     ws.init();
-    assert!(leftovers(&ws.path("data")).is_empty(), "{:?}", leftovers(&ws.path("data")));
+    assert!(
+        leftovers(&ws.path("data")).is_empty(),
+        "{:?}",
+        leftovers(&ws.path("data"))
+    );
     let id = ws.snapshot_id(&[] as &[&str]);
     // A snapshot reads the database without leaving side files either.
-    assert!(leftovers(&ws.path("data")).is_empty(), "{:?}", leftovers(&ws.path("data")));
+    assert!(
+        leftovers(&ws.path("data")).is_empty(),
+        "{:?}",
+        leftovers(&ws.path("data"))
+    );
     let good = sqlite::dump(&db);
     {
         let mut conn = sqlite::open_writer(&db);
@@ -98,12 +106,20 @@ fn in_place_restore_of_a_wal_database_leaves_no_wal_or_shm_files() {
     // files: the restore must remove them too.
     assert_ne!(sqlite::dump(&db), good);
     ws.ok(&["restore", &id]);
-    assert!(leftovers(&ws.path("data")).is_empty(), "{:?}", leftovers(&ws.path("data")));
+    assert!(
+        leftovers(&ws.path("data")).is_empty(),
+        "{:?}",
+        leftovers(&ws.path("data"))
+    );
     assert_eq!(sqlite::dump(&db), good);
     // And a restore into a new file leaves none beside it.
     let out = ws.path("copy/bank.db");
     ws.ok(&["restore", &id, "--into", out.to_str().unwrap()]);
-    assert!(leftovers(&ws.path("copy")).is_empty(), "{:?}", leftovers(&ws.path("copy")));
+    assert!(
+        leftovers(&ws.path("copy")).is_empty(),
+        "{:?}",
+        leftovers(&ws.path("copy"))
+    );
     assert_eq!(sqlite::dump(&out), good);
 }
 
@@ -120,7 +136,11 @@ fn second_snapshot_counts_unchanged_files_of_sqlite_and_dir_targets() {
     let second = ws.snapshot(&[] as &[&str]);
     let files = second["files"].as_u64().unwrap();
     assert_eq!(files, first["files"].as_u64().unwrap());
-    assert_eq!(second["unchanged_files"].as_u64().unwrap(), files, "{second}");
+    assert_eq!(
+        second["unchanged_files"].as_u64().unwrap(),
+        files,
+        "{second}"
+    );
     let out = ws.ok(&["snapshot"]);
     out.assert_stdout_has(&format!("{files} files, {files} unchanged"));
 }
@@ -134,13 +154,19 @@ fn snapshot_waits_for_a_sqlite_lock_only_so_long() {
     let before = repo_hashes(&ws.repo());
     // Another process holds an exclusive lock (rollback journal: readers wait).
     let holder = rusqlite::Connection::open(&db).unwrap();
-    holder.execute_batch("BEGIN EXCLUSIVE; UPDATE notes SET body = 'x';").unwrap();
+    holder
+        .execute_batch("BEGIN EXCLUSIVE; UPDATE notes SET body = 'x';")
+        .unwrap();
     let start = Instant::now();
     ws.run_env(&["snapshot"], &[("RIPCORD_SQLITE_LOCK_TIMEOUT", "1s")])
         .assert_code(1)
         .assert_stderr_has("stayed locked by another process")
         .assert_stderr_has("hint:");
-    assert!(start.elapsed() < Duration::from_secs(30), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        start.elapsed()
+    );
     assert!(ws.snapshot_ids().is_empty());
     let _ = before;
     holder.execute_batch("ROLLBACK").unwrap();
@@ -161,14 +187,48 @@ fn in_place_restore_waits_for_a_sqlite_lock_only_so_long() {
     let damaged = sqlite::dump(&db);
     // A writer that never commits: the restore cannot replace the pages.
     let holder = rusqlite::Connection::open(&db).unwrap();
-    holder.execute_batch("BEGIN IMMEDIATE; UPDATE notes SET body = 'x';").unwrap();
+    holder
+        .execute_batch("BEGIN IMMEDIATE; UPDATE notes SET body = 'x';")
+        .unwrap();
     let start = Instant::now();
     ws.run_env(&["restore", &id], &[("RIPCORD_SQLITE_LOCK_TIMEOUT", "1s")])
         .assert_code(1)
         .assert_stderr_has("stayed locked by another process");
-    assert!(start.elapsed() < Duration::from_secs(60), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        start.elapsed()
+    );
     holder.execute_batch("ROLLBACK").unwrap();
     drop(holder);
     assert_eq!(sqlite::dump(&db), damaged, "the live database changed");
-    assert!(leftovers(ws.root()).is_empty(), "{:?}", leftovers(ws.root()));
+    assert!(
+        leftovers(ws.root()).is_empty(),
+        "{:?}",
+        leftovers(ws.root())
+    );
+}
+
+#[test]
+fn migrate_up_waits_for_a_sqlite_lock_only_so_long() {
+    let (ws, db) = migrating("app.db", false);
+    sqlite::create_shop(&db);
+    let before = sqlite::dump(&db);
+    let holder = rusqlite::Connection::open(&db).unwrap();
+    holder
+        .execute_batch("BEGIN EXCLUSIVE; UPDATE notes SET body = 'x';")
+        .unwrap();
+    let start = Instant::now();
+    ws.run_env(&["migrate", "up"], &[("RIPCORD_SQLITE_LOCK_TIMEOUT", "1s")])
+        .assert_code(1)
+        .assert_stderr_has("locked")
+        .assert_stderr_has("hint:");
+    assert!(
+        start.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        start.elapsed()
+    );
+    holder.execute_batch("ROLLBACK").unwrap();
+    drop(holder);
+    assert_eq!(sqlite::dump(&db), before, "the database changed");
 }

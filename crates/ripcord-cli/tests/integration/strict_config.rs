@@ -42,7 +42,8 @@ fn unknown_keys_in_target_tables_are_refused_per_kind() {
         .assert_stderr_has("unknown key `paht` in [targets.more]")
         .assert_stderr_has("did you mean `path`?");
 
-    let ws = configured("[targets.db]\nkind = \"sqlite\"\npath = \"x.db\"\nexclude = [\"*.tmp\"]\n");
+    let ws =
+        configured("[targets.db]\nkind = \"sqlite\"\npath = \"x.db\"\nexclude = [\"*.tmp\"]\n");
     ws.run(&["snapshots"])
         .assert_code(2)
         .assert_stderr_has("unknown key `exclude` in [targets.db]")
@@ -59,10 +60,13 @@ fn unknown_keys_in_target_tables_are_refused_per_kind() {
 #[test]
 fn environment_override_of_an_unknown_key_names_the_variable() {
     let ws = configured("");
-    ws.run_env(&["snapshot"], &[("RIPCORD_TARGETS__APP__PAHT", "/elsewhere")])
-        .assert_code(2)
-        .assert_stderr_has("RIPCORD_TARGETS__APP__PAHT")
-        .assert_stderr_has("did you mean `path`?");
+    ws.run_env(
+        &["snapshot"],
+        &[("RIPCORD_TARGETS__APP__PAHT", "/elsewhere")],
+    )
+    .assert_code(2)
+    .assert_stderr_has("RIPCORD_TARGETS__APP__PAHT")
+    .assert_stderr_has("did you mean `path`?");
     ws.run_env(&["snapshots"], &[("RIPCORD_SNAPSHOTS__JOBS", "2")])
         .assert_code(2)
         .assert_stderr_has("RIPCORD_SNAPSHOTS__JOBS")
@@ -79,7 +83,9 @@ fn environment_override_of_an_unknown_key_names_the_variable() {
 #[test]
 fn target_names_must_be_plain_names() {
     for name in ["\"../x\"", "\"/tmp/x\"", "\"a b\"", &"x".repeat(65)] {
-        let ws = configured(&format!("[targets.{name}]\nkind = \"dir\"\npath = \"app\"\n"));
+        let ws = configured(&format!(
+            "[targets.{name}]\nkind = \"dir\"\npath = \"app\"\n"
+        ));
         let before = repo_hashes(&ws.repo());
         ws.run(&["snapshot"])
             .assert_code(2)
@@ -97,7 +103,10 @@ fn target_names_must_be_plain_names() {
 fn config_pointing_at_a_directory_exits_2() {
     let ws = configured("");
     std::fs::create_dir_all(ws.path("conf.d")).unwrap();
-    for args in [vec!["--config", "conf.d", "snapshots"], vec!["--config", "conf.d", "init"]] {
+    for args in [
+        vec!["--config", "conf.d", "snapshots"],
+        vec!["--config", "conf.d", "init"],
+    ] {
         ws.run(&args)
             .assert_code(2)
             .assert_stderr_has("is a directory")

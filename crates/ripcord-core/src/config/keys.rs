@@ -48,7 +48,10 @@ const ROOT: Shape = Table(&[
         ]),
     ),
     ("targets", Named(&Target)),
-    ("snapshot", Table(&[("compression", Value), ("jobs", Value)])),
+    (
+        "snapshot",
+        Table(&[("compression", Value), ("jobs", Value)]),
+    ),
     ("tiers", Named(&TIER)),
     (
         "migrations",
@@ -198,7 +201,11 @@ mod tests {
     fn misspelt_targets_section_suggests_targets() {
         let e = check_text("[targts.app]\nkind = 'dir'\npath = '/x'").unwrap_err();
         assert_eq!(e.path, ["targts"]);
-        assert!(e.message.contains("did you mean [targets]?"), "{}", e.message);
+        assert!(
+            e.message.contains("did you mean [targets]?"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
@@ -211,7 +218,8 @@ mod tests {
         let e = check_text("[targets.db]\nkind = 'sqlite'\npath = '/x'\nexclude = []").unwrap_err();
         assert!(e.hint.contains("applies to dir targets"), "{}", e.hint);
 
-        let e = check_text("[targets.pg]\nkind = 'postgres'\nurl = 'x'\nsplit_mbb = 1").unwrap_err();
+        let e =
+            check_text("[targets.pg]\nkind = 'postgres'\nurl = 'x'\nsplit_mbb = 1").unwrap_err();
         assert!(e.message.contains("`split_mb`"), "{}", e.message);
     }
 

@@ -130,11 +130,12 @@ fn recorded(target: &TargetConfig) -> ripcord_migrate::Result<Option<Vec<Applied
                 return Ok(None);
             }
             let has_table = {
-                let conn = ripcord_targets::sqlite::open_to_read(path)
-                    .map_err(|e| ripcord_migrate::Error::io(
+                let conn = ripcord_targets::sqlite::open_to_read(path).map_err(|e| {
+                    ripcord_migrate::Error::io(
                         format!("read {}", path.display()),
                         std::io::Error::other(e.to_string()),
-                    ))?;
+                    )
+                })?;
                 conn.query_row(
                     "SELECT count(*) FROM sqlite_master WHERE type = 'table' \
                      AND name = 'ripcord_changes'",
