@@ -69,9 +69,7 @@ pub fn require_file(path: &Path, create: bool) -> Result<()> {
 pub fn open_to_read(path: &Path) -> Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_URI
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(sql_err(path))?;
     conn.busy_timeout(lock_timeout()).map_err(sql_err(path))?;
