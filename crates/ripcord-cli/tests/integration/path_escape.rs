@@ -16,16 +16,11 @@ use crate::common::*;
 
 fn file(name: &str, content: Id, size: u64) -> Node {
     Node {
-        name: name.to_string(),
-        kind: NodeKind::File,
         mode: 0o644,
         mtime: 1_600_000_000_000_000_000,
-        ctime: 0,
-        inode: 0,
         size,
         content: vec![content],
-        subtree: None,
-        target: None,
+        ..Node::new(name.as_bytes(), NodeKind::File)
     }
 }
 
@@ -75,6 +70,7 @@ fn craft(ws: &Workspace, build: impl FnOnce(&Saver, Id) -> Vec<Node>) -> String 
             items: 1,
             git_commit: None,
             migration_version: None,
+            entries: None,
             content: Content::Dir { tree: root },
         }],
         program_version: "crafted".into(),
