@@ -2,9 +2,10 @@
 
 use crate::error::Result;
 use crate::index::Index;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 
-use crate::manifest::{Content, NodeKind, Snapshot, TargetSnapshot};
+use crate::manifest::{Content, NodeKind, Snapshot, TargetSnapshot, Tree};
 use crate::repo::Repository;
 use crate::Id;
 
@@ -151,6 +152,9 @@ impl TreeLimits {
 const LEGACY_NODES_PER_FILE: u64 = 4;
 const LEGACY_EXTRA_NODES: u64 = 1_000_000;
 
+/// Trees kept in memory during one walk.
+const TREE_CACHE: usize = 1024;
+
 /// Depth-first, with an explicit stack: a deep tree cannot overflow the
 /// call stack, and the walk stops at the target's limits.
 fn walk_tree(
@@ -163,6 +167,8 @@ fn walk_tree(
 ) {
     let mut stack = vec![(root, root_path, 0usize)];
     let mut seen: u64 = 0;
+    // Shared subtrees are read once while they keep coming back.
+    let mut cache: HashMap<Id, Rc<Tree>> = HashMap::new();
     while let Some((id, path, depth)) = stack.pop() {
         if depth > limits.max_depth {
             visit(Item::BrokenTree {
@@ -172,16 +178,26 @@ fn walk_tree(
             });
             continue;
         }
-        let tree = match repo.load_tree(index, &id) {
-            Ok(t) => t,
-            Err(e) => {
-                visit(Item::BrokenTree {
-                    path: &path,
-                    id,
-                    error: e.to_string(),
-                });
-                continue;
-            }
+        let tree = match cache.get(&id) {
+            Some(t) => t.clone(),
+            None => match repo.load_tree(index, &id) {
+                Ok(t) => {
+                    if cache.len() >= TREE_CACHE {
+                        cache.clear();
+                    }
+                    let t = Rc::new(t);
+                    cache.insert(id, t.clone());
+                    t
+                }
+                Err(e) => {
+                    visit(Item::BrokenTree {
+                        path: &path,
+                        id,
+                        error: e.to_string(),
+                    });
+                    continue;
+                }
+            },
         };
         seen = seen.saturating_add(tree.nodes.len() as u64);
         if seen > limits.max_entries {

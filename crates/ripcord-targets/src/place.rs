@@ -157,6 +157,7 @@ impl InPlace {
     /// changing anything when a kept entry is in the way of the restored
     /// tree or an entry to replace is on another file system.
     pub fn swap(mut self, repo: &Repository, index: &Index, held: Id) -> Result<Swapped> {
+        ripcord_core::failpoint::hit("restore-before-swap");
         let keep = self.keep(repo, index, held)?;
         let journal = self.plan(&keep)?;
         let bytes = serde_json::to_vec(&journal).expect("journal serializes");
