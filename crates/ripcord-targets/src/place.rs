@@ -71,7 +71,7 @@ enum Op {
 struct Journal {
     ops: Vec<Op>,
     /// Folders that were merged, not swapped: their restored mode and
-    /// time, applied last (deepest first). `rel` empty is the target.
+    /// time, applied last (deepest first).
     metas: Vec<(String, u32, i64)>,
 }
 
@@ -240,9 +240,7 @@ impl InPlace {
                 m.mtime() * 1_000_000_000 + m.mtime_nsec(),
             )
         };
-        let staged_root = fs::symlink_metadata(&staged)
-            .map_err(|e| Error::io(format!("cannot stat {}", staged.display()), e))?;
-        metas.push(meta_of(Path::new(""), &staged_root));
+        // The target folder itself keeps its mode: the snapshot does not record it.
         let mut stack = vec![PathBuf::new()];
         while let Some(rel) = stack.pop() {
             let live = names(&self.root.join(&rel), rel.as_os_str().is_empty())?;
@@ -436,10 +434,6 @@ fn replay(root: &Path, work: &Path, journal: &Journal) -> Result<()> {
     fs::remove_file(work.join(JOURNAL))
         .map_err(|e| Error::io(format!("cannot remove {}", work.display()), e))?;
     fs::remove_dir_all(work).map_err(|e| Error::io(format!("cannot remove {}", work.display()), e))?;
-    // Removing the work folder changed the target's time.
-    if let Some(root_meta) = journal.metas.iter().find(|(rel, _, _)| rel.is_empty()) {
-        set_meta(root_meta)?;
-    }
     Ok(())
 }
 
