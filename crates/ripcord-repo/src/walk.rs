@@ -45,14 +45,9 @@ pub fn walk_target(
     visit: &mut dyn FnMut(Item<'_>),
 ) {
     match &t.content {
-        Content::Dir { tree } => walk_tree(
-            repo,
-            index,
-            *tree,
-            t.name.clone(),
-            TreeLimits::of(t),
-            visit,
-        ),
+        Content::Dir { tree } => {
+            walk_tree(repo, index, *tree, t.name.clone(), TreeLimits::of(t), visit)
+        }
         Content::Sqlite { image, .. } => visit(Item::Chunks {
             path: &format!("{}/<sqlite image>", t.name),
             chunks: &image.chunks,

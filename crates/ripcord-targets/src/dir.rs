@@ -256,8 +256,8 @@ impl Walker<'_> {
                 }
                 continue;
             };
-            if top.depth == 0 && is_work_dir(&name) {
-                continue; // an in-place restore's work folder
+            if is_work_dir(&name) {
+                continue; // an in-place restore's work folder (of this or a nested target)
             }
             let child_rel = top.rel.join(&name);
             if self.protected.contains(&child_rel) {
@@ -342,7 +342,9 @@ impl Walker<'_> {
                     self.unchanged += 1;
                     self.progress.bytes(o.size);
                 } else {
-                    top.out.pending.push((top.out.nodes.len(), self.reads.len()));
+                    top.out
+                        .pending
+                        .push((top.out.nodes.len(), self.reads.len()));
                     self.reads.push(path);
                 }
             } else {
@@ -371,7 +373,12 @@ impl Walker<'_> {
 
     /// Fills in read results and stores the trees, children first, with an
     /// explicit stack.
-    fn build(&mut self, root: Scanned, read: &[Option<FileContent>], bytes: &mut u64) -> Result<Id> {
+    fn build(
+        &mut self,
+        root: Scanned,
+        read: &[Option<FileContent>],
+        bytes: &mut u64,
+    ) -> Result<Id> {
         struct BuildFrame {
             dir: Scanned,
             subdirs: std::vec::IntoIter<(usize, Scanned)>,
@@ -514,6 +521,18 @@ pub fn restore(
     opts: RestoreOptions,
     progress: &dyn Progress,
 ) -> Result<RestoreStats> {
+    // A destination that is a symlink to a missing folder: the restore goes
+    // where it points, and the link stays.
+    let linked;
+    let dest = match fs::symlink_metadata(dest) {
+        Ok(m) if m.file_type().is_symlink() && !dest.exists() => {
+            let to = fs::read_link(dest)
+                .map_err(|e| Error::io(format!("cannot read link {}", dest.display()), e))?;
+            linked = dest.parent().unwrap_or(Path::new("")).join(to);
+            linked.as_path()
+        }
+        _ => dest,
+    };
     let existed = dest.exists();
     if existed {
         let mut it = fs::read_dir(dest)

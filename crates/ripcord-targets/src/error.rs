@@ -99,9 +99,7 @@ impl Classify for Error {
             | Error::NotEmptyDatabase { .. }
             | Error::DamagedFile { .. }
             | Error::Unrestorable { .. }
-            | Error::InPlaceConflict { .. } => {
-                Class::Refused
-            }
+            | Error::InPlaceConflict { .. } => Class::Refused,
             Error::Tool { .. }
             | Error::BadUrl { .. }
             | Error::PgAuth { .. }

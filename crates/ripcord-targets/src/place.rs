@@ -25,7 +25,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use ripcord_repo::index::Index;
-use ripcord_repo::manifest::{NodeKind, Tree};
+use ripcord_repo::manifest::{Node, NodeKind, Tree};
 use ripcord_repo::{Id, Repository};
 use serde::{Deserialize, Serialize};
 
@@ -215,12 +215,29 @@ impl InPlace {
                         };
                         stack.push((child, sub));
                     }
-                    Some(n) if same_kind(&ft, n.kind) => {}
+                    Some(n) if same_kind(&ft, n.kind) && self.unchanged(&entry, n)? => {}
                     _ => keep.add(child),
                 }
             }
         }
         Ok(keep)
+    }
+
+    /// Whether a live file or link is still what the safety snapshot
+    /// holds: one written since it was taken is kept, not replaced.
+    fn unchanged(&self, entry: &fs::DirEntry, node: &Node) -> Result<bool> {
+        let ctx = || format!("cannot stat {}", entry.path().display());
+        Ok(match node.kind {
+            NodeKind::File => {
+                let m = entry.metadata().map_err(|e| Error::io(ctx(), e))?;
+                m.len() == node.size && m.mtime() * 1_000_000_000 + m.mtime_nsec() == node.mtime
+            }
+            NodeKind::Symlink => {
+                let t = fs::read_link(entry.path()).map_err(|e| Error::io(ctx(), e))?;
+                node.raw_target().as_deref() == Some(t.as_os_str().as_bytes())
+            }
+            _ => true,
+        })
     }
 
     /// The journal: which live entries go aside and which restored ones
@@ -266,7 +283,10 @@ impl InPlace {
                 }
                 if live.contains(name) {
                     let m = fs::symlink_metadata(self.root.join(&child)).map_err(|e| {
-                        Error::io(format!("cannot stat {}", self.root.join(&child).display()), e)
+                        Error::io(
+                            format!("cannot stat {}", self.root.join(&child).display()),
+                            e,
+                        )
                     })?;
                     if m.dev() != root_dev {
                         return Err(Error::InPlaceConflict {
@@ -369,7 +389,8 @@ fn same_kind(ft: &fs::FileType, kind: NodeKind) -> bool {
 /// Entry names of a folder (ripcord's work folders left out at the root).
 fn names(dir: &Path, root: bool) -> Result<BTreeSet<OsString>> {
     let mut out = BTreeSet::new();
-    let rd = fs::read_dir(dir).map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
+    let rd =
+        fs::read_dir(dir).map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
     for e in rd {
         let e = e.map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
         let name = e.file_name();
@@ -385,7 +406,8 @@ fn names(dir: &Path, root: bool) -> Result<BTreeSet<OsString>> {
 fn replay(root: &Path, work: &Path, journal: &Journal) -> Result<()> {
     let old = work.join("old");
     if !exists(&old) {
-        fs::create_dir(&old).map_err(|e| Error::io(format!("cannot create {}", old.display()), e))?;
+        fs::create_dir(&old)
+            .map_err(|e| Error::io(format!("cannot create {}", old.display()), e))?;
     }
     let new = work.join("new");
     for op in &journal.ops {
@@ -433,7 +455,8 @@ fn replay(root: &Path, work: &Path, journal: &Journal) -> Result<()> {
     // The journal goes first: without it, what is left is only to delete.
     fs::remove_file(work.join(JOURNAL))
         .map_err(|e| Error::io(format!("cannot remove {}", work.display()), e))?;
-    fs::remove_dir_all(work).map_err(|e| Error::io(format!("cannot remove {}", work.display()), e))?;
+    fs::remove_dir_all(work)
+        .map_err(|e| Error::io(format!("cannot remove {}", work.display()), e))?;
     Ok(())
 }
 

@@ -78,7 +78,11 @@ pub fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<()> {
             ctx.say(format!(
                 "  kept {} live {} that the snapshot does not manage: {}{}",
                 t.kept.len(),
-                if t.kept.len() == 1 { "entry" } else { "entries" },
+                if t.kept.len() == 1 {
+                    "entry"
+                } else {
+                    "entries"
+                },
                 shown.join(", "),
                 if t.kept.len() > 5 { ", ..." } else { "" }
             ));
@@ -301,7 +305,8 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<Resto
         Ok(match (&t.content, in_place) {
             (Content::Dir { tree }, true) => match staging {
                 Some(staging) => {
-                    let stats = dir::restore_fresh(repo, &index, *tree, staging, opts_for(t), &bar)?;
+                    let stats =
+                        dir::restore_fresh(repo, &index, *tree, staging, opts_for(t), &bar)?;
                     Some(Staged::Dir(stats))
                 }
                 None => None,

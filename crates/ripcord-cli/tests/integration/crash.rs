@@ -356,9 +356,8 @@ fn in_place_restore_killed_at(failpoint: &str, seed: u64) {
         .map(|rel| (rel.clone(), std::fs::read(s.app.join(rel)).unwrap()))
         .collect();
 
-    let out = s
-        .ws
-        .run_env(&["restore", &id], &[("RIPCORD_FAILPOINT", failpoint)]);
+    let out =
+        s.ws.run_env(&["restore", &id], &[("RIPCORD_FAILPOINT", failpoint)]);
     assert_killed(&out);
 
     let work: Vec<String> = names_in(&s.app)

@@ -255,7 +255,10 @@ fn craft_targets(
     repo.save_snapshot(&snapshot).unwrap().to_hex()
 }
 
-fn assert_into_refused_leaving_nothing(names: &[&str], build: impl Fn(&Saver, Id, &str) -> Vec<Node>) {
+fn assert_into_refused_leaving_nothing(
+    names: &[&str],
+    build: impl Fn(&Saver, Id, &str) -> Vec<Node>,
+) {
     let ws = workspace();
     ws.init();
     std::fs::create_dir_all(ws.path("sandbox/a/b")).unwrap();
@@ -348,7 +351,8 @@ fn a_tree_of_shared_subtrees_expanding_to_2_pow_40_is_refused_quickly() {
             .assert_stderr_has("entries the snapshot recorded");
         assert!(!dest.exists());
         let out = ws.run(&["verify", &id]);
-        out.assert_code(1).assert_stdout_has("entries the snapshot recorded");
+        out.assert_code(1)
+            .assert_stdout_has("entries the snapshot recorded");
         assert!(
             start.elapsed() < std::time::Duration::from_secs(60),
             "took {:?}",

@@ -123,7 +123,7 @@ fn device_nodes_are_stored_and_restored_when_root() {
     .expect("mknod c 1 3");
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &app.join("loop"),
+        app.join("loop"),
         rustix::fs::FileType::BlockDevice,
         rustix::fs::Mode::from_raw_mode(0o660),
         rustix::fs::makedev(7, 200),
@@ -152,7 +152,9 @@ fn live_excluded_file_is_not_replaced_by_an_older_copy() {
     write_file(&app.join("cache/secret.tmp"), b"old secret\n");
     ws.init();
     let id = ws.snapshot_id(&[] as &[&str]);
-    let text = ws.config_text().replace("exclude = []", "exclude = [\"*.tmp\"]");
+    let text = ws
+        .config_text()
+        .replace("exclude = []", "exclude = [\"*.tmp\"]");
     std::fs::write(ws.config_path(), text).unwrap();
     write_file(&app.join("keep.txt"), b"v2\n");
     write_file(&app.join("cache/secret.tmp"), b"new secret\n");
@@ -219,6 +221,16 @@ fn symlinked_target_path_is_restored_into_the_linked_folder() {
     );
     Fingerprint::of(&r1).assert_same(&before, "the linked folder");
     assert_eq!(names_in(&ws.path("releases")), ["r1"]);
+
+    // A link to a folder that is gone: restored there, the link kept.
+    std::fs::remove_file(ws.path("current")).unwrap();
+    std::os::unix::fs::symlink("releases/r2", ws.path("current")).unwrap();
+    ws.ok(&["restore", &id]);
+    assert_eq!(
+        std::fs::read_link(ws.path("current")).unwrap(),
+        Path::new("releases/r2")
+    );
+    Fingerprint::of(&ws.path("releases/r2")).assert_same(&before, "the new linked folder");
 }
 
 #[test]
@@ -258,9 +270,16 @@ fn repository_inside_the_target_is_left_out_and_survives_restore() {
         b"catalog, later\n"
     );
     // Every snapshot is still there and the repository verifies.
-    assert_eq!(ws.snapshot_ids().len(), 2, "the snapshot and the safety snapshot");
+    assert_eq!(
+        ws.snapshot_ids().len(),
+        2,
+        "the snapshot and the safety snapshot"
+    );
     let report = ws.json(&["verify", "--deep"]);
-    assert!(report["problems"].as_array().unwrap().is_empty(), "{report}");
+    assert!(
+        report["problems"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
     // No work folder is left in the target.
     assert!(
         !names_in(ws.root())
@@ -282,7 +301,14 @@ fn old_snapshot_holding_the_repository_does_not_replace_it() {
     ws.init();
     write_file(&ws.path("site/index.html"), b"v1\n");
     let real = ws.snapshot_id(&[] as &[&str]);
-    let crafted = craft_here(&ws, &[("repo/config", b"stale\n"), ("ripcord.toml", b"stale\n"), ("site/index.html", b"old\n")]);
+    let crafted = craft_here(
+        &ws,
+        &[
+            ("repo/config", b"stale\n"),
+            ("ripcord.toml", b"stale\n"),
+            ("site/index.html", b"old\n"),
+        ],
+    );
     let config = std::fs::read(ws.config_path()).unwrap();
     let out = ws.run(&["restore", &crafted]);
     out.assert_ok();
@@ -292,7 +318,10 @@ fn old_snapshot_holding_the_repository_does_not_replace_it() {
     let ids = ws.snapshot_ids();
     assert!(ids.contains(&real) && ids.contains(&crafted), "{ids:?}");
     let report = ws.json(&["verify"]);
-    assert!(report["problems"].as_array().unwrap().is_empty(), "{report}");
+    assert!(
+        report["problems"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
 }
 
 /// Stores a snapshot of target `here` holding `files` (relative path, content).
