@@ -330,6 +330,12 @@ fn a_30000_level_tree_is_refused_without_overflowing_the_stack() {
     ws.run(&["verify"])
         .assert_code(1)
         .assert_stdout_has("levels deep");
+    let other = craft_targets(&ws, &["app"], None, |saver, pwned, _| {
+        deep_chain(saver, pwned, 29_999)
+    });
+    ws.run(&["diff", &id, &other])
+        .assert_code(1)
+        .assert_stderr_has("levels deep");
 }
 
 #[test]
