@@ -9,7 +9,7 @@ use ripcord_repo::backend::LocalBackend;
 use ripcord_repo::Repository;
 
 use crate::cli::InitArgs;
-use crate::ctx::Ctx;
+use crate::term::Ctx;
 
 pub const TEMPLATE: &str = r#"# ripcord configuration. Every key can be overridden from the environment:
 # RIPCORD_A__B=value sets a.b (for example RIPCORD_SNAPSHOT__COMPRESSION=3).
@@ -85,12 +85,7 @@ pub fn run(config: Option<PathBuf>, json: bool, quiet: bool, args: &InitArgs) ->
             .unwrap_or_default();
         cfg.repository.url = Some(base.join(&written_url).display().to_string());
     }
-    let ctx = Ctx {
-        config: cfg,
-        config_path: config,
-        json,
-        quiet,
-    };
+    let ctx = Ctx::new(cfg, config, json, quiet);
     let backend = ctx.backend()?;
     let pass = if args.insecure_no_encryption {
         None

@@ -3,7 +3,7 @@
 use anyhow::Result;
 
 use crate::cli::RepairCommand;
-use crate::ctx::Ctx;
+use crate::term::Ctx;
 
 pub fn unlock(ctx: &Ctx, all: bool) -> Result<()> {
     let repo = ctx.open_repo()?;
