@@ -114,27 +114,29 @@ fn snapshot_and_in_place_restore_through_the_library() {
 fn library_errors_keep_their_class_and_hint() {
     let tmp = tempfile::tempdir().unwrap();
     let (ctx, _) = setup(tmp.path());
-    let unknown = ripcord_ops::snapshot::snapshot(
+    let Err(unknown) = ripcord_ops::snapshot::snapshot(
         &ctx,
         &SnapshotOptions {
             targets: vec!["nope".into()],
             ..SnapshotOptions::default()
         },
-    )
-    .unwrap_err();
+    ) else {
+        panic!("an unknown target was snapshotted");
+    };
     assert_eq!(unknown.class(), Class::Usage, "{unknown}");
     assert!(unknown.to_string().contains("nope"), "{unknown}");
 
     let taken = ripcord_ops::snapshot::snapshot(&ctx, &SnapshotOptions::default()).unwrap();
-    let wrong = ripcord_ops::restore::run(
+    let Err(wrong) = ripcord_ops::restore::run(
         &ctx,
         &RestoreOptions {
             snapshot: taken.short_id,
             targets: vec!["other".into()],
             ..RestoreOptions::default()
         },
-    )
-    .unwrap_err();
+    ) else {
+        panic!("a target the snapshot lacks was restored");
+    };
     assert_eq!(wrong.class(), Class::Usage);
     assert_eq!(wrong.hint().as_deref(), Some("it has: app"));
 }
