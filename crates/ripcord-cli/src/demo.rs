@@ -23,8 +23,8 @@ use ripcord_ops::restore::RestoreOptions;
 use ripcord_ops::{restore, snapshot};
 
 use crate::commands::migrate::millis;
+use crate::ctx::Ctx;
 use crate::output;
-use crate::term::Ctx;
 
 fn step(n: u32, text: &str) {
     println!(

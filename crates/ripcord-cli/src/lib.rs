@@ -7,6 +7,9 @@ mod demo;
 mod output;
 mod term;
 
+/// What every command gets; commands name it `crate::ctx::Ctx`.
+use term as ctx;
+
 use clap::Parser;
 use ripcord_core::{Class, Classify};
 

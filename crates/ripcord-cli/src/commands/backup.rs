@@ -6,8 +6,8 @@ use ripcord_ops::restore::{RestoreOptions, RestoreResult};
 use ripcord_ops::snapshot::SnapshotOptions;
 
 use crate::cli::{RestoreArgs, SnapshotArgs};
+use crate::ctx::Ctx;
 use crate::output;
-use crate::term::Ctx;
 
 pub fn snapshot(ctx: &Ctx, args: &SnapshotArgs) -> Result<()> {
     let opts = SnapshotOptions {

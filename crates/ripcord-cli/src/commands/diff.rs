@@ -6,7 +6,7 @@ use ripcord_repo::manifest::{Content, Node, NodeKind, TableStat};
 use ripcord_repo::{Id, Repository};
 use serde::Serialize;
 
-use crate::term::Ctx;
+use crate::ctx::Ctx;
 use crate::output;
 
 #[derive(Serialize, Default)]

@@ -4,7 +4,7 @@ use anyhow::Result;
 use ripcord_repo::retention::{self, KeepPolicy};
 
 use crate::cli::ForgetArgs;
-use crate::term::Ctx;
+use crate::ctx::Ctx;
 use crate::output;
 
 fn duration(text: &str) -> Result<std::time::Duration> {

@@ -9,7 +9,7 @@ use ripcord_repo::backend::LocalBackend;
 use ripcord_repo::Repository;
 
 use crate::cli::InitArgs;
-use crate::term::Ctx;
+use crate::ctx::Ctx;
 
 pub const TEMPLATE: &str = r#"# ripcord configuration. Every key can be overridden from the environment:
 # RIPCORD_A__B=value sets a.b (for example RIPCORD_SNAPSHOT__COMPRESSION=3).

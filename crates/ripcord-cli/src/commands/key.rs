@@ -5,7 +5,7 @@ use ripcord_repo::Id;
 use zeroize::Zeroizing;
 
 use crate::cli::KeyCommand;
-use crate::term::Ctx;
+use crate::ctx::Ctx;
 use crate::output;
 
 fn new_passphrase() -> Result<Zeroizing<String>> {

@@ -6,7 +6,7 @@ use ripcord_repo::Id;
 use serde::Serialize;
 
 use crate::cli::SnapshotsArgs;
-use crate::term::Ctx;
+use crate::ctx::Ctx;
 use crate::output;
 
 #[derive(Serialize)]

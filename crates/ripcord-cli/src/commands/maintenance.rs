@@ -3,7 +3,7 @@
 use anyhow::Result;
 
 use crate::cli::RepairCommand;
-use crate::term::Ctx;
+use crate::ctx::Ctx;
 
 pub fn unlock(ctx: &Ctx, all: bool) -> Result<()> {
     let repo = ctx.open_repo()?;

@@ -13,7 +13,7 @@ mod verify;
 use anyhow::Result;
 
 use crate::cli::{Cli, Command};
-use crate::term::Ctx;
+use crate::ctx::Ctx;
 
 pub fn dispatch(cli: Cli) -> Result<()> {
     if let Command::Demo { keep } = cli.command {

@@ -4,7 +4,7 @@ use anyhow::Result;
 use ripcord_repo::verify::{verify, VerifyOptions};
 
 use crate::cli::VerifyArgs;
-use crate::term::Ctx;
+use crate::ctx::Ctx;
 use crate::output::{self, Bar};
 
 pub fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<()> {

@@ -236,7 +236,10 @@ mod tests {
             url_with_dbname("postgres://u:p%40ss@h:1/a?sslmode=disable", "b"),
             "postgres://u:p%40ss@h:1/b?sslmode=disable"
         );
-        assert_eq!(url_with_dbname("host=h dbname=a", "b"), "host=h dbname=a dbname=b");
+        assert_eq!(
+            url_with_dbname("host=h dbname=a", "b"),
+            "host=h dbname=a dbname=b"
+        );
         let several = url_with_dbname("postgres://u@a:1,b:2/app", "scratch db");
         assert_eq!(several, "postgres://u@a:1,b:2/app?dbname=scratch%20db");
         let config: postgres::Config = several.parse().unwrap();

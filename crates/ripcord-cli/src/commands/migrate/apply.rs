@@ -6,8 +6,8 @@ use ripcord_migrate::engine::{DownChange, DownReport, Note, Scope};
 use ripcord_ops::migrate::{Applied, DownRequest, Reverted, UpRequest};
 
 use crate::cli::{DownArgs, UpArgs};
+use crate::ctx::Ctx;
 use crate::output;
-use crate::term::Ctx;
 
 pub fn up(ctx: &Ctx, args: &UpArgs) -> Result<()> {
     let req = UpRequest {

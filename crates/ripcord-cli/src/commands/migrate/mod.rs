@@ -15,7 +15,7 @@ use ripcord_ops::migrate::{recorded, shown, Setup};
 use serde::Serialize;
 
 use crate::cli::{DownArgs, LintArgs, MigrateArgs, MigrateCommand, RehearseArgs};
-use crate::term::Ctx;
+use crate::ctx::Ctx;
 use crate::output;
 use crate::CliError;
 
