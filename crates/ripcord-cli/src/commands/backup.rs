@@ -80,6 +80,20 @@ pub fn restore(ctx: &Ctx, args: &RestoreArgs) -> Result<()> {
             ));
         }
         ctx.say(line);
+        if !t.kept.is_empty() {
+            let shown: Vec<&str> = t.kept.iter().take(5).map(String::as_str).collect();
+            ctx.say(format!(
+                "  kept {} live {} that the snapshot does not manage: {}{}",
+                t.kept.len(),
+                if t.kept.len() == 1 {
+                    "entry"
+                } else {
+                    "entries"
+                },
+                shown.join(", "),
+                if t.kept.len() > 5 { ", ..." } else { "" }
+            ));
+        }
         for s in &t.stats.skipped {
             ctx.warn(format!("not restored (damaged): {s}"));
         }
