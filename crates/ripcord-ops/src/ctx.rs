@@ -1,0 +1,102 @@
+//! What every operation needs: configuration, passphrase, repository, lock,
+//! and the [`Reporter`] that hears about it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ripcord_core::config::Config;
+use ripcord_repo::backend::{Backend, LocalBackend};
+use ripcord_repo::lock::LockGuard;
+use ripcord_repo::Repository;
+use zeroize::Zeroizing;
+
+use crate::report::{self, Bar, Reporter};
+use crate::{Context as _, Error, Result};
+
+#[derive(Clone)]
+pub struct Ctx {
+    pub config: Config,
+    pub config_path: Option<PathBuf>,
+    pub reporter: Arc<dyn Reporter>,
+}
+
+impl Ctx {
+    pub fn new(config: Config, config_path: Option<PathBuf>, reporter: Arc<dyn Reporter>) -> Ctx {
+        Ctx {
+            config,
+            config_path,
+            reporter,
+        }
+    }
+
+    /// The configuration at `config_path`, or the one found from the working folder.
+    pub fn load(config_path: Option<PathBuf>, reporter: Arc<dyn Reporter>) -> Result<Ctx> {
+        let config = Config::discover(config_path.as_deref())?;
+        Ok(Ctx::new(config, config_path, reporter))
+    }
+
+    /// The same configuration, reported to `reporter`.
+    pub fn with_reporter(&self, reporter: Arc<dyn Reporter>) -> Ctx {
+        Ctx {
+            reporter,
+            ..self.clone()
+        }
+    }
+
+    pub fn say(&self, text: impl AsRef<str>) {
+        self.reporter.say(text.as_ref());
+    }
+
+    pub fn warn(&self, text: impl AsRef<str>) {
+        self.reporter.warn(text.as_ref());
+    }
+
+    /// A progress bar of the reporter.
+    pub fn bar(&self, total: Option<u64>, message: &str) -> Bar {
+        report::bar(&*self.reporter, total, message)
+    }
+
+    pub fn backend(&self) -> Result<Arc<dyn Backend>> {
+        let url = self.config.repository_url()?;
+        let root = ripcord_repo::backend::local_root(url).map_err(|why| {
+            Error::usage(
+                format!("repository url {url:?}: {why}"),
+                "use a local path or a file:// URL",
+            )
+        })?;
+        Ok(Arc::new(LocalBackend::new(root)))
+    }
+
+    /// The passphrase: RIPCORD_PASSWORD, else password_command, else a prompt
+    /// on a terminal. `None` when none of them is available.
+    pub fn passphrase(&self, prompt: &str) -> Result<Option<Zeroizing<String>>> {
+        if let Ok(p) = std::env::var("RIPCORD_PASSWORD") {
+            return Ok(Some(Zeroizing::new(p)));
+        }
+        if let Some(cmd) = &self.config.repository.password_command {
+            let timeout = self.config.repository.password_timeout();
+            return Ok(Some(ripcord_core::password::from_command(cmd, timeout)?));
+        }
+        let asked = self
+            .reporter
+            .passphrase(prompt)
+            .context("cannot read the passphrase")?;
+        Ok(asked.map(Zeroizing::new))
+    }
+
+    pub fn open_repo(&self) -> Result<Repository> {
+        let backend = self.backend()?;
+        let pass = self.passphrase("repository passphrase: ")?;
+        Ok(Repository::open(
+            backend,
+            pass.as_ref().map(|p| p.as_str()),
+        )?)
+    }
+
+    pub fn lock(&self, repo: &Repository, exclusive: bool, command: &str) -> Result<LockGuard> {
+        let reporter = &self.reporter;
+        Ok(LockGuard::acquire(repo, exclusive, command, &|msg| {
+            reporter.warn(&msg)
+        })?)
+    }
+}
