@@ -109,7 +109,7 @@ fn complete(result: &RestoreResult) -> Result<()> {
 
 pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<RestoreResult> {
     let start = Instant::now();
-    let (snap_id, snap) = repo.find_snapshot(&args.snapshot)?;
+    let (snap_id, snap) = ctx.find_snapshot(repo, &args.snapshot)?;
     let wanted: Vec<String> = args
         .targets
         .iter()
