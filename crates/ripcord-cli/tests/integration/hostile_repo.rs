@@ -40,7 +40,7 @@ fn plain_config_swapped_into_an_encrypted_repository_is_refused() {
     let ws = &s.ws;
     ws.snapshot_id(&[] as &[&str]);
     std::fs::write(ws.repo().join("config"), plain_config()).expect("swap the config");
-    let unchanged = |what: &str| {
+    let unchanged = |what: &'static str| {
         let before = repo_hashes(&ws.repo());
         move |ws: &Workspace| assert_eq!(repo_hashes(&ws.repo()), before, "{what}")
     };
