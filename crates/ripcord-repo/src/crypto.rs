@@ -229,10 +229,11 @@ impl KeyFile {
                 "m_cost × t_cost = {work} exceeds the limit of {MAX_WORK}"
             ));
         }
-        if self.salt.len() % 2 != 0 || !SALT_LEN.contains(&(self.salt.len() / 2)) {
+        let salt_len = hex::decode(&self.salt).map_or(0, |s| s.len());
+        if !SALT_LEN.contains(&salt_len) {
             return Err(format!(
-                "salt is {} hex digits, not {}..={} bytes",
-                self.salt.len(),
+                "salt {:?} is not {}..={} bytes of hex",
+                self.salt,
                 SALT_LEN.start(),
                 SALT_LEN.end()
             ));

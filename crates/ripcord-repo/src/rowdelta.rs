@@ -222,7 +222,10 @@ mod tests {
         }
         assert!(decode(&base, &delta, 1 << 20).is_none());
         let two = [0, 0, 101, 0, 0, 101];
-        assert_eq!(decode(&base, &two, 2 * base.len()).unwrap().len(), 2 * base.len());
+        assert_eq!(
+            decode(&base, &two, 2 * base.len()).unwrap().len(),
+            2 * base.len()
+        );
         assert!(decode(&base, &two, 2 * base.len() - 1).is_none());
     }
 }

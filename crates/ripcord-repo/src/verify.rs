@@ -414,7 +414,10 @@ fn check_orphan(repo: &Repository, index: &Index, pack_id: &Id, deep: bool) -> R
             blob::decode_with_base(repo.keys(), sealed, e.raw_length as usize, base.as_deref())
                 .map_err(|err| format!("blob {}: {err}", e.id.short()))?;
         if repo.keys().blob_id(&data) != e.id {
-            return Err(format!("blob {}: content does not match its id", e.id.short()));
+            return Err(format!(
+                "blob {}: content does not match its id",
+                e.id.short()
+            ));
         }
     }
     Ok(())
