@@ -142,6 +142,11 @@ impl Repository {
                     location: location.clone(),
                 })?;
                 let (master, key_id, key_file) = unlock(&*backend, pass)?;
+                let keys = Keys::encrypted(&master);
+                // Damaged bytes fail the seal first (exit 1); a config that
+                // opens but is not the key's own was put there (exit 3).
+                keys.open(body)
+                    .map_err(|e| Error::corrupt("config", e.to_string()))?;
                 if !key_file.binds(&master, &bytes) {
                     return Err(Error::Untrusted {
                         location,
@@ -152,7 +157,7 @@ impl Repository {
                         hint: "the config was replaced: restore `config` from a copy of the repository".into(),
                     });
                 }
-                (Keys::encrypted(&master), Some(key_id))
+                (keys, Some(key_id))
             }
             other => return Err(Error::corrupt("config", format!("unknown mode {other}"))),
         };
