@@ -12,6 +12,8 @@ mod crash;
 mod diff;
 #[path = "integration/forget.rs"]
 mod forget;
+#[path = "integration/hostile_repo.rs"]
+mod hostile_repo;
 #[path = "integration/incremental.rs"]
 mod incremental;
 #[path = "integration/keys.rs"]

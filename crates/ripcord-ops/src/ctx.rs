@@ -86,11 +86,34 @@ impl Ctx {
 
     pub fn open_repo(&self) -> Result<Repository> {
         let backend = self.backend()?;
-        let pass = self.passphrase("repository passphrase: ")?;
+        // An unencrypted repository is not worth a prompt; but a configured
+        // passphrase is still passed, and refused, as it means the
+        // repository was meant to be encrypted.
+        let configured = std::env::var_os("RIPCORD_PASSWORD").is_some()
+            || self.config.repository.password_command.is_some();
+        let pass = if configured || Repository::is_encrypted_at(&*backend)? {
+            self.passphrase("repository passphrase: ")?
+        } else {
+            None
+        };
         Ok(Repository::open(
             backend,
             pass.as_ref().map(|p| p.as_str()),
         )?)
+    }
+
+    /// Resolves a snapshot id (or `latest`), warning about damaged
+    /// manifests `latest` skipped.
+    pub fn find_snapshot(
+        &self,
+        repo: &Repository,
+        prefix: &str,
+    ) -> Result<(ripcord_repo::Id, ripcord_repo::manifest::Snapshot)> {
+        let (found, damaged) = repo.find_snapshot_noting(prefix)?;
+        for d in &damaged {
+            self.warn(d.warning());
+        }
+        Ok(found)
     }
 
     pub fn lock(&self, repo: &Repository, exclusive: bool, command: &str) -> Result<LockGuard> {

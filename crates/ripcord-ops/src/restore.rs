@@ -69,7 +69,7 @@ pub fn run(ctx: &Ctx, opts: &RestoreOptions) -> Result<RestoreResult> {
 
 pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreOptions) -> Result<RestoreResult> {
     let start = Instant::now();
-    let (snap_id, snap) = repo.find_snapshot(&args.snapshot)?;
+    let (snap_id, snap) = ctx.find_snapshot(repo, &args.snapshot)?;
     let wanted: Vec<String> = args
         .targets
         .iter()

@@ -123,7 +123,11 @@ pub fn take_with(
     }
     let index = Arc::new(index);
     // The newest snapshot that has each target is its parent.
-    let previous = repo.snapshots()?;
+    let list = repo.snapshot_list()?;
+    for d in &list.damaged {
+        ctx.warn(d.warning());
+    }
+    let previous = list.snapshots;
     let parent_of = |name: &str| {
         previous
             .iter()

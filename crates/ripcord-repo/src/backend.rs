@@ -74,6 +74,14 @@ impl Backend for LocalBackend {
 
     fn get_range(&self, path: &str, offset: u64, len: u64) -> io::Result<Vec<u8>> {
         let mut f = fs::File::open(self.full(path))?;
+        // Lengths come from repository files: check them before allocating.
+        let size = f.metadata()?.len();
+        if offset.checked_add(len).is_none_or(|end| end > size) {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{len} bytes at {offset} lie beyond the end of {path} ({size} bytes)"),
+            ));
+        }
         f.seek(SeekFrom::Start(offset))?;
         let mut buf = vec![0u8; len as usize];
         f.read_exact(&mut buf)?;
@@ -177,6 +185,10 @@ mod tests {
         assert_eq!(b.get("data/ab/x").unwrap(), b"one");
         assert_eq!(b.get_range("data/ab/x", 1, 2).unwrap(), b"ne");
         assert_eq!(b.list("data").unwrap(), vec![("data/ab/x".to_string(), 3)]);
+        // A length read from a damaged index is not allocated.
+        let err = b.get_range("data/ab/x", 1, u32::MAX as u64).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(b.get_range("data/ab/x", u64::MAX, 2).is_err());
         b.delete("data/ab/x").unwrap();
         assert!(!b.exists("data/ab/x").unwrap());
     }

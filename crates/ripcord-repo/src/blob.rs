@@ -88,6 +88,31 @@ pub enum DecodeError {
     Size { expected: usize, got: usize },
 }
 
+/// Output allocated up front at most; larger claimed sizes are decompressed
+/// as a stream, so memory follows what the data really expands to.
+const PREALLOC_LIMIT: usize = 16 << 20;
+
+/// Decompresses a zstd frame that must expand to at most `max` bytes.
+fn decompress_at_most(payload: &[u8], max: usize) -> Result<Vec<u8>, DecodeError> {
+    if max <= PREALLOC_LIMIT {
+        return zstd::bulk::decompress(payload, max).map_err(DecodeError::Zstd);
+    }
+    use std::io::Read;
+    let mut out = Vec::new();
+    zstd::stream::read::Decoder::new(payload)
+        .map_err(DecodeError::Zstd)?
+        .take(max as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(DecodeError::Zstd)?;
+    if out.len() > max {
+        return Err(DecodeError::Size {
+            expected: max,
+            got: out.len(),
+        });
+    }
+    Ok(out)
+}
+
 /// Opens and decompresses a blob whose plaintext is `raw_len` bytes long.
 pub fn decode(keys: &Keys, sealed: &[u8], raw_len: usize) -> Result<Vec<u8>, DecodeError> {
     decode_with_base(keys, sealed, raw_len, None)
@@ -104,7 +129,7 @@ pub fn decode_with_base(
     let (&flag, payload) = plain.split_first().ok_or(DecodeError::Empty)?;
     let data = match flag {
         RAW => payload.to_vec(),
-        ZSTD => zstd::bulk::decompress(payload, raw_len).map_err(DecodeError::Zstd)?,
+        ZSTD => decompress_at_most(payload, raw_len)?,
         ZSTD_DELTA => {
             let base = base.ok_or(DecodeError::NoBase)?;
             if payload.len() < 8 {
@@ -115,8 +140,7 @@ pub fn decode_with_base(
             if delta_len > raw_len.saturating_mul(2) + 4096 {
                 return Err(DecodeError::Delta);
             }
-            let delta =
-                zstd::bulk::decompress(&payload[8..], delta_len).map_err(DecodeError::Zstd)?;
+            let delta = decompress_at_most(&payload[8..], delta_len)?;
             crate::rowdelta::decode(base, &delta, raw_len).ok_or(DecodeError::Delta)?
         }
         other => return Err(DecodeError::Flag(other)),
@@ -128,4 +152,27 @@ pub fn decode_with_base(
         });
     }
     Ok(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claimed_sizes_beyond_the_data_are_refused_without_allocating_them() {
+        let keys = Keys::plain([1; 32]);
+        let mut c = zstd::bulk::Compressor::new(3).unwrap();
+        let data = vec![7u8; 100_000];
+        let sealed = encode(&keys, &mut c, &data);
+        assert_eq!(decode(&keys, &sealed, data.len()).unwrap(), data);
+        // A raw length of 4 GiB from a damaged index: streamed, then refused.
+        let err = decode(&keys, &sealed, u32::MAX as usize).unwrap_err();
+        assert!(matches!(err, DecodeError::Size { .. }), "{err}");
+        assert!(decode(&keys, &sealed, data.len() - 1).is_err());
+        // A zstd bomb: 1 MiB of zeros claimed to be 100 bytes.
+        let bomb = zstd::bulk::compress(&vec![0u8; 1 << 20], 3).unwrap();
+        let mut stored = vec![ZSTD];
+        stored.extend_from_slice(&bomb);
+        assert!(decode(&keys, &stored, 100).is_err());
+    }
 }

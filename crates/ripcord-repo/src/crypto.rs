@@ -145,12 +145,28 @@ pub struct KeyFile {
     pub salt: String,
     /// Nonce, ciphertext and tag of the 64-byte master key, hex.
     pub data: String,
+    /// MAC of the repository's `config` file under the master key, hex: the
+    /// key only opens the repository whose config it was made for. Absent in
+    /// key files written before the binding existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
 }
 
 /// Argon2id cost: 32 MiB and 3 passes, about 0.1 s on a current core.
 const M_COST: u32 = 32 * 1024;
 const T_COST: u32 = 3;
 const P_COST: u32 = 1;
+
+/// Bounds on the Argon2id parameters a key file may ask for. Key files are
+/// not authenticated until they are opened, so a planted one must not make
+/// every command spin: at most 1 GiB, 16 passes and 16 lanes, and at most
+/// 64 times the default work (memory × passes).
+const MAX_M_COST: u32 = 1 << 20;
+const MAX_T_COST: u32 = 16;
+const MAX_P_COST: u32 = 16;
+const MAX_WORK: u64 = 64 * M_COST as u64 * T_COST as u64;
+/// Salt bytes accepted (Argon2 needs at least 8).
+const SALT_LEN: std::ops::RangeInclusive<usize> = 8..=64;
 
 fn derive(passphrase: &str, salt: &[u8], m: u32, t: u32, p: u32) -> Option<Zeroizing<[u8; 32]>> {
     let params = argon2::Params::new(m, t, p, Some(32)).ok()?;
@@ -180,11 +196,81 @@ impl KeyFile {
             p_cost: P_COST,
             salt: hex::encode(salt),
             data: hex::encode(sealed),
+            config: None,
+        }
+    }
+
+    /// Wraps the master key and binds the key file to the repository's `config` bytes.
+    pub fn wrap_bound(master: &MasterKey, passphrase: &str, config: &[u8]) -> KeyFile {
+        let mut kf = KeyFile::wrap(master, passphrase);
+        kf.config = Some(hex::encode(config_mac(master, config)));
+        kf
+    }
+
+    /// Checks the parameters before anything is derived. An error says which
+    /// one is out of range: the key file is damaged (or planted) and unused.
+    pub fn check(&self) -> Result<(), String> {
+        if self.kdf != "argon2id" {
+            return Err(format!("unknown key derivation {:?}", self.kdf));
+        }
+        let range = |name: &str, v: u32, lo: u32, hi: u32| {
+            if v < lo || v > hi {
+                Err(format!("{name} {v} is outside {lo}..={hi}"))
+            } else {
+                Ok(())
+            }
+        };
+        range("p_cost", self.p_cost, 1, MAX_P_COST)?;
+        range("t_cost", self.t_cost, 1, MAX_T_COST)?;
+        range("m_cost", self.m_cost, 8 * self.p_cost, MAX_M_COST)?;
+        let work = self.m_cost as u64 * self.t_cost as u64;
+        if work > MAX_WORK {
+            return Err(format!(
+                "m_cost × t_cost = {work} exceeds the limit of {MAX_WORK}"
+            ));
+        }
+        let salt_len = hex::decode(&self.salt).map_or(0, |s| s.len());
+        if !SALT_LEN.contains(&salt_len) {
+            return Err(format!(
+                "salt {:?} is not {}..={} bytes of hex",
+                self.salt,
+                SALT_LEN.start(),
+                SALT_LEN.end()
+            ));
+        }
+        if self.data.len() != 2 * (NONCE + 64 + TAG) {
+            return Err(format!(
+                "wrapped key is {} hex digits, not {}",
+                self.data.len(),
+                2 * (NONCE + 64 + TAG)
+            ));
+        }
+        if let Some(c) = &self.config {
+            if c.len() != 64 {
+                return Err("config binding is not 32 bytes of hex".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether this key file was made for `config` (true for old key files
+    /// without a binding).
+    pub fn binds(&self, master: &MasterKey, config: &[u8]) -> bool {
+        match &self.config {
+            None => true,
+            Some(mac) => {
+                let want = config_mac(master, config);
+                hex::decode(mac).is_ok_and(|m| constant_time_eq(&m, &want))
+            }
         }
     }
 
     /// Returns the master key, or `None` when the passphrase is wrong.
+    /// Call [`check`](Self::check) first: parameters are used as they are.
     pub fn unwrap_key(&self, passphrase: &str) -> Option<MasterKey> {
+        if self.check().is_err() {
+            return None;
+        }
         let salt = hex::decode(&self.salt).ok()?;
         let kek = derive(passphrase, &salt, self.m_cost, self.t_cost, self.p_cost)?;
         let cipher = XChaCha20Poly1305::new(kek.as_ref().into());
@@ -192,6 +278,22 @@ impl KeyFile {
         let plain = Zeroizing::new(open_with(&cipher, &sealed).ok()?);
         MasterKey::from_bytes(&plain)
     }
+}
+
+/// Keyed BLAKE3 of the config file under a key derived from the master key.
+fn config_mac(master: &MasterKey, config: &[u8]) -> [u8; 32] {
+    let mut material = Zeroizing::new([0u8; 64]);
+    material[..32].copy_from_slice(&master.enc);
+    material[32..].copy_from_slice(&master.id);
+    let key = Zeroizing::new(blake3::derive_key(
+        "ripcord 2026 repository config binding",
+        material.as_ref(),
+    ));
+    *blake3::keyed_hash(&key, config).as_bytes()
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
@@ -218,6 +320,36 @@ mod tests {
         let back = kf.unwrap_key("correct horse").unwrap();
         assert_eq!(back.enc, master.enc);
         assert!(kf.unwrap_key("wrong").is_none());
+    }
+
+    #[test]
+    fn key_file_with_huge_kdf_cost_is_damaged_and_never_run() {
+        let master = MasterKey::random();
+        let mut kf = KeyFile::wrap(&master, "pw");
+        kf.t_cost = 1_000_000;
+        let start = std::time::Instant::now();
+        assert!(kf.check().unwrap_err().contains("t_cost 1000000"));
+        assert!(kf.unwrap_key("pw").is_none());
+        assert!(start.elapsed() < std::time::Duration::from_secs(1));
+        let mut kf = KeyFile::wrap(&master, "pw");
+        kf.m_cost = u32::MAX;
+        assert!(kf.check().unwrap_err().contains("m_cost"));
+        let mut kf = KeyFile::wrap(&master, "pw");
+        kf.m_cost = MAX_M_COST;
+        kf.t_cost = MAX_T_COST;
+        assert!(kf.check().unwrap_err().contains("exceeds"));
+        assert!(KeyFile::wrap(&master, "pw").check().is_ok());
+    }
+
+    #[test]
+    fn key_file_binds_the_config() {
+        let master = MasterKey::random();
+        let kf = KeyFile::wrap_bound(&master, "pw", b"config one");
+        assert!(kf.check().is_ok());
+        assert!(kf.binds(&master, b"config one"));
+        assert!(!kf.binds(&master, b"config two"));
+        // Key files from before the binding open any config.
+        assert!(KeyFile::wrap(&master, "pw").binds(&master, b"config two"));
     }
 
     #[test]

@@ -11,6 +11,16 @@ pub enum Error {
     AlreadyExists { location: String },
     #[error("wrong passphrase: no key in {location} opens with it")]
     WrongPassword { location: String },
+    #[error("no key found in {location}/keys: the repository is encrypted but has no key file")]
+    NoKey { location: String },
+    /// The repository's files contradict each other in a way that would
+    /// weaken it (a config swapped for an unencrypted one): nothing is run.
+    #[error("refusing to use the repository at {location}: {detail}")]
+    Untrusted {
+        location: String,
+        detail: String,
+        hint: String,
+    },
     #[error("the repository at {location} is encrypted and no passphrase was given")]
     PasswordRequired { location: String },
     #[error("repository file {file} is damaged: {detail}")]
@@ -65,10 +75,11 @@ impl Classify for Error {
             | Error::AmbiguousSnapshot { .. }
             | Error::Key(_)
             | Error::Invalid(_) => Class::Usage,
-            Error::Locked { .. } | Error::Damaged { .. } | Error::UnsafeManifest { .. } => {
-                Class::Refused
-            }
-            Error::Corrupt { .. } | Error::Io { .. } => Class::Failed,
+            Error::Locked { .. }
+            | Error::Damaged { .. }
+            | Error::UnsafeManifest { .. }
+            | Error::Untrusted { .. } => Class::Refused,
+            Error::Corrupt { .. } | Error::NoKey { .. } | Error::Io { .. } => Class::Failed,
         }
     }
 
@@ -83,6 +94,19 @@ impl Classify for Error {
             }
             Error::PasswordRequired { .. } => {
                 "set RIPCORD_PASSWORD or [repository] password_command"
+            }
+            Error::NoKey { .. } => {
+                "the key files were deleted: restore keys/ from a copy of the repository; without a key its data cannot be read"
+            }
+            Error::Untrusted { hint, .. } => return Some(hint.clone()),
+            Error::Corrupt { file, .. } if file.starts_with("keys/") => {
+                "a key file was damaged or planted and was not used; open with another passphrase and remove it with `ripcord key remove ID`, or restore keys/ from a copy"
+            }
+            Error::Corrupt { file, .. } if file.starts_with("snapshots/") => {
+                return Some(format!(
+                    "remove the damaged snapshot with `ripcord forget {}`; `ripcord verify` lists every damaged file",
+                    &file["snapshots/".len()..].chars().take(8).collect::<String>()
+                ))
             }
             Error::Corrupt { file, .. } if file.starts_with("index/") => {
                 "run `ripcord verify` to see what is affected; `ripcord repair index` rebuilds the index from the packs"

@@ -203,4 +203,13 @@ mod tests {
         assert_eq!(decode_file(&file).unwrap()[0].1[0], entry(3, 0));
         assert!(decode_file(&file[..file.len() - 1]).is_err());
     }
+
+    #[test]
+    fn entry_count_0xffffffff_is_refused_before_allocating() {
+        let mut file = vec![9; 32];
+        file.extend_from_slice(&u32::MAX.to_le_bytes());
+        file.extend_from_slice(&[0; 45]);
+        let err = decode_file(&file).unwrap_err();
+        assert!(err.contains("4294967295 entries announced"), "{err}");
+    }
 }

@@ -31,6 +31,7 @@ pub mod repo;
 pub mod retention;
 pub mod rowdelta;
 pub mod saver;
+mod trust;
 pub mod verify;
 pub mod walk;
 

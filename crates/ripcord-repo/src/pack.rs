@@ -103,7 +103,14 @@ pub fn encode_entries(entries: &[PackEntry]) -> Vec<u8> {
 }
 
 /// Decodes `count` entries from the front of `bytes`; returns them and the rest.
+/// The count is checked against the bytes there before anything is allocated.
 pub fn decode_entries_n(mut bytes: &[u8], count: usize) -> Result<(Vec<PackEntry>, &[u8]), String> {
+    if count > bytes.len() / ENTRY_LEN {
+        return Err(format!(
+            "{count} entries announced but only {} bytes follow",
+            bytes.len()
+        ));
+    }
     let mut out = Vec::with_capacity(count);
     for _ in 0..count {
         let (e, rest) = decode_entry(bytes)?;
@@ -202,6 +209,12 @@ pub fn parse_full(keys: &Keys, id: Id, bytes: &[u8]) -> Result<Vec<PackEntry>, S
     if Id::of_file(bytes) != id {
         return Err("content does not match its name (modified or truncated)".into());
     }
+    parse_trailer(keys, bytes)
+}
+
+/// Reads the header at the end of a pack held in memory; every entry is
+/// checked to lie inside the pack's data.
+pub fn parse_trailer(keys: &Keys, bytes: &[u8]) -> Result<Vec<PackEntry>, String> {
     if bytes.len() < 4 {
         return Err("pack is too short".into());
     }

@@ -34,7 +34,28 @@ pub struct PruneReport {
 
 pub fn prune(repo: &Repository, dry_run: bool) -> Result<PruneReport> {
     let index = repo.load_index()?;
-    let snapshots = repo.snapshots()?;
+    let list = repo.snapshot_list()?;
+    // What a damaged manifest refers to is unknown: deleting anything could
+    // destroy what it still needs.
+    if !list.damaged.is_empty() {
+        return Err(Error::Damaged {
+            snapshot: list
+                .damaged
+                .iter()
+                .map(|d| d.id.short())
+                .collect::<Vec<_>>()
+                .join(", "),
+            problems: format!(
+                "prune cannot tell what is in use while manifests are unreadable: {}; remove them with `ripcord forget ID` first",
+                list.damaged
+                    .iter()
+                    .map(|d| d.error.clone())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        });
+    }
+    let snapshots = list.snapshots;
 
     let mut used: HashSet<Id> = HashSet::new();
     let mut broken = Vec::new();

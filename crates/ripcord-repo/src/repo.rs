@@ -78,20 +78,22 @@ impl Repository {
             chunker: ChunkerParams::default(),
             id_key: None,
         };
-        let (keys, key_id, mode) = match passphrase {
-            Some(pass) => {
-                let key_id = write_key_file(&*backend, &master, pass)?;
-                (Keys::encrypted(&master), Some(key_id), MODE_XCHACHA)
-            }
+        let (keys, mode) = match passphrase {
+            Some(_) => (Keys::encrypted(&master), MODE_XCHACHA),
             None => {
                 config.id_key = Some(Id(master.id));
-                (Keys::plain(master.id), None, MODE_PLAIN)
+                (Keys::plain(master.id), MODE_PLAIN)
             }
         };
         let mut bytes = MAGIC.to_vec();
         bytes.push(FORMAT_VERSION);
         bytes.push(mode);
         bytes.extend(keys.seal(serde_json::to_vec(&config).expect("config serializes")));
+        // The key file is bound to the config's exact bytes, and written first:
+        // a repository with key files is always an encrypted one.
+        let key_id = passphrase
+            .map(|pass| write_key_file(&*backend, &master, pass, &bytes))
+            .transpose()?;
         backend
             .put_if_absent("config", &bytes)
             .map_err(|e| Error::io(format!("cannot write config in {location}"), e))?;
@@ -127,6 +129,7 @@ impl Repository {
         let body = &bytes[9..];
         let (keys, key_id) = match bytes[8] {
             MODE_PLAIN => {
+                crate::trust::check_plain(&*backend, passphrase.is_some())?;
                 let config: RepoConfig = serde_json::from_slice(body)
                     .map_err(|e| Error::corrupt("config", e.to_string()))?;
                 let id_key = config
@@ -138,8 +141,23 @@ impl Repository {
                 let pass = passphrase.ok_or(Error::PasswordRequired {
                     location: location.clone(),
                 })?;
-                let (master, key_id) = unlock(&*backend, pass)?;
-                (Keys::encrypted(&master), Some(key_id))
+                let (master, key_id, key_file) = unlock(&*backend, pass)?;
+                let keys = Keys::encrypted(&master);
+                // Damaged bytes fail the seal first (exit 1); a config that
+                // opens but is not the key's own was put there (exit 3).
+                keys.open(body)
+                    .map_err(|e| Error::corrupt("config", e.to_string()))?;
+                if !key_file.binds(&master, &bytes) {
+                    return Err(Error::Untrusted {
+                        location,
+                        detail: format!(
+                            "its config is not the one key {} was made for",
+                            key_id.short()
+                        ),
+                        hint: "the config was replaced: restore `config` from a copy of the repository".into(),
+                    });
+                }
+                (keys, Some(key_id))
             }
             other => return Err(Error::corrupt("config", format!("unknown mode {other}"))),
         };
@@ -148,12 +166,30 @@ impl Repository {
             .map_err(|e| Error::corrupt("config", e.to_string()))?;
         let config: RepoConfig =
             serde_json::from_slice(&plain).map_err(|e| Error::corrupt("config", e.to_string()))?;
+        crate::trust::check_chunker(&config.chunker)?;
         Ok(Repository {
             backend,
             keys: Arc::new(keys),
             config,
             key_id,
         })
+    }
+
+    /// Whether the repository's config says it is encrypted, read without
+    /// opening it (to know whether to ask for a passphrase).
+    pub fn is_encrypted_at(backend: &dyn Backend) -> Result<bool> {
+        let location = backend.location();
+        let head = match backend.get_range("config", 0, 9) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NotARepository { location })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Err(Error::corrupt("config", "too short"))
+            }
+            Err(e) => return Err(Error::io(format!("cannot read config in {location}"), e)),
+        };
+        Ok(head[8] != MODE_PLAIN)
     }
 
     pub fn backend(&self) -> &Arc<dyn Backend> {
@@ -214,11 +250,7 @@ impl Repository {
                 "content does not match its name (modified or truncated)",
             ));
         }
-        let compressed = self
-            .keys
-            .open(&bytes)
-            .map_err(|e| Error::corrupt(&path, e.to_string()))?;
-        zstd::stream::decode_all(&compressed[..]).map_err(|e| Error::corrupt(&path, e.to_string()))
+        open_small_file(&self.keys, &bytes).map_err(|e| Error::corrupt(&path, e))
     }
 
     pub fn save_snapshot(&self, snapshot: &Snapshot) -> Result<Id> {
@@ -235,26 +267,52 @@ impl Repository {
         Snapshot::decode(&bytes, &format!("snapshots/{}", id.to_hex()))
     }
 
-    /// All snapshots, oldest first.
-    pub fn snapshots(&self) -> Result<Vec<(Id, Snapshot)>> {
-        let mut out = Vec::new();
+    /// Every snapshot that reads, oldest first, and the ones that do not.
+    pub fn snapshot_list(&self) -> Result<SnapshotList> {
+        let mut list = SnapshotList::default();
         for id in self.list_ids("snapshots")? {
-            out.push((id, self.load_snapshot(&id)?));
+            match self.load_snapshot(&id) {
+                Ok(s) => list.snapshots.push((id, s)),
+                // Unreachable storage is not damage: stop.
+                Err(e @ Error::Io { .. }) => return Err(e),
+                Err(e) => list.damaged.push(DamagedSnapshot {
+                    id,
+                    error: e.to_string(),
+                }),
+            }
         }
-        out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
-        Ok(out)
+        list.snapshots
+            .sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        Ok(list)
+    }
+
+    /// The snapshots that read, oldest first; damaged manifests are left out
+    /// (see [`snapshot_list`](Self::snapshot_list) to name them).
+    pub fn snapshots(&self) -> Result<Vec<(Id, Snapshot)>> {
+        Ok(self.snapshot_list()?.snapshots)
     }
 
     /// Resolves an id prefix (or `latest`) to one snapshot.
     pub fn find_snapshot(&self, prefix: &str) -> Result<(Id, Snapshot)> {
+        Ok(self.find_snapshot_noting(prefix)?.0)
+    }
+
+    /// Like [`find_snapshot`](Self::find_snapshot), also returning the
+    /// damaged manifests `latest` skipped, for the caller to warn about.
+    pub fn find_snapshot_noting(
+        &self,
+        prefix: &str,
+    ) -> Result<((Id, Snapshot), Vec<DamagedSnapshot>)> {
         if prefix == "latest" {
-            return self
-                .snapshots()?
+            let mut list = self.snapshot_list()?;
+            let found = list
+                .snapshots
                 .pop()
-                .ok_or_else(|| Error::SnapshotNotFound { id: prefix.into() });
+                .ok_or_else(|| Error::SnapshotNotFound { id: prefix.into() })?;
+            return Ok((found, list.damaged));
         }
         let id = self.resolve_snapshot_id(prefix)?;
-        Ok((id, self.load_snapshot(&id)?))
+        Ok(((id, self.load_snapshot(&id)?), Vec::new()))
     }
 
     pub fn resolve_snapshot_id(&self, prefix: &str) -> Result<Id> {
@@ -328,6 +386,12 @@ impl Repository {
 
     /// Reads, decrypts, decompresses and checks one blob.
     pub fn read_blob(&self, index: &Index, id: &Id) -> Result<Vec<u8>> {
+        self.read_blob_at(index, id, 0)
+    }
+
+    /// `depth`: how many deltas lead to this blob. The writer never stores a
+    /// delta against a delta, so a longer chain (or a loop) is damage.
+    fn read_blob_at(&self, index: &Index, id: &Id, depth: usize) -> Result<Vec<u8>> {
         let loc = index
             .get(id)
             .ok_or_else(|| Error::corrupt(format!("blob {}", id.short()), "not in the index"))?;
@@ -347,7 +411,17 @@ impl Repository {
                     format!("blob {} is its own base", id.short()),
                 ))
             }
-            Some(b) => Some(self.read_blob(index, &b)?),
+            Some(b) if depth >= MAX_DELTA_CHAIN => {
+                return Err(Error::corrupt(
+                    &path,
+                    format!(
+                        "blob {} is a delta against {}, itself a delta: base chains longer than {MAX_DELTA_CHAIN} are never written",
+                        id.short(),
+                        b.short()
+                    ),
+                ))
+            }
+            Some(b) => Some(self.read_blob_at(index, &b, depth + 1)?),
             None => None,
         };
         let data = blob::decode_with_base(
@@ -417,13 +491,18 @@ impl Repository {
                 "this repository is not encrypted; it has no keys".into(),
             ));
         }
-        let (master, _) = unlock(&*self.backend, master_pass)?;
-        write_key_file(&*self.backend, &master, new_pass)
+        let (master, _, _) = unlock(&*self.backend, master_pass)?;
+        let config = self
+            .backend
+            .get("config")
+            .map_err(|e| Error::io("cannot read config", e))?;
+        write_key_file(&*self.backend, &master, new_pass, &config)
     }
 
+    /// Removes a key file by id; a damaged one too, as it is never read.
     pub fn remove_key(&self, id: &Id) -> Result<()> {
-        let keys = self.key_files()?;
-        if !keys.iter().any(|(k, _)| k == id) {
+        let keys = self.list_ids("keys")?;
+        if !keys.contains(id) {
             return Err(Error::Key(format!("no key {}", id.short())));
         }
         if Some(*id) == self.key_id {
@@ -441,8 +520,13 @@ impl Repository {
     }
 }
 
-fn write_key_file(backend: &dyn Backend, master: &MasterKey, pass: &str) -> Result<Id> {
-    let kf = KeyFile::wrap(master, pass);
+fn write_key_file(
+    backend: &dyn Backend,
+    master: &MasterKey,
+    pass: &str,
+    config: &[u8],
+) -> Result<Id> {
+    let kf = KeyFile::wrap_bound(master, pass, config);
     let bytes = serde_json::to_vec_pretty(&kf).expect("key file serializes");
     let id = Id::of_file(&bytes);
     let path = format!("keys/{}", id.to_hex());
@@ -460,32 +544,103 @@ fn read_key_file(backend: &dyn Backend, id: &Id) -> Result<KeyFile> {
     if Id::of_file(&bytes) != *id {
         return Err(Error::corrupt(&path, "content does not match its name"));
     }
-    serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(&path, e.to_string()))
+    let kf: KeyFile =
+        serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(&path, e.to_string()))?;
+    kf.check().map_err(|e| {
+        Error::corrupt(
+            &path,
+            format!("key file parameters out of range ({e}); it was not used"),
+        )
+    })?;
+    Ok(kf)
 }
 
-/// Tries every key file with the passphrase.
-fn unlock(backend: &dyn Backend, pass: &str) -> Result<(MasterKey, Id)> {
+/// Tries every key file with the passphrase. Damaged ones (unreadable, or
+/// with key derivation parameters out of range) are skipped, never run.
+fn unlock(backend: &dyn Backend, pass: &str) -> Result<(MasterKey, Id, KeyFile)> {
     let location = backend.location();
     let files = backend
         .list("keys")
         .map_err(|e| Error::io("cannot list keys/", e))?;
-    let mut damaged = None;
-    for (path, _) in &files {
-        let Some(id) = path.rsplit('/').next().and_then(Id::from_hex) else {
-            continue;
-        };
-        match read_key_file(backend, &id) {
+    let ids: Vec<Id> = files
+        .iter()
+        .filter_map(|(path, _)| path.rsplit('/').next().and_then(Id::from_hex))
+        .collect();
+    if ids.is_empty() {
+        return Err(Error::NoKey { location });
+    }
+    let mut damaged = Vec::new();
+    for id in &ids {
+        match read_key_file(backend, id) {
             Ok(kf) => {
                 if let Some(master) = kf.unwrap_key(pass) {
-                    return Ok((master, id));
+                    return Ok((master, *id, kf));
                 }
             }
-            Err(e) => damaged = Some(e),
+            Err(e) => damaged.push(e),
         }
     }
-    match damaged {
-        // Only damaged keys and none opened: say so rather than blaming the passphrase.
-        Some(e) if files.len() == 1 => Err(e),
-        _ => Err(Error::WrongPassword { location }),
+    if damaged.len() == ids.len() {
+        // No key could even be tried: say so rather than blaming the passphrase.
+        return Err(damaged.swap_remove(0));
+    }
+    Err(Error::WrongPassword { location })
+}
+
+/// Opens and decompresses a file written by `save_file`. The output is
+/// bounded: at least 64 MiB, else 256 times the stored size, far above what
+/// manifests and index files compress by, so a crafted zstd frame cannot
+/// claim gigabytes.
+pub fn open_small_file(keys: &Keys, bytes: &[u8]) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let compressed = keys.open(bytes).map_err(|e| e.to_string())?;
+    let limit = (compressed.len() as u64)
+        .saturating_mul(256)
+        .max(MIN_EXPANSION_LIMIT);
+    let mut out = Vec::new();
+    zstd::stream::read::Decoder::new(&compressed[..])
+        .map_err(|e| e.to_string())?
+        .take(limit + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| e.to_string())?;
+    if out.len() as u64 > limit {
+        return Err(format!(
+            "expands beyond {limit} bytes from {} stored bytes",
+            compressed.len()
+        ));
+    }
+    Ok(out)
+}
+
+const MIN_EXPANSION_LIMIT: u64 = 64 << 20;
+
+/// Deltas a read may follow: a delta's base is never itself a delta.
+const MAX_DELTA_CHAIN: usize = 1;
+
+/// What [`Repository::snapshot_list`] found.
+#[derive(Default)]
+pub struct SnapshotList {
+    /// Oldest first.
+    pub snapshots: Vec<(Id, Snapshot)>,
+    /// Manifests that could not be read, decrypted or parsed.
+    pub damaged: Vec<DamagedSnapshot>,
+}
+
+/// A manifest that was skipped.
+#[derive(Clone, Debug)]
+pub struct DamagedSnapshot {
+    pub id: Id,
+    pub error: String,
+}
+
+impl DamagedSnapshot {
+    /// A warning that names it and says how to remove it.
+    pub fn warning(&self) -> String {
+        format!(
+            "skipped damaged snapshot {}: {}; remove it with `ripcord forget {}`",
+            self.id.short(),
+            self.error,
+            self.id.short()
+        )
     }
 }

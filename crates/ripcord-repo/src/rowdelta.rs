@@ -124,10 +124,12 @@ pub fn encode(base: &[u8], new: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Applies a delta to its base.
-pub fn decode(base: &[u8], delta: &[u8], size_hint: usize) -> Option<Vec<u8>> {
+/// Applies a delta to its base; `None` if it does not apply or its result
+/// would exceed `max_len` (the size the index records), so a small delta
+/// that copies the base over and over cannot expand without bound.
+pub fn decode(base: &[u8], delta: &[u8], max_len: usize) -> Option<Vec<u8>> {
     let b = items(base)?;
-    let mut out = Vec::with_capacity(size_hint);
+    let mut out = Vec::with_capacity(max_len.min(base.len() + delta.len()));
     let mut at = 0;
     while at < delta.len() {
         let op = delta[at];
@@ -137,12 +139,19 @@ pub fn decode(base: &[u8], delta: &[u8], size_hint: usize) -> Option<Vec<u8>> {
                 let start = get_varint(delta, &mut at)? as usize;
                 let count = get_varint(delta, &mut at)? as usize;
                 for item in b.get(start..start.checked_add(count)?)? {
+                    if out.len() + item.len() > max_len {
+                        return None;
+                    }
                     out.extend_from_slice(item);
                 }
             }
             1 => {
                 let len = get_varint(delta, &mut at)? as usize;
-                out.extend_from_slice(delta.get(at..at.checked_add(len)?)?);
+                let bytes = delta.get(at..at.checked_add(len)?)?;
+                if out.len() + bytes.len() > max_len {
+                    return None;
+                }
+                out.extend_from_slice(bytes);
                 at += len;
             }
             _ => return None,
@@ -197,5 +206,26 @@ mod tests {
         assert_eq!(decode(&base, &d, new.len()).unwrap(), new);
         // Not whole items: no delta.
         assert!(encode(&base[..base.len() - 3], &new).is_none());
+    }
+
+    #[test]
+    fn delta_copying_the_base_over_and_over_stops_at_the_recorded_size() {
+        let mut base = SIGNATURE.to_vec();
+        base.extend_from_slice(&[0; 8]);
+        for i in 0..100u32 {
+            base.extend_from_slice(&row(&[&i.to_be_bytes(), &[b'x'; 100]]));
+        }
+        // 10,000 ops, each copying all 101 items: about 1 GB if unbounded.
+        let mut delta = Vec::new();
+        for _ in 0..10_000 {
+            delta.extend_from_slice(&[0, 0, 101]);
+        }
+        assert!(decode(&base, &delta, 1 << 20).is_none());
+        let two = [0, 0, 101, 0, 0, 101];
+        assert_eq!(
+            decode(&base, &two, 2 * base.len()).unwrap().len(),
+            2 * base.len()
+        );
+        assert!(decode(&base, &two, 2 * base.len() - 1).is_none());
     }
 }

@@ -23,8 +23,8 @@ struct TargetDiff {
 
 pub fn run(ctx: &Ctx, a: &str, b: &str) -> Result<()> {
     let repo = ctx.open_repo()?;
-    let (ia, sa) = repo.find_snapshot(a)?;
-    let (ib, sb) = repo.find_snapshot(b)?;
+    let (ia, sa) = ctx.find_snapshot(&repo, a)?;
+    let (ib, sb) = ctx.find_snapshot(&repo, b)?;
     let index = repo.load_index()?;
     let mut names: Vec<String> = sa.target_names();
     for n in sb.target_names() {

@@ -71,8 +71,12 @@ pub fn forget(ctx: &Ctx, args: &ForgetArgs) -> Result<()> {
             output::print_json(&serde_json::json!({ "remove": remove, "dry_run": args.dry_run }));
         }
     } else {
-        let snaps: Vec<_> = repo
-            .snapshots()?
+        let list = repo.snapshot_list()?;
+        for d in &list.damaged {
+            ctx.warn(format!("{} (a keep policy never removes it)", d.warning()));
+        }
+        let snaps: Vec<_> = list
+            .snapshots
             .into_iter()
             .filter(|(_, s)| args.tier.is_none() || s.tier == args.tier)
             .collect();

@@ -112,10 +112,10 @@ pub fn run(ctx: &Ctx, cmd: KeyCommand) -> Result<()> {
 
 fn resolve_key(repo: &ripcord_repo::Repository, prefix: &str) -> Result<Id> {
     let p = prefix.to_ascii_lowercase();
+    // By id, without reading the key file: a damaged one can be removed too.
     let matches: Vec<Id> = repo
-        .key_files()?
+        .list_ids("keys")?
         .into_iter()
-        .map(|(id, _)| id)
         .filter(|id| id.to_hex().starts_with(&p))
         .collect();
     match matches.as_slice() {

@@ -19,7 +19,11 @@ struct Listed<'a> {
 
 pub fn snapshots(ctx: &Ctx, args: &SnapshotsArgs) -> Result<()> {
     let repo = ctx.open_repo()?;
-    let all = repo.snapshots()?;
+    let list = repo.snapshot_list()?;
+    for d in &list.damaged {
+        ctx.warn(d.warning());
+    }
+    let all = list.snapshots;
     let shown: Vec<_> = all
         .iter()
         .filter(|(_, s)| args.target.as_ref().is_none_or(|t| s.target(t).is_some()))
@@ -65,7 +69,7 @@ pub fn snapshots(ctx: &Ctx, args: &SnapshotsArgs) -> Result<()> {
 
 pub fn show(ctx: &Ctx, id: &str) -> Result<()> {
     let repo = ctx.open_repo()?;
-    let (id, s) = repo.find_snapshot(id)?;
+    let (id, s) = ctx.find_snapshot(&repo, id)?;
     if ctx.json {
         output::print_json(&Listed {
             id,

@@ -11,7 +11,7 @@ pub fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<()> {
     let repo = ctx.open_repo()?;
     let _lock = ctx.lock(&repo, false, "verify")?;
     let snapshot = match &args.snapshot {
-        Some(s) => Some(repo.find_snapshot(s)?.0),
+        Some(s) => Some(ctx.find_snapshot(&repo, s)?.0),
         None => None,
     };
     if args.subset.is_some() && !args.deep {
