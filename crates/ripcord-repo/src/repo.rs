@@ -246,15 +246,25 @@ impl Repository {
         Ok(out)
     }
 
-    /// Resolves an id prefix (or `latest`) to one snapshot.
-    pub fn find_snapshot(&self, prefix: &str) -> Result<(Id, Snapshot)> {
-        if prefix == "latest" {
+    /// Resolves a selector to one snapshot: an id or a unique prefix of
+    /// one; `latest`, the newest snapshot that is not a safety snapshot;
+    /// `latest:TAG`, the newest snapshot tagged TAG (`latest:safety` is the
+    /// newest safety snapshot).
+    pub fn find_snapshot(&self, selector: &str) -> Result<(Id, Snapshot)> {
+        if let Some(wanted) = latest_selector(selector) {
             return self
                 .snapshots()?
-                .pop()
-                .ok_or_else(|| Error::SnapshotNotFound { id: prefix.into() });
+                .into_iter()
+                .rev()
+                .find(|(_, s)| match wanted {
+                    None => !s.is_safety(),
+                    Some(tag) => s.tags.iter().any(|t| t == tag),
+                })
+                .ok_or_else(|| Error::SnapshotNotFound {
+                    id: selector.into(),
+                });
         }
-        let id = self.resolve_snapshot_id(prefix)?;
+        let id = self.resolve_snapshot_id(selector)?;
         Ok((id, self.load_snapshot(&id)?))
     }
 
@@ -442,6 +452,16 @@ impl Repository {
     }
 }
 
+/// `latest` → `Some(None)`, `latest:TAG` → `Some(Some(TAG))`, anything else
+/// (an id) → `None`.
+fn latest_selector(selector: &str) -> Option<Option<&str>> {
+    match selector.split_once(':') {
+        None if selector == "latest" => Some(None),
+        Some(("latest", tag)) if !tag.is_empty() => Some(Some(tag)),
+        _ => None,
+    }
+}
+
 fn write_key_file(backend: &dyn Backend, master: &MasterKey, pass: &str) -> Result<Id> {
     let kf = KeyFile::wrap(master, pass);
     let bytes = serde_json::to_vec_pretty(&kf).expect("key file serializes");
@@ -488,5 +508,23 @@ fn unlock(backend: &dyn Backend, pass: &str) -> Result<(MasterKey, Id)> {
         // Only damaged keys and none opened: say so rather than blaming the passphrase.
         Some(e) if files.len() == 1 => Err(e),
         _ => Err(Error::WrongPassword { location }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::latest_selector;
+
+    #[test]
+    fn latest_selectors() {
+        assert_eq!(latest_selector("latest"), Some(None));
+        assert_eq!(latest_selector("latest:safety"), Some(Some("safety")));
+        assert_eq!(
+            latest_selector("latest:pre-deploy"),
+            Some(Some("pre-deploy"))
+        );
+        assert_eq!(latest_selector("latest:"), None);
+        assert_eq!(latest_selector("1a2b3c4d"), None);
+        assert_eq!(latest_selector("latestx"), None);
     }
 }

@@ -4,7 +4,7 @@
 //! next run reuses what the killed one uploaded.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ripcord_testing::data::{self, write_file, Rng};
 use ripcord_testing::process::{kill9_child, wait_until};
@@ -407,4 +407,207 @@ fn in_place_restore_killed_after_moving_the_live_folder_aside() {
     Fingerprint::of(&s.app)
         .without_all(&s.layout.excluded)
         .assert_same(&old_print, "the target after the restore was run again");
+}
+
+// ----- (e) kill -9 at random moments of prune and of an in-place SQLite restore -----
+
+/// How many kills each random-moment test lands.
+const RANDOM_KILLS: usize = 20;
+
+/// Starts `ripcord ARGS`, waits until it holds its repository lock (so the
+/// delay lands in the work, not in deriving the key), then returns the
+/// child and when the lock appeared.
+fn spawn_locked(ws: &Workspace, args: &[&str]) -> (std::process::Child, Instant) {
+    assert!(files_in(ws, "locks").is_empty(), "a lock is left over");
+    let mut child = ws.spawn(args, &[]);
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            !files_in(ws, "locks").is_empty() || child.try_wait().unwrap().is_some()
+        }),
+        "{args:?} neither took its lock nor ended"
+    );
+    (child, Instant::now())
+}
+
+/// How long `ARGS` runs once it holds its lock, uninterrupted.
+fn measure(ws: &Workspace, args: &[&str]) -> Duration {
+    let (mut child, locked) = spawn_locked(ws, args);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{args:?} failed on its own: {status}");
+    locked.elapsed()
+}
+
+/// A moment within `work`, from the start: where the next kill lands.
+fn random_moment(rng: &mut Rng, work: Duration) -> Duration {
+    Duration::from_micros(rng.below(work.as_micros().max(1) as u64))
+}
+
+/// Prune, killed at random moments of its work. Before each run a new
+/// snapshot replaces a 2 MiB file and the oldest snapshot is forgotten, so
+/// every prune has packs to delete and to repack. After each kill, the
+/// repository verifies deep and every remaining snapshot restores exactly.
+#[test]
+fn prune_killed_from_outside_at_random_moments() {
+    let mut ws = workspace();
+    let app = ws.dir_target("app", "app", &[]);
+    write_file(&app.join("base.txt"), &data::text(140, 40_000));
+    write_file(&app.join("keep.bin"), &data::random_bytes(141, 1 << 20));
+    ws.init();
+    let mut kept: std::collections::VecDeque<(String, Fingerprint)> = Default::default();
+    let round = |kept: &mut std::collections::VecDeque<(String, Fingerprint)>, i: u64| {
+        write_file(
+            &app.join("changing.bin"),
+            &data::random_bytes(2000 + i, 2 << 20),
+        );
+        write_file(&app.join("round.txt"), &data::text(3000 + i, 5_000));
+        let print = Fingerprint::of(&app);
+        kept.push_back((ws.snapshot_id(&[] as &[&str]), print));
+        while kept.len() > 2 {
+            let (old, _) = kept.pop_front().unwrap();
+            ws.ok(&["forget", &old]);
+        }
+    };
+    for i in 0..3 {
+        round(&mut kept, i);
+    }
+    let work = measure(&ws, &["prune"]);
+
+    let mut rng = Rng::new(0x9121);
+    let mut killed = 0;
+    let mut runs = 0;
+    while killed < RANDOM_KILLS {
+        runs += 1;
+        assert!(
+            runs <= 3 * RANDOM_KILLS,
+            "only {killed} of {runs} prunes were killed mid-way (they take {work:?})"
+        );
+        round(&mut kept, 10 + runs as u64);
+        let (mut child, locked) = spawn_locked(&ws, &["prune"]);
+        let at = random_moment(&mut rng, work);
+        std::thread::sleep(at.saturating_sub(locked.elapsed()));
+        let (status, was_killed) = kill9_child(&mut child);
+        if was_killed {
+            killed += 1;
+            ws.ok(&["unlock"]);
+        } else {
+            assert!(status.success(), "prune {runs} failed on its own: {status}");
+        }
+        let ids: Vec<String> = kept.iter().map(|(id, _)| id.clone()).collect();
+        assert_eq!(ws.snapshot_ids(), ids, "after a prune killed at {at:?}");
+        verify_ok(&ws, true);
+        for (id, print) in &kept {
+            assert_restores_to(&ws, id, print, &format!("{id} after a prune killed at {at:?}"));
+        }
+    }
+    // A last, whole prune leaves nothing behind.
+    ws.ok(&["prune"]);
+    let report = verify_ok(&ws, true);
+    assert!(
+        report["warnings"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
+    let again = ws.json(&["prune", "--dry-run"]);
+    assert_eq!(u64_of(&again["bytes_freed"], "bytes_freed"), 0, "{again}");
+}
+
+/// Every row of every table, after opening the database the way an
+/// application would (which rolls back a hot journal a kill left).
+fn sqlite_content(db: &std::path::Path) -> std::collections::BTreeMap<String, Vec<String>> {
+    rusqlite::Connection::open(db)
+        .and_then(|c| c.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0)))
+        .unwrap_or_else(|e| panic!("open {} after the kill: {e}", db.display()));
+    ripcord_testing::sqlite::dump(db)
+}
+
+/// An in-place restore of a SQLite database, killed at random moments of
+/// its work (the safety snapshot, staging the image, copying it in). Two
+/// snapshots with different content are restored in turn; after each kill
+/// the database holds exactly one of them, the repository verifies deep,
+/// and the next restore runs.
+#[test]
+fn in_place_sqlite_restore_killed_at_random_moments() {
+    let mut ws = workspace();
+    let db = ws.sqlite_target("app", "app.db");
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE docs (id INTEGER PRIMARY KEY, body TEXT NOT NULL);
+             CREATE TABLE tags (doc INTEGER NOT NULL, tag TEXT NOT NULL);",
+        )
+        .unwrap();
+        let tx = conn.unchecked_transaction().unwrap();
+        for i in 0..12_000u64 {
+            let body = String::from_utf8(data::text(5000 + i, 400)).unwrap();
+            tx.execute("INSERT INTO docs VALUES (?1, ?2)", rusqlite::params![i, body])
+                .unwrap();
+            tx.execute(
+                "INSERT INTO tags VALUES (?1, ?2)",
+                rusqlite::params![i, format!("t{}", i % 7)],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    ws.init();
+    let a = (ws.snapshot_id(&[] as &[&str]), sqlite_content(&db));
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "UPDATE docs SET body = upper(body) WHERE id % 5 = 0;
+             DELETE FROM tags WHERE doc % 3 = 0;
+             CREATE TABLE audit (at TEXT, what TEXT);
+             INSERT INTO audit VALUES ('now', 'changed after a');",
+        )
+        .unwrap();
+    let b = (ws.snapshot_id(&[] as &[&str]), sqlite_content(&db));
+    assert_ne!(a.1, b.1);
+    let states = [a, b];
+
+    // The database holds b; restoring a is the work to measure.
+    let work = measure(&ws, &["restore", &states[0].0]);
+    let mut now = 0;
+    assert!(sqlite_content(&db) == states[now].1, "a restored");
+
+    let mut rng = Rng::new(0xdb5);
+    let mut killed = 0;
+    let mut runs = 0;
+    while killed < RANDOM_KILLS {
+        runs += 1;
+        assert!(
+            runs <= 3 * RANDOM_KILLS,
+            "only {killed} of {runs} restores were killed mid-way (they take {work:?})"
+        );
+        let want = 1 - now;
+        let (mut child, locked) = spawn_locked(&ws, &["restore", &states[want].0]);
+        let at = random_moment(&mut rng, work);
+        std::thread::sleep(at.saturating_sub(locked.elapsed()));
+        let (status, was_killed) = kill9_child(&mut child);
+        let content = sqlite_content(&db);
+        if was_killed {
+            killed += 1;
+            now = states
+                .iter()
+                .position(|(_, c)| *c == content)
+                .unwrap_or_else(|| {
+                    panic!("restore killed at {at:?}: the database is neither old nor new")
+                });
+            ws.ok(&["unlock"]);
+        } else {
+            assert!(status.success(), "restore {runs} failed on its own: {status}");
+            assert!(content == states[want].1, "restore {runs} did not restore");
+            now = want;
+        }
+        verify_ok(&ws, true);
+    }
+    // What a kill left beside the database (a staged image) does not stop
+    // the next restore, which removes it.
+    let want = 1 - now;
+    ws.ok(&["restore", &states[want].0]);
+    assert!(sqlite_content(&db) == states[want].1);
+    let leftovers: Vec<String> = names_in(ws.root())
+        .into_iter()
+        .filter(|n| n.contains("ripcord-restore"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    verify_ok(&ws, true);
 }

@@ -111,60 +111,6 @@ pub(crate) fn setup(ctx: &Ctx, args: &MigrateArgs) -> Result<Setup> {
     Ok(Setup { dir, target, plan })
 }
 
-/// What the target database has recorded: `None` when it has no tracking
-/// tables (nothing has run yet). Never creates anything.
-fn recorded(target: &TargetConfig) -> ripcord_migrate::Result<Option<Vec<AppliedChange>>> {
-    match target {
-        TargetConfig::Sqlite { path } => {
-            if !path.exists() {
-                return Ok(None);
-            }
-            let has_table = {
-                let conn = rusqlite::Connection::open_with_flags(
-                    path,
-                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-                )
-                .map_err(|e| sqlite_error(path, e))?;
-                conn.query_row(
-                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' \
-                     AND name = 'ripcord_changes'",
-                    [],
-                    |r| r.get::<_, i64>(0),
-                )
-                .map_err(|e| sqlite_error(path, e))?
-                    > 0
-            };
-            if !has_table {
-                return Ok(None);
-            }
-            SqliteTracker::open(path)?.applied().map(Some)
-        }
-        TargetConfig::Postgres { url, .. } => {
-            let mut tracker = PostgresTracker::connect(url)?;
-            match tracker.applied() {
-                Ok(rows) => Ok(Some(rows)),
-                // undefined_table, invalid_schema_name: nothing recorded yet.
-                Err(ripcord_migrate::Error::Postgres { source, .. })
-                    if source
-                        .as_db_error()
-                        .is_some_and(|db| matches!(db.code().code(), "42P01" | "3F000")) =>
-                {
-                    Ok(None)
-                }
-                Err(e) => Err(e),
-            }
-        }
-        TargetConfig::Dir { .. } => Ok(None),
-    }
-}
-
-fn sqlite_error(path: &Path, e: rusqlite::Error) -> ripcord_migrate::Error {
-    ripcord_migrate::Error::io(
-        format!("read {}", path.display()),
-        std::io::Error::other(e.to_string()),
-    )
-}
-
 /// A path as shown to the user: relative to the working folder when inside it.
 fn shown(path: &Path) -> String {
     std::env::current_dir()
@@ -232,7 +178,7 @@ fn plan(ctx: &Ctx, args: &MigrateArgs) -> Result<()> {
             None,
             Some("no database target is configured in [migrations]".into()),
         ),
-        Some((name, target)) => match recorded(target) {
+        Some((name, target)) => match tracking::recorded(target) {
             Ok(rows) => (
                 Some(tracking::status(&s.plan, rows.as_deref().unwrap_or(&[]))),
                 None,
@@ -348,7 +294,7 @@ fn status(ctx: &Ctx, args: &MigrateArgs) -> Result<()> {
             "set [migrations] target = \"NAME\" to a configured postgres or sqlite target",
         ));
     };
-    let rows = recorded(target)
+    let rows = tracking::recorded(target)
         .map_err(anyhow::Error::from)
         .with_context(|| format!("cannot read what target {name} has recorded"))?;
     let st = tracking::status(&s.plan, rows.as_deref().unwrap_or(&[]));
