@@ -1194,9 +1194,15 @@ fn forget_keeps_the_safety_snapshot_an_applied_postgres_change_needs() {
         .assert_stderr_has("applied to app");
 
     // The database cannot be reached: its migrations' snapshots stay.
-    let gone = [("RIPCORD_TARGETS__APP__URL", cluster().url("mig_pins_nowhere"))];
+    let gone = [(
+        "RIPCORD_TARGETS__APP__URL",
+        cluster().url("mig_pins_nowhere"),
+    )];
     let gone: Vec<(&str, &str)> = gone.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let out = ws.run_env(&["forget", "--keep-last", "1", "--keep-safety-last", "0"], &gone);
+    let out = ws.run_env(
+        &["forget", "--keep-last", "1", "--keep-safety-last", "0"],
+        &gone,
+    );
     out.assert_ok();
     out.assert_stderr_has("cannot be told");
     ws.run_env(&["forget", &safety], &gone)

@@ -92,7 +92,8 @@ fn safety_policy(ctx: &Ctx, args: &ForgetArgs) -> Result<KeepPolicy> {
         }
         p
     };
-    p.tags.extend(args.keep_tags.iter().map(|t| retention::taglist(t)));
+    p.tags
+        .extend(args.keep_tags.iter().map(|t| retention::taglist(t)));
     Ok(p)
 }
 
@@ -181,9 +182,7 @@ fn refuse_pinned(pinned: &[(Id, &Pin)]) -> anyhow::Error {
             ),
         })
         .collect();
-    let unknown = pinned
-        .iter()
-        .any(|(_, p)| matches!(p, Pin::Unknown { .. }));
+    let unknown = pinned.iter().any(|(_, p)| matches!(p, Pin::Unknown { .. }));
     CliError::Refused {
         message: format!(
             "refusing to forget {} pinned snapshot(s): {}",

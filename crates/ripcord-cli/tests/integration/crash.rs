@@ -496,7 +496,12 @@ fn prune_killed_from_outside_at_random_moments() {
         assert_eq!(ws.snapshot_ids(), ids, "after a prune killed at {at:?}");
         verify_ok(&ws, true);
         for (id, print) in &kept {
-            assert_restores_to(&ws, id, print, &format!("{id} after a prune killed at {at:?}"));
+            assert_restores_to(
+                &ws,
+                id,
+                print,
+                &format!("{id} after a prune killed at {at:?}"),
+            );
         }
     }
     // A last, whole prune leaves nothing behind.
@@ -514,7 +519,11 @@ fn prune_killed_from_outside_at_random_moments() {
 /// application would (which rolls back a hot journal a kill left).
 fn sqlite_content(db: &std::path::Path) -> std::collections::BTreeMap<String, Vec<String>> {
     rusqlite::Connection::open(db)
-        .and_then(|c| c.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0)))
+        .and_then(|c| {
+            c.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+                r.get::<_, i64>(0)
+            })
+        })
         .unwrap_or_else(|e| panic!("open {} after the kill: {e}", db.display()));
     ripcord_testing::sqlite::dump(db)
 }
@@ -538,8 +547,11 @@ fn in_place_sqlite_restore_killed_at_random_moments() {
         let tx = conn.unchecked_transaction().unwrap();
         for i in 0..12_000u64 {
             let body = String::from_utf8(data::text(5000 + i, 400)).unwrap();
-            tx.execute("INSERT INTO docs VALUES (?1, ?2)", rusqlite::params![i, body])
-                .unwrap();
+            tx.execute(
+                "INSERT INTO docs VALUES (?1, ?2)",
+                rusqlite::params![i, body],
+            )
+            .unwrap();
             tx.execute(
                 "INSERT INTO tags VALUES (?1, ?2)",
                 rusqlite::params![i, format!("t{}", i % 7)],
@@ -593,7 +605,10 @@ fn in_place_sqlite_restore_killed_at_random_moments() {
                 });
             ws.ok(&["unlock"]);
         } else {
-            assert!(status.success(), "restore {runs} failed on its own: {status}");
+            assert!(
+                status.success(),
+                "restore {runs} failed on its own: {status}"
+            );
             assert!(content == states[want].1, "restore {runs} did not restore");
             now = want;
         }

@@ -237,7 +237,10 @@ fn a_second_restore_latest_does_not_restore_the_first_ones_safety_snapshot() {
     // latest:TAG finds the newest snapshot with any tag.
     let tagged_id = ws.snapshot_id(&["--tag", "pre-deploy"]);
     ws.snapshot_id(&[] as &[&str]);
-    assert_eq!(ws.json(&["show", "latest:pre-deploy"])["id"], tagged_id.as_str());
+    assert_eq!(
+        ws.json(&["show", "latest:pre-deploy"])["id"],
+        tagged_id.as_str()
+    );
     ws.run(&["show", "latest:nope"])
         .assert_code(2)
         .assert_stderr_has("snapshots --tag");
@@ -269,11 +272,24 @@ fn readme_forget_keeps_the_pre_deploy_snapshot_not_a_later_safety_snapshot() {
     write_file(&app.join("release.txt"), b"broken release 3\n");
     let safety = restore_in_place(&ws, &ids[0]);
 
-    ws.ok(&["forget", "--keep-daily", "7", "--keep-weekly", "4", "--prune"]);
+    ws.ok(&[
+        "forget",
+        "--keep-daily",
+        "7",
+        "--keep-weekly",
+        "4",
+        "--prune",
+    ]);
     let left = ws.snapshot_ids();
     assert!(left.contains(&pre_deploy), "pre-deploy removed: {left:?}");
-    assert!(left.contains(&safety), "the safety snapshot is kept by its own policy");
-    assert!(!left.contains(&ids[0]), "the older snapshot of the day goes: {left:?}");
+    assert!(
+        left.contains(&safety),
+        "the safety snapshot is kept by its own policy"
+    );
+    assert!(
+        !left.contains(&ids[0]),
+        "the older snapshot of the day goes: {left:?}"
+    );
     ws.ok(&["verify", "--deep"]);
     assert_restores_to(&ws, &pre_deploy, &deploy_print, "pre-deploy after forget");
     assert_restores_to(&ws, "latest", &deploy_print, "latest after forget");

@@ -131,10 +131,7 @@ fn unusable_snapshots(unusable: &[Unusable]) -> Error {
     // first): stopping there reverts every change after it, all of which can.
     let stop = &unusable.first().expect("not empty").change;
     Error::Refused {
-        message: format!(
-            "pre-flight: nothing was reverted: {}",
-            lines.join("; ")
-        ),
+        message: format!("pre-flight: nothing was reverted: {}", lines.join("; ")),
         hint: format!(
             "`migrate down --to {stop}` reverts only the changes after it; to undo {stop} too, \
              restore the database from an older snapshot with `ripcord restore`, or bring the \

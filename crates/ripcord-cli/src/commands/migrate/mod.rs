@@ -14,9 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result};
 use ripcord_core::config::TargetConfig;
 use ripcord_migrate::analyze::{self, Dialect, Kind, Options};
-use ripcord_migrate::tracking::{
-    self, AppliedChange, ChangeState, PostgresTracker, SqliteTracker, Status, Tracker,
-};
+use ripcord_migrate::tracking::{self, ChangeState, Status};
 use ripcord_migrate::{Change, Format, Plan, Script};
 use serde::Serialize;
 
