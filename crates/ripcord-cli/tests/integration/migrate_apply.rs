@@ -825,13 +825,14 @@ fn forget_keep_last_keeps_the_safety_snapshots_applied_changes_need() {
     let mine2 = ws.snapshot_id(&[] as &[&str]);
 
     let v = ws.json(&["forget", "--keep-last", "1", "--keep-safety-last", "0"]);
-    let pinned: Vec<String> = v["decisions"]
+    let mut pinned: Vec<String> = v["decisions"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|d| d["pin"]["kind"] == "change")
         .map(|d| format!("{}={}", d["pin"]["change"].as_str().unwrap(), d["keep"]))
         .collect();
+    pinned.sort();
     assert_eq!(
         pinned,
         ["0002_drop_email=true", "0003_drop_phone=true"],
