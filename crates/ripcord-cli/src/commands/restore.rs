@@ -33,6 +33,10 @@ pub struct TargetRestore {
     pub destination: PathBuf,
     #[serde(flatten)]
     pub stats: RestoreStats,
+    /// In place: live entries left as they were (excluded, protected, or
+    /// not held by the safety snapshot).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<String>,
 }
 
 pub fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<()> {
@@ -69,6 +73,20 @@ pub fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<()> {
             ));
         }
         ctx.say(line);
+        if !t.kept.is_empty() {
+            let shown: Vec<&str> = t.kept.iter().take(5).map(String::as_str).collect();
+            ctx.say(format!(
+                "  kept {} live {} that the snapshot does not manage: {}{}",
+                t.kept.len(),
+                if t.kept.len() == 1 {
+                    "entry"
+                } else {
+                    "entries"
+                },
+                shown.join(", "),
+                if t.kept.len() > 5 { ", ..." } else { "" }
+            ));
+        }
         for s in &t.stats.skipped {
             ctx.warn(format!("not restored (damaged): {s}"));
         }
@@ -155,6 +173,12 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<Resto
     }
     let opts = RestoreOptions {
         partial: args.partial,
+        max_entries: None,
+    };
+    // Each tree may expand only to the entries its snapshot recorded.
+    let opts_for = |t: &TargetSnapshot| RestoreOptions {
+        max_entries: Some(ripcord_repo::walk::TreeLimits::of(t).max_entries),
+        ..opts
     };
     let mut result = RestoreResult {
         snapshot: snap_id,
@@ -169,7 +193,9 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<Resto
                 let base = if selected.len() == 1 {
                     into.clone()
                 } else {
-                    into.join(&t.name)
+                    // The name comes from the manifest: join it only as
+                    // one plain path component.
+                    into.join(plain_name(&t.name)?)
                 };
                 let dest = match &t.content {
                     Content::Sqlite { .. } if selected.len() > 1 || base.is_dir() => {
@@ -219,14 +245,54 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<Resto
         }
     }
 
-    // Finish or undo what killed restores left, before looking at the target.
-    for (t, path, in_place) in &plan {
-        if *in_place && matches!(t.content, Content::Dir { .. }) {
-            for msg in place::recover(path, &excludes_of(ctx, &t.name)?)? {
-                ctx.warn(msg);
+    // --into: every destination must be new or empty before anything is
+    // written, and a failure removes what this run created.
+    let mut created = Created::default();
+    if let Some(into) = &args.into {
+        if !is_url(into) {
+            for (t, dest, _) in &plan {
+                if matches!(t.content, Content::Dir { .. }) && dest.is_dir() {
+                    let mut it = std::fs::read_dir(dest)?;
+                    if it.next().is_some() {
+                        return Err(ripcord_targets::Error::NotEmpty { path: dest.clone() }.into());
+                    }
+                }
+            }
+            if !into.exists() {
+                created.0.push(into.clone());
+            }
+            for (_, dest, _) in &plan {
+                if !dest.exists() {
+                    created.0.push(dest.clone());
+                }
             }
         }
     }
+
+    // Finish or undo what killed restores left, before looking at the
+    // target; then set up the in-place dir restores.
+    let protected = ctx.config.protected_paths();
+    let mut in_place_dirs: Vec<Option<place::InPlace>> = Vec::new();
+    for (t, path, in_place) in &plan {
+        let mut ip = None;
+        if *in_place && matches!(t.content, Content::Dir { .. }) {
+            for msg in place::recover_legacy(path, &excludes_of(ctx, &t.name)?)? {
+                ctx.warn(msg);
+            }
+            if path.exists() {
+                let (begun, msgs) = place::InPlace::begin(path, &protected)?;
+                for msg in msgs {
+                    ctx.warn(msg);
+                }
+                ip = Some(begun);
+            }
+        }
+        in_place_dirs.push(ip);
+    }
+    let staging: Vec<Option<PathBuf>> = in_place_dirs
+        .iter()
+        .map(|ip| ip.as_ref().map(|ip| ip.staged()))
+        .collect();
 
     // In place, stage dir and SQLite restores first: damaged data is found
     // before the safety snapshot is taken and before anything live changes.
@@ -234,14 +300,17 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<Resto
     // decompresses.
     let total: u64 = plan.iter().map(|(t, _, _)| t.size).sum();
     let bar = Bar::new(Some(total), "restore", ctx.quiet || ctx.json);
-    let staged: Vec<Option<Staged>> = each(&plan, |(t, dest, in_place)| {
+    let items: Vec<_> = plan.iter().zip(&staging).collect();
+    let staged: Vec<Option<Staged>> = each(&items, |((t, dest, in_place), staging)| {
         Ok(match (&t.content, in_place) {
-            (Content::Dir { tree }, true) => {
-                let dir = StagedDir(place::staging_path(dest, "restore"));
-                let _ = std::fs::remove_dir_all(&dir.0);
-                let stats = dir::restore_fresh(repo, &index, *tree, &dir.0, opts, &bar)?;
-                Some(Staged::Dir(dir, stats))
-            }
+            (Content::Dir { tree }, true) => match staging {
+                Some(staging) => {
+                    let stats =
+                        dir::restore_fresh(repo, &index, *tree, staging, opts_for(t), &bar)?;
+                    Some(Staged::Dir(stats))
+                }
+                None => None,
+            },
             (Content::Sqlite { image, .. }, true) => Some(Staged::Sqlite(sqlite::stage(
                 repo, &index, image, dest, &bar,
             )?)),
@@ -255,6 +324,7 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<Resto
         .filter(|(t, path, in_place)| *in_place && (is_pg(t) || path.exists()))
         .map(|(t, _, _)| t.name.clone())
         .collect();
+    let mut held = std::collections::HashMap::new();
     if !live.is_empty() {
         let tag = format!("before-restore-{}", snap_id.short());
         let take = super::snapshot::TakeOptions {
@@ -265,35 +335,57 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<Resto
         let safety =
             super::snapshot::take_with(ctx, repo, &live, &["safety".into(), tag], None, &take)?;
         result.safety_snapshot = Some(safety.id);
+        // What the safety snapshot holds decides what the swap may replace.
+        let snap = repo.load_snapshot(&safety.id)?;
+        for t in &snap.targets {
+            if let Content::Dir { tree } = t.content {
+                held.insert(t.name.clone(), tree);
+            }
+        }
     }
+    let index_now = if held.is_empty() {
+        None
+    } else {
+        Some(repo.load_index()?)
+    };
 
     let work: Vec<_> = plan
         .into_iter()
         .zip(staged.into_iter().map(Mutex::new))
+        .zip(in_place_dirs.into_iter().map(Mutex::new))
         .collect();
-    let done = each(&work, |((t, dest, in_place), staged)| {
+    let done = each(&work, |(((t, dest, in_place), staged), ip)| {
         let staged = staged.lock().expect("staged").take();
+        let ip = ip.lock().expect("in place").take();
         let mut database = None;
-        let stats = match (&t.content, staged) {
-            (Content::Dir { .. }, Some(Staged::Dir(dir, stats))) => {
-                // What ripcord does not manage stays where it was.
-                place::swap_in(&dir.0, dest, &excludes_of(ctx, &t.name)?)?;
+        let mut kept = Vec::new();
+        let stats = match (&t.content, staged, ip) {
+            (Content::Dir { .. }, Some(Staged::Dir(stats)), Some(ip)) => {
+                // What ripcord does not manage, and what the safety
+                // snapshot does not hold, stays where it was.
+                let tree = held.get(&t.name).ok_or_else(|| {
+                    anyhow::anyhow!("the safety snapshot has no copy of {}", t.name)
+                })?;
+                let index_now = index_now.as_ref().expect("index after the safety snapshot");
+                kept = ip.swap(repo, index_now, *tree)?.kept;
                 stats
             }
-            (Content::Sqlite { image, tables, .. }, Some(Staged::Sqlite(db))) => RestoreStats {
+            (Content::Sqlite { image, tables, .. }, Some(Staged::Sqlite(db)), _) => RestoreStats {
                 files: 1,
                 bytes: image.size,
                 skipped: vec![],
                 tables_verified: db.apply(dest, tables)?,
             },
-            (Content::Dir { tree }, _) => dir::restore(repo, &index, *tree, dest, opts, &bar)?,
-            (Content::Sqlite { image, tables, .. }, _) => RestoreStats {
+            (Content::Dir { tree }, _, _) => {
+                dir::restore(repo, &index, *tree, dest, opts_for(t), &bar)?
+            }
+            (Content::Sqlite { image, tables, .. }, _, _) => RestoreStats {
                 files: 1,
                 bytes: image.size,
                 skipped: vec![],
                 tables_verified: sqlite::restore_to_file(repo, &index, image, tables, dest, &bar)?,
             },
-            (Content::Postgres(pg), _) => {
+            (Content::Postgres(pg), _, _) => {
                 let opts = ripcord_targets::postgres::PgRestoreOptions {
                     jobs: args.jobs.unwrap_or(0),
                     tables: tables.clone(),
@@ -320,10 +412,18 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<Resto
                 kind: t.content.kind(),
                 destination: dest.clone(),
                 stats,
+                kept,
             },
             database,
         ))
-    })?;
+    });
+    let done = match done {
+        Ok(d) => d,
+        Err(e) => {
+            created.remove();
+            return Err(e);
+        }
+    };
     bar.finish();
     for (target, database) in done {
         result.targets.push(target);
@@ -359,17 +459,43 @@ fn excludes_of(ctx: &Ctx, name: &str) -> Result<globset::GlobSet> {
 
 /// An in-place restore, complete but not yet applied.
 enum Staged {
-    Dir(StagedDir, RestoreStats),
+    Dir(RestoreStats),
     Sqlite(sqlite::Staged),
 }
 
-/// A staged folder, removed if it is never swapped in.
-struct StagedDir(PathBuf);
+/// Destinations of `--into` that did not exist before this restore.
+#[derive(Default)]
+struct Created(Vec<PathBuf>);
 
-impl Drop for StagedDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+impl Created {
+    /// Removes them again, deepest first (after a failure).
+    fn remove(&self) {
+        for p in self.0.iter().rev() {
+            if p.is_dir() {
+                let _ = std::fs::remove_dir_all(p);
+            } else {
+                let _ = std::fs::remove_file(p);
+            }
+        }
     }
+}
+
+/// A target name from a manifest, checked to be one plain path component
+/// (letters, digits, `-`, `_`), so that joining it stays inside `--into`.
+fn plain_name(name: &str) -> Result<&str> {
+    let plain = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !plain {
+        return Err(ripcord_targets::Error::Unsafe {
+            entry: name.to_string(),
+            why: "is not a plain target name (letters, digits, - and _, at most 64)".into(),
+        }
+        .into());
+    }
+    Ok(name)
 }
 
 fn is_url(p: &Path) -> bool {

@@ -26,6 +26,9 @@ pub struct SnapshotResult {
     pub stats: SaveStats,
     pub seconds: f64,
     pub recovered_packs: usize,
+    /// Paths left out because ripcord keeps them for itself.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<String>,
 }
 
 pub fn run(ctx: &Ctx, args: &SnapshotArgs) -> Result<()> {
@@ -137,6 +140,7 @@ pub fn take_with(
     };
     let saver = Saver::new(repo, index.clone(), saver_opts);
     let mut targets = Vec::new();
+    let mut left_out = Vec::new();
     let (mut files, mut unchanged) = (0, 0);
     for name in names {
         let bar = Bar::new(None, &format!("snapshot {name}"), ctx.quiet || ctx.json);
@@ -153,7 +157,26 @@ pub fn take_with(
                         Content::Dir { tree } => Some(*tree),
                         _ => None,
                     });
-                let d = dir::snapshot(&saver, &index, path, exclude, parent_tree, &bar)?;
+                let protected = ctx.config.protected_paths();
+                let d = dir::snapshot(
+                    &saver,
+                    &index,
+                    path,
+                    &dir::SnapshotOptions {
+                        excludes: exclude,
+                        parent: parent_tree,
+                        protected: &protected,
+                    },
+                    &bar,
+                )?;
+                for rel in &d.left_out {
+                    let line = format!(
+                        "left {} out of target {name}: ripcord keeps it for itself (repository, catalog or configuration)",
+                        path.join(rel).display()
+                    );
+                    ctx.say(&line);
+                    left_out.push(line);
+                }
                 files += d.files;
                 unchanged += d.unchanged;
                 TargetSnapshot {
@@ -163,6 +186,7 @@ pub fn take_with(
                     items: d.files,
                     git_commit: d.git_commit,
                     migration_version: None,
+                    entries: Some(d.entries),
                     content: Content::Dir { tree: d.tree },
                 }
             }
@@ -188,6 +212,7 @@ pub fn take_with(
                     items: s.tables.len() as u64,
                     git_commit: None,
                     migration_version: None,
+                    entries: None,
                     content: Content::Sqlite {
                         image: s.image,
                         tables: s.tables,
@@ -215,6 +240,7 @@ pub fn take_with(
                     items: pg.tables.len() as u64,
                     git_commit: None,
                     migration_version: None,
+                    entries: None,
                     content: Content::Postgres(Box::new(pg)),
                 }
             }
@@ -245,5 +271,6 @@ pub fn take_with(
         stats,
         seconds: start.elapsed().as_secs_f64(),
         recovered_packs: recovered,
+        left_out,
     })
 }
