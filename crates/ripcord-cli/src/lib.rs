@@ -3,14 +3,17 @@
 
 pub mod cli;
 mod commands;
-mod ctx;
 mod demo;
 mod output;
+mod term;
+
+/// What every command gets; commands name it `crate::ctx::Ctx`.
+use term as ctx;
 
 use clap::Parser;
 use ripcord_core::{Class, Classify};
 
-pub use ctx::Ctx;
+pub use term::Ctx;
 
 /// Errors of the command line itself (arguments that make no sense together).
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +63,9 @@ fn classify(err: &anyhow::Error) -> (Class, Option<String>) {
             return (e.class(), e.hint());
         }
         if let Some(e) = cause.downcast_ref::<ripcord_migrate::Error>() {
+            return (e.class(), e.hint());
+        }
+        if let Some(e) = cause.downcast_ref::<ripcord_ops::Error>() {
             return (e.class(), e.hint());
         }
         if let Some(e) = cause.downcast_ref::<CliError>() {

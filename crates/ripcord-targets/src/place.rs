@@ -549,7 +549,7 @@ pub fn recover_legacy(target: &Path, excludes: &globset::GlobSet) -> Result<Vec<
         let Ok(pid) = pid.parse::<u32>() else {
             continue;
         };
-        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+        if pid == std::process::id() || ripcord_repo::lock::process_alive(pid) {
             continue; // a live restore's
         }
         let path = entry.path();

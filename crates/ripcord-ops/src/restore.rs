@@ -1,19 +1,40 @@
-//! `ripcord restore`.
+//! A restore: to another place (`into`), or in place, where dir and SQLite
+//! targets are staged and checked first, the current state is kept in a
+//! safety snapshot, and only then is the staged copy swapped in.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use anyhow::Result;
 use ripcord_core::config::TargetConfig;
 use ripcord_repo::manifest::{Content, TargetSnapshot};
 use ripcord_repo::{Id, Repository};
-use ripcord_targets::{dir, place, sqlite, RestoreOptions, RestoreStats};
+use ripcord_targets::{dir, place, sqlite, RestoreStats};
 use serde::Serialize;
 
-use crate::cli::RestoreArgs;
 use crate::ctx::Ctx;
-use crate::output::{self, Bar};
+use crate::{Error, Result};
+
+/// What to restore, and where.
+#[derive(Clone, Debug, Default)]
+pub struct RestoreOptions {
+    /// A snapshot id, a prefix of one, or `latest`.
+    pub snapshot: String,
+    /// Target names (a name may hold several, comma-separated); empty: all in the snapshot.
+    pub targets: Vec<String>,
+    /// Somewhere else than the configured place: a folder, a file or a postgres:// URL.
+    pub into: Option<PathBuf>,
+    /// Only these tables of the one PostgreSQL target.
+    pub tables: Vec<String>,
+    /// Restore what is intact and skip damaged files instead of refusing.
+    pub partial: bool,
+    /// Create the PostgreSQL database first.
+    pub create: bool,
+    /// Drop the PostgreSQL objects first.
+    pub clean: bool,
+    /// Parallel table loads of a PostgreSQL target; 0: the default.
+    pub jobs: usize,
+}
 
 #[derive(Serialize, Default)]
 pub struct RestoreResult {
@@ -39,93 +60,14 @@ pub struct TargetRestore {
     pub kept: Vec<String>,
 }
 
-pub fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<()> {
+/// `ripcord restore`: opens and locks the repository and restores.
+pub fn run(ctx: &Ctx, opts: &RestoreOptions) -> Result<RestoreResult> {
     let repo = ctx.open_repo()?;
     let _lock = ctx.lock(&repo, false, "restore")?;
-    let result = restore(ctx, &repo, args)?;
-    if ctx.json {
-        output::print_json(&result);
-        return complete(&result);
-    }
-    if let Some(s) = result.safety_snapshot {
-        ctx.say(format!(
-            "safety snapshot {} holds the state before this restore",
-            s.short()
-        ));
-    }
-    for t in &result.targets {
-        let mut line = format!(
-            "restored {} to {}: {} {}, {}",
-            t.name,
-            t.destination.display(),
-            t.stats.files,
-            if t.kind == "postgres" {
-                "tables"
-            } else {
-                "files"
-            },
-            output::bytes(t.stats.bytes)
-        );
-        if t.stats.tables_verified > 0 {
-            line.push_str(&format!(
-                ", {} tables match the snapshot's row counts and checksums",
-                t.stats.tables_verified
-            ));
-        }
-        ctx.say(line);
-        if !t.kept.is_empty() {
-            let shown: Vec<&str> = t.kept.iter().take(5).map(String::as_str).collect();
-            ctx.say(format!(
-                "  kept {} live {} that the snapshot does not manage: {}{}",
-                t.kept.len(),
-                if t.kept.len() == 1 {
-                    "entry"
-                } else {
-                    "entries"
-                },
-                shown.join(", "),
-                if t.kept.len() > 5 { ", ..." } else { "" }
-            ));
-        }
-        for s in &t.stats.skipped {
-            ctx.warn(format!("not restored (damaged): {s}"));
-        }
-    }
-    for db in &result.databases {
-        for c in &db.checks {
-            ctx.say(format!(
-                "  {} {:<40} {:>12} rows (snapshot: {})",
-                if c.checksum_matches && c.rows == c.expected_rows {
-                    "ok"
-                } else {
-                    "MISMATCH"
-                },
-                c.table,
-                c.rows,
-                c.expected_rows
-            ));
-        }
-    }
-    ctx.say(format!(
-        "restore of {} finished in {:.2}s",
-        result.snapshot.short(),
-        result.seconds
-    ));
-    complete(&result)
+    restore(ctx, &repo, opts)
 }
 
-/// A partial restore is a failure, with --json as without.
-fn complete(result: &RestoreResult) -> Result<()> {
-    if result.targets.iter().any(|t| !t.stats.skipped.is_empty()) {
-        return Err(crate::CliError::Failed {
-            message: "the restore is partial: damaged files were skipped".into(),
-        }
-        .into());
-    }
-    Ok(())
-}
-
-pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<RestoreResult> {
+pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreOptions) -> Result<RestoreResult> {
     let start = Instant::now();
     let (snap_id, snap) = repo.find_snapshot(&args.snapshot)?;
     let wanted: Vec<String> = args
@@ -136,7 +78,7 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<Resto
         .collect();
     for w in &wanted {
         if snap.target(w).is_none() {
-            return Err(crate::usage(
+            return Err(Error::usage(
                 format!("snapshot {} has no target {w:?}", snap_id.short()),
                 format!("it has: {}", snap.target_names().join(", ")),
             ));
@@ -171,12 +113,12 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<Resto
         }
         .into());
     }
-    let opts = RestoreOptions {
+    let opts = ripcord_targets::RestoreOptions {
         partial: args.partial,
         max_entries: None,
     };
     // Each tree may expand only to the entries its snapshot recorded.
-    let opts_for = |t: &TargetSnapshot| RestoreOptions {
+    let opts_for = |t: &TargetSnapshot| ripcord_targets::RestoreOptions {
         max_entries: Some(ripcord_repo::walk::TreeLimits::of(t).max_entries),
         ..opts
     };
@@ -202,7 +144,7 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<Resto
                         base.join(file_name(&t.source))
                     }
                     Content::Postgres(_) if !is_url(into) => {
-                        return Err(crate::usage(
+                        return Err(Error::usage(
                             format!("target {:?} is a PostgreSQL database; --into must be a postgres:// URL", t.name),
                             "restore it on its own: --target NAME --into postgres://user@host/db (add --create for a new database)",
                         ))
@@ -218,7 +160,7 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<Resto
     let tables = (!args.tables.is_empty()).then(|| args.tables.clone());
     let is_pg = |t: &TargetSnapshot| matches!(t.content, Content::Postgres(_));
     if (tables.is_some() || args.create || args.clean) && !(plan.len() == 1 && is_pg(plan[0].0)) {
-        return Err(crate::usage(
+        return Err(Error::usage(
             "--tables, --create and --clean apply to one PostgreSQL target",
             "select it with --target NAME",
         ));
@@ -299,7 +241,7 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<Resto
     // Targets are restored side by side: one may be I/O-bound while another
     // decompresses.
     let total: u64 = plan.iter().map(|(t, _, _)| t.size).sum();
-    let bar = Bar::new(Some(total), "restore", ctx.quiet || ctx.json);
+    let bar = ctx.bar(Some(total), "restore");
     let items: Vec<_> = plan.iter().zip(&staging).collect();
     let staged: Vec<Option<Staged>> = each(&items, |((t, dest, in_place), staging)| {
         Ok(match (&t.content, in_place) {
@@ -327,13 +269,13 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<Resto
     let mut held = std::collections::HashMap::new();
     if !live.is_empty() {
         let tag = format!("before-restore-{}", snap_id.short());
-        let take = super::snapshot::TakeOptions {
+        let take = crate::snapshot::TakeOptions {
             tables: tables.clone(),
-            jobs: args.jobs.unwrap_or(0),
+            jobs: args.jobs,
             skip_missing: true,
         };
         let safety =
-            super::snapshot::take_with(ctx, repo, &live, &["safety".into(), tag], None, &take)?;
+            crate::snapshot::take_with(ctx, repo, &live, &["safety".into(), tag], None, &take)?;
         result.safety_snapshot = Some(safety.id);
         // What the safety snapshot holds decides what the swap may replace.
         let snap = repo.load_snapshot(&safety.id)?;
@@ -364,7 +306,7 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<Resto
                 // What ripcord does not manage, and what the safety
                 // snapshot does not hold, stays where it was.
                 let tree = held.get(&t.name).ok_or_else(|| {
-                    anyhow::anyhow!("the safety snapshot has no copy of {}", t.name)
+                    Error::failed(format!("the safety snapshot has no copy of {}", t.name))
                 })?;
                 let index_now = index_now.as_ref().expect("index after the safety snapshot");
                 kept = ip.swap(repo, index_now, *tree)?.kept;
@@ -387,7 +329,7 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<Resto
             },
             (Content::Postgres(pg), _, _) => {
                 let opts = ripcord_targets::postgres::PgRestoreOptions {
-                    jobs: args.jobs.unwrap_or(0),
+                    jobs: args.jobs,
                     tables: tables.clone(),
                     // In place, the safety snapshot was taken: replace what is there.
                     clean: args.clean || *in_place,
@@ -442,7 +384,7 @@ fn each<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> Result<R> + Sync) -> Re
             .into_iter()
             .map(|h| {
                 h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a restore thread panicked")))
+                    .unwrap_or_else(|_| Err(Error::failed("a restore thread panicked")))
             })
             .collect()
     })
@@ -514,7 +456,7 @@ fn file_name(source: &str) -> std::ffi::OsString {
 fn live_path(ctx: &Ctx, t: &TargetSnapshot) -> Result<PathBuf> {
     let hint = "pass --into PATH to restore somewhere else";
     let cfg = ctx.config.targets.get(&t.name).ok_or_else(|| {
-        crate::usage(
+        Error::usage(
             format!(
                 "target {:?} is not in the configuration, so there is no place to restore it to",
                 t.name
@@ -526,7 +468,7 @@ fn live_path(ctx: &Ctx, t: &TargetSnapshot) -> Result<PathBuf> {
         (TargetConfig::Postgres { url, .. }, Content::Postgres(_)) => Ok(PathBuf::from(url)),
         (TargetConfig::Dir { path, .. }, Content::Dir { .. })
         | (TargetConfig::Sqlite { path }, Content::Sqlite { .. }) => Ok(path.clone()),
-        _ => Err(crate::usage(
+        _ => Err(Error::usage(
             format!(
                 "target {:?} is a {} target now but the snapshot holds {}",
                 t.name,
