@@ -33,9 +33,17 @@ pub enum Command {
     /// List snapshots
     Snapshots(SnapshotsArgs),
     /// Show one snapshot's manifest
-    Show { snapshot: String },
+    Show {
+        /// Snapshot id (or a unique prefix, `latest`, or `latest:TAG`)
+        snapshot: String,
+    },
     /// Compare two snapshots: files added, removed and modified; tables changed
-    Diff { a: String, b: String },
+    Diff {
+        /// Snapshot id (or a unique prefix, `latest`, or `latest:TAG`)
+        a: String,
+        /// Snapshot id (or a unique prefix, `latest`, or `latest:TAG`)
+        b: String,
+    },
     /// Restore a snapshot, in place (after a safety snapshot) or into a path
     Restore(RestoreArgs),
     /// Check the repository; --deep also reads and re-hashes the data
@@ -115,7 +123,9 @@ pub struct SnapshotsArgs {
 
 #[derive(Args, Debug)]
 pub struct RestoreArgs {
-    /// Snapshot id (or a unique prefix, or `latest`)
+    /// Snapshot id (or a unique prefix); `latest`, the newest snapshot that
+    /// is not a safety snapshot; `latest:TAG`, the newest with that tag
+    /// (`latest:safety`, `latest:pre-deploy`)
     pub snapshot: String,
     /// Restore only these targets (repeatable)
     #[arg(long = "target")]
@@ -192,9 +202,24 @@ pub struct ForgetArgs {
     /// Keep every snapshot within this duration of the newest, e.g. 72h
     #[arg(long)]
     pub keep_within: Option<String>,
+    /// Keep snapshots with this tag; `a,b` keeps those with both (repeatable)
+    #[arg(long = "keep-tag", value_name = "TAGLIST")]
+    pub keep_tags: Vec<String>,
+    /// Safety snapshots: keep the newest N of each target [default: [safety.keep], else 5]
+    #[arg(long, value_name = "N")]
+    pub keep_safety_last: Option<usize>,
+    /// Safety snapshots: keep the newest of each of the last N days
+    #[arg(long, value_name = "N")]
+    pub keep_safety_daily: Option<usize>,
+    /// Safety snapshots: keep those within this duration of the newest [default: [safety.keep], else 14d]
+    #[arg(long, value_name = "DURATION")]
+    pub keep_safety_within: Option<String>,
     /// Only snapshots of this tier; its [tiers.T] keep policy applies when no --keep-* is given
     #[arg(long)]
     pub tier: Option<String>,
+    /// Also remove safety snapshots that applied migrations need to roll back
+    #[arg(long)]
+    pub force: bool,
     /// Also delete the data no snapshot references any more
     #[arg(long)]
     pub prune: bool,

@@ -1155,3 +1155,79 @@ fn every_way_back_on_postgres() {
     )
     .is_empty());
 }
+
+/// `forget --keep-last 1` once removed the safety snapshot of an applied
+/// change; `rollback` then failed half-way. The pin is read from
+/// `ripcord.changes`; a database that cannot be reached pins its
+/// migrations' snapshots too; after `--force`, `rollback` refuses before
+/// reverting anything.
+#[test]
+fn forget_keeps_the_safety_snapshot_an_applied_postgres_change_needs() {
+    let (ws, db) = setup("mig_pins");
+    two_phase(&ws);
+    ws.ok(&["migrate", "up"]);
+    let safety = rows(
+        &db,
+        "SELECT safety_snapshot FROM ripcord.changes WHERE name = '0003_drop_email'",
+    )
+    .pop()
+    .expect("a safety snapshot for 0003_drop_email");
+    ws.ok(&["snapshot"]);
+    ws.ok(&["snapshot"]);
+
+    let v = ws.json(&["forget", "--keep-last", "1", "--keep-safety-last", "0"]);
+    let decision = v["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == safety.as_str())
+        .unwrap_or_else(|| panic!("{safety} not judged: {v}"))
+        .clone();
+    assert_eq!(decision["keep"], true, "{decision}");
+    assert_eq!(decision["pin"]["change"], "0003_drop_email", "{decision}");
+    assert_eq!(
+        u64::try_from(ws.json(&["snapshots"]).as_array().unwrap().len()).unwrap(),
+        2
+    );
+    ws.run(&["forget", &safety])
+        .assert_code(3)
+        .assert_stderr_has("applied to app");
+
+    // The database cannot be reached: its migrations' snapshots stay.
+    let gone = [(
+        "RIPCORD_TARGETS__APP__URL",
+        cluster().url("mig_pins_nowhere"),
+    )];
+    let gone: Vec<(&str, &str)> = gone.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = ws.run_env(
+        &["forget", "--keep-last", "1", "--keep-safety-last", "0"],
+        &gone,
+    );
+    out.assert_ok();
+    out.assert_stderr_has("cannot be told");
+    ws.run_env(&["forget", &safety], &gone)
+        .assert_code(3)
+        .assert_stderr_has("reachable");
+
+    ws.ok(&["forget", &safety, "--force"])
+        .assert_stderr_has("will lose the data");
+    let before = rows(&db, "SELECT id, name FROM users ORDER BY id");
+    for args in [
+        &["rollback", "--to", "@expand", "--dry-run"][..],
+        &["rollback", "--to", "@expand"][..],
+    ] {
+        ws.run(args)
+            .assert_code(3)
+            .assert_stderr_has("nothing was reverted")
+            .assert_stderr_has(&safety);
+    }
+    assert_eq!(rows(&db, "SELECT id, name FROM users ORDER BY id"), before);
+    assert_eq!(
+        states(&ws),
+        [
+            "0001_users=applied",
+            "0002_seed=applied",
+            "0003_drop_email=applied"
+        ]
+    );
+}

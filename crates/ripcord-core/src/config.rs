@@ -103,6 +103,9 @@ pub struct Config {
     /// `[migrations]`: where the plan lives and which database it migrates.
     #[serde(default)]
     pub migrations: Option<MigrationsConfig>,
+    /// `[safety]`: how long `forget` keeps safety snapshots.
+    #[serde(default)]
+    pub safety: SafetyConfig,
     /// Where the file was read from; relative paths in it are resolved against its folder.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -205,6 +208,40 @@ pub struct KeepConfig {
     pub monthly: Option<usize>,
     pub yearly: Option<usize>,
     pub within: Option<String>,
+    /// Keep snapshots with these tags; `"a,b"` keeps those with both.
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// `[safety]`: safety snapshots, which in-place restores and migrations take
+/// (tagged `safety`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SafetyConfig {
+    /// `[safety.keep]`: the policy `forget` applies to safety snapshots,
+    /// apart from the user's snapshots. A table given here replaces the
+    /// default as a whole.
+    #[serde(default = "default_safety_keep")]
+    pub keep: KeepConfig,
+}
+
+/// Keeps the 5 newest safety snapshots of each target, and every one taken
+/// within 14 days of the newest: enough to undo a bad restore or migration
+/// noticed late, without keeping every one forever.
+fn default_safety_keep() -> KeepConfig {
+    KeepConfig {
+        last: Some(5),
+        within: Some("14d".into()),
+        ..KeepConfig::default()
+    }
+}
+
+impl Default for SafetyConfig {
+    fn default() -> Self {
+        SafetyConfig {
+            keep: default_safety_keep(),
+        }
+    }
 }
 
 /// `[migrations]`: the folder of migrations and the database they run against.

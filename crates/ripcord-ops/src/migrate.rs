@@ -10,7 +10,7 @@ use ripcord_migrate::analyze::Dialect;
 use ripcord_migrate::engine::{
     self, Conn, Database, DownOptions, DownReport, Note, UpOptions, UpReport,
 };
-use ripcord_migrate::tracking::{AppliedChange, PostgresTracker, SqliteTracker, Tracker};
+use ripcord_migrate::tracking::{AppliedChange, PostgresTracker, SqliteTracker};
 use ripcord_migrate::{Format, Plan};
 
 use crate::ctx::Ctx;
@@ -101,57 +101,7 @@ pub fn setup(ctx: &Ctx, format: Option<&str>) -> Result<Setup> {
 /// What the target database has recorded: `None` when it has no tracking
 /// tables (nothing has run yet). Never creates anything.
 pub fn recorded(target: &TargetConfig) -> ripcord_migrate::Result<Option<Vec<AppliedChange>>> {
-    match target {
-        TargetConfig::Sqlite { path, .. } => {
-            if !path.exists() {
-                return Ok(None);
-            }
-            let has_table = {
-                // Not read-only: that would leave `-wal` and `-shm` behind.
-                let conn = ripcord_targets::sqlite::open_to_read(path).map_err(|e| {
-                    ripcord_migrate::Error::io(
-                        format!("read {}", path.display()),
-                        std::io::Error::other(e.to_string()),
-                    )
-                })?;
-                conn.query_row(
-                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' \
-                     AND name = 'ripcord_changes'",
-                    [],
-                    |r| r.get::<_, i64>(0),
-                )
-                .map_err(|e| sqlite_error(path, e))?
-                    > 0
-            };
-            if !has_table {
-                return Ok(None);
-            }
-            SqliteTracker::open(path)?.applied().map(Some)
-        }
-        TargetConfig::Postgres { url, .. } => {
-            let mut tracker = PostgresTracker::connect(url)?;
-            match tracker.applied() {
-                Ok(rows) => Ok(Some(rows)),
-                // undefined_table, invalid_schema_name: nothing recorded yet.
-                Err(ripcord_migrate::Error::Postgres { source, .. })
-                    if source
-                        .as_db_error()
-                        .is_some_and(|db| matches!(db.code().code(), "42P01" | "3F000")) =>
-                {
-                    Ok(None)
-                }
-                Err(e) => Err(e),
-            }
-        }
-        TargetConfig::Dir { .. } => Ok(None),
-    }
-}
-
-fn sqlite_error(path: &Path, e: rusqlite::Error) -> ripcord_migrate::Error {
-    ripcord_migrate::Error::io(
-        format!("read {}", path.display()),
-        std::io::Error::other(e.to_string()),
-    )
+    ripcord_migrate::tracking::recorded(target)
 }
 
 /// A path as shown to the user: relative to the working folder when inside it.

@@ -7,7 +7,7 @@ use std::path::Path;
 use ripcord_core::config::{OnConflict, TargetConfig};
 use ripcord_core::revert::TableRevert;
 use ripcord_migrate::analyze::TableName;
-use ripcord_migrate::engine::{Conn, SafetyNet};
+use ripcord_migrate::engine::{Conn, SafetyNet, Unusable};
 use ripcord_repo::lock::LockGuard;
 use ripcord_repo::manifest::Content;
 use ripcord_repo::Repository;
@@ -167,6 +167,51 @@ impl SafetyNet for RepoNet<'_> {
             }
         }
         Ok(())
+    }
+
+    fn check(&mut self, needed: &[(&str, &str)]) -> ripcord_migrate::Result<Vec<Unusable>> {
+        let kind = self.config()?.kind();
+        let target = self.target.clone();
+        let repo = self.repo()?.clone();
+        let index = repo
+            .load_index()
+            .map_err(|e| wrap("pre-flight: read the repository index", e))?;
+        let mut unusable = Vec::new();
+        for (change, snapshot) in needed {
+            let reason = match repo.find_snapshot(snapshot) {
+                Err(ripcord_repo::Error::SnapshotNotFound { .. }) => Some(
+                    "is not in the repository (it was forgotten, or this is another repository)"
+                        .to_string(),
+                ),
+                Err(e) => Some(format!("cannot be read: {e}")),
+                Ok((_, snap)) => match snap.targets.first() {
+                    None => Some("holds no target".into()),
+                    Some(t) if t.content.kind() != kind => Some(format!(
+                        "holds a {} target, not the {kind} database {target}",
+                        t.content.kind()
+                    )),
+                    Some(t) => {
+                        let missing = ripcord_repo::walk::missing(&repo, &index, t)
+                            .map_err(|e| wrap("pre-flight: check the safety snapshots", e))?;
+                        (!missing.is_empty()).then(|| {
+                            format!(
+                                "is damaged: {} problem(s), first: {}",
+                                missing.len(),
+                                missing[0]
+                            )
+                        })
+                    }
+                },
+            };
+            if let Some(reason) = reason {
+                unusable.push(Unusable {
+                    change: change.to_string(),
+                    snapshot: snapshot.to_string(),
+                    reason,
+                });
+            }
+        }
+        Ok(unusable)
     }
 
     fn snapshot(

@@ -114,6 +114,13 @@ impl Classify for Error {
             Error::Corrupt { .. } => {
                 "run `ripcord verify --deep` to see which snapshots and files are affected"
             }
+            Error::SnapshotNotFound { id } if id == "latest" => {
+                "`latest` leaves out safety snapshots; `latest:safety` is the newest of those, \
+                 and `ripcord snapshots` lists them all"
+            }
+            Error::SnapshotNotFound { id } if id.starts_with("latest:") => {
+                "`latest:TAG` is the newest snapshot with that tag; `ripcord snapshots --tag TAG` lists them"
+            }
             Error::SnapshotNotFound { .. } => "`ripcord snapshots` lists the snapshot ids",
             Error::AmbiguousSnapshot { .. } => "give more characters of the id",
             Error::Locked { stale: true, .. } => {

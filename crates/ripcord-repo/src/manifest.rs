@@ -5,6 +5,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::Id;
 
+/// The tag of the snapshots ripcord takes itself before it changes something
+/// (an in-place restore, a migration). `latest` leaves them out, and
+/// `forget` keeps them under their own policy.
+pub const SAFETY_TAG: &str = "safety";
+
+/// A migration's safety snapshot is also tagged `migrate:<change>`.
+pub const MIGRATE_TAG_PREFIX: &str = "migrate:";
+
 /// `snapshots/<id>`: one point-in-time copy of one or more targets.
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct Snapshot {
@@ -48,6 +56,24 @@ impl Snapshot {
     }
     pub fn total_size(&self) -> u64 {
         self.targets.iter().map(|t| t.size).sum()
+    }
+    /// Taken by ripcord itself before an in-place restore or a migration.
+    pub fn is_safety(&self) -> bool {
+        self.tags.iter().any(|t| t == SAFETY_TAG)
+    }
+    /// Whether the snapshot carries every tag of `tags`.
+    pub fn has_tags<S: AsRef<str>>(&self, tags: &[S]) -> bool {
+        tags.iter()
+            .all(|want| self.tags.iter().any(|t| t == want.as_ref()))
+    }
+    /// The change a migration's safety snapshot was taken before.
+    pub fn migration_change(&self) -> Option<&str> {
+        if !self.is_safety() {
+            return None;
+        }
+        self.tags
+            .iter()
+            .find_map(|t| t.strip_prefix(MIGRATE_TAG_PREFIX))
     }
 }
 

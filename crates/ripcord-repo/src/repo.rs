@@ -292,26 +292,36 @@ impl Repository {
         Ok(self.snapshot_list()?.snapshots)
     }
 
-    /// Resolves an id prefix (or `latest`) to one snapshot.
-    pub fn find_snapshot(&self, prefix: &str) -> Result<(Id, Snapshot)> {
-        Ok(self.find_snapshot_noting(prefix)?.0)
+    /// Resolves a selector to one snapshot: an id or a unique prefix of
+    /// one; `latest`, the newest snapshot that is not a safety snapshot;
+    /// `latest:TAG`, the newest snapshot tagged TAG (`latest:safety` is the
+    /// newest safety snapshot).
+    pub fn find_snapshot(&self, selector: &str) -> Result<(Id, Snapshot)> {
+        Ok(self.find_snapshot_noting(selector)?.0)
     }
 
     /// Like [`find_snapshot`](Self::find_snapshot), also returning the
     /// damaged manifests `latest` skipped, for the caller to warn about.
     pub fn find_snapshot_noting(
         &self,
-        prefix: &str,
+        selector: &str,
     ) -> Result<((Id, Snapshot), Vec<DamagedSnapshot>)> {
-        if prefix == "latest" {
-            let mut list = self.snapshot_list()?;
+        if let Some(wanted) = latest_selector(selector) {
+            let list = self.snapshot_list()?;
             let found = list
                 .snapshots
-                .pop()
-                .ok_or_else(|| Error::SnapshotNotFound { id: prefix.into() })?;
+                .into_iter()
+                .rev()
+                .find(|(_, s)| match wanted {
+                    None => !s.is_safety(),
+                    Some(tag) => s.tags.iter().any(|t| t == tag),
+                })
+                .ok_or_else(|| Error::SnapshotNotFound {
+                    id: selector.into(),
+                })?;
             return Ok((found, list.damaged));
         }
-        let id = self.resolve_snapshot_id(prefix)?;
+        let id = self.resolve_snapshot_id(selector)?;
         Ok(((id, self.load_snapshot(&id)?), Vec::new()))
     }
 
@@ -520,6 +530,16 @@ impl Repository {
     }
 }
 
+/// `latest` → `Some(None)`, `latest:TAG` → `Some(Some(TAG))`, anything else
+/// (an id) → `None`.
+fn latest_selector(selector: &str) -> Option<Option<&str>> {
+    match selector.split_once(':') {
+        None if selector == "latest" => Some(None),
+        Some(("latest", tag)) if !tag.is_empty() => Some(Some(tag)),
+        _ => None,
+    }
+}
+
 fn write_key_file(
     backend: &dyn Backend,
     master: &MasterKey,
@@ -642,5 +662,23 @@ impl DamagedSnapshot {
             self.error,
             self.id.short()
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::latest_selector;
+
+    #[test]
+    fn latest_selectors() {
+        assert_eq!(latest_selector("latest"), Some(None));
+        assert_eq!(latest_selector("latest:safety"), Some(Some("safety")));
+        assert_eq!(
+            latest_selector("latest:pre-deploy"),
+            Some(Some("pre-deploy"))
+        );
+        assert_eq!(latest_selector("latest:"), None);
+        assert_eq!(latest_selector("1a2b3c4d"), None);
+        assert_eq!(latest_selector("latestx"), None);
     }
 }

@@ -46,7 +46,14 @@ jobs = 0
 #
 # [tiers.daily]
 # every = "24h"
-# keep = { daily = 30 }
+# keep = { daily = 30 }        # also last, hourly, weekly, monthly, yearly, within, tags = ["pre-deploy"]
+
+# Safety snapshots (tagged `safety`, taken by in-place restores and migrations) are kept apart
+# from yours, by this policy; a migration's safety snapshot also stays while its change is applied.
+#
+# [safety.keep]
+# last = 5                      # the default: the 5 newest of each target,
+# within = "14d"                # and every one within 14 days of the newest
 
 # Migrations: `ripcord migrate plan|status|lint|up|down|rehearse` and `ripcord rollback`.
 # The format of `dir` (native, sqitch, Flyway, golang-migrate, dbmate, timestamped) is detected.

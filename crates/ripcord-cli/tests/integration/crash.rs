@@ -4,7 +4,7 @@
 //! next run reuses what the killed one uploaded.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ripcord_testing::data::{self, write_file, Rng};
 use ripcord_testing::process::{kill9_child, wait_until};
@@ -446,4 +446,311 @@ fn in_place_restore_killed_in_the_middle_of_the_swap() {
 #[test]
 fn in_place_restore_killed_after_the_last_move() {
     in_place_restore_killed_at("restore-swapped", 134);
+}
+
+// ----- (e) kill -9 at random moments of prune and of an in-place SQLite restore -----
+
+/// How many kills each random-moment test lands.
+const RANDOM_KILLS: usize = 20;
+
+/// The lock files in the repository, without the temporary files a lock
+/// is written through (a kill can leave one; nothing reads them).
+fn lock_files(ws: &Workspace) -> Vec<PathBuf> {
+    files_in(ws, "locks")
+        .into_iter()
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .collect()
+}
+
+/// Starts `ripcord ARGS` and waits, polling closely, until it holds its
+/// repository lock, so that a delay lands in the work rather than in
+/// deriving the key. Returns the child and when the lock appeared; `None`
+/// when the run ended before its lock was seen.
+fn spawn_locked(ws: &Workspace, args: &[&str]) -> (std::process::Child, Option<Instant>) {
+    assert!(lock_files(ws).is_empty(), "a lock is left over");
+    let mut child = ws.spawn(args, &[]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if !lock_files(ws).is_empty() {
+            return (child, Some(Instant::now()));
+        }
+        if child.try_wait().unwrap().is_some() {
+            return (child, None);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{args:?} neither took its lock nor ended"
+        );
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+/// Kills runs of one command at random moments of their work, which is
+/// measured as it goes: the moment is drawn within the shortest run seen
+/// uninterrupted so far, from when the run holds its lock.
+struct RandomKiller {
+    rng: Rng,
+    work: Option<Duration>,
+    killed: usize,
+    runs: usize,
+    moments: Vec<Duration>,
+}
+
+impl RandomKiller {
+    fn new(seed: u64) -> RandomKiller {
+        RandomKiller {
+            rng: Rng::new(seed),
+            work: None,
+            killed: 0,
+            runs: 0,
+            moments: Vec::new(),
+        }
+    }
+
+    /// Runs `ARGS` to the end, to learn how long its work takes.
+    fn measure(&mut self, ws: &Workspace, args: &[&str]) {
+        let (mut child, locked) = spawn_locked(ws, args);
+        let status = child.wait().unwrap();
+        assert!(status.success(), "{args:?} failed on its own: {status}");
+        if let Some(locked) = locked {
+            self.learn(locked.elapsed());
+        }
+    }
+
+    fn learn(&mut self, took: Duration) {
+        self.work = Some(self.work.map_or(took, |w| w.min(took)));
+    }
+
+    /// Runs `ARGS` and kills it at a random moment of its work. Returns
+    /// when it was killed (`None`: it ended first, successfully).
+    fn run(&mut self, ws: &Workspace, args: &[&str]) -> Option<Duration> {
+        self.runs += 1;
+        assert!(
+            self.runs <= 3 * RANDOM_KILLS,
+            "only {} of {} runs of {args:?} were killed mid-way (their work takes {:?})",
+            self.killed,
+            self.runs,
+            self.work
+        );
+        let work = self.work.expect("measured first");
+        let at = Duration::from_micros(self.rng.below(work.as_micros().max(1) as u64));
+        let (mut child, locked) = spawn_locked(ws, args);
+        if let Some(locked) = locked {
+            std::thread::sleep(at.saturating_sub(locked.elapsed()));
+        }
+        let (status, was_killed) = kill9_child(&mut child);
+        if was_killed {
+            self.killed += 1;
+            self.moments.push(at);
+            Some(at)
+        } else {
+            assert!(status.success(), "{args:?} failed on its own: {status}");
+            if let Some(locked) = locked {
+                self.learn(locked.elapsed());
+            }
+            None
+        }
+    }
+
+    /// What the kills hit, for the log.
+    fn summary(&self, what: &str) -> String {
+        let mut ms: Vec<f64> = self.moments.iter().map(|m| m.as_secs_f64() * 1e3).collect();
+        ms.sort_by(f64::total_cmp);
+        let ms: Vec<String> = ms.iter().map(|m| format!("{m:.1}")).collect();
+        format!(
+            "{what}: {} of {} runs killed, work about {:?}; killed at [{}] ms",
+            self.killed,
+            self.runs,
+            self.work.unwrap_or_default(),
+            ms.join(" ")
+        )
+    }
+}
+
+/// Prune, killed at random moments of its work. Before each run a new
+/// snapshot replaces a file and the oldest snapshot is forgotten, so every
+/// prune has packs to delete and to repack. After each kill, the repository
+/// verifies deep, the snapshots are the ones kept, and one of them restores
+/// exactly (all of them at the end).
+#[test]
+fn prune_killed_from_outside_at_random_moments() {
+    let mut ws = workspace();
+    let app = ws.dir_target("app", "app", &[]);
+    write_file(&app.join("base.txt"), &data::text(140, 20_000));
+    write_file(&app.join("keep.bin"), &data::random_bytes(141, 300_000));
+    ws.init();
+    let mut kept: std::collections::VecDeque<(String, Fingerprint)> = Default::default();
+    // Each round's pack holds a file that the next snapshots keep
+    // (`kept-N.bin`, for three rounds) and one they do not (`changing.bin`):
+    // every prune repacks a pack, and deletes one whose kept files are
+    // gone by now; the repository stays small.
+    let round = |kept: &mut std::collections::VecDeque<(String, Fingerprint)>, i: u64| {
+        write_file(
+            &app.join("changing.bin"),
+            &data::random_bytes(2000 + i, 512 << 10),
+        );
+        write_file(
+            &app.join(format!("kept-{i}.bin")),
+            &data::random_bytes(4000 + i, 512 << 10),
+        );
+        if let Some(old) = i.checked_sub(3) {
+            let _ = std::fs::remove_file(app.join(format!("kept-{old}.bin")));
+        }
+        write_file(&app.join("round.txt"), &data::text(3000 + i, 3_000));
+        let print = Fingerprint::of(&app);
+        kept.push_back((ws.snapshot_id(&[] as &[&str]), print));
+        if kept.len() > 2 {
+            let (old, _) = kept.pop_front().unwrap();
+            ws.ok(&["forget", &old]);
+        }
+    };
+    let mut killer = RandomKiller::new(0x9121);
+    for i in 0..5 {
+        round(&mut kept, i);
+        if i < 2 {
+            continue;
+        }
+        let plan = ws.json(&["prune", "--dry-run"]);
+        assert!(u64_of(&plan["packs_repacked"], "repacked") >= 1, "{plan}");
+        killer.measure(&ws, &["prune"]);
+    }
+    let started = Instant::now();
+    while killer.killed < RANDOM_KILLS {
+        round(&mut kept, 10 + killer.runs as u64);
+        let Some(at) = killer.run(&ws, &["prune"]) else {
+            continue;
+        };
+        ws.ok(&["unlock"]);
+        let ids: Vec<String> = kept.iter().map(|(id, _)| id.clone()).collect();
+        let mut listed: Vec<String> = names_in(&ws.repo().join("snapshots"));
+        listed.sort();
+        let mut want = ids.clone();
+        want.sort();
+        assert_eq!(listed, want, "after a prune killed at {at:?}");
+        verify_ok(&ws, true);
+        let (id, print) = &kept[killer.killed % kept.len()];
+        assert_restores_to(
+            &ws,
+            id,
+            print,
+            &format!("{id} after a prune killed at {at:?}"),
+        );
+    }
+    eprintln!("{}, in {:?}", killer.summary("prune"), started.elapsed());
+    // A last, whole prune leaves nothing behind.
+    ws.ok(&["prune"]);
+    let report = verify_ok(&ws, true);
+    assert!(
+        report["warnings"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
+    let again = ws.json(&["prune", "--dry-run"]);
+    assert_eq!(u64_of(&again["bytes_freed"], "bytes_freed"), 0, "{again}");
+    for (id, print) in &kept {
+        assert_restores_to(&ws, id, print, &format!("{id} after the last prune"));
+    }
+}
+
+/// Every row of every table, after opening the database the way an
+/// application would (which rolls back a hot journal a kill left).
+fn sqlite_content(db: &std::path::Path) -> std::collections::BTreeMap<String, Vec<String>> {
+    rusqlite::Connection::open(db)
+        .and_then(|c| {
+            c.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+                r.get::<_, i64>(0)
+            })
+        })
+        .unwrap_or_else(|e| panic!("open {} after the kill: {e}", db.display()));
+    ripcord_testing::sqlite::dump(db)
+}
+
+/// An in-place restore of a SQLite database, killed at random moments of
+/// its work (staging the image, the safety snapshot, copying it in). Two
+/// snapshots with different content are restored in turn; after each kill
+/// the database holds exactly one of them, the repository verifies deep,
+/// and the next restore runs.
+#[test]
+fn in_place_sqlite_restore_killed_at_random_moments() {
+    let mut ws = workspace();
+    let db = ws.sqlite_target("app", "app.db");
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE docs (id INTEGER PRIMARY KEY, body TEXT NOT NULL);
+             CREATE TABLE tags (doc INTEGER NOT NULL, tag TEXT NOT NULL);",
+        )
+        .unwrap();
+        let tx = conn.unchecked_transaction().unwrap();
+        for i in 0..6_000u64 {
+            let body = String::from_utf8(data::text(5000 + i, 300)).unwrap();
+            tx.execute(
+                "INSERT INTO docs VALUES (?1, ?2)",
+                rusqlite::params![i, body],
+            )
+            .unwrap();
+            tx.execute(
+                "INSERT INTO tags VALUES (?1, ?2)",
+                rusqlite::params![i, format!("t{}", i % 7)],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    ws.init();
+    let a = (ws.snapshot_id(&[] as &[&str]), sqlite_content(&db));
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "UPDATE docs SET body = upper(body) WHERE id % 5 = 0;
+             DELETE FROM tags WHERE doc % 3 = 0;
+             CREATE TABLE audit (at TEXT, what TEXT);
+             INSERT INTO audit VALUES ('now', 'changed after a');",
+        )
+        .unwrap();
+    let b = (ws.snapshot_id(&[] as &[&str]), sqlite_content(&db));
+    assert_ne!(a.1, b.1);
+    let states = [a, b];
+
+    // The database holds b; restoring a, then b, is the work to measure.
+    let mut killer = RandomKiller::new(0xdb5);
+    killer.measure(&ws, &["restore", &states[0].0]);
+    killer.measure(&ws, &["restore", &states[1].0]);
+    let mut now = 1;
+    assert!(sqlite_content(&db) == states[now].1, "b restored");
+
+    let started = Instant::now();
+    while killer.killed < RANDOM_KILLS {
+        let want = 1 - now;
+        let killed_at = killer.run(&ws, &["restore", &states[want].0]);
+        let content = sqlite_content(&db);
+        let Some(at) = killed_at else {
+            assert!(
+                content == states[want].1,
+                "restore {} did not restore",
+                killer.runs
+            );
+            now = want;
+            continue;
+        };
+        now = states
+            .iter()
+            .position(|(_, c)| *c == content)
+            .unwrap_or_else(|| {
+                panic!("restore killed at {at:?}: the database is neither old nor new")
+            });
+        ws.ok(&["unlock"]);
+        verify_ok(&ws, true);
+    }
+    eprintln!("{}, in {:?}", killer.summary("restore"), started.elapsed());
+    // What a kill left beside the database (a staged image) does not stop
+    // the next restore, which removes it.
+    let want = 1 - now;
+    ws.ok(&["restore", &states[want].0]);
+    assert!(sqlite_content(&db) == states[want].1);
+    let leftovers: Vec<String> = names_in(ws.root())
+        .into_iter()
+        .filter(|n| n.contains("ripcord-restore"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    verify_ok(&ws, true);
 }

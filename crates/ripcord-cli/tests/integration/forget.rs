@@ -178,3 +178,189 @@ fn forget_prune_after_forgetting_by_id() {
     assert_restores_to(&ws, &ids[0], &prints[0], "first");
     assert_restores_to(&ws, &ids[2], &prints[2], "last");
 }
+
+// ----- safety snapshots: `latest`, retention apart, --keep-tag -----
+
+/// The decisions of `forget --json --dry-run ARGS`, as (id, keep).
+fn plan(ws: &Workspace, args: &[&str]) -> Vec<(String, bool)> {
+    let mut all = vec!["forget", "--dry-run"];
+    all.extend_from_slice(args);
+    let v = ws.json(&all);
+    v["decisions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no decisions: {v}"))
+        .iter()
+        .map(|d| (d["id"].as_str().unwrap().to_string(), d["keep"] == true))
+        .collect()
+}
+
+fn kept(plan: &[(String, bool)], id: &str) -> bool {
+    plan.iter()
+        .find(|(i, _)| i == id)
+        .unwrap_or_else(|| panic!("{id} not judged: {plan:?}"))
+        .1
+}
+
+/// The id of the safety snapshot an in-place `restore --json` took.
+fn restore_in_place(ws: &Workspace, id: &str) -> String {
+    let r = ws.json(&["restore", id]);
+    r["safety_snapshot"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no safety snapshot: {r}"))
+        .to_string()
+}
+
+#[test]
+fn a_second_restore_latest_does_not_restore_the_first_ones_safety_snapshot() {
+    let (ws, ids, prints) = with_snapshots(2, 50);
+    let app = ws.path("app");
+    let good = &prints[1];
+    // Damage, then `restore latest` twice, as a user unsure whether the
+    // first one worked would.
+    write_file(&app.join("base.txt"), b"damaged\n");
+    let damaged = Fingerprint::of(&app);
+    let safety = restore_in_place(&ws, "latest");
+    Fingerprint::of(&app).assert_same(good, "after the first restore latest");
+    write_file(&app.join("base.txt"), b"damaged again\n");
+    ws.ok(&["restore", "latest"]);
+    Fingerprint::of(&app).assert_same(good, "after the second restore latest");
+
+    // Safety snapshots stay reachable: by selector, by tag, by id.
+    let newest_safety = ws.json(&["show", "latest:safety"]);
+    assert_ne!(newest_safety["id"], ids[1].as_str());
+    assert!(strings(&newest_safety["tags"]).contains(&"safety".to_string()));
+    let tagged = ws.json(&["snapshots", "--tag", "safety"]);
+    assert_eq!(tagged.as_array().unwrap().len(), 2, "{tagged}");
+    assert_restores_to(&ws, &safety, &damaged, "the first safety snapshot, by id");
+    assert_eq!(ws.json(&["show", "latest"])["id"], ids[1].as_str());
+
+    // latest:TAG finds the newest snapshot with any tag.
+    let tagged_id = ws.snapshot_id(&["--tag", "pre-deploy"]);
+    ws.snapshot_id(&[] as &[&str]);
+    assert_eq!(
+        ws.json(&["show", "latest:pre-deploy"])["id"],
+        tagged_id.as_str()
+    );
+    ws.run(&["show", "latest:nope"])
+        .assert_code(2)
+        .assert_stderr_has("snapshots --tag");
+}
+
+#[test]
+fn latest_with_only_safety_snapshots_points_to_latest_safety() {
+    let (ws, ids, _) = with_snapshots(1, 51);
+    restore_in_place(&ws, &ids[0]);
+    ws.ok(&["forget", &ids[0]]);
+    ws.run(&["restore", "latest"])
+        .assert_code(2)
+        .assert_stderr_has("latest:safety");
+    ws.ok(&["show", "latest:safety"]);
+}
+
+/// The README's `forget --keep-daily 7 --keep-weekly 4 --prune` once removed
+/// the day's `pre-deploy` snapshot because a safety snapshot taken later
+/// that day was the day's newest; and it kept the safety snapshot instead.
+#[test]
+fn readme_forget_keeps_the_pre_deploy_snapshot_not_a_later_safety_snapshot() {
+    let (ws, ids, _) = with_snapshots(1, 52);
+    let app = ws.path("app");
+    write_file(&app.join("release.txt"), b"release 2\n");
+    let deploy_print = Fingerprint::of(&app);
+    let pre_deploy = ws.snapshot_id(&["--tag", "pre-deploy"]);
+    // The deploy goes wrong; the user restores the earlier snapshot, which
+    // takes a safety snapshot, the newest of the day.
+    write_file(&app.join("release.txt"), b"broken release 3\n");
+    let safety = restore_in_place(&ws, &ids[0]);
+
+    ws.ok(&[
+        "forget",
+        "--keep-daily",
+        "7",
+        "--keep-weekly",
+        "4",
+        "--prune",
+    ]);
+    let left = ws.snapshot_ids();
+    assert!(left.contains(&pre_deploy), "pre-deploy removed: {left:?}");
+    assert!(
+        left.contains(&safety),
+        "the safety snapshot is kept by its own policy"
+    );
+    assert!(
+        !left.contains(&ids[0]),
+        "the older snapshot of the day goes: {left:?}"
+    );
+    ws.ok(&["verify", "--deep"]);
+    assert_restores_to(&ws, &pre_deploy, &deploy_print, "pre-deploy after forget");
+    assert_eq!(ws.json(&["show", "latest"])["id"], pre_deploy.as_str());
+
+    // A later snapshot the same day is the day's keeper; --keep-tag keeps
+    // the pre-deploy one too, as the README's example does.
+    ws.snapshot_id(&[] as &[&str]);
+    let daily = ["--keep-daily", "7", "--keep-weekly", "4"];
+    assert!(!kept(&plan(&ws, &daily), &pre_deploy));
+    let mut with_tag = daily.to_vec();
+    with_tag.extend(["--keep-tag", "pre-deploy"]);
+    let p = plan(&ws, &with_tag);
+    assert!(kept(&p, &pre_deploy), "{p:?}");
+}
+
+#[test]
+fn safety_snapshots_are_kept_under_their_own_policy() {
+    let (ws, ids, prints) = with_snapshots(2, 53);
+    let app = ws.path("app");
+    let mut safety = Vec::new();
+    for i in 0..3 {
+        write_file(&app.join("base.txt"), format!("damage {i}\n").as_bytes());
+        safety.push(restore_in_place(&ws, &ids[1]));
+    }
+    // The user's --keep-last 1 counts the user's snapshots only; the
+    // default safety policy (5 newest, 14 days) keeps all three.
+    let p = plan(&ws, &["--keep-last", "1"]);
+    assert!(kept(&p, &ids[1]) && !kept(&p, &ids[0]), "{p:?}");
+    assert!(safety.iter().all(|s| kept(&p, s)), "{p:?}");
+
+    // Flags set the safety policy...
+    let p = plan(&ws, &["--keep-last", "1", "--keep-safety-last", "1"]);
+    assert_eq!(
+        safety.iter().map(|s| kept(&p, s)).collect::<Vec<_>>(),
+        [false, false, true],
+        "{p:?}"
+    );
+    // ...alone, they leave the user's snapshots be.
+    let p = plan(&ws, &["--keep-safety-last", "2"]);
+    assert!(kept(&p, &ids[0]) && kept(&p, &ids[1]), "{p:?}");
+    assert!(!kept(&p, &safety[0]) && kept(&p, &safety[2]), "{p:?}");
+    // --keep-tag applies to both.
+    let p = plan(&ws, &["--keep-safety-last", "0", "--keep-tag", "safety"]);
+    assert!(safety.iter().all(|s| kept(&p, s)), "{p:?}");
+
+    // ...and so does [safety.keep] in ripcord.toml.
+    let mut ws = ws;
+    ws.append_config("[safety.keep]\nlast = 2\n");
+    let p = plan(&ws, &["--keep-last", "1"]);
+    assert_eq!(
+        safety.iter().map(|s| kept(&p, s)).collect::<Vec<_>>(),
+        [false, true, true],
+        "{p:?}"
+    );
+    ws.ok(&["forget", "--keep-last", "1", "--prune"])
+        .assert_stdout_has("removed 2 snapshot(s) (1 of them safety snapshots");
+    ws.ok(&["verify", "--deep"]);
+    assert_restores_to(&ws, &ids[1], &prints[1], "kept user snapshot");
+}
+
+#[test]
+fn an_empty_safety_policy_is_refused() {
+    let (mut ws, _, _) = with_snapshots(1, 54);
+    ws.append_config("[safety.keep]\n");
+    let before = repo_hashes(&ws.repo());
+    ws.run(&["forget", "--keep-last", "1"])
+        .assert_code(2)
+        .assert_stderr_has("[safety.keep]");
+    ws.append_config("within = \"soon\"\n");
+    ws.run(&["forget", "--keep-last", "1"])
+        .assert_code(2)
+        .assert_stderr_has("duration");
+    assert_eq!(repo_hashes(&ws.repo()), before);
+}

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use ripcord_testing::data::write_file;
-use ripcord_testing::Workspace;
+use ripcord_testing::{repo_hashes, Workspace};
 
 use crate::common::*;
 
@@ -771,4 +771,166 @@ fn flyway_repeatable_changes_run_again_when_edited() {
     assert_eq!(ran, ["V2__nick", "R__names"]);
     assert_eq!(rows(&db, "SELECT * FROM names"), ["ann|a"]);
     ws.ok(&["migrate", "status"]);
+}
+
+// ----- safety snapshots that applied changes need are pinned -----
+
+/// `users` with e-mail and phone, then two changes without down scripts
+/// that each drop one column: each gets a safety snapshot.
+fn two_drops(ws: &Workspace) {
+    write(
+        ws,
+        "migrations/0001_users/up.sql",
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT, email TEXT, phone TEXT);\n\
+         INSERT INTO users VALUES (1, 'ann', 'ann@example.com', '555-1'), \
+         (2, 'bob', 'bob@example.com', '555-2');\n",
+    );
+    write(ws, "migrations/0001_users/down.sql", "DROP TABLE users;\n");
+    write(
+        ws,
+        "migrations/0002_drop_email/up.sql",
+        "ALTER TABLE users DROP COLUMN email;\n",
+    );
+    write(
+        ws,
+        "migrations/0003_drop_phone/up.sql",
+        "ALTER TABLE users DROP COLUMN phone;\n",
+    );
+}
+
+/// The safety snapshot recorded for `change`.
+fn safety_of(db: &Path, change: &str) -> String {
+    let v = rows(
+        db,
+        &format!("SELECT safety_snapshot FROM ripcord_changes WHERE name = '{change}'"),
+    );
+    assert!(
+        v.len() == 1 && !v[0].is_empty(),
+        "{change} has no safety snapshot: {v:?}"
+    );
+    v[0].clone()
+}
+
+/// `forget --keep-last 1 --prune` once removed the safety snapshots of
+/// applied changes without a word; `migrate down` then failed half-way.
+#[test]
+fn forget_keep_last_keeps_the_safety_snapshots_applied_changes_need() {
+    let (ws, db) = setup();
+    two_drops(&ws);
+    ws.ok(&["migrate", "up"]);
+    let email = safety_of(&db, "0002_drop_email");
+    let phone = safety_of(&db, "0003_drop_phone");
+    // The user's own snapshots, newer than the safety snapshots.
+    let mine = ws.snapshot_id(&[] as &[&str]);
+    let mine2 = ws.snapshot_id(&[] as &[&str]);
+
+    let v = ws.json(&["forget", "--keep-last", "1", "--keep-safety-last", "0"]);
+    let mut pinned: Vec<String> = v["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["pin"]["kind"] == "change")
+        .map(|d| format!("{}={}", d["pin"]["change"].as_str().unwrap(), d["keep"]))
+        .collect();
+    pinned.sort();
+    assert_eq!(
+        pinned,
+        ["0002_drop_email=true", "0003_drop_phone=true"],
+        "{v}"
+    );
+    let mut left = ws.snapshot_ids();
+    left.sort();
+    let mut want = vec![email.clone(), phone.clone(), mine2];
+    want.sort();
+    assert_eq!(left, want, "only {mine} goes");
+    ws.ok(&["prune"]);
+    ws.ok(&["verify", "--deep"]);
+
+    // By id: refused, with what it would cost, and nothing removed.
+    let before = repo_hashes(&ws.repo());
+    ws.run(&["forget", &phone])
+        .assert_code(3)
+        .assert_stderr_has("0003_drop_phone")
+        .assert_stderr_has("--force");
+    assert_eq!(repo_hashes(&ws.repo()), before);
+
+    // The whole way back still works.
+    ws.ok(&["rollback", "--to", "0001_users"]);
+    assert_eq!(
+        rows(&db, "SELECT * FROM users ORDER BY id"),
+        ["1|ann|ann@example.com|555-1", "2|bob|bob@example.com|555-2"]
+    );
+    // Reverted changes pin nothing: their snapshots go by the policy.
+    ws.ok(&["forget", "--keep-last", "1", "--keep-safety-last", "0"]);
+    assert_eq!(ws.snapshot_ids().len(), 1);
+}
+
+/// Forgetting a pinned snapshot with --force warns; `migrate down` then
+/// refuses before reverting anything (also on a dry run) instead of failing
+/// half-way with the database half rolled back.
+#[test]
+fn migrate_down_refuses_before_reverting_when_a_safety_snapshot_is_gone() {
+    let (ws, db) = setup();
+    two_drops(&ws);
+    ws.ok(&["migrate", "up"]);
+    let email = safety_of(&db, "0002_drop_email");
+    ws.ok(&["forget", &email, "--force"])
+        .assert_stderr_has("rolling 0002_drop_email back will lose the data it destroyed");
+    let before = rows(&db, "SELECT * FROM users ORDER BY id");
+    let status = states(&ws);
+
+    for dry in [true, false] {
+        let mut args = vec!["rollback", "--to", "0001_users"];
+        if dry {
+            args.push("--dry-run");
+        }
+        ws.run(&args)
+            .assert_code(3)
+            .assert_stderr_has("nothing was reverted")
+            .assert_stderr_has(&format!("0002_drop_email needs safety snapshot {email}"))
+            .assert_stderr_has("migrate down --to 0002_drop_email");
+        assert_eq!(rows(&db, "SELECT * FROM users ORDER BY id"), before);
+        assert_eq!(states(&ws), status);
+    }
+    // What the hint says works: the change after it is reverted.
+    ws.ok(&["migrate", "down", "--to", "0002_drop_email"]);
+    assert_eq!(
+        rows(&db, "SELECT * FROM users ORDER BY id"),
+        ["1|ann|555-1", "2|bob|555-2"]
+    );
+
+    // A damaged snapshot is refused the same way: a pack it needs is gone.
+    ws.ok(&["migrate", "up"]);
+    let phone = safety_of(&db, "0003_drop_phone");
+    for pack in files_in(&ws, "data") {
+        std::fs::remove_file(pack).unwrap();
+    }
+    ws.run(&["migrate", "down", "--to", "0002_drop_email", "--dry-run"])
+        .assert_code(3)
+        .assert_stderr_has(&format!("safety snapshot {phone}, which is damaged"));
+}
+
+/// A database that cannot be read for its pins keeps its migrations' safety
+/// snapshots: kept with a warning by a policy, refused by id, unless --force.
+#[test]
+fn forget_keeps_migration_snapshots_when_the_database_cannot_be_read() {
+    let (ws, db) = setup();
+    two_drops(&ws);
+    ws.ok(&["migrate", "up"]);
+    let email = safety_of(&db, "0002_drop_email");
+    ws.snapshot_id(&[] as &[&str]);
+    let moved = ws.path("elsewhere.db");
+    std::fs::rename(&db, &moved).unwrap();
+
+    ws.ok(&["forget", "--keep-last", "1", "--keep-safety-last", "0"])
+        .assert_stderr_has("cannot be told")
+        .assert_stdout_has("maybe-pinned");
+    assert_eq!(ws.snapshot_ids().len(), 3);
+    ws.run(&["forget", &email])
+        .assert_code(3)
+        .assert_stderr_has("reachable");
+    ws.ok(&["forget", &email, "--force"])
+        .assert_stderr_has("may lose");
+    assert_eq!(ws.snapshot_ids().len(), 2);
+    std::fs::rename(&moved, &db).unwrap();
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 use ripcord_core::failpoint;
 
 use super::db::{self, drop_tables, execute, execute_each, Database};
-use super::net::SafetyNet;
+use super::net::{SafetyNet, Unusable};
 use super::prepare::{self, Prepared};
 use super::{DownChange, DownOptions, DownReport, DroppedTable, How, Note};
 use crate::analyze::Kind;
@@ -70,12 +70,20 @@ pub fn down(
         })
         .collect();
     prepare::check_scripts(db, &checks)?;
-    // Only reverts from a snapshot need the repository.
-    if work
+    // Only reverts from a snapshot need the repository, and every snapshot
+    // they need must be there and readable: finding one gone half-way would
+    // leave the database half rolled back.
+    let needed: Vec<(&str, &str)> = work
         .iter()
-        .any(|(_, _, _, how)| matches!(how, How::Snapshot | How::DownScriptAndSnapshot))
-    {
+        .filter(|(_, _, _, how)| matches!(how, How::Snapshot | How::DownScriptAndSnapshot))
+        .filter_map(|(p, snapshot, ..)| Some((p.name(), snapshot.as_deref()?)))
+        .collect();
+    if !needed.is_empty() {
         net.preflight(Some(&std::collections::BTreeSet::new()))?;
+        let unusable = net.check(&needed)?;
+        if !unusable.is_empty() {
+            return Err(unusable_snapshots(&unusable));
+        }
     }
 
     let mut report = DownReport {
@@ -106,6 +114,30 @@ pub fn down(
         note(Note::Reverted(out));
     }
     Ok(report)
+}
+
+/// The refusal when safety snapshots a revert needs cannot be used.
+fn unusable_snapshots(unusable: &[Unusable]) -> Error {
+    let lines: Vec<String> = unusable
+        .iter()
+        .map(|u| {
+            format!(
+                "change {} needs safety snapshot {}, which {}",
+                u.change, u.snapshot, u.reason
+            )
+        })
+        .collect();
+    // The newest change that cannot be reverted (they are listed newest
+    // first): stopping there reverts every change after it, all of which can.
+    let stop = &unusable.first().expect("not empty").change;
+    Error::Refused {
+        message: format!("pre-flight: nothing was reverted: {}", lines.join("; ")),
+        hint: format!(
+            "`migrate down --to {stop}` reverts only the changes after it; to undo {stop} too, \
+             restore the database from an older snapshot with `ripcord restore`, or bring the \
+             snapshot back (`ripcord verify` tells what is damaged)"
+        ),
+    }
 }
 
 /// How a change can be undone, or why it cannot.

@@ -25,7 +25,7 @@ use crate::analyze::TableName;
 
 pub use self::db::{Conn, Database};
 pub use self::down::down;
-pub use self::net::SafetyNet;
+pub use self::net::{SafetyNet, Unusable};
 pub use self::up::up;
 
 /// Who is migrating, and how far.

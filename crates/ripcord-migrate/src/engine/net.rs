@@ -10,11 +10,28 @@ use super::db::Conn;
 use crate::analyze::TableName;
 use crate::Result;
 
+/// A safety snapshot that a revert needs and cannot use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unusable {
+    pub change: String,
+    pub snapshot: String,
+    /// Why: missing, damaged, another database.
+    pub reason: String,
+}
+
 pub trait SafetyNet {
     /// Before anything runs: the repository is reachable and writable, and
     /// has room for snapshots of `tables` (`None`: the whole database; an
     /// empty set when only reverts from snapshots are ahead).
     fn preflight(&mut self, tables: Option<&BTreeSet<TableName>>) -> Result<()>;
+
+    /// Before a `down` reverts anything: whether each of `needed`
+    /// (change, snapshot id) can be reverted from, that is, the snapshot
+    /// exists, its manifest reads, it holds this database, and every blob it
+    /// needs is in the repository. Reads no table data. Returns the changes
+    /// whose snapshot cannot be used, each with the reason; `Err` only when
+    /// the repository itself cannot be asked.
+    fn check(&mut self, needed: &[(&str, &str)]) -> Result<Vec<Unusable>>;
 
     /// Snapshots `tables` (`None`: the whole database) before `change`
     /// runs; tables that do not exist yet are left out. Returns the

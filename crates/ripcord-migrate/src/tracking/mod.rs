@@ -17,6 +17,7 @@
 //! 5. [`Tracker::record_done`] and [`Tracker::record_event`].
 
 mod pg;
+mod read;
 mod sqlite;
 
 use std::collections::{HashMap, HashSet};
@@ -28,6 +29,7 @@ use serde::Serialize;
 use crate::{Plan, Result};
 
 pub use self::pg::PostgresTracker;
+pub use self::read::{pinned, recorded, Pinned};
 pub use self::sqlite::SqliteTracker;
 
 /// Where a tracker records migrations, and the lock around them.

@@ -11,7 +11,7 @@ use anyhow::{Context as _, Result};
 use ripcord_migrate::analyze::{self, Dialect, Kind, Options};
 use ripcord_migrate::tracking::{self, ChangeState, Status};
 use ripcord_migrate::{Change, Plan, Script};
-use ripcord_ops::migrate::{recorded, shown, Setup};
+use ripcord_ops::migrate::{shown, Setup};
 use serde::Serialize;
 
 use crate::cli::{DownArgs, LintArgs, MigrateArgs, MigrateCommand, RehearseArgs};
@@ -155,7 +155,7 @@ fn plan(ctx: &Ctx, args: &MigrateArgs) -> Result<()> {
             None,
             Some("no database target is configured in [migrations]".into()),
         ),
-        Some((name, target)) => match recorded(target) {
+        Some((name, target)) => match tracking::recorded(target) {
             Ok(rows) => (
                 Some(tracking::status(&s.plan, rows.as_deref().unwrap_or(&[]))),
                 None,
@@ -272,7 +272,7 @@ fn status(ctx: &Ctx, args: &MigrateArgs) -> Result<()> {
             "set [migrations] target = \"NAME\" to a configured postgres or sqlite target",
         ));
     };
-    let rows = recorded(target)
+    let rows = tracking::recorded(target)
         .map_err(anyhow::Error::from)
         .with_context(|| format!("cannot read what target {name} has recorded"))?;
     let st = tracking::status(&s.plan, rows.as_deref().unwrap_or(&[]));
