@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context as _, Result};
 use ripcord_core::config::Config;
@@ -10,6 +10,35 @@ use ripcord_repo::backend::{Backend, LocalBackend};
 use ripcord_repo::lock::LockGuard;
 use ripcord_repo::Repository;
 use zeroize::Zeroizing;
+
+/// RIPCORD_PASSWORD and RIPCORD_NEW_PASSWORD, taken out of the environment
+/// when the process starts, so that no child process (pg_dump, psql,
+/// password_command, hooks) can inherit them.
+static SECRET_ENV: OnceLock<[Option<Zeroizing<String>>; 2]> = OnceLock::new();
+
+/// Moves the passphrase variables from the environment into memory. Call it
+/// first thing, before any thread starts (changing the environment is only
+/// sound while the process has one thread).
+pub fn take_secret_env() {
+    SECRET_ENV.get_or_init(|| {
+        ripcord_targets::postgres::redact::SECRET_VARS
+            .iter()
+            .map(|var| {
+                let value = std::env::var(var).ok().map(Zeroizing::new);
+                std::env::remove_var(var);
+                value
+            })
+            .collect::<Vec<_>>()
+            .try_into()
+            .expect("two secret variables")
+    });
+}
+
+/// The value `RIPCORD_PASSWORD` (0) or `RIPCORD_NEW_PASSWORD` (1) had.
+pub fn secret_env(which: usize) -> Option<Zeroizing<String>> {
+    take_secret_env();
+    SECRET_ENV.get().and_then(|v| v[which].clone())
+}
 
 pub struct Ctx {
     pub config: Config,
@@ -62,11 +91,13 @@ impl Ctx {
     /// The passphrase: RIPCORD_PASSWORD, else password_command, else a prompt
     /// on a terminal. `None` when none of them is available.
     pub fn passphrase(&self, prompt: &str) -> Result<Option<Zeroizing<String>>> {
-        if let Ok(p) = std::env::var("RIPCORD_PASSWORD") {
-            return Ok(Some(Zeroizing::new(p)));
+        if let Some(p) = secret_env(0) {
+            return Ok(Some(p));
         }
         if let Some(cmd) = &self.config.repository.password_command {
-            let out = std::process::Command::new("sh")
+            let mut sh = std::process::Command::new("sh");
+            ripcord_targets::postgres::scrub_env(&mut sh);
+            let out = sh
                 .arg("-c")
                 .arg(cmd)
                 .stderr(std::process::Stdio::inherit())

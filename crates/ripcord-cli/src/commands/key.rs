@@ -9,8 +9,8 @@ use crate::ctx::Ctx;
 use crate::output;
 
 fn new_passphrase() -> Result<Zeroizing<String>> {
-    if let Ok(p) = std::env::var("RIPCORD_NEW_PASSWORD") {
-        return Ok(Zeroizing::new(p));
+    if let Some(p) = crate::ctx::secret_env(1) {
+        return Ok(p);
     }
     use std::io::IsTerminal;
     if std::io::stdin().is_terminal() {

@@ -17,9 +17,24 @@ struct Listed<'a> {
     snapshot: &'a Snapshot,
 }
 
+/// The snapshot as shown: database sources without passwords, also in
+/// snapshots that older versions recorded with one.
+fn redacted(mut s: Snapshot) -> Snapshot {
+    for t in &mut s.targets {
+        if matches!(t.content, Content::Postgres(_)) {
+            t.source = ripcord_targets::postgres::redact(&t.source);
+        }
+    }
+    s
+}
+
 pub fn snapshots(ctx: &Ctx, args: &SnapshotsArgs) -> Result<()> {
     let repo = ctx.open_repo()?;
-    let all = repo.snapshots()?;
+    let all: Vec<_> = repo
+        .snapshots()?
+        .into_iter()
+        .map(|(id, s)| (id, redacted(s)))
+        .collect();
     let shown: Vec<_> = all
         .iter()
         .filter(|(_, s)| args.target.as_ref().is_none_or(|t| s.target(t).is_some()))
@@ -66,6 +81,7 @@ pub fn snapshots(ctx: &Ctx, args: &SnapshotsArgs) -> Result<()> {
 pub fn show(ctx: &Ctx, id: &str) -> Result<()> {
     let repo = ctx.open_repo()?;
     let (id, s) = repo.find_snapshot(id)?;
+    let s = redacted(s);
     if ctx.json {
         output::print_json(&Listed {
             id,
