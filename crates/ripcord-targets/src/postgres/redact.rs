@@ -23,8 +23,7 @@ pub const SECRET_VARS: &[&str] = &["RIPCORD_PASSWORD", "RIPCORD_NEW_PASSWORD"];
 
 /// `text` with every PostgreSQL password in it replaced by `***`.
 pub fn redact(text: &str) -> String {
-    let masked = redact_urls(text);
-    redact_keywords(&masked)
+    redact_urls(text)
 }
 
 /// Removes [`SECRET_VARS`] and every `RIPCORD_*` variable that holds a
@@ -44,7 +43,8 @@ pub fn scrub_env(cmd: &mut Command) -> &mut Command {
 }
 
 /// Masks the userinfo password and `password=` query values of every
-/// `postgres://` or `postgresql://` URL in `text`.
+/// `postgres://` or `postgresql://` URL in `text`, and `password` keywords
+/// in the text between them.
 fn redact_urls(text: &str) -> String {
     let lower = text.to_ascii_lowercase();
     let mut out = String::with_capacity(text.len());
@@ -56,11 +56,11 @@ fn redact_urls(text: &str) -> String {
         let end = text[body..]
             .find(char::is_whitespace)
             .map_or(text.len(), |i| body + i);
-        out.push_str(&text[pos..body]);
+        out.push_str(&redact_keywords(&text[pos..body]));
         out.push_str(&redact_url_rest(&text[body..end]));
         pos = end;
     }
-    out.push_str(&text[pos..]);
+    out.push_str(&redact_keywords(&text[pos..]));
     out
 }
 
