@@ -1038,7 +1038,7 @@ fn what_depends_on_a_reverted_table_keeps_working() {
     let out = ws.run(&["migrate", "rehearse"]);
     out.assert_code(1)
         .assert_stdout_has("not reversible: 0002_drop_email")
-        .assert_stdout_has("CREATE VIEW public.contacts")
+        .assert_stdout_has("view public.contacts is gone after down")
         .assert_stderr_has("1 of 1 change(s) are not reversible: 0002_drop_email");
 
     ws.ok(&["migrate", "up"]);
