@@ -100,7 +100,11 @@ pub fn run() -> i32 {
             // Whatever an error quotes, a database password never shows.
             let redact = ripcord_targets::postgres::redact;
             let message = redact(&err.to_string());
-            let causes: Vec<String> = err.chain().skip(1).map(|c| redact(&c.to_string())).collect();
+            let causes: Vec<String> = err
+                .chain()
+                .skip(1)
+                .map(|c| redact(&c.to_string()))
+                .collect();
             let hint = hint.map(|h| redact(&h));
             if json {
                 let v = serde_json::json!({

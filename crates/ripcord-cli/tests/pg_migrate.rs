@@ -1244,9 +1244,19 @@ fn rehearse_interrupted_by_a_signal_leaves_no_scratch_database() {
             String::from_utf8_lossy(&out.stderr)
         );
         let left = scratch_copies(&db);
-        assert!(left.is_empty(), "SIG{signal}: scratch databases left: {left:?}");
-        let files: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().map(|e| e.path()).collect();
-        assert!(files.is_empty(), "SIG{signal}: temporary files left: {files:?}");
+        assert!(
+            left.is_empty(),
+            "SIG{signal}: scratch databases left: {left:?}"
+        );
+        let files: Vec<_> = std::fs::read_dir(&tmp)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert!(
+            files.is_empty(),
+            "SIG{signal}: temporary files left: {files:?}"
+        );
         // The real database was never touched.
         assert_eq!(tables(&db), Vec::<String>::new());
     }

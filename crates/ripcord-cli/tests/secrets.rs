@@ -191,13 +191,20 @@ fn canary_passwords_are_found_nowhere() {
          INSERT INTO accounts SELECT g, 'name ' || g FROM generate_series(1, 200) g;",
     );
     let other = c.create_database("canary_other").unwrap();
-    c.psql(&other, "CREATE TABLE notes (id int PRIMARY KEY, body text);");
+    c.psql(
+        &other,
+        "CREATE TABLE notes (id int PRIMARY KEY, body text);",
+    );
     let port = c.port();
     let host = "127.0.0.1";
 
     let mut ws = Workspace::new(bin());
     ws.set_password(repo_pass.clone());
-    let log = ws.path("..").canonicalize().unwrap().join(format!("canary-log-{tag}"));
+    let log = ws
+        .path("..")
+        .canonicalize()
+        .unwrap()
+        .join(format!("canary-log-{tag}"));
     std::fs::create_dir_all(&log).unwrap();
     let tools = log.join("bin");
     wrappers(&tools, c.bin_dir(), &log);
@@ -212,10 +219,7 @@ fn canary_passwords_are_found_nowhere() {
          [migrations]\ntarget = \"app\"\ndir = \"migrations\"\n"
     ));
     let env = vec![
-        (
-            "RIPCORD_PG_BINDIR".to_string(),
-            tools.display().to_string(),
-        ),
+        ("RIPCORD_PG_BINDIR".to_string(), tools.display().to_string()),
         // The three ways to write a password: user:password@, ?password=,
         // and a key/value string.
         (
@@ -278,7 +282,9 @@ fn canary_passwords_are_found_nowhere() {
     t.ok(&["restore", &first, "--target", "app"]);
     let dst = format!("canary_dst_{tag}");
     let into = format!("postgres://{role}:{pg_pass}@{host}:{port}/{dst}");
-    t.ok(&["--json", "restore", &first, "--target", "app", "--into", &into, "--create"]);
+    t.ok(&[
+        "--json", "restore", &first, "--target", "app", "--into", &into, "--create",
+    ]);
     // Migrations.
     t.ok(&["migrate", "status"]);
     t.ok(&["--json", "migrate", "rehearse"]);
@@ -349,7 +355,14 @@ fn canary_passwords_are_found_nowhere() {
         );
         t.outputs.push(out);
     }
-    let out = t.run(&["restore", &first, "--target", "app", "--tables", "no_such_table"]);
+    let out = t.run(&[
+        "restore",
+        &first,
+        "--target",
+        "app",
+        "--tables",
+        "no_such_table",
+    ]);
     out.assert_code(2);
     let bad_into = format!("postgres://{role}:{pg_pass}@{host}:{closed}/{dst}");
     let out = t.run(&["restore", &first, "--target", "app", "--into", &bad_into]);
@@ -372,7 +385,10 @@ fn canary_passwords_are_found_nowhere() {
     let args = ["key", "add"];
     let mut cmd = t.command(&args);
     cmd.env_remove("RIPCORD_PASSWORD")
-        .env("RIPCORD_PASSWORD_COMMAND", format!("sh {}", script.display()))
+        .env(
+            "RIPCORD_PASSWORD_COMMAND",
+            format!("sh {}", script.display()),
+        )
         .env("RIPCORD_NEW_PASSWORD", &new_pass);
     let out = t.ws.run_cmd(&args, cmd);
     out.assert_ok();
@@ -407,7 +423,10 @@ fn canary_passwords_are_found_nowhere() {
         assert!(argv.contains(tool), "{tool} never ran:\n{argv}");
     }
     for canary in &canaries {
-        assert!(!argv.contains(canary.as_str()), "{canary} on a command line:\n{argv}");
+        assert!(
+            !argv.contains(canary.as_str()),
+            "{canary} on a command line:\n{argv}"
+        );
     }
     // Their environment: the password only as PGPASSWORD, no passphrase.
     let env = std::fs::read_to_string(log.join("env")).unwrap();
@@ -417,13 +436,22 @@ fn canary_passwords_are_found_nowhere() {
             "a tool inherited {line}"
         );
         for canary in [&repo_pass, &new_pass] {
-            assert!(!line.contains(canary.as_str()), "a tool's environment: {line}");
+            assert!(
+                !line.contains(canary.as_str()),
+                "a tool's environment: {line}"
+            );
         }
         if line.contains(&pg_pass) {
-            assert!(line.starts_with("PGPASSWORD="), "a tool's environment: {line}");
+            assert!(
+                line.starts_with("PGPASSWORD="),
+                "a tool's environment: {line}"
+            );
         }
     }
-    assert!(env.contains(&format!("PGPASSWORD={pg_pass}")), "tools get the password\n{env}");
+    assert!(
+        env.contains(&format!("PGPASSWORD={pg_pass}")),
+        "tools get the password\n{env}"
+    );
     let env = std::fs::read_to_string(log.join("env-password-command")).unwrap();
     for line in env.lines() {
         assert!(
@@ -431,7 +459,10 @@ fn canary_passwords_are_found_nowhere() {
             "password_command inherited {line}"
         );
         for canary in &canaries {
-            assert!(!line.contains(canary.as_str()), "password_command's environment: {line}");
+            assert!(
+                !line.contains(canary.as_str()),
+                "password_command's environment: {line}"
+            );
         }
     }
 
@@ -453,7 +484,10 @@ fn canary_passwords_are_found_nowhere() {
             sources.push(target.source.clone());
             let text = serde_json::to_string(&s).unwrap();
             for canary in &canaries {
-                assert!(!text.contains(canary.as_str()), "a manifest holds {canary}: {text}");
+                assert!(
+                    !text.contains(canary.as_str()),
+                    "a manifest holds {canary}: {text}"
+                );
             }
         }
     }
@@ -470,7 +504,10 @@ fn canary_passwords_are_found_nowhere() {
         for row in c.psql(&db, &format!("SELECT t::text FROM {table} t")) {
             let text = row[0].clone().unwrap_or_default();
             for canary in &canaries {
-                assert!(!text.contains(canary.as_str()), "{table} holds {canary}: {text}");
+                assert!(
+                    !text.contains(canary.as_str()),
+                    "{table} holds {canary}: {text}"
+                );
             }
         }
     }

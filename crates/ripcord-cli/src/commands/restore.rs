@@ -320,9 +320,9 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<Resto
                 kind: t.content.kind(),
                 // A database URL is shown and reported without its password.
                 destination: match &t.content {
-                    Content::Postgres(_) => PathBuf::from(ripcord_targets::postgres::redact(
-                        &dest.to_string_lossy(),
-                    )),
+                    Content::Postgres(_) => {
+                        PathBuf::from(ripcord_targets::postgres::redact(&dest.to_string_lossy()))
+                    }
                     _ => dest.clone(),
                 },
                 stats,

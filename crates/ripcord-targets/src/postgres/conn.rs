@@ -222,7 +222,10 @@ mod tests {
         );
         let t = Target::parse("postgres://u@h:1/a?password=secret").unwrap();
         assert_eq!(t.redacted(), "postgres://u@h:1/a?password=***");
-        assert_eq!(t.with_dbname("b").redacted(), "postgres://u@h:1/b?password=***");
+        assert_eq!(
+            t.with_dbname("b").redacted(),
+            "postgres://u@h:1/b?password=***"
+        );
         let t = Target::parse("host=h user=u password='s e' dbname=a").unwrap();
         assert_eq!(t.redacted(), "host=h user=u password=*** dbname=a");
     }
@@ -238,7 +241,10 @@ mod tests {
             let info = t.tool_conninfo();
             assert!(!info.contains("secret"), "{info}");
             assert!(info.contains("dbname='a'"), "{info}");
-            assert_eq!(t.tool_env(), [("PGPASSWORD".to_string(), "secret".to_string())]);
+            assert_eq!(
+                t.tool_env(),
+                [("PGPASSWORD".to_string(), "secret".to_string())]
+            );
         }
     }
 }

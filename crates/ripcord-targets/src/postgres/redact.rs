@@ -34,7 +34,8 @@ pub fn scrub_env(cmd: &mut Command) -> &mut Command {
     }
     for (key, value) in std::env::vars_os() {
         let name = key.to_string_lossy();
-        if name.starts_with("RIPCORD_") && redact(&value.to_string_lossy()) != value.to_string_lossy()
+        if name.starts_with("RIPCORD_")
+            && redact(&value.to_string_lossy()) != value.to_string_lossy()
         {
             cmd.env_remove(&key);
         }
@@ -68,7 +69,11 @@ fn redact_urls(text: &str) -> String {
 fn next_url(lower: &str, from: usize) -> Option<(usize, usize)> {
     ["postgres://", "postgresql://"]
         .iter()
-        .filter_map(|s| lower[from..].find(s).map(|i| (from + i, from + i + s.len())))
+        .filter_map(|s| {
+            lower[from..]
+                .find(s)
+                .map(|i| (from + i, from + i + s.len()))
+        })
         .min()
 }
 
@@ -238,7 +243,10 @@ mod tests {
             redact("POSTGRESQL://app:s%40cret@db/app"),
             "POSTGRESQL://app:***@db/app"
         );
-        assert_eq!(redact("postgres://:secret@db/app"), "postgres://:***@db/app");
+        assert_eq!(
+            redact("postgres://:secret@db/app"),
+            "postgres://:***@db/app"
+        );
         assert_eq!(
             redact("postgres://app:secret@a:1,b:2/app"),
             "postgres://app:***@a:1,b:2/app"
@@ -252,9 +260,18 @@ mod tests {
     #[test]
     fn url_with_unencoded_delimiters_in_the_password() {
         // Malformed, but an error message quotes it: mask all of it.
-        assert_eq!(redact("postgres://app:p@ss@db/app"), "postgres://app:***@db/app");
-        assert_eq!(redact("postgres://app:pa/ss@db/app"), "postgres://app:***@db/app");
-        assert_eq!(redact("postgres://app:pa?ss@db/app"), "postgres://app:***@db/app");
+        assert_eq!(
+            redact("postgres://app:p@ss@db/app"),
+            "postgres://app:***@db/app"
+        );
+        assert_eq!(
+            redact("postgres://app:pa/ss@db/app"),
+            "postgres://app:***@db/app"
+        );
+        assert_eq!(
+            redact("postgres://app:pa?ss@db/app"),
+            "postgres://app:***@db/app"
+        );
     }
 
     #[test]
@@ -300,7 +317,10 @@ mod tests {
         assert_eq!(redact("password=a\\ b host=x"), "password=*** host=x");
         assert_eq!(redact("Password=secret"), "Password=***");
         // Not the keyword.
-        assert_eq!(redact("db_password=1 PGPASSWORD"), "db_password=1 PGPASSWORD");
+        assert_eq!(
+            redact("db_password=1 PGPASSWORD"),
+            "db_password=1 PGPASSWORD"
+        );
         assert_eq!(redact("the password is wrong"), "the password is wrong");
     }
 
@@ -346,7 +366,8 @@ mod tests {
     #[test]
     fn scrubs_the_environment() {
         let mut cmd = Command::new("true");
-        cmd.env("RIPCORD_PASSWORD", "x").env("RIPCORD_NEW_PASSWORD", "y");
+        cmd.env("RIPCORD_PASSWORD", "x")
+            .env("RIPCORD_NEW_PASSWORD", "y");
         scrub_env(&mut cmd);
         let removed: Vec<_> = cmd
             .get_envs()

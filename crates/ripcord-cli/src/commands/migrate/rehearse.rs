@@ -167,10 +167,7 @@ fn drop_database_on_exit(admin: &str, db: &str) -> Cleanup {
     let (admin, db) = (admin.to_string(), db.to_string());
     interrupt::on_interrupt(move || {
         if let Err(e) = drop_database(&admin, &db) {
-            eprintln!(
-                "warning: {}",
-                postgres::redact(&format!("{e:#}"))
-            );
+            eprintln!("warning: {}", postgres::redact(&format!("{e:#}")));
         }
     })
 }
@@ -422,7 +419,9 @@ fn compare(
             if r0 != r1 || c0 != c1 {
                 problems.push((
                     Some(table.clone()),
-                    format!("table {table} holds different rows after down ({r0} before, {r1} after)"),
+                    format!(
+                        "table {table} holds different rows after down ({r0} before, {r1} after)"
+                    ),
                 ));
             }
         }
@@ -430,14 +429,19 @@ fn compare(
     let labels: BTreeSet<&String> = before.objects.keys().chain(after.objects.keys()).collect();
     for label in labels {
         match (before.objects.get(label), after.objects.get(label)) {
-            (Some(o), None) => problems.push((o.table.clone(), format!("{label} is gone after down"))),
+            (Some(o), None) => {
+                problems.push((o.table.clone(), format!("{label} is gone after down")))
+            }
             (None, Some(o)) => problems.push((
                 o.table.clone(),
                 format!("{label} is left behind after down"),
             )),
             (Some(o0), Some(o1)) if o0.lines != o1.lines => problems.push((
                 o1.table.clone().or_else(|| o0.table.clone()),
-                format!("{label} differs after down: {}", line_diff(&o0.lines, &o1.lines)),
+                format!(
+                    "{label} differs after down: {}",
+                    line_diff(&o0.lines, &o1.lines)
+                ),
             )),
             _ => {}
         }
@@ -712,7 +716,9 @@ fn pg_objects(dump: &str) -> Vec<(String, SchemaObject)> {
             continue;
         }
         if let Some((_, object)) = out.last_mut() {
-            object.lines.push(line.split_whitespace().collect::<Vec<_>>().join(" "));
+            object
+                .lines
+                .push(line.split_whitespace().collect::<Vec<_>>().join(" "));
         }
     }
     // Objects that name no table of their own (indexes, constraints,
