@@ -70,7 +70,7 @@ impl Ctx {
             eprintln!(
                 "{} {}",
                 console::style("warning:").yellow().for_stderr(),
-                text.as_ref()
+                ripcord_targets::postgres::redact(text.as_ref())
             );
         }
     }

@@ -113,6 +113,21 @@ impl Target {
             parts.push(format!("user={}", quote(u)));
         }
         parts.push(format!("dbname={}", quote(&self.dbname())));
+        // The URL's other settings that matter to the tools.
+        let sslmode = match c.get_ssl_mode() {
+            postgres::config::SslMode::Disable => Some("disable"),
+            postgres::config::SslMode::Require => Some("require"),
+            _ => None,
+        };
+        if let Some(mode) = sslmode {
+            parts.push(format!("sslmode={mode}"));
+        }
+        if let Some(name) = c.get_application_name() {
+            parts.push(format!("application_name={}", quote(name)));
+        }
+        if let Some(options) = c.get_options() {
+            parts.push(format!("options={}", quote(options)));
+        }
         parts.join(" ")
     }
 
@@ -234,17 +249,24 @@ mod tests {
     fn tools_get_no_password_on_the_command_line() {
         for url in [
             "postgres://u:secret@h:1/a",
-            "postgres://u@h:1/a?password=secret",
+            "postgres://u@h:1/a?password=secret&sslmode=disable",
             "host=h port=1 user=u password=secret dbname=a",
         ] {
             let t = Target::parse(url).unwrap();
             let info = t.tool_conninfo();
             assert!(!info.contains("secret"), "{info}");
             assert!(info.contains("dbname='a'"), "{info}");
+            assert!(info.starts_with("host='h' port='1' user='u'"), "{info}");
             assert_eq!(
                 t.tool_env(),
                 [("PGPASSWORD".to_string(), "secret".to_string())]
             );
         }
+        let t = Target::parse("postgres://u@h/a?sslmode=disable&application_name=x").unwrap();
+        let info = t.tool_conninfo();
+        assert!(
+            info.ends_with("sslmode=disable application_name='x'"),
+            "{info}"
+        );
     }
 }
