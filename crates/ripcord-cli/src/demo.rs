@@ -17,9 +17,12 @@ use ripcord_repo::Repository;
 use ripcord_migrate::engine::{self, DownOptions, Note, Scope, UpOptions};
 use ripcord_migrate::tracking::SqliteTracker;
 
-use crate::cli::RestoreArgs;
-use crate::commands::migrate::{actor, millis, Repo, RepoNet};
-use crate::commands::{restore, snapshot};
+use ripcord_ops::migrate::actor;
+use ripcord_ops::net::{Repo, RepoNet};
+use ripcord_ops::restore::RestoreOptions;
+use ripcord_ops::{restore, snapshot};
+
+use crate::commands::migrate::millis;
 use crate::ctx::Ctx;
 use crate::output;
 
@@ -61,12 +64,7 @@ pub fn run(keep: bool) -> Result<()> {
     let config_path = root.join("ripcord.toml");
     fs::write(&config_path, &toml)?;
     let config = Config::load(&config_path, &[])?;
-    let ctx = Ctx {
-        config,
-        config_path: Some(config_path),
-        json: false,
-        quiet: true,
-    };
+    let ctx = Ctx::new(config, Some(config_path), false, true);
     let pass = ctx.passphrase("")?.context("demo passphrase")?;
     fs::create_dir_all(root.join("repo"))?;
     let repo = Repository::init(ctx.backend()?, Some(&pass))?;
@@ -119,15 +117,9 @@ pub fn run(keep: bool) -> Result<()> {
     }
 
     step(5, "Restore the first snapshot in place");
-    let args = RestoreArgs {
+    let args = RestoreOptions {
         snapshot: first.short_id.clone(),
-        targets: vec![],
-        into: None,
-        partial: false,
-        tables: vec![],
-        create: false,
-        clean: false,
-        jobs: None,
+        ..RestoreOptions::default()
     };
     let r = restore::restore(&ctx, &repo, &args)?;
     if let Some(s) = r.safety_snapshot {
@@ -235,7 +227,7 @@ fn migration_story(ctx: &Ctx, repo: &Repository, root: &Path, db: &Path) -> Resu
     let plan = ripcord_migrate::read(&dir)?;
     let mut tracker = SqliteTracker::open(db)?;
     let mut net = RepoNet {
-        ctx,
+        ctx: &ctx.ops,
         repo: Repo::Open(repo),
         target: "db".into(),
         policy: None,

@@ -3,14 +3,17 @@
 
 pub mod cli;
 mod commands;
-mod ctx;
 mod demo;
 mod output;
+mod term;
+
+/// What every command gets; commands name it `crate::ctx::Ctx`.
+use term as ctx;
 
 use clap::Parser;
 use ripcord_core::{Class, Classify};
 
-pub use ctx::Ctx;
+pub use term::Ctx;
 
 /// Errors of the command line itself (arguments that make no sense together).
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +65,9 @@ fn classify(err: &anyhow::Error) -> (Class, Option<String>) {
         if let Some(e) = cause.downcast_ref::<ripcord_migrate::Error>() {
             return (e.class(), e.hint());
         }
+        if let Some(e) = cause.downcast_ref::<ripcord_ops::Error>() {
+            return (e.class(), e.hint());
+        }
         if let Some(e) = cause.downcast_ref::<CliError>() {
             return (e.class(), e.hint());
         }
@@ -71,7 +77,7 @@ fn classify(err: &anyhow::Error) -> (Class, Option<String>) {
 
 /// Runs the command line and returns the process exit code.
 pub fn run() -> i32 {
-    ctx::take_secret_env();
+    ripcord_ops::ctx::take_secret_env();
     // Without it Ctrl-C simply ends the process; with it, scratch copies
     // and temporary repositories are removed first.
     if let Err(e) = ripcord_core::interrupt::install() {

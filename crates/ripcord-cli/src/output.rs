@@ -26,20 +26,7 @@ pub fn green(s: &str) -> String {
     console::style(s).green().to_string()
 }
 
-pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
+pub use ripcord_ops::report::bytes;
 
 /// A byte-progress bar on stderr, drawn only when stderr is a terminal.
 pub struct Bar {
@@ -86,6 +73,12 @@ impl ripcord_targets::Progress for Bar {
                 console::style("warning:").yellow().for_stderr()
             )
         });
+    }
+}
+
+impl ripcord_ops::ProgressBar for Bar {
+    fn finish(&self) {
+        self.pb.finish_and_clear();
     }
 }
 

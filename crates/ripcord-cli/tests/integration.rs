@@ -26,6 +26,8 @@ mod migrate_apply;
 mod path_escape;
 #[path = "integration/roundtrip.rs"]
 mod roundtrip;
+#[path = "integration/special_files.rs"]
+mod special_files;
 #[path = "integration/sqlite.rs"]
 mod sqlite;
 #[path = "integration/verify.rs"]

@@ -355,6 +355,31 @@ impl Config {
     }
 
     /// Makes relative target paths relative to the config file's folder.
+    /// What ripcord keeps for itself and a dir target must never save or
+    /// replace: the repository (when local), the configuration file and
+    /// the catalog (`.ripcord/` beside it).
+    pub fn protected_paths(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        if let Some(url) = &self.repository.url {
+            match url.split_once("://") {
+                Some(("file", path)) => out.push(PathBuf::from(path)),
+                Some(_) => {}
+                None => out.push(PathBuf::from(url)),
+            }
+        }
+        if let Some(source) = &self.source {
+            out.push(source.clone());
+            let dir = source.parent().unwrap_or(Path::new(""));
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            out.push(dir.join(".ripcord"));
+        }
+        out
+    }
+
     fn resolve_paths(&mut self) {
         let Some(base) = self.source.as_ref().and_then(|p| p.parent()) else {
             return;

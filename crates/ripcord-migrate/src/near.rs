@@ -11,7 +11,7 @@ pub(crate) fn near<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a st
         .into_iter()
         .filter_map(|c| {
             let lower = c.to_lowercase();
-            let d = distance(&wanted_lower, &lower);
+            let d = strsim::levenshtein(&wanted_lower, &lower);
             if d <= limit {
                 Some((d, c))
             } else if wanted_lower.len() >= 3 && lower.contains(&wanted_lower) {
@@ -30,29 +30,12 @@ pub(crate) fn near<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a st
         .collect()
 }
 
-/// Levenshtein distance over chars.
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let substitute = diagonal + usize::from(ca != cb);
-            diagonal = row[j + 1];
-            row[j + 1] = substitute.min(row[j] + 1).min(row[j + 1] + 1);
-        }
-    }
-    row[b.len()]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn finds_typos_and_parts() {
-        assert_eq!(distance("kitten", "sitting"), 3);
         let names = ["0001_add_col", "0002_backfill", "0003_drop_old"];
         assert_eq!(near("0002_bakfill", names), ["0002_backfill"]);
         assert_eq!(near("backfill", names), ["0002_backfill"]);

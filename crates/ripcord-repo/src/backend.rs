@@ -27,6 +27,21 @@ pub trait Backend: Send + Sync {
     }
 }
 
+/// The folder a repository location names: a plain path as it is, or a
+/// `file://` URL (percent-escapes decoded). Any other URL is an error that
+/// says why.
+pub fn local_root(location: &str) -> std::result::Result<PathBuf, String> {
+    if !location.contains("://") {
+        return Ok(PathBuf::from(location));
+    }
+    let url = url::Url::parse(location).map_err(|e| format!("not a valid URL: {e}"))?;
+    if url.scheme() != "file" {
+        return Err(format!("the scheme {:?} is not supported", url.scheme()));
+    }
+    url.to_file_path()
+        .map_err(|()| "a file URL names an absolute local path: file:///path".to_string())
+}
+
 /// A repository in a local folder.
 pub struct LocalBackend {
     root: PathBuf,
@@ -36,9 +51,9 @@ impl LocalBackend {
     pub fn new(root: impl Into<PathBuf>) -> LocalBackend {
         LocalBackend { root: root.into() }
     }
-    /// Parses `file:///path` or a plain path.
+    /// Parses `file:///path` or a plain path; see [`local_root`].
     pub fn from_url(url: &str) -> LocalBackend {
-        LocalBackend::new(url.strip_prefix("file://").unwrap_or(url))
+        LocalBackend::new(local_root(url).unwrap_or_else(|_| PathBuf::from(url)))
     }
     pub fn root(&self) -> &Path {
         &self.root

@@ -50,13 +50,8 @@ pub fn username() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// The name of this process's user, from /etc/passwd (services often run without USER).
+/// The name of this process's user from the user database (services often
+/// run without USER).
 fn user_from_passwd() -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
-    let uid = std::fs::metadata("/proc/self").ok()?.uid();
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        (f.len() > 2 && f[2].parse() == Ok(uid)).then(|| f[0].to_string())
-    })
+    whoami::username().ok()
 }

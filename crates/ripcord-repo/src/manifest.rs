@@ -47,6 +47,11 @@ pub struct TargetSnapshot {
     pub git_commit: Option<String>,
     #[serde(default)]
     pub migration_version: Option<String>,
+    /// Dir targets: how many nodes (of every kind) the whole tree holds.
+    /// Walks stop beyond it, so shared subtrees cannot make a tree expand
+    /// without bound. Absent in manifests written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entries: Option<u64>,
     #[serde(flatten)]
     pub content: Content,
 }
@@ -198,16 +203,26 @@ pub struct Tree {
     pub nodes: Vec<Node>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum NodeKind {
     File,
     Dir,
     Symlink,
+    /// Named pipe: stored as metadata only.
+    Fifo,
+    /// Unix socket: stored as metadata only (restored as an unbound socket file).
+    Socket,
+    /// Character device: metadata and `rdev`.
+    Chardev,
+    /// Block device: metadata and `rdev`.
+    Blockdev,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct Node {
+    /// The entry's name; when it is not valid UTF-8, a lossy form for
+    /// display, and the real bytes are in `name_bytes`.
     pub name: String,
     pub kind: NodeKind,
     pub mode: u32,
@@ -224,6 +239,77 @@ pub struct Node {
     pub content: Vec<Id>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subtree: Option<Id>,
+    /// A symlink's target; lossy when it is not valid UTF-8 (see `target_bytes`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// The name's bytes, hex, when they are not valid UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_bytes: Option<String>,
+    /// A symlink target's bytes, hex, when they are not valid UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_bytes: Option<String>,
+    /// Device number of a character or block device.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rdev: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A name or link target as stored: a string, or its bytes when they are
+/// not valid UTF-8. Returns the string and the hex bytes (if needed).
+pub fn encode_bytes(raw: &[u8]) -> (String, Option<String>) {
+    match std::str::from_utf8(raw) {
+        Ok(s) => (s.to_string(), None),
+        Err(_) => (
+            String::from_utf8_lossy(raw).into_owned(),
+            Some(hex::encode(raw)),
+        ),
+    }
+}
+
+fn decode_bytes<'a>(text: &'a str, hex_bytes: Option<&str>) -> Option<std::borrow::Cow<'a, [u8]>> {
+    match hex_bytes {
+        None => Some(std::borrow::Cow::Borrowed(text.as_bytes())),
+        Some(h) => hex::decode(h).ok().map(std::borrow::Cow::Owned),
+    }
+}
+
+impl Node {
+    /// A node with `name` (raw bytes) and `kind`, everything else empty.
+    pub fn new(name: &[u8], kind: NodeKind) -> Node {
+        let (name, name_bytes) = encode_bytes(name);
+        Node {
+            name,
+            kind,
+            mode: 0,
+            mtime: 0,
+            ctime: 0,
+            inode: 0,
+            size: 0,
+            content: vec![],
+            subtree: None,
+            target: None,
+            name_bytes,
+            target_bytes: None,
+            rdev: 0,
+        }
+    }
+
+    /// The name's bytes; `None` when `name_bytes` is not valid hex.
+    pub fn raw_name(&self) -> Option<std::borrow::Cow<'_, [u8]>> {
+        decode_bytes(&self.name, self.name_bytes.as_deref())
+    }
+
+    /// The symlink target's bytes; `None` when there is none or it is not valid hex.
+    pub fn raw_target(&self) -> Option<std::borrow::Cow<'_, [u8]>> {
+        decode_bytes(self.target.as_deref()?, self.target_bytes.as_deref())
+    }
+
+    pub fn set_target(&mut self, raw: &[u8]) {
+        let (t, b) = encode_bytes(raw);
+        self.target = Some(t);
+        self.target_bytes = b;
+    }
 }

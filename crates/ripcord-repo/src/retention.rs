@@ -145,6 +145,7 @@ mod tests {
                     items: 0,
                     git_commit: None,
                     migration_version: None,
+                    entries: None,
                     content: Content::Dir {
                         tree: Id::default(),
                     },

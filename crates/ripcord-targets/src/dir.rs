@@ -1,9 +1,11 @@
 //! Directory trees: snapshot and restore.
 
 use std::collections::HashSet;
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::{Read, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
@@ -12,6 +14,7 @@ use ripcord_repo::blob::BlobKind;
 use ripcord_repo::index::Index;
 use ripcord_repo::manifest::{Node, NodeKind, Tree};
 use ripcord_repo::saver::Saver;
+use ripcord_repo::walk::MAX_DEPTH;
 use ripcord_repo::{Id, Repository};
 
 use crate::error::{Error, Result};
@@ -25,6 +28,10 @@ pub struct DirSnapshot {
     pub bytes: u64,
     /// Files whose content was reused from the parent without reading them.
     pub unchanged: u64,
+    /// Nodes in all trees (see `TargetSnapshot::entries`).
+    pub entries: u64,
+    /// Protected paths inside the target that were left out, relative.
+    pub left_out: Vec<PathBuf>,
     pub git_commit: Option<String>,
 }
 
@@ -47,11 +54,18 @@ struct Walker<'a> {
     saver: &'a Saver,
     index: &'a Index,
     excludes: GlobSet,
+    /// Paths relative to the root that are never saved (the repository,
+    /// the catalog, the configuration).
+    protected: Vec<PathBuf>,
     progress: &'a dyn Progress,
     /// Files to read, filled by the scan.
     reads: Vec<PathBuf>,
     files: u64,
     unchanged: u64,
+    /// Nodes in all trees, recorded so walks can bound the expansion.
+    entries: u64,
+    /// Protected paths found and left out.
+    left_out: Vec<PathBuf>,
 }
 
 /// One scanned directory: its nodes, which of them are directories, and
@@ -62,12 +76,42 @@ struct Scanned {
     pending: Vec<(usize, usize)>,
 }
 
+/// A directory being scanned: the entries still to look at.
+struct ScanFrame {
+    dir: PathBuf,
+    rel: PathBuf,
+    parent: Option<Tree>,
+    entries: std::vec::IntoIter<(OsString, PathBuf)>,
+    out: Scanned,
+    /// Position of this directory's node in its parent.
+    slot: usize,
+    depth: usize,
+}
+
 /// A file's size and chunks.
 type FileContent = (u64, Vec<Id>);
 
 /// Reading files (snapshot) and packs (restore) is I/O-bound on a cold
 /// cache, so more threads than cores pay off.
 const READERS: usize = 8;
+
+/// Names of ripcord's own work folders inside a target during an in-place
+/// restore (`.ripcord-restore-PID`): never part of a snapshot.
+pub fn is_work_dir(name: &OsStr) -> bool {
+    name.as_bytes()
+        .strip_prefix(crate::place::WORK_PREFIX.as_bytes())
+        .is_some_and(|pid| !pid.is_empty() && pid.iter().all(u8::is_ascii_digit))
+}
+
+/// What [`snapshot`] needs besides the saver.
+pub struct SnapshotOptions<'a> {
+    pub excludes: &'a [String],
+    /// The root tree of the previous snapshot of this target.
+    pub parent: Option<Id>,
+    /// Absolute paths never to save, whatever the excludes say: the
+    /// repository, the catalog and the configuration file.
+    pub protected: &'a [PathBuf],
+}
 
 /// Snapshots the tree at `root`. With `parent` (the root tree of the previous
 /// snapshot of this target), files whose size, mtime, ctime and inode are
@@ -80,8 +124,7 @@ pub fn snapshot(
     saver: &Saver,
     index: &Index,
     root: &Path,
-    excludes: &[String],
-    parent: Option<Id>,
+    opts: &SnapshotOptions<'_>,
     progress: &dyn Progress,
 ) -> Result<DirSnapshot> {
     let meta = fs::metadata(root).map_err(|_| Error::Missing {
@@ -96,14 +139,19 @@ pub fn snapshot(
     let mut w = Walker {
         saver,
         index,
-        excludes: build_excludes(excludes)?,
+        excludes: build_excludes(opts.excludes)?,
+        protected: protected_inside(root, opts.protected),
         progress,
         reads: Vec::new(),
         files: 0,
         unchanged: 0,
+        entries: 0,
+        left_out: Vec::new(),
     };
-    let parent_tree = parent.and_then(|id| saver.repo().load_tree(index, &id).ok());
-    let scanned = w.scan(root, "", parent_tree.as_ref())?;
+    let parent_tree = opts
+        .parent
+        .and_then(|id| saver.repo().load_tree(index, &id).ok());
+    let scanned = w.scan(root, parent_tree)?;
 
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(READERS)
@@ -131,8 +179,25 @@ pub fn snapshot(
         files: w.files - vanished,
         bytes,
         unchanged: w.unchanged,
+        entries: w.entries,
+        left_out: w.left_out,
         git_commit: git_commit(root),
     })
+}
+
+/// The protected paths that lie inside `root`, relative to it. Both sides
+/// are resolved, so a symlinked target path or a relative repository path
+/// compare right.
+pub fn protected_inside(root: &Path, protected: &[PathBuf]) -> Vec<PathBuf> {
+    let Ok(root) = fs::canonicalize(root) else {
+        return vec![];
+    };
+    protected
+        .iter()
+        .filter_map(|p| fs::canonicalize(p).ok())
+        .filter_map(|p| p.strip_prefix(&root).ok().map(Path::to_path_buf))
+        .filter(|rel| !rel.as_os_str().is_empty())
+        .collect()
 }
 
 fn mtime_ns(m: &fs::Metadata) -> i64 {
@@ -143,35 +208,63 @@ fn ctime_ns(m: &fs::Metadata) -> i64 {
     m.ctime() * 1_000_000_000 + m.ctime_nsec()
 }
 
+/// A directory's entries, sorted by name bytes.
+fn list(dir: &Path) -> Result<Vec<(OsString, PathBuf)>> {
+    let mut entries = Vec::new();
+    let read =
+        fs::read_dir(dir).map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
+    for entry in read {
+        let entry = entry.map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
+        entries.push((entry.file_name(), entry.path()));
+    }
+    entries.sort();
+    Ok(entries)
+}
+
+/// The node of `name` in a tree sorted by name bytes.
+fn find_node<'t>(tree: &'t Tree, name: &[u8]) -> Option<&'t Node> {
+    tree.nodes
+        .binary_search_by(|n| n.raw_name().as_deref().unwrap_or(b"").cmp(name))
+        .ok()
+        .map(|i| &tree.nodes[i])
+}
+
 impl Walker<'_> {
-    fn scan(&mut self, dir: &Path, rel: &str, parent: Option<&Tree>) -> Result<Scanned> {
-        let mut entries: Vec<(String, PathBuf)> = Vec::new();
-        let read = fs::read_dir(dir)
-            .map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
-        for entry in read {
-            let entry =
-                entry.map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
-            match entry.file_name().into_string() {
-                Ok(name) => entries.push((name, entry.path())),
-                Err(raw) => self.progress.warn(format!(
-                    "skipped {}: ripcord stores only file names that are valid UTF-8",
-                    dir.join(raw).display()
-                )),
-            }
-        }
-        entries.sort();
-        let mut out = Scanned {
-            nodes: Vec::with_capacity(entries.len()),
-            subdirs: Vec::new(),
-            pending: Vec::new(),
-        };
-        for (name, path) in entries {
-            let child_rel = if rel.is_empty() {
-                name.clone()
-            } else {
-                format!("{rel}/{name}")
+    /// Scans the tree below `root` depth-first with an explicit stack, so
+    /// that no folder depth can overflow the call stack.
+    fn scan(&mut self, root: &Path, parent: Option<Tree>) -> Result<Scanned> {
+        let mut stack = vec![ScanFrame {
+            dir: root.to_path_buf(),
+            rel: PathBuf::new(),
+            parent,
+            entries: list(root)?.into_iter(),
+            out: Scanned {
+                nodes: Vec::new(),
+                subdirs: Vec::new(),
+                pending: Vec::new(),
+            },
+            slot: 0,
+            depth: 0,
+        }];
+        loop {
+            let top = stack.last_mut().expect("scan stack");
+            let Some((name, path)) = top.entries.next() else {
+                let done = stack.pop().expect("scan stack");
+                match stack.last_mut() {
+                    Some(parent) => parent.out.subdirs.push((done.slot, done.out)),
+                    None => return Ok(done.out),
+                }
+                continue;
             };
-            if self.excludes.is_match(&child_rel) || self.excludes.is_match(&name) {
+            if is_work_dir(&name) {
+                continue; // an in-place restore's work folder (of this or a nested target)
+            }
+            let child_rel = top.rel.join(&name);
+            if self.protected.contains(&child_rel) {
+                self.left_out.push(child_rel);
+                continue;
+            }
+            if self.excludes.is_match(&child_rel) || self.excludes.is_match(Path::new(&name)) {
                 continue;
             }
             let meta = match fs::symlink_metadata(&path) {
@@ -179,38 +272,60 @@ impl Walker<'_> {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue, // removed while we walked
                 Err(e) => return Err(Error::io(format!("cannot stat {}", path.display()), e)),
             };
-            let old = parent.and_then(|t| {
-                t.nodes
-                    .binary_search_by(|n| n.name.as_str().cmp(&name))
-                    .ok()
-                    .map(|i| &t.nodes[i])
-            });
-            let mut node = Node {
-                name,
-                kind: NodeKind::File,
-                mode: meta.mode() & 0o7777,
-                mtime: mtime_ns(&meta),
-                ctime: ctime_ns(&meta),
-                inode: meta.ino(),
-                size: 0,
-                content: vec![],
-                subtree: None,
-                target: None,
-            };
+            let old = top
+                .parent
+                .as_ref()
+                .and_then(|t| find_node(t, name.as_bytes()));
+            let mut node = Node::new(name.as_bytes(), NodeKind::File);
+            node.mode = meta.mode() & 0o7777;
+            node.mtime = mtime_ns(&meta);
+            node.ctime = ctime_ns(&meta);
+            node.inode = meta.ino();
             let ft = meta.file_type();
             if ft.is_dir() {
                 node.kind = NodeKind::Dir;
+                if top.depth + 1 > MAX_DEPTH {
+                    return Err(Error::io(
+                        format!("cannot save {}", path.display()),
+                        std::io::Error::other(format!("more than {MAX_DEPTH} folders deep")),
+                    ));
+                }
                 let old_tree = old
                     .filter(|o| o.kind == NodeKind::Dir)
                     .and_then(|o| o.subtree)
                     .and_then(|id| self.saver.repo().load_tree(self.index, &id).ok());
-                let sub = self.scan(&path, &child_rel, old_tree.as_ref())?;
-                out.subdirs.push((out.nodes.len(), sub));
+                let slot = top.out.nodes.len();
+                top.out.nodes.push(node);
+                let depth = top.depth + 1;
+                let entries = match list(&path) {
+                    Ok(e) => e,
+                    // Removed while we walked: an empty folder is what is left.
+                    Err(Error::Io { source, .. })
+                        if source.kind() == std::io::ErrorKind::NotFound =>
+                    {
+                        vec![]
+                    }
+                    Err(e) => return Err(e),
+                };
+                stack.push(ScanFrame {
+                    dir: path,
+                    rel: child_rel,
+                    parent: old_tree,
+                    entries: entries.into_iter(),
+                    out: Scanned {
+                        nodes: Vec::new(),
+                        subdirs: Vec::new(),
+                        pending: Vec::new(),
+                    },
+                    slot,
+                    depth,
+                });
+                continue;
             } else if ft.is_symlink() {
                 node.kind = NodeKind::Symlink;
                 let target = fs::read_link(&path)
                     .map_err(|e| Error::io(format!("cannot read link {}", path.display()), e))?;
-                node.target = Some(target.to_string_lossy().into_owned());
+                node.set_target(target.as_os_str().as_bytes());
             } else if ft.is_file() {
                 self.files += 1;
                 let reusable = old.filter(|o| {
@@ -227,30 +342,80 @@ impl Walker<'_> {
                     self.unchanged += 1;
                     self.progress.bytes(o.size);
                 } else {
-                    out.pending.push((out.nodes.len(), self.reads.len()));
+                    top.out
+                        .pending
+                        .push((top.out.nodes.len(), self.reads.len()));
                     self.reads.push(path);
                 }
             } else {
-                self.progress.warn(format!(
-                    "skipped {}: sockets, fifos and devices are not saved",
-                    path.display()
-                ));
-                continue;
+                // Special files hold no data: their kind, mode and device
+                // number are all there is to restore.
+                node.kind = if ft.is_fifo() {
+                    NodeKind::Fifo
+                } else if ft.is_socket() {
+                    NodeKind::Socket
+                } else if ft.is_char_device() {
+                    NodeKind::Chardev
+                } else if ft.is_block_device() {
+                    NodeKind::Blockdev
+                } else {
+                    self.progress.warn(format!(
+                        "skipped {}: unknown file type",
+                        top.dir.join(&name).display()
+                    ));
+                    continue;
+                };
+                node.rdev = meta.rdev();
             }
-            out.nodes.push(node);
+            top.out.nodes.push(node);
         }
-        Ok(out)
     }
 
-    /// Fills in read results and stores the trees, children first.
+    /// Fills in read results and stores the trees, children first, with an
+    /// explicit stack.
     fn build(
-        &self,
+        &mut self,
+        root: Scanned,
+        read: &[Option<FileContent>],
+        bytes: &mut u64,
+    ) -> Result<Id> {
+        struct BuildFrame {
+            dir: Scanned,
+            subdirs: std::vec::IntoIter<(usize, Scanned)>,
+            ids: Vec<(usize, Id)>,
+            slot: usize,
+        }
+        let frame = |mut dir: Scanned, slot: usize| BuildFrame {
+            subdirs: std::mem::take(&mut dir.subdirs).into_iter(),
+            dir,
+            ids: Vec::new(),
+            slot,
+        };
+        let mut stack = vec![frame(root, 0)];
+        loop {
+            let top = stack.last_mut().expect("build stack");
+            if let Some((slot, sub)) = top.subdirs.next() {
+                stack.push(frame(sub, slot));
+                continue;
+            }
+            let done = stack.pop().expect("build stack");
+            let id = self.save_tree(done.dir, &done.ids, read, bytes)?;
+            match stack.last_mut() {
+                Some(parent) => parent.ids.push((done.slot, id)),
+                None => return Ok(id),
+            }
+        }
+    }
+
+    fn save_tree(
+        &mut self,
         mut dir: Scanned,
-        read: &[Option<(u64, Vec<Id>)>],
+        subtrees: &[(usize, Id)],
+        read: &[Option<FileContent>],
         bytes: &mut u64,
     ) -> Result<Id> {
         let mut vanished = vec![false; dir.nodes.len()];
-        for (pos, job) in dir.pending {
+        for &(pos, job) in &dir.pending {
             match &read[job] {
                 Some((size, content)) => {
                     dir.nodes[pos].size = *size;
@@ -259,8 +424,8 @@ impl Walker<'_> {
                 None => vanished[pos] = true,
             }
         }
-        for (pos, sub) in std::mem::take(&mut dir.subdirs) {
-            dir.nodes[pos].subtree = Some(self.build(sub, read, bytes)?);
+        for &(pos, id) in subtrees {
+            dir.nodes[pos].subtree = Some(id);
         }
         let nodes: Vec<Node> = dir
             .nodes
@@ -274,6 +439,7 @@ impl Walker<'_> {
             .filter(|n| n.kind == NodeKind::File)
             .map(|n| n.size)
             .sum::<u64>();
+        self.entries += nodes.len() as u64;
         let blob = serde_json::to_vec(&Tree { nodes }).expect("tree serializes");
         Ok(self.saver.save(BlobKind::Tree, blob)?)
     }
@@ -322,18 +488,18 @@ fn git_commit(root: &Path) -> Option<String> {
 }
 
 /// A name is safe when it stays inside its directory.
-fn check_name(name: &str) -> Result<()> {
+fn check_name(name: &[u8]) -> Result<()> {
     let why = if name.is_empty() {
         "empty name"
-    } else if name == "." || name == ".." {
+    } else if name == b"." || name == b".." {
         "names the directory itself or its parent"
-    } else if name.contains('/') || name.contains('\0') {
+    } else if name.contains(&b'/') || name.contains(&0) {
         "contains a path separator"
     } else {
         return Ok(());
     };
     Err(Error::Unsafe {
-        entry: name.to_string(),
+        entry: String::from_utf8_lossy(name).into_owned(),
         why: why.to_string(),
     })
 }
@@ -355,6 +521,18 @@ pub fn restore(
     opts: RestoreOptions,
     progress: &dyn Progress,
 ) -> Result<RestoreStats> {
+    // A destination that is a symlink to a missing folder: the restore goes
+    // where it points, and the link stays.
+    let linked;
+    let dest = match fs::symlink_metadata(dest) {
+        Ok(m) if m.file_type().is_symlink() && !dest.exists() => {
+            let to = fs::read_link(dest)
+                .map_err(|e| Error::io(format!("cannot read link {}", dest.display()), e))?;
+            linked = dest.parent().unwrap_or(Path::new("")).join(to);
+            linked.as_path()
+        }
+        _ => dest,
+    };
     let existed = dest.exists();
     if existed {
         let mut it = fs::read_dir(dest)
@@ -390,6 +568,18 @@ pub fn restore(
     result
 }
 
+/// Special files (fifos, sockets, devices) to create: path, display, node.
+type SpecialJob = (PathBuf, String, Node);
+
+/// What [`plan`] collects.
+#[derive(Default)]
+struct Plan {
+    files: Vec<FileJob>,
+    links: Vec<(PathBuf, OsString, i64)>,
+    specials: Vec<SpecialJob>,
+    dirs: Vec<(PathBuf, u32, i64)>,
+}
+
 /// Restores the tree `tree` into `dest`, which must not exist. Files are
 /// restored in parallel; every file is created new, never through an
 /// existing path, so nothing can be written outside `dest`.
@@ -402,13 +592,13 @@ pub fn restore_fresh(
     progress: &dyn Progress,
 ) -> Result<RestoreStats> {
     fs::create_dir(dest).map_err(|e| Error::io(format!("cannot create {}", dest.display()), e))?;
-    let mut files = Vec::new();
-    let mut links = Vec::new();
-    let mut dirs = Vec::new();
     let mut stats = RestoreStats::default();
-    plan(
-        repo, index, tree, dest, "", opts, &mut files, &mut links, &mut dirs, &mut stats,
-    )?;
+    let Plan {
+        files,
+        links,
+        specials,
+        dirs,
+    } = plan(repo, index, tree, dest, opts, &mut stats)?;
 
     let skipped = std::sync::Mutex::new(Vec::new());
     let written = std::sync::atomic::AtomicU64::new(0);
@@ -443,23 +633,19 @@ pub fn restore_fresh(
         .extend(skipped.into_inner().expect("restore lock"));
     stats.files = files.len() as u64 - stats.skipped.len() as u64;
     stats.bytes = written.into_inner();
+    for (path, display, node) in &specials {
+        make_special(path, display, node)?;
+    }
     // Links last, so no file is ever written through one.
     for (path, target, mtime) in links {
         std::os::unix::fs::symlink(&target, &path)
             .map_err(|e| Error::io(format!("cannot create link {}", path.display()), e))?;
-        let t = filetime::FileTime::from_unix_time(
-            mtime.div_euclid(1_000_000_000),
-            mtime.rem_euclid(1_000_000_000) as u32,
-        );
+        let t = file_time(mtime);
         let _ = filetime::set_symlink_file_times(&path, t, t);
     }
     // Directory modes and times last, deepest first: writing inside changes them.
     for (path, mode, mtime) in dirs.into_iter().rev() {
-        let t = filetime::FileTime::from_unix_time(
-            mtime.div_euclid(1_000_000_000),
-            mtime.rem_euclid(1_000_000_000) as u32,
-        );
-        filetime::set_file_mtime(&path, t)
+        filetime::set_file_mtime(&path, file_time(mtime))
             .map_err(|e| Error::io(format!("cannot set time of {}", path.display()), e))?;
         fs::set_permissions(&path, fs::Permissions::from_mode(mode))
             .map_err(|e| Error::io(format!("cannot set mode of {}", path.display()), e))?;
@@ -467,74 +653,153 @@ pub fn restore_fresh(
     Ok(stats)
 }
 
-#[allow(clippy::too_many_arguments)]
+pub(crate) fn file_time(ns: i64) -> filetime::FileTime {
+    filetime::FileTime::from_unix_time(
+        ns.div_euclid(1_000_000_000),
+        ns.rem_euclid(1_000_000_000) as u32,
+    )
+}
+
+/// Creates a fifo, socket or device node, without ever opening it.
+fn make_special(path: &Path, display: &str, node: &Node) -> Result<()> {
+    use rustix::fs::{FileType, Mode};
+    let kind = match node.kind {
+        NodeKind::Fifo => FileType::Fifo,
+        NodeKind::Socket => FileType::Socket,
+        NodeKind::Chardev => FileType::CharacterDevice,
+        NodeKind::Blockdev => FileType::BlockDevice,
+        _ => unreachable!("only special files are planned here"),
+    };
+    let dev = if matches!(node.kind, NodeKind::Chardev | NodeKind::Blockdev) {
+        node.rdev
+    } else {
+        0
+    };
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        path,
+        kind,
+        Mode::from_raw_mode(node.mode & 0o777),
+        dev,
+    )
+    .map_err(|e| Error::Unrestorable {
+        path: display.to_string(),
+        detail: std::io::Error::from(e).to_string(),
+    })?;
+    // mknod applies the umask; set the recorded mode and time without
+    // following or opening the node.
+    rustix::fs::chmodat(
+        rustix::fs::CWD,
+        path,
+        Mode::from_raw_mode(node.mode & 0o7777),
+        rustix::fs::AtFlags::empty(),
+    )
+    .map_err(|e| Error::io(format!("cannot set mode of {}", path.display()), e.into()))?;
+    let t = file_time(node.mtime);
+    filetime::set_symlink_file_times(path, t, t)
+        .map_err(|e| Error::io(format!("cannot set time of {}", path.display()), e))?;
+    Ok(())
+}
+
+/// Creates the folders of `tree_id` below `dest` and lists what else to
+/// create. Depth-first with an explicit stack, within the depth limit and
+/// the entry count the snapshot recorded.
 fn plan(
     repo: &Repository,
     index: &Index,
     tree_id: Id,
-    dir: &Path,
-    rel: &str,
+    dest: &Path,
     opts: RestoreOptions,
-    files: &mut Vec<FileJob>,
-    links: &mut Vec<(PathBuf, String, i64)>,
-    dirs: &mut Vec<(PathBuf, u32, i64)>,
     stats: &mut RestoreStats,
-) -> Result<()> {
-    let tree = match repo.load_tree(index, &tree_id) {
-        Ok(t) => t,
-        Err(e) if opts.partial => {
-            stats.skipped.push(format!(
-                "{}/ (unreadable directory: {e})",
-                if rel.is_empty() { "." } else { rel }
-            ));
-            return Ok(());
-        }
-        Err(e) => {
-            let dir = if rel.is_empty() {
-                "./".to_string()
-            } else {
-                format!("{rel}/")
-            };
-            return Err(Error::from(e).damaged_at(&dir));
-        }
-    };
-    let mut seen = HashSet::new();
-    for node in tree.nodes {
-        check_name(&node.name)?;
-        if !seen.insert(node.name.clone()) {
+) -> Result<Plan> {
+    let mut out = Plan::default();
+    let max_entries = opts.max_entries.unwrap_or(u64::MAX);
+    let mut seen: u64 = 0;
+    let mut stack = vec![(tree_id, dest.to_path_buf(), String::new(), 0usize)];
+    while let Some((tree_id, dir, rel, depth)) = stack.pop() {
+        if depth > MAX_DEPTH {
             return Err(Error::Unsafe {
-                entry: node.name.clone(),
-                why: "appears twice in one directory".into(),
+                entry: rel,
+                why: format!("the tree is more than {MAX_DEPTH} levels deep"),
             });
         }
-        let path = dir.join(&node.name);
-        let display = if rel.is_empty() {
-            node.name.clone()
-        } else {
-            format!("{rel}/{}", node.name)
+        let tree = match repo.load_tree(index, &tree_id) {
+            Ok(t) => t,
+            Err(e) if opts.partial => {
+                stats.skipped.push(format!(
+                    "{}/ (unreadable directory: {e})",
+                    if rel.is_empty() { "." } else { &rel }
+                ));
+                continue;
+            }
+            Err(e) => {
+                let dir = if rel.is_empty() {
+                    "./".to_string()
+                } else {
+                    format!("{rel}/")
+                };
+                return Err(Error::from(e).damaged_at(&dir));
+            }
         };
-        match node.kind {
-            NodeKind::Dir => {
-                fs::create_dir(&path)
-                    .map_err(|e| Error::io(format!("cannot create {}", path.display()), e))?;
-                dirs.push((path.clone(), node.mode, node.mtime));
-                if let Some(sub) = node.subtree {
-                    plan(
-                        repo, index, sub, &path, &display, opts, files, links, dirs, stats,
-                    )?;
+        seen = seen.saturating_add(tree.nodes.len() as u64);
+        if seen > max_entries {
+            return Err(Error::Unsafe {
+                entry: if rel.is_empty() { ".".into() } else { rel },
+                why: format!(
+                    "the tree expands to more than the {max_entries} entries the snapshot recorded"
+                ),
+            });
+        }
+        let mut seen_names = HashSet::new();
+        let mut subdirs = Vec::new();
+        for node in tree.nodes {
+            let raw = node
+                .raw_name()
+                .ok_or_else(|| Error::Unsafe {
+                    entry: node.name.clone(),
+                    why: "its stored name bytes are not valid hex".into(),
+                })?
+                .into_owned();
+            check_name(&raw)?;
+            if !seen_names.insert(raw.clone()) {
+                return Err(Error::Unsafe {
+                    entry: node.name.clone(),
+                    why: "appears twice in one directory".into(),
+                });
+            }
+            let path = dir.join(OsStr::from_bytes(&raw));
+            let display = if rel.is_empty() {
+                node.name.clone()
+            } else {
+                format!("{rel}/{}", node.name)
+            };
+            match node.kind {
+                NodeKind::Dir => {
+                    fs::create_dir(&path)
+                        .map_err(|e| Error::io(format!("cannot create {}", path.display()), e))?;
+                    out.dirs.push((path.clone(), node.mode, node.mtime));
+                    if let Some(sub) = node.subtree {
+                        subdirs.push((sub, path, display, depth + 1));
+                    }
+                }
+                NodeKind::Symlink => {
+                    let target = node.raw_target().unwrap_or_default().into_owned();
+                    out.links
+                        .push((path, OsString::from_vec(target), node.mtime))
+                }
+                NodeKind::File => out.files.push(FileJob {
+                    path,
+                    display,
+                    node,
+                }),
+                NodeKind::Fifo | NodeKind::Socket | NodeKind::Chardev | NodeKind::Blockdev => {
+                    out.specials.push((path, display, node))
                 }
             }
-            NodeKind::Symlink => {
-                links.push((path, node.target.clone().unwrap_or_default(), node.mtime))
-            }
-            NodeKind::File => files.push(FileJob {
-                path,
-                display,
-                node,
-            }),
         }
+        stack.extend(subdirs.into_iter().rev());
     }
-    Ok(())
+    Ok(out)
 }
 
 fn write_file(
@@ -571,10 +836,7 @@ fn write_file(
     }
     file.set_permissions(fs::Permissions::from_mode(job.node.mode))
         .map_err(|e| Error::io(ctx(), e))?;
-    let t = filetime::FileTime::from_unix_time(
-        job.node.mtime.div_euclid(1_000_000_000),
-        job.node.mtime.rem_euclid(1_000_000_000) as u32,
-    );
+    let t = file_time(job.node.mtime);
     filetime::set_file_handle_times(&file, Some(t), Some(t)).map_err(|e| Error::io(ctx(), e))?;
     progress.item(&job.display);
     Ok(n)

@@ -21,6 +21,10 @@ pub enum Error {
     },
     #[error("refusing to restore {entry:?}: {why}")]
     Unsafe { entry: String, why: String },
+    #[error("cannot restore {path}: {detail}")]
+    Unrestorable { path: String, detail: String },
+    #[error("refusing to restore in place: {detail}")]
+    InPlaceConflict { detail: String, hint: String },
     #[error("the snapshot's copy of {path} is damaged: {detail}")]
     DamagedFile { path: String, detail: String },
     #[error("destination {path} exists and is not empty")]
@@ -91,9 +95,11 @@ impl Classify for Error {
             | Error::NotSqlite { .. }
             | Error::Pattern { .. }
             | Error::NotEmpty { .. } => Class::Usage,
-            Error::Unsafe { .. } | Error::NotEmptyDatabase { .. } | Error::DamagedFile { .. } => {
-                Class::Refused
-            }
+            Error::Unsafe { .. }
+            | Error::NotEmptyDatabase { .. }
+            | Error::DamagedFile { .. }
+            | Error::Unrestorable { .. }
+            | Error::InPlaceConflict { .. } => Class::Refused,
             Error::Tool { .. }
             | Error::BadUrl { .. }
             | Error::PgAuth { .. }
@@ -115,6 +121,8 @@ impl Classify for Error {
                 "nothing was changed; `ripcord verify --deep` lists the damage; restore an earlier snapshot, or pass --partial to restore what is intact".into(),
             ),
             Error::Unsafe { .. } => Some("the snapshot contains a path that would escape the destination; nothing outside it was written".into()),
+            Error::Unrestorable { .. } => Some("nothing was changed; device nodes can only be created by root: run the restore as root, or restore elsewhere with --into and leave the devices out".into()),
+            Error::InPlaceConflict { hint, .. } => Some(hint.clone()),
             Error::Repo(e) => e.hint(),
             Error::Tool { hint, .. } => Some(hint.clone()),
             Error::BadUrl { .. } => Some("write it like postgres://user:password@host:5432/dbname".into()),

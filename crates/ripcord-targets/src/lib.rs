@@ -32,6 +32,9 @@ impl Progress for Quiet {}
 pub struct RestoreOptions {
     /// Restore what is intact and skip damaged files instead of refusing.
     pub partial: bool,
+    /// The most nodes the tree may expand to: the count the snapshot
+    /// recorded (`walk::TreeLimits`). `None` leaves only the depth limit.
+    pub max_entries: Option<u64>,
 }
 
 /// What a restore did.

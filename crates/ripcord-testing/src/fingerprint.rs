@@ -11,6 +11,10 @@ pub enum Kind {
     File,
     Dir,
     Symlink,
+    Fifo,
+    Socket,
+    CharDevice,
+    BlockDevice,
     Other,
 }
 
@@ -27,6 +31,8 @@ pub struct Entry {
     pub content: Option<String>,
     /// A symlink's target.
     pub link: Option<String>,
+    /// A device node's device number.
+    pub rdev: u64,
 }
 
 /// Every entry below a root (the root itself excluded), by relative path.
@@ -127,7 +133,14 @@ fn walk(dir: &Path, rel: &str, out: &mut BTreeMap<String, Entry>) {
     let rd = fs::read_dir(dir).unwrap_or_else(|e| panic!("list {}: {e}", dir.display()));
     for entry in rd {
         let entry = entry.expect("read folder entry");
-        let name = entry.file_name().to_string_lossy().into_owned();
+        // Names that are not UTF-8 are kept distinct by escaping their bytes.
+        let raw = entry.file_name();
+        let name = match raw.to_str() {
+            Some(n) => n.to_string(),
+            None => std::os::unix::ffi::OsStrExt::as_bytes(raw.as_os_str())
+                .escape_ascii()
+                .to_string(),
+        };
         let child_rel = if rel.is_empty() {
             name
         } else {
@@ -144,16 +157,18 @@ fn walk(dir: &Path, rel: &str, out: &mut BTreeMap<String, Entry>) {
             size: 0,
             content: None,
             link: None,
+            rdev: 0,
         };
         if ft.is_symlink() {
             e.kind = Kind::Symlink;
             e.mode = 0;
-            e.link = Some(
-                fs::read_link(&path)
-                    .expect("read link")
-                    .to_string_lossy()
-                    .into_owned(),
-            );
+            let target = fs::read_link(&path).expect("read link");
+            e.link = Some(match target.to_str() {
+                Some(t) => t.to_string(),
+                None => std::os::unix::ffi::OsStrExt::as_bytes(target.as_os_str())
+                    .escape_ascii()
+                    .to_string(),
+            });
         } else if ft.is_dir() {
             e.kind = Kind::Dir;
             walk(&path, &child_rel, out);
@@ -161,6 +176,20 @@ fn walk(dir: &Path, rel: &str, out: &mut BTreeMap<String, Entry>) {
             e.kind = Kind::File;
             e.size = meta.len();
             e.content = Some(hash_file(&path));
+        } else {
+            use std::os::unix::fs::FileTypeExt;
+            e.kind = if ft.is_fifo() {
+                Kind::Fifo
+            } else if ft.is_socket() {
+                Kind::Socket
+            } else if ft.is_char_device() {
+                Kind::CharDevice
+            } else if ft.is_block_device() {
+                Kind::BlockDevice
+            } else {
+                Kind::Other
+            };
+            e.rdev = meta.rdev();
         }
         out.insert(child_rel, e);
     }
@@ -194,7 +223,7 @@ pub fn repo_hashes(root: &Path) -> BTreeMap<String, String> {
             // Folders are structure, not content: an empty `locks/` left by
             // a released lock is not a change.
             Kind::Dir => {}
-            Kind::Other => {
+            Kind::Fifo | Kind::Socket | Kind::CharDevice | Kind::BlockDevice | Kind::Other => {
                 out.insert(k, "(special)".into());
             }
         }

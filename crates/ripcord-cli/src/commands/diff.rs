@@ -3,6 +3,7 @@
 use anyhow::Result;
 use ripcord_repo::index::Index;
 use ripcord_repo::manifest::{Content, Node, NodeKind, TableStat};
+use ripcord_repo::walk::{TreeLimits, MAX_DEPTH};
 use ripcord_repo::{Id, Repository};
 use serde::Serialize;
 
@@ -42,7 +43,20 @@ pub fn run(ctx: &Ctx, a: &str, b: &str) -> Result<()> {
             (None, Some(_)) => d.status = Some("added".into()),
             (Some(ta), Some(tb)) => match (&ta.content, &tb.content) {
                 (Content::Dir { tree: x }, Content::Dir { tree: y }) => {
-                    diff_trees(&repo, &index, Some(*x), Some(*y), "", &mut d)?
+                    let mut budget = Budget {
+                        left: TreeLimits::of(ta)
+                            .max_entries
+                            .saturating_add(TreeLimits::of(tb).max_entries),
+                    };
+                    diff_trees(
+                        &repo,
+                        &index,
+                        (Some(*x), Some(*y)),
+                        "",
+                        &mut d,
+                        &mut budget,
+                        0,
+                    )?
                 }
                 (Content::Sqlite { tables: x, .. }, Content::Sqlite { tables: y, .. }) => {
                     diff_tables(x, y, &mut d)
@@ -132,26 +146,47 @@ fn diff_tables(a: &[TableStat], b: &[TableStat], d: &mut TargetDiff) {
     }
 }
 
-fn load(repo: &Repository, index: &Index, id: Option<Id>) -> Result<Vec<Node>> {
-    Ok(match id {
+/// How many more nodes a diff may read: the entries both snapshots
+/// recorded, so shared subtrees cannot make it expand without end.
+struct Budget {
+    left: u64,
+}
+
+fn load(
+    repo: &Repository,
+    index: &Index,
+    id: Option<Id>,
+    budget: &mut Budget,
+    depth: usize,
+) -> Result<Vec<Node>> {
+    if depth > MAX_DEPTH {
+        anyhow::bail!("a tree is more than {MAX_DEPTH} levels deep: the snapshot is damaged (run `ripcord verify`)");
+    }
+    let nodes = match id {
         Some(id) => repo.load_tree(index, &id)?.nodes,
         None => vec![],
-    })
+    };
+    budget.left = budget
+        .left
+        .checked_sub(nodes.len() as u64)
+        .ok_or_else(|| anyhow::anyhow!("a tree expands to more entries than its snapshot recorded: the snapshot is damaged (run `ripcord verify`)"))?;
+    Ok(nodes)
 }
 
 fn diff_trees(
     repo: &Repository,
     index: &Index,
-    a: Option<Id>,
-    b: Option<Id>,
+    (a, b): (Option<Id>, Option<Id>),
     prefix: &str,
     d: &mut TargetDiff,
+    budget: &mut Budget,
+    depth: usize,
 ) -> Result<()> {
     if a == b {
         return Ok(()); // identical subtrees share one id
     }
-    let na = load(repo, index, a)?;
-    let nb = load(repo, index, b)?;
+    let na = load(repo, index, a, budget, depth)?;
+    let nb = load(repo, index, b, budget, depth)?;
     let (mut i, mut j) = (0, 0);
     while i < na.len() || j < nb.len() {
         let order = match (na.get(i), nb.get(j)) {
@@ -161,18 +196,26 @@ fn diff_trees(
         };
         match order {
             std::cmp::Ordering::Less => {
-                list_all(repo, index, &na[i], prefix, &mut d.removed)?;
+                list_all(repo, index, &na[i], prefix, &mut d.removed, budget, depth)?;
                 i += 1;
             }
             std::cmp::Ordering::Greater => {
-                list_all(repo, index, &nb[j], prefix, &mut d.added)?;
+                list_all(repo, index, &nb[j], prefix, &mut d.added, budget, depth)?;
                 j += 1;
             }
             std::cmp::Ordering::Equal => {
                 let (x, y) = (&na[i], &nb[j]);
                 let path = format!("{prefix}{}", x.name);
                 if x.kind == NodeKind::Dir && y.kind == NodeKind::Dir {
-                    diff_trees(repo, index, x.subtree, y.subtree, &format!("{path}/"), d)?;
+                    diff_trees(
+                        repo,
+                        index,
+                        (x.subtree, y.subtree),
+                        &format!("{path}/"),
+                        d,
+                        budget,
+                        depth + 1,
+                    )?;
                 } else if x.kind != y.kind
                     || x.content != y.content
                     || x.mode != y.mode
@@ -194,12 +237,22 @@ fn list_all(
     node: &Node,
     prefix: &str,
     out: &mut Vec<String>,
+    budget: &mut Budget,
+    depth: usize,
 ) -> Result<()> {
     let path = format!("{prefix}{}", node.name);
     if node.kind == NodeKind::Dir {
         out.push(format!("{path}/"));
-        for child in load(repo, index, node.subtree)? {
-            list_all(repo, index, &child, &format!("{path}/"), out)?;
+        for child in load(repo, index, node.subtree, budget, depth + 1)? {
+            list_all(
+                repo,
+                index,
+                &child,
+                &format!("{path}/"),
+                out,
+                budget,
+                depth + 1,
+            )?;
         }
     } else {
         out.push(path);

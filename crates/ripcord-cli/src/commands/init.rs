@@ -85,12 +85,7 @@ pub fn run(config: Option<PathBuf>, json: bool, quiet: bool, args: &InitArgs) ->
             .unwrap_or_default();
         cfg.repository.url = Some(base.join(&written_url).display().to_string());
     }
-    let ctx = Ctx {
-        config: cfg,
-        config_path: config,
-        json,
-        quiet,
-    };
+    let ctx = Ctx::new(cfg, config, json, quiet);
     let backend = ctx.backend()?;
     let pass = if args.insecure_no_encryption {
         None

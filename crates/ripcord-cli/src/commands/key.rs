@@ -9,7 +9,7 @@ use crate::ctx::Ctx;
 use crate::output;
 
 fn new_passphrase() -> Result<Zeroizing<String>> {
-    if let Some(p) = crate::ctx::secret_env(1) {
+    if let Some(p) = ripcord_ops::ctx::secret_env(1) {
         return Ok(p);
     }
     use std::io::IsTerminal;

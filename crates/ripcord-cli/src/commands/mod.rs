@@ -1,5 +1,6 @@
 //! One module per command.
 
+mod backup;
 mod diff;
 mod forget;
 mod init;
@@ -7,8 +8,6 @@ mod key;
 mod list;
 mod maintenance;
 pub mod migrate;
-pub mod restore;
-pub mod snapshot;
 mod verify;
 
 use anyhow::Result;
@@ -25,11 +24,11 @@ pub fn dispatch(cli: Cli) -> Result<()> {
     }
     let ctx = Ctx::load(cli.config, cli.json, cli.quiet)?;
     match cli.command {
-        Command::Snapshot(args) => snapshot::run(&ctx, &args),
+        Command::Snapshot(args) => backup::snapshot(&ctx, &args),
         Command::Snapshots(args) => list::snapshots(&ctx, &args),
         Command::Show { snapshot } => list::show(&ctx, &snapshot),
         Command::Diff { a, b } => diff::run(&ctx, &a, &b),
-        Command::Restore(args) => restore::run(&ctx, &args),
+        Command::Restore(args) => backup::restore(&ctx, &args),
         Command::Verify(args) => verify::run(&ctx, &args),
         Command::Forget(args) => forget::forget(&ctx, &args),
         Command::Prune(args) => forget::prune(&ctx, args.dry_run),

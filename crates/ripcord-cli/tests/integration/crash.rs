@@ -334,60 +334,59 @@ fn snapshot_killed_from_outside_at_random_moments() {
     );
 }
 
-// ----- (d) in-place restore killed between the two renames -----
+// ----- (d) in-place restore killed while it swaps entries -----
 
-#[test]
-fn in_place_restore_killed_after_moving_the_live_folder_aside() {
-    let s = DirSetup::new(130);
+/// Kills an in-place restore at `failpoint` and checks the target is its
+/// old self, its new self, or (mid-swap) resumable: the journal waits in
+/// the work folder and the next restore finishes it. Excluded files are
+/// never touched.
+fn in_place_restore_killed_at(failpoint: &str, seed: u64) {
+    let s = DirSetup::new(seed);
     let old_print = s.expected();
     let id = s.ws.snapshot_id(&[] as &[&str]);
 
     write_file(&s.app.join("new.txt"), b"written after the snapshot\n");
+    write_file(&s.app.join("src/lib.rs"), b"changed\n");
     std::fs::remove_file(s.app.join("README.md")).unwrap();
     let current = Fingerprint::of(&s.app);
+    let excluded: Vec<(String, Vec<u8>)> = s
+        .layout
+        .excluded
+        .iter()
+        .map(|rel| (rel.clone(), std::fs::read(s.app.join(rel)).unwrap()))
+        .collect();
 
-    let out = s.ws.run_env(
-        &["restore", &id],
-        &[("RIPCORD_FAILPOINT", "restore-swapped-out")],
-    );
+    let out =
+        s.ws.run_env(&["restore", &id], &[("RIPCORD_FAILPOINT", failpoint)]);
     assert_killed(&out);
 
-    // What is on disk now: the target path is either the old or the new
-    // content, or it is gone and both copies wait beside it (killed between
-    // the two renames: the live folder is `.app.ripcord-old-PID`, the
-    // complete restored copy `.app.ripcord-restore-PID`).
-    let siblings = names_in(s.ws.root());
-    let sibling = |kind: &str| {
-        siblings
-            .iter()
-            .find(|n| n.starts_with(&format!(".app.ripcord-{kind}-")))
-            .map(|n| s.ws.path(n))
-    };
-    if s.app.exists() {
-        let now = Fingerprint::of(&s.app);
-        assert!(
-            now.differences(&current).is_empty()
-                || now
-                    .without_all(&s.layout.excluded)
-                    .differences(&old_print)
-                    .is_empty(),
-            "the target is neither its old nor its new self: {now:?}"
-        );
-    } else {
-        let staged = sibling("restore")
-            .unwrap_or_else(|| panic!("target gone and no staged copy beside it: {siblings:?}"));
-        // Excluded files move with the restore, so compare without them.
-        Fingerprint::of(&staged)
-            .without_all(&s.layout.excluded)
-            .assert_same(&old_print, "the staged restore");
-        let aside = sibling("old")
-            .unwrap_or_else(|| panic!("target gone and the live folder lost: {siblings:?}"));
-        Fingerprint::of(&aside)
-            .without_all(&s.layout.excluded)
-            .assert_same(
-                &current.without_all(&s.layout.excluded),
-                "the live folder moved aside",
-            );
+    let work: Vec<String> = names_in(&s.app)
+        .into_iter()
+        .filter(|n| n.starts_with(".ripcord-restore-"))
+        .collect();
+    assert_eq!(work.len(), 1, "one work folder: {work:?}");
+    let journal = s.app.join(&work[0]).join("journal").exists();
+    let now = Fingerprint::of(&s.app).without(&work[0]);
+    let is_old = now.differences(&current).is_empty();
+    let is_new = now
+        .without_all(&s.layout.excluded)
+        .without_dir_times()
+        .differences(&old_print.without_dir_times())
+        .is_empty();
+    match failpoint {
+        "restore-before-swap" => {
+            assert!(is_old, "nothing may change before the journal");
+            assert!(!journal, "no journal yet");
+        }
+        "restore-journal-written" => {
+            assert!(is_old, "the journal alone changes nothing");
+            assert!(journal);
+        }
+        "restore-swapped" => assert!(is_new, "every entry was swapped"),
+        _ => assert!(journal, "mid-swap: the journal is there to finish it"),
+    }
+    for (rel, bytes) in &excluded {
+        assert_eq!(&std::fs::read(s.app.join(rel)).unwrap(), bytes, "{rel}");
     }
 
     // The safety snapshot was taken before anything moved.
@@ -403,8 +402,48 @@ fn in_place_restore_killed_after_moving_the_live_folder_aside() {
 
     // Resumable: running the restore again completes it.
     s.ws.ok(&["unlock"]);
-    s.ws.ok(&["restore", &id]);
+    let again = s.ws.run(&["restore", &id]);
+    again.assert_ok();
+    if journal {
+        again.assert_stderr_has("finished an interrupted restore");
+    }
     Fingerprint::of(&s.app)
         .without_all(&s.layout.excluded)
         .assert_same(&old_print, "the target after the restore was run again");
+    for (rel, bytes) in &excluded {
+        assert_eq!(&std::fs::read(s.app.join(rel)).unwrap(), bytes, "{rel}");
+    }
+    assert!(
+        !names_in(&s.app)
+            .iter()
+            .any(|n| n.starts_with(".ripcord-restore-")),
+        "work folder left: {:?}",
+        names_in(&s.app)
+    );
+    verify_ok(&s.ws, false);
+}
+
+#[test]
+fn in_place_restore_killed_before_the_swap() {
+    in_place_restore_killed_at("restore-before-swap", 130);
+}
+
+#[test]
+fn in_place_restore_killed_after_writing_the_journal() {
+    in_place_restore_killed_at("restore-journal-written", 131);
+}
+
+#[test]
+fn in_place_restore_killed_after_the_first_move() {
+    in_place_restore_killed_at("restore-swap-step:2", 132);
+}
+
+#[test]
+fn in_place_restore_killed_in_the_middle_of_the_swap() {
+    in_place_restore_killed_at("restore-swap-step:5", 133);
+}
+
+#[test]
+fn in_place_restore_killed_after_the_last_move() {
+    in_place_restore_killed_at("restore-swapped", 134);
 }

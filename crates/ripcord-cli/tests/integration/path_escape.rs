@@ -16,16 +16,11 @@ use crate::common::*;
 
 fn file(name: &str, content: Id, size: u64) -> Node {
     Node {
-        name: name.to_string(),
-        kind: NodeKind::File,
         mode: 0o644,
         mtime: 1_600_000_000_000_000_000,
-        ctime: 0,
-        inode: 0,
         size,
         content: vec![content],
-        subtree: None,
-        target: None,
+        ..Node::new(name.as_bytes(), NodeKind::File)
     }
 }
 
@@ -75,6 +70,7 @@ fn craft(ws: &Workspace, build: impl FnOnce(&Saver, Id) -> Vec<Node>) -> String 
             items: 1,
             git_commit: None,
             migration_version: None,
+            entries: None,
             content: Content::Dir { tree: root },
         }],
         program_version: "crafted".into(),
@@ -215,4 +211,158 @@ fn a_crafted_but_harmless_snapshot_restores() {
         Path::new("../../elsewhere")
     );
     assert!(!ws.path("elsewhere").exists());
+}
+
+/// Stores a snapshot with one dir target per `(name, nodes)`, each node
+/// list built by `build` (given the saver and the "pwned" blob).
+fn craft_targets(
+    ws: &Workspace,
+    names: &[&str],
+    entries: Option<u64>,
+    build: impl Fn(&Saver, Id, &str) -> Vec<Node>,
+) -> String {
+    let repo = open_repo(ws);
+    let index = Arc::new(repo.load_index().expect("index"));
+    let saver = Saver::new(&repo, index, SaverOptions::default());
+    let pwned = saver.save(BlobKind::Data, b"pwned\n".to_vec()).unwrap();
+    let targets = names
+        .iter()
+        .map(|name| {
+            let root = save_tree(&saver, build(&saver, pwned, name));
+            TargetSnapshot {
+                name: name.to_string(),
+                source: "/srv/app".into(),
+                size: 6,
+                items: 1,
+                git_commit: None,
+                migration_version: None,
+                entries,
+                content: Content::Dir { tree: root },
+            }
+        })
+        .collect();
+    saver.finish().unwrap();
+    let snapshot = Snapshot {
+        time: chrono::Utc::now(),
+        host: "attacker".into(),
+        user: "mallory".into(),
+        tags: vec!["crafted".into()],
+        tier: None,
+        parent: None,
+        targets,
+        program_version: "crafted".into(),
+    };
+    repo.save_snapshot(&snapshot).unwrap().to_hex()
+}
+
+fn assert_into_refused_leaving_nothing(
+    names: &[&str],
+    build: impl Fn(&Saver, Id, &str) -> Vec<Node>,
+) {
+    let ws = workspace();
+    ws.init();
+    std::fs::create_dir_all(ws.path("sandbox/a/b")).unwrap();
+    let root = ws.root().to_path_buf();
+    let id = craft_targets(&ws, names, None, build);
+    let before = Fingerprint::of(&root).without("repo");
+    let dest = ws.path("sandbox/a/b/dest");
+    ws.run(&["restore", &id, "--into", dest.to_str().unwrap()])
+        .assert_code(3)
+        .assert_stderr_has("refusing to restore");
+    // Nothing outside, and nothing left inside: the destination is gone.
+    assert!(!dest.exists(), "{:?}", Fingerprint::of(&dest));
+    Fingerprint::of(&root)
+        .without("repo")
+        .without_dir_times()
+        .assert_same(&before.without_dir_times(), "after the refused restore");
+    assert!(!Path::new("/tmp/ripcord-escape-test").exists());
+}
+
+#[test]
+fn multi_target_into_with_a_parent_dir_target_name_is_refused() {
+    assert_into_refused_leaving_nothing(&["app", "../escape"], |_, pwned, _| {
+        vec![file("f.txt", pwned, 6)]
+    });
+}
+
+#[test]
+fn multi_target_into_with_an_absolute_target_name_is_refused() {
+    assert_into_refused_leaving_nothing(&["app", "/tmp/ripcord-escape-test"], |_, pwned, _| {
+        vec![file("f.txt", pwned, 6)]
+    });
+}
+
+#[test]
+fn refused_multi_target_into_restore_leaves_nothing_behind() {
+    // The first target restores fine; the second is refused half-way: what
+    // the first wrote is removed again.
+    assert_into_refused_leaving_nothing(&["app", "bad"], |saver, pwned, name| {
+        if name == "bad" {
+            let sub = save_tree(saver, vec![file("../../escape", pwned, 6)]);
+            vec![file("a.txt", pwned, 6), dir("inner", sub)]
+        } else {
+            vec![file("fine.txt", pwned, 6)]
+        }
+    });
+}
+
+/// A chain of `depth` nested folders `d/d/d/...` ending in one file.
+fn deep_chain(saver: &Saver, pwned: Id, depth: usize) -> Vec<Node> {
+    let mut tree = save_tree(saver, vec![file("bottom.txt", pwned, 6)]);
+    for _ in 1..depth {
+        tree = save_tree(saver, vec![dir("d", tree)]);
+    }
+    vec![dir("d", tree)]
+}
+
+#[test]
+fn a_30000_level_tree_is_refused_without_overflowing_the_stack() {
+    let ws = workspace();
+    ws.init();
+    let id = craft_targets(&ws, &["app"], None, |saver, pwned, _| {
+        deep_chain(saver, pwned, 30_000)
+    });
+    let dest = ws.path("dest");
+    ws.run(&["restore", &id, "--into", dest.to_str().unwrap()])
+        .assert_code(3)
+        .assert_stderr_has("levels deep");
+    assert!(!dest.exists());
+    ws.run(&["verify"])
+        .assert_code(1)
+        .assert_stdout_has("levels deep");
+    let other = craft_targets(&ws, &["app"], None, |saver, pwned, _| {
+        deep_chain(saver, pwned, 29_999)
+    });
+    ws.run(&["diff", &id, &other])
+        .assert_code(1)
+        .assert_stderr_has("levels deep");
+}
+
+#[test]
+fn a_tree_of_shared_subtrees_expanding_to_2_pow_40_is_refused_quickly() {
+    let ws = workspace();
+    ws.init();
+    for entries in [None, Some(100)] {
+        let id = craft_targets(&ws, &["app"], entries, |saver, pwned, _| {
+            let mut tree = save_tree(saver, vec![file("leaf.txt", pwned, 6)]);
+            for _ in 0..40 {
+                tree = save_tree(saver, vec![dir("a", tree), dir("b", tree)]);
+            }
+            vec![dir("top", tree)]
+        });
+        let start = std::time::Instant::now();
+        let dest = ws.path("dest");
+        ws.run(&["restore", &id, "--into", dest.to_str().unwrap()])
+            .assert_code(3)
+            .assert_stderr_has("entries the snapshot recorded");
+        assert!(!dest.exists());
+        let out = ws.run(&["verify", &id]);
+        out.assert_code(1)
+            .assert_stdout_has("entries the snapshot recorded");
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "took {:?}",
+            start.elapsed()
+        );
+    }
 }

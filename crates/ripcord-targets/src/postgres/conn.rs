@@ -62,17 +62,7 @@ impl Target {
         config.dbname(db);
         let mut async_config = self.async_config.clone();
         async_config.dbname(db);
-        let url = match self.url.split_once("://") {
-            Some((scheme, rest)) => {
-                let (authority, tail) = rest.split_once('/').unwrap_or((rest, ""));
-                let query = tail
-                    .split_once('?')
-                    .map(|(_, q)| format!("?{q}"))
-                    .unwrap_or_default();
-                format!("{scheme}://{authority}/{db}{query}")
-            }
-            None => format!("{} dbname={db}", self.url),
-        };
+        let url = url_with_dbname(&self.url, db);
         Target {
             config,
             async_config,
@@ -138,6 +128,29 @@ impl Target {
             env.push(("PGPASSWORD".into(), String::from_utf8_lossy(p).into_owned()));
         }
         env
+    }
+}
+
+/// `url` naming database `db` instead: the path of a `postgres://` URL (its
+/// query kept), or a last `dbname=` in the key=value form, which wins. A URL
+/// the `url` crate cannot read (several hosts: `postgres://a:1,b:2/app`)
+/// gets a `dbname` query parameter, which libpq and the driver read after
+/// the path.
+pub fn url_with_dbname(url: &str, db: &str) -> String {
+    if !url.contains("://") {
+        return format!("{url} dbname={db}");
+    }
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            parsed.set_path(&format!("/{db}"));
+            parsed.to_string()
+        }
+        Err(_) => {
+            let value =
+                percent_encoding::utf8_percent_encode(db, percent_encoding::NON_ALPHANUMERIC);
+            let sep = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{sep}dbname={value}")
+        }
     }
 }
 
@@ -230,6 +243,18 @@ mod tests {
 
     #[test]
     fn redacts_passwords() {
+        assert_eq!(
+            url_with_dbname("postgres://u:p%40ss@h:1/a?sslmode=disable", "b"),
+            "postgres://u:p%40ss@h:1/b?sslmode=disable"
+        );
+        assert_eq!(
+            url_with_dbname("host=h dbname=a", "b"),
+            "host=h dbname=a dbname=b"
+        );
+        let several = url_with_dbname("postgres://u@a:1,b:2/app", "scratch db");
+        assert_eq!(several, "postgres://u@a:1,b:2/app?dbname=scratch%20db");
+        let config: postgres::Config = several.parse().unwrap();
+        assert_eq!(config.get_dbname(), Some("scratch db"));
         let t = Target::parse("postgres://u:p@h:1/a?sslmode=disable").unwrap();
         assert_eq!(
             t.with_dbname("b").redacted(),

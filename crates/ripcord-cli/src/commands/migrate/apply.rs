@@ -1,40 +1,25 @@
 //! `ripcord migrate up`, `migrate down` and `rollback`.
 
 use anyhow::Result;
-use ripcord_core::config::{OnConflict, SnapshotWhen, TargetConfig};
-use ripcord_migrate::engine::{
-    self, Conn, Database, DownChange, DownOptions, DownReport, Note, Scope, UpOptions,
-};
-use ripcord_migrate::tracking::{PostgresTracker, SqliteTracker};
+use ripcord_core::config::OnConflict;
+use ripcord_migrate::engine::{DownChange, DownReport, Note, Scope};
+use ripcord_ops::migrate::{Applied, DownRequest, Reverted, UpRequest};
 
-use super::net::{Repo, RepoNet};
-use super::{setup, Setup};
 use crate::cli::{DownArgs, UpArgs};
 use crate::ctx::Ctx;
-use crate::{output, CliError};
+use crate::output;
 
 pub fn up(ctx: &Ctx, args: &UpArgs) -> Result<()> {
-    let s = setup(ctx, &args.common)?;
-    let (name, target) = database_target(&s)?;
-    let mut db = open(&name, &target, true)?;
-    let mut net = RepoNet {
-        ctx,
-        repo: Repo::Lazy(None, "migrate up"),
-        target: name.clone(),
-        policy: None,
-    };
-    let opts = UpOptions {
+    let req = UpRequest {
+        format: args.common.format.clone(),
         to: args.to.clone(),
         dry_run: args.dry_run,
         allow_drift: args.allow_drift,
-        actor: actor(),
-        snapshot_always: ctx
-            .config
-            .migrations
-            .as_ref()
-            .is_some_and(|m| m.snapshot == SnapshotWhen::Always),
     };
-    let report = engine::up(&mut *db, &mut net, &s.plan, &opts, &mut |n| say(ctx, n))?;
+    let Applied {
+        target: name,
+        report,
+    } = ripcord_ops::migrate::up(ctx, &req, &mut |n| say(ctx, n))?;
     if ctx.json {
         output::print_json(&report);
         return Ok(());
@@ -70,33 +55,24 @@ pub fn up(ctx: &Ctx, args: &UpArgs) -> Result<()> {
 
 /// `migrate down` and `rollback` are the same command.
 pub fn down(ctx: &Ctx, args: &DownArgs) -> Result<()> {
-    let s = setup(ctx, &args.common)?;
-    let (name, target) = database_target(&s)?;
-    let policy = args
+    let on_conflict = args
         .on_conflict
         .as_deref()
         .map(|p| p.parse::<OnConflict>())
         .transpose()
         .map_err(|e| crate::usage(e, "--on-conflict takes snapshot, keep-new or review"))?;
-    let mut db = open(&name, &target, false)?;
-    let mut net = RepoNet {
-        ctx,
-        repo: Repo::Lazy(None, "migrate down"),
-        target: name.clone(),
-        policy,
-    };
-    let opts = DownOptions {
+    let req = DownRequest {
+        format: args.common.format.clone(),
         to: args.to.clone(),
         dry_run: args.dry_run,
         allow_drift: args.allow_drift,
-        actor: actor(),
+        on_conflict,
     };
-    let report = engine::down(&mut *db, &mut net, &s.plan, &opts, &mut |n| say(ctx, n))?;
-    let review = if report.dry_run {
-        Vec::new()
-    } else {
-        review_rows(&mut *db, &report)
-    };
+    let Reverted {
+        target: name,
+        report,
+        review,
+    } = ripcord_ops::migrate::down(ctx, &req, &mut |n| say(ctx, n))?;
     if ctx.json {
         #[derive(serde::Serialize)]
         struct Out<'a> {
@@ -191,49 +167,6 @@ fn summarize_down(ctx: &Ctx, name: &str, report: &DownReport, review: &[(String,
     }
 }
 
-/// The rows this run set aside for review, to print them.
-fn review_rows(db: &mut dyn Database, report: &DownReport) -> Vec<(String, String, String)> {
-    let changes: Vec<String> = report
-        .changes
-        .iter()
-        .filter(|c| c.tables.iter().any(|t| t.review_rows > 0))
-        .map(|c| c.name.clone())
-        .collect();
-    if changes.is_empty() {
-        return Vec::new();
-    }
-    const LIMIT: i64 = 50;
-    match db.conn() {
-        Conn::Postgres(client) => client
-            .query(
-                "SELECT table_name, change, row_data::text FROM ripcord.review
-                 WHERE change = ANY($1) ORDER BY id DESC LIMIT $2",
-                &[&changes, &LIMIT],
-            )
-            .map(|rows| {
-                rows.iter()
-                    .map(|r| (r.get(0), r.get(1), r.get(2)))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        Conn::Sqlite(conn) => {
-            // The names travel as one JSON array parameter.
-            let names = serde_json::to_string(&changes).unwrap_or_default();
-            conn.prepare(
-                "SELECT table_name, change, row_data FROM ripcord_review
-                 WHERE change IN (SELECT value FROM json_each(?1)) ORDER BY id DESC LIMIT ?2",
-            )
-            .and_then(|mut st| {
-                st.query_map(rusqlite::params![names, LIMIT], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()
-            })
-            .unwrap_or_default()
-        }
-    }
-}
-
 fn say(ctx: &Ctx, note: Note<'_>) {
     match note {
         Note::Snapshot {
@@ -324,50 +257,5 @@ fn scope_text(scope: &Scope) -> String {
         ),
         Scope::Tables(t) => t.join(", "),
         Scope::Database => "the whole database".into(),
-    }
-}
-
-/// `user@host`, recorded with each change.
-pub(crate) fn actor() -> String {
-    format!("{}@{}", ripcord_repo::username(), ripcord_repo::hostname())
-}
-
-pub(super) fn database_target(s: &Setup) -> Result<(String, TargetConfig)> {
-    s.target.clone().ok_or_else(|| {
-        crate::usage(
-            "[migrations] names no database target",
-            "set [migrations] target = \"NAME\" to a configured postgres or sqlite target",
-        )
-    })
-}
-
-/// The database, connected; a failure is a failed pre-flight.
-pub(super) fn open(name: &str, target: &TargetConfig, create: bool) -> Result<Box<dyn Database>> {
-    let refused = |e: ripcord_migrate::Error| -> anyhow::Error {
-        CliError::Refused {
-            message: format!("pre-flight: cannot open target {name}: {e}"),
-            hint: "check the target's url or path in ripcord.toml and that the database is up"
-                .into(),
-        }
-        .into()
-    };
-    match target {
-        TargetConfig::Postgres { url, .. } => {
-            Ok(Box::new(PostgresTracker::connect(url).map_err(refused)?))
-        }
-        TargetConfig::Sqlite { path } => {
-            if !create && !path.exists() {
-                return Err(CliError::Refused {
-                    message: format!("pre-flight: {} does not exist", path.display()),
-                    hint: "check [targets] path of the migration target".into(),
-                }
-                .into());
-            }
-            Ok(Box::new(SqliteTracker::open(path).map_err(refused)?))
-        }
-        TargetConfig::Dir { .. } => Err(crate::usage(
-            format!("target {name} is a dir target, not a database"),
-            "name a postgres or sqlite target in [migrations] target",
-        )),
     }
 }

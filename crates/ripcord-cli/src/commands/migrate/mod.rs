@@ -1,26 +1,20 @@
 //! `ripcord migrate …`: the read-only views of a folder of migrations and of
 //! what the target database has recorded (plan, status, lint) here; running
-//! them in [`apply`]; the safety net in [`net`].
+//! them in [`apply`]; the rehearsal's report. The work is done by
+//! `ripcord_ops::migrate` and `ripcord_ops::rehearse`.
 
 mod apply;
-mod net;
 
-pub(crate) use apply::{actor, millis};
-pub(crate) use net::{Repo, RepoNet};
-mod rehearse;
-
-use std::path::{Path, PathBuf};
+pub(crate) use apply::millis;
 
 use anyhow::{Context as _, Result};
-use ripcord_core::config::TargetConfig;
 use ripcord_migrate::analyze::{self, Dialect, Kind, Options};
-use ripcord_migrate::tracking::{
-    self, AppliedChange, ChangeState, PostgresTracker, SqliteTracker, Status, Tracker,
-};
-use ripcord_migrate::{Change, Format, Plan, Script};
+use ripcord_migrate::tracking::{self, ChangeState, Status};
+use ripcord_migrate::{Change, Plan, Script};
+use ripcord_ops::migrate::{recorded, shown, Setup};
 use serde::Serialize;
 
-use crate::cli::{DownArgs, LintArgs, MigrateArgs, MigrateCommand};
+use crate::cli::{DownArgs, LintArgs, MigrateArgs, MigrateCommand, RehearseArgs};
 use crate::ctx::Ctx;
 use crate::output;
 use crate::CliError;
@@ -32,147 +26,75 @@ pub fn run(ctx: &Ctx, cmd: MigrateCommand) -> Result<()> {
         MigrateCommand::Lint(args) => lint(ctx, &args),
         MigrateCommand::Up(args) => apply::up(ctx, &args),
         MigrateCommand::Down(args) => apply::down(ctx, &args),
-        MigrateCommand::Rehearse(args) => rehearse::run(ctx, &args),
+        MigrateCommand::Rehearse(args) => rehearse(ctx, &args),
+    }
+}
+
+/// The plan and its target, from `[migrations]` and `--format`.
+fn setup(ctx: &Ctx, args: &MigrateArgs) -> Result<Setup> {
+    Ok(ripcord_ops::migrate::setup(ctx, args.format.as_deref())?)
+}
+
+/// `ripcord migrate rehearse`: the report, and a failure when a change is
+/// not reversible.
+fn rehearse(ctx: &Ctx, args: &RehearseArgs) -> Result<()> {
+    let opts = ripcord_ops::rehearse::RehearseOptions {
+        format: args.common.format.clone(),
+        to: args.to.clone(),
+        keep: args.keep,
+    };
+    let Some(report) = ripcord_ops::rehearse::run(ctx, &opts)? else {
+        return Ok(());
+    };
+    if ctx.json {
+        output::print_json(&report);
+    } else {
+        for c in &report.irreversible {
+            ctx.say(format!("not reversible: {}", c.change));
+            for r in &c.reasons {
+                ctx.say(format!("  {r}"));
+            }
+        }
+    }
+    if report.irreversible.is_empty() {
+        ctx.say(format!(
+            "rehearsal passed: {} change(s) applied, verified, reverted to an identical schema \
+             and identical table contents, and applied again",
+            report.changes.len()
+        ));
+        Ok(())
+    } else {
+        // Differences no change's SQL names are laid at "(the plan as a
+        // whole)", which is not one of the changes counted.
+        let (named, whole): (Vec<_>, Vec<_>) = report
+            .irreversible
+            .iter()
+            .partition(|c| report.changes.contains(&c.change));
+        let mut message = format!(
+            "rehearsal: {} of {} change(s) are not reversible",
+            named.len(),
+            report.changes.len()
+        );
+        if !named.is_empty() {
+            message.push_str(&format!(
+                ": {}",
+                named
+                    .iter()
+                    .map(|c| c.change.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if !whole.is_empty() {
+            message.push_str("; the plan as a whole also leaves differences behind");
+        }
+        Err(CliError::Failed { message }.into())
     }
 }
 
 /// `ripcord rollback --to …`: `migrate down` under the name operators reach for.
 pub fn rollback(ctx: &Ctx, args: &DownArgs) -> Result<()> {
     apply::down(ctx, args)
-}
-
-/// The plan and the database it belongs to, from `[migrations]`.
-pub(crate) struct Setup {
-    dir: PathBuf,
-    /// The target's name and configuration; `None` when none is configured.
-    target: Option<(String, TargetConfig)>,
-    plan: Plan,
-}
-
-impl Setup {
-    fn dialect(&self) -> Dialect {
-        match &self.target {
-            Some((_, TargetConfig::Sqlite { .. })) => Dialect::Sqlite,
-            _ => Dialect::Postgres,
-        }
-    }
-
-    fn target_name(&self) -> Option<&str> {
-        self.target.as_ref().map(|(name, _)| name.as_str())
-    }
-}
-
-pub(crate) fn setup(ctx: &Ctx, args: &MigrateArgs) -> Result<Setup> {
-    let Some(migrations) = &ctx.config.migrations else {
-        return Err(crate::usage(
-            "ripcord.toml has no [migrations] section",
-            "add [migrations] with target = \"NAME\" (a postgres or sqlite target) and \
-             dir = \"migrations\"",
-        ));
-    };
-    let target = match &migrations.target {
-        Some(name) => {
-            let config = ctx.config.target(name)?;
-            if matches!(config, TargetConfig::Dir { .. }) {
-                return Err(crate::usage(
-                    format!("[migrations] target {name:?} is a dir target, not a database"),
-                    "name a postgres or sqlite target in [migrations] target",
-                ));
-            }
-            Some((name.clone(), config.clone()))
-        }
-        None => {
-            let databases: Vec<(&String, &TargetConfig)> = ctx
-                .config
-                .targets
-                .iter()
-                .filter(|(_, t)| !matches!(t, TargetConfig::Dir { .. }))
-                .collect();
-            match databases.as_slice() {
-                [(name, config)] => Some(((*name).clone(), (*config).clone())),
-                _ => None,
-            }
-        }
-    };
-    let dir = migrations.dir.clone();
-    let plan = match &args.format {
-        Some(name) => {
-            let format: Format = name.parse()?;
-            ripcord_migrate::read_as(&dir, format)
-        }
-        None => ripcord_migrate::read(&dir),
-    }?;
-    if plan.changes.is_empty() {
-        return Err(crate::usage(
-            format!("{} holds no {} migrations", shown(&dir), plan.format.name()),
-            "leave out --format to detect the format, or name the one the folder holds",
-        ));
-    }
-    Ok(Setup { dir, target, plan })
-}
-
-/// What the target database has recorded: `None` when it has no tracking
-/// tables (nothing has run yet). Never creates anything.
-fn recorded(target: &TargetConfig) -> ripcord_migrate::Result<Option<Vec<AppliedChange>>> {
-    match target {
-        TargetConfig::Sqlite { path } => {
-            if !path.exists() {
-                return Ok(None);
-            }
-            let has_table = {
-                let conn = rusqlite::Connection::open_with_flags(
-                    path,
-                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-                )
-                .map_err(|e| sqlite_error(path, e))?;
-                conn.query_row(
-                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' \
-                     AND name = 'ripcord_changes'",
-                    [],
-                    |r| r.get::<_, i64>(0),
-                )
-                .map_err(|e| sqlite_error(path, e))?
-                    > 0
-            };
-            if !has_table {
-                return Ok(None);
-            }
-            SqliteTracker::open(path)?.applied().map(Some)
-        }
-        TargetConfig::Postgres { url, .. } => {
-            let mut tracker = PostgresTracker::connect(url)?;
-            match tracker.applied() {
-                Ok(rows) => Ok(Some(rows)),
-                // undefined_table, invalid_schema_name: nothing recorded yet.
-                Err(ripcord_migrate::Error::Postgres { source, .. })
-                    if source
-                        .as_db_error()
-                        .is_some_and(|db| matches!(db.code().code(), "42P01" | "3F000")) =>
-                {
-                    Ok(None)
-                }
-                Err(e) => Err(e),
-            }
-        }
-        TargetConfig::Dir { .. } => Ok(None),
-    }
-}
-
-fn sqlite_error(path: &Path, e: rusqlite::Error) -> ripcord_migrate::Error {
-    ripcord_migrate::Error::io(
-        format!("read {}", path.display()),
-        std::io::Error::other(e.to_string()),
-    )
-}
-
-/// A path as shown to the user: relative to the working folder when inside it.
-fn shown(path: &Path) -> String {
-    std::env::current_dir()
-        .ok()
-        .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))
-        .unwrap_or_else(|| path.to_path_buf())
-        .display()
-        .to_string()
 }
 
 fn state_name(state: ChangeState) -> &'static str {

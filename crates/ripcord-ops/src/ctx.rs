@@ -1,24 +1,26 @@
-//! What every command needs: configuration, passphrase, repository, lock.
+//! What every operation needs: configuration, passphrase, repository, lock,
+//! and the [`Reporter`] that hears about it.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
-use anyhow::{Context as _, Result};
 use ripcord_core::config::Config;
 use ripcord_repo::backend::{Backend, LocalBackend};
 use ripcord_repo::lock::LockGuard;
 use ripcord_repo::Repository;
 use zeroize::Zeroizing;
 
+use crate::report::{self, Bar, Reporter};
+use crate::{Context as _, Error, Result};
+
 /// RIPCORD_PASSWORD and RIPCORD_NEW_PASSWORD, taken out of the environment
 /// when the process starts, so that no child process (pg_dump, psql,
 /// password_command, hooks) can inherit them.
 static SECRET_ENV: OnceLock<[Option<Zeroizing<String>>; 2]> = OnceLock::new();
 
-/// Moves the passphrase variables from the environment into memory. Call it
-/// first thing, before any thread starts (changing the environment is only
-/// sound while the process has one thread).
+/// Moves the passphrase variables from the environment into memory. A
+/// program calls it first thing, before any thread starts (changing the
+/// environment is only sound while the process has one thread).
 pub fn take_secret_env() {
     SECRET_ENV.get_or_init(|| {
         ripcord_targets::postgres::redact::SECRET_VARS
@@ -40,52 +42,60 @@ pub fn secret_env(which: usize) -> Option<Zeroizing<String>> {
     SECRET_ENV.get().and_then(|v| v[which].clone())
 }
 
+#[derive(Clone)]
 pub struct Ctx {
     pub config: Config,
     pub config_path: Option<PathBuf>,
-    pub json: bool,
-    pub quiet: bool,
+    pub reporter: Arc<dyn Reporter>,
 }
 
 impl Ctx {
-    pub fn load(config_path: Option<PathBuf>, json: bool, quiet: bool) -> Result<Ctx> {
-        let config = Config::discover(config_path.as_deref())?;
-        Ok(Ctx {
+    pub fn new(config: Config, config_path: Option<PathBuf>, reporter: Arc<dyn Reporter>) -> Ctx {
+        Ctx {
             config,
             config_path,
-            json,
-            quiet,
-        })
+            reporter,
+        }
     }
 
-    /// Prints progress text unless --quiet or --json.
-    pub fn say(&self, text: impl AsRef<str>) {
-        if !self.quiet && !self.json {
-            println!("{}", text.as_ref());
+    /// The configuration at `config_path`, or the one found from the working folder.
+    pub fn load(config_path: Option<PathBuf>, reporter: Arc<dyn Reporter>) -> Result<Ctx> {
+        let config = Config::discover(config_path.as_deref())?;
+        Ok(Ctx::new(config, config_path, reporter))
+    }
+
+    /// The same configuration, reported to `reporter`.
+    pub fn with_reporter(&self, reporter: Arc<dyn Reporter>) -> Ctx {
+        Ctx {
+            reporter,
+            ..self.clone()
         }
+    }
+
+    pub fn say(&self, text: impl AsRef<str>) {
+        self.reporter.say(text.as_ref());
     }
 
     pub fn warn(&self, text: impl AsRef<str>) {
-        if !self.quiet {
-            eprintln!(
-                "{} {}",
-                console::style("warning:").yellow().for_stderr(),
-                ripcord_targets::postgres::redact(text.as_ref())
-            );
-        }
+        // Whatever a warning quotes, a database password never shows.
+        self.reporter
+            .warn(&ripcord_targets::postgres::redact(text.as_ref()));
+    }
+
+    /// A progress bar of the reporter.
+    pub fn bar(&self, total: Option<u64>, message: &str) -> Bar {
+        report::bar(&*self.reporter, total, message)
     }
 
     pub fn backend(&self) -> Result<Arc<dyn Backend>> {
         let url = self.config.repository_url()?;
-        if let Some((scheme, _)) = url.split_once("://") {
-            if scheme != "file" {
-                return Err(crate::usage(
-                    format!("repository url {url:?} uses the unsupported scheme {scheme:?}"),
-                    "use a local path or a file:// URL",
-                ));
-            }
-        }
-        Ok(Arc::new(LocalBackend::from_url(url)))
+        let root = ripcord_repo::backend::local_root(url).map_err(|why| {
+            Error::usage(
+                format!("repository url {url:?}: {why}"),
+                "use a local path or a file:// URL",
+            )
+        })?;
+        Ok(Arc::new(LocalBackend::new(root)))
     }
 
     /// The passphrase: RIPCORD_PASSWORD, else password_command, else a prompt
@@ -104,13 +114,13 @@ impl Ctx {
                 .output()
                 .with_context(|| format!("cannot run password_command {cmd:?}"))?;
             if !out.status.success() {
-                return Err(crate::usage(
+                return Err(Error::usage(
                     format!("password_command {cmd:?} failed with {}", out.status),
                     "fix the command in [repository] password_command, or set RIPCORD_PASSWORD",
                 ));
             }
             let text = String::from_utf8(out.stdout).map_err(|_| {
-                crate::usage(
+                Error::usage(
                     "password_command printed something that is not UTF-8",
                     "print the passphrase as text",
                 )
@@ -119,11 +129,11 @@ impl Ctx {
                 text.trim_end_matches(['\n', '\r']).to_string(),
             )));
         }
-        if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
-            let p = rpassword::prompt_password(prompt).context("cannot read the passphrase")?;
-            return Ok(Some(Zeroizing::new(p)));
-        }
-        Ok(None)
+        let asked = self
+            .reporter
+            .passphrase(prompt)
+            .context("cannot read the passphrase")?;
+        Ok(asked.map(Zeroizing::new))
     }
 
     pub fn open_repo(&self) -> Result<Repository> {
@@ -136,11 +146,9 @@ impl Ctx {
     }
 
     pub fn lock(&self, repo: &Repository, exclusive: bool, command: &str) -> Result<LockGuard> {
-        let quiet = self.quiet;
+        let reporter = &self.reporter;
         Ok(LockGuard::acquire(repo, exclusive, command, &|msg| {
-            if !quiet {
-                eprintln!("{} {msg}", console::style("warning:").yellow().for_stderr());
-            }
+            reporter.warn(&msg)
         })?)
     }
 }

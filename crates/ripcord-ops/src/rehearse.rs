@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context as _, Result};
 use ripcord_core::config::{OnConflict, TargetConfig};
 use ripcord_core::interrupt::{self, Cleanup};
 use ripcord_migrate::analyze::{self, Dialect, Options};
@@ -19,13 +18,23 @@ use ripcord_targets::postgres::conn::ident;
 use ripcord_targets::postgres::{self, tools, tools::Tools};
 use serde::Serialize;
 
-use super::apply::{actor, database_target, open};
-use super::net::{Repo, RepoNet};
-use super::setup;
-use crate::cli::RehearseArgs;
-use crate::commands::snapshot::{take_with, TakeOptions};
 use crate::ctx::Ctx;
-use crate::{output, CliError};
+use crate::migrate::{actor, database_target, open, setup};
+use crate::net::{Repo, RepoNet};
+use crate::report::Silent;
+use crate::snapshot::{take_with, TakeOptions};
+use crate::{Context as _, Error, Result};
+
+/// `migrate rehearse`.
+#[derive(Clone, Debug, Default)]
+pub struct RehearseOptions {
+    /// The plan's format, when not detected.
+    pub format: Option<String>,
+    /// Rehearse up to this change, version or `@phase`; `None`: all pending.
+    pub to: Option<String>,
+    /// Keep the scratch copy.
+    pub keep: bool,
+}
 
 /// Schema and contents of a database, to compare two points in time.
 #[derive(Debug, PartialEq)]
@@ -60,20 +69,24 @@ impl Fingerprint {
     }
 }
 
+/// A change that does not give back what was there, and how.
 #[derive(Serialize)]
-struct Irreversible {
-    change: String,
-    reasons: Vec<String>,
+pub struct Irreversible {
+    pub change: String,
+    pub reasons: Vec<String>,
 }
 
 #[derive(Serialize)]
-struct RehearseReport {
-    target: String,
-    scratch: String,
-    changes: Vec<String>,
-    reverted: Vec<(String, How)>,
-    reapplied: bool,
-    irreversible: Vec<Irreversible>,
+pub struct RehearseReport {
+    pub target: String,
+    /// The scratch copy: where it was, or where it is kept.
+    pub scratch: String,
+    /// The changes rehearsed.
+    pub changes: Vec<String>,
+    pub reverted: Vec<(String, How)>,
+    pub reapplied: bool,
+    /// Empty when the rehearsal passed.
+    pub irreversible: Vec<Irreversible>,
 }
 
 /// The scratch copy and how to get rid of it. Its guard removes it when the
@@ -167,7 +180,7 @@ fn drop_database_on_exit(admin: &str, db: &str) -> Cleanup {
     let (admin, db) = (admin.to_string(), db.to_string());
     interrupt::on_interrupt(move || {
         if let Err(e) = drop_database(&admin, &db) {
-            eprintln!("warning: {}", postgres::redact(&format!("{e:#}")));
+            eprintln!("warning: {}", postgres::redact(&e.chain()));
         }
     })
 }
@@ -182,17 +195,18 @@ fn remove_on_exit(dir: &Path) -> Cleanup {
 }
 
 /// The rehearsal failed, and so did removing its scratch copy: both are
-/// reported, the rehearsal's error first, and its exit code and hint kept.
-#[derive(Debug, thiserror::Error)]
-#[error("{real}; cleaning up failed too: {cleanup:#}")]
-struct CleanupAlsoFailed {
-    #[source]
-    real: anyhow::Error,
-    cleanup: anyhow::Error,
+/// reported, the rehearsal's error first, and its exit code and hint kept
+/// (it stays the source).
+fn cleanup_also_failed(real: Error, cleanup: Error) -> Error {
+    Error::Context {
+        context: format!("{real}; cleaning up failed too: {}", cleanup.chain()),
+        source: Box::new(real),
+    }
 }
 
-pub fn run(ctx: &Ctx, args: &RehearseArgs) -> Result<()> {
-    let s = setup(ctx, &args.common)?;
+/// Rehearses the pending changes; `None` when nothing is pending.
+pub fn run(ctx: &Ctx, args: &RehearseOptions) -> Result<Option<RehearseReport>> {
+    let s = setup(ctx, args.format.as_deref())?;
     let (name, target) = database_target(&s)?;
     let mut live = open(&name, &target, false)?;
     let applied = if live.has_schema()? {
@@ -219,7 +233,7 @@ pub fn run(ctx: &Ctx, args: &RehearseArgs) -> Result<()> {
     drop(live);
     if pending.is_empty() {
         ctx.say(format!("target {name} is up to date: nothing to rehearse"));
-        return Ok(());
+        return Ok(None);
     }
 
     // Safety snapshots of the scratch copy go to a repository of their own,
@@ -243,12 +257,7 @@ pub fn run(ctx: &Ctx, args: &RehearseArgs) -> Result<()> {
     migrations.on_conflict = OnConflict::Snapshot;
     migrations.tables.clear();
     config.migrations = Some(migrations);
-    let scratch_ctx = Ctx {
-        config,
-        config_path: ctx.config_path.clone(),
-        json: ctx.json,
-        quiet: true,
-    };
+    let scratch_ctx = Ctx::new(config, ctx.config_path.clone(), Arc::new(Silent));
     let result = rehearse(
         ctx,
         &scratch_ctx,
@@ -266,56 +275,13 @@ pub fn run(ctx: &Ctx, args: &RehearseArgs) -> Result<()> {
         (Ok(report), Ok(kept)) => (report, kept),
         (Err(real), Ok(_)) => return Err(real),
         (Ok(_), Err(cleanup)) => return Err(cleanup),
-        (Err(real), Err(cleanup)) => return Err(CleanupAlsoFailed { real, cleanup }.into()),
+        (Err(real), Err(cleanup)) => return Err(cleanup_also_failed(real, cleanup)),
     };
     if let Some(kept) = kept {
         ctx.say(format!("scratch copy kept: {kept}"));
         report.scratch = kept;
     }
-    if ctx.json {
-        output::print_json(&report);
-    } else {
-        for c in &report.irreversible {
-            ctx.say(format!("not reversible: {}", c.change));
-            for r in &c.reasons {
-                ctx.say(format!("  {r}"));
-            }
-        }
-    }
-    if report.irreversible.is_empty() {
-        ctx.say(format!(
-            "rehearsal passed: {} change(s) applied, verified, reverted to an identical schema \
-             and identical table contents, and applied again",
-            report.changes.len()
-        ));
-        Ok(())
-    } else {
-        // Differences no change's SQL names are laid at "(the plan as a
-        // whole)", which is not one of the changes counted.
-        let (named, whole): (Vec<&Irreversible>, Vec<&Irreversible>) = report
-            .irreversible
-            .iter()
-            .partition(|c| report.changes.contains(&c.change));
-        let mut message = format!(
-            "rehearsal: {} of {} change(s) are not reversible",
-            named.len(),
-            report.changes.len()
-        );
-        if !named.is_empty() {
-            message.push_str(&format!(
-                ": {}",
-                named
-                    .iter()
-                    .map(|c| c.change.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-        if !whole.is_empty() {
-            message.push_str("; the plan as a whole also leaves differences behind");
-        }
-        Err(CliError::Failed { message }.into())
-    }
+    Ok(Some(report))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -326,7 +292,7 @@ fn rehearse(
     plan: &ripcord_migrate::Plan,
     name: &str,
     scratch: &Scratch,
-    args: &RehearseArgs,
+    args: &RehearseOptions,
     last_applied: Option<String>,
 ) -> Result<RehearseReport> {
     let target = scratch.config();
@@ -806,8 +772,8 @@ fn clone(ctx: &Ctx, name: &str, target: &TargetConfig) -> Result<Scratch> {
         TargetConfig::Postgres { url, .. } => {
             let live = postgres::Target::parse(url)?;
             let db = format!("{}_rehearse_{}", live.dbname(), std::process::id());
-            let admin = with_dbname(url, "postgres");
-            let scratch_url = with_dbname(url, &db);
+            let admin = postgres::conn::url_with_dbname(url, "postgres");
+            let scratch_url = postgres::conn::url_with_dbname(url, &db);
             let mut client = postgres::Target::parse(&admin)?.connect()?;
             // From here on an interruption, or an error, drops the copy; the
             // CREATE itself is not cut short, so no copy outlives the drop.
@@ -854,12 +820,7 @@ fn copy_through_snapshot(ctx: &Ctx, name: &str, url: &str, scratch_url: &str) ->
             split_mb: None,
         },
     );
-    let quiet = Ctx {
-        config,
-        config_path: None,
-        json: false,
-        quiet: true,
-    };
+    let quiet = Ctx::new(config, None, Arc::new(Silent));
     let taken = take_with(
         &quiet,
         &repo,
@@ -873,7 +834,9 @@ fn copy_through_snapshot(ctx: &Ctx, name: &str, url: &str, scratch_url: &str) ->
     let Some(ripcord_repo::manifest::Content::Postgres(pg)) =
         snap.targets.first().map(|t| &t.content)
     else {
-        anyhow::bail!("the copy snapshot holds no PostgreSQL database");
+        return Err(Error::failed(
+            "the copy snapshot holds no PostgreSQL database",
+        ));
     };
     // The scratch database exists (and is empty): it was made where an
     // interruption cannot cut its creation short.
@@ -887,25 +850,4 @@ fn copy_through_snapshot(ctx: &Ctx, name: &str, url: &str, scratch_url: &str) ->
         &ripcord_targets::Quiet,
     )?;
     Ok(())
-}
-
-/// `url` naming database `db` instead: a `postgres://` URL's path, or a
-/// `dbname=` in the key=value form (the last one wins).
-fn with_dbname(url: &str, db: &str) -> String {
-    for scheme in ["postgres://", "postgresql://"] {
-        if let Some(rest) = url.strip_prefix(scheme) {
-            let (main, query) = match rest.split_once('?') {
-                Some((m, q)) => (m, Some(q)),
-                None => (rest, None),
-            };
-            let authority = main.split_once('/').map_or(main, |(a, _)| a);
-            let mut out = format!("{scheme}{authority}/{db}");
-            if let Some(q) = query {
-                out.push('?');
-                out.push_str(q);
-            }
-            return out;
-        }
-    }
-    format!("{url} dbname={db}")
 }

@@ -1,9 +1,9 @@
-//! `ripcord snapshot`.
+//! One snapshot of configured targets: each target's content saved
+//! against its parent in the newest snapshot that has it, then the manifest.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::Result;
 use ripcord_core::config::TargetConfig;
 use ripcord_repo::manifest::{Content, Snapshot, TargetSnapshot};
 use ripcord_repo::saver::{SaveStats, Saver, SaverOptions};
@@ -11,9 +11,40 @@ use ripcord_repo::{Id, Repository};
 use ripcord_targets::{dir, postgres, sqlite};
 use serde::Serialize;
 
-use crate::cli::SnapshotArgs;
 use crate::ctx::Ctx;
-use crate::output::{self, Bar};
+use crate::{Error, Result};
+
+/// What to snapshot, as a front end asks for it.
+#[derive(Clone, Debug, Default)]
+pub struct SnapshotOptions {
+    /// Target names (a name may hold several, comma-separated); empty: all configured.
+    pub targets: Vec<String>,
+    pub tags: Vec<String>,
+    pub tier: Option<String>,
+    /// Only these tables of the one database target.
+    pub tables: Vec<String>,
+    /// Parallel table dumps of a PostgreSQL target; 0: the default.
+    pub jobs: usize,
+}
+
+/// `ripcord snapshot`: opens and locks the repository and takes one snapshot.
+pub fn snapshot(ctx: &Ctx, opts: &SnapshotOptions) -> Result<SnapshotResult> {
+    let repo = ctx.open_repo()?;
+    let names = resolve_targets(ctx, &opts.targets)?;
+    let _lock = ctx.lock(&repo, false, "snapshot")?;
+    if !opts.tables.is_empty() && names.len() != 1 {
+        return Err(Error::usage(
+            "--tables needs exactly one database target",
+            "name the target: `ripcord snapshot app --tables orders`",
+        ));
+    }
+    let take = TakeOptions {
+        tables: (!opts.tables.is_empty()).then(|| opts.tables.clone()),
+        jobs: opts.jobs,
+        skip_missing: false,
+    };
+    take_with(ctx, &repo, &names, &opts.tags, opts.tier.clone(), &take)
+}
 
 #[derive(Serialize)]
 pub struct SnapshotResult {
@@ -26,39 +57,9 @@ pub struct SnapshotResult {
     pub stats: SaveStats,
     pub seconds: f64,
     pub recovered_packs: usize,
-}
-
-pub fn run(ctx: &Ctx, args: &SnapshotArgs) -> Result<()> {
-    let repo = ctx.open_repo()?;
-    let names = resolve_targets(ctx, &args.targets)?;
-    let _lock = ctx.lock(&repo, false, "snapshot")?;
-    if !args.tables.is_empty() && names.len() != 1 {
-        return Err(crate::usage(
-            "--tables needs exactly one database target",
-            "name the target: `ripcord snapshot app --tables orders`",
-        ));
-    }
-    let opts = TakeOptions {
-        tables: (!args.tables.is_empty()).then(|| args.tables.clone()),
-        jobs: args.jobs.unwrap_or(0),
-        skip_missing: false,
-    };
-    let result = take_with(ctx, &repo, &names, &args.tags, args.tier.clone(), &opts)?;
-    if ctx.json {
-        output::print_json(&result);
-    } else {
-        ctx.say(format!(
-            "snapshot {} saved: {} ({} files, {} unchanged), {} new, {} stored, in {:.2}s",
-            result.short_id,
-            output::bytes(result.size),
-            result.files,
-            result.unchanged_files,
-            output::bytes(result.stats.new_bytes),
-            output::bytes(result.stats.stored_bytes),
-            result.seconds
-        ));
-    }
-    Ok(())
+    /// Paths left out because ripcord keeps them for itself.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<String>,
 }
 
 /// The named targets, or all configured ones; each must exist in the config.
@@ -73,7 +74,7 @@ pub fn resolve_targets(ctx: &Ctx, names: &[String]) -> Result<Vec<String>> {
             .collect()
     };
     if names.is_empty() {
-        return Err(crate::usage(
+        return Err(Error::usage(
             "no targets are configured",
             "add a [targets.NAME] section to ripcord.toml (kind = \"dir\" or \"sqlite\")",
         ));
@@ -137,13 +138,14 @@ pub fn take_with(
     };
     let saver = Saver::new(repo, index.clone(), saver_opts);
     let mut targets = Vec::new();
+    let mut left_out = Vec::new();
     let (mut files, mut unchanged) = (0, 0);
     for name in names {
-        let bar = Bar::new(None, &format!("snapshot {name}"), ctx.quiet || ctx.json);
+        let bar = ctx.bar(None, &format!("snapshot {name}"));
         let t = match ctx.config.target(name)? {
             TargetConfig::Dir { path, exclude } => {
                 if opts.tables.is_some() {
-                    return Err(crate::usage(
+                    return Err(Error::usage(
                         format!("--tables does not apply to the dir target {name:?}"),
                         "name a database target",
                     ));
@@ -153,7 +155,26 @@ pub fn take_with(
                         Content::Dir { tree } => Some(*tree),
                         _ => None,
                     });
-                let d = dir::snapshot(&saver, &index, path, exclude, parent_tree, &bar)?;
+                let protected = ctx.config.protected_paths();
+                let d = dir::snapshot(
+                    &saver,
+                    &index,
+                    path,
+                    &dir::SnapshotOptions {
+                        excludes: exclude,
+                        parent: parent_tree,
+                        protected: &protected,
+                    },
+                    &bar,
+                )?;
+                for rel in &d.left_out {
+                    let line = format!(
+                        "left {} out of target {name}: ripcord keeps it for itself (repository, catalog or configuration)",
+                        path.join(rel).display()
+                    );
+                    ctx.say(&line);
+                    left_out.push(line);
+                }
                 files += d.files;
                 unchanged += d.unchanged;
                 TargetSnapshot {
@@ -163,12 +184,13 @@ pub fn take_with(
                     items: d.files,
                     git_commit: d.git_commit,
                     migration_version: None,
+                    entries: Some(d.entries),
                     content: Content::Dir { tree: d.tree },
                 }
             }
             TargetConfig::Sqlite { path } => {
                 if opts.tables.is_some() {
-                    return Err(crate::usage(
+                    return Err(Error::usage(
                         "--tables is for postgres targets",
                         "snapshot the whole SQLite database",
                     ));
@@ -188,6 +210,7 @@ pub fn take_with(
                     items: s.tables.len() as u64,
                     git_commit: None,
                     migration_version: None,
+                    entries: None,
                     content: Content::Sqlite {
                         image: s.image,
                         tables: s.tables,
@@ -215,6 +238,7 @@ pub fn take_with(
                     items: pg.tables.len() as u64,
                     git_commit: None,
                     migration_version: None,
+                    entries: None,
                     content: Content::Postgres(Box::new(pg)),
                 }
             }
@@ -245,5 +269,6 @@ pub fn take_with(
         stats,
         seconds: start.elapsed().as_secs_f64(),
         recovered_packs: recovered,
+        left_out,
     })
 }

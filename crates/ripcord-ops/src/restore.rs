@@ -1,19 +1,40 @@
-//! `ripcord restore`.
+//! A restore: to another place (`into`), or in place, where dir and SQLite
+//! targets are staged and checked first, the current state is kept in a
+//! safety snapshot, and only then is the staged copy swapped in.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use anyhow::Result;
 use ripcord_core::config::TargetConfig;
 use ripcord_repo::manifest::{Content, TargetSnapshot};
 use ripcord_repo::{Id, Repository};
-use ripcord_targets::{dir, place, sqlite, RestoreOptions, RestoreStats};
+use ripcord_targets::{dir, place, sqlite, RestoreStats};
 use serde::Serialize;
 
-use crate::cli::RestoreArgs;
 use crate::ctx::Ctx;
-use crate::output::{self, Bar};
+use crate::{Error, Result};
+
+/// What to restore, and where.
+#[derive(Clone, Debug, Default)]
+pub struct RestoreOptions {
+    /// A snapshot id, a prefix of one, or `latest`.
+    pub snapshot: String,
+    /// Target names (a name may hold several, comma-separated); empty: all in the snapshot.
+    pub targets: Vec<String>,
+    /// Somewhere else than the configured place: a folder, a file or a postgres:// URL.
+    pub into: Option<PathBuf>,
+    /// Only these tables of the one PostgreSQL target.
+    pub tables: Vec<String>,
+    /// Restore what is intact and skip damaged files instead of refusing.
+    pub partial: bool,
+    /// Create the PostgreSQL database first.
+    pub create: bool,
+    /// Drop the PostgreSQL objects first.
+    pub clean: bool,
+    /// Parallel table loads of a PostgreSQL target; 0: the default.
+    pub jobs: usize,
+}
 
 #[derive(Serialize, Default)]
 pub struct RestoreResult {
@@ -33,81 +54,20 @@ pub struct TargetRestore {
     pub destination: PathBuf,
     #[serde(flatten)]
     pub stats: RestoreStats,
+    /// In place: live entries left as they were (excluded, protected, or
+    /// not held by the safety snapshot).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<String>,
 }
 
-pub fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<()> {
+/// `ripcord restore`: opens and locks the repository and restores.
+pub fn run(ctx: &Ctx, opts: &RestoreOptions) -> Result<RestoreResult> {
     let repo = ctx.open_repo()?;
     let _lock = ctx.lock(&repo, false, "restore")?;
-    let result = restore(ctx, &repo, args)?;
-    if ctx.json {
-        output::print_json(&result);
-        return complete(&result);
-    }
-    if let Some(s) = result.safety_snapshot {
-        ctx.say(format!(
-            "safety snapshot {} holds the state before this restore",
-            s.short()
-        ));
-    }
-    for t in &result.targets {
-        let mut line = format!(
-            "restored {} to {}: {} {}, {}",
-            t.name,
-            t.destination.display(),
-            t.stats.files,
-            if t.kind == "postgres" {
-                "tables"
-            } else {
-                "files"
-            },
-            output::bytes(t.stats.bytes)
-        );
-        if t.stats.tables_verified > 0 {
-            line.push_str(&format!(
-                ", {} tables match the snapshot's row counts and checksums",
-                t.stats.tables_verified
-            ));
-        }
-        ctx.say(line);
-        for s in &t.stats.skipped {
-            ctx.warn(format!("not restored (damaged): {s}"));
-        }
-    }
-    for db in &result.databases {
-        for c in &db.checks {
-            ctx.say(format!(
-                "  {} {:<40} {:>12} rows (snapshot: {})",
-                if c.checksum_matches && c.rows == c.expected_rows {
-                    "ok"
-                } else {
-                    "MISMATCH"
-                },
-                c.table,
-                c.rows,
-                c.expected_rows
-            ));
-        }
-    }
-    ctx.say(format!(
-        "restore of {} finished in {:.2}s",
-        result.snapshot.short(),
-        result.seconds
-    ));
-    complete(&result)
+    restore(ctx, &repo, opts)
 }
 
-/// A partial restore is a failure, with --json as without.
-fn complete(result: &RestoreResult) -> Result<()> {
-    if result.targets.iter().any(|t| !t.stats.skipped.is_empty()) {
-        return Err(crate::CliError::Failed {
-            message: "the restore is partial: damaged files were skipped".into(),
-        }
-        .into());
-    }
-    Ok(())
-}
-
-pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<RestoreResult> {
+pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreOptions) -> Result<RestoreResult> {
     let start = Instant::now();
     let (snap_id, snap) = repo.find_snapshot(&args.snapshot)?;
     let wanted: Vec<String> = args
@@ -118,7 +78,7 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<Resto
         .collect();
     for w in &wanted {
         if snap.target(w).is_none() {
-            return Err(crate::usage(
+            return Err(Error::usage(
                 format!("snapshot {} has no target {w:?}", snap_id.short()),
                 format!("it has: {}", snap.target_names().join(", ")),
             ));
@@ -153,8 +113,14 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<Resto
         }
         .into());
     }
-    let opts = RestoreOptions {
+    let opts = ripcord_targets::RestoreOptions {
         partial: args.partial,
+        max_entries: None,
+    };
+    // Each tree may expand only to the entries its snapshot recorded.
+    let opts_for = |t: &TargetSnapshot| ripcord_targets::RestoreOptions {
+        max_entries: Some(ripcord_repo::walk::TreeLimits::of(t).max_entries),
+        ..opts
     };
     let mut result = RestoreResult {
         snapshot: snap_id,
@@ -169,14 +135,16 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<Resto
                 let base = if selected.len() == 1 {
                     into.clone()
                 } else {
-                    into.join(&t.name)
+                    // The name comes from the manifest: join it only as
+                    // one plain path component.
+                    into.join(plain_name(&t.name)?)
                 };
                 let dest = match &t.content {
                     Content::Sqlite { .. } if selected.len() > 1 || base.is_dir() => {
                         base.join(file_name(&t.source))
                     }
                     Content::Postgres(_) if !is_url(into) => {
-                        return Err(crate::usage(
+                        return Err(Error::usage(
                             format!("target {:?} is a PostgreSQL database; --into must be a postgres:// URL", t.name),
                             "restore it on its own: --target NAME --into postgres://user@host/db (add --create for a new database)",
                         ))
@@ -192,7 +160,7 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<Resto
     let tables = (!args.tables.is_empty()).then(|| args.tables.clone());
     let is_pg = |t: &TargetSnapshot| matches!(t.content, Content::Postgres(_));
     if (tables.is_some() || args.create || args.clean) && !(plan.len() == 1 && is_pg(plan[0].0)) {
-        return Err(crate::usage(
+        return Err(Error::usage(
             "--tables, --create and --clean apply to one PostgreSQL target",
             "select it with --target NAME",
         ));
@@ -219,29 +187,72 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<Resto
         }
     }
 
-    // Finish or undo what killed restores left, before looking at the target.
-    for (t, path, in_place) in &plan {
-        if *in_place && matches!(t.content, Content::Dir { .. }) {
-            for msg in place::recover(path, &excludes_of(ctx, &t.name)?)? {
-                ctx.warn(msg);
+    // --into: every destination must be new or empty before anything is
+    // written, and a failure removes what this run created.
+    let mut created = Created::default();
+    if let Some(into) = &args.into {
+        if !is_url(into) {
+            for (t, dest, _) in &plan {
+                if matches!(t.content, Content::Dir { .. }) && dest.is_dir() {
+                    let mut it = std::fs::read_dir(dest)?;
+                    if it.next().is_some() {
+                        return Err(ripcord_targets::Error::NotEmpty { path: dest.clone() }.into());
+                    }
+                }
+            }
+            if !into.exists() {
+                created.0.push(into.clone());
+            }
+            for (_, dest, _) in &plan {
+                if !dest.exists() {
+                    created.0.push(dest.clone());
+                }
             }
         }
     }
+
+    // Finish or undo what killed restores left, before looking at the
+    // target; then set up the in-place dir restores.
+    let protected = ctx.config.protected_paths();
+    let mut in_place_dirs: Vec<Option<place::InPlace>> = Vec::new();
+    for (t, path, in_place) in &plan {
+        let mut ip = None;
+        if *in_place && matches!(t.content, Content::Dir { .. }) {
+            for msg in place::recover_legacy(path, &excludes_of(ctx, &t.name)?)? {
+                ctx.warn(msg);
+            }
+            if path.exists() {
+                let (begun, msgs) = place::InPlace::begin(path, &protected)?;
+                for msg in msgs {
+                    ctx.warn(msg);
+                }
+                ip = Some(begun);
+            }
+        }
+        in_place_dirs.push(ip);
+    }
+    let staging: Vec<Option<PathBuf>> = in_place_dirs
+        .iter()
+        .map(|ip| ip.as_ref().map(|ip| ip.staged()))
+        .collect();
 
     // In place, stage dir and SQLite restores first: damaged data is found
     // before the safety snapshot is taken and before anything live changes.
     // Targets are restored side by side: one may be I/O-bound while another
     // decompresses.
     let total: u64 = plan.iter().map(|(t, _, _)| t.size).sum();
-    let bar = Bar::new(Some(total), "restore", ctx.quiet || ctx.json);
-    let staged: Vec<Option<Staged>> = each(&plan, |(t, dest, in_place)| {
+    let bar = ctx.bar(Some(total), "restore");
+    let items: Vec<_> = plan.iter().zip(&staging).collect();
+    let staged: Vec<Option<Staged>> = each(&items, |((t, dest, in_place), staging)| {
         Ok(match (&t.content, in_place) {
-            (Content::Dir { tree }, true) => {
-                let dir = StagedDir(place::staging_path(dest, "restore"));
-                let _ = std::fs::remove_dir_all(&dir.0);
-                let stats = dir::restore_fresh(repo, &index, *tree, &dir.0, opts, &bar)?;
-                Some(Staged::Dir(dir, stats))
-            }
+            (Content::Dir { tree }, true) => match staging {
+                Some(staging) => {
+                    let stats =
+                        dir::restore_fresh(repo, &index, *tree, staging, opts_for(t), &bar)?;
+                    Some(Staged::Dir(stats))
+                }
+                None => None,
+            },
             (Content::Sqlite { image, .. }, true) => Some(Staged::Sqlite(sqlite::stage(
                 repo, &index, image, dest, &bar,
             )?)),
@@ -255,47 +266,70 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<Resto
         .filter(|(t, path, in_place)| *in_place && (is_pg(t) || path.exists()))
         .map(|(t, _, _)| t.name.clone())
         .collect();
+    let mut held = std::collections::HashMap::new();
     if !live.is_empty() {
         let tag = format!("before-restore-{}", snap_id.short());
-        let take = super::snapshot::TakeOptions {
+        let take = crate::snapshot::TakeOptions {
             tables: tables.clone(),
-            jobs: args.jobs.unwrap_or(0),
+            jobs: args.jobs,
             skip_missing: true,
         };
         let safety =
-            super::snapshot::take_with(ctx, repo, &live, &["safety".into(), tag], None, &take)?;
+            crate::snapshot::take_with(ctx, repo, &live, &["safety".into(), tag], None, &take)?;
         result.safety_snapshot = Some(safety.id);
+        // What the safety snapshot holds decides what the swap may replace.
+        let snap = repo.load_snapshot(&safety.id)?;
+        for t in &snap.targets {
+            if let Content::Dir { tree } = t.content {
+                held.insert(t.name.clone(), tree);
+            }
+        }
     }
+    let index_now = if held.is_empty() {
+        None
+    } else {
+        Some(repo.load_index()?)
+    };
 
     let work: Vec<_> = plan
         .into_iter()
         .zip(staged.into_iter().map(Mutex::new))
+        .zip(in_place_dirs.into_iter().map(Mutex::new))
         .collect();
-    let done = each(&work, |((t, dest, in_place), staged)| {
+    let done = each(&work, |(((t, dest, in_place), staged), ip)| {
         let staged = staged.lock().expect("staged").take();
+        let ip = ip.lock().expect("in place").take();
         let mut database = None;
-        let stats = match (&t.content, staged) {
-            (Content::Dir { .. }, Some(Staged::Dir(dir, stats))) => {
-                // What ripcord does not manage stays where it was.
-                place::swap_in(&dir.0, dest, &excludes_of(ctx, &t.name)?)?;
+        let mut kept = Vec::new();
+        let stats = match (&t.content, staged, ip) {
+            (Content::Dir { .. }, Some(Staged::Dir(stats)), Some(ip)) => {
+                // What ripcord does not manage, and what the safety
+                // snapshot does not hold, stays where it was.
+                let tree = held.get(&t.name).ok_or_else(|| {
+                    Error::failed(format!("the safety snapshot has no copy of {}", t.name))
+                })?;
+                let index_now = index_now.as_ref().expect("index after the safety snapshot");
+                kept = ip.swap(repo, index_now, *tree)?.kept;
                 stats
             }
-            (Content::Sqlite { image, tables, .. }, Some(Staged::Sqlite(db))) => RestoreStats {
+            (Content::Sqlite { image, tables, .. }, Some(Staged::Sqlite(db)), _) => RestoreStats {
                 files: 1,
                 bytes: image.size,
                 skipped: vec![],
                 tables_verified: db.apply(dest, tables)?,
             },
-            (Content::Dir { tree }, _) => dir::restore(repo, &index, *tree, dest, opts, &bar)?,
-            (Content::Sqlite { image, tables, .. }, _) => RestoreStats {
+            (Content::Dir { tree }, _, _) => {
+                dir::restore(repo, &index, *tree, dest, opts_for(t), &bar)?
+            }
+            (Content::Sqlite { image, tables, .. }, _, _) => RestoreStats {
                 files: 1,
                 bytes: image.size,
                 skipped: vec![],
                 tables_verified: sqlite::restore_to_file(repo, &index, image, tables, dest, &bar)?,
             },
-            (Content::Postgres(pg), _) => {
+            (Content::Postgres(pg), _, _) => {
                 let opts = ripcord_targets::postgres::PgRestoreOptions {
-                    jobs: args.jobs.unwrap_or(0),
+                    jobs: args.jobs,
                     tables: tables.clone(),
                     // In place, the safety snapshot was taken: replace what is there.
                     clean: args.clean || *in_place,
@@ -326,10 +360,18 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreArgs) -> Result<Resto
                     _ => dest.clone(),
                 },
                 stats,
+                kept,
             },
             database,
         ))
-    })?;
+    });
+    let done = match done {
+        Ok(d) => d,
+        Err(e) => {
+            created.remove();
+            return Err(e);
+        }
+    };
     bar.finish();
     for (target, database) in done {
         result.targets.push(target);
@@ -348,7 +390,7 @@ fn each<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> Result<R> + Sync) -> Re
             .into_iter()
             .map(|h| {
                 h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a restore thread panicked")))
+                    .unwrap_or_else(|_| Err(Error::failed("a restore thread panicked")))
             })
             .collect()
     })
@@ -365,17 +407,43 @@ fn excludes_of(ctx: &Ctx, name: &str) -> Result<globset::GlobSet> {
 
 /// An in-place restore, complete but not yet applied.
 enum Staged {
-    Dir(StagedDir, RestoreStats),
+    Dir(RestoreStats),
     Sqlite(sqlite::Staged),
 }
 
-/// A staged folder, removed if it is never swapped in.
-struct StagedDir(PathBuf);
+/// Destinations of `--into` that did not exist before this restore.
+#[derive(Default)]
+struct Created(Vec<PathBuf>);
 
-impl Drop for StagedDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+impl Created {
+    /// Removes them again, deepest first (after a failure).
+    fn remove(&self) {
+        for p in self.0.iter().rev() {
+            if p.is_dir() {
+                let _ = std::fs::remove_dir_all(p);
+            } else {
+                let _ = std::fs::remove_file(p);
+            }
+        }
     }
+}
+
+/// A target name from a manifest, checked to be one plain path component
+/// (letters, digits, `-`, `_`), so that joining it stays inside `--into`.
+fn plain_name(name: &str) -> Result<&str> {
+    let plain = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !plain {
+        return Err(ripcord_targets::Error::Unsafe {
+            entry: name.to_string(),
+            why: "is not a plain target name (letters, digits, - and _, at most 64)".into(),
+        }
+        .into());
+    }
+    Ok(name)
 }
 
 fn is_url(p: &Path) -> bool {
@@ -394,7 +462,7 @@ fn file_name(source: &str) -> std::ffi::OsString {
 fn live_path(ctx: &Ctx, t: &TargetSnapshot) -> Result<PathBuf> {
     let hint = "pass --into PATH to restore somewhere else";
     let cfg = ctx.config.targets.get(&t.name).ok_or_else(|| {
-        crate::usage(
+        Error::usage(
             format!(
                 "target {:?} is not in the configuration, so there is no place to restore it to",
                 t.name
@@ -406,7 +474,7 @@ fn live_path(ctx: &Ctx, t: &TargetSnapshot) -> Result<PathBuf> {
         (TargetConfig::Postgres { url, .. }, Content::Postgres(_)) => Ok(PathBuf::from(url)),
         (TargetConfig::Dir { path, .. }, Content::Dir { .. })
         | (TargetConfig::Sqlite { path }, Content::Sqlite { .. }) => Ok(path.clone()),
-        _ => Err(crate::usage(
+        _ => Err(Error::usage(
             format!(
                 "target {:?} is a {} target now but the snapshot holds {}",
                 t.name,

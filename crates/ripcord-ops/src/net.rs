@@ -1,5 +1,5 @@
-//! The safety net on the repository: snapshots through the `snapshot`
-//! command's code, and tables put back through the database targets.
+//! The safety net on the repository: snapshots through [`crate::snapshot`],
+//! and tables put back through the database targets.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -14,9 +14,10 @@ use ripcord_repo::Repository;
 use ripcord_targets::postgres::{self, RevertTable};
 use ripcord_targets::{sqlite_revert, Progress};
 
-use crate::commands::snapshot::{take_with, TakeOptions};
 use crate::ctx::Ctx;
-use crate::output;
+use crate::report::bytes;
+use crate::snapshot::{take_with, TakeOptions};
+use crate::Error;
 
 /// Safety snapshots of one configured database target in one repository.
 pub struct RepoNet<'a> {
@@ -54,10 +55,8 @@ fn net_error(message: impl Into<String>, hint: Option<&str>) -> ripcord_migrate:
 }
 
 /// An error below the migration crate, with its cause chain, as a net error.
-fn wrap(context: &str, e: impl Into<anyhow::Error>) -> ripcord_migrate::Error {
-    let e: anyhow::Error = e.into();
-    let causes: Vec<String> = e.chain().map(|c| c.to_string()).collect();
-    net_error(format!("{context}: {}", causes.join(": ")), None)
+fn wrap(context: &str, e: impl Into<Error>) -> ripcord_migrate::Error {
+    net_error(format!("{context}: {}", e.into().chain()), None)
 }
 
 impl RepoNet<'_> {
@@ -96,7 +95,7 @@ impl RepoNet<'_> {
     }
 
     /// Bytes a snapshot of `tables` may need, before compression.
-    fn estimate(&self, tables: Option<&BTreeSet<TableName>>) -> anyhow::Result<u64> {
+    fn estimate(&self, tables: Option<&BTreeSet<TableName>>) -> crate::Result<u64> {
         Ok(match self.config()? {
             TargetConfig::Sqlite { path } => std::fs::metadata(path).map_or(0, |m| m.len()),
             TargetConfig::Postgres { url, .. } => {
@@ -124,12 +123,11 @@ impl RepoNet<'_> {
 }
 
 /// The repository cannot be used: a failed pre-flight.
-fn refused_repo(e: &anyhow::Error) -> ripcord_migrate::Error {
-    let causes: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+fn refused_repo(e: &Error) -> ripcord_migrate::Error {
     ripcord_migrate::Error::Refused {
         message: format!(
             "pre-flight: the repository for safety snapshots cannot be used: {}",
-            causes.join(": ")
+            e.chain()
         ),
         hint: "check [repository] in ripcord.toml and the passphrase (RIPCORD_PASSWORD); \
                `ripcord init` creates a repository"
@@ -154,15 +152,15 @@ impl SafetyNet for RepoNet<'_> {
             .config
             .repository_url()
             .map_err(|e| wrap("pre-flight", e))?;
-        let root = Path::new(url.strip_prefix("file://").unwrap_or(url));
-        if let Some(free) = free_space(root) {
+        let root = ripcord_repo::backend::local_root(url).unwrap_or_else(|_| url.into());
+        if let Some(free) = free_space(&root) {
             if free < need {
                 return Err(ripcord_migrate::Error::Refused {
                     message: format!(
                         "pre-flight: the safety snapshots may need up to {} and the repository's \
                          file system has {} free",
-                        output::bytes(need),
-                        output::bytes(free)
+                        bytes(need),
+                        bytes(free)
                     ),
                     hint: format!("free space under {}, then run again", root.display()),
                 });

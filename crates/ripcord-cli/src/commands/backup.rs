@@ -1,0 +1,133 @@
+//! `ripcord snapshot` and `ripcord restore`: arguments to the library's
+//! options, its results to the terminal.
+
+use anyhow::Result;
+use ripcord_ops::restore::{RestoreOptions, RestoreResult};
+use ripcord_ops::snapshot::SnapshotOptions;
+
+use crate::cli::{RestoreArgs, SnapshotArgs};
+use crate::ctx::Ctx;
+use crate::output;
+
+pub fn snapshot(ctx: &Ctx, args: &SnapshotArgs) -> Result<()> {
+    let opts = SnapshotOptions {
+        targets: args.targets.clone(),
+        tags: args.tags.clone(),
+        tier: args.tier.clone(),
+        tables: args.tables.clone(),
+        jobs: args.jobs.unwrap_or(0),
+    };
+    let result = ripcord_ops::snapshot::snapshot(ctx, &opts)?;
+    if ctx.json {
+        output::print_json(&result);
+    } else {
+        ctx.say(format!(
+            "snapshot {} saved: {} ({} files, {} unchanged), {} new, {} stored, in {:.2}s",
+            result.short_id,
+            output::bytes(result.size),
+            result.files,
+            result.unchanged_files,
+            output::bytes(result.stats.new_bytes),
+            output::bytes(result.stats.stored_bytes),
+            result.seconds
+        ));
+    }
+    Ok(())
+}
+
+pub fn restore_options(args: &RestoreArgs) -> RestoreOptions {
+    RestoreOptions {
+        snapshot: args.snapshot.clone(),
+        targets: args.targets.clone(),
+        into: args.into.clone(),
+        tables: args.tables.clone(),
+        partial: args.partial,
+        create: args.create,
+        clean: args.clean,
+        jobs: args.jobs.unwrap_or(0),
+    }
+}
+
+pub fn restore(ctx: &Ctx, args: &RestoreArgs) -> Result<()> {
+    let result = ripcord_ops::restore::run(ctx, &restore_options(args))?;
+    if ctx.json {
+        output::print_json(&result);
+        return complete(&result);
+    }
+    if let Some(s) = result.safety_snapshot {
+        ctx.say(format!(
+            "safety snapshot {} holds the state before this restore",
+            s.short()
+        ));
+    }
+    for t in &result.targets {
+        let mut line = format!(
+            "restored {} to {}: {} {}, {}",
+            t.name,
+            t.destination.display(),
+            t.stats.files,
+            if t.kind == "postgres" {
+                "tables"
+            } else {
+                "files"
+            },
+            output::bytes(t.stats.bytes)
+        );
+        if t.stats.tables_verified > 0 {
+            line.push_str(&format!(
+                ", {} tables match the snapshot's row counts and checksums",
+                t.stats.tables_verified
+            ));
+        }
+        ctx.say(line);
+        if !t.kept.is_empty() {
+            let shown: Vec<&str> = t.kept.iter().take(5).map(String::as_str).collect();
+            ctx.say(format!(
+                "  kept {} live {} that the snapshot does not manage: {}{}",
+                t.kept.len(),
+                if t.kept.len() == 1 {
+                    "entry"
+                } else {
+                    "entries"
+                },
+                shown.join(", "),
+                if t.kept.len() > 5 { ", ..." } else { "" }
+            ));
+        }
+        for s in &t.stats.skipped {
+            ctx.warn(format!("not restored (damaged): {s}"));
+        }
+    }
+    for db in &result.databases {
+        for c in &db.checks {
+            ctx.say(format!(
+                "  {} {:<40} {:>12} rows (snapshot: {})",
+                if c.checksum_matches && c.rows == c.expected_rows {
+                    "ok"
+                } else {
+                    "MISMATCH"
+                },
+                c.table,
+                c.rows,
+                c.expected_rows
+            ));
+        }
+    }
+    ctx.say(format!(
+        "restore of {} finished in {:.2}s",
+        result.snapshot.short(),
+        result.seconds
+    ));
+    complete(&result)
+}
+
+/// A partial restore is a failure, with --json as without.
+fn complete(result: &RestoreResult) -> Result<()> {
+    if result.targets.iter().any(|t| !t.stats.skipped.is_empty()) {
+        return Err(crate::CliError::Failed {
+            message: "the restore is partial: damaged files were skipped".into(),
+        }
+        .into());
+    }
+    Ok(())
+}

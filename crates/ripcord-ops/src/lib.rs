@@ -1,0 +1,29 @@
+//! ripcord's operations as a library: what a front end (the `ripcord`
+//! command, recovery runs, the guard, the server) calls to act on
+//! repositories and targets. Modelled on rustic_core: every operation takes
+//! a [`Ctx`] (configuration and a [`Reporter`]) and an options struct that
+//! does not depend on any argument parser, and returns a `Serialize` result
+//! that the front end prints as it likes. Nothing here prints.
+//!
+//! - [`ctx`]: the configuration, the passphrase, opening and locking the repository.
+//! - [`snapshot`]: one snapshot of configured targets.
+//! - [`restore`]: a restore, staged and checked, with a safety snapshot of
+//!   what it replaces, then swapped in.
+//! - [`net`]: the migration engine's safety net on a repository.
+//! - [`migrate`]: the migration target, what it has recorded, and the review table.
+//! - [`rehearse`]: the pending changes up, down and up again on a scratch copy.
+//! - [`report`]: the [`Reporter`] and progress bar traits a front end implements.
+//! - [`error`]: the library's error, with a class (exit code) and a hint.
+
+pub mod ctx;
+pub mod error;
+pub mod migrate;
+pub mod net;
+pub mod rehearse;
+pub mod report;
+pub mod restore;
+pub mod snapshot;
+
+pub use ctx::Ctx;
+pub use error::{Context, Error, Result};
+pub use report::{Bar, ProgressBar, Reporter, Silent};

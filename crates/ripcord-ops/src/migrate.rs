@@ -1,0 +1,336 @@
+//! Migrations against the configured target: the plan and the database it
+//! belongs to, what that database has recorded, `up` and `down` through the
+//! engine with the repository's safety net, and the rows a revert set aside
+//! for review.
+
+use std::path::{Path, PathBuf};
+
+use ripcord_core::config::{OnConflict, SnapshotWhen, TargetConfig};
+use ripcord_migrate::analyze::Dialect;
+use ripcord_migrate::engine::{
+    self, Conn, Database, DownOptions, DownReport, Note, UpOptions, UpReport,
+};
+use ripcord_migrate::tracking::{AppliedChange, PostgresTracker, SqliteTracker, Tracker};
+use ripcord_migrate::{Format, Plan};
+
+use crate::ctx::Ctx;
+use crate::net::{Repo, RepoNet};
+use crate::{Error, Result};
+
+/// The plan and the database it belongs to, from `[migrations]`.
+pub struct Setup {
+    pub dir: PathBuf,
+    /// The target's name and configuration; `None` when none is configured.
+    pub target: Option<(String, TargetConfig)>,
+    pub plan: Plan,
+}
+
+impl Setup {
+    pub fn dialect(&self) -> Dialect {
+        match &self.target {
+            Some((_, TargetConfig::Sqlite { .. })) => Dialect::Sqlite,
+            _ => Dialect::Postgres,
+        }
+    }
+
+    pub fn target_name(&self) -> Option<&str> {
+        self.target.as_ref().map(|(name, _)| name.as_str())
+    }
+}
+
+/// Reads `[migrations]` and its plan; `format` overrides the detected one.
+pub fn setup(ctx: &Ctx, format: Option<&str>) -> Result<Setup> {
+    let Some(migrations) = &ctx.config.migrations else {
+        return Err(Error::usage(
+            "ripcord.toml has no [migrations] section",
+            "add [migrations] with target = \"NAME\" (a postgres or sqlite target) and \
+             dir = \"migrations\"",
+        ));
+    };
+    let target = match &migrations.target {
+        Some(name) => {
+            let config = ctx.config.target(name)?;
+            if matches!(config, TargetConfig::Dir { .. }) {
+                return Err(Error::usage(
+                    format!("[migrations] target {name:?} is a dir target, not a database"),
+                    "name a postgres or sqlite target in [migrations] target",
+                ));
+            }
+            Some((name.clone(), config.clone()))
+        }
+        None => {
+            let databases: Vec<(&String, &TargetConfig)> = ctx
+                .config
+                .targets
+                .iter()
+                .filter(|(_, t)| !matches!(t, TargetConfig::Dir { .. }))
+                .collect();
+            match databases.as_slice() {
+                [(name, config)] => Some(((*name).clone(), (*config).clone())),
+                _ => None,
+            }
+        }
+    };
+    let dir = migrations.dir.clone();
+    let plan = match format {
+        Some(name) => {
+            let format: Format = name.parse()?;
+            ripcord_migrate::read_as(&dir, format)
+        }
+        None => ripcord_migrate::read(&dir),
+    }?;
+    if plan.changes.is_empty() {
+        return Err(Error::usage(
+            format!("{} holds no {} migrations", shown(&dir), plan.format.name()),
+            "leave out --format to detect the format, or name the one the folder holds",
+        ));
+    }
+    Ok(Setup { dir, target, plan })
+}
+
+/// What the target database has recorded: `None` when it has no tracking
+/// tables (nothing has run yet). Never creates anything.
+pub fn recorded(target: &TargetConfig) -> ripcord_migrate::Result<Option<Vec<AppliedChange>>> {
+    match target {
+        TargetConfig::Sqlite { path } => {
+            if !path.exists() {
+                return Ok(None);
+            }
+            let has_table = {
+                let conn = rusqlite::Connection::open_with_flags(
+                    path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+                )
+                .map_err(|e| sqlite_error(path, e))?;
+                conn.query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' \
+                     AND name = 'ripcord_changes'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map_err(|e| sqlite_error(path, e))?
+                    > 0
+            };
+            if !has_table {
+                return Ok(None);
+            }
+            SqliteTracker::open(path)?.applied().map(Some)
+        }
+        TargetConfig::Postgres { url, .. } => {
+            let mut tracker = PostgresTracker::connect(url)?;
+            match tracker.applied() {
+                Ok(rows) => Ok(Some(rows)),
+                // undefined_table, invalid_schema_name: nothing recorded yet.
+                Err(ripcord_migrate::Error::Postgres { source, .. })
+                    if source
+                        .as_db_error()
+                        .is_some_and(|db| matches!(db.code().code(), "42P01" | "3F000")) =>
+                {
+                    Ok(None)
+                }
+                Err(e) => Err(e),
+            }
+        }
+        TargetConfig::Dir { .. } => Ok(None),
+    }
+}
+
+fn sqlite_error(path: &Path, e: rusqlite::Error) -> ripcord_migrate::Error {
+    ripcord_migrate::Error::io(
+        format!("read {}", path.display()),
+        std::io::Error::other(e.to_string()),
+    )
+}
+
+/// A path as shown to the user: relative to the working folder when inside it.
+pub fn shown(path: &Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))
+        .unwrap_or_else(|| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
+/// `user@host`, recorded with each change.
+pub fn actor() -> String {
+    format!("{}@{}", ripcord_repo::username(), ripcord_repo::hostname())
+}
+
+pub fn database_target(s: &Setup) -> Result<(String, TargetConfig)> {
+    s.target.clone().ok_or_else(|| {
+        Error::usage(
+            "[migrations] names no database target",
+            "set [migrations] target = \"NAME\" to a configured postgres or sqlite target",
+        )
+    })
+}
+
+/// The database, connected; a failure is a failed pre-flight.
+pub fn open(name: &str, target: &TargetConfig, create: bool) -> Result<Box<dyn Database>> {
+    let refused = |e: ripcord_migrate::Error| -> Error {
+        Error::Refused {
+            message: format!("pre-flight: cannot open target {name}: {e}"),
+            hint: "check the target's url or path in ripcord.toml and that the database is up"
+                .into(),
+        }
+    };
+    match target {
+        TargetConfig::Postgres { url, .. } => {
+            Ok(Box::new(PostgresTracker::connect(url).map_err(refused)?))
+        }
+        TargetConfig::Sqlite { path } => {
+            if !create && !path.exists() {
+                return Err(Error::Refused {
+                    message: format!("pre-flight: {} does not exist", path.display()),
+                    hint: "check [targets] path of the migration target".into(),
+                });
+            }
+            Ok(Box::new(SqliteTracker::open(path).map_err(refused)?))
+        }
+        TargetConfig::Dir { .. } => Err(Error::usage(
+            format!("target {name} is a dir target, not a database"),
+            "name a postgres or sqlite target in [migrations] target",
+        )),
+    }
+}
+
+/// `migrate up`.
+#[derive(Clone, Debug, Default)]
+pub struct UpRequest {
+    /// The plan's format, when not detected.
+    pub format: Option<String>,
+    /// A change, version or `@phase`; `None`: every pending change.
+    pub to: Option<String>,
+    pub dry_run: bool,
+    pub allow_drift: bool,
+}
+
+/// `migrate down` and `rollback`.
+#[derive(Clone, Debug, Default)]
+pub struct DownRequest {
+    pub format: Option<String>,
+    /// The change, version or `@phase` to go back to; `@root`: all.
+    pub to: String,
+    pub dry_run: bool,
+    pub allow_drift: bool,
+    /// Overrides every table's configured `on_conflict`.
+    pub on_conflict: Option<OnConflict>,
+}
+
+/// What `up` did to the migration target.
+pub struct Applied {
+    /// The target's name.
+    pub target: String,
+    pub report: UpReport,
+}
+
+/// What `down` did to the migration target.
+pub struct Reverted {
+    pub target: String,
+    pub report: DownReport,
+    /// Rows this run set aside for review: (table, change, row as JSON), newest first.
+    pub review: Vec<(String, String, String)>,
+}
+
+/// Applies the pending changes, each behind a safety snapshot where it needs one.
+pub fn up(ctx: &Ctx, req: &UpRequest, note: &mut dyn FnMut(Note<'_>)) -> Result<Applied> {
+    let s = setup(ctx, req.format.as_deref())?;
+    let (name, target) = database_target(&s)?;
+    let mut db = open(&name, &target, true)?;
+    let mut net = RepoNet {
+        ctx,
+        repo: Repo::Lazy(None, "migrate up"),
+        target: name.clone(),
+        policy: None,
+    };
+    let opts = UpOptions {
+        to: req.to.clone(),
+        dry_run: req.dry_run,
+        allow_drift: req.allow_drift,
+        actor: actor(),
+        snapshot_always: ctx
+            .config
+            .migrations
+            .as_ref()
+            .is_some_and(|m| m.snapshot == SnapshotWhen::Always),
+    };
+    let report = engine::up(&mut *db, &mut net, &s.plan, &opts, note)?;
+    Ok(Applied {
+        target: name,
+        report,
+    })
+}
+
+/// Reverts the changes after `req.to`, newest first, with their data.
+pub fn down(ctx: &Ctx, req: &DownRequest, note: &mut dyn FnMut(Note<'_>)) -> Result<Reverted> {
+    let s = setup(ctx, req.format.as_deref())?;
+    let (name, target) = database_target(&s)?;
+    let mut db = open(&name, &target, false)?;
+    let mut net = RepoNet {
+        ctx,
+        repo: Repo::Lazy(None, "migrate down"),
+        target: name.clone(),
+        policy: req.on_conflict,
+    };
+    let opts = DownOptions {
+        to: req.to.clone(),
+        dry_run: req.dry_run,
+        allow_drift: req.allow_drift,
+        actor: actor(),
+    };
+    let report = engine::down(&mut *db, &mut net, &s.plan, &opts, note)?;
+    let review = if report.dry_run {
+        Vec::new()
+    } else {
+        review_rows(&mut *db, &report)
+    };
+    Ok(Reverted {
+        target: name,
+        report,
+        review,
+    })
+}
+
+/// The rows this run set aside for review, to print them.
+pub fn review_rows(db: &mut dyn Database, report: &DownReport) -> Vec<(String, String, String)> {
+    let changes: Vec<String> = report
+        .changes
+        .iter()
+        .filter(|c| c.tables.iter().any(|t| t.review_rows > 0))
+        .map(|c| c.name.clone())
+        .collect();
+    if changes.is_empty() {
+        return Vec::new();
+    }
+    const LIMIT: i64 = 50;
+    match db.conn() {
+        Conn::Postgres(client) => client
+            .query(
+                "SELECT table_name, change, row_data::text FROM ripcord.review
+                 WHERE change = ANY($1) ORDER BY id DESC LIMIT $2",
+                &[&changes, &LIMIT],
+            )
+            .map(|rows| {
+                rows.iter()
+                    .map(|r| (r.get(0), r.get(1), r.get(2)))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        Conn::Sqlite(conn) => {
+            // The names travel as one JSON array parameter.
+            let names = serde_json::to_string(&changes).unwrap_or_default();
+            conn.prepare(
+                "SELECT table_name, change, row_data FROM ripcord_review
+                 WHERE change IN (SELECT value FROM json_each(?1)) ORDER BY id DESC LIMIT ?2",
+            )
+            .and_then(|mut st| {
+                st.query_map(rusqlite::params![names, LIMIT], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .unwrap_or_default()
+        }
+    }
+}
