@@ -80,6 +80,12 @@ fn classify(err: &anyhow::Error) -> (Class, Option<String>) {
 
 /// Runs the command line and returns the process exit code.
 pub fn run() -> i32 {
+    ripcord_ops::ctx::take_secret_env();
+    // Without it Ctrl-C simply ends the process; with it, scratch copies
+    // and temporary repositories are removed first.
+    if let Err(e) = ripcord_core::interrupt::install() {
+        eprintln!("warning: cannot handle Ctrl-C and SIGTERM: {e}");
+    }
     output::init_colors();
     let cli = match cli::Cli::try_parse() {
         Ok(c) => c,
@@ -92,21 +98,34 @@ pub fn run() -> i32 {
         }
     };
     let json = cli.json;
-    match commands::dispatch(cli) {
+    let result = commands::dispatch(cli);
+    // A signal's cleanup may have made the command fail: let it finish and
+    // end the process as the signal does.
+    ripcord_core::interrupt::settle();
+    match result {
         Ok(()) => 0,
         Err(err) => {
             let (class, hint) = classify(&err);
+            // Whatever an error quotes, a database password never shows.
+            let redact = ripcord_targets::postgres::redact;
+            let message = redact(&err.to_string());
+            let causes: Vec<String> = err
+                .chain()
+                .skip(1)
+                .map(|c| redact(&c.to_string()))
+                .collect();
+            let hint = hint.map(|h| redact(&h));
             if json {
                 let v = serde_json::json!({
-                    "error": err.to_string(),
-                    "causes": err.chain().skip(1).map(|c| c.to_string()).collect::<Vec<_>>(),
+                    "error": message,
+                    "causes": causes,
                     "hint": hint,
                     "exit_code": class.exit_code(),
                 });
                 eprintln!("{v}");
             } else {
-                eprintln!("{} {err}", output::red("error:"));
-                for cause in err.chain().skip(1) {
+                eprintln!("{} {message}", output::red("error:"));
+                for cause in causes {
                     eprintln!("  caused by: {cause}");
                 }
                 if let Some(h) = hint {

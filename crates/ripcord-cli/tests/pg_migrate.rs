@@ -1038,7 +1038,7 @@ fn what_depends_on_a_reverted_table_keeps_working() {
     let out = ws.run(&["migrate", "rehearse"]);
     out.assert_code(1)
         .assert_stdout_has("not reversible: 0002_drop_email")
-        .assert_stdout_has("CREATE VIEW public.contacts")
+        .assert_stdout_has("view public.contacts is gone after down")
         .assert_stderr_has("1 of 1 change(s) are not reversible: 0002_drop_email");
 
     ws.ok(&["migrate", "up"]);
@@ -1230,4 +1230,157 @@ fn forget_keeps_the_safety_snapshot_an_applied_postgres_change_needs() {
             "0003_drop_email=applied"
         ]
     );
+}
+
+/// Two tables share a column line: a column that down leaves behind in
+/// the empty one must still be reported (a comparison of schema lines as a
+/// set saw `flag integer` in the other table and found nothing).
+#[test]
+fn rehearse_reports_a_leftover_column_in_an_empty_table() {
+    let (ws, db) = setup("mig_leftover");
+    exec(
+        &db,
+        "CREATE TABLE a (id integer, note text);
+         CREATE TABLE b (id integer, note text, flag integer);
+         INSERT INTO b VALUES (1, 'x', 2);",
+    );
+    write(
+        &ws,
+        "migrations/0001_flag/up.sql",
+        "ALTER TABLE a ADD COLUMN flag integer;\n",
+    );
+    write(&ws, "migrations/0001_flag/down.sql", "SELECT 1;\n");
+    let out = ws.run(&["migrate", "rehearse"]);
+    out.assert_code(1)
+        .assert_stdout_has("not reversible: 0001_flag")
+        .assert_stdout_has("table public.a differs after down: left behind: flag integer")
+        .assert_stderr_has("0001_flag");
+    assert!(!out.stdout.contains("public.b"), "{out}");
+    let left = scratch_copies(&db);
+    assert!(left.is_empty(), "scratch databases left: {left:?}\n{out}");
+
+    // A down script that does remove it passes.
+    write(
+        &ws,
+        "migrations/0001_flag/down.sql",
+        "ALTER TABLE a DROP COLUMN flag;\n",
+    );
+    ws.ok(&["migrate", "rehearse"])
+        .assert_stdout_has("rehearsal passed");
+}
+
+/// The process is stopped (SIGTERM, Ctrl-C) while a change runs on the
+/// scratch copy: the copy is dropped before it exits, and the exit status
+/// names the signal.
+#[test]
+fn rehearse_interrupted_by_a_signal_leaves_no_scratch_database() {
+    for signal in ["TERM", "INT"] {
+        let (ws, db) = setup(&format!("mig_signal_{signal}"));
+        write(
+            &ws,
+            "migrations/0001_slow/up.sql",
+            "CREATE TABLE t (id int);\nSELECT pg_sleep(120);\n",
+        );
+        write(&ws, "migrations/0001_slow/down.sql", "DROP TABLE t;\n");
+        let tmp = ws.path("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
+        let mut cmd = ws.command(&["migrate", "rehearse"]);
+        cmd.env("TMPDIR", &tmp)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let child = cmd.spawn().expect("start ripcord");
+        let sleeping = || {
+            !rows(
+                "postgres",
+                &format!(
+                    "SELECT pid FROM pg_stat_activity
+                     WHERE datname LIKE '{db}_rehearse_%' AND query LIKE '%pg_sleep(120)%'"
+                ),
+            )
+            .is_empty()
+        };
+        assert!(
+            ripcord_testing::process::wait_until(std::time::Duration::from_secs(60), sleeping),
+            "the change never ran on a scratch copy"
+        );
+        assert_eq!(scratch_copies(&db).len(), 1);
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let out = child.wait_with_output().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        let expected = if signal == "TERM" { 15 } else { 2 };
+        assert_eq!(
+            out.status.signal(),
+            Some(expected),
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let left = scratch_copies(&db);
+        assert!(
+            left.is_empty(),
+            "SIG{signal}: scratch databases left: {left:?}"
+        );
+        let files: Vec<_> = std::fs::read_dir(&tmp)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert!(
+            files.is_empty(),
+            "SIG{signal}: temporary files left: {files:?}"
+        );
+        // The real database was never touched.
+        assert_eq!(tables(&db), Vec::<String>::new());
+    }
+}
+
+/// The rehearsal fails, and dropping the scratch copy fails too (the
+/// change marked it a template, which cannot be dropped): both errors are
+/// shown, the rehearsal's first, with its exit code.
+#[test]
+fn a_failing_cleanup_does_not_hide_the_failing_rehearsal() {
+    let (ws, db) = setup("mig_cleanup_fails");
+    write(
+        &ws,
+        "migrations/0001_template/up.sql",
+        "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I IS_TEMPLATE true', current_database()); END $$;\n",
+    );
+    write(&ws, "migrations/0001_template/down.sql", "SELECT 1;\n");
+    write(
+        &ws,
+        "migrations/0002_broken/up.sql",
+        "SELECT * FROM no_such_table;\n",
+    );
+    write(&ws, "migrations/0002_broken/down.sql", "SELECT 1;\n");
+    for json in [false, true] {
+        let args: &[&str] = if json {
+            &["--json", "migrate", "rehearse"]
+        } else {
+            &["migrate", "rehearse"]
+        };
+        let out = ws.run(args);
+        out.assert_code(1)
+            .assert_stderr_has("up failed on the scratch copy")
+            .assert_stderr_has("no_such_table")
+            .assert_stderr_has("cleaning up failed too")
+            .assert_stderr_has("cannot drop the scratch database")
+            .assert_stderr_has("template");
+        let stderr = out.stderr.to_lowercase();
+        assert!(
+            stderr.find("up failed").unwrap() < stderr.find("cleaning up failed").unwrap(),
+            "the rehearsal's error comes first\n{out}"
+        );
+        // Clean up what the test made undroppable.
+        for scratch in scratch_copies(&db) {
+            exec(
+                "postgres",
+                &format!("ALTER DATABASE \"{scratch}\" IS_TEMPLATE false"),
+            );
+            cluster().drop_database(&scratch).unwrap();
+        }
+    }
 }

@@ -2,7 +2,7 @@
 //! and the [`Reporter`] that hears about it.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use ripcord_core::config::Config;
 use ripcord_repo::backend::{Backend, LocalBackend};
@@ -12,6 +12,35 @@ use zeroize::Zeroizing;
 
 use crate::report::{self, Bar, Reporter};
 use crate::{Context as _, Error, Result};
+
+/// RIPCORD_PASSWORD and RIPCORD_NEW_PASSWORD, taken out of the environment
+/// when the process starts, so that no child process (pg_dump, psql,
+/// password_command, hooks) can inherit them.
+static SECRET_ENV: OnceLock<[Option<Zeroizing<String>>; 2]> = OnceLock::new();
+
+/// Moves the passphrase variables from the environment into memory. A
+/// program calls it first thing, before any thread starts (changing the
+/// environment is only sound while the process has one thread).
+pub fn take_secret_env() {
+    SECRET_ENV.get_or_init(|| {
+        ripcord_targets::postgres::redact::SECRET_VARS
+            .iter()
+            .map(|var| {
+                let value = std::env::var(var).ok().map(Zeroizing::new);
+                std::env::remove_var(var);
+                value
+            })
+            .collect::<Vec<_>>()
+            .try_into()
+            .expect("two secret variables")
+    });
+}
+
+/// The value `RIPCORD_PASSWORD` (0) or `RIPCORD_NEW_PASSWORD` (1) had.
+pub fn secret_env(which: usize) -> Option<Zeroizing<String>> {
+    take_secret_env();
+    SECRET_ENV.get().and_then(|v| v[which].clone())
+}
 
 #[derive(Clone)]
 pub struct Ctx {
@@ -48,7 +77,9 @@ impl Ctx {
     }
 
     pub fn warn(&self, text: impl AsRef<str>) {
-        self.reporter.warn(text.as_ref());
+        // Whatever a warning quotes, a database password never shows.
+        self.reporter
+            .warn(&ripcord_targets::postgres::redact(text.as_ref()));
     }
 
     /// A progress bar of the reporter.
@@ -70,8 +101,8 @@ impl Ctx {
     /// The passphrase: RIPCORD_PASSWORD, else password_command, else a prompt
     /// on a terminal. `None` when none of them is available.
     pub fn passphrase(&self, prompt: &str) -> Result<Option<Zeroizing<String>>> {
-        if let Ok(p) = std::env::var("RIPCORD_PASSWORD") {
-            return Ok(Some(Zeroizing::new(p)));
+        if let Some(p) = secret_env(0) {
+            return Ok(Some(p));
         }
         if let Some(cmd) = &self.config.repository.password_command {
             let timeout = self.config.repository.password_timeout();
@@ -89,8 +120,8 @@ impl Ctx {
         // An unencrypted repository is not worth a prompt; but a configured
         // passphrase is still passed, and refused, as it means the
         // repository was meant to be encrypted.
-        let configured = std::env::var_os("RIPCORD_PASSWORD").is_some()
-            || self.config.repository.password_command.is_some();
+        let configured =
+            secret_env(0).is_some() || self.config.repository.password_command.is_some();
         let pass = if configured || Repository::is_encrypted_at(&*backend)? {
             self.passphrase("repository passphrase: ")?
         } else {

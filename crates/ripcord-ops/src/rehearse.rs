@@ -5,17 +5,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
 use ripcord_core::config::{OnConflict, TargetConfig};
+use ripcord_core::interrupt::{self, Cleanup};
 use ripcord_migrate::analyze::{self, Dialect, Options};
 use ripcord_migrate::engine::{self, Database, DownOptions, How, UpOptions};
 use ripcord_migrate::tracking::{self, ChangeState};
 use ripcord_repo::backend::LocalBackend;
 use ripcord_repo::Repository;
 use ripcord_targets::postgres::conn::ident;
-use ripcord_targets::postgres::{self, tools::Tools};
+use ripcord_targets::postgres::{self, tools, tools::Tools};
 use serde::Serialize;
 
 use crate::ctx::Ctx;
@@ -39,10 +39,34 @@ pub struct RehearseOptions {
 /// Schema and contents of a database, to compare two points in time.
 #[derive(Debug, PartialEq)]
 struct Fingerprint {
-    /// The schema as text, one line per item, the ripcord tracking left out.
-    schema: Vec<String>,
+    /// The schema object by object, the ripcord tracking left out: each
+    /// compared with the same object at the other point in time, so that
+    /// two tables with the same column never hide each other's changes.
+    objects: BTreeMap<String, SchemaObject>,
     /// Table: (rows, checksum).
     tables: BTreeMap<String, (u64, String)>,
+}
+
+/// One object of a schema: a table, index, constraint, view, function…
+#[derive(Debug, PartialEq)]
+struct SchemaObject {
+    /// The table it belongs to, when it belongs to one.
+    table: Option<String>,
+    /// Its definition, one item per line, whitespace normalised.
+    lines: Vec<String>,
+}
+
+impl Fingerprint {
+    /// Adds an object; a second one under the same label gets a number.
+    fn add(&mut self, label: String, object: SchemaObject) {
+        let mut key = label.clone();
+        let mut n = 1;
+        while self.objects.contains_key(&key) {
+            n += 1;
+            key = format!("{label} (#{n})");
+        }
+        self.objects.insert(key, object);
+    }
 }
 
 /// A change that does not give back what was there, and how.
@@ -65,16 +89,19 @@ pub struct RehearseReport {
     pub irreversible: Vec<Irreversible>,
 }
 
-/// The scratch copy and how to get rid of it.
+/// The scratch copy and how to get rid of it. Its guard removes it when the
+/// process is interrupted (Ctrl-C, SIGTERM) or the rehearsal ends early.
 enum Scratch {
     Sqlite {
         path: PathBuf,
-        _dir: tempfile::TempDir,
+        dir: tempfile::TempDir,
+        guard: Cleanup,
     },
     Postgres {
         url: String,
         admin: String,
         db: String,
+        guard: Cleanup,
     },
 }
 
@@ -101,27 +128,82 @@ impl Scratch {
 
     fn remove(self, keep: bool) -> Result<Option<String>> {
         match self {
-            Scratch::Sqlite { path, _dir } if keep => {
-                let kept = _dir.keep();
+            Scratch::Sqlite { path, dir, guard } if keep => {
+                guard.dismiss();
+                let kept = dir.keep();
                 Ok(Some(
                     kept.join(path.file_name().unwrap_or_default())
                         .display()
                         .to_string(),
                 ))
             }
-            Scratch::Sqlite { .. } => Ok(None),
-            Scratch::Postgres { db, .. } if keep => Ok(Some(db)),
-            Scratch::Postgres { admin, db, .. } => {
-                let mut client = postgres::Target::parse(&admin)?.connect()?;
-                client
-                    .batch_execute(&format!(
-                        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                        ident(&db)
-                    ))
-                    .with_context(|| format!("dropping the scratch database {db}"))?;
-                Ok(None)
+            Scratch::Sqlite { dir, guard, .. } => {
+                guard.dismiss();
+                dir.close()
+                    .context("removing the scratch copy")
+                    .map(|()| None)
             }
+            Scratch::Postgres { db, guard, .. } if keep => {
+                guard.dismiss();
+                Ok(Some(db))
+            }
+            Scratch::Postgres {
+                admin, db, guard, ..
+            } => interrupt::critical(|| {
+                guard.dismiss();
+                drop_database(&admin, &db)
+            })
+            .map(|()| None),
         }
+    }
+}
+
+/// Drops a scratch database, its sessions disconnected.
+fn drop_database(admin: &str, db: &str) -> Result<()> {
+    (|| -> Result<()> {
+        postgres::Target::parse(admin)?
+            .connect()?
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                ident(db)
+            ))?;
+        Ok(())
+    })()
+    .with_context(|| {
+        format!(
+            "cannot drop the scratch database {db}; drop it by hand: DROP DATABASE {} WITH (FORCE)",
+            ident(db)
+        )
+    })
+}
+
+/// Registers `drop_database` to run if the rehearsal is interrupted or ends
+/// early; a failure then can only be printed.
+fn drop_database_on_exit(admin: &str, db: &str) -> Cleanup {
+    let (admin, db) = (admin.to_string(), db.to_string());
+    interrupt::on_interrupt(move || {
+        if let Err(e) = drop_database(&admin, &db) {
+            eprintln!("warning: {}", postgres::redact(&e.chain()));
+        }
+    })
+}
+
+/// Registers the removal of a temporary folder on interruption (a TempDir
+/// is only removed when its destructor runs, which a signal skips).
+fn remove_on_exit(dir: &Path) -> Cleanup {
+    let dir = dir.to_path_buf();
+    interrupt::on_interrupt(move || {
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+}
+
+/// The rehearsal failed, and so did removing its scratch copy: both are
+/// reported, the rehearsal's error first, and its exit code and hint kept
+/// (it stays the source).
+fn cleanup_also_failed(real: Error, cleanup: Error) -> Error {
+    Error::Context {
+        context: format!("{real}; cleaning up failed too: {}", cleanup.chain()),
+        source: Box::new(real),
     }
 }
 
@@ -163,6 +245,7 @@ pub fn run(ctx: &Ctx, args: &RehearseOptions) -> Result<Option<RehearseReport>> 
         .prefix("ripcord-rehearse-")
         .tempdir()
         .context("creating a scratch repository")?;
+    let repo_guard = remove_on_exit(repo_dir.path());
     let scratch_repo = Repository::init(
         Arc::new(LocalBackend::new(repo_dir.path())),
         Some("rehearse"),
@@ -188,8 +271,15 @@ pub fn run(ctx: &Ctx, args: &RehearseOptions) -> Result<Option<RehearseReport>> 
         args,
         last_applied,
     );
-    let kept = scratch.remove(args.keep)?;
-    let mut report = result?;
+    let cleanup = scratch.remove(args.keep);
+    repo_guard.run();
+    // A cleanup error never hides the rehearsal's own.
+    let (mut report, kept) = match (result, cleanup) {
+        (Ok(report), Ok(kept)) => (report, kept),
+        (Err(real), Ok(_)) => return Err(real),
+        (Ok(_), Err(cleanup)) => return Err(cleanup),
+        (Err(real), Err(cleanup)) => return Err(cleanup_also_failed(real, cleanup)),
+    };
     if let Some(kept) = kept {
         ctx.say(format!("scratch copy kept: {kept}"));
         report.scratch = kept;
@@ -291,37 +381,39 @@ fn compare(
     dialect: Dialect,
 ) -> Vec<Irreversible> {
     let mut problems: Vec<(Option<String>, String)> = Vec::new();
-    let names: BTreeSet<&String> = before.tables.keys().chain(after.tables.keys()).collect();
-    for table in names {
-        match (before.tables.get(table), after.tables.get(table)) {
-            (Some(_), None) => problems.push((
-                Some(table.clone()),
-                format!("table {table} is gone after down"),
+    // A table that is gone or left behind is a schema object that is; here
+    // only the rows of tables on both sides are compared.
+    for (table, (r0, c0)) in &before.tables {
+        if let Some((r1, c1)) = after.tables.get(table) {
+            if r0 != r1 || c0 != c1 {
+                problems.push((
+                    Some(table.clone()),
+                    format!(
+                        "table {table} holds different rows after down ({r0} before, {r1} after)"
+                    ),
+                ));
+            }
+        }
+    }
+    let labels: BTreeSet<&String> = before.objects.keys().chain(after.objects.keys()).collect();
+    for label in labels {
+        match (before.objects.get(label), after.objects.get(label)) {
+            (Some(o), None) => {
+                problems.push((o.table.clone(), format!("{label} is gone after down")))
+            }
+            (None, Some(o)) => problems.push((
+                o.table.clone(),
+                format!("{label} is left behind after down"),
             )),
-            (None, Some(_)) => problems.push((
-                Some(table.clone()),
-                format!("table {table} is left behind after down"),
-            )),
-            (Some((r0, c0)), Some((r1, c1))) if r0 != r1 || c0 != c1 => problems.push((
-                Some(table.clone()),
-                format!("table {table} holds different rows after down ({r0} before, {r1} after)"),
+            (Some(o0), Some(o1)) if o0.lines != o1.lines => problems.push((
+                o1.table.clone().or_else(|| o0.table.clone()),
+                format!(
+                    "{label} differs after down: {}",
+                    line_diff(&o0.lines, &o1.lines)
+                ),
             )),
             _ => {}
         }
-    }
-    let old: BTreeSet<&String> = before.schema.iter().collect();
-    let new: BTreeSet<&String> = after.schema.iter().collect();
-    for line in old.difference(&new) {
-        problems.push((
-            table_in(line),
-            format!("schema line gone after down: {line}"),
-        ));
-    }
-    for line in new.difference(&old) {
-        problems.push((
-            table_in(line),
-            format!("schema line left behind after down: {line}"),
-        ));
     }
 
     let options = Options {
@@ -380,6 +472,44 @@ fn compare(
         .collect()
 }
 
+/// What changed inside one object's definition: the lines only one side
+/// has, counted (a line twice in one definition counts twice).
+fn line_diff(before: &[String], after: &[String]) -> String {
+    let count = |lines: &[String]| {
+        let mut m: BTreeMap<String, i64> = BTreeMap::new();
+        for l in lines {
+            // "a int," and "a int" are the same column, last or not.
+            *m.entry(l.trim_end_matches(',').to_string()).or_default() += 1;
+        }
+        m
+    };
+    let (b, a) = (count(before), count(after));
+    let mut left = Vec::new();
+    let mut gone = Vec::new();
+    for (line, n) in &a {
+        for _ in 0..(n - b.get(line).copied().unwrap_or(0)).max(0) {
+            left.push(line.as_str());
+        }
+    }
+    for (line, n) in &b {
+        for _ in 0..(n - a.get(line).copied().unwrap_or(0)).max(0) {
+            gone.push(line.as_str());
+        }
+    }
+    let mut parts = Vec::new();
+    if !left.is_empty() {
+        parts.push(format!("left behind: {}", left.join(" | ")));
+    }
+    if !gone.is_empty() {
+        parts.push(format!("gone: {}", gone.join(" | ")));
+    }
+    if parts.is_empty() {
+        // Same lines in another order (columns reordered).
+        parts.push("the same items in another order".into());
+    }
+    parts.join("; ")
+}
+
 /// Whether `word` appears in `text` as a whole identifier.
 fn names_word(text: &str, word: &str) -> bool {
     let is_ident = |c: char| c.is_alphanumeric() || c == '_';
@@ -423,49 +553,173 @@ fn fingerprint(db: &mut dyn Database, target: &TargetConfig) -> Result<Fingerpri
 fn sqlite_fingerprint(path: &Path) -> Result<Fingerprint> {
     let conn = ripcord_targets::sqlite::open_to_read(path)?;
     let mut stmt = conn.prepare(
-        "SELECT coalesce(sql, '') FROM sqlite_master
+        "SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_master
          WHERE name NOT LIKE 'sqlite_%' AND name NOT LIKE 'ripcord_%' AND tbl_name NOT LIKE 'ripcord_%'
          ORDER BY type, name",
     )?;
-    let schema = stmt
-        .query_map([], |r| r.get::<_, String>(0))?
-        .collect::<rusqlite::Result<Vec<_>>>()?
-        .into_iter()
-        .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect();
-    let tables = ripcord_targets::sqlite::table_stats(&conn, path)?
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut fp = Fingerprint {
+        objects: BTreeMap::new(),
+        tables: BTreeMap::new(),
+    };
+    for (kind, name, table, sql) in rows {
+        fp.add(
+            format!("{kind} {name}"),
+            SchemaObject {
+                table: Some(table),
+                lines: sqlite_items(&sql),
+            },
+        );
+    }
+    fp.tables = ripcord_targets::sqlite::table_stats(&conn, path)?
         .into_iter()
         .filter(|t| !t.name.starts_with("ripcord_"))
         .map(|t| (t.name, (t.rows, t.checksum)))
         .collect();
-    Ok(Fingerprint { schema, tables })
+    Ok(fp)
+}
+
+/// A SQLite definition split into its items: the part before the column
+/// list, each column or constraint, the part after, whitespace normalised.
+/// SQLite keeps the text as written, and `ALTER TABLE ADD COLUMN` appends
+/// to it, so commas at depth one separate the items.
+fn sqlite_items(sql: &str) -> Vec<String> {
+    let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut items = Vec::new();
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    let mut current = String::new();
+    for c in sql.chars() {
+        match quote {
+            Some(q) => {
+                current.push(c);
+                if c == q {
+                    quote = None;
+                }
+                continue;
+            }
+            None if matches!(c, '\'' | '"' | '`' | '[') => {
+                quote = Some(if c == '[' { ']' } else { c });
+                current.push(c);
+                continue;
+            }
+            None => {}
+        }
+        match c {
+            '(' => {
+                depth += 1;
+                current.push(c);
+                if depth == 1 {
+                    items.push(norm(&current));
+                    current.clear();
+                }
+            }
+            ')' => {
+                if depth == 1 {
+                    items.push(norm(&current));
+                    current.clear();
+                }
+                depth = depth.saturating_sub(1);
+                current.push(c);
+            }
+            ',' if depth == 1 => {
+                items.push(norm(&current));
+                current.clear();
+            }
+            c => current.push(c),
+        }
+    }
+    items.push(norm(&current));
+    items.retain(|i| !i.is_empty());
+    items
+}
+
+/// The schema from `pg_dump --schema-only`, split at the header pg_dump
+/// writes before each object ("-- Name: x; Type: TABLE; Schema: public;
+/// Owner: -"), so each object is compared with itself.
+fn pg_objects(dump: &str) -> Vec<(String, SchemaObject)> {
+    let mut out: Vec<(String, SchemaObject)> = Vec::new();
+    for line in dump.lines() {
+        if let Some(header) = line.strip_prefix("-- Name: ") {
+            let field = |key: &str| {
+                header
+                    .split("; ")
+                    .find_map(|f| f.strip_prefix(key))
+                    .map(str::to_string)
+            };
+            let name = header.split("; ").next().unwrap_or_default().to_string();
+            let kind = field("Type: ").unwrap_or_default();
+            let schema = field("Schema: ").filter(|s| s != "-");
+            let label = match &schema {
+                Some(schema) => format!("{} {schema}.{name}", kind.to_lowercase()),
+                None => format!("{} {name}", kind.to_lowercase()),
+            };
+            let table = match kind.as_str() {
+                "TABLE" | "VIEW" | "MATERIALIZED VIEW" | "FOREIGN TABLE" => Some(match &schema {
+                    Some(schema) => format!("{schema}.{name}"),
+                    None => name.clone(),
+                }),
+                _ => None,
+            };
+            out.push((
+                label,
+                SchemaObject {
+                    table,
+                    lines: Vec::new(),
+                },
+            ));
+            continue;
+        }
+        let line = line.trim();
+        if line.is_empty() || line.starts_with("--") || line.starts_with('\\') {
+            continue;
+        }
+        if let Some((_, object)) = out.last_mut() {
+            object
+                .lines
+                .push(line.split_whitespace().collect::<Vec<_>>().join(" "));
+        }
+    }
+    // Objects that name no table of their own (indexes, constraints,
+    // defaults, triggers) belong to the table their definition names.
+    for (_, object) in &mut out {
+        if object.table.is_none() {
+            object.table = object.lines.first().and_then(|l| table_in(l));
+        }
+    }
+    out
 }
 
 fn pg_fingerprint(db: &mut dyn Database, url: &str) -> Result<Fingerprint> {
     let major = db.server_version().unwrap_or(0);
     let tools = Tools::find(major)?;
     let pg_target = postgres::Target::parse(url)?;
-    let out = Command::new(&tools.pg_dump)
-        .arg("--schema-only")
+    // The password goes in the environment, never on the command line.
+    let mut cmd = tools::command(&tools.pg_dump);
+    cmd.arg("--schema-only")
         .arg("--no-owner")
         .arg("--no-privileges")
+        .arg("--no-password")
         .arg("--exclude-schema=ripcord")
-        .arg(format!("--dbname={url}"))
-        .envs(pg_target.tool_env())
-        .output()
-        .context("running pg_dump --schema-only on the scratch copy")?;
-    if !out.status.success() {
-        return Err(Error::failed(format!(
-            "pg_dump --schema-only on the scratch copy failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
+        .arg(format!("--dbname={}", pg_target.tool_conninfo()))
+        .envs(pg_target.tool_env());
+    let out = tools::run(cmd, "pg_dump --schema-only on the scratch copy")?;
+    let mut fp = Fingerprint {
+        objects: BTreeMap::new(),
+        tables: BTreeMap::new(),
+    };
+    for (label, object) in pg_objects(&String::from_utf8_lossy(&out)) {
+        fp.add(label, object);
     }
-    let schema = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("--") && !l.starts_with("\\"))
-        .map(str::to_owned)
-        .collect();
     let mut client = pg_target.connect()?;
     let rows = client.query(
         "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c
@@ -476,7 +730,6 @@ fn pg_fingerprint(db: &mut dyn Database, url: &str) -> Result<Fingerprint> {
          ORDER BY 1",
         &[],
     )?;
-    let mut tables = BTreeMap::new();
     for r in rows {
         let table: String = r.get(0);
         let row = client.query_one(
@@ -487,9 +740,9 @@ fn pg_fingerprint(db: &mut dyn Database, url: &str) -> Result<Fingerprint> {
             &[],
         )?;
         let (n, sum): (i64, String) = (row.get(0), row.get(1));
-        tables.insert(table.replace('"', ""), (n as u64, sum));
+        fp.tables.insert(table.replace('"', ""), (n as u64, sum));
     }
-    Ok(Fingerprint { schema, tables })
+    Ok(fp)
 }
 
 /// A scratch copy: the SQLite file through the backup API; a PostgreSQL
@@ -502,12 +755,14 @@ fn clone(ctx: &Ctx, name: &str, target: &TargetConfig) -> Result<Scratch> {
             let dir = tempfile::Builder::new()
                 .prefix("ripcord-rehearse-")
                 .tempdir()?;
+            let guard = remove_on_exit(dir.path());
             let copy = dir.path().join(path.file_name().unwrap_or_default());
             ripcord_targets::sqlite::copy_file(path, &copy)
                 .with_context(|| format!("copying {} for the rehearsal", path.display()))?;
             Ok(Scratch::Sqlite {
                 path: copy,
-                _dir: dir,
+                dir,
+                guard,
             })
         }
         TargetConfig::Postgres { url, .. } => {
@@ -516,23 +771,23 @@ fn clone(ctx: &Ctx, name: &str, target: &TargetConfig) -> Result<Scratch> {
             let admin = postgres::conn::url_with_dbname(url, "postgres");
             let scratch_url = postgres::conn::url_with_dbname(url, &db);
             let mut client = postgres::Target::parse(&admin)?.connect()?;
+            // From here on an interruption, or an error, drops the copy; the
+            // CREATE itself is not cut short, so no copy outlives the drop.
+            let guard = drop_database_on_exit(&admin, &db);
             let sql = format!(
                 "CREATE DATABASE {} TEMPLATE {}",
                 ident(&db),
                 ident(&live.dbname())
             );
-            match client.batch_execute(&sql) {
+            match interrupt::critical(|| client.batch_execute(&sql)) {
                 Ok(()) => {}
                 Err(e) if e.code().is_some_and(|c| c.code() == "55006") => {
                     ctx.say("the database is in use, so TEMPLATE cannot copy it: copying it from a fresh snapshot instead");
-                    if let Err(e) = copy_through_snapshot(ctx, name, url, &scratch_url) {
-                        // A half-made copy is of no use to anyone.
-                        let _ = client.batch_execute(&format!(
-                            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                            ident(&db)
-                        ));
-                        return Err(e);
-                    }
+                    interrupt::critical(|| {
+                        client.batch_execute(&format!("CREATE DATABASE {}", ident(&db)))
+                    })
+                    .with_context(|| format!("creating the scratch database {db}"))?;
+                    copy_through_snapshot(ctx, name, url, &scratch_url)?;
                 }
                 Err(e) => return Err(e).context(format!("creating the scratch database {db}")),
             }
@@ -540,6 +795,7 @@ fn clone(ctx: &Ctx, name: &str, target: &TargetConfig) -> Result<Scratch> {
                 url: scratch_url,
                 admin,
                 db,
+                guard,
             })
         }
         TargetConfig::Dir { .. } => unreachable!("database targets only"),
@@ -550,6 +806,7 @@ fn copy_through_snapshot(ctx: &Ctx, name: &str, url: &str, scratch_url: &str) ->
     let dir = tempfile::Builder::new()
         .prefix("ripcord-rehearse-copy-")
         .tempdir()?;
+    let _removed = remove_on_exit(dir.path());
     let repo = Repository::init(Arc::new(LocalBackend::new(dir.path())), Some("rehearse"))?;
     let mut config = ctx.config.clone();
     config.targets.insert(
@@ -577,10 +834,9 @@ fn copy_through_snapshot(ctx: &Ctx, name: &str, url: &str, scratch_url: &str) ->
             "the copy snapshot holds no PostgreSQL database",
         ));
     };
-    let opts = postgres::PgRestoreOptions {
-        create: true,
-        ..Default::default()
-    };
+    // The scratch database exists (and is empty): it was made where an
+    // interruption cannot cut its creation short.
+    let opts = postgres::PgRestoreOptions::default();
     postgres::restore(
         &repo,
         &index,

@@ -352,7 +352,13 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreOptions) -> Result<Re
             TargetRestore {
                 name: t.name.clone(),
                 kind: t.content.kind(),
-                destination: dest.clone(),
+                // A database URL is shown and reported without its password.
+                destination: match &t.content {
+                    Content::Postgres(_) => {
+                        PathBuf::from(ripcord_targets::postgres::redact(&dest.to_string_lossy()))
+                    }
+                    _ => dest.clone(),
+                },
                 stats,
                 kept,
             },

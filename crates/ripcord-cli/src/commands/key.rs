@@ -15,8 +15,8 @@ fn new_passphrase() -> Result<Zeroizing<String>> {
 }
 
 fn ask_new_passphrase() -> Result<Zeroizing<String>> {
-    if let Ok(p) = std::env::var("RIPCORD_NEW_PASSWORD") {
-        return Ok(Zeroizing::new(p));
+    if let Some(p) = ripcord_ops::ctx::secret_env(1) {
+        return Ok(p);
     }
     use std::io::IsTerminal;
     if std::io::stdin().is_terminal() {

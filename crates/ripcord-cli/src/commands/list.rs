@@ -17,13 +17,28 @@ struct Listed<'a> {
     snapshot: &'a Snapshot,
 }
 
+/// The snapshot as shown: database sources without passwords, also in
+/// snapshots that older versions recorded with one.
+fn redacted(mut s: Snapshot) -> Snapshot {
+    for t in &mut s.targets {
+        if matches!(t.content, Content::Postgres(_)) {
+            t.source = ripcord_targets::postgres::redact(&t.source);
+        }
+    }
+    s
+}
+
 pub fn snapshots(ctx: &Ctx, args: &SnapshotsArgs) -> Result<()> {
     let repo = ctx.open_repo()?;
     let list = repo.snapshot_list()?;
     for d in &list.damaged {
         ctx.warn(d.warning());
     }
-    let all = list.snapshots;
+    let all: Vec<_> = list
+        .snapshots
+        .into_iter()
+        .map(|(id, s)| (id, redacted(s)))
+        .collect();
     let shown: Vec<_> = all
         .iter()
         .filter(|(_, s)| args.target.as_ref().is_none_or(|t| s.target(t).is_some()))
@@ -70,6 +85,7 @@ pub fn snapshots(ctx: &Ctx, args: &SnapshotsArgs) -> Result<()> {
 pub fn show(ctx: &Ctx, id: &str) -> Result<()> {
     let repo = ctx.open_repo()?;
     let (id, s) = ctx.find_snapshot(&repo, id)?;
+    let s = redacted(s);
     if ctx.json {
         output::print_json(&Listed {
             id,

@@ -193,7 +193,7 @@ fn two_chunks(ws: &Workspace, snapshot: &str) -> (Id, Id) {
             match n.kind {
                 NodeKind::Dir => trees.push(n.subtree.unwrap()),
                 NodeKind::File => chunks.extend(n.content),
-                NodeKind::Symlink => {}
+                _ => {}
             }
         }
     }

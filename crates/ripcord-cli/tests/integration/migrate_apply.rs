@@ -934,3 +934,35 @@ fn forget_keeps_migration_snapshots_when_the_database_cannot_be_read() {
     assert_eq!(ws.snapshot_ids().len(), 2);
     std::fs::rename(&moved, &db).unwrap();
 }
+
+/// A column that down leaves behind in an empty table is reported, object
+/// by object, even when another table has the same column.
+#[test]
+fn rehearse_reports_a_leftover_column_in_an_empty_table() {
+    let (ws, db) = setup();
+    exec(
+        &db,
+        "CREATE TABLE a (id INTEGER, note TEXT);
+         CREATE TABLE b (id INTEGER, note TEXT, flag INTEGER);
+         INSERT INTO b VALUES (1, 'x', 2);",
+    );
+    write(
+        &ws,
+        "migrations/0001_flag/up.sql",
+        "ALTER TABLE a ADD COLUMN flag INTEGER;\n",
+    );
+    write(&ws, "migrations/0001_flag/down.sql", "SELECT 1;\n");
+    let out = ws.run(&["migrate", "rehearse"]);
+    out.assert_code(1)
+        .assert_stdout_has("not reversible: 0001_flag")
+        .assert_stdout_has("table a differs after down: left behind: flag INTEGER");
+    assert!(!out.stdout.contains("table b"), "{out}");
+
+    write(
+        &ws,
+        "migrations/0001_flag/down.sql",
+        "ALTER TABLE a DROP COLUMN flag;\n",
+    );
+    ws.ok(&["migrate", "rehearse"])
+        .assert_stdout_has("rehearsal passed");
+}

@@ -88,7 +88,7 @@ pub struct Pinned {
 /// volume that is not mounted, and answering "nothing is pinned" would let
 /// `forget` remove what that database still needs.
 pub fn pinned(target: &TargetConfig) -> Result<Vec<Pinned>> {
-    if let TargetConfig::Sqlite { path } = target {
+    if let TargetConfig::Sqlite { path, .. } = target {
         if !path.exists() {
             return Err(Error::io(
                 format!("read the migration history in {}", path.display()),

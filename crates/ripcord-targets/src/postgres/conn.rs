@@ -7,6 +7,7 @@ use std::time::Duration;
 use postgres::error::SqlState;
 use postgres::{Client, Config, NoTls};
 
+use super::redact::redact;
 use crate::error::{Error, Result};
 
 /// A parsed connection URL.
@@ -75,6 +76,51 @@ impl Target {
             .map_err(|e| classify(e, &self.redacted()))
     }
 
+    /// A libpq connection string for pg_dump and pg_restore, without the
+    /// password: that travels in [`tool_env`](Self::tool_env), never on a
+    /// command line that `ps` shows.
+    pub fn tool_conninfo(&self) -> String {
+        let c = &self.config;
+        let quote = |s: &str| format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"));
+        let mut parts = Vec::new();
+        // Several hosts (and ports) are one comma-separated value in libpq.
+        let hosts: Vec<String> = c
+            .get_hosts()
+            .iter()
+            .map(|h| match h {
+                postgres::config::Host::Tcp(name) => name.clone(),
+                postgres::config::Host::Unix(path) => path.display().to_string(),
+            })
+            .collect();
+        if !hosts.is_empty() {
+            parts.push(format!("host={}", quote(&hosts.join(","))));
+        }
+        let ports: Vec<String> = c.get_ports().iter().map(u16::to_string).collect();
+        if !ports.is_empty() {
+            parts.push(format!("port={}", quote(&ports.join(","))));
+        }
+        if let Some(u) = c.get_user() {
+            parts.push(format!("user={}", quote(u)));
+        }
+        parts.push(format!("dbname={}", quote(&self.dbname())));
+        // The URL's other settings that matter to the tools.
+        let sslmode = match c.get_ssl_mode() {
+            postgres::config::SslMode::Disable => Some("disable"),
+            postgres::config::SslMode::Require => Some("require"),
+            _ => None,
+        };
+        if let Some(mode) = sslmode {
+            parts.push(format!("sslmode={mode}"));
+        }
+        if let Some(name) = c.get_application_name() {
+            parts.push(format!("application_name={}", quote(name)));
+        }
+        if let Some(options) = c.get_options() {
+            parts.push(format!("options={}", quote(options)));
+        }
+        parts.join(" ")
+    }
+
     /// Environment for pg_dump and pg_restore: the password goes in PGPASSWORD.
     pub fn tool_env(&self) -> Vec<(String, String)> {
         let mut env = Vec::new();
@@ -105,36 +151,6 @@ pub fn url_with_dbname(url: &str, db: &str) -> String {
             let sep = if url.contains('?') { '&' } else { '?' };
             format!("{url}{sep}dbname={value}")
         }
-    }
-}
-
-fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url
-            .split_whitespace()
-            .map(|kv| {
-                if kv.starts_with("password=") {
-                    "password=***"
-                } else {
-                    kv
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(" ");
-    };
-    let end = rest.find('/').unwrap_or(rest.len());
-    match rest[..end].rfind('@') {
-        Some(at) => {
-            let userinfo = &rest[..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            let masked = if userinfo.contains(':') {
-                format!("{user}:***")
-            } else {
-                user.to_string()
-            };
-            format!("{scheme}://{masked}{}", &rest[at..])
-        }
-        None => url.to_string(),
     }
 }
 
@@ -228,11 +244,6 @@ mod tests {
     #[test]
     fn redacts_passwords() {
         assert_eq!(
-            redact("postgres://app:secret@db:5432/app"),
-            "postgres://app:***@db:5432/app"
-        );
-        assert_eq!(redact("postgres://app@db/app"), "postgres://app@db/app");
-        assert_eq!(
             url_with_dbname("postgres://u:p%40ss@h:1/a?sslmode=disable", "b"),
             "postgres://u:p%40ss@h:1/b?sslmode=disable"
         );
@@ -244,11 +255,43 @@ mod tests {
         assert_eq!(several, "postgres://u@a:1,b:2/app?dbname=scratch%20db");
         let config: postgres::Config = several.parse().unwrap();
         assert_eq!(config.get_dbname(), Some("scratch db"));
-        assert_eq!(redact("host=db password=secret"), "host=db password=***");
         let t = Target::parse("postgres://u:p@h:1/a?sslmode=disable").unwrap();
         assert_eq!(
             t.with_dbname("b").redacted(),
             "postgres://u:***@h:1/b?sslmode=disable"
+        );
+        let t = Target::parse("postgres://u@h:1/a?password=secret").unwrap();
+        assert_eq!(t.redacted(), "postgres://u@h:1/a?password=***");
+        assert_eq!(
+            t.with_dbname("b").redacted(),
+            "postgres://u@h:1/b?password=***"
+        );
+        let t = Target::parse("host=h user=u password='s e' dbname=a").unwrap();
+        assert_eq!(t.redacted(), "host=h user=u password=*** dbname=a");
+    }
+
+    #[test]
+    fn tools_get_no_password_on_the_command_line() {
+        for url in [
+            "postgres://u:secret@h:1/a",
+            "postgres://u@h:1/a?password=secret&sslmode=disable",
+            "host=h port=1 user=u password=secret dbname=a",
+        ] {
+            let t = Target::parse(url).unwrap();
+            let info = t.tool_conninfo();
+            assert!(!info.contains("secret"), "{info}");
+            assert!(info.contains("dbname='a'"), "{info}");
+            assert!(info.starts_with("host='h' port='1' user='u'"), "{info}");
+            assert_eq!(
+                t.tool_env(),
+                [("PGPASSWORD".to_string(), "secret".to_string())]
+            );
+        }
+        let t = Target::parse("postgres://u@h/a?sslmode=disable&application_name=x").unwrap();
+        let info = t.tool_conninfo();
+        assert!(
+            info.ends_with("sslmode=disable application_name='x'"),
+            "{info}"
         );
     }
 }

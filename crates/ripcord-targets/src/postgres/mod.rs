@@ -14,12 +14,14 @@ mod chunker;
 pub mod conn;
 pub mod copy;
 mod parallel;
+pub mod redact;
 mod restore;
 mod revert;
 mod snapshot;
 pub mod tools;
 
 pub use conn::Target;
+pub use redact::{redact, scrub_env};
 pub use restore::{restore, PgRestoreOptions, PgRestoreStats, TableCheck};
 pub use revert::{revert_tables, RevertTable};
 pub use snapshot::{snapshot, PgSnapshotOptions};

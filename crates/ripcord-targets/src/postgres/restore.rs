@@ -18,7 +18,6 @@ use super::catalog::{self, column_list, TableInfo};
 use super::conn::{ident, pg_err, Target};
 use super::copy::{RowStats, Scanner};
 use super::parallel::{copy_out, on_workers, plan};
-use super::snapshot::url_for_tools;
 use super::tools::{self, Tools};
 use super::SPLIT_BYTES;
 use crate::error::{Error, Result};
@@ -186,10 +185,10 @@ pub fn restore(
 }
 
 fn pg_restore(tools: &Tools, target: &Target, archive: &std::path::Path) -> Command {
-    let mut cmd = Command::new(&tools.pg_restore);
+    let mut cmd = tools::command(&tools.pg_restore);
     cmd.arg("--exit-on-error")
         .arg("--no-password")
-        .arg(format!("--dbname={}", url_for_tools(target)))
+        .arg(format!("--dbname={}", target.tool_conninfo()))
         .envs(target.tool_env())
         .arg(archive);
     cmd
@@ -206,7 +205,7 @@ fn drop_extra_relations(
     archive: &std::path::Path,
     progress: &dyn Progress,
 ) -> Result<()> {
-    let mut cmd = Command::new(&tools.pg_restore);
+    let mut cmd = tools::command(&tools.pg_restore);
     cmd.arg("--list").arg(archive).envs(target.tool_env());
     let listing = String::from_utf8_lossy(&tools::run(cmd, "pg_restore --list")?).into_owned();
     // "<id>; <tableoid> <oid> <DESC> <schema> <name> <owner>"
@@ -579,7 +578,7 @@ fn toc_for(
     tables: &[&PgTable],
     content: &PgContent,
 ) -> Result<tempfile::NamedTempFile> {
-    let mut cmd = Command::new(&tools.pg_restore);
+    let mut cmd = tools::command(&tools.pg_restore);
     cmd.arg("--list").arg(archive).envs(target.tool_env());
     let listing = String::from_utf8_lossy(&tools::run(cmd, "pg_restore --list")?).into_owned();
     let mut keep = String::new();

@@ -8,7 +8,6 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::Command;
 
 use postgres::types::Oid;
 use postgres::Client;
@@ -169,7 +168,7 @@ struct Entry {
 }
 
 fn list(tools: &Tools, archive: &Path) -> Result<Vec<Entry>> {
-    let mut cmd = Command::new(&tools.pg_restore);
+    let mut cmd = tools::command(&tools.pg_restore);
     cmd.arg("--list").arg(archive);
     let out = String::from_utf8_lossy(&tools::run(cmd, "pg_restore --list")?).into_owned();
     Ok(out
@@ -242,7 +241,7 @@ fn script(tools: &Tools, archive: &Path, lines: &[&str], what: &str) -> Result<S
     }
     f.flush()
         .map_err(|e| Error::io("cannot write the restore list", e))?;
-    let mut cmd = Command::new(&tools.pg_restore);
+    let mut cmd = tools::command(&tools.pg_restore);
     cmd.arg(format!("--use-list={}", f.path().display()))
         .arg("--file=-")
         .arg(archive);

@@ -1,6 +1,5 @@
 //! Consistent, parallel snapshots.
 
-use std::process::Command;
 use std::sync::Mutex;
 
 use ripcord_repo::chunk::save_stream;
@@ -282,7 +281,7 @@ fn dump_schema(
     only: Option<&[TableInfo]>,
     progress: &dyn Progress,
 ) -> Result<Stream> {
-    let mut cmd = Command::new(&tools.pg_dump);
+    let mut cmd = tools::command(&tools.pg_dump);
     cmd.arg("--schema-only")
         .arg("--format=custom")
         .arg(format!("--snapshot={snap_id}"))
@@ -296,35 +295,9 @@ fn dump_schema(
             cmd.arg(format!("--table={}", t.quoted()));
         }
     }
-    cmd.arg(format!("--dbname={}", url_for_tools(target)));
+    cmd.arg(format!("--dbname={}", target.tool_conninfo()));
     let archive = tools::run(cmd, "pg_dump --schema-only")?;
     Ok(save_stream(saver, &archive[..], "schema", &|n| {
         progress.bytes(n)
     })?)
-}
-
-/// A libpq connection string without the password (it travels in PGPASSWORD).
-pub(super) fn url_for_tools(target: &Target) -> String {
-    let c = &target.config;
-    let mut parts = Vec::new();
-    for h in c.get_hosts() {
-        match h {
-            postgres::config::Host::Tcp(name) => parts.push(format!("host={name}")),
-            postgres::config::Host::Unix(path) => parts.push(format!("host={}", path.display())),
-        }
-    }
-    if let Some(p) = c.get_ports().first() {
-        parts.push(format!("port={p}"));
-    }
-    if let Some(u) = c.get_user() {
-        parts.push(format!(
-            "user='{}'",
-            u.replace('\\', "\\\\").replace('\'', "\\'")
-        ));
-    }
-    parts.push(format!(
-        "dbname='{}'",
-        target.dbname().replace('\\', "\\\\").replace('\'', "\\'")
-    ));
-    parts.join(" ")
 }

@@ -12,8 +12,15 @@ pub struct Tools {
     pub major: u32,
 }
 
+/// A command for a client tool, its environment rid of ripcord's secrets.
+pub fn command(program: &Path) -> Command {
+    let mut cmd = Command::new(program);
+    super::redact::scrub_env(&mut cmd);
+    cmd
+}
+
 fn major_of(binary: &Path) -> Option<u32> {
-    let out = Command::new(binary)
+    let out = command(binary)
         .arg("--version")
         .stderr(Stdio::null())
         .output()
@@ -86,7 +93,7 @@ pub fn run(mut cmd: Command, what: &str) -> Result<Vec<u8>> {
         return Err(Error::ToolFailed {
             what: what.to_string(),
             status: out.status.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            stderr: super::redact(String::from_utf8_lossy(&out.stderr).trim()),
         });
     }
     Ok(out.stdout)
