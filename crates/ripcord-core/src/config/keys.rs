@@ -32,6 +32,7 @@ const KEEP: Shape = Table(&[
     ("monthly", Value),
     ("yearly", Value),
     ("within", Value),
+    ("tags", Value),
 ]);
 
 const TIER: Shape = Table(&[("every", Value), ("keep", KEEP)]);
@@ -53,6 +54,7 @@ const ROOT: Shape = Table(&[
         Table(&[("compression", Value), ("jobs", Value)]),
     ),
     ("tiers", Named(&TIER)),
+    ("safety", Table(&[("keep", KEEP)])),
     (
         "migrations",
         Table(&[
