@@ -68,8 +68,15 @@ pub fn from_command(command: &str, timeout: Duration) -> Result<Zeroizing<String
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
+    // Neither the passphrases nor configuration overrides, which may hold
+    // database passwords (RIPCORD_TARGETS__APP__URL): the command needs none.
     for var in SECRET_VARS {
         cmd.env_remove(var);
+    }
+    for (var, _) in std::env::vars_os() {
+        if var.to_str().is_some_and(|v| v.starts_with("RIPCORD_")) {
+            cmd.env_remove(var);
+        }
     }
     // Its own process group, so that a timeout stops its children too.
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
