@@ -36,7 +36,10 @@ pub fn local_root(location: &str) -> std::result::Result<PathBuf, String> {
     }
     let url = url::Url::parse(location).map_err(|e| format!("not a valid URL: {e}"))?;
     if url.scheme() != "file" {
-        return Err(format!("the scheme {:?} is not supported", url.scheme()));
+        return Err(format!(
+            "{:?} is not a local folder: a repository is a path or a file:// URL",
+            url.scheme()
+        ));
     }
     url.to_file_path()
         .map_err(|()| "a file URL names an absolute local path: file:///path".to_string())
