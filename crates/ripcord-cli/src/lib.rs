@@ -15,39 +15,12 @@ use ripcord_core::{Class, Classify};
 
 pub use term::Ctx;
 
-/// Errors of the command line itself (arguments that make no sense together).
-#[derive(Debug, thiserror::Error)]
-pub enum CliError {
-    #[error("{message}")]
-    Usage { message: String, hint: String },
-    #[error("{message}")]
-    Refused { message: String, hint: String },
-    #[error("{message}")]
-    Failed { message: String },
-}
-
-impl Classify for CliError {
-    fn class(&self) -> Class {
-        match self {
-            CliError::Usage { .. } => Class::Usage,
-            CliError::Refused { .. } => Class::Refused,
-            CliError::Failed { .. } => Class::Failed,
-        }
-    }
-    fn hint(&self) -> Option<String> {
-        match self {
-            CliError::Usage { hint, .. } | CliError::Refused { hint, .. } => Some(hint.clone()),
-            CliError::Failed { .. } => None,
-        }
-    }
-}
+/// Errors of the command line itself (arguments that make no sense
+/// together) are the library's own usage, refusal and failure errors.
+pub use ripcord_ops::Error as CliError;
 
 pub fn usage(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
-    CliError::Usage {
-        message: message.into(),
-        hint: hint.into(),
-    }
-    .into()
+    CliError::usage(message, hint).into()
 }
 
 /// Class and hint of the first error in the chain that knows them.
@@ -69,9 +42,6 @@ fn classify(err: &anyhow::Error) -> (Class, Option<String>) {
             return (e.class(), e.hint());
         }
         if let Some(e) = cause.downcast_ref::<ripcord_ops::Error>() {
-            return (e.class(), e.hint());
-        }
-        if let Some(e) = cause.downcast_ref::<CliError>() {
             return (e.class(), e.hint());
         }
     }
