@@ -25,6 +25,11 @@ pub trait Backend: Send + Sync {
             Err(e) => Err(e),
         }
     }
+    /// Removes what writers that died mid-way left behind (temporary files
+    /// of dead processes, or any older than a day). Returns how many.
+    fn remove_stale_temp_files(&self) -> io::Result<usize> {
+        Ok(0)
+    }
 }
 
 /// The folder a repository location names: a plain path as it is, or a
@@ -102,7 +107,9 @@ impl Backend for LocalBackend {
         }
         let dir = dest.parent().expect("backend paths have a parent");
         fs::create_dir_all(dir)?;
-        let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(&temp_prefix())
+            .tempfile_in(dir)?;
         tmp.write_all(data)?;
         tmp.as_file().sync_all()?;
         // A hard link fails if the name exists, so two writers never clobber each other.
@@ -151,9 +158,51 @@ impl Backend for LocalBackend {
             other => other,
         }
     }
+
+    fn remove_stale_temp_files(&self) -> io::Result<usize> {
+        remove_stale_temp_files(&self.root)
+    }
 }
 
-/// Removes temporary files that interrupted writes left behind. Returns how many.
+/// Temporary files are named after their writer (`.tmp-HOST-PID-…`) so
+/// that the leftovers of a killed writer can be told from a live one's.
+fn temp_prefix() -> String {
+    format!(".tmp-{}-{}-", host_tag(), std::process::id())
+}
+
+/// A short, file-name-safe tag of this host's name.
+fn host_tag() -> String {
+    blake3::hash(crate::hostname().as_bytes()).to_hex()[..8].to_string()
+}
+
+/// A temporary file older than this is stale whoever wrote it: no single
+/// object write takes that long.
+const TEMP_STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Whether a temporary file may be removed: its writer ran on this host and
+/// is gone, or it is older than [`TEMP_STALE_AFTER`].
+fn temp_file_is_stale(name: &str, meta: &fs::Metadata) -> bool {
+    let Some(rest) = name.strip_prefix(".tmp-") else {
+        return false;
+    };
+    let mut parts = rest.splitn(3, '-');
+    if let (Some(host), Some(pid)) = (parts.next(), parts.next()) {
+        if host == host_tag() {
+            if let Ok(pid) = pid.parse::<u32>() {
+                if pid != std::process::id() && !crate::lock::process_alive(pid) {
+                    return true;
+                }
+            }
+        }
+    }
+    meta.modified()
+        .ok()
+        .and_then(|m| m.elapsed().ok())
+        .is_some_and(|age| age > TEMP_STALE_AFTER)
+}
+
+/// Removes temporary files that interrupted writes left behind (see
+/// [`temp_file_is_stale`]). Returns how many.
 pub fn remove_stale_temp_files(root: &Path) -> io::Result<usize> {
     let mut removed = 0;
     let mut stack = vec![root.to_path_buf()];
@@ -166,9 +215,15 @@ pub fn remove_stale_temp_files(root: &Path) -> io::Result<usize> {
             let path = entry.path();
             if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
                 stack.push(path);
-            } else if name.to_string_lossy().starts_with(".tmp-") {
-                fs::remove_file(&path)?;
-                removed += 1;
+            } else if entry
+                .metadata()
+                .is_ok_and(|m| temp_file_is_stale(&name.to_string_lossy(), &m))
+            {
+                match fs::remove_file(&path) {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
     }
@@ -178,6 +233,24 @@ pub fn remove_stale_temp_files(root: &Path) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_temporary_files_of_dead_writers_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(dir.path());
+        fs::create_dir_all(dir.path().join("locks")).unwrap();
+        let dead = dir
+            .path()
+            .join(format!("locks/.tmp-{}-{}-abc", host_tag(), u32::MAX - 1));
+        let live = dir.path().join(format!("locks/{}x", temp_prefix()));
+        let foreign = dir.path().join("locks/.tmp-0000abcd-1-abc");
+        for p in [&dead, &live, &foreign] {
+            fs::write(p, b"x").unwrap();
+        }
+        assert_eq!(b.remove_stale_temp_files().unwrap(), 1);
+        assert!(!dead.exists());
+        assert!(live.exists() && foreign.exists());
+    }
 
     #[test]
     fn put_if_absent_never_overwrites() {

@@ -12,6 +12,15 @@ pub fn unlock(ctx: &Ctx, all: bool) -> Result<()> {
         ctx.say(format!("removed {r}"));
     }
     ctx.say(format!("{} lock(s) removed", removed.len()));
+    let temps = repo
+        .backend()
+        .remove_stale_temp_files()
+        .map_err(|e| anyhow::anyhow!("cannot remove unfinished temporary files: {e}"))?;
+    if temps > 0 {
+        ctx.say(format!(
+            "{temps} temporary file(s) of interrupted writes removed"
+        ));
+    }
     Ok(())
 }
 
