@@ -276,6 +276,11 @@ pub struct UpArgs {
     /// Go on although applied scripts were edited since they ran
     #[arg(long)]
     pub allow_drift: bool,
+    /// Apply changes although some tables they touch cannot be protected (a foreign table, no
+    /// SELECT right, row-level security the role cannot bypass); those are left out of the
+    /// safety snapshot and `down` cannot put them back
+    #[arg(long)]
+    pub allow_unprotected: bool,
 }
 
 #[derive(Args, Debug)]

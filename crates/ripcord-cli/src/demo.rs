@@ -231,6 +231,9 @@ fn migration_story(ctx: &Ctx, repo: &Repository, root: &Path, db: &Path) -> Resu
         repo: Repo::Open(repo),
         target: "db".into(),
         policy: None,
+
+        allow_unprotected: false,
+        unprotected: Vec::new(),
     };
     let actor = actor();
     let up = UpOptions {

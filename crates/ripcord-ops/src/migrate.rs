@@ -166,6 +166,9 @@ pub struct UpRequest {
     pub to: Option<String>,
     pub dry_run: bool,
     pub allow_drift: bool,
+    /// Apply changes whose touched tables cannot be protected, leaving those
+    /// out of the safety snapshots.
+    pub allow_unprotected: bool,
 }
 
 /// `migrate down` and `rollback`.
@@ -205,6 +208,8 @@ pub fn up(ctx: &Ctx, req: &UpRequest, note: &mut dyn FnMut(Note<'_>)) -> Result<
         repo: Repo::Lazy(None, "migrate up"),
         target: name.clone(),
         policy: None,
+        allow_unprotected: req.allow_unprotected,
+        unprotected: Vec::new(),
     };
     let opts = UpOptions {
         to: req.to.clone(),
@@ -234,6 +239,8 @@ pub fn down(ctx: &Ctx, req: &DownRequest, note: &mut dyn FnMut(Note<'_>)) -> Res
         repo: Repo::Lazy(None, "migrate down"),
         target: name.clone(),
         policy: req.on_conflict,
+        allow_unprotected: false,
+        unprotected: Vec::new(),
     };
     let opts = DownOptions {
         to: req.to.clone(),

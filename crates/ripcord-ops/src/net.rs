@@ -26,6 +26,11 @@ pub struct RepoNet<'a> {
     pub target: String,
     /// Overrides every table's configured `on_conflict`.
     pub policy: Option<OnConflict>,
+    /// Go on when touched tables cannot be protected, leaving them out of
+    /// the safety snapshot (`migrate up --allow-unprotected`).
+    pub allow_unprotected: bool,
+    /// What the last safety snapshot left out, `schema.name: why`.
+    pub unprotected: Vec<String>,
 }
 
 /// The repository the net writes to.
@@ -108,8 +113,13 @@ impl RepoNet<'_> {
                         let names: Vec<String> = tables.iter().map(|t| t.to_string()).collect();
                         client
                             .query_one(
-                                "SELECT coalesce(sum(pg_total_relation_size(to_regclass(n))), 0)::bigint
-                                 FROM unnest($1::text[]) AS n",
+                                // Partitions and inheritance children are taken too.
+                                "WITH RECURSIVE tree(rel) AS (
+                                     SELECT to_regclass(n)::oid FROM unnest($1::text[]) AS n
+                                   UNION
+                                     SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.rel)
+                                 SELECT coalesce(sum(pg_total_relation_size(rel)), 0)::bigint FROM tree
+                                 WHERE rel IS NOT NULL",
                                 &[&names],
                             )?
                             .get(0)
@@ -135,6 +145,30 @@ fn refused_repo(e: &Error) -> ripcord_migrate::Error {
     }
 }
 
+/// Touched tables that cannot be protected, refused: nothing has changed.
+fn refused_unprotected(tables: &[(String, String, String)]) -> ripcord_migrate::Error {
+    let mut fixes: Vec<&str> = Vec::new();
+    for (_, _, fix) in tables {
+        if !fixes.contains(&fix.as_str()) {
+            fixes.push(fix);
+        }
+    }
+    ripcord_migrate::Error::Refused {
+        message: format!(
+            "the safety snapshot cannot protect {}; nothing was changed",
+            tables
+                .iter()
+                .map(|(t, why, _)| format!("{t} ({why})"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        hint: format!(
+            "{}; or pass --allow-unprotected to apply the changes without protecting them",
+            fixes.join("; ")
+        ),
+    }
+}
+
 /// Free bytes on the file system holding `path`.
 fn free_space(path: &Path) -> Option<u64> {
     let stat = rustix::fs::statvfs(path).ok()?;
@@ -144,6 +178,15 @@ fn free_space(path: &Path) -> Option<u64> {
 impl SafetyNet for RepoNet<'_> {
     fn preflight(&mut self, tables: Option<&BTreeSet<TableName>>) -> ripcord_migrate::Result<()> {
         self.repo()?;
+        if let TargetConfig::Postgres { url, .. } = self.config()? {
+            let names: Option<Vec<String>> =
+                tables.map(|t| t.iter().map(|t| t.to_string()).collect());
+            let unprotected = postgres::unprotected(url, names.as_deref())
+                .map_err(|e| wrap("pre-flight: checking the touched tables", e))?;
+            if !unprotected.is_empty() && !self.allow_unprotected {
+                return Err(refused_unprotected(&unprotected));
+            }
+        }
         let need = self
             .estimate(tables)
             .map_err(|e| wrap("pre-flight: cannot size the safety snapshot", e))?;
@@ -227,14 +270,30 @@ impl SafetyNet for RepoNet<'_> {
                 .map(|t| t.iter().map(|t| t.to_string()).collect()),
             jobs: 0,
             skip_missing: true,
+            allow_unprotected: self.allow_unprotected,
         };
         let tags = ["safety".to_string(), format!("migrate:{change}")];
         let ctx = self.ctx;
         let target = self.target.clone();
         let repo = self.repo()?;
         let result = take_with(ctx, repo, std::slice::from_ref(&target), &tags, None, &opts)
-            .map_err(|e| wrap(&format!("safety snapshot before {change}"), e))?;
+            .map_err(|e| match e {
+                Error::Targets(ripcord_targets::Error::Unprotected { tables, .. }) => {
+                    refused_unprotected(&tables)
+                }
+                e => wrap(&format!("safety snapshot before {change}"), e),
+            })?;
+        for u in &result.unprotected {
+            ctx.warn(format!(
+                "{change}: {u}; the safety snapshot does not protect it (--allow-unprotected)"
+            ));
+        }
+        self.unprotected = result.unprotected;
         Ok(result.id.to_string())
+    }
+
+    fn unprotected(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.unprotected)
     }
 
     fn revert(

@@ -306,6 +306,9 @@ fn rehearse(
         repo: Repo::Open(repo),
         target: name.to_string(),
         policy: Some(OnConflict::Snapshot),
+
+        allow_unprotected: false,
+        unprotected: Vec::new(),
     };
     let actor = format!("{} (rehearsal)", actor());
     let up_opts = UpOptions {

@@ -273,6 +273,7 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreOptions) -> Result<Re
             tables: tables.clone(),
             jobs: args.jobs,
             skip_missing: true,
+            allow_unprotected: false,
         };
         let safety =
             crate::snapshot::take_with(ctx, repo, &live, &["safety".into(), tag], None, &take)?;

@@ -42,6 +42,7 @@ pub fn snapshot(ctx: &Ctx, opts: &SnapshotOptions) -> Result<SnapshotResult> {
         tables: (!opts.tables.is_empty()).then(|| opts.tables.clone()),
         jobs: opts.jobs,
         skip_missing: false,
+        allow_unprotected: false,
     };
     take_with(ctx, &repo, &names, &opts.tags, opts.tier.clone(), &take)
 }
@@ -60,6 +61,9 @@ pub struct SnapshotResult {
     /// Paths left out because ripcord keeps them for itself.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub left_out: Vec<String>,
+    /// Tables left out because they cannot be protected, `schema.name: why`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unprotected: Vec<String>,
 }
 
 /// The named targets, or all configured ones; each must exist in the config.
@@ -92,6 +96,9 @@ pub struct TakeOptions {
     pub jobs: usize,
     /// Leave out named tables that do not exist (safety snapshots).
     pub skip_missing: bool,
+    /// Leave out selected tables that cannot be read in full instead of
+    /// refusing (`migrate up --allow-unprotected`).
+    pub allow_unprotected: bool,
 }
 
 /// Takes one snapshot of `names`. The caller holds a lock.
@@ -143,6 +150,7 @@ pub fn take_with(
     let saver = Saver::new(repo, index.clone(), saver_opts);
     let mut targets = Vec::new();
     let mut left_out = Vec::new();
+    let mut unprotected = Vec::new();
     let (mut files, mut unchanged) = (0, 0);
     for name in names {
         let bar = ctx.bar(None, &format!("snapshot {name}"));
@@ -227,6 +235,7 @@ pub fn take_with(
                     jobs: opts.jobs,
                     tables: opts.tables.clone(),
                     skip_missing: opts.skip_missing,
+                    allow_unprotected: opts.allow_unprotected,
                     split_bytes: split_mb.unwrap_or(0) << 20,
                     parent: parent_of(name).and_then(|(_, s)| match &s.target(name)?.content {
                         Content::Postgres(pg) => Some((**pg).clone()),
@@ -235,6 +244,7 @@ pub fn take_with(
                 };
                 let pg = postgres::snapshot(&saver, url, &pg_opts, &bar)?;
                 files += pg.tables.len() as u64;
+                unprotected.extend(pg.unprotected.iter().cloned());
                 TargetSnapshot {
                     name: name.clone(),
                     source: postgres::Target::parse(url)?.redacted(),
@@ -274,5 +284,6 @@ pub fn take_with(
         seconds: start.elapsed().as_secs_f64(),
         recovered_packs: recovered,
         left_out,
+        unprotected,
     })
 }

@@ -138,6 +138,11 @@ pub struct PgContent {
     /// that recreates the table puts back.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dependents: Vec<PgDependent>,
+    /// Selected tables left out because they cannot be protected (a foreign
+    /// table, no right to read it, row-level security the role cannot
+    /// bypass), each as `schema.name: why`; taken only when allowed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unprotected: Vec<String>,
 }
 
 /// A foreign key of another table, or a view, that depends on a table of a
@@ -176,6 +181,13 @@ pub struct PgTable {
     pub indexes: Vec<String>,
     /// Binary COPY data, one stream per block range.
     pub parts: Vec<Stream>,
+    /// A partitioned table: it holds no rows itself, its partitions do.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partitioned: bool,
+    /// The tables it is a partition of or inherits from, `schema.name` as in
+    /// [`PgTable::qualified`], in inheritance order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parents: Vec<String>,
 }
 
 impl PgTable {

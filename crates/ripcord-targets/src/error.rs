@@ -61,6 +61,12 @@ pub enum Error {
     Pg { context: String, detail: String },
     #[error("table {name} does not exist in {target}")]
     UnknownTable { name: String, target: String },
+    /// Selected tables no snapshot can hold in full: (`schema.name`, why, fix).
+    #[error("cannot protect {} of {target}: {}", plural(tables.len()), tables.iter().map(|(t, why, _)| format!("{t} ({why})")).collect::<Vec<_>>().join("; "))]
+    Unprotected {
+        target: String,
+        tables: Vec<(String, String, String)>,
+    },
     #[error("database {target} is not empty ({tables} tables)")]
     NotEmptyDatabase { target: String, tables: i64 },
     #[error(transparent)]
@@ -74,6 +80,14 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn plural(n: usize) -> String {
+    if n == 1 {
+        "1 table".into()
+    } else {
+        format!("{n} tables")
+    }
+}
 
 impl Error {
     /// Damage found while restoring `path` refuses the restore; other errors pass.
@@ -105,6 +119,7 @@ impl Classify for Error {
             | Error::Pattern { .. }
             | Error::NotEmpty { .. } => Class::Usage,
             Error::Unsafe { .. }
+            | Error::Unprotected { .. }
             | Error::NotEmptyDatabase { .. }
             | Error::DamagedFile { .. }
             | Error::Unrestorable { .. }
@@ -144,6 +159,15 @@ impl Classify for Error {
             Error::PgMissingDatabase { .. } => Some("check the database name, or pass --create to make a new one".into()),
             Error::PgUnreachable { .. } => Some("is the server running, and are host and port right? This is worth retrying".into()),
             Error::UnknownTable { .. } => Some("name tables as table or schema.table; `\\dt` in psql lists them".into()),
+            Error::Unprotected { tables, .. } => {
+                let mut fixes: Vec<&str> = Vec::new();
+                for (_, _, fix) in tables {
+                    if !fixes.contains(&fix.as_str()) {
+                        fixes.push(fix);
+                    }
+                }
+                Some(format!("nothing was changed; {}", fixes.join("; ")))
+            }
             Error::NotEmptyDatabase { .. } => Some("restore into an empty or new database (--create), or pass --clean to replace what is there".into()),
             _ => None,
         }

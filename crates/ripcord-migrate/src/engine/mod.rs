@@ -79,6 +79,10 @@ pub struct UpChange {
     pub verify: bool,
     /// Set once applied.
     pub snapshot: Option<String>,
+    /// Touched tables the safety snapshot does not protect (allowed with
+    /// `--allow-unprotected`), `schema.name: why`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unprotected: Vec<String>,
     pub duration_ms: Option<u64>,
 }
 

@@ -38,6 +38,13 @@ pub trait SafetyNet {
     /// snapshot's id.
     fn snapshot(&mut self, change: &str, tables: Option<&BTreeSet<TableName>>) -> Result<String>;
 
+    /// The touched tables the last [`snapshot`](SafetyNet::snapshot) left
+    /// out because they cannot be protected and that was allowed, each as
+    /// `schema.name: why`.
+    fn unprotected(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Puts `tables` (`None`: every table the snapshot holds) back to their
     /// state in `snapshot`, schema and data, on `conn` inside the caller's
     /// open transaction. Rows written since are kept, discarded or set aside

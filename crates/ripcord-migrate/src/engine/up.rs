@@ -120,6 +120,7 @@ fn planned(p: &Prepared, snapshot_always: bool) -> UpChange {
         uncertain: p.uncertain(),
         verify: p.verify.is_some(),
         snapshot: None,
+        unprotected: Vec::new(),
         duration_ms: None,
     }
 }
@@ -147,6 +148,7 @@ fn apply_one(
         });
     }
     out.snapshot = snapshot.clone();
+    out.unprotected = net.unprotected();
     failpoint::hit("migrate-snapshot-taken");
     let started = Instant::now();
     let checksum = &p.change.up.checksum;
@@ -277,8 +279,13 @@ fn deploy_detail(out: &UpChange) -> String {
     } else {
         "outside a transaction"
     };
+    let unprotected = if out.unprotected.is_empty() {
+        String::new()
+    } else {
+        format!("; not protected: {}", out.unprotected.join("; "))
+    };
     match &out.snapshot {
-        Some(id) => format!("{tx}; safety snapshot {id}"),
+        Some(id) => format!("{tx}; safety snapshot {id}{unprotected}"),
         None if matches!(out.snapshot_scope, Scope::DownScript(_)) => {
             format!("{tx}; no safety snapshot (its down script undoes it, no data destroyed)")
         }

@@ -1,5 +1,6 @@
 //! Catalog queries: tables, columns, sizes, sequences.
 
+use postgres::types::Oid;
 use postgres::Client;
 use ripcord_repo::manifest::PgColumn;
 
@@ -10,6 +11,12 @@ use crate::error::{Error, Result};
 pub struct TableInfo {
     pub schema: String,
     pub name: String,
+    pub oid: Oid,
+    /// `r` a table, `p` a partitioned table (no rows of its own), `f` a
+    /// foreign table.
+    pub kind: char,
+    /// Tables it is a partition of or inherits from, `schema.name`.
+    pub parents: Vec<String>,
     pub relation_size: u64,
     /// Generated columns excluded: COPY cannot load them.
     pub columns: Vec<PgColumn>,
@@ -22,6 +29,12 @@ impl TableInfo {
     }
     pub fn column_list(&self) -> String {
         column_list(&self.columns)
+    }
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
+    pub fn partitioned(&self) -> bool {
+        self.kind == 'p'
     }
 }
 
@@ -39,18 +52,39 @@ const USER_TABLES: &str = "SELECT n.nspname, c.relname, pg_relation_size(c.oid):
       AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'
     ORDER BY 1, 2";
 
-/// User tables, all or the named ones (`table` or `schema.table`).
+/// Tables, partitioned tables and foreign tables, with what they inherit.
+const RELATIONS: &str = "SELECT n.nspname, c.relname, pg_relation_size(c.oid)::int8, c.oid, c.relkind::text,
+        ARRAY(SELECT pn.nspname || '.' || p.relname FROM pg_inherits i
+              JOIN pg_class p ON p.oid = i.inhparent JOIN pg_namespace pn ON pn.oid = p.relnamespace
+              WHERE i.inhrelid = c.oid ORDER BY i.inhseqno)
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+      AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'
+    ORDER BY 1, 2";
+
+/// User tables (partitioned ones included, foreign ones not), all or the
+/// named ones (`table` or `schema.table`) with their partitions and
+/// inheritance children.
 pub fn tables(
     client: &mut Client,
     only: Option<&[String]>,
     target: &str,
 ) -> Result<Vec<TableInfo>> {
+    let all = listing(client)?;
+    match only {
+        None => Ok(all.into_iter().filter(|t| t.kind != 'f').collect()),
+        Some(only) => Ok(with_descendants(&all, tables_from(&all, only, target)?)),
+    }
+}
+
+/// Every table, partitioned table and foreign table.
+pub fn listing(client: &mut Client) -> Result<Vec<TableInfo>> {
     let rows = client
-        .query(USER_TABLES, &[])
+        .query(RELATIONS, &[])
         .map_err(pg_err("listing tables"))?;
     let mut all = Vec::new();
     for r in rows {
-        let oid: postgres::types::Oid = r.get(3);
+        let oid: Oid = r.get(3);
         let cols = client
             .query(
                 "SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute
@@ -62,6 +96,9 @@ pub fn tables(
         all.push(TableInfo {
             schema: r.get(0),
             name: r.get(1),
+            oid,
+            kind: r.get::<_, String>(4).chars().next().unwrap_or('r'),
+            parents: r.get(5),
             relation_size: r.get::<_, i64>(2) as u64,
             columns: cols
                 .iter()
@@ -81,10 +118,112 @@ pub fn tables(
                 .collect(),
         });
     }
-    match only {
-        None => Ok(all),
-        Some(only) => tables_from(&all, only, target),
+    Ok(all)
+}
+
+/// `picked` and, recursively, the partitions and inheritance children of
+/// each: a change to a parent reaches them all.
+pub fn with_descendants(all: &[TableInfo], mut picked: Vec<TableInfo>) -> Vec<TableInfo> {
+    let mut i = 0;
+    while i < picked.len() {
+        let parent = picked[i].qualified();
+        for t in all.iter().filter(|t| t.parents.contains(&parent)) {
+            if !picked.iter().any(|p| p.oid == t.oid) {
+                picked.push(t.clone());
+            }
+        }
+        i += 1;
     }
+    picked
+}
+
+/// A selected table that no snapshot can hold in full.
+#[derive(Debug, Clone)]
+pub struct Unprotected {
+    /// `schema.name`.
+    pub table: String,
+    pub reason: String,
+    /// How to make it protectable.
+    pub fix: String,
+}
+
+/// The tables of `tables` that cannot be read in full by this role, and
+/// every table of the same partition or inheritance tree (a tree is put
+/// back as a whole or not at all).
+pub fn unprotected(client: &mut Client, tables: &[TableInfo]) -> Result<Vec<Unprotected>> {
+    let role: String = client
+        .query_one("SELECT current_user::text", &[])
+        .map_err(pg_err("reading the current role"))?
+        .get(0);
+    let mut out: Vec<Unprotected> = Vec::new();
+    for t in tables {
+        let (reason, fix) = if t.kind == 'f' {
+            (
+                "it is a foreign table: its rows live on another server".to_string(),
+                "protect the foreign server's data where it lives".to_string(),
+            )
+        } else {
+            let row = client
+                .query_one(
+                    "SELECT has_table_privilege($1::oid, 'SELECT'), row_security_active($1::oid)",
+                    &[&t.oid],
+                )
+                .map_err(pg_err(format!("checking the rights on {}", t.qualified())))?;
+            let (select, rls): (bool, bool) = (row.get(0), row.get(1));
+            if !select {
+                (
+                    format!("role {role} may not read it (no SELECT privilege)"),
+                    format!("GRANT SELECT ON {} TO {}", t.quoted(), ident(&role)),
+                )
+            } else if rls {
+                (
+                    format!(
+                        "row-level security would hide rows from role {role}, which cannot bypass it"
+                    ),
+                    "migrate as the table's owner (unless FORCE ROW LEVEL SECURITY is set) or as \
+                     a role with BYPASSRLS (ALTER ROLE … BYPASSRLS)"
+                        .to_string(),
+                )
+            } else {
+                continue;
+            }
+        };
+        out.push(Unprotected {
+            table: t.qualified(),
+            reason,
+            fix,
+        });
+    }
+    // Whole trees: repeat until no table of the selection is linked to one left out.
+    loop {
+        let before = out.len();
+        for t in tables {
+            let q = t.qualified();
+            if out.iter().any(|u| u.table == q) {
+                continue;
+            }
+            let linked = out
+                .iter()
+                .find(|u| {
+                    t.parents.contains(&u.table)
+                        || tables
+                            .iter()
+                            .any(|o| o.qualified() == u.table && o.parents.contains(&q))
+                })
+                .map(|u| (u.table.clone(), u.fix.clone()));
+            if let Some((other, fix)) = linked {
+                out.push(Unprotected {
+                    table: q,
+                    reason: format!("it is in the same partition or inheritance tree as {other}"),
+                    fix,
+                });
+            }
+        }
+        if out.len() == before {
+            break;
+        }
+    }
+    Ok(out)
 }
 
 /// Picks named tables out of a listing.

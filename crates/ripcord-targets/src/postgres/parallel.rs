@@ -30,6 +30,10 @@ pub fn plan(tables: &[TableInfo], split: u64) -> Vec<Job> {
     let mut jobs = Vec::new();
     let per = (split / 8192).max(1);
     for (i, t) in tables.iter().enumerate() {
+        // Its rows are in its partitions, which are tables of their own.
+        if t.partitioned() {
+            continue;
+        }
         if t.relation_size <= split {
             jobs.push(Job {
                 table: i,
@@ -68,7 +72,8 @@ pub fn copy_sql(t: &TableInfo, blocks: Option<(u64, Option<u64>)>) -> String {
                 .map(|to| format!(" AND ctid < '({to},0)'::tid"))
                 .unwrap_or_default();
             format!(
-                "COPY (SELECT {} FROM {} WHERE ctid >= '({from},0)'::tid{upper}) TO STDOUT (FORMAT binary)",
+                // ONLY: an inheritance parent's own rows, as COPY of a whole table.
+                "COPY (SELECT {} FROM ONLY {} WHERE ctid >= '({from},0)'::tid{upper}) TO STDOUT (FORMAT binary)",
                 t.column_list(),
                 t.quoted()
             )

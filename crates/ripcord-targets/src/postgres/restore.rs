@@ -86,6 +86,17 @@ pub fn restore(
                     })?;
                 out.push(t);
             }
+            // A partitioned or inheritance parent comes back with its tree.
+            let mut i = 0;
+            while i < out.len() {
+                let parent = out[i].qualified();
+                for t in content.tables.iter().filter(|t| t.parents.contains(&parent)) {
+                    if !out.iter().any(|o| std::ptr::eq(*o, t)) {
+                        out.push(t);
+                    }
+                }
+                i += 1;
+            }
             out
         }
     };
@@ -403,6 +414,17 @@ fn restore_tables(
             None => recreate.push((*t, false)),
         }
     }
+    // Dropping a parent drops its partitions: a tree is recreated whole.
+    loop {
+        let names: Vec<String> = recreate.iter().map(|(t, _)| t.qualified()).collect();
+        let Some(at) = replace
+            .iter()
+            .position(|t| t.parents.iter().any(|p| names.contains(p)))
+        else {
+            break;
+        };
+        recreate.push((replace.remove(at), true));
+    }
     // Foreign keys from other tables to tables about to be dropped.
     let mut foreign_keys: Vec<(String, String, String)> = Vec::new();
     for (t, exists) in &recreate {
@@ -429,7 +451,7 @@ fn restore_tables(
         ))?;
     for (t, exists) in &recreate {
         if *exists {
-            tx.batch_execute(&format!("DROP TABLE {} CASCADE", quoted(t)))
+            tx.batch_execute(&format!("DROP TABLE IF EXISTS {} CASCADE", quoted(t)))
                 .map_err(pg_err(format!("dropping {}", t.qualified())))?;
         }
     }
@@ -449,8 +471,10 @@ fn restore_tables(
         .map_err(pg_err("starting the restore"))?;
     tx.batch_execute("SET LOCAL session_replication_role = replica")
         .map_err(pg_err("pausing triggers"))?;
-    for t in &replace {
-        tx.batch_execute(&format!("DELETE FROM {}", quoted(t)))
+    // ONLY: an inheritance parent's own rows; its children are tables of
+    // their own, and a partitioned table has no rows.
+    for t in replace.iter().filter(|t| !t.partitioned) {
+        tx.batch_execute(&format!("DELETE FROM ONLY {}", quoted(t)))
             .map_err(pg_err(format!("clearing {}", t.qualified())))?;
     }
     for t in replace.iter().chain(recreate.iter().map(|(t, _)| t)) {
@@ -581,6 +605,21 @@ fn toc_for(
     let mut cmd = tools::command(&tools.pg_restore);
     cmd.arg("--list").arg(archive).envs(target.tool_env());
     let listing = String::from_utf8_lossy(&tools::run(cmd, "pg_restore --list")?).into_owned();
+    // Indexes of constraints, which partitions attach to their parent's.
+    let constraint_indexes: Vec<&str> = listing
+        .lines()
+        .filter_map(|l| l.split_once("; "))
+        .filter_map(|(_, rest)| {
+            let w: Vec<&str> = rest.split_whitespace().skip(2).collect();
+            match w.as_slice() {
+                ["CONSTRAINT", s, t, c, ..] => tables
+                    .iter()
+                    .any(|x| x.schema == *s && x.name == *t)
+                    .then_some(*c),
+                _ => None,
+            }
+        })
+        .collect();
     let mut keep = String::new();
     for line in listing.lines() {
         if line.starts_with(';') || line.trim().is_empty() {
@@ -597,7 +636,10 @@ fn toc_for(
             let desc = words[..pos].join(" ");
             let tag = &words[pos + 1..words.len().saturating_sub(1)];
             match desc.as_str() {
-                "TABLE" => tag.first() == Some(&t.name.as_str()),
+                "TABLE" | "TABLE ATTACH" => tag.first() == Some(&t.name.as_str()),
+                "INDEX ATTACH" => tag.first().is_some_and(|i| {
+                    t.indexes.iter().any(|x| x == i) || constraint_indexes.contains(i)
+                }),
                 "INDEX" => tag
                     .first()
                     .is_some_and(|i| t.indexes.iter().any(|x| x == i)),
@@ -645,6 +687,9 @@ pub fn check_tables(target: &Target, tables: &[&PgTable], jobs: usize) -> Result
         infos.push(TableInfo {
             schema: t.schema.clone(),
             name: t.name.clone(),
+            oid: 0,
+            kind: if t.partitioned { 'p' } else { 'r' },
+            parents: t.parents.clone(),
             relation_size: size as u64,
             columns: t.columns.clone(),
             indexes: vec![],

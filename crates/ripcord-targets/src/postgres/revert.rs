@@ -52,11 +52,15 @@ pub fn revert_tables(
         .batch_execute("SAVEPOINT ripcord_revert_check; RELEASE SAVEPOINT ripcord_revert_check")
         .map_err(pg_err("reverting tables (run BEGIN first)"))?;
     let mut session = Session::default();
-    session.remember(client, ["search_path"])?;
+    session.remember(client, ["search_path", "row_security"])?;
     // Everything below, and every definition read from the catalog, is
     // schema-qualified: the same text means the same object throughout.
+    // Rows that row-level security would hide are an error, not skipped.
     client
-        .batch_execute("SELECT pg_catalog.set_config('search_path', '', false)")
+        .batch_execute(
+            "SELECT pg_catalog.set_config('search_path', '', false);
+             SELECT pg_catalog.set_config('row_security', 'off', false)",
+        )
         .map_err(pg_err("preparing the revert"))?;
     let (_, major) = catalog::server_version(client)?;
     let tools = Tools::find(major)?;
@@ -84,9 +88,10 @@ pub fn revert_tables(
         review_ready: false,
     };
     let mut out = Vec::with_capacity(tables.len());
-    for (i, rt) in tables.iter().enumerate() {
-        let stash_schema = format!("ripcord_stash_{xid}_{i}");
-        out.push(cx.revert_one(rt, &stash_schema)?);
+    let members = with_members(content, tables);
+    for (i, group) in trees(&members).iter().enumerate() {
+        let stash_prefix = format!("ripcord_stash_{xid}_{i}");
+        out.extend(cx.revert_group(group, &stash_prefix)?);
     }
     let recreated: Vec<&str> = out
         .iter()
@@ -96,6 +101,90 @@ pub fn revert_tables(
     cx.restore_dependents(&recreated)?;
     session.restore(client)?;
     Ok(out)
+}
+
+/// `tables` and the snapshot's partitions and inheritance children of each,
+/// recursively, with the policy of the table they belong to: a tree is put
+/// back whole.
+fn with_members<'a>(content: &'a PgContent, tables: &[RevertTable<'a>]) -> Vec<RevertTable<'a>> {
+    let mut out: Vec<RevertTable<'a>> = tables
+        .iter()
+        .map(|rt| RevertTable {
+            table: rt.table,
+            policy: rt.policy,
+        })
+        .collect();
+    let mut i = 0;
+    while i < out.len() {
+        let parent = out[i].table.qualified();
+        let policy = out[i].policy;
+        for t in content.tables.iter().filter(|t| t.parents.contains(&parent)) {
+            if !out.iter().any(|rt| std::ptr::eq(rt.table, t)) {
+                out.push(RevertTable { table: t, policy });
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The tables in groups linked by partitioning or inheritance, each group
+/// ordered parents first.
+fn trees<'a, 'b>(tables: &'b [RevertTable<'a>]) -> Vec<Vec<&'b RevertTable<'a>>> {
+    let linked = |a: &PgTable, b: &PgTable| {
+        a.parents.contains(&b.qualified()) || b.parents.contains(&a.qualified())
+    };
+    let mut group_of: Vec<Option<usize>> = vec![None; tables.len()];
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for start in 0..tables.len() {
+        if group_of[start].is_some() {
+            continue;
+        }
+        let g = groups.len();
+        let mut members = vec![start];
+        group_of[start] = Some(g);
+        let mut k = 0;
+        while k < members.len() {
+            for j in 0..tables.len() {
+                if group_of[j].is_none() && linked(tables[members[k]].table, tables[j].table) {
+                    group_of[j] = Some(g);
+                    members.push(j);
+                }
+            }
+            k += 1;
+        }
+        // Parents first: a table goes once every parent in the group has.
+        let mut ordered: Vec<usize> = Vec::with_capacity(members.len());
+        while ordered.len() < members.len() {
+            let before = ordered.len();
+            for &m in &members {
+                if ordered.contains(&m) {
+                    continue;
+                }
+                let ready = tables[m].table.parents.iter().all(|p| {
+                    !members.iter().any(|&o| tables[o].table.qualified() == *p)
+                        || ordered.iter().any(|&o| tables[o].table.qualified() == *p)
+                });
+                if ready {
+                    ordered.push(m);
+                }
+            }
+            if ordered.len() == before {
+                // A cycle cannot happen in a catalog; keep what is left as it is.
+                let rest: Vec<usize> = members
+                    .iter()
+                    .filter(|m| !ordered.contains(m))
+                    .copied()
+                    .collect();
+                ordered.extend(rest);
+            }
+        }
+        groups.push(ordered);
+    }
+    groups
+        .into_iter()
+        .map(|g| g.into_iter().map(|i| &tables[i]).collect())
+        .collect()
 }
 
 /// Settings changed on the way (pg_restore's scripts set several), with
@@ -197,9 +286,13 @@ enum Part {
     /// A foreign key from the table, added on its own so that one that no
     /// longer holds can be put back NOT VALID.
     ForeignKey,
+    /// A partition joining its parent, and its indexes the parent's.
+    Attach,
 }
 
-fn part_of(e: &Entry, t: &PgTable, owned: &[&str]) -> Option<Part> {
+/// What `e` is to table `t`, whose owned sequences are `owned` and whose
+/// constraints are `constraints`.
+fn part_of(e: &Entry, t: &PgTable, owned: &[&str], constraints: &[&str]) -> Option<Part> {
     let pos = e.words.iter().position(|w| *w == t.schema)?;
     let desc = e.words[..pos].join(" ");
     let tag: Vec<&str> = e.words[pos + 1..e.words.len().saturating_sub(1).max(pos + 1)]
@@ -210,6 +303,10 @@ fn part_of(e: &Entry, t: &PgTable, owned: &[&str]) -> Option<Part> {
     let column_prefix = format!("{}.", t.name);
     match desc.as_str() {
         "TABLE" if tag == [t.name.as_str()] => Some(Part::Pre),
+        "TABLE ATTACH" if tag == [t.name.as_str()] => Some(Part::Attach),
+        "INDEX ATTACH" if t.indexes.iter().any(|i| i == first) || constraints.contains(&first) => {
+            Some(Part::Attach)
+        }
         "SEQUENCE" | "SEQUENCE OWNED BY" if owned.contains(&first) => Some(Part::Pre),
         "DEFAULT" if first == t.name => Some(Part::Pre),
         "COMMENT" | "ACL" => match tag.as_slice() {
@@ -264,6 +361,8 @@ struct Live {
     incoming: Vec<(String, String, String, bool)>,
     /// Views reading it: (view, options, definition).
     views: Vec<(String, String, String)>,
+    /// The partitioned table it is a partition of: (schema, name).
+    partition_of: Option<(String, String)>,
 }
 
 struct Cx<'a> {
@@ -293,42 +392,108 @@ fn db_message(e: &postgres::Error) -> String {
 }
 
 impl Cx<'_> {
-    fn revert_one(&mut self, rt: &RevertTable<'_>, stash_schema: &str) -> Result<TableRevert> {
-        let t = rt.table;
-        let what = t.qualified();
-        let name = quoted(t);
-        self.progress.item(&what);
-        let owned: Vec<&str> = self
-            .content
-            .sequences
+    /// Puts back one table, or a whole partition or inheritance tree
+    /// (`group`, parents before children), in the same shape: each table
+    /// that still exists moves aside, the tree is created again and loaded
+    /// table by table, then attached; rows written since are resolved
+    /// through a partitioned table and table by table otherwise.
+    fn revert_group(
+        &mut self,
+        group: &[&RevertTable<'_>],
+        stash_prefix: &str,
+    ) -> Result<Vec<TableRevert>> {
+        let tables: Vec<&PgTable> = group.iter().map(|rt| rt.table).collect();
+        let (mut pre, mut post, mut attach, mut fks) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut has_table = vec![false; tables.len()];
+        let owned: Vec<Vec<&str>> = tables
             .iter()
-            .filter(|s| s.schema == t.schema && s.owner.as_deref() == Some(what.as_str()))
-            .map(|s| s.name.as_str())
+            .map(|t| {
+                let what = t.qualified();
+                self.content
+                    .sequences
+                    .iter()
+                    .filter(|s| s.schema == t.schema && s.owner.as_deref() == Some(what.as_str()))
+                    .map(|s| s.name.as_str())
+                    .collect()
+            })
             .collect();
-        let (mut pre, mut post, mut fks) = (Vec::new(), Vec::new(), Vec::new());
-        let mut has_table = false;
+        // Indexes of constraints, attached to a partitioned table's by name.
+        let constraints: Vec<Vec<&str>> = tables
+            .iter()
+            .map(|t| {
+                self.listing
+                    .iter()
+                    .filter_map(|e| match e.words.as_slice() {
+                        [d, s, n, c, ..] if d == "CONSTRAINT" && *s == t.schema && *n == t.name => {
+                            Some(c.as_str())
+                        }
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .collect();
         for e in self.listing {
-            match part_of(e, t, &owned) {
-                Some(Part::Pre) => {
-                    has_table |= e.words.first().is_some_and(|w| w == "TABLE");
-                    pre.push(e.line.as_str())
+            for (j, t) in tables.iter().enumerate() {
+                match part_of(e, t, &owned[j], &constraints[j]) {
+                    Some(Part::Pre) => {
+                        has_table[j] |= e.words.first().is_some_and(|w| w == "TABLE");
+                        pre.push(e.line.as_str())
+                    }
+                    Some(Part::Post) => post.push(e.line.as_str()),
+                    Some(Part::Attach) => attach.push(e.line.as_str()),
+                    Some(Part::ForeignKey) => fks.push((j, e.line.as_str())),
+                    None => continue,
                 }
-                Some(Part::Post) => post.push(e.line.as_str()),
-                Some(Part::ForeignKey) => fks.push(e.line.as_str()),
-                None => {}
+                break;
             }
         }
-        if !has_table {
+        if let Some(j) = has_table.iter().position(|h| !h) {
             return Err(Error::Mismatch {
-                detail: format!("the snapshot's schema has no table {what}"),
+                detail: format!(
+                    "the snapshot's schema has no table {}",
+                    tables[j].qualified()
+                ),
             });
         }
-
-        let live = self.inspect(t)?;
-        let stash = match &live {
-            Some(live) => Some(self.move_aside(t, live, stash_schema)?),
-            None => None,
+        for t in &tables {
+            self.progress.item(&t.qualified());
+        }
+        let mut lives = Vec::with_capacity(tables.len());
+        for t in &tables {
+            lives.push(self.inspect(t)?);
+        }
+        let member = |schema: &str, name: &str| {
+            tables
+                .iter()
+                .position(|t| t.schema == schema && t.name == name)
         };
+        let mut stashes: Vec<Option<(String, String)>> = Vec::with_capacity(tables.len());
+        for (j, (t, live)) in tables.iter().zip(&lives).enumerate() {
+            let Some(live) = live else {
+                stashes.push(None);
+                continue;
+            };
+            let schema = format!("{stash_prefix}_{j}");
+            let stash = self.move_aside(t, live, &schema)?;
+            // A partition of a table not put back with it leaves its
+            // parent, which takes the restored one in its place.
+            if let Some((ps, pn)) = &live.partition_of {
+                if member(ps, pn).is_none() {
+                    run(
+                        self.client,
+                        &format!(
+                            "ALTER TABLE {}.{} DETACH PARTITION {stash}",
+                            ident(ps),
+                            ident(pn)
+                        ),
+                        format!("detaching {} from {ps}.{pn}", t.qualified()),
+                    )?;
+                }
+            }
+            stashes.push(Some((stash, schema)));
+        }
+        let what = tables[0].qualified();
 
         let sql = script(self.tools, self.archive, &pre, "pre-data")?;
         self.exec_script(&sql, format!("creating {what} from the snapshot"))?;
@@ -340,32 +505,56 @@ impl Cx<'_> {
             "SET LOCAL session_replication_role = replica",
             "pausing triggers (needs a superuser)",
         )?;
-        let mut rows = 0;
-        for part in &t.parts {
-            rows += copy_in(self.repo, self.index, self.client, t, part, self.progress)?;
-        }
-        if rows != t.rows {
-            return Err(Error::Mismatch {
-                detail: format!("{what}: {rows} rows loaded, the snapshot has {}", t.rows),
-            });
+        for t in &tables {
+            let mut rows = 0;
+            for part in &t.parts {
+                rows += copy_in(self.repo, self.index, self.client, t, part, self.progress)?;
+            }
+            if rows != t.rows {
+                return Err(Error::Mismatch {
+                    detail: format!(
+                        "{}: {rows} rows loaded, the snapshot has {}",
+                        t.qualified(),
+                        t.rows
+                    ),
+                });
+            }
         }
         let sql = script(self.tools, self.archive, &post, "post-data")?;
         self.exec_script(&sql, format!("indexing {what}"))?;
-        run(
-            self.client,
-            &format!("ANALYZE {name}"),
-            format!("analyzing {what}"),
-        )?;
+        // Partitions join their parents once loaded and indexed: their
+        // indexes then attach to the parent's instead of being built again.
+        let sql = script(self.tools, self.archive, &attach, "partitions")?;
+        self.exec_script(&sql, format!("attaching the partitions of {what}"))?;
+        for t in &tables {
+            run(
+                self.client,
+                &format!("ANALYZE {}", quoted(t)),
+                format!("analyzing {}", t.qualified()),
+            )?;
+        }
 
-        let mut report = TableRevert {
-            table: what.clone(),
-            policy: Some(rt.policy),
-            restored_rows: t.rows,
-            recreated: live.is_none(),
-            ..TableRevert::default()
-        };
-        if let (Some(live), Some(stash)) = (&live, &stash) {
-            self.merge(t, live, stash, rt.policy, &mut report)?;
+        let mut reports = Vec::with_capacity(tables.len());
+        for (j, rt) in group.iter().enumerate() {
+            let t = tables[j];
+            let mut report = TableRevert {
+                table: t.qualified(),
+                policy: Some(rt.policy),
+                restored_rows: t.rows,
+                recreated: lives[j].is_none(),
+                ..TableRevert::default()
+            };
+            if let (Some(live), Some((stash, _))) = (&lives[j], &stashes[j]) {
+                // Rows of a partition that stayed attached to a moved-aside
+                // partitioned table are resolved through that table.
+                let through_parent = live.partition_of.as_ref().is_some_and(|(ps, pn)| {
+                    member(ps, pn).is_some_and(|p| stashes[p].is_some() && tables[p].partitioned)
+                });
+                if !through_parent {
+                    self.merge(t, live, stash, rt.policy, &mut report)?;
+                }
+            }
+            reports.push(report);
         }
         self.client
             .execute(
@@ -374,32 +563,49 @@ impl Cx<'_> {
             )
             .map_err(pg_err("resuming triggers"))?;
 
-        for fk in &fks {
-            self.add_foreign_key(fk, &what)?;
+        for (j, fk) in &fks {
+            self.add_foreign_key(fk, &tables[*j].qualified())?;
         }
-        if let Some(live) = &live {
-            for (table, fk, def, validated) in &live.incoming {
-                self.readd_incoming(table, fk, def, *validated)?;
+        for (t, live) in tables.iter().zip(&lives) {
+            let what = t.qualified();
+            if let Some(live) = live {
+                for (table, fk, def, validated) in &live.incoming {
+                    self.readd_incoming(table, fk, def, *validated)?;
+                }
+                for (view, options, def) in &live.views {
+                    let with = if options.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" WITH ({options})")
+                    };
+                    let def = def.trim().trim_end_matches(';');
+                    run(
+                        self.client,
+                        &format!("CREATE OR REPLACE VIEW {view}{with} AS {def}"),
+                        format!("recreating view {view} on the reverted {what}"),
+                    )?;
+                }
             }
-            for (view, options, def) in &live.views {
-                let with = if options.is_empty() {
-                    String::new()
-                } else {
-                    format!(" WITH ({options})")
-                };
-                let def = def.trim().trim_end_matches(';');
-                run(
-                    self.client,
-                    &format!("CREATE OR REPLACE VIEW {view}{with} AS {def}"),
-                    format!("recreating view {view} on the reverted {what}"),
-                )?;
-            }
+            self.set_sequences(t, live.as_ref())?;
         }
-        self.set_sequences(t, live.as_ref())?;
-        if let Some(stash) = &stash {
-            // No CASCADE: anything still depending on the old table is the
-            // user's and must not disappear silently.
-            let drop = format!("DROP TABLE {stash}; DROP SCHEMA {}", ident(stash_schema));
+        let moved: Vec<&(String, String)> = stashes.iter().flatten().collect();
+        if !moved.is_empty() {
+            // No CASCADE: anything still depending on the old tables is the
+            // user's and must not disappear silently. One statement, so that
+            // a tree goes at once.
+            let drop = format!(
+                "DROP TABLE {}; DROP SCHEMA {}",
+                moved
+                    .iter()
+                    .map(|(s, _)| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                moved
+                    .iter()
+                    .map(|(_, s)| ident(s))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
             self.client
                 .batch_execute(&drop)
                 .map_err(|e| match e.as_db_error() {
@@ -414,7 +620,7 @@ impl Cx<'_> {
                     None => pg_err(format!("dropping the replaced copy of {what}"))(e),
                 })?;
         }
-        Ok(report)
+        Ok(reports)
     }
 
     fn exec_script(&mut self, sql: &str, context: String) -> Result<()> {
@@ -431,28 +637,28 @@ impl Cx<'_> {
         let c = &mut *self.client;
         let row = c
             .query_opt(
-                "SELECT c.oid, c.relkind::text,
-                        c.relispartition OR EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i
-                                                    WHERE i.inhrelid = c.oid OR i.inhparent = c.oid)
+                "SELECT c.oid, c.relkind::text, pn.nspname::text, p.relname::text
                  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                 LEFT JOIN pg_catalog.pg_inherits i ON i.inhrelid = c.oid AND c.relispartition
+                 LEFT JOIN pg_catalog.pg_class p ON p.oid = i.inhparent
+                 LEFT JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace
                  WHERE n.nspname = $1 AND c.relname = $2",
                 &[&t.schema, &t.name],
             )
             .map_err(pg_err(format!("looking up {what}")))?;
         let Some(row) = row else { return Ok(None) };
-        let (oid, kind, inherits): (Oid, String, bool) = (row.get(0), row.get(1), row.get(2));
+        let (oid, kind): (Oid, String) = (row.get(0), row.get(1));
+        let partition_of = match (row.get::<_, Option<String>>(2), row.get::<_, Option<String>>(3)) {
+            (Some(schema), Some(name)) => Some((schema, name)),
+            _ => None,
+        };
         let refuse = |detail: String| Error::Pg {
             context: format!("reverting {what}"),
             detail,
         };
-        if kind != "r" {
+        if kind != "r" && kind != "p" {
             return Err(refuse(format!(
                 "{what} is now a relation of kind '{kind}', not a table; drop it first"
-            )));
-        }
-        if inherits {
-            return Err(refuse(format!(
-                "{what} is part of an inheritance or partition tree; restore it with `ripcord restore --tables`"
             )));
         }
         run(
@@ -502,7 +708,8 @@ impl Cx<'_> {
             .query(
                 "SELECT conrelid::regclass::text, conname::text, pg_catalog.pg_get_constraintdef(oid), convalidated
                  FROM pg_catalog.pg_constraint
-                 WHERE contype = 'f' AND confrelid = $1 AND conrelid <> confrelid ORDER BY 1, 2",
+                 WHERE contype = 'f' AND confrelid = $1 AND conrelid <> confrelid
+                   AND conparentid = 0 ORDER BY 1, 2",
                 &[&oid],
             )
             .map_err(pg_err(format!("reading foreign keys to {what}")))?
@@ -549,6 +756,7 @@ impl Cx<'_> {
             sequences,
             incoming,
             views,
+            partition_of,
         }))
     }
 
@@ -586,6 +794,14 @@ impl Cx<'_> {
     ) -> Result<()> {
         let what = t.qualified();
         let name = quoted(t);
+        // A partitioned table is read through its partitions; any other
+        // table by itself, without inheritance children of its own.
+        let (read, stash) = if t.partitioned {
+            (name.clone(), stash.to_string())
+        } else {
+            (format!("ONLY {name}"), format!("ONLY {stash}"))
+        };
+        let stash = stash.as_str();
         let oid = live_oid_of(self.client, t)?;
         let restored = columns(self.client, oid, &what)?;
         // Columns both versions have, cast to the restored table's types.
@@ -690,7 +906,7 @@ impl Cx<'_> {
         // The new rows, as "FROM … " with `s` their alias.
         let (from, reason) = if keyed {
             (
-                format!("FROM {source} s WHERE NOT EXISTS (SELECT 1 FROM {name} r WHERE {on})"),
+                format!("FROM {source} s WHERE NOT EXISTS (SELECT 1 FROM {read} r WHERE {on})"),
                 "inserted after the snapshot",
             )
         } else if common.is_empty() {
@@ -715,7 +931,7 @@ impl Cx<'_> {
             };
             (
                 format!(
-                    "FROM (SELECT {} FROM {stash} s EXCEPT ALL SELECT {} FROM {name} r) s",
+                    "FROM (SELECT {} FROM {stash} s EXCEPT ALL SELECT {} FROM {read} r) s",
                     side("s"),
                     side("r")
                 ),
@@ -761,7 +977,7 @@ impl Cx<'_> {
         }
         if keyed && !common.is_empty() {
             self.changed_rows(
-                &name,
+                &read,
                 &what,
                 &source,
                 &on,

@@ -30,6 +30,10 @@ pub struct PgSnapshotOptions {
     /// The previous snapshot of this database: changed chunks are stored as
     /// deltas against its chunks at the same place.
     pub parent: Option<PgContent>,
+    /// Leave out selected tables that cannot be read in full (a foreign
+    /// table, no SELECT right, row-level security the role cannot bypass)
+    /// instead of refusing; they are listed in the content.
+    pub allow_unprotected: bool,
 }
 
 pub fn snapshot(
@@ -56,19 +60,42 @@ pub fn snapshot(
         .map_err(pg_err(&shown))?;
     let snap_id: String = row.get(0);
     let xmin: i64 = row.get(1);
-    let wanted = match (&opts.tables, opts.skip_missing) {
-        (Some(names), true) => {
-            let all = catalog::tables(&mut coord, None, &shown)?;
-            let present: Vec<String> = names
-                .iter()
-                .filter(|n| catalog::tables_from(&all, std::slice::from_ref(n), &shown).is_ok())
-                .cloned()
-                .collect();
-            Some(present)
+    // Rows row-level security would hide are an error, never left out.
+    coord
+        .batch_execute("SET LOCAL row_security = off")
+        .map_err(pg_err(&shown))?;
+    let all = catalog::listing(&mut coord)?;
+    let mut tables = match &opts.tables {
+        None => all.iter().filter(|t| t.kind != 'f').cloned().collect(),
+        Some(names) => {
+            let names: Vec<String> = if opts.skip_missing {
+                names
+                    .iter()
+                    .filter(|n| catalog::tables_from(&all, std::slice::from_ref(n), &shown).is_ok())
+                    .cloned()
+                    .collect()
+            } else {
+                names.clone()
+            };
+            catalog::with_descendants(&all, catalog::tables_from(&all, &names, &shown)?)
         }
-        (names, _) => names.clone(),
     };
-    let tables = catalog::tables(&mut coord, wanted.as_deref(), &shown)?;
+    let unprotected = catalog::unprotected(&mut coord, &tables)?;
+    if !unprotected.is_empty() {
+        if !opts.allow_unprotected {
+            return Err(Error::Unprotected {
+                target: shown,
+                tables: unprotected
+                    .into_iter()
+                    .map(|u| (u.table, u.reason, u.fix))
+                    .collect(),
+            });
+        }
+        tables.retain(|t| !unprotected.iter().any(|u| u.table == t.qualified()));
+        for u in &unprotected {
+            progress.warn(format!("{} is not protected: {}", u.table, u.reason));
+        }
+    }
     let seq_names =
         catalog::sequences(&mut coord, opts.tables.as_ref().map(|_| tables.as_slice()))?;
     let mut sequences = Vec::new();
@@ -118,10 +145,38 @@ pub fn snapshot(
     };
     let results: Mutex<Vec<(usize, usize, Stream, RowStats)>> = Mutex::new(Vec::new());
     let setup = format!(
-        "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT '{snap_id}'"
+        "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT '{snap_id}'; \
+         SET LOCAL row_security = off"
     );
+    // A safety snapshot must hold every row of the tables it names: each
+    // tree is counted through its top table while the workers copy.
+    let tops: Vec<usize> = match &opts.tables {
+        Some(_) => (0..tables.len())
+            .filter(|&i| {
+                !tables
+                    .iter()
+                    .any(|p| tables[i].parents.contains(&p.qualified()))
+            })
+            .collect(),
+        None => Vec::new(),
+    };
     let progress_fn = |n| progress.bytes(n);
-    copy_out(
+    let counting = &mut coord;
+    let tables_ref = &tables;
+    let (counted, copied) = std::thread::scope(|scope| {
+        let counter = scope.spawn(move || -> Result<Vec<(usize, i64)>> {
+            let mut out = Vec::new();
+            for &i in &tops {
+                let t = &tables_ref[i];
+                let n: i64 = counting
+                    .query_one(&format!("SELECT count(*) FROM {}", t.quoted()), &[])
+                    .map_err(pg_err(format!("counting the rows of {}", t.qualified())))?
+                    .get(0);
+                out.push((i, n));
+            }
+            Ok(out)
+        });
+        let copied = copy_out(
         &target,
         &setup,
         &tables,
@@ -156,13 +211,43 @@ pub fn snapshot(
                 .push((job.table, job.part, stream, stats));
             Ok(())
         },
-    )?;
+        );
+        (counter.join().expect("the row counter panicked"), copied)
+    });
+    copied?;
+    let counted = counted?;
     coord.batch_execute("COMMIT").map_err(pg_err(&shown))?;
 
     let mut parts: Vec<Vec<(usize, Stream, RowStats)>> =
         (0..tables.len()).map(|_| Vec::new()).collect();
     for (table, part, stream, stats) in results.into_inner().expect("results") {
         parts[table].push((part, stream, stats));
+    }
+    // Rows per table, to check each counted tree.
+    let copied: Vec<u64> = parts
+        .iter()
+        .map(|ps| ps.iter().map(|p| p.2.rows).sum())
+        .collect();
+    for (top, expected) in counted {
+        let mut tree = vec![top];
+        let mut i = 0;
+        while i < tree.len() {
+            let q = tables[tree[i]].qualified();
+            let children: Vec<usize> = (0..tables.len())
+                .filter(|&j| tables[j].parents.contains(&q) && !tree.contains(&j))
+                .collect();
+            tree.extend(children);
+            i += 1;
+        }
+        let got: u64 = tree.iter().map(|&j| copied[j]).sum();
+        if got != expected as u64 {
+            return Err(Error::Mismatch {
+                detail: format!(
+                    "the safety snapshot of {} holds {got} rows, the table has {expected}",
+                    tables[top].qualified()
+                ),
+            });
+        }
     }
     let tables = tables
         .into_iter()
@@ -183,6 +268,8 @@ pub fn snapshot(
                 columns: t.columns,
                 indexes: t.indexes,
                 parts: ps.into_iter().map(|p| p.1).collect(),
+                partitioned: t.kind == 'p',
+                parents: t.parents,
             }
         })
         .collect();
@@ -194,7 +281,37 @@ pub fn snapshot(
         partial: opts.tables.is_some(),
         xmin: u64::try_from(xmin).ok(),
         dependents,
+        unprotected: unprotected
+            .into_iter()
+            .map(|u| format!("{}: {}", u.table, u.reason))
+            .collect(),
     })
+}
+
+/// The tables of `names` (`None`: every table), with their partitions and
+/// inheritance children, that a snapshot could not hold in full, as
+/// (`schema.name`, why, how to fix it). Names that do not exist are
+/// skipped. Reads only the catalog.
+pub fn unprotected(url: &str, names: Option<&[String]>) -> Result<Vec<(String, String, String)>> {
+    let target = Target::parse(url)?;
+    let shown = target.redacted();
+    let mut client = target.connect()?;
+    let all = catalog::listing(&mut client)?;
+    let tables = match names {
+        None => all.iter().filter(|t| t.kind != 'f').cloned().collect(),
+        Some(names) => {
+            let present: Vec<String> = names
+                .iter()
+                .filter(|n| catalog::tables_from(&all, std::slice::from_ref(n), &shown).is_ok())
+                .cloned()
+                .collect();
+            catalog::with_descendants(&all, catalog::tables_from(&all, &present, &shown)?)
+        }
+    };
+    Ok(catalog::unprotected(&mut client, &tables)?
+        .into_iter()
+        .map(|u| (u.table, u.reason, u.fix))
+        .collect())
 }
 
 /// Foreign keys of other tables to `tables`, and the views that read them

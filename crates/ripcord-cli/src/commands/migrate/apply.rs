@@ -15,6 +15,7 @@ pub fn up(ctx: &Ctx, args: &UpArgs) -> Result<()> {
         to: args.to.clone(),
         dry_run: args.dry_run,
         allow_drift: args.allow_drift,
+        allow_unprotected: args.allow_unprotected,
     };
     let Applied {
         target: name,
