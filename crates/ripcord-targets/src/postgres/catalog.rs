@@ -53,7 +53,8 @@ const USER_TABLES: &str = "SELECT n.nspname, c.relname, pg_relation_size(c.oid):
     ORDER BY 1, 2";
 
 /// Tables, partitioned tables and foreign tables, with what they inherit.
-const RELATIONS: &str = "SELECT n.nspname, c.relname, pg_relation_size(c.oid)::int8, c.oid, c.relkind::text,
+const RELATIONS: &str =
+    "SELECT n.nspname, c.relname, pg_relation_size(c.oid)::int8, c.oid, c.relkind::text,
         ARRAY(SELECT pn.nspname || '.' || p.relname FROM pg_inherits i
               JOIN pg_class p ON p.oid = i.inhparent JOIN pg_namespace pn ON pn.oid = p.relnamespace
               WHERE i.inhrelid = c.oid ORDER BY i.inhseqno)

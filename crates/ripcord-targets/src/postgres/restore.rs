@@ -90,7 +90,11 @@ pub fn restore(
             let mut i = 0;
             while i < out.len() {
                 let parent = out[i].qualified();
-                for t in content.tables.iter().filter(|t| t.parents.contains(&parent)) {
+                for t in content
+                    .tables
+                    .iter()
+                    .filter(|t| t.parents.contains(&parent))
+                {
                     if !out.iter().any(|o| std::ptr::eq(*o, t)) {
                         out.push(t);
                     }

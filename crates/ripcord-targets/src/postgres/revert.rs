@@ -118,7 +118,11 @@ fn with_members<'a>(content: &'a PgContent, tables: &[RevertTable<'a>]) -> Vec<R
     while i < out.len() {
         let parent = out[i].table.qualified();
         let policy = out[i].policy;
-        for t in content.tables.iter().filter(|t| t.parents.contains(&parent)) {
+        for t in content
+            .tables
+            .iter()
+            .filter(|t| t.parents.contains(&parent))
+        {
             if !out.iter().any(|rt| std::ptr::eq(rt.table, t)) {
                 out.push(RevertTable { table: t, policy });
             }
@@ -648,7 +652,10 @@ impl Cx<'_> {
             .map_err(pg_err(format!("looking up {what}")))?;
         let Some(row) = row else { return Ok(None) };
         let (oid, kind): (Oid, String) = (row.get(0), row.get(1));
-        let partition_of = match (row.get::<_, Option<String>>(2), row.get::<_, Option<String>>(3)) {
+        let partition_of = match (
+            row.get::<_, Option<String>>(2),
+            row.get::<_, Option<String>>(3),
+        ) {
             (Some(schema), Some(name)) => Some((schema, name)),
             _ => None,
         };

@@ -177,40 +177,40 @@ pub fn snapshot(
             Ok(out)
         });
         let copied = copy_out(
-        &target,
-        &setup,
-        &tables,
-        jobs,
-        workers,
-        &|job| {
-            let t = &tables[job.table];
-            let like = opts
-                .parent
-                .as_ref()
-                .and_then(|p| {
-                    p.tables
-                        .iter()
-                        .find(|pt| pt.schema == t.schema && pt.name == t.name)
-                })
-                .and_then(|pt| pt.parts.get(job.part))
-                .map(|s| (s, saver.known()));
-            (RowChunker::new(saver, like, &progress_fn), Scanner::new())
-        },
-        &|(chunker, scanner), block| chunker.push(block, scanner),
-        &|job, (chunker, scanner)| {
-            let t = &tables[job.table];
-            let stream = chunker.finish()?;
-            let stats = scanner.finish().map_err(|detail| Error::Pg {
-                context: format!("copying {}.{}", t.schema, t.name),
-                detail,
-            })?;
-            ripcord_core::failpoint::hit("pg-part-copied");
-            results
-                .lock()
-                .expect("results")
-                .push((job.table, job.part, stream, stats));
-            Ok(())
-        },
+            &target,
+            &setup,
+            &tables,
+            jobs,
+            workers,
+            &|job| {
+                let t = &tables[job.table];
+                let like = opts
+                    .parent
+                    .as_ref()
+                    .and_then(|p| {
+                        p.tables
+                            .iter()
+                            .find(|pt| pt.schema == t.schema && pt.name == t.name)
+                    })
+                    .and_then(|pt| pt.parts.get(job.part))
+                    .map(|s| (s, saver.known()));
+                (RowChunker::new(saver, like, &progress_fn), Scanner::new())
+            },
+            &|(chunker, scanner), block| chunker.push(block, scanner),
+            &|job, (chunker, scanner)| {
+                let t = &tables[job.table];
+                let stream = chunker.finish()?;
+                let stats = scanner.finish().map_err(|detail| Error::Pg {
+                    context: format!("copying {}.{}", t.schema, t.name),
+                    detail,
+                })?;
+                ripcord_core::failpoint::hit("pg-part-copied");
+                results
+                    .lock()
+                    .expect("results")
+                    .push((job.table, job.part, stream, stats));
+                Ok(())
+            },
         );
         (counter.join().expect("the row counter panicked"), copied)
     });
