@@ -306,15 +306,29 @@ impl Repository {
         &self,
         selector: &str,
     ) -> Result<((Id, Snapshot), Vec<DamagedSnapshot>)> {
+        self.find_snapshot_where(selector, |_| true)
+    }
+
+    /// Like [`find_snapshot_noting`](Self::find_snapshot_noting); `latest`
+    /// and `latest:TAG` also skip the snapshots `holds` rejects (for
+    /// example, those without the target being restored).
+    pub fn find_snapshot_where(
+        &self,
+        selector: &str,
+        holds: impl Fn(&Snapshot) -> bool,
+    ) -> Result<((Id, Snapshot), Vec<DamagedSnapshot>)> {
         if let Some(wanted) = latest_selector(selector) {
             let list = self.snapshot_list()?;
             let found = list
                 .snapshots
                 .into_iter()
                 .rev()
-                .find(|(_, s)| match wanted {
-                    None => !s.is_safety(),
-                    Some(tag) => s.tags.iter().any(|t| t == tag),
+                .find(|(_, s)| {
+                    holds(s)
+                        && match wanted {
+                            None => !s.is_safety(),
+                            Some(tag) => s.tags.iter().any(|t| t == tag),
+                        }
                 })
                 .ok_or_else(|| Error::SnapshotNotFound {
                     id: selector.into(),
