@@ -499,13 +499,19 @@ impl Repository {
 
     // ----- keys -----
 
-    pub fn key_files(&self) -> Result<Vec<(Id, KeyFile)>> {
-        let mut out = Vec::new();
+    /// The readable key files, oldest first, and the damaged ones with
+    /// what is wrong with each (listed, never used).
+    pub fn key_files(&self) -> Result<(Vec<(Id, KeyFile)>, Vec<(Id, Error)>)> {
+        let (mut out, mut damaged) = (Vec::new(), Vec::new());
         for id in self.list_ids("keys")? {
-            out.push((id, read_key_file(&*self.backend, &id)?));
+            match read_key_file(&*self.backend, &id) {
+                Ok(kf) => out.push((id, kf)),
+                Err(e @ Error::Corrupt { .. }) => damaged.push((id, e)),
+                Err(e) => return Err(e),
+            }
         }
         out.sort_by_key(|k| k.1.created);
-        Ok(out)
+        Ok((out, damaged))
     }
 
     /// Wraps the master key with a new passphrase. Data is not touched.
