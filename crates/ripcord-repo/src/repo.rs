@@ -53,6 +53,9 @@ pub struct RepoConfig {
     pub id_key: Option<Id>,
 }
 
+/// Readable key files, and damaged ones with what is wrong with each.
+pub type KeyFiles = (Vec<(Id, KeyFile)>, Vec<(Id, Error)>);
+
 #[derive(Clone)]
 pub struct Repository {
     backend: Arc<dyn Backend>,
@@ -501,7 +504,7 @@ impl Repository {
 
     /// The readable key files, oldest first, and the damaged ones with
     /// what is wrong with each (listed, never used).
-    pub fn key_files(&self) -> Result<(Vec<(Id, KeyFile)>, Vec<(Id, Error)>)> {
+    pub fn key_files(&self) -> Result<KeyFiles> {
         let (mut out, mut damaged) = (Vec::new(), Vec::new());
         for id in self.list_ids("keys")? {
             match read_key_file(&*self.backend, &id) {
