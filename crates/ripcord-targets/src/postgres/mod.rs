@@ -11,6 +11,7 @@
 
 mod catalog;
 mod chunker;
+mod delta;
 pub mod conn;
 pub mod copy;
 mod parallel;
