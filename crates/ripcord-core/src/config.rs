@@ -483,7 +483,11 @@ impl Config {
                 }
             }
         }
-        if let Some(t) = config.migrations.as_ref().and_then(|m| m.lock_timeout.as_ref()) {
+        if let Some(t) = config
+            .migrations
+            .as_ref()
+            .and_then(|m| m.lock_timeout.as_ref())
+        {
             match crate::duration::parse(t) {
                 Ok(d) if d.is_zero() => {
                     return Err(invalid(

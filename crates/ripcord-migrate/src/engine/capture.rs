@@ -140,8 +140,7 @@ fn lock_refused(table: &str, timeout: Duration, doing: &str) -> Error {
 }
 
 fn is_lock_timeout(e: &postgres::Error) -> bool {
-    e.as_db_error()
-        .is_some_and(|d| d.code().code() == "55P03")
+    e.as_db_error().is_some_and(|d| d.code().code() == "55P03")
 }
 
 /// Starts logging the writes to `tables` (`None`: every table), in a
@@ -287,8 +286,11 @@ pub fn forget(db: &mut dyn Database, change: &str) -> Result<()> {
                 conn.execute_batch(&format!("DROP TABLE IF EXISTS main.{}", ident(&d)))
                     .map_err(context())?;
             }
-            conn.execute("DELETE FROM ripcord_safety_delta WHERE change = ?1", [change])
-                .map_err(context())?;
+            conn.execute(
+                "DELETE FROM ripcord_safety_delta WHERE change = ?1",
+                [change],
+            )
+            .map_err(context())?;
             Ok(())
         }
     }
@@ -366,7 +368,11 @@ fn pg_install(
             );
             client.batch_execute(&create).map_err(|e| {
                 if is_lock_timeout(&e) {
-                    lock_refused(&sql, timeout, "install the change capture before the safety snapshot")
+                    lock_refused(
+                        &sql,
+                        timeout,
+                        "install the change capture before the safety snapshot",
+                    )
                 } else {
                     Error::postgres(format!("install the change capture on {sql}"))(e)
                 }
@@ -432,7 +438,10 @@ fn pg_seal(
             .map_err(Error::postgres("set the row text settings"))?;
     }
     for t in &cap.tables {
-        let context = format!("capture the rows of {} written during the safety snapshot", t.sql);
+        let context = format!(
+            "capture the rows of {} written during the safety snapshot",
+            t.sql
+        );
         // Truncations, and whole rows of a table without a key, go as they
         // were logged: the revert leaves out those the snapshot saw.
         client
@@ -609,9 +618,7 @@ fn sqlite_install(
         drop(stmt);
         let wanted: Vec<&String> = all
             .iter()
-            .filter(|n| {
-                tables.is_none_or(|t| t.iter().any(|w| w.name.eq_ignore_ascii_case(n)))
-            })
+            .filter(|n| tables.is_none_or(|t| t.iter().any(|w| w.name.eq_ignore_ascii_case(n))))
             .collect();
         let mut cap = Capture::default();
         for (i, name) in wanted.into_iter().enumerate() {

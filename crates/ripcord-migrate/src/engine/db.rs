@@ -110,7 +110,9 @@ pub fn begin(db: &mut dyn Database) -> Result<()> {
 pub fn begin_change(db: &mut dyn Database, timeout: std::time::Duration) -> Result<()> {
     match db.conn() {
         Conn::Postgres(_) => begin(db),
-        Conn::Sqlite(conn) => super::capture::sqlite_begin_immediate(conn, timeout, "start the change"),
+        Conn::Sqlite(conn) => {
+            super::capture::sqlite_begin_immediate(conn, timeout, "start the change")
+        }
     }
 }
 

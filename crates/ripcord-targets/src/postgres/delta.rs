@@ -83,7 +83,10 @@ pub fn apply(
     for (setting, old) in saved {
         if let Some(old) = old {
             client
-                .execute("SELECT pg_catalog.set_config($1, $2, true)", &[&setting, &old])
+                .execute(
+                    "SELECT pg_catalog.set_config($1, $2, true)",
+                    &[&setting, &old],
+                )
                 .map_err(pg_err(&context))?;
         }
     }

@@ -11,9 +11,9 @@
 
 mod catalog;
 mod chunker;
-mod delta;
 pub mod conn;
 pub mod copy;
+mod delta;
 mod parallel;
 pub mod redact;
 mod restore;
