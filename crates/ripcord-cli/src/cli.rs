@@ -281,6 +281,10 @@ pub struct UpArgs {
     /// safety snapshot and `down` cannot put them back
     #[arg(long)]
     pub allow_unprotected: bool,
+    /// How long to wait for a table's lock before giving up with nothing changed, e.g. 5s
+    /// [default: [migrations] lock_timeout, else 5s]
+    #[arg(long, value_name = "DURATION")]
+    pub lock_timeout: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -300,6 +304,10 @@ pub struct DownArgs {
     /// [default: [migrations] on_conflict]
     #[arg(long)]
     pub on_conflict: Option<String>,
+    /// How long to wait for a table's lock before giving up with nothing changed, e.g. 5s
+    /// [default: [migrations] lock_timeout, else 5s]
+    #[arg(long, value_name = "DURATION")]
+    pub lock_timeout: Option<String>,
 }
 
 #[derive(Args, Debug)]

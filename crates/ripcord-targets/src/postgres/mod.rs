@@ -13,6 +13,7 @@ mod catalog;
 mod chunker;
 pub mod conn;
 pub mod copy;
+mod delta;
 mod parallel;
 pub mod redact;
 mod restore;

@@ -319,6 +319,8 @@ fn part_of(e: &Entry, t: &PgTable, owned: &[&str], constraints: &[&str]) -> Opti
             ["SEQUENCE", s] if owned.contains(s) => Some(Part::Pre),
             _ => None,
         },
+        // ripcord's own change capture, there while the snapshot was taken.
+        "TRIGGER" if tag.get(1).is_some_and(|n| n.starts_with("ripcord_capture")) => None,
         "CONSTRAINT" | "TRIGGER" | "RULE" | "POLICY" | "ROW SECURITY" if first == t.name => {
             Some(Part::Post)
         }
@@ -530,6 +532,23 @@ impl Cx<'_> {
         // indexes then attach to the parent's instead of being built again.
         let sql = script(self.tools, self.archive, &attach, "partitions")?;
         self.exec_script(&sql, format!("attaching the partitions of {what}"))?;
+        // The writes made while the snapshot was taken: the tables are now
+        // as they were when the change began. After attaching, so that rows
+        // kept by a partitioned table reach their partitions.
+        let mut deltas = Vec::with_capacity(tables.len());
+        for t in &tables {
+            let what = t.qualified();
+            let oid = live_oid_of(self.client, t)?;
+            let cols = columns(self.client, oid, &what)?;
+            deltas.push(super::delta::apply(
+                self.client,
+                self.content,
+                t,
+                &quoted(t),
+                &cols,
+                self.change,
+            )?);
+        }
         for t in &tables {
             run(
                 self.client,
@@ -544,7 +563,7 @@ impl Cx<'_> {
             let mut report = TableRevert {
                 table: t.qualified(),
                 policy: Some(rt.policy),
-                restored_rows: t.rows,
+                restored_rows: (t.rows + deltas[j].inserted).saturating_sub(deltas[j].deleted),
                 recreated: lives[j].is_none(),
                 ..TableRevert::default()
             };

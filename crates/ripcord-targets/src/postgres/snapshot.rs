@@ -54,12 +54,14 @@ pub fn snapshot(
         .map_err(pg_err(&shown))?;
     let row = coord
         .query_one(
-            "SELECT pg_export_snapshot(), txid_snapshot_xmin(txid_current_snapshot())",
+            "SELECT pg_export_snapshot(), txid_snapshot_xmin(txid_current_snapshot()),
+                    txid_current_snapshot()::text",
             &[],
         )
         .map_err(pg_err(&shown))?;
     let snap_id: String = row.get(0);
     let xmin: i64 = row.get(1);
+    let txid_snapshot: String = row.get(2);
     // Rows row-level security would hide are an error, never left out.
     coord
         .batch_execute("SET LOCAL row_security = off")
@@ -280,6 +282,7 @@ pub fn snapshot(
         sequences,
         partial: opts.tables.is_some(),
         xmin: u64::try_from(xmin).ok(),
+        txid_snapshot: Some(txid_snapshot),
         dependents,
         unprotected: unprotected
             .into_iter()
