@@ -13,6 +13,8 @@ mod catalog;
 mod chunker;
 pub mod conn;
 pub mod copy;
+pub mod fingerprint;
+mod merge3;
 mod parallel;
 pub mod redact;
 mod restore;
