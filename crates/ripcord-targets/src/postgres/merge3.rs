@@ -134,7 +134,7 @@ fn merge_pinned(
     let mut rexprs = Vec::new();
     for (c, ty) in &fp.columns {
         match rest_ty(c) {
-            Some(rt) if rt == ty => rexprs.push(format!("r.{}", ident(c))),
+            Some(rt) if rt == ty.as_str() => rexprs.push(format!("r.{}", ident(c))),
             Some(_) => {
                 same_shape = false;
                 comparable = false;
@@ -318,7 +318,7 @@ fn merge_pinned(
                     progress,
                     mg,
                     &unfillable,
-                    (&cols, &select),
+                    (cols.as_str(), select.as_str()),
                     "",
                     &new_rows,
                     &format!(
@@ -427,7 +427,7 @@ fn merge_pinned(
                         progress,
                         mg,
                         &unfillable,
-                        (&cols, &select),
+                        (cols.as_str(), select.as_str()),
                         &added,
                         &added_from,
                         &format!(
