@@ -163,8 +163,12 @@ fn seed(db: &Db) {
 /// `tags` one copy of `x` deleted and `z` inserted.
 fn application_writes(db: &Db) {
     let one_x = match db.kind {
-        Kind::Postgres => "DELETE FROM tags WHERE ctid = (SELECT ctid FROM tags WHERE name = 'x' LIMIT 1)",
-        Kind::Sqlite => "DELETE FROM tags WHERE rowid = (SELECT rowid FROM tags WHERE name = 'x' LIMIT 1)",
+        Kind::Postgres => {
+            "DELETE FROM tags WHERE ctid = (SELECT ctid FROM tags WHERE name = 'x' LIMIT 1)"
+        }
+        Kind::Sqlite => {
+            "DELETE FROM tags WHERE rowid = (SELECT rowid FROM tags WHERE name = 'x' LIMIT 1)"
+        }
     };
     db.exec(&format!(
         "INSERT INTO items VALUES (11, 'n11', 110);
@@ -198,11 +202,7 @@ fn table(change: &Value, name: &str) -> Value {
 fn counts(t: &Value) -> Vec<u64> {
     FIELDS
         .iter()
-        .map(|f| {
-            t[*f]
-                .as_u64()
-                .unwrap_or_else(|| panic!("no {f} in {t}"))
-        })
+        .map(|f| t[*f].as_u64().unwrap_or_else(|| panic!("no {f} in {t}")))
         .collect()
 }
 
@@ -221,14 +221,9 @@ const FIELDS: [&str; 11] = [
 ];
 
 fn down(db: &Db, policy: &str) -> Value {
-    let v = db.ws.json(&[
-        "migrate",
-        "down",
-        "--to",
-        "@root",
-        "--on-conflict",
-        policy,
-    ]);
+    let v = db
+        .ws
+        .json(&["migrate", "down", "--to", "@root", "--on-conflict", policy]);
     assert_eq!(v["changes"].as_array().map(Vec::len), Some(1), "{v}");
     v
 }
@@ -417,7 +412,10 @@ fn bug6_rows_deleted_by_the_application_after_the_change_stay_deleted() {
             strs(&["3", "4", "5", "6", "7", "8", "9", "10"]),
             "{kind:?}"
         );
-        assert_eq!(db.rows("SELECT id FROM people ORDER BY id"), strs(&["1", "2", "3"]));
+        assert_eq!(
+            db.rows("SELECT id FROM people ORDER BY id"),
+            strs(&["1", "2", "3"])
+        );
         assert_eq!(table(c, "items")["deleted_kept"], 2, "{kind:?} {c}");
         assert_eq!(table(c, "people")["deleted_kept"], 1, "{kind:?} {c}");
         // The rows the change rewrote are back as they were.
@@ -462,7 +460,7 @@ fn keyless_table_with_nothing_written_since_sets_nothing_aside() {
 }
 
 #[test]
-fn a_change_without_a_fingerprint_is_reverted_as_before() {
+fn a_change_without_a_fingerprint_is_reverted_two_ways_as_before() {
     for kind in KINDS {
         let db = Db::new(kind, "merge_no_fingerprint");
         seed(&db);
@@ -474,11 +472,39 @@ fn a_change_without_a_fingerprint_is_reverted_as_before() {
                 db.exec("DELETE FROM ripcord_fingerprint_tables; DELETE FROM ripcord_fingerprint")
             }
         }
-        db.exec("INSERT INTO items VALUES (11, 'n11', 110)");
+        db.exec("INSERT INTO items VALUES (11, 'n11', 110); DELETE FROM items WHERE id = 1");
         let v = down(&db, "keep-new");
         let t = table(&v["changes"][0], "items");
         assert_eq!(t["three_way"], false, "{kind:?} {t}");
         assert_eq!(t["kept_rows"], 1, "{kind:?} {t}");
+        // Two ways only, the row deleted since comes back: what the
+        // fingerprint fixes (bug 6 above).
         assert_eq!(db.rows("SELECT count(*) FROM items"), strs(&["11"]));
+        assert_eq!(
+            db.rows("SELECT name FROM items WHERE id = 1"),
+            strs(&["n1"])
+        );
+    }
+}
+
+#[test]
+fn down_prints_what_the_change_and_the_application_did() {
+    for kind in KINDS {
+        let db = Db::new(kind, "merge_text");
+        apply(&db);
+        let out = db.ws.ok(&["migrate", "down", "--to", "@root"]);
+        let text = out.all_text();
+        assert!(
+            text.contains(
+                "written by the application since: 2 inserted, 2 updated, 2 deleted; 3 conflict(s) \
+                 with the change, decided by keep-new"
+            ),
+            "{kind:?}\n{text}"
+        );
+        assert!(
+            text.contains("kept as the application left them: 4 row(s) and 2 deletion(s)"),
+            "{kind:?}\n{text}"
+        );
+        assert!(text.contains("data loss: none"), "{kind:?}\n{text}");
     }
 }

@@ -26,7 +26,10 @@ fn counts(conn: &Connection, sql: &str) -> Result<Vec<u64>> {
     conn.query_row(sql, [], |r| {
         let n = r.as_ref().column_count();
         (0..n)
-            .map(|i| r.get::<_, Option<i64>>(i).map(|v| v.unwrap_or(0).max(0) as u64))
+            .map(|i| {
+                r.get::<_, Option<i64>>(i)
+                    .map(|v| v.unwrap_or(0).max(0) as u64)
+            })
             .collect::<rusqlite::Result<Vec<u64>>>()
     })
     .map_err(sqlite_err(conn))
@@ -79,8 +82,8 @@ pub(crate) fn merge(
     if carry.is_empty() {
         return fallback("it shares no column with its snapshot".into());
     }
-    let same_shape = rest_cols.len() == f.columns.len()
-        && f.columns.iter().all(|c| has(&rest_cols, c));
+    let same_shape =
+        rest_cols.len() == f.columns.len() && f.columns.iter().all(|c| has(&rest_cols, c));
     let altered = if same_shape { "0" } else { "1" };
     let lh = hash("s", &f.columns);
     let rargs: Vec<String> = f
@@ -95,7 +98,11 @@ pub(crate) fn merge(
         })
         .collect();
     let rh = format!("ripcord_hash({})", rargs.join(", "));
-    let cols = carry.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
+    let cols = carry
+        .iter()
+        .map(|c| quote(c))
+        .collect::<Vec<_>>()
+        .join(", ");
     let select = carry
         .iter()
         .map(|c| format!("s.{}", quote(c)))
@@ -311,7 +318,8 @@ pub(crate) fn merge(
         report.removed_rows = c[3];
         let written = "'inserted by the application after the change (without a primary key an \
                        update shows as a delete and an insert)'";
-        let added_from = "FROM (SELECT lid, h, row_number() OVER (PARTITION BY h) AS rn FROM ripcord_l
+        let added_from =
+            "FROM (SELECT lid, h, row_number() OVER (PARTITION BY h) AS rn FROM ripcord_l
                                 WHERE h IN (SELECT h FROM ripcord_m WHERE nl > nf)) AS y
                           JOIN ripcord_m m ON m.h = y.h";
         let added = format!(
@@ -373,9 +381,7 @@ pub(crate) fn merge(
             }
         }
     }
-    exec(
-        "DROP TABLE temp.ripcord_l; DROP TABLE temp.ripcord_r; DROP TABLE temp.ripcord_m;",
-    )?;
+    exec("DROP TABLE temp.ripcord_l; DROP TABLE temp.ripcord_r; DROP TABLE temp.ripcord_m;")?;
     Ok(true)
 }
 

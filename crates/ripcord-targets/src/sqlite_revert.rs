@@ -263,7 +263,9 @@ fn revert_all(
     let mut out = Vec::with_capacity(wanted.len());
     for (n, (stat, policy)) in wanted.iter().enumerate() {
         progress.item(&stat.name);
-        out.push(revert_one(snap, live, stat, *policy, n, fk_on, change, progress)?);
+        out.push(revert_one(
+            snap, live, stat, *policy, n, fk_on, change, progress,
+        )?);
     }
     Ok(out)
 }
@@ -336,7 +338,15 @@ fn revert_one(
         ..TableRevert::default()
     };
     if current.is_some()
-        && !sqlite_merge3::merge(live.conn, name, &stash, change, policy, progress, &mut report)?
+        && !sqlite_merge3::merge(
+            live.conn,
+            name,
+            &stash,
+            change,
+            policy,
+            progress,
+            &mut report,
+        )?
     {
         merge_new_rows(live, name, &stash, &current_pk, policy, change, &mut report)?;
     }

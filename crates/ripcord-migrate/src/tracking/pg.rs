@@ -388,7 +388,9 @@ impl Tracker for PostgresTracker {
         self.client
             .execute("SELECT set_config('ripcord.forget', $1, true)", &[&change])
             .and_then(|_| self.client.batch_execute(FORGET_FINGERPRINT))
-            .map_err(Error::postgres(format!("forget the fingerprint of {change}")))
+            .map_err(Error::postgres(format!(
+                "forget the fingerprint of {change}"
+            )))
     }
 
     fn record_event(

@@ -61,7 +61,10 @@ pub(crate) fn pinned<T>(
             .map_err(pg_err(format!("reading setting {name}")))?
             .get(0);
         client
-            .execute("SELECT pg_catalog.set_config($1, $2, true)", &[&name, &value])
+            .execute(
+                "SELECT pg_catalog.set_config($1, $2, true)",
+                &[&name, &value],
+            )
             .map_err(pg_err(format!("pinning setting {name}")))?;
         before.push((name, old));
     }

@@ -156,7 +156,11 @@ fn merge_pinned(
     let mut lkey = Vec::new();
     let mut rkey = Vec::new();
     for k in &fp.key_columns {
-        let ty = fp.columns.iter().find(|(c, _)| c == k).map(|(_, t)| t.as_str());
+        let ty = fp
+            .columns
+            .iter()
+            .find(|(c, _)| c == k)
+            .map(|(_, t)| t.as_str());
         let (Some(ty), Some(lt)) = (ty, live_ty(k)) else {
             return fallback(format!("key column {k} is gone"));
         };

@@ -19,9 +19,9 @@ use ripcord_repo::Repository;
 
 use super::catalog;
 use super::conn::{ident, pg_err};
-use super::{fingerprint, merge3};
 use super::restore::{copy_in, quoted, write_archive};
 use super::tools::{self, Tools};
+use super::{fingerprint, merge3};
 use crate::error::{Error, Result};
 use crate::Progress;
 
