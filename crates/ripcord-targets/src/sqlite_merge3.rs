@@ -130,7 +130,8 @@ pub(crate) fn merge(
         let single_pk = rows.iter().filter(|r| r.3 > 0).count() == 1;
         rows.into_iter()
             .filter(|(c, notnull, default, pk)| {
-                *notnull && !*default && !(single_pk && *pk > 0) && !has(&carry, c)
+                let fills_itself = *default || (single_pk && *pk > 0);
+                *notnull && !fills_itself && !has(&carry, c)
             })
             .map(|r| r.0)
             .collect()

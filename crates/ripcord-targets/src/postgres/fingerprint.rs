@@ -68,17 +68,14 @@ pub(crate) fn pinned<T>(
             .map_err(pg_err(format!("pinning setting {name}")))?;
         before.push((name, old));
     }
-    let result = f(client);
-    if result.is_err() {
-        // The transaction has failed; the caller rolls it back.
-        return result;
-    }
+    // On error the transaction has failed, and the caller rolls it back.
+    let value = f(client)?;
     for (name, old) in before {
         client
             .execute("SELECT pg_catalog.set_config($1, $2, true)", &[&name, &old])
             .map_err(pg_err(format!("restoring setting {name}")))?;
     }
-    result
+    Ok(value)
 }
 
 /// Records the fingerprint of `tables` (schema or `None`, name, as the
