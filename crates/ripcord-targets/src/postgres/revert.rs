@@ -21,6 +21,7 @@ use super::catalog;
 use super::conn::{ident, pg_err};
 use super::restore::{copy_in, quoted, write_archive};
 use super::tools::{self, Tools};
+use super::{fingerprint, merge3};
 use crate::error::{Error, Result};
 use crate::Progress;
 
@@ -573,7 +574,19 @@ impl Cx<'_> {
                 let through_parent = live.partition_of.as_ref().is_some_and(|(ps, pn)| {
                     member(ps, pn).is_some_and(|p| stashes[p].is_some() && tables[p].partitioned)
                 });
-                if !through_parent {
+                // The three-way merge reads a table with its children: a
+                // table alone uses it, a tree is compared table by table.
+                let alone = tables.len() == 1 && !t.partitioned;
+                let merged = alone
+                    && self.merge3(
+                        &t.qualified(),
+                        &quoted(t),
+                        live,
+                        stash,
+                        rt.policy,
+                        &mut report,
+                    )?;
+                if !merged && !through_parent {
                     self.merge(t, live, stash, rt.policy, &mut report)?;
                 }
             }
@@ -807,6 +820,31 @@ impl Cx<'_> {
             format!("moving {what} aside"),
         )?;
         Ok(format!("{}.{}", ident(stash_schema), ident(&t.name)))
+    }
+
+    /// Resolves the rows of the replaced table by a three-way comparison
+    /// with the fingerprint the change recorded; `false` when it has none
+    /// that fits (a change applied by an older version).
+    fn merge3(
+        &mut self,
+        what: &str,
+        name: &str,
+        live: &Live,
+        stash: &str,
+        policy: OnConflict,
+        report: &mut TableRevert,
+    ) -> Result<bool> {
+        let Some(fp) = fingerprint::load(self.client, self.change, what)? else {
+            return Ok(false);
+        };
+        let merging = merge3::Merging {
+            what,
+            name,
+            stash,
+            live_columns: &live.columns,
+            change: self.change,
+        };
+        merge3::merge(self.client, self.progress, &merging, &fp, policy, report)
     }
 
     /// Resolves the rows of the replaced table that the snapshot lacks.
@@ -1104,18 +1142,7 @@ impl Cx<'_> {
 
     fn review_table(&mut self) -> Result<()> {
         if !self.review_ready {
-            run(
-                self.client,
-                "CREATE SCHEMA IF NOT EXISTS ripcord;
-                 CREATE TABLE IF NOT EXISTS ripcord.review (
-                     id bigserial PRIMARY KEY,
-                     at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
-                     change text NOT NULL,
-                     table_name text NOT NULL,
-                     row_data jsonb NOT NULL,
-                     reason text NOT NULL)",
-                "creating ripcord.review",
-            )?;
+            run(self.client, merge3::REVIEW_DDL, "creating ripcord.review")?;
             self.review_ready = true;
         }
         Ok(())
