@@ -13,6 +13,7 @@ mod catalog;
 mod chunker;
 pub mod conn;
 pub mod copy;
+pub mod dependents;
 mod parallel;
 pub mod redact;
 mod restore;
