@@ -768,7 +768,9 @@ fn pg_fingerprint(db: &mut dyn Database, url: &str) -> Result<Fingerprint> {
 /// (a view reads with its owner's rights) and whether a materialized view
 /// holds rows. The rest of them is compared with the schema.
 fn pg_dependents(client: &mut ::postgres::Client) -> Result<BTreeMap<String, (String, String)>> {
-    use ripcord_targets::postgres::dependents::{self as deps, GRANT, MATERIALIZED_VIEW, REFRESH, VIEW};
+    use ripcord_targets::postgres::dependents::{
+        self as deps, GRANT, MATERIALIZED_VIEW, REFRESH, VIEW,
+    };
     let mut out = BTreeMap::new();
     for d in deps::of_database(client)? {
         let value = match d.kind.as_str() {

@@ -123,9 +123,7 @@ impl Classify for Error {
             Error::ToolFailed { .. }
             | Error::PgUnreachable { .. }
             | Error::Pg { .. }
-            | Error::DependentLost { .. } => {
-                Class::Failed
-            }
+            | Error::DependentLost { .. } => Class::Failed,
             Error::Repo(e) => e.class(),
             Error::Sqlite { .. }
             | Error::SqliteBusy { .. }

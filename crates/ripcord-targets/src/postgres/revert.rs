@@ -18,8 +18,8 @@ use ripcord_repo::manifest::{PgContent, PgDependent, PgTable};
 use ripcord_repo::Repository;
 
 use super::catalog;
-use super::dependents;
 use super::conn::{ident, pg_err};
+use super::dependents;
 use super::restore::{copy_in, quoted, write_archive};
 use super::tools::{self, Tools};
 use crate::error::{Error, Result};
@@ -932,11 +932,16 @@ impl Cx<'_> {
             .collect();
         for group in dependents::ORDER {
             let mut todo = Vec::new();
-            for d in wanted.iter().copied().filter(|d| group.contains(&d.kind.as_str())) {
+            for d in wanted
+                .iter()
+                .copied()
+                .filter(|d| group.contains(&d.kind.as_str()))
+            {
                 if dependents::exists(self.client, d)? {
                     continue;
                 }
-                let relation = [dependents::VIEW, dependents::MATERIALIZED_VIEW].contains(&d.kind.as_str());
+                let relation =
+                    [dependents::VIEW, dependents::MATERIALIZED_VIEW].contains(&d.kind.as_str());
                 if !relation && !dependents::holder_exists(self.client, d)? {
                     // The table holding it is gone, which is not this
                     // revert's doing (rehearse reports it).
