@@ -954,7 +954,7 @@ impl Cx<'_> {
                 }
                 todo.push(d);
             }
-            if group == &[dependents::FOREIGN_KEY] {
+            if group == [dependents::FOREIGN_KEY] {
                 for d in todo {
                     self.readd_incoming(&d.relation, &d.name, &d.definition, true)?;
                 }
