@@ -172,6 +172,7 @@ pub fn record(client: &mut Client, tables: &[String]) -> Result<Vec<PgDependent>
         push(on(rel), INDEX, by_oid[&rel].name.clone(), r.get(1), r.get(2));
     }
 
+    // ripcord's own change-capture triggers are not the application's.
     for r in client
         .query(
             "SELECT t.tgrelid, t.tgname::text, pg_get_triggerdef(t.oid) || CASE t.tgenabled
@@ -179,7 +180,9 @@ pub fn record(client: &mut Client, tables: &[String]) -> Result<Vec<PgDependent>
                         WHEN 'R' THEN format('; ALTER TABLE %s ENABLE REPLICA TRIGGER %I', t.tgrelid::regclass, t.tgname)
                         WHEN 'A' THEN format('; ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', t.tgrelid::regclass, t.tgname)
                         ELSE '' END
-             FROM pg_trigger t WHERE t.tgrelid = ANY($1) AND NOT t.tgisinternal ORDER BY 1, 2",
+             FROM pg_trigger t WHERE t.tgrelid = ANY($1) AND NOT t.tgisinternal
+               AND t.tgname NOT LIKE 'ripcord\\_capture%'
+             ORDER BY 1, 2",
             &[&oids],
         )
         .map_err(pg_err("reading the triggers of the taken tables"))?
