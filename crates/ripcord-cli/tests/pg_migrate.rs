@@ -1068,7 +1068,7 @@ fn what_depends_on_a_reverted_table_keeps_working() {
     );
     assert_eq!(
         rows(&db, "SELECT name, email FROM contacts ORDER BY name"),
-        ["ann|a@x", "bob|b@x", "cy|", "dee|"]
+        ["ann|a@x", "bobby|b@x", "cy|", "dee|"]
     );
     assert_eq!(
         rows(&db, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'ripcord%' AND nspname <> 'ripcord'"),
