@@ -59,6 +59,12 @@ pub enum Error {
     PgUnreachable { target: String, detail: String },
     #[error("PostgreSQL error ({context}): {detail}")]
     Pg { context: String, detail: String },
+    #[error("{what}, which depended on {on} before the change, cannot be created again: {detail}")]
+    DependentLost {
+        what: String,
+        on: String,
+        detail: String,
+    },
     #[error("table {name} does not exist in {target}")]
     UnknownTable { name: String, target: String },
     /// Selected tables no snapshot can hold in full: (`schema.name`, why, fix).
@@ -129,9 +135,10 @@ impl Classify for Error {
             | Error::PgAuth { .. }
             | Error::PgMissingDatabase { .. }
             | Error::UnknownTable { .. } => Class::Usage,
-            Error::ToolFailed { .. } | Error::PgUnreachable { .. } | Error::Pg { .. } => {
-                Class::Failed
-            }
+            Error::ToolFailed { .. }
+            | Error::PgUnreachable { .. }
+            | Error::Pg { .. }
+            | Error::DependentLost { .. } => Class::Failed,
             Error::Repo(e) => e.class(),
             Error::Sqlite { .. }
             | Error::SqliteBusy { .. }
@@ -168,6 +175,7 @@ impl Classify for Error {
                 }
                 Some(format!("nothing was changed; {}", fixes.join("; ")))
             }
+            Error::DependentLost { .. } => Some("nothing was reverted; create what the error says is missing (or drop what is in the way) and run down again".into()),
             Error::NotEmptyDatabase { .. } => Some("restore into an empty or new database (--create), or pass --clean to replace what is there".into()),
             _ => None,
         }
