@@ -231,7 +231,8 @@ fn read_snap_table(snap: &Db, name: &str) -> Result<SnapTable> {
         name,
     )?;
     let triggers = snap.strings(
-        "SELECT sql FROM main.sqlite_master WHERE type = 'trigger' AND tbl_name = ?1 AND sql IS NOT NULL ORDER BY rowid",
+        "SELECT sql FROM main.sqlite_master WHERE type = 'trigger' AND tbl_name = ?1 AND sql IS NOT NULL \
+         AND name NOT LIKE 'ripcord\\_capture\\_%' ESCAPE '\\' ORDER BY rowid",
         name,
     )?;
     Ok(SnapTable {
@@ -317,15 +318,20 @@ fn revert_one(
     }
 
     live.exec(&snap_table.create)?;
-    let restored_rows = load_rows(snap, live, name)?;
-    if restored_rows != stat.rows {
+    let loaded = load_rows(snap, live, name)?;
+    if loaded != stat.rows {
         return Err(Error::Mismatch {
             detail: format!(
-                "table {name}: {restored_rows} rows loaded, the snapshot recorded {}",
+                "table {name}: {loaded} rows loaded, the snapshot recorded {}",
                 stat.rows
             ),
         });
     }
+    // The writes made while the snapshot was taken: the table is now as it
+    // was when the change began.
+    let (inserted, deleted) =
+        crate::sqlite_delta::apply(live.conn, name, change).map_err(|e| live.err(e))?;
+    let restored_rows = (loaded + inserted).saturating_sub(deleted);
     for sql in &snap_table.indexes {
         live.exec(sql)?;
     }

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use ripcord_core::failpoint;
 
+use super::capture;
 use super::db::{self, drop_tables, execute, execute_each, Database};
 use super::net::{SafetyNet, Unusable};
 use super::prepare::{self, Prepared};
@@ -109,6 +110,7 @@ pub fn down(
     if opts.dry_run {
         return Ok(report);
     }
+    capture::clear(db, opts.lock_timeout())?;
     for ((p, snapshot, dirty, _), out) in work.iter().zip(report.changes.iter_mut()) {
         *out = revert_one(db, net, p, snapshot.as_deref(), *dirty, &opts.actor)?;
         note(Note::Reverted(out));
@@ -223,6 +225,7 @@ pub(crate) fn revert_one(
         if let (true, Some(id)) = (use_snapshot, snapshot) {
             out.tables = net.revert(db.conn(), id, tables, name)?;
         }
+        capture::forget(db, name)?;
         failpoint::hit("migrate-revert-ran");
         let detail = revert_detail(&out);
         if let Some(record) = db.reverted_sql(name, actor, &detail) {

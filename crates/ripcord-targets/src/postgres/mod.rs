@@ -13,6 +13,7 @@ mod catalog;
 mod chunker;
 pub mod conn;
 pub mod copy;
+mod delta;
 pub mod fingerprint;
 mod merge3;
 mod parallel;

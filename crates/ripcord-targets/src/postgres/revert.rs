@@ -219,6 +219,8 @@ fn part_of(e: &Entry, t: &PgTable, owned: &[&str]) -> Option<Part> {
             ["SEQUENCE", s] if owned.contains(s) => Some(Part::Pre),
             _ => None,
         },
+        // ripcord's own change capture, there while the snapshot was taken.
+        "TRIGGER" if tag.get(1).is_some_and(|n| n.starts_with("ripcord_capture")) => None,
         "CONSTRAINT" | "TRIGGER" | "RULE" | "POLICY" | "ROW SECURITY" if first == t.name => {
             Some(Part::Post)
         }
@@ -350,6 +352,11 @@ impl Cx<'_> {
                 detail: format!("{what}: {rows} rows loaded, the snapshot has {}", t.rows),
             });
         }
+        // The writes made while the snapshot was taken: the table is now
+        // as it was when the change began.
+        let oid = live_oid_of(self.client, t)?;
+        let cols = columns(self.client, oid, &what)?;
+        let delta = super::delta::apply(self.client, self.content, t, &name, &cols, self.change)?;
         let sql = script(self.tools, self.archive, &post, "post-data")?;
         self.exec_script(&sql, format!("indexing {what}"))?;
         run(
@@ -361,7 +368,7 @@ impl Cx<'_> {
         let mut report = TableRevert {
             table: what.clone(),
             policy: Some(rt.policy),
-            restored_rows: t.rows,
+            restored_rows: (t.rows + delta.inserted).saturating_sub(delta.deleted),
             recreated: live.is_none(),
             ..TableRevert::default()
         };

@@ -16,6 +16,7 @@ pub fn up(ctx: &Ctx, args: &UpArgs) -> Result<()> {
         to: args.to.clone(),
         dry_run: args.dry_run,
         allow_drift: args.allow_drift,
+        lock_timeout: lock_timeout(args.lock_timeout.as_deref())?,
     };
     let Applied {
         target: name,
@@ -54,6 +55,21 @@ pub fn up(ctx: &Ctx, args: &UpArgs) -> Result<()> {
     Ok(())
 }
 
+fn lock_timeout(text: Option<&str>) -> Result<Option<std::time::Duration>> {
+    let Some(text) = text else { return Ok(None) };
+    match ripcord_core::duration::parse(text) {
+        Ok(d) if !d.is_zero() => Ok(Some(d)),
+        Ok(_) => Err(crate::usage(
+            "--lock-timeout must be more than 0s",
+            "give a duration such as 5s or 1m",
+        )),
+        Err(e) => Err(crate::usage(
+            format!("--lock-timeout: {e}"),
+            "give a duration such as 5s or 1m",
+        )),
+    }
+}
+
 /// `migrate down` and `rollback` are the same command.
 pub fn down(ctx: &Ctx, args: &DownArgs) -> Result<()> {
     let on_conflict = args
@@ -68,6 +84,7 @@ pub fn down(ctx: &Ctx, args: &DownArgs) -> Result<()> {
         dry_run: args.dry_run,
         allow_drift: args.allow_drift,
         on_conflict,
+        lock_timeout: lock_timeout(args.lock_timeout.as_deref())?,
     };
     let Reverted {
         target: name,
