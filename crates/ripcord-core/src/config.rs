@@ -334,10 +334,12 @@ impl Default for MigrationsConfig {
 pub enum OnConflict {
     /// The snapshot wins: rows written since are discarded (and counted).
     Snapshot,
-    /// Rows inserted since (primary key not in the snapshot) are kept.
+    /// The application's inserts, updates and deletes since the change are
+    /// kept; the change's own destruction is undone.
     #[default]
     KeepNew,
-    /// Rows written since go to the review table and into the output.
+    /// The snapshot wins in the table; the application's writes since go
+    /// to the review table and into the output.
     Review,
 }
 

@@ -272,6 +272,12 @@ fn revert_detail(out: &DownChange) -> String {
             "; {}: {} rows restored, {} kept, {} to review, {} discarded",
             t.table, t.restored_rows, t.kept_rows, t.review_rows, t.discarded_rows
         ));
+        if t.three_way {
+            text.push_str(&format!(
+                " ({} inserted, {} updated, {} deleted since, {} deletions kept, {} conflicts)",
+                t.inserted_since, t.updated_since, t.deleted_since, t.deleted_kept, t.conflicts
+            ));
+        }
     }
     for t in &out.dropped_tables {
         text.push_str(&format!("; dropped {} ({} rows)", t.table, t.rows));

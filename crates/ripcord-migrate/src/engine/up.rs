@@ -177,6 +177,13 @@ fn apply_one(
                 return Ok(Err(("up".into(), e.to_string())));
             }
             failpoint::hit("migrate-change-ran");
+            // What the change left, for a three-way merge on rollback; it
+            // commits with the change.
+            if let (Scope::Tables(_), Some(_)) = (&out.snapshot_scope, &snapshot) {
+                if let Err(e) = net.fingerprint(db.conn(), name, &p.analysis.tables) {
+                    return Ok(Err(("fingerprint".into(), e.to_string())));
+                }
+            }
             let record = db.applied_sql(
                 name,
                 p.order,

@@ -14,6 +14,8 @@ mod chunker;
 pub mod conn;
 pub mod copy;
 mod delta;
+pub mod fingerprint;
+mod merge3;
 mod parallel;
 pub mod redact;
 mod restore;

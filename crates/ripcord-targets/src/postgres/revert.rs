@@ -21,6 +21,7 @@ use super::catalog;
 use super::conn::{ident, pg_err};
 use super::restore::{copy_in, quoted, write_archive};
 use super::tools::{self, Tools};
+use super::{fingerprint, merge3};
 use crate::error::{Error, Result};
 use crate::Progress;
 
@@ -372,7 +373,9 @@ impl Cx<'_> {
             ..TableRevert::default()
         };
         if let (Some(live), Some(stash)) = (&live, &stash) {
-            self.merge(t, live, stash, rt.policy, &mut report)?;
+            if !self.merge3(&what, &name, live, stash, rt.policy, &mut report)? {
+                self.merge(t, live, stash, rt.policy, &mut report)?;
+            }
         }
         self.client
             .execute(
@@ -580,6 +583,31 @@ impl Cx<'_> {
             format!("moving {what} aside"),
         )?;
         Ok(format!("{}.{}", ident(stash_schema), ident(&t.name)))
+    }
+
+    /// Resolves the rows of the replaced table by a three-way comparison
+    /// with the fingerprint the change recorded; `false` when it has none
+    /// that fits (a change applied by an older version).
+    fn merge3(
+        &mut self,
+        what: &str,
+        name: &str,
+        live: &Live,
+        stash: &str,
+        policy: OnConflict,
+        report: &mut TableRevert,
+    ) -> Result<bool> {
+        let Some(fp) = fingerprint::load(self.client, self.change, what)? else {
+            return Ok(false);
+        };
+        let merging = merge3::Merging {
+            what,
+            name,
+            stash,
+            live_columns: &live.columns,
+            change: self.change,
+        };
+        merge3::merge(self.client, self.progress, &merging, &fp, policy, report)
     }
 
     /// Resolves the rows of the replaced table that the snapshot lacks.
@@ -869,18 +897,7 @@ impl Cx<'_> {
 
     fn review_table(&mut self) -> Result<()> {
         if !self.review_ready {
-            run(
-                self.client,
-                "CREATE SCHEMA IF NOT EXISTS ripcord;
-                 CREATE TABLE IF NOT EXISTS ripcord.review (
-                     id bigserial PRIMARY KEY,
-                     at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
-                     change text NOT NULL,
-                     table_name text NOT NULL,
-                     row_data jsonb NOT NULL,
-                     reason text NOT NULL)",
-                "creating ripcord.review",
-            )?;
+            run(self.client, merge3::REVIEW_DDL, "creating ripcord.review")?;
             self.review_ready = true;
         }
         Ok(())

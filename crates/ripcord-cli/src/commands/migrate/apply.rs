@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use ripcord_core::config::OnConflict;
+use ripcord_core::revert::TableRevert;
 use ripcord_migrate::engine::{DownChange, DownReport, Note, Scope};
 use ripcord_ops::migrate::{Applied, DownRequest, Reverted, UpRequest};
 
@@ -164,6 +165,22 @@ fn summarize_down(ctx: &Ctx, name: &str, report: &DownReport, review: &[(String,
             sum(|t| t.discarded_rows)
         ));
     }
+    if report
+        .changes
+        .iter()
+        .flat_map(|c| c.tables.iter())
+        .any(|t| t.three_way)
+    {
+        ctx.say(format!(
+            "written by the application after the changes: {} inserted, {} updated, {} deleted \
+             ({} deletion(s) kept); {} conflict(s) with the changes",
+            sum(|t| t.inserted_since),
+            sum(|t| t.updated_since),
+            sum(|t| t.deleted_since),
+            sum(|t| t.deleted_kept),
+            sum(|t| t.conflicts)
+        ));
+    }
     let changed = sum(|t| t.changed_rows);
     if changed > 0 {
         ctx.say(format!(
@@ -222,7 +239,10 @@ fn say(ctx: &Ctx, note: Note<'_>) {
                 c.how.describe(),
                 if c.was_dirty { " (it was dirty)" } else { "" }
             ));
-            for t in &c.tables {
+            for t in c.tables.iter().filter(|t| t.three_way) {
+                say_three_way(ctx, t);
+            }
+            for t in c.tables.iter().filter(|t| !t.three_way) {
                 let mut line = format!("  {}: {} row(s) restored", t.table, t.restored_rows);
                 if t.recreated {
                     line.push_str(", table recreated");
@@ -255,6 +275,34 @@ fn say(ctx: &Ctx, note: Note<'_>) {
             }
         }
     }
+}
+
+/// A table put back by a three-way merge: what the change did and is
+/// undone, what the application did since and where it went.
+fn say_three_way(ctx: &Ctx, t: &TableRevert) {
+    let policy = t.policy.map_or("keep-new", |p| p.name());
+    ctx.say(format!(
+        "  {}: {} row(s) loaded from the snapshot{}",
+        t.table,
+        t.restored_rows,
+        if t.recreated { ", table recreated" } else { "" }
+    ));
+    ctx.say(format!(
+        "    undone: {} row(s) the change deleted or rewrote are back as before it, {} row(s) \
+         it inserted removed",
+        t.undone_rows, t.removed_rows
+    ));
+    ctx.say(format!(
+        "    written by the application since: {} inserted, {} updated, {} deleted; {} \
+         conflict(s) with the change, decided by {policy}",
+        t.inserted_since, t.updated_since, t.deleted_since, t.conflicts
+    ));
+    let back = t.deleted_since - t.deleted_kept.min(t.deleted_since);
+    ctx.say(format!(
+        "    kept as the application left them: {} row(s) and {} deletion(s); {} deleted row(s) \
+         back; {} set aside for review; {} discarded",
+        t.kept_rows, t.deleted_kept, back, t.review_rows, t.discarded_rows
+    ));
 }
 
 /// A change's duration: "12 ms", or "<1 ms".
