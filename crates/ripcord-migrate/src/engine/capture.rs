@@ -124,16 +124,17 @@ fn millis(d: Duration) -> u128 {
     d.as_millis().max(1)
 }
 
-fn lock_refused(table: &str, timeout: Duration, doing: &str) -> Error {
+/// A lock on `what` (`table x`, `the SQLite database`) not granted in time.
+fn lock_refused(what: &str, timeout: Duration, doing: &str) -> Error {
     Error::Refused {
         message: format!(
-            "could not lock table {table} within {} ms to {doing}: another session holds a lock \
-             on it; nothing was changed",
+            "could not lock {what} within {} ms to {doing}: another session holds a lock on it; \
+             nothing was changed",
             millis(timeout)
         ),
         hint: "find the session that holds it (pg_locks and pg_stat_activity on PostgreSQL, the \
-             other writer on SQLite), let it finish, and run again; or give the lock more time \
-             with --lock-timeout or [migrations] lock_timeout"
+               other writer on SQLite), let it finish, and run again; or give the lock more time \
+               with --lock-timeout or [migrations] lock_timeout"
             .into(),
     }
 }
@@ -213,7 +214,7 @@ pub fn clear(db: &mut dyn Database, timeout: Duration) -> Result<()> {
                 pg_drop_triggers(client, oid, timeout).map_err(|e| {
                     if is_lock_timeout(&e) {
                         lock_refused(
-                            &name,
+                            &format!("table {name}"),
                             timeout,
                             "remove the capture trigger a killed run left on it",
                         )
@@ -422,7 +423,7 @@ fn pg_seal(
             ))
             .map_err(|e| {
                 if is_lock_timeout(&e) {
-                    lock_refused(&t.sql, timeout, "start the change")
+                    lock_refused(&format!("table {}", t.sql), timeout, "start the change")
                 } else {
                     Error::postgres(format!("lock {}", t.sql))(e)
                 }
@@ -564,7 +565,7 @@ fn sqlite_busy(e: &rusqlite::Error) -> bool {
 }
 
 fn sqlite_lock_refused(timeout: Duration, doing: &str) -> Error {
-    lock_refused("(the whole SQLite database)", timeout, doing)
+    lock_refused("the SQLite database", timeout, doing)
 }
 
 fn sqlite_has_table(conn: &rusqlite::Connection, name: &str) -> rusqlite::Result<bool> {
