@@ -14,6 +14,7 @@ mod db;
 mod down;
 mod net;
 mod prepare;
+mod resolve;
 mod up;
 
 use std::collections::BTreeSet;
