@@ -130,7 +130,10 @@ fn reverted(down: &Value) -> Vec<String> {
 fn database_search_path_resolves_unqualified_names_for_snapshot_and_revert() {
     let (ws, db) = setup("names_db_path");
     gadgets(&db, "app", "");
-    exec(&db, &format!("ALTER DATABASE {db} SET search_path = app, public"));
+    exec(
+        &db,
+        &format!("ALTER DATABASE {db} SET search_path = app, public"),
+    );
     write(
         &ws,
         "migrations/0001_drop_color/up.sql",
@@ -153,7 +156,10 @@ fn database_search_path_resolves_unqualified_names_for_snapshot_and_revert() {
         "0"
     );
     // The events name the table with its schema.
-    let events = rows(&db, "SELECT detail FROM ripcord.events WHERE kind = 'revert'");
+    let events = rows(
+        &db,
+        "SELECT detail FROM ripcord.events WHERE kind = 'revert'",
+    );
     assert!(events[0].contains("app.gadgets"), "{events:?}");
 }
 
@@ -186,11 +192,7 @@ fn set_search_path_in_one_change_does_not_reach_the_next() {
     assert_eq!(columns(&db, "public", "gadgets"), ["id", "color"]);
 
     let down = ws.json(&["migrate", "down", "--to", "@root"]);
-    assert_eq!(
-        reverted(&down),
-        ["app.gadgets", "public.gadgets"],
-        "{down}"
-    );
+    assert_eq!(reverted(&down), ["app.gadgets", "public.gadgets"], "{down}");
     assert_eq!(intact(&db, "app", "color", "a"), "1000");
     assert_eq!(intact(&db, "app", "note", "a"), "1000");
     assert_eq!(intact(&db, "public", "color", "p"), "1000");
@@ -218,11 +220,17 @@ fn set_search_path_in_one_change_does_not_reach_the_next() {
         "{up}"
     );
     assert_eq!(
-        one(&db, "SELECT count(*) FROM pg_indexes WHERE indexname = 'gadgets_note'"),
+        one(
+            &db,
+            "SELECT count(*) FROM pg_indexes WHERE indexname = 'gadgets_note'"
+        ),
         "1"
     );
     assert_eq!(
-        one(&db, "SELECT schemaname FROM pg_indexes WHERE indexname = 'gadgets_note'"),
+        one(
+            &db,
+            "SELECT schemaname FROM pg_indexes WHERE indexname = 'gadgets_note'"
+        ),
         "app"
     );
     assert_eq!(columns(&db, "app", "gadgets"), ["id", "note"]);
@@ -342,7 +350,10 @@ fn quoted_mixed_case_schema_and_table_names_work_everywhere() {
 fn rehearse_carries_database_settings_into_the_scratch_copy() {
     let (ws, db) = setup("names_rehearse");
     gadgets(&db, "app", "");
-    exec(&db, &format!("ALTER DATABASE {db} SET search_path = app, public"));
+    exec(
+        &db,
+        &format!("ALTER DATABASE {db} SET search_path = app, public"),
+    );
     write(
         &ws,
         "migrations/0001_drop_note/up.sql",
@@ -361,13 +372,12 @@ fn rehearse_carries_database_settings_into_the_scratch_copy() {
     );
     assert_eq!(kept.len(), 1, "{out}");
     assert_eq!(
-        one(
-            &kept[0],
-            "SELECT current_setting('search_path')"
-        ),
+        one(&kept[0], "SELECT current_setting('search_path')"),
         "app, public"
     );
-    cluster().drop_database(&kept[0]).expect("drop the kept copy");
+    cluster()
+        .drop_database(&kept[0])
+        .expect("drop the kept copy");
     // The live database is untouched.
     assert_eq!(columns(&db, "app", "gadgets"), ["id", "color", "note"]);
 }

@@ -159,7 +159,9 @@ mod tests {
         let t = TableRef::parse("App.Orders").unwrap();
         assert!(t.matches("App", "Orders"));
         assert!(t.matches("app", "orders"));
-        assert!(!TableRef::parse(r#""Orders""#).unwrap().matches("x", "orders"));
+        assert!(!TableRef::parse(r#""Orders""#)
+            .unwrap()
+            .matches("x", "orders"));
     }
 
     #[test]

@@ -283,9 +283,10 @@ impl SafetyNet for RepoNet<'_> {
                         policy: self.policy_for(&t.qualified()),
                     })
                     .collect();
-                let mut reverted =
-                    postgres::revert_tables(&repo, &index, pg, client, &selected, change, &progress)
-                        .map_err(|e| wrap(&format!("putting back the tables of {change}"), e))?;
+                let mut reverted = postgres::revert_tables(
+                    &repo, &index, pg, client, &selected, change, &progress,
+                )
+                .map_err(|e| wrap(&format!("putting back the tables of {change}"), e))?;
                 // Reports name tables so that the text is exact: quoted
                 // where SQL needs it.
                 for r in &mut reverted {

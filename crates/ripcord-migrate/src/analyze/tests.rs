@@ -417,7 +417,11 @@ fn settings_that_change_name_resolution_are_kept_in_order() {
         .contains_key(&TableName::new(Some("app"), "qualified")));
     assert!(a.certain);
     // Shown so that the text names it exactly.
-    assert!(tables(&a).contains(&"\"Odd.Box\"".to_string()), "{:?}", tables(&a));
+    assert!(
+        tables(&a).contains(&"\"Odd.Box\"".to_string()),
+        "{:?}",
+        tables(&a)
+    );
 }
 
 #[test]

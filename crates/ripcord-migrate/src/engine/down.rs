@@ -185,8 +185,8 @@ pub(crate) fn revert_one(
     // resolved when it was applied: all of them go back. Resolving the
     // names again now could find another table (one the change dropped
     // shadowed by a same-named one later in the search_path).
-    let tables = (analysis.certain && db.dialect() != Dialect::Postgres)
-        .then_some(&analysis.tables);
+    let tables =
+        (analysis.certain && db.dialect() != Dialect::Postgres).then_some(&analysis.tables);
     let mut out = DownChange {
         name: name.into(),
         how,

@@ -61,7 +61,8 @@ pub(crate) fn qualified(db: &mut dyn Database, analysis: &Analysis) -> Result<An
                 failed = Some(format!(
                     "replaying `{}` to resolve the names after it failed: {}",
                     setting.split_whitespace().collect::<Vec<_>>().join(" "),
-                    e.as_db_error().map_or(e.to_string(), |d| d.message().into())
+                    e.as_db_error()
+                        .map_or(e.to_string(), |d| d.message().into())
                 ));
                 replayed = false;
                 break;
