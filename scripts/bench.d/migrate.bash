@@ -505,6 +505,16 @@ for name, what in (("drop-up.json", "applied"), ("drop-down.json", "reverted")):
     info = inside(name, what)
     if info:
         w(f"- `ripcord migrate {'up' if what == 'applied' else 'down'} --json`: {info}.")
+j = load("drop-up.json")
+try:
+    # DROP COLUMN itself is instant: the change's time is the post-change
+    # fingerprint of `big`, recorded inside its transaction.
+    fp_ms = sum(c.get("duration_ms") or 0 for c in j["changes"])
+    w(f"- The post-change fingerprint of `big` ({big_rows:,} rows; a hash of each row's key and of the whole row,"
+      f" inside the change's transaction): {fp_ms / 1000:.2f} s, the change's whole `duration_ms`"
+      " (`DROP COLUMN` itself takes milliseconds).")
+except (TypeError, KeyError, AttributeError):
+    pass
 j = load("drop-down.json")
 try:
     tabs = [t for c in j["changes"] for t in c.get("tables", [])]

@@ -277,6 +277,10 @@ pub struct UpArgs {
     /// Go on although applied scripts were edited since they ran
     #[arg(long)]
     pub allow_drift: bool,
+    /// How long to wait for a table's lock before giving up with nothing changed, e.g. 5s
+    /// [default: [migrations] lock_timeout, else 5s]
+    #[arg(long, value_name = "DURATION")]
+    pub lock_timeout: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -296,6 +300,10 @@ pub struct DownArgs {
     /// [default: [migrations] on_conflict]
     #[arg(long)]
     pub on_conflict: Option<String>,
+    /// How long to wait for a table's lock before giving up with nothing changed, e.g. 5s
+    /// [default: [migrations] lock_timeout, else 5s]
+    #[arg(long, value_name = "DURATION")]
+    pub lock_timeout: Option<String>,
 }
 
 #[derive(Args, Debug)]

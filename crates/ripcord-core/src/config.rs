@@ -264,6 +264,19 @@ pub struct MigrationsConfig {
     /// Which changes get a safety snapshot.
     #[serde(default)]
     pub snapshot: SnapshotWhen,
+    /// How long `migrate up` and `down` wait for a table's lock before they
+    /// give up with nothing changed (`5s` when not set).
+    #[serde(default)]
+    pub lock_timeout: Option<String>,
+}
+
+impl MigrationsConfig {
+    /// `lock_timeout`, parsed (it was checked when the file was read).
+    pub fn lock_timeout(&self) -> Option<std::time::Duration> {
+        self.lock_timeout
+            .as_deref()
+            .and_then(|t| crate::duration::parse(t).ok())
+    }
 }
 
 /// `[migrations] snapshot`.
@@ -309,6 +322,7 @@ impl Default for MigrationsConfig {
             on_conflict: OnConflict::default(),
             tables: BTreeMap::new(),
             snapshot: SnapshotWhen::default(),
+            lock_timeout: None,
         }
     }
 }
@@ -320,10 +334,12 @@ impl Default for MigrationsConfig {
 pub enum OnConflict {
     /// The snapshot wins: rows written since are discarded (and counted).
     Snapshot,
-    /// Rows inserted since (primary key not in the snapshot) are kept.
+    /// The application's inserts, updates and deletes since the change are
+    /// kept; the change's own destruction is undone.
     #[default]
     KeepNew,
-    /// Rows written since go to the review table and into the output.
+    /// The snapshot wins in the table; the application's writes since go
+    /// to the review table and into the output.
     Review,
 }
 
@@ -467,6 +483,21 @@ impl Config {
                     crate::duration::parse(text)
                         .map_err(|e| invalid(format!("tiers.{name}.{key}: {e}")))?;
                 }
+            }
+        }
+        if let Some(t) = config
+            .migrations
+            .as_ref()
+            .and_then(|m| m.lock_timeout.as_ref())
+        {
+            match crate::duration::parse(t) {
+                Ok(d) if d.is_zero() => {
+                    return Err(invalid(
+                        "migrations.lock_timeout must be more than 0s".into(),
+                    ))
+                }
+                Ok(_) => {}
+                Err(e) => return Err(invalid(format!("migrations.lock_timeout: {e}"))),
             }
         }
         crate::limits::check_jobs(config.snapshot.jobs)

@@ -166,6 +166,8 @@ pub struct UpRequest {
     pub to: Option<String>,
     pub dry_run: bool,
     pub allow_drift: bool,
+    /// How long to wait for a table's lock; `None`: `[migrations] lock_timeout`.
+    pub lock_timeout: Option<std::time::Duration>,
 }
 
 /// `migrate down` and `rollback`.
@@ -178,6 +180,8 @@ pub struct DownRequest {
     pub allow_drift: bool,
     /// Overrides every table's configured `on_conflict`.
     pub on_conflict: Option<OnConflict>,
+    /// How long to wait for a table's lock; `None`: `[migrations] lock_timeout`.
+    pub lock_timeout: Option<std::time::Duration>,
 }
 
 /// What `up` did to the migration target.
@@ -193,6 +197,10 @@ pub struct Reverted {
     pub report: DownReport,
     /// Rows this run set aside for review: (table, change, row as JSON), newest first.
     pub review: Vec<(String, String, String)>,
+}
+
+fn config_lock_timeout(ctx: &Ctx) -> Option<std::time::Duration> {
+    ctx.config.migrations.as_ref()?.lock_timeout()
 }
 
 /// Applies the pending changes, each behind a safety snapshot where it needs one.
@@ -216,6 +224,7 @@ pub fn up(ctx: &Ctx, req: &UpRequest, note: &mut dyn FnMut(Note<'_>)) -> Result<
             .migrations
             .as_ref()
             .is_some_and(|m| m.snapshot == SnapshotWhen::Always),
+        lock_timeout: req.lock_timeout.or_else(|| config_lock_timeout(ctx)),
     };
     let report = engine::up(&mut *db, &mut net, &s.plan, &opts, note)?;
     Ok(Applied {
@@ -240,6 +249,7 @@ pub fn down(ctx: &Ctx, req: &DownRequest, note: &mut dyn FnMut(Note<'_>)) -> Res
         dry_run: req.dry_run,
         allow_drift: req.allow_drift,
         actor: actor(),
+        lock_timeout: req.lock_timeout.or_else(|| config_lock_timeout(ctx)),
     };
     let report = engine::down(&mut *db, &mut net, &s.plan, &opts, note)?;
     let review = if report.dry_run {

@@ -13,7 +13,7 @@ use ripcord_repo::lock::LockGuard;
 use ripcord_repo::manifest::Content;
 use ripcord_repo::Repository;
 use ripcord_targets::postgres::{self, RevertTable};
-use ripcord_targets::{sqlite_revert, Progress};
+use ripcord_targets::{sqlite_fingerprint, sqlite_revert, Progress};
 
 use crate::ctx::Ctx;
 use crate::report::bytes;
@@ -236,6 +236,30 @@ impl SafetyNet for RepoNet<'_> {
         let result = take_with(ctx, repo, std::slice::from_ref(&target), &tags, None, &opts)
             .map_err(|e| wrap(&format!("safety snapshot before {change}"), e))?;
         Ok(result.id.to_string())
+    }
+
+    fn fingerprint(
+        &mut self,
+        conn: Conn<'_>,
+        change: &str,
+        tables: &BTreeSet<TableName>,
+    ) -> ripcord_migrate::Result<()> {
+        let context = format!("recording the post-change fingerprint of {change}");
+        match conn {
+            Conn::Postgres(client) => {
+                let names: Vec<(Option<String>, String)> = tables
+                    .iter()
+                    .map(|t| (t.schema.clone(), t.name.clone()))
+                    .collect();
+                postgres::fingerprint::record(client, change, &names)
+                    .map_err(|e| wrap(&context, e))?;
+            }
+            Conn::Sqlite(conn) => {
+                let names: Vec<String> = tables.iter().map(|t| t.name.clone()).collect();
+                sqlite_fingerprint::record(conn, change, &names).map_err(|e| wrap(&context, e))?;
+            }
+        }
+        Ok(())
     }
 
     fn revert(

@@ -314,6 +314,7 @@ fn rehearse(
         allow_drift: false,
         actor: actor.clone(),
         snapshot_always: false,
+        lock_timeout: None,
     };
     let up = engine::up(&mut *db, &mut net, plan, &up_opts, &mut |_| {})
         .context("rehearsal: up failed on the scratch copy")?;
@@ -327,6 +328,7 @@ fn rehearse(
         dry_run: false,
         allow_drift: false,
         actor: actor.clone(),
+        lock_timeout: None,
     };
     let down = engine::down(&mut *db, &mut net, plan, &down_opts, &mut |_| {})
         .context("rehearsal: down failed on the scratch copy")?;

@@ -133,6 +133,11 @@ pub struct PgContent {
     /// written since among few candidates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub xmin: Option<u64>,
+    /// `txid_current_snapshot()` of the snapshot (`xmin:xmax:xip,…`): which
+    /// transactions it sees. A revert leaves out the captured writes of
+    /// those (see docs/migrations.md, change capture).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub txid_snapshot: Option<String>,
     /// Table-level snapshots: objects of other tables that depend on the
     /// taken ones, which `DROP TABLE … CASCADE` takes along and a revert
     /// that recreates the table puts back.

@@ -12,6 +12,9 @@ pub mod error;
 pub mod place;
 pub mod postgres;
 pub mod sqlite;
+mod sqlite_delta;
+pub mod sqlite_fingerprint;
+mod sqlite_merge3;
 pub mod sqlite_revert;
 
 pub use error::{Error, Result};

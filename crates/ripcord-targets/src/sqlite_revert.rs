@@ -25,10 +25,20 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::error::{Error, Result};
 use crate::sqlite::write_image;
+use crate::sqlite_merge3;
 use crate::Progress;
 
 /// The review table, in the reverted database.
 pub const REVIEW_TABLE: &str = "ripcord_review";
+
+/// Creates the review table when it is missing.
+pub(crate) const REVIEW_DDL: &str = "CREATE TABLE IF NOT EXISTS main.ripcord_review (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    change TEXT NOT NULL,
+    table_name TEXT NOT NULL,
+    row_data TEXT NOT NULL,
+    reason TEXT NOT NULL)";
 
 const SAVEPOINT: &str = "ripcord_revert";
 
@@ -221,7 +231,8 @@ fn read_snap_table(snap: &Db, name: &str) -> Result<SnapTable> {
         name,
     )?;
     let triggers = snap.strings(
-        "SELECT sql FROM main.sqlite_master WHERE type = 'trigger' AND tbl_name = ?1 AND sql IS NOT NULL ORDER BY rowid",
+        "SELECT sql FROM main.sqlite_master WHERE type = 'trigger' AND tbl_name = ?1 AND sql IS NOT NULL \
+         AND name NOT LIKE 'ripcord\\_capture\\_%' ESCAPE '\\' ORDER BY rowid",
         name,
     )?;
     Ok(SnapTable {
@@ -253,11 +264,14 @@ fn revert_all(
     let mut out = Vec::with_capacity(wanted.len());
     for (n, (stat, policy)) in wanted.iter().enumerate() {
         progress.item(&stat.name);
-        out.push(revert_one(snap, live, stat, *policy, n, fk_on, change)?);
+        out.push(revert_one(
+            snap, live, stat, *policy, n, fk_on, change, progress,
+        )?);
     }
     Ok(out)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn revert_one(
     snap: &Db,
     live: &Db,
@@ -266,6 +280,7 @@ fn revert_one(
     n: usize,
     fk_on: bool,
     change: &str,
+    progress: &dyn Progress,
 ) -> Result<TableRevert> {
     let name = stat.name.as_str();
     let snap_table = read_snap_table(snap, name)?;
@@ -303,15 +318,20 @@ fn revert_one(
     }
 
     live.exec(&snap_table.create)?;
-    let restored_rows = load_rows(snap, live, name)?;
-    if restored_rows != stat.rows {
+    let loaded = load_rows(snap, live, name)?;
+    if loaded != stat.rows {
         return Err(Error::Mismatch {
             detail: format!(
-                "table {name}: {restored_rows} rows loaded, the snapshot recorded {}",
+                "table {name}: {loaded} rows loaded, the snapshot recorded {}",
                 stat.rows
             ),
         });
     }
+    // The writes made while the snapshot was taken: the table is now as it
+    // was when the change began.
+    let (inserted, deleted) =
+        crate::sqlite_delta::apply(live.conn, name, change).map_err(|e| live.err(e))?;
+    let restored_rows = (loaded + inserted).saturating_sub(deleted);
     for sql in &snap_table.indexes {
         live.exec(sql)?;
     }
@@ -323,7 +343,17 @@ fn revert_one(
         recreated: current.is_none(),
         ..TableRevert::default()
     };
-    if current.is_some() {
+    if current.is_some()
+        && !sqlite_merge3::merge(
+            live.conn,
+            name,
+            &stash,
+            change,
+            policy,
+            progress,
+            &mut report,
+        )?
+    {
         merge_new_rows(live, name, &stash, &current_pk, policy, change, &mut report)?;
     }
 
@@ -560,15 +590,7 @@ fn merge_new_rows(
                 live.count(&format!("{with}SELECT count(*) FROM ({select})"))?;
         }
         OnConflict::Review => {
-            live.exec(&format!(
-                "CREATE TABLE IF NOT EXISTS main.{REVIEW_TABLE} (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT,
-                    at TEXT NOT NULL,
-                    change TEXT NOT NULL,
-                    table_name TEXT NOT NULL,
-                    row_data TEXT NOT NULL,
-                    reason TEXT NOT NULL)"
-            ))?;
+            live.exec(REVIEW_DDL)?;
             let names: Vec<&str> = common.iter().map(|c| c.name.as_str()).collect();
             let sql = format!(
                 "{with}INSERT INTO main.{REVIEW_TABLE} (at, change, table_name, row_data, reason)
@@ -621,7 +643,7 @@ fn merge_new_rows(
 /// A JSON object of the row's columns. JSON has no bytes, so a BLOB becomes
 /// `{"$blob": "<hex>"}`. Built in pieces because SQL functions take a
 /// limited number of arguments.
-fn json_row(alias: &str, names: &[&str]) -> String {
+pub(crate) fn json_row(alias: &str, names: &[&str]) -> String {
     let value = |c: &str| {
         let col = format!("{alias}.{}", quote(c));
         format!(

@@ -138,15 +138,17 @@ fn rollback_puts_a_dropped_column_back_with_its_data() {
     let status = ws.json(&["migrate", "status"]);
     assert_eq!(status["phase"], "contract");
     let out = ws.ok(&["rollback", "--to", "@expand"]);
+    // Three ways: the application's insert and update are kept, the
+    // column the change dropped comes back under them.
     out.assert_stdout_has("from its safety snapshot")
-        .assert_stdout_has("1 kept")
-        .assert_stdout_has("1 row(s) changed since put back")
+        .assert_stdout_has("written by the application since: 1 inserted, 1 updated, 0 deleted")
+        .assert_stdout_has("kept as the application left them: 2 row(s)")
         .assert_stdout_has("data loss: none");
     assert_eq!(
         rows(&db, ALL_USERS),
         [
             "1|ann|ann@example.com",
-            "2|bob|bob@example.com",
+            "2|bobby|bob@example.com",
             "3|cy|cy@example.com",
             "4|dee|"
         ]
@@ -213,7 +215,7 @@ fn on_conflict_policies_decide_about_rows_written_since() {
         }
     }
 
-    // Per-table settings, and a table without a primary key falls back to review.
+    // Per-table settings, and a table without a primary key.
     let (ws, db) = setup_with("[migrations.tables.users]\non_conflict = \"snapshot\"\n");
     write(&ws, "migrations/0001_t/up.sql", "CREATE TABLE logs (at TEXT, line TEXT);\nCREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT);\nINSERT INTO logs VALUES ('1', 'a');\nINSERT INTO users VALUES (1, 'x');\n");
     write(
@@ -243,14 +245,15 @@ fn on_conflict_policies_decide_about_rows_written_since() {
             .expect(name)
             .clone()
     };
-    assert_eq!(find("logs")["policy"], "review");
-    // Without a key, rows the change rewrote cannot be told from rows
-    // written since: both are set aside.
-    assert_eq!(find("logs")["review_rows"], 2);
+    // Without a key the rows are a multiset: the application's new row is
+    // kept, the row the change rewrote is back as it was.
+    assert_eq!(find("logs")["policy"], "keep-new");
+    assert_eq!(find("logs")["kept_rows"], 1);
+    assert_eq!(find("logs")["review_rows"], 0);
     assert_eq!(find("users")["policy"], "snapshot");
     assert_eq!(find("users")["discarded_rows"], 1);
     assert_eq!(v["rows_lost"], 1);
-    assert_eq!(rows(&db, "SELECT * FROM logs"), ["1|a"]);
+    assert_eq!(rows(&db, "SELECT * FROM logs ORDER BY at"), ["1|a", "2|b"]);
     assert_eq!(rows(&db, "SELECT * FROM users"), ["1|x"]);
 }
 

@@ -63,6 +63,7 @@ const ROOT: Shape = Table(&[
             ("on_conflict", Value),
             ("tables", Named(&TABLE_MIGRATION)),
             ("snapshot", Value),
+            ("lock_timeout", Value),
         ]),
     ),
 ]);

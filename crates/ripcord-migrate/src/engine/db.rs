@@ -104,6 +104,18 @@ pub fn begin(db: &mut dyn Database) -> Result<()> {
     control(db, "BEGIN")
 }
 
+/// Begins the transaction of a change. On SQLite it takes the write lock at
+/// once (`BEGIN IMMEDIATE`), waiting at most `timeout` for other writers:
+/// nothing can be written between the capture and the change.
+pub fn begin_change(db: &mut dyn Database, timeout: std::time::Duration) -> Result<()> {
+    match db.conn() {
+        Conn::Postgres(_) => begin(db),
+        Conn::Sqlite(conn) => {
+            super::capture::sqlite_begin_immediate(conn, timeout, "start the change")
+        }
+    }
+}
+
 pub fn commit(db: &mut dyn Database) -> Result<()> {
     control(db, "COMMIT")
 }

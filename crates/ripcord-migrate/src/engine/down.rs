@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use ripcord_core::failpoint;
 
+use super::capture;
 use super::db::{self, drop_tables, execute, execute_each, Database};
 use super::net::{SafetyNet, Unusable};
 use super::prepare::{self, Prepared};
@@ -110,6 +111,7 @@ pub fn down(
     if opts.dry_run {
         return Ok(report);
     }
+    capture::clear(db, opts.lock_timeout())?;
     for ((p, snapshot, dirty, _), out) in work.iter().zip(report.changes.iter_mut()) {
         *out = revert_one(db, net, p, snapshot.as_deref(), *dirty, &opts.actor)?;
         note(Note::Reverted(out));
@@ -233,6 +235,7 @@ pub(crate) fn revert_one(
         if let (true, Some(id)) = (use_snapshot, snapshot) {
             out.tables = net.revert(db.conn(), id, tables, name)?;
         }
+        capture::forget(db, name)?;
         failpoint::hit("migrate-revert-ran");
         let detail = revert_detail(&out);
         if let Some(record) = db.reverted_sql(name, actor, &detail) {
@@ -279,6 +282,12 @@ fn revert_detail(out: &DownChange) -> String {
             "; {}: {} rows restored, {} kept, {} to review, {} discarded",
             t.table, t.restored_rows, t.kept_rows, t.review_rows, t.discarded_rows
         ));
+        if t.three_way {
+            text.push_str(&format!(
+                " ({} inserted, {} updated, {} deleted since, {} deletions kept, {} conflicts)",
+                t.inserted_since, t.updated_since, t.deleted_since, t.deleted_kept, t.conflicts
+            ));
+        }
     }
     for t in &out.dropped_tables {
         text.push_str(&format!("; dropped {} ({} rows)", t.table, t.rows));

@@ -10,6 +10,7 @@
 //! - non-transactional: the row is written `dirty` first, so a crash in the
 //!   middle is visible; `down` reverts it from its safety snapshot.
 
+mod capture;
 mod db;
 mod down;
 mod net;
@@ -18,12 +19,14 @@ mod resolve;
 mod up;
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use ripcord_core::revert::TableRevert;
 use serde::Serialize;
 
 use crate::analyze::TableName;
 
+pub use self::capture::DEFAULT_LOCK_TIMEOUT;
 pub use self::db::{Conn, Database};
 pub use self::down::down;
 pub use self::net::{SafetyNet, Unusable};
@@ -43,6 +46,14 @@ pub struct UpOptions {
     /// Snapshot every change that touches existing tables, also those whose
     /// down script is a complete way back.
     pub snapshot_always: bool,
+    /// How long to wait for a table's lock; `None`: [`DEFAULT_LOCK_TIMEOUT`].
+    pub lock_timeout: Option<Duration>,
+}
+
+impl UpOptions {
+    pub fn lock_timeout(&self) -> Duration {
+        self.lock_timeout.unwrap_or(DEFAULT_LOCK_TIMEOUT)
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -53,6 +64,14 @@ pub struct DownOptions {
     pub dry_run: bool,
     pub allow_drift: bool,
     pub actor: String,
+    /// How long to wait for a table's lock; `None`: [`DEFAULT_LOCK_TIMEOUT`].
+    pub lock_timeout: Option<Duration>,
+}
+
+impl DownOptions {
+    pub fn lock_timeout(&self) -> Duration {
+        self.lock_timeout.unwrap_or(DEFAULT_LOCK_TIMEOUT)
+    }
 }
 
 /// What a safety snapshot covers.

@@ -38,6 +38,19 @@ pub trait SafetyNet {
     /// snapshot's id.
     fn snapshot(&mut self, change: &str, tables: Option<&BTreeSet<TableName>>) -> Result<String>;
 
+    /// Right after `change` ran, on `conn` inside its transaction: records
+    /// the post-change fingerprint of `tables` (per row a hash of its key
+    /// and of the whole row), which commits with the change and lets a
+    /// revert tell the change's writes from the application's.
+    fn fingerprint(
+        &mut self,
+        _conn: Conn<'_>,
+        _change: &str,
+        _tables: &BTreeSet<TableName>,
+    ) -> Result<()> {
+        Ok(())
+    }
+
     /// Puts `tables` (`None`: every table the snapshot holds) back to their
     /// state in `snapshot`, schema and data, on `conn` inside the caller's
     /// open transaction. Rows written since are kept, discarded or set aside

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use ripcord_core::failpoint;
 
+use super::capture::{self, Capture};
 use super::db::{self, execute, execute_each, Database};
 use super::down::revert_one;
 use super::net::SafetyNet;
@@ -104,6 +105,7 @@ pub fn up(
         return Ok(report);
     }
     db.ensure_schema()?;
+    capture::clear(db, opts.lock_timeout())?;
     for ((p, out), original) in pending
         .iter_mut()
         .zip(report.changes.iter_mut())
@@ -148,10 +150,26 @@ fn apply_one(
     note: &mut dyn FnMut(Note<'_>),
 ) -> Result<()> {
     let name = p.name();
+    let timeout = opts.lock_timeout();
+    // Writes during the snapshot are logged from before it starts, and
+    // copied under a short lock once the change's transaction has begun.
+    let cap = match &out.snapshot_scope {
+        Scope::None | Scope::DownScript(_) => Capture::default(),
+        Scope::Tables(_) => capture::install(db, Some(&p.analysis.tables), timeout)?,
+        Scope::Database => capture::install(db, None, timeout)?,
+    };
+    failpoint::hit("migrate-capture-installed");
     let snapshot = match &out.snapshot_scope {
-        Scope::None | Scope::DownScript(_) => None,
-        Scope::Tables(_) => Some(net.snapshot(name, Some(&p.analysis.tables))?),
-        Scope::Database => Some(net.snapshot(name, None)?),
+        Scope::None | Scope::DownScript(_) => Ok(None),
+        Scope::Tables(_) => net.snapshot(name, Some(&p.analysis.tables)).map(Some),
+        Scope::Database => net.snapshot(name, None).map(Some),
+    };
+    let snapshot = match snapshot {
+        Ok(s) => s,
+        Err(e) => {
+            capture::finish(db, &cap, timeout);
+            return Err(e);
+        }
     };
     if let Some(id) = &snapshot {
         note(Note::Snapshot {
@@ -168,11 +186,19 @@ fn apply_one(
 
     if p.transactional {
         let result = (|| -> Result<std::result::Result<bool, (String, String)>> {
-            // BEGIN rides along with the script: one round trip less.
-            if let Err(e) = execute(db, &format!("BEGIN;{}", p.up)) {
+            db::begin_change(db, timeout)?;
+            capture::seal(db, name, &cap, timeout)?;
+            if let Err(e) = execute(db, &p.up) {
                 return Ok(Err(("up".into(), e.to_string())));
             }
             failpoint::hit("migrate-change-ran");
+            // What the change left, for a three-way merge on rollback; it
+            // commits with the change.
+            if let (Scope::Tables(_), Some(_)) = (&out.snapshot_scope, &snapshot) {
+                if let Err(e) = net.fingerprint(db.conn(), name, &p.analysis.tables) {
+                    return Ok(Err(("fingerprint".into(), e.to_string())));
+                }
+            }
             let record = db.applied_sql(
                 name,
                 p.order,
@@ -210,11 +236,19 @@ fn apply_one(
             )?;
             Ok(Ok(false))
         })();
+        let result = match result {
+            Ok(Ok(false)) => db::commit(db).map(|_| Ok(false)),
+            other => other,
+        };
+        let rolled_back = match &result {
+            Ok(Ok(_)) => Ok(()),
+            _ => db::rollback(db),
+        };
+        capture::finish(db, &cap, timeout);
         match result {
-            Ok(Ok(true)) => {}
-            Ok(Ok(false)) => db::commit(db)?,
+            Ok(Ok(_)) => {}
             Ok(Err((step, detail))) => {
-                db::rollback(db)?;
+                rolled_back?;
                 let _ = db.record_event(name, EventKind::Fail, &opts.actor, &detail);
                 return Err(Error::ChangeFailed {
                     change: name.into(),
@@ -226,12 +260,21 @@ fn apply_one(
                     hint: "fix the change and run `ripcord migrate up` again".into(),
                 });
             }
-            Err(e) => {
-                let _ = db::rollback(db);
-                return Err(e);
-            }
+            Err(e) => return Err(e),
         }
     } else {
+        // The delta is taken in a transaction of its own: writes between it
+        // and the first statement are not captured.
+        if !cap.is_empty() {
+            let sealed = db::begin_change(db, timeout)
+                .and_then(|_| capture::seal(db, name, &cap, timeout))
+                .and_then(|_| db::commit(db));
+            if sealed.is_err() {
+                let _ = db::rollback(db);
+            }
+            capture::finish(db, &cap, timeout);
+            sealed?;
+        }
         // Outside a transaction the row goes first, so a crash leaves it dirty.
         db.record_start(name, p.order, checksum, &opts.actor, snapshot.clone())?;
         db.record_non_transactional(name)?;

@@ -47,7 +47,37 @@ CREATE TABLE IF NOT EXISTS ripcord.events (
     actor text NOT NULL,
     detail text NOT NULL
 );
+-- The state of the tables a change touched, right after it ran: one row per
+-- table, and per row a hash of its key and of the whole row (rows without a
+-- key: the row's hash and its copies). BRIN: rows go in in `tab` order.
+CREATE TABLE IF NOT EXISTS ripcord.fingerprint_tables (
+    id bigserial PRIMARY KEY,
+    change text NOT NULL,
+    table_name text NOT NULL,
+    key_columns text[] NOT NULL,
+    columns text[] NOT NULL,
+    types text[] NOT NULL,
+    rows bigint NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ripcord.fingerprint (
+    tab bigint NOT NULL,
+    k bigint NOT NULL,
+    h bigint NOT NULL,
+    n bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS fingerprint_tab ON ripcord.fingerprint USING brin (tab);
 ";
+
+/// Forgets the post-change fingerprint of a reverted change; a database
+/// set up by an older version has no fingerprint tables.
+const FORGET_FINGERPRINT: &str = "
+DO $ripcord$ BEGIN
+  IF to_regclass('ripcord.fingerprint_tables') IS NOT NULL THEN
+    DELETE FROM ripcord.fingerprint WHERE tab IN
+      (SELECT id FROM ripcord.fingerprint_tables WHERE change = current_setting('ripcord.forget'));
+    DELETE FROM ripcord.fingerprint_tables WHERE change = current_setting('ripcord.forget');
+  END IF;
+END $ripcord$";
 
 /// A timestamptz as RFC 3339 text in UTC.
 const RFC3339: &str = r#"'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'"#;
@@ -325,6 +355,8 @@ impl Tracker for PostgresTracker {
     fn reverted_sql(&self, change: &str, actor: &str, detail: &str) -> Option<String> {
         Some(format!(
             "DELETE FROM ripcord.changes WHERE name = {change};
+             SELECT set_config('ripcord.forget', {change}, true);
+             {FORGET_FINGERPRINT};
              INSERT INTO ripcord.events (at, change, kind, actor, detail)
              VALUES (clock_timestamp(), {change}, 'revert', {actor}, {detail})",
             change = literal(change),
@@ -353,7 +385,12 @@ impl Tracker for PostgresTracker {
                 change: change.into(),
             });
         }
-        Ok(())
+        self.client
+            .execute("SELECT set_config('ripcord.forget', $1, true)", &[&change])
+            .and_then(|_| self.client.batch_execute(FORGET_FINGERPRINT))
+            .map_err(Error::postgres(format!(
+                "forget the fingerprint of {change}"
+            )))
     }
 
     fn record_event(

@@ -52,6 +52,24 @@ CREATE TABLE IF NOT EXISTS ripcord_events (
     actor TEXT NOT NULL,
     detail TEXT NOT NULL
 );
+-- The state of the tables a change touched, right after it ran (one row
+-- per table, columns as JSON arrays), and per row a hash of its key and of
+-- the whole row (rows without a key: the row's hash and its copies).
+CREATE TABLE IF NOT EXISTS ripcord_fingerprint_tables (
+    id INTEGER PRIMARY KEY,
+    change TEXT NOT NULL,
+    table_name TEXT NOT NULL,
+    key_columns TEXT NOT NULL,
+    columns TEXT NOT NULL,
+    rows INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ripcord_fingerprint (
+    tab INTEGER NOT NULL,
+    k BLOB NOT NULL,
+    h BLOB NOT NULL,
+    n INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ripcord_fingerprint_tab ON ripcord_fingerprint (tab, k);
 ";
 
 const LOCK_TABLE: &str = "
@@ -352,6 +370,31 @@ impl Tracker for SqliteTracker {
             return Err(Error::NotRecorded {
                 change: change.into(),
             });
+        }
+        // Its post-change fingerprint has served; older databases have none.
+        let has = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' \
+                 AND name = 'ripcord_fingerprint_tables'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(Error::sqlite("look for the fingerprint tables"))?;
+        if has > 0 {
+            self.conn
+                .execute(
+                    "DELETE FROM ripcord_fingerprint WHERE tab IN \
+                     (SELECT id FROM ripcord_fingerprint_tables WHERE change = ?1)",
+                    [change],
+                )
+                .and_then(|_| {
+                    self.conn.execute(
+                        "DELETE FROM ripcord_fingerprint_tables WHERE change = ?1",
+                        [change],
+                    )
+                })
+                .map_err(Error::sqlite(format!("forget the fingerprint of {change}")))?;
         }
         Ok(())
     }

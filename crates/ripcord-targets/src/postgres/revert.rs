@@ -21,6 +21,7 @@ use super::catalog;
 use super::conn::{ident, pg_err};
 use super::restore::{copy_in, quoted, write_archive};
 use super::tools::{self, Tools};
+use super::{fingerprint, merge3};
 use crate::error::{Error, Result};
 use crate::Progress;
 
@@ -219,6 +220,8 @@ fn part_of(e: &Entry, t: &PgTable, owned: &[&str]) -> Option<Part> {
             ["SEQUENCE", s] if owned.contains(s) => Some(Part::Pre),
             _ => None,
         },
+        // ripcord's own change capture, there while the snapshot was taken.
+        "TRIGGER" if tag.get(1).is_some_and(|n| n.starts_with("ripcord_capture")) => None,
         "CONSTRAINT" | "TRIGGER" | "RULE" | "POLICY" | "ROW SECURITY" if first == t.name => {
             Some(Part::Post)
         }
@@ -385,6 +388,11 @@ impl Cx<'_> {
                 detail: format!("{what}: {rows} rows loaded, the snapshot has {}", t.rows),
             });
         }
+        // The writes made while the snapshot was taken: the table is now
+        // as it was when the change began.
+        let oid = live_oid_of(self.client, t)?;
+        let cols = columns(self.client, oid, &what)?;
+        let delta = super::delta::apply(self.client, self.content, t, &name, &cols, self.change)?;
         let sql = script(self.tools, self.archive, &post, "post-data")?;
         self.exec_script(&sql, format!("indexing {what}"))?;
         run(
@@ -396,12 +404,14 @@ impl Cx<'_> {
         let mut report = TableRevert {
             table: what.clone(),
             policy: Some(rt.policy),
-            restored_rows: t.rows,
+            restored_rows: (t.rows + delta.inserted).saturating_sub(delta.deleted),
             recreated: live.is_none(),
             ..TableRevert::default()
         };
         if let (Some(live), Some(stash)) = (&live, &stash) {
-            self.merge(t, live, stash, rt.policy, &mut report)?;
+            if !self.merge3(&what, &name, live, stash, rt.policy, &mut report)? {
+                self.merge(t, live, stash, rt.policy, &mut report)?;
+            }
         }
         self.client
             .execute(
@@ -609,6 +619,31 @@ impl Cx<'_> {
             format!("moving {what} aside"),
         )?;
         Ok(format!("{}.{}", ident(stash_schema), ident(&t.name)))
+    }
+
+    /// Resolves the rows of the replaced table by a three-way comparison
+    /// with the fingerprint the change recorded; `false` when it has none
+    /// that fits (a change applied by an older version).
+    fn merge3(
+        &mut self,
+        what: &str,
+        name: &str,
+        live: &Live,
+        stash: &str,
+        policy: OnConflict,
+        report: &mut TableRevert,
+    ) -> Result<bool> {
+        let Some(fp) = fingerprint::load(self.client, self.change, what)? else {
+            return Ok(false);
+        };
+        let merging = merge3::Merging {
+            what,
+            name,
+            stash,
+            live_columns: &live.columns,
+            change: self.change,
+        };
+        merge3::merge(self.client, self.progress, &merging, &fp, policy, report)
     }
 
     /// Resolves the rows of the replaced table that the snapshot lacks.
@@ -898,18 +933,7 @@ impl Cx<'_> {
 
     fn review_table(&mut self) -> Result<()> {
         if !self.review_ready {
-            run(
-                self.client,
-                "CREATE SCHEMA IF NOT EXISTS ripcord;
-                 CREATE TABLE IF NOT EXISTS ripcord.review (
-                     id bigserial PRIMARY KEY,
-                     at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
-                     change text NOT NULL,
-                     table_name text NOT NULL,
-                     row_data jsonb NOT NULL,
-                     reason text NOT NULL)",
-                "creating ripcord.review",
-            )?;
+            run(self.client, merge3::REVIEW_DDL, "creating ripcord.review")?;
             self.review_ready = true;
         }
         Ok(())

@@ -50,12 +50,14 @@ pub fn snapshot(
         .map_err(pg_err(&shown))?;
     let row = coord
         .query_one(
-            "SELECT pg_export_snapshot(), txid_snapshot_xmin(txid_current_snapshot())",
+            "SELECT pg_export_snapshot(), txid_snapshot_xmin(txid_current_snapshot()),
+                    txid_current_snapshot()::text",
             &[],
         )
         .map_err(pg_err(&shown))?;
     let snap_id: String = row.get(0);
     let xmin: i64 = row.get(1);
+    let txid_snapshot: String = row.get(2);
     let wanted = match (&opts.tables, opts.skip_missing) {
         (Some(names), true) => {
             let all = catalog::tables(&mut coord, None, &shown)?;
@@ -196,6 +198,7 @@ pub fn snapshot(
         sequences,
         partial: opts.tables.is_some(),
         xmin: u64::try_from(xmin).ok(),
+        txid_snapshot: Some(txid_snapshot),
         dependents,
     })
 }

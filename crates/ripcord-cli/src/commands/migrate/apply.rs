@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use ripcord_core::config::OnConflict;
+use ripcord_core::revert::TableRevert;
 use ripcord_migrate::engine::{DownChange, DownReport, Note, Scope};
 use ripcord_ops::migrate::{Applied, DownRequest, Reverted, UpRequest};
 
@@ -15,6 +16,7 @@ pub fn up(ctx: &Ctx, args: &UpArgs) -> Result<()> {
         to: args.to.clone(),
         dry_run: args.dry_run,
         allow_drift: args.allow_drift,
+        lock_timeout: lock_timeout(args.lock_timeout.as_deref())?,
     };
     let Applied {
         target: name,
@@ -53,6 +55,21 @@ pub fn up(ctx: &Ctx, args: &UpArgs) -> Result<()> {
     Ok(())
 }
 
+fn lock_timeout(text: Option<&str>) -> Result<Option<std::time::Duration>> {
+    let Some(text) = text else { return Ok(None) };
+    match ripcord_core::duration::parse(text) {
+        Ok(d) if !d.is_zero() => Ok(Some(d)),
+        Ok(_) => Err(crate::usage(
+            "--lock-timeout must be more than 0s",
+            "give a duration such as 5s or 1m",
+        )),
+        Err(e) => Err(crate::usage(
+            format!("--lock-timeout: {e}"),
+            "give a duration such as 5s or 1m",
+        )),
+    }
+}
+
 /// `migrate down` and `rollback` are the same command.
 pub fn down(ctx: &Ctx, args: &DownArgs) -> Result<()> {
     let on_conflict = args
@@ -67,6 +84,7 @@ pub fn down(ctx: &Ctx, args: &DownArgs) -> Result<()> {
         dry_run: args.dry_run,
         allow_drift: args.allow_drift,
         on_conflict,
+        lock_timeout: lock_timeout(args.lock_timeout.as_deref())?,
     };
     let Reverted {
         target: name,
@@ -147,6 +165,22 @@ fn summarize_down(ctx: &Ctx, name: &str, report: &DownReport, review: &[(String,
             sum(|t| t.discarded_rows)
         ));
     }
+    if report
+        .changes
+        .iter()
+        .flat_map(|c| c.tables.iter())
+        .any(|t| t.three_way)
+    {
+        ctx.say(format!(
+            "written by the application after the changes: {} inserted, {} updated, {} deleted \
+             ({} deletion(s) kept); {} conflict(s) with the changes",
+            sum(|t| t.inserted_since),
+            sum(|t| t.updated_since),
+            sum(|t| t.deleted_since),
+            sum(|t| t.deleted_kept),
+            sum(|t| t.conflicts)
+        ));
+    }
     let changed = sum(|t| t.changed_rows);
     if changed > 0 {
         ctx.say(format!(
@@ -205,7 +239,10 @@ fn say(ctx: &Ctx, note: Note<'_>) {
                 c.how.describe(),
                 if c.was_dirty { " (it was dirty)" } else { "" }
             ));
-            for t in &c.tables {
+            for t in c.tables.iter().filter(|t| t.three_way) {
+                say_three_way(ctx, t);
+            }
+            for t in c.tables.iter().filter(|t| !t.three_way) {
                 let mut line = format!("  {}: {} row(s) restored", t.table, t.restored_rows);
                 if t.recreated {
                     line.push_str(", table recreated");
@@ -238,6 +275,34 @@ fn say(ctx: &Ctx, note: Note<'_>) {
             }
         }
     }
+}
+
+/// A table put back by a three-way merge: what the change did and is
+/// undone, what the application did since and where it went.
+fn say_three_way(ctx: &Ctx, t: &TableRevert) {
+    let policy = t.policy.map_or("keep-new", |p| p.name());
+    ctx.say(format!(
+        "  {}: {} row(s) loaded from the snapshot{}",
+        t.table,
+        t.restored_rows,
+        if t.recreated { ", table recreated" } else { "" }
+    ));
+    ctx.say(format!(
+        "    undone: {} row(s) the change deleted or rewrote are back as before it, {} row(s) \
+         it inserted removed",
+        t.undone_rows, t.removed_rows
+    ));
+    ctx.say(format!(
+        "    written by the application since: {} inserted, {} updated, {} deleted; {} \
+         conflict(s) with the change, decided by {policy}",
+        t.inserted_since, t.updated_since, t.deleted_since, t.conflicts
+    ));
+    let back = t.deleted_since - t.deleted_kept.min(t.deleted_since);
+    ctx.say(format!(
+        "    kept as the application left them: {} row(s) and {} deletion(s); {} deleted row(s) \
+         back; {} set aside for review; {} discarded",
+        t.kept_rows, t.deleted_kept, back, t.review_rows, t.discarded_rows
+    ));
 }
 
 /// A change's duration: "12 ms", or "<1 ms".

@@ -1,0 +1,510 @@
+//! Three-way merge on rollback, on PostgreSQL (a real cluster) and SQLite
+//! through one suite: a destructive change (a dropped column, deleted rows,
+//! updated rows) is applied, the application then inserts, updates and
+//! deletes rows (some the change had touched, some it had not), and
+//! `migrate down` runs under each policy. Every row and every count is
+//! checked.
+
+use std::path::PathBuf;
+
+use ripcord_testing::data::write_file;
+use ripcord_testing::pg::{self, PgCluster};
+use ripcord_testing::Workspace;
+use serde_json::Value;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ripcord")
+}
+
+fn cluster() -> &'static PgCluster {
+    pg::shared()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    Postgres,
+    Sqlite,
+}
+
+const KINDS: [Kind; 2] = [Kind::Postgres, Kind::Sqlite];
+
+/// A workspace with a repository and a migration target `app` of `kind`.
+struct Db {
+    kind: Kind,
+    ws: Workspace,
+    pg: String,
+    path: PathBuf,
+}
+
+impl Db {
+    fn new(kind: Kind, name: &str) -> Db {
+        let mut ws = Workspace::new(bin());
+        let (mut pg, mut path) = (String::new(), PathBuf::new());
+        match kind {
+            Kind::Postgres => {
+                pg = cluster()
+                    .create_database(name)
+                    .unwrap_or_else(|e| panic!("create database {name}: {e}"));
+                ws.append_config(&format!(
+                    "[targets.app]\nkind = \"postgres\"\nurl = \"{}\"\n",
+                    cluster().url(&pg)
+                ));
+            }
+            Kind::Sqlite => path = ws.sqlite_target_created_by_migrate("app", "app.db"),
+        }
+        ws.append_config("[migrations]\ntarget = \"app\"\ndir = \"migrations\"\n");
+        ws.init();
+        Db { kind, ws, pg, path }
+    }
+
+    fn exec(&self, sql: &str) {
+        match self.kind {
+            Kind::Postgres => {
+                cluster().psql(&self.pg, sql);
+            }
+            Kind::Sqlite => rusqlite::Connection::open(&self.path)
+                .expect("open database")
+                .execute_batch(sql)
+                .unwrap_or_else(|e| panic!("{sql}: {e}")),
+        }
+    }
+
+    /// Rows of a query, columns joined with `|`, NULL as empty.
+    fn rows(&self, sql: &str) -> Vec<String> {
+        match self.kind {
+            Kind::Postgres => cluster()
+                .psql(&self.pg, sql)
+                .into_iter()
+                .map(|r| {
+                    r.into_iter()
+                        .map(Option::unwrap_or_default)
+                        .collect::<Vec<_>>()
+                        .join("|")
+                })
+                .collect(),
+            Kind::Sqlite => {
+                let conn = rusqlite::Connection::open(&self.path).expect("open database");
+                let mut stmt = conn.prepare(sql).expect("prepare");
+                let n = stmt.column_count();
+                stmt.query_map([], |r| {
+                    (0..n)
+                        .map(|i| {
+                            Ok(match r.get::<_, rusqlite::types::Value>(i)? {
+                                rusqlite::types::Value::Null => String::new(),
+                                rusqlite::types::Value::Integer(i) => i.to_string(),
+                                rusqlite::types::Value::Real(f) => f.to_string(),
+                                rusqlite::types::Value::Text(t) => t,
+                                rusqlite::types::Value::Blob(b) => format!("{b:?}"),
+                            })
+                        })
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                        .map(|v| v.join("|"))
+                })
+                .expect("query")
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .expect("rows")
+            }
+        }
+    }
+
+    fn write(&self, rel: &str, text: &str) {
+        write_file(&self.ws.path(rel), text.as_bytes());
+    }
+
+    fn review_table(&self) -> &'static str {
+        match self.kind {
+            Kind::Postgres => "ripcord.review",
+            Kind::Sqlite => "ripcord_review",
+        }
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        if self.kind == Kind::Postgres && !std::thread::panicking() {
+            let _ = cluster().drop_database(&self.pg);
+        }
+    }
+}
+
+/// `items` (keyed), `people` (keyed; the change drops its e-mail column),
+/// `events` (no key; nobody writes to it after the change) and `tags` (no
+/// key; the application writes to it), seeded; the change, without a down
+/// script, deletes and rewrites rows and drops a column.
+fn seed(db: &Db) {
+    db.exec(
+        "CREATE TABLE items (id integer PRIMARY KEY, name text NOT NULL, price integer NOT NULL);
+         INSERT INTO items VALUES (1, 'n1', 10), (2, 'n2', 20), (3, 'n3', 30), (4, 'n4', 40),
+             (5, 'n5', 50), (6, 'n6', 60), (7, 'n7', 70), (8, 'n8', 80), (9, 'n9', 90),
+             (10, 'n10', 100);
+         CREATE TABLE people (id integer PRIMARY KEY, name text NOT NULL, email text);
+         INSERT INTO people VALUES (1, 'ann', 'ann@x'), (2, 'bob', 'bob@x'),
+             (3, 'cy', 'cy@x'), (4, 'di', 'di@x');
+         CREATE TABLE events (kind text, n integer);
+         INSERT INTO events VALUES ('a', 1), ('a', 1), ('b', 2), ('gone', 0);
+         CREATE TABLE tags (name text);
+         INSERT INTO tags VALUES ('x'), ('x'), ('y');",
+    );
+    db.write(
+        "migrations/0001_destroy/up.sql",
+        "DELETE FROM items WHERE id IN (9, 10);
+         UPDATE items SET price = price * 2 WHERE id IN (7, 8);
+         ALTER TABLE people DROP COLUMN email;
+         DELETE FROM events WHERE kind = 'gone';
+         DELETE FROM tags WHERE name = 'y';\n",
+    );
+}
+
+/// The application, after the change: on `items` an insert (11), an
+/// update of a row the change left alone (2) and of one it rewrote (7), a
+/// delete of a row it left alone (3) and of one it rewrote (8), and the
+/// insert again of a row it deleted (9); on `people` (whose e-mail column
+/// the change dropped) an update (1), a delete (2) and an insert (5); on
+/// `tags` one copy of `x` deleted and `z` inserted.
+fn application_writes(db: &Db) {
+    let one_x = match db.kind {
+        Kind::Postgres => {
+            "DELETE FROM tags WHERE ctid = (SELECT ctid FROM tags WHERE name = 'x' LIMIT 1)"
+        }
+        Kind::Sqlite => {
+            "DELETE FROM tags WHERE rowid = (SELECT rowid FROM tags WHERE name = 'x' LIMIT 1)"
+        }
+    };
+    db.exec(&format!(
+        "INSERT INTO items VALUES (11, 'n11', 110);
+         UPDATE items SET price = 25 WHERE id = 2;
+         UPDATE items SET name = 'seven', price = 777 WHERE id = 7;
+         DELETE FROM items WHERE id = 3;
+         DELETE FROM items WHERE id = 8;
+         INSERT INTO items VALUES (9, 'again', 999);
+         UPDATE people SET name = 'ann2' WHERE id = 1;
+         DELETE FROM people WHERE id = 2;
+         INSERT INTO people VALUES (5, 'eve');
+         {one_x};
+         INSERT INTO tags VALUES ('z');"
+    ));
+}
+
+fn table(change: &Value, name: &str) -> Value {
+    change["tables"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no tables in {change}"))
+        .iter()
+        .find(|t| {
+            let n = t["table"].as_str().unwrap_or_default();
+            n == name || n.ends_with(&format!(".{name}"))
+        })
+        .unwrap_or_else(|| panic!("no table {name} in {change}"))
+        .clone()
+}
+
+/// The counts of a table's report, in the order of `FIELDS`.
+fn counts(t: &Value) -> Vec<u64> {
+    FIELDS
+        .iter()
+        .map(|f| t[*f].as_u64().unwrap_or_else(|| panic!("no {f} in {t}")))
+        .collect()
+}
+
+const FIELDS: [&str; 11] = [
+    "inserted_since",
+    "updated_since",
+    "deleted_since",
+    "conflicts",
+    "kept_rows",
+    "deleted_kept",
+    "review_rows",
+    "discarded_rows",
+    "undone_rows",
+    "removed_rows",
+    "restored_rows",
+];
+
+fn down(db: &Db, policy: &str) -> Value {
+    let v = db
+        .ws
+        .json(&["migrate", "down", "--to", "@root", "--on-conflict", policy]);
+    assert_eq!(v["changes"].as_array().map(Vec::len), Some(1), "{v}");
+    v
+}
+
+fn apply(db: &Db) {
+    seed(db);
+    db.ws.ok(&["migrate", "up"]);
+    application_writes(db);
+}
+
+const ITEMS: &str = "SELECT id, name, price FROM items ORDER BY id";
+const PEOPLE: &str = "SELECT id, name, email FROM people ORDER BY id";
+const EVENTS: &str = "SELECT kind, n FROM events ORDER BY kind, n";
+const TAGS: &str = "SELECT name FROM tags ORDER BY name";
+
+fn strs(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn keep_new_keeps_the_applications_writes_and_undoes_the_change() {
+    for kind in KINDS {
+        let db = Db::new(kind, "merge_keep_new");
+        apply(&db);
+        let v = down(&db, "keep-new");
+        let c = &v["changes"][0];
+        assert_eq!(
+            db.rows(ITEMS),
+            strs(&[
+                "1|n1|10",
+                "2|n2|25",
+                "4|n4|40",
+                "5|n5|50",
+                "6|n6|60",
+                "7|seven|777",
+                "9|again|999",
+                "10|n10|100",
+                "11|n11|110"
+            ]),
+            "{kind:?}"
+        );
+        // The e-mail column is back; the application's name wins.
+        assert_eq!(
+            db.rows(PEOPLE),
+            strs(&["1|ann2|ann@x", "3|cy|cy@x", "4|di|di@x", "5|eve|"]),
+            "{kind:?}"
+        );
+        assert_eq!(db.rows(EVENTS), strs(&["a|1", "a|1", "b|2", "gone|0"]));
+        assert_eq!(db.rows(TAGS), strs(&["x", "y", "z"]), "{kind:?}");
+        // inserted, updated, deleted, conflicts, kept, deletions kept,
+        // review, discarded, undone, removed, restored
+        assert_eq!(
+            counts(&table(c, "items")),
+            [2, 2, 2, 3, 4, 2, 0, 0, 1, 0, 10],
+            "{kind:?} {c}"
+        );
+        assert_eq!(
+            counts(&table(c, "people")),
+            [1, 1, 1, 2, 2, 1, 0, 0, 2, 0, 4],
+            "{kind:?} {c}"
+        );
+        assert_eq!(
+            counts(&table(c, "events")),
+            [0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 4],
+            "{kind:?} {c}"
+        );
+        assert_eq!(
+            counts(&table(c, "tags")),
+            [1, 0, 1, 0, 1, 1, 0, 0, 1, 0, 3],
+            "{kind:?} {c}"
+        );
+        assert_eq!(v["rows_lost"], 0, "{kind:?} {v}");
+        assert!(table(c, "items")["three_way"].as_bool().unwrap());
+        // The fingerprint is forgotten with the change.
+        let left = match kind {
+            Kind::Postgres => "SELECT count(*) FROM ripcord.fingerprint",
+            Kind::Sqlite => "SELECT count(*) FROM ripcord_fingerprint",
+        };
+        assert_eq!(db.rows(left), strs(&["0"]), "{kind:?}");
+    }
+}
+
+#[test]
+fn snapshot_puts_back_the_snapshot_exactly() {
+    for kind in KINDS {
+        let db = Db::new(kind, "merge_snapshot");
+        apply(&db);
+        let v = down(&db, "snapshot");
+        let c = &v["changes"][0];
+        assert_eq!(
+            db.rows(ITEMS),
+            (1..=10)
+                .map(|i| format!("{i}|n{i}|{}", i * 10))
+                .collect::<Vec<_>>(),
+            "{kind:?}"
+        );
+        assert_eq!(
+            db.rows(PEOPLE),
+            strs(&["1|ann|ann@x", "2|bob|bob@x", "3|cy|cy@x", "4|di|di@x"])
+        );
+        assert_eq!(db.rows(EVENTS), strs(&["a|1", "a|1", "b|2", "gone|0"]));
+        assert_eq!(db.rows(TAGS), strs(&["x", "x", "y"]), "{kind:?}");
+        assert_eq!(
+            counts(&table(c, "items")),
+            [2, 2, 2, 3, 0, 0, 0, 4, 1, 0, 10],
+            "{kind:?} {c}"
+        );
+        assert_eq!(
+            counts(&table(c, "people")),
+            [1, 1, 1, 2, 0, 0, 0, 2, 2, 0, 4],
+            "{kind:?} {c}"
+        );
+        assert_eq!(
+            counts(&table(c, "tags")),
+            [1, 0, 1, 0, 0, 0, 0, 1, 1, 0, 3],
+            "{kind:?} {c}"
+        );
+        // The application's inserts and updates are gone: data loss.
+        assert_eq!(v["rows_lost"], 7, "{kind:?} {v}");
+    }
+}
+
+#[test]
+fn review_puts_back_the_snapshot_and_sets_the_applications_writes_aside() {
+    for kind in KINDS {
+        let db = Db::new(kind, "merge_review");
+        apply(&db);
+        let v = down(&db, "review");
+        let c = &v["changes"][0];
+        assert_eq!(
+            db.rows(ITEMS),
+            (1..=10)
+                .map(|i| format!("{i}|n{i}|{}", i * 10))
+                .collect::<Vec<_>>(),
+            "{kind:?}"
+        );
+        assert_eq!(db.rows(TAGS), strs(&["x", "x", "y"]), "{kind:?}");
+        assert_eq!(
+            counts(&table(c, "items")),
+            [2, 2, 2, 3, 0, 0, 6, 0, 1, 0, 10],
+            "{kind:?} {c}"
+        );
+        assert_eq!(
+            counts(&table(c, "people")),
+            [1, 1, 1, 2, 0, 0, 3, 0, 2, 0, 4],
+            "{kind:?} {c}"
+        );
+        assert_eq!(
+            counts(&table(c, "tags")),
+            [1, 0, 1, 0, 0, 0, 2, 0, 1, 0, 3],
+            "{kind:?} {c}"
+        );
+        assert_eq!(v["rows_lost"], 0, "{kind:?} {v}");
+        // Every write of the application is in the review table, labelled.
+        let reasons = db.rows(&format!(
+            "SELECT table_name, reason FROM {} ORDER BY 1, 2",
+            db.review_table()
+        ));
+        assert_eq!(reasons.len(), 11, "{kind:?} {reasons:?}");
+        let items: Vec<&String> = reasons.iter().filter(|r| r.contains("items|")).collect();
+        assert_eq!(
+            items.iter().filter(|r| r.contains("(conflict)")).count(),
+            3,
+            "{items:?}"
+        );
+        let seven = db.rows(&format!(
+            "SELECT row_data FROM {} WHERE reason LIKE 'updated%conflict%' AND table_name LIKE '%items'",
+            db.review_table()
+        ));
+        assert_eq!(seven.len(), 1, "{kind:?} {seven:?}");
+        assert!(seven[0].contains("777"), "{seven:?}");
+    }
+}
+
+#[test]
+fn bug6_rows_deleted_by_the_application_after_the_change_stay_deleted() {
+    for kind in KINDS {
+        let db = Db::new(kind, "merge_bug6");
+        seed(&db);
+        db.ws.ok(&["migrate", "up"]);
+        db.exec("DELETE FROM items WHERE id IN (1, 2); DELETE FROM people WHERE id = 4");
+        let v = down(&db, "keep-new");
+        let c = &v["changes"][0];
+        assert_eq!(
+            db.rows("SELECT id FROM items ORDER BY id"),
+            strs(&["3", "4", "5", "6", "7", "8", "9", "10"]),
+            "{kind:?}"
+        );
+        assert_eq!(
+            db.rows("SELECT id FROM people ORDER BY id"),
+            strs(&["1", "2", "3"])
+        );
+        assert_eq!(table(c, "items")["deleted_kept"], 2, "{kind:?} {c}");
+        assert_eq!(table(c, "people")["deleted_kept"], 1, "{kind:?} {c}");
+        // The rows the change rewrote are back as they were.
+        assert_eq!(
+            db.rows("SELECT price FROM items WHERE id IN (7, 8) ORDER BY id"),
+            strs(&["70", "80"])
+        );
+    }
+}
+
+#[test]
+fn keyless_table_with_nothing_written_since_sets_nothing_aside() {
+    for kind in KINDS {
+        for policy in ["keep-new", "review", "snapshot"] {
+            let db = Db::new(kind, "merge_keyless");
+            seed(&db);
+            // Enough duplicate and distinct rows that a wrong multiset
+            // comparison would show.
+            let many = match kind {
+                Kind::Postgres => {
+                    "INSERT INTO events SELECT 'k' || (i % 50), i % 7 FROM generate_series(1, 5000) i"
+                }
+                Kind::Sqlite => {
+                    "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 5000)
+                     INSERT INTO events SELECT 'k' || (i % 50), i % 7 FROM s"
+                }
+            };
+            db.exec(many);
+            let before = db.rows(EVENTS);
+            db.ws.ok(&["migrate", "up"]);
+            let v = down(&db, policy);
+            let t = table(&v["changes"][0], "events");
+            assert_eq!(
+                counts(&t),
+                [0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 5004],
+                "{kind:?} {policy} {t}"
+            );
+            assert_eq!(db.rows(EVENTS), before, "{kind:?} {policy}");
+            assert_eq!(v["rows_lost"], 0, "{kind:?} {policy} {v}");
+        }
+    }
+}
+
+#[test]
+fn a_change_without_a_fingerprint_is_reverted_two_ways_as_before() {
+    for kind in KINDS {
+        let db = Db::new(kind, "merge_no_fingerprint");
+        seed(&db);
+        db.ws.ok(&["migrate", "up"]);
+        // As a change applied by a version that recorded no fingerprint.
+        match kind {
+            Kind::Postgres => db.exec("TRUNCATE ripcord.fingerprint_tables, ripcord.fingerprint"),
+            Kind::Sqlite => {
+                db.exec("DELETE FROM ripcord_fingerprint_tables; DELETE FROM ripcord_fingerprint")
+            }
+        }
+        db.exec("INSERT INTO items VALUES (11, 'n11', 110); DELETE FROM items WHERE id = 1");
+        let v = down(&db, "keep-new");
+        let t = table(&v["changes"][0], "items");
+        assert_eq!(t["three_way"], false, "{kind:?} {t}");
+        assert_eq!(t["kept_rows"], 1, "{kind:?} {t}");
+        // Two ways only, the row deleted since comes back: what the
+        // fingerprint fixes (bug 6 above).
+        assert_eq!(db.rows("SELECT count(*) FROM items"), strs(&["11"]));
+        assert_eq!(
+            db.rows("SELECT name FROM items WHERE id = 1"),
+            strs(&["n1"])
+        );
+    }
+}
+
+#[test]
+fn down_prints_what_the_change_and_the_application_did() {
+    for kind in KINDS {
+        let db = Db::new(kind, "merge_text");
+        apply(&db);
+        let out = db.ws.ok(&["migrate", "down", "--to", "@root"]);
+        let text = out.all_text();
+        assert!(
+            text.contains(
+                "written by the application since: 2 inserted, 2 updated, 2 deleted; 3 conflict(s) \
+                 with the change, decided by keep-new"
+            ),
+            "{kind:?}\n{text}"
+        );
+        assert!(
+            text.contains("kept as the application left them: 4 row(s) and 2 deletion(s)"),
+            "{kind:?}\n{text}"
+        );
+        assert!(text.contains("data loss: none"), "{kind:?}\n{text}");
+    }
+}

@@ -1,0 +1,786 @@
+//! Change capture: the writes that land between a change's safety snapshot
+//! and the change itself.
+//!
+//! The snapshot is taken on other connections without blocking writers, so
+//! writes go on while it runs. Before it starts, triggers on the tables it
+//! covers log every write (PostgreSQL: the row's primary key, or the whole
+//! row for a table without one; SQLite: the rowid or primary key) in a
+//! transaction of their own; the snapshot begins after they commit, so
+//! every write it does not see is logged. The change's transaction then
+//! locks the tables against writers (`SHARE ROW EXCLUSIVE`; SQLite:
+//! `BEGIN IMMEDIATE`), copies the current row of every logged key into the
+//! change's delta, and turns the triggers off. The delta commits with the
+//! change; a revert puts it over the snapshot's rows, which gives the tables
+//! as they were the moment the change began. Writers wait only for that
+//! lock and copy, never for the snapshot.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use super::db::{Conn, Database};
+use crate::analyze::TableName;
+use crate::{Error, Result};
+
+/// How long ripcord waits for a lock on a table when `lock_timeout` is not set.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The trigger, log and delta objects (PostgreSQL: in schema `ripcord`).
+const PG_SETUP: &str = "
+CREATE TABLE IF NOT EXISTS ripcord.capture_log (
+    rel oid NOT NULL,
+    txid bigint NOT NULL DEFAULT pg_catalog.txid_current(),
+    kind text NOT NULL,
+    key jsonb,
+    row_text text);
+CREATE TABLE IF NOT EXISTS ripcord.safety_delta (
+    change text NOT NULL,
+    table_name text NOT NULL,
+    kind text NOT NULL,
+    txid bigint,
+    key jsonb,
+    row_text text);
+CREATE INDEX IF NOT EXISTS safety_delta_change ON ripcord.safety_delta (change, table_name);
+CREATE OR REPLACE FUNCTION ripcord.capture() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET \"DateStyle\" = 'ISO, MDY' SET \"IntervalStyle\" = 'postgres' SET \"TimeZone\" = 'UTC'
+SET extra_float_digits = 3 SET bytea_output = 'hex'
+AS $ripcord$
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        INSERT INTO ripcord.capture_log (rel, kind) VALUES (TG_RELID, 'T');
+    ELSIF TG_NARGS > 0 THEN
+        IF TG_OP <> 'INSERT' THEN
+            INSERT INTO ripcord.capture_log (rel, kind, key)
+            SELECT TG_RELID, 'K', jsonb_object_agg(a, to_jsonb(OLD) -> a) FROM unnest(TG_ARGV) a;
+        END IF;
+        IF TG_OP <> 'DELETE' THEN
+            INSERT INTO ripcord.capture_log (rel, kind, key)
+            SELECT TG_RELID, 'K', jsonb_object_agg(a, to_jsonb(NEW) -> a) FROM unnest(TG_ARGV) a;
+        END IF;
+    ELSE
+        IF TG_OP <> 'INSERT' THEN
+            INSERT INTO ripcord.capture_log (rel, kind, row_text) VALUES (TG_RELID, '-', OLD::text);
+        END IF;
+        IF TG_OP <> 'DELETE' THEN
+            INSERT INTO ripcord.capture_log (rel, kind, row_text) VALUES (TG_RELID, '+', NEW::text);
+        END IF;
+    END IF;
+    RETURN NULL;
+END
+$ripcord$;
+";
+
+/// Settings under which rows are written as text and read back: the text
+/// form of a row must not depend on the session that wrote it.
+const PG_TEXT_SETTINGS: [(&str, &str); 5] = [
+    ("DateStyle", "ISO, MDY"),
+    ("IntervalStyle", "postgres"),
+    ("TimeZone", "UTC"),
+    ("extra_float_digits", "3"),
+    ("bytea_output", "hex"),
+];
+
+/// Triggers ripcord puts on a table while a change is prepared.
+const PG_TRIGGERS: [&str; 2] = ["ripcord_capture", "ripcord_capture_truncate"];
+
+/// The tables whose writes are being logged for one change.
+#[derive(Debug, Default)]
+pub struct Capture {
+    tables: Vec<Captured>,
+}
+
+#[derive(Debug)]
+struct Captured {
+    /// As the snapshot names it: `schema.name` on PostgreSQL, the name on
+    /// SQLite.
+    name: String,
+    /// Quoted, for SQL.
+    sql: String,
+    /// PostgreSQL: the table's oid.
+    oid: u32,
+    /// Key columns; empty: PostgreSQL logs whole rows, SQLite the rowid
+    /// (under `rowid`, a name for it no column takes).
+    key: Vec<String>,
+    rowid: &'static str,
+    /// SQLite: the log table.
+    log: String,
+}
+
+impl Capture {
+    pub fn is_empty(&self) -> bool {
+        self.tables.is_empty()
+    }
+}
+
+fn ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn millis(d: Duration) -> u128 {
+    d.as_millis().max(1)
+}
+
+fn lock_refused(table: &str, timeout: Duration, doing: &str) -> Error {
+    Error::Refused {
+        message: format!(
+            "could not lock table {table} within {} ms to {doing}: another session holds a lock \
+             on it; nothing was changed",
+            millis(timeout)
+        ),
+        hint: format!(
+            "find the session that holds it (pg_locks and pg_stat_activity on PostgreSQL, the \
+             other writer on SQLite), let it finish, and run again; or give the lock more time \
+             with --lock-timeout or [migrations] lock_timeout"
+        ),
+    }
+}
+
+fn is_lock_timeout(e: &postgres::Error) -> bool {
+    e.as_db_error().is_some_and(|d| d.code().code() == "55P03")
+}
+
+/// Starts logging the writes to `tables` (`None`: every table), in a
+/// transaction of its own that is committed when this returns. Waits at
+/// most `timeout` for each table's lock; on timeout nothing is left behind
+/// and the error is a refusal.
+pub fn install(
+    db: &mut dyn Database,
+    tables: Option<&BTreeSet<TableName>>,
+    timeout: Duration,
+) -> Result<Capture> {
+    match db.conn() {
+        Conn::Postgres(client) => pg_install(client, tables, timeout),
+        Conn::Sqlite(conn) => sqlite_install(conn, tables, timeout),
+    }
+}
+
+/// In the change's transaction, before its script: locks the captured
+/// tables against writers, copies the current rows of the logged keys into
+/// the change's delta, and stops the logging. The caller rolls back on error.
+pub fn seal(db: &mut dyn Database, change: &str, cap: &Capture, timeout: Duration) -> Result<()> {
+    if cap.is_empty() {
+        return Ok(());
+    }
+    match db.conn() {
+        Conn::Postgres(client) => pg_seal(client, change, cap, timeout),
+        Conn::Sqlite(conn) => sqlite_seal(conn, change, cap),
+    }
+}
+
+/// After the change's transaction ended (committed or rolled back): removes
+/// the triggers and their log. Best effort: what cannot be removed now (a
+/// lock not granted in time) is removed by the next `up` or `down`.
+pub fn finish(db: &mut dyn Database, cap: &Capture, timeout: Duration) {
+    if cap.is_empty() {
+        return;
+    }
+    match db.conn() {
+        Conn::Postgres(client) => {
+            for t in &cap.tables {
+                let _ = pg_drop_triggers(client, t.oid, timeout);
+            }
+            let oids: Vec<u32> = cap.tables.iter().map(|t| t.oid).collect();
+            let _ = client.execute(
+                "DELETE FROM ripcord.capture_log WHERE rel = ANY($1::oid[])",
+                &[&oids],
+            );
+        }
+        Conn::Sqlite(conn) => {
+            let _ = sqlite_clear(conn, timeout);
+        }
+    }
+}
+
+/// Removes the triggers and logs a killed run left behind. Refuses (nothing
+/// changed) when a table's lock is not granted within `timeout`.
+pub fn clear(db: &mut dyn Database, timeout: Duration) -> Result<()> {
+    match db.conn() {
+        Conn::Postgres(client) => {
+            let leftovers: Vec<(u32, String)> = client
+                .query(
+                    "SELECT DISTINCT t.tgrelid, t.tgrelid::regclass::text FROM pg_catalog.pg_trigger t
+                     WHERE t.tgfoid = pg_catalog.to_regprocedure('ripcord.capture()')",
+                    &[],
+                )
+                .map_err(Error::postgres("look for ripcord's capture triggers"))?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+            for (oid, name) in leftovers {
+                pg_drop_triggers(client, oid, timeout).map_err(|e| {
+                    if is_lock_timeout(&e) {
+                        lock_refused(
+                            &name,
+                            timeout,
+                            "remove the capture trigger a killed run left on it",
+                        )
+                    } else {
+                        Error::postgres(format!("remove the capture trigger on {name}"))(e)
+                    }
+                })?;
+            }
+            let has_log: bool = client
+                .query_one(
+                    "SELECT pg_catalog.to_regclass('ripcord.capture_log') IS NOT NULL",
+                    &[],
+                )
+                .map_err(Error::postgres("look for ripcord.capture_log"))?
+                .get(0);
+            if has_log {
+                client
+                    .batch_execute("DELETE FROM ripcord.capture_log")
+                    .map_err(Error::postgres("empty ripcord.capture_log"))?;
+            }
+            Ok(())
+        }
+        Conn::Sqlite(conn) => sqlite_clear(conn, timeout).map_err(|e| {
+            if sqlite_busy(&e) {
+                sqlite_lock_refused(timeout, "remove the capture triggers a killed run left")
+            } else {
+                Error::sqlite("remove ripcord's capture triggers")(e)
+            }
+        }),
+    }
+}
+
+/// Drops the delta of `change` (a revert is under way, in the caller's
+/// transaction): it is used, or no longer needed.
+pub fn forget(db: &mut dyn Database, change: &str) -> Result<()> {
+    match db.conn() {
+        Conn::Postgres(client) => {
+            let has: bool = client
+                .query_one(
+                    "SELECT pg_catalog.to_regclass('ripcord.safety_delta') IS NOT NULL",
+                    &[],
+                )
+                .map_err(Error::postgres("look for ripcord.safety_delta"))?
+                .get(0);
+            if has {
+                client
+                    .execute(
+                        "DELETE FROM ripcord.safety_delta WHERE change = $1",
+                        &[&change],
+                    )
+                    .map_err(Error::postgres("drop the change's delta"))?;
+            }
+            Ok(())
+        }
+        Conn::Sqlite(conn) => {
+            let context = || Error::sqlite("drop the change's delta");
+            if !sqlite_has_table(conn, "ripcord_safety_delta").map_err(context())? {
+                return Ok(());
+            }
+            let mut stmt = conn
+                .prepare("SELECT delta FROM ripcord_safety_delta WHERE change = ?1")
+                .map_err(context())?;
+            let deltas: Vec<String> = stmt
+                .query_map([change], |r| r.get(0))
+                .map_err(context())?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(context())?;
+            for d in deltas {
+                conn.execute_batch(&format!("DROP TABLE IF EXISTS main.{}", ident(&d)))
+                    .map_err(context())?;
+            }
+            conn.execute(
+                "DELETE FROM ripcord_safety_delta WHERE change = ?1",
+                [change],
+            )
+            .map_err(context())?;
+            Ok(())
+        }
+    }
+}
+
+// --- PostgreSQL -----------------------------------------------------------
+
+fn pg_install(
+    client: &mut postgres::Client,
+    tables: Option<&BTreeSet<TableName>>,
+    timeout: Duration,
+) -> Result<Capture> {
+    let context = "prepare the change capture";
+    client
+        .batch_execute(&format!(
+            "BEGIN; SET LOCAL lock_timeout = '{}ms'; {PG_SETUP}",
+            millis(timeout)
+        ))
+        .map_err(Error::postgres(context))?;
+    let result = (|| -> Result<Capture> {
+        // Ordinary tables (partitions included, each with its own trigger);
+        // not temporary ones, nor ripcord's own.
+        let base = "SELECT c.oid, n.nspname::text, c.relname::text,
+                           pg_catalog.format('%I.%I', n.nspname, c.relname)
+                    FROM pg_catalog.pg_class c
+                    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                    WHERE c.relkind = 'r' AND c.relpersistence <> 't'
+                      AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'ripcord')
+                      AND n.nspname NOT LIKE 'pg\\_%'";
+        let rows = match tables {
+            None => client.query(&format!("{base} ORDER BY c.oid"), &[]),
+            Some(tables) => {
+                let names: Vec<String> = tables
+                    .iter()
+                    .map(|t| match &t.schema {
+                        Some(s) => format!("{}.{}", ident(s), ident(&t.name)),
+                        None => ident(&t.name),
+                    })
+                    .collect();
+                client.query(
+                    &format!(
+                        "{base} AND c.oid IN (SELECT pg_catalog.to_regclass(n) FROM unnest($1::text[]) n)
+                         ORDER BY c.oid"
+                    ),
+                    &[&names],
+                )
+            }
+        }
+        .map_err(Error::postgres("find the tables to capture"))?;
+        let mut cap = Capture::default();
+        for r in rows {
+            let (oid, schema, name, sql): (u32, String, String, String) =
+                (r.get(0), r.get(1), r.get(2), r.get(3));
+            let key: Vec<String> = client
+                .query(
+                    "SELECT a.attname::text FROM pg_catalog.pg_constraint k
+                     CROSS JOIN LATERAL unnest(k.conkey) WITH ORDINALITY u(attnum, n)
+                     JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.attnum
+                     WHERE k.conrelid = $1 AND k.contype = 'p' ORDER BY u.n",
+                    &[&oid],
+                )
+                .map_err(Error::postgres(format!("read the primary key of {sql}")))?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            let args: Vec<String> = key.iter().map(|k| literal(k)).collect();
+            let create = format!(
+                "CREATE TRIGGER {} AFTER INSERT OR UPDATE OR DELETE ON {sql} FOR EACH ROW \
+                 EXECUTE PROCEDURE ripcord.capture({});
+                 CREATE TRIGGER {} AFTER TRUNCATE ON {sql} FOR EACH STATEMENT \
+                 EXECUTE PROCEDURE ripcord.capture()",
+                PG_TRIGGERS[0],
+                args.join(", "),
+                PG_TRIGGERS[1],
+            );
+            client.batch_execute(&create).map_err(|e| {
+                if is_lock_timeout(&e) {
+                    lock_refused(
+                        &sql,
+                        timeout,
+                        "install the change capture before the safety snapshot",
+                    )
+                } else {
+                    Error::postgres(format!("install the change capture on {sql}"))(e)
+                }
+            })?;
+            cap.tables.push(Captured {
+                name: format!("{schema}.{name}"),
+                sql,
+                oid,
+                key,
+                rowid: "",
+                log: String::new(),
+            });
+        }
+        Ok(cap)
+    })();
+    match result {
+        Ok(cap) => {
+            client
+                .batch_execute("COMMIT")
+                .map_err(Error::postgres(context))?;
+            Ok(cap)
+        }
+        Err(e) => {
+            let _ = client.batch_execute("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+fn pg_seal(
+    client: &mut postgres::Client,
+    change: &str,
+    cap: &Capture,
+    timeout: Duration,
+) -> Result<()> {
+    let before = pg_settings(client, &["lock_timeout"])?;
+    client
+        .batch_execute(&format!(
+            "SELECT pg_catalog.set_config('lock_timeout', '{}ms', true)",
+            millis(timeout)
+        ))
+        .map_err(Error::postgres("set lock_timeout"))?;
+    for t in &cap.tables {
+        client
+            .batch_execute(&format!(
+                "LOCK TABLE ONLY {} IN SHARE ROW EXCLUSIVE MODE",
+                t.sql
+            ))
+            .map_err(|e| {
+                if is_lock_timeout(&e) {
+                    lock_refused(&t.sql, timeout, "start the change")
+                } else {
+                    Error::postgres(format!("lock {}", t.sql))(e)
+                }
+            })?;
+    }
+    pg_restore_settings(client, &before)?;
+    let names: Vec<&str> = PG_TEXT_SETTINGS.iter().map(|(n, _)| *n).collect();
+    let text_before = pg_settings(client, &names)?;
+    for (n, v) in PG_TEXT_SETTINGS {
+        client
+            .execute("SELECT pg_catalog.set_config($1, $2, true)", &[&n, &v])
+            .map_err(Error::postgres("set the row text settings"))?;
+    }
+    for t in &cap.tables {
+        let context = format!(
+            "capture the rows of {} written during the safety snapshot",
+            t.sql
+        );
+        // Truncations, and whole rows of a table without a key, go as they
+        // were logged: the revert leaves out those the snapshot saw.
+        client
+            .execute(
+                "INSERT INTO ripcord.safety_delta (change, table_name, kind, txid, row_text)
+                 SELECT $1, $2, kind, txid, row_text FROM ripcord.capture_log
+                 WHERE rel = $3 AND kind IN ('T', '+', '-')",
+                &[&change, &t.name, &t.oid],
+            )
+            .map_err(Error::postgres(&context))?;
+        if !t.key.is_empty() {
+            let on: Vec<String> = t
+                .key
+                .iter()
+                .map(|k| format!("r.{0} = p.{0}", ident(k)))
+                .collect();
+            // The row now of each logged key, or none: deleted.
+            client
+                .execute(
+                    &format!(
+                        "INSERT INTO ripcord.safety_delta (change, table_name, kind, key, row_text)
+                         SELECT $1, $2, 'K', k.key,
+                                (SELECT r::text FROM {sql} r WHERE {on})
+                         FROM (SELECT DISTINCT key FROM ripcord.capture_log
+                               WHERE rel = $3 AND kind = 'K') k
+                         CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::{sql}, k.key) p",
+                        sql = t.sql,
+                        on = on.join(" AND ")
+                    ),
+                    &[&change, &t.name, &t.oid],
+                )
+                .map_err(Error::postgres(&context))?;
+        }
+        client
+            .execute("DELETE FROM ripcord.capture_log WHERE rel = $1", &[&t.oid])
+            .map_err(Error::postgres(&context))?;
+        // Same lock level as the one held: no wait.
+        client
+            .batch_execute(&format!(
+                "ALTER TABLE ONLY {} DISABLE TRIGGER {}, DISABLE TRIGGER {}",
+                t.sql, PG_TRIGGERS[0], PG_TRIGGERS[1]
+            ))
+            .map_err(Error::postgres(&context))?;
+    }
+    pg_restore_settings(client, &text_before)
+}
+
+fn pg_settings(
+    client: &mut postgres::Client,
+    names: &[&str],
+) -> Result<Vec<(String, Option<String>)>> {
+    names
+        .iter()
+        .map(|n| {
+            let v: Option<String> = client
+                .query_one("SELECT pg_catalog.current_setting($1, true)", &[n])
+                .map_err(Error::postgres(format!("read setting {n}")))?
+                .get(0);
+            Ok((n.to_string(), v))
+        })
+        .collect()
+}
+
+fn pg_restore_settings(
+    client: &mut postgres::Client,
+    saved: &[(String, Option<String>)],
+) -> Result<()> {
+    for (n, v) in saved {
+        if let Some(v) = v {
+            client
+                .execute("SELECT pg_catalog.set_config($1, $2, true)", &[n, v])
+                .map_err(Error::postgres(format!("restore setting {n}")))?;
+        }
+    }
+    Ok(())
+}
+
+/// Drops ripcord's capture triggers from one table, in a transaction of its
+/// own that waits at most `timeout` for the lock.
+fn pg_drop_triggers(
+    client: &mut postgres::Client,
+    oid: u32,
+    timeout: Duration,
+) -> std::result::Result<(), postgres::Error> {
+    let name: Option<String> = client
+        .query_opt(
+            "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
+            &[&oid],
+        )?
+        .map(|r| r.get(0));
+    let Some(name) = name else { return Ok(()) };
+    let sql = format!(
+        "BEGIN; SET LOCAL lock_timeout = '{}ms';
+         DROP TRIGGER IF EXISTS {} ON {name}; DROP TRIGGER IF EXISTS {} ON {name}; COMMIT",
+        millis(timeout),
+        PG_TRIGGERS[0],
+        PG_TRIGGERS[1]
+    );
+    let result = client.batch_execute(&sql);
+    if result.is_err() {
+        let _ = client.batch_execute("ROLLBACK");
+    }
+    result
+}
+
+// --- SQLite ---------------------------------------------------------------
+
+const SQLITE_SETUP: &str = "CREATE TABLE IF NOT EXISTS ripcord_safety_delta (
+    change TEXT NOT NULL,
+    tbl TEXT NOT NULL,
+    delta TEXT NOT NULL,
+    keys TEXT NOT NULL)";
+
+fn sqlite_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+fn sqlite_lock_refused(timeout: Duration, doing: &str) -> Error {
+    lock_refused("(the whole SQLite database)", timeout, doing)
+}
+
+fn sqlite_has_table(conn: &rusqlite::Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT count(*) FROM main.sqlite_master WHERE type = 'table' AND name = ?1",
+        [name],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
+}
+
+/// Starts a write transaction, waiting at most `timeout` for other writers.
+pub(crate) fn sqlite_begin_immediate(
+    conn: &rusqlite::Connection,
+    timeout: Duration,
+    doing: &str,
+) -> Result<()> {
+    conn.busy_timeout(timeout)
+        .map_err(Error::sqlite("set the busy timeout"))?;
+    let result = conn.execute_batch("BEGIN IMMEDIATE");
+    let _ = conn.busy_timeout(SQLITE_BUSY);
+    result.map_err(|e| {
+        if sqlite_busy(&e) {
+            sqlite_lock_refused(timeout, doing)
+        } else {
+            Error::sqlite("BEGIN IMMEDIATE")(e)
+        }
+    })
+}
+
+/// The tracker connection's usual busy timeout.
+const SQLITE_BUSY: Duration = Duration::from_secs(5);
+
+fn sqlite_install(
+    conn: &rusqlite::Connection,
+    tables: Option<&BTreeSet<TableName>>,
+    timeout: Duration,
+) -> Result<Capture> {
+    sqlite_begin_immediate(conn, timeout, "install the change capture")?;
+    let result = (|| -> rusqlite::Result<Capture> {
+        conn.execute_batch(SQLITE_SETUP)?;
+        let mut stmt = conn.prepare(
+            "SELECT name FROM main.sqlite_master WHERE type = 'table'
+             AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE 'ripcord\\_%' ESCAPE '\\'
+             ORDER BY name",
+        )?;
+        let all: Vec<String> = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        drop(stmt);
+        let wanted: Vec<&String> = all
+            .iter()
+            .filter(|n| tables.is_none_or(|t| t.iter().any(|w| w.name.eq_ignore_ascii_case(n))))
+            .collect();
+        let mut cap = Capture::default();
+        for (i, name) in wanted.into_iter().enumerate() {
+            let sql = ident(name);
+            let cols: Vec<(String, i64)> = conn
+                .prepare(&format!("PRAGMA main.table_info({sql})"))?
+                .query_map([], |r| Ok((r.get::<_, String>(1)?, r.get::<_, i64>(5)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            let rowid = ["rowid", "_rowid_", "oid"]
+                .into_iter()
+                .find(|a| !cols.iter().any(|(c, _)| c.eq_ignore_ascii_case(a)))
+                .filter(|a| {
+                    conn.prepare(&format!("SELECT {a} FROM main.{sql} LIMIT 0"))
+                        .is_ok()
+                });
+            let (key, exprs): (Vec<String>, Vec<String>) = match rowid {
+                Some(a) => (Vec::new(), vec![a.to_string()]),
+                None => {
+                    let mut pk: Vec<&(String, i64)> = cols.iter().filter(|c| c.1 > 0).collect();
+                    pk.sort_by_key(|c| c.1);
+                    let key: Vec<String> = pk.iter().map(|c| c.0.clone()).collect();
+                    let exprs = key.iter().map(|k| ident(k)).collect();
+                    (key, exprs)
+                }
+            };
+            let log = format!("ripcord_capture_{i}");
+            let log_cols: Vec<String> = (0..exprs.len()).map(|j| format!("ripcord_k{j}")).collect();
+            let values = |row: &str| {
+                exprs
+                    .iter()
+                    .map(|e| format!("{row}.{e}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            conn.execute_batch(&format!(
+                "DROP TABLE IF EXISTS main.{log};
+                 CREATE TABLE main.{log} ({lc});
+                 CREATE TRIGGER main.{log}_ins AFTER INSERT ON {sql} BEGIN
+                   INSERT INTO {log} VALUES ({new}); END;
+                 CREATE TRIGGER main.{log}_upd AFTER UPDATE ON {sql} BEGIN
+                   INSERT INTO {log} VALUES ({old}); INSERT INTO {log} VALUES ({new}); END;
+                 CREATE TRIGGER main.{log}_del AFTER DELETE ON {sql} BEGIN
+                   INSERT INTO {log} VALUES ({old}); END;",
+                lc = log_cols.join(", "),
+                new = values("NEW"),
+                old = values("OLD"),
+            ))?;
+            cap.tables.push(Captured {
+                name: name.clone(),
+                sql,
+                oid: 0,
+                key,
+                rowid: rowid.unwrap_or(""),
+                log,
+            });
+        }
+        Ok(cap)
+    })();
+    match result {
+        Ok(cap) => {
+            conn.execute_batch("COMMIT")
+                .map_err(Error::sqlite("install the change capture"))?;
+            Ok(cap)
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(Error::sqlite("install the change capture")(e))
+        }
+    }
+}
+
+fn sqlite_seal(conn: &rusqlite::Connection, change: &str, cap: &Capture) -> Result<()> {
+    let context = || Error::sqlite("capture the rows written during the safety snapshot");
+    conn.execute_batch(SQLITE_SETUP).map_err(context())?;
+    for t in &cap.tables {
+        let logged: i64 = conn
+            .query_row(&format!("SELECT count(*) FROM main.{}", t.log), [], |r| {
+                r.get(0)
+            })
+            .map_err(context())?;
+        if logged > 0 {
+            let n: i64 = conn
+                .query_row(
+                    "SELECT coalesce(max(rowid), 0) + 1 FROM ripcord_safety_delta",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(context())?;
+            let delta = format!("ripcord_delta_{n}");
+            let (on, probe) = if t.key.is_empty() {
+                (
+                    format!("t.{} = l.ripcord_k0", t.rowid),
+                    format!("t.{}", t.rowid),
+                )
+            } else {
+                let on: Vec<String> = t
+                    .key
+                    .iter()
+                    .enumerate()
+                    .map(|(j, k)| format!("t.{} IS l.ripcord_k{j}", ident(k)))
+                    .collect();
+                (on.join(" AND "), format!("t.{}", ident(&t.key[0])))
+            };
+            // No declared types: every value keeps its storage class.
+            conn.execute_batch(&format!(
+                "CREATE TABLE main.{delta} AS
+                 SELECT l.*, {probe} IS NULL AS ripcord_gone, t.*
+                 FROM (SELECT DISTINCT * FROM main.{log}) AS l
+                 LEFT JOIN main.{sql} AS t ON {on}",
+                log = t.log,
+                sql = t.sql,
+            ))
+            .map_err(context())?;
+            // Key columns, joined by U+001F; empty: the rowid.
+            let keys = t.key.join("\u{1f}");
+            conn.execute(
+                "INSERT INTO ripcord_safety_delta (change, tbl, delta, keys) VALUES (?1, ?2, ?3, ?4)",
+                rusqlite::params![change, t.name, delta, keys],
+            )
+            .map_err(context())?;
+        }
+        conn.execute_batch(&format!(
+            "DROP TRIGGER main.{l}_ins; DROP TRIGGER main.{l}_upd; DROP TRIGGER main.{l}_del;
+             DROP TABLE main.{l};",
+            l = t.log
+        ))
+        .map_err(context())?;
+    }
+    Ok(())
+}
+
+/// Drops every capture trigger and log, in a write transaction of its own.
+fn sqlite_clear(conn: &rusqlite::Connection, timeout: Duration) -> rusqlite::Result<()> {
+    let leftovers = |kind: &str| -> rusqlite::Result<Vec<String>> {
+        conn.prepare(
+            "SELECT name FROM main.sqlite_master WHERE type = ?1
+             AND name LIKE 'ripcord\\_capture\\_%' ESCAPE '\\'",
+        )?
+        .query_map([kind], |r| r.get(0))?
+        .collect()
+    };
+    let triggers = leftovers("trigger")?;
+    let logs = leftovers("table")?;
+    if triggers.is_empty() && logs.is_empty() {
+        return Ok(());
+    }
+    conn.busy_timeout(timeout)?;
+    let begun = conn.execute_batch("BEGIN IMMEDIATE");
+    let _ = conn.busy_timeout(SQLITE_BUSY);
+    begun?;
+    let mut sql = String::new();
+    for t in triggers {
+        sql.push_str(&format!("DROP TRIGGER IF EXISTS main.{};", ident(&t)));
+    }
+    for t in logs {
+        sql.push_str(&format!("DROP TABLE IF EXISTS main.{};", ident(&t)));
+    }
+    match conn.execute_batch(&sql) {
+        Ok(()) => conn.execute_batch("COMMIT"),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
