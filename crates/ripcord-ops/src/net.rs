@@ -7,6 +7,7 @@ use std::path::Path;
 use ripcord_core::config::{OnConflict, TargetConfig};
 use ripcord_core::revert::TableRevert;
 use ripcord_core::table_name::Shown;
+use ripcord_core::Classify;
 use ripcord_migrate::analyze::TableName;
 use ripcord_migrate::engine::{Conn, SafetyNet, Unusable};
 use ripcord_repo::lock::LockGuard;
@@ -56,8 +57,10 @@ fn net_error(message: impl Into<String>, hint: Option<&str>) -> ripcord_migrate:
 }
 
 /// An error below the migration crate, with its cause chain, as a net error.
+/// Its hint (what to do about it) is kept.
 fn wrap(context: &str, e: impl Into<Error>) -> ripcord_migrate::Error {
-    net_error(format!("{context}: {}", e.into().chain()), None)
+    let e = e.into();
+    net_error(format!("{context}: {}", e.chain()), e.hint().as_deref())
 }
 
 impl RepoNet<'_> {

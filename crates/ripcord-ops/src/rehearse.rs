@@ -45,6 +45,10 @@ struct Fingerprint {
     objects: BTreeMap<String, SchemaObject>,
     /// Table: (rows, checksum).
     tables: BTreeMap<String, (u64, String)>,
+    /// What the schema comparison does not see of the objects depending on
+    /// the tables (grants, owners of views, whether a materialized view
+    /// holds its rows): label to (relation, value).
+    dependents: BTreeMap<String, (String, String)>,
 }
 
 /// One object of a schema: a table, index, constraint, view, function…
@@ -397,6 +401,17 @@ fn compare(
             }
         }
     }
+    for (label, (relation, value)) in &before.dependents {
+        let table = Some(relation.replace('"', ""));
+        match after.dependents.get(label) {
+            None => problems.push((table, format!("{label} did not come back after down"))),
+            Some((_, v)) if v != value => problems.push((
+                table,
+                format!("{label} differs after down: {value} before, {v} after"),
+            )),
+            _ => {}
+        }
+    }
     let labels: BTreeSet<&String> = before.objects.keys().chain(after.objects.keys()).collect();
     for label in labels {
         match (before.objects.get(label), after.objects.get(label)) {
@@ -572,6 +587,7 @@ fn sqlite_fingerprint(path: &Path) -> Result<Fingerprint> {
     let mut fp = Fingerprint {
         objects: BTreeMap::new(),
         tables: BTreeMap::new(),
+        dependents: BTreeMap::new(),
     };
     for (kind, name, table, sql) in rows {
         fp.add(
@@ -718,11 +734,13 @@ fn pg_fingerprint(db: &mut dyn Database, url: &str) -> Result<Fingerprint> {
     let mut fp = Fingerprint {
         objects: BTreeMap::new(),
         tables: BTreeMap::new(),
+        dependents: BTreeMap::new(),
     };
     for (label, object) in pg_objects(&String::from_utf8_lossy(&out)) {
         fp.add(label, object);
     }
     let mut client = pg_target.connect()?;
+    fp.dependents = pg_dependents(&mut client)?;
     let rows = client.query(
         "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c
          JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -745,6 +763,34 @@ fn pg_fingerprint(db: &mut dyn Database, url: &str) -> Result<Fingerprint> {
         fp.tables.insert(table.replace('"', ""), (n as u64, sum));
     }
     Ok(fp)
+}
+
+/// The objects depending on the tables, as far as `pg_dump --schema-only
+/// --no-owner --no-privileges` leaves them out: grants, the owners of views
+/// (a view reads with its owner's rights) and whether a materialized view
+/// holds rows. The rest of them is compared with the schema.
+fn pg_dependents(client: &mut ::postgres::Client) -> Result<BTreeMap<String, (String, String)>> {
+    use ripcord_targets::postgres::dependents::{
+        self as deps, GRANT, MATERIALIZED_VIEW, REFRESH, VIEW,
+    };
+    let mut out = BTreeMap::new();
+    for d in deps::of_database(client)? {
+        let value = match d.kind.as_str() {
+            GRANT => d.definition.clone(),
+            REFRESH => "holds its rows".to_string(),
+            VIEW | MATERIALIZED_VIEW => {
+                let owner = d.owner.clone().unwrap_or_default();
+                out.insert(
+                    format!("the owner of {}", deps::describe(&d)),
+                    (d.relation.clone(), owner),
+                );
+                continue;
+            }
+            _ => continue,
+        };
+        out.insert(deps::describe(&d), (d.relation.clone(), value));
+    }
+    Ok(out)
 }
 
 /// A scratch copy: the SQLite file through the backup API; a PostgreSQL

@@ -138,29 +138,49 @@ pub struct PgContent {
     /// those (see docs/migrations.md, change capture).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub txid_snapshot: Option<String>,
-    /// Table-level snapshots: objects of other tables that depend on the
-    /// taken ones, which `DROP TABLE … CASCADE` takes along and a revert
-    /// that recreates the table puts back.
+    /// Table-level snapshots: the objects that depend on the taken tables
+    /// and that a `CASCADE` (or the change itself) can drop with them, which
+    /// a revert puts back when they are gone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dependents: Vec<PgDependent>,
 }
 
-/// A foreign key of another table, or a view, that depends on a table of a
-/// table-level snapshot. Names are schema-qualified, definitions written
-/// with every name qualified.
+/// An object that depends on a table of a table-level snapshot: a view or
+/// materialized view reading it (also through other views), a foreign key
+/// to or from it, and the constraints, indexes, triggers, rules, policies,
+/// grants and comments of it and of those views. Names are quoted and
+/// schema-qualified, definitions written with every name qualified.
+///
+/// Manifests written before the other kinds existed hold only
+/// `foreign-key` and `view`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct PgDependent {
     /// The taken table it depends on, `schema.name` as in [`PgTable::qualified`].
     pub on: String,
-    /// `foreign-key` or `view`.
+    /// `foreign-key`, `view`, `materialized-view`, `refresh` (the
+    /// materialized view held data), `constraint`, `index`, `trigger`,
+    /// `rule`, `policy`, `grant` or `comment`.
     pub kind: String,
-    /// The table holding the foreign key, or the view, quoted and qualified.
+    /// The relation holding it (the view itself for a view), quoted and
+    /// qualified.
     pub relation: String,
-    /// The foreign key's name; empty for a view.
+    /// Its name on that relation: the constraint, index, trigger, rule or
+    /// policy; `PRIVILEGE to ROLE` for a grant (`PRIVILEGE (column) to
+    /// ROLE` for a column); empty or `column NAME` for a comment; empty
+    /// for a view.
     #[serde(default)]
     pub name: String,
-    /// `pg_get_constraintdef` or `pg_get_viewdef`.
+    /// `foreign-key` and `constraint`: `pg_get_constraintdef`; `view` and
+    /// `materialized-view`: `pg_get_viewdef`; every other kind: the SQL
+    /// that creates it.
     pub definition: String,
+    /// Views and materialized views: their owner, given back after they
+    /// are created again (a view reads with its owner's rights).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Views and materialized views: their `WITH (…)` options.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub options: String,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]

@@ -59,6 +59,12 @@ pub enum Error {
     PgUnreachable { target: String, detail: String },
     #[error("PostgreSQL error ({context}): {detail}")]
     Pg { context: String, detail: String },
+    #[error("{what}, which depended on {on} before the change, cannot be created again: {detail}")]
+    DependentLost {
+        what: String,
+        on: String,
+        detail: String,
+    },
     #[error("table {name} does not exist in {target}")]
     UnknownTable { name: String, target: String },
     #[error("database {target} is not empty ({tables} tables)")]
@@ -114,9 +120,10 @@ impl Classify for Error {
             | Error::PgAuth { .. }
             | Error::PgMissingDatabase { .. }
             | Error::UnknownTable { .. } => Class::Usage,
-            Error::ToolFailed { .. } | Error::PgUnreachable { .. } | Error::Pg { .. } => {
-                Class::Failed
-            }
+            Error::ToolFailed { .. }
+            | Error::PgUnreachable { .. }
+            | Error::Pg { .. }
+            | Error::DependentLost { .. } => Class::Failed,
             Error::Repo(e) => e.class(),
             Error::Sqlite { .. }
             | Error::SqliteBusy { .. }
@@ -144,6 +151,7 @@ impl Classify for Error {
             Error::PgMissingDatabase { .. } => Some("check the database name, or pass --create to make a new one".into()),
             Error::PgUnreachable { .. } => Some("is the server running, and are host and port right? This is worth retrying".into()),
             Error::UnknownTable { .. } => Some("name tables as table or schema.table; `\\dt` in psql lists them".into()),
+            Error::DependentLost { .. } => Some("nothing was reverted; create what the error says is missing (or drop what is in the way) and run down again".into()),
             Error::NotEmptyDatabase { .. } => Some("restore into an empty or new database (--create), or pass --clean to replace what is there".into()),
             _ => None,
         }

@@ -14,6 +14,7 @@ mod chunker;
 pub mod conn;
 pub mod copy;
 mod delta;
+pub mod dependents;
 pub mod fingerprint;
 mod merge3;
 mod parallel;

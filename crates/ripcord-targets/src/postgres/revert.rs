@@ -19,6 +19,7 @@ use ripcord_repo::Repository;
 
 use super::catalog;
 use super::conn::{ident, pg_err};
+use super::dependents;
 use super::restore::{copy_in, quoted, write_archive};
 use super::tools::{self, Tools};
 use super::{fingerprint, merge3};
@@ -89,12 +90,8 @@ pub fn revert_tables(
         let stash_schema = format!("ripcord_stash_{xid}_{i}");
         out.push(cx.revert_one(rt, &stash_schema)?);
     }
-    let recreated: Vec<&str> = out
-        .iter()
-        .filter(|r| r.recreated)
-        .map(|r| r.table.as_str())
-        .collect();
-    cx.restore_dependents(&recreated)?;
+    let reverted: Vec<&str> = out.iter().map(|r| r.table.as_str()).collect();
+    cx.restore_dependents(&reverted)?;
     session.restore(client)?;
     Ok(out)
 }
@@ -977,71 +974,78 @@ impl Cx<'_> {
         Ok(())
     }
 
-    /// Tables that were gone and are back: the foreign keys of other tables
-    /// and the views that `DROP … CASCADE` took with them come back too,
-    /// from the snapshot's record of them. Views are retried while some
-    /// succeed, for views on views and views on several restored tables.
-    fn restore_dependents(&mut self, recreated: &[&str]) -> Result<()> {
+    /// What depended on the reverted tables and is gone now (a `CASCADE`
+    /// took it, or the change dropped it) comes back from the snapshot's
+    /// record, kind by kind in [`dependents::ORDER`]; each kind is retried
+    /// while some succeed, for views on views. What is there is left alone.
+    /// A foreign key that no longer holds comes back `NOT VALID` with a
+    /// warning; anything else that cannot come back fails the revert, which
+    /// the caller rolls back.
+    fn restore_dependents(&mut self, reverted: &[&str]) -> Result<()> {
         let content = self.content;
-        let wanted: Vec<_> = content
+        let mut seen = std::collections::HashSet::new();
+        let wanted: Vec<&PgDependent> = content
             .dependents
             .iter()
-            .filter(|d| recreated.contains(&d.on.as_str()))
+            .filter(|d| reverted.contains(&d.on.as_str()))
+            .filter(|d| seen.insert((&d.kind, &d.relation, &d.name)))
             .collect();
-        for fk in wanted.iter().filter(|d| d.kind == "foreign-key") {
-            let present: bool = self
-                .client
-                .query_one(
-                    "SELECT to_regclass($1) IS NOT NULL AND NOT EXISTS (
-                         SELECT 1 FROM pg_catalog.pg_constraint
-                         WHERE conrelid = to_regclass($1) AND conname = $2)",
-                    &[&fk.relation, &fk.name],
-                )
-                .map_err(pg_err(format!(
-                    "looking for foreign key {} on {}",
-                    fk.name, fk.relation
-                )))?
-                .get(0);
-            if present {
-                self.readd_incoming(&fk.relation, &fk.name, &fk.definition, true)?;
-            }
-        }
-        let mut views: Vec<_> = Vec::new();
-        for v in wanted.iter().filter(|d| d.kind == "view") {
-            let missing: bool = self
-                .client
-                .query_one("SELECT to_regclass($1) IS NULL", &[&v.relation])
-                .map_err(pg_err(format!("looking for view {}", v.relation)))?
-                .get(0);
-            if missing
-                && !views
-                    .iter()
-                    .any(|(x, _): &(&&PgDependent, String)| x.relation == v.relation)
+        for group in dependents::ORDER {
+            let mut todo = Vec::new();
+            for d in wanted
+                .iter()
+                .copied()
+                .filter(|d| group.contains(&d.kind.as_str()))
             {
-                views.push((v, String::new()));
+                if dependents::exists(self.client, d)? {
+                    continue;
+                }
+                let relation =
+                    [dependents::VIEW, dependents::MATERIALIZED_VIEW].contains(&d.kind.as_str());
+                if !relation && !dependents::holder_exists(self.client, d)? {
+                    // The table holding it is gone, which is not this
+                    // revert's doing (rehearse reports it).
+                    self.progress.warn(format!(
+                        "{} was not put back: {} no longer exists",
+                        dependents::describe(d),
+                        d.relation
+                    ));
+                    continue;
+                }
+                todo.push(d);
             }
-        }
-        loop {
-            let before = views.len();
-            let mut left = Vec::new();
-            for (v, _) in views {
-                let def = v.definition.trim().trim_end_matches(';');
-                let sql = format!("CREATE VIEW {} AS {def}", v.relation);
-                let context = format!("recreating view {}", v.relation);
-                if let Some(why) = self.try_in_savepoint(&sql, &context)? {
-                    left.push((v, why));
+            if group == [dependents::FOREIGN_KEY] {
+                for d in todo {
+                    self.readd_incoming(&d.relation, &d.name, &d.definition, true)?;
+                }
+                continue;
+            }
+            let mut failed = Vec::new();
+            while !todo.is_empty() {
+                let before = todo.len();
+                let mut left = Vec::new();
+                failed.clear();
+                for d in todo {
+                    let context = format!("recreating {}", dependents::describe(d));
+                    if let Some(why) =
+                        self.try_in_savepoint(&dependents::create_sql(d), &context)?
+                    {
+                        left.push(d);
+                        failed.push((d, why));
+                    }
+                }
+                todo = left;
+                if todo.len() == before {
+                    break;
                 }
             }
-            views = left;
-            if views.is_empty() || views.len() == before {
-                break;
+            if let Some((d, why)) = failed.into_iter().next() {
+                return Err(Error::DependentLost {
+                    what: dependents::describe(d),
+                    on: d.on.clone(),
+                    detail: why,
+                });
             }
-        }
-        for (v, why) in views {
-            self.progress.warn(format!(
-                "view {} on {} could not be recreated after the revert: {why}",
-                v.relation, v.on
-            ));
         }
         Ok(())
     }

@@ -203,8 +203,8 @@ pub fn snapshot(
     })
 }
 
-/// Foreign keys of other tables to `tables`, and the views that read them
-/// (directly or through other views), as the exported snapshot sees them.
+/// What depends on `tables` and a `CASCADE` can take along (see
+/// [`super::dependents`]), as the exported snapshot sees it.
 fn dependents(
     coord: &mut postgres::Client,
     tables: &[TableInfo],
@@ -216,67 +216,7 @@ fn dependents(
     coord
         .batch_execute("SET LOCAL search_path = pg_catalog")
         .map_err(pg_err(shown))?;
-    let mut out = Vec::new();
-    let keys = coord
-        .query(
-            "SELECT rn.nspname || '.' || rt.relname,
-                    format('%I.%I', n.nspname, t.relname), c.conname::text,
-                    pg_get_constraintdef(c.oid)
-             FROM pg_constraint c
-             JOIN pg_class t ON t.oid = c.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace
-             JOIN pg_class rt ON rt.oid = c.confrelid JOIN pg_namespace rn ON rn.oid = rt.relnamespace
-             WHERE c.contype = 'f' AND c.conrelid <> c.confrelid
-               AND c.confrelid IN (SELECT unnest($1::text[])::regclass)
-               AND c.conrelid NOT IN (SELECT unnest($1::text[])::regclass)
-             ORDER BY 2, 3",
-            &[&names],
-        )
-        .map_err(pg_err(format!("reading foreign keys to the taken tables of {shown}")))?;
-    for r in keys {
-        out.push(PgDependent {
-            on: r.get(0),
-            kind: "foreign-key".into(),
-            relation: r.get(1),
-            name: r.get(2),
-            definition: r.get(3),
-        });
-    }
-    let views = coord
-        .query(
-            "WITH RECURSIVE deps(view, root) AS (
-                 SELECT w.ev_class, d.refobjid
-                 FROM pg_depend d JOIN pg_rewrite w ON w.oid = d.objid
-                 WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
-                   AND d.refobjid IN (SELECT unnest($1::text[])::regclass)
-                   AND w.ev_class <> d.refobjid
-               UNION
-                 SELECT w.ev_class, deps.root
-                 FROM deps JOIN pg_depend d ON d.refobjid = deps.view
-                 JOIN pg_rewrite w ON w.oid = d.objid
-                 WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
-                   AND w.ev_class <> deps.view)
-             SELECT DISTINCT ON (v.oid) rn.nspname || '.' || rt.relname,
-                    format('%I.%I', n.nspname, v.relname), pg_get_viewdef(v.oid), v.oid
-             FROM deps
-             JOIN pg_class v ON v.oid = deps.view AND v.relkind = 'v'
-             JOIN pg_namespace n ON n.oid = v.relnamespace
-             JOIN pg_class rt ON rt.oid = deps.root JOIN pg_namespace rn ON rn.oid = rt.relnamespace
-             ORDER BY v.oid",
-            &[&names],
-        )
-        .map_err(pg_err(format!(
-            "reading views on the taken tables of {shown}"
-        )))?;
-    for r in views {
-        out.push(PgDependent {
-            on: r.get(0),
-            kind: "view".into(),
-            relation: r.get(1),
-            name: String::new(),
-            definition: r.get(2),
-        });
-    }
-    Ok(out)
+    super::dependents::record(coord, &names)
 }
 
 fn dump_schema(
