@@ -131,11 +131,10 @@ fn lock_refused(table: &str, timeout: Duration, doing: &str) -> Error {
              on it; nothing was changed",
             millis(timeout)
         ),
-        hint: format!(
-            "find the session that holds it (pg_locks and pg_stat_activity on PostgreSQL, the \
-             other writer on SQLite), let it finish, and run again; or give the lock more time \
-             with --lock-timeout or [migrations] lock_timeout"
-        ),
+        hint: "find the session that holds it (pg_locks and pg_stat_activity on PostgreSQL, the \
+               other writer on SQLite), let it finish, and run again; or give the lock more time \
+               with --lock-timeout or [migrations] lock_timeout"
+            .into(),
     }
 }
 
