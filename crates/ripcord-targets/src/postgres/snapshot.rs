@@ -61,9 +61,12 @@ pub fn snapshot(
     let wanted = match (&opts.tables, opts.skip_missing) {
         (Some(names), true) => {
             let all = catalog::tables(&mut coord, None, &shown)?;
+            let path = catalog::search_path(&mut coord)?;
             let present: Vec<String> = names
                 .iter()
-                .filter(|n| catalog::tables_from(&all, std::slice::from_ref(n), &shown).is_ok())
+                .filter(|n| {
+                    catalog::tables_from(&all, std::slice::from_ref(n), &path, &shown).is_ok()
+                })
                 .cloned()
                 .collect();
             Some(present)
