@@ -100,7 +100,8 @@ pub struct SnapshotArgs {
     /// The tier this snapshot belongs to
     #[arg(long)]
     pub tier: Option<String>,
-    /// Only these tables of a database target (comma-separated, `table` or `schema.table`)
+    /// Only these tables of a database target (comma-separated, `table` or `schema.table`;
+    /// a part in double quotes keeps its case, dots and spaces: '"My App"."Odd.Table"')
     #[arg(long, value_delimiter = ',')]
     pub tables: Vec<String>,
     /// Parallel database workers, at most 256 [default: one per core]

@@ -7,6 +7,7 @@
 //! - [`duration`]: human durations such as `72h` or `30d`.
 //! - [`revert`]: what putting tables back from a safety snapshot did.
 //! - [`names`]: what a target name may be.
+//! - [`table_name`]: table names as users type them and reports show them.
 //! - [`limits`]: bounds on numbers from the user, such as `jobs`.
 //! - [`password`]: `password_command` with a timeout, and the rules for new passphrases.
 
@@ -19,5 +20,6 @@ pub mod limits;
 pub mod names;
 pub mod password;
 pub mod revert;
+pub mod table_name;
 
 pub use class::{Class, Classify};

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use ripcord_core::config::{OnConflict, TargetConfig};
 use ripcord_core::revert::TableRevert;
+use ripcord_core::table_name::Shown;
 use ripcord_core::Classify;
 use ripcord_migrate::analyze::TableName;
 use ripcord_migrate::engine::{Conn, SafetyNet, Unusable};
@@ -355,9 +356,11 @@ impl SafetyNet for RepoNet<'_> {
                     .filter(|t| t.schema != "ripcord")
                     .filter(|t| {
                         tables.is_none_or(|wanted| {
+                            // Unqualified: the one of that name the snapshot
+                            // holds, which was resolved when it was taken.
                             wanted.iter().any(|w| {
                                 w.name == t.name
-                                    && w.schema.as_deref().unwrap_or("public") == t.schema
+                                    && w.schema.as_deref().is_none_or(|s| s == t.schema)
                             })
                         })
                     })
@@ -366,8 +369,18 @@ impl SafetyNet for RepoNet<'_> {
                         policy: self.policy_for(&t.qualified()),
                     })
                     .collect();
-                postgres::revert_tables(&repo, &index, pg, client, &selected, change, &progress)
-                    .map_err(|e| wrap(&format!("putting back the tables of {change}"), e))
+                let mut reverted = postgres::revert_tables(
+                    &repo, &index, pg, client, &selected, change, &progress,
+                )
+                .map_err(|e| wrap(&format!("putting back the tables of {change}"), e))?;
+                // Reports name tables so that the text is exact: quoted
+                // where SQL needs it.
+                for r in &mut reverted {
+                    if let Some(t) = selected.iter().find(|s| s.table.qualified() == r.table) {
+                        r.table = Shown(Some(&t.table.schema), &t.table.name).to_string();
+                    }
+                }
+                Ok(reverted)
             }
             (
                 Content::Sqlite {

@@ -842,6 +842,7 @@ fn clone(ctx: &Ctx, name: &str, target: &TargetConfig) -> Result<Scratch> {
                 }
                 Err(e) => return Err(e).context(format!("creating the scratch database {db}")),
             }
+            copy_settings(ctx, &mut client, &live.dbname(), &db)?;
             Ok(Scratch::Postgres {
                 url: scratch_url,
                 admin,
@@ -850,6 +851,81 @@ fn clone(ctx: &Ctx, name: &str, target: &TargetConfig) -> Result<Scratch> {
             })
         }
         TargetConfig::Dir { .. } => unreachable!("database targets only"),
+    }
+}
+
+/// `CREATE DATABASE` copies no `ALTER DATABASE … SET` nor `ALTER ROLE … IN
+/// DATABASE … SET` (they live in the shared pg_db_role_setting): they are
+/// carried over, so that names resolve on the copy as on the live database.
+/// A role setting that cannot be copied (it needs CREATEROLE) is warned
+/// about; a database setting that cannot be copied fails the rehearsal.
+fn copy_settings(ctx: &Ctx, client: &mut ::postgres::Client, live: &str, db: &str) -> Result<()> {
+    let rows = client
+        .query(
+            "SELECT r.rolname::text, s.setconfig::text[]
+             FROM pg_catalog.pg_db_role_setting s
+             JOIN pg_catalog.pg_database d ON d.oid = s.setdatabase
+             LEFT JOIN pg_catalog.pg_roles r ON r.oid = s.setrole
+             WHERE d.datname = $1 ORDER BY 1 NULLS FIRST",
+            &[&live],
+        )
+        .with_context(|| format!("reading the settings of database {live}"))?;
+    for row in rows {
+        let role: Option<String> = row.get(0);
+        let config: Vec<String> = row.get::<_, Option<Vec<String>>>(1).unwrap_or_default();
+        let on = match &role {
+            None => format!("DATABASE {}", ident(db)),
+            Some(role) => format!("ROLE {} IN DATABASE {}", ident(role), ident(db)),
+        };
+        for item in config {
+            let Some((name, value)) = item.split_once('=') else {
+                continue;
+            };
+            let name_sql: Vec<String> = name.split('.').map(ident).collect();
+            let sql = format!(
+                "ALTER {on} SET {} TO {}",
+                name_sql.join("."),
+                setting_value(value)
+            );
+            if let Err(e) = client.batch_execute(&sql) {
+                match &role {
+                    None => {
+                        return Err(e).context(format!(
+                            "copying the setting {name} of database {live} to the scratch copy"
+                        ))
+                    }
+                    Some(role) => ctx.warn(format!(
+                        "the setting {name} of role {role} in database {live} could not be \
+                         copied to the scratch copy ({e}); the rehearsal runs without it"
+                    )),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A setting's value as pg_db_role_setting holds it, as SQL: a list of
+/// names (search_path's `"$user", public`) as it is, for a single literal
+/// would be one element; anything else as a string literal.
+fn setting_value(value: &str) -> String {
+    let name_list = !value.trim().is_empty()
+        && value.split(',').all(|item| {
+            let item = item.trim();
+            let plain = !item.is_empty()
+                && item
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
+            let quoted = item.len() >= 2
+                && item.starts_with('"')
+                && item.ends_with('"')
+                && !item[1..item.len() - 1].replace("\"\"", "").contains('"');
+            plain || quoted
+        });
+    if name_list && value.contains([',', '"']) {
+        value.to_string()
+    } else {
+        format!("E'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
     }
 }
 

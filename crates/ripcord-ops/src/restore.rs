@@ -169,15 +169,8 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreOptions) -> Result<Re
     // leaves nothing behind.
     if let (Some(names), Content::Postgres(pg)) = (&tables, &plan[0].0.content) {
         for n in names {
-            let (schema, name) = match n.split_once('.') {
-                Some((s, t)) => (Some(s), t),
-                None => (None, n.as_str()),
-            };
-            if !pg
-                .tables
-                .iter()
-                .any(|t| t.name == name && schema.is_none_or(|s| t.schema == s))
-            {
+            let wanted = ripcord_core::table_name::TableRef::parse(n).ok();
+            if !wanted.is_some_and(|w| pg.tables.iter().any(|t| w.matches(&t.schema, &t.name))) {
                 return Err(ripcord_targets::Error::UnknownTable {
                     name: n.clone(),
                     target: format!("snapshot {}", snap_id.short()),

@@ -149,6 +149,7 @@ pub(super) fn statement(statement: &Statement, options: &Options, report: &mut R
         | Statement::NOTIFY { .. }
         | Statement::Prepare { .. }
         | Statement::ReleaseSavepoint { .. }
+        | Statement::Reset(_)
         | Statement::Revoke(_)
         | Statement::Rollback { .. }
         | Statement::Savepoint { .. }

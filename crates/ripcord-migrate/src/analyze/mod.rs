@@ -16,7 +16,7 @@ mod effects;
 mod scan;
 mod split;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 /// The SQL dialect a script is written in.
@@ -53,12 +53,11 @@ impl TableName {
     }
 }
 
+/// `schema.name`, a part in double quotes where SQL would need them
+/// (`"My App"."Odd.Table"`), so that the text names the table exactly.
 impl fmt::Display for TableName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.schema {
-            Some(schema) => write!(f, "{schema}.{}", self.name),
-            None => f.write_str(&self.name),
-        }
+        ripcord_core::table_name::Shown(self.schema.as_deref(), &self.name).fmt(f)
     }
 }
 
@@ -108,6 +107,13 @@ pub struct Analysis {
     /// Statements sqlparser could not read, for the database to check their
     /// syntax before anything runs.
     pub unparsed: Vec<Unparsed>,
+    /// Statements that change how the server resolves names (`SET
+    /// search_path`, `SET LOCAL`, `RESET`, `SET ROLE`, `set_config`), in
+    /// script order, as written: the engine replays them to resolve names.
+    pub settings: Vec<String>,
+    /// For each unqualified table of `tables` and `created`: how many of
+    /// `settings` were in effect at each place the script names it.
+    pub settings_at: BTreeMap<TableName, BTreeSet<usize>>,
 }
 
 /// A statement sqlparser could not read.
@@ -146,12 +152,15 @@ pub fn analyze(sql: &str, options: &Options) -> Analysis {
         Ok(pieces) => {
             for piece in &pieces {
                 analysis.statements += 1;
+                let settings = analysis.settings.len();
                 let mut report = Report {
                     analysis: &mut analysis,
                     created: &mut created,
                     line: piece.line,
                     statement: &piece.excerpt,
+                    settings,
                 };
+                scan::session_setting(piece, sql, &mut report);
                 scan::transaction_needs(piece, options, &mut report);
                 match piece.parse(options.dialect) {
                     Ok(statements) => {
@@ -180,6 +189,7 @@ pub fn analyze(sql: &str, options: &Options) -> Analysis {
                 created: &mut created,
                 line: 1,
                 statement: &excerpt,
+                settings: 0,
             };
             scan::raw(sql, &error, options, &mut report);
             analysis.unparsed.push(Unparsed {
@@ -251,15 +261,35 @@ pub(crate) struct Report<'a> {
     created: &'a mut BTreeSet<TableName>,
     line: usize,
     statement: &'a str,
+    /// How many name-resolution settings precede this statement.
+    settings: usize,
 }
 
 impl Report<'_> {
     fn table(&mut self, table: TableName) {
+        self.where_named(&table);
         self.analysis.tables.insert(table);
     }
 
     fn created(&mut self, table: TableName) {
+        self.where_named(&table);
         self.created.insert(table);
+    }
+
+    /// An unqualified name resolves through the search_path in effect here.
+    fn where_named(&mut self, table: &TableName) {
+        if table.schema.is_none() {
+            self.analysis
+                .settings_at
+                .entry(table.clone())
+                .or_default()
+                .insert(self.settings);
+        }
+    }
+
+    /// A statement that changes name resolution, replayed by the engine.
+    fn setting(&mut self, sql: &str) {
+        self.analysis.settings.push(sql.to_string());
     }
 
     fn is_new(&self, table: &TableName) -> bool {

@@ -301,3 +301,54 @@ fn names_from(piece: &Piece, mut i: usize) -> Vec<TableName> {
     }
     names
 }
+
+/// Statements that change how the server resolves the names of later ones:
+/// the search_path, and the role (`$user` in the path).
+pub(super) fn session_setting(piece: &Piece, sql: &str, report: &mut Report) {
+    let mut i = 1;
+    let setting = match piece.word(0).as_deref() {
+        Some("SET") => {
+            if matches!(piece.word(1).as_deref(), Some("SESSION" | "LOCAL"))
+                && piece.word(2).as_deref() != Some("AUTHORIZATION")
+            {
+                i = 2;
+            }
+            match piece.word(i).as_deref() {
+                Some("SEARCH_PATH" | "SCHEMA" | "ROLE") => true,
+                Some("SESSION") => piece.word(i + 1).as_deref() == Some("AUTHORIZATION"),
+                _ => false,
+            }
+        }
+        Some("RESET") => matches!(
+            piece.word(1).as_deref(),
+            Some("SEARCH_PATH" | "ALL" | "ROLE" | "SESSION")
+        ),
+        Some("DISCARD") => piece.word(1).as_deref() == Some("ALL"),
+        _ => false,
+    };
+    if setting {
+        report.setting(super::split::slice(sql, piece.start, piece.end));
+        return;
+    }
+    // set_config('search_path', …) or set_config('role', …).
+    let sets = piece.significant.windows(3).any(|w| {
+        keyword(&w[0]).as_deref() == Some("SET_CONFIG")
+            && w[1] == Token::LParen
+            && matches!(&w[2], Token::SingleQuotedString(s)
+                if s.eq_ignore_ascii_case("search_path") || s.eq_ignore_ascii_case("role"))
+    });
+    if !sets {
+        return;
+    }
+    // A bare SELECT can be replayed as it is; anything else (a FROM, a
+    // function body) cannot be told from the SQL.
+    if piece.word(0).as_deref() == Some("SELECT") && piece.find("FROM").is_none() {
+        report.setting(super::split::slice(sql, piece.start, piece.end));
+    } else {
+        report.finding(
+            Kind::Uncertain,
+            "sets the search_path in a way ripcord cannot replay, so it cannot tell which \
+             tables later names mean",
+        );
+    }
+}

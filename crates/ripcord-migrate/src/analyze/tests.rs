@@ -384,3 +384,49 @@ fn begin_commit_wrappers_come_off() {
         "SELECT id FROM users WHERE false;\n"
     );
 }
+
+#[test]
+fn settings_that_change_name_resolution_are_kept_in_order() {
+    let a = pg("
+        ALTER TABLE gadgets DROP COLUMN a;
+        SET search_path TO app, public;
+        SET lock_timeout = '1s';
+        ALTER TABLE gadgets DROP COLUMN b;
+        SET LOCAL search_path = \"My App\";
+        SELECT set_config('search_path', 'x', true);
+        SET ROLE app_owner;
+        RESET search_path;
+        DELETE FROM \"Odd.Box\" WHERE id > 1;
+        UPDATE app.qualified SET x = 1;
+        CREATE TABLE made (id int);
+    ");
+    assert_eq!(a.settings.len(), 5, "{:?}", a.settings);
+    assert!(a.settings[0].starts_with("SET search_path TO app"));
+    assert_eq!(a.settings[4], "RESET search_path");
+    let at = |name: &str| -> Vec<usize> {
+        a.settings_at
+            .get(&TableName::new(None, name))
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(at("gadgets"), [0, 1]);
+    assert_eq!(at("Odd.Box"), [5]);
+    assert_eq!(at("made"), [5]);
+    assert!(!a
+        .settings_at
+        .contains_key(&TableName::new(Some("app"), "qualified")));
+    assert!(a.certain);
+    // Shown so that the text names it exactly.
+    assert!(
+        tables(&a).contains(&"\"Odd.Box\"".to_string()),
+        "{:?}",
+        tables(&a)
+    );
+}
+
+#[test]
+fn a_search_path_set_in_a_way_that_cannot_be_replayed_is_uncertain() {
+    let a = pg("SELECT set_config('search_path', s, false) FROM conf;\nDELETE FROM t;");
+    assert!(!a.certain);
+    assert!(details(&a, Kind::Uncertain).contains("search_path"));
+}

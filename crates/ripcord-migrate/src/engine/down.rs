@@ -9,8 +9,9 @@ use super::capture;
 use super::db::{self, drop_tables, execute, execute_each, Database};
 use super::net::{SafetyNet, Unusable};
 use super::prepare::{self, Prepared};
+use super::resolve::{clean_session, qualified};
 use super::{DownChange, DownOptions, DownReport, DroppedTable, How, Note};
-use crate::analyze::Kind;
+use crate::analyze::{Dialect, Kind};
 use crate::tracking::{EventKind, RecordState};
 use crate::{Error, Plan, Result};
 
@@ -178,7 +179,16 @@ pub(crate) fn revert_one(
     let run_down = matches!(how, How::DownScript | How::DownScriptAndSnapshot);
     let use_snapshot = matches!(how, How::DownScriptAndSnapshot | How::Snapshot);
     let drop_created = matches!(how, How::Snapshot | How::DropCreated);
-    let tables = p.analysis.certain.then_some(&p.analysis.tables);
+    // A clean session, as the change had, and its tables as the server
+    // resolves them there.
+    clean_session(db)?;
+    let analysis = qualified(db, &p.analysis)?;
+    // A PostgreSQL safety snapshot holds just the tables the change touched,
+    // resolved when it was applied: all of them go back. Resolving the
+    // names again now could find another table (one the change dropped
+    // shadowed by a same-named one later in the search_path).
+    let tables =
+        (analysis.certain && db.dialect() != Dialect::Postgres).then_some(&analysis.tables);
     let mut out = DownChange {
         name: name.into(),
         how,
@@ -217,7 +227,7 @@ pub(crate) fn revert_one(
             _ => db::begin(db)?,
         }
         if drop_created {
-            out.dropped_tables = drop_tables(db, name, &p.analysis.created)?
+            out.dropped_tables = drop_tables(db, name, &analysis.created)?
                 .into_iter()
                 .map(|(table, rows)| DroppedTable { table, rows })
                 .collect();

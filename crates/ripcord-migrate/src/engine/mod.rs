@@ -15,6 +15,7 @@ mod db;
 mod down;
 mod net;
 mod prepare;
+mod resolve;
 mod up;
 
 use std::collections::BTreeSet;

@@ -10,8 +10,9 @@ use super::db::{self, execute, execute_each, Database};
 use super::down::revert_one;
 use super::net::SafetyNet;
 use super::prepare::{self, Prepared};
+use super::resolve::{clean_session, qualified};
 use super::{names, Note, Scope, UpChange, UpOptions, UpReport};
-use crate::analyze::TableName;
+use crate::analyze::{Analysis, TableName};
 use crate::tracking::{ChangeState, EventKind};
 use crate::{Error, Plan, Result};
 
@@ -43,7 +44,7 @@ pub fn up(
         None => order.len().saturating_sub(1),
     };
     let options = prepare::options(db);
-    let pending: Vec<Prepared> = order
+    let mut pending: Vec<Prepared> = order
         .iter()
         .enumerate()
         .filter(|(i, c)| {
@@ -55,6 +56,13 @@ pub fn up(
         })
         .map(|(i, c)| Prepared::new(c, i as i32, &options))
         .collect();
+    // Tables as the server resolves them, each change from a clean session;
+    // again at each change's turn, once the changes before it have run.
+    let originals: Vec<Analysis> = pending.iter().map(|p| p.analysis.clone()).collect();
+    for p in pending.iter_mut() {
+        clean_session(db)?;
+        p.analysis = qualified(db, &p.analysis)?;
+    }
 
     let checks: Vec<_> = pending
         .iter()
@@ -98,7 +106,14 @@ pub fn up(
     }
     db.ensure_schema()?;
     capture::clear(db, opts.lock_timeout())?;
-    for (p, out) in pending.iter().zip(report.changes.iter_mut()) {
+    for ((p, out), original) in pending
+        .iter_mut()
+        .zip(report.changes.iter_mut())
+        .zip(&originals)
+    {
+        clean_session(db)?;
+        p.analysis = qualified(db, original)?;
+        *out = planned(p, opts.snapshot_always);
         apply_one(db, net, p, out, opts, note)?;
         note(Note::Applied(out));
     }

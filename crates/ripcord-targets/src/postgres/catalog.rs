@@ -2,6 +2,7 @@
 
 use postgres::types::Oid;
 use postgres::Client;
+use ripcord_core::table_name::TableRef;
 use ripcord_repo::manifest::PgColumn;
 
 use super::conn::{ident, pg_err};
@@ -74,7 +75,13 @@ pub fn tables(
     let all = listing(client)?;
     match only {
         None => Ok(all.into_iter().filter(|t| t.kind != 'f').collect()),
-        Some(only) => Ok(with_descendants(&all, tables_from(&all, only, target)?)),
+        Some(only) => {
+            let path = search_path(client)?;
+            Ok(with_descendants(
+                &all,
+                tables_from(&all, only, &path, target)?,
+            ))
+        }
     }
 }
 
@@ -227,45 +234,76 @@ pub fn unprotected(client: &mut Client, tables: &[TableInfo]) -> Result<Vec<Unpr
     Ok(out)
 }
 
-/// Picks named tables out of a listing.
-pub fn tables_from(all: &[TableInfo], only: &[String], target: &str) -> Result<Vec<TableInfo>> {
+/// The schemas unqualified names are looked up in, in order, as the
+/// session's search_path (database and role settings included) says.
+pub fn search_path(client: &mut Client) -> Result<Vec<String>> {
+    let row = client
+        .query_one("SELECT pg_catalog.current_schemas(true)::text[]", &[])
+        .map_err(pg_err("reading the search_path"))?;
+    Ok(row.get(0))
+}
+
+/// Picks named tables out of a listing. Names are `table` or
+/// `schema.table`, parts plain or in double quotes
+/// ([`ripcord_core::table_name`]). An unqualified name is the table the
+/// server would find through `path` (see [`search_path`]); one on no
+/// schema of the path is taken when it is the only one of that name.
+pub fn tables_from(
+    all: &[TableInfo],
+    only: &[String],
+    path: &[String],
+    target: &str,
+) -> Result<Vec<TableInfo>> {
     let mut picked = Vec::new();
     for want in only {
-        let (schema, name) = match want.split_once('.') {
-            Some((s, n)) => (Some(s), n),
-            None => (None, want.as_str()),
-        };
+        let wanted = TableRef::parse(want).map_err(|e| Error::UnknownTable {
+            name: format!("{want} ({})", e.reason),
+            target: target.to_string(),
+        })?;
         let found: Vec<&TableInfo> = all
             .iter()
-            .filter(|t| t.name == name && schema.is_none_or(|s| t.schema == s))
+            .filter(|t| wanted.matches(&t.schema, &t.name))
             .collect();
-        match found.as_slice() {
-            [] => {
-                return Err(Error::UnknownTable {
-                    name: want.clone(),
-                    target: target.to_string(),
-                })
-            }
-            [one] => {
-                if !picked
-                    .iter()
-                    .any(|p: &TableInfo| p.schema == one.schema && p.name == one.name)
-                {
-                    picked.push((*one).clone());
-                }
-            }
-            many => {
-                // Without a schema, prefer public, as the search path would.
-                match many.iter().find(|t| t.schema == "public") {
-                    Some(p) if schema.is_none() => picked.push((*p).clone()),
-                    _ => {
-                        return Err(Error::UnknownTable {
-                            name: format!("{want} (ambiguous: qualify it with its schema)"),
-                            target: target.to_string(),
-                        })
-                    }
-                }
-            }
+        // Several: the exact spelling first (`Orders` beside `orders`),
+        // then, unqualified, the first on the search_path.
+        let exact: Vec<&TableInfo> = found
+            .iter()
+            .copied()
+            .filter(|t| {
+                t.name == wanted.name.text
+                    && wanted.schema.as_ref().is_none_or(|s| s.text == t.schema)
+            })
+            .collect();
+        let found = if exact.is_empty() || found.len() == 1 {
+            found
+        } else {
+            exact
+        };
+        let one = match found.as_slice() {
+            [] => None,
+            [one] => Some(*one),
+            many if wanted.schema.is_none() => path
+                .iter()
+                .find_map(|s| many.iter().find(|t| &t.schema == s))
+                .copied(),
+            _ => None,
+        };
+        let Some(one) = one else {
+            let name = if found.is_empty() {
+                want.clone()
+            } else {
+                format!("{want} (ambiguous: qualify it with its schema)")
+            };
+            return Err(Error::UnknownTable {
+                name,
+                target: target.to_string(),
+            });
+        };
+        if !picked
+            .iter()
+            .any(|p: &TableInfo| p.schema == one.schema && p.name == one.name)
+        {
+            picked.push(one.clone());
         }
     }
     Ok(picked)

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 
 use postgres::error::SqlState;
 use postgres::{Client, GenericClient};
+use ripcord_core::table_name::TableRef;
 use ripcord_repo::index::Index;
 use ripcord_repo::manifest::{PgContent, PgTable, Stream};
 use ripcord_repo::Repository;
@@ -72,14 +73,14 @@ pub fn restore(
         Some(names) => {
             let mut out = Vec::new();
             for n in names {
-                let (schema, name) = match n.split_once('.') {
-                    Some((s, t)) => (Some(s), t),
-                    None => (None, n.as_str()),
-                };
+                let wanted = TableRef::parse(n).map_err(|e| Error::UnknownTable {
+                    name: format!("{n} ({})", e.reason),
+                    target: "the snapshot".into(),
+                })?;
                 let t = content
                     .tables
                     .iter()
-                    .find(|t| t.name == name && schema.is_none_or(|s| t.schema == s))
+                    .find(|t| wanted.matches(&t.schema, &t.name))
                     .ok_or_else(|| Error::UnknownTable {
                         name: n.clone(),
                         target: "the snapshot".into(),

@@ -295,9 +295,10 @@ enum Part {
 /// What `e` is to table `t`, whose owned sequences are `owned` and whose
 /// constraints are `constraints`.
 fn part_of(e: &Entry, t: &PgTable, owned: &[&str], constraints: &[&str]) -> Option<Part> {
-    let pos = e.words.iter().position(|w| *w == t.schema)?;
-    let desc = e.words[..pos].join(" ");
-    let tag: Vec<&str> = e.words[pos + 1..e.words.len().saturating_sub(1).max(pos + 1)]
+    let words = rejoin(&e.words, t, owned);
+    let pos = words.iter().position(|w| *w == t.schema)?;
+    let desc = words[..pos].join(" ");
+    let tag: Vec<&str> = words[pos + 1..words.len().saturating_sub(1).max(pos + 1)]
         .iter()
         .map(String::as_str)
         .collect();
@@ -326,6 +327,41 @@ fn part_of(e: &Entry, t: &PgTable, owned: &[&str], constraints: &[&str]) -> Opti
         "FK CONSTRAINT" if first == t.name => Some(Part::ForeignKey),
         _ => None,
     }
+}
+
+/// The entry's words with the names of `t` that hold spaces (schema, table,
+/// owned sequences, indexes) made one word again: `pg_restore --list`
+/// writes names unquoted.
+fn rejoin(words: &[String], t: &PgTable, owned: &[&str]) -> Vec<String> {
+    let mut names: Vec<Vec<&str>> = [t.schema.as_str(), t.name.as_str()]
+        .into_iter()
+        .chain(owned.iter().copied())
+        .chain(t.indexes.iter().map(String::as_str))
+        .filter(|n| n.contains(char::is_whitespace))
+        .map(|n| n.split_whitespace().collect())
+        .collect();
+    if names.is_empty() {
+        return words.to_vec();
+    }
+    names.sort_by_key(|n| std::cmp::Reverse(n.len()));
+    let mut out = Vec::with_capacity(words.len());
+    let mut i = 0;
+    while i < words.len() {
+        match names
+            .iter()
+            .find(|n| words.len() - i >= n.len() && words[i..i + n.len()] == n[..])
+        {
+            Some(n) => {
+                out.push(n.join(" "));
+                i += n.len();
+            }
+            None => {
+                out.push(words[i].clone());
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// SQL for the listed entries, without psql's meta-commands (`\restrict`).

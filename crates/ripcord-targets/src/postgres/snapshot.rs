@@ -67,19 +67,22 @@ pub fn snapshot(
         .batch_execute("SET LOCAL row_security = off")
         .map_err(pg_err(&shown))?;
     let all = catalog::listing(&mut coord)?;
+    let path = catalog::search_path(&mut coord)?;
     let mut tables = match &opts.tables {
         None => all.iter().filter(|t| t.kind != 'f').cloned().collect(),
         Some(names) => {
             let names: Vec<String> = if opts.skip_missing {
                 names
                     .iter()
-                    .filter(|n| catalog::tables_from(&all, std::slice::from_ref(n), &shown).is_ok())
+                    .filter(|n| {
+                        catalog::tables_from(&all, std::slice::from_ref(n), &path, &shown).is_ok()
+                    })
                     .cloned()
                     .collect()
             } else {
                 names.clone()
             };
-            catalog::with_descendants(&all, catalog::tables_from(&all, &names, &shown)?)
+            catalog::with_descendants(&all, catalog::tables_from(&all, &names, &path, &shown)?)
         }
     };
     let unprotected = catalog::unprotected(&mut coord, &tables)?;
@@ -300,15 +303,18 @@ pub fn unprotected(url: &str, names: Option<&[String]>) -> Result<Vec<(String, S
     let shown = target.redacted();
     let mut client = target.connect()?;
     let all = catalog::listing(&mut client)?;
+    let path = catalog::search_path(&mut client)?;
     let tables = match names {
         None => all.iter().filter(|t| t.kind != 'f').cloned().collect(),
         Some(names) => {
             let present: Vec<String> = names
                 .iter()
-                .filter(|n| catalog::tables_from(&all, std::slice::from_ref(n), &shown).is_ok())
+                .filter(|n| {
+                    catalog::tables_from(&all, std::slice::from_ref(n), &path, &shown).is_ok()
+                })
                 .cloned()
                 .collect();
-            catalog::with_descendants(&all, catalog::tables_from(&all, &present, &shown)?)
+            catalog::with_descendants(&all, catalog::tables_from(&all, &present, &path, &shown)?)
         }
     };
     Ok(catalog::unprotected(&mut client, &tables)?

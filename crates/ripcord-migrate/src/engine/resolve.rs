@@ -1,0 +1,149 @@
+//! Table names as the server resolves them. A script's unqualified names
+//! are looked up on the connection that runs the change, in a clean session
+//! (its search_path is the real one: server, database and role settings),
+//! after replaying the script's own `SET search_path`, `SET ROLE`, … that
+//! precede each name, in a transaction that is rolled back. From then on
+//! every table is schema-qualified: snapshot, revert and reports agree.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::analyze::{Analysis, Dialect, Kind, TableName};
+use crate::{Error, Result};
+
+use super::db::{Conn, Database};
+
+/// Puts `db`'s session back to how it was when it connected: settings
+/// (`SET`, `SET ROLE`, `SET SESSION AUTHORIZATION`), temporary tables,
+/// cursors, listens. What `DISCARD ALL` does, but for releasing advisory
+/// locks (the migration lock may live on this session) and deallocating
+/// prepared statements (the client's own). Each change and each revert
+/// starts from here, so no change sees another's settings.
+pub(crate) fn clean_session(db: &mut dyn Database) -> Result<()> {
+    const CLEAN: &str = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; \
+                         UNLISTEN *; DISCARD PLANS; DISCARD TEMP; DISCARD SEQUENCES";
+    match db.conn() {
+        Conn::Postgres(client) => client
+            .batch_execute(CLEAN)
+            .map_err(Error::postgres("reset the session before a change")),
+        Conn::Sqlite(_) => Ok(()),
+    }
+}
+
+/// Qualifies every table of `analysis` as the server would resolve it at
+/// this point: an existing table by the search_path, a table the script
+/// creates (or one not there yet) in the schema it would be created in (the
+/// first existing schema of the path). Names that cannot be resolved make
+/// the analysis uncertain, so the whole database is snapshotted. Run it on
+/// a clean session ([`clean_session`]), outside a transaction.
+pub(crate) fn qualified(db: &mut dyn Database, analysis: &Analysis) -> Result<Analysis> {
+    let mut analysis = analysis.clone();
+    if db.dialect() != Dialect::Postgres || analysis.settings_at.is_empty() {
+        return Ok(analysis);
+    }
+    let Conn::Postgres(client) = db.conn() else {
+        return Ok(analysis);
+    };
+    // Group the names by how many settings precede them.
+    let mut by_point: BTreeMap<usize, BTreeSet<&TableName>> = BTreeMap::new();
+    for (table, points) in &analysis.settings_at {
+        for point in points {
+            by_point.entry(*point).or_default().insert(table);
+        }
+    }
+    let what = "resolve the tables a change names";
+    let mut resolved: BTreeMap<(TableName, usize), TableName> = BTreeMap::new();
+    let mut failed = None;
+    for (point, names) in &by_point {
+        let mut tx = client.transaction().map_err(Error::postgres(what))?;
+        let mut replayed = true;
+        for setting in &analysis.settings[..*point] {
+            if let Err(e) = tx.batch_execute(setting) {
+                failed = Some(format!(
+                    "replaying `{}` to resolve the names after it failed: {}",
+                    setting.split_whitespace().collect::<Vec<_>>().join(" "),
+                    e.as_db_error()
+                        .map_or(e.to_string(), |d| d.message().into())
+                ));
+                replayed = false;
+                break;
+            }
+        }
+        if !replayed {
+            let _ = tx.rollback();
+            continue;
+        }
+        for name in names {
+            let quoted = format!("\"{}\"", name.name.replace('"', "\"\""));
+            let found = tx
+                .query_opt(
+                    "SELECT n.nspname::text FROM pg_catalog.pg_class c
+                     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                     WHERE c.oid = pg_catalog.to_regclass($1)",
+                    &[&quoted],
+                )
+                .map_err(Error::postgres(what))?
+                .map(|r| r.get::<_, String>(0));
+            let schema = match found {
+                Some(schema) => Some(schema),
+                None => tx
+                    .query_one("SELECT pg_catalog.current_schema()::text", &[])
+                    .map_err(Error::postgres(what))?
+                    .get::<_, Option<String>>(0),
+            };
+            match schema {
+                Some(schema) => {
+                    resolved.insert(
+                        ((*name).clone(), *point),
+                        TableName::new(Some(&schema), &name.name),
+                    );
+                }
+                None => {
+                    failed = Some(format!(
+                        "{name} resolves to no schema: the search_path names none that exists"
+                    ));
+                }
+            }
+        }
+        tx.rollback().map_err(Error::postgres(what))?;
+    }
+    let qualify = |set: &BTreeSet<TableName>| -> BTreeSet<TableName> {
+        let mut out = BTreeSet::new();
+        for table in set {
+            match analysis.settings_at.get(table) {
+                Some(points) => {
+                    let mut any = false;
+                    for point in points {
+                        if let Some(q) = resolved.get(&(table.clone(), *point)) {
+                            out.insert(q.clone());
+                            any = true;
+                        }
+                    }
+                    if !any {
+                        out.insert(table.clone());
+                    }
+                }
+                None => {
+                    out.insert(table.clone());
+                }
+            }
+        }
+        out
+    };
+    analysis.created = qualify(&analysis.created);
+    analysis.tables = qualify(&analysis.tables);
+    // A table named both ways (`CREATE TABLE app.t`, then `t` with app
+    // first in the path) is one table.
+    let created = analysis.created.clone();
+    analysis.tables.retain(|t| !created.contains(t));
+    analysis.settings_at.clear();
+    if let Some(detail) = failed {
+        analysis.findings.push(crate::analyze::Finding {
+            kind: Kind::Uncertain,
+            line: 0,
+            statement: String::new(),
+            detail,
+        });
+        analysis.certain = false;
+    }
+    Ok(analysis)
+}
