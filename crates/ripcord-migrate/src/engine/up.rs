@@ -9,6 +9,7 @@ use super::db::{self, execute, execute_each, Database};
 use super::down::revert_one;
 use super::net::SafetyNet;
 use super::prepare::{self, Prepared};
+use super::undo::{self, Undo};
 use super::{names, Note, Scope, UpChange, UpOptions, UpReport};
 use crate::analyze::TableName;
 use crate::tracking::{ChangeState, EventKind};
@@ -150,6 +151,8 @@ fn apply_one(
     failpoint::hit("migrate-snapshot-taken");
     let started = Instant::now();
     let checksum = &p.change.up.checksum;
+    // Recorded with the change: `down` follows it, whatever the files say later.
+    let revert_plan = undo::revert_plan(p, &p.analysis.tables);
 
     if p.transactional {
         let result = (|| -> Result<std::result::Result<bool, (String, String)>> {
@@ -166,7 +169,11 @@ fn apply_one(
                 snapshot.as_deref(),
                 started.elapsed(),
                 &deploy_detail(out),
-            );
+            )
+            .map(|record| match db.plan_sql(name, &revert_plan) {
+                Some(plan) => format!("{record};\n{plan}"),
+                None => record,
+            });
             if let Some(record) = record {
                 // Verify, the tracking row and COMMIT in one round trip; an
                 // error stops the batch before COMMIT.
@@ -193,6 +200,7 @@ fn apply_one(
                 started.elapsed(),
                 &deploy_detail(out),
             )?;
+            db.record_plan(name, &revert_plan)?;
             Ok(Ok(false))
         })();
         match result {
@@ -217,9 +225,21 @@ fn apply_one(
             }
         }
     } else {
-        // Outside a transaction the row goes first, so a crash leaves it dirty.
-        db.record_start(name, p.order, checksum, &opts.actor, snapshot.clone())?;
-        db.record_non_transactional(name)?;
+        // Outside a transaction the row goes first, so a crash leaves it
+        // dirty; with its plan, in one go.
+        db::begin(db)?;
+        let row = (|| -> Result<()> {
+            db.record_start(name, p.order, checksum, &opts.actor, snapshot.clone())?;
+            db.record_non_transactional(name)?;
+            db.record_plan(name, &revert_plan)
+        })();
+        match row {
+            Ok(()) => db::commit(db)?,
+            Err(e) => {
+                let _ = db::rollback(db);
+                return Err(e);
+            }
+        }
         let mut failed = execute_each(db, &p.up, |_| failpoint::hit("migrate-statement-ran"))
             .err()
             .map(|e| ("up", e.to_string()));
@@ -231,7 +251,8 @@ fn apply_one(
         failpoint::hit("migrate-change-ran");
         if let Some((step, detail)) = failed {
             let _ = db.record_event(name, EventKind::Fail, &opts.actor, &detail);
-            let undone = match revert_one(db, net, p, snapshot.as_deref(), true, &opts.actor) {
+            let undo = Undo::from_files(p);
+            let undone = match revert_one(db, net, &undo, snapshot.as_deref(), true, &opts.actor) {
                 Ok(done) => {
                     let text = format!(
                         "it ran outside a transaction and was reverted {}",
