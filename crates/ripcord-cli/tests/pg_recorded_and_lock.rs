@@ -132,9 +132,10 @@ fn older_tracking_tables_are_upgraded_and_old_changes_revert_as_before() {
     let out = ws.ok(&["migrate", "down", "--to", "0001_items"]);
     assert!(!out.stderr.contains("did not record"), "{out}");
     all_restored(&db);
-    ws.ok(&["migrate", "down", "--to", "@root"]).assert_stderr_has(
-        "0001_items was applied by a ripcord that did not record how to revert it",
-    );
+    ws.ok(&["migrate", "down", "--to", "@root"])
+        .assert_stderr_has(
+            "0001_items was applied by a ripcord that did not record how to revert it",
+        );
     assert_eq!(one(&db, "SELECT to_regclass('items') IS NULL"), "t");
 }
 
@@ -201,7 +202,10 @@ fn a_killed_up_does_not_let_the_next_one_run_beside_its_statement() {
     assert!(killed);
     // The killed run's lock session ends at once; its statement does not.
     assert!(wait_until(Duration::from_secs(10), || !lock_held(&db)));
-    assert!(sleeper(&db, 4).is_some(), "the statement should outlive its process");
+    assert!(
+        sleeper(&db, 4).is_some(),
+        "the statement should outlive its process"
+    );
 
     let started = Instant::now();
     let out = ws.run(&["migrate", "up"]);
@@ -210,7 +214,10 @@ fn a_killed_up_does_not_let_the_next_one_run_beside_its_statement() {
     assert!(started.elapsed() >= Duration::from_secs(2), "{out}");
     // ...so its own change saw nobody else running it, and the killed run
     // committed nothing.
-    assert_eq!(one(&db, "SELECT string_agg(others::text, ',') FROM overlap"), "0");
+    assert_eq!(
+        one(&db, "SELECT string_agg(others::text, ',') FROM overlap"),
+        "0"
+    );
 }
 
 #[test]
@@ -238,5 +245,8 @@ fn a_statement_left_running_refuses_the_next_run_after_the_wait() {
     // Once it has ended, the next run goes ahead.
     assert!(wait_until(Duration::from_secs(30), || sleeper(&db, 6).is_none()));
     ws.ok(&["migrate", "up"]);
-    assert_eq!(one(&db, "SELECT string_agg(others::text, ',') FROM overlap"), "0");
+    assert_eq!(
+        one(&db, "SELECT string_agg(others::text, ',') FROM overlap"),
+        "0"
+    );
 }

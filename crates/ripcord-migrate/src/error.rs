@@ -309,9 +309,7 @@ impl Classify for Error {
             Error::Refused { hint, .. }
             | Error::Config { hint, .. }
             | Error::ChangeFailed { hint, .. } => Some(hint.clone()),
-            Error::SyntaxError { .. } => {
-                Some("fix the statement; nothing has been run".into())
-            }
+            Error::SyntaxError { .. } => Some("fix the statement; nothing has been run".into()),
             Error::Revert { .. } => Some(
                 "the revert ran in one transaction where it could and was rolled back; \
                  run `ripcord migrate status` to see where the database stands"

@@ -18,9 +18,7 @@ fn revert_and_irreversible_hints_have_no_embedded_indentation() {
         Error::Locked {
             holder: "backend pid 1".into(),
         },
-        Error::NotRecorded {
-            change: "x".into(),
-        },
+        Error::NotRecorded { change: "x".into() },
     ];
     for e in errors {
         let hint = e.hint().expect("a hint");

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use ripcord_core::config::{OnConflict, TargetConfig};
-use ripcord_core::{Class, Classify};
 use ripcord_core::revert::TableRevert;
+use ripcord_core::{Class, Classify};
 use ripcord_migrate::analyze::TableName;
 use ripcord_migrate::engine::{Conn, SafetyNet, Unusable};
 use ripcord_repo::lock::LockGuard;

@@ -90,5 +90,8 @@ fn a_locked_repository_exits_3_for_migrate_as_for_snapshot() {
     unchanged(&ws, &db);
     drop(guard);
     ws.ok(&["migrate", "up"]);
-    assert_eq!(ws.json(&["migrate", "status"])["changes"][1]["state"], "applied");
+    assert_eq!(
+        ws.json(&["migrate", "status"])["changes"][1]["state"],
+        "applied"
+    );
 }

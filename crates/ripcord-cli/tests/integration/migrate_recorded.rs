@@ -223,7 +223,9 @@ fn changes_recorded_without_a_plan_are_reverted_as_before_with_a_warning() {
 
     // 0001 has none: reverted by its files, with a warning naming it.
     let out = ws.ok(&["migrate", "down", "--to", "@root"]);
-    out.assert_stderr_has("0001_items was applied by a ripcord that did not record how to revert it");
+    out.assert_stderr_has(
+        "0001_items was applied by a ripcord that did not record how to revert it",
+    );
     assert_eq!(
         one(
             &db,

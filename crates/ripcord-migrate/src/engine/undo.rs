@@ -50,7 +50,12 @@ impl<'p> Undo<'p> {
             down: p.down.as_ref().map(|sql| Script {
                 path: down_path(p.change),
                 sql: sql.clone(),
-                checksum: p.change.down.as_ref().map(|s| s.checksum.clone()).unwrap_or_default(),
+                checksum: p
+                    .change
+                    .down
+                    .as_ref()
+                    .map(|s| s.checksum.clone())
+                    .unwrap_or_default(),
             }),
             down_analysis: p.down_analysis.clone(),
             down_transactional: p.down_transactional,

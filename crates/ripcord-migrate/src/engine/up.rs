@@ -161,19 +161,20 @@ fn apply_one(
                 return Ok(Err(("up".into(), e.to_string())));
             }
             failpoint::hit("migrate-change-ran");
-            let record = db.applied_sql(
-                name,
-                p.order,
-                checksum,
-                &opts.actor,
-                snapshot.as_deref(),
-                started.elapsed(),
-                &deploy_detail(out),
-            )
-            .map(|record| match db.plan_sql(name, &revert_plan) {
-                Some(plan) => format!("{record};\n{plan}"),
-                None => record,
-            });
+            let record = db
+                .applied_sql(
+                    name,
+                    p.order,
+                    checksum,
+                    &opts.actor,
+                    snapshot.as_deref(),
+                    started.elapsed(),
+                    &deploy_detail(out),
+                )
+                .map(|record| match db.plan_sql(name, &revert_plan) {
+                    Some(plan) => format!("{record};\n{plan}"),
+                    None => record,
+                });
             if let Some(record) = record {
                 // Verify, the tracking row and COMMIT in one round trip; an
                 // error stops the batch before COMMIT.

@@ -209,7 +209,9 @@ impl PostgresTracker {
         let low = WORK_KEY & 0xffff_ffff;
         let rows = lock_client
             .query(&sql, &[&high, &low, &ours])
-            .map_err(Error::postgres("look for the sessions of earlier migrations"))?;
+            .map_err(Error::postgres(
+                "look for the sessions of earlier migrations",
+            ))?;
         Ok(rows
             .iter()
             .map(|r| Leftover {
@@ -458,7 +460,9 @@ impl Tracker for PostgresTracker {
     }
 
     fn record_plan(&mut self, change: &str, plan: &RevertPlan) -> Result<()> {
-        let sql = self.plan_sql(change, plan).expect("PostgreSQL records with SQL text");
+        let sql = self
+            .plan_sql(change, plan)
+            .expect("PostgreSQL records with SQL text");
         self.client
             .batch_execute(&sql)
             .map_err(Error::postgres(format!("record how to revert {change}")))
