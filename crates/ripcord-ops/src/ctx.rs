@@ -140,7 +140,19 @@ impl Ctx {
         repo: &Repository,
         prefix: &str,
     ) -> Result<(ripcord_repo::Id, ripcord_repo::manifest::Snapshot)> {
-        let (found, damaged) = repo.find_snapshot_noting(prefix)?;
+        self.find_snapshot_holding(repo, prefix, &[])
+    }
+
+    /// Finds a snapshot; `latest` and `latest:TAG` mean the newest one that
+    /// holds every target of `targets`.
+    pub fn find_snapshot_holding(
+        &self,
+        repo: &Repository,
+        prefix: &str,
+        targets: &[String],
+    ) -> Result<(ripcord_repo::Id, ripcord_repo::manifest::Snapshot)> {
+        let (found, damaged) =
+            repo.find_snapshot_where(prefix, |s| targets.iter().all(|t| s.target(t).is_some()))?;
         for d in &damaged {
             self.warn(d.warning());
         }

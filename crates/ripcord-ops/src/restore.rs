@@ -69,13 +69,13 @@ pub fn run(ctx: &Ctx, opts: &RestoreOptions) -> Result<RestoreResult> {
 
 pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreOptions) -> Result<RestoreResult> {
     let start = Instant::now();
-    let (snap_id, snap) = ctx.find_snapshot(repo, &args.snapshot)?;
     let wanted: Vec<String> = args
         .targets
         .iter()
         .flat_map(|t| t.split(','))
         .map(str::to_string)
         .collect();
+    let (snap_id, snap) = ctx.find_snapshot_holding(repo, &args.snapshot, &wanted)?;
     for w in &wanted {
         if snap.target(w).is_none() {
             return Err(Error::usage(

@@ -53,6 +53,9 @@ pub struct RepoConfig {
     pub id_key: Option<Id>,
 }
 
+/// Readable key files, and damaged ones with what is wrong with each.
+pub type KeyFiles = (Vec<(Id, KeyFile)>, Vec<(Id, Error)>);
+
 #[derive(Clone)]
 pub struct Repository {
     backend: Arc<dyn Backend>,
@@ -306,15 +309,29 @@ impl Repository {
         &self,
         selector: &str,
     ) -> Result<((Id, Snapshot), Vec<DamagedSnapshot>)> {
+        self.find_snapshot_where(selector, |_| true)
+    }
+
+    /// Like [`find_snapshot_noting`](Self::find_snapshot_noting); `latest`
+    /// and `latest:TAG` also skip the snapshots `holds` rejects (for
+    /// example, those without the target being restored).
+    pub fn find_snapshot_where(
+        &self,
+        selector: &str,
+        holds: impl Fn(&Snapshot) -> bool,
+    ) -> Result<((Id, Snapshot), Vec<DamagedSnapshot>)> {
         if let Some(wanted) = latest_selector(selector) {
             let list = self.snapshot_list()?;
             let found = list
                 .snapshots
                 .into_iter()
                 .rev()
-                .find(|(_, s)| match wanted {
-                    None => !s.is_safety(),
-                    Some(tag) => s.tags.iter().any(|t| t == tag),
+                .find(|(_, s)| {
+                    holds(s)
+                        && match wanted {
+                            None => !s.is_safety(),
+                            Some(tag) => s.tags.iter().any(|t| t == tag),
+                        }
                 })
                 .ok_or_else(|| Error::SnapshotNotFound {
                     id: selector.into(),
@@ -485,13 +502,19 @@ impl Repository {
 
     // ----- keys -----
 
-    pub fn key_files(&self) -> Result<Vec<(Id, KeyFile)>> {
-        let mut out = Vec::new();
+    /// The readable key files, oldest first, and the damaged ones with
+    /// what is wrong with each (listed, never used).
+    pub fn key_files(&self) -> Result<KeyFiles> {
+        let (mut out, mut damaged) = (Vec::new(), Vec::new());
         for id in self.list_ids("keys")? {
-            out.push((id, read_key_file(&*self.backend, &id)?));
+            match read_key_file(&*self.backend, &id) {
+                Ok(kf) => out.push((id, kf)),
+                Err(e @ Error::Corrupt { .. }) => damaged.push((id, e)),
+                Err(e) => return Err(e),
+            }
         }
         out.sort_by_key(|k| k.1.created);
-        Ok(out)
+        Ok((out, damaged))
     }
 
     /// Wraps the master key with a new passphrase. Data is not touched.

@@ -41,9 +41,12 @@ pub fn run(ctx: &Ctx, cmd: KeyCommand) -> Result<()> {
     let current = ctx.passphrase("repository passphrase: ")?;
     match cmd {
         KeyCommand::List => {
-            let keys = repo.key_files()?;
+            let (keys, damaged) = repo.key_files()?;
+            for (_, e) in &damaged {
+                ctx.warn(format!("{e}; it is listed but never used"));
+            }
             if ctx.json {
-                let v: Vec<_> = keys
+                let mut v: Vec<_> = keys
                     .iter()
                     .map(|(id, k)| {
                         serde_json::json!({
@@ -52,6 +55,12 @@ pub fn run(ctx: &Ctx, cmd: KeyCommand) -> Result<()> {
                         })
                     })
                     .collect();
+                v.extend(damaged.iter().map(|(id, e)| {
+                    serde_json::json!({
+                        "id": id, "short_id": id.short(), "current": false,
+                        "damaged": e.to_string(),
+                    })
+                }));
                 output::print_json(&v);
             } else {
                 let rows: Vec<Vec<String>> = keys
@@ -71,6 +80,14 @@ pub fn run(ctx: &Ctx, cmd: KeyCommand) -> Result<()> {
                             k.user.clone(),
                         ]
                     })
+                    .chain(damaged.iter().map(|(id, _)| {
+                        vec![
+                            format!(" {}", id.short()),
+                            "damaged".into(),
+                            String::new(),
+                            String::new(),
+                        ]
+                    }))
                     .collect();
                 output::table(&[" ID", "CREATED", "HOST", "USER"], &rows);
             }

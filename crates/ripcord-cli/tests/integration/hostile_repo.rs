@@ -123,8 +123,17 @@ fn key_file_with_huge_kdf_cost_is_damaged_and_never_run() {
     let good = files_in(ws, "keys").remove(0);
     let planted = plant_key_file(ws, "t_cost", 1_000_000.into());
 
-    // Next to a good key it is skipped, and it can be removed by id.
+    // Next to a good key it is skipped, listed as damaged, and can be
+    // removed by id.
     ws.ok(&["snapshots"]);
+    let listed = ws.run(&["key", "list", "--json"]);
+    listed.assert_code(0).assert_stderr_has("out of range");
+    let keys: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    let keys = keys.as_array().unwrap();
+    assert_eq!(keys.len(), 2, "{listed}");
+    assert!(keys
+        .iter()
+        .any(|k| k["id"] == planted.to_hex() && k["damaged"].is_string()));
     ws.ok(&["key", "remove", &planted.to_hex()[..12]]);
     let planted = plant_key_file(ws, "m_cost", u32::MAX.into());
     std::fs::remove_file(&good).unwrap();

@@ -122,6 +122,20 @@ fn several_targets_restore_each_under_its_name() {
         one.to_str().unwrap(),
     ]);
     Fingerprint::of(&one).assert_same(&etc_fp, "--target etc");
+
+    // `latest --target etc` is the newest snapshot holding etc, although a
+    // newer one holds only the database.
+    ws.snapshot(&["shop"]);
+    let latest = ws.path("latest-etc");
+    ws.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        "etc",
+        "--into",
+        latest.to_str().unwrap(),
+    ]);
+    Fingerprint::of(&latest).assert_same(&etc_fp, "latest --target etc");
     let r = ws.run(&[
         "restore",
         id,
