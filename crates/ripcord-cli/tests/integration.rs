@@ -26,6 +26,10 @@ mod locks;
 mod migrate;
 #[path = "integration/migrate_apply.rs"]
 mod migrate_apply;
+#[path = "integration/migrate_exit_codes.rs"]
+mod migrate_exit_codes;
+#[path = "integration/migrate_recorded.rs"]
+mod migrate_recorded;
 #[path = "integration/path_escape.rs"]
 mod path_escape;
 #[path = "integration/roundtrip.rs"]

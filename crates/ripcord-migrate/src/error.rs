@@ -94,11 +94,26 @@ pub enum Error {
         /// Who holds it, as the database reports it.
         holder: String,
     },
+    /// A migration whose process has ended still runs statements on the
+    /// server.
+    #[error(
+        "an earlier migration, whose process has ended, still runs on the server: {}",
+        sessions.join("; ")
+    )]
+    StillRunning {
+        sessions: Vec<String>,
+        pids: Vec<i32>,
+    },
     #[error("change {change} has no row in the tracking table")]
     NotRecorded { change: String },
     /// A pre-flight check failed; nothing was changed.
     #[error("{message}")]
     Refused { message: String, hint: String },
+    /// The configuration or a passphrase is wrong (a missing repository, a
+    /// wrong passphrase): the user fixes it, as for any other command.
+    /// Nothing was changed.
+    #[error("{message}")]
+    Config { message: String, hint: String },
     #[error("change {change}: {file}:{line}: syntax error: {detail}")]
     SyntaxError {
         change: String,
@@ -210,9 +225,10 @@ impl Classify for Error {
     fn class(&self) -> Class {
         match self {
             Error::Io { .. } | Error::Sqlite { .. } | Error::Postgres { .. } => Class::Failed,
-            Error::Locked { .. } | Error::Refused { .. } | Error::Irreversible { .. } => {
-                Class::Refused
-            }
+            Error::Locked { .. }
+            | Error::StillRunning { .. }
+            | Error::Refused { .. }
+            | Error::Irreversible { .. } => Class::Refused,
             Error::NotRecorded { .. }
             | Error::ChangeFailed { .. }
             | Error::Revert { .. }
@@ -281,19 +297,27 @@ impl Classify for Error {
                  goes with it"
                     .into(),
             ),
+            Error::StillRunning { pids, .. } => Some(format!(
+                "nothing was run; wait for it to end and run again (RIPCORD_MIGRATE_LOCK_WAIT=10m \
+                 waits longer). If it must not finish, end it yourself: SELECT \
+                 pg_terminate_backend({})",
+                pids.first().copied().unwrap_or_default()
+            )),
             Error::NotRecorded { .. } => {
                 Some("run `status` to see what the database has recorded".into())
             }
-            Error::Refused { hint, .. } | Error::ChangeFailed { hint, .. } => Some(hint.clone()),
-            Error::SyntaxError { .. } => {
-                Some("fix the statement; nothing has been run".into())
-            }
+            Error::Refused { hint, .. }
+            | Error::Config { hint, .. }
+            | Error::ChangeFailed { hint, .. } => Some(hint.clone()),
+            Error::SyntaxError { .. } => Some("fix the statement; nothing has been run".into()),
             Error::Revert { .. } => Some(
-                "the revert ran in one transaction where it could and was rolled back;                  run `ripcord migrate status` to see where the database stands"
+                "the revert ran in one transaction where it could and was rolled back; \
+                 run `ripcord migrate status` to see where the database stands"
                     .into(),
             ),
             Error::Irreversible { .. } => Some(
-                "add a down script for it, or restore a snapshot taken before it with                  `ripcord restore`"
+                "add a down script for it, or restore a snapshot taken before it with \
+                 `ripcord restore`"
                     .into(),
             ),
             Error::SafetyNet { hint, .. } => hint.clone(),

@@ -53,6 +53,7 @@ fn row(name: &str, checksum: &str, state: RecordState, plan_order: i32) -> Appli
         safety_snapshot: None,
         plan_order,
         transactional: true,
+        revert_plan: None,
     }
 }
 
@@ -393,10 +394,12 @@ fn postgres_lock_ends_with_its_session() {
     let mut waiting = open();
     assert_refused(&mut *waiting, "(ripcord)");
 
+    // The migration lock's key is "ripcord\0": its low half is objid.
     let pids = cluster.psql(
         &db,
         "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
-         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+         AND objid::bigint = x'6f726400'::bigint",
     );
     assert_eq!(pids.len(), 1);
     let pid = pids[0][0].clone().unwrap();

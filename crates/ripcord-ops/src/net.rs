@@ -7,7 +7,7 @@ use std::path::Path;
 use ripcord_core::config::{OnConflict, TargetConfig};
 use ripcord_core::revert::TableRevert;
 use ripcord_core::table_name::Shown;
-use ripcord_core::Classify;
+use ripcord_core::{Class, Classify};
 use ripcord_migrate::analyze::TableName;
 use ripcord_migrate::engine::{Conn, SafetyNet, Unusable};
 use ripcord_repo::lock::LockGuard;
@@ -75,10 +75,10 @@ impl RepoNet<'_> {
             Repo::Open(repo) => Ok(repo),
             Repo::Lazy(slot, command) => {
                 if slot.is_none() {
-                    let repo = ctx.open_repo().map_err(|e| refused_repo(&e))?;
+                    let repo = ctx.open_repo().map_err(|e| repo_error(&e))?;
                     let lock = ctx
                         .lock(&repo, false, command)
-                        .map_err(|e| refused_repo(&e))?;
+                        .map_err(|e| repo_error(&e))?;
                     *slot = Some(Box::new((repo, lock)));
                 }
                 Ok(&slot.as_ref().expect("opened above").0)
@@ -136,16 +136,27 @@ impl RepoNet<'_> {
     }
 }
 
-/// The repository cannot be used: a failed pre-flight.
-fn refused_repo(e: &Error) -> ripcord_migrate::Error {
-    ripcord_migrate::Error::Refused {
-        message: format!(
-            "pre-flight: the repository for safety snapshots cannot be used: {}",
-            e.chain()
-        ),
-        hint: "check [repository] in ripcord.toml and the passphrase (RIPCORD_PASSWORD); \
-               `ripcord init` creates a repository"
-            .into(),
+/// The repository cannot be used. Its error keeps its class, so `migrate`
+/// exits as every other command does: a missing repository or a wrong
+/// passphrase is a configuration error (2), a locked or damaged one is
+/// refused (3), an I/O error failed (1).
+fn repo_error(e: &Error) -> ripcord_migrate::Error {
+    let message = format!(
+        "pre-flight: the repository for safety snapshots cannot be used: {}",
+        e.chain()
+    );
+    let hint = e.hint().unwrap_or_else(|| {
+        "check [repository] in ripcord.toml and the passphrase (RIPCORD_PASSWORD); \
+         `ripcord init` creates a repository"
+            .into()
+    });
+    match e.class() {
+        Class::Usage => ripcord_migrate::Error::Config { message, hint },
+        Class::Refused => ripcord_migrate::Error::Refused { message, hint },
+        Class::Failed => ripcord_migrate::Error::SafetyNet {
+            message,
+            hint: Some(hint),
+        },
     }
 }
 

@@ -39,6 +39,10 @@ pub enum Error {
     NotEmpty { path: PathBuf },
     #[error("restored content does not match the snapshot: {detail}")]
     Mismatch { detail: String },
+    /// Putting tables back would leave rows whose foreign key points at
+    /// nothing; the revert was rolled back.
+    #[error("putting the tables back would break foreign keys: {detail}")]
+    ForeignKeys { detail: String },
     #[error("invalid exclude pattern {pattern:?}: {detail}")]
     Pattern { pattern: String, detail: String },
     #[error("{message}")]
@@ -126,6 +130,7 @@ impl Classify for Error {
             | Error::NotEmpty { .. } => Class::Usage,
             Error::Unsafe { .. }
             | Error::Unprotected { .. }
+            | Error::ForeignKeys { .. }
             | Error::NotEmptyDatabase { .. }
             | Error::DamagedFile { .. }
             | Error::Unrestorable { .. }
@@ -159,6 +164,7 @@ impl Classify for Error {
             Error::Unsafe { .. } => Some("the snapshot contains a path that would escape the destination; nothing outside it was written".into()),
             Error::Unrestorable { .. } => Some("nothing was changed; device nodes can only be created by root: run the restore as root, or restore elsewhere with --into and leave the devices out".into()),
             Error::InPlaceConflict { hint, .. } => Some(hint.clone()),
+            Error::ForeignKeys { .. } => Some("nothing was changed: the revert was rolled back. Delete or repoint the rows named, or revert with a policy that keeps the rows they point at".into()),
             Error::Repo(e) => e.hint(),
             Error::Tool { hint, .. } => Some(hint.clone()),
             Error::BadUrl { .. } => Some("write it like postgres://user:password@host:5432/dbname".into()),

@@ -38,7 +38,9 @@ pub struct Options {
 }
 
 /// A table as the database names it: unquoted parts folded to lower case.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct TableName {
     pub schema: Option<String>,
     pub name: String,

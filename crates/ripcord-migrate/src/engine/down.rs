@@ -9,11 +9,12 @@ use super::capture;
 use super::db::{self, drop_tables, execute, execute_each, Database};
 use super::net::{SafetyNet, Unusable};
 use super::prepare::{self, Prepared};
-use super::resolve::{clean_session, qualified};
+use super::resolve::clean_session;
+use super::undo::Undo;
 use super::{DownChange, DownOptions, DownReport, DroppedTable, How, Note};
 use crate::analyze::{Dialect, Kind};
-use crate::tracking::{EventKind, RecordState};
-use crate::{Error, Plan, Result};
+use crate::tracking::{AppliedChange, ChangeState, EventKind, RecordState, RevertPlan};
+use crate::{Change, Error, Plan, Result};
 
 /// Reverts the changes applied after `opts.to`, newest first. Every check
 /// runs before the first revert: a refusal changes nothing.
@@ -58,7 +59,10 @@ pub fn down(
             .ok_or_else(|| Error::NotRecorded {
                 change: record.name.clone(),
             })?;
-        let p = Prepared::new(change, i as i32, &options);
+        let drifted = status
+            .change(&record.name)
+            .is_some_and(|s| s.state == ChangeState::Drifted);
+        let p = undo_for(change, i as i32, record, drifted, &options, note)?;
         let dirty = record.state == RecordState::Dirty;
         let how = decide(&p, record.safety_snapshot.as_deref(), dirty)?;
         work.push((p, record.safety_snapshot.clone(), dirty, how));
@@ -68,7 +72,7 @@ pub fn down(
         .filter(|(_, _, _, how)| matches!(how, How::DownScript | How::DownScriptAndSnapshot))
         .filter_map(|(p, ..)| {
             let unparsed = p.down_analysis.as_ref()?.unparsed.as_slice();
-            Some((p.change, p.change.down.as_ref()?, unparsed))
+            Some((p.change, p.down.as_ref()?, unparsed))
         })
         .collect();
     prepare::check_scripts(db, &checks)?;
@@ -104,6 +108,7 @@ pub fn down(
                 tables: Vec::new(),
                 dropped_tables: Vec::new(),
                 down_destroys: down_destroys(p, *how),
+                recorded_plan: p.recorded,
                 duration_ms: None,
             })
             .collect(),
@@ -117,6 +122,51 @@ pub fn down(
         note(Note::Reverted(out));
     }
     Ok(report)
+}
+
+/// How to undo a recorded change: by the plan recorded when it was applied;
+/// for a change recorded without one, by its files as they are now, with a
+/// warning (and a louder one when they were edited since).
+fn undo_for<'p>(
+    change: &'p Change,
+    order: i32,
+    record: &AppliedChange,
+    drifted: bool,
+    options: &crate::analyze::Options,
+    note: &mut dyn FnMut(Note<'_>),
+) -> Result<Undo<'p>> {
+    if let Some(text) = &record.revert_plan {
+        let plan = RevertPlan::parse(text).map_err(|e| Error::Refused {
+            message: format!(
+                "change {}: how to revert it was recorded when it was applied, and that record \
+                 cannot be read: {e}",
+                change.name
+            ),
+            hint: "run `down` with the ripcord version that applied it; nothing was reverted"
+                .into(),
+        })?;
+        return Ok(Undo::from_record(
+            change,
+            order,
+            &record.checksum,
+            plan,
+            options,
+        ));
+    }
+    let edited = if drifted {
+        ", which were edited after it was applied: the revert may not match what was applied"
+    } else {
+        ""
+    };
+    let text = format!(
+        "change {} was applied by a ripcord that did not record how to revert it; its revert \
+         follows its files as they are now{edited}",
+        change.name
+    );
+    note(Note::Warning(&text));
+    let mut undo = Undo::from_files(&Prepared::new(change, order, options));
+    undo.checksum = record.checksum.clone();
+    Ok(undo)
 }
 
 /// The refusal when safety snapshots a revert needs cannot be used.
@@ -144,9 +194,9 @@ fn unusable_snapshots(unusable: &[Unusable]) -> Error {
 }
 
 /// How a change can be undone, or why it cannot.
-fn decide(p: &Prepared, snapshot: Option<&str>, dirty: bool) -> Result<How> {
+fn decide(p: &Undo, snapshot: Option<&str>, dirty: bool) -> Result<How> {
     let has_down = p.down.is_some();
-    let destructive = p.analysis.has(Kind::Destructive);
+    let destructive = p.destructive;
     Ok(match (snapshot.is_some(), has_down) {
         // A half-applied change may not match what its down script expects;
         // the snapshot puts its tables back whatever state they are in.
@@ -154,7 +204,7 @@ fn decide(p: &Prepared, snapshot: Option<&str>, dirty: bool) -> Result<How> {
         (true, true) if destructive => How::DownScriptAndSnapshot,
         (_, true) => How::DownScript,
         (true, false) => How::Snapshot,
-        (false, false) if p.analysis.certain && p.analysis.tables.is_empty() => How::DropCreated,
+        (false, false) if p.certain && p.tables.is_empty() => How::DropCreated,
         (false, false) => {
             return Err(Error::Irreversible {
                 change: p.name().into(),
@@ -168,7 +218,7 @@ fn decide(p: &Prepared, snapshot: Option<&str>, dirty: bool) -> Result<How> {
 pub(crate) fn revert_one(
     db: &mut dyn Database,
     net: &mut dyn SafetyNet,
-    p: &Prepared,
+    p: &Undo,
     snapshot: Option<&str>,
     dirty: bool,
     actor: &str,
@@ -179,16 +229,13 @@ pub(crate) fn revert_one(
     let run_down = matches!(how, How::DownScript | How::DownScriptAndSnapshot);
     let use_snapshot = matches!(how, How::DownScriptAndSnapshot | How::Snapshot);
     let drop_created = matches!(how, How::Snapshot | How::DropCreated);
-    // A clean session, as the change had, and its tables as the server
-    // resolves them there.
+    // A clean session, as the change had.
     clean_session(db)?;
-    let analysis = qualified(db, &p.analysis)?;
     // A PostgreSQL safety snapshot holds just the tables the change touched,
     // resolved when it was applied: all of them go back. Resolving the
     // names again now could find another table (one the change dropped
     // shadowed by a same-named one later in the search_path).
-    let tables =
-        (analysis.certain && db.dialect() != Dialect::Postgres).then_some(&analysis.tables);
+    let tables = (p.certain && db.dialect() != Dialect::Postgres).then_some(&p.tables);
     let mut out = DownChange {
         name: name.into(),
         how,
@@ -197,6 +244,7 @@ pub(crate) fn revert_one(
         tables: Vec::new(),
         dropped_tables: Vec::new(),
         down_destroys: down_destroys(p, how),
+        recorded_plan: p.recorded,
         duration_ms: None,
     };
     let failed = |detail: String| Error::Revert {
@@ -204,13 +252,14 @@ pub(crate) fn revert_one(
         detail,
     };
 
-    let down_sql = p.down.as_deref().filter(|_| run_down);
+    let down_sql = p.down.as_ref().map(|s| s.sql.as_str()).filter(|_| run_down);
     if let (Some(sql), false) = (down_sql, p.down_transactional) {
         // Outside a transaction: the row says dirty until the end.
+        // The row keeps its recorded checksum and plan.
         db.record_start(
             name,
             p.order,
-            &p.change.up.checksum,
+            &p.checksum,
             actor,
             snapshot.map(str::to_owned),
         )?;
@@ -227,7 +276,7 @@ pub(crate) fn revert_one(
             _ => db::begin(db)?,
         }
         if drop_created {
-            out.dropped_tables = drop_tables(db, name, &analysis.created)?
+            out.dropped_tables = drop_tables(db, name, &p.created)?
                 .into_iter()
                 .map(|(table, rows)| DroppedTable { table, rows })
                 .collect();
@@ -261,7 +310,7 @@ pub(crate) fn revert_one(
 }
 
 /// The destructive statements of the down script, when it runs.
-fn down_destroys(p: &Prepared, how: How) -> Vec<String> {
+fn down_destroys(p: &Undo, how: How) -> Vec<String> {
     let runs = matches!(how, How::DownScript | How::DownScriptAndSnapshot);
     match (&p.down_analysis, runs) {
         (Some(analysis), true) => analysis

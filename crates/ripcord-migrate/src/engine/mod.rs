@@ -16,6 +16,7 @@ mod down;
 mod net;
 mod prepare;
 mod resolve;
+mod undo;
 mod up;
 
 use std::collections::BTreeSet;
@@ -161,6 +162,10 @@ pub struct DownChange {
     /// What the down script itself destroys, as it says (`drops table t`);
     /// those rows are gone by the script's own intent.
     pub down_destroys: Vec<String>,
+    /// Whether the revert follows the plan recorded when the change was
+    /// applied; false for changes recorded by older versions, reverted by
+    /// their files as they are now.
+    pub recorded_plan: bool,
     pub duration_ms: Option<u64>,
 }
 
@@ -192,6 +197,8 @@ pub enum Note<'a> {
     },
     Applied(&'a UpChange),
     Reverted(&'a DownChange),
+    /// Something the user should know before the run goes on.
+    Warning(&'a str),
 }
 
 /// Table names as reports show them.

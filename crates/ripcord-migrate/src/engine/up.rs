@@ -11,6 +11,7 @@ use super::down::revert_one;
 use super::net::SafetyNet;
 use super::prepare::{self, Prepared};
 use super::resolve::{clean_session, qualified};
+use super::undo::{self, Undo};
 use super::{names, Note, Scope, UpChange, UpOptions, UpReport};
 use crate::analyze::{Analysis, TableName};
 use crate::tracking::{ChangeState, EventKind};
@@ -185,6 +186,8 @@ fn apply_one(
     failpoint::hit("migrate-snapshot-taken");
     let started = Instant::now();
     let checksum = &p.change.up.checksum;
+    // Recorded with the change: `down` follows it, whatever the files say later.
+    let revert_plan = undo::revert_plan(p, &p.analysis.tables);
 
     if p.transactional {
         let result = (|| -> Result<std::result::Result<bool, (String, String)>> {
@@ -201,15 +204,20 @@ fn apply_one(
                     return Ok(Err(("fingerprint".into(), e.to_string())));
                 }
             }
-            let record = db.applied_sql(
-                name,
-                p.order,
-                checksum,
-                &opts.actor,
-                snapshot.as_deref(),
-                started.elapsed(),
-                &deploy_detail(out),
-            );
+            let record = db
+                .applied_sql(
+                    name,
+                    p.order,
+                    checksum,
+                    &opts.actor,
+                    snapshot.as_deref(),
+                    started.elapsed(),
+                    &deploy_detail(out),
+                )
+                .map(|record| match db.plan_sql(name, &revert_plan) {
+                    Some(plan) => format!("{record};\n{plan}"),
+                    None => record,
+                });
             if let Some(record) = record {
                 // Verify, the tracking row and COMMIT in one round trip; an
                 // error stops the batch before COMMIT.
@@ -236,6 +244,7 @@ fn apply_one(
                 started.elapsed(),
                 &deploy_detail(out),
             )?;
+            db.record_plan(name, &revert_plan)?;
             Ok(Ok(false))
         })();
         let result = match result {
@@ -277,9 +286,21 @@ fn apply_one(
             capture::finish(db, &cap, timeout);
             sealed?;
         }
-        // Outside a transaction the row goes first, so a crash leaves it dirty.
-        db.record_start(name, p.order, checksum, &opts.actor, snapshot.clone())?;
-        db.record_non_transactional(name)?;
+        // Outside a transaction the row goes first, so a crash leaves it
+        // dirty; with its plan, in one go.
+        db::begin(db)?;
+        let row = (|| -> Result<()> {
+            db.record_start(name, p.order, checksum, &opts.actor, snapshot.clone())?;
+            db.record_non_transactional(name)?;
+            db.record_plan(name, &revert_plan)
+        })();
+        match row {
+            Ok(()) => db::commit(db)?,
+            Err(e) => {
+                let _ = db::rollback(db);
+                return Err(e);
+            }
+        }
         let mut failed = execute_each(db, &p.up, |_| failpoint::hit("migrate-statement-ran"))
             .err()
             .map(|e| ("up", e.to_string()));
@@ -291,7 +312,8 @@ fn apply_one(
         failpoint::hit("migrate-change-ran");
         if let Some((step, detail)) = failed {
             let _ = db.record_event(name, EventKind::Fail, &opts.actor, &detail);
-            let undone = match revert_one(db, net, p, snapshot.as_deref(), true, &opts.actor) {
+            let undo = Undo::from_files(p);
+            let undone = match revert_one(db, net, &undo, snapshot.as_deref(), true, &opts.actor) {
                 Ok(done) => {
                     let text = format!(
                         "it ran outside a transaction and was reverted {}",

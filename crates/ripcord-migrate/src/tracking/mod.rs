@@ -24,8 +24,9 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use crate::analyze::TableName;
 use crate::{Plan, Result};
 
 pub use self::pg::PostgresTracker;
@@ -100,6 +101,16 @@ pub trait Tracker {
     /// text to send in one batch with `COMMIT` (PostgreSQL); `None` where
     /// that saves nothing (SQLite).
     fn reverted_sql(&self, _change: &str, _actor: &str, _detail: &str) -> Option<String> {
+        None
+    }
+
+    /// Records with a started change what `down` needs to undo it, as it
+    /// is now: `down` follows it whatever the files say later.
+    fn record_plan(&mut self, change: &str, plan: &RevertPlan) -> Result<()>;
+
+    /// What [`Tracker::record_plan`] does, as SQL text to send in the batch
+    /// of [`Tracker::applied_sql`]; `None` where that saves nothing.
+    fn plan_sql(&self, _change: &str, _plan: &RevertPlan) -> Option<String> {
         None
     }
 
@@ -223,6 +234,66 @@ pub struct AppliedChange {
     pub plan_order: i32,
     /// False when it ran outside a transaction.
     pub transactional: bool,
+    /// What `down` needs to undo it, recorded when it was applied, as JSON
+    /// ([`RevertPlan::parse`]); `None` for changes applied by versions that
+    /// did not record it.
+    pub revert_plan: Option<String>,
+}
+
+/// What `down` needs to undo a change, recorded with the change when it is
+/// applied: the analysis of its up script, and its down script as it was
+/// then. `down` follows it and never reads an edited file again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevertPlan {
+    /// The format of this record; readers refuse a newer one.
+    pub version: u32,
+    /// Existing tables the change touches: those its safety snapshot covers.
+    pub tables: Vec<TableName>,
+    /// Tables the change creates.
+    pub created: Vec<TableName>,
+    /// Whether it destroys data (a revert then needs its safety snapshot).
+    pub destructive: bool,
+    /// False when its tables could not all be told from its SQL (its safety
+    /// snapshot then covers the whole database).
+    pub certain: bool,
+    /// Whether the up script ran in a transaction.
+    pub transactional: bool,
+    /// Its down script, as ripcord would run it when it was applied.
+    pub down: Option<RecordedScript>,
+}
+
+/// A script as recorded with its change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedScript {
+    /// The SQL that runs (without a `BEGIN … COMMIT` wrapper).
+    pub sql: String,
+    /// The checksum of the file it came from.
+    pub checksum: String,
+    /// Whether it runs in a transaction.
+    pub transactional: bool,
+}
+
+impl RevertPlan {
+    pub const VERSION: u32 = 1;
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a revert plan serialises")
+    }
+
+    /// Reads a recorded plan; a record this version cannot read (damaged,
+    /// or written by a newer version) is an error, never a guess.
+    pub fn parse(text: &str) -> std::result::Result<RevertPlan, String> {
+        // The version first: a newer record may not have the fields of this one.
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let version = value.get("version").and_then(serde_json::Value::as_u64);
+        if let Some(v) = version.filter(|v| *v > u64::from(RevertPlan::VERSION)) {
+            return Err(format!(
+                "it was written by a newer ripcord (format {v}, this one reads {})",
+                RevertPlan::VERSION
+            ));
+        }
+        serde_json::from_value(value).map_err(|e| e.to_string())
+    }
 }
 
 /// Where a change of the plan, or a recorded one, stands.

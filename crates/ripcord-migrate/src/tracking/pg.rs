@@ -5,15 +5,25 @@
 //! when that session ends for any reason: the guard dropping, the process
 //! dying, the backend being terminated. Advisory locks are per database, as
 //! are the tracking tables.
+//!
+//! That session ends at once when its process is killed, but the session
+//! running the changes does not: a backend busy with a statement only
+//! notices its client is gone when the statement ends. So the connection
+//! that runs the changes holds a second, shared advisory lock for as long
+//! as it lives, and whoever takes the migration lock next waits until no
+//! other session holding it is still running something (it may be idle: a
+//! tracker whose guard was dropped), or refuses after a while
+//! (`RIPCORD_MIGRATE_LOCK_WAIT`, 60 s by default). Ending that backend is
+//! the operator's call, never ripcord's.
 
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use postgres::{Client, Config, NoTls};
 
 use chrono::{DateTime, Utc};
 
-use super::{AppliedChange, EventKind, LockGuard, RecordState, Tracker};
+use super::{AppliedChange, EventKind, LockGuard, RecordState, RevertPlan, Tracker};
 use crate::{Error, Result};
 
 /// The advisory lock key: "ripcord\0" as a big-endian integer. PostgreSQL
@@ -23,6 +33,19 @@ pub const LOCK_KEY: i64 = 0x7269_7063_6f72_6400;
 /// Serialises schema creation, which `IF NOT EXISTS` alone does not make safe
 /// against a concurrent creator.
 const SCHEMA_KEY: i64 = LOCK_KEY | 1;
+
+/// Held, shared, by every connection that runs changes, for as long as it
+/// lives: its backend is still running a statement when the lock shows a
+/// holder that is not idle.
+pub const WORK_KEY: i64 = LOCK_KEY | 2;
+
+/// How long the next migration waits for a killed one's statement.
+fn work_wait() -> Duration {
+    std::env::var("RIPCORD_MIGRATE_LOCK_WAIT")
+        .ok()
+        .and_then(|t| ripcord_core::duration::parse(&t).ok())
+        .unwrap_or(Duration::from_secs(60))
+}
 
 const APPLICATION_NAME: &str = "ripcord";
 
@@ -39,6 +62,7 @@ CREATE TABLE IF NOT EXISTS ripcord.changes (
     plan_order int NOT NULL
 );
 ALTER TABLE ripcord.changes ADD COLUMN IF NOT EXISTS transactional boolean NOT NULL DEFAULT true;
+ALTER TABLE ripcord.changes ADD COLUMN IF NOT EXISTS revert_plan text;
 CREATE TABLE IF NOT EXISTS ripcord.events (
     id bigserial PRIMARY KEY,
     at timestamptz NOT NULL DEFAULT clock_timestamp(),
@@ -86,6 +110,8 @@ const RFC3339: &str = r#"'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'"#;
 pub struct PostgresTracker {
     config: Config,
     client: Client,
+    /// Whether `client` holds [`WORK_KEY`].
+    marked: bool,
 }
 
 impl std::fmt::Debug for PostgresTracker {
@@ -111,7 +137,11 @@ impl PostgresTracker {
             config.application_name(APPLICATION_NAME);
         }
         let client = connect(&config)?;
-        Ok(PostgresTracker { config, client })
+        Ok(PostgresTracker {
+            config,
+            client,
+            marked: false,
+        })
     }
 
     /// The connection scripts run on, so that a change and its tracking row
@@ -163,6 +193,82 @@ impl PostgresTracker {
     }
 }
 
+/// A session of an ended migration that still runs a statement.
+struct Leftover {
+    pid: i32,
+    state: Option<String>,
+    since: Option<String>,
+    query: Option<String>,
+}
+
+impl std::fmt::Display for Leftover {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "backend pid {}", self.pid)?;
+        match &self.state {
+            Some(state) => write!(f, " ({state}")?,
+            None => f.write_str(" (state not visible to this user")?,
+        }
+        if let Some(since) = &self.since {
+            write!(f, " since {since}")?;
+        }
+        f.write_str(")")?;
+        if let Some(query) = &self.query {
+            write!(f, ": {query}")?;
+        }
+        Ok(())
+    }
+}
+
+impl PostgresTracker {
+    /// Sessions, other than ours, that hold [`WORK_KEY`] and are not idle:
+    /// the work of a migration whose process has ended.
+    fn leftovers(lock_client: &mut Client, ours: i32) -> Result<Vec<Leftover>> {
+        let sql = format!(
+            "SELECT l.pid, a.state, to_char(a.state_change AT TIME ZONE 'UTC', {RFC3339}),
+                    left(regexp_replace(a.query, '\\s+', ' ', 'g'), 80)
+             FROM pg_locks l
+             LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+             WHERE l.locktype = 'advisory' AND l.granted
+               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+               AND l.classid::bigint = $1 AND l.objid::bigint = $2 AND l.objsubid = 1
+               AND l.pid <> $3 AND l.pid <> pg_backend_pid()
+               AND a.state IS DISTINCT FROM 'idle'
+             ORDER BY l.pid"
+        );
+        let high = (WORK_KEY >> 32) & 0xffff_ffff;
+        let low = WORK_KEY & 0xffff_ffff;
+        let rows = lock_client
+            .query(&sql, &[&high, &low, &ours])
+            .map_err(Error::postgres(
+                "look for the sessions of earlier migrations",
+            ))?;
+        Ok(rows
+            .iter()
+            .map(|r| Leftover {
+                pid: r.get(0),
+                state: r.get(1),
+                since: r.get(2),
+                query: r.get(3),
+            })
+            .collect())
+    }
+
+    /// Marks the connection that runs changes as such, once.
+    fn mark_work(&mut self) -> Result<i32> {
+        if !self.marked {
+            self.client
+                .execute("SELECT pg_advisory_lock_shared($1)", &[&WORK_KEY])
+                .map_err(Error::postgres("mark the migration's session"))?;
+            self.marked = true;
+        }
+        Ok(self
+            .client
+            .query_one("SELECT pg_backend_pid()", &[])
+            .map_err(Error::postgres("mark the migration's session"))?
+            .get(0))
+    }
+}
+
 /// A string as an escape-string literal, right whatever
 /// `standard_conforming_strings` says.
 fn literal(s: &str) -> String {
@@ -209,6 +315,24 @@ impl Tracker for PostgresTracker {
                 holder: self.holder()?,
             });
         }
+        // A killed migration's statement may still run on the server; the
+        // lock is not ours until it has ended.
+        let ours = self.mark_work()?;
+        let deadline = Instant::now() + work_wait();
+        loop {
+            let left = PostgresTracker::leftovers(&mut lock_client, ours)?;
+            if left.is_empty() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                let _ = lock_client.execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY]);
+                return Err(Error::StillRunning {
+                    sessions: left.iter().map(|l| l.to_string()).collect(),
+                    pids: left.iter().map(|l| l.pid).collect(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let holder = format!("backend pid {pid} ({app})");
         Ok(LockGuard::new(holder, move || {
             // Closing the session releases the lock too; unlocking first
@@ -222,7 +346,8 @@ impl Tracker for PostgresTracker {
         let sql =
             "SELECT name, checksum, state, (extract(epoch FROM applied_at) * 1000000)::bigint,
                           actor, duration_ms, safety_snapshot, plan_order,
-                          coalesce((to_jsonb(c) ->> 'transactional')::boolean, true)
+                          coalesce((to_jsonb(c) ->> 'transactional')::boolean, true),
+                          to_jsonb(c) ->> 'revert_plan'
                    FROM ripcord.changes c ORDER BY applied_at, plan_order, name";
         let rows = self
             .client
@@ -244,6 +369,7 @@ impl Tracker for PostgresTracker {
                     safety_snapshot: r.get(6),
                     plan_order: r.get(7),
                     transactional: r.get(8),
+                    revert_plan: r.get(9),
                 }
             })
             .collect())
@@ -362,6 +488,23 @@ impl Tracker for PostgresTracker {
             change = literal(change),
             actor = literal(actor),
             detail = literal(detail),
+        ))
+    }
+
+    fn record_plan(&mut self, change: &str, plan: &RevertPlan) -> Result<()> {
+        let sql = self
+            .plan_sql(change, plan)
+            .expect("PostgreSQL records with SQL text");
+        self.client
+            .batch_execute(&sql)
+            .map_err(Error::postgres(format!("record how to revert {change}")))
+    }
+
+    fn plan_sql(&self, change: &str, plan: &RevertPlan) -> Option<String> {
+        Some(format!(
+            "UPDATE ripcord.changes SET revert_plan = {} WHERE name = {}",
+            literal(&plan.to_json()),
+            literal(change)
         ))
     }
 

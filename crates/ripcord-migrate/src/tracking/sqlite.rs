@@ -26,7 +26,8 @@ use std::time::Duration;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
 
 use super::{
-    now_text, parse_time, this_process, AppliedChange, EventKind, LockGuard, RecordState, Tracker,
+    now_text, parse_time, this_process, AppliedChange, EventKind, LockGuard, RecordState,
+    RevertPlan, Tracker,
 };
 use crate::{Error, Result};
 
@@ -165,9 +166,13 @@ fn open_conn(path: &Path) -> Result<Connection> {
 }
 
 fn has_transactional_column(conn: &Connection) -> rusqlite::Result<bool> {
+    has_column(conn, "transactional")
+}
+
+fn has_column(conn: &Connection, column: &str) -> rusqlite::Result<bool> {
     conn.query_row(
-        "SELECT count(*) FROM pragma_table_info('ripcord_changes') WHERE name = 'transactional'",
-        [],
+        "SELECT count(*) FROM pragma_table_info('ripcord_changes') WHERE name = ?1",
+        [column],
         |r| r.get::<_, i64>(0),
     )
     .map(|n| n > 0)
@@ -193,6 +198,11 @@ impl Tracker for SqliteTracker {
                 .execute_batch(
                     "ALTER TABLE ripcord_changes ADD COLUMN transactional INTEGER NOT NULL DEFAULT 1",
                 )
+                .map_err(Error::sqlite(context()))?;
+        }
+        if !has_column(&self.conn, "revert_plan").map_err(Error::sqlite(context()))? {
+            self.conn
+                .execute_batch("ALTER TABLE ripcord_changes ADD COLUMN revert_plan TEXT")
                 .map_err(Error::sqlite(context()))?;
         }
         Ok(())
@@ -273,12 +283,17 @@ impl Tracker for SqliteTracker {
             .conn
             .prepare(&format!(
                 "SELECT name, checksum, state, applied_at, actor, duration_ms, safety_snapshot,
-                            plan_order, {}
+                            plan_order, {}, {}
                      FROM ripcord_changes ORDER BY applied_at, plan_order, name",
                 if has_transactional_column(&self.conn).unwrap_or(false) {
                     "transactional"
                 } else {
                     "1"
+                },
+                if has_column(&self.conn, "revert_plan").unwrap_or(false) {
+                    "revert_plan"
+                } else {
+                    "NULL"
                 }
             ))
             .map_err(Error::sqlite(context()))?;
@@ -302,6 +317,7 @@ impl Tracker for SqliteTracker {
                     safety_snapshot: r.get(6)?,
                     plan_order: r.get(7)?,
                     transactional: r.get::<_, i64>(8)? != 0,
+                    revert_plan: r.get(9)?,
                 })
             })
             .map_err(Error::sqlite(context()))?;
@@ -348,6 +364,16 @@ impl Tracker for SqliteTracker {
                 change: change.into(),
             });
         }
+        Ok(())
+    }
+
+    fn record_plan(&mut self, change: &str, plan: &RevertPlan) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE ripcord_changes SET revert_plan = ?2 WHERE name = ?1",
+                params![change, plan.to_json()],
+            )
+            .map_err(Error::sqlite(format!("record how to revert {change}")))?;
         Ok(())
     }
 

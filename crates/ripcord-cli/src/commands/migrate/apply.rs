@@ -233,6 +233,7 @@ fn say(ctx: &Ctx, note: Note<'_>) {
             },
             if c.verify { ", verified" } else { "" }
         )),
+        Note::Warning(text) => ctx.warn(text),
         Note::Reverted(c) => {
             ctx.say(format!(
                 "reverted {} {}{}",
