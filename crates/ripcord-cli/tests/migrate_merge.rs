@@ -72,16 +72,7 @@ impl Db {
     /// Rows of a query, columns joined with `|`, NULL as empty.
     fn rows(&self, sql: &str) -> Vec<String> {
         match self.kind {
-            Kind::Postgres => cluster()
-                .psql(&self.pg, sql)
-                .into_iter()
-                .map(|r| {
-                    r.into_iter()
-                        .map(Option::unwrap_or_default)
-                        .collect::<Vec<_>>()
-                        .join("|")
-                })
-                .collect(),
+            Kind::Postgres => cluster().rows(&self.pg, sql),
             Kind::Sqlite => {
                 let conn = rusqlite::Connection::open(&self.path).expect("open database");
                 let mut stmt = conn.prepare(sql).expect("prepare");

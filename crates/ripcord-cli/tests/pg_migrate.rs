@@ -46,16 +46,7 @@ fn write(ws: &Workspace, rel: &str, text: &str) {
 
 /// Rows of a query, columns joined with `|`, NULL as empty.
 fn rows(db: &str, sql: &str) -> Vec<String> {
-    cluster()
-        .psql(db, sql)
-        .into_iter()
-        .map(|r| {
-            r.into_iter()
-                .map(Option::unwrap_or_default)
-                .collect::<Vec<_>>()
-                .join("|")
-        })
-        .collect()
+    cluster().rows(db, sql)
 }
 
 fn exec(db: &str, sql: &str) {

@@ -40,16 +40,7 @@ fn write(ws: &Workspace, rel: &str, text: &str) {
 }
 
 fn rows(db: &str, sql: &str) -> Vec<String> {
-    cluster()
-        .psql(db, sql)
-        .into_iter()
-        .map(|r| {
-            r.into_iter()
-                .map(Option::unwrap_or_default)
-                .collect::<Vec<_>>()
-                .join("|")
-        })
-        .collect()
+    cluster().rows(db, sql)
 }
 
 fn one(db: &str, sql: &str) -> String {

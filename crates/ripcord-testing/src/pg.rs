@@ -314,6 +314,20 @@ impl PgCluster {
             .collect()
     }
 
+    /// Like [`psql`](Self::psql), each row's columns joined with `|`, NULL
+    /// as empty: easy to compare with expected text.
+    pub fn rows(&self, db: &str, sql: &str) -> Vec<String> {
+        self.psql(db, sql)
+            .into_iter()
+            .map(|r| {
+                r.into_iter()
+                    .map(Option::unwrap_or_default)
+                    .collect::<Vec<_>>()
+                    .join("|")
+            })
+            .collect()
+    }
+
     /// Creates a database named after `name` plus a random suffix, so that
     /// tests sharing a cluster do not collide. Returns the name, which needs
     /// no quoting in SQL or URLs.
