@@ -170,9 +170,11 @@ fn temp_prefix() -> String {
     format!(".tmp-{}-{}-", host_tag(), std::process::id())
 }
 
-/// A short, file-name-safe tag of this host's name.
-fn host_tag() -> String {
-    blake3::hash(crate::hostname().as_bytes()).to_hex()[..8].to_string()
+/// A short, file-name-safe tag of this host's name, worked out once: every
+/// object write names a temporary file with it.
+fn host_tag() -> &'static str {
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| blake3::hash(crate::hostname().as_bytes()).to_hex()[..8].to_string())
 }
 
 /// A temporary file older than this is stale whoever wrote it: no single

@@ -1,58 +1,19 @@
 //! `sqlite_revert::revert_tables` on real SQLite files and a real repository.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+mod support;
+
+use std::path::Path;
 
 use ripcord_core::config::OnConflict;
 use ripcord_core::revert::TableRevert;
-use ripcord_repo::backend::LocalBackend;
-use ripcord_repo::index::Index;
-use ripcord_repo::manifest::{Stream, TableStat};
-use ripcord_repo::saver::{Saver, SaverOptions};
-use ripcord_repo::Repository;
 use ripcord_targets::sqlite_revert::revert_tables;
-use ripcord_targets::{sqlite, Quiet};
+use ripcord_targets::Quiet;
 use rusqlite::Connection;
-
-struct Fixture {
-    _dir: tempfile::TempDir,
-    repo: Repository,
-    db: PathBuf,
-}
-
-/// What a safety snapshot of the database recorded.
-struct Safety {
-    index: Index,
-    image: Stream,
-    tables: Vec<TableStat>,
-}
+use support::sqlite_fixture::{Fixture, Safety};
 
 impl Fixture {
     fn new(schema: &str) -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let backend = Arc::new(LocalBackend::new(dir.path().join("repo")));
-        let repo = Repository::init(backend, Some("test passphrase")).unwrap();
-        let db = dir.path().join("app.db");
-        let conn = open(&db);
-        conn.execute_batch(schema).unwrap();
-        Fixture {
-            _dir: dir,
-            repo,
-            db,
-        }
-    }
-
-    /// Takes a snapshot the way `ripcord snapshot` does, then reloads the index.
-    fn snapshot(&self) -> Safety {
-        let index = Arc::new(self.repo.load_index().unwrap());
-        let saver = Saver::new(&self.repo, index, SaverOptions::default());
-        let s = sqlite::snapshot(&saver, &self.db, None, &Quiet).unwrap();
-        saver.finish().unwrap();
-        Safety {
-            index: self.repo.load_index().unwrap(),
-            image: s.image,
-            tables: s.tables,
-        }
+        Fixture::with(schema, open)
     }
 
     /// Reverts `tables` in one transaction, committed when `commit`.
@@ -63,20 +24,10 @@ impl Fixture {
         tables: &[(&str, OnConflict)],
         commit: bool,
     ) -> Vec<TableRevert> {
-        let tables: Vec<(String, OnConflict)> =
-            tables.iter().map(|(t, p)| (t.to_string(), *p)).collect();
         conn.execute_batch("BEGIN").unwrap();
-        let out = revert_tables(
-            &self.repo,
-            &safety.index,
-            &safety.image,
-            &safety.tables,
-            conn,
-            &tables,
-            "0002_drop_email",
-            &Quiet,
-        )
-        .unwrap();
+        let out = self
+            .try_revert(safety, conn, tables, "0002_drop_email")
+            .unwrap();
         conn.execute_batch(if commit { "COMMIT" } else { "ROLLBACK" })
             .unwrap();
         out
