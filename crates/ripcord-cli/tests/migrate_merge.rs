@@ -499,3 +499,189 @@ fn down_prints_what_the_change_and_the_application_did() {
         assert!(text.contains("data loss: none"), "{kind:?}\n{text}");
     }
 }
+
+/// A partitioned table (`orders`, by region) whose change drops a column,
+/// deletes a row, rewrites one and moves one to another partition; the
+/// application then inserts, updates (one the change rewrote), deletes and
+/// moves a row to another partition. Rows are merged through the tree:
+/// their key holds the partition key, so a moved row is a delete and an
+/// insert.
+fn seed_partitioned(db: &Db) {
+    db.exec(
+        "CREATE TABLE orders (id int, region text, qty int, note text, PRIMARY KEY (id, region))
+             PARTITION BY LIST (region);
+         CREATE TABLE orders_eu PARTITION OF orders FOR VALUES IN ('eu');
+         CREATE TABLE orders_us PARTITION OF orders FOR VALUES IN ('us');
+         INSERT INTO orders VALUES (1, 'eu', 10, 'n1'), (2, 'eu', 20, 'n2'), (3, 'eu', 30, 'n3'),
+             (4, 'us', 40, 'n4'), (5, 'us', 50, 'n5'), (6, 'us', 60, 'n6'), (8, 'eu', 80, 'n8');",
+    );
+    db.write(
+        "migrations/0001_orders/up.sql",
+        "ALTER TABLE orders DROP COLUMN note;
+         DELETE FROM orders WHERE id = 6;
+         UPDATE orders SET qty = qty * 2 WHERE id = 5;
+         UPDATE orders SET region = 'us' WHERE id = 8;\n",
+    );
+    db.ws.ok(&["migrate", "up"]);
+    db.exec(
+        "INSERT INTO orders VALUES (7, 'us', 70);
+         UPDATE orders SET qty = 25 WHERE id = 2;
+         UPDATE orders SET qty = 555 WHERE id = 5;
+         DELETE FROM orders WHERE id = 3;
+         UPDATE orders SET region = 'us' WHERE id = 1;",
+    );
+}
+
+const ORDERS: &str = "SELECT tableoid::regclass, id, region, qty, note FROM orders ORDER BY id";
+
+/// Before the change: every row in its partition.
+fn orders_before() -> Vec<String> {
+    strs(&[
+        "orders_eu|1|eu|10|n1",
+        "orders_eu|2|eu|20|n2",
+        "orders_eu|3|eu|30|n3",
+        "orders_us|4|us|40|n4",
+        "orders_us|5|us|50|n5",
+        "orders_us|6|us|60|n6",
+        "orders_eu|8|eu|80|n8",
+    ])
+}
+
+#[test]
+fn partitioned_table_is_merged_three_ways_through_its_partitions() {
+    for policy in ["keep-new", "snapshot", "review"] {
+        let db = Db::new(Kind::Postgres, "merge_partitioned");
+        seed_partitioned(&db);
+        let v = down(&db, policy);
+        let c = &v["changes"][0];
+        let t = table(c, "orders");
+        assert_eq!(t["three_way"], true, "{policy} {t}");
+        // inserted, updated, deleted, conflicts (the column the change
+        // dropped makes every row it kept one), then per policy: kept,
+        // deletions kept, review, discarded; the change's own work undone
+        // (the deleted row, the altered rows left alone) and removed (its
+        // moved copy).
+        let (rows, tail, lost) = match policy {
+            "keep-new" => (
+                strs(&[
+                    // Moved by the application: a new row, without the
+                    // dropped column's value.
+                    "orders_us|1|us|10|",
+                    "orders_eu|2|eu|25|n2",
+                    "orders_us|4|us|40|n4",
+                    "orders_us|5|us|555|n5",
+                    "orders_us|6|us|60|n6",
+                    "orders_us|7|us|70|",
+                    // Moved by the change: back in its partition.
+                    "orders_eu|8|eu|80|n8",
+                ]),
+                [4, 2, 0, 0],
+                0,
+            ),
+            "snapshot" => (orders_before(), [0, 0, 0, 4], 4),
+            _ => (orders_before(), [0, 0, 6, 0], 0),
+        };
+        assert_eq!(db.rows(ORDERS), rows, "{policy}");
+        let mut want = vec![2, 2, 2, 4];
+        want.extend(tail);
+        want.extend([3, 1]);
+        assert_eq!(counts(&t)[..10], want[..], "{policy} {t}");
+        assert_eq!(v["rows_lost"], lost, "{policy} {v}");
+        // The partitions' rows were resolved through the tree, not twice.
+        for p in ["orders_eu", "orders_us"] {
+            let t = table(c, p);
+            assert_eq!(counts(&t)[..10], [0; 10], "{policy} {t}");
+        }
+        if policy == "review" {
+            assert_eq!(
+                db.rows("SELECT count(*) FROM ripcord.review WHERE table_name = 'public.orders'"),
+                strs(&["6"])
+            );
+        }
+    }
+}
+
+/// An inheritance tree: `vehicles` and its child `trucks`, each with a key
+/// of its own. The change drops a column of the tree and deletes a row of
+/// each; the application writes to both. Each table is merged three ways
+/// on its own rows.
+#[test]
+fn inheritance_tree_is_merged_three_ways_table_by_table() {
+    for policy in ["keep-new", "snapshot", "review"] {
+        let db = Db::new(Kind::Postgres, "merge_inherit");
+        db.exec(
+            "CREATE TABLE vehicles (id int PRIMARY KEY, name text, colour text);
+             CREATE TABLE trucks (load int) INHERITS (vehicles);
+             ALTER TABLE trucks ADD PRIMARY KEY (id);
+             INSERT INTO vehicles VALUES (1, 'c1', 'red'), (2, 'c2', 'red'), (3, 'c3', 'red'),
+                 (4, 'c4', 'red');
+             INSERT INTO trucks VALUES (5, 't5', 'blue', 50), (6, 't6', 'blue', 60),
+                 (7, 't7', 'blue', 70), (8, 't8', 'blue', 80);",
+        );
+        let parent = "SELECT id, name, colour FROM ONLY vehicles ORDER BY id";
+        let child = "SELECT id, name, colour, load FROM trucks ORDER BY id";
+        let (p0, c0) = (db.rows(parent), db.rows(child));
+        db.write(
+            "migrations/0001_vehicles/up.sql",
+            "ALTER TABLE vehicles DROP COLUMN colour;\nDELETE FROM vehicles WHERE id IN (4, 8);\n",
+        );
+        db.ws.ok(&["migrate", "up"]);
+        db.exec(
+            "UPDATE vehicles SET name = 'car one' WHERE id = 1;
+             DELETE FROM vehicles WHERE id = 2;
+             INSERT INTO trucks (id, name, load) VALUES (9, 't9', 90);
+             UPDATE vehicles SET name = 'truck six' WHERE id = 6;
+             DELETE FROM trucks WHERE id = 7;",
+        );
+        let v = down(&db, policy);
+        let c = &v["changes"][0];
+        let (vt, tt) = (table(c, "vehicles"), table(c, "trucks"));
+        assert_eq!(vt["three_way"], true, "{policy} {vt}");
+        assert_eq!(tt["three_way"], true, "{policy} {tt}");
+        match policy {
+            "keep-new" => {
+                assert_eq!(
+                    db.rows(parent),
+                    strs(&["1|car one|red", "3|c3|red", "4|c4|red"])
+                );
+                assert_eq!(
+                    db.rows(child),
+                    strs(&[
+                        "5|t5|blue|50",
+                        "6|truck six|blue|60",
+                        "8|t8|blue|80",
+                        "9|t9||90"
+                    ])
+                );
+            }
+            _ => {
+                assert_eq!(db.rows(parent), p0, "{policy}");
+                assert_eq!(db.rows(child), c0, "{policy}");
+            }
+        }
+        // inserted, updated, deleted, conflicts, kept, deletions kept,
+        // review, discarded, undone, removed
+        let (v_tail, t_tail, lost) = match policy {
+            "keep-new" => ([1, 1, 0, 0], [2, 1, 0, 0], 0),
+            "snapshot" => ([0, 0, 0, 1], [0, 0, 0, 2], 3),
+            _ => ([0, 0, 2, 0], [0, 0, 3, 0], 0),
+        };
+        let with = |head: [u64; 4], tail: [u64; 4]| {
+            let mut w = head.to_vec();
+            w.extend(tail);
+            w.extend([2, 0]);
+            w
+        };
+        assert_eq!(
+            counts(&vt)[..10],
+            with([0, 1, 1, 2], v_tail)[..],
+            "{policy} {vt}"
+        );
+        assert_eq!(
+            counts(&tt)[..10],
+            with([1, 1, 1, 2], t_tail)[..],
+            "{policy} {tt}"
+        );
+        assert_eq!(v["rows_lost"], lost, "{policy} {v}");
+    }
+}

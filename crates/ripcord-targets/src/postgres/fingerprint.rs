@@ -118,8 +118,26 @@ pub fn record(
             )
             .map_err(pg_err(ctx()))?
             .map(|r| r.get(0));
-        if let Some(oid) = oid.filter(|o| !oids.contains(o)) {
-            oids.push(oid);
+        let Some(oid) = oid else { continue };
+        // A regular table is hashed alone (`ONLY`), and so is each of its
+        // inheritance children, which its revert puts back with it; a
+        // partitioned table is hashed through its partitions, as one.
+        let members = client
+            .query(
+                "WITH RECURSIVE d(oid) AS (
+                     SELECT $1::oid
+                     UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+                     JOIN d ON i.inhparent = d.oid
+                     JOIN pg_catalog.pg_class p ON p.oid = d.oid AND p.relkind = 'r')
+                 SELECT d.oid FROM d JOIN pg_catalog.pg_class c ON c.oid = d.oid
+                 WHERE c.relkind IN ('r', 'p')",
+                &[&oid],
+            )
+            .map_err(pg_err(ctx()))?;
+        for m in members.iter().map(|r| r.get::<_, Oid>(0)) {
+            if !oids.contains(&m) {
+                oids.push(m);
+            }
         }
     }
     pinned(client, |client| {
@@ -134,12 +152,12 @@ pub fn record(
 fn record_one(client: &mut Client, change: &str, oid: Oid) -> Result<(String, u64)> {
     let row = client
         .query_one(
-            "SELECT n.nspname::text, c.relname::text FROM pg_catalog.pg_class c
+            "SELECT n.nspname::text, c.relname::text, c.relkind = 'p' FROM pg_catalog.pg_class c
              JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
             &[&oid],
         )
         .map_err(pg_err("reading a table's name"))?;
-    let (schema, name): (String, String) = (row.get(0), row.get(1));
+    let (schema, name, partitioned): (String, String, bool) = (row.get(0), row.get(1), row.get(2));
     let what = format!("{schema}.{name}");
     let ctx = || format!("recording the fingerprint of {what}");
     let key_columns: Vec<String> = client
@@ -166,7 +184,7 @@ fn record_one(client: &mut Client, change: &str, oid: Oid) -> Result<(String, u6
         )
         .map_err(pg_err(ctx()))?
         .get(0);
-    let table = format!("{}.{}", ident(&schema), ident(&name));
+    let table = format!("{}{}.{}", only(partitioned), ident(&schema), ident(&name));
     let row_exprs: Vec<String> = names.iter().map(|c| format!("t.{}", ident(c))).collect();
     let h = hash(&row_exprs);
     let sql = if key_columns.is_empty() {
@@ -196,6 +214,17 @@ fn record_one(client: &mut Client, change: &str, oid: Oid) -> Result<(String, u6
         .map_err(pg_err(ctx()))?
         .get(0);
     Ok((what, rows as u64))
+}
+
+/// How a table of a tree is read for its fingerprint and its merge: a
+/// partitioned table through its partitions, any other without its
+/// inheritance children (each has a fingerprint of its own).
+pub(crate) fn only(partitioned: bool) -> &'static str {
+    if partitioned {
+        ""
+    } else {
+        "ONLY "
+    }
 }
 
 /// The columns a fingerprint hashes: stored ones (generated columns

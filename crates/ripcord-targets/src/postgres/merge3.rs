@@ -48,6 +48,9 @@ pub(super) struct Merging<'a> {
     pub stash: &'a str,
     /// Its columns as COPY sees them, with their types.
     pub live_columns: &'a [(String, String)],
+    /// A partitioned table, read (and written) through its partitions;
+    /// any other table is read without its inheritance children.
+    pub partitioned: bool,
     pub change: &'a str,
 }
 
@@ -93,10 +96,15 @@ fn merge_pinned(
     report: &mut TableRevert,
 ) -> Result<bool> {
     let what = mg.what;
-    let (name, stash) = (mg.name, mg.stash);
+    // The tables as rows are read, updated and deleted; rows go in through
+    // `mg.name` (INSERT has no ONLY). A row is known by its table and ctid:
+    // a partitioned table's partitions reuse ctids.
+    let only = fingerprint::only(mg.partitioned);
+    let name = &format!("{only}{}", mg.name);
+    let stash = &format!("{only}{}", mg.stash);
     let ctx = format!("comparing {what} with its snapshot and its post-change fingerprint");
     let oid: Oid = client
-        .query_one("SELECT $1::text::regclass::oid", &[&name])
+        .query_one("SELECT $1::text::regclass::oid", &[&mg.name])
         .map_err(pg_err(&ctx))?
         .get(0);
     let restored = fingerprint::hashed_columns(client, oid, what)?;
@@ -232,13 +240,14 @@ fn merge_pinned(
         client
             .batch_execute(&format!(
                 "CREATE TEMP TABLE {m} ON COMMIT DROP AS
-                 SELECT coalesce(l.k, f.k) AS k, l.lid, l.h AS lh, f.h AS fh,
-                        NULL::tid AS rid, NULL::bigint AS rh, false AS conflict
-                 FROM (SELECT {lk} AS k, {lh} AS h, s.ctid AS lid FROM {stash} s) l
+                 SELECT coalesce(l.k, f.k) AS k, l.ltab, l.lid, l.h AS lh, f.h AS fh,
+                        NULL::oid AS rtab, NULL::tid AS rid, NULL::bigint AS rh, false AS conflict
+                 FROM (SELECT {lk} AS k, {lh} AS h, s.tableoid AS ltab, s.ctid AS lid
+                       FROM {stash} s) l
                  FULL JOIN {f} f ON f.k = l.k
                  WHERE l.h IS DISTINCT FROM f.h;
                  ANALYZE {m};
-                 UPDATE {m} m SET rid = r.ctid, rh = {rh} FROM {name} r WHERE {rk} = m.k;
+                 UPDATE {m} m SET rtab = r.tableoid, rid = r.ctid, rh = {rh} FROM {name} r WHERE {rk} = m.k;
                  UPDATE {m} SET conflict = CASE
                      WHEN fh IS NULL THEN rid IS NOT NULL
                      WHEN lid IS NULL THEN rid IS NOT NULL AND ({altered} OR rh IS DISTINCT FROM fh)
@@ -288,8 +297,8 @@ fn merge_pinned(
                 let deleted = run(
                     client,
                     &format!(
-                        "DELETE FROM {name} WHERE ctid IN
-                         (SELECT rid FROM {m} WHERE lid IS NULL AND rid IS NOT NULL)"
+                        "DELETE FROM {name} WHERE (tableoid, ctid) IN
+                         (SELECT rtab, rid FROM {m} WHERE lid IS NULL AND rid IS NOT NULL)"
                     ),
                     &ctx,
                 )?;
@@ -305,8 +314,9 @@ fn merge_pinned(
                     client
                         .execute(
                             &format!(
-                                "UPDATE {name} r SET {} FROM {m} m JOIN {stash} s ON s.ctid = m.lid
-                                 WHERE m.lid IS NOT NULL AND r.ctid = m.rid",
+                                "UPDATE {name} r SET {} FROM {m} m JOIN {stash} s
+                                     ON s.tableoid = m.ltab AND s.ctid = m.lid
+                                 WHERE m.lid IS NOT NULL AND r.tableoid = m.rtab AND r.ctid = m.rid",
                                 set.join(", ")
                             ),
                             &[],
@@ -314,7 +324,7 @@ fn merge_pinned(
                         .map_err(|e| kept_failed(what, &e))?
                 };
                 let new_rows = format!(
-                    "FROM {m} m JOIN {stash} s ON s.ctid = m.lid
+                    "FROM {m} m JOIN {stash} s ON s.tableoid = m.ltab AND s.ctid = m.lid
                      WHERE m.lid IS NOT NULL AND m.rid IS NULL"
                 );
                 let inserted = insert_or_review(
@@ -345,7 +355,7 @@ fn merge_pinned(
                              SELECT $1, $2, pg_catalog.to_jsonb(s), {written}
                                     || CASE WHEN m.rid IS NULL THEN '; it is not in the table'
                                        ELSE '; the table holds the snapshot''s row' END
-                             FROM {m} m JOIN {stash} s ON s.ctid = m.lid WHERE m.lid IS NOT NULL"
+                             FROM {m} m JOIN {stash} s ON s.tableoid = m.ltab AND s.ctid = m.lid WHERE m.lid IS NOT NULL"
                         ),
                         &[&mg.change, &what],
                     )
@@ -358,7 +368,7 @@ fn merge_pinned(
                                     'deleted by the application after the change'
                                     || CASE WHEN m.conflict THEN ', which had changed this row too (conflict)' ELSE '' END
                                     || '; the snapshot''s row is back in the table'
-                             FROM {m} m JOIN {name} r ON r.ctid = m.rid WHERE m.lid IS NULL"
+                             FROM {m} m JOIN {name} r ON r.tableoid = m.rtab AND r.ctid = m.rid WHERE m.lid IS NULL"
                         ),
                         &[&mg.change, &what],
                     )
@@ -400,27 +410,30 @@ fn merge_pinned(
         // The copies of a row the application added, and the restored
         // copies its deletes take away.
         let added = format!(
-            "WITH x AS (SELECT s.ctid AS lid, {lh} AS h FROM {stash} s),
-                  y AS (SELECT lid, h, row_number() OVER (PARTITION BY h) AS rn FROM x
+            "WITH x AS (SELECT s.tableoid AS ltab, s.ctid AS lid, {lh} AS h FROM {stash} s),
+                  y AS (SELECT ltab, lid, h, row_number() OVER (PARTITION BY h) AS rn FROM x
                         WHERE h IN (SELECT h FROM {m} WHERE nl > nf))"
         );
         let added_from = format!(
-            "FROM y JOIN {m} m ON m.h = y.h JOIN {stash} s ON s.ctid = y.lid
+            "FROM y JOIN {m} m ON m.h = y.h JOIN {stash} s ON s.tableoid = y.ltab AND s.ctid = y.lid
              WHERE y.rn <= m.nl - m.nf"
         );
         let taken = format!(
-            "WITH x AS (SELECT r.ctid AS rid, {rh} AS h FROM {name} r),
-                  y AS (SELECT rid, h, row_number() OVER (PARTITION BY h) AS rn FROM x
+            "WITH x AS (SELECT r.tableoid AS rtab, r.ctid AS rid, {rh} AS h FROM {name} r),
+                  y AS (SELECT rtab, rid, h, row_number() OVER (PARTITION BY h) AS rn FROM x
                         WHERE h IN (SELECT h FROM {m} WHERE nf > nl))"
         );
-        let taken_ids =
-            format!("SELECT y.rid FROM y JOIN {m} m ON m.h = y.h WHERE y.rn <= m.nf - m.nl");
+        let taken_ids = format!(
+            "SELECT y.rtab, y.rid FROM y JOIN {m} m ON m.h = y.h WHERE y.rn <= m.nf - m.nl"
+        );
         match policy {
             OnConflict::KeepNew => {
                 if c[4] > 0 {
                     run(
                         client,
-                        &format!("{taken} DELETE FROM {name} WHERE ctid IN ({taken_ids})"),
+                        &format!(
+                            "{taken} DELETE FROM {name} WHERE (tableoid, ctid) IN ({taken_ids})"
+                        ),
                         &ctx,
                     )?;
                 }
@@ -463,7 +476,7 @@ fn merge_pinned(
                             "{taken} INSERT INTO ripcord.review (change, table_name, row_data, reason)
                              SELECT $1, $2, pg_catalog.to_jsonb(r),
                                     'deleted by the application after the change; it is back in the table'
-                             FROM {name} r WHERE r.ctid IN ({taken_ids})"
+                             FROM {name} r WHERE (r.tableoid, r.ctid) IN ({taken_ids})"
                         ),
                         &[&mg.change, &what],
                     )

@@ -607,18 +607,12 @@ impl Cx<'_> {
                 let through_parent = live.partition_of.as_ref().is_some_and(|(ps, pn)| {
                     member(ps, pn).is_some_and(|p| stashes[p].is_some() && tables[p].partitioned)
                 });
-                // The three-way merge reads a table with its children: a
-                // table alone uses it, a tree is compared table by table.
-                let alone = tables.len() == 1 && !t.partitioned;
-                let merged = alone
-                    && self.merge3(
-                        &t.qualified(),
-                        &quoted(t),
-                        live,
-                        stash,
-                        rt.policy,
-                        &mut report,
-                    )?;
+                // The three-way merge reads a partitioned table through
+                // its partitions (rows move between them) and any other
+                // table without its inheritance children, as the
+                // fingerprint hashed them.
+                let merged =
+                    !through_parent && self.merge3(t, live, stash, rt.policy, &mut report)?;
                 if !merged && !through_parent {
                     self.merge(t, live, stash, rt.policy, &mut report)?;
                 }
@@ -860,21 +854,22 @@ impl Cx<'_> {
     /// that fits (a change applied by an older version).
     fn merge3(
         &mut self,
-        what: &str,
-        name: &str,
+        t: &PgTable,
         live: &Live,
         stash: &str,
         policy: OnConflict,
         report: &mut TableRevert,
     ) -> Result<bool> {
-        let Some(fp) = fingerprint::load(self.client, self.change, what)? else {
+        let what = t.qualified();
+        let Some(fp) = fingerprint::load(self.client, self.change, &what)? else {
             return Ok(false);
         };
         let merging = merge3::Merging {
-            what,
-            name,
+            what: &what,
+            name: &quoted(t),
             stash,
             live_columns: &live.columns,
+            partitioned: t.partitioned,
             change: self.change,
         };
         merge3::merge(self.client, self.progress, &merging, &fp, policy, report)
