@@ -439,3 +439,52 @@ fn whole_database_with_trees_restores_exactly() {
     assert_eq!(shape(&dst), shape(&src));
     assert_eq!(indexes(&dst), indexes(&src));
 }
+
+/// Triggers on public tables, by table.
+fn triggers(db: &str) -> Vec<String> {
+    rows(
+        db,
+        "SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+         JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = 'public' AND NOT t.tgisinternal ORDER BY 1, 2",
+    )
+}
+
+/// The bug: a migration safety snapshot is taken while ripcord's change
+/// capture triggers are on the tables, and a plain `restore` of it, into
+/// the database or a new one, brought them back (`ripcord_capture`,
+/// `ripcord_capture_truncate`), logging every later write. The user's own
+/// trigger comes back; ripcord's never do.
+#[test]
+fn restoring_a_safety_snapshot_brings_back_no_capture_trigger() {
+    let db = new_db("kinds_capture_triggers");
+    exec(
+        &db,
+        "CREATE TABLE accounts (id int PRIMARY KEY, email text);
+         INSERT INTO accounts SELECT g, 'a' || g || '@x' FROM generate_series(1, 100) g;
+         CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
+         CREATE TRIGGER accounts_touch BEFORE UPDATE ON accounts FOR EACH ROW EXECUTE FUNCTION touch();",
+    );
+    let ws = workspace(&db, None);
+    change(&ws, "ALTER TABLE accounts DROP COLUMN email;\n");
+    ws.ok(&["migrate", "up"]);
+    let id = rows(&db, "SELECT safety_snapshot FROM ripcord.changes")
+        .pop()
+        .expect("a safety snapshot");
+    let want = ["accounts|accounts_touch"];
+    assert_eq!(triggers(&db), want, "no capture trigger left after up");
+    // Into the database itself, table by table.
+    exec(&db, "DROP TABLE accounts");
+    ws.ok(&["restore", &id, "--tables", "accounts"]);
+    assert_eq!(triggers(&db), want);
+    assert_eq!(rows(&db, "SELECT count(email) FROM accounts"), ["100"]);
+    // Into another database, which has the user's trigger function (a
+    // table-level snapshot holds only its tables).
+    let copy = new_db("kinds_capture_triggers_copy");
+    exec(
+        &copy,
+        "CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END'",
+    );
+    ws.ok(&["restore", &id, "--into", &cluster().url(&copy)]);
+    assert_eq!(triggers(&copy), want);
+}

@@ -167,8 +167,10 @@ pub fn restore(
         }
         tools::run(pre, "pg_restore --section=pre-data")?;
         load_parallel(repo, index, &target, &selected, jobs, progress)?;
+        let list = toc_without_capture(&tools, &target, archive.path())?;
         let mut post = pg_restore(&tools, &target, archive.path());
         post.arg("--section=post-data")
+            .arg(format!("--use-list={}", list.path().display()))
             .arg(format!("--jobs={jobs}"));
         if created {
             post.arg("--no-owner").arg("--no-privileges");
@@ -598,6 +600,49 @@ fn recheck_foreign_keys(
     Ok(broken)
 }
 
+/// Whether a `pg_restore --list` entry (its words after the ids) is one of
+/// the triggers that log writes while a change is prepared: a migration's
+/// safety snapshot is taken with them on its tables, and they never come
+/// back with it.
+/// The trigger's name is the word before the owner's (schema and table
+/// names may hold spaces, the list writes them unquoted; ours have none).
+pub(super) fn is_capture_trigger<S: AsRef<str>>(words: &[S]) -> bool {
+    matches!(words, [d, .., n, _] if d.as_ref() == "TRIGGER"
+        && n.as_ref().starts_with(CAPTURE_TRIGGER_PREFIX))
+}
+
+/// The name every capture trigger starts with.
+const CAPTURE_TRIGGER_PREFIX: &str = "ripcord_capture";
+
+/// The whole archive's list but the capture triggers.
+fn toc_without_capture(
+    tools: &Tools,
+    target: &Target,
+    archive: &std::path::Path,
+) -> Result<tempfile::NamedTempFile> {
+    let mut cmd = tools::command(&tools.pg_restore);
+    cmd.arg("--list").arg(archive).envs(target.tool_env());
+    let listing = String::from_utf8_lossy(&tools::run(cmd, "pg_restore --list")?).into_owned();
+    let mut keep = String::new();
+    for line in listing.lines() {
+        let words: Vec<&str> = line
+            .split_once("; ")
+            .map(|(_, rest)| rest.split_whitespace().skip(2).collect())
+            .unwrap_or_default();
+        if !is_capture_trigger(&words) {
+            keep.push_str(line);
+            keep.push('\n');
+        }
+    }
+    let mut f = tempfile::Builder::new()
+        .prefix("ripcord-toc-")
+        .tempfile()
+        .map_err(|e| Error::io("cannot create a temporary file", e))?;
+    f.write_all(keep.as_bytes())
+        .map_err(|e| Error::io("cannot write the restore list", e))?;
+    Ok(f)
+}
+
 /// A pg_restore list selecting the given tables, their sequences, indexes,
 /// constraints and triggers.
 fn toc_for(
@@ -635,33 +680,33 @@ fn toc_for(
             continue;
         };
         let words: Vec<&str> = rest.split_whitespace().skip(2).collect();
-        let wanted = tables.iter().any(|t| {
-            let pos = words.iter().position(|w| *w == t.schema);
-            let Some(pos) = pos else { return false };
-            let desc = words[..pos].join(" ");
-            let tag = &words[pos + 1..words.len().saturating_sub(1)];
-            match desc.as_str() {
-                "TABLE" | "TABLE ATTACH" => tag.first() == Some(&t.name.as_str()),
-                "INDEX ATTACH" => tag.first().is_some_and(|i| {
-                    t.indexes.iter().any(|x| x == i) || constraint_indexes.contains(i)
-                }),
-                "INDEX" => tag
-                    .first()
-                    .is_some_and(|i| t.indexes.iter().any(|x| x == i)),
-                "CONSTRAINT" | "FK CONSTRAINT" | "TRIGGER" | "RULE" | "POLICY" | "COMMENT" => {
-                    tag.first() == Some(&t.name.as_str())
+        let wanted = !is_capture_trigger(&words)
+            && tables.iter().any(|t| {
+                let pos = words.iter().position(|w| *w == t.schema);
+                let Some(pos) = pos else { return false };
+                let desc = words[..pos].join(" ");
+                let tag = &words[pos + 1..words.len().saturating_sub(1)];
+                match desc.as_str() {
+                    "TABLE" | "TABLE ATTACH" => tag.first() == Some(&t.name.as_str()),
+                    "INDEX ATTACH" => tag.first().is_some_and(|i| {
+                        t.indexes.iter().any(|x| x == i) || constraint_indexes.contains(i)
+                    }),
+                    "INDEX" => tag
+                        .first()
+                        .is_some_and(|i| t.indexes.iter().any(|x| x == i)),
+                    "CONSTRAINT" | "FK CONSTRAINT" | "TRIGGER" | "RULE" | "POLICY" | "COMMENT" => {
+                        tag.first() == Some(&t.name.as_str())
+                    }
+                    "SEQUENCE" | "SEQUENCE OWNED BY" | "DEFAULT" => {
+                        tag.first().is_some_and(|s| {
+                            content.sequences.iter().any(|q| {
+                                q.schema == t.schema && q.name == *s && s.starts_with(&t.name)
+                            })
+                        }) || (desc == "DEFAULT" && tag.first() == Some(&t.name.as_str()))
+                    }
+                    _ => false,
                 }
-                "SEQUENCE" | "SEQUENCE OWNED BY" | "DEFAULT" => {
-                    tag.first().is_some_and(|s| {
-                        content
-                            .sequences
-                            .iter()
-                            .any(|q| q.schema == t.schema && q.name == *s && s.starts_with(&t.name))
-                    }) || (desc == "DEFAULT" && tag.first() == Some(&t.name.as_str()))
-                }
-                _ => false,
-            }
-        });
+            });
         if wanted {
             keep.push_str(line);
             keep.push('\n');

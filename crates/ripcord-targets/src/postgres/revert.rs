@@ -319,7 +319,7 @@ fn part_of(e: &Entry, t: &PgTable, owned: &[&str], constraints: &[&str]) -> Opti
             _ => None,
         },
         // ripcord's own change capture, there while the snapshot was taken.
-        "TRIGGER" if tag.get(1).is_some_and(|n| n.starts_with("ripcord_capture")) => None,
+        "TRIGGER" if super::restore::is_capture_trigger(&e.words) => None,
         "CONSTRAINT" | "TRIGGER" | "RULE" | "POLICY" | "ROW SECURITY" if first == t.name => {
             Some(Part::Post)
         }
