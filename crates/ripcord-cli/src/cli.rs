@@ -101,8 +101,8 @@ pub struct SnapshotArgs {
     #[arg(long)]
     pub tier: Option<String>,
     /// Only these tables of a database target (comma-separated, `table` or `schema.table`;
-    /// a part in double quotes keeps its case, dots and spaces: '"My App"."Odd.Table"')
-    #[arg(long, value_delimiter = ',')]
+    /// a part in double quotes keeps its case, dots, spaces and commas: '"My App"."Odd.Table"')
+    #[arg(long)]
     pub tables: Vec<String>,
     /// Parallel database workers, at most 256 [default: one per core]
     #[arg(long, value_parser = parse_jobs)]
@@ -134,8 +134,8 @@ pub struct RestoreArgs {
     /// Restore into this path (or postgres:// URL) instead of over the live target
     #[arg(long)]
     pub into: Option<PathBuf>,
-    /// Only these tables of a database snapshot (comma-separated)
-    #[arg(long, value_delimiter = ',')]
+    /// Only these tables of a database snapshot (comma-separated, as for `snapshot --tables`)
+    #[arg(long)]
     pub tables: Vec<String>,
     /// PostgreSQL: create the --into database first
     #[arg(long)]

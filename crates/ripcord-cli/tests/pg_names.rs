@@ -334,6 +334,35 @@ fn quoted_mixed_case_schema_and_table_names_work_everywhere() {
     bad.assert_code(2).assert_stderr_has("odd.gadgets");
 }
 
+/// The bug: `--tables` split its value on every comma, so a quoted name
+/// holding one (`"a,b"`) became two names that do not exist. A comma
+/// inside double quotes belongs to the name, for `snapshot` and `restore`.
+#[test]
+fn comma_in_a_quoted_table_name_is_not_split() {
+    let (ws, db) = setup("names_comma");
+    exec(
+        &db,
+        r#"CREATE TABLE "In, Out" (id int PRIMARY KEY, v text);
+           INSERT INTO "In, Out" SELECT g, 'v' || g FROM generate_series(1, 30) g;
+           CREATE TABLE plain (id int);
+           INSERT INTO plain VALUES (1), (2);
+           CREATE TABLE other (id int);"#,
+    );
+    let snap = ws.snapshot_id(&["app", "--tables", r#""In, Out",plain"#]);
+    let show = ws.json(&["show", &snap]);
+    let taken: Vec<String> = show["targets"][0]["tables"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no tables in {show}"))
+        .iter()
+        .map(|t| format!("{}|{}", t["name"], t["rows"]))
+        .collect();
+    assert_eq!(taken, [r#""In, Out"|30"#, r#""plain"|2"#], "{show}");
+    exec(&db, r#"DELETE FROM "In, Out"; DELETE FROM plain"#);
+    ws.ok(&["restore", &snap, "--tables", r#""In, Out""#]);
+    assert_eq!(one(&db, r#"SELECT count(*) FROM "In, Out""#), "30");
+    assert_eq!(one(&db, "SELECT count(*) FROM plain"), "0");
+}
+
 /// `ALTER DATABASE … SET search_path` is not copied by `CREATE DATABASE …
 /// TEMPLATE`: the rehearsal carries it over, so the change that works on
 /// the live database works on its scratch copy, and its revert is checked.

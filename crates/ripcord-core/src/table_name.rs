@@ -96,6 +96,31 @@ impl TableRef {
     }
 }
 
+/// A comma-separated list of table names as `--tables` takes it: a comma
+/// inside double quotes belongs to the name (`"a,b",c` is two names).
+/// Blank items are left out; each item is read by [`TableRef::parse`].
+pub fn split_list(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut item = String::new();
+    let mut quoted = false;
+    for c in text.chars() {
+        match c {
+            // `""` inside quotes closes and opens again: the state is right.
+            '"' => {
+                quoted = !quoted;
+                item.push(c);
+            }
+            ',' if !quoted => out.push(std::mem::take(&mut item)),
+            _ => item.push(c),
+        }
+    }
+    out.push(item);
+    out.into_iter()
+        .map(|i| i.trim().to_string())
+        .filter(|i| !i.is_empty())
+        .collect()
+}
+
 /// A name part as SQL would need it written: plain when it is lower case
 /// letters, digits and `_` (not starting with a digit), quoted otherwise.
 pub fn show_part(part: &str) -> String {
@@ -135,6 +160,21 @@ mod tests {
             text: text.into(),
             quoted,
         }
+    }
+
+    /// The bug: `--tables` was split on every comma, so `"a,b"` became
+    /// the names `"a` and `b"`.
+    #[test]
+    fn comma_in_a_quoted_table_name_is_not_split() {
+        assert_eq!(
+            split_list(r#""My App"."a,b", c ,, "x""y,z""#),
+            [r#""My App"."a,b""#, "c", r#""x""y,z""#]
+        );
+        let t = TableRef::parse(&split_list(r#""My App"."a,b""#)[0]).unwrap();
+        assert_eq!(t.name, part("a,b", true));
+        // An unclosed quote stays one item, which parse then refuses.
+        assert_eq!(split_list(r#"a,"b,c"#), ["a", r#""b,c"#]);
+        assert!(TableRef::parse(r#""b,c"#).is_err());
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub fn snapshot(ctx: &Ctx, args: &SnapshotArgs) -> Result<()> {
         targets: args.targets.clone(),
         tags: args.tags.clone(),
         tier: args.tier.clone(),
-        tables: args.tables.clone(),
+        tables: table_list(&args.tables),
         jobs: args.jobs.unwrap_or(0),
     };
     let result = ripcord_ops::snapshot::snapshot(ctx, &opts)?;
@@ -35,12 +35,21 @@ pub fn snapshot(ctx: &Ctx, args: &SnapshotArgs) -> Result<()> {
     Ok(())
 }
 
+/// `--tables` values, each a comma-separated list (commas inside quoted
+/// names kept).
+fn table_list(values: &[String]) -> Vec<String> {
+    values
+        .iter()
+        .flat_map(|v| ripcord_core::table_name::split_list(v))
+        .collect()
+}
+
 pub fn restore_options(args: &RestoreArgs) -> RestoreOptions {
     RestoreOptions {
         snapshot: args.snapshot.clone(),
         targets: args.targets.clone(),
         into: args.into.clone(),
-        tables: args.tables.clone(),
+        tables: table_list(&args.tables),
         partial: args.partial,
         create: args.create,
         clean: args.clean,
