@@ -651,6 +651,12 @@ impl Cx<'_> {
             }
             self.set_sequences(t, live.as_ref())?;
         }
+        for (j, stash) in stashes.iter().enumerate() {
+            if let Some((stash, _)) = stash {
+                let adopted = self.new_children(tables[j], stash, &stashes, group[j].policy)?;
+                reports.extend(adopted);
+            }
+        }
         let moved: Vec<&(String, String)> = stashes.iter().flatten().collect();
         if !moved.is_empty() {
             // No CASCADE: anything still depending on the old tables is the
@@ -684,6 +690,109 @@ impl Cx<'_> {
                 })?;
         }
         Ok(reports)
+    }
+
+    /// Inheritance children created after the change (the snapshot has no
+    /// such table) still inherit from the replaced `t`, moved aside as
+    /// `stash`. Each leaves it with its rows. Under `keep-new` it inherits
+    /// from the restored `t` again, given the columns the revert brought
+    /// back (NULL in its rows); where it cannot (a column it lacks must be
+    /// NOT NULL, a type differs), and under `snapshot` and `review`, whose
+    /// tree is the snapshot's, it stays a table of its own, with a warning.
+    /// Its rows are counted as kept.
+    fn new_children(
+        &mut self,
+        t: &PgTable,
+        stash: &str,
+        stashes: &[Option<(String, String)>],
+        policy: OnConflict,
+    ) -> Result<Vec<TableRevert>> {
+        let what = t.qualified();
+        let found = self
+            .client
+            .query(
+                "SELECT n.nspname::text, c.relname::text FROM pg_catalog.pg_inherits i
+                 JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                 WHERE i.inhparent = $1::text::regclass AND NOT c.relispartition
+                 ORDER BY 1, 2",
+                &[&stash],
+            )
+            .map_err(pg_err(format!(
+                "reading the inheritance children of {what}"
+            )))?;
+        let mut out = Vec::new();
+        for r in found {
+            let (schema, name): (String, String) = (r.get(0), r.get(1));
+            // A child put back with the tree was moved aside too.
+            if stashes.iter().flatten().any(|(_, s)| *s == schema) {
+                continue;
+            }
+            let child = format!("{}.{}", ident(&schema), ident(&name));
+            let shown = format!("{schema}.{name}");
+            let context = format!("keeping {shown}, a child of {what} created after the change");
+            run(
+                self.client,
+                &format!("ALTER TABLE {child} NO INHERIT {stash}"),
+                &context,
+            )?;
+            let rows: i64 = self
+                .client
+                .query_one(&format!("SELECT count(*) FROM ONLY {child}"), &[])
+                .map_err(pg_err(&context))?
+                .get(0);
+            let alone = if policy == OnConflict::KeepNew {
+                let missing: Vec<String> = self
+                    .client
+                    .query(
+                        "SELECT pg_catalog.quote_ident(a.attname) || ' '
+                                || pg_catalog.format_type(a.atttypid, a.atttypmod)
+                         FROM pg_catalog.pg_attribute a
+                         WHERE a.attrelid = $1::text::regclass AND a.attnum > 0
+                           AND NOT a.attisdropped
+                           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute b
+                                           WHERE b.attrelid = $2::text::regclass
+                                             AND b.attname = a.attname AND NOT b.attisdropped)
+                         ORDER BY a.attnum",
+                        &[&quoted(t), &child],
+                    )
+                    .map_err(pg_err(&context))?
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                let mut sql = String::new();
+                if !missing.is_empty() {
+                    sql = format!(
+                        "ALTER TABLE {child} {};\n",
+                        missing
+                            .iter()
+                            .map(|c| format!("ADD COLUMN {c}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                }
+                sql.push_str(&format!("ALTER TABLE {child} INHERIT {}", quoted(t)));
+                self.try_in_savepoint(&sql, &context)?
+                    .map(|why| format!("it cannot inherit from the restored table ({why})"))
+            } else {
+                Some(format!(
+                    "the snapshot's tree has no such table (on_conflict {})",
+                    policy.name()
+                ))
+            };
+            if let Some(why) = alone {
+                self.progress.warn(format!(
+                    "{shown}, created after the change as a child of {what}, stays a table of                      its own with its {rows} row(s): {why}"
+                ));
+            }
+            out.push(TableRevert {
+                table: shown,
+                policy: Some(policy),
+                kept_rows: rows.max(0) as u64,
+                ..TableRevert::default()
+            });
+        }
+        Ok(out)
     }
 
     fn exec_script(&mut self, sql: &str, context: String) -> Result<()> {
