@@ -28,8 +28,6 @@ mod migrate;
 mod migrate_apply;
 #[path = "integration/migrate_exit_codes.rs"]
 mod migrate_exit_codes;
-#[path = "integration/migrate_recorded.rs"]
-mod migrate_recorded;
 #[path = "integration/path_escape.rs"]
 mod path_escape;
 #[path = "integration/roundtrip.rs"]

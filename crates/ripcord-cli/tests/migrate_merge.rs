@@ -5,124 +5,18 @@
 //! `migrate down` runs under each policy. Every row and every count is
 //! checked.
 
-use std::path::PathBuf;
-
-use ripcord_testing::data::write_file;
-use ripcord_testing::pg::{self, PgCluster};
-use ripcord_testing::Workspace;
+use ripcord_testing::app::{AppDb, Engine, ENGINES};
 use serde_json::Value;
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_ripcord")
 }
 
-fn cluster() -> &'static PgCluster {
-    pg::shared()
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Kind {
-    Postgres,
-    Sqlite,
-}
-
-const KINDS: [Kind; 2] = [Kind::Postgres, Kind::Sqlite];
-
-/// A workspace with a repository and a migration target `app` of `kind`.
-struct Db {
-    kind: Kind,
-    ws: Workspace,
-    pg: String,
-    path: PathBuf,
-}
-
-impl Db {
-    fn new(kind: Kind, name: &str) -> Db {
-        let mut ws = Workspace::new(bin());
-        let (mut pg, mut path) = (String::new(), PathBuf::new());
-        match kind {
-            Kind::Postgres => {
-                pg = cluster()
-                    .create_database(name)
-                    .unwrap_or_else(|e| panic!("create database {name}: {e}"));
-                ws.append_config(&format!(
-                    "[targets.app]\nkind = \"postgres\"\nurl = \"{}\"\n",
-                    cluster().url(&pg)
-                ));
-            }
-            Kind::Sqlite => path = ws.sqlite_target_created_by_migrate("app", "app.db"),
-        }
-        ws.append_config("[migrations]\ntarget = \"app\"\ndir = \"migrations\"\n");
-        ws.init();
-        Db { kind, ws, pg, path }
-    }
-
-    fn exec(&self, sql: &str) {
-        match self.kind {
-            Kind::Postgres => {
-                cluster().psql(&self.pg, sql);
-            }
-            Kind::Sqlite => rusqlite::Connection::open(&self.path)
-                .expect("open database")
-                .execute_batch(sql)
-                .unwrap_or_else(|e| panic!("{sql}: {e}")),
-        }
-    }
-
-    /// Rows of a query, columns joined with `|`, NULL as empty.
-    fn rows(&self, sql: &str) -> Vec<String> {
-        match self.kind {
-            Kind::Postgres => cluster().rows(&self.pg, sql),
-            Kind::Sqlite => {
-                let conn = rusqlite::Connection::open(&self.path).expect("open database");
-                let mut stmt = conn.prepare(sql).expect("prepare");
-                let n = stmt.column_count();
-                stmt.query_map([], |r| {
-                    (0..n)
-                        .map(|i| {
-                            Ok(match r.get::<_, rusqlite::types::Value>(i)? {
-                                rusqlite::types::Value::Null => String::new(),
-                                rusqlite::types::Value::Integer(i) => i.to_string(),
-                                rusqlite::types::Value::Real(f) => f.to_string(),
-                                rusqlite::types::Value::Text(t) => t,
-                                rusqlite::types::Value::Blob(b) => format!("{b:?}"),
-                            })
-                        })
-                        .collect::<rusqlite::Result<Vec<_>>>()
-                        .map(|v| v.join("|"))
-                })
-                .expect("query")
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .expect("rows")
-            }
-        }
-    }
-
-    fn write(&self, rel: &str, text: &str) {
-        write_file(&self.ws.path(rel), text.as_bytes());
-    }
-
-    fn review_table(&self) -> &'static str {
-        match self.kind {
-            Kind::Postgres => "ripcord.review",
-            Kind::Sqlite => "ripcord_review",
-        }
-    }
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        if self.kind == Kind::Postgres && !std::thread::panicking() {
-            let _ = cluster().drop_database(&self.pg);
-        }
-    }
-}
-
 /// `items` (keyed), `people` (keyed; the change drops its e-mail column),
 /// `events` (no key; nobody writes to it after the change) and `tags` (no
 /// key; the application writes to it), seeded; the change, without a down
 /// script, deletes and rewrites rows and drops a column.
-fn seed(db: &Db) {
+fn seed(db: &AppDb) {
     db.exec(
         "CREATE TABLE items (id integer PRIMARY KEY, name text NOT NULL, price integer NOT NULL);
          INSERT INTO items VALUES (1, 'n1', 10), (2, 'n2', 20), (3, 'n3', 30), (4, 'n4', 40),
@@ -152,12 +46,12 @@ fn seed(db: &Db) {
 /// insert again of a row it deleted (9); on `people` (whose e-mail column
 /// the change dropped) an update (1), a delete (2) and an insert (5); on
 /// `tags` one copy of `x` deleted and `z` inserted.
-fn application_writes(db: &Db) {
-    let one_x = match db.kind {
-        Kind::Postgres => {
+fn application_writes(db: &AppDb) {
+    let one_x = match db.engine {
+        Engine::Postgres => {
             "DELETE FROM tags WHERE ctid = (SELECT ctid FROM tags WHERE name = 'x' LIMIT 1)"
         }
-        Kind::Sqlite => {
+        Engine::Sqlite => {
             "DELETE FROM tags WHERE rowid = (SELECT rowid FROM tags WHERE name = 'x' LIMIT 1)"
         }
     };
@@ -211,7 +105,7 @@ const FIELDS: [&str; 11] = [
     "restored_rows",
 ];
 
-fn down(db: &Db, policy: &str) -> Value {
+fn down(db: &AppDb, policy: &str) -> Value {
     let v = db
         .ws
         .json(&["migrate", "down", "--to", "@root", "--on-conflict", policy]);
@@ -219,7 +113,7 @@ fn down(db: &Db, policy: &str) -> Value {
     v
 }
 
-fn apply(db: &Db) {
+fn apply(db: &AppDb) {
     seed(db);
     db.ws.ok(&["migrate", "up"]);
     application_writes(db);
@@ -236,8 +130,8 @@ fn strs(v: &[&str]) -> Vec<String> {
 
 #[test]
 fn keep_new_keeps_the_applications_writes_and_undoes_the_change() {
-    for kind in KINDS {
-        let db = Db::new(kind, "merge_keep_new");
+    for kind in ENGINES {
+        let db = AppDb::new(bin(), kind, "merge_keep_new");
         apply(&db);
         let v = down(&db, "keep-new");
         let c = &v["changes"][0];
@@ -290,8 +184,8 @@ fn keep_new_keeps_the_applications_writes_and_undoes_the_change() {
         assert!(table(c, "items")["three_way"].as_bool().unwrap());
         // The fingerprint is forgotten with the change.
         let left = match kind {
-            Kind::Postgres => "SELECT count(*) FROM ripcord.fingerprint",
-            Kind::Sqlite => "SELECT count(*) FROM ripcord_fingerprint",
+            Engine::Postgres => "SELECT count(*) FROM ripcord.fingerprint",
+            Engine::Sqlite => "SELECT count(*) FROM ripcord_fingerprint",
         };
         assert_eq!(db.rows(left), strs(&["0"]), "{kind:?}");
     }
@@ -299,8 +193,8 @@ fn keep_new_keeps_the_applications_writes_and_undoes_the_change() {
 
 #[test]
 fn snapshot_puts_back_the_snapshot_exactly() {
-    for kind in KINDS {
-        let db = Db::new(kind, "merge_snapshot");
+    for kind in ENGINES {
+        let db = AppDb::new(bin(), kind, "merge_snapshot");
         apply(&db);
         let v = down(&db, "snapshot");
         let c = &v["changes"][0];
@@ -339,8 +233,8 @@ fn snapshot_puts_back_the_snapshot_exactly() {
 
 #[test]
 fn review_puts_back_the_snapshot_and_sets_the_applications_writes_aside() {
-    for kind in KINDS {
-        let db = Db::new(kind, "merge_review");
+    for kind in ENGINES {
+        let db = AppDb::new(bin(), kind, "merge_review");
         apply(&db);
         let v = down(&db, "review");
         let c = &v["changes"][0];
@@ -371,7 +265,7 @@ fn review_puts_back_the_snapshot_and_sets_the_applications_writes_aside() {
         // Every write of the application is in the review table, labelled.
         let reasons = db.rows(&format!(
             "SELECT table_name, reason FROM {} ORDER BY 1, 2",
-            db.review_table()
+            db.ripcord_table("review")
         ));
         assert_eq!(reasons.len(), 11, "{kind:?} {reasons:?}");
         let items: Vec<&String> = reasons.iter().filter(|r| r.contains("items|")).collect();
@@ -382,7 +276,7 @@ fn review_puts_back_the_snapshot_and_sets_the_applications_writes_aside() {
         );
         let seven = db.rows(&format!(
             "SELECT row_data FROM {} WHERE reason LIKE 'updated%conflict%' AND table_name LIKE '%items'",
-            db.review_table()
+            db.ripcord_table("review")
         ));
         assert_eq!(seven.len(), 1, "{kind:?} {seven:?}");
         assert!(seven[0].contains("777"), "{seven:?}");
@@ -391,8 +285,8 @@ fn review_puts_back_the_snapshot_and_sets_the_applications_writes_aside() {
 
 #[test]
 fn bug6_rows_deleted_by_the_application_after_the_change_stay_deleted() {
-    for kind in KINDS {
-        let db = Db::new(kind, "merge_bug6");
+    for kind in ENGINES {
+        let db = AppDb::new(bin(), kind, "merge_bug6");
         seed(&db);
         db.ws.ok(&["migrate", "up"]);
         db.exec("DELETE FROM items WHERE id IN (1, 2); DELETE FROM people WHERE id = 4");
@@ -419,17 +313,17 @@ fn bug6_rows_deleted_by_the_application_after_the_change_stay_deleted() {
 
 #[test]
 fn keyless_table_with_nothing_written_since_sets_nothing_aside() {
-    for kind in KINDS {
+    for kind in ENGINES {
         for policy in ["keep-new", "review", "snapshot"] {
-            let db = Db::new(kind, "merge_keyless");
+            let db = AppDb::new(bin(), kind, "merge_keyless");
             seed(&db);
             // Enough duplicate and distinct rows that a wrong multiset
             // comparison would show.
             let many = match kind {
-                Kind::Postgres => {
+                Engine::Postgres => {
                     "INSERT INTO events SELECT 'k' || (i % 50), i % 7 FROM generate_series(1, 5000) i"
                 }
-                Kind::Sqlite => {
+                Engine::Sqlite => {
                     "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 5000)
                      INSERT INTO events SELECT 'k' || (i % 50), i % 7 FROM s"
                 }
@@ -452,14 +346,14 @@ fn keyless_table_with_nothing_written_since_sets_nothing_aside() {
 
 #[test]
 fn a_change_without_a_fingerprint_is_reverted_two_ways_as_before() {
-    for kind in KINDS {
-        let db = Db::new(kind, "merge_no_fingerprint");
+    for kind in ENGINES {
+        let db = AppDb::new(bin(), kind, "merge_no_fingerprint");
         seed(&db);
         db.ws.ok(&["migrate", "up"]);
         // As a change applied by a version that recorded no fingerprint.
         match kind {
-            Kind::Postgres => db.exec("TRUNCATE ripcord.fingerprint_tables, ripcord.fingerprint"),
-            Kind::Sqlite => {
+            Engine::Postgres => db.exec("TRUNCATE ripcord.fingerprint_tables, ripcord.fingerprint"),
+            Engine::Sqlite => {
                 db.exec("DELETE FROM ripcord_fingerprint_tables; DELETE FROM ripcord_fingerprint")
             }
         }
@@ -480,8 +374,8 @@ fn a_change_without_a_fingerprint_is_reverted_two_ways_as_before() {
 
 #[test]
 fn down_prints_what_the_change_and_the_application_did() {
-    for kind in KINDS {
-        let db = Db::new(kind, "merge_text");
+    for kind in ENGINES {
+        let db = AppDb::new(bin(), kind, "merge_text");
         apply(&db);
         let out = db.ws.ok(&["migrate", "down", "--to", "@root"]);
         let text = out.all_text();
@@ -506,7 +400,7 @@ fn down_prints_what_the_change_and_the_application_did() {
 /// moves a row to another partition. Rows are merged through the tree:
 /// their key holds the partition key, so a moved row is a delete and an
 /// insert.
-fn seed_partitioned(db: &Db) {
+fn seed_partitioned(db: &AppDb) {
     db.exec(
         "CREATE TABLE orders (id int, region text, qty int, note text, PRIMARY KEY (id, region))
              PARTITION BY LIST (region);
@@ -550,7 +444,7 @@ fn orders_before() -> Vec<String> {
 #[test]
 fn partitioned_table_is_merged_three_ways_through_its_partitions() {
     for policy in ["keep-new", "snapshot", "review"] {
-        let db = Db::new(Kind::Postgres, "merge_partitioned");
+        let db = AppDb::new(bin(), Engine::Postgres, "merge_partitioned");
         seed_partitioned(&db);
         let v = down(&db, policy);
         let c = &v["changes"][0];
@@ -608,7 +502,7 @@ fn partitioned_table_is_merged_three_ways_through_its_partitions() {
 #[test]
 fn inheritance_tree_is_merged_three_ways_table_by_table() {
     for policy in ["keep-new", "snapshot", "review"] {
-        let db = Db::new(Kind::Postgres, "merge_inherit");
+        let db = AppDb::new(bin(), Engine::Postgres, "merge_inherit");
         db.exec(
             "CREATE TABLE vehicles (id int PRIMARY KEY, name text, colour text);
              CREATE TABLE trucks (load int) INHERITS (vehicles);

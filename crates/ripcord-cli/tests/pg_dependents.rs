@@ -4,7 +4,7 @@
 //! puts them back from the safety snapshot's record. `rehearse` reports what
 //! does not come back. Against a real PostgreSQL cluster.
 
-use ripcord_testing::data::write_file;
+use ripcord_testing::app::{exec, pg_app, rows, write};
 use ripcord_testing::pg::{self, PgCluster};
 use ripcord_testing::Workspace;
 
@@ -16,33 +16,8 @@ fn cluster() -> &'static PgCluster {
     pg::shared()
 }
 
-/// A workspace with a repository and a postgres target `app` on a new
-/// database, migrations in `migrations`. Returns the database.
 fn setup(name: &str) -> (Workspace, String) {
-    let db = cluster()
-        .create_database(name)
-        .unwrap_or_else(|e| panic!("create database {name}: {e}"));
-    let url = cluster().url(&db);
-    let mut ws = Workspace::new(bin());
-    ws.append_config(&format!(
-        "[targets.app]\nkind = \"postgres\"\nurl = \"{url}\"\n\n\
-         [migrations]\ntarget = \"app\"\ndir = \"migrations\"\n"
-    ));
-    ws.init();
-    (ws, db)
-}
-
-fn write(ws: &Workspace, rel: &str, text: &str) {
-    write_file(&ws.path(rel), text.as_bytes());
-}
-
-/// Rows of a query, columns joined with `|`, NULL as empty.
-fn rows(db: &str, sql: &str) -> Vec<String> {
-    cluster().rows(db, sql)
-}
-
-fn exec(db: &str, sql: &str) {
-    cluster().psql(db, sql);
+    pg_app(bin(), name, "")
 }
 
 /// Whether `sql` fails on `db`.

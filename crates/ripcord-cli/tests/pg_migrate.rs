@@ -4,7 +4,7 @@
 //! middle, and rehearsals on a scratch copy. Each test works in databases of
 //! its own on the shared throwaway cluster.
 
-use ripcord_testing::data::write_file;
+use ripcord_testing::app::{exec, pg_app, rows, write};
 use ripcord_testing::pg::{self, PgCluster};
 use ripcord_testing::{Output, Workspace};
 use serde_json::Value;
@@ -17,40 +17,12 @@ fn cluster() -> &'static PgCluster {
     pg::shared()
 }
 
-fn new_db(c: &PgCluster, name: &str) -> String {
-    c.create_database(name)
-        .unwrap_or_else(|e| panic!("create database {name}: {e}"))
-}
-
-/// A workspace with a repository, a postgres target `app` on a new database
-/// and `[migrations] dir = "migrations"` plus `extra`. Returns the database.
 fn setup_with(name: &str, extra: &str) -> (Workspace, String) {
-    let db = new_db(cluster(), name);
-    let url = cluster().url(&db);
-    let mut ws = Workspace::new(bin());
-    ws.append_config(&format!(
-        "[targets.app]\nkind = \"postgres\"\nurl = \"{url}\"\n\n\
-         [migrations]\ntarget = \"app\"\ndir = \"migrations\"\n{extra}"
-    ));
-    ws.init();
-    (ws, db)
+    pg_app(bin(), name, extra)
 }
 
 fn setup(name: &str) -> (Workspace, String) {
     setup_with(name, "")
-}
-
-fn write(ws: &Workspace, rel: &str, text: &str) {
-    write_file(&ws.path(rel), text.as_bytes());
-}
-
-/// Rows of a query, columns joined with `|`, NULL as empty.
-fn rows(db: &str, sql: &str) -> Vec<String> {
-    cluster().rows(db, sql)
-}
-
-fn exec(db: &str, sql: &str) {
-    cluster().psql(db, sql);
 }
 
 /// Tables of the application (the `ripcord` schema left out).

@@ -4,7 +4,7 @@
 //! mixed-case names with dots and spaces, and rehearsals of a database
 //! whose search_path is set with `ALTER DATABASE … SET`.
 
-use ripcord_testing::data::write_file;
+use ripcord_testing::app::{exec, one, pg_app, pg_workspace, rows, write};
 use ripcord_testing::pg::{self, PgCluster};
 use ripcord_testing::Workspace;
 use serde_json::Value;
@@ -17,38 +17,8 @@ fn cluster() -> &'static PgCluster {
     pg::shared()
 }
 
-/// A workspace whose postgres target `app` connects to `url`.
-fn workspace(url: &str) -> Workspace {
-    let mut ws = Workspace::new(bin());
-    ws.append_config(&format!(
-        "[targets.app]\nkind = \"postgres\"\nurl = \"{url}\"\n\n\
-         [migrations]\ntarget = \"app\"\ndir = \"migrations\"\n"
-    ));
-    ws.init();
-    ws
-}
-
 fn setup(name: &str) -> (Workspace, String) {
-    let db = cluster()
-        .create_database(name)
-        .unwrap_or_else(|e| panic!("create database {name}: {e}"));
-    (workspace(&cluster().url(&db)), db)
-}
-
-fn write(ws: &Workspace, rel: &str, text: &str) {
-    write_file(&ws.path(rel), text.as_bytes());
-}
-
-fn rows(db: &str, sql: &str) -> Vec<String> {
-    cluster().rows(db, sql)
-}
-
-fn one(db: &str, sql: &str) -> String {
-    rows(db, sql).join(",")
-}
-
-fn exec(db: &str, sql: &str) {
-    cluster().psql(db, sql);
+    pg_app(bin(), name, "")
 }
 
 /// Columns of a table, in order.
@@ -253,7 +223,7 @@ fn role_search_path_resolves_unqualified_names() {
         "postgres://{role}:names@127.0.0.1:{}/{db}",
         cluster().port()
     );
-    let ws = workspace(&url);
+    let ws = pg_workspace(bin(), &url, "");
     write(
         &ws,
         "migrations/0001_drop_color/up.sql",

@@ -8,7 +8,10 @@
 //! - [`sqlite`]: small databases, and a bank whose invariants reveal torn copies.
 //! - [`process`]: `kill -9`, and waiting by polling instead of sleeping.
 //! - [`pg`]: throwaway PostgreSQL clusters.
+//! - [`app`]: the migration target `app` on PostgreSQL or SQLite, with a
+//!   workspace around it.
 
+pub mod app;
 pub mod data;
 pub mod fingerprint;
 pub mod pg;

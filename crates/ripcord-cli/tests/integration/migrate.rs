@@ -5,22 +5,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ripcord_migrate::tracking::{SqliteTracker, Tracker};
-use ripcord_testing::data::write_file;
+use ripcord_testing::app::{sqlite_app, write};
 use ripcord_testing::Workspace;
 
 use crate::common::*;
 
-fn write(ws: &Workspace, rel: &str, text: &str) {
-    write_file(&ws.path(rel), text.as_bytes());
-}
-
 /// A workspace with a SQLite target `app` (not created yet) and
 /// `[migrations] target = "app"`, `dir = "migrations"`.
 fn setup() -> (Workspace, PathBuf) {
-    let mut ws = workspace();
-    let db = ws.sqlite_target_created_by_migrate("app", "app.db");
-    ws.append_config("[migrations]\ntarget = \"app\"\ndir = \"migrations\"\n");
-    (ws, db)
+    sqlite_app(bin(), "")
 }
 
 /// Three native changes: a table, a column, and the column dropped again

@@ -4,14 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-use ripcord_testing::data::write_file;
+use ripcord_testing::app::{sqlite_app, write};
 use ripcord_testing::{repo_hashes, Workspace};
 
 use crate::common::*;
-
-fn write(ws: &Workspace, rel: &str, text: &str) {
-    write_file(&ws.path(rel), text.as_bytes());
-}
 
 /// A workspace with a repository, a SQLite target `app` and
 /// `[migrations] dir = "migrations"`.
@@ -20,11 +16,7 @@ fn setup() -> (Workspace, PathBuf) {
 }
 
 fn setup_with(extra: &str) -> (Workspace, PathBuf) {
-    let mut ws = workspace();
-    let db = ws.sqlite_target_created_by_migrate("app", "app.db");
-    ws.append_config(&format!(
-        "[migrations]\ntarget = \"app\"\ndir = \"migrations\"\n{extra}"
-    ));
+    let (ws, db) = sqlite_app(bin(), extra);
     ws.init();
     (ws, db)
 }

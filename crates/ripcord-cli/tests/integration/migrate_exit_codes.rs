@@ -5,21 +5,15 @@
 use std::path::{Path, PathBuf};
 
 use ripcord_repo::lock::LockGuard;
-use ripcord_testing::data::write_file;
+use ripcord_testing::app::{sqlite_app, write};
 use ripcord_testing::Workspace;
 
 use crate::common::*;
 
-fn write(ws: &Workspace, rel: &str, text: &str) {
-    write_file(&ws.path(rel), text.as_bytes());
-}
-
 /// A SQLite target `app` with `users` applied, and a change that drops a
 /// column: it needs a safety snapshot, so `up` must open the repository.
 fn setup() -> (Workspace, PathBuf) {
-    let mut ws = workspace();
-    let db = ws.sqlite_target_created_by_migrate("app", "app.db");
-    ws.append_config("[migrations]\ntarget = \"app\"\ndir = \"migrations\"\n");
+    let (ws, db) = sqlite_app(bin(), "");
     ws.init();
     write(
         &ws,
