@@ -579,3 +579,53 @@ fn inheritance_tree_is_merged_three_ways_table_by_table() {
         assert_eq!(v["rows_lost"], lost, "{policy} {v}");
     }
 }
+
+/// A partitioned table without a primary key is merged as a multiset of
+/// whole rows through its partitions: the copies the application added or
+/// removed, in whichever partition, are told apart from the change's own.
+#[test]
+fn keyless_partitioned_table_is_merged_as_a_multiset() {
+    for policy in ["keep-new", "snapshot", "review"] {
+        let db = AppDb::new(bin(), Engine::Postgres, "merge_partitioned_keyless");
+        db.exec(
+            "CREATE TABLE logs (region text, msg text) PARTITION BY LIST (region);
+             CREATE TABLE logs_eu PARTITION OF logs FOR VALUES IN ('eu');
+             CREATE TABLE logs_us PARTITION OF logs FOR VALUES IN ('us');
+             INSERT INTO logs VALUES ('eu', 'a'), ('eu', 'a'), ('eu', 'gone'), ('us', 'a'),
+                 ('us', 'b');",
+        );
+        let all = "SELECT tableoid::regclass, region, msg FROM logs ORDER BY 1, 2, 3";
+        let before = db.rows(all);
+        db.write(
+            "migrations/0001_logs/up.sql",
+            "DELETE FROM logs WHERE msg = 'gone';\n",
+        );
+        db.ws.ok(&["migrate", "up"]);
+        db.exec(
+            "DELETE FROM logs WHERE ctid = (SELECT ctid FROM logs_eu WHERE msg = 'a' LIMIT 1)
+                 AND tableoid = 'logs_eu'::regclass;
+             INSERT INTO logs VALUES ('us', 'c');",
+        );
+        let v = down(&db, policy);
+        let t = table(&v["changes"][0], "logs");
+        let (rows, tail) = match policy {
+            "keep-new" => (
+                strs(&[
+                    "logs_eu|eu|a",
+                    "logs_eu|eu|gone",
+                    "logs_us|us|a",
+                    "logs_us|us|b",
+                    "logs_us|us|c",
+                ]),
+                [1, 1, 0, 0],
+            ),
+            "snapshot" => (before.clone(), [0, 0, 0, 1]),
+            _ => (before.clone(), [0, 0, 2, 0]),
+        };
+        assert_eq!(db.rows(all), rows, "{policy}");
+        let mut want = vec![1, 0, 1, 0];
+        want.extend(tail);
+        want.extend([1, 0]);
+        assert_eq!(counts(&t)[..10], want[..], "{policy} {t}");
+    }
+}
