@@ -182,6 +182,42 @@ pub fn stamp(path: &Path) -> Option<FileStamp> {
     })
 }
 
+/// ripcord's change capture, there while a migration's safety snapshot is
+/// copied: triggers `ripcord_capture_N_ins`, `_upd` and `_del` and their
+/// log tables `ripcord_capture_N`. They are taken out of the copy, so that
+/// nothing restored from it brings them back (they would log every write).
+fn strip_capture(image: &Path) -> Result<()> {
+    let mut conn = Connection::open(image).map_err(sql_err(image))?;
+    let found: Vec<(String, String)> = conn
+        .prepare(
+            "SELECT type, name FROM sqlite_master
+             WHERE type IN ('trigger', 'table') AND name GLOB 'ripcord_capture_[0-9]*'
+             ORDER BY type DESC",
+        )
+        .and_then(|mut q| {
+            q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(sql_err(image))?;
+    if found.is_empty() {
+        return Ok(());
+    }
+    let tx = conn.transaction().map_err(sql_err(image))?;
+    for (kind, name) in &found {
+        let kind = if kind == "trigger" {
+            "TRIGGER"
+        } else {
+            "TABLE"
+        };
+        tx.execute_batch(&format!(
+            "DROP {kind} IF EXISTS main.\"{}\"",
+            name.replace('"', "\"\"")
+        ))
+        .map_err(sql_err(image))?;
+    }
+    tx.commit().map_err(sql_err(image))
+}
+
 /// Snapshots the database at `path`. When `parent` (the previous snapshot of
 /// this target) carries the same file stamp, nothing was written since: its
 /// image and tables are reused without reading the database.
@@ -219,6 +255,7 @@ pub fn snapshot(
     let image_path = tmp.path().join("image.db");
     backup_into(&src, &image_path, path)?;
     drop(src);
+    strip_capture(&image_path)?;
     let tables = {
         let image = Connection::open_with_flags(&image_path, OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(sql_err(&image_path))?;

@@ -6,10 +6,11 @@
 //!   for suites that run the same cases on both engines.
 //! - [`pg_database`], [`pg_workspace`], [`pg_app`] and [`exec`], [`rows`],
 //!   [`one`]: the PostgreSQL-only pieces, for suites that test what only
-//!   PostgreSQL has; [`sqlite_app`], its SQLite counterpart; [`write`], a
+//!   PostgreSQL has; [`sqlite_app`], [`sqlite_exec`] and [`sqlite_rows`],
+//!   their SQLite counterparts; [`write`], a
 //!   change's script into a workspace.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::data::write_file;
 use crate::pg;
@@ -82,6 +83,39 @@ pub fn one(db: &str, sql: &str) -> String {
     rows(db, sql).join(",")
 }
 
+/// Runs `sql` in the SQLite database at `path`. Panics on failure.
+pub fn sqlite_exec(path: &Path, sql: &str) {
+    rusqlite::Connection::open(path)
+        .expect("open database")
+        .execute_batch(sql)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// Rows of `sql` in the SQLite database at `path`, columns joined with
+/// `|`, NULL as empty.
+pub fn sqlite_rows(path: &Path, sql: &str) -> Vec<String> {
+    use rusqlite::types::Value;
+    let conn = rusqlite::Connection::open(path).expect("open database");
+    let mut stmt = conn.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let n = stmt.column_count();
+    stmt.query_map([], |r| {
+        (0..n)
+            .map(|i| {
+                Ok(match r.get::<_, Value>(i)? {
+                    Value::Null => String::new(),
+                    Value::Integer(i) => i.to_string(),
+                    Value::Real(f) => f.to_string(),
+                    Value::Text(t) => t,
+                    Value::Blob(b) => format!("{b:?}"),
+                })
+            })
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map(|v| v.join("|"))
+    })
+    .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
 /// Target `app` on either engine, with a workspace and a repository. A
 /// PostgreSQL database is dropped with it unless the test failed (to look
 /// at it).
@@ -124,10 +158,7 @@ impl AppDb {
     pub fn exec(&self, sql: &str) {
         match self.engine {
             Engine::Postgres => exec(&self.pg, sql),
-            Engine::Sqlite => rusqlite::Connection::open(&self.path)
-                .expect("open database")
-                .execute_batch(sql)
-                .unwrap_or_else(|e| panic!("{sql}: {e}")),
+            Engine::Sqlite => sqlite_exec(&self.path, sql),
         }
     }
 
@@ -135,28 +166,7 @@ impl AppDb {
     pub fn rows(&self, sql: &str) -> Vec<String> {
         match self.engine {
             Engine::Postgres => rows(&self.pg, sql),
-            Engine::Sqlite => {
-                use rusqlite::types::Value;
-                let conn = rusqlite::Connection::open(&self.path).expect("open database");
-                let mut stmt = conn.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
-                let n = stmt.column_count();
-                stmt.query_map([], |r| {
-                    (0..n)
-                        .map(|i| {
-                            Ok(match r.get::<_, Value>(i)? {
-                                Value::Null => String::new(),
-                                Value::Integer(i) => i.to_string(),
-                                Value::Real(f) => f.to_string(),
-                                Value::Text(t) => t,
-                                Value::Blob(b) => format!("{b:?}"),
-                            })
-                        })
-                        .collect::<rusqlite::Result<Vec<_>>>()
-                        .map(|v| v.join("|"))
-                })
-                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-                .unwrap_or_else(|e| panic!("{sql}: {e}"))
-            }
+            Engine::Sqlite => sqlite_rows(&self.path, sql),
         }
     }
 

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ripcord_testing::app::{sqlite_app, write};
+use ripcord_testing::app::{sqlite_app, sqlite_exec as exec, sqlite_rows as rows, write};
 use ripcord_testing::{repo_hashes, Workspace};
 
 use crate::common::*;
@@ -19,38 +19,6 @@ fn setup_with(extra: &str) -> (Workspace, PathBuf) {
     let (ws, db) = sqlite_app(bin(), extra);
     ws.init();
     (ws, db)
-}
-
-/// Rows of a query, columns joined with `|`, NULL as empty.
-fn rows(db: &Path, sql: &str) -> Vec<String> {
-    let conn = rusqlite::Connection::open(db).expect("open database");
-    let mut stmt = conn.prepare(sql).expect("prepare");
-    let n = stmt.column_count();
-    stmt.query_map([], |r| {
-        Ok((0..n)
-            .map(|i| {
-                let v: rusqlite::types::Value = r.get(i)?;
-                Ok(match v {
-                    rusqlite::types::Value::Null => String::new(),
-                    rusqlite::types::Value::Integer(i) => i.to_string(),
-                    rusqlite::types::Value::Real(f) => f.to_string(),
-                    rusqlite::types::Value::Text(t) => t,
-                    rusqlite::types::Value::Blob(b) => format!("{b:?}"),
-                })
-            })
-            .collect::<rusqlite::Result<Vec<_>>>()?
-            .join("|"))
-    })
-    .expect("query")
-    .collect::<rusqlite::Result<Vec<_>>>()
-    .expect("rows")
-}
-
-fn exec(db: &Path, sql: &str) {
-    rusqlite::Connection::open(db)
-        .expect("open database")
-        .execute_batch(sql)
-        .expect("execute");
 }
 
 fn tables(db: &Path) -> Vec<String> {
@@ -961,4 +929,39 @@ fn rehearse_reports_a_leftover_column_in_an_empty_table() {
     );
     ws.ok(&["migrate", "rehearse"])
         .assert_stdout_has("rehearsal passed");
+}
+
+/// The bug, SQLite side: a safety snapshot is a copy of the file taken
+/// while the change-capture triggers (`ripcord_capture_N_ins`, `_upd`,
+/// `_del`) and their log tables are in it, and a plain `restore` of it
+/// brought them back, logging every later write. They never come back.
+#[test]
+fn restoring_a_safety_snapshot_brings_back_no_capture_trigger() {
+    let (ws, db) = setup();
+    write(
+        &ws,
+        "migrations/0001_items/up.sql",
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, note TEXT);\n\
+         CREATE TRIGGER items_touch AFTER UPDATE ON items BEGIN SELECT 1; END;\n\
+         INSERT INTO items VALUES (1, 'a'), (2, 'b');\n",
+    );
+    write(&ws, "migrations/0001_items/down.sql", "DROP TABLE items;\n");
+    write(
+        &ws,
+        "migrations/0002_drop/up.sql",
+        "ALTER TABLE items DROP COLUMN note;\n",
+    );
+    ws.ok(&["migrate", "up"]);
+    let id = safety_of(&db, "0002_drop");
+    let ours = "SELECT type || ' ' || name FROM sqlite_master \
+                WHERE type IN ('table', 'trigger') AND name NOT LIKE 'sqlite_%' \
+                AND name NOT LIKE 'ripcord\\_%' ESCAPE '\\' OR name LIKE 'ripcord_capture%' \
+                ORDER BY 1";
+    let copy = ws.path("copy.db");
+    ws.ok(&["restore", &id, "--into", copy.to_str().unwrap()]);
+    assert_eq!(rows(&copy, ours), ["table items", "trigger items_touch"]);
+    assert_eq!(rows(&copy, "SELECT count(note) FROM items"), ["2"]);
+    // In place, over the live database.
+    ws.ok(&["restore", &id]);
+    assert_eq!(rows(&db, ours), ["table items", "trigger items_touch"]);
 }
