@@ -405,6 +405,19 @@ struct Live {
     partition_of: Option<(String, String)>,
 }
 
+/// A table added to a tree after the change, detached from the replaced
+/// tree.
+struct Newcomer {
+    /// The group member it was added to.
+    parent: usize,
+    /// Quoted.
+    table: String,
+    /// `schema.name`.
+    shown: String,
+    /// A partition's bounds (`FOR VALUES …`); None: an inheritance child.
+    bound: Option<String>,
+}
+
 struct Cx<'a> {
     repo: &'a Repository,
     index: &'a Index,
@@ -591,6 +604,15 @@ impl Cx<'_> {
             )?;
         }
 
+        // Tables the application added to the tree after the change leave
+        // the replaced one before its rows are compared, so that theirs are
+        // not taken for rows of the tree.
+        let mut newcomers = Vec::new();
+        for (j, stash) in stashes.iter().enumerate() {
+            if let Some((stash, _)) = stash {
+                newcomers.extend(self.detach_newcomers(j, tables[j], stash, &stashes)?);
+            }
+        }
         let mut reports = Vec::with_capacity(tables.len());
         for (j, rt) in group.iter().enumerate() {
             let t = tables[j];
@@ -651,11 +673,9 @@ impl Cx<'_> {
             }
             self.set_sequences(t, live.as_ref())?;
         }
-        for (j, stash) in stashes.iter().enumerate() {
-            if let Some((stash, _)) = stash {
-                let adopted = self.new_children(tables[j], stash, &stashes, group[j].policy)?;
-                reports.extend(adopted);
-            }
+        for n in newcomers {
+            let j = n.parent;
+            reports.push(self.adopt(n, tables[j], group[j].policy)?);
         }
         let moved: Vec<&(String, String)> = stashes.iter().flatten().collect();
         if !moved.is_empty() {
@@ -692,107 +712,136 @@ impl Cx<'_> {
         Ok(reports)
     }
 
-    /// Inheritance children created after the change (the snapshot has no
-    /// such table) still inherit from the replaced `t`, moved aside as
-    /// `stash`. Each leaves it with its rows. Under `keep-new` it inherits
-    /// from the restored `t` again, given the columns the revert brought
-    /// back (NULL in its rows); where it cannot (a column it lacks must be
-    /// NOT NULL, a type differs), and under `snapshot` and `review`, whose
-    /// tree is the snapshot's, it stays a table of its own, with a warning.
-    /// Its rows are counted as kept.
-    fn new_children(
+    /// Partitions and inheritance children created after the change (the
+    /// snapshot has no such table) are still in the tree of the replaced
+    /// `t`, moved aside as `stash`: each leaves it, with its rows.
+    fn detach_newcomers(
         &mut self,
+        parent: usize,
         t: &PgTable,
         stash: &str,
         stashes: &[Option<(String, String)>],
-        policy: OnConflict,
-    ) -> Result<Vec<TableRevert>> {
+    ) -> Result<Vec<Newcomer>> {
         let what = t.qualified();
         let found = self
             .client
             .query(
-                "SELECT n.nspname::text, c.relname::text FROM pg_catalog.pg_inherits i
+                "SELECT n.nspname::text, c.relname::text,
+                        CASE WHEN c.relispartition
+                             THEN pg_catalog.pg_get_expr(c.relpartbound, c.oid) END
+                 FROM pg_catalog.pg_inherits i
                  JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
                  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-                 WHERE i.inhparent = $1::text::regclass AND NOT c.relispartition
-                 ORDER BY 1, 2",
+                 WHERE i.inhparent = $1::text::regclass ORDER BY 1, 2",
                 &[&stash],
             )
-            .map_err(pg_err(format!(
-                "reading the inheritance children of {what}"
-            )))?;
+            .map_err(pg_err(format!("reading the children of {what}")))?;
         let mut out = Vec::new();
         for r in found {
-            let (schema, name): (String, String) = (r.get(0), r.get(1));
-            // A child put back with the tree was moved aside too.
+            let (schema, name, bound): (String, String, Option<String>) =
+                (r.get(0), r.get(1), r.get(2));
+            // A table put back with the tree was moved aside too.
             if stashes.iter().flatten().any(|(_, s)| *s == schema) {
                 continue;
             }
-            let child = format!("{}.{}", ident(&schema), ident(&name));
-            let shown = format!("{schema}.{name}");
-            let context = format!("keeping {shown}, a child of {what} created after the change");
+            let table = format!("{}.{}", ident(&schema), ident(&name));
+            let sql = match bound {
+                Some(_) => format!("ALTER TABLE {stash} DETACH PARTITION {table}"),
+                None => format!("ALTER TABLE {table} NO INHERIT {stash}"),
+            };
             run(
                 self.client,
-                &format!("ALTER TABLE {child} NO INHERIT {stash}"),
-                &context,
+                &sql,
+                format!("detaching {schema}.{name}, created after the change, from {what}"),
             )?;
-            let rows: i64 = self
-                .client
-                .query_one(&format!("SELECT count(*) FROM ONLY {child}"), &[])
-                .map_err(pg_err(&context))?
-                .get(0);
-            let alone = if policy == OnConflict::KeepNew {
-                let missing: Vec<String> = self
-                    .client
-                    .query(
-                        "SELECT pg_catalog.quote_ident(a.attname) || ' '
-                                || pg_catalog.format_type(a.atttypid, a.atttypmod)
-                         FROM pg_catalog.pg_attribute a
-                         WHERE a.attrelid = $1::text::regclass AND a.attnum > 0
-                           AND NOT a.attisdropped
-                           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute b
-                                           WHERE b.attrelid = $2::text::regclass
-                                             AND b.attname = a.attname AND NOT b.attisdropped)
-                         ORDER BY a.attnum",
-                        &[&quoted(t), &child],
-                    )
-                    .map_err(pg_err(&context))?
-                    .iter()
-                    .map(|r| r.get(0))
-                    .collect();
-                let mut sql = String::new();
-                if !missing.is_empty() {
-                    sql = format!(
-                        "ALTER TABLE {child} {};\n",
-                        missing
-                            .iter()
-                            .map(|c| format!("ADD COLUMN {c}"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    );
-                }
-                sql.push_str(&format!("ALTER TABLE {child} INHERIT {}", quoted(t)));
-                self.try_in_savepoint(&sql, &context)?
-                    .map(|why| format!("it cannot inherit from the restored table ({why})"))
-            } else {
-                Some(format!(
-                    "the snapshot's tree has no such table (on_conflict {})",
-                    policy.name()
-                ))
-            };
-            if let Some(why) = alone {
-                self.progress.warn(format!(
-                    "{shown}, created after the change as a child of {what}, stays a table of                      its own with its {rows} row(s): {why}"
-                ));
-            }
-            out.push(TableRevert {
-                table: shown,
-                policy: Some(policy),
-                kept_rows: rows.max(0) as u64,
-                ..TableRevert::default()
+            out.push(Newcomer {
+                parent,
+                table,
+                shown: format!("{schema}.{name}"),
+                bound,
             });
         }
         Ok(out)
+    }
+
+    /// A table the application added to the tree of `t` after the change
+    /// (see [`Self::detach_newcomers`]). Under `keep-new` it joins the
+    /// restored `t` again (as a partition with its bounds, or inheriting),
+    /// given the columns the revert brought back (NULL in its rows); where
+    /// it cannot (a column it lacks must be NOT NULL, a type differs, a
+    /// column the restored table lacks, bounds that overlap), and under
+    /// `snapshot` and `review`, whose tree is the snapshot's, it stays a
+    /// table of its own, with a warning. Its rows are counted as kept.
+    fn adopt(&mut self, n: Newcomer, t: &PgTable, policy: OnConflict) -> Result<TableRevert> {
+        let what = t.qualified();
+        let (child, shown) = (&n.table, &n.shown);
+        let context = format!("keeping {shown}, added to {what} after the change");
+        let rows: i64 = self
+            .client
+            .query_one(&format!("SELECT count(*) FROM {child}"), &[])
+            .map_err(pg_err(&context))?
+            .get(0);
+        let alone = if policy == OnConflict::KeepNew {
+            let missing: Vec<String> = self
+                .client
+                .query(
+                    "SELECT pg_catalog.quote_ident(a.attname) || ' '
+                            || pg_catalog.format_type(a.atttypid, a.atttypmod)
+                     FROM pg_catalog.pg_attribute a
+                     WHERE a.attrelid = $1::text::regclass AND a.attnum > 0
+                       AND NOT a.attisdropped
+                       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute b
+                                       WHERE b.attrelid = $2::text::regclass
+                                         AND b.attname = a.attname AND NOT b.attisdropped)
+                     ORDER BY a.attnum",
+                    &[&quoted(t), child],
+                )
+                .map_err(pg_err(&context))?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            let mut sql = String::new();
+            if !missing.is_empty() {
+                sql = format!(
+                    "ALTER TABLE {child} {};\n",
+                    missing
+                        .iter()
+                        .map(|c| format!("ADD COLUMN {c}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            sql.push_str(&match &n.bound {
+                Some(bound) => {
+                    format!("ALTER TABLE {} ATTACH PARTITION {child} {bound}", quoted(t))
+                }
+                None => format!("ALTER TABLE {child} INHERIT {}", quoted(t)),
+            });
+            self.try_in_savepoint(&sql, &context)?
+                .map(|why| format!("it cannot join the restored table ({why})"))
+        } else {
+            Some(format!(
+                "the snapshot's tree has no such table (on_conflict {})",
+                policy.name()
+            ))
+        };
+        if let Some(why) = alone {
+            let kind = if n.bound.is_some() {
+                "a partition"
+            } else {
+                "a child"
+            };
+            self.progress.warn(format!(
+                "{shown}, created after the change as {kind} of {what}, stays a table of its \
+                 own with its {rows} row(s): {why}"
+            ));
+        }
+        Ok(TableRevert {
+            table: shown.clone(),
+            policy: Some(policy),
+            kept_rows: rows.max(0) as u64,
+            ..TableRevert::default()
+        })
     }
 
     fn exec_script(&mut self, sql: &str, context: String) -> Result<()> {
