@@ -460,6 +460,15 @@ fn restoring_a_safety_snapshot_brings_back_no_capture_trigger() {
     assert_eq!(triggers(&copy), want);
 }
 
+/// The report of `table` in the one change `migrate down --json` reverted.
+fn reported(down: &serde_json::Value, table: &str) -> serde_json::Value {
+    down["changes"][0]["tables"]
+        .as_array()
+        .and_then(|ts| ts.iter().find(|t| t["table"] == table))
+        .unwrap_or_else(|| panic!("{table} is not reported: {down}"))
+        .clone()
+}
+
 /// The bug: an inheritance child the application created after the change
 /// (`bikes`, a child of `vehicles`) made `down` fail: the replaced parent
 /// could not be dropped while the new child inherited from it. Now, under
@@ -499,13 +508,7 @@ fn inheritance_child_created_after_the_change_survives_the_revert() {
             "{policy}: the new child keeps its rows"
         );
         assert_eq!(rows(&db, parent), p0, "{policy}");
-        let report = v["changes"][0]["tables"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["table"] == "public.bikes")
-            .unwrap_or_else(|| panic!("{policy}: bikes is reported: {v}"))
-            .clone();
+        let report = reported(&v, "public.bikes");
         assert_eq!(report["kept_rows"], 2, "{policy} {report}");
         assert_eq!(v["rows_lost"], 0, "{policy} {v}");
         if policy == "keep-new" {
@@ -559,16 +562,12 @@ fn partition_created_after_the_change_survives_the_revert() {
              INSERT INTO orders VALUES (21, 'asia'), (22, 'asia');",
         );
         let v = ws.json(&["migrate", "down", "--to", "@root", "--on-conflict", policy]);
-        let tables = v["changes"][0]["tables"].as_array().unwrap().clone();
-        let report = |name: &str| {
-            tables
-                .iter()
-                .find(|t| t["table"] == name)
-                .unwrap_or_else(|| panic!("{policy}: {name} is not reported: {v}"))
-                .clone()
-        };
-        assert_eq!(report("public.orders_asia")["kept_rows"], 2, "{policy} {v}");
-        let orders = report("public.orders");
+        assert_eq!(
+            reported(&v, "public.orders_asia")["kept_rows"],
+            2,
+            "{policy} {v}"
+        );
+        let orders = reported(&v, "public.orders");
         assert_eq!(orders["three_way"], true, "{policy} {orders}");
         assert_eq!(orders["inserted_since"], 0, "{policy} {orders}");
         assert_eq!(v["rows_lost"], 0, "{policy} {v}");

@@ -634,11 +634,16 @@ fn toc_without_capture(
             keep.push('\n');
         }
     }
+    list_file(&keep)
+}
+
+/// A pg_restore list (`--use-list`) in a temporary file.
+fn list_file(lines: &str) -> Result<tempfile::NamedTempFile> {
     let mut f = tempfile::Builder::new()
         .prefix("ripcord-toc-")
         .tempfile()
         .map_err(|e| Error::io("cannot create a temporary file", e))?;
-    f.write_all(keep.as_bytes())
+    f.write_all(lines.as_bytes())
         .map_err(|e| Error::io("cannot write the restore list", e))?;
     Ok(f)
 }
@@ -712,13 +717,7 @@ fn toc_for(
             keep.push('\n');
         }
     }
-    let mut f = tempfile::Builder::new()
-        .prefix("ripcord-toc-")
-        .tempfile()
-        .map_err(|e| Error::io("cannot create a temporary file", e))?;
-    f.write_all(keep.as_bytes())
-        .map_err(|e| Error::io("cannot write the restore list", e))?;
-    Ok(f)
+    list_file(&keep)
 }
 
 /// Reads every restored table back, in parallel block ranges, and compares
