@@ -81,8 +81,10 @@ pub(crate) fn pinned<T>(
 /// Records the fingerprint of `tables` (schema or `None`, name, as the
 /// change names them) for `change`, on `client` inside the change's
 /// transaction. Names are resolved the way the session resolves them now;
-/// a table the change dropped is left out. Returns each recorded table
-/// (`schema.name`) with its rows.
+/// a table the change dropped is left out. A partitioned table is one
+/// fingerprint, through its partitions; a regular table's inheritance
+/// children get one each, as its revert puts them back with it. Returns
+/// each recorded table (`schema.name`) with its rows.
 pub fn record(
     client: &mut Client,
     change: &str,
