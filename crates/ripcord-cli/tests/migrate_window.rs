@@ -934,10 +934,9 @@ fn up_and_down_under_writer(
 #[test]
 fn concurrent_writer_during_up_and_down_every_commit_is_where_the_policy_says() {
     let mut trials = 0;
-    let mut longest = Duration::ZERO;
-    let mut longest_up = Duration::ZERO;
-    let mut during_down = 0;
     for kind in BOTH {
+        let (mut longest_up, mut longest_down, mut during_down) =
+            (Duration::ZERO, Duration::ZERO, 0);
         let case = Case::new(kind, "win_down");
         accounts_plan(&case, 300, CONTRACT);
         case.ws.ok(&["migrate", "up", "--to", "0001_accounts"]);
@@ -951,27 +950,29 @@ fn concurrent_writer_during_up_and_down_every_commit_is_where_the_policy_says() 
                 "{kind:?} {what}: no write committed during down ({:?})",
                 seen.took
             );
-            longest = longest.max(seen.longest);
+            longest_down = longest_down.max(seen.longest);
             longest_up = longest_up.max(seen.longest_up);
             during_down += seen.commits;
             trials += 1;
         }
+        eprintln!(
+            "{kind:?}: the writer's longest transaction over 12 trials: during `migrate up` \
+             {longest_up:?}, during `migrate down` {longest_down:?} ({during_down} commits \
+             during down)"
+        );
+        assert!(
+            longest_up < Duration::from_secs(2),
+            "{kind:?}: a writer stalled for {longest_up:?} during up"
+        );
+        // The revert of these small tables holds writers for a few hundred
+        // milliseconds (debug build); the bound leaves room for a busy
+        // machine.
+        assert!(
+            longest_down < Duration::from_secs(3),
+            "{kind:?}: a writer stalled for {longest_down:?} during down"
+        );
     }
     assert!(trials >= 20);
-    eprintln!(
-        "writer's longest transaction over {trials} trials: during `migrate up` {longest_up:?}, \
-         during `migrate down` {longest:?} ({during_down} commits during down)"
-    );
-    assert!(
-        longest_up < Duration::from_secs(2),
-        "a writer stalled for {longest_up:?} during up"
-    );
-    // The revert of these small tables holds writers for a few hundred
-    // milliseconds (debug build); the bound leaves room for a busy machine.
-    assert!(
-        longest < Duration::from_secs(3),
-        "a writer stalled for {longest:?} during down"
-    );
 }
 
 /// Where a run is killed with SIGKILL: at a failpoint, or after a delay.
