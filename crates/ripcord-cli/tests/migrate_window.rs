@@ -1341,3 +1341,45 @@ fn sqlite_revert_waits_for_a_writer_instead_of_failing_with_database_is_locked()
     expected.settle(false, Policy::KeepNew);
     case.assert_as_expected(&expected, "a writer at the revert's start");
 }
+
+#[test]
+fn pg_down_behind_a_long_transaction_refuses_after_lock_timeout_instead_of_waiting() {
+    let case = Case::new(Kind::Pg, "win_down_lock");
+    items_plan(&case);
+    case.ws.ok(&["migrate", "up"]);
+    // A long report holds a lock on the table the revert puts back.
+    let mut reader = case.session();
+    reader.batch("BEGIN; SELECT count(*) FROM items");
+    let (out, took) = std::thread::scope(|s| {
+        let down = s.spawn(|| {
+            let started = Instant::now();
+            let out = case.ws.run(&[
+                "migrate",
+                "down",
+                "--to",
+                "0001_items",
+                "--lock-timeout",
+                "300ms",
+            ]);
+            (out, started.elapsed())
+        });
+        wait_until(Duration::from_secs(20), || down.is_finished());
+        reader.batch("ROLLBACK");
+        down.join().expect("migrate down")
+    });
+    assert!(
+        took < Duration::from_secs(20),
+        "down waited {took:?} behind the lock: {out}"
+    );
+    out.assert_code(3)
+        .assert_stderr_has("lock")
+        .assert_stderr_has("items");
+    // Nothing was reverted; once the lock is free, down goes through.
+    assert!(!case.has_column("items", "note"));
+    assert_eq!(
+        case.ws.json(&["migrate", "status"])["changes"][1]["state"],
+        "applied"
+    );
+    case.ws.ok(&["migrate", "down", "--to", "0001_items"]);
+    assert!(case.has_column("items", "note"));
+}

@@ -229,7 +229,7 @@ pub fn drop_tables(
     Ok(dropped)
 }
 
-fn quote(table: &TableName) -> String {
+pub(crate) fn quote(table: &TableName) -> String {
     let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
     match &table.schema {
         Some(schema) => format!("{}.{}", q(schema), q(&table.name)),

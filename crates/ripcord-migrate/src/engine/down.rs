@@ -10,6 +10,7 @@ use super::db::{self, drop_tables, execute, execute_each, Conn, Database};
 use super::net::{SafetyNet, Unusable};
 use super::prepare::{self, Prepared};
 use super::resolve::clean_session;
+use super::revert_lock;
 use super::undo::Undo;
 use super::{DownChange, DownOptions, DownReport, DroppedTable, How, Note, DEFAULT_LOCK_TIMEOUT};
 use crate::analyze::{Dialect, Kind};
@@ -294,17 +295,28 @@ fn revert_one_waiting(
         failpoint::hit("migrate-down-script-ran");
     }
 
+    // The tables the revert drops or puts back, locked first (PostgreSQL).
+    let locks: Vec<&crate::analyze::TableName> = match (use_snapshot, drop_created) {
+        (true, true) => p.tables.iter().chain(&p.created).collect(),
+        (true, false) => p.tables.iter().collect(),
+        (false, true) => p.created.iter().collect(),
+        (false, false) => Vec::new(),
+    };
     failpoint::hit("migrate-revert-starting");
     let result = (|| -> Result<bool> {
         match (down_sql, p.down_transactional, db.dialect()) {
             // BEGIN rides along with the script: one round trip less.
-            (Some(sql), true, Dialect::Postgres) => execute(db, &format!("BEGIN;{sql}"))
-                .map_err(|e| failed(format!("down script: {e}")))?,
-            (Some(sql), true, _) => {
-                begin_revert(db, timeout)?;
-                execute(db, sql).map_err(|e| failed(format!("down script: {e}")))?
+            (Some(sql), true, Dialect::Postgres) if locks.is_empty() => {
+                execute(db, &format!("BEGIN;{sql}"))
+                    .map_err(|e| failed(format!("down script: {e}")))?
             }
-            _ => begin_revert(db, timeout)?,
+            (sql, transactional, _) => {
+                begin_revert(db, timeout)?;
+                revert_lock::lock(db, &locks, timeout)?;
+                if let (Some(sql), true) = (sql, transactional) {
+                    execute(db, sql).map_err(|e| failed(format!("down script: {e}")))?
+                }
+            }
         }
         if drop_created {
             out.dropped_tables = drop_tables(db, name, &p.created)?

@@ -16,6 +16,7 @@ mod down;
 mod net;
 mod prepare;
 mod resolve;
+mod revert_lock;
 mod undo;
 mod up;
 
