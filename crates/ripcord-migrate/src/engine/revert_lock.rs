@@ -11,7 +11,7 @@ use crate::{Error, Result};
 
 use super::db::{quote, Conn, Database};
 
-/// Locks `tables` that exist in `ACCESS EXCLUSIVE` mode, in the open
+/// Locks those of `tables` that are tables now in `ACCESS EXCLUSIVE` mode, in the open
 /// transaction, waiting at most `timeout` for each; when that expires the
 /// error is a refusal (exit code 3), and the caller rolls back.
 pub(crate) fn lock(db: &mut dyn Database, tables: &[&TableName], timeout: Duration) -> Result<()> {
@@ -36,11 +36,17 @@ pub(crate) fn lock(db: &mut dyn Database, tables: &[&TableName], timeout: Durati
     set(client, &format!("{}ms", timeout.as_millis().max(1)))?;
     for table in tables {
         let quoted = quote(table);
-        let exists: bool = client
-            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&quoted])
+        // Tables only: a foreign table cannot be locked (nor is it put
+        // back), and a name may be gone or something else by now.
+        let is_table: bool = client
+            .query_one(
+                "SELECT coalesce((SELECT relkind IN ('r', 'p') FROM pg_catalog.pg_class
+                                  WHERE oid = to_regclass($1)), false)",
+                &[&quoted],
+            )
             .map_err(Error::postgres(format!("look for table {table}")))?
             .get(0);
-        if !exists {
+        if !is_table {
             continue;
         }
         client
