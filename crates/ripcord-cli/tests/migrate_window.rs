@@ -1091,12 +1091,11 @@ fn kill_trials(down: bool, name: &str) {
         accounts_plan(&case, 300, CONTRACT);
         case.ws.ok(&["migrate", "up", "--to", "0001_accounts"]);
         let mut points = if down {
-            vec!["migrate-revert-ran"]
+            vec!["migrate-revert-starting", "migrate-revert-ran"]
         } else {
             vec![
                 "migrate-capture-installed",
                 "pack-written",
-                "index-written",
                 "snapshot-written",
                 "migrate-snapshot-taken",
                 "migrate-change-ran",
