@@ -223,7 +223,6 @@ fn gexec(piece: &split::Piece, options: &Options, report: &mut Report) {
             | Token::EscapedStringLiteral(s)
             | Token::NationalStringLiteral(s) => literals.push(s.clone()),
             Token::DollarQuotedString(d) => literals.push(d.value.clone()),
-            Token::StringConcat => literals.clear(),
             _ => {}
         }
     }
@@ -233,8 +232,18 @@ fn gexec(piece: &split::Piece, options: &Options, report: &mut Report) {
                 matches!(w.as_str(), "FORMAT" | "CONCAT" | "CONCAT_WS" | "QUOTE_IDENT")
             })
     });
+    // Literals that compare (`datname = 'app'`) are not statements.
+    const STARTS: &[&str] = &[
+        "CREATE", "ALTER", "DROP", "GRANT", "REVOKE", "COMMENT", "INSERT", "UPDATE", "DELETE",
+        "SELECT", "TRUNCATE", "SET", "DO", "CALL", "VACUUM", "ANALYZE", "REINDEX", "CLUSTER",
+        "REFRESH", "SECURITY", "WITH",
+    ];
     let statements: Vec<Analysis> = literals
         .iter()
+        .filter(|sql| {
+            let first = sql.split_whitespace().next().unwrap_or_default();
+            STARTS.contains(&first.to_ascii_uppercase().as_str())
+        })
         .map(|sql| analyze(sql, options))
         .filter(|a| a.statements > 0)
         .collect();
@@ -243,6 +252,13 @@ fn gexec(piece: &split::Piece, options: &Options, report: &mut Report) {
             Kind::Uncertain,
             "\\gexec runs statements its query builds, which cannot be told from the SQL",
         );
+        // The start of a built statement still tells whether it can run in
+        // a transaction (`'CREATE DATABASE ' || quote_ident(…)`).
+        for a in statements {
+            for f in a.of_kind(Kind::NoTransaction) {
+                report.finding(f.kind, format!("\\gexec: {}", f.detail));
+            }
+        }
         return;
     }
     for a in statements {

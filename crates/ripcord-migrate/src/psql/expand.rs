@@ -261,7 +261,7 @@ impl Expander {
                     format!("variable {name} is not set (used as :{q}{name}{q})"),
                     format!(
                         "set it with \\set {name} VALUE in the script, with --set {name}=VALUE, \
-                         or in sqitch.conf [deploy.variables]"
+                         or in sqitch.conf [core.variables]"
                     ),
                 ));
             };
