@@ -19,7 +19,7 @@ use ripcord_targets::postgres::{self, tools, tools::Tools};
 use serde::Serialize;
 
 use crate::ctx::Ctx;
-use crate::migrate::{actor, database_target, open, setup};
+use crate::migrate::{actor, database_target, open, setup_with};
 use crate::net::{Repo, RepoNet};
 use crate::report::Silent;
 use crate::snapshot::{take_with, TakeOptions};
@@ -34,6 +34,8 @@ pub struct RehearseOptions {
     pub to: Option<String>,
     /// Keep the scratch copy.
     pub keep: bool,
+    /// psql variables and Flyway placeholders (`--set name=value`).
+    pub set: Vec<(String, String)>,
 }
 
 /// Schema and contents of a database, to compare two points in time.
@@ -213,7 +215,7 @@ fn cleanup_also_failed(real: Error, cleanup: Error) -> Error {
 
 /// Rehearses the pending changes; `None` when nothing is pending.
 pub fn run(ctx: &Ctx, args: &RehearseOptions) -> Result<Option<RehearseReport>> {
-    let s = setup(ctx, args.format.as_deref())?;
+    let s = setup_with(ctx, args.format.as_deref(), &args.set)?;
     let (name, target) = database_target(&s)?;
     let mut live = open(&name, &target, false)?;
     let applied = if live.has_schema()? {

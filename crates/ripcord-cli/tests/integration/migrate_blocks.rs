@@ -74,10 +74,19 @@ fn deploy_with_transaction_blocks_in_the_middle_stays_one_transaction_sqlite() {
          BEGIN TRANSACTION;\nINSERT INTO b VALUES (1);\nROLLBACK;\n\
          CREATE TABLE c (id INTEGER);\n",
     );
+    write(
+        &ws,
+        "migrations/0001_blocks/down.sql",
+        "DROP TABLE c;\nBEGIN;\nDROP TABLE b;\nCOMMIT;\nBEGIN;\nDROP TABLE a;\nROLLBACK;\nDROP TABLE a;\n",
+    );
     let out = ws.json(&["migrate", "up"]);
     assert_eq!(out["changes"][0]["transactional"], true, "{out}");
     assert_eq!(tables(&db), "a,b,c");
     assert_eq!(one(&db, "SELECT count(*) FROM b"), "0");
+    // The down script's blocks run the same way.
+    ws.ok(&["migrate", "down", "--to", "@root"]);
+    assert_eq!(tables(&db), "");
+    ws.ok(&["migrate", "up"]);
 
     write(
         &ws,
@@ -131,4 +140,33 @@ fn migrate_verify_reports_each_failure_and_changes_nothing_sqlite() {
     assert_eq!(json["changes"][1]["verdict"], "failed", "{json}");
     assert_eq!(one(&db, "SELECT count(*) FROM w"), "0");
     assert_eq!(tables(&db), "users,w,x");
+}
+
+#[test]
+fn flyway_placeholders_come_from_flyway_conf_and_set_sqlite() {
+    let (ws, db) = setup();
+    write(
+        &ws,
+        "migrations/flyway.conf",
+        "flyway.placeholders.table=things\nflyway.placeholders.label=from_conf\n",
+    );
+    write(
+        &ws,
+        "migrations/V1__things.sql",
+        "CREATE TABLE ${table} (id INTEGER, label TEXT DEFAULT '${label}', file TEXT DEFAULT '${flyway:filename}');\n",
+    );
+    write(
+        &ws,
+        "migrations/V2__more.sql",
+        "INSERT INTO ${table} (id) VALUES (1);\nINSERT INTO ${table} (id, label) VALUES (2, '${missing}');\n",
+    );
+    let out = ws.run(&["migrate", "up"]);
+    out.assert_code(2)
+        .assert_stderr_has("V2__more.sql:2: no value provided for placeholder ${missing}");
+    assert_eq!(tables(&db), "");
+    ws.ok(&["migrate", "up", "--set", "missing=given", "--set", "label=from_set"]);
+    assert_eq!(
+        one(&db, "SELECT group_concat(id || ':' || label || ':' || file, ',') FROM things"),
+        "1:from_set:V1__things.sql,2:given:V1__things.sql"
+    );
 }

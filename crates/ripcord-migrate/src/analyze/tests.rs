@@ -431,3 +431,32 @@ fn a_search_path_set_in_a_way_that_cannot_be_replayed_is_uncertain() {
     assert!(!a.certain);
     assert!(details(&a, Kind::Uncertain).contains("search_path"));
 }
+
+#[test]
+fn gexec_queries_are_analysed_as_the_statements_they_select() {
+    let marker = crate::psql::GEXEC_MARKER;
+    // Whole statements as literals: what they do, and the comparison
+    // literal is not taken for one.
+    let a = pg(&format!(
+        "{marker}SELECT 'DELETE FROM audit' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'x');"
+    ));
+    assert!(a.certain, "{:?}", a.findings);
+    assert_eq!(tables(&a), ["audit"]);
+    // A database made by \gexec cannot run in a transaction.
+    let a = pg(&format!(
+        "{marker}SELECT 'CREATE DATABASE app' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'app');"
+    ));
+    assert!(a.no_transaction(), "{:?}", a.findings);
+    // Built statements cannot be told, but their first words still can.
+    let a = pg(&format!(
+        "{marker}SELECT 'CREATE DATABASE ' || quote_ident(name) FROM wanted;"
+    ));
+    assert!(!a.certain);
+    assert!(a.no_transaction(), "{:?}", a.findings);
+    assert!(details(&a, Kind::Uncertain).contains("\\gexec"));
+    // The statement keeps its marker, for the engine.
+    let s = statements(&format!("SELECT 1;\n{marker}SELECT 'SELECT 2';"), Dialect::Postgres)
+        .unwrap();
+    assert!(crate::psql::is_gexec(&s[1].sql), "{:?}", s[1]);
+    assert!(!crate::psql::is_gexec(&s[0].sql));
+}

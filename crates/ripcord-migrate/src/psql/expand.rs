@@ -244,12 +244,21 @@ impl Expander {
         self.buffer_start = self.out.len();
     }
 
-    /// `:name`, `:'name'` or `:"name"` at the cursor: the variable's value,
+    /// `:name`, `:'name'`, `:"name"` or `:{?name}` at the cursor: the variable's value,
     /// the quote used (if any) and the length of the reference. `None` for
     /// a colon that is not a reference, and for an undefined `:name`, which
     /// psql leaves as written; an undefined quoted reference is an error.
     fn reference(&self, cur: &Cursor) -> Result<Option<(String, Option<char>, usize)>> {
         let after = &cur.rest()[1..];
+        // `:{?name}`: whether the variable is set.
+        if let Some(inner) = after.strip_prefix("{?") {
+            let name: String = inner.chars().take_while(|&c| ident_char(c)).collect();
+            if !name.is_empty() && inner[name.len()..].starts_with('}') {
+                let set = if self.vars.contains_key(&name) { "TRUE" } else { "FALSE" };
+                return Ok(Some((set.to_string(), None, name.len() + 4)));
+            }
+            return Ok(None);
+        }
         if let Some(q @ ('\'' | '"')) = after.chars().next() {
             let name: String = after[1..].chars().take_while(|&c| ident_char(c)).collect();
             if name.is_empty() || !after[1 + name.len()..].starts_with(q) {

@@ -83,6 +83,11 @@ fn conditionals() {
         sql("\\if false\n\\set x `exit 1`\nSELECT :'nope';\n\\endif\n", &[]),
         "\n\n\n\n"
     );
+    // Whether a variable is set.
+    assert_eq!(
+        sql("\\if :{?secret}\nA;\n\\else\nB;\n\\endif\nSELECT :{?x};", &[("x", "")]),
+        "\n\n\nB;\n\nSELECT TRUE;"
+    );
     // Nested.
     assert_eq!(
         sql("\\if true\n\\if false\nA;\n\\else\nB;\n\\endif\n\\endif\n", &[]),

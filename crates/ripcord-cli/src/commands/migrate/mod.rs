@@ -100,6 +100,7 @@ fn rehearse(ctx: &Ctx, args: &RehearseArgs) -> Result<()> {
         format: args.common.format.clone(),
         to: args.to.clone(),
         keep: args.keep,
+        set: sets(&args.common.set)?,
     };
     let Some(report) = ripcord_ops::rehearse::run(ctx, &opts)? else {
         return Ok(());
