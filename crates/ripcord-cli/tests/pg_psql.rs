@@ -184,10 +184,16 @@ fn catalog(db: &str) -> String {
         ])
         .output()
         .expect("pg_dump");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter(|l| !l.starts_with("--") && !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+        .filter(|l| {
+            !l.starts_with("--") && !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict")
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -214,7 +220,15 @@ fn psql_scripts_give_the_same_catalog_through_psql_and_ripcord() {
     psql_project(&ws);
     let by_psql = cluster().create_database("psql_same_catalog_psql").unwrap();
     let vars = [("with_extras", "yes"), ("never", "off")];
-    deploy_with_psql(&ws, &by_psql, &[("extra_db", "psql_compat_by_psql")].iter().chain(&vars).copied().collect::<Vec<_>>());
+    deploy_with_psql(
+        &ws,
+        &by_psql,
+        &[("extra_db", "psql_compat_by_psql")]
+            .iter()
+            .chain(&vars)
+            .copied()
+            .collect::<Vec<_>>(),
+    );
 
     let out = ws.run(&[
         "migrate",
@@ -233,13 +247,22 @@ fn psql_scripts_give_the_same_catalog_through_psql_and_ripcord() {
     let expected = state(&by_psql);
     assert_eq!(state(&db), expected);
     assert!(expected.iter().any(|l| l == "app.extras"), "{expected:?}");
-    assert!(expected.iter().any(|l| l == "widget|widget"), "{expected:?}");
-    assert!(expected.iter().any(|l| l == "it's :item|widget"), "{expected:?}");
+    assert!(
+        expected.iter().any(|l| l == "widget|widget"),
+        "{expected:?}"
+    );
+    assert!(
+        expected.iter().any(|l| l == "it's :item|widget"),
+        "{expected:?}"
+    );
     assert!(expected.iter().any(|l| l == "team o'brien"), "{expected:?}");
     // \gexec ran CREATE DATABASE, outside a transaction, like psql.
     for name in ["psql_compat_by_psql", "psql_compat_by_ripcord"] {
         assert_eq!(
-            rows("postgres", &format!("SELECT count(*) FROM pg_database WHERE datname = '{name}'")),
+            rows(
+                "postgres",
+                &format!("SELECT count(*) FROM pg_database WHERE datname = '{name}'")
+            ),
             ["1"]
         );
     }
@@ -266,7 +289,11 @@ fn psql_scripts_give_the_same_catalog_through_psql_and_ripcord() {
 /// A plan whose second change is bad psql: nothing of the first runs either.
 fn refused_before_anything_runs(name: &str, bad: &str, line: usize, phrase: &str) {
     let (ws, db) = setup(name);
-    write(&ws, "migrations/0001_ok/up.sql", "CREATE TABLE ok (id int);\n");
+    write(
+        &ws,
+        "migrations/0001_ok/up.sql",
+        "CREATE TABLE ok (id int);\n",
+    );
     write(&ws, "migrations/0002_bad/up.sql", bad);
     write(&ws, "migrations/0002_bad/token", "x\n");
     let out = ws.run(&["migrate", "up"]);
@@ -329,7 +356,10 @@ fn psql_backtick_runs_in_the_scripts_folder_and_set_overrides() {
     ws.ok(&["migrate", "up", "--set", "suffix=given"]);
     assert_eq!(tables(&db), ["public.from_file"]);
     assert_eq!(
-        rows(&db, "SELECT column_default FROM information_schema.columns WHERE column_name = 'v'"),
+        rows(
+            &db,
+            "SELECT column_default FROM information_schema.columns WHERE column_name = 'v'"
+        ),
         ["'given'::text"]
     );
 }
@@ -414,11 +444,27 @@ fn deploy_with_a_begin_never_committed_is_refused() {
 fn migrate_verify_reruns_verify_scripts_read_only_and_reports_each_failure() {
     let (ws, db) = setup("psql_migrate_verify");
     for (name, up, verify) in [
-        ("0001_users", "CREATE TABLE users (id int, email text);", "SELECT id, email FROM users WHERE false;"),
-        ("0002_orders", "CREATE TABLE orders (id int, item text);", "BEGIN;\nSELECT id, item FROM orders WHERE false;\nROLLBACK;"),
-        ("0003_tags", "CREATE TABLE tags (id int);", "SELECT 1/count(*) FROM tags;"),
+        (
+            "0001_users",
+            "CREATE TABLE users (id int, email text);",
+            "SELECT id, email FROM users WHERE false;",
+        ),
+        (
+            "0002_orders",
+            "CREATE TABLE orders (id int, item text);",
+            "BEGIN;\nSELECT id, item FROM orders WHERE false;\nROLLBACK;",
+        ),
+        (
+            "0003_tags",
+            "CREATE TABLE tags (id int);",
+            "SELECT 1/count(*) FROM tags;",
+        ),
         ("0004_none", "CREATE TABLE plain (id int);", ""),
-        ("0005_writes", "CREATE TABLE w (id int);", "BEGIN;\nINSERT INTO w VALUES (1);\nCOMMIT;"),
+        (
+            "0005_writes",
+            "CREATE TABLE w (id int);",
+            "BEGIN;\nINSERT INTO w VALUES (1);\nCOMMIT;",
+        ),
     ] {
         write(&ws, &format!("migrations/{name}/up.sql"), up);
         if !verify.is_empty() {
@@ -426,11 +472,18 @@ fn migrate_verify_reruns_verify_scripts_read_only_and_reports_each_failure() {
         }
     }
     // 0003 verifies only once it has a row; 0005 writes, which up allows.
-    write(&ws, "migrations/0003_tags/up.sql", "CREATE TABLE tags (id int);\nINSERT INTO tags VALUES (1);");
+    write(
+        &ws,
+        "migrations/0003_tags/up.sql",
+        "CREATE TABLE tags (id int);\nINSERT INTO tags VALUES (1);",
+    );
     ws.ok(&["migrate", "up"]);
 
     // Break two changes behind ripcord's back.
-    cluster().psql(&db, "ALTER TABLE users DROP COLUMN email; DELETE FROM tags;");
+    cluster().psql(
+        &db,
+        "ALTER TABLE users DROP COLUMN email; DELETE FROM tags;",
+    );
     let before = state_of(&db);
     let out = ws.run(&["migrate", "verify"]);
     out.assert_code(1);
@@ -451,16 +504,36 @@ fn migrate_verify_reruns_verify_scripts_read_only_and_reports_each_failure() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| format!("{}={}", c["name"].as_str().unwrap(), c["verdict"].as_str().unwrap()))
+        .map(|c| {
+            format!(
+                "{}={}",
+                c["name"].as_str().unwrap(),
+                c["verdict"].as_str().unwrap()
+            )
+        })
         .collect();
     assert_eq!(
         verdicts,
-        ["0001_users=failed", "0002_orders=passed", "0003_tags=failed", "0004_none=no-script", "0005_writes=failed"]
+        [
+            "0001_users=failed",
+            "0002_orders=passed",
+            "0003_tags=failed",
+            "0004_none=no-script",
+            "0005_writes=failed"
+        ]
     );
 
-    cluster().psql(&db, "ALTER TABLE users ADD COLUMN email text; INSERT INTO tags VALUES (2);");
-    std::fs::write(ws.path("migrations/0005_writes/verify.sql"), "SELECT id FROM w WHERE false;").unwrap();
-    ws.ok(&["migrate", "verify"]).assert_stdout_has("4 applied change(s)");
+    cluster().psql(
+        &db,
+        "ALTER TABLE users ADD COLUMN email text; INSERT INTO tags VALUES (2);",
+    );
+    std::fs::write(
+        ws.path("migrations/0005_writes/verify.sql"),
+        "SELECT id FROM w WHERE false;",
+    )
+    .unwrap();
+    ws.ok(&["migrate", "verify"])
+        .assert_stdout_has("4 applied change(s)");
 }
 
 fn state_of(db: &str) -> Vec<String> {

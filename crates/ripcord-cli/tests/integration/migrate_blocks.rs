@@ -111,15 +111,31 @@ fn deploy_with_transaction_blocks_in_the_middle_stays_one_transaction_sqlite() {
 #[test]
 fn migrate_verify_reports_each_failure_and_changes_nothing_sqlite() {
     let (ws, db) = setup();
-    write(&ws, "migrations/0001_users/up.sql", "CREATE TABLE users (id INTEGER, email TEXT);");
-    write(&ws, "migrations/0001_users/verify.sql", "SELECT id, email FROM users WHERE 0;");
-    write(&ws, "migrations/0002_w/up.sql", "CREATE TABLE w (id INTEGER);");
+    write(
+        &ws,
+        "migrations/0001_users/up.sql",
+        "CREATE TABLE users (id INTEGER, email TEXT);",
+    );
+    write(
+        &ws,
+        "migrations/0001_users/verify.sql",
+        "SELECT id, email FROM users WHERE 0;",
+    );
+    write(
+        &ws,
+        "migrations/0002_w/up.sql",
+        "CREATE TABLE w (id INTEGER);",
+    );
     write(
         &ws,
         "migrations/0002_w/verify.sql",
         "BEGIN;\nSELECT id FROM w WHERE 0;\nROLLBACK;",
     );
-    write(&ws, "migrations/0003_x/up.sql", "CREATE TABLE x (id INTEGER);");
+    write(
+        &ws,
+        "migrations/0003_x/up.sql",
+        "CREATE TABLE x (id INTEGER);",
+    );
     ws.ok(&["migrate", "up"]);
     ws.ok(&["migrate", "verify"])
         .assert_stdout_has("0001_users: verified")
@@ -131,12 +147,22 @@ fn migrate_verify_reports_each_failure_and_changes_nothing_sqlite() {
         .execute_batch("ALTER TABLE users DROP COLUMN email;")
         .unwrap();
     // A verify script that writes is refused by read-only mode.
-    write(&ws, "migrations/0002_w/verify.sql", "INSERT INTO w VALUES (1);");
+    write(
+        &ws,
+        "migrations/0002_w/verify.sql",
+        "INSERT INTO w VALUES (1);",
+    );
     let out = ws.run(&["migrate", "verify", "--json"]);
     out.assert_code(1);
     let json = out.json();
     assert_eq!(json["changes"][0]["verdict"], "failed", "{json}");
-    assert!(json["changes"][0]["error"].as_str().unwrap().contains("email"), "{json}");
+    assert!(
+        json["changes"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("email"),
+        "{json}"
+    );
     assert_eq!(json["changes"][1]["verdict"], "failed", "{json}");
     assert_eq!(one(&db, "SELECT count(*) FROM w"), "0");
     assert_eq!(tables(&db), "users,w,x");
@@ -164,9 +190,19 @@ fn flyway_placeholders_come_from_flyway_conf_and_set_sqlite() {
     out.assert_code(2)
         .assert_stderr_has("V2__more.sql:2: no value provided for placeholder ${missing}");
     assert_eq!(tables(&db), "");
-    ws.ok(&["migrate", "up", "--set", "missing=given", "--set", "label=from_set"]);
+    ws.ok(&[
+        "migrate",
+        "up",
+        "--set",
+        "missing=given",
+        "--set",
+        "label=from_set",
+    ]);
     assert_eq!(
-        one(&db, "SELECT group_concat(id || ':' || label || ':' || file, ',') FROM things"),
+        one(
+            &db,
+            "SELECT group_concat(id || ':' || label || ':' || file, ',') FROM things"
+        ),
         "1:from_set:V1__things.sql,2:given:V1__things.sql"
     );
 }

@@ -229,7 +229,10 @@ fn gexec(piece: &split::Piece, options: &Options, report: &mut Report) {
     let builds = piece.significant.iter().any(|t| {
         matches!(t, Token::StringConcat)
             || split::keyword(t).is_some_and(|w| {
-                matches!(w.as_str(), "FORMAT" | "CONCAT" | "CONCAT_WS" | "QUOTE_IDENT")
+                matches!(
+                    w.as_str(),
+                    "FORMAT" | "CONCAT" | "CONCAT_WS" | "QUOTE_IDENT"
+                )
             })
     });
     // Literals that compare (`datname = 'app'`) are not statements.
@@ -366,10 +369,7 @@ pub fn transaction_blocks(
         if prepared || chained && scan::controls_transaction(piece) {
             return Err((
                 piece.line,
-                format!(
-                    "{} cannot run inside ripcord's transaction",
-                    piece.excerpt
-                ),
+                format!("{} cannot run inside ripcord's transaction", piece.excerpt),
             ));
         }
         if !scan::controls_transaction(piece) {

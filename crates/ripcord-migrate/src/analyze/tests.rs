@@ -455,8 +455,11 @@ fn gexec_queries_are_analysed_as_the_statements_they_select() {
     assert!(a.no_transaction(), "{:?}", a.findings);
     assert!(details(&a, Kind::Uncertain).contains("\\gexec"));
     // The statement keeps its marker, for the engine.
-    let s = statements(&format!("SELECT 1;\n{marker}SELECT 'SELECT 2';"), Dialect::Postgres)
-        .unwrap();
+    let s = statements(
+        &format!("SELECT 1;\n{marker}SELECT 'SELECT 2';"),
+        Dialect::Postgres,
+    )
+    .unwrap();
     assert!(crate::psql::is_gexec(&s[1].sql), "{:?}", s[1]);
     assert!(!crate::psql::is_gexec(&s[0].sql));
 }

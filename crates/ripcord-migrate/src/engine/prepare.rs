@@ -37,11 +37,10 @@ impl<'p> Prepared<'p> {
         let verify = verify_script.map(|s| verify_sql(&s.sql, options.dialect));
         let verify_unparsed = verify_script
             .map(|s| {
-                let stripped =
-                    analyze::transaction_blocks(&s.sql, options.dialect, Blocks::Strip)
-                        .ok()
-                        .flatten()
-                        .unwrap_or_else(|| s.sql.clone());
+                let stripped = analyze::transaction_blocks(&s.sql, options.dialect, Blocks::Strip)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| s.sql.clone());
                 analyze::analyze(&stripped, options).unparsed
             })
             .unwrap_or_default();

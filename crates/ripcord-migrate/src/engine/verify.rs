@@ -38,9 +38,7 @@ pub struct VerifyReport {
 
 impl VerifyReport {
     pub fn failed(&self) -> impl Iterator<Item = &VerifyChange> {
-        self.changes
-            .iter()
-            .filter(|c| c.verdict == Verdict::Failed)
+        self.changes.iter().filter(|c| c.verdict == Verdict::Failed)
     }
 }
 

@@ -129,9 +129,7 @@ impl Placeholders {
                 continue;
             }
             let value = match name {
-                "flyway:filename" => path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned()),
+                "flyway:filename" => path.file_name().map(|n| n.to_string_lossy().into_owned()),
                 "flyway:table" => Some(self.table.clone()),
                 _ => self.values.get(name).cloned().or_else(|| {
                     self.values

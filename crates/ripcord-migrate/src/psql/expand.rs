@@ -21,8 +21,22 @@ pub const GEXEC_MARKER: &str = "/*ripcord:gexec*/";
 
 /// The meta-commands that are interpreted; any other one is refused.
 const SUPPORTED: &[&str] = &[
-    "set", "unset", "if", "elif", "else", "endif", "i", "include", "ir", "include_relative",
-    "echo", "qecho", "warn", "q", "quit", "gexec",
+    "set",
+    "unset",
+    "if",
+    "elif",
+    "else",
+    "endif",
+    "i",
+    "include",
+    "ir",
+    "include_relative",
+    "echo",
+    "qecho",
+    "warn",
+    "q",
+    "quit",
+    "gexec",
 ];
 
 /// How deep `\i` may nest: psql has no limit, but a file including itself
@@ -254,7 +268,11 @@ impl Expander {
         if let Some(inner) = after.strip_prefix("{?") {
             let name: String = inner.chars().take_while(|&c| ident_char(c)).collect();
             if !name.is_empty() && inner[name.len()..].starts_with('}') {
-                let set = if self.vars.contains_key(&name) { "TRUE" } else { "FALSE" };
+                let set = if self.vars.contains_key(&name) {
+                    "TRUE"
+                } else {
+                    "FALSE"
+                };
                 return Ok(Some((set.to_string(), None, name.len() + 4)));
             }
             return Ok(None);
@@ -327,7 +345,11 @@ impl Expander {
         };
         match name.as_str() {
             "if" => {
-                let value = if active { bool_arg(cur, line, &args)? } else { false };
+                let value = if active {
+                    bool_arg(cur, line, &args)?
+                } else {
+                    false
+                };
                 branches.push(Branch {
                     line,
                     active: active && value,
@@ -340,7 +362,11 @@ impl Expander {
                 if b.in_else {
                     return Err(cur.error(line, "\\elif after \\else", "put \\else last"));
                 }
-                let value = if b.done { false } else { bool_arg(cur, line, &args)? };
+                let value = if b.done {
+                    false
+                } else {
+                    bool_arg(cur, line, &args)?
+                };
                 let b = branches.last_mut().ok_or_else(|| no_if("elif"))?;
                 b.active = value;
                 b.done |= value;
@@ -438,8 +464,7 @@ impl Expander {
                     self.out.push_str(GEXEC_MARKER);
                     self.out.push_str(&query);
                 } else {
-                    self.out
-                        .insert_str(self.buffer_start + lead, GEXEC_MARKER);
+                    self.out.insert_str(self.buffer_start + lead, GEXEC_MARKER);
                 }
                 self.out.push(';');
                 self.end_statement();
@@ -457,7 +482,10 @@ impl Expander {
         let line = cur.line();
         let mut args = Vec::new();
         loop {
-            while cur.peek(0).is_some_and(|c| c == ' ' || c == '\t' || c == '\r') {
+            while cur
+                .peek(0)
+                .is_some_and(|c| c == ' ' || c == '\t' || c == '\r')
+            {
                 cur.at += 1;
             }
             match cur.peek(0) {
@@ -576,7 +604,10 @@ impl Expander {
                         s => format!(": {s}"),
                     }
                 ),
-                format!("the command runs in {}; fix it or set the variable with --set", folder.display()),
+                format!(
+                    "the command runs in {}; fix it or set the variable with --set",
+                    folder.display()
+                ),
             ));
         }
         let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -655,7 +686,9 @@ fn dollar_tag(rest: &str) -> Option<&str> {
     let inner = &rest[1..];
     let end = inner.find('$')?;
     let tag = &inner[..end];
-    let valid = tag.chars().all(|c| c.is_alphanumeric() || c == '_' || c as u32 >= 0x80)
+    let valid = tag
+        .chars()
+        .all(|c| c.is_alphanumeric() || c == '_' || c as u32 >= 0x80)
         && !tag.starts_with(|c: char| c.is_ascii_digit());
     valid.then(|| &rest[..end + 2])
 }

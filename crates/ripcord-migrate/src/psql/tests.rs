@@ -30,7 +30,10 @@ fn set_and_interpolation() {
         "\n\nCREATE ROLE \"app\" PASSWORD 'it''s';\nSELECT 7::int;\n"
     );
     // Words of \set are glued together, as psql does.
-    assert_eq!(sql("\\set x a b 'c d'\nSELECT :'x';", &[]), "\nSELECT 'abc d';");
+    assert_eq!(
+        sql("\\set x a b 'c d'\nSELECT :'x';", &[]),
+        "\nSELECT 'abc d';"
+    );
     // A backslash in a value makes an E'' literal.
     assert_eq!(sql("SELECT :'x';", &[("x", "a\\b")]), "SELECT E'a\\\\b';");
 }
@@ -53,7 +56,10 @@ fn interpolation_never_inside_quotes_dollar_quotes_or_comments() {
     // An undefined :name stays as written (array slices, psql's rule).
     assert_eq!(sql("SELECT a[1:n] FROM t;", &[]), "SELECT a[1:n] FROM t;");
     // Backslashes inside quotes are not meta-commands.
-    assert_eq!(sql("SELECT '\\q', $$\\set$$;", &[]), "SELECT '\\q', $$\\set$$;");
+    assert_eq!(
+        sql("SELECT '\\q', $$\\set$$;", &[]),
+        "SELECT '\\q', $$\\set$$;"
+    );
 }
 
 #[test]
@@ -80,24 +86,35 @@ fn conditionals() {
     );
     // Skipped branches run no backtick and need no variable.
     assert_eq!(
-        sql("\\if false\n\\set x `exit 1`\nSELECT :'nope';\n\\endif\n", &[]),
+        sql(
+            "\\if false\n\\set x `exit 1`\nSELECT :'nope';\n\\endif\n",
+            &[]
+        ),
         "\n\n\n\n"
     );
     // Whether a variable is set.
     assert_eq!(
-        sql("\\if :{?secret}\nA;\n\\else\nB;\n\\endif\nSELECT :{?x};", &[("x", "")]),
+        sql(
+            "\\if :{?secret}\nA;\n\\else\nB;\n\\endif\nSELECT :{?x};",
+            &[("x", "")]
+        ),
         "\n\n\nB;\n\nSELECT TRUE;"
     );
     // Nested.
     assert_eq!(
-        sql("\\if true\n\\if false\nA;\n\\else\nB;\n\\endif\n\\endif\n", &[]),
+        sql(
+            "\\if true\n\\if false\nA;\n\\else\nB;\n\\endif\n\\endif\n",
+            &[]
+        ),
         "\n\n\n\nB;\n\n\n"
     );
 }
 
 #[test]
 fn bad_conditionals_name_file_and_line() {
-    assert!(err("SELECT 1;\n\\if true\nSELECT 2;\n").contains("deploy/x.sql:2: \\if has no matching"));
+    assert!(
+        err("SELECT 1;\n\\if true\nSELECT 2;\n").contains("deploy/x.sql:2: \\if has no matching")
+    );
     assert!(err("\\endif\n").contains("deploy/x.sql:1: \\endif without"));
     assert!(err("\\if maybe\n\\endif").contains("Boolean expected"));
     assert!(err("\\if 1\n\\else\n\\else\n\\endif").contains("deploy/x.sql:3"));
@@ -125,27 +142,39 @@ fn backticks_run_in_the_scripts_folder() {
     )
     .unwrap_err()
     .to_string();
-    assert!(e.contains("x.sql:2: backtick command `cat missing` failed"), "{e}");
+    assert!(
+        e.contains("x.sql:2: backtick command `cat missing` failed"),
+        "{e}"
+    );
 }
 
 #[test]
 fn includes_echo_and_quit() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("deploy/lib")).unwrap();
-    std::fs::write(dir.path().join("deploy/lib/a.sql"), "SELECT :'v';\n\\ir b.sql\n").unwrap();
+    std::fs::write(
+        dir.path().join("deploy/lib/a.sql"),
+        "SELECT :'v';\n\\ir b.sql\n",
+    )
+    .unwrap();
     std::fs::write(dir.path().join("deploy/lib/b.sql"), "SELECT 'b';\n").unwrap();
     std::fs::write(dir.path().join("top.sql"), "SELECT 'top';\n").unwrap();
     let script = dir.path().join("deploy/x.sql");
     let out = expand(
         &script,
-        "\\set v 1\n\\ir lib/a.sql\n\\i top.sql\n\\echo hello  world\n\\warn careful\n\\q\nSELECT 'never';",
+        "\\set v 1\n\\include_relative lib/a.sql\n\\include top.sql\n\\echo hello  world\n\\warn careful\n\\qecho -n 'two  spaces'\n\\quit\nSELECT 'never';",
         &BTreeMap::new(),
         dir.path(),
     )
     .unwrap();
-    assert_eq!(out.sql, "\nSELECT '1';\nSELECT 'b';\n\n\nSELECT 'top';\n\n\n\n");
-    assert_eq!(out.messages.len(), 2);
+    assert_eq!(
+        out.sql,
+        "\nSELECT '1';\nSELECT 'b';\n\n\nSELECT 'top';\n\n\n\n\n"
+    );
+    assert_eq!(out.messages.len(), 3);
     assert!(out.messages[0].ends_with("x.sql:4: hello world"));
+    assert!(out.messages[1].ends_with("x.sql:5: careful"));
+    assert!(out.messages[2].ends_with("x.sql:6: two  spaces"));
     assert!(err("\\i /nonexistent/file.sql").contains("deploy/x.sql:1: \\i /nonexistent"));
 }
 
@@ -161,7 +190,10 @@ fn gexec_marks_the_query() {
     );
     // On an empty buffer, the previous query again.
     let out = sql("SELECT 'SELECT 1';\n\\gexec\n", &[]);
-    assert_eq!(out, format!("SELECT 'SELECT 1';\n{GEXEC_MARKER}SELECT 'SELECT 1';\n"));
+    assert_eq!(
+        out,
+        format!("SELECT 'SELECT 1';\n{GEXEC_MARKER}SELECT 'SELECT 1';\n")
+    );
     assert!(err("\\gexec").contains("no query"));
 }
 
@@ -174,7 +206,10 @@ fn other_meta_commands_are_refused_with_file_and_line() {
         ("\\pset format csv", "\\pset"),
     ] {
         let e = err(text);
-        assert!(e.contains(&format!("meta-command {cmd} is not supported")), "{e}");
+        assert!(
+            e.contains(&format!("meta-command {cmd} is not supported")),
+            "{e}"
+        );
         assert!(e.starts_with("deploy/x.sql:"), "{e}");
     }
     assert!(err("SELECT 1;\n\n\\connect other").starts_with("deploy/x.sql:3:"));
@@ -211,12 +246,21 @@ fn flyway_placeholders() {
     let p = config::flyway(dir.path(), &[("schema".into(), "s2".into())]).unwrap();
     let path = dir.path().join("V1__x.sql");
     assert_eq!(
-        p.replace(&path, "CREATE SCHEMA ${schema} AUTHORIZATION ${owner}; -- ${flyway:filename}")
-            .unwrap(),
+        p.replace(
+            &path,
+            "CREATE SCHEMA ${schema} AUTHORIZATION ${owner}; -- ${flyway:filename}"
+        )
+        .unwrap(),
         "CREATE SCHEMA s2 AUTHORIZATION app; -- V1__x.sql"
     );
-    let e = p.replace(&path, "SELECT 1;\nSELECT '${nope}';").unwrap_err().to_string();
-    assert!(e.contains("V1__x.sql:2: no value provided for placeholder ${nope}"), "{e}");
+    let e = p
+        .replace(&path, "SELECT 1;\nSELECT '${nope}';")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("V1__x.sql:2: no value provided for placeholder ${nope}"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -234,11 +278,23 @@ fn transaction_blocks_become_savepoints() {
          SAVEPOINT ripcord_block_3;\nSELECT 3;\n;ROLLBACK TO SAVEPOINT ripcord_block_3; \
          RELEASE SAVEPOINT ripcord_block_3"
     );
-    let (line, why) = transaction_blocks("SELECT 1;\nBEGIN;\nSELECT 2;", Dialect::Postgres, Blocks::Change)
-        .unwrap_err();
+    let (line, why) = transaction_blocks(
+        "SELECT 1;\nBEGIN;\nSELECT 2;",
+        Dialect::Postgres,
+        Blocks::Change,
+    )
+    .unwrap_err();
     assert_eq!(line, 2);
     assert!(why.contains("never committed"));
-    assert!(transaction_blocks("BEGIN;\nPREPARE TRANSACTION 'x';", Dialect::Postgres, Blocks::Change).is_err());
+    assert!(transaction_blocks(
+        "BEGIN;\nPREPARE TRANSACTION 'x';",
+        Dialect::Postgres,
+        Blocks::Change
+    )
+    .is_err());
     assert!(transaction_blocks("COMMIT AND CHAIN;", Dialect::Sqlite, Blocks::Change).is_err());
-    assert_eq!(transaction_blocks("SELECT 1;", Dialect::Sqlite, Blocks::Change), Ok(None));
+    assert_eq!(
+        transaction_blocks("SELECT 1;", Dialect::Sqlite, Blocks::Change),
+        Ok(None)
+    );
 }
