@@ -122,7 +122,8 @@ fn psql_project(ws: &Workspace) {
         "migrations/deploy/extra_db.sql",
         "SELECT 'CREATE DATABASE ' || quote_ident(:'extra_db')\n\
          WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'extra_db')\n\
-         \\gexec\n",
+         \\gexec\n\
+         BEGIN;\nCREATE TABLE app.after_db (id int);\nCOMMIT;\n",
     );
     write(
         ws,
@@ -247,6 +248,7 @@ fn psql_scripts_give_the_same_catalog_through_psql_and_ripcord() {
     let expected = state(&by_psql);
     assert_eq!(state(&db), expected);
     assert!(expected.iter().any(|l| l == "app.extras"), "{expected:?}");
+    assert!(expected.iter().any(|l| l == "app.after_db"), "{expected:?}");
     assert!(
         expected.iter().any(|l| l == "widget|widget"),
         "{expected:?}"
