@@ -298,6 +298,10 @@ fn refused_before_anything_runs(name: &str, bad: &str, line: usize, phrase: &str
     );
     write(&ws, "migrations/0002_bad/up.sql", bad);
     write(&ws, "migrations/0002_bad/token", "x\n");
+    // plan and status read no script's psql part and run no command.
+    ws.ok(&["migrate", "status"]);
+    ws.ok(&["migrate", "plan"]);
+    assert!(!ws.path("migrations/0002_bad/ran").exists());
     let out = ws.run(&["migrate", "up"]);
     out.assert_code(2);
     out.assert_stderr_has(&format!("0002_bad/up.sql:{line}"));
@@ -340,7 +344,7 @@ fn psql_unterminated_if_is_refused_with_file_and_line() {
 fn psql_failing_backtick_command_is_refused_with_file_and_line() {
     refused_before_anything_runs(
         "psql_bad_backtick",
-        "\\set t `cat token`\nCREATE TABLE a (id int);\n\\set s `cat /run/secrets/missing-ripcord-test`\n",
+        "\\set t `touch ran && cat token`\nCREATE TABLE a (id int);\n\\set s `cat /run/secrets/missing-ripcord-test`\n",
         3,
         "backtick command `cat /run/secrets/missing-ripcord-test` failed",
     );

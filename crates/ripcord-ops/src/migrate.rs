@@ -51,13 +51,26 @@ impl Setup {
     }
 }
 
-/// Reads `[migrations]` and its plan; `format` overrides the detected one.
+/// Reads `[migrations]` and its plan as the files are, psql parts and
+/// placeholders left unresolved: enough for what needs only the changes,
+/// their order and their checksums (`plan`, `status`), without running a
+/// backtick command or needing a variable. `format` overrides the detected
+/// one.
 pub fn setup(ctx: &Ctx, format: Option<&str>) -> Result<Setup> {
-    setup_with(ctx, format, &[])
+    read_setup(ctx, format)
 }
 
-/// [`setup`] with variables given as `--set name=value`.
+/// [`setup`], then the scripts as they run: psql meta-commands and
+/// variables (`set`: `--set name=value`) and Flyway placeholders resolved,
+/// transaction control checked. Every failure names the file and line.
 pub fn setup_with(ctx: &Ctx, format: Option<&str>, set: &[(String, String)]) -> Result<Setup> {
+    let mut s = read_setup(ctx, format)?;
+    let dialect = s.dialect();
+    s.messages = ripcord_migrate::psql::prepare_plan(&mut s.plan, &s.dir, dialect, set)?;
+    Ok(s)
+}
+
+fn read_setup(ctx: &Ctx, format: Option<&str>) -> Result<Setup> {
     let Some(migrations) = &ctx.config.migrations else {
         return Err(Error::usage(
             "ripcord.toml has no [migrations] section",
@@ -103,15 +116,12 @@ pub fn setup_with(ctx: &Ctx, format: Option<&str>, set: &[(String, String)]) -> 
             "leave out --format to detect the format, or name the one the folder holds",
         ));
     }
-    let mut s = Setup {
+    Ok(Setup {
         dir,
         target,
         plan,
         messages: Default::default(),
-    };
-    let dialect = s.dialect();
-    s.messages = ripcord_migrate::psql::prepare_plan(&mut s.plan, &s.dir, dialect, set)?;
-    Ok(s)
+    })
 }
 
 /// What the target database has recorded: `None` when it has no tracking

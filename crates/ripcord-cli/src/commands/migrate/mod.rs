@@ -31,8 +31,15 @@ pub fn run(ctx: &Ctx, cmd: MigrateCommand) -> Result<()> {
     }
 }
 
-/// The plan and its target, from `[migrations]`, `--format` and `--set`.
+/// The plan and its target, from `[migrations]` and `--format`, the
+/// scripts as written: `plan` and `status` need no more.
 fn setup(ctx: &Ctx, args: &MigrateArgs) -> Result<Setup> {
+    Ok(ripcord_ops::migrate::setup(ctx, args.format.as_deref())?)
+}
+
+/// The plan with its scripts as they run (psql variables and Flyway
+/// placeholders from `--set` resolved), for `lint`.
+fn setup_scripts(ctx: &Ctx, args: &MigrateArgs) -> Result<Setup> {
     let set = sets(&args.set)?;
     Ok(ripcord_ops::migrate::setup_with(
         ctx,
@@ -449,7 +456,7 @@ struct LintReport {
 }
 
 fn lint(ctx: &Ctx, args: &LintArgs) -> Result<()> {
-    let s = setup(ctx, &args.common)?;
+    let s = setup_scripts(ctx, &args.common)?;
     let options = Options {
         dialect: s.dialect(),
         server_version: None,
