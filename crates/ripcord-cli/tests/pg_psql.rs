@@ -549,3 +549,44 @@ fn state_of(db: &str) -> Vec<String> {
     out.extend(rows(db, "SELECT count(*) FROM ripcord.events"));
     out
 }
+
+#[test]
+fn psql_connection_variables_name_the_database_the_change_runs_on() {
+    let (ws, db) = setup("psql_dbname");
+    write(
+        &ws,
+        "migrations/0001_db/up.sql",
+        "ALTER DATABASE :\"DBNAME\" SET statement_timeout = '123s';\n\
+         CREATE TABLE t (id int, who text DEFAULT :'USER', port int DEFAULT :PORT);\n",
+    );
+    write(
+        &ws,
+        "migrations/0001_db/down.sql",
+        "ALTER DATABASE :\"DBNAME\" RESET statement_timeout;\nDROP TABLE t;\n",
+    );
+    let settings = |db: &str| {
+        rows(
+            "postgres",
+            &format!(
+                "SELECT coalesce(string_agg(s, ','), '') FROM pg_db_role_setting r \
+                 JOIN pg_database d ON d.oid = r.setdatabase, unnest(r.setconfig) s \
+                 WHERE d.datname = '{db}'"
+            ),
+        )
+    };
+    // A rehearsal alters its copy, never the real database.
+    ws.ok(&["migrate", "rehearse"]);
+    assert_eq!(settings(&db), [""]);
+    ws.ok(&["migrate", "up"]);
+    assert_eq!(settings(&db), ["statement_timeout=123s"]);
+    let url = cluster().url(&db);
+    let config: postgres::Config = url.parse().unwrap();
+    assert_eq!(
+        rows(&db, "SELECT column_default FROM information_schema.columns WHERE table_name = 't' ORDER BY ordinal_position"),
+        [
+            String::new(),
+            format!("'{}'::text", config.get_user().unwrap()),
+            config.get_ports()[0].to_string(),
+        ]
+    );
+}

@@ -66,7 +66,14 @@ pub fn setup(ctx: &Ctx, format: Option<&str>) -> Result<Setup> {
 pub fn setup_with(ctx: &Ctx, format: Option<&str>, set: &[(String, String)]) -> Result<Setup> {
     let mut s = read_setup(ctx, format)?;
     let dialect = s.dialect();
-    s.messages = ripcord_migrate::psql::prepare_plan(&mut s.plan, &s.dir, dialect, set)?;
+    let connection = match &s.target {
+        Some((_, TargetConfig::Postgres { url, .. })) => {
+            ripcord_migrate::psql::connection_variables(url)
+        }
+        _ => Default::default(),
+    };
+    s.messages =
+        ripcord_migrate::psql::prepare_plan(&mut s.plan, &s.dir, dialect, &connection, set)?;
     Ok(s)
 }
 

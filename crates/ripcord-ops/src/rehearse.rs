@@ -267,16 +267,20 @@ pub fn run(ctx: &Ctx, args: &RehearseOptions) -> Result<Option<RehearseReport>> 
     migrations.tables.clear();
     config.migrations = Some(migrations);
     let scratch_ctx = Ctx::new(config, ctx.config_path.clone(), Arc::new(Silent));
-    let result = rehearse(
-        ctx,
-        &scratch_ctx,
-        &scratch_repo,
-        &s.plan,
-        &name,
-        &scratch,
-        args,
-        last_applied,
-    );
+    // The scripts again, for the copy: psql's `:DBNAME` names the copy there,
+    // so an `ALTER DATABASE :"DBNAME"` never reaches the real database.
+    let result = setup_with(&scratch_ctx, args.format.as_deref(), &args.set).and_then(|copy| {
+        rehearse(
+            ctx,
+            &scratch_ctx,
+            &scratch_repo,
+            &copy.plan,
+            &name,
+            &scratch,
+            args,
+            last_applied,
+        )
+    });
     let cleanup = scratch.remove(args.keep);
     repo_guard.run();
     // A cleanup error never hides the rehearsal's own.

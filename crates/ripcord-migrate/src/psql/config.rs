@@ -31,7 +31,15 @@ impl Sqitch {
         if let Some(t) = target {
             sections.push(format!("target.{t}.variables"));
         }
-        let mut vars = BTreeMap::new();
+        // What sqitch's pg engine passes to psql itself.
+        let registry = self
+            .get("engine.pg", "registry")
+            .or_else(|| self.get("core", "registry"))
+            .unwrap_or_else(|| "sqitch".into());
+        let mut vars = BTreeMap::from([
+            ("ON_ERROR_STOP".to_string(), "1".to_string()),
+            ("registry".to_string(), registry),
+        ]);
         for section in &sections {
             for (s, k, v) in &self.keys {
                 if s == section {

@@ -12,7 +12,8 @@
 //! Variables come, from weakest to strongest, from sqitch.conf
 //! (`[core.variables]`, then `[deploy.variables]`, `[revert.variables]` or
 //! `[verify.variables]` for the script's step, then `[engine "pg"]` and the
-//! default target's variables), then `--set name=value`. Flyway
+//! default target's variables), then what psql sets when it connects
+//! (`DBNAME`, `USER`, `HOST`, `PORT`), then `--set name=value`. Flyway
 //! placeholders come from `flyway.conf` (or `flyway.toml`), then `--set`.
 
 mod config;
@@ -40,9 +41,10 @@ pub fn prepare_plan(
     plan: &mut Plan,
     dir: &Path,
     dialect: Dialect,
+    connection: &BTreeMap<String, String>,
     set: &[(String, String)],
 ) -> Result<Messages> {
-    let messages = resolve(plan, dir, dialect, set)?;
+    let messages = resolve(plan, dir, dialect, connection, set)?;
     check_transactions(plan, dialect)?;
     Ok(messages)
 }
@@ -77,6 +79,7 @@ fn resolve(
     plan: &mut Plan,
     dir: &Path,
     dialect: Dialect,
+    connection: &BTreeMap<String, String>,
     set: &[(String, String)],
 ) -> Result<Messages> {
     let mut messages = Messages::new();
@@ -110,6 +113,8 @@ fn resolve(
                 Some(conf) => conf.variables(step),
                 None => BTreeMap::new(),
             };
+            // psql sets these when it connects, over what it was given.
+            vars.extend(connection.clone());
             vars.extend(set.iter().cloned());
             let out = expand(&script.path, &script.sql, &vars, dir)?;
             if !out.messages.is_empty() {
@@ -122,6 +127,37 @@ fn resolve(
         }
     }
     Ok(messages)
+}
+
+/// The variables psql sets when it connects to `url` and that can be told
+/// without connecting: `DBNAME`, `USER`, `HOST` and `PORT`. Nothing when
+/// the URL cannot be read (the connection will say why).
+pub fn connection_variables(url: &str) -> BTreeMap<String, String> {
+    let mut vars = BTreeMap::new();
+    let Ok(config) = url.parse::<postgres::Config>() else {
+        return vars;
+    };
+    if let Some(db) = config.get_dbname() {
+        vars.insert("DBNAME".into(), db.to_string());
+    }
+    if let Some(user) = config.get_user() {
+        vars.insert("USER".into(), user.to_string());
+        vars.entry("DBNAME".into())
+            .or_insert_with(|| user.to_string());
+    }
+    match config.get_hosts().first() {
+        Some(postgres::config::Host::Tcp(host)) => {
+            vars.insert("HOST".into(), host.clone());
+        }
+        #[cfg(unix)]
+        Some(postgres::config::Host::Unix(path)) => {
+            vars.insert("HOST".into(), path.display().to_string());
+        }
+        _ => {}
+    }
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    vars.insert("PORT".into(), port.to_string());
+    vars
 }
 
 /// Parses `--set name=value`.
