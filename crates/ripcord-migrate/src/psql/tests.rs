@@ -298,3 +298,71 @@ fn transaction_blocks_become_savepoints() {
         Ok(None)
     );
 }
+
+/// Whatever the text, expansion answers (SQL or an error), never panics:
+/// quotes, dollar quotes, comments and meta-commands cut anywhere, with
+/// multi-byte characters among them.
+#[test]
+fn expansion_never_panics_on_broken_text() {
+    const PIECES: &[&str] = &[
+        "'",
+        "\"",
+        "$$",
+        "$t$",
+        "--",
+        "/*",
+        "*/",
+        "\n",
+        ";",
+        ":",
+        "::",
+        ":'x'",
+        ":\"x\"",
+        ":x",
+        ":{?x}",
+        "\\",
+        "\\set x é",
+        "BEGIN",
+        "COMMIT",
+        "ROLLBACK",
+        "END",
+        "\\if ",
+        "\\elif 0",
+        "\\else",
+        "\\endif",
+        "\\gexec",
+        "\\echo",
+        "\\unset x",
+        "E'",
+        "\\\\",
+        "(",
+        ")",
+        "é",
+        "字",
+        " ",
+        "SELECT",
+        "x",
+        "\\q",
+    ];
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for _ in 0..20_000 {
+        let len = (next() % 12) as usize;
+        let text: String = (0..len)
+            .map(|_| PIECES[(next() % PIECES.len() as u64) as usize])
+            .collect();
+        let _ = run(&text, &[("x", "v")]);
+        for mode in [
+            crate::analyze::Blocks::Change,
+            crate::analyze::Blocks::Verify,
+        ] {
+            let _ =
+                crate::analyze::transaction_blocks(&text, crate::analyze::Dialect::Postgres, mode);
+        }
+    }
+}
