@@ -590,3 +590,23 @@ fn psql_connection_variables_name_the_database_the_change_runs_on() {
         ]
     );
 }
+
+/// A deploy script whose only block ends in ROLLBACK was taken for a
+/// BEGIN/COMMIT wrapper: its work was committed, where psql undoes it.
+#[test]
+fn a_deploy_script_ending_in_rollback_keeps_nothing_of_its_block() {
+    let (ws, db) = setup("psql_rollback_wrapper");
+    write(
+        &ws,
+        "migrations/0001_tried/up.sql",
+        "BEGIN;\nCREATE TABLE tried (id int);\nROLLBACK;\n",
+    );
+    write(
+        &ws,
+        "migrations/0002_kept/up.sql",
+        "CREATE TABLE kept (id int);\n",
+    );
+    ws.ok(&["migrate", "up"]);
+    assert_eq!(tables(&db), ["public.kept"]);
+    assert_eq!(rows(&db, "SELECT count(*) FROM ripcord.changes"), ["2"]);
+}

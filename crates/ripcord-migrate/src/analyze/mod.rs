@@ -299,21 +299,18 @@ pub fn statements(sql: &str, dialect: Dialect) -> Option<Vec<Statement>> {
     )
 }
 
-/// A script wrapped in its own `BEGIN; … COMMIT;` (sqitch's templates, and
-/// verify scripts ending in `ROLLBACK`): the statements between, to run in
-/// ripcord's transaction. `None` when the script is not wrapped that way, or
-/// controls transactions anywhere else.
+/// A script wrapped in its own `BEGIN; … COMMIT;` (sqitch's templates): the
+/// statements between, to run in ripcord's transaction. `None` when the
+/// script is not wrapped that way, ends in `ROLLBACK` (which undoes its
+/// work), or controls transactions anywhere else.
 pub fn unwrap_transaction(sql: &str, dialect: Dialect) -> Option<String> {
     let pieces = split::split(sql, dialect).ok()?;
     let (first, rest) = pieces.split_first()?;
     let (last, inner) = rest.split_last()?;
     let begins = first.starts(&["BEGIN"]) && first.word(1).as_deref() != Some("ATOMIC")
         || first.starts(&["START", "TRANSACTION"]);
-    let ends = last.significant.len() <= 2
-        && matches!(
-            last.word(0).as_deref(),
-            Some("COMMIT" | "END" | "ROLLBACK" | "ABORT")
-        );
+    let ends =
+        last.significant.len() <= 2 && matches!(last.word(0).as_deref(), Some("COMMIT" | "END"));
     if !begins || !ends || inner.iter().any(scan::controls_transaction) {
         return None;
     }

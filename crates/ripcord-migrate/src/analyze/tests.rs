@@ -379,11 +379,10 @@ fn begin_commit_wrappers_come_off() {
     )
     .is_none());
     assert!(unwrap_transaction("SELECT 1;", Dialect::Postgres).is_none());
-    let verify = "BEGIN;\nSELECT id FROM users WHERE false;\nROLLBACK;\n";
-    assert_eq!(
-        unwrap_transaction(verify, Dialect::Postgres).unwrap(),
-        "SELECT id FROM users WHERE false;\n"
-    );
+    // A script that ends in ROLLBACK undoes its own work: it is not a
+    // wrapper to take off (its block runs as a savepoint instead).
+    let rolled_back = "BEGIN;\nCREATE TABLE users (id int);\nROLLBACK;\n";
+    assert!(unwrap_transaction(rolled_back, Dialect::Postgres).is_none());
 }
 
 #[test]
