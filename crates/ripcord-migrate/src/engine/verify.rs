@@ -25,6 +25,8 @@ pub enum Verdict {
 pub struct VerifyChange {
     pub name: String,
     pub verdict: Verdict,
+    /// The script was edited after the change was applied: it ran as it is now.
+    pub drifted: bool,
     /// The database's message, with the script's line, when it failed.
     pub error: Option<String>,
     pub duration_ms: u64,
@@ -61,10 +63,12 @@ pub fn verify(db: &mut dyn Database, plan: &Plan) -> Result<VerifyReport> {
             continue;
         }
         let started = Instant::now();
+        let drifted = state == Some(ChangeState::Drifted);
         let Some(script) = change.verify.as_ref().filter(|s| !s.is_blank()) else {
             report.changes.push(VerifyChange {
                 name: change.name.clone(),
                 verdict: Verdict::NoScript,
+                drifted,
                 error: None,
                 duration_ms: 0,
             });
@@ -79,6 +83,7 @@ pub fn verify(db: &mut dyn Database, plan: &Plan) -> Result<VerifyReport> {
             } else {
                 Verdict::Passed
             },
+            drifted,
             error: error.map(|e| format!("{}: {e}", script.path.display())),
             duration_ms: started.elapsed().as_millis() as u64,
         });

@@ -66,11 +66,16 @@ fn verify(ctx: &Ctx, args: &MigrateArgs) -> Result<()> {
         output::print_json(&report);
     } else {
         for c in &report.changes {
+            let drifted = if c.drifted {
+                " (drifted: its files were edited since it was applied; verified as they are now)"
+            } else {
+                ""
+            };
             match c.verdict {
-                Verdict::Passed => ctx.say(format!("  {}: verified", c.name)),
-                Verdict::NoScript => ctx.say(format!("  {}: no verify script", c.name)),
+                Verdict::Passed => ctx.say(format!("  {}: verified{drifted}", c.name)),
+                Verdict::NoScript => ctx.say(format!("  {}: no verify script{drifted}", c.name)),
                 Verdict::Failed => ctx.say(format!(
-                    "  {}: FAILED: {}",
+                    "  {}: FAILED{drifted}: {}",
                     c.name,
                     c.error.as_deref().unwrap_or_default()
                 )),
