@@ -610,3 +610,23 @@ fn a_deploy_script_ending_in_rollback_keeps_nothing_of_its_block() {
     assert_eq!(tables(&db), ["public.kept"]);
     assert_eq!(rows(&db, "SELECT count(*) FROM ripcord.changes"), ["2"]);
 }
+
+/// A script run outside ripcord's transaction (it needs to: CREATE INDEX
+/// CONCURRENTLY) that fails inside its own BEGIN block left the session in
+/// an aborted transaction, so the automatic revert could not run.
+#[test]
+fn a_failing_block_in_a_non_transactional_script_is_reverted_cleanly() {
+    let (ws, db) = setup("psql_failing_block");
+    write(
+        &ws,
+        "migrations/0001_t/up.sql",
+        "CREATE TABLE t (id int);\n\
+         BEGIN;\nINSERT INTO t VALUES (1);\nSELECT 1/0;\nCOMMIT;\n\
+         CREATE INDEX CONCURRENTLY t_id ON t (id);\n",
+    );
+    let out = ws.run(&["migrate", "up"]);
+    out.assert_code(1).assert_stderr_has("division by zero");
+    assert!(tables(&db).is_empty(), "{:?}", tables(&db));
+    assert_eq!(rows(&db, "SELECT count(*) FROM ripcord.changes"), ["0"]);
+    ws.ok(&["migrate", "status"]);
+}

@@ -206,3 +206,28 @@ fn flyway_placeholders_come_from_flyway_conf_and_set_sqlite() {
         "1:from_set:V1__things.sql,2:given:V1__things.sql"
     );
 }
+
+/// The same on SQLite: a failure inside the script's own block, in a script
+/// that runs outside ripcord's transaction (VACUUM), left the block open.
+#[test]
+fn a_failing_block_in_a_non_transactional_script_is_reverted_cleanly_sqlite() {
+    let (ws, db) = setup();
+    write(
+        &ws,
+        "migrations/0001_base/up.sql",
+        "CREATE TABLE base (id INTEGER);",
+    );
+    ws.ok(&["migrate", "up"]);
+    write(
+        &ws,
+        "migrations/0002_t/up.sql",
+        "CREATE TABLE t (id INTEGER);\n\
+         BEGIN;\nINSERT INTO t VALUES (1);\nINSERT INTO nowhere VALUES (1);\nCOMMIT;\n\
+         VACUUM;\n",
+    );
+    ws.run(&["migrate", "up"])
+        .assert_code(1)
+        .assert_stderr_has("nowhere");
+    assert_eq!(tables(&db), "base");
+    ws.ok(&["migrate", "status"]);
+}

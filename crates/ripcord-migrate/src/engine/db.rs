@@ -66,7 +66,8 @@ fn execute_plain(db: &mut dyn Database, sql: &str) -> std::result::Result<(), Sc
 
 /// Runs a script one statement at a time, outside any transaction: on
 /// PostgreSQL a multi-statement query is one implicit transaction, which
-/// `CREATE INDEX CONCURRENTLY` and friends refuse.
+/// `CREATE INDEX CONCURRENTLY` and friends refuse. A transaction the script
+/// opened itself is rolled back when a statement fails.
 pub fn execute_each(
     db: &mut dyn Database,
     sql: &str,
@@ -77,10 +78,14 @@ pub fn execute_each(
         return execute(db, sql);
     };
     for (i, statement) in statements.iter().enumerate() {
-        execute(db, &statement.sql).map_err(|mut e| {
+        if let Err(mut e) = execute(db, &statement.sql) {
             e.line = Some(statement.line + e.line.unwrap_or(1) - 1);
-            e
-        })?;
+            // A failure inside the script's own BEGIN block leaves that
+            // transaction open and aborted; what comes next (the revert)
+            // needs the session back. Outside a block this is a no-op.
+            let _ = execute_plain(db, "ROLLBACK");
+            return Err(e);
+        }
         after_each(i);
     }
     Ok(())
