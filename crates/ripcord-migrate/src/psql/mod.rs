@@ -33,7 +33,8 @@ pub use expand::{expand, Expanded, GEXEC_MARKER};
 /// `down`, `verify`), as `file:line: text`.
 pub type Messages = BTreeMap<(String, &'static str), Vec<String>>;
 
-/// Resolves the psql parts (PostgreSQL, every format but Flyway) or the
+/// Resolves the psql parts (PostgreSQL; native, sqitch, golang-migrate,
+/// dbmate and timestamped plans) or the
 /// Flyway placeholders of every script of `plan`, read from `dir`. A
 /// script's checksum stays that of its file, so drift is about what was
 /// written, not about the variables of the day.
@@ -93,7 +94,17 @@ fn resolve(
         }
         return Ok(messages);
     }
-    if dialect != Dialect::Postgres {
+    // psql runs the scripts of these tools (sqitch's engine) or may (a
+    // team's own runner); other tools run theirs through a driver, as written.
+    let psql = matches!(
+        plan.format,
+        Format::Native
+            | Format::Sqitch
+            | Format::GolangMigrate
+            | Format::Dbmate
+            | Format::Timestamp
+    );
+    if dialect != Dialect::Postgres || !psql {
         return Ok(messages);
     }
     let sqitch = if plan.format == Format::Sqitch {
