@@ -262,6 +262,9 @@ pub enum MigrateCommand {
     Down(DownArgs),
     /// On a scratch copy of the database: up, verify, down, compare with before, up again
     Rehearse(RehearseArgs),
+    /// Run the verify script of every applied change again, read-only and rolled back;
+    /// exits 1 when any fails
+    Verify(MigrateArgs),
 }
 
 #[derive(Args, Debug)]
@@ -329,6 +332,10 @@ pub struct MigrateArgs {
     /// (native, sqitch, flyway, golang-migrate, dbmate, timestamp)
     #[arg(long)]
     pub format: Option<String>,
+    /// Set a psql variable (`:name`, `:'name'`) or a Flyway placeholder (`${name}`) for the
+    /// scripts; overrides sqitch.conf and flyway.conf. Repeat for several
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
 }
 
 #[derive(Args, Debug)]

@@ -26,6 +26,8 @@ mod locks;
 mod migrate;
 #[path = "integration/migrate_apply.rs"]
 mod migrate_apply;
+#[path = "integration/migrate_blocks.rs"]
+mod migrate_blocks;
 #[path = "integration/migrate_exit_codes.rs"]
 mod migrate_exit_codes;
 #[path = "integration/path_escape.rs"]

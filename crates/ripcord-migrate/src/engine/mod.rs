@@ -2,7 +2,8 @@
 //! its tracking row, after a safety snapshot of the tables it touches; a
 //! change that fails is undone at once. `down` reverts changes in reverse
 //! order with their down scripts, and puts back from the safety snapshot
-//! what a change destroyed or has no script to undo.
+//! what a change destroyed or has no script to undo. `verify` runs the
+//! verify scripts of the applied changes again, changing nothing.
 //!
 //! Where a change stands after a crash:
 //! - transactional: its transaction holds the change and its tracking row,
@@ -16,8 +17,10 @@ mod down;
 mod net;
 mod prepare;
 mod resolve;
+mod revert_lock;
 mod undo;
 mod up;
+mod verify;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -27,11 +30,12 @@ use serde::Serialize;
 
 use crate::analyze::TableName;
 
-pub use self::capture::DEFAULT_LOCK_TIMEOUT;
+pub use self::capture::{Watched, DEFAULT_LOCK_TIMEOUT};
 pub use self::db::{Conn, Database};
 pub use self::down::down;
 pub use self::net::{SafetyNet, Unusable};
 pub use self::up::up;
+pub use self::verify::{verify, Verdict, VerifyChange, VerifyReport};
 
 /// Who is migrating, and how far.
 #[derive(Clone, Debug, Default)]
@@ -105,6 +109,10 @@ pub struct UpChange {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unprotected: Vec<String>,
     pub duration_ms: Option<u64>,
+    /// How long the post-change fingerprint took, after the commit; none
+    /// when the change has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint_ms: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
