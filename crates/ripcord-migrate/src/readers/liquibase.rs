@@ -421,14 +421,15 @@ fn read_file(path: &Path, logical: &str) -> Result<Vec<Change>> {
                 format!("changeset {name} has no SQL"),
             ));
         }
-        let up = delimited(&s.body, s.end_delimiter.as_deref());
+        // Blank lines between changesets belong to neither.
+        let up = delimited(&tidy(&s.body), s.end_delimiter.as_deref());
         let mut change = Change::new(name, Script::new(path, up));
         if !s.rollback.trim().is_empty() {
             let delimiter = s
                 .rollback_end_delimiter
                 .as_deref()
                 .or(s.end_delimiter.as_deref());
-            change.down = Some(Script::new(path, delimited(&s.rollback, delimiter)));
+            change.down = Some(Script::new(path, delimited(&tidy(&s.rollback), delimiter)));
         }
         change.no_transaction = s.no_transaction;
         change.repeatable = s.run_on_change || s.run_always;
@@ -442,6 +443,10 @@ fn read_file(path: &Path, logical: &str) -> Result<Vec<Change>> {
         changes.push(change);
     }
     Ok(changes)
+}
+
+fn tidy(sql: &str) -> String {
+    format!("{}\n", sql.trim_end())
 }
 
 /// A Liquibase directive line: `--changeset …`, `--rollback …`, `--comment …`
