@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use ripcord_core::config::{OnConflict, SnapshotWhen, TargetConfig};
 use ripcord_migrate::analyze::Dialect;
 use ripcord_migrate::engine::{
-    self, Conn, Database, DownOptions, DownReport, Note, UpOptions, UpReport,
+    self, AdoptOptions, AdoptReport, Conn, Database, DownOptions, DownReport, Note, UpOptions,
+    UpReport,
 };
 use ripcord_migrate::tracking::{AppliedChange, PostgresTracker, SqliteTracker};
 use ripcord_migrate::{Format, Plan};
@@ -269,6 +270,32 @@ pub fn down(ctx: &Ctx, req: &DownRequest, note: &mut dyn FnMut(Note<'_>)) -> Res
         report,
         review,
     })
+}
+
+/// `migrate adopt`.
+#[derive(Clone, Debug, Default)]
+pub struct AdoptRequest {
+    pub format: Option<String>,
+    pub accept: bool,
+    pub dry_run: bool,
+    /// Where the other tool keeps its history, when not in its default place.
+    pub history: Option<String>,
+}
+
+/// Records the history another tool kept in the target database as
+/// ripcord's, without running anything.
+pub fn adopt(ctx: &Ctx, req: &AdoptRequest) -> Result<(String, AdoptReport)> {
+    let s = setup(ctx, req.format.as_deref())?;
+    let (name, target) = database_target(&s)?;
+    let mut db = open(&name, &target, false)?;
+    let opts = AdoptOptions {
+        accept: req.accept,
+        dry_run: req.dry_run,
+        actor: actor(),
+        history: req.history.clone(),
+    };
+    let report = engine::adopt(&mut *db, &s.plan, &opts)?;
+    Ok((name, report))
 }
 
 /// The rows this run set aside for review, to print them.
