@@ -463,3 +463,68 @@ fn a_change_adopted_without_a_down_script_cannot_be_reverted() {
     assert_eq!(rows(&db, "SELECT count(*) FROM users"), ["2"]);
     assert_eq!(rows(&db, "SELECT count(*) FROM ripcord.changes"), ["2"]);
 }
+
+#[test]
+fn liquibase_changelog_runs_and_rolls_back_on_postgres() {
+    let (ws, db) = setup("liquibase_run");
+    // A master changelog listing two formatted SQL files, in its order.
+    write(
+        &ws,
+        "migrations/db.changelog-master.yaml",
+        "databaseChangeLog:\n  - include:\n      file: changes/users.sql\n  - include:\n      file: changes/more.sql\n",
+    );
+    write(
+        &ws,
+        "migrations/changes/users.sql",
+        &format!(
+            "--liquibase formatted sql\n\n--changeset ann:users\n{USERS}--rollback DROP TABLE users;\n\n\
+             --changeset ann:seed\n{SEED}/* liquibase rollback\n{UNSEED}*/\n"
+        ),
+    );
+    write(
+        &ws,
+        "migrations/changes/more.sql",
+        &format!(
+            "--liquibase formatted sql\n\n\
+             --changeset ann:index runInTransaction:false\n\
+             CREATE INDEX CONCURRENTLY users_name ON users (name);\n\
+             --rollback DROP INDEX CONCURRENTLY users_name;\n\n\
+             --changeset ann:function endDelimiter:/\n\
+             CREATE FUNCTION shout(t text) RETURNS text LANGUAGE plpgsql AS $$\n\
+             BEGIN\n  RETURN upper(t);\nEND;\n$$\n/\n\
+             --rollback DROP FUNCTION shout(text);\n\n\
+             --changeset ann:drop_email\n{DROP_EMAIL}"
+        ),
+    );
+    let v = ws.json(&["migrate", "plan"]);
+    assert_eq!(v["format"], "liquibase");
+    ws.ok(&["migrate", "up"]);
+    assert_eq!(
+        states(&ws),
+        [
+            "ann:users=applied",
+            "ann:seed=applied",
+            "ann:index=applied",
+            "ann:function=applied",
+            "ann:drop_email=applied"
+        ]
+    );
+    assert_eq!(rows(&db, "SELECT shout(name) FROM users ORDER BY id"), ["ANN", "BOB"]);
+    let status = ws.json(&["migrate", "status"]);
+    assert_eq!(status["changes"][2]["transactional"], false);
+    ws.ok(&["migrate", "down", "--to", "ann:seed"]);
+    assert_eq!(
+        rows(&db, "SELECT id, name, email FROM users ORDER BY id"),
+        ["1|ann|ann@example.com", "2|bob|bob@example.com"]
+    );
+    assert_eq!(rows(&db, "SELECT to_regclass('users_name') IS NULL"), ["t"]);
+    assert_eq!(
+        rows(&db, "SELECT count(*) FROM pg_proc WHERE proname = 'shout'"),
+        ["0"]
+    );
+    // The rollback block, then the rollback line.
+    ws.ok(&["migrate", "down", "--to", "ann:users"]);
+    assert_eq!(rows(&db, "SELECT count(*) FROM users"), ["0"]);
+    ws.ok(&["migrate", "down", "--to", "@root"]);
+    assert_eq!(rows(&db, "SELECT to_regclass('users') IS NULL"), ["t"]);
+}
