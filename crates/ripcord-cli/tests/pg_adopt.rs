@@ -58,7 +58,13 @@ fn states(ws: &Workspace) -> Vec<String> {
         .as_array()
         .expect("changes")
         .iter()
-        .map(|c| format!("{}={}", c["name"].as_str().unwrap(), c["state"].as_str().unwrap()))
+        .map(|c| {
+            format!(
+                "{}={}",
+                c["name"].as_str().unwrap(),
+                c["state"].as_str().unwrap()
+            )
+        })
         .collect()
 }
 
@@ -76,14 +82,13 @@ fn adopt_then_up_and_down(
     add_third: impl Fn(&Workspace),
 ) {
     let out = ws.ok(&["migrate", "adopt"]);
-    assert!(
-        out.all_text().contains("2 change(s)"),
-        "{}",
-        out.all_text()
-    );
+    assert!(out.all_text().contains("2 change(s)"), "{}", out.all_text());
     assert_eq!(
         states(ws),
-        [format!("{}=applied", names[0]), format!("{}=applied", names[1])]
+        [
+            format!("{}=applied", names[0]),
+            format!("{}=applied", names[1])
+        ]
     );
     // Recorded without running: the rows are the tool's, not doubled.
     assert_eq!(rows(db, "SELECT count(*) FROM users"), ["2"]);
@@ -145,11 +150,31 @@ fn sqitch_files(ws: &Workspace, third: bool) {
         write(ws, "migrations/deploy/drop_email.sql", DROP_EMAIL);
     }
     write(ws, "migrations/sqitch.plan", &plan);
-    write(ws, "migrations/deploy/users.sql", &format!("BEGIN;\n{USERS}COMMIT;\n"));
-    write(ws, "migrations/revert/users.sql", "BEGIN;\nDROP TABLE users;\nCOMMIT;\n");
-    write(ws, "migrations/verify/users.sql", "SELECT id, name, email FROM users WHERE false;\n");
-    write(ws, "migrations/deploy/seed.sql", &format!("BEGIN;\n{SEED}COMMIT;\n"));
-    write(ws, "migrations/revert/seed.sql", &format!("BEGIN;\n{UNSEED}COMMIT;\n"));
+    write(
+        ws,
+        "migrations/deploy/users.sql",
+        &format!("BEGIN;\n{USERS}COMMIT;\n"),
+    );
+    write(
+        ws,
+        "migrations/revert/users.sql",
+        "BEGIN;\nDROP TABLE users;\nCOMMIT;\n",
+    );
+    write(
+        ws,
+        "migrations/verify/users.sql",
+        "SELECT id, name, email FROM users WHERE false;\n",
+    );
+    write(
+        ws,
+        "migrations/deploy/seed.sql",
+        &format!("BEGIN;\n{SEED}COMMIT;\n"),
+    );
+    write(
+        ws,
+        "migrations/revert/seed.sql",
+        &format!("BEGIN;\n{UNSEED}COMMIT;\n"),
+    );
 }
 
 /// Deploys with sqitch itself when it is installed; otherwise writes the
@@ -202,7 +227,10 @@ fn adopt_a_database_sqitch_deployed() {
     sqitch_files(&ws, false);
     sqitch_deploy(&ws, &db);
     assert_eq!(
-        rows(&db, "SELECT change FROM sqitch.changes ORDER BY committed_at"),
+        rows(
+            &db,
+            "SELECT change FROM sqitch.changes ORDER BY committed_at"
+        ),
         ["users", "seed"]
     );
     assert_eq!(rows(&db, "SELECT tag FROM sqitch.tags"), ["@v1"]);
@@ -292,7 +320,11 @@ fn adopt_refuses_a_flyway_checksum_that_differs() {
     flyway_history(&db, 12345);
     let out = ws.run(&["migrate", "adopt"]);
     out.assert_code(3).assert_stderr_has("V2__seed");
-    assert!(out.all_text().contains("checksum 12345"), "{}", out.all_text());
+    assert!(
+        out.all_text().contains("checksum 12345"),
+        "{}",
+        out.all_text()
+    );
     assert!(!has_ripcord_schema(&db), "nothing changed");
     // A version the files do not have is named too.
     exec(
@@ -375,7 +407,11 @@ fn adopt_a_database_dbmate_migrated() {
     adopt_then_up_and_down(
         &ws,
         &db,
-        ["20240101000001_users", "20240101000002_seed", "20240101000003_drop_email"],
+        [
+            "20240101000001_users",
+            "20240101000002_seed",
+            "20240101000003_drop_email",
+        ],
         |ws| dbmate_files(ws, true),
     );
 }
@@ -509,7 +545,10 @@ fn liquibase_changelog_runs_and_rolls_back_on_postgres() {
             "ann:drop_email=applied"
         ]
     );
-    assert_eq!(rows(&db, "SELECT shout(name) FROM users ORDER BY id"), ["ANN", "BOB"]);
+    assert_eq!(
+        rows(&db, "SELECT shout(name) FROM users ORDER BY id"),
+        ["ANN", "BOB"]
+    );
     let status = ws.json(&["migrate", "status"]);
     assert_eq!(status["changes"][2]["transactional"], false);
     ws.ok(&["migrate", "down", "--to", "ann:seed"]);

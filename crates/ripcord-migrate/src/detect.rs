@@ -5,8 +5,8 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::plan::Format;
 use crate::readers::{
-    dbmate_marker, flyway_name, golang_name, liquibase_master, liquibase_sql, list,
-    timestamp_name, walk, FlywayName,
+    dbmate_marker, flyway_name, golang_name, liquibase_master, liquibase_sql, list, timestamp_name,
+    walk, FlywayName,
 };
 use crate::script::read_text;
 

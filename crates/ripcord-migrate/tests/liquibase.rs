@@ -74,10 +74,10 @@ fn reads_changesets_with_their_attributes_and_rollbacks() {
     assert!(c.repeatable && c.run_always);
     assert!(c.down.is_none(), "rollback not required runs nothing");
     // Liquibase's own checksum of each changeset, version 9.
-    assert!(plan
-        .changes
-        .iter()
-        .all(|c| c.tool_checksum.as_deref().is_some_and(|s| s.starts_with("9:"))));
+    assert!(plan.changes.iter().all(|c| c
+        .tool_checksum
+        .as_deref()
+        .is_some_and(|s| s.starts_with("9:"))));
 }
 
 #[test]

@@ -65,7 +65,13 @@ fn states(ws: &Workspace) -> Vec<String> {
         .as_array()
         .expect("changes")
         .iter()
-        .map(|c| format!("{}={}", c["name"].as_str().unwrap(), c["state"].as_str().unwrap()))
+        .map(|c| {
+            format!(
+                "{}={}",
+                c["name"].as_str().unwrap(),
+                c["state"].as_str().unwrap()
+            )
+        })
         .collect()
 }
 
@@ -122,8 +128,10 @@ fn liquibase_changelog_runs_and_rolls_back_on_sqlite() {
     );
     // The trigger (endDelimiter GO) fired once, for runAlways's update.
     assert_eq!(rows(&db, "SELECT what FROM audit"), ["updated ann"]);
-    assert!(rows(&db, "SELECT name FROM sqlite_master WHERE type = 'index'")
-        .contains(&"users_name".to_string()));
+    assert!(
+        rows(&db, "SELECT name FROM sqlite_master WHERE type = 'index'")
+            .contains(&"users_name".to_string())
+    );
     // runAlways: every `up` runs it again.
     ws.ok(&["migrate", "up"]);
     assert_eq!(rows(&db, "SELECT count(*) FROM audit"), ["2"]);
@@ -176,24 +184,36 @@ fn a_broken_liquibase_changelog_names_its_line_and_changes_nothing() {
     }
 }
 
-const USERS: &str = "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT);\n";
+const USERS: &str =
+    "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT);\n";
 const SEED: &str =
     "INSERT INTO users VALUES (1, 'ann', 'ann@example.com'), (2, 'bob', 'bob@example.com');\n";
 const UNSEED: &str = "DELETE FROM users WHERE id IN (1, 2);\n";
 const DROP_EMAIL: &str = "ALTER TABLE users DROP COLUMN email;\n";
 
 /// Adopt, one more destructive `up`, and a full `down` with the data back.
-fn adopt_then_up_and_down(ws: &Workspace, db: &Path, names: [&str; 3], add_third: impl Fn(&Workspace)) {
+fn adopt_then_up_and_down(
+    ws: &Workspace,
+    db: &Path,
+    names: [&str; 3],
+    add_third: impl Fn(&Workspace),
+) {
     ws.ok(&["migrate", "adopt"]);
     assert_eq!(
         states(ws),
-        [format!("{}=applied", names[0]), format!("{}=applied", names[1])]
+        [
+            format!("{}=applied", names[0]),
+            format!("{}=applied", names[1])
+        ]
     );
     assert_eq!(rows(db, "SELECT count(*) FROM users"), ["2"]);
     add_third(ws);
     ws.ok(&["migrate", "up"]);
     assert_eq!(
-        rows(db, "SELECT count(*) FROM pragma_table_info('users') WHERE name = 'email'"),
+        rows(
+            db,
+            "SELECT count(*) FROM pragma_table_info('users') WHERE name = 'email'"
+        ),
         ["0"]
     );
     ws.ok(&["migrate", "down", "--to", names[1]]);
@@ -235,9 +255,12 @@ fn adopt_flyway_on_sqlite() {
                  (2, '2', 'seed', 'SQL', 'V2__seed.sql', -1850255112, '', 1, 1);"
         ),
     );
-    adopt_then_up_and_down(&ws, &db, ["V1__users", "V2__seed", "V3__drop_email"], |ws| {
-        files(ws, true)
-    });
+    adopt_then_up_and_down(
+        &ws,
+        &db,
+        ["V1__users", "V2__seed", "V3__drop_email"],
+        |ws| files(ws, true),
+    );
 }
 
 #[test]
@@ -302,11 +325,18 @@ fn adopt_golang_migrate_and_dbmate_on_sqlite() {
         .assert_code(3)
         .assert_stderr_has("20230101000000");
     assert!(!has_table(&db, "ripcord_changes"), "nothing changed");
-    exec(&db, "DELETE FROM schema_migrations WHERE version = '20230101000000'");
+    exec(
+        &db,
+        "DELETE FROM schema_migrations WHERE version = '20230101000000'",
+    );
     adopt_then_up_and_down(
         &ws,
         &db,
-        ["20240101000001_users", "20240101000002_seed", "20240101000003_drop_email"],
+        [
+            "20240101000001_users",
+            "20240101000002_seed",
+            "20240101000003_drop_email",
+        ],
         |ws| files(ws, true),
     );
 }
@@ -394,5 +424,7 @@ fn adopt_sqitch_on_sqlite() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(db.with_file_name("sqitch.db").is_file());
-    adopt_then_up_and_down(&ws, &db, ["users", "seed", "drop_email"], |ws| files(ws, true));
+    adopt_then_up_and_down(&ws, &db, ["users", "seed", "drop_email"], |ws| {
+        files(ws, true)
+    });
 }

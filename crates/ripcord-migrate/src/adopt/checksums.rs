@@ -41,7 +41,10 @@ mod tests {
         let lf = flyway_checksum("CREATE TABLE t (id int);\nSELECT 1;\n");
         assert_eq!(lf, -1_645_056_791);
         assert_eq!(lf, flyway_checksum("CREATE TABLE t (id int);\r\nSELECT 1;"));
-        assert_eq!(lf, flyway_checksum("\u{feff}CREATE TABLE t (id int);\rSELECT 1;\n"));
+        assert_eq!(
+            lf,
+            flyway_checksum("\u{feff}CREATE TABLE t (id int);\rSELECT 1;\n")
+        );
         assert_ne!(lf, flyway_checksum("CREATE TABLE t (id int); SELECT 1;\n"));
     }
 

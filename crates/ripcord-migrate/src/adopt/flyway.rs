@@ -34,7 +34,8 @@ pub(super) fn read(db: &mut dyn Database, plan: &Plan, table: Option<&str>) -> R
     let mut repeatable: Vec<(String, Option<String>, bool)> = Vec::new();
     for row in &rows {
         let get = |i: usize| row.get(i).cloned().flatten();
-        let (version, description, kind, script, checksum) = (get(1), get(2), get(3), get(4), get(5));
+        let (version, description, kind, script, checksum) =
+            (get(1), get(2), get(3), get(4), get(5));
         let success = truthy(get(6).as_deref());
         let kind = kind.unwrap_or_default();
         let script = script.unwrap_or_default();
@@ -46,7 +47,10 @@ pub(super) fn read(db: &mut dyn Database, plan: &Plan, table: Option<&str>) -> R
                 };
                 for (v, c) in &by_version {
                     if *v <= base {
-                        found.seen(&c.name, format!("below the baseline {}", version.as_deref().unwrap_or("")));
+                        found.seen(
+                            &c.name,
+                            format!("below the baseline {}", version.as_deref().unwrap_or("")),
+                        );
                     }
                 }
                 let mut seen = std::mem::take(&mut found.applied);

@@ -42,7 +42,9 @@ pub(super) fn read(db: &mut dyn Database, plan: &Plan, table: Option<&str>) -> R
         match exectype.to_ascii_uppercase().as_str() {
             "EXECUTED" | "RERAN" | "MARK_RAN" => {}
             "FAILED" => {
-                found.problems.push(format!("{name}: Liquibase recorded it as failed"));
+                found
+                    .problems
+                    .push(format!("{name}: Liquibase recorded it as failed"));
                 continue;
             }
             _ => continue,

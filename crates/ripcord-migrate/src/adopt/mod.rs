@@ -88,7 +88,11 @@ fn rows(db: &mut dyn Database, sql: &str) -> Result<Option<Vec<Vec<Option<String
         Conn::Postgres(client) => match client.query(sql, &[]) {
             Ok(rows) => Ok(Some(
                 rows.iter()
-                    .map(|r| (0..r.len()).map(|i| r.get::<_, Option<String>>(i)).collect())
+                    .map(|r| {
+                        (0..r.len())
+                            .map(|i| r.get::<_, Option<String>>(i))
+                            .collect()
+                    })
                     .collect(),
             )),
             Err(e)

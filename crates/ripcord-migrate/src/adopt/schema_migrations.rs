@@ -9,7 +9,11 @@ use crate::engine::Database;
 use crate::version::Version;
 use crate::{Plan, Result};
 
-pub(super) fn read_golang(db: &mut dyn Database, plan: &Plan, table: Option<&str>) -> Result<Found> {
+pub(super) fn read_golang(
+    db: &mut dyn Database,
+    plan: &Plan,
+    table: Option<&str>,
+) -> Result<Found> {
     let table = table.unwrap_or("schema_migrations");
     let sql = format!(
         "SELECT CAST(version AS text), CAST(dirty AS text) FROM {}",
@@ -32,9 +36,9 @@ pub(super) fn read_golang(db: &mut dyn Database, plan: &Plan, table: Option<&str
     let version = row.first().cloned().flatten().unwrap_or_default();
     let dirty = truthy(row.get(1).cloned().flatten().as_deref());
     let Some(at) = Version::parse(&version) else {
-        found
-            .problems
-            .push(format!("{table} holds version {version:?}, which is not a number"));
+        found.problems.push(format!(
+            "{table} holds version {version:?}, which is not a number"
+        ));
         return Ok(found);
     };
     let mut reached = false;
@@ -66,7 +70,11 @@ pub(super) fn read_golang(db: &mut dyn Database, plan: &Plan, table: Option<&str
     Ok(found)
 }
 
-pub(super) fn read_dbmate(db: &mut dyn Database, plan: &Plan, table: Option<&str>) -> Result<Found> {
+pub(super) fn read_dbmate(
+    db: &mut dyn Database,
+    plan: &Plan,
+    table: Option<&str>,
+) -> Result<Found> {
     let table = table.unwrap_or("schema_migrations");
     let sql = format!(
         "SELECT CAST(version AS text) FROM {} ORDER BY version",

@@ -29,8 +29,11 @@ pub(super) fn read(db: &mut dyn Database, plan: &Plan, registry: Option<&str>) -
             if !file.is_file() {
                 return Err(no_history(&file.display().to_string(), "sqitch"));
             }
-            conn.execute("ATTACH DATABASE ?1 AS ripcord_sqitch", [file.to_string_lossy()])
-                .map_err(Error::sqlite("attach the sqitch registry"))?;
+            conn.execute(
+                "ATTACH DATABASE ?1 AS ripcord_sqitch",
+                [file.to_string_lossy()],
+            )
+            .map_err(Error::sqlite("attach the sqitch registry"))?;
             ("ripcord_sqitch".to_string(), true)
         }
     };
@@ -74,9 +77,8 @@ fn read_registry(db: &mut dyn Database, plan: &Plan, schema: &str, project: &str
         let check = match hash {
             None => "no checksum recorded".to_string(),
             Some(hash) => {
-                let bytes = std::fs::read(&change.up.path).map_err(|e| {
-                    Error::io(format!("reading {}", change.up.path.display()), e)
-                })?;
+                let bytes = std::fs::read(&change.up.path)
+                    .map_err(|e| Error::io(format!("reading {}", change.up.path.display()), e))?;
                 if sqitch_script_hash(&bytes) == hash {
                     "script hash matches".into()
                 } else {
@@ -135,11 +137,13 @@ fn project(plan: &Plan) -> Result<String> {
             let (k, v) = l.trim().strip_prefix('%')?.split_once('=')?;
             (k.trim() == "project").then(|| v.trim().to_string())
         })
-        .ok_or_else(|| Error::malformed(
+        .ok_or_else(|| {
+            Error::malformed(
             &path,
             1,
             "no %project= line",
             "sqitch.plan starts with %syntax-version=1.0.0 and %project=NAME; sqitch's registry \
              records changes by project",
-        ))
+        )
+        })
 }

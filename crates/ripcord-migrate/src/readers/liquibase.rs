@@ -71,7 +71,10 @@ pub(super) fn read(dir: &Path) -> Result<Plan> {
     let files: Vec<(PathBuf, String)> = match masters.as_slice() {
         [] => {
             let mut files = Vec::new();
-            for e in entries.iter().filter(|e| !e.is_dir && e.name.ends_with(".sql")) {
+            for e in entries
+                .iter()
+                .filter(|e| !e.is_dir && e.name.ends_with(".sql"))
+            {
                 if is_formatted_sql(&read_text(&e.path)?) {
                     files.push((e.path.clone(), e.name.clone()));
                 }
@@ -82,10 +85,7 @@ pub(super) fn read(dir: &Path) -> Result<Plan> {
         [first, second, ..] => {
             return Err(Error::misnamed(
                 dir,
-                format!(
-                    "two master changelogs, {} and {}",
-                    first.name, second.name
-                ),
+                format!("two master changelogs, {} and {}", first.name, second.name),
                 "keep one master changelog in the migrations folder",
             ))
         }
@@ -155,7 +155,9 @@ fn includes(dir: &Path, master: &Path) -> Result<Vec<(PathBuf, String)>> {
         let Some(value) = value.filter(|v| !v.is_empty()) else {
             return Err(bad(format!("an include without its {kind}")));
         };
-        let rel = value.trim_start_matches("classpath:").trim_start_matches('/');
+        let rel = value
+            .trim_start_matches("classpath:")
+            .trim_start_matches('/');
         let path = dir.join(rel);
         if kind == "file" {
             if !path.is_file() {
@@ -275,9 +277,9 @@ fn read_file(path: &Path, logical: &str) -> Result<Vec<Change>> {
                         "ignore" => s.ignore = flag(&value)?,
                         "dbms" => {
                             let wanted = value.to_ascii_lowercase();
-                            let ours = wanted.split(',').any(|d| {
-                                matches!(d.trim(), "postgresql" | "sqlite" | "all")
-                            });
+                            let ours = wanted
+                                .split(',')
+                                .any(|d| matches!(d.trim(), "postgresql" | "sqlite" | "all"));
                             if !ours {
                                 return Err(malformed(
                                     line_no,
@@ -328,7 +330,10 @@ fn read_file(path: &Path, logical: &str) -> Result<Vec<Change>> {
             }
             Some(("rollback-block", _)) => {
                 let s = sections.last_mut().ok_or_else(|| {
-                    malformed(line_no, "a rollback block before the first --changeset".into())
+                    malformed(
+                        line_no,
+                        "a rollback block before the first --changeset".into(),
+                    )
                 })?;
                 let mut closed = false;
                 for (_, inner) in lines.by_ref() {
@@ -416,10 +421,7 @@ fn read_file(path: &Path, logical: &str) -> Result<Vec<Change>> {
         }
         let name = format!("{}:{}", s.author, s.id);
         if s.body.trim().is_empty() {
-            return Err(malformed(
-                s.line,
-                format!("changeset {name} has no SQL"),
-            ));
+            return Err(malformed(s.line, format!("changeset {name} has no SQL")));
         }
         // Blank lines between changesets belong to neither.
         let up = delimited(&tidy(&s.body), s.end_delimiter.as_deref());
@@ -538,11 +540,10 @@ fn author_id(rest: &str) -> Option<(String, String)> {
 fn attributes(rest: &str) -> Vec<(String, String)> {
     let rest = rest.trim_start();
     // Skip author:id, quotes and all.
-    let mut chars = rest.char_indices().peekable();
     let mut quoted = false;
     let mut colon_seen = false;
     let mut start = rest.len();
-    while let Some((i, c)) = chars.next() {
+    for (i, c) in rest.char_indices() {
         match c {
             '"' => quoted = !quoted,
             ':' if !quoted => colon_seen = true,
@@ -692,7 +693,9 @@ mod tests {
     fn header() {
         assert!(is_formatted_sql("\n--liquibase formatted sql\n"));
         assert!(is_formatted_sql("-- Liquibase Formatted SQL\n"));
-        assert!(!is_formatted_sql("-- a comment\n--liquibase formatted sql\n"));
+        assert!(!is_formatted_sql(
+            "-- a comment\n--liquibase formatted sql\n"
+        ));
         assert!(!is_formatted_sql("select 1;\n"));
     }
 }
