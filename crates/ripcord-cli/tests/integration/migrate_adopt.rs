@@ -394,6 +394,7 @@ fn adopt_sqitch_on_sqlite() {
         let mut plan = String::from(
             "%syntax-version=1.0.0\n%project=shop\n\n\
              users 2024-01-01T00:00:00Z Ann Lee <ann@example.com>\n\
+             @v1 2024-01-01T00:00:01Z Ann Lee <ann@example.com>\n\
              seed [users] 2024-01-02T00:00:00Z Ann Lee <ann@example.com>\n",
         );
         if third {
@@ -424,7 +425,107 @@ fn adopt_sqitch_on_sqlite() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(db.with_file_name("sqitch.db").is_file());
+    // The tag moved in the plan since: refused, naming it.
+    let plan = std::fs::read_to_string(ws.path("migrations/sqitch.plan")).unwrap();
+    let moved = plan
+        .replace("@v1 2024-01-01T00:00:01Z Ann Lee <ann@example.com>\n", "")
+        .replace(
+            "seed [users] 2024-01-02T00:00:00Z Ann Lee <ann@example.com>\n",
+            "seed [users] 2024-01-02T00:00:00Z Ann Lee <ann@example.com>\n\
+             @v1 2024-01-02T00:00:01Z Ann Lee <ann@example.com>\n",
+        );
+    write(&ws, "migrations/sqitch.plan", &moved);
+    ws.run(&["migrate", "adopt"])
+        .assert_code(3)
+        .assert_stderr_has("tag @v1");
+    write(&ws, "migrations/sqitch.plan", &plan);
     adopt_then_up_and_down(&ws, &db, ["users", "seed", "drop_email"], |ws| {
         files(ws, true)
     });
+}
+
+#[test]
+fn adopt_follows_flyway_baselines_undos_and_repeatables() {
+    let (ws, db) = setup();
+    write(&ws, "migrations/V1__users.sql", USERS);
+    write(&ws, "migrations/V2__seed.sql", SEED);
+    write(&ws, "migrations/U2__seed.sql", UNSEED);
+    write(
+        &ws,
+        "migrations/V3__more.sql",
+        "CREATE TABLE more (id INTEGER);\n",
+    );
+    let view = "DROP VIEW IF EXISTS v;\nCREATE VIEW v AS SELECT count(*) AS n FROM users;\n";
+    write(&ws, "migrations/R__view.sql", view);
+    // Baselined at 1; 2 applied then undone; the view ran in an older
+    // version (another checksum), so Flyway would run it again.
+    exec(
+        &db,
+        &format!(
+            "{USERS}
+             CREATE TABLE flyway_schema_history (installed_rank INT NOT NULL PRIMARY KEY,
+                 version VARCHAR(50), description VARCHAR(200) NOT NULL, type VARCHAR(20) NOT NULL,
+                 script VARCHAR(1000) NOT NULL, checksum INT, installed_by VARCHAR(100) NOT NULL,
+                 installed_on TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f','now')),
+                 execution_time INT NOT NULL, success BOOLEAN NOT NULL);
+             INSERT INTO flyway_schema_history (installed_rank, version, description, type, script,
+                 checksum, installed_by, execution_time, success) VALUES
+                 (1, '1', '<< Flyway Baseline >>', 'BASELINE', '<< Flyway Baseline >>', NULL, '', 0, 1),
+                 (2, '2', 'seed', 'SQL', 'V2__seed.sql', -1850255112, '', 1, 1),
+                 (3, '2', 'seed', 'UNDO_SQL', 'U2__seed.sql', 1, '', 1, 1),
+                 (4, NULL, 'view', 'SQL', 'R__view.sql', 42, '', 1, 1);"
+        ),
+    );
+    let v = ws.json(&["migrate", "adopt"]);
+    let adopted: Vec<&str> = v["adopted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(adopted, ["V1__users"], "{v}");
+    assert_eq!(v["pending"].as_array().unwrap().len(), 3, "{v}");
+    assert!(v["notes"].to_string().contains("R__view"), "{v}");
+    ws.ok(&["migrate", "up"]);
+    assert_eq!(rows(&db, "SELECT n FROM v"), ["2"]);
+    assert!(has_table(&db, "more"));
+}
+
+#[test]
+fn adopt_checks_the_file_liquibase_ran_a_changeset_from() {
+    let (ws, db) = setup();
+    write(
+        &ws,
+        "migrations/changelog.sql",
+        &format!(
+            "--liquibase formatted sql\n--changeset ann:1\n{USERS}--rollback DROP TABLE users;\n"
+        ),
+    );
+    let history = |file: &str, md5: &str| {
+        exec(
+            &db,
+            &format!(
+                "DROP TABLE IF EXISTS databasechangelog;
+                 CREATE TABLE databasechangelog (id TEXT, author TEXT, filename TEXT,
+                     dateexecuted TEXT, orderexecuted INTEGER, exectype TEXT, md5sum TEXT);
+                 INSERT INTO databasechangelog VALUES
+                     ('1', 'ann', '{file}', '2024-01-01', 1, 'EXECUTED', '{md5}');"
+            ),
+        );
+    };
+    exec(&db, USERS);
+    history("db/other.sql", "9:1c9bad09fc3cbf080e65ba6ce6f61de9");
+    ws.run(&["migrate", "adopt"])
+        .assert_code(3)
+        .assert_stderr_has("ann:1")
+        .assert_stderr_has("db/other.sql");
+    // A classpath prefix and leading folders are the same file; a checksum
+    // of an older Liquibase is reported unchecked.
+    history(
+        "classpath:db/changelog/changelog.sql",
+        "8:0123456789abcdef0123456789abcdef",
+    );
+    let v = ws.json(&["migrate", "adopt"]);
+    assert!(v["notes"].to_string().contains("older than 4.24"), "{v}");
+    assert_eq!(states(&ws), ["ann:1=applied"]);
 }
