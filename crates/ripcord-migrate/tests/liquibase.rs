@@ -205,9 +205,33 @@ fn broken_changelogs_name_file_and_line() {
             "{text:?}: {msg}"
         );
     }
+    let err = broken(
+        "--liquibase formatted sql\n--changeset ann:1\nselect 1;\n--rollback changesetId:9 changesetAuthor:ann\n",
+    );
+    assert!(err.to_string().contains("changelog.sql:4:"), "{err}");
+    let err = broken("--liquibase formatted sql\n--include file:other.sql\n");
+    assert!(err.to_string().contains("changelog.sql:2:"), "{err}");
     // The same author:id twice in a plan.
     let err = broken(
         "--liquibase formatted sql\n--changeset ann:1\nselect 1;\n--changeset ann:1\nselect 2;\n",
     );
     assert!(err.to_string().contains("ann:1"), "{err}");
+}
+
+#[test]
+fn a_rollback_may_name_another_changeset() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "changelog.sql",
+        "--liquibase formatted sql\n\
+         --changeset ann:drop-view\nDROP VIEW IF EXISTS v;\n\n\
+         --changeset ann:view\nCREATE VIEW v AS SELECT 1 AS one;\n\
+         --rollback changesetId:drop-view changesetAuthor:ann\n",
+    );
+    let plan = read(dir.path()).unwrap();
+    assert_eq!(
+        plan.changes[1].down.as_ref().unwrap().sql,
+        "DROP VIEW IF EXISTS v;\n"
+    );
 }

@@ -211,6 +211,9 @@ struct Section {
     run_always: bool,
     ignore: bool,
     logical: Option<String>,
+    /// `--rollback changesetId:… changesetAuthor:…`: another changeset of
+    /// this file whose SQL undoes this one, and the line that names it.
+    rollback_ref: Option<(String, String, usize)>,
 }
 
 /// The changesets of one formatted SQL file; `logical` is the path
@@ -251,6 +254,7 @@ fn read_file(path: &Path, logical: &str) -> Result<Vec<Change>> {
                     run_always: false,
                     ignore: false,
                     logical: None,
+                    rollback_ref: None,
                 };
                 for (key, value) in attributes(rest) {
                     let flag = |v: &str| -> Result<bool> {
@@ -315,11 +319,34 @@ fn read_file(path: &Path, logical: &str) -> Result<Vec<Change>> {
                     malformed(line_no, "--rollback before the first --changeset".into())
                 })?;
                 let lower = rest.trim().to_ascii_lowercase();
-                if lower.contains("changesetid:") {
-                    return Err(malformed(
-                        line_no,
-                        "a rollback that names another changeset is not supported".into(),
-                    ));
+                if lower.starts_with("changesetid:") || lower.starts_with("changesetauthor:") {
+                    // The rollback is another changeset's SQL, run again.
+                    let attrs = attributes(&format!("x:x {rest}"));
+                    let get = |k: &str| {
+                        attrs
+                            .iter()
+                            .find(|(key, _)| key.eq_ignore_ascii_case(k))
+                            .map(|(_, v)| v.clone())
+                    };
+                    if get("changesetPath")
+                        .is_some_and(|p| p != logical && !logical.ends_with(&format!("/{p}")))
+                    {
+                        return Err(malformed(
+                            line_no,
+                            "a rollback that names a changeset of another file is not supported"
+                                .into(),
+                        ));
+                    }
+                    let (Some(id), Some(author)) = (get("changesetId"), get("changesetAuthor"))
+                    else {
+                        return Err(malformed(
+                            line_no,
+                            "a rollback naming a changeset needs changesetId: and changesetAuthor:"
+                                .into(),
+                        ));
+                    };
+                    s.rollback_ref = Some((author, id, line_no));
+                    continue;
                 }
                 // `not required` and `empty`: nothing to run; the change is
                 // then put back from its safety snapshot where it has one.
@@ -393,6 +420,15 @@ fn read_file(path: &Path, logical: &str) -> Result<Vec<Change>> {
                     }
                 }
             }
+            Some((what @ ("include" | "includeall"), _)) => {
+                return Err(malformed(
+                    line_no,
+                    format!(
+                        "--{what} in a SQL changelog is not read; list the files in a master \
+                         changelog (include file=) instead"
+                    ),
+                ))
+            }
             Some((what @ ("preconditions" | "precondition" | "property"), _)) => {
                 return Err(malformed(
                     line_no,
@@ -413,6 +449,25 @@ fn read_file(path: &Path, logical: &str) -> Result<Vec<Change>> {
                 }
             },
         }
+    }
+    // Rollbacks that name another changeset take its SQL.
+    for i in 0..sections.len() {
+        let Some((author, id, line)) = sections[i].rollback_ref.clone() else {
+            continue;
+        };
+        let body = sections
+            .iter()
+            .find(|o| o.author == author && o.id == id)
+            .map(|o| o.body.clone())
+            .ok_or_else(|| {
+                malformed(
+                    line,
+                    format!(
+                        "the rollback names changeset {author}:{id}, which this file does not have"
+                    ),
+                )
+            })?;
+        sections[i].rollback.push_str(&body);
     }
     let mut changes = Vec::new();
     for s in sections {
@@ -468,7 +523,7 @@ fn directive(line: &str) -> Option<(&'static str, &str)> {
         return is_block.then_some(("rollback-block", ""));
     }
     let rest = t.strip_prefix("--")?.trim_start();
-    const WORDS: [(&str, &str); 9] = [
+    const WORDS: [(&str, &str); 11] = [
         ("changeset", "changeset"),
         ("rollback", "rollback"),
         ("comment", "comment"),
@@ -477,6 +532,8 @@ fn directive(line: &str) -> Option<(&'static str, &str)> {
         ("preconditions", "preconditions"),
         ("precondition-", "precondition"),
         ("property", "property"),
+        ("includeall", "includeall"),
+        ("include", "include"),
         ("liquibase", "liquibase"),
     ];
     for (prefix, keyword) in WORDS {
