@@ -64,10 +64,19 @@ fn read_registry(db: &mut dyn Database, plan: &Plan, schema: &str, project: &str
     .ok_or_else(|| no_history(&format!("{schema}.changes"), "sqitch"))?;
     let mut found = Found::default();
     let mut ids: Vec<(String, String)> = Vec::new();
-    for row in changes {
+    let names: Vec<String> = changes
+        .iter()
+        .map(|r| r.get(1).cloned().flatten().unwrap_or_default())
+        .collect();
+    for (i, row) in changes.iter().enumerate() {
         let get = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
         let (id, name, hash) = (get(0), get(1), row.get(2).cloned().flatten());
         ids.push((id, name.clone()));
+        // A reworked change was deployed once per version; the files hold
+        // the latest, which the latest row is of.
+        if names[i + 1..].contains(&name) {
+            continue;
+        }
         let Some(change) = plan.change(&name) else {
             found.problems.push(format!(
                 "the database has {name} deployed, which sqitch.plan does not have"
