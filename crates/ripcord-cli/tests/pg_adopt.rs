@@ -1,10 +1,11 @@
-//! `migrate adopt` on PostgreSQL: a database migrated by sqitch (the real
-//! tool, where it is installed), Flyway, golang-migrate, dbmate or
-//! Liquibase (their history tables written by the test exactly as those
-//! tools write them, after running the same scripts) is taken over; then
-//! one more `up` with a destructive change, and a full `down`, with the
-//! data back. A history that disagrees with the files is refused (exit 3)
-//! naming the change, with nothing changed, unless `--accept`.
+//! `migrate adopt` on PostgreSQL: a database migrated by sqitch, dbmate or
+//! Liquibase (the real tools, where installed: scripts/test installs them),
+//! or by Flyway or golang-migrate (their history tables written by the test
+//! exactly as those tools write them, after running the same scripts), is
+//! taken over; then one more `up` with a destructive change, and a full
+//! `down`, with the data back. A history that disagrees with the files is
+//! refused (exit 3) naming the change, with nothing changed, unless
+//! `--accept`. Liquibase changelogs also run under ripcord itself.
 
 use std::process::Command;
 
@@ -393,16 +394,65 @@ fn dbmate_files(ws: &Workspace, third: bool) {
     }
 }
 
+/// A tool's executable: the path in `var` (scripts/test sets it when it
+/// could install the tool), else `name` on the PATH; `None` when neither runs.
+fn tool(var: &str, name: &str) -> Option<std::path::PathBuf> {
+    let named = std::env::var_os(var).map(std::path::PathBuf::from);
+    let found = named.filter(|p| p.is_file()).or_else(|| {
+        std::env::split_paths(&std::env::var_os("PATH")?)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    })?;
+    Command::new(&found)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+        .then_some(found)
+}
+
+/// Migrates with dbmate itself when it is there; otherwise runs the SQL and
+/// writes schema_migrations as dbmate's postgres driver does.
+fn dbmate_deploy(ws: &Workspace, db: &str) {
+    if let Some(bin) = tool("RIPCORD_DBMATE", "dbmate") {
+        let url = format!("{}?sslmode=disable", cluster().url(db));
+        let out = Command::new(bin)
+            .args([
+                "--url",
+                &url,
+                "--migrations-dir",
+                "migrations",
+                "--no-dump-schema",
+                "migrate",
+            ])
+            .current_dir(ws.root())
+            .output()
+            .expect("run dbmate");
+        assert!(
+            out.status.success(),
+            "dbmate migrate: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    eprintln!("dbmate is not installed: writing its history as it would");
+    exec(db, &format!("{USERS}{SEED}"));
+    exec(
+        db,
+        "CREATE TABLE IF NOT EXISTS public.schema_migrations \
+         (version character varying(128) NOT NULL PRIMARY KEY);
+         INSERT INTO public.schema_migrations (version) VALUES ('20240101000001'), ('20240101000002');",
+    );
+}
+
 #[test]
 fn adopt_a_database_dbmate_migrated() {
     let (ws, db) = setup("adopt_dbmate");
     dbmate_files(&ws, false);
-    exec(&db, &format!("{USERS}{SEED}"));
-    exec(
-        &db,
-        "CREATE TABLE IF NOT EXISTS public.schema_migrations \
-         (version character varying(128) NOT NULL PRIMARY KEY);
-         INSERT INTO public.schema_migrations (version) VALUES ('20240101000001'), ('20240101000002');",
+    dbmate_deploy(&ws, &db);
+    assert_eq!(
+        rows(&db, "SELECT version FROM schema_migrations ORDER BY 1"),
+        ["20240101000001", "20240101000002"]
     );
     adopt_then_up_and_down(
         &ws,
@@ -428,29 +478,13 @@ fn liquibase_files(ws: &Workspace, third: bool) {
     write(ws, "migrations/changelog.sql", &text);
 }
 
-/// Liquibase's launcher: `RIPCORD_LIQUIBASE` (scripts/test sets it when
-/// it could install Liquibase), else `liquibase` on the PATH.
-fn liquibase() -> Option<std::path::PathBuf> {
-    let named = std::env::var_os("RIPCORD_LIQUIBASE").map(std::path::PathBuf::from);
-    let found = named.filter(|p| p.is_file()).or_else(|| {
-        std::env::split_paths(&std::env::var_os("PATH")?)
-            .map(|d| d.join("liquibase"))
-            .find(|p| p.is_file())
-    })?;
-    Command::new(&found)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-        .then_some(found)
-}
-
 /// Runs the first two changesets with Liquibase itself when it is there;
 /// otherwise runs their SQL and writes DATABASECHANGELOG as Liquibase 4.24+
 /// creates and fills it on PostgreSQL, with MD5SUMs of checksum version 9
 /// worked out independently of ripcord (the values Liquibase 4.28 records
 /// for this changelog).
 fn liquibase_deploy(ws: &Workspace, db: &str) {
-    if let Some(bin) = liquibase() {
+    if let Some(bin) = tool("RIPCORD_LIQUIBASE", "liquibase") {
         let url = url::Url::parse(&cluster().url(db)).expect("a URL");
         let out = Command::new(bin)
             .arg("--changelog-file=changelog.sql")

@@ -311,15 +311,31 @@ fn adopt_golang_migrate_and_dbmate_on_sqlite() {
         }
     };
     files(&ws, false);
-    // dbmate's sqlite driver; a version it ran that the files lack is refused.
+    // dbmate itself where it is installed, else its sqlite driver's table.
+    match dbmate() {
+        Some(bin) => {
+            let out = Command::new(bin)
+                .args(["--url", &format!("sqlite:{}", db.display())])
+                .args(["--migrations-dir", "migrations", "--no-dump-schema", "migrate"])
+                .current_dir(ws.root())
+                .output()
+                .expect("run dbmate");
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        }
+        None => exec(
+            &db,
+            &format!(
+                "{USERS}{SEED}
+                 CREATE TABLE IF NOT EXISTS \"schema_migrations\" (version varchar(128) primary key);
+                 INSERT INTO schema_migrations (version) VALUES ('20240101000001'),
+                     ('20240101000002');"
+            ),
+        ),
+    }
+    // A version it ran that the files lack is refused.
     exec(
         &db,
-        &format!(
-            "{USERS}{SEED}
-             CREATE TABLE IF NOT EXISTS \"schema_migrations\" (version varchar(128) primary key);
-             INSERT INTO schema_migrations (version) VALUES ('20240101000001'),
-                 ('20240101000002'), ('20230101000000');"
-        ),
+        "INSERT INTO schema_migrations (version) VALUES ('20230101000000')",
     );
     ws.run(&["migrate", "adopt"])
         .assert_code(3)
@@ -339,6 +355,20 @@ fn adopt_golang_migrate_and_dbmate_on_sqlite() {
         ],
         |ws| files(ws, true),
     );
+}
+
+fn dbmate() -> Option<PathBuf> {
+    let named = std::env::var_os("RIPCORD_DBMATE").map(PathBuf::from);
+    let found = named.filter(|p| p.is_file()).or_else(|| {
+        std::env::split_paths(&std::env::var_os("PATH")?)
+            .map(|d| d.join("dbmate"))
+            .find(|p| p.is_file())
+    })?;
+    Command::new(&found)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+        .then_some(found)
 }
 
 #[test]
