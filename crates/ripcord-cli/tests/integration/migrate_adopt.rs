@@ -559,3 +559,32 @@ fn adopt_checks_the_file_liquibase_ran_a_changeset_from() {
     assert!(v["notes"].to_string().contains("older than 4.24"), "{v}");
     assert_eq!(states(&ws), ["ann:1=applied"]);
 }
+
+#[test]
+fn adopt_without_the_tools_history_is_a_usage_error() {
+    let (ws, db) = setup();
+    write(&ws, "migrations/V1__users.sql", USERS);
+    exec(&db, USERS);
+    let out = ws.run(&["migrate", "adopt"]);
+    out.assert_code(2)
+        .assert_stderr_has("no flyway_schema_history")
+        .assert_stderr_has("--history");
+    assert!(!has_table(&db, "ripcord_changes"), "nothing changed");
+    // A history kept under another name is found with --history.
+    exec(
+        &db,
+        "CREATE TABLE my_history (installed_rank INT, version TEXT, description TEXT, type TEXT,
+             script TEXT, checksum INT, success BOOLEAN);
+         INSERT INTO my_history VALUES (1, '1', 'users', 'SQL', 'V1__users.sql', 263827020, 1);",
+    );
+    ws.ok(&["migrate", "adopt", "--history", "my_history"]);
+    assert_eq!(states(&ws), ["V1__users=applied"]);
+
+    // ripcord's own layout has no other tool's history to read.
+    let (ws, db) = setup();
+    write(&ws, "migrations/0001_users/up.sql", USERS);
+    exec(&db, USERS);
+    ws.run(&["migrate", "adopt"])
+        .assert_code(2)
+        .assert_stderr_has("native");
+}
