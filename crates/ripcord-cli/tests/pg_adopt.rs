@@ -314,6 +314,26 @@ fn adopt_a_database_flyway_migrated() {
 }
 
 #[test]
+fn adopt_killed_half_way_records_nothing_and_runs_again() {
+    let (ws, db) = setup("adopt_killed");
+    flyway_files(&ws, false);
+    flyway_history(&db, -1850255112);
+    // Killed after the first row is written, before the commit.
+    let out = ws.run_env(
+        &["migrate", "adopt"],
+        &[("RIPCORD_FAILPOINT", "migrate-adopt-recorded")],
+    );
+    assert_eq!(
+        out.signal,
+        Some(9),
+        "expected a kill at the failpoint\n{out}"
+    );
+    assert_eq!(rows(&db, "SELECT count(*) FROM ripcord.changes"), ["0"]);
+    ws.ok(&["migrate", "adopt"]);
+    assert_eq!(states(&ws), ["V1__users=applied", "V2__seed=applied"]);
+}
+
+#[test]
 fn adopt_refuses_a_flyway_checksum_that_differs() {
     let (ws, db) = setup("adopt_flyway_conflict");
     flyway_files(&ws, false);

@@ -3,11 +3,13 @@
 //! recorded in ripcord's tracking tables in one transaction, as if ripcord
 //! had applied those changes: each with its checksum and the revert plan of
 //! its files (its down script, what it creates), and no safety snapshot.
-//! Nothing is run.
+//! Nothing is run. Killed half way, the transaction leaves nothing recorded,
+//! and adopt can run again.
 
 use std::collections::HashSet;
 use std::time::Duration;
 
+use ripcord_core::failpoint;
 use serde::Serialize;
 
 use super::db::{self, Database};
@@ -191,6 +193,7 @@ pub fn adopt(db: &mut dyn Database, plan: &Plan, opts: &AdoptOptions) -> Result<
             if !p.transactional {
                 db.record_non_transactional(p.name())?;
             }
+            failpoint::hit("migrate-adopt-recorded");
         }
         Ok(())
     })();
