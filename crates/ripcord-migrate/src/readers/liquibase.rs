@@ -574,12 +574,10 @@ fn author_id(rest: &str) -> Option<(String, String)> {
         let end = q.find('"')?;
         (&q[..end], q[end + 1..].strip_prefix(':')?)
     } else {
+        // As Liquibase reads it: everything up to the first colon, blanks
+        // and all.
         let colon = rest.find(':')?;
-        let author = &rest[..colon];
-        if author.is_empty() || author.contains(char::is_whitespace) {
-            return None;
-        }
-        (author, &rest[colon + 1..])
+        (rest[..colon].trim(), &rest[colon + 1..])
     };
     let after = after.trim_start();
     let id = if let Some(q) = after.strip_prefix('"') {
@@ -724,6 +722,10 @@ mod tests {
         assert_eq!(
             author_id("\"Ann Lee\":create-users"),
             Some(("Ann Lee".into(), "create-users".into()))
+        );
+        assert_eq!(
+            author_id("John Doe:1:2"),
+            Some(("John Doe".into(), "1:2".into()))
         );
         assert_eq!(author_id("ann"), None);
         assert_eq!(author_id("ann:"), None);
