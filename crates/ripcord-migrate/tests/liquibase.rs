@@ -235,3 +235,27 @@ fn a_rollback_may_name_another_changeset() {
         "DROP VIEW IF EXISTS v;\n"
     );
 }
+
+/// The MD5SUMs Liquibase 4.28.1 itself recorded in DATABASECHANGELOG for this
+/// changelog on PostgreSQL (comments, tabs, blank lines, a quoted author,
+/// `endDelimiter`, `runInTransaction`, `runOnChange`, rollback blocks).
+#[test]
+fn checksums_are_the_ones_liquibase_records() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/liquibase/checksums");
+    let plan = read(&dir).unwrap();
+    let sums: Vec<(&str, &str)> = plan
+        .changes
+        .iter()
+        .map(|c| (c.name.as_str(), c.tool_checksum.as_deref().unwrap()))
+        .collect();
+    assert_eq!(
+        sums,
+        [
+            ("Ann Lee:create-users", "9:161f7de53d36665482b75fa2bf42c5fa"),
+            ("bob:seed", "9:0fdf33cb2f68f0fe7b4a7521aaf73627"),
+            ("bob:idx", "9:d2d58ea4f4ab88131769901b6d7ac600"),
+            ("bob:fn", "9:0520c20bde20e4b8404b11600936c692"),
+            ("bob:view", "9:f39d5f08a8ba07e84edfdb8041d750ca"),
+        ]
+    );
+}
