@@ -9,7 +9,7 @@ use ripcord_core::revert::TableRevert;
 use ripcord_core::table_name::Shown;
 use ripcord_core::{Class, Classify};
 use ripcord_migrate::analyze::TableName;
-use ripcord_migrate::engine::{Conn, SafetyNet, Unusable};
+use ripcord_migrate::engine::{Conn, SafetyNet, Unusable, Watched};
 use ripcord_repo::lock::LockGuard;
 use ripcord_repo::manifest::Content;
 use ripcord_repo::Repository;
@@ -315,21 +315,23 @@ impl SafetyNet for RepoNet<'_> {
         &mut self,
         conn: Conn<'_>,
         change: &str,
-        tables: &BTreeSet<TableName>,
+        tables: &[Watched],
     ) -> ripcord_migrate::Result<()> {
         let context = format!("recording the post-change fingerprint of {change}");
         match conn {
             Conn::Postgres(client) => {
-                let names: Vec<(Option<String>, String)> = tables
-                    .iter()
-                    .map(|t| (t.schema.clone(), t.name.clone()))
-                    .collect();
-                postgres::fingerprint::record(client, change, &names)
+                let watched: Vec<(u32, &str)> =
+                    tables.iter().map(|t| (t.oid, t.log.as_str())).collect();
+                postgres::fingerprint::record(client, change, &watched)
                     .map_err(|e| wrap(&context, e))?;
             }
             Conn::Sqlite(conn) => {
-                let names: Vec<String> = tables.iter().map(|t| t.name.clone()).collect();
-                sqlite_fingerprint::record(conn, change, &names).map_err(|e| wrap(&context, e))?;
+                let watched: Vec<(&str, &str)> = tables
+                    .iter()
+                    .map(|t| (t.name.as_str(), t.log.as_str()))
+                    .collect();
+                sqlite_fingerprint::record(conn, change, &watched)
+                    .map_err(|e| wrap(&context, e))?;
             }
         }
         Ok(())

@@ -1,9 +1,10 @@
-//! The post-change fingerprint on SQLite: right after a change ran, inside
-//! its transaction, each table it touched is recorded as a hash of every
-//! row's key and of the whole row, in `ripcord_fingerprint`. On rollback it
-//! tells what the change did from what the application did since (see
-//! [`crate::sqlite_merge3`]). It commits with the change, and is forgotten
-//! with the change's tracking row.
+//! The post-change fingerprint on SQLite: right after a change committed,
+//! each table it touched is recorded as a hash of every row's key and of
+//! the whole row, in `ripcord_fingerprint`. On rollback it tells what the
+//! change did from what the application did since (see
+//! [`crate::sqlite_merge3`]). Writers never wait for the hashing, only for
+//! short batches of the copy (see [`record`]). It is forgotten with the
+//! change's tracking row.
 //!
 //! The hash is `ripcord_hash(v1, v2, …)`, a function registered on the
 //! connection: BLAKE3 over each value's storage class and bytes, cut to 16
@@ -117,74 +118,188 @@ pub(crate) fn columns(
     Ok((cols, pk.into_iter().map(|(n, _, _)| n.clone()).collect()))
 }
 
-/// Records the fingerprint of `tables` for `change`, on `conn` inside the
-/// change's transaction; a table the change dropped is left out. Returns
-/// each recorded table with its rows.
-pub fn record(conn: &Connection, change: &str, tables: &[String]) -> Result<Vec<(String, u64)>> {
+/// Rows copied per write transaction: writers wait at most for one batch.
+const BATCH: i64 = 10_000;
+
+/// Records the fingerprint of `tables` for `change`, right after the change
+/// committed: each table by name, with the log its writes since the commit
+/// went to (see `Watched` in the migration engine). The hashes are worked
+/// out in one read transaction (in WAL mode writers go on) into a temporary
+/// table, with each logged write undone (a row written since counts -1, a
+/// row gone +1), then copied in batches of short write transactions. A
+/// fingerprint is complete once its `rows` is set; until then it counts -1
+/// and is not used. A table dropped since is left out. Returns each
+/// recorded table with its rows.
+pub fn record(
+    conn: &Connection,
+    change: &str,
+    tables: &[(&str, &str)],
+) -> Result<Vec<(String, u64)>> {
     register(conn)?;
-    // A change applied again (repeatable, or after a revert) replaces it.
-    conn.execute(
-        "DELETE FROM ripcord_fingerprint WHERE tab IN
-             (SELECT id FROM ripcord_fingerprint_tables WHERE change = ?1)",
-        [change],
+    conn.execute_batch(
+        "DROP TABLE IF EXISTS temp.ripcord_fp;
+         CREATE TEMP TABLE ripcord_fp (tab INTEGER NOT NULL, k BLOB, h BLOB, n INTEGER);",
     )
-    .and_then(|_| {
+    .map_err(err(conn))?;
+    let result = compute(conn, tables).and_then(|found| store(conn, change, &found));
+    let _ = conn.execute_batch("DROP TABLE IF EXISTS temp.ripcord_fp");
+    result
+}
+
+/// A table as it was hashed: its name, stored columns and key.
+struct Hashed {
+    name: String,
+    cols: Vec<String>,
+    key: Vec<String>,
+}
+
+/// Hashes `tables` into `temp.ripcord_fp` (`tab` = index into the result),
+/// in one read transaction.
+fn compute(conn: &Connection, tables: &[(&str, &str)]) -> Result<Vec<Hashed>> {
+    conn.execute_batch("BEGIN").map_err(err(conn))?;
+    let result = (|| {
+        let mut out: Vec<Hashed> = Vec::new();
+        for (wanted, log) in tables {
+            // Found the way SQLite finds names (any case).
+            let name: Option<String> = conn
+                .query_row(
+                    "SELECT name FROM main.sqlite_master WHERE type = 'table' AND name = ?1 COLLATE NOCASE",
+                    [wanted],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(err(conn))?;
+            let Some(name) = name.filter(|n| !out.iter().any(|o| &o.name == n)) else {
+                continue;
+            };
+            let (cols, key) = columns(conn, "main", &name)?;
+            let tab = out.len();
+            let (k, h) = (
+                hash("t", if key.is_empty() { &cols } else { &key }),
+                hash("t", &cols),
+            );
+            let logged: i64 = conn
+                .query_row(
+                    &format!("SELECT count(*) FROM main.{}", quote(log)),
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(err(conn))?;
+            let sql = if logged == 0 && !key.is_empty() {
+                format!(
+                    "INSERT INTO temp.ripcord_fp SELECT {tab}, {k}, {h}, 1 FROM main.{} AS t",
+                    quote(&name)
+                )
+            } else {
+                // A multiset, or rows worked back: counted per hash pair.
+                format!(
+                    "INSERT INTO temp.ripcord_fp
+                     SELECT {tab}, k, h, sum(n) FROM (
+                         SELECT {k} AS k, {h} AS h, 1 AS n FROM main.{} AS t
+                         UNION ALL
+                         SELECT {k}, {h}, t.ripcord_window_n FROM main.{} AS t)
+                     GROUP BY k, h HAVING sum(n) <> 0",
+                    quote(&name),
+                    quote(log)
+                )
+            };
+            conn.execute(&sql, []).map_err(err(conn))?;
+            out.push(Hashed { name, cols, key });
+        }
+        Ok(out)
+    })();
+    // Only read on main: ending it cannot fail in a way that matters.
+    let _ = conn.execute_batch("COMMIT");
+    result
+}
+
+/// Copies the hashes of `found` from `temp.ripcord_fp` into
+/// `ripcord_fingerprint`, in short write transactions.
+fn store(conn: &Connection, change: &str, found: &[Hashed]) -> Result<Vec<(String, u64)>> {
+    // A change applied again (repeatable, or after a revert) replaces it;
+    // the tables go in incomplete (`rows` -1).
+    let ids = in_write(conn, || {
+        conn.execute(
+            "DELETE FROM ripcord_fingerprint WHERE tab IN
+                 (SELECT id FROM ripcord_fingerprint_tables WHERE change = ?1)",
+            [change],
+        )?;
         conn.execute(
             "DELETE FROM ripcord_fingerprint_tables WHERE change = ?1",
             [change],
-        )
-    })
-    .map_err(err(conn))?;
-    let mut out: Vec<(String, u64)> = Vec::new();
-    for wanted in tables {
-        // Found the way SQLite finds names (any case).
-        let name: Option<String> = conn
-            .query_row(
-                "SELECT name FROM main.sqlite_master WHERE type = 'table' AND name = ?1 COLLATE NOCASE",
-                [wanted],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(err(conn))?;
-        let Some(name) = name.filter(|n| !out.iter().any(|(o, _)| o == n)) else {
-            continue;
-        };
-        let (cols, key) = columns(conn, "main", &name)?;
+        )?;
         let to_json = |v: &[String]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
-        conn.execute(
-            "INSERT INTO ripcord_fingerprint_tables (change, table_name, key_columns, columns, rows)
-             VALUES (?1, ?2, ?3, ?4, 0)",
-            rusqlite::params![change, name, to_json(&key), to_json(&cols)],
+        let mut ids = Vec::with_capacity(found.len());
+        for t in found {
+            conn.execute(
+                "INSERT INTO ripcord_fingerprint_tables (change, table_name, key_columns, columns, rows)
+                 VALUES (?1, ?2, ?3, ?4, -1)",
+                rusqlite::params![change, t.name, to_json(&t.key), to_json(&t.cols)],
+            )?;
+            ids.push(conn.last_insert_rowid());
+        }
+        Ok(ids)
+    })?;
+    let last: i64 = conn
+        .query_row(
+            "SELECT coalesce(max(rowid), 0) FROM temp.ripcord_fp",
+            [],
+            |r| r.get(0),
         )
         .map_err(err(conn))?;
-        let id = conn.last_insert_rowid();
-        let h = hash("t", &cols);
-        let q = quote(&name);
-        let sql = if key.is_empty() {
-            format!(
-                "INSERT INTO ripcord_fingerprint (tab, k, h, n)
-                 SELECT {id}, h, h, count(*) FROM (SELECT {h} AS h FROM main.{q} AS t) GROUP BY h"
+    let map: Vec<String> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| format!("WHEN {i} THEN {id}"))
+        .collect();
+    let mut from = 1;
+    while from <= last {
+        let to = from + BATCH - 1;
+        // Each batch checkpointed at once, by us: otherwise a writer's
+        // commit that finds the WAL long does it, and waits for it.
+        let _ = conn.query_row("PRAGMA main.wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        in_write(conn, || {
+            conn.execute(
+                &format!(
+                    "INSERT INTO ripcord_fingerprint (tab, k, h, n)
+                     SELECT CASE tab {} END, k, h, n FROM temp.ripcord_fp
+                     WHERE rowid BETWEEN ?1 AND ?2",
+                    map.join(" ")
+                ),
+                [from, to],
             )
-        } else {
-            format!(
-                "INSERT INTO ripcord_fingerprint (tab, k, h, n)
-                 SELECT {id}, {}, {h}, 1 FROM main.{q} AS t",
-                hash("t", &key)
-            )
-        };
-        conn.execute(&sql, []).map_err(err(conn))?;
-        let rows: i64 = conn
-            .query_row(
+        })?;
+        from = to + 1;
+    }
+    let mut out = Vec::new();
+    for (t, id) in found.iter().zip(&ids) {
+        let rows: i64 = in_write(conn, || {
+            conn.query_row(
                 "UPDATE ripcord_fingerprint_tables
                  SET rows = (SELECT coalesce(sum(n), 0) FROM ripcord_fingerprint WHERE tab = ?1)
                  WHERE id = ?1 RETURNING rows",
                 [id],
                 |r| r.get(0),
             )
-            .map_err(err(conn))?;
-        out.push((name, rows as u64));
+        })?;
+        out.push((t.name.clone(), rows as u64));
     }
     Ok(out)
+}
+
+/// Runs `f` in a write transaction of its own.
+fn in_write<T>(conn: &Connection, f: impl FnOnce() -> rusqlite::Result<T>) -> Result<T> {
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(err(conn))?;
+    match f() {
+        Ok(v) => {
+            conn.execute_batch("COMMIT").map_err(err(conn))?;
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(err(conn)(e))
+        }
+    }
 }
 
 /// The fingerprint `change` recorded of `table`, if any: a change applied
@@ -204,7 +319,8 @@ pub fn load(conn: &Connection, change: &str, table: &str) -> Result<Option<Finge
     let row: Option<(i64, String, String, i64)> = conn
         .query_row(
             "SELECT id, key_columns, columns, rows FROM ripcord_fingerprint_tables
-             WHERE change = ?1 AND table_name = ?2 COLLATE NOCASE ORDER BY id DESC LIMIT 1",
+             WHERE change = ?1 AND table_name = ?2 COLLATE NOCASE AND rows >= 0
+             ORDER BY id DESC LIMIT 1",
             [change, table],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )

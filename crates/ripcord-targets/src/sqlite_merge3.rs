@@ -185,13 +185,20 @@ pub(crate) fn merge(
         let u = counts(
             conn,
             &format!(
-                "SELECT count(*) FILTER (WHERE f.k IS NULL),
-                        count(*) FILTER (WHERE r.k IS NULL),
-                        count(*) FILTER (WHERE r.k IS NOT NULL AND f.k IS NOT NULL
-                                         AND ({altered} OR r.h IS NOT f.h))
-                 FROM ripcord_r r
-                 FULL JOIN (SELECT k, h FROM main.ripcord_fingerprint WHERE tab = {fid}) f ON f.k = r.k
-                 WHERE NOT EXISTS (SELECT 1 FROM ripcord_m m WHERE m.k = coalesce(r.k, f.k))"
+                // Each side through an index: a FULL JOIN on a subquery
+                // compares every row with every row.
+                "SELECT (SELECT count(*) FROM ripcord_r r
+                         WHERE NOT EXISTS (SELECT 1 FROM main.ripcord_fingerprint f
+                                           WHERE f.tab = {fid} AND f.k = r.k)
+                           AND NOT EXISTS (SELECT 1 FROM ripcord_m m WHERE m.k = r.k)),
+                        (SELECT count(*) FROM main.ripcord_fingerprint f
+                         WHERE f.tab = {fid}
+                           AND NOT EXISTS (SELECT 1 FROM ripcord_r r WHERE r.k = f.k)
+                           AND NOT EXISTS (SELECT 1 FROM ripcord_m m WHERE m.k = f.k)),
+                        (SELECT count(*) FROM ripcord_r r
+                         JOIN main.ripcord_fingerprint f ON f.tab = {fid} AND f.k = r.k
+                         WHERE ({altered} OR r.h IS NOT f.h)
+                           AND NOT EXISTS (SELECT 1 FROM ripcord_m m WHERE m.k = r.k))"
             ),
         )?;
         report.undone_rows = u[0] + u[2];

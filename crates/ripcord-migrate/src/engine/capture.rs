@@ -17,6 +17,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use rusqlite::OptionalExtension;
+
 use super::db::{Conn, Database};
 use crate::analyze::TableName;
 use crate::{Error, Result};
@@ -70,6 +72,13 @@ END
 $ripcord$;
 ";
 
+/// The tables named by `$1` (text[]) with their partitions and inheritance
+/// children, at any depth.
+const PG_TREES: &str = "WITH RECURSIVE tree(oid) AS (
+        SELECT pg_catalog.to_regclass(n)::oid FROM unnest($1::text[]) n
+        UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree ON i.inhparent = tree.oid)
+    SELECT oid FROM tree WHERE oid IS NOT NULL";
+
 /// Settings under which rows are written as text and read back: the text
 /// form of a row must not depend on the session that wrote it.
 const PG_TEXT_SETTINGS: [(&str, &str); 5] = [
@@ -87,7 +96,28 @@ const PG_TRIGGERS: [&str; 2] = ["ripcord_capture", "ripcord_capture_truncate"];
 #[derive(Debug, Default)]
 pub struct Capture {
     tables: Vec<Captured>,
+    /// PostgreSQL: tables [`watch`] put a whole-row trigger on.
+    watched_oids: Vec<u32>,
 }
+
+/// A table whose post-change fingerprint is taken after the change
+/// committed, and the log of the writes it had since.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Watched {
+    /// PostgreSQL: the table's oid (its partitions and inheritance
+    /// children log under their own); SQLite: 0.
+    pub oid: u32,
+    /// SQLite: the table's name.
+    pub name: String,
+    /// The log: PostgreSQL `ripcord.capture_log` (`rel`, `kind` `+` for a
+    /// row written, `-` for a row gone, `T` for a truncation, `row_text`);
+    /// SQLite a table of `ripcord_window_n` (-1 for a row written, +1 for
+    /// a row gone) followed by the table's stored columns.
+    pub log: String,
+}
+
+/// The PostgreSQL log [`Watched`] tables write to.
+pub const PG_LOG: &str = "ripcord.capture_log";
 
 #[derive(Debug)]
 struct Captured {
@@ -171,19 +201,45 @@ pub fn seal(db: &mut dyn Database, change: &str, cap: &Capture, timeout: Duratio
     }
 }
 
+/// In the change's transaction, after its script: from the commit on, logs
+/// every row written to `tables` as they are now (created or renamed by the
+/// change included) until [`finish`], so that their fingerprint can be
+/// taken after the commit, without holding writers up, and corrected for
+/// the writes that came first. Returns the tables to fingerprint.
+pub fn watch(
+    db: &mut dyn Database,
+    cap: &mut Capture,
+    tables: &BTreeSet<TableName>,
+    timeout: Duration,
+) -> Result<Vec<Watched>> {
+    match db.conn() {
+        Conn::Postgres(client) => pg_watch(client, cap, tables, timeout),
+        Conn::Sqlite(conn) => sqlite_watch(conn, tables).map_err(|e| {
+            if sqlite_busy(&e) {
+                sqlite_lock_refused(timeout, "watch the tables after the change")
+            } else {
+                Error::sqlite("watch the tables after the change")(e)
+            }
+        }),
+    }
+}
+
 /// After the change's transaction ended (committed or rolled back): removes
 /// the triggers and their log. Best effort: what cannot be removed now (a
 /// lock not granted in time) is removed by the next `up` or `down`.
 pub fn finish(db: &mut dyn Database, cap: &Capture, timeout: Duration) {
-    if cap.is_empty() {
-        return;
-    }
     match db.conn() {
         Conn::Postgres(client) => {
-            for t in &cap.tables {
-                let _ = pg_drop_triggers(client, t.oid, timeout);
+            if cap.is_empty() && cap.watched_oids.is_empty() {
+                return;
             }
-            let oids: Vec<u32> = cap.tables.iter().map(|t| t.oid).collect();
+            let mut oids: Vec<u32> = cap.tables.iter().map(|t| t.oid).collect();
+            oids.extend(&cap.watched_oids);
+            oids.sort_unstable();
+            oids.dedup();
+            for oid in &oids {
+                let _ = pg_drop_triggers(client, *oid, timeout);
+            }
             let _ = client.execute(
                 "DELETE FROM ripcord.capture_log WHERE rel = ANY($1::oid[])",
                 &[&oids],
@@ -330,11 +386,10 @@ fn pg_install(
                         None => ident(&t.name),
                     })
                     .collect();
+                // With their partitions and inheritance children: the
+                // snapshot takes those too.
                 client.query(
-                    &format!(
-                        "{base} AND c.oid IN (SELECT pg_catalog.to_regclass(n) FROM unnest($1::text[]) n)
-                         ORDER BY c.oid"
-                    ),
+                    &format!("{base} AND c.oid IN ({PG_TREES}) ORDER BY c.oid"),
                     &[&names],
                 )
             }
@@ -487,6 +542,97 @@ fn pg_seal(
             .map_err(Error::postgres(&context))?;
     }
     pg_restore_settings(client, &text_before)
+}
+
+fn pg_watch(
+    client: &mut postgres::Client,
+    cap: &mut Capture,
+    tables: &BTreeSet<TableName>,
+    timeout: Duration,
+) -> Result<Vec<Watched>> {
+    let context = "watch the tables after the change";
+    let names: Vec<String> = tables
+        .iter()
+        .map(|t| match &t.schema {
+            Some(s) => format!("{}.{}", ident(s), ident(&t.name)),
+            None => ident(&t.name),
+        })
+        .collect();
+    // Resolved as the change's session resolves them now.
+    let roots: Vec<u32> = client
+        .query(
+            "SELECT DISTINCT c.oid FROM unnest($1::text[]) n
+             JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(n)
+             WHERE c.relkind IN ('r', 'p') ORDER BY c.oid",
+            &[&names],
+        )
+        .map_err(Error::postgres(context))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if roots.is_empty() {
+        return Ok(Vec::new());
+    }
+    let oid_names: Vec<String> = roots.iter().map(|o| o.to_string()).collect();
+    // Row triggers go on the tables that hold rows: each partition and
+    // inheritance child logs under its own oid.
+    let leaves: Vec<(u32, String)> = client
+        .query(
+            &format!(
+                "SELECT c.oid, pg_catalog.format('%I.%I', n.nspname, c.relname)
+                 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                 WHERE c.relkind = 'r' AND c.oid IN ({}) ORDER BY c.oid",
+                PG_TREES.replace("pg_catalog.to_regclass(n)::oid", "n::oid")
+            ),
+            &[&oid_names],
+        )
+        .map_err(Error::postgres(context))?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    client
+        .batch_execute(PG_SETUP)
+        .map_err(Error::postgres(context))?;
+    let before = pg_settings(client, &["lock_timeout"])?;
+    client
+        .batch_execute(&format!(
+            "SELECT pg_catalog.set_config('lock_timeout', '{}ms', true)",
+            millis(timeout)
+        ))
+        .map_err(Error::postgres("set lock_timeout"))?;
+    for (oid, sql) in &leaves {
+        // Without arguments the trigger logs whole rows: the fingerprint
+        // is of the table as the change left it, key or not.
+        client
+            .batch_execute(&format!(
+                "DROP TRIGGER IF EXISTS {t0} ON {sql}; DROP TRIGGER IF EXISTS {t1} ON {sql};
+                 CREATE TRIGGER {t0} AFTER INSERT OR UPDATE OR DELETE ON {sql} FOR EACH ROW \
+                 EXECUTE PROCEDURE ripcord.capture();
+                 CREATE TRIGGER {t1} AFTER TRUNCATE ON {sql} FOR EACH STATEMENT \
+                 EXECUTE PROCEDURE ripcord.capture()",
+                t0 = PG_TRIGGERS[0],
+                t1 = PG_TRIGGERS[1],
+            ))
+            .map_err(|e| {
+                if is_lock_timeout(&e) {
+                    lock_refused(sql, timeout, "watch it after the change")
+                } else {
+                    Error::postgres(format!("watch {sql} after the change"))(e)
+                }
+            })?;
+        if !cap.watched_oids.contains(oid) {
+            cap.watched_oids.push(*oid);
+        }
+    }
+    pg_restore_settings(client, &before)?;
+    Ok(roots
+        .into_iter()
+        .map(|oid| Watched {
+            oid,
+            name: String::new(),
+            log: PG_LOG.into(),
+        })
+        .collect())
 }
 
 fn pg_settings(
@@ -748,6 +894,58 @@ fn sqlite_seal(conn: &rusqlite::Connection, change: &str, cap: &Capture) -> Resu
         .map_err(context())?;
     }
     Ok(())
+}
+
+/// The window logs are `ripcord_capture_w{i}`, so that [`sqlite_clear`]
+/// finds them.
+fn sqlite_watch(
+    conn: &rusqlite::Connection,
+    tables: &BTreeSet<TableName>,
+) -> rusqlite::Result<Vec<Watched>> {
+    let mut out: Vec<Watched> = Vec::new();
+    for (i, t) in tables.iter().enumerate() {
+        // Found the way SQLite finds names (any case).
+        let name: Option<String> = conn
+            .query_row(
+                "SELECT name FROM main.sqlite_master WHERE type = 'table' AND name = ?1 COLLATE NOCASE",
+                [&t.name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(name) = name.filter(|n| !out.iter().any(|w| &w.name == n)) else {
+            continue;
+        };
+        let sql = ident(&name);
+        // Stored columns, as the fingerprint hashes them.
+        let cols: Vec<String> = conn
+            .prepare(&format!("PRAGMA main.table_xinfo({sql})"))?
+            .query_map([], |r| Ok((r.get::<_, String>(1)?, r.get::<_, i64>(6)?)))?
+            .filter_map(|c| match c {
+                Ok((n, 0)) => Some(Ok(n)),
+                Ok(_) => None,
+                Err(e) => Some(Err(e)),
+            })
+            .collect::<rusqlite::Result<_>>()?;
+        let log = format!("ripcord_capture_w{i}");
+        let quoted: Vec<String> = cols.iter().map(|c| ident(c)).collect();
+        let values = |sign: i32, row: &str| {
+            let v: Vec<String> = quoted.iter().map(|c| format!("{row}.{c}")).collect();
+            format!("INSERT INTO {log} VALUES ({sign}, {});", v.join(", "))
+        };
+        // No declared types: every value keeps its storage class.
+        conn.execute_batch(&format!(
+            "DROP TABLE IF EXISTS main.{log};
+             CREATE TABLE main.{log} (ripcord_window_n, {cols});
+             CREATE TRIGGER main.{log}_ins AFTER INSERT ON {sql} BEGIN {new} END;
+             CREATE TRIGGER main.{log}_upd AFTER UPDATE ON {sql} BEGIN {old} {new} END;
+             CREATE TRIGGER main.{log}_del AFTER DELETE ON {sql} BEGIN {old} END;",
+            cols = quoted.join(", "),
+            new = values(-1, "NEW"),
+            old = values(1, "OLD"),
+        ))?;
+        out.push(Watched { oid: 0, name, log });
+    }
+    Ok(out)
 }
 
 /// Drops every capture trigger and log, in a write transaction of its own.

@@ -29,7 +29,7 @@ use serde::Serialize;
 use crate::analyze::TableName;
 
 pub use self::adopt::{adopt, AdoptOptions, AdoptReport, AdoptedChange};
-pub use self::capture::DEFAULT_LOCK_TIMEOUT;
+pub use self::capture::{Watched, DEFAULT_LOCK_TIMEOUT};
 pub use self::db::{Conn, Database};
 pub use self::down::down;
 pub use self::net::{SafetyNet, Unusable};
@@ -107,6 +107,10 @@ pub struct UpChange {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unprotected: Vec<String>,
     pub duration_ms: Option<u64>,
+    /// How long the post-change fingerprint took, after the commit; none
+    /// when the change has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint_ms: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use ripcord_core::revert::TableRevert;
 
+use super::capture::Watched;
 use super::db::Conn;
 use crate::analyze::TableName;
 use crate::Result;
@@ -45,16 +46,12 @@ pub trait SafetyNet {
         Vec::new()
     }
 
-    /// Right after `change` ran, on `conn` inside its transaction: records
-    /// the post-change fingerprint of `tables` (per row a hash of its key
-    /// and of the whole row), which commits with the change and lets a
-    /// revert tell the change's writes from the application's.
-    fn fingerprint(
-        &mut self,
-        _conn: Conn<'_>,
-        _change: &str,
-        _tables: &BTreeSet<TableName>,
-    ) -> Result<()> {
+    /// Right after `change` committed, on `conn` in transactions of its
+    /// own: records the post-change fingerprint of `tables` (per row a hash
+    /// of its key and of the whole row), corrected for the writes their
+    /// logs hold, which came after the commit. It lets a revert tell the
+    /// change's writes from the application's.
+    fn fingerprint(&mut self, _conn: Conn<'_>, _change: &str, _tables: &[Watched]) -> Result<()> {
         Ok(())
     }
 

@@ -141,6 +141,7 @@ fn planned(p: &Prepared, snapshot_always: bool) -> UpChange {
         snapshot: None,
         unprotected: Vec::new(),
         duration_ms: None,
+        fingerprint_ms: None,
     }
 }
 
@@ -156,7 +157,7 @@ fn apply_one(
     let timeout = opts.lock_timeout();
     // Writes during the snapshot are logged from before it starts, and
     // copied under a short lock once the change's transaction has begun.
-    let cap = match &out.snapshot_scope {
+    let mut cap = match &out.snapshot_scope {
         Scope::None | Scope::DownScript(_) => Capture::default(),
         Scope::Tables(_) => capture::install(db, Some(&p.analysis.tables), timeout)?,
         Scope::Database => capture::install(db, None, timeout)?,
@@ -191,6 +192,7 @@ fn apply_one(
     let revert_plan = undo::revert_plan(p, &p.analysis.tables);
 
     if p.transactional {
+        let mut watched = Vec::new();
         let result = (|| -> Result<std::result::Result<bool, (String, String)>> {
             db::begin_change(db, timeout)?;
             capture::seal(db, name, &cap, timeout)?;
@@ -198,12 +200,10 @@ fn apply_one(
                 return Ok(Err(("up".into(), e.to_string())));
             }
             failpoint::hit("migrate-change-ran");
-            // What the change left, for a three-way merge on rollback; it
-            // commits with the change.
+            // What the change left is fingerprinted after the commit, for a
+            // three-way merge on rollback; writes from then on are logged.
             if let (Scope::Tables(_), Some(_)) = (&out.snapshot_scope, &snapshot) {
-                if let Err(e) = net.fingerprint(db.conn(), name, &p.analysis.tables) {
-                    return Ok(Err(("fingerprint".into(), e.to_string())));
-                }
+                watched = capture::watch(db, &mut cap, &p.analysis.tables, timeout)?;
             }
             let record = db
                 .applied_sql(
@@ -256,6 +256,22 @@ fn apply_one(
             Ok(Ok(_)) => Ok(()),
             _ => db::rollback(db),
         };
+        if matches!(result, Ok(Ok(_))) && !watched.is_empty() {
+            failpoint::hit("migrate-change-committed");
+            // The change stands: without a fingerprint a rollback merges
+            // two ways, as for a change applied by an older version.
+            let fingerprinted = Instant::now();
+            let recorded = net.fingerprint(db.conn(), name, &watched);
+            out.fingerprint_ms = Some(fingerprinted.elapsed().as_millis() as u64);
+            if let Err(e) = recorded {
+                note(Note::Warning(&format!(
+                    "{name} is applied, but its post-change fingerprint was not recorded \
+                     ({e}); a rollback of it compares with the snapshot only (see \
+                     \"Without a fingerprint\" in docs/migrations.md)"
+                )));
+            }
+            failpoint::hit("migrate-fingerprint-taken");
+        }
         capture::finish(db, &cap, timeout);
         match result {
             Ok(Ok(_)) => {}

@@ -1,9 +1,10 @@
-//! The post-change fingerprint: right after a change ran, inside its
-//! transaction, each table it touched is recorded as a hash of every row's
-//! key and of the whole row, in `ripcord.fingerprint`. On rollback it tells
-//! what the change did from what the application did since (see
-//! [`super::merge3`]). It commits with the change, and is forgotten with
-//! the change's tracking row.
+//! The post-change fingerprint: right after a change committed, each table
+//! it touched is recorded as a hash of every row's key and of the whole
+//! row, in `ripcord.fingerprint`. On rollback it tells what the change did
+//! from what the application did since (see [`super::merge3`]). It is taken
+//! outside the change's transaction, so writers never wait for it; the
+//! writes that came between the commit and its snapshot are logged, and
+//! worked back. It is forgotten with the change's tracking row.
 //!
 //! A hash is a 64-bit hash of the row's text form (`ROW(…)::text`), with the
 //! settings that change how values print pinned, so that the session of
@@ -78,70 +79,101 @@ pub(crate) fn pinned<T>(
     Ok(value)
 }
 
-/// Records the fingerprint of `tables` (schema or `None`, name, as the
-/// change names them) for `change`, on `client` inside the change's
-/// transaction. Names are resolved the way the session resolves them now;
-/// a table the change dropped is left out. Returns each recorded table
-/// (`schema.name`) with its rows.
+/// Records the fingerprint of `tables` for `change`, right after the
+/// change committed, in a `REPEATABLE READ` transaction of its own: each
+/// table by oid, with the log its writes since the commit went to (see
+/// `Watched` in the migration engine). The table is read as it is now, and
+/// each logged write is undone on the hashes: a row written since counts
+/// -1, a row gone since +1. A table dropped since is left out, and so is a
+/// table truncated since (its fingerprint cannot be worked back). Returns
+/// each recorded table (`schema.name`) with its rows.
 pub fn record(
     client: &mut Client,
     change: &str,
-    tables: &[(Option<String>, String)],
+    tables: &[(Oid, &str)],
 ) -> Result<Vec<(String, u64)>> {
     let ctx = || format!("recording the fingerprint of {change}");
-    // A change applied again (repeatable, or after a revert) replaces it.
     client
-        .execute(
-            "DELETE FROM ripcord.fingerprint WHERE tab IN
-                 (SELECT id FROM ripcord.fingerprint_tables WHERE change = $1)",
-            &[&change],
-        )
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
         .map_err(pg_err(ctx()))?;
-    client
-        .execute(
-            "DELETE FROM ripcord.fingerprint_tables WHERE change = $1",
-            &[&change],
-        )
-        .map_err(pg_err(ctx()))?;
-    // Resolved before the search_path is pinned, as the change sees them.
-    let mut oids: Vec<Oid> = Vec::new();
-    for (schema, name) in tables {
-        let text = match schema {
-            Some(s) => format!("{}.{}", ident(s), ident(name)),
-            None => ident(name),
-        };
-        let oid: Option<Oid> = client
-            .query_opt(
-                "SELECT c.oid FROM pg_catalog.pg_class c
-                 WHERE c.oid = pg_catalog.to_regclass($1) AND c.relkind IN ('r', 'p')",
-                &[&text],
+    let result = (|| {
+        // A change applied again (repeatable, or after a revert) replaces it.
+        client
+            .execute(
+                "DELETE FROM ripcord.fingerprint WHERE tab IN
+                     (SELECT id FROM ripcord.fingerprint_tables WHERE change = $1)",
+                &[&change],
             )
-            .map_err(pg_err(ctx()))?
-            .map(|r| r.get(0));
-        if let Some(oid) = oid.filter(|o| !oids.contains(o)) {
-            oids.push(oid);
+            .map_err(pg_err(ctx()))?;
+        client
+            .execute(
+                "DELETE FROM ripcord.fingerprint_tables WHERE change = $1",
+                &[&change],
+            )
+            .map_err(pg_err(ctx()))?;
+        pinned(client, |client| {
+            let mut out = Vec::new();
+            for (oid, log) in tables {
+                if let Some(recorded) = record_one(client, change, *oid, log)? {
+                    out.push(recorded);
+                }
+            }
+            Ok(out)
+        })
+    })();
+    match result {
+        Ok(out) => {
+            client.batch_execute("COMMIT").map_err(pg_err(ctx()))?;
+            Ok(out)
+        }
+        Err(e) => {
+            let _ = client.batch_execute("ROLLBACK");
+            Err(e)
         }
     }
-    pinned(client, |client| {
-        let mut out = Vec::new();
-        for oid in oids {
-            out.push(record_one(client, change, oid)?);
-        }
-        Ok(out)
-    })
 }
 
-fn record_one(client: &mut Client, change: &str, oid: Oid) -> Result<(String, u64)> {
+fn record_one(
+    client: &mut Client,
+    change: &str,
+    oid: Oid,
+    log: &str,
+) -> Result<Option<(String, u64)>> {
     let row = client
-        .query_one(
+        .query_opt(
             "SELECT n.nspname::text, c.relname::text FROM pg_catalog.pg_class c
              JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
             &[&oid],
         )
         .map_err(pg_err("reading a table's name"))?;
+    let Some(row) = row else { return Ok(None) };
     let (schema, name): (String, String) = (row.get(0), row.get(1));
     let what = format!("{schema}.{name}");
     let ctx = || format!("recording the fingerprint of {what}");
+    // The tables whose rows it holds: itself, its partitions and its
+    // inheritance children, each logging under its own oid.
+    let logged: Vec<(Oid, String, String)> = client
+        .query(
+            &format!(
+                "WITH RECURSIVE tree(oid) AS (SELECT $1::oid
+                     UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+                     JOIN tree ON i.inhparent = tree.oid)
+                 SELECT l.rel, pg_catalog.format('%I.%I', n.nspname, c.relname),
+                        pg_catalog.string_agg(DISTINCT l.kind, '')
+                 FROM {log} l JOIN tree ON tree.oid = l.rel
+                 JOIN pg_catalog.pg_class c ON c.oid = l.rel
+                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                 GROUP BY 1, 2"
+            ),
+            &[&oid],
+        )
+        .map_err(pg_err(ctx()))?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    if logged.iter().any(|(_, _, kinds)| kinds.contains('T')) {
+        return Ok(None);
+    }
     let key_columns: Vec<String> = client
         .query(
             "SELECT a.attname::text FROM pg_catalog.pg_constraint k
@@ -167,25 +199,69 @@ fn record_one(client: &mut Client, change: &str, oid: Oid) -> Result<(String, u6
         .map_err(pg_err(ctx()))?
         .get(0);
     let table = format!("{}.{}", ident(&schema), ident(&name));
-    let row_exprs: Vec<String> = names.iter().map(|c| format!("t.{}", ident(c))).collect();
-    let h = hash(&row_exprs);
+    // Key and row hashes of the rows of `alias`.
+    let hashes = |alias: &str| {
+        let row: Vec<String> = names
+            .iter()
+            .map(|c| format!("{alias}.{}", ident(c)))
+            .collect();
+        let h = hash(&row);
+        if key_columns.is_empty() {
+            (h.clone(), h)
+        } else {
+            let key: Vec<String> = key_columns
+                .iter()
+                .map(|c| format!("{alias}.{}", ident(c)))
+                .collect();
+            (hash(&key), h)
+        }
+    };
+    let (k, h) = hashes("t");
     let sql = if key_columns.is_empty() {
         format!(
             "INSERT INTO ripcord.fingerprint (tab, k, h, n)
              SELECT {id}, h, h, count(*) FROM (SELECT {h} AS h FROM {table} t) x GROUP BY h"
         )
     } else {
-        let key: Vec<String> = key_columns
-            .iter()
-            .map(|c| format!("t.{}", ident(c)))
-            .collect();
         format!(
             "INSERT INTO ripcord.fingerprint (tab, k, h, n)
-             SELECT {id}, {}, {h}, 1 FROM {table} t",
-            hash(&key)
+             SELECT {id}, {k}, {h}, 1 FROM {table} t"
         )
     };
     client.execute(&sql, &[]).map_err(pg_err(ctx()))?;
+    if !logged.is_empty() {
+        // Each logged row read back as a row of the table that logged it
+        // (a partition's columns may lie in another order than its
+        // parent's), and hashed by the parent's column names.
+        let (wk, wh) = hashes("w");
+        let corrections: Vec<String> = logged
+            .iter()
+            .map(|(rel, leaf, _)| {
+                format!(
+                    "SELECT {wk} AS k, {wh} AS h,
+                            CASE l.kind WHEN '-' THEN 1 ELSE -1 END::bigint AS n
+                     FROM {log} l CROSS JOIN LATERAL (SELECT (l.row_text::{leaf}).*) w
+                     WHERE l.rel = {rel}"
+                )
+            })
+            .collect();
+        client
+            .execute(
+                &format!(
+                    "WITH c AS ({}),
+                          touched AS (DELETE FROM ripcord.fingerprint f
+                                      WHERE f.tab = {id} AND f.k IN (SELECT k FROM c)
+                                      RETURNING f.k, f.h, f.n)
+                     INSERT INTO ripcord.fingerprint (tab, k, h, n)
+                     SELECT {id}, k, h, sum(n)::bigint
+                     FROM (SELECT k, h, n FROM c UNION ALL SELECT k, h, n FROM touched) x
+                     GROUP BY k, h HAVING sum(n) <> 0",
+                    corrections.join(" UNION ALL ")
+                ),
+                &[],
+            )
+            .map_err(pg_err(ctx()))?;
+    }
     let rows: i64 = client
         .query_one(
             "UPDATE ripcord.fingerprint_tables
@@ -195,7 +271,7 @@ fn record_one(client: &mut Client, change: &str, oid: Oid) -> Result<(String, u6
         )
         .map_err(pg_err(ctx()))?
         .get(0);
-    Ok((what, rows as u64))
+    Ok(Some((what, rows as u64)))
 }
 
 /// The columns a fingerprint hashes: stored ones (generated columns
