@@ -51,7 +51,8 @@ pub fn up(
         .filter(|(i, c)| {
             let state = status.change(&c.name).map(|s| s.state);
             let runs = state == Some(ChangeState::Pending)
-                || c.repeatable && state == Some(ChangeState::Drifted);
+                || c.repeatable && state == Some(ChangeState::Drifted)
+                || c.run_always;
             // Repeatable changes run after the versioned ones, whatever the target.
             runs && (*i <= last || c.repeatable && target.is_none())
         })
