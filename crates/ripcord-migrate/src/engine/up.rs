@@ -107,6 +107,7 @@ pub fn up(
         return Ok(report);
     }
     db.ensure_schema()?;
+    capture::resume(db, net, note);
     capture::clear(db, opts.lock_timeout())?;
     for ((p, out), original) in pending
         .iter_mut()
@@ -203,7 +204,7 @@ fn apply_one(
             // What the change left is fingerprinted after the commit, for a
             // three-way merge on rollback; writes from then on are logged.
             if let (Scope::Tables(_), Some(_)) = (&out.snapshot_scope, &snapshot) {
-                watched = capture::watch(db, &mut cap, &p.analysis.tables, timeout)?;
+                watched = capture::watch(db, name, &mut cap, &p.analysis.tables, timeout)?;
             }
             let record = db
                 .applied_sql(
