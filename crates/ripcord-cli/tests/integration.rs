@@ -24,6 +24,8 @@ mod limits;
 mod locks;
 #[path = "integration/migrate.rs"]
 mod migrate;
+#[path = "integration/migrate_adopt.rs"]
+mod migrate_adopt;
 #[path = "integration/migrate_apply.rs"]
 mod migrate_apply;
 #[path = "integration/migrate_blocks.rs"]

@@ -26,6 +26,7 @@
 //! # Ok::<(), ripcord_migrate::Error>(())
 //! ```
 
+pub mod adopt;
 pub mod analyze;
 mod detect;
 pub mod engine;

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use ripcord_core::config::{OnConflict, SnapshotWhen, TargetConfig};
 use ripcord_migrate::analyze::Dialect;
 use ripcord_migrate::engine::{
-    self, Conn, Database, DownOptions, DownReport, Note, UpOptions, UpReport, VerifyReport,
+    self, AdoptOptions, AdoptReport, Conn, Database, DownOptions, DownReport, Note, UpOptions,
+    UpReport, VerifyReport,
 };
 use ripcord_migrate::tracking::{AppliedChange, PostgresTracker, SqliteTracker};
 use ripcord_migrate::{Format, Plan};
@@ -324,6 +325,32 @@ pub fn verify(
     let (name, target) = database_target(&s)?;
     let mut db = open(&name, &target, false)?;
     let report = engine::verify(&mut *db, &s.plan)?;
+    Ok((name, report))
+}
+
+/// `migrate adopt`.
+#[derive(Clone, Debug, Default)]
+pub struct AdoptRequest {
+    pub format: Option<String>,
+    pub accept: bool,
+    pub dry_run: bool,
+    /// Where the other tool keeps its history, when not in its default place.
+    pub history: Option<String>,
+}
+
+/// Records the history another tool kept in the target database as
+/// ripcord's, without running anything.
+pub fn adopt(ctx: &Ctx, req: &AdoptRequest) -> Result<(String, AdoptReport)> {
+    let s = setup(ctx, req.format.as_deref())?;
+    let (name, target) = database_target(&s)?;
+    let mut db = open(&name, &target, false)?;
+    let opts = AdoptOptions {
+        accept: req.accept,
+        dry_run: req.dry_run,
+        actor: actor(),
+        history: req.history.clone(),
+    };
+    let report = engine::adopt(&mut *db, &s.plan, &opts)?;
     Ok((name, report))
 }
 

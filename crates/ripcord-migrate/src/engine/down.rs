@@ -117,6 +117,7 @@ pub fn down(
     if opts.dry_run {
         return Ok(report);
     }
+    capture::resume(db, net, note);
     capture::clear(db, opts.lock_timeout())?;
     for ((p, snapshot, dirty, _), out) in work.iter().zip(report.changes.iter_mut()) {
         *out = revert_one_waiting(

@@ -11,6 +11,7 @@
 //! - non-transactional: the row is written `dirty` first, so a crash in the
 //!   middle is visible; `down` reverts it from its safety snapshot.
 
+mod adopt;
 mod capture;
 mod db;
 mod down;
@@ -30,6 +31,7 @@ use serde::Serialize;
 
 use crate::analyze::TableName;
 
+pub use self::adopt::{adopt, AdoptOptions, AdoptReport, AdoptedChange};
 pub use self::capture::{Watched, DEFAULT_LOCK_TIMEOUT};
 pub use self::db::{Conn, Database};
 pub use self::down::down;

@@ -14,7 +14,7 @@ use ripcord_migrate::{Change, Plan, Script};
 use ripcord_ops::migrate::{shown, Setup};
 use serde::Serialize;
 
-use crate::cli::{DownArgs, LintArgs, MigrateArgs, MigrateCommand, RehearseArgs};
+use crate::cli::{AdoptArgs, DownArgs, LintArgs, MigrateArgs, MigrateCommand, RehearseArgs};
 use crate::ctx::Ctx;
 use crate::output;
 use crate::CliError;
@@ -28,7 +28,56 @@ pub fn run(ctx: &Ctx, cmd: MigrateCommand) -> Result<()> {
         MigrateCommand::Down(args) => apply::down(ctx, &args),
         MigrateCommand::Rehearse(args) => rehearse(ctx, &args),
         MigrateCommand::Verify(args) => verify(ctx, &args),
+        MigrateCommand::Adopt(args) => adopt(ctx, &args),
     }
+}
+
+/// `ripcord migrate adopt`: what was recorded, and what was found.
+fn adopt(ctx: &Ctx, args: &AdoptArgs) -> Result<()> {
+    let req = ripcord_ops::migrate::AdoptRequest {
+        format: args.common.format.clone(),
+        accept: args.accept,
+        dry_run: args.dry_run,
+        history: args.history.clone(),
+    };
+    let (name, report) = ripcord_ops::migrate::adopt(ctx, &req)?;
+    if ctx.json {
+        output::print_json(&report);
+        return Ok(());
+    }
+    for problem in &report.problems {
+        ctx.warn(format!("accepted: {problem}"));
+    }
+    for n in &report.notes {
+        ctx.warn(n.clone());
+    }
+    let rows: Vec<Vec<String>> = report
+        .adopted
+        .iter()
+        .map(|c| {
+            vec![
+                c.name.clone(),
+                c.check.clone(),
+                if c.down { "yes" } else { "no" }.to_string(),
+            ]
+        })
+        .collect();
+    if !ctx.quiet && !rows.is_empty() {
+        output::table(&["CHANGE", "CHECK", "DOWN"], &rows);
+    }
+    let verb = if report.dry_run {
+        "would be recorded"
+    } else {
+        "recorded"
+    };
+    ctx.say(format!(
+        "{} change(s) from {} ({}) {verb} as applied to {name}, nothing run; {} pending",
+        report.adopted.len(),
+        report.history,
+        report.tool,
+        report.pending.len()
+    ));
+    Ok(())
 }
 
 /// The plan and its target, from `[migrations]` and `--format`, the
