@@ -4,13 +4,18 @@
 //! locks).
 //!
 //! Statements are parsed with sqlparser one at a time, so one statement it
-//! cannot read does not hide the others. What it cannot read is scanned for
-//! keywords and makes the table set uncertain: the engine then snapshots the
-//! whole database.
+//! cannot read does not hide the others. What it cannot read is classified
+//! from its leading keywords: statements that cannot change the rows of
+//! existing tables (grants, roles, comments, functions, policies, …) stay
+//! certain; anything else makes the table set uncertain, and the engine then
+//! snapshots the whole database.
 //!
-//! Not seen from the SQL alone, for the engine to add from the catalog:
-//! rows that foreign keys with `ON DELETE/UPDATE CASCADE` change in other
-//! tables, and writes made by triggers.
+//! A function body is a risk only where the script runs it: a call from a
+//! query, or a trigger created earlier in the script that the script's own
+//! DML fires. Not seen from the SQL alone, for the engine to add from the
+//! catalog: rows that foreign keys with `ON DELETE/UPDATE CASCADE` change in
+//! other tables, and writes made by triggers that already exist (see
+//! `Analysis::written`).
 
 mod effects;
 mod scan;
@@ -116,6 +121,61 @@ pub struct Analysis {
     /// For each unqualified table of `tables` and `created`: how many of
     /// `settings` were in effect at each place the script names it.
     pub settings_at: BTreeMap<TableName, BTreeSet<usize>>,
+    /// Existing tables whose rows the script's DML writes (INSERT, UPDATE,
+    /// DELETE, MERGE, COPY FROM, TRUNCATE): the triggers already on them run
+    /// too, which the engine looks up in the catalog.
+    pub written: BTreeSet<TableName>,
+    /// What each statement does, in script order, for `--explain`.
+    pub steps: Vec<Step>,
+}
+
+/// One statement and what it does to existing tables.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    pub line: usize,
+    /// The start of the statement, whitespace collapsed.
+    pub statement: String,
+    pub effect: Effect,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Cannot change the rows of any existing table; the text says which
+    /// class of statement it is.
+    DataFree(&'static str),
+    /// Creates these tables, which hold nothing yet.
+    Creates(Vec<TableName>),
+    /// Changes these existing tables (rows or definition); `destroys` when
+    /// it drops or overwrites data.
+    Changes {
+        tables: Vec<TableName>,
+        destroys: bool,
+    },
+    /// May change tables its SQL does not name: the reason.
+    Uncertain(String),
+}
+
+impl fmt::Display for Effect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list = |tables: &[TableName]| {
+            tables
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match self {
+            Effect::DataFree(class) => write!(f, "changes no rows ({class})"),
+            Effect::Creates(tables) => write!(f, "creates {}", list(tables)),
+            Effect::Changes { tables, destroys } => write!(
+                f,
+                "changes {}{}",
+                list(tables),
+                if *destroys { ", destroying data" } else { "" }
+            ),
+            Effect::Uncertain(why) => write!(f, "uncertain: {why}"),
+        }
+    }
 }
 
 /// A statement sqlparser could not read.
@@ -150,6 +210,7 @@ pub fn analyze(sql: &str, options: &Options) -> Analysis {
         ..Analysis::default()
     };
     let mut created = BTreeSet::new();
+    let mut triggered = BTreeMap::new();
     match split::split(sql, options.dialect) {
         Ok(pieces) => {
             for piece in &pieces {
@@ -158,9 +219,11 @@ pub fn analyze(sql: &str, options: &Options) -> Analysis {
                 let mut report = Report {
                     analysis: &mut analysis,
                     created: &mut created,
+                    triggered: &mut triggered,
                     line: piece.line,
                     statement: &piece.excerpt,
                     settings,
+                    step: StepSeen::default(),
                 };
                 scan::session_setting(piece, sql, &mut report);
                 scan::transaction_needs(piece, options, &mut report);
@@ -179,6 +242,7 @@ pub fn analyze(sql: &str, options: &Options) -> Analysis {
                         });
                     }
                 }
+                report.step_done();
             }
         }
         Err(error) => {
@@ -189,11 +253,14 @@ pub fn analyze(sql: &str, options: &Options) -> Analysis {
             let mut report = Report {
                 analysis: &mut analysis,
                 created: &mut created,
+                triggered: &mut triggered,
                 line: 1,
                 statement: &excerpt,
                 settings: 0,
+                step: StepSeen::default(),
             };
             scan::raw(sql, &error, options, &mut report);
+            report.step_done();
             analysis.unparsed.push(Unparsed {
                 line: 1,
                 sql: sql.to_string(),
@@ -203,6 +270,7 @@ pub fn analyze(sql: &str, options: &Options) -> Analysis {
     }
     analysis.certain = !analysis.has(Kind::Uncertain);
     analysis.tables.retain(|t| !created.contains(t));
+    analysis.written.retain(|t| !created.contains(t));
     analysis.created = created;
     analysis
 }
@@ -261,21 +329,92 @@ pub(crate) struct Report<'a> {
     /// Tables created earlier in the script: empty, so locks on them are
     /// harmless and there is nothing to snapshot.
     created: &'a mut BTreeSet<TableName>,
+    /// Tables given a trigger earlier in the script, with the line: DML on
+    /// them later runs the trigger's function.
+    triggered: &'a mut BTreeMap<TableName, usize>,
     line: usize,
     statement: &'a str,
     /// How many name-resolution settings precede this statement.
     settings: usize,
+    step: StepSeen,
+}
+
+/// What the statement being read was seen to do, for its `Step`.
+#[derive(Default)]
+struct StepSeen {
+    tables: Vec<TableName>,
+    created: Vec<TableName>,
+    destroys: bool,
+    uncertain: Option<String>,
+    class: Option<&'static str>,
 }
 
 impl Report<'_> {
     fn table(&mut self, table: TableName) {
         self.where_named(&table);
+        if !self.step.tables.contains(&table) {
+            self.step.tables.push(table.clone());
+        }
         self.analysis.tables.insert(table);
+    }
+
+    /// A table whose rows the statement writes.
+    fn written(&mut self, table: TableName) {
+        // `t` and `public.t` may be the same table: match on the name
+        // unless both schemas are given and differ.
+        let fired = self.triggered.iter().find(|(t, _)| {
+            t.name == table.name
+                && (t.schema.is_none() || table.schema.is_none() || t.schema == table.schema)
+        });
+        if let Some((_, line)) = fired {
+            self.finding(
+                Kind::Uncertain,
+                format!(
+                    "writes {table}, which fires the trigger created on it at line {line}; \
+                     its function can change any table"
+                ),
+            );
+        }
+        self.analysis.written.insert(table.clone());
+        self.table(table);
     }
 
     fn created(&mut self, table: TableName) {
         self.where_named(&table);
+        self.step.created.push(table.clone());
         self.created.insert(table);
+    }
+
+    /// A trigger put on `table`: the script's later DML on it runs code.
+    fn trigger(&mut self, table: TableName) {
+        self.triggered.entry(table).or_insert(self.line);
+    }
+
+    /// The statement cannot change rows of existing tables: which class.
+    fn data_free(&mut self, class: &'static str) {
+        self.step.class.get_or_insert(class);
+    }
+
+    /// Records the statement's `Step` from what was seen.
+    fn step_done(&mut self) {
+        let seen = std::mem::take(&mut self.step);
+        let effect = if let Some(why) = seen.uncertain {
+            Effect::Uncertain(why)
+        } else if !seen.tables.is_empty() {
+            Effect::Changes {
+                tables: seen.tables,
+                destroys: seen.destroys,
+            }
+        } else if !seen.created.is_empty() {
+            Effect::Creates(seen.created)
+        } else {
+            Effect::DataFree(seen.class.unwrap_or("reads or sets only"))
+        };
+        self.analysis.steps.push(Step {
+            line: self.line,
+            statement: self.statement.to_string(),
+            effect,
+        });
     }
 
     /// An unqualified name resolves through the search_path in effect here.
@@ -299,11 +438,19 @@ impl Report<'_> {
     }
 
     fn finding(&mut self, kind: Kind, detail: impl Into<String>) {
+        let detail = detail.into();
+        match kind {
+            Kind::Uncertain if self.step.uncertain.is_none() => {
+                self.step.uncertain = Some(detail.clone())
+            }
+            Kind::Destructive => self.step.destroys = true,
+            _ => {}
+        }
         let finding = Finding {
             kind,
             line: self.line,
             statement: self.statement.to_string(),
-            detail: detail.into(),
+            detail,
         };
         if !self.analysis.findings.contains(&finding) {
             self.analysis.findings.push(finding);
