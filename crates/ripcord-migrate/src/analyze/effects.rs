@@ -7,7 +7,7 @@ use sqlparser::ast::{
     CascadeOption, ColumnDef, ColumnOption, CopySource, DropBehavior, Expr, FromTable,
     GeneratedExpressionMode, Ident, ObjectName, ObjectNamePart, ObjectType, OnConflict,
     OnConflictAction, OnInsert, ReferentialAction, RenameTableNameKind, SqliteOnConflict,
-    Statement, TableConstraint, TableFactor, TableObject, Visit, Visitor,
+    Statement, TableConstraint, TableFactor, TableObject, Visitor,
 };
 
 use super::{Kind, Options, Report, TableName};

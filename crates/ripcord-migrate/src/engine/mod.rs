@@ -13,6 +13,7 @@
 mod capture;
 mod db;
 mod down;
+mod explain;
 mod net;
 mod prepare;
 mod resolve;
@@ -30,6 +31,7 @@ use crate::analyze::TableName;
 pub use self::capture::{Watched, DEFAULT_LOCK_TIMEOUT};
 pub use self::db::{Conn, Database};
 pub use self::down::down;
+pub use self::explain::{explain, Explained, ExplainedStep};
 pub use self::net::{SafetyNet, Unusable};
 pub use self::up::up;
 

@@ -3,11 +3,12 @@
 
 use std::collections::HashSet;
 
-use crate::analyze::{self, Analysis, Dialect, Kind, Options, Unparsed};
+use crate::analyze::{self, Analysis, Dialect, Finding, Kind, Options, Unparsed};
 use crate::tracking::{self, AppliedChange, ChangeState, Status};
 use crate::{Change, Error, Plan, Result, Script};
 
 use super::db::{check_syntax, Database};
+use super::{names, Scope};
 
 /// A change ready to run: its scripts without their own `BEGIN`/`COMMIT`
 /// wrapper, and what its SQL does.
@@ -86,10 +87,60 @@ impl<'p> Prepared<'p> {
 
     /// Why the whole database must be snapshotted, if it must.
     pub fn uncertain(&self) -> Option<String> {
-        self.analysis
-            .of_kind(Kind::Uncertain)
-            .next()
-            .map(|f| format!("line {}: {}", f.line, f.detail))
+        self.analysis.of_kind(Kind::Uncertain).next().map(at_line)
+    }
+
+    /// What the safety snapshot before the change covers.
+    pub fn scope(&self, snapshot_always: bool) -> Scope {
+        if !self.analysis.certain {
+            Scope::Database
+        } else if self.analysis.tables.is_empty() {
+            Scope::None
+        } else if self.down_is_enough() && !snapshot_always {
+            Scope::DownScript(names(&self.analysis.tables))
+        } else {
+            Scope::Tables(names(&self.analysis.tables))
+        }
+    }
+
+    /// Why the change gets the snapshot `scope` says, in a sentence.
+    pub fn why(&self, scope: &Scope, snapshot_always: bool) -> String {
+        match scope {
+            Scope::Database => format!(
+                "whole database: {}",
+                self.uncertain().unwrap_or_default()
+            ),
+            Scope::None => "none: the change touches no existing table; its statements \
+                            change no rows or create new tables"
+                .to_string(),
+            Scope::DownScript(tables) => format!(
+                "none: the change alters {} without destroying data, and its down script, \
+                 run in a transaction, undoes it",
+                tables.join(", ")
+            ),
+            Scope::Tables(tables) => {
+                let why = if let Some(f) = self.analysis.of_kind(Kind::Destructive).next() {
+                    at_line(f)
+                } else if self.down.is_none() {
+                    "there is no down script to undo the change".to_string()
+                } else if !self.transactional || !self.down_transactional {
+                    "the change or its down script runs outside a transaction".to_string()
+                } else if snapshot_always {
+                    "snapshot = \"always\"".to_string()
+                } else {
+                    "its down script alone cannot be relied on".to_string()
+                };
+                format!("tables {}: {why}", tables.join(", "))
+            }
+        }
+    }
+}
+
+fn at_line(f: &Finding) -> String {
+    if f.line == 0 {
+        f.detail.clone()
+    } else {
+        format!("line {}: {}", f.line, f.detail)
     }
 }
 

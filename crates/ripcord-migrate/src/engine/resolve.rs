@@ -34,8 +34,62 @@ pub(crate) fn clean_session(db: &mut dyn Database) -> Result<()> {
 /// creates (or one not there yet) in the schema it would be created in (the
 /// first existing schema of the path). Names that cannot be resolved make
 /// the analysis uncertain, so the whole database is snapshotted. Run it on
-/// a clean session ([`clean_session`]), outside a transaction.
+/// a clean session ([`clean_session`]), outside a transaction. Then the
+/// triggers and rules the change's own writes fire are looked up: their
+/// code can change any table ([`fired_triggers`]).
 pub(crate) fn qualified(db: &mut dyn Database, analysis: &Analysis) -> Result<Analysis> {
+    let mut analysis = resolve_names(db, analysis)?;
+    fired_triggers(db, &mut analysis)?;
+    Ok(analysis)
+}
+
+/// A table the change writes that has triggers (other than ripcord's own)
+/// or rewrite rules runs their code on each write: that code can change
+/// tables the script does not name, so the tables become uncertain and the
+/// whole database is snapshotted. A trigger created by the change itself
+/// is seen by the analysis.
+fn fired_triggers(db: &mut dyn Database, analysis: &mut Analysis) -> Result<()> {
+    if db.dialect() != Dialect::Postgres || analysis.written.is_empty() {
+        return Ok(());
+    }
+    let Conn::Postgres(client) = db.conn() else {
+        return Ok(());
+    };
+    let what = "look up the triggers a change fires";
+    for table in analysis.written.clone() {
+        let rows = client
+            .query(
+                "SELECT 'trigger ' || t.tgname::text FROM pg_catalog.pg_trigger t
+                 JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
+                 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+                 WHERE t.tgrelid = pg_catalog.to_regclass($1) AND NOT t.tgisinternal
+                   AND t.tgenabled <> 'D' AND n.nspname <> 'ripcord'
+                 UNION ALL
+                 SELECT 'rule ' || r.rulename::text FROM pg_catalog.pg_rewrite r
+                 WHERE r.ev_class = pg_catalog.to_regclass($1) AND r.rulename <> '_RETURN'
+                 ORDER BY 1",
+                &[&table.to_string()],
+            )
+            .map_err(Error::postgres(what))?;
+        if rows.is_empty() {
+            continue;
+        }
+        let fired: Vec<String> = rows.iter().map(|r| r.get::<_, String>(0)).collect();
+        analysis.findings.push(crate::analyze::Finding {
+            kind: Kind::Uncertain,
+            line: 0,
+            statement: String::new(),
+            detail: format!(
+                "the change writes {table}, which fires its {}; their code can change any table",
+                fired.join(", ")
+            ),
+        });
+        analysis.certain = false;
+    }
+    Ok(())
+}
+
+fn resolve_names(db: &mut dyn Database, analysis: &Analysis) -> Result<Analysis> {
     let mut analysis = analysis.clone();
     if db.dialect() != Dialect::Postgres || analysis.settings_at.is_empty() {
         return Ok(analysis);
@@ -131,10 +185,12 @@ pub(crate) fn qualified(db: &mut dyn Database, analysis: &Analysis) -> Result<An
     };
     analysis.created = qualify(&analysis.created);
     analysis.tables = qualify(&analysis.tables);
+    analysis.written = qualify(&analysis.written);
     // A table named both ways (`CREATE TABLE app.t`, then `t` with app
     // first in the path) is one table.
     let created = analysis.created.clone();
     analysis.tables.retain(|t| !created.contains(t));
+    analysis.written.retain(|t| !created.contains(t));
     analysis.settings_at.clear();
     if let Some(detail) = failed {
         analysis.findings.push(crate::analyze::Finding {

@@ -10,11 +10,12 @@ pub(crate) use apply::millis;
 use anyhow::{Context as _, Result};
 use ripcord_migrate::analyze::{self, Dialect, Kind, Options};
 use ripcord_migrate::tracking::{self, ChangeState, Status};
+use ripcord_migrate::engine::{Explained, Scope};
 use ripcord_migrate::{Change, Plan, Script};
 use ripcord_ops::migrate::{shown, Setup};
 use serde::Serialize;
 
-use crate::cli::{DownArgs, LintArgs, MigrateArgs, MigrateCommand, RehearseArgs};
+use crate::cli::{DownArgs, LintArgs, MigrateArgs, MigrateCommand, PlanArgs, RehearseArgs};
 use crate::ctx::Ctx;
 use crate::output;
 use crate::CliError;
@@ -145,10 +146,13 @@ struct PlanChange {
     no_transaction: bool,
     repeatable: bool,
     status: Option<String>,
+    /// With `--explain`: what the safety snapshot covers and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    snapshot: Option<Explained>,
 }
 
-fn plan(ctx: &Ctx, args: &MigrateArgs) -> Result<()> {
-    let s = setup(ctx, args)?;
+fn plan(ctx: &Ctx, args: &PlanArgs) -> Result<()> {
+    let s = setup(ctx, &args.common)?;
     s.require_database()?;
     let (status, note): (Option<Status>, Option<String>) = match &s.target {
         None => (
@@ -168,9 +172,16 @@ fn plan(ctx: &Ctx, args: &MigrateArgs) -> Result<()> {
         },
     };
     let order = s.plan.order()?;
+    let mut explained = if args.explain {
+        ripcord_ops::migrate::explain(ctx, &s)?
+    } else {
+        Vec::new()
+    }
+    .into_iter();
     let changes: Vec<PlanChange> = order
         .iter()
         .map(|c| PlanChange {
+            snapshot: explained.next(),
             name: c.name.clone(),
             phase: phase_of(&s.plan, c),
             format: s.plan.format.name().into(),
@@ -240,7 +251,32 @@ fn plan(ctx: &Ctx, args: &MigrateArgs) -> Result<()> {
     } else if let Some(phase) = &report.phase {
         println!("current phase: {phase}");
     }
+    if args.explain {
+        println!();
+        println!("safety snapshots ({}):", snapshot_counts(report.changes.iter().filter_map(|c| c.snapshot.as_ref())));
+        for (i, c) in report.changes.iter().enumerate() {
+            let Some(e) = &c.snapshot else { continue };
+            println!("{} {}: {}", i + 1, console::style(&c.name).bold(), e.why);
+            for step in &e.statements {
+                println!("    line {}: {}", step.line, step.effect);
+                println!("        {}", step.statement);
+            }
+        }
+    }
     Ok(())
+}
+
+/// `2 whole database, 3 table-level, 95 none`.
+fn snapshot_counts<'a>(explained: impl Iterator<Item = &'a Explained>) -> String {
+    let (mut whole, mut tables, mut none) = (0, 0, 0);
+    for e in explained {
+        match e.scope {
+            Scope::Database => whole += 1,
+            Scope::Tables(_) => tables += 1,
+            Scope::None | Scope::DownScript(_) => none += 1,
+        }
+    }
+    format!("{whole} whole database, {tables} table-level, {none} none")
 }
 
 #[derive(Serialize)]
@@ -387,6 +423,8 @@ struct LintReport {
     dialect: &'static str,
     changes: usize,
     findings: Vec<LintFinding>,
+    /// Each change's safety snapshot: what it covers and why.
+    snapshots: Vec<Explained>,
 }
 
 fn lint(ctx: &Ctx, args: &LintArgs) -> Result<()> {
@@ -467,6 +505,7 @@ fn lint(ctx: &Ctx, args: &LintArgs) -> Result<()> {
         },
         changes: order.len(),
         findings,
+        snapshots: ripcord_ops::migrate::explain(ctx, &s)?,
     };
     if ctx.json {
         output::print_json(&report);
@@ -493,6 +532,16 @@ fn lint(ctx: &Ctx, args: &LintArgs) -> Result<()> {
             report.findings.len(),
             with.len(),
             report.changes
+        );
+        // What gets a data snapshot, and why; changes without one are the rest.
+        for e in &report.snapshots {
+            if matches!(e.scope, Scope::Database | Scope::Tables(_)) {
+                println!("snapshot before {}: {}", e.name, e.why);
+            }
+        }
+        println!(
+            "safety snapshots: {} (migrate plan --explain shows each statement)",
+            snapshot_counts(report.snapshots.iter())
         );
     }
     if args.strict && !report.findings.is_empty() {
