@@ -289,12 +289,14 @@ fn plan_explain_and_lint_say_what_is_snapshotted_and_why() {
         "changes no rows (creates a function or procedure)",
         "{v}"
     );
+    // Lines are the file's, BEGIN/COMMIT wrapper included.
+    assert_eq!(snapshot("functions")["statements"][1]["line"], 5, "{v}");
     assert_eq!(snapshot("security")["scope"], "down-script", "{v}");
     let drop = snapshot("drop_nickname");
     assert_eq!(drop["scope"], "tables", "{v}");
     assert_eq!(drop["tables"], serde_json::json!(["app.accounts"]), "{v}");
     assert!(
-        drop["why"].as_str().unwrap().contains("line 1: drops app.accounts.nickname"),
+        drop["why"].as_str().unwrap().contains("line 2: drops app.accounts.nickname"),
         "{v}"
     );
     let purge = snapshot("purge");
@@ -307,8 +309,8 @@ fn plan_explain_and_lint_say_what_is_snapshotted_and_why() {
     let out = ws.ok(&["migrate", "plan", "--explain"]);
     out.assert_stdout_has("safety snapshots (1 whole database, 1 table-level, 7 none):")
         .assert_stdout_has("drop_nickname")
-        .assert_stdout_has("tables app.accounts: line 1: drops app.accounts.nickname and its data")
-        .assert_stdout_has("line 2: changes no rows (a role)")
+        .assert_stdout_has("tables app.accounts: line 2: drops app.accounts.nickname and its data")
+        .assert_stdout_has("line 3: changes no rows (a role)")
         .assert_stdout_has("ALTER DEFAULT PRIVILEGES IN SCHEMA app GRANT SELECT");
 
     let l = ws.json(&["migrate", "lint"]);
@@ -322,6 +324,6 @@ fn plan_explain_and_lint_say_what_is_snapshotted_and_why() {
     assert!(scopes.contains(&"purge=database".to_string()), "{l}");
     assert!(scopes.contains(&"reports_db=none".to_string()), "{l}");
     ws.ok(&["migrate", "lint"])
-        .assert_stdout_has("snapshot before purge: whole database: line 1: calls app.forget()")
+        .assert_stdout_has("snapshot before purge: whole database: line 2: calls app.forget()")
         .assert_stdout_has("safety snapshots: 1 whole database, 1 table-level, 7 none");
 }

@@ -103,12 +103,23 @@ impl<'p> Prepared<'p> {
         }
     }
 
-    /// Why the change gets the snapshot `scope` says, in a sentence.
-    pub fn why(&self, scope: &Scope, snapshot_always: bool) -> String {
+    /// Why the change gets the snapshot `scope` says, in a sentence; `line`
+    /// maps a line of the analysed script to the file's.
+    pub fn why(&self, scope: &Scope, snapshot_always: bool, line: &dyn Fn(usize) -> usize) -> String {
+        let at_line = |f: &Finding| {
+            at_line(&Finding {
+                line: line(f.line),
+                ..f.clone()
+            })
+        };
         match scope {
             Scope::Database => format!(
                 "whole database: {}",
-                self.uncertain().unwrap_or_default()
+                self.analysis
+                    .of_kind(Kind::Uncertain)
+                    .next()
+                    .map(at_line)
+                    .unwrap_or_default()
             ),
             Scope::None => "none: the change touches no existing table; its statements \
                             change no rows or create new tables"
