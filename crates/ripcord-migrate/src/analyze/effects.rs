@@ -140,7 +140,10 @@ pub(super) fn statement(statement: &Statement, options: &Options, report: &mut R
         | Statement::CreateUser(_)
         | Statement::AlterUser(_) => report.data_free("a role"),
         Statement::Comment { .. } => report.data_free("a comment"),
-        Statement::Set(_) | Statement::Reset(_) => report.data_free("a setting"),
+        Statement::Set(_)
+        | Statement::Reset(_)
+        | Statement::ShowVariable { .. }
+        | Statement::ShowVariables { .. } => report.data_free("a setting"),
         Statement::CreatePolicy(_) | Statement::AlterPolicy(_) | Statement::DropPolicy(_) => {
             report.data_free("a row-level security policy")
         }
@@ -152,6 +155,19 @@ pub(super) fn statement(statement: &Statement, options: &Options, report: &mut R
         }
         Statement::CreateSequence { .. } => report.data_free("creates a sequence"),
         Statement::AlterFunction(_) => report.data_free("alters a function"),
+        Statement::CreateServer(_) => report.data_free("a foreign server"),
+        Statement::CreateTextSearch(_) | Statement::AlterTextSearch(_) => {
+            report.data_free("text search configuration")
+        }
+        Statement::CreateOperator(_)
+        | Statement::CreateOperatorFamily(_)
+        | Statement::CreateOperatorClass(_)
+        | Statement::AlterOperator(_)
+        | Statement::AlterOperatorFamily(_)
+        | Statement::AlterOperatorClass(_)
+        | Statement::DropOperator(_)
+        | Statement::DropOperatorFamily(_)
+        | Statement::DropOperatorClass(_) => report.data_free("an operator"),
         Statement::AlterType(_)
         | Statement::AlterIndex { .. }
         | Statement::AlterView { .. }
