@@ -306,6 +306,16 @@ fn plan_explain_and_lint_say_what_is_snapshotted_and_why() {
         "{v}"
     );
 
+    // `up` gives the same reason, at the same line of the file.
+    let up = ws.json(&["migrate", "up", "--dry-run"]);
+    let last = up["changes"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["snapshot_scope"]["scope"], "database", "{up}");
+    assert_eq!(
+        last["uncertain"],
+        "line 2: calls app.forget(), which may change tables the script does not name",
+        "{up}"
+    );
+
     let out = ws.ok(&["migrate", "plan", "--explain"]);
     out.assert_stdout_has("safety snapshots (1 whole database, 1 table-level, 7 none):")
         .assert_stdout_has("drop_nickname")

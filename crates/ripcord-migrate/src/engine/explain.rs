@@ -4,11 +4,9 @@
 //! change's writes fire are looked up, so `up --dry-run` can only widen a
 //! decision (to the whole database), never narrow it.
 
-use std::collections::HashMap;
-
 use serde::Serialize;
 
-use crate::analyze::{self, Options};
+use crate::analyze::Options;
 use crate::{Plan, Result};
 
 use super::prepare::Prepared;
@@ -42,30 +40,12 @@ pub fn explain(plan: &Plan, options: &Options, snapshot_always: bool) -> Result<
         .map(|(i, change)| {
             let p = Prepared::new(change, i as i32, options);
             let scope = p.scope(snapshot_always);
-            // The analysis is of the script without its BEGIN/COMMIT
-            // wrapper: its statements are the file's less the first and
-            // the last, and shown at the file's lines.
-            let file = analyze::analyze(&change.up.sql, options);
-            let steps = if file.steps.len() == p.analysis.steps.len() + 2
-                && analyze::unwrap_transaction(&change.up.sql, options.dialect).is_some()
-            {
-                &file.steps[1..file.steps.len() - 1]
-            } else {
-                &p.analysis.steps[..]
-            };
-            let lines: HashMap<usize, usize> = p
-                .analysis
-                .steps
-                .iter()
-                .zip(steps)
-                .map(|(a, f)| (a.line, f.line))
-                .collect();
-            let line = |l: usize| lines.get(&l).copied().unwrap_or(l);
             Explained {
                 name: change.name.clone(),
-                why: p.why(&scope, snapshot_always, &line),
+                why: p.why(&scope, snapshot_always),
                 scope,
-                statements: steps
+                statements: p
+                    .file_steps
                     .iter()
                     .zip(&p.analysis.steps)
                     .map(|(f, a)| ExplainedStep {

@@ -1,9 +1,9 @@
 //! What both directions check before anything runs: the scripts, read and
 //! analysed once, and the recorded history against the plan.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use crate::analyze::{self, Analysis, Dialect, Finding, Kind, Options, Unparsed};
+use crate::analyze::{self, Analysis, Dialect, Finding, Kind, Options, Step, Unparsed};
 use crate::tracking::{self, AppliedChange, ChangeState, Status};
 use crate::{Change, Error, Plan, Result, Script};
 
@@ -18,6 +18,11 @@ pub(crate) struct Prepared<'p> {
     pub order: i32,
     pub up: String,
     pub analysis: Analysis,
+    /// The up script's statements as the file has them: `analysis.steps`
+    /// less a `BEGIN`/`COMMIT` wrapper, one for one, at the file's lines.
+    pub file_steps: Vec<Step>,
+    /// A line of the analysed script (its wrapper taken off) to the file's.
+    file_lines: HashMap<usize, usize>,
     pub transactional: bool,
     pub verify: Option<String>,
     /// Statements of the verify script sqlparser could not read.
@@ -34,6 +39,7 @@ impl<'p> Prepared<'p> {
         // wrapper is taken off runs as written, outside ripcord's.
         let up = unwrap(&change.up, options.dialect);
         let analysis = analyze::analyze(&up, options);
+        let file_steps = file_steps(change, &analysis, options);
         let transactional = !change.no_transaction
             && !analysis.no_transaction()
             && !analysis.has(Kind::OwnTransaction);
@@ -59,6 +65,13 @@ impl<'p> Prepared<'p> {
             change,
             order,
             up,
+            file_lines: analysis
+                .steps
+                .iter()
+                .zip(&file_steps)
+                .map(|(a, f)| (a.line, f.line))
+                .collect(),
+            file_steps,
             analysis,
             transactional,
             verify,
@@ -87,7 +100,20 @@ impl<'p> Prepared<'p> {
 
     /// Why the whole database must be snapshotted, if it must.
     pub fn uncertain(&self) -> Option<String> {
-        self.analysis.of_kind(Kind::Uncertain).next().map(at_line)
+        self.analysis
+            .of_kind(Kind::Uncertain)
+            .next()
+            .map(|f| self.at_line(f))
+    }
+
+    /// The finding, at its line in the file.
+    fn at_line(&self, f: &Finding) -> String {
+        let line = self.file_lines.get(&f.line).copied().unwrap_or(f.line);
+        if line == 0 {
+            f.detail.clone()
+        } else {
+            format!("line {line}: {}", f.detail)
+        }
     }
 
     /// What the safety snapshot before the change covers.
@@ -103,23 +129,12 @@ impl<'p> Prepared<'p> {
         }
     }
 
-    /// Why the change gets the snapshot `scope` says, in a sentence; `line`
-    /// maps a line of the analysed script to the file's.
-    pub fn why(&self, scope: &Scope, snapshot_always: bool, line: &dyn Fn(usize) -> usize) -> String {
-        let at_line = |f: &Finding| {
-            at_line(&Finding {
-                line: line(f.line),
-                ..f.clone()
-            })
-        };
+    /// Why the change gets the snapshot `scope` says, in a sentence.
+    pub fn why(&self, scope: &Scope, snapshot_always: bool) -> String {
         match scope {
             Scope::Database => format!(
                 "whole database: {}",
-                self.analysis
-                    .of_kind(Kind::Uncertain)
-                    .next()
-                    .map(at_line)
-                    .unwrap_or_default()
+                self.uncertain().unwrap_or_default()
             ),
             Scope::None => "none: the change touches no existing table; its statements \
                             change no rows or create new tables"
@@ -131,7 +146,7 @@ impl<'p> Prepared<'p> {
             ),
             Scope::Tables(tables) => {
                 let why = if let Some(f) = self.analysis.of_kind(Kind::Destructive).next() {
-                    at_line(f)
+                    self.at_line(f)
                 } else if self.down.is_none() {
                     "there is no down script to undo the change".to_string()
                 } else if !self.transactional || !self.down_transactional {
@@ -147,12 +162,18 @@ impl<'p> Prepared<'p> {
     }
 }
 
-fn at_line(f: &Finding) -> String {
-    if f.line == 0 {
-        f.detail.clone()
-    } else {
-        format!("line {}: {}", f.line, f.detail)
+/// The statements of the up script at the file's lines: the analysis is of
+/// the script without its `BEGIN`/`COMMIT` wrapper, whose statements are
+/// the file's less the first and the last.
+fn file_steps(change: &Change, analysis: &Analysis, options: &Options) -> Vec<Step> {
+    if analyze::unwrap_transaction(&change.up.sql, options.dialect).is_none() {
+        return analysis.steps.clone();
     }
+    let file = analyze::analyze(&change.up.sql, options).steps;
+    if file.len() != analysis.steps.len() + 2 {
+        return analysis.steps.clone();
+    }
+    file[1..file.len() - 1].to_vec()
 }
 
 /// The script's SQL without a `BEGIN … COMMIT` wrapper.
