@@ -183,7 +183,10 @@ fn a_project_with_roles_grants_functions_and_policies_takes_no_whole_database_sn
     );
     let changes = v["changes"].as_array().unwrap();
     // One snapshot in all: the destructive change's, of its table only.
-    let taken: Vec<&Value> = changes.iter().filter(|c| !c["snapshot"].is_null()).collect();
+    let taken: Vec<&Value> = changes
+        .iter()
+        .filter(|c| !c["snapshot"].is_null())
+        .collect();
     assert_eq!(taken.len(), 1, "{v}");
     assert_eq!(
         taken[0]["snapshot_scope"]["tables"],
@@ -192,7 +195,10 @@ fn a_project_with_roles_grants_functions_and_policies_takes_no_whole_database_sn
     );
     assert!(changes.iter().all(|c| c["uncertain"].is_null()), "{v}");
     assert_eq!(
-        rows(&db, "SELECT count(*) FROM pg_database WHERE datname = current_database() || '_reports'"),
+        rows(
+            &db,
+            "SELECT count(*) FROM pg_database WHERE datname = current_database() || '_reports'"
+        ),
         ["1"]
     );
 
@@ -201,13 +207,19 @@ fn a_project_with_roles_grants_functions_and_policies_takes_no_whole_database_sn
     assert_eq!(d["changes"][0]["how"], "down-script-and-snapshot", "{d}");
     assert_eq!(d["rows_lost"], 0, "{d}");
     assert_eq!(
-        rows(&db, "SELECT id, owner, nickname FROM app.accounts ORDER BY id"),
+        rows(
+            &db,
+            "SELECT id, owner, nickname FROM app.accounts ORDER BY id"
+        ),
         ["1|ann|annie", "2|bob|bobby"]
     );
     // Everything else goes back by its revert script.
     ws.ok(&["migrate", "down", "--to", "@root"]);
     assert_eq!(
-        rows(&db, "SELECT count(*) FROM pg_namespace WHERE nspname = 'app'"),
+        rows(
+            &db,
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'app'"
+        ),
         ["0"]
     );
     assert_eq!(
@@ -242,7 +254,10 @@ fn dml_on_a_table_with_a_trigger_snapshots_the_whole_database() {
     assert_eq!(last["name"], "rename", "{v}");
     assert_eq!(last["snapshot_scope"]["scope"], "database", "{v}");
     assert!(
-        last["uncertain"].as_str().unwrap().contains("trigger touch"),
+        last["uncertain"]
+            .as_str()
+            .unwrap()
+            .contains("trigger touch"),
         "{v}"
     );
     // Without the trigger the same change needs only its table.
@@ -296,13 +311,19 @@ fn plan_explain_and_lint_say_what_is_snapshotted_and_why() {
     assert_eq!(drop["scope"], "tables", "{v}");
     assert_eq!(drop["tables"], serde_json::json!(["app.accounts"]), "{v}");
     assert!(
-        drop["why"].as_str().unwrap().contains("line 2: drops app.accounts.nickname"),
+        drop["why"]
+            .as_str()
+            .unwrap()
+            .contains("line 2: drops app.accounts.nickname"),
         "{v}"
     );
     let purge = snapshot("purge");
     assert_eq!(purge["scope"], "database", "{v}");
     assert!(
-        purge["why"].as_str().unwrap().contains("calls app.forget()"),
+        purge["why"]
+            .as_str()
+            .unwrap()
+            .contains("calls app.forget()"),
         "{v}"
     );
 
@@ -328,7 +349,13 @@ fn plan_explain_and_lint_say_what_is_snapshotted_and_why() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| format!("{}={}", s["name"].as_str().unwrap(), s["scope"].as_str().unwrap()))
+        .map(|s| {
+            format!(
+                "{}={}",
+                s["name"].as_str().unwrap(),
+                s["scope"].as_str().unwrap()
+            )
+        })
         .collect();
     assert_eq!(scopes.len(), 9, "{l}");
     assert!(scopes.contains(&"purge=database".to_string()), "{l}");

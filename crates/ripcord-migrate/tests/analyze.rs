@@ -28,7 +28,11 @@ fn native_fixture_changes() {
 
     // Creating the function changes no rows: only calling it could.
     let function = of("0003_lookup_fn");
-    assert!(function.certain && function.tables.is_empty(), "{:?}", function.findings);
+    assert!(
+        function.certain && function.tables.is_empty(),
+        "{:?}",
+        function.findings
+    );
 
     let drop = of("0004_drop_legacy");
     assert!(drop.certain && drop.has(Kind::Destructive));

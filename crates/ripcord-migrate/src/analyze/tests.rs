@@ -579,11 +579,19 @@ fn data_free_statements_on_a_table_name_only_that_table() {
 #[test]
 fn statements_that_can_change_rows_stay_protected() {
     for (sql, decided, why) in [
-        ("DO $$ BEGIN PERFORM app.purge(); END $$", "whole database", "DO block"),
+        (
+            "DO $$ BEGIN PERFORM app.purge(); END $$",
+            "whole database",
+            "DO block",
+        ),
         ("CALL app.archive()", "whole database", "procedure"),
         ("CALL app.archive(1, 'x') ", "whole database", "procedure"),
         ("SELECT app.purge()", "whole database", "app.purge()"),
-        ("SELECT * FROM app.backfill(10)", "whole database", "backfill"),
+        (
+            "SELECT * FROM app.backfill(10)",
+            "whole database",
+            "backfill",
+        ),
         (
             "ALTER EXTENSION postgis UPDATE TO '3.4.0'",
             "whole database",
@@ -594,10 +602,18 @@ fn statements_that_can_change_rows_stay_protected() {
             "whole database",
             "app.tally()",
         ),
-        ("CREATE EVENT TRIGGER audit ON ddl_command_end EXECUTE FUNCTION f()", "whole database", "cannot read"),
+        (
+            "CREATE EVENT TRIGGER audit ON ddl_command_end EXECUTE FUNCTION f()",
+            "whole database",
+            "cannot read",
+        ),
         ("DROP OWNED BY old_role", "whole database", "cannot read"),
         ("DROP SCHEMA legacy CASCADE", "whole database", "schema"),
-        ("CREATE TABLE copy AS SELECT app.snapshot_rows()", "whole database", "snapshot_rows"),
+        (
+            "CREATE TABLE copy AS SELECT app.snapshot_rows()",
+            "whole database",
+            "snapshot_rows",
+        ),
         (
             "ALTER TABLE app.accounts ALTER COLUMN email TYPE text USING app.normalize(email)",
             "whole database",
@@ -608,12 +624,20 @@ fn statements_that_can_change_rows_stay_protected() {
             "whole database",
             "new_token",
         ),
-        ("ALTER TABLE app.accounts ALTER COLUMN id TYPE bigint", "tables", ""),
+        (
+            "ALTER TABLE app.accounts ALTER COLUMN id TYPE bigint",
+            "tables",
+            "",
+        ),
         ("UPDATE app.accounts SET email = lower(email)", "tables", ""),
     ] {
         let a = pg(sql);
         assert_eq!(decision(&a), decided, "{sql}: {:?}", a.findings);
-        assert!(details(&a, Kind::Uncertain).contains(why), "{sql}: {:?}", a.findings);
+        assert!(
+            details(&a, Kind::Uncertain).contains(why),
+            "{sql}: {:?}",
+            a.findings
+        );
     }
     // A column type change rewrites and converts: destructive, snapshotted.
     let a = pg("ALTER TABLE app.accounts ALTER COLUMN id TYPE bigint");
@@ -644,7 +668,9 @@ fn dml_after_a_trigger_created_in_the_same_change_is_uncertain() {
         assert!(details(&a, Kind::Uncertain).contains("fires the trigger created on it at line"));
     }
     // DML before the trigger exists, or on another table, fires nothing.
-    let a = pg(&format!("INSERT INTO accounts VALUES (1);\n{trigger}\nINSERT INTO other VALUES (1);"));
+    let a = pg(&format!(
+        "INSERT INTO accounts VALUES (1);\n{trigger}\nINSERT INTO other VALUES (1);"
+    ));
     assert!(a.certain, "{:?}", a.findings);
     assert_eq!(tables(&a), ["accounts", "other"]);
     assert_eq!(a.written.len(), 2);
@@ -704,7 +730,11 @@ fn each_statement_has_a_step() {
         ALTER TABLE t DROP COLUMN c;
         SELECT app.purge();
         GRANT r TO s;");
-    let effects: Vec<String> = a.steps.iter().map(|s| format!("{}: {}", s.line, s.effect)).collect();
+    let effects: Vec<String> = a
+        .steps
+        .iter()
+        .map(|s| format!("{}: {}", s.line, s.effect))
+        .collect();
     assert_eq!(
         effects,
         [

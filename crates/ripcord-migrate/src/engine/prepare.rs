@@ -132,10 +132,7 @@ impl<'p> Prepared<'p> {
     /// Why the change gets the snapshot `scope` says, in a sentence.
     pub fn why(&self, scope: &Scope, snapshot_always: bool) -> String {
         match scope {
-            Scope::Database => format!(
-                "whole database: {}",
-                self.uncertain().unwrap_or_default()
-            ),
+            Scope::Database => format!("whole database: {}", self.uncertain().unwrap_or_default()),
             Scope::None => "none: the change touches no existing table; its statements \
                             change no rows or create new tables"
                 .to_string(),

@@ -9,8 +9,8 @@ pub(crate) use apply::millis;
 
 use anyhow::{Context as _, Result};
 use ripcord_migrate::analyze::{self, Dialect, Kind, Options};
-use ripcord_migrate::tracking::{self, ChangeState, Status};
 use ripcord_migrate::engine::{Explained, Scope};
+use ripcord_migrate::tracking::{self, ChangeState, Status};
 use ripcord_migrate::{Change, Plan, Script};
 use ripcord_ops::migrate::{shown, Setup};
 use serde::Serialize;
@@ -253,7 +253,10 @@ fn plan(ctx: &Ctx, args: &PlanArgs) -> Result<()> {
     }
     if args.explain {
         println!();
-        println!("safety snapshots ({}):", snapshot_counts(report.changes.iter().filter_map(|c| c.snapshot.as_ref())));
+        println!(
+            "safety snapshots ({}):",
+            snapshot_counts(report.changes.iter().filter_map(|c| c.snapshot.as_ref()))
+        );
         for (i, c) in report.changes.iter().enumerate() {
             let Some(e) = &c.snapshot else { continue };
             println!("{} {}: {}", i + 1, console::style(&c.name).bold(), e.why);
