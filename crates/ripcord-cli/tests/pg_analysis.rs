@@ -360,6 +360,24 @@ fn plan_explain_and_lint_say_what_is_snapshotted_and_why() {
     assert_eq!(scopes.len(), 9, "{l}");
     assert!(scopes.contains(&"purge=database".to_string()), "{l}");
     assert!(scopes.contains(&"reports_db=none".to_string()), "{l}");
+    // A grant in a change without a down script is not undone by a revert.
+    let not_undone: Vec<&Value> = l["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "not-undone")
+        .collect();
+    assert!(not_undone.is_empty(), "{l}");
+    std::fs::remove_file(ws.path("migrations/revert/roles.sql")).unwrap();
+    let l = ws.json(&["migrate", "lint"]);
+    let not_undone: Vec<String> = l["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "not-undone")
+        .map(|f| format!("{}:{}", f["change"].as_str().unwrap(), f["line"]))
+        .collect();
+    assert_eq!(not_undone, ["roles:2", "roles:3", "roles:4"], "{l}");
     ws.ok(&["migrate", "lint"])
         .assert_stdout_has("snapshot before purge: whole database: line 2: calls app.forget()")
         .assert_stdout_has("safety snapshots: 1 whole database, 1 table-level, 7 none");

@@ -411,7 +411,8 @@ fn status(ctx: &Ctx, args: &MigrateArgs) -> Result<()> {
 struct LintFinding {
     change: String,
     /// `destructive-without-down`, `no-transaction`, `own-transaction`,
-    /// `table-rewrite`, `long-lock`, `no-verify` or `uncertain-tables`.
+    /// `table-rewrite`, `long-lock`, `no-verify`, `uncertain-tables` or
+    /// `not-undone`.
     kind: &'static str,
     severity: &'static str,
     file: String,
@@ -485,6 +486,37 @@ fn lint(ctx: &Ctx, args: &LintArgs) -> Result<()> {
                     line: Some(f.line),
                     statement: Some(f.statement.clone()),
                     detail,
+                });
+            }
+        }
+        if !has_down {
+            // Definitions no table snapshot records: only a down script
+            // could take them back.
+            let analysis = analyze::analyze(&change.up.sql, &options);
+            for step in &analysis.steps {
+                let analyze::Effect::DataFree(class) = step.effect else {
+                    continue;
+                };
+                if matches!(
+                    class,
+                    "a setting"
+                        | "changes no table's rows"
+                        | "reads or sets only"
+                        | "maintenance; rows stay as they are"
+                ) {
+                    continue;
+                }
+                findings.push(LintFinding {
+                    change: change.name.clone(),
+                    kind: "not-undone",
+                    severity: "warning",
+                    file: shown(&change.up.path),
+                    line: Some(step.line),
+                    statement: Some(step.statement.clone()),
+                    detail: format!(
+                        "{class}: changes no rows, so no safety snapshot is taken, and there is no \
+                         down script: a revert leaves it as it is"
+                    ),
                 });
             }
         }
