@@ -382,3 +382,41 @@ fn plan_explain_and_lint_say_what_is_snapshotted_and_why() {
         .assert_stdout_has("snapshot before purge: whole database: line 2: calls app.forget()")
         .assert_stdout_has("safety snapshots: 1 whole database, 1 table-level, 7 none");
 }
+
+/// Rows a foreign key's `ON DELETE CASCADE` removes from another table are
+/// changed by the change too: that table is snapshotted with the one the
+/// change names, and comes back with its rows.
+#[test]
+fn rows_a_cascading_foreign_key_deletes_are_snapshotted_and_come_back() {
+    let (ws, db) = setup("mig_an_cascade");
+    write(
+        &ws,
+        "migrations/0001_shop/up.sql",
+        "CREATE TABLE customers (id int PRIMARY KEY, name text);\n\
+         CREATE TABLE orders (id int PRIMARY KEY, customer int REFERENCES customers ON DELETE CASCADE);\n\
+         CREATE TABLE lines (id int PRIMARY KEY, ord int REFERENCES orders ON DELETE CASCADE);\n\
+         INSERT INTO customers VALUES (1, 'ann'), (2, 'bob');\n\
+         INSERT INTO orders VALUES (10, 1), (20, 2);\n\
+         INSERT INTO lines VALUES (100, 10), (200, 20);\n",
+    );
+    write(&ws, "migrations/0001_shop/down.sql", "DROP TABLE lines, orders, customers;\n");
+    write(
+        &ws,
+        "migrations/0002_forget_ann/up.sql",
+        "DELETE FROM customers WHERE name = 'ann';\n",
+    );
+    ws.ok(&["migrate", "up", "--to", "0001_shop"]);
+    let v = ws.json(&["migrate", "up", "--dry-run"]);
+    assert_eq!(v["changes"][0]["snapshot_scope"]["scope"], "tables", "{v}");
+    assert_eq!(
+        v["changes"][0]["snapshot_scope"]["tables"],
+        serde_json::json!(["public.customers", "public.lines", "public.orders"]),
+        "{v}"
+    );
+    ws.ok(&["migrate", "up"]);
+    assert_eq!(rows(&db, "SELECT id FROM lines"), ["200"]);
+    let d = ws.json(&["migrate", "down", "--to", "0001_shop"]);
+    assert_eq!(d["rows_lost"], 0, "{d}");
+    assert_eq!(rows(&db, "SELECT id, ord FROM lines ORDER BY id"), ["100|10", "200|20"]);
+    assert_eq!(rows(&db, "SELECT id, customer FROM orders ORDER BY id"), ["10|1", "20|2"]);
+}

@@ -12,10 +12,10 @@
 //!
 //! A function body is a risk only where the script runs it: a call from a
 //! query, or a trigger created earlier in the script that the script's own
-//! DML fires. Not seen from the SQL alone, for the engine to add from the
-//! catalog: rows that foreign keys with `ON DELETE/UPDATE CASCADE` change in
-//! other tables, and writes made by triggers that already exist (see
-//! `Analysis::written`).
+//! DML fires. Not seen from the SQL alone, added by the engine from the
+//! catalog (`engine::resolve`): the tables whose rows foreign keys with `ON
+//! DELETE/UPDATE CASCADE` change, and writes made by triggers that already
+//! exist (see `Analysis::written`).
 
 mod effects;
 mod scan;

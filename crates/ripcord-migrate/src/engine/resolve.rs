@@ -39,8 +39,52 @@ pub(crate) fn clean_session(db: &mut dyn Database) -> Result<()> {
 /// code can change any table ([`fired_triggers`]).
 pub(crate) fn qualified(db: &mut dyn Database, analysis: &Analysis) -> Result<Analysis> {
     let mut analysis = resolve_names(db, analysis)?;
+    cascades(db, &mut analysis)?;
     fired_triggers(db, &mut analysis)?;
     Ok(analysis)
+}
+
+/// Tables whose rows foreign keys change when the change updates or
+/// deletes rows of the tables it writes (`ON DELETE/UPDATE CASCADE`, `SET
+/// NULL`, `SET DEFAULT`), transitively: they are written too, so their
+/// rows are snapshotted and their triggers count.
+fn cascades(db: &mut dyn Database, analysis: &mut Analysis) -> Result<()> {
+    if db.dialect() != Dialect::Postgres
+        || analysis.written.is_empty()
+        || !analysis.has(Kind::Destructive)
+    {
+        return Ok(());
+    }
+    let Conn::Postgres(client) = db.conn() else {
+        return Ok(());
+    };
+    let what = "look up the tables foreign keys change";
+    for table in analysis.written.clone() {
+        let rows = client
+            .query(
+                "WITH RECURSIVE r(oid) AS (
+                     SELECT pg_catalog.to_regclass($1)::oid
+                     UNION
+                     SELECT c.conrelid FROM pg_catalog.pg_constraint c JOIN r ON c.confrelid = r.oid
+                     WHERE c.contype = 'f'
+                       AND (c.confdeltype IN ('c', 'n', 'd') OR c.confupdtype IN ('c', 'n', 'd'))
+                 )
+                 SELECT n.nspname::text, cl.relname::text FROM r
+                 JOIN pg_catalog.pg_class cl ON cl.oid = r.oid
+                 JOIN pg_catalog.pg_namespace n ON n.oid = cl.relnamespace
+                 WHERE r.oid <> pg_catalog.to_regclass($1)",
+                &[&table.to_string()],
+            )
+            .map_err(Error::postgres(what))?;
+        for row in rows {
+            let child = TableName::new(Some(&row.get::<_, String>(0)), &row.get::<_, String>(1));
+            if !analysis.created.contains(&child) {
+                analysis.tables.insert(child.clone());
+                analysis.written.insert(child);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A table the change writes that has triggers (other than ripcord's own)
