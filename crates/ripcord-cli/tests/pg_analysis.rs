@@ -232,9 +232,11 @@ fn a_project_with_roles_grants_functions_and_policies_takes_no_whole_database_sn
 }
 
 /// A trigger already on a table runs its function on the change's own
-/// writes: that change's tables are uncertain, and `up` says which trigger.
+/// writes: one whose code can write other tables makes that change's tables
+/// uncertain, and `up` says which trigger; one that only sets the row's own
+/// columns (`touch`) does not.
 #[test]
-fn dml_on_a_table_with_a_trigger_snapshots_the_whole_database() {
+fn dml_on_a_table_with_a_trigger_that_writes_elsewhere_snapshots_the_whole_database() {
     let (ws, db) = setup("mig_an_trigger");
     sqitch_project(&ws, &db);
     ws.ok(&["migrate", "up", "--to", "functions"]);
@@ -249,22 +251,44 @@ fn dml_on_a_table_with_a_trigger_snapshots_the_whole_database() {
         "migrations/deploy/rename.sql",
         "UPDATE app.accounts SET owner = 'cy' WHERE id = 2;\n",
     );
+    let last = |v: &Value| v["changes"].as_array().unwrap().last().unwrap().clone();
+    // `touch` sets NEW.updated only: the table alone is enough.
     let v = ws.json(&["migrate", "up", "--to", "rename", "--dry-run"]);
-    let last = v["changes"].as_array().unwrap().last().unwrap().clone();
-    assert_eq!(last["name"], "rename", "{v}");
-    assert_eq!(last["snapshot_scope"]["scope"], "database", "{v}");
-    assert!(
-        last["uncertain"]
-            .as_str()
-            .unwrap()
-            .contains("trigger touch"),
-        "{v}"
+    assert_eq!(last(&v)["name"], "rename", "{v}");
+    assert_eq!(last(&v)["snapshot_scope"]["scope"], "tables", "{v}");
+
+    cluster().psql(
+        &db,
+        "CREATE TABLE app.audit (id int, at timestamptz DEFAULT now());
+         CREATE FUNCTION app.audit() RETURNS trigger LANGUAGE plpgsql AS
+             $$ BEGIN INSERT INTO app.audit (id) VALUES (NEW.id); RETURN NEW; END $$;
+         CREATE TRIGGER audited AFTER UPDATE ON app.accounts FOR EACH ROW
+             EXECUTE FUNCTION app.audit();",
     );
-    // Without the trigger the same change needs only its table.
-    cluster().psql(&db, "ALTER TABLE app.accounts DISABLE TRIGGER touch");
     let v = ws.json(&["migrate", "up", "--to", "rename", "--dry-run"]);
-    let last = v["changes"].as_array().unwrap().last().unwrap().clone();
-    assert_eq!(last["snapshot_scope"]["scope"], "tables", "{v}");
+    assert_eq!(last(&v)["snapshot_scope"]["scope"], "database", "{v}");
+    let why = last(&v)["uncertain"].as_str().unwrap().to_string();
+    assert!(why.contains("trigger audited"), "{v}");
+    assert!(!why.contains("touch"), "{v}");
+    // Applied, its writes through the trigger come back with the rest.
+    ws.ok(&["migrate", "up", "--to", "rename"]);
+    assert_eq!(rows(&db, "SELECT id FROM app.audit"), ["2"]);
+    let d = ws.json(&["migrate", "down", "--to", "functions"]);
+    assert_eq!(d["changes"][0]["how"], "snapshot", "{d}");
+    assert_eq!(rows(&db, "SELECT count(*) FROM app.audit"), ["0"]);
+    assert_eq!(
+        rows(&db, "SELECT owner FROM app.accounts ORDER BY id"),
+        ["ann", "bob"]
+    );
+
+    // A disabled trigger does not fire.
+    cluster().psql(&db, "ALTER TABLE app.accounts DISABLE TRIGGER audited");
+    let v = ws.json(&["migrate", "up", "--to", "rename", "--dry-run"]);
+    assert_eq!(last(&v)["snapshot_scope"]["scope"], "tables", "{v}");
+    cluster().psql(
+        &db,
+        "DROP TABLE app.audit; DROP TRIGGER audited ON app.accounts; DROP FUNCTION app.audit()",
+    );
     ws.ok(&["migrate", "down", "--to", "@root"]);
 }
 
@@ -399,7 +423,11 @@ fn rows_a_cascading_foreign_key_deletes_are_snapshotted_and_come_back() {
          INSERT INTO orders VALUES (10, 1), (20, 2);\n\
          INSERT INTO lines VALUES (100, 10), (200, 20);\n",
     );
-    write(&ws, "migrations/0001_shop/down.sql", "DROP TABLE lines, orders, customers;\n");
+    write(
+        &ws,
+        "migrations/0001_shop/down.sql",
+        "DROP TABLE lines, orders, customers;\n",
+    );
     write(
         &ws,
         "migrations/0002_forget_ann/up.sql",
@@ -417,6 +445,12 @@ fn rows_a_cascading_foreign_key_deletes_are_snapshotted_and_come_back() {
     assert_eq!(rows(&db, "SELECT id FROM lines"), ["200"]);
     let d = ws.json(&["migrate", "down", "--to", "0001_shop"]);
     assert_eq!(d["rows_lost"], 0, "{d}");
-    assert_eq!(rows(&db, "SELECT id, ord FROM lines ORDER BY id"), ["100|10", "200|20"]);
-    assert_eq!(rows(&db, "SELECT id, customer FROM orders ORDER BY id"), ["10|1", "20|2"]);
+    assert_eq!(
+        rows(&db, "SELECT id, ord FROM lines ORDER BY id"),
+        ["100|10", "200|20"]
+    );
+    assert_eq!(
+        rows(&db, "SELECT id, customer FROM orders ORDER BY id"),
+        ["10|1", "20|2"]
+    );
 }

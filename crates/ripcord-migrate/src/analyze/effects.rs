@@ -472,7 +472,7 @@ fn dml(statement: &Statement, report: &mut Report) {
 }
 
 /// Functions that change no table; anything else called from DML might.
-const HARMLESS_FUNCTIONS: &[&str] = &[
+pub(super) const HARMLESS_FUNCTIONS: &[&str] = &[
     "abs",
     "age",
     "array_agg",

@@ -17,12 +17,15 @@
 //! DELETE/UPDATE CASCADE` change, and writes made by triggers that already
 //! exist (see `Analysis::written`).
 
+mod body;
 mod effects;
 mod scan;
 mod split;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+
+pub use body::row_local;
 
 /// The SQL dialect a script is written in.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

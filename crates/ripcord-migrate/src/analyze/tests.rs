@@ -746,3 +746,36 @@ fn each_statement_has_a_step() {
         ]
     );
 }
+
+/// A trigger function that only sets columns of the row in hand changes no
+/// other table; anything that reads or writes tables, runs dynamic SQL or
+/// calls other code may.
+#[test]
+fn trigger_bodies_that_touch_only_their_row() {
+    for code in [
+        "BEGIN NEW.updated = now(); RETURN NEW; END",
+        "BEGIN IF (TG_OP = 'UPDATE') THEN NEW.version := OLD.version + 1; END IF; \
+         NEW.email := lower(trim(NEW.email)); RETURN NEW; END",
+        "BEGIN IF NEW.amount < 0 THEN RAISE EXCEPTION 'negative: %', NEW.amount; END IF; \
+         NEW.price := NEW.amount::numeric(10, 2); RETURN NEW; END",
+        "BEGIN NEW.search := pg_catalog.to_char(NEW.created, 'YYYY'); RETURN NEW; END",
+        "OLD.* IS DISTINCT FROM NEW.*",
+    ] {
+        assert!(row_local(code), "{code}");
+    }
+    for code in [
+        "BEGIN INSERT INTO audit VALUES (NEW.id); RETURN NEW; END",
+        "BEGIN UPDATE totals SET n = n + 1; RETURN NEW; END",
+        "BEGIN DELETE FROM cache WHERE id = OLD.id; RETURN OLD; END",
+        "BEGIN PERFORM app.log(NEW.id); RETURN NEW; END",
+        "BEGIN EXECUTE format('DELETE FROM %I', TG_ARGV[0]); RETURN NEW; END",
+        "BEGIN NEW.total := app.recompute(NEW.id); RETURN NEW; END",
+        "BEGIN NEW.name := app.lower(NEW.name); RETURN NEW; END",
+        "BEGIN NEW.n := (SELECT count(*) FROM other); RETURN NEW; END",
+        "BEGIN PERFORM set_config('search_path', 'x', true); RETURN NEW; END",
+        "BEGIN NEW.x := \"Odd\"(1); RETURN NEW; END",
+        "BEGIN NEW.x := 'unterminated; END",
+    ] {
+        assert!(!row_local(code), "{code}");
+    }
+}

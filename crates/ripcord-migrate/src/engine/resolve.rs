@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::analyze::{Analysis, Dialect, Kind, TableName};
+use crate::analyze::{self, Analysis, Dialect, Kind, TableName};
 use crate::{Error, Result};
 
 use super::db::{Conn, Database};
@@ -88,10 +88,12 @@ fn cascades(db: &mut dyn Database, analysis: &mut Analysis) -> Result<()> {
 }
 
 /// A table the change writes that has triggers (other than ripcord's own)
-/// or rewrite rules runs their code on each write: that code can change
-/// tables the script does not name, so the tables become uncertain and the
-/// whole database is snapshotted. A trigger created by the change itself
-/// is seen by the analysis.
+/// or rewrite rules runs their code on each write: code that can change
+/// tables the script does not name makes the tables uncertain, and the
+/// whole database is snapshotted. A trigger whose function (and `WHEN`
+/// condition) only computes values for the row in hand, or is a built-in of
+/// `pg_catalog`, is no risk ([`analyze::row_local`]). A trigger created by
+/// the change itself is seen by the analysis.
 fn fired_triggers(db: &mut dyn Database, analysis: &mut Analysis) -> Result<()> {
     if db.dialect() != Dialect::Postgres || analysis.written.is_empty() {
         return Ok(());
@@ -103,22 +105,42 @@ fn fired_triggers(db: &mut dyn Database, analysis: &mut Analysis) -> Result<()> 
     for table in analysis.written.clone() {
         let rows = client
             .query(
-                "SELECT 'trigger ' || t.tgname::text FROM pg_catalog.pg_trigger t
+                "SELECT 'trigger ' || t.tgname::text, n.nspname::text, l.lanname::text,
+                        p.prosrc, pg_catalog.pg_get_triggerdef(t.oid), t.tgqual IS NOT NULL
+                 FROM pg_catalog.pg_trigger t
                  JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
                  JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+                 JOIN pg_catalog.pg_language l ON l.oid = p.prolang
                  WHERE t.tgrelid = pg_catalog.to_regclass($1) AND NOT t.tgisinternal
                    AND t.tgenabled <> 'D' AND n.nspname <> 'ripcord'
                  UNION ALL
-                 SELECT 'rule ' || r.rulename::text FROM pg_catalog.pg_rewrite r
+                 SELECT 'rule ' || r.rulename::text, '', '', '', '', false
+                 FROM pg_catalog.pg_rewrite r
                  WHERE r.ev_class = pg_catalog.to_regclass($1) AND r.rulename <> '_RETURN'
                  ORDER BY 1",
                 &[&table.to_string()],
             )
             .map_err(Error::postgres(what))?;
-        if rows.is_empty() {
+        let mut fired = Vec::new();
+        for row in &rows {
+            let name: String = row.get(0);
+            let schema: String = row.get(1);
+            let language: String = row.get(2);
+            let source: String = row.get(3);
+            let definition: String = row.get(4);
+            let has_when: bool = row.get(5);
+            let body_safe = name.starts_with("trigger ")
+                && (schema == "pg_catalog"
+                    || matches!(language.as_str(), "plpgsql" | "sql")
+                        && analyze::row_local(&source));
+            let when_safe = !has_when || when_clause(&definition).is_some_and(analyze::row_local);
+            if !(body_safe && when_safe) {
+                fired.push(name);
+            }
+        }
+        if fired.is_empty() {
             continue;
         }
-        let fired: Vec<String> = rows.iter().map(|r| r.get::<_, String>(0)).collect();
         analysis.findings.push(crate::analyze::Finding {
             kind: Kind::Uncertain,
             line: 0,
@@ -131,6 +153,14 @@ fn fired_triggers(db: &mut dyn Database, analysis: &mut Analysis) -> Result<()> 
         analysis.certain = false;
     }
     Ok(())
+}
+
+/// The condition of `CREATE TRIGGER … WHEN (…) EXECUTE …` as
+/// `pg_get_triggerdef` prints it.
+fn when_clause(definition: &str) -> Option<&str> {
+    let start = definition.find(" WHEN (")? + " WHEN ".len();
+    let end = definition.rfind(" EXECUTE ")?;
+    definition.get(start..end)
 }
 
 fn resolve_names(db: &mut dyn Database, analysis: &Analysis) -> Result<Analysis> {
