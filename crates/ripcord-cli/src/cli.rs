@@ -262,6 +262,29 @@ pub enum MigrateCommand {
     Down(DownArgs),
     /// On a scratch copy of the database: up, verify, down, compare with before, up again
     Rehearse(RehearseArgs),
+    /// Run the verify script of every applied change again, read-only and rolled back;
+    /// exits 1 when any fails
+    Verify(MigrateArgs),
+    /// Take over a database another tool migrated (sqitch, Flyway, golang-migrate, dbmate,
+    /// Liquibase): check its history against the files and record it, running nothing
+    Adopt(AdoptArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct AdoptArgs {
+    #[command(flatten)]
+    pub common: MigrateArgs,
+    /// Record the history although it disagrees with the files (edited scripts, unknown or
+    /// failed entries), taking the files as they are now
+    #[arg(long)]
+    pub accept: bool,
+    /// Check and show what would be recorded; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Where the other tool keeps its history when not in its default place: a table
+    /// (`schema.table`), sqitch's registry schema, or on SQLite sqitch's registry file
+    #[arg(long, value_name = "TABLE")]
+    pub history: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -326,9 +349,13 @@ pub struct RehearseArgs {
 #[derive(Args, Debug)]
 pub struct MigrateArgs {
     /// Read the plan as this format instead of detecting it
-    /// (native, sqitch, flyway, golang-migrate, dbmate, timestamp)
+    /// (native, sqitch, flyway, golang-migrate, dbmate, timestamp, liquibase)
     #[arg(long)]
     pub format: Option<String>,
+    /// Set a psql variable (`:name`, `:'name'`) or a Flyway placeholder (`${name}`) for the
+    /// scripts; overrides sqitch.conf and flyway.conf. Repeat for several
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
 }
 
 #[derive(Args, Debug)]

@@ -24,8 +24,12 @@ mod limits;
 mod locks;
 #[path = "integration/migrate.rs"]
 mod migrate;
+#[path = "integration/migrate_adopt.rs"]
+mod migrate_adopt;
 #[path = "integration/migrate_apply.rs"]
 mod migrate_apply;
+#[path = "integration/migrate_blocks.rs"]
+mod migrate_blocks;
 #[path = "integration/migrate_exit_codes.rs"]
 mod migrate_exit_codes;
 #[path = "integration/migrate_recorded.rs"]

@@ -1,15 +1,22 @@
-//! Writes made while a change's safety snapshot is taken, on PostgreSQL and
-//! SQLite alike: they are captured and come back with `down`, writers are
-//! not stalled for the length of the snapshot, `--lock-timeout` refuses
-//! with nothing changed, and a run killed with the capture installed leaves
-//! nothing that the next `up` does not clean.
+//! Writes made while migrations run, on PostgreSQL and SQLite alike: the
+//! writes made while a change's safety snapshot is taken are captured and
+//! come back with `down`; a writer that inserts, updates and deletes
+//! through `up` and `down` finds every commit where the `on_conflict`
+//! policy puts it, and is not stalled for long; `--lock-timeout` refuses
+//! with nothing changed; and `up` or `down` killed with SIGKILL (at
+//! failpoints, at random moments, with the writer running) leaves the
+//! repository verifiable, the change applied or not with no commit lost,
+//! and nothing that the next `up` or `down` does not finish.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ripcord_testing::data::write_file;
+use ripcord_testing::data::{write_file, Rng};
 use ripcord_testing::pg::{self, PgCluster};
-use ripcord_testing::process::wait_until;
+use ripcord_testing::process::{kill9_child, wait_until};
 use ripcord_testing::Workspace;
 
 fn bin() -> &'static str {
@@ -106,6 +113,13 @@ impl Session {
                     .unwrap_or_else(|e| panic!("{sql}: {e}"));
                 rows
             }
+        }
+    }
+
+    fn kind(&self) -> Kind {
+        match self {
+            Session::Pg(_) => Kind::Pg,
+            Session::Lite(_) => Kind::Sqlite,
         }
     }
 
@@ -325,7 +339,7 @@ fn writes_between_the_commit_and_the_fingerprint_count_as_the_applications() {
 }
 
 #[test]
-fn kill_9_between_the_commit_and_the_fingerprint_leaves_the_change_applied() {
+fn kill_9_between_the_commit_and_the_fingerprint_is_made_good_by_the_next_run() {
     for kind in BOTH {
         let case = Case::new(kind, "win_fpkill");
         items_plan(&case);
@@ -338,22 +352,28 @@ fn kill_9_between_the_commit_and_the_fingerprint_leaves_the_change_applied() {
         // The change committed; its triggers log what the application does.
         assert!(!case.has_column("items", "note"), "{kind:?}");
         assert!(!case.leftovers().is_empty(), "{kind:?}");
-        case.exec("UPDATE items SET name = 'ann2' WHERE id = 1");
+        case.exec(
+            "UPDATE items SET name = 'ann2' WHERE id = 1;
+             DELETE FROM items WHERE id = 2;
+             INSERT INTO items VALUES (20, 'new');",
+        );
         case.ws.ok(&["unlock"]);
         case.ws.ok(&["verify"]);
         let status = case.ws.json(&["migrate", "status"]);
         assert_eq!(status["changes"][1]["state"], "applied", "{kind:?}");
-        // Without a fingerprint the revert compares two ways, and says so.
+        // The next run takes the fingerprint from what the triggers logged,
+        // so the revert still tells the application's writes from the
+        // change's.
         let down = case.ws.json(&["migrate", "down", "--to", "0001_items"]);
         assert_eq!(case.leftovers(), Vec::<String>::new(), "{kind:?}");
         let tables = down["changes"][0]["tables"].as_array().unwrap().clone();
         assert!(
-            tables.iter().all(|t| t["three_way"] == false),
+            tables.iter().all(|t| t["three_way"] == true),
             "{kind:?}: {down}"
         );
         assert_eq!(
-            case.rows("SELECT id, name, note FROM items ORDER BY id"),
-            ["1|ann|a", "2|bob|b", "3|tmp-old|c"],
+            case.rows("SELECT id, name, coalesce(note, '-') FROM items ORDER BY id"),
+            ["1|ann2|a", "3|tmp-old|c", "20|new|-"],
             "{kind:?}"
         );
         case.ws.ok(&["migrate", "up"]);
@@ -370,18 +390,23 @@ enum Op {
     EventDelete(i64),
 }
 
-/// The tables as the test expects them: accounts (id → (v, note)), events
-/// as a multiset of n.
+/// The tables as the test expects them: accounts (id → (v, note), an
+/// empty note for NULL or a dropped column), events as a multiset of n.
 #[derive(Clone, Debug, Default, PartialEq)]
 struct Model {
-    accounts: std::collections::BTreeMap<i64, (i64, String)>,
+    accounts: BTreeMap<i64, (i64, String)>,
     events: Vec<i64>,
 }
 
 impl Model {
     fn read(s: &mut Session) -> Model {
+        let note = if s.rows(note_present(s.kind())) == ["1"] {
+            "note"
+        } else {
+            "''"
+        };
         let accounts = s
-            .rows("SELECT id, v, note FROM accounts ORDER BY id")
+            .rows(&format!("SELECT id, v, {note} FROM accounts ORDER BY id"))
             .iter()
             .map(|r| {
                 let f: Vec<&str> = r.split('|').collect();
@@ -423,19 +448,218 @@ impl Model {
             }
         }
     }
+
+    /// What [`CONTRACT`] leaves of this state.
+    fn contracted(&self) -> Model {
+        Model {
+            accounts: self
+                .accounts
+                .iter()
+                .filter(|(_, (v, _))| v % 5 != 0)
+                .map(|(id, (v, _))| (*id, (*v, String::new())))
+                .collect(),
+            events: self.events.iter().copied().filter(|n| n % 3 != 0).collect(),
+        }
+    }
+
+    fn count(&self, n: i64) -> i64 {
+        self.events.iter().filter(|e| **e == n).count() as i64
+    }
+
+    /// What `down --on-conflict policy` makes of the live state `live`, for
+    /// a change that found `s` and left `p`, as docs/migrations.md states it.
+    fn reverted(s: &Model, p: &Model, live: &Model, policy: Policy) -> Model {
+        match policy {
+            Policy::Snapshot | Policy::Review => s.clone(),
+            Policy::KeepNew => {
+                // Rows the application inserted or updated keep its values,
+                // with the snapshot's note (or none for a new row); rows it
+                // deleted stay deleted; rows the change deleted come back.
+                let mut accounts: BTreeMap<i64, (i64, String)> = live
+                    .accounts
+                    .iter()
+                    .map(|(id, (v, _))| {
+                        let note = s.accounts.get(id).map(|r| r.1.clone()).unwrap_or_default();
+                        (*id, (*v, note))
+                    })
+                    .collect();
+                for (id, row) in &s.accounts {
+                    if !p.accounts.contains_key(id) && !live.accounts.contains_key(id) {
+                        accounts.insert(*id, row.clone());
+                    }
+                }
+                // Without a key: the snapshot's copies, plus those the
+                // application added, minus those it removed.
+                let mut events = Vec::new();
+                let mut ns: Vec<i64> = s.events.iter().chain(&live.events).copied().collect();
+                ns.sort();
+                ns.dedup();
+                for n in ns {
+                    let copies = s.count(n) + live.count(n) - p.count(n);
+                    assert!(copies >= 0, "event {n}: {copies} copies");
+                    events.extend(std::iter::repeat_n(n, copies as usize));
+                }
+                Model { accounts, events }
+            }
+        }
+    }
+
+    /// What `review` sets aside: each row the application inserted,
+    /// updated or deleted after the change, as `table|reason|values`.
+    fn review(p: &Model, live: &Model) -> Vec<String> {
+        let mut out = Vec::new();
+        for (id, (v, _)) in &live.accounts {
+            match p.accounts.get(id) {
+                None => out.push(format!("accounts|inserted|{id}|{v}")),
+                Some((pv, _)) if pv != v => out.push(format!("accounts|updated|{id}|{v}")),
+                Some(_) => {}
+            }
+        }
+        for (id, (v, _)) in &p.accounts {
+            if !live.accounts.contains_key(id) {
+                out.push(format!("accounts|deleted|{id}|{v}"));
+            }
+        }
+        let mut ns: Vec<i64> = p.events.iter().chain(&live.events).copied().collect();
+        ns.sort();
+        ns.dedup();
+        for n in ns {
+            let (was, is) = (p.count(n), live.count(n));
+            for _ in is..was {
+                out.push(format!("events|deleted|{n}"));
+            }
+            for _ in was..is {
+                out.push(format!("events|inserted|{n}"));
+            }
+        }
+        out.sort();
+        out
+    }
 }
 
-/// What a writer did: each commit, whether it came before the change (the
-/// change's column was still there inside its transaction), and its
-/// longest transaction.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Policy {
+    KeepNew,
+    Snapshot,
+    Review,
+}
+
+const POLICIES: [Policy; 3] = [Policy::KeepNew, Policy::Snapshot, Policy::Review];
+
+impl Policy {
+    fn arg(self) -> &'static str {
+        match self {
+            Policy::KeepNew => "keep-new",
+            Policy::Snapshot => "snapshot",
+            Policy::Review => "review",
+        }
+    }
+}
+
+/// What the test knows of the tables, followed through the writer's
+/// commits: `s` as the change found them and `p` as it left them while it
+/// is applied, `live` as they are; and what `review` set aside so far.
+#[derive(Clone, Debug)]
+struct Expected {
+    s: Model,
+    p: Option<Model>,
+    live: Model,
+    review: Vec<String>,
+}
+
+impl Expected {
+    fn new(live: Model) -> Expected {
+        Expected {
+            s: live.clone(),
+            p: None,
+            live,
+            review: Vec::new(),
+        }
+    }
+
+    /// The change committed (`applied`) or was reverted under `policy`
+    /// since the last call, when it was not so already.
+    fn settle(&mut self, applied: bool, policy: Policy) {
+        match (&self.p, applied) {
+            (None, true) => {
+                self.s = self.live.clone();
+                let p = self.s.contracted();
+                self.live = p.clone();
+                self.p = Some(p);
+            }
+            (Some(p), false) => {
+                if policy == Policy::Review {
+                    self.review.extend(Model::review(p, &self.live));
+                    self.review.sort();
+                }
+                self.live = Model::reverted(&self.s, p, &self.live, policy);
+                self.p = None;
+            }
+            _ => {}
+        }
+    }
+
+    /// Replays the writer's commits; each says whether the change had
+    /// committed when it did, so the change and its revert fall between
+    /// them.
+    fn replay(&mut self, commits: &[Commit], policy: Policy) {
+        for c in commits {
+            self.settle(!c.before, policy);
+            self.live.apply(&c.op);
+        }
+    }
+}
+
+/// One committed write: whether the change's column was there (the change
+/// had not committed, or its revert had), and when it committed.
+#[derive(Clone, Debug)]
+struct Commit {
+    op: Op,
+    before: bool,
+    at: Instant,
+}
+
+/// What a writer did: each commit, and when each of its transactions
+/// began and how long it took.
 struct Written {
-    commits: Vec<(Op, bool)>,
+    commits: Vec<Commit>,
+    waits: Vec<(Instant, Duration)>,
     longest: Duration,
+}
+
+impl Written {
+    /// The longest transaction that overlapped `from..to`.
+    fn longest_within(&self, from: Instant, to: Instant) -> Duration {
+        self.waits
+            .iter()
+            .filter(|(began, took)| *began < to && *began + *took > from)
+            .map(|(_, took)| *took)
+            .max()
+            .unwrap_or_default()
+    }
+
+    fn commits_within(&self, from: Instant, to: Instant) -> usize {
+        self.commits
+            .iter()
+            .filter(|c| c.at > from && c.at < to)
+            .count()
+    }
+}
+
+/// Whether `accounts` has the column the change drops, as `1` or `0`.
+fn note_present(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Pg => {
+            "SELECT count(*) FROM pg_attribute WHERE attrelid = 'accounts'::regclass \
+             AND attname = 'note' AND NOT attisdropped"
+        }
+        Kind::Sqlite => "SELECT count(*) FROM pragma_table_info('accounts') WHERE name = 'note'",
+    }
 }
 
 /// Writes to accounts and events until `stop`, one statement per
 /// transaction, and logs each commit.
-fn writer(mut s: Session, kind: Kind, seed: u64, stop: &std::sync::atomic::AtomicBool) -> Written {
+fn writer(mut s: Session, seed: u64, stop: &AtomicBool, committed: &AtomicUsize) -> Written {
     let mut rng = seed
         .wrapping_mul(6364136223846793005)
         .wrapping_add(1442695040888963407);
@@ -445,23 +669,19 @@ fn writer(mut s: Session, kind: Kind, seed: u64, stop: &std::sync::atomic::Atomi
             .wrapping_add(1442695040888963407);
         (rng >> 33) % m
     };
-    let (marker, one_event) = match kind {
-        Kind::Pg => (
-            "SELECT count(*) FROM pg_attribute WHERE attrelid = 'accounts'::regclass \
-             AND attname = 'note' AND NOT attisdropped",
-            "ctid = (SELECT ctid FROM events WHERE n = {n} LIMIT 1)",
-        ),
-        Kind::Sqlite => (
-            "SELECT count(*) FROM pragma_table_info('accounts') WHERE name = 'note'",
-            "rowid = (SELECT rowid FROM events WHERE n = {n} LIMIT 1)",
-        ),
+    let marker = note_present(s.kind());
+    let one_event = match s.kind() {
+        Kind::Pg => "ctid = (SELECT ctid FROM events WHERE n = {n} LIMIT 1)",
+        Kind::Sqlite => "rowid = (SELECT rowid FROM events WHERE n = {n} LIMIT 1)",
     };
     let mut out = Written {
         commits: Vec::new(),
+        waits: Vec::new(),
         longest: Duration::ZERO,
     };
-    let mut fresh = 1_000_000 + seed as i64 * 10_000;
-    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+    // Above any seeded id (the stall test seeds millions of rows).
+    let mut fresh = 1_000_000_000 + seed as i64 * 10_000;
+    while !stop.load(Ordering::SeqCst) {
         let started = Instant::now();
         s.begin();
         let (sql, op) = match next(5) {
@@ -509,13 +729,62 @@ fn writer(mut s: Session, kind: Kind, seed: u64, stop: &std::sync::atomic::Atomi
         let changed = s.exec(&sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
         let before = s.rows(marker) == ["1"];
         s.batch("COMMIT");
-        out.longest = out.longest.max(started.elapsed());
+        let took = started.elapsed();
+        out.longest = out.longest.max(took);
+        out.waits.push((started, took));
         if changed > 0 {
-            out.commits.push((op, before));
+            out.commits.push(Commit {
+                op,
+                before,
+                at: Instant::now(),
+            });
+            committed.fetch_add(1, Ordering::SeqCst);
         }
         std::thread::sleep(Duration::from_millis(2));
     }
     out
+}
+
+/// A [`writer`] on a thread of its own, on a connection of its own.
+struct Writing {
+    stop: Arc<AtomicBool>,
+    commits: Arc<AtomicUsize>,
+    thread: std::thread::JoinHandle<Written>,
+}
+
+impl Writing {
+    fn start(case: &Case, seed: u64) -> Writing {
+        let stop = Arc::new(AtomicBool::new(false));
+        let commits = Arc::new(AtomicUsize::new(0));
+        let session = case.session();
+        let (flag, count) = (stop.clone(), commits.clone());
+        let thread = std::thread::spawn(move || writer(session, seed, &flag, &count));
+        let writing = Writing {
+            stop,
+            commits,
+            thread,
+        };
+        writing.wait_for_commits(3);
+        writing
+    }
+
+    /// Waits until the writer has committed `n` more writes.
+    fn wait_for_commits(&self, n: usize) {
+        let from = self.commits.load(Ordering::SeqCst);
+        assert!(
+            wait_until(Duration::from_secs(60), || {
+                self.thread.is_finished() || self.commits.load(Ordering::SeqCst) >= from + n
+            }),
+            "the writer did not commit"
+        );
+    }
+
+    /// Stops the writer once it has committed a few more writes.
+    fn stop(self) -> Written {
+        self.wait_for_commits(3);
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.join().expect("the writer failed")
+    }
 }
 
 const CONTRACT: &str = "DELETE FROM accounts WHERE v % 5 = 0;\n\
@@ -545,78 +814,422 @@ fn accounts_plan(case: &Case, rows: u64, contract: &str) {
 /// model of the tables when the change began.
 fn up_under_writer(case: &Case, seed: u64) -> (Written, Model, Duration) {
     let mut before = Model::read(&mut case.session());
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    let session = case.session();
-    let kind = case.kind;
-    let (written, took) = std::thread::scope(|scope| {
-        let w = scope.spawn(|| writer(session, kind, seed, &stop));
-        std::thread::sleep(Duration::from_millis(30));
-        let started = Instant::now();
-        let out = case.ws.run(&["migrate", "up"]);
-        let took = started.elapsed();
-        std::thread::sleep(Duration::from_millis(30));
-        stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        out.assert_ok();
-        (w.join().expect("writer"), took)
-    });
-    for (op, was_before) in &written.commits {
-        if *was_before {
-            before.apply(op);
+    let writing = Writing::start(case, seed);
+    let started = Instant::now();
+    let out = case.ws.run(&["migrate", "up"]);
+    let took = started.elapsed();
+    let written = writing.stop();
+    out.assert_ok();
+    for c in &written.commits {
+        if c.before {
+            before.apply(&c.op);
         }
     }
     (written, before, took)
 }
 
-#[test]
-fn concurrent_writer_during_up_everything_committed_before_the_change_comes_back() {
-    let mut trials = 0;
-    let mut longest = Duration::ZERO;
-    for kind in BOTH {
-        let case = Case::new(kind, "win_writer");
-        accounts_plan(&case, 300, CONTRACT);
-        case.ws.ok(&["migrate", "up", "--to", "0001_accounts"]);
-        for trial in 0..10 {
-            let (written, expected, _) = up_under_writer(&case, trial);
-            let (during, after) =
-                written.commits.iter().fold(
-                    (0, 0),
-                    |(b, a), (_, x)| {
-                        if *x {
-                            (b + 1, a)
-                        } else {
-                            (b, a + 1)
-                        }
-                    },
-                );
-            assert!(
-                during > 0,
-                "{kind:?} trial {trial}: no write before the change"
-            );
-            assert!(!case.has_column("accounts", "note"));
-            case.ws.ok(&[
-                "migrate",
-                "down",
-                "--to",
-                "0001_accounts",
-                "--on-conflict",
-                "snapshot",
-            ]);
-            let got = Model::read(&mut case.session());
-            assert_eq!(
-                got, expected,
-                "{kind:?} trial {trial}: {during} writes before the change, {after} after"
-            );
-            assert_eq!(case.leftovers(), Vec::<String>::new());
-            longest = longest.max(written.longest);
-            trials += 1;
+impl Case {
+    /// Whether `0002_contract` is applied, as `migrate status` says; it is
+    /// never anything but applied or pending.
+    fn contract_applied(&self) -> bool {
+        let status = self.ws.json(&["migrate", "status"]);
+        match status["changes"][1]["state"].as_str() {
+            Some("applied") => true,
+            Some("pending") => false,
+            other => panic!("{:?}: 0002_contract is {other:?}: {status}", self.kind),
         }
     }
-    assert!(trials >= 20);
-    eprintln!("writer's longest transaction over {trials} trials: {longest:?}");
-    assert!(
-        longest < Duration::from_secs(2),
-        "a writer stalled for {longest:?}"
+
+    /// Whether `0002_contract` has its post-change fingerprint.
+    fn fingerprinted(&self) -> bool {
+        let table = match self.kind {
+            Kind::Pg => "ripcord.fingerprint_tables",
+            Kind::Sqlite => "ripcord_fingerprint_tables",
+        };
+        let sql = format!("SELECT count(*) FROM {table} WHERE change = '0002_contract'");
+        self.rows(&sql) != ["0"]
+    }
+
+    /// The rows `review` set aside, as [`Model::review`] writes them.
+    fn review_rows(&self) -> Vec<String> {
+        let (exists, table) = match self.kind {
+            Kind::Pg => (
+                "SELECT count(*) FROM pg_tables WHERE schemaname = 'ripcord' AND tablename = 'review'",
+                "ripcord.review",
+            ),
+            Kind::Sqlite => (
+                "SELECT count(*) FROM sqlite_master WHERE name = 'ripcord_review'",
+                "ripcord_review",
+            ),
+        };
+        if self.rows(exists) != ["1"] {
+            return Vec::new();
+        }
+        let number = |v: &serde_json::Value, k: &str| -> i64 {
+            match &v[k] {
+                serde_json::Value::Number(n) => n.as_i64().unwrap(),
+                serde_json::Value::String(s) => s.parse().unwrap(),
+                other => panic!("{k} in {v}: {other}"),
+            }
+        };
+        let mut out: Vec<String> = self
+            .rows(&format!("SELECT table_name, reason, row_data FROM {table}"))
+            .iter()
+            .map(|r| {
+                let mut f = r.splitn(3, '|');
+                let (table, reason, data) =
+                    (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
+                let table = table.rsplit('.').next().unwrap().trim_matches('"');
+                let what = reason.split(' ').next().unwrap();
+                let data: serde_json::Value =
+                    serde_json::from_str(data).unwrap_or_else(|e| panic!("{data}: {e}"));
+                match table {
+                    "accounts" => format!(
+                        "accounts|{what}|{}|{}",
+                        number(&data, "id"),
+                        number(&data, "v")
+                    ),
+                    _ => format!("{table}|{what}|{}", number(&data, "n")),
+                }
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The live tables, `migrate status`, the schema, the review table and
+    /// the capture are what `expected` says.
+    fn assert_as_expected(&self, expected: &Expected, what: &str) {
+        let kind = self.kind;
+        let applied = expected.p.is_some();
+        assert_eq!(self.contract_applied(), applied, "{kind:?} {what}");
+        assert_eq!(
+            self.has_column("accounts", "note"),
+            !applied,
+            "{kind:?} {what}"
+        );
+        let got = Model::read(&mut self.session());
+        if got != expected.live {
+            panic!(
+                "{kind:?} {what}: the tables are not what the commits and the policy say\n{}",
+                model_diff(&got, &expected.live)
+            );
+        }
+        assert_eq!(self.review_rows(), expected.review, "{kind:?} {what}");
+    }
+}
+
+/// What differs between two models, readably.
+fn model_diff(got: &Model, want: &Model) -> String {
+    let mut out = Vec::new();
+    let ids: std::collections::BTreeSet<&i64> =
+        got.accounts.keys().chain(want.accounts.keys()).collect();
+    for id in ids {
+        let (g, w) = (got.accounts.get(id), want.accounts.get(id));
+        if g != w {
+            out.push(format!("accounts {id}: got {g:?}, expected {w:?}"));
+        }
+    }
+    if got.events != want.events {
+        out.push(format!(
+            "events: got {:?}, expected {:?}",
+            got.events, want.events
+        ));
+    }
+    out.join("\n")
+}
+
+/// The writer's commits as runs of the same `before`: `[true, false,
+/// true]` when the change committed and was then reverted between them.
+fn phases(commits: &[Commit]) -> Vec<bool> {
+    let mut out: Vec<bool> = commits.iter().map(|c| c.before).collect();
+    out.dedup();
+    out
+}
+
+/// What a writer saw of one `migrate down`.
+struct DownSeen {
+    longest: Duration,
+    commits: usize,
+    took: Duration,
+    up_took: Option<Duration>,
+    longest_up: Duration,
+}
+
+/// With a writer running throughout: `migrate up` (when the change is not
+/// applied), then `migrate down --on-conflict policy`; then every commit of
+/// the writer is where the policy puts it.
+fn up_and_down_under_writer(
+    case: &Case,
+    expected: &mut Expected,
+    seed: u64,
+    policy: Policy,
+    what: &str,
+) -> DownSeen {
+    let run_up = expected.p.is_none();
+    let writing = Writing::start(case, seed);
+    let started = Instant::now();
+    let up = run_up.then(|| case.ws.run(&["migrate", "up"]));
+    let up_took = run_up.then(|| started.elapsed());
+    let up_ended = Instant::now();
+    // The application writes after the change.
+    writing.wait_for_commits(3);
+    let from = Instant::now();
+    let down = case.ws.run(&[
+        "migrate",
+        "down",
+        "--to",
+        "0001_accounts",
+        "--on-conflict",
+        policy.arg(),
+    ]);
+    let to = Instant::now();
+    let written = writing.stop();
+    if let Some(up) = up {
+        up.assert_ok();
+    }
+    down.assert_ok();
+    if policy != Policy::Snapshot {
+        down.assert_stdout_has("data loss: none");
+    }
+    let want: &[bool] = if run_up {
+        &[true, false, true]
+    } else {
+        &[false, true]
+    };
+    assert_eq!(
+        phases(&written.commits),
+        want,
+        "{:?} {what}: writes before the change, after it, after its revert",
+        case.kind
     );
+    expected.replay(&written.commits, policy);
+    expected.settle(false, policy);
+    case.assert_as_expected(expected, what);
+    assert_eq!(
+        case.leftovers(),
+        Vec::<String>::new(),
+        "{:?} {what}",
+        case.kind
+    );
+    DownSeen {
+        longest: written.longest_within(from, to),
+        commits: written.commits_within(from, to),
+        took: to - from,
+        up_took,
+        longest_up: written.longest_within(started, up_ended),
+    }
+}
+
+#[test]
+fn concurrent_writer_during_up_and_down_every_commit_is_where_the_policy_says() {
+    let mut trials = 0;
+    for kind in BOTH {
+        let (mut longest_up, mut longest_down, mut during_down) =
+            (Duration::ZERO, Duration::ZERO, 0);
+        let case = Case::new(kind, "win_down");
+        accounts_plan(&case, 300, CONTRACT);
+        case.ws.ok(&["migrate", "up", "--to", "0001_accounts"]);
+        let mut expected = Expected::new(Model::read(&mut case.session()));
+        for trial in 0..12 {
+            let policy = POLICIES[trial % POLICIES.len()];
+            let what = format!("trial {trial}, {}", policy.arg());
+            let seen = up_and_down_under_writer(&case, &mut expected, trial as u64, policy, &what);
+            assert!(
+                seen.commits > 0,
+                "{kind:?} {what}: no write committed during down ({:?})",
+                seen.took
+            );
+            longest_down = longest_down.max(seen.longest);
+            longest_up = longest_up.max(seen.longest_up);
+            during_down += seen.commits;
+            trials += 1;
+        }
+        eprintln!(
+            "{kind:?}: the writer's longest transaction over 12 trials: during `migrate up` \
+             {longest_up:?}, during `migrate down` {longest_down:?} ({during_down} commits \
+             during down)"
+        );
+        assert!(
+            longest_up < Duration::from_secs(2),
+            "{kind:?}: a writer stalled for {longest_up:?} during up"
+        );
+        // The revert of these small tables holds writers for a few hundred
+        // milliseconds (debug build); the bound leaves room for a busy
+        // machine.
+        assert!(
+            longest_down < Duration::from_secs(3),
+            "{kind:?}: a writer stalled for {longest_down:?} during down"
+        );
+    }
+    assert!(trials >= 20);
+}
+
+/// Where a run is killed with SIGKILL: at a failpoint, or after a delay.
+#[derive(Clone, Copy, Debug)]
+enum Kill {
+    At(&'static str),
+    After(Duration),
+}
+
+/// Runs ripcord with `args` and kills it as `kill` says; whether it was
+/// killed (a run that ends before a delayed kill must have succeeded).
+fn run_killed(case: &Case, args: &[&str], kill: Kill) -> bool {
+    match kill {
+        Kill::At(point) => {
+            let out = case.ws.run_env(args, &[("RIPCORD_FAILPOINT", point)]);
+            assert_eq!(
+                out.signal,
+                Some(9),
+                "{:?}: {args:?} never reached {point}\n{out}",
+                case.kind
+            );
+            true
+        }
+        Kill::After(delay) => {
+            let mut child = case.ws.spawn(args, &[]);
+            std::thread::sleep(delay);
+            let (status, killed) = kill9_child(&mut child);
+            assert!(
+                killed || status.success(),
+                "{:?}: {args:?}: {status}",
+                case.kind
+            );
+            killed
+        }
+    }
+}
+
+/// With a writer running throughout, `migrate up` (or, once it is
+/// applied, `migrate down`) killed as `kill` says, while the application
+/// goes on writing; then the repository verifies, the change is applied or
+/// not and the tables are what the commits say either way, and a
+/// following up and down complete with every commit where it belongs.
+fn killed_under_writer(
+    case: &Case,
+    expected: &mut Expected,
+    seed: u64,
+    down: bool,
+    kill: Kill,
+    policy: Policy,
+) {
+    let what = format!(
+        "{kill:?} during {} ({})",
+        if down { "down" } else { "up" },
+        policy.arg()
+    );
+    let writing = Writing::start(case, seed);
+    if down {
+        case.ws.ok(&["migrate", "up"]);
+        writing.wait_for_commits(3);
+    }
+    let args: &[&str] = if down {
+        &[
+            "migrate",
+            "down",
+            "--to",
+            "0001_accounts",
+            "--on-conflict",
+            policy.arg(),
+        ]
+    } else {
+        &["migrate", "up"]
+    };
+    let killed = run_killed(case, args, kill);
+    // The application goes on writing after the kill.
+    writing.wait_for_commits(3);
+    let written = writing.stop();
+    expected.replay(&written.commits, policy);
+    case.ws.ok(&["unlock"]);
+    case.ws.ok(&["verify"]);
+    let applied = case.contract_applied();
+    expected.settle(applied, policy);
+    case.assert_as_expected(
+        expected,
+        &format!("{what} (killed: {killed}), applied: {applied}"),
+    );
+    // Killed after the commit and before its fingerprint, the change has
+    // none: its rollback compares two ways, which only `snapshot` makes
+    // the same as with one (docs/migrations.md, "Without a fingerprint").
+    let fingerprinted = applied && case.fingerprinted();
+    let policy = if applied && !fingerprinted {
+        Policy::Snapshot
+    } else {
+        policy
+    };
+    let seen =
+        up_and_down_under_writer(case, expected, seed + 500, policy, &format!("after {what}"));
+    eprintln!(
+        "{:?} {what}: killed {killed}, then applied {applied} (fingerprint: {fingerprinted}); \
+         the next down took {:?}",
+        case.kind, seen.took
+    );
+}
+
+/// Kill points, and `random` moments within the run (the same for every
+/// run of the test).
+fn kills(case: &Case, points: &[&'static str], random: u32, down: bool) -> Vec<Kill> {
+    // How long a run takes here, to choose moments within it (and a little
+    // after: a run that ends first must have succeeded).
+    let mut expected = Expected::new(Model::read(&mut case.session()));
+    let seen = up_and_down_under_writer(case, &mut expected, 1, Policy::KeepNew, "a first run");
+    let took = if down {
+        seen.took
+    } else {
+        seen.up_took.unwrap()
+    };
+    let range = took.as_millis() as u64 * 6 / 5;
+    let mut rng = Rng::new(7 + down as u64);
+    let mut out: Vec<Kill> = points.iter().map(|p| Kill::At(p)).collect();
+    out.extend((0..random).map(|_| Kill::After(Duration::from_millis(rng.below(range.max(1))))));
+    out
+}
+
+fn kill_trials(down: bool, name: &str) {
+    for kind in BOTH {
+        let case = Case::new(kind, name);
+        accounts_plan(&case, 300, CONTRACT);
+        case.ws.ok(&["migrate", "up", "--to", "0001_accounts"]);
+        let mut points = if down {
+            vec!["migrate-revert-starting", "migrate-revert-ran"]
+        } else {
+            vec![
+                "migrate-capture-installed",
+                "pack-written",
+                "snapshot-written",
+                "migrate-snapshot-taken",
+                "migrate-change-ran",
+                "migrate-change-committed",
+                "migrate-fingerprint-taken",
+            ]
+        };
+        if kind == Kind::Pg && !down {
+            points.push("pg-part-copied");
+        }
+        let plan = kills(&case, &points, if down { 4 } else { 3 }, down);
+        let mut expected = Expected::new(Model::read(&mut case.session()));
+        for (i, kill) in plan.into_iter().enumerate() {
+            let policy = POLICIES[i % POLICIES.len()];
+            killed_under_writer(
+                &case,
+                &mut expected,
+                10 + i as u64 * 1000,
+                down,
+                kill,
+                policy,
+            );
+        }
+    }
+}
+
+#[test]
+fn kill_9_during_up_with_a_writer_loses_no_committed_write() {
+    kill_trials(false, "win_kill_up");
+}
+
+#[test]
+fn kill_9_during_down_with_a_writer_loses_no_committed_write() {
+    kill_trials(true, "win_kill_down");
 }
 
 #[test]
@@ -628,12 +1241,17 @@ fn a_writer_is_not_stalled_for_the_length_of_the_safety_snapshot() {
     for kind in BOTH {
         let case = Case::new(kind, "win_stall");
         // A change whose own work does not grow with the table: what the
-        // writer waits for is the capture's part.
-        accounts_plan(
-            &case,
-            rows,
-            "DELETE FROM events WHERE n % 3 = 0;\nALTER TABLE accounts DROP COLUMN note;\n",
-        );
+        // writer waits for is the capture's part. (SQLite's DROP COLUMN
+        // rewrites the table, so there the change destroys one value and
+        // renames the column, which the writer goes by.)
+        let contract = match kind {
+            Kind::Pg => "DELETE FROM events WHERE n % 3 = 0;\nALTER TABLE accounts DROP COLUMN note;\n",
+            Kind::Sqlite => {
+                "DELETE FROM events WHERE n % 3 = 0;\nUPDATE accounts SET note = NULL WHERE id = 1;\n\
+                 ALTER TABLE accounts RENAME COLUMN note TO note_gone;\n"
+            }
+        };
+        accounts_plan(&case, rows, contract);
         case.ws.ok(&["migrate", "up", "--to", "0001_accounts"]);
         let (written, expected, took) = up_under_writer(&case, 99);
         eprintln!(
@@ -666,29 +1284,33 @@ fn lock_timeout_refuses_with_nothing_changed_and_no_trigger_left() {
         items_plan(&case);
         case.ws.ok(&["migrate", "up", "--to", "0001_items"]);
         // The lock held before `up` starts: the capture cannot be put in
-        // place. (On SQLite the migration lock's own record of its holder
-        // already needs the write lock and fails first, with exit code 1.)
-        if kind == Kind::Pg {
-            let mut holder = case.session();
-            holder.batch("BEGIN; LOCK TABLE items IN SHARE MODE");
-            let started = Instant::now();
-            let out = case.ws.run(&["migrate", "up", "--lock-timeout", "300ms"]);
-            out.assert_code(3)
-                .assert_stderr_has("lock")
-                .assert_stderr_has("items");
-            assert!(started.elapsed() < Duration::from_secs(30));
-            holder.batch("ROLLBACK");
-            drop(holder);
-            assert!(case.has_column("items", "note"), "{kind:?}");
-            assert_eq!(
-                case.rows("SELECT id FROM items ORDER BY id"),
-                ["1", "2", "3"],
-                "{kind:?}"
-            );
-            let status = case.ws.json(&["migrate", "status"]);
-            assert_eq!(status["changes"][1]["state"], "pending", "{kind:?}");
-            assert_eq!(case.leftovers(), Vec::<String>::new(), "{kind:?}");
+        // place. (On SQLite the migration lock's record of its holder, a
+        // label, needed the write lock too and failed with exit code 1.)
+        let mut holder = case.session();
+        match kind {
+            Kind::Pg => holder.batch("BEGIN; LOCK TABLE items IN SHARE MODE"),
+            Kind::Sqlite => holder.batch("BEGIN IMMEDIATE; INSERT INTO lines VALUES ('held', 0)"),
         }
+        let started = Instant::now();
+        let out = case.ws.run(&["migrate", "up", "--lock-timeout", "300ms"]);
+        out.assert_code(3)
+            .assert_stderr_has("lock")
+            .assert_stderr_has(match kind {
+                Kind::Pg => "items",
+                Kind::Sqlite => "SQLite database",
+            });
+        assert!(started.elapsed() < Duration::from_secs(30));
+        holder.batch("ROLLBACK");
+        drop(holder);
+        assert!(case.has_column("items", "note"), "{kind:?}");
+        assert_eq!(
+            case.rows("SELECT id FROM items ORDER BY id"),
+            ["1", "2", "3"],
+            "{kind:?}"
+        );
+        let status = case.ws.json(&["migrate", "status"]);
+        assert_eq!(status["changes"][1]["state"], "pending", "{kind:?}");
+        assert_eq!(case.leftovers(), Vec::<String>::new(), "{kind:?}");
 
         // The lock taken once the capture is in place: the change refuses
         // to start, nothing changes, and the capture goes once it is free.
@@ -771,4 +1393,97 @@ fn kill_9_with_the_capture_installed_then_up_again_leaves_nothing_behind() {
         );
         case.ws.ok(&["verify"]);
     }
+}
+
+/// Runs `migrate down --to 0001_accounts --on-conflict keep-new` until it
+/// reaches `point`, then `during`, then lets it finish; its exit status.
+fn down_paused_at(case: &Case, point: &str, during: impl FnOnce()) -> std::process::ExitStatus {
+    let flag = case.ws.path("paused");
+    let spec = format!("{point}={}", flag.display());
+    let mut child = case.ws.spawn(
+        &[
+            "migrate",
+            "down",
+            "--to",
+            "0001_accounts",
+            "--on-conflict",
+            "keep-new",
+        ],
+        &[("RIPCORD_PAUSE", spec.as_str())],
+    );
+    assert!(
+        wait_until(Duration::from_secs(120), || flag.exists()),
+        "migrate down never reached {point}"
+    );
+    during();
+    std::fs::remove_file(&flag).expect("let migrate down go on");
+    child.wait().expect("wait for migrate down")
+}
+
+#[test]
+fn sqlite_revert_waits_for_a_writer_instead_of_failing_with_database_is_locked() {
+    let case = Case::new(Kind::Sqlite, "win_revert_busy");
+    accounts_plan(&case, 300, CONTRACT);
+    case.ws.ok(&["migrate", "up", "--to", "0001_accounts"]);
+    let mut expected = Expected::new(Model::read(&mut case.session()));
+    case.ws.ok(&["migrate", "up"]);
+    expected.settle(true, Policy::KeepNew);
+    // The application holds the write lock as the revert begins, and
+    // commits a moment later: the revert waits for it, then keeps its row.
+    let mut app = case.session();
+    let status = down_paused_at(&case, "migrate-revert-starting", || {
+        app.begin();
+        app.exec("INSERT INTO accounts (id, v) VALUES (5000, 1)")
+            .expect("insert");
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(500));
+            app.batch("COMMIT");
+        });
+    });
+    assert!(status.success(), "migrate down: {status}");
+    expected.live.apply(&Op::Insert(5000, 1));
+    expected.settle(false, Policy::KeepNew);
+    case.assert_as_expected(&expected, "a writer at the revert's start");
+}
+
+#[test]
+fn pg_down_behind_a_long_transaction_refuses_after_lock_timeout_instead_of_waiting() {
+    let case = Case::new(Kind::Pg, "win_down_lock");
+    items_plan(&case);
+    case.ws.ok(&["migrate", "up"]);
+    // A long report holds a lock on the table the revert puts back.
+    let mut reader = case.session();
+    reader.batch("BEGIN; SELECT count(*) FROM items");
+    let (out, took) = std::thread::scope(|s| {
+        let down = s.spawn(|| {
+            let started = Instant::now();
+            let out = case.ws.run(&[
+                "migrate",
+                "down",
+                "--to",
+                "0001_items",
+                "--lock-timeout",
+                "300ms",
+            ]);
+            (out, started.elapsed())
+        });
+        wait_until(Duration::from_secs(20), || down.is_finished());
+        reader.batch("ROLLBACK");
+        down.join().expect("migrate down")
+    });
+    assert!(
+        took < Duration::from_secs(20),
+        "down waited {took:?} behind the lock: {out}"
+    );
+    out.assert_code(3)
+        .assert_stderr_has("lock")
+        .assert_stderr_has("items");
+    // Nothing was reverted; once the lock is free, down goes through.
+    assert!(!case.has_column("items", "note"));
+    assert_eq!(
+        case.ws.json(&["migrate", "status"])["changes"][1]["state"],
+        "applied"
+    );
+    case.ws.ok(&["migrate", "down", "--to", "0001_items"]);
+    assert!(case.has_column("items", "note"));
 }

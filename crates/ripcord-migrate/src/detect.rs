@@ -5,7 +5,8 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::plan::Format;
 use crate::readers::{
-    dbmate_marker, flyway_name, golang_name, list, timestamp_name, walk, FlywayName,
+    dbmate_marker, flyway_name, golang_name, liquibase_master, liquibase_sql, list, timestamp_name,
+    walk, FlywayName,
 };
 use crate::script::read_text;
 
@@ -32,6 +33,20 @@ pub fn detect(dir: &Path) -> Result<Format> {
         note(Format::Sqitch, crate::readers::SQITCH_PLAN.into());
     }
     for entry in &entries {
+        let lower = entry.name.to_ascii_lowercase();
+        if !entry.is_dir
+            && [".sql", ".xml", ".yaml", ".yml"]
+                .iter()
+                .any(|ext| lower.ends_with(ext))
+        {
+            // A Liquibase changelog is Liquibase's whatever its name says;
+            // its head tells.
+            let text = head(&entry.path)?;
+            if liquibase_sql(&text) || liquibase_master(&entry.name, &text) {
+                note(Format::Liquibase, entry.name.clone());
+                continue;
+            }
+        }
         if entry.is_dir {
             if entry.path.join("up.sql").is_file() {
                 note(Format::Native, format!("{}/up.sql", entry.name));
@@ -76,4 +91,14 @@ pub fn detect(dir: &Path) -> Result<Format> {
                 .join(", "),
         }),
     }
+}
+
+/// The first few kilobytes of a file, as text.
+fn head(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let mut buf = Vec::with_capacity(4096);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(4096).read_to_end(&mut buf))
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    Ok(String::from_utf8_lossy(&buf).into_owned())
 }

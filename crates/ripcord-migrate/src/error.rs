@@ -250,7 +250,7 @@ impl Classify for Error {
             Error::NoMigrations { .. } => Some(
                 "recognised layouts: NNNN_name/up.sql folders, sqitch.plan, Flyway V1__name.sql, \
                  golang-migrate 1_name.up.sql, dbmate files with -- migrate:up, \
-                 YYYYMMDDHHMM_name.sql"
+                 YYYYMMDDHHMM_name.sql, Liquibase formatted SQL (--liquibase formatted sql)"
                     .into(),
             ),
             Error::Ambiguous { .. } => {

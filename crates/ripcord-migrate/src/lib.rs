@@ -12,6 +12,7 @@
 //! - [`analyze`]: what a script's SQL does: the tables a safety snapshot must
 //!   cover, statements that cannot run in a transaction, destroyed data,
 //!   rewrites and long locks.
+//! - [`psql`]: psql meta-commands and variables, Flyway placeholders.
 //! - [`tracking`]: the tables that record which changes a database has run,
 //!   the migration lock, and [`tracking::status()`] against a plan.
 //!
@@ -25,12 +26,14 @@
 //! # Ok::<(), ripcord_migrate::Error>(())
 //! ```
 
+pub mod adopt;
 pub mod analyze;
 mod detect;
 pub mod engine;
 pub mod error;
 mod near;
 pub mod plan;
+pub mod psql;
 pub mod readers;
 pub mod script;
 pub mod tracking;

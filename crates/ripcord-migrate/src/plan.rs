@@ -25,16 +25,21 @@ pub enum Format {
     Dbmate,
     /// `YYYYMMDDHHMM_name.sql` with `YYYYMMDDHHMM_name_rollback.sql`.
     Timestamp,
+    /// Liquibase formatted SQL: `--liquibase formatted sql` files of
+    /// `--changeset author:id` sections, optionally listed by a master
+    /// changelog.
+    Liquibase,
 }
 
 impl Format {
-    pub const ALL: [Format; 6] = [
+    pub const ALL: [Format; 7] = [
         Format::Native,
         Format::Sqitch,
         Format::Flyway,
         Format::GolangMigrate,
         Format::Dbmate,
         Format::Timestamp,
+        Format::Liquibase,
     ];
 
     pub fn name(self) -> &'static str {
@@ -45,12 +50,13 @@ impl Format {
             Format::GolangMigrate => "golang-migrate",
             Format::Dbmate => "dbmate",
             Format::Timestamp => "timestamp",
+            Format::Liquibase => "liquibase",
         }
     }
 
     /// Whether changes carry a version number that can name them.
     pub fn has_versions(self) -> bool {
-        !matches!(self, Format::Native | Format::Sqitch)
+        !matches!(self, Format::Native | Format::Sqitch | Format::Liquibase)
     }
 }
 
@@ -107,6 +113,15 @@ pub struct Change {
     /// `transaction:false`, Flyway `executeInTransaction=false`, native
     /// `no_transaction = true`).
     pub no_transaction: bool,
+    /// Runs again on every `up` (Liquibase `runAlways`); such a change is
+    /// also [`repeatable`](Self::repeatable).
+    pub run_always: bool,
+    /// The file the tool records the change under, when its history names
+    /// one (Liquibase: the changelog path, or its `logicalFilePath`).
+    pub source: Option<String>,
+    /// The checksum the tool itself records for the change, when it cannot
+    /// be computed from the up script's file alone (Liquibase's MD5SUM).
+    pub tool_checksum: Option<String>,
 }
 
 impl Change {
@@ -124,6 +139,9 @@ impl Change {
             repeatable: false,
             version: None,
             no_transaction: false,
+            run_always: false,
+            source: None,
+            tool_checksum: None,
         }
     }
 }
@@ -452,6 +470,6 @@ mod tests {
         for f in Format::ALL {
             assert_eq!(f.name().parse::<Format>().unwrap(), f);
         }
-        assert!("liquibase".parse::<Format>().is_err());
+        assert!("liquibas".parse::<Format>().is_err());
     }
 }

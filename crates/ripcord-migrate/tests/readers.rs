@@ -403,7 +403,7 @@ fn read_as_names_the_format() {
         "golang-migrate".parse::<Format>().unwrap(),
         Format::GolangMigrate
     );
-    let err = "liquibase".parse::<Format>().unwrap_err();
+    let err = "liquibas".parse::<Format>().unwrap_err();
     assert!(err.hint().unwrap().contains("dbmate"));
 }
 

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use ripcord_core::config::{OnConflict, SnapshotWhen, TargetConfig};
 use ripcord_migrate::analyze::Dialect;
 use ripcord_migrate::engine::{
-    self, Conn, Database, DownOptions, DownReport, Note, UpOptions, UpReport,
+    self, AdoptOptions, AdoptReport, Conn, Database, DownOptions, DownReport, Note, UpOptions,
+    UpReport, VerifyReport,
 };
 use ripcord_migrate::tracking::{AppliedChange, PostgresTracker, SqliteTracker};
 use ripcord_migrate::{Format, Plan};
@@ -22,7 +23,10 @@ pub struct Setup {
     pub dir: PathBuf,
     /// The target's name and configuration; `None` when none is configured.
     pub target: Option<(String, TargetConfig)>,
+    /// With psql variables and Flyway placeholders resolved.
     pub plan: Plan,
+    /// What `\echo`, `\qecho` and `\warn` in the scripts print.
+    pub messages: ripcord_migrate::psql::Messages,
 }
 
 impl Setup {
@@ -48,8 +52,33 @@ impl Setup {
     }
 }
 
-/// Reads `[migrations]` and its plan; `format` overrides the detected one.
+/// Reads `[migrations]` and its plan as the files are, psql parts and
+/// placeholders left unresolved: enough for what needs only the changes,
+/// their order and their checksums (`plan`, `status`), without running a
+/// backtick command or needing a variable. `format` overrides the detected
+/// one.
 pub fn setup(ctx: &Ctx, format: Option<&str>) -> Result<Setup> {
+    read_setup(ctx, format)
+}
+
+/// [`setup`], then the scripts as they run: psql meta-commands and
+/// variables (`set`: `--set name=value`) and Flyway placeholders resolved,
+/// transaction control checked. Every failure names the file and line.
+pub fn setup_with(ctx: &Ctx, format: Option<&str>, set: &[(String, String)]) -> Result<Setup> {
+    let mut s = read_setup(ctx, format)?;
+    let dialect = s.dialect();
+    let connection = match &s.target {
+        Some((_, TargetConfig::Postgres { url, .. })) => {
+            ripcord_migrate::psql::connection_variables(url)
+        }
+        _ => Default::default(),
+    };
+    s.messages =
+        ripcord_migrate::psql::prepare_plan(&mut s.plan, &s.dir, dialect, &connection, set)?;
+    Ok(s)
+}
+
+fn read_setup(ctx: &Ctx, format: Option<&str>) -> Result<Setup> {
     let Some(migrations) = &ctx.config.migrations else {
         return Err(Error::usage(
             "ripcord.toml has no [migrations] section",
@@ -95,7 +124,12 @@ pub fn setup(ctx: &Ctx, format: Option<&str>) -> Result<Setup> {
             "leave out --format to detect the format, or name the one the folder holds",
         ));
     }
-    Ok(Setup { dir, target, plan })
+    Ok(Setup {
+        dir,
+        target,
+        plan,
+        messages: Default::default(),
+    })
 }
 
 /// What the target database has recorded: `None` when it has no tracking
@@ -171,6 +205,8 @@ pub struct UpRequest {
     pub allow_unprotected: bool,
     /// How long to wait for a table's lock; `None`: `[migrations] lock_timeout`.
     pub lock_timeout: Option<std::time::Duration>,
+    /// psql variables and Flyway placeholders (`--set name=value`).
+    pub set: Vec<(String, String)>,
 }
 
 /// `migrate down` and `rollback`.
@@ -185,6 +221,8 @@ pub struct DownRequest {
     pub on_conflict: Option<OnConflict>,
     /// How long to wait for a table's lock; `None`: `[migrations] lock_timeout`.
     pub lock_timeout: Option<std::time::Duration>,
+    /// psql variables and Flyway placeholders (`--set name=value`).
+    pub set: Vec<(String, String)>,
 }
 
 /// What `up` did to the migration target.
@@ -192,6 +230,8 @@ pub struct Applied {
     /// The target's name.
     pub target: String,
     pub report: UpReport,
+    /// What the scripts' `\echo` printed.
+    pub messages: ripcord_migrate::psql::Messages,
 }
 
 /// What `down` did to the migration target.
@@ -200,6 +240,8 @@ pub struct Reverted {
     pub report: DownReport,
     /// Rows this run set aside for review: (table, change, row as JSON), newest first.
     pub review: Vec<(String, String, String)>,
+    /// What the scripts' `\echo` printed.
+    pub messages: ripcord_migrate::psql::Messages,
 }
 
 /// Whether `[migrations] snapshot = "always"`.
@@ -226,7 +268,7 @@ fn config_lock_timeout(ctx: &Ctx) -> Option<std::time::Duration> {
 
 /// Applies the pending changes, each behind a safety snapshot where it needs one.
 pub fn up(ctx: &Ctx, req: &UpRequest, note: &mut dyn FnMut(Note<'_>)) -> Result<Applied> {
-    let s = setup(ctx, req.format.as_deref())?;
+    let s = setup_with(ctx, req.format.as_deref(), &req.set)?;
     let (name, target) = database_target(&s)?;
     let mut db = open(&name, &target, true)?;
     let mut net = RepoNet {
@@ -249,12 +291,13 @@ pub fn up(ctx: &Ctx, req: &UpRequest, note: &mut dyn FnMut(Note<'_>)) -> Result<
     Ok(Applied {
         target: name,
         report,
+        messages: s.messages,
     })
 }
 
 /// Reverts the changes after `req.to`, newest first, with their data.
 pub fn down(ctx: &Ctx, req: &DownRequest, note: &mut dyn FnMut(Note<'_>)) -> Result<Reverted> {
-    let s = setup(ctx, req.format.as_deref())?;
+    let s = setup_with(ctx, req.format.as_deref(), &req.set)?;
     let (name, target) = database_target(&s)?;
     let mut db = open(&name, &target, false)?;
     let mut net = RepoNet {
@@ -279,10 +322,50 @@ pub fn down(ctx: &Ctx, req: &DownRequest, note: &mut dyn FnMut(Note<'_>)) -> Res
         review_rows(&mut *db, &report)
     };
     Ok(Reverted {
+        messages: s.messages,
         target: name,
         report,
         review,
     })
+}
+
+/// `migrate verify`: the verify script of every applied change, read-only.
+pub fn verify(
+    ctx: &Ctx,
+    format: Option<&str>,
+    set: &[(String, String)],
+) -> Result<(String, VerifyReport)> {
+    let s = setup_with(ctx, format, set)?;
+    let (name, target) = database_target(&s)?;
+    let mut db = open(&name, &target, false)?;
+    let report = engine::verify(&mut *db, &s.plan)?;
+    Ok((name, report))
+}
+
+/// `migrate adopt`.
+#[derive(Clone, Debug, Default)]
+pub struct AdoptRequest {
+    pub format: Option<String>,
+    pub accept: bool,
+    pub dry_run: bool,
+    /// Where the other tool keeps its history, when not in its default place.
+    pub history: Option<String>,
+}
+
+/// Records the history another tool kept in the target database as
+/// ripcord's, without running anything.
+pub fn adopt(ctx: &Ctx, req: &AdoptRequest) -> Result<(String, AdoptReport)> {
+    let s = setup(ctx, req.format.as_deref())?;
+    let (name, target) = database_target(&s)?;
+    let mut db = open(&name, &target, false)?;
+    let opts = AdoptOptions {
+        accept: req.accept,
+        dry_run: req.dry_run,
+        actor: actor(),
+        history: req.history.clone(),
+    };
+    let report = engine::adopt(&mut *db, &s.plan, &opts)?;
+    Ok((name, report))
 }
 
 /// The rows this run set aside for review, to print them.

@@ -19,7 +19,7 @@ use ripcord_targets::postgres::{self, tools, tools::Tools};
 use serde::Serialize;
 
 use crate::ctx::Ctx;
-use crate::migrate::{actor, database_target, open, setup};
+use crate::migrate::{actor, database_target, open, setup_with};
 use crate::net::{Repo, RepoNet};
 use crate::report::Silent;
 use crate::snapshot::{take_with, TakeOptions};
@@ -34,6 +34,8 @@ pub struct RehearseOptions {
     pub to: Option<String>,
     /// Keep the scratch copy.
     pub keep: bool,
+    /// psql variables and Flyway placeholders (`--set name=value`).
+    pub set: Vec<(String, String)>,
 }
 
 /// Schema and contents of a database, to compare two points in time.
@@ -213,7 +215,7 @@ fn cleanup_also_failed(real: Error, cleanup: Error) -> Error {
 
 /// Rehearses the pending changes; `None` when nothing is pending.
 pub fn run(ctx: &Ctx, args: &RehearseOptions) -> Result<Option<RehearseReport>> {
-    let s = setup(ctx, args.format.as_deref())?;
+    let s = setup_with(ctx, args.format.as_deref(), &args.set)?;
     let (name, target) = database_target(&s)?;
     let mut live = open(&name, &target, false)?;
     let applied = if live.has_schema()? {
@@ -265,16 +267,20 @@ pub fn run(ctx: &Ctx, args: &RehearseOptions) -> Result<Option<RehearseReport>> 
     migrations.tables.clear();
     config.migrations = Some(migrations);
     let scratch_ctx = Ctx::new(config, ctx.config_path.clone(), Arc::new(Silent));
-    let result = rehearse(
-        ctx,
-        &scratch_ctx,
-        &scratch_repo,
-        &s.plan,
-        &name,
-        &scratch,
-        args,
-        last_applied,
-    );
+    // The scripts again, for the copy: psql's `:DBNAME` names the copy there,
+    // so an `ALTER DATABASE :"DBNAME"` never reaches the real database.
+    let result = setup_with(&scratch_ctx, args.format.as_deref(), &args.set).and_then(|copy| {
+        rehearse(
+            ctx,
+            &scratch_ctx,
+            &scratch_repo,
+            &copy.plan,
+            &name,
+            &scratch,
+            args,
+            last_applied,
+        )
+    });
     let cleanup = scratch.remove(args.keep);
     repo_guard.run();
     // A cleanup error never hides the rehearsal's own.

@@ -271,19 +271,28 @@ fn store(conn: &Connection, change: &str, found: &[Hashed]) -> Result<Vec<(Strin
         })?;
         from = to + 1;
     }
+    // Counted on the temporary copy, which needs no lock; set in one go,
+    // which makes the fingerprints complete.
     let mut out = Vec::new();
-    for (t, id) in found.iter().zip(&ids) {
-        let rows: i64 = in_write(conn, || {
-            conn.query_row(
-                "UPDATE ripcord_fingerprint_tables
-                 SET rows = (SELECT coalesce(sum(n), 0) FROM ripcord_fingerprint WHERE tab = ?1)
-                 WHERE id = ?1 RETURNING rows",
-                [id],
+    for (tab, t) in found.iter().enumerate() {
+        let rows: i64 = conn
+            .query_row(
+                "SELECT coalesce(sum(n), 0) FROM temp.ripcord_fp WHERE tab = ?1",
+                [tab as i64],
                 |r| r.get(0),
             )
-        })?;
+            .map_err(err(conn))?;
         out.push((t.name.clone(), rows as u64));
     }
+    in_write(conn, || {
+        for ((_, rows), id) in out.iter().zip(&ids) {
+            conn.execute(
+                "UPDATE ripcord_fingerprint_tables SET rows = ?2 WHERE id = ?1",
+                rusqlite::params![id, *rows as i64],
+            )?;
+        }
+        Ok(())
+    })?;
     Ok(out)
 }
 

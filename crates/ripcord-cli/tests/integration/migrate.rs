@@ -199,7 +199,7 @@ fn plan_of_a_sqitch_project() {
     ws.run(&["migrate", "plan", "--format", "flyway"])
         .assert_code(2)
         .assert_stderr_has("no flyway migrations");
-    ws.run(&["migrate", "plan", "--format", "liquibase"])
+    ws.run(&["migrate", "plan", "--format", "liquibas"])
         .assert_code(2)
         .assert_stderr_has("unknown migration format")
         .assert_stderr_has("hint:");

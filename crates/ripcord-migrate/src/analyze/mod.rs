@@ -230,6 +230,9 @@ pub fn analyze(sql: &str, options: &Options) -> Analysis {
                 };
                 scan::session_setting(piece, sql, &mut report);
                 scan::transaction_needs(piece, options, &mut report);
+                if piece.gexec {
+                    gexec(piece, options, &mut report);
+                }
                 match piece.parse(options.dialect) {
                     Ok(statements) => {
                         for statement in &statements {
@@ -278,6 +281,73 @@ pub fn analyze(sql: &str, options: &Options) -> Analysis {
     analysis
 }
 
+/// A psql `\gexec` query runs the statements its rows hold. When the query
+/// only selects whole statements written as string literals (`SELECT
+/// 'CREATE DATABASE app' WHERE NOT EXISTS …`), those are what it does; a
+/// statement it builds (`format(…)`, `||`) cannot be told from the SQL.
+fn gexec(piece: &split::Piece, options: &Options, report: &mut Report) {
+    use sqlparser::tokenizer::Token;
+    let mut literals = Vec::new();
+    for token in &piece.significant {
+        match token {
+            Token::SingleQuotedString(s)
+            | Token::EscapedStringLiteral(s)
+            | Token::NationalStringLiteral(s) => literals.push(s.clone()),
+            Token::DollarQuotedString(d) => literals.push(d.value.clone()),
+            _ => {}
+        }
+    }
+    let builds = piece.significant.iter().any(|t| {
+        matches!(t, Token::StringConcat)
+            || split::keyword(t).is_some_and(|w| {
+                matches!(
+                    w.as_str(),
+                    "FORMAT" | "CONCAT" | "CONCAT_WS" | "QUOTE_IDENT"
+                )
+            })
+    });
+    // Literals that compare (`datname = 'app'`) are not statements.
+    const STARTS: &[&str] = &[
+        "CREATE", "ALTER", "DROP", "GRANT", "REVOKE", "COMMENT", "INSERT", "UPDATE", "DELETE",
+        "SELECT", "TRUNCATE", "SET", "DO", "CALL", "VACUUM", "ANALYZE", "REINDEX", "CLUSTER",
+        "REFRESH", "SECURITY", "WITH",
+    ];
+    let statements: Vec<Analysis> = literals
+        .iter()
+        .filter(|sql| {
+            let first = sql.split_whitespace().next().unwrap_or_default();
+            STARTS.contains(&first.to_ascii_uppercase().as_str())
+        })
+        .map(|sql| analyze(sql, options))
+        .filter(|a| a.statements > 0)
+        .collect();
+    if builds || statements.is_empty() {
+        report.finding(
+            Kind::Uncertain,
+            "\\gexec runs statements its query builds, which cannot be told from the SQL",
+        );
+        // The start of a built statement still tells whether it can run in
+        // a transaction (`'CREATE DATABASE ' || quote_ident(…)`).
+        for a in statements {
+            for f in a.of_kind(Kind::NoTransaction) {
+                report.finding(f.kind, format!("\\gexec: {}", f.detail));
+            }
+        }
+        return;
+    }
+    for a in statements {
+        for t in a.tables {
+            report.table(t);
+        }
+        for t in a.created {
+            report.created(t);
+        }
+        for f in a.findings {
+            report.finding(f.kind, format!("\\gexec: {}", f.detail));
+        }
+    }
+}
+
 /// One statement of a script, as written.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Statement {
@@ -300,21 +370,18 @@ pub fn statements(sql: &str, dialect: Dialect) -> Option<Vec<Statement>> {
     )
 }
 
-/// A script wrapped in its own `BEGIN; … COMMIT;` (sqitch's templates, and
-/// verify scripts ending in `ROLLBACK`): the statements between, to run in
-/// ripcord's transaction. `None` when the script is not wrapped that way, or
-/// controls transactions anywhere else.
+/// A script wrapped in its own `BEGIN; … COMMIT;` (sqitch's templates): the
+/// statements between, to run in ripcord's transaction. `None` when the
+/// script is not wrapped that way, ends in `ROLLBACK` (which undoes its
+/// work), or controls transactions anywhere else.
 pub fn unwrap_transaction(sql: &str, dialect: Dialect) -> Option<String> {
     let pieces = split::split(sql, dialect).ok()?;
     let (first, rest) = pieces.split_first()?;
     let (last, inner) = rest.split_last()?;
     let begins = first.starts(&["BEGIN"]) && first.word(1).as_deref() != Some("ATOMIC")
         || first.starts(&["START", "TRANSACTION"]);
-    let ends = last.significant.len() <= 2
-        && matches!(
-            last.word(0).as_deref(),
-            Some("COMMIT" | "END" | "ROLLBACK" | "ABORT")
-        );
+    let ends =
+        last.significant.len() <= 2 && matches!(last.word(0).as_deref(), Some("COMMIT" | "END"));
     if !begins || !ends || inner.iter().any(scan::controls_transaction) {
         return None;
     }
@@ -324,6 +391,113 @@ pub fn unwrap_transaction(sql: &str, dialect: Dialect) -> Option<String> {
         out.push_str(";\n");
     }
     Some(out)
+}
+
+/// How a script's own transaction control is run inside ripcord's
+/// transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Blocks {
+    /// Deploy and revert scripts: each `BEGIN … COMMIT` block becomes a
+    /// savepoint that is released, `ROLLBACK` rolls back to it. A block left
+    /// open at the end is an error.
+    Change,
+    /// Verify scripts: the same, and a block left open is rolled back, as
+    /// psql does when the script ends.
+    Verify,
+    /// For analysis: the control statements are left out.
+    Strip,
+}
+
+/// `sql` with its `BEGIN`/`COMMIT`/`ROLLBACK` turned into savepoints (see
+/// [`Blocks`]), so that it runs inside ripcord's transaction and can never
+/// end it. `Ok(None)` when the script controls no transaction; `Err((line,
+/// why))` for what cannot be run that way: `PREPARE TRANSACTION`, `COMMIT
+/// AND CHAIN`, a block never closed.
+pub fn transaction_blocks(
+    sql: &str,
+    dialect: Dialect,
+    mode: Blocks,
+) -> Result<Option<String>, (usize, String)> {
+    let Ok(pieces) = split::split(sql, dialect) else {
+        return Ok(None);
+    };
+    let mut out = String::with_capacity(sql.len() + 64);
+    let mut copied = 0usize;
+    let mut open: Option<(usize, String)> = None;
+    let mut blocks = 0usize;
+    let mut any = false;
+    for piece in &pieces {
+        let w0 = piece.word(0).unwrap_or_default();
+        let w1 = piece.word(1).unwrap_or_default();
+        let chained = piece.find("CHAIN").is_some() && piece.find("NO").is_none();
+        let prepared = matches!(
+            (w0.as_str(), w1.as_str()),
+            ("PREPARE", "TRANSACTION") | ("COMMIT" | "ROLLBACK", "PREPARED")
+        );
+        if prepared || chained && scan::controls_transaction(piece) {
+            return Err((
+                piece.line,
+                format!("{} cannot run inside ripcord's transaction", piece.excerpt),
+            ));
+        }
+        if !scan::controls_transaction(piece) {
+            continue;
+        }
+        any = true;
+        let begins = matches!(w0.as_str(), "BEGIN" | "START");
+        let rolls_back = matches!(w0.as_str(), "ROLLBACK" | "ABORT");
+        let replacement = match (&open, begins, mode) {
+            (_, _, Blocks::Strip) => String::new(),
+            // psql warns and goes on: there is already a transaction.
+            (Some(_), true, _) => String::new(),
+            (None, true, _) => {
+                blocks += 1;
+                let name = format!("ripcord_block_{blocks}");
+                let text = format!("SAVEPOINT {name}");
+                open = Some((piece.line, name));
+                text
+            }
+            // psql warns: there is no transaction in progress.
+            (None, false, _) => String::new(),
+            (Some((_, name)), false, _) => {
+                let text = if rolls_back {
+                    format!("ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}")
+                } else {
+                    format!("RELEASE SAVEPOINT {name}")
+                };
+                open = None;
+                text
+            }
+        };
+        let start = split::offset(sql, piece.start);
+        let end = split::offset(sql, piece.end);
+        out.push_str(&sql[copied..start]);
+        out.push_str(&replacement);
+        copied = end;
+    }
+    if !any {
+        return Ok(None);
+    }
+    out.push_str(&sql[copied..]);
+    if let Some((line, name)) = open {
+        match mode {
+            Blocks::Change => {
+                return Err((
+                    line,
+                    "this BEGIN is never committed: psql would roll its work back when the \
+                     script ends"
+                        .into(),
+                ))
+            }
+            Blocks::Verify => {
+                out.push_str(&format!(
+                    "\n;ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}"
+                ));
+            }
+            Blocks::Strip => {}
+        }
+    }
+    Ok(Some(out))
 }
 
 /// Collects what one statement does.

@@ -4,7 +4,7 @@
 use sqlparser::ast::Statement;
 use sqlparser::dialect::{PostgreSqlDialect, SQLiteDialect};
 use sqlparser::parser::{Parser, ParserError};
-use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
+use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer, Whitespace};
 
 use super::Dialect;
 
@@ -20,6 +20,8 @@ pub(super) struct Piece {
     /// 1-based, columns in characters; the end is exclusive.
     pub start: (u64, u64),
     pub end: (u64, u64),
+    /// A psql `\gexec` query: its result rows are statements to run.
+    pub gexec: bool,
 }
 
 impl Piece {
@@ -128,19 +130,32 @@ fn last_word(so_far: &[TokenWithSpan]) -> Option<String> {
         .and_then(|t| keyword(&t.token))
 }
 
+/// The comment psql expansion puts before a `\gexec` query.
+fn is_gexec_marker(token: &Token) -> bool {
+    matches!(token, Token::Whitespace(Whitespace::MultiLineComment(c))
+        if format!("/*{c}*/") == crate::psql::GEXEC_MARKER)
+}
+
 fn push(pieces: &mut Vec<Piece>, tokens: Vec<TokenWithSpan>) {
     let significant: Vec<Token> = tokens
         .iter()
         .filter(|t| !matches!(t.token, Token::Whitespace(_)))
         .map(|t| t.token.clone())
         .collect();
-    let Some(first) = tokens
+    let Some(real) = tokens
         .iter()
         .find(|t| !matches!(t.token, Token::Whitespace(_)))
     else {
         return;
     };
-    let line = first.span.start.line as usize;
+    // A `\gexec` query starts at its marker, so the statement's text keeps it.
+    let marker = tokens
+        .iter()
+        .take_while(|t| matches!(t.token, Token::Whitespace(_)))
+        .find(|t| is_gexec_marker(&t.token));
+    let gexec = marker.is_some();
+    let first = marker.unwrap_or(real);
+    let line = real.span.start.line as usize;
     let last = tokens
         .iter()
         .rfind(|t| !matches!(t.token, Token::Whitespace(_)))
@@ -162,6 +177,7 @@ fn push(pieces: &mut Vec<Piece>, tokens: Vec<TokenWithSpan>) {
         line,
         start,
         end,
+        gexec,
     });
 }
 
@@ -175,23 +191,25 @@ pub(super) fn excerpt(sql: &str) -> String {
     }
 }
 
+/// The byte offset in `sql` of a (line, column) place of the tokenizer.
+pub(super) fn offset(sql: &str, (line, column): (u64, u64)) -> usize {
+    let mut offset = 0;
+    for (i, text) in sql.split_inclusive('\n').enumerate() {
+        if i as u64 + 1 == line {
+            return offset
+                + text
+                    .char_indices()
+                    .nth(column.saturating_sub(1) as usize)
+                    .map_or(text.len(), |(b, _)| b);
+        }
+        offset += text.len();
+    }
+    sql.len()
+}
+
 /// The text of `sql` between two (line, column) places of the tokenizer.
 pub(super) fn slice(sql: &str, start: (u64, u64), end: (u64, u64)) -> &str {
-    let at = |(line, column): (u64, u64)| -> usize {
-        let mut offset = 0;
-        for (i, text) in sql.split_inclusive('\n').enumerate() {
-            if i as u64 + 1 == line {
-                return offset
-                    + text
-                        .char_indices()
-                        .nth(column.saturating_sub(1) as usize)
-                        .map_or(text.len(), |(b, _)| b);
-            }
-            offset += text.len();
-        }
-        sql.len()
-    };
-    let (a, b) = (at(start), at(end));
+    let (a, b) = (offset(sql, start), offset(sql, end));
     if a <= b {
         &sql[a..b]
     } else {

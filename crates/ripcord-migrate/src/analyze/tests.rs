@@ -371,11 +371,10 @@ fn begin_commit_wrappers_come_off() {
     )
     .is_none());
     assert!(unwrap_transaction("SELECT 1;", Dialect::Postgres).is_none());
-    let verify = "BEGIN;\nSELECT id FROM users WHERE false;\nROLLBACK;\n";
-    assert_eq!(
-        unwrap_transaction(verify, Dialect::Postgres).unwrap(),
-        "SELECT id FROM users WHERE false;\n"
-    );
+    // A script that ends in ROLLBACK undoes its own work: it is not a
+    // wrapper to take off (its block runs as a savepoint instead).
+    let rolled_back = "BEGIN;\nCREATE TABLE users (id int);\nROLLBACK;\n";
+    assert!(unwrap_transaction(rolled_back, Dialect::Postgres).is_none());
 }
 
 #[test]
@@ -778,4 +777,36 @@ fn trigger_bodies_that_touch_only_their_row() {
     ] {
         assert!(!row_local(code), "{code}");
     }
+}
+
+#[test]
+fn gexec_queries_are_analysed_as_the_statements_they_select() {
+    let marker = crate::psql::GEXEC_MARKER;
+    // Whole statements as literals: what they do, and the comparison
+    // literal is not taken for one.
+    let a = pg(&format!(
+        "{marker}SELECT 'DELETE FROM audit' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'x');"
+    ));
+    assert!(a.certain, "{:?}", a.findings);
+    assert_eq!(tables(&a), ["audit"]);
+    // A database made by \gexec cannot run in a transaction.
+    let a = pg(&format!(
+        "{marker}SELECT 'CREATE DATABASE app' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'app');"
+    ));
+    assert!(a.no_transaction(), "{:?}", a.findings);
+    // Built statements cannot be told, but their first words still can.
+    let a = pg(&format!(
+        "{marker}SELECT 'CREATE DATABASE ' || quote_ident(name) FROM wanted;"
+    ));
+    assert!(!a.certain);
+    assert!(a.no_transaction(), "{:?}", a.findings);
+    assert!(details(&a, Kind::Uncertain).contains("\\gexec"));
+    // The statement keeps its marker, for the engine.
+    let s = statements(
+        &format!("SELECT 1;\n{marker}SELECT 'SELECT 2';"),
+        Dialect::Postgres,
+    )
+    .unwrap();
+    assert!(crate::psql::is_gexec(&s[1].sql), "{:?}", s[1]);
+    assert!(!crate::psql::is_gexec(&s[0].sql));
 }

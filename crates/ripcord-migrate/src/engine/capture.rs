@@ -20,6 +20,8 @@ use std::time::Duration;
 use rusqlite::OptionalExtension;
 
 use super::db::{Conn, Database};
+use super::net::SafetyNet;
+use super::Note;
 use crate::analyze::TableName;
 use crate::{Error, Result};
 
@@ -42,6 +44,7 @@ CREATE TABLE IF NOT EXISTS ripcord.safety_delta (
     key jsonb,
     row_text text);
 CREATE INDEX IF NOT EXISTS safety_delta_change ON ripcord.safety_delta (change, table_name);
+CREATE TABLE IF NOT EXISTS ripcord.fingerprint_pending (change text NOT NULL, rel oid NOT NULL);
 CREATE OR REPLACE FUNCTION ripcord.capture() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET \"DateStyle\" = 'ISO, MDY' SET \"IntervalStyle\" = 'postgres' SET \"TimeZone\" = 'UTC'
@@ -98,6 +101,9 @@ pub struct Capture {
     tables: Vec<Captured>,
     /// PostgreSQL: tables [`watch`] put a whole-row trigger on.
     watched_oids: Vec<u32>,
+    /// The change [`watch`] was called for: its fingerprint is pending
+    /// until [`finish`].
+    watching: Option<String>,
 }
 
 /// A table whose post-change fingerprint is taken after the change
@@ -206,15 +212,44 @@ pub fn seal(db: &mut dyn Database, change: &str, cap: &Capture, timeout: Duratio
 /// change included) until [`finish`], so that their fingerprint can be
 /// taken after the commit, without holding writers up, and corrected for
 /// the writes that came first. Returns the tables to fingerprint.
+///
+/// The tables are also written down as the change's pending fingerprint,
+/// which commits with the change: if this run is killed before it takes the
+/// fingerprint, the next `up` or `down` takes it from the same logs
+/// ([`resume`]).
 pub fn watch(
     db: &mut dyn Database,
+    change: &str,
     cap: &mut Capture,
     tables: &BTreeSet<TableName>,
     timeout: Duration,
 ) -> Result<Vec<Watched>> {
+    cap.watching = Some(change.to_string());
     match db.conn() {
-        Conn::Postgres(client) => pg_watch(client, cap, tables, timeout),
-        Conn::Sqlite(conn) => sqlite_watch(conn, tables).map_err(|e| {
+        Conn::Postgres(client) => {
+            let watched = pg_watch(client, cap, tables, timeout)?;
+            let oids: Vec<u32> = watched.iter().map(|w| w.oid).collect();
+            client
+                .execute(
+                    "INSERT INTO ripcord.fingerprint_pending (change, rel)
+                     SELECT $1, unnest($2::oid[])",
+                    &[&change, &oids],
+                )
+                .map_err(Error::postgres("write down the pending fingerprint"))?;
+            Ok(watched)
+        }
+        Conn::Sqlite(conn) => (|| {
+            let watched = sqlite_watch(conn, tables)?;
+            conn.execute_batch(SQLITE_PENDING)?;
+            for w in &watched {
+                conn.execute(
+                    "INSERT INTO ripcord_fingerprint_pending (change, tbl, log) VALUES (?1, ?2, ?3)",
+                    rusqlite::params![change, w.name, w.log],
+                )?;
+            }
+            Ok(watched)
+        })()
+        .map_err(|e| {
             if sqlite_busy(&e) {
                 sqlite_lock_refused(timeout, "watch the tables after the change")
             } else {
@@ -224,10 +259,90 @@ pub fn watch(
     }
 }
 
+/// Takes the fingerprints a killed run left pending (see [`watch`]): the
+/// triggers it left have logged every write since its change committed, so
+/// the fingerprint is still exact. Call before [`clear`], which drops them.
+/// A fingerprint that cannot be taken is warned about; its change's
+/// rollback compares two ways.
+pub fn resume(db: &mut dyn Database, net: &mut dyn SafetyNet, note: &mut dyn FnMut(Note<'_>)) {
+    let pending: Vec<(String, Watched)> = match db.conn() {
+        Conn::Postgres(client) => client
+            .query(
+                "SELECT change, rel FROM ripcord.fingerprint_pending ORDER BY change, rel",
+                &[],
+            )
+            .map(|rows| {
+                rows.iter()
+                    .map(|r| {
+                        let watched = Watched {
+                            oid: r.get(1),
+                            name: String::new(),
+                            log: PG_LOG.into(),
+                        };
+                        (r.get(0), watched)
+                    })
+                    .collect()
+            })
+            // No such table: nothing was ever pending.
+            .unwrap_or_default(),
+        Conn::Sqlite(conn) => conn
+            .prepare("SELECT change, tbl, log FROM ripcord_fingerprint_pending ORDER BY rowid")
+            .and_then(|mut st| {
+                st.query_map([], |r| {
+                    let watched = Watched {
+                        oid: 0,
+                        name: r.get(1)?,
+                        log: r.get(2)?,
+                    };
+                    Ok((r.get(0)?, watched))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .unwrap_or_default(),
+    };
+    let mut changes: Vec<(String, Vec<Watched>)> = Vec::new();
+    for (change, w) in pending {
+        match changes.last_mut() {
+            Some((c, ws)) if *c == change => ws.push(w),
+            _ => changes.push((change, vec![w])),
+        }
+    }
+    for (change, watched) in changes {
+        if let Err(e) = net.fingerprint(db.conn(), &change, &watched) {
+            note(Note::Warning(&format!(
+                "the post-change fingerprint of {change}, which a killed run left to take, \
+                 could not be taken ({e}); a rollback of it compares with the snapshot only"
+            )));
+        }
+        forget_pending(db, &change);
+    }
+}
+
+/// Drops what [`watch`] wrote down for `change`.
+fn forget_pending(db: &mut dyn Database, change: &str) {
+    match db.conn() {
+        Conn::Postgres(client) => {
+            let _ = client.execute(
+                "DELETE FROM ripcord.fingerprint_pending WHERE change = $1",
+                &[&change],
+            );
+        }
+        Conn::Sqlite(conn) => {
+            let _ = conn.execute(
+                "DELETE FROM ripcord_fingerprint_pending WHERE change = ?1",
+                [change],
+            );
+        }
+    }
+}
+
 /// After the change's transaction ended (committed or rolled back): removes
 /// the triggers and their log. Best effort: what cannot be removed now (a
 /// lock not granted in time) is removed by the next `up` or `down`.
 pub fn finish(db: &mut dyn Database, cap: &Capture, timeout: Duration) {
+    if let Some(change) = &cap.watching {
+        forget_pending(db, change);
+    }
     match db.conn() {
         Conn::Postgres(client) => {
             if cap.is_empty() && cap.watched_oids.is_empty() {
@@ -695,6 +810,12 @@ fn pg_drop_triggers(
 }
 
 // --- SQLite ---------------------------------------------------------------
+
+/// The fingerprints [`watch`] left to take, on SQLite.
+const SQLITE_PENDING: &str = "CREATE TABLE IF NOT EXISTS ripcord_fingerprint_pending (
+    change TEXT NOT NULL,
+    tbl TEXT NOT NULL,
+    log TEXT NOT NULL)";
 
 const SQLITE_SETUP: &str = "CREATE TABLE IF NOT EXISTS ripcord_safety_delta (
     change TEXT NOT NULL,

@@ -46,6 +46,13 @@ impl std::fmt::Display for ScriptError {
 /// Runs `sql` (any number of statements) on the connection as it is: inside
 /// the open transaction, if there is one.
 pub fn execute(db: &mut dyn Database, sql: &str) -> std::result::Result<(), ScriptError> {
+    if sql.contains(crate::psql::GEXEC_MARKER) {
+        return execute_with_gexec(db, sql);
+    }
+    execute_plain(db, sql)
+}
+
+fn execute_plain(db: &mut dyn Database, sql: &str) -> std::result::Result<(), ScriptError> {
     match db.conn() {
         Conn::Postgres(client) => client
             .batch_execute(sql)
@@ -59,7 +66,8 @@ pub fn execute(db: &mut dyn Database, sql: &str) -> std::result::Result<(), Scri
 
 /// Runs a script one statement at a time, outside any transaction: on
 /// PostgreSQL a multi-statement query is one implicit transaction, which
-/// `CREATE INDEX CONCURRENTLY` and friends refuse.
+/// `CREATE INDEX CONCURRENTLY` and friends refuse. A transaction the script
+/// opened itself is rolled back when a statement fails.
 pub fn execute_each(
     db: &mut dyn Database,
     sql: &str,
@@ -70,11 +78,74 @@ pub fn execute_each(
         return execute(db, sql);
     };
     for (i, statement) in statements.iter().enumerate() {
-        execute(db, &statement.sql).map_err(|mut e| {
+        if let Err(mut e) = execute(db, &statement.sql) {
             e.line = Some(statement.line + e.line.unwrap_or(1) - 1);
-            e
-        })?;
+            // A failure inside the script's own BEGIN block leaves that
+            // transaction open and aborted; what comes next (the revert)
+            // needs the session back. Outside a block this is a no-op.
+            let _ = execute_plain(db, "ROLLBACK");
+            return Err(e);
+        }
         after_each(i);
+    }
+    Ok(())
+}
+
+/// A script with psql `\gexec` queries: the statements before each run as
+/// a batch, then the query, then each non-null value of its result, row by
+/// row, as a statement, as psql does.
+fn execute_with_gexec(db: &mut dyn Database, sql: &str) -> std::result::Result<(), ScriptError> {
+    let dialect = db.dialect();
+    let Some(statements) = analyze::statements(sql, dialect) else {
+        return execute_plain(db, sql);
+    };
+    let at_line = |line: usize, mut e: ScriptError| {
+        e.line = Some(line + e.line.unwrap_or(1) - 1);
+        e
+    };
+    for statement in &statements {
+        if !crate::psql::is_gexec(&statement.sql) {
+            execute_plain(db, &statement.sql).map_err(|e| at_line(statement.line, e))?;
+            continue;
+        }
+        let Conn::Postgres(client) = db.conn() else {
+            return Err(ScriptError {
+                line: Some(statement.line),
+                message: "\\gexec needs PostgreSQL".into(),
+            });
+        };
+        let query = statement.sql.trim_start();
+        let query = query
+            .strip_prefix(crate::psql::GEXEC_MARKER)
+            .unwrap_or(query);
+        let rows = client
+            .simple_query(query)
+            .map_err(|e| at_line(statement.line, pg_script_error(&e, query)))?;
+        let generated: Vec<String> = rows
+            .iter()
+            .filter_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(row) => Some(
+                    (0..row.len())
+                        .filter_map(|i| row.get(i).map(str::to_string))
+                        .collect::<Vec<_>>(),
+                ),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        for generated in generated {
+            client.batch_execute(&generated).map_err(|e| {
+                let inner = pg_script_error(&e, &generated);
+                ScriptError {
+                    line: Some(statement.line),
+                    message: format!(
+                        "\\gexec statement {:?}: {}",
+                        generated.chars().take(80).collect::<String>(),
+                        inner.message
+                    ),
+                }
+            })?;
+        }
     }
     Ok(())
 }
@@ -229,7 +300,7 @@ pub fn drop_tables(
     Ok(dropped)
 }
 
-fn quote(table: &TableName) -> String {
+pub(crate) fn quote(table: &TableName) -> String {
     let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
     match &table.schema {
         Some(schema) => format!("{}.{}", q(schema), q(&table.name)),

@@ -6,12 +6,13 @@ use std::time::Instant;
 use ripcord_core::failpoint;
 
 use super::capture;
-use super::db::{self, drop_tables, execute, execute_each, Database};
+use super::db::{self, drop_tables, execute, execute_each, Conn, Database};
 use super::net::{SafetyNet, Unusable};
 use super::prepare::{self, Prepared};
 use super::resolve::clean_session;
+use super::revert_lock;
 use super::undo::Undo;
-use super::{DownChange, DownOptions, DownReport, DroppedTable, How, Note};
+use super::{DownChange, DownOptions, DownReport, DroppedTable, How, Note, DEFAULT_LOCK_TIMEOUT};
 use crate::analyze::{Dialect, Kind};
 use crate::tracking::{AppliedChange, ChangeState, EventKind, RecordState, RevertPlan};
 use crate::{Change, Error, Plan, Result};
@@ -116,9 +117,18 @@ pub fn down(
     if opts.dry_run {
         return Ok(report);
     }
+    capture::resume(db, net, note);
     capture::clear(db, opts.lock_timeout())?;
     for ((p, snapshot, dirty, _), out) in work.iter().zip(report.changes.iter_mut()) {
-        *out = revert_one(db, net, p, snapshot.as_deref(), *dirty, &opts.actor)?;
+        *out = revert_one_waiting(
+            db,
+            net,
+            p,
+            snapshot.as_deref(),
+            *dirty,
+            &opts.actor,
+            opts.lock_timeout(),
+        )?;
         note(Note::Reverted(out));
     }
     Ok(report)
@@ -214,7 +224,8 @@ fn decide(p: &Undo, snapshot: Option<&str>, dirty: bool) -> Result<How> {
     })
 }
 
-/// Reverts one recorded change and forgets it in the tracking table.
+/// Reverts one recorded change and forgets it in the tracking table,
+/// waiting the default lock timeout for other writers.
 pub(crate) fn revert_one(
     db: &mut dyn Database,
     net: &mut dyn SafetyNet,
@@ -222,6 +233,23 @@ pub(crate) fn revert_one(
     snapshot: Option<&str>,
     dirty: bool,
     actor: &str,
+) -> Result<DownChange> {
+    revert_one_waiting(db, net, p, snapshot, dirty, actor, DEFAULT_LOCK_TIMEOUT)
+}
+
+/// Reverts one recorded change and forgets it in the tracking table. On
+/// SQLite its transaction takes the write lock at once, waiting at most
+/// `timeout` for other writers: a deferred one that read the tables first
+/// could not write once a writer had committed since (`database is
+/// locked`, whatever the busy timeout).
+fn revert_one_waiting(
+    db: &mut dyn Database,
+    net: &mut dyn SafetyNet,
+    p: &Undo,
+    snapshot: Option<&str>,
+    dirty: bool,
+    actor: &str,
+    timeout: std::time::Duration,
 ) -> Result<DownChange> {
     let name = p.name();
     let how = decide(p, snapshot, dirty)?;
@@ -268,12 +296,28 @@ pub(crate) fn revert_one(
         failpoint::hit("migrate-down-script-ran");
     }
 
+    // The tables the revert drops or puts back, locked first (PostgreSQL).
+    let locks: Vec<&crate::analyze::TableName> = match (use_snapshot, drop_created) {
+        (true, true) => p.tables.iter().chain(&p.created).collect(),
+        (true, false) => p.tables.iter().collect(),
+        (false, true) => p.created.iter().collect(),
+        (false, false) => Vec::new(),
+    };
+    failpoint::hit("migrate-revert-starting");
     let result = (|| -> Result<bool> {
-        match (down_sql, p.down_transactional) {
+        match (down_sql, p.down_transactional, db.dialect()) {
             // BEGIN rides along with the script: one round trip less.
-            (Some(sql), true) => execute(db, &format!("BEGIN;{sql}"))
-                .map_err(|e| failed(format!("down script: {e}")))?,
-            _ => db::begin(db)?,
+            (Some(sql), true, Dialect::Postgres) if locks.is_empty() => {
+                execute(db, &format!("BEGIN;{sql}"))
+                    .map_err(|e| failed(format!("down script: {e}")))?
+            }
+            (sql, transactional, _) => {
+                begin_revert(db, timeout)?;
+                revert_lock::lock(db, &locks, timeout)?;
+                if let (Some(sql), true) = (sql, transactional) {
+                    execute(db, sql).map_err(|e| failed(format!("down script: {e}")))?
+                }
+            }
         }
         if drop_created {
             out.dropped_tables = drop_tables(db, name, &p.created)?
@@ -307,6 +351,14 @@ pub(crate) fn revert_one(
     }
     out.duration_ms = Some(started.elapsed().as_millis() as u64);
     Ok(out)
+}
+
+/// Begins the transaction of a revert; on SQLite with the write lock.
+fn begin_revert(db: &mut dyn Database, timeout: std::time::Duration) -> Result<()> {
+    match db.conn() {
+        Conn::Postgres(_) => db::begin(db),
+        Conn::Sqlite(conn) => capture::sqlite_begin_immediate(conn, timeout, "start the revert"),
+    }
 }
 
 /// The destructive statements of the down script, when it runs.

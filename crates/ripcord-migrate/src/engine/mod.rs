@@ -2,7 +2,8 @@
 //! its tracking row, after a safety snapshot of the tables it touches; a
 //! change that fails is undone at once. `down` reverts changes in reverse
 //! order with their down scripts, and puts back from the safety snapshot
-//! what a change destroyed or has no script to undo.
+//! what a change destroyed or has no script to undo. `verify` runs the
+//! verify scripts of the applied changes again, changing nothing.
 //!
 //! Where a change stands after a crash:
 //! - transactional: its transaction holds the change and its tracking row,
@@ -10,6 +11,7 @@
 //! - non-transactional: the row is written `dirty` first, so a crash in the
 //!   middle is visible; `down` reverts it from its safety snapshot.
 
+mod adopt;
 mod capture;
 mod db;
 mod down;
@@ -17,8 +19,10 @@ mod explain;
 mod net;
 mod prepare;
 mod resolve;
+mod revert_lock;
 mod undo;
 mod up;
+mod verify;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -28,12 +32,14 @@ use serde::Serialize;
 
 use crate::analyze::TableName;
 
+pub use self::adopt::{adopt, AdoptOptions, AdoptReport, AdoptedChange};
 pub use self::capture::{Watched, DEFAULT_LOCK_TIMEOUT};
 pub use self::db::{Conn, Database};
 pub use self::down::down;
 pub use self::explain::{explain, Explained, ExplainedStep};
 pub use self::net::{SafetyNet, Unusable};
 pub use self::up::up;
+pub use self::verify::{verify, Verdict, VerifyChange, VerifyReport};
 
 /// Who is migrating, and how far.
 #[derive(Clone, Debug, Default)]

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::analyze::{self, Analysis, Dialect, Finding, Kind, Options, Step, Unparsed};
+use crate::analyze::{self, Analysis, Blocks, Dialect, Finding, Kind, Options, Step, Unparsed};
 use crate::tracking::{self, AppliedChange, ChangeState, Status};
 use crate::{Change, Error, Plan, Result, Script};
 
@@ -35,32 +35,32 @@ pub(crate) struct Prepared<'p> {
 
 impl<'p> Prepared<'p> {
     pub fn new(change: &'p Change, order: i32, options: &Options) -> Prepared<'p> {
-        // A script that still controls transactions once a BEGIN/COMMIT
-        // wrapper is taken off runs as written, outside ripcord's.
-        let up = unwrap(&change.up, options.dialect);
-        let analysis = analyze::analyze(&up, options);
+        let (up, analysis, transactional) = runnable(&change.up, change.no_transaction, options);
         let file_steps = file_steps(change, &analysis, options);
-        let transactional = !change.no_transaction
-            && !analysis.no_transaction()
-            && !analysis.has(Kind::OwnTransaction);
-        let verify = change
-            .verify
-            .as_ref()
-            .filter(|s| !s.is_blank())
-            .map(|s| unwrap(s, options.dialect));
-        let verify_unparsed = verify
-            .as_deref()
-            .map(|sql| analyze::analyze(sql, options).unparsed)
+        // A verify script only looks: it runs under a savepoint that is
+        // rolled back, its own transaction blocks under savepoints of their
+        // own, so it can neither undo nor commit the change it verifies.
+        let verify_script = change.verify.as_ref().filter(|s| !s.is_blank());
+        let verify = verify_script.map(|s| verify_sql(&s.sql, options.dialect));
+        let verify_unparsed = verify_script
+            .map(|s| {
+                let stripped = analyze::transaction_blocks(&s.sql, options.dialect, Blocks::Strip)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| s.sql.clone());
+                analyze::analyze(&stripped, options).unparsed
+            })
             .unwrap_or_default();
-        let down = change
+        let down_parts = change
             .down
             .as_ref()
             .filter(|s| !s.is_blank())
-            .map(|s| unwrap(s, options.dialect));
-        let down_analysis = down.as_deref().map(|sql| analyze::analyze(sql, options));
-        let down_transactional = down_analysis.as_ref().is_none_or(|a| {
-            !change.no_transaction && !a.no_transaction() && !a.has(Kind::OwnTransaction)
-        });
+            .map(|s| runnable(s, change.no_transaction, options));
+        let down_transactional = down_parts.as_ref().is_none_or(|(_, _, tx)| *tx);
+        let (down, down_analysis) = match down_parts {
+            Some((sql, analysis, _)) => (Some(sql), Some(analysis)),
+            None => (None, None),
+        };
         Prepared {
             change,
             order,
@@ -159,23 +159,72 @@ impl<'p> Prepared<'p> {
     }
 }
 
-/// The statements of the up script at the file's lines: the analysis is of
-/// the script without its `BEGIN`/`COMMIT` wrapper, whose statements are
-/// the file's less the first and the last.
+/// The statements of the up script at the file's lines. The analysis is of
+/// the script as it runs: without a `BEGIN`/`COMMIT` wrapper, whose
+/// statements are the file's less the first and the last; otherwise, when
+/// the statements are the file's one for one, at the file's lines.
 fn file_steps(change: &Change, analysis: &Analysis, options: &Options) -> Vec<Step> {
-    if analyze::unwrap_transaction(&change.up.sql, options.dialect).is_none() {
-        return analysis.steps.clone();
-    }
     let file = analyze::analyze(&change.up.sql, options).steps;
-    if file.len() != analysis.steps.len() + 2 {
-        return analysis.steps.clone();
+    if file.len() == analysis.steps.len() + 2
+        && analyze::unwrap_transaction(&change.up.sql, options.dialect).is_some()
+    {
+        return file[1..file.len() - 1].to_vec();
     }
-    file[1..file.len() - 1].to_vec()
+    if file.len() == analysis.steps.len()
+        && file
+            .iter()
+            .zip(&analysis.steps)
+            .all(|(f, a)| f.statement == a.statement)
+    {
+        return file;
+    }
+    analysis.steps.clone()
 }
+
 
 /// The script's SQL without a `BEGIN … COMMIT` wrapper.
 fn unwrap(script: &Script, dialect: Dialect) -> String {
     analyze::unwrap_transaction(&script.sql, dialect).unwrap_or_else(|| script.sql.clone())
+}
+
+/// A deploy or revert script as it runs, what it does, and whether it runs
+/// in ripcord's transaction. A `BEGIN … COMMIT` wrapper is taken off;
+/// transaction blocks elsewhere become savepoints, so the change stays one
+/// transaction with its tracking row. A script that also needs to run
+/// outside a transaction (`CREATE INDEX CONCURRENTLY` after a `COMMIT`), or
+/// whose blocks cannot be savepoints, runs as written, statement by
+/// statement, outside ripcord's.
+fn runnable(script: &Script, no_transaction: bool, options: &Options) -> (String, Analysis, bool) {
+    let sql = unwrap(script, options.dialect);
+    let analysis = analyze::analyze(&sql, options);
+    if analysis.has(Kind::OwnTransaction) && !no_transaction && !analysis.no_transaction() {
+        if let Ok(Some(nested)) = analyze::transaction_blocks(&sql, options.dialect, Blocks::Change)
+        {
+            let nested_analysis = analyze::analyze(&nested, options);
+            if !nested_analysis.has(Kind::OwnTransaction) && !nested_analysis.no_transaction() {
+                return (nested, nested_analysis, true);
+            }
+        }
+    }
+    let transactional =
+        !no_transaction && !analysis.no_transaction() && !analysis.has(Kind::OwnTransaction);
+    (sql, analysis, transactional)
+}
+
+/// The savepoint a verify script runs under.
+const VERIFY_SAVEPOINT: &str = "ripcord_verify";
+
+/// A verify script as it runs: under a savepoint that is rolled back, with
+/// its own transaction blocks nested as savepoints.
+pub(crate) fn verify_sql(sql: &str, dialect: Dialect) -> String {
+    let body = analyze::transaction_blocks(sql, dialect, Blocks::Verify)
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| sql.to_string());
+    format!(
+        "SAVEPOINT {VERIFY_SAVEPOINT};\n{body}\n;\nROLLBACK TO SAVEPOINT {VERIFY_SAVEPOINT}; \
+         RELEASE SAVEPOINT {VERIFY_SAVEPOINT}"
+    )
 }
 
 /// Refuses syntax errors before anything runs: each script with the

@@ -51,7 +51,8 @@ pub fn up(
         .filter(|(i, c)| {
             let state = status.change(&c.name).map(|s| s.state);
             let runs = state == Some(ChangeState::Pending)
-                || c.repeatable && state == Some(ChangeState::Drifted);
+                || c.repeatable && state == Some(ChangeState::Drifted)
+                || c.run_always;
             // Repeatable changes run after the versioned ones, whatever the target.
             runs && (*i <= last || c.repeatable && target.is_none())
         })
@@ -106,6 +107,7 @@ pub fn up(
         return Ok(report);
     }
     db.ensure_schema()?;
+    capture::resume(db, net, note);
     capture::clear(db, opts.lock_timeout())?;
     for ((p, out), original) in pending
         .iter_mut()
@@ -194,7 +196,7 @@ fn apply_one(
             // What the change left is fingerprinted after the commit, for a
             // three-way merge on rollback; writes from then on are logged.
             if let (Scope::Tables(_), Some(_)) = (&out.snapshot_scope, &snapshot) {
-                watched = capture::watch(db, &mut cap, &p.analysis.tables, timeout)?;
+                watched = capture::watch(db, name, &mut cap, &p.analysis.tables, timeout)?;
             }
             let record = db
                 .applied_sql(

@@ -4,6 +4,7 @@
 mod dbmate;
 mod flyway;
 mod golang;
+mod liquibase;
 mod native;
 mod sqitch;
 mod timestamp;
@@ -16,6 +17,7 @@ use crate::plan::{Format, Plan};
 pub(crate) use dbmate::has_marker as dbmate_marker;
 pub(crate) use flyway::{parse_name as flyway_name, FlywayName};
 pub(crate) use golang::parse_name as golang_name;
+pub(crate) use liquibase::{is_formatted_sql as liquibase_sql, is_master as liquibase_master};
 pub(crate) use sqitch::PLAN_FILE as SQITCH_PLAN;
 pub(crate) use timestamp::parse_name as timestamp_name;
 
@@ -40,6 +42,7 @@ pub fn read_as(dir: &Path, format: Format) -> Result<Plan> {
         Format::GolangMigrate => golang::read(dir)?,
         Format::Dbmate => dbmate::read(dir)?,
         Format::Timestamp => timestamp::read(dir)?,
+        Format::Liquibase => liquibase::read(dir)?,
     };
     plan.check()?;
     Ok(plan)

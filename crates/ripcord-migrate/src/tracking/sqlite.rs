@@ -33,6 +33,8 @@ use crate::{Error, Result};
 
 /// How long ordinary statements wait for another connection's write.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long recording the migration lock's holder waits for the write lock.
+const LABEL_WAIT: Duration = Duration::from_millis(200);
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS ripcord_changes (
@@ -247,7 +249,7 @@ impl Tracker for SqliteTracker {
         let started = now_text();
         let record = || -> rusqlite::Result<Connection> {
             let conn = Connection::open(&self.path)?;
-            conn.busy_timeout(BUSY_TIMEOUT)?;
+            conn.busy_timeout(LABEL_WAIT)?;
             conn.execute_batch(LOCK_TABLE)?;
             conn.execute(
                 "INSERT INTO ripcord_lock (id, pid, host, started) VALUES (1, ?1, ?2, ?3)
@@ -255,23 +257,35 @@ impl Tracker for SqliteTracker {
                  SET pid = excluded.pid, host = excluded.host, started = excluded.started",
                 params![pid, host, started],
             )?;
+            conn.busy_timeout(BUSY_TIMEOUT)?;
             Ok(conn)
         };
-        // On failure here `lock_conn` drops, which rolls back and unlocks.
-        let record_conn = record().map_err(Error::sqlite(format!(
-            "record the lock holder in {}",
-            self.path.display()
-        )))?;
+        // The row is only a label. When another session holds the
+        // database's write lock, go on without it: the first step that
+        // needs that lock waits `lock_timeout` and refuses (exit code 3)
+        // with nothing changed. On failure here `lock_conn` drops, which
+        // rolls back and unlocks.
+        let record_conn = match record() {
+            Ok(conn) => Some(conn),
+            Err(e) if is_busy(&e) => None,
+            Err(e) => {
+                return Err(Error::sqlite(format!(
+                    "record the lock holder in {}",
+                    self.path.display()
+                ))(e))
+            }
+        };
         let holder = format!("pid {pid} on {host}, since {started}");
         Ok(LockGuard::new(holder, move || {
             // Clear our row first, while we still hold the lock, so nobody
             // else's row is removed. Errors are ignored: the row is only a
             // label, and closing the lock connection is what unlocks.
-            let _ = record_conn.execute(
-                "DELETE FROM ripcord_lock WHERE id = 1 AND pid = ?1 AND started = ?2",
-                params![pid, started],
-            );
-            drop(record_conn);
+            if let Some(conn) = record_conn {
+                let _ = conn.execute(
+                    "DELETE FROM ripcord_lock WHERE id = 1 AND pid = ?1 AND started = ?2",
+                    params![pid, started],
+                );
+            }
             let _ = lock_conn.execute_batch("ROLLBACK");
             drop(lock_conn);
         }))

@@ -18,11 +18,18 @@ pub fn up(ctx: &Ctx, args: &UpArgs) -> Result<()> {
         allow_drift: args.allow_drift,
         allow_unprotected: args.allow_unprotected,
         lock_timeout: lock_timeout(args.lock_timeout.as_deref())?,
+        set: super::sets(&args.common.set)?,
     };
     let Applied {
         target: name,
         report,
+        messages,
     } = ripcord_ops::migrate::up(ctx, &req, &mut |n| say(ctx, n))?;
+    if !report.dry_run {
+        for c in &report.changes {
+            echo(ctx, &messages, &c.name, &["up", "verify"]);
+        }
+    }
     if ctx.json {
         output::print_json(&report);
         return Ok(());
@@ -56,6 +63,16 @@ pub fn up(ctx: &Ctx, args: &UpArgs) -> Result<()> {
     Ok(())
 }
 
+/// What a change's scripts print with `\echo`, `\qecho` and `\warn`.
+fn echo(ctx: &Ctx, messages: &ripcord_migrate::psql::Messages, change: &str, steps: &[&str]) {
+    for step in steps {
+        let key = (change.to_string(), *step);
+        for line in messages.get(&key).into_iter().flatten() {
+            ctx.warn(format!("{change}: {line}"));
+        }
+    }
+}
+
 fn lock_timeout(text: Option<&str>) -> Result<Option<std::time::Duration>> {
     let Some(text) = text else { return Ok(None) };
     match ripcord_core::duration::parse(text) {
@@ -86,12 +103,21 @@ pub fn down(ctx: &Ctx, args: &DownArgs) -> Result<()> {
         allow_drift: args.allow_drift,
         on_conflict,
         lock_timeout: lock_timeout(args.lock_timeout.as_deref())?,
+        set: super::sets(&args.common.set)?,
     };
     let Reverted {
         target: name,
         report,
         review,
+        messages,
     } = ripcord_ops::migrate::down(ctx, &req, &mut |n| say(ctx, n))?;
+    if !report.dry_run {
+        for c in &report.changes {
+            if c.how != ripcord_migrate::engine::How::Snapshot {
+                echo(ctx, &messages, &c.name, &["down"]);
+            }
+        }
+    }
     if ctx.json {
         #[derive(serde::Serialize)]
         struct Out<'a> {

@@ -15,7 +15,9 @@ use ripcord_migrate::{Change, Plan, Script};
 use ripcord_ops::migrate::{shown, Setup};
 use serde::Serialize;
 
-use crate::cli::{DownArgs, LintArgs, MigrateArgs, MigrateCommand, PlanArgs, RehearseArgs};
+use crate::cli::{
+    AdoptArgs, DownArgs, LintArgs, MigrateArgs, MigrateCommand, PlanArgs, RehearseArgs,
+};
 use crate::ctx::Ctx;
 use crate::output;
 use crate::CliError;
@@ -28,12 +30,131 @@ pub fn run(ctx: &Ctx, cmd: MigrateCommand) -> Result<()> {
         MigrateCommand::Up(args) => apply::up(ctx, &args),
         MigrateCommand::Down(args) => apply::down(ctx, &args),
         MigrateCommand::Rehearse(args) => rehearse(ctx, &args),
+        MigrateCommand::Verify(args) => verify(ctx, &args),
+        MigrateCommand::Adopt(args) => adopt(ctx, &args),
     }
 }
 
-/// The plan and its target, from `[migrations]` and `--format`.
+/// `ripcord migrate adopt`: what was recorded, and what was found.
+fn adopt(ctx: &Ctx, args: &AdoptArgs) -> Result<()> {
+    let req = ripcord_ops::migrate::AdoptRequest {
+        format: args.common.format.clone(),
+        accept: args.accept,
+        dry_run: args.dry_run,
+        history: args.history.clone(),
+    };
+    let (name, report) = ripcord_ops::migrate::adopt(ctx, &req)?;
+    if ctx.json {
+        output::print_json(&report);
+        return Ok(());
+    }
+    for problem in &report.problems {
+        ctx.warn(format!("accepted: {problem}"));
+    }
+    for n in &report.notes {
+        ctx.warn(n.clone());
+    }
+    let rows: Vec<Vec<String>> = report
+        .adopted
+        .iter()
+        .map(|c| {
+            vec![
+                c.name.clone(),
+                c.check.clone(),
+                if c.down { "yes" } else { "no" }.to_string(),
+            ]
+        })
+        .collect();
+    if !ctx.quiet && !rows.is_empty() {
+        output::table(&["CHANGE", "CHECK", "DOWN"], &rows);
+    }
+    let verb = if report.dry_run {
+        "would be recorded"
+    } else {
+        "recorded"
+    };
+    ctx.say(format!(
+        "{} change(s) from {} ({}) {verb} as applied to {name}, nothing run; {} pending",
+        report.adopted.len(),
+        report.history,
+        report.tool,
+        report.pending.len()
+    ));
+    Ok(())
+}
+
+/// The plan and its target, from `[migrations]` and `--format`, the
+/// scripts as written: `plan` and `status` need no more.
 fn setup(ctx: &Ctx, args: &MigrateArgs) -> Result<Setup> {
     Ok(ripcord_ops::migrate::setup(ctx, args.format.as_deref())?)
+}
+
+/// The plan with its scripts as they run (psql variables and Flyway
+/// placeholders from `--set` resolved), for `lint`.
+fn setup_scripts(ctx: &Ctx, args: &MigrateArgs) -> Result<Setup> {
+    let set = sets(&args.set)?;
+    Ok(ripcord_ops::migrate::setup_with(
+        ctx,
+        args.format.as_deref(),
+        &set,
+    )?)
+}
+
+/// `--set name=value`, parsed.
+pub(crate) fn sets(args: &[String]) -> Result<Vec<(String, String)>> {
+    Ok(args
+        .iter()
+        .map(|a| ripcord_migrate::psql::parse_set(a))
+        .collect::<ripcord_migrate::Result<Vec<_>>>()?)
+}
+
+/// `ripcord migrate verify`: each applied change's verify script again;
+/// exit 1 when one fails.
+fn verify(ctx: &Ctx, args: &MigrateArgs) -> Result<()> {
+    use ripcord_migrate::engine::Verdict;
+    let set = sets(&args.set)?;
+    let (name, report) = ripcord_ops::migrate::verify(ctx, args.format.as_deref(), &set)?;
+    if ctx.json {
+        output::print_json(&report);
+    } else {
+        for c in &report.changes {
+            let drifted = if c.drifted {
+                " (drifted: its files were edited since it was applied; verified as they are now)"
+            } else {
+                ""
+            };
+            match c.verdict {
+                Verdict::Passed => ctx.say(format!("  {}: verified{drifted}", c.name)),
+                Verdict::NoScript => ctx.say(format!("  {}: no verify script{drifted}", c.name)),
+                Verdict::Failed => ctx.say(format!(
+                    "  {}: FAILED{drifted}: {}",
+                    c.name,
+                    c.error.as_deref().unwrap_or_default()
+                )),
+            }
+        }
+    }
+    let failed: Vec<&str> = report.failed().map(|c| c.name.as_str()).collect();
+    let checked = report
+        .changes
+        .iter()
+        .filter(|c| c.verdict != Verdict::NoScript)
+        .count();
+    if failed.is_empty() {
+        ctx.say(format!(
+            "{checked} applied change(s) of target {name} verified; nothing was changed"
+        ));
+        Ok(())
+    } else {
+        Err(CliError::Failed {
+            message: format!(
+                "{} of {checked} verified change(s) of target {name} failed: {}",
+                failed.len(),
+                failed.join(", ")
+            ),
+        }
+        .into())
+    }
 }
 
 /// `ripcord migrate rehearse`: the report, and a failure when a change is
@@ -43,6 +164,7 @@ fn rehearse(ctx: &Ctx, args: &RehearseArgs) -> Result<()> {
         format: args.common.format.clone(),
         to: args.to.clone(),
         keep: args.keep,
+        set: sets(&args.common.set)?,
     };
     let Some(report) = ripcord_ops::rehearse::run(ctx, &opts)? else {
         return Ok(());
@@ -432,7 +554,7 @@ struct LintReport {
 }
 
 fn lint(ctx: &Ctx, args: &LintArgs) -> Result<()> {
-    let s = setup(ctx, &args.common)?;
+    let s = setup_scripts(ctx, &args.common)?;
     let options = Options {
         dialect: s.dialect(),
         server_version: None,
