@@ -181,7 +181,6 @@ fn file_steps(change: &Change, analysis: &Analysis, options: &Options) -> Vec<St
     analysis.steps.clone()
 }
 
-
 /// The script's SQL without a `BEGIN … COMMIT` wrapper.
 fn unwrap(script: &Script, dialect: Dialect) -> String {
     analyze::unwrap_transaction(&script.sql, dialect).unwrap_or_else(|| script.sql.clone())
