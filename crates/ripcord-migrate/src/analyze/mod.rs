@@ -321,6 +321,25 @@ fn gexec(piece: &split::Piece, options: &Options, report: &mut Report) {
         .map(|sql| analyze(sql, options))
         .filter(|a| a.statements > 0)
         .collect();
+    // Built from quoted names only (`format('CREATE DATABASE %I OWNER %I',
+    // …)`, `'GRANT … ' || quote_ident(r)`), a statement whose own words say
+    // it changes no rows still changes none: the names cannot add a statement.
+    let data_free = !statements.is_empty()
+        && statements.iter().all(|a| {
+            a.certain
+                && a.tables.is_empty()
+                && a.created.is_empty()
+                && a.steps.iter().all(|s| matches!(s.effect, Effect::DataFree(_)))
+        });
+    if builds && data_free && built_from_quoted_names(piece, &literals) {
+        report.data_free("statements built from quoted names by \\gexec");
+        for a in statements {
+            for f in a.findings {
+                report.finding(f.kind, format!("\\gexec: {}", f.detail));
+            }
+        }
+        return;
+    }
     if builds || statements.is_empty() {
         report.finding(
             Kind::Uncertain,
@@ -346,6 +365,73 @@ fn gexec(piece: &split::Piece, options: &Options, report: &mut Report) {
             report.finding(f.kind, format!("\\gexec: {}", f.detail));
         }
     }
+}
+
+/// Whether a `\gexec` query builds its statements only by putting quoted
+/// names or literals into fixed text: `format` with `%I`, `%L` and `%%`
+/// only, and `||` whose operands are literals or `quote_ident`,
+/// `quote_literal` and `quote_nullable` calls. Anything else (a column
+/// spliced in as it is) could carry a statement of its own.
+fn built_from_quoted_names(piece: &split::Piece, literals: &[String]) -> bool {
+    use sqlparser::tokenizer::Token;
+    const QUOTES: &[&str] = &["QUOTE_IDENT", "QUOTE_LITERAL", "QUOTE_NULLABLE"];
+    let formats_safely = literals.iter().all(|l| {
+        let mut chars = l.chars();
+        while let Some(c) = chars.next() {
+            if c == '%' && !matches!(chars.next(), Some('I' | 'L' | '%')) {
+                return false;
+            }
+        }
+        true
+    });
+    if !formats_safely {
+        return false;
+    }
+    let tokens = &piece.significant;
+    let literal = |t: Option<&Token>| {
+        matches!(
+            t,
+            Some(
+                Token::SingleQuotedString(_)
+                    | Token::EscapedStringLiteral(_)
+                    | Token::NationalStringLiteral(_)
+                    | Token::DollarQuotedString(_)
+            )
+        )
+    };
+    let quote_call = |i: usize| {
+        tokens
+            .get(i)
+            .and_then(split::keyword)
+            .is_some_and(|w| QUOTES.contains(&w.as_str()))
+            && tokens.get(i + 1) == Some(&Token::LParen)
+    };
+    // For each `)`, whether its `(` opened a quoting call.
+    let mut open = Vec::new();
+    let mut closes_quote = std::collections::HashSet::new();
+    for (i, t) in tokens.iter().enumerate() {
+        match t {
+            Token::LParen => open.push(i),
+            Token::RParen => {
+                if let Some(o) = open.pop() {
+                    if o > 0 && quote_call(o - 1) {
+                        closes_quote.insert(i);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    tokens.iter().enumerate().all(|(i, t)| {
+        if *t != Token::StringConcat {
+            return true;
+        }
+        let left = i
+            .checked_sub(1)
+            .is_some_and(|l| literal(tokens.get(l)) || closes_quote.contains(&l));
+        let right = literal(tokens.get(i + 1)) || quote_call(i + 1);
+        left && right
+    })
 }
 
 /// One statement of a script, as written.

@@ -796,11 +796,17 @@ fn gexec_queries_are_analysed_as_the_statements_they_select() {
     assert!(a.no_transaction(), "{:?}", a.findings);
     // Built statements cannot be told, but their first words still can.
     let a = pg(&format!(
-        "{marker}SELECT 'CREATE DATABASE ' || quote_ident(name) FROM wanted;"
+        "{marker}SELECT 'CREATE DATABASE ' || name FROM wanted;"
     ));
     assert!(!a.certain);
     assert!(a.no_transaction(), "{:?}", a.findings);
     assert!(details(&a, Kind::Uncertain).contains("\\gexec"));
+    // From quoted names, what the first words say is all it can do.
+    let a = pg(&format!(
+        "{marker}SELECT 'CREATE DATABASE ' || quote_ident(name) FROM wanted;"
+    ));
+    assert!(a.certain, "{:?}", a.findings);
+    assert!(a.no_transaction(), "{:?}", a.findings);
     // The statement keeps its marker, for the engine.
     let s = statements(
         &format!("SELECT 1;\n{marker}SELECT 'SELECT 2';"),
@@ -809,4 +815,31 @@ fn gexec_queries_are_analysed_as_the_statements_they_select() {
     .unwrap();
     assert!(crate::psql::is_gexec(&s[1].sql), "{:?}", s[1]);
     assert!(!crate::psql::is_gexec(&s[0].sql));
+}
+
+/// A database or grant made through psql's `\gexec` from quoted names is
+/// data-free; a statement spliced from unquoted values is not.
+#[test]
+fn gexec_statements_built_from_quoted_names_are_data_free() {
+    let marker = crate::psql::GEXEC_MARKER;
+    for query in [
+        "SELECT 'CREATE DATABASE app OWNER app_admin' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'app')",
+        "SELECT format('CREATE DATABASE %I OWNER %I', 'app', 'app_admin') WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'app')",
+        "SELECT 'CREATE DATABASE ' || quote_ident(name) || ' OWNER ' || quote_ident(owner) FROM wanted",
+        "SELECT 'GRANT SELECT ON ' || quote_ident(t) || ' TO app_user' FROM pg_tables WHERE schemaname = 'app'",
+    ] {
+        let a = pg(&format!("{marker}{query};"));
+        assert!(a.certain, "{query}: {:?}", a.findings);
+        assert!(a.tables.is_empty(), "{query}");
+    }
+    for query in [
+        "SELECT 'CREATE DATABASE ' || name FROM wanted",
+        "SELECT format('GRANT SELECT ON %s TO app_user', t) FROM wanted",
+        "SELECT 'GRANT SELECT ON ' || (t) || ' TO app_user' FROM wanted",
+        "SELECT 'DELETE FROM ' || quote_ident(t) FROM wanted",
+        "SELECT 'CREATE ' || quote_ident(kind) || ' x' FROM wanted",
+    ] {
+        let a = pg(&format!("{marker}{query};"));
+        assert!(!a.certain, "{query}");
+    }
 }
