@@ -329,7 +329,9 @@ fn gexec(piece: &split::Piece, options: &Options, report: &mut Report) {
             a.certain
                 && a.tables.is_empty()
                 && a.created.is_empty()
-                && a.steps.iter().all(|s| matches!(s.effect, Effect::DataFree(_)))
+                && a.steps
+                    .iter()
+                    .all(|s| matches!(s.effect, Effect::DataFree(_)))
         });
     if builds && data_free && built_from_quoted_names(piece, &literals) {
         report.data_free("statements built from quoted names by \\gexec");
