@@ -48,11 +48,13 @@ pub(super) fn statement(statement: &Statement, options: &Options, report: &mut R
             ..
         } => drop(*object_type, names, *cascade, report),
         Statement::DropDomain(drop) => {
+            report.data_free("drops a definition");
             if drop.drop_behavior == Some(DropBehavior::Cascade) {
                 cascade_drops_columns(report);
             }
         }
         Statement::DropExtension(drop) => {
+            report.data_free("drops a definition");
             if drop.cascade_or_restrict == Some(ReferentialAction::Cascade) {
                 cascade_drops_columns(report);
             }
@@ -172,14 +174,14 @@ pub(super) fn statement(statement: &Statement, options: &Options, report: &mut R
         | Statement::AlterIndex { .. }
         | Statement::AlterView { .. }
         | Statement::AlterCollation(_)
-        | Statement::Analyze(_)
-        | Statement::Commit { .. }
         | Statement::CreateCollation(_)
-        | Statement::Deallocate { .. }
-        | Statement::Discard { .. }
         | Statement::DropFunction(_)
         | Statement::DropProcedure { .. }
-        | Statement::DropTrigger(_)
+        | Statement::DropTrigger(_) => report.data_free("a definition"),
+        Statement::Analyze(_)
+        | Statement::Commit { .. }
+        | Statement::Deallocate { .. }
+        | Statement::Discard { .. }
         | Statement::LISTEN { .. }
         | Statement::Lock(_)
         | Statement::NOTIFY { .. }
@@ -372,7 +374,7 @@ fn drop(object_type: ObjectType, names: &[ObjectName], cascade: bool, report: &m
             format!("drops the database {}", join(names)),
         ),
         ObjectType::Type if cascade => cascade_drops_columns(report),
-        _ => {}
+        _ => report.data_free("drops a definition"),
     }
 }
 
