@@ -251,7 +251,7 @@ pub enum KeyCommand {
 #[derive(Subcommand, Debug)]
 pub enum MigrateCommand {
     /// List the changes in the order they run, with their status when the database is reachable
-    Plan(MigrateArgs),
+    Plan(PlanArgs),
     /// Compare the plan with what the database has recorded; exits 3 on drift, dirty changes or a diverging history
     Status(MigrateArgs),
     /// Report risky statements: destruction without a way back, no-transaction DDL, rewrites and long locks
@@ -356,6 +356,15 @@ pub struct MigrateArgs {
     /// scripts; overrides sqitch.conf and flyway.conf. Repeat for several
     #[arg(long = "set", value_name = "NAME=VALUE")]
     pub set: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub common: MigrateArgs,
+    /// Show for each change what its safety snapshot will cover and why, statement by statement
+    #[arg(long)]
+    pub explain: bool,
 }
 
 #[derive(Args, Debug)]

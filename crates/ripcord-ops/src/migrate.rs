@@ -244,6 +244,24 @@ pub struct Reverted {
     pub messages: ripcord_migrate::psql::Messages,
 }
 
+/// Whether `[migrations] snapshot = "always"`.
+fn snapshot_always(ctx: &Ctx) -> bool {
+    ctx.config
+        .migrations
+        .as_ref()
+        .is_some_and(|m| m.snapshot == SnapshotWhen::Always)
+}
+
+/// For each change of the plan, what its safety snapshot will cover and why,
+/// read from the scripts alone (`migrate plan --explain`, `lint`).
+pub fn explain(ctx: &Ctx, s: &Setup) -> Result<Vec<engine::Explained>> {
+    let options = ripcord_migrate::analyze::Options {
+        dialect: s.dialect(),
+        server_version: None,
+    };
+    Ok(engine::explain(&s.plan, &options, snapshot_always(ctx))?)
+}
+
 fn config_lock_timeout(ctx: &Ctx) -> Option<std::time::Duration> {
     ctx.config.migrations.as_ref()?.lock_timeout()
 }
@@ -266,11 +284,7 @@ pub fn up(ctx: &Ctx, req: &UpRequest, note: &mut dyn FnMut(Note<'_>)) -> Result<
         dry_run: req.dry_run,
         allow_drift: req.allow_drift,
         actor: actor(),
-        snapshot_always: ctx
-            .config
-            .migrations
-            .as_ref()
-            .is_some_and(|m| m.snapshot == SnapshotWhen::Always),
+        snapshot_always: snapshot_always(ctx),
         lock_timeout: req.lock_timeout.or_else(|| config_lock_timeout(ctx)),
     };
     let report = engine::up(&mut *db, &mut net, &s.plan, &opts, note)?;

@@ -7,7 +7,7 @@ use sqlparser::ast::{
     CascadeOption, ColumnDef, ColumnOption, CopySource, DropBehavior, Expr, FromTable,
     GeneratedExpressionMode, Ident, ObjectName, ObjectNamePart, ObjectType, OnConflict,
     OnConflictAction, OnInsert, ReferentialAction, RenameTableNameKind, SqliteOnConflict,
-    Statement, TableConstraint, TableFactor, TableObject,
+    Statement, TableConstraint, TableFactor, TableObject, Visitor,
 };
 
 use super::{Kind, Options, Report, TableName};
@@ -20,6 +20,7 @@ pub(super) fn statement(statement: &Statement, options: &Options, report: &mut R
             if let (Some(table), false) = (table_name(&create.name), create.if_not_exists) {
                 report.created(table);
             }
+            report.data_free("creates a table");
             if let Some(query) = &create.query {
                 calls(query, report);
             }
@@ -37,6 +38,7 @@ pub(super) fn statement(statement: &Statement, options: &Options, report: &mut R
                     ),
                 );
             }
+            report.data_free("builds an index");
             report.table(table);
         }
         Statement::Drop {
@@ -46,11 +48,13 @@ pub(super) fn statement(statement: &Statement, options: &Options, report: &mut R
             ..
         } => drop(*object_type, names, *cascade, report),
         Statement::DropDomain(drop) => {
+            report.data_free("drops a definition");
             if drop.drop_behavior == Some(DropBehavior::Cascade) {
                 cascade_drops_columns(report);
             }
         }
         Statement::DropExtension(drop) => {
+            report.data_free("drops a definition");
             if drop.cascade_or_restrict == Some(ReferentialAction::Cascade) {
                 cascade_drops_columns(report);
             }
@@ -60,7 +64,7 @@ pub(super) fn statement(statement: &Statement, options: &Options, report: &mut R
             for t in &truncate.table_names {
                 if let Some(table) = target(&t.name, report) {
                     names.push(table.to_string());
-                    report.table(table);
+                    report.written(table);
                 }
             }
             report.finding(Kind::Destructive, format!("empties {}", names.join(", ")));
@@ -83,10 +87,27 @@ pub(super) fn statement(statement: &Statement, options: &Options, report: &mut R
             });
             calls(statement, report);
         }
-        Statement::CreateFunction(_) | Statement::CreateProcedure { .. } => report.finding(
-            Kind::Uncertain,
-            "a function or procedure body can change any table when it is called",
-        ),
+        // A body runs only where it is called: a call is what is uncertain.
+        Statement::CreateFunction(_) | Statement::CreateProcedure { .. } => {
+            report.data_free("creates a function or procedure")
+        }
+        Statement::CreateTrigger(trigger) => {
+            report.data_free("creates a trigger");
+            match table_name(&trigger.table_name) {
+                Some(table) => report.trigger(table),
+                None => report.finding(
+                    Kind::Uncertain,
+                    format!("cannot tell which table {} is", trigger.table_name),
+                ),
+            }
+        }
+        // A view's query runs when it is read; a materialized view's now.
+        Statement::CreateView(view) => {
+            report.data_free("creates a view");
+            if view.materialized {
+                calls(&view.query, report);
+            }
+        }
         Statement::Call(_) => report.finding(Kind::Uncertain, "a procedure can change any table"),
         Statement::Execute { .. } => report.finding(
             Kind::Uncertain,
@@ -96,7 +117,7 @@ pub(super) fn statement(statement: &Statement, options: &Options, report: &mut R
             if !to {
                 if let CopySource::Table { table_name, .. } = source {
                     if let Some(table) = target(table_name, report) {
-                        report.table(table);
+                        report.written(table);
                     }
                 }
                 report.finding(
@@ -115,47 +136,61 @@ pub(super) fn statement(statement: &Statement, options: &Options, report: &mut R
         }
         // Statements that change no table's rows. ALTER TYPE … ADD VALUE and
         // the like matter for transactions, which the keyword scan covers.
+        Statement::Grant(_) | Statement::Revoke(_) => report.data_free("grants or revokes"),
+        Statement::CreateRole(_)
+        | Statement::AlterRole { .. }
+        | Statement::CreateUser(_)
+        | Statement::AlterUser(_) => report.data_free("a role"),
+        Statement::Comment { .. } => report.data_free("a comment"),
+        Statement::Set(_)
+        | Statement::Reset(_)
+        | Statement::ShowVariable { .. }
+        | Statement::ShowVariables { .. } => report.data_free("a setting"),
+        Statement::CreatePolicy(_) | Statement::AlterPolicy(_) | Statement::DropPolicy(_) => {
+            report.data_free("a row-level security policy")
+        }
+        Statement::CreateDatabase { .. } => report.data_free("creates a database"),
+        Statement::CreateSchema { .. } | Statement::AlterSchema(_) => report.data_free("a schema"),
+        Statement::CreateExtension(_) => report.data_free("creates an extension"),
+        Statement::CreateType { .. } | Statement::CreateDomain(_) => {
+            report.data_free("a type or domain")
+        }
+        Statement::CreateSequence { .. } => report.data_free("creates a sequence"),
+        Statement::AlterFunction(_) => report.data_free("alters a function"),
+        Statement::CreateServer(_) => report.data_free("a foreign server"),
+        Statement::CreateTextSearch(_) | Statement::AlterTextSearch(_) => {
+            report.data_free("text search configuration")
+        }
+        Statement::CreateOperator(_)
+        | Statement::CreateOperatorFamily(_)
+        | Statement::CreateOperatorClass(_)
+        | Statement::AlterOperator(_)
+        | Statement::AlterOperatorFamily(_)
+        | Statement::AlterOperatorClass(_)
+        | Statement::DropOperator(_)
+        | Statement::DropOperatorFamily(_)
+        | Statement::DropOperatorClass(_) => report.data_free("an operator"),
         Statement::AlterType(_)
         | Statement::AlterIndex { .. }
         | Statement::AlterView { .. }
-        | Statement::AlterSchema(_)
-        | Statement::AlterFunction(_)
-        | Statement::AlterRole { .. }
-        | Statement::AlterPolicy(_)
         | Statement::AlterCollation(_)
-        | Statement::Analyze(_)
-        | Statement::Comment { .. }
-        | Statement::Commit { .. }
         | Statement::CreateCollation(_)
-        | Statement::CreateDatabase { .. }
-        | Statement::CreateDomain(_)
-        | Statement::CreateExtension(_)
-        | Statement::CreatePolicy(_)
-        | Statement::CreateRole(_)
-        | Statement::CreateSchema { .. }
-        | Statement::CreateSequence { .. }
-        | Statement::CreateTrigger(_)
-        | Statement::CreateType { .. }
-        | Statement::CreateView(_)
+        | Statement::DropFunction(_)
+        | Statement::DropProcedure { .. }
+        | Statement::DropTrigger(_) => report.data_free("a definition"),
+        Statement::Analyze(_)
+        | Statement::Commit { .. }
         | Statement::Deallocate { .. }
         | Statement::Discard { .. }
-        | Statement::DropFunction(_)
-        | Statement::DropPolicy(_)
-        | Statement::DropProcedure { .. }
-        | Statement::DropTrigger(_)
-        | Statement::Grant(_)
         | Statement::LISTEN { .. }
         | Statement::Lock(_)
         | Statement::NOTIFY { .. }
         | Statement::Prepare { .. }
         | Statement::ReleaseSavepoint { .. }
-        | Statement::Reset(_)
-        | Statement::Revoke(_)
         | Statement::Rollback { .. }
         | Statement::Savepoint { .. }
-        | Statement::Set(_)
         | Statement::StartTransaction { .. }
-        | Statement::UNLISTEN { .. } => {}
+        | Statement::UNLISTEN { .. } => report.data_free("changes no table's rows"),
         _ => report.finding(
             Kind::Uncertain,
             "ripcord does not know which tables this kind of statement changes",
@@ -169,6 +204,25 @@ fn alter_table(alter: &AlterTable, options: &Options, report: &mut Report) {
     };
     // A table made earlier in the script is empty: rewriting it costs nothing.
     let new = report.is_new(&table);
+    // A function in a default, a USING conversion or a CHECK runs for every
+    // existing row.
+    if !new {
+        calls(alter, report);
+    }
+    if alter.operations.iter().all(|op| {
+        matches!(
+            op,
+            AlterTableOperation::EnableRowLevelSecurity
+                | AlterTableOperation::DisableRowLevelSecurity
+                | AlterTableOperation::ForceRowLevelSecurity
+                | AlterTableOperation::NoForceRowLevelSecurity
+                | AlterTableOperation::OwnerTo { .. }
+                | AlterTableOperation::EnableTrigger { .. }
+                | AlterTableOperation::DisableTrigger { .. }
+        )
+    }) {
+        report.data_free("row-level security, owner or triggers of a table");
+    }
     for operation in &alter.operations {
         match operation {
             AlterTableOperation::AddColumn { column_def, .. } if !new => {
@@ -320,7 +374,7 @@ fn drop(object_type: ObjectType, names: &[ObjectName], cascade: bool, report: &m
             format!("drops the database {}", join(names)),
         ),
         ObjectType::Type if cascade => cascade_drops_columns(report),
-        _ => {}
+        _ => report.data_free("drops a definition"),
     }
 }
 
@@ -362,7 +416,7 @@ fn dml(statement: &Statement, report: &mut Report) {
                     format!("overwrites the rows of {table} that conflict"),
                 );
             }
-            report.table(table);
+            report.written(table);
         }
         Statement::Update(update) => {
             if !update.table.joins.is_empty() {
@@ -377,7 +431,7 @@ fn dml(statement: &Statement, report: &mut Report) {
                 format!("overwrites values in {table}")
             };
             report.finding(Kind::Destructive, detail);
-            report.table(table);
+            report.written(table);
         }
         Statement::Delete(delete) => {
             let mut tables = Vec::new();
@@ -403,7 +457,7 @@ fn dml(statement: &Statement, report: &mut Report) {
             };
             report.finding(Kind::Destructive, detail);
             for table in tables {
-                report.table(table);
+                report.written(table);
             }
         }
         Statement::Merge(merge) => {
@@ -412,7 +466,7 @@ fn dml(statement: &Statement, report: &mut Report) {
                     Kind::Destructive,
                     format!("MERGE may overwrite and delete rows of {table}"),
                 );
-                report.table(table);
+                report.written(table);
             }
         }
         _ => {}
@@ -420,7 +474,7 @@ fn dml(statement: &Statement, report: &mut Report) {
 }
 
 /// Functions that change no table; anything else called from DML might.
-const HARMLESS_FUNCTIONS: &[&str] = &[
+pub(super) const HARMLESS_FUNCTIONS: &[&str] = &[
     "abs",
     "age",
     "array_agg",
@@ -588,8 +642,39 @@ const VOLATILE_FUNCTIONS: &[&str] = &[
     "uuid_generate_v4",
 ];
 
+/// Functions called in FROM (`SELECT * FROM f(1)`): table factors, not
+/// expressions.
+struct TableFunctions(Vec<ObjectName>);
+
+impl Visitor for TableFunctions {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
+        match factor {
+            TableFactor::Table {
+                name,
+                args: Some(_),
+                ..
+            }
+            | TableFactor::Function { name, .. } => self.0.push(name.clone()),
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+}
+
 /// Calls to functions that might write elsewhere make the table set uncertain.
 fn calls<V: sqlparser::ast::Visit>(node: &V, report: &mut Report) {
+    let mut from = TableFunctions(Vec::new());
+    let _ = node.visit(&mut from);
+    for name in from.0 {
+        if !harmless(&name) {
+            report.finding(
+                Kind::Uncertain,
+                format!("calls {name}(), which may change tables the script does not name"),
+            );
+        }
+    }
     let _ = visit_expressions(node, |expr| {
         if let Expr::Function(function) = expr {
             if !harmless(&function.name) {

@@ -4,20 +4,28 @@
 //! locks).
 //!
 //! Statements are parsed with sqlparser one at a time, so one statement it
-//! cannot read does not hide the others. What it cannot read is scanned for
-//! keywords and makes the table set uncertain: the engine then snapshots the
-//! whole database.
+//! cannot read does not hide the others. What it cannot read is classified
+//! from its leading keywords: statements that cannot change the rows of
+//! existing tables (grants, roles, comments, functions, policies, …) stay
+//! certain; anything else makes the table set uncertain, and the engine then
+//! snapshots the whole database.
 //!
-//! Not seen from the SQL alone, for the engine to add from the catalog:
-//! rows that foreign keys with `ON DELETE/UPDATE CASCADE` change in other
-//! tables, and writes made by triggers.
+//! A function body is a risk only where the script runs it: a call from a
+//! query, or a trigger created earlier in the script that the script's own
+//! DML fires. Not seen from the SQL alone, added by the engine from the
+//! catalog (`engine::resolve`): the tables whose rows foreign keys with `ON
+//! DELETE/UPDATE CASCADE` change, and writes made by triggers that already
+//! exist (see `Analysis::written`).
 
+mod body;
 mod effects;
 mod scan;
 mod split;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+
+pub use body::row_local;
 
 /// The SQL dialect a script is written in.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -116,6 +124,61 @@ pub struct Analysis {
     /// For each unqualified table of `tables` and `created`: how many of
     /// `settings` were in effect at each place the script names it.
     pub settings_at: BTreeMap<TableName, BTreeSet<usize>>,
+    /// Existing tables whose rows the script's DML writes (INSERT, UPDATE,
+    /// DELETE, MERGE, COPY FROM, TRUNCATE): the triggers already on them run
+    /// too, which the engine looks up in the catalog.
+    pub written: BTreeSet<TableName>,
+    /// What each statement does, in script order, for `--explain`.
+    pub steps: Vec<Step>,
+}
+
+/// One statement and what it does to existing tables.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    pub line: usize,
+    /// The start of the statement, whitespace collapsed.
+    pub statement: String,
+    pub effect: Effect,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Cannot change the rows of any existing table; the text says which
+    /// class of statement it is.
+    DataFree(&'static str),
+    /// Creates these tables, which hold nothing yet.
+    Creates(Vec<TableName>),
+    /// Changes these existing tables (rows or definition); `destroys` when
+    /// it drops or overwrites data.
+    Changes {
+        tables: Vec<TableName>,
+        destroys: bool,
+    },
+    /// May change tables its SQL does not name: the reason.
+    Uncertain(String),
+}
+
+impl fmt::Display for Effect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list = |tables: &[TableName]| {
+            tables
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match self {
+            Effect::DataFree(class) => write!(f, "changes no rows ({class})"),
+            Effect::Creates(tables) => write!(f, "creates {}", list(tables)),
+            Effect::Changes { tables, destroys } => write!(
+                f,
+                "changes {}{}",
+                list(tables),
+                if *destroys { ", destroying data" } else { "" }
+            ),
+            Effect::Uncertain(why) => write!(f, "uncertain: {why}"),
+        }
+    }
 }
 
 /// A statement sqlparser could not read.
@@ -150,6 +213,7 @@ pub fn analyze(sql: &str, options: &Options) -> Analysis {
         ..Analysis::default()
     };
     let mut created = BTreeSet::new();
+    let mut triggered = BTreeMap::new();
     match split::split(sql, options.dialect) {
         Ok(pieces) => {
             for piece in &pieces {
@@ -158,9 +222,11 @@ pub fn analyze(sql: &str, options: &Options) -> Analysis {
                 let mut report = Report {
                     analysis: &mut analysis,
                     created: &mut created,
+                    triggered: &mut triggered,
                     line: piece.line,
                     statement: &piece.excerpt,
                     settings,
+                    step: StepSeen::default(),
                 };
                 scan::session_setting(piece, sql, &mut report);
                 scan::transaction_needs(piece, options, &mut report);
@@ -182,6 +248,7 @@ pub fn analyze(sql: &str, options: &Options) -> Analysis {
                         });
                     }
                 }
+                report.step_done();
             }
         }
         Err(error) => {
@@ -192,11 +259,14 @@ pub fn analyze(sql: &str, options: &Options) -> Analysis {
             let mut report = Report {
                 analysis: &mut analysis,
                 created: &mut created,
+                triggered: &mut triggered,
                 line: 1,
                 statement: &excerpt,
                 settings: 0,
+                step: StepSeen::default(),
             };
             scan::raw(sql, &error, options, &mut report);
+            report.step_done();
             analysis.unparsed.push(Unparsed {
                 line: 1,
                 sql: sql.to_string(),
@@ -206,6 +276,7 @@ pub fn analyze(sql: &str, options: &Options) -> Analysis {
     }
     analysis.certain = !analysis.has(Kind::Uncertain);
     analysis.tables.retain(|t| !created.contains(t));
+    analysis.written.retain(|t| !created.contains(t));
     analysis.created = created;
     analysis
 }
@@ -250,6 +321,27 @@ fn gexec(piece: &split::Piece, options: &Options, report: &mut Report) {
         .map(|sql| analyze(sql, options))
         .filter(|a| a.statements > 0)
         .collect();
+    // Built from quoted names only (`format('CREATE DATABASE %I OWNER %I',
+    // …)`, `'GRANT … ' || quote_ident(r)`), a statement whose own words say
+    // it changes no rows still changes none: the names cannot add a statement.
+    let data_free = !statements.is_empty()
+        && statements.iter().all(|a| {
+            a.certain
+                && a.tables.is_empty()
+                && a.created.is_empty()
+                && a.steps
+                    .iter()
+                    .all(|s| matches!(s.effect, Effect::DataFree(_)))
+        });
+    if builds && data_free && built_from_quoted_names(piece, &literals) {
+        report.data_free("statements built from quoted names by \\gexec");
+        for a in statements {
+            for f in a.findings {
+                report.finding(f.kind, format!("\\gexec: {}", f.detail));
+            }
+        }
+        return;
+    }
     if builds || statements.is_empty() {
         report.finding(
             Kind::Uncertain,
@@ -275,6 +367,73 @@ fn gexec(piece: &split::Piece, options: &Options, report: &mut Report) {
             report.finding(f.kind, format!("\\gexec: {}", f.detail));
         }
     }
+}
+
+/// Whether a `\gexec` query builds its statements only by putting quoted
+/// names or literals into fixed text: `format` with `%I`, `%L` and `%%`
+/// only, and `||` whose operands are literals or `quote_ident`,
+/// `quote_literal` and `quote_nullable` calls. Anything else (a column
+/// spliced in as it is) could carry a statement of its own.
+fn built_from_quoted_names(piece: &split::Piece, literals: &[String]) -> bool {
+    use sqlparser::tokenizer::Token;
+    const QUOTES: &[&str] = &["QUOTE_IDENT", "QUOTE_LITERAL", "QUOTE_NULLABLE"];
+    let formats_safely = literals.iter().all(|l| {
+        let mut chars = l.chars();
+        while let Some(c) = chars.next() {
+            if c == '%' && !matches!(chars.next(), Some('I' | 'L' | '%')) {
+                return false;
+            }
+        }
+        true
+    });
+    if !formats_safely {
+        return false;
+    }
+    let tokens = &piece.significant;
+    let literal = |t: Option<&Token>| {
+        matches!(
+            t,
+            Some(
+                Token::SingleQuotedString(_)
+                    | Token::EscapedStringLiteral(_)
+                    | Token::NationalStringLiteral(_)
+                    | Token::DollarQuotedString(_)
+            )
+        )
+    };
+    let quote_call = |i: usize| {
+        tokens
+            .get(i)
+            .and_then(split::keyword)
+            .is_some_and(|w| QUOTES.contains(&w.as_str()))
+            && tokens.get(i + 1) == Some(&Token::LParen)
+    };
+    // For each `)`, whether its `(` opened a quoting call.
+    let mut open = Vec::new();
+    let mut closes_quote = std::collections::HashSet::new();
+    for (i, t) in tokens.iter().enumerate() {
+        match t {
+            Token::LParen => open.push(i),
+            Token::RParen => {
+                if let Some(o) = open.pop() {
+                    if o > 0 && quote_call(o - 1) {
+                        closes_quote.insert(i);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    tokens.iter().enumerate().all(|(i, t)| {
+        if *t != Token::StringConcat {
+            return true;
+        }
+        let left = i
+            .checked_sub(1)
+            .is_some_and(|l| literal(tokens.get(l)) || closes_quote.contains(&l));
+        let right = literal(tokens.get(i + 1)) || quote_call(i + 1);
+        left && right
+    })
 }
 
 /// One statement of a script, as written.
@@ -435,21 +594,92 @@ pub(crate) struct Report<'a> {
     /// Tables created earlier in the script: empty, so locks on them are
     /// harmless and there is nothing to snapshot.
     created: &'a mut BTreeSet<TableName>,
+    /// Tables given a trigger earlier in the script, with the line: DML on
+    /// them later runs the trigger's function.
+    triggered: &'a mut BTreeMap<TableName, usize>,
     line: usize,
     statement: &'a str,
     /// How many name-resolution settings precede this statement.
     settings: usize,
+    step: StepSeen,
+}
+
+/// What the statement being read was seen to do, for its `Step`.
+#[derive(Default)]
+struct StepSeen {
+    tables: Vec<TableName>,
+    created: Vec<TableName>,
+    destroys: bool,
+    uncertain: Option<String>,
+    class: Option<&'static str>,
 }
 
 impl Report<'_> {
     fn table(&mut self, table: TableName) {
         self.where_named(&table);
+        if !self.step.tables.contains(&table) {
+            self.step.tables.push(table.clone());
+        }
         self.analysis.tables.insert(table);
+    }
+
+    /// A table whose rows the statement writes.
+    fn written(&mut self, table: TableName) {
+        // `t` and `public.t` may be the same table: match on the name
+        // unless both schemas are given and differ.
+        let fired = self.triggered.iter().find(|(t, _)| {
+            t.name == table.name
+                && (t.schema.is_none() || table.schema.is_none() || t.schema == table.schema)
+        });
+        if let Some((_, line)) = fired {
+            self.finding(
+                Kind::Uncertain,
+                format!(
+                    "writes {table}, which fires the trigger created on it at line {line}; \
+                     its function can change any table"
+                ),
+            );
+        }
+        self.analysis.written.insert(table.clone());
+        self.table(table);
     }
 
     fn created(&mut self, table: TableName) {
         self.where_named(&table);
+        self.step.created.push(table.clone());
         self.created.insert(table);
+    }
+
+    /// A trigger put on `table`: the script's later DML on it runs code.
+    fn trigger(&mut self, table: TableName) {
+        self.triggered.entry(table).or_insert(self.line);
+    }
+
+    /// The statement cannot change rows of existing tables: which class.
+    fn data_free(&mut self, class: &'static str) {
+        self.step.class.get_or_insert(class);
+    }
+
+    /// Records the statement's `Step` from what was seen.
+    fn step_done(&mut self) {
+        let seen = std::mem::take(&mut self.step);
+        let effect = if let Some(why) = seen.uncertain {
+            Effect::Uncertain(why)
+        } else if !seen.tables.is_empty() {
+            Effect::Changes {
+                tables: seen.tables,
+                destroys: seen.destroys,
+            }
+        } else if !seen.created.is_empty() {
+            Effect::Creates(seen.created)
+        } else {
+            Effect::DataFree(seen.class.unwrap_or("reads or sets only"))
+        };
+        self.analysis.steps.push(Step {
+            line: self.line,
+            statement: self.statement.to_string(),
+            effect,
+        });
     }
 
     /// An unqualified name resolves through the search_path in effect here.
@@ -473,11 +703,19 @@ impl Report<'_> {
     }
 
     fn finding(&mut self, kind: Kind, detail: impl Into<String>) {
+        let detail = detail.into();
+        match kind {
+            Kind::Uncertain if self.step.uncertain.is_none() => {
+                self.step.uncertain = Some(detail.clone())
+            }
+            Kind::Destructive => self.step.destroys = true,
+            _ => {}
+        }
         let finding = Finding {
             kind,
             line: self.line,
             statement: self.statement.to_string(),
-            detail: detail.into(),
+            detail,
         };
         if !self.analysis.findings.contains(&finding) {
             self.analysis.findings.push(finding);

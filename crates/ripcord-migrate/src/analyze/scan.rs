@@ -99,21 +99,28 @@ fn sqlite_outside_transaction(piece: &Piece) -> Option<String> {
     Some(reason.to_string())
 }
 
-/// A statement sqlparser cannot read: uncertain, plus what its words show.
+/// A statement sqlparser cannot read: classified from its leading words when
+/// they show it cannot change rows; otherwise uncertain, plus what its words
+/// show.
 pub(super) fn fallback(piece: &Piece, error: &ParserError, report: &mut Report) {
-    let routine = ["FUNCTION", "PROCEDURE"].iter().any(|kind| {
-        piece.starts(&["CREATE", kind]) || piece.starts(&["CREATE", "OR", "REPLACE", kind])
-    });
+    // Maintenance and definition statements still get the findings below.
+    let free = data_free(piece, report);
     let detail = if piece.starts(&["DO"]) {
         "a DO block runs code that can change any table".to_string()
-    } else if routine {
-        "a function or procedure body can change any table when it is called".to_string()
+    } else if piece.starts(&["CALL"]) {
+        "a procedure can change any table".to_string()
+    } else if piece.starts(&["ALTER", "EXTENSION"]) && piece.find("UPDATE").is_some() {
+        "ALTER EXTENSION … UPDATE runs the extension's update script, which can change any \
+         table"
+            .to_string()
     } else {
         format!(
             "ripcord cannot read this statement ({error}), so cannot tell which tables it changes"
         )
     };
-    report.finding(Kind::Uncertain, detail);
+    if !free {
+        report.finding(Kind::Uncertain, detail);
+    }
 
     let word = |i: usize| piece.word(i);
     let w0 = word(0).unwrap_or_default();
@@ -194,6 +201,209 @@ pub(super) fn fallback(piece: &Piece, error: &ParserError, report: &mut Report) 
         ),
         _ => {}
     }
+}
+
+/// Objects whose CREATE, ALTER or DROP cannot change the rows of an
+/// existing table, with the class `--explain` shows. Not here, so uncertain
+/// when sqlparser cannot read them: tables (ALTER TABLE), materialized views
+/// (their query runs), rules and event triggers (they run code on later
+/// statements), subscriptions (they copy rows in), `ALTER EXTENSION …
+/// UPDATE` (its script can do anything).
+const DATA_FREE_OBJECTS: &[(&str, &str)] = &[
+    ("FUNCTION", "a function"),
+    ("PROCEDURE", "a procedure"),
+    ("ROUTINE", "a function"),
+    ("AGGREGATE", "a function"),
+    ("TRIGGER", "a trigger"),
+    ("POLICY", "a row-level security policy"),
+    ("TYPE", "a type"),
+    ("DOMAIN", "a domain"),
+    ("SCHEMA", "a schema"),
+    ("EXTENSION", "an extension"),
+    ("SEQUENCE", "a sequence"),
+    ("INDEX", "an index"),
+    ("VIEW", "a view"),
+    ("ROLE", "a role"),
+    ("USER", "a role"),
+    ("GROUP", "a role"),
+    ("DATABASE", "a database"),
+    ("COLLATION", "a collation"),
+    ("CONVERSION", "a conversion"),
+    ("OPERATOR", "an operator"),
+    ("CAST", "a cast"),
+    ("LANGUAGE", "a language"),
+    ("TEXT", "text search configuration"),
+    ("STATISTICS", "extended statistics"),
+    ("PUBLICATION", "a publication"),
+    ("SERVER", "a foreign server"),
+    ("FOREIGN", "a foreign table or data wrapper"),
+    ("TABLESPACE", "a tablespace"),
+];
+
+/// Classifies an unreadable statement from its leading words when they show
+/// it cannot change the rows of existing tables; says whether it did.
+fn data_free(piece: &Piece, report: &mut Report) -> bool {
+    let w0 = piece.word(0).unwrap_or_default();
+    let class = match w0.as_str() {
+        "GRANT" | "REVOKE" => Some("grants or revokes"),
+        "COMMENT" if piece.word(1).as_deref() == Some("ON") => Some("a comment"),
+        "SECURITY" if piece.word(1).as_deref() == Some("LABEL") => Some("a security label"),
+        "SET" | "RESET" | "SHOW" => Some("a setting"),
+        "REASSIGN" => Some("changes owners"),
+        "ANALYZE" | "VACUUM" | "REINDEX" | "CLUSTER" | "CHECKPOINT" | "LOCK" => {
+            Some("maintenance; rows stay as they are")
+        }
+        "ALTER" if piece.starts(&["ALTER", "DEFAULT", "PRIVILEGES"]) => Some("grants or revokes"),
+        "ALTER" if piece.starts(&["ALTER", "EXTENSION"]) && piece.find("UPDATE").is_some() => None,
+        // Changing a composite type's attribute with CASCADE rewrites the
+        // tables typed with it.
+        "ALTER" if piece.starts(&["ALTER", "TYPE"]) && piece.find("CASCADE").is_some() => None,
+        "ALTER" if piece.starts(&["ALTER", "TABLE"]) => {
+            return alter_table_data_free(piece, report);
+        }
+        "CREATE" | "ALTER" | "DROP" => {
+            return object_data_free(piece, report);
+        }
+        _ => None,
+    };
+    match class {
+        Some(class) => {
+            report.data_free(class);
+            true
+        }
+        None => false,
+    }
+}
+
+/// `CREATE|ALTER|DROP <object>` for the objects of `DATA_FREE_OBJECTS`, and
+/// `CREATE TABLE` without a query.
+fn object_data_free(piece: &Piece, report: &mut Report) -> bool {
+    let verb = piece.word(0).unwrap_or_default();
+    // CREATE [OR REPLACE] [TEMP|UNLOGGED|UNIQUE|CONSTRAINT|TRUSTED …] <object>
+    let at = skip(
+        piece,
+        1,
+        &[
+            "OR",
+            "REPLACE",
+            "TEMP",
+            "TEMPORARY",
+            "UNLOGGED",
+            "UNIQUE",
+            "CONSTRAINT",
+            "TRUSTED",
+            "PROCEDURAL",
+            "RECURSIVE",
+            "DEFAULT",
+        ],
+    );
+    let object = piece.word(at).unwrap_or_default();
+    if verb == "CREATE" && object == "TABLE" {
+        return create_table_data_free(piece, at + 1, report);
+    }
+    if verb == "DROP" && object == "OWNED" {
+        return false;
+    }
+    if object == "MATERIALIZED" && verb != "CREATE" {
+        // Renaming or dropping derived rows; creating one runs its query.
+        report.data_free("a materialized view");
+        return true;
+    }
+    let Some((_, class)) = DATA_FREE_OBJECTS.iter().find(|(o, _)| *o == object) else {
+        return false;
+    };
+    // DROP … CASCADE can take columns with it (a type's, a domain's, a
+    // function's generated columns, a schema's tables).
+    if verb == "DROP" && piece.find("CASCADE").is_some() {
+        return false;
+    }
+    // DROP DATABASE destroys what it holds; the rest of the fallback says so.
+    if verb == "DROP" && object == "DATABASE" {
+        return false;
+    }
+    match object.as_str() {
+        "INDEX" if verb == "CREATE" => {
+            // Builds under a lock on its table, which the snapshot names.
+            if let Some(on) = piece.find("ON") {
+                if let Some((table, _)) = name_at(piece, skip(piece, on + 1, &["ONLY"])) {
+                    report.table(table);
+                }
+            }
+        }
+        "TRIGGER" if verb == "CREATE" => {
+            match piece
+                .find("ON")
+                .and_then(|on| name_at(piece, skip(piece, on + 1, &["ONLY"])))
+            {
+                Some((table, _)) => report.trigger(table),
+                None => return false,
+            }
+        }
+        _ => {}
+    }
+    report.data_free(class);
+    true
+}
+
+/// `CREATE TABLE name (…)`, `… PARTITION OF …`, `… (LIKE …)`: a new, empty
+/// table. `AS SELECT`/`AS EXECUTE` runs a query, `IF NOT EXISTS` may find
+/// the table with rows: left to the fallback.
+fn create_table_data_free(piece: &Piece, at: usize, report: &mut Report) -> bool {
+    if piece.word(at).as_deref() == Some("IF") {
+        return false;
+    }
+    let Some((table, next)) = name_at(piece, at) else {
+        return false;
+    };
+    let runs_query = (next..piece.significant.len()).any(|i| {
+        matches!(
+            piece.word(i).as_deref(),
+            Some("SELECT" | "EXECUTE" | "VALUES" | "WITH")
+        )
+    });
+    if runs_query {
+        return false;
+    }
+    report.created(table);
+    report.data_free("creates a table");
+    true
+}
+
+/// `ALTER TABLE [IF EXISTS] [ONLY] name` followed only by row-level
+/// security or owner changes; anything else stays uncertain.
+fn alter_table_data_free(piece: &Piece, report: &mut Report) -> bool {
+    let at = skip(piece, 2, &["IF", "EXISTS", "ONLY"]);
+    let Some((table, mut i)) = name_at(piece, at) else {
+        return false;
+    };
+    loop {
+        let w = |j: usize| piece.word(i + j);
+        let level = |j: usize| {
+            w(j).as_deref() == Some("ROW")
+                && w(j + 1).as_deref() == Some("LEVEL")
+                && w(j + 2).as_deref() == Some("SECURITY")
+        };
+        i += match w(0).as_deref() {
+            Some("ENABLE" | "DISABLE" | "FORCE") if level(1) => 4,
+            Some("NO") if w(1).as_deref() == Some("FORCE") && level(2) => 5,
+            // OWNER TO role: a name or a quoted name.
+            Some("OWNER")
+                if w(1).as_deref() == Some("TO")
+                    && matches!(piece.significant.get(i + 2), Some(Token::Word(_))) =>
+            {
+                3
+            }
+            _ => return false,
+        };
+        match piece.significant.get(i) {
+            None => break,
+            Some(Token::Comma) => i += 1,
+            Some(_) => return false,
+        }
+    }
+    report.data_free("row-level security or owner of a table");
+    report.table(table);
+    true
 }
 
 /// A script the tokenizer cannot cut (an unterminated quote, say): assume

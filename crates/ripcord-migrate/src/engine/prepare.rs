@@ -1,13 +1,14 @@
 //! What both directions check before anything runs: the scripts, read and
 //! analysed once, and the recorded history against the plan.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use crate::analyze::{self, Analysis, Blocks, Dialect, Kind, Options, Unparsed};
+use crate::analyze::{self, Analysis, Blocks, Dialect, Finding, Kind, Options, Step, Unparsed};
 use crate::tracking::{self, AppliedChange, ChangeState, Status};
 use crate::{Change, Error, Plan, Result, Script};
 
 use super::db::{check_syntax, Database};
+use super::{names, Scope};
 
 /// A change ready to run: its scripts without their own `BEGIN`/`COMMIT`
 /// wrapper, and what its SQL does.
@@ -17,6 +18,11 @@ pub(crate) struct Prepared<'p> {
     pub order: i32,
     pub up: String,
     pub analysis: Analysis,
+    /// The up script's statements as the file has them: `analysis.steps`
+    /// less a `BEGIN`/`COMMIT` wrapper, one for one, at the file's lines.
+    pub file_steps: Vec<Step>,
+    /// A line of the analysed script (its wrapper taken off) to the file's.
+    file_lines: HashMap<usize, usize>,
     pub transactional: bool,
     pub verify: Option<String>,
     /// Statements of the verify script sqlparser could not read.
@@ -30,6 +36,7 @@ pub(crate) struct Prepared<'p> {
 impl<'p> Prepared<'p> {
     pub fn new(change: &'p Change, order: i32, options: &Options) -> Prepared<'p> {
         let (up, analysis, transactional) = runnable(&change.up, change.no_transaction, options);
+        let file_steps = file_steps(change, &analysis, options);
         // A verify script only looks: it runs under a savepoint that is
         // rolled back, its own transaction blocks under savepoints of their
         // own, so it can neither undo nor commit the change it verifies.
@@ -58,6 +65,13 @@ impl<'p> Prepared<'p> {
             change,
             order,
             up,
+            file_lines: analysis
+                .steps
+                .iter()
+                .zip(&file_steps)
+                .map(|(a, f)| (a.line, f.line))
+                .collect(),
+            file_steps,
             analysis,
             transactional,
             verify,
@@ -89,8 +103,82 @@ impl<'p> Prepared<'p> {
         self.analysis
             .of_kind(Kind::Uncertain)
             .next()
-            .map(|f| format!("line {}: {}", f.line, f.detail))
+            .map(|f| self.at_line(f))
     }
+
+    /// The finding, at its line in the file.
+    fn at_line(&self, f: &Finding) -> String {
+        let line = self.file_lines.get(&f.line).copied().unwrap_or(f.line);
+        if line == 0 {
+            f.detail.clone()
+        } else {
+            format!("line {line}: {}", f.detail)
+        }
+    }
+
+    /// What the safety snapshot before the change covers.
+    pub fn scope(&self, snapshot_always: bool) -> Scope {
+        if !self.analysis.certain {
+            Scope::Database
+        } else if self.analysis.tables.is_empty() {
+            Scope::None
+        } else if self.down_is_enough() && !snapshot_always {
+            Scope::DownScript(names(&self.analysis.tables))
+        } else {
+            Scope::Tables(names(&self.analysis.tables))
+        }
+    }
+
+    /// Why the change gets the snapshot `scope` says, in a sentence.
+    pub fn why(&self, scope: &Scope, snapshot_always: bool) -> String {
+        match scope {
+            Scope::Database => format!("whole database: {}", self.uncertain().unwrap_or_default()),
+            Scope::None => "none: the change touches no existing table; its statements \
+                            change no rows or create new tables"
+                .to_string(),
+            Scope::DownScript(tables) => format!(
+                "none: the change alters {} without destroying data, and its down script, \
+                 run in a transaction, undoes it",
+                tables.join(", ")
+            ),
+            Scope::Tables(tables) => {
+                let why = if let Some(f) = self.analysis.of_kind(Kind::Destructive).next() {
+                    self.at_line(f)
+                } else if self.down.is_none() {
+                    "there is no down script to undo the change".to_string()
+                } else if !self.transactional || !self.down_transactional {
+                    "the change or its down script runs outside a transaction".to_string()
+                } else if snapshot_always {
+                    "snapshot = \"always\"".to_string()
+                } else {
+                    "its down script alone cannot be relied on".to_string()
+                };
+                format!("tables {}: {why}", tables.join(", "))
+            }
+        }
+    }
+}
+
+/// The statements of the up script at the file's lines. The analysis is of
+/// the script as it runs: without a `BEGIN`/`COMMIT` wrapper, whose
+/// statements are the file's less the first and the last; otherwise, when
+/// the statements are the file's one for one, at the file's lines.
+fn file_steps(change: &Change, analysis: &Analysis, options: &Options) -> Vec<Step> {
+    let file = analyze::analyze(&change.up.sql, options).steps;
+    if file.len() == analysis.steps.len() + 2
+        && analyze::unwrap_transaction(&change.up.sql, options.dialect).is_some()
+    {
+        return file[1..file.len() - 1].to_vec();
+    }
+    if file.len() == analysis.steps.len()
+        && file
+            .iter()
+            .zip(&analysis.steps)
+            .all(|(f, a)| f.statement == a.statement)
+    {
+        return file;
+    }
+    analysis.steps.clone()
 }
 
 /// The script's SQL without a `BEGIN … COMMIT` wrapper.

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::analyze::{Analysis, Dialect, Kind, TableName};
+use crate::analyze::{self, Analysis, Dialect, Kind, TableName};
 use crate::{Error, Result};
 
 use super::db::{Conn, Database};
@@ -34,8 +34,136 @@ pub(crate) fn clean_session(db: &mut dyn Database) -> Result<()> {
 /// creates (or one not there yet) in the schema it would be created in (the
 /// first existing schema of the path). Names that cannot be resolved make
 /// the analysis uncertain, so the whole database is snapshotted. Run it on
-/// a clean session ([`clean_session`]), outside a transaction.
+/// a clean session ([`clean_session`]), outside a transaction. Then the
+/// triggers and rules the change's own writes fire are looked up: their
+/// code can change any table ([`fired_triggers`]).
 pub(crate) fn qualified(db: &mut dyn Database, analysis: &Analysis) -> Result<Analysis> {
+    let mut analysis = resolve_names(db, analysis)?;
+    cascades(db, &mut analysis)?;
+    fired_triggers(db, &mut analysis)?;
+    Ok(analysis)
+}
+
+/// Tables whose rows foreign keys change when the change updates or
+/// deletes rows of the tables it writes (`ON DELETE/UPDATE CASCADE`, `SET
+/// NULL`, `SET DEFAULT`), transitively: they are written too, so their
+/// rows are snapshotted and their triggers count.
+fn cascades(db: &mut dyn Database, analysis: &mut Analysis) -> Result<()> {
+    if db.dialect() != Dialect::Postgres
+        || analysis.written.is_empty()
+        || !analysis.has(Kind::Destructive)
+    {
+        return Ok(());
+    }
+    let Conn::Postgres(client) = db.conn() else {
+        return Ok(());
+    };
+    let what = "look up the tables foreign keys change";
+    for table in analysis.written.clone() {
+        let rows = client
+            .query(
+                "WITH RECURSIVE r(oid) AS (
+                     SELECT pg_catalog.to_regclass($1)::oid
+                     UNION
+                     SELECT c.conrelid FROM pg_catalog.pg_constraint c JOIN r ON c.confrelid = r.oid
+                     WHERE c.contype = 'f'
+                       AND (c.confdeltype IN ('c', 'n', 'd') OR c.confupdtype IN ('c', 'n', 'd'))
+                 )
+                 SELECT n.nspname::text, cl.relname::text FROM r
+                 JOIN pg_catalog.pg_class cl ON cl.oid = r.oid
+                 JOIN pg_catalog.pg_namespace n ON n.oid = cl.relnamespace
+                 WHERE r.oid <> pg_catalog.to_regclass($1)",
+                &[&table.to_string()],
+            )
+            .map_err(Error::postgres(what))?;
+        for row in rows {
+            let child = TableName::new(Some(&row.get::<_, String>(0)), &row.get::<_, String>(1));
+            if !analysis.created.contains(&child) {
+                analysis.tables.insert(child.clone());
+                analysis.written.insert(child);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A table the change writes that has triggers (other than ripcord's own)
+/// or rewrite rules runs their code on each write: code that can change
+/// tables the script does not name makes the tables uncertain, and the
+/// whole database is snapshotted. A trigger whose function (and `WHEN`
+/// condition) only computes values for the row in hand, or is a built-in of
+/// `pg_catalog`, is no risk ([`analyze::row_local`]). A trigger created by
+/// the change itself is seen by the analysis.
+fn fired_triggers(db: &mut dyn Database, analysis: &mut Analysis) -> Result<()> {
+    if db.dialect() != Dialect::Postgres || analysis.written.is_empty() {
+        return Ok(());
+    }
+    let Conn::Postgres(client) = db.conn() else {
+        return Ok(());
+    };
+    let what = "look up the triggers a change fires";
+    for table in analysis.written.clone() {
+        let rows = client
+            .query(
+                "SELECT 'trigger ' || t.tgname::text, n.nspname::text, l.lanname::text,
+                        p.prosrc, pg_catalog.pg_get_triggerdef(t.oid), t.tgqual IS NOT NULL
+                 FROM pg_catalog.pg_trigger t
+                 JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
+                 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+                 JOIN pg_catalog.pg_language l ON l.oid = p.prolang
+                 WHERE t.tgrelid = pg_catalog.to_regclass($1) AND NOT t.tgisinternal
+                   AND t.tgenabled <> 'D' AND n.nspname <> 'ripcord'
+                 UNION ALL
+                 SELECT 'rule ' || r.rulename::text, '', '', '', '', false
+                 FROM pg_catalog.pg_rewrite r
+                 WHERE r.ev_class = pg_catalog.to_regclass($1) AND r.rulename <> '_RETURN'
+                 ORDER BY 1",
+                &[&table.to_string()],
+            )
+            .map_err(Error::postgres(what))?;
+        let mut fired = Vec::new();
+        for row in &rows {
+            let name: String = row.get(0);
+            let schema: String = row.get(1);
+            let language: String = row.get(2);
+            let source: String = row.get(3);
+            let definition: String = row.get(4);
+            let has_when: bool = row.get(5);
+            let body_safe = name.starts_with("trigger ")
+                && (schema == "pg_catalog"
+                    || matches!(language.as_str(), "plpgsql" | "sql")
+                        && analyze::row_local(&source));
+            let when_safe = !has_when || when_clause(&definition).is_some_and(analyze::row_local);
+            if !(body_safe && when_safe) {
+                fired.push(name);
+            }
+        }
+        if fired.is_empty() {
+            continue;
+        }
+        analysis.findings.push(crate::analyze::Finding {
+            kind: Kind::Uncertain,
+            line: 0,
+            statement: String::new(),
+            detail: format!(
+                "the change writes {table}, which fires its {}; their code can change any table",
+                fired.join(", ")
+            ),
+        });
+        analysis.certain = false;
+    }
+    Ok(())
+}
+
+/// The condition of `CREATE TRIGGER … WHEN (…) EXECUTE …` as
+/// `pg_get_triggerdef` prints it.
+fn when_clause(definition: &str) -> Option<&str> {
+    let start = definition.find(" WHEN (")? + " WHEN ".len();
+    let end = definition.rfind(" EXECUTE ")?;
+    definition.get(start..end)
+}
+
+fn resolve_names(db: &mut dyn Database, analysis: &Analysis) -> Result<Analysis> {
     let mut analysis = analysis.clone();
     if db.dialect() != Dialect::Postgres || analysis.settings_at.is_empty() {
         return Ok(analysis);
@@ -131,10 +259,12 @@ pub(crate) fn qualified(db: &mut dyn Database, analysis: &Analysis) -> Result<An
     };
     analysis.created = qualify(&analysis.created);
     analysis.tables = qualify(&analysis.tables);
+    analysis.written = qualify(&analysis.written);
     // A table named both ways (`CREATE TABLE app.t`, then `t` with app
     // first in the path) is one table.
     let created = analysis.created.clone();
     analysis.tables.retain(|t| !created.contains(t));
+    analysis.written.retain(|t| !created.contains(t));
     analysis.settings_at.clear();
     if let Some(detail) = failed {
         analysis.findings.push(crate::analyze::Finding {

@@ -12,7 +12,7 @@ use super::net::SafetyNet;
 use super::prepare::{self, Prepared};
 use super::resolve::{clean_session, qualified};
 use super::undo::{self, Undo};
-use super::{names, Note, Scope, UpChange, UpOptions, UpReport};
+use super::{Note, Scope, UpChange, UpOptions, UpReport};
 use crate::analyze::{Analysis, TableName};
 use crate::tracking::{ChangeState, EventKind};
 use crate::{Error, Plan, Result};
@@ -124,15 +124,7 @@ pub fn up(
 }
 
 fn planned(p: &Prepared, snapshot_always: bool) -> UpChange {
-    let scope = if !p.analysis.certain {
-        Scope::Database
-    } else if p.analysis.tables.is_empty() {
-        Scope::None
-    } else if p.down_is_enough() && !snapshot_always {
-        Scope::DownScript(names(&p.analysis.tables))
-    } else {
-        Scope::Tables(names(&p.analysis.tables))
-    };
+    let scope = p.scope(snapshot_always);
     UpChange {
         name: p.name().to_string(),
         transactional: p.transactional,

@@ -9,12 +9,15 @@ pub(crate) use apply::millis;
 
 use anyhow::{Context as _, Result};
 use ripcord_migrate::analyze::{self, Dialect, Kind, Options};
+use ripcord_migrate::engine::{Explained, Scope};
 use ripcord_migrate::tracking::{self, ChangeState, Status};
 use ripcord_migrate::{Change, Plan, Script};
 use ripcord_ops::migrate::{shown, Setup};
 use serde::Serialize;
 
-use crate::cli::{AdoptArgs, DownArgs, LintArgs, MigrateArgs, MigrateCommand, RehearseArgs};
+use crate::cli::{
+    AdoptArgs, DownArgs, LintArgs, MigrateArgs, MigrateCommand, PlanArgs, RehearseArgs,
+};
 use crate::ctx::Ctx;
 use crate::output;
 use crate::CliError;
@@ -265,10 +268,13 @@ struct PlanChange {
     no_transaction: bool,
     repeatable: bool,
     status: Option<String>,
+    /// With `--explain`: what the safety snapshot covers and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    snapshot: Option<Explained>,
 }
 
-fn plan(ctx: &Ctx, args: &MigrateArgs) -> Result<()> {
-    let s = setup(ctx, args)?;
+fn plan(ctx: &Ctx, args: &PlanArgs) -> Result<()> {
+    let s = setup(ctx, &args.common)?;
     s.require_database()?;
     let (status, note): (Option<Status>, Option<String>) = match &s.target {
         None => (
@@ -288,9 +294,16 @@ fn plan(ctx: &Ctx, args: &MigrateArgs) -> Result<()> {
         },
     };
     let order = s.plan.order()?;
+    let mut explained = if args.explain {
+        ripcord_ops::migrate::explain(ctx, &s)?
+    } else {
+        Vec::new()
+    }
+    .into_iter();
     let changes: Vec<PlanChange> = order
         .iter()
         .map(|c| PlanChange {
+            snapshot: explained.next(),
             name: c.name.clone(),
             phase: phase_of(&s.plan, c),
             format: s.plan.format.name().into(),
@@ -360,7 +373,35 @@ fn plan(ctx: &Ctx, args: &MigrateArgs) -> Result<()> {
     } else if let Some(phase) = &report.phase {
         println!("current phase: {phase}");
     }
+    if args.explain {
+        println!();
+        println!(
+            "safety snapshots ({}):",
+            snapshot_counts(report.changes.iter().filter_map(|c| c.snapshot.as_ref()))
+        );
+        for (i, c) in report.changes.iter().enumerate() {
+            let Some(e) = &c.snapshot else { continue };
+            println!("{} {}: {}", i + 1, console::style(&c.name).bold(), e.why);
+            for step in &e.statements {
+                println!("    line {}: {}", step.line, step.effect);
+                println!("        {}", step.statement);
+            }
+        }
+    }
     Ok(())
+}
+
+/// `2 whole database, 3 table-level, 95 none`.
+fn snapshot_counts<'a>(explained: impl Iterator<Item = &'a Explained>) -> String {
+    let (mut whole, mut tables, mut none) = (0, 0, 0);
+    for e in explained {
+        match e.scope {
+            Scope::Database => whole += 1,
+            Scope::Tables(_) => tables += 1,
+            Scope::None | Scope::DownScript(_) => none += 1,
+        }
+    }
+    format!("{whole} whole database, {tables} table-level, {none} none")
 }
 
 #[derive(Serialize)]
@@ -492,7 +533,8 @@ fn status(ctx: &Ctx, args: &MigrateArgs) -> Result<()> {
 struct LintFinding {
     change: String,
     /// `destructive-without-down`, `no-transaction`, `own-transaction`,
-    /// `table-rewrite`, `long-lock`, `no-verify` or `uncertain-tables`.
+    /// `table-rewrite`, `long-lock`, `no-verify`, `uncertain-tables` or
+    /// `not-undone`.
     kind: &'static str,
     severity: &'static str,
     file: String,
@@ -507,6 +549,8 @@ struct LintReport {
     dialect: &'static str,
     changes: usize,
     findings: Vec<LintFinding>,
+    /// Each change's safety snapshot: what it covers and why.
+    snapshots: Vec<Explained>,
 }
 
 fn lint(ctx: &Ctx, args: &LintArgs) -> Result<()> {
@@ -567,6 +611,37 @@ fn lint(ctx: &Ctx, args: &LintArgs) -> Result<()> {
                 });
             }
         }
+        if !has_down {
+            // Definitions no table snapshot records: only a down script
+            // could take them back.
+            let analysis = analyze::analyze(&change.up.sql, &options);
+            for step in &analysis.steps {
+                let analyze::Effect::DataFree(class) = step.effect else {
+                    continue;
+                };
+                if matches!(
+                    class,
+                    "a setting"
+                        | "changes no table's rows"
+                        | "reads or sets only"
+                        | "maintenance; rows stay as they are"
+                ) {
+                    continue;
+                }
+                findings.push(LintFinding {
+                    change: change.name.clone(),
+                    kind: "not-undone",
+                    severity: "warning",
+                    file: shown(&change.up.path),
+                    line: Some(step.line),
+                    statement: Some(step.statement.clone()),
+                    detail: format!(
+                        "{class}: changes no rows, so no safety snapshot is taken, and there is no \
+                         down script: a revert leaves it as it is"
+                    ),
+                });
+            }
+        }
         if !has_script(&change.verify) {
             findings.push(LintFinding {
                 change: change.name.clone(),
@@ -587,6 +662,7 @@ fn lint(ctx: &Ctx, args: &LintArgs) -> Result<()> {
         },
         changes: order.len(),
         findings,
+        snapshots: ripcord_ops::migrate::explain(ctx, &s)?,
     };
     if ctx.json {
         output::print_json(&report);
@@ -613,6 +689,16 @@ fn lint(ctx: &Ctx, args: &LintArgs) -> Result<()> {
             report.findings.len(),
             with.len(),
             report.changes
+        );
+        // What gets a data snapshot, and why; changes without one are the rest.
+        for e in &report.snapshots {
+            if matches!(e.scope, Scope::Database | Scope::Tables(_)) {
+                println!("snapshot before {}: {}", e.name, e.why);
+            }
+        }
+        println!(
+            "safety snapshots: {} (migrate plan --explain shows each statement)",
+            snapshot_counts(report.snapshots.iter())
         );
     }
     if args.strict && !report.findings.is_empty() {
