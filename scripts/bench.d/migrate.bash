@@ -183,6 +183,11 @@ SQL
         'ALTER TABLE big DROP COLUMN payload;' >"$plan/0001_drop_payload/up.sql"
     local cfg=$PG_DIR/ripcord/drop.toml
     mig_ripcord_config "$cfg" bench "$plan"
+    # The plan part made the repository, unless it was left out.
+    if [[ ! -d $PG_DIR/ripcord/repo ]]; then
+        (cd "$PG_DIR/ripcord" && ripcord --config "$cfg" init) >"$LOGS/ripcord-init.log" 2>&1 ||
+            die "ripcord init failed (log: $LOGS/ripcord-init.log)"
+    fi
 
     # The baseline's backup, taken before the change.
     local dump=$PG_DIR/pg_dump/bench.dir

@@ -268,6 +268,7 @@ fn store(conn: &Connection, change: &str, found: &[Hashed]) -> Result<Vec<(Strin
         // Each batch checkpointed at once, by us: otherwise a writer's
         // commit that finds the WAL long does it, and waits for it.
         let _ = conn.query_row("PRAGMA main.wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        let started = std::time::Instant::now();
         in_write(conn, || {
             conn.execute(
                 &format!(
@@ -280,6 +281,10 @@ fn store(conn: &Connection, change: &str, found: &[Hashed]) -> Result<Vec<(Strin
             )
         })?;
         from = to + 1;
+        // As long again without the lock: a writer's busy handler polls
+        // (every 100 ms at worst), and back-to-back batches would leave it
+        // only instants to get in.
+        std::thread::sleep(started.elapsed().max(std::time::Duration::from_millis(1)));
     }
     // Counted on the temporary copy, which needs no lock; set in one go,
     // which makes the fingerprints complete.
