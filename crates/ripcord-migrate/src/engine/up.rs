@@ -60,9 +60,11 @@ pub fn up(
         .collect();
     // Tables as the server resolves them, each change from a clean session;
     // again at each change's turn, once the changes before it have run.
+    // Resolving leaves the session clean (what it replays is rolled back),
+    // and nothing runs in between: one reset serves them all.
     let originals: Vec<Analysis> = pending.iter().map(|p| p.analysis.clone()).collect();
+    clean_session(db)?;
     for p in pending.iter_mut() {
-        clean_session(db)?;
         p.analysis = qualified(db, &p.analysis)?;
     }
 
