@@ -9,7 +9,7 @@
 
 use std::process::Command;
 
-use ripcord_testing::data::write_file;
+use ripcord_testing::app::{exec, pg_app, rows, write};
 use ripcord_testing::pg::{self, PgCluster};
 use ripcord_testing::Workspace;
 
@@ -22,29 +22,7 @@ fn cluster() -> &'static PgCluster {
 }
 
 fn setup(name: &str) -> (Workspace, String) {
-    let db = cluster()
-        .create_database(name)
-        .unwrap_or_else(|e| panic!("create database {name}: {e}"));
-    let url = cluster().url(&db);
-    let mut ws = Workspace::new(bin());
-    ws.append_config(&format!(
-        "[targets.app]\nkind = \"postgres\"\nurl = \"{url}\"\n\n\
-         [migrations]\ntarget = \"app\"\ndir = \"migrations\"\n"
-    ));
-    ws.init();
-    (ws, db)
-}
-
-fn write(ws: &Workspace, rel: &str, text: &str) {
-    write_file(&ws.path(rel), text.as_bytes());
-}
-
-fn rows(db: &str, sql: &str) -> Vec<String> {
-    cluster().rows(db, sql)
-}
-
-fn exec(db: &str, sql: &str) {
-    cluster().psql(db, sql);
+    pg_app(bin(), name, "")
 }
 
 const USERS: &str = "CREATE TABLE users (id int PRIMARY KEY, name text NOT NULL, email text);\n";

@@ -4,7 +4,7 @@
 //! destructive change still gets a table snapshot and rolls back with its
 //! data; `migrate plan --explain` and `lint` say what is snapshotted and why.
 
-use ripcord_testing::data::write_file;
+use ripcord_testing::app::{pg_app, rows, write};
 use ripcord_testing::pg::{self, PgCluster};
 use ripcord_testing::Workspace;
 use serde_json::Value;
@@ -18,26 +18,7 @@ fn cluster() -> &'static PgCluster {
 }
 
 fn setup(name: &str) -> (Workspace, String) {
-    let c = cluster();
-    let db = c
-        .create_database(name)
-        .unwrap_or_else(|e| panic!("create database {name}: {e}"));
-    let url = c.url(&db);
-    let mut ws = Workspace::new(bin());
-    ws.append_config(&format!(
-        "[targets.app]\nkind = \"postgres\"\nurl = \"{url}\"\n\n\
-         [migrations]\ntarget = \"app\"\ndir = \"migrations\"\n"
-    ));
-    ws.init();
-    (ws, db)
-}
-
-fn write(ws: &Workspace, rel: &str, text: &str) {
-    write_file(&ws.path(rel), text.as_bytes());
-}
-
-fn rows(db: &str, sql: &str) -> Vec<String> {
-    cluster().rows(db, sql)
+    pg_app(bin(), name, "")
 }
 
 /// Roles and databases belong to the cluster, which tests share: each name

@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use ripcord_testing::data::write_file;
+use ripcord_testing::app::{pg_app, rows, write};
 use ripcord_testing::pg::{self, PgCluster};
 use ripcord_testing::Workspace;
 
@@ -18,25 +18,7 @@ fn cluster() -> &'static PgCluster {
 }
 
 fn setup(name: &str) -> (Workspace, String) {
-    let db = cluster()
-        .create_database(name)
-        .unwrap_or_else(|e| panic!("create database {name}: {e}"));
-    let url = cluster().url(&db);
-    let mut ws = Workspace::new(bin());
-    ws.append_config(&format!(
-        "[targets.app]\nkind = \"postgres\"\nurl = \"{url}\"\n\n\
-         [migrations]\ntarget = \"app\"\ndir = \"migrations\"\n"
-    ));
-    ws.init();
-    (ws, db)
-}
-
-fn write(ws: &Workspace, rel: &str, text: &str) {
-    write_file(&ws.path(rel), text.as_bytes());
-}
-
-fn rows(db: &str, sql: &str) -> Vec<String> {
-    cluster().rows(db, sql)
+    pg_app(bin(), name, "")
 }
 
 /// Tables outside the system schemas and ripcord's.
