@@ -688,7 +688,6 @@ fn pg_watch(
     if roots.is_empty() {
         return Ok(Vec::new());
     }
-    let oid_names: Vec<String> = roots.iter().map(|o| o.to_string()).collect();
     // Row triggers go on the tables that hold rows: each partition and
     // inheritance child logs under its own oid.
     let leaves: Vec<(u32, String)> = client
@@ -696,10 +695,9 @@ fn pg_watch(
             &format!(
                 "SELECT c.oid, pg_catalog.format('%I.%I', n.nspname, c.relname)
                  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-                 WHERE c.relkind = 'r' AND c.oid IN ({}) ORDER BY c.oid",
-                PG_TREES.replace("pg_catalog.to_regclass(n)::oid", "n::oid")
+                 WHERE c.relkind = 'r' AND c.oid IN ({PG_TREES}) ORDER BY c.oid"
             ),
-            &[&oid_names],
+            &[&names],
         )
         .map_err(Error::postgres(context))?
         .iter()
