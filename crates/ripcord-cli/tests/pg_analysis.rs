@@ -343,7 +343,7 @@ fn plan_explain_and_lint_say_what_is_snapshotted_and_why() {
     );
 
     let out = ws.ok(&["migrate", "plan", "--explain"]);
-    out.assert_stdout_has("safety snapshots (1 whole database, 1 table-level, 7 none):")
+    out.assert_stdout_has("safety snapshots (1 whole database, 1 table-level, 0 schema-only, 7 none):")
         .assert_stdout_has("drop_nickname")
         .assert_stdout_has("tables app.accounts: line 2: drops app.accounts.nickname and its data")
         .assert_stdout_has("line 3: changes no rows (a role)")
@@ -385,7 +385,7 @@ fn plan_explain_and_lint_say_what_is_snapshotted_and_why() {
     assert_eq!(not_undone, ["roles:2", "roles:3", "roles:4"], "{l}");
     ws.ok(&["migrate", "lint"])
         .assert_stdout_has("snapshot before purge: whole database: line 2: calls app.forget()")
-        .assert_stdout_has("safety snapshots: 1 whole database, 1 table-level, 7 none");
+        .assert_stdout_has("safety snapshots: 1 whole database, 1 table-level, 0 schema-only, 7 none");
 }
 
 /// Rows a foreign key's `ON DELETE CASCADE` removes from another table are
