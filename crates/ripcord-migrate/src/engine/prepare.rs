@@ -119,11 +119,18 @@ impl<'p> Prepared<'p> {
             && self.transactional
             && self.analysis.certain
             && !self.analysis.has(Kind::Destructive)
-            && self.analysis.steps.iter().all(|s| {
-                matches!(
-                    s.effect,
-                    Effect::DataFree(_) | Effect::Creates(_) | Effect::Defines { .. }
-                )
+            && self.analysis.steps.iter().all(|s| match &s.effect {
+                Effect::DataFree(_) | Effect::Creates(_) | Effect::Defines { .. } => true,
+                // Rows of a table the change creates go with the table.
+                // (Steps keep the names as written; `created` may be
+                // qualified by the server.)
+                Effect::Changes { tables, .. } => tables.iter().all(|t| {
+                    self.analysis.created.iter().any(|c| {
+                        c.name == t.name
+                            && (c.schema.is_none() || t.schema.is_none() || c.schema == t.schema)
+                    })
+                }),
+                Effect::Uncertain(_) => false,
             })
             && !self.defining_steps().is_empty()
     }
