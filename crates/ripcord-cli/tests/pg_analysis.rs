@@ -343,11 +343,13 @@ fn plan_explain_and_lint_say_what_is_snapshotted_and_why() {
     );
 
     let out = ws.ok(&["migrate", "plan", "--explain"]);
-    out.assert_stdout_has("safety snapshots (1 whole database, 1 table-level, 0 schema-only, 7 none):")
-        .assert_stdout_has("drop_nickname")
-        .assert_stdout_has("tables app.accounts: line 2: drops app.accounts.nickname and its data")
-        .assert_stdout_has("line 3: changes no rows (a role)")
-        .assert_stdout_has("ALTER DEFAULT PRIVILEGES IN SCHEMA app GRANT SELECT");
+    out.assert_stdout_has(
+        "safety snapshots (1 whole database, 1 table-level, 0 schema-only, 7 none):",
+    )
+    .assert_stdout_has("drop_nickname")
+    .assert_stdout_has("tables app.accounts: line 2: drops app.accounts.nickname and its data")
+    .assert_stdout_has("line 3: changes no rows (a role)")
+    .assert_stdout_has("ALTER DEFAULT PRIVILEGES IN SCHEMA app GRANT SELECT");
 
     let l = ws.json(&["migrate", "lint"]);
     let scopes: Vec<String> = l["snapshots"]
@@ -392,10 +394,9 @@ fn plan_explain_and_lint_say_what_is_snapshotted_and_why() {
         .unwrap();
     assert_eq!(roles["scope"], "schema", "{l}");
     assert!(
-        roles["why"]
-            .as_str()
-            .unwrap()
-            .starts_with("schema-only snapshot of a role (line 2), a role (line 3), grants or revokes (line 4)"),
+        roles["why"].as_str().unwrap().starts_with(
+            "schema-only snapshot of a role (line 2), a role (line 3), grants or revokes (line 4)"
+        ),
         "{l}"
     );
     ws.ok(&["migrate", "lint"])
