@@ -132,10 +132,7 @@ fn data_free_changes_without_a_down_script_are_put_back_by_a_schema_only_snapsho
         ["100|50500"]
     );
     assert_eq!(rows(&db, "SELECT price_of(3)"), ["30"]);
-    assert_eq!(
-        rows(&db, &format!("SELECT count(*) FROM pg_default_acl")),
-        ["0"]
-    );
+    assert_eq!(rows(&db, "SELECT count(*) FROM pg_default_acl"), ["0"]);
 }
 
 /// What a schema-only snapshot cannot record is refused before anything
