@@ -588,3 +588,145 @@ pub(crate) fn unsupported(sql: &str, dialect: crate::analyze::Dialect) -> Option
         _ => refuse(first),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fact(
+        object: &str,
+        value: &str,
+        create: Option<&str>,
+        drop: Option<&str>,
+        rank: i32,
+    ) -> Fact {
+        Fact {
+            object: object.into(),
+            parent: None,
+            value: value.into(),
+            shape: None,
+            create: create.map(str::to_string),
+            drop: drop.map(str::to_string),
+            rank,
+            replace: true,
+        }
+    }
+
+    #[test]
+    fn created_objects_are_dropped_with_what_hangs_on_them_and_changed_ones_redefined() {
+        let mut before = Facts::new();
+        before.insert(
+            "function f()".into(),
+            fact(
+                "function f()",
+                "old",
+                Some("CREATE OR REPLACE f old"),
+                Some("DROP f"),
+                30,
+            ),
+        );
+        let mut after = before.clone();
+        after.insert(
+            "function f()".into(),
+            fact(
+                "function f()",
+                "new",
+                Some("CREATE OR REPLACE f new"),
+                Some("DROP f"),
+                30,
+            ),
+        );
+        after.insert(
+            "function g()".into(),
+            fact("function g()", "g", Some("CREATE g"), Some("DROP g"), 30),
+        );
+        // A grant on the new function goes with it; one on t is revoked.
+        after.insert(
+            "acl function g() +app EXECUTE".into(),
+            fact(
+                "function g()",
+                "false",
+                Some("GRANT g"),
+                Some("REVOKE g"),
+                95,
+            ),
+        );
+        after.insert(
+            "acl table t +app SELECT".into(),
+            fact("table t", "false", Some("GRANT t"), Some("REVOKE t"), 95),
+        );
+        let undo = undo(&before, &after).unwrap();
+        assert_eq!(
+            undo.statements,
+            ["REVOKE t", "DROP g", "CREATE OR REPLACE f old"]
+        );
+        assert_eq!(undo.objects.len(), 4);
+    }
+
+    #[test]
+    fn an_object_dropped_and_created_again_gets_back_its_grants_and_comments() {
+        let mut before = Facts::new();
+        let mut view = fact("view v", "def1", Some("CREATE v def1"), Some("DROP v"), 40);
+        view.shape = Some("a int".into());
+        before.insert("view v".into(), view.clone());
+        before.insert(
+            "comment VIEW v".into(),
+            fact(
+                "view v",
+                "hi",
+                Some("COMMENT v hi"),
+                Some("COMMENT v NULL"),
+                99,
+            ),
+        );
+        let mut after = Facts::new();
+        let mut wider = fact("view v", "def2", Some("CREATE v def2"), Some("DROP v"), 40);
+        wider.shape = Some("a int, b int".into());
+        after.insert("view v".into(), wider);
+        after.insert(
+            "comment VIEW v".into(),
+            fact(
+                "view v",
+                "hi",
+                Some("COMMENT v hi"),
+                Some("COMMENT v NULL"),
+                99,
+            ),
+        );
+        let undo = undo(&before, &after).unwrap();
+        assert_eq!(undo.statements, ["DROP v", "CREATE v def1", "COMMENT v hi"]);
+    }
+
+    #[test]
+    fn what_cannot_be_recreated_is_refused() {
+        let mut before = Facts::new();
+        before.insert(
+            "type mood".into(),
+            fact("type mood", "e:ok", None, Some("DROP TYPE mood"), 20),
+        );
+        let mut after = Facts::new();
+        after.insert(
+            "type mood".into(),
+            fact("type mood", "e:ok,meh", None, Some("DROP TYPE mood"), 20),
+        );
+        assert_eq!(undo(&before, &after).unwrap_err(), "type mood");
+    }
+
+    #[test]
+    fn statements_outside_the_snapshot_are_named() {
+        use crate::analyze::Dialect::{Postgres, Sqlite};
+        assert!(unsupported("GRANT SELECT ON t TO app", Postgres).is_none());
+        assert!(unsupported("CREATE OR REPLACE VIEW v AS SELECT 1", Postgres).is_none());
+        assert!(unsupported(
+            "ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO app",
+            Postgres
+        )
+        .is_none());
+        assert!(unsupported("CREATE COLLATION c (locale = 'de')", Postgres).is_some());
+        assert!(unsupported("GRANT USAGE ON FOREIGN SERVER s TO app", Postgres).is_some());
+        assert!(unsupported("COMMENT ON CONSTRAINT c ON t IS 'x'", Postgres).is_some());
+        assert!(unsupported("ALTER ROLE app PASSWORD 'x'", Postgres).is_some());
+        assert!(unsupported("CREATE UNIQUE INDEX i ON t (a)", Sqlite).is_none());
+        assert!(unsupported("CREATE VIRTUAL TABLE f USING fts5(a)", Sqlite).is_some());
+    }
+}
