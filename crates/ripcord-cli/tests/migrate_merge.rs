@@ -197,7 +197,12 @@ fn keep_new_keeps_the_applications_writes_and_undoes_the_change() {
         }
         // The fingerprint is forgotten with the change.
         let left = match kind {
-            Engine::Postgres => "SELECT count(*) FROM ripcord.fingerprint",
+            Engine::Postgres => {
+                "SELECT (SELECT count(*) FROM ripcord.fingerprint)
+                      + (SELECT count(*) FROM pg_catalog.pg_class c
+                         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                         WHERE n.nspname = 'ripcord' AND c.relname ~ '^fingerprint_[0-9]+$')"
+            }
             Engine::Sqlite => "SELECT count(*) FROM ripcord_fingerprint",
         };
         assert_eq!(db.rows(left), strs(&["0"]), "{kind:?}");

@@ -73,7 +73,9 @@ CREATE TABLE IF NOT EXISTS ripcord.events (
 );
 -- The state of the tables a change touched, right after it ran: one row per
 -- table, and per row a hash of its key and of the whole row (rows without a
--- key: the row's hash and its copies). BRIN: rows go in in `tab` order.
+-- key: the row's hash and its copies), in ripcord.fingerprint_<id>, one table
+-- per fingerprinted table so that it is dropped whole. ripcord.fingerprint
+-- holds the rows older versions recorded, by `tab`.
 CREATE TABLE IF NOT EXISTS ripcord.fingerprint_tables (
     id bigserial PRIMARY KEY,
     change text NOT NULL,
@@ -92,14 +94,23 @@ CREATE TABLE IF NOT EXISTS ripcord.fingerprint (
 CREATE INDEX IF NOT EXISTS fingerprint_tab ON ripcord.fingerprint USING brin (tab);
 ";
 
-/// Forgets the post-change fingerprint of a reverted change; a database
-/// set up by an older version has no fingerprint tables.
+/// Forgets the post-change fingerprint of a reverted change: each table's
+/// rows are in a table of their own, `ripcord.fingerprint_<id>`, dropped
+/// whole; an older version put them in `ripcord.fingerprint`, and a
+/// database set up by an even older one has no fingerprint tables. The
+/// same as `FORGET` in the PostgreSQL fingerprint of ripcord-targets.
 const FORGET_FINGERPRINT: &str = "
-DO $ripcord$ BEGIN
-  IF to_regclass('ripcord.fingerprint_tables') IS NOT NULL THEN
+DO $ripcord$ DECLARE t bigint; BEGIN
+  IF pg_catalog.to_regclass('ripcord.fingerprint_tables') IS NOT NULL THEN
+    FOR t IN SELECT id FROM ripcord.fingerprint_tables
+             WHERE change = pg_catalog.current_setting('ripcord.forget') LOOP
+      EXECUTE pg_catalog.format('DROP TABLE IF EXISTS ripcord.%I', 'fingerprint_' || t);
+    END LOOP;
     DELETE FROM ripcord.fingerprint WHERE tab IN
-      (SELECT id FROM ripcord.fingerprint_tables WHERE change = current_setting('ripcord.forget'));
-    DELETE FROM ripcord.fingerprint_tables WHERE change = current_setting('ripcord.forget');
+      (SELECT id FROM ripcord.fingerprint_tables
+       WHERE change = pg_catalog.current_setting('ripcord.forget'));
+    DELETE FROM ripcord.fingerprint_tables
+      WHERE change = pg_catalog.current_setting('ripcord.forget');
   END IF;
 END $ripcord$";
 

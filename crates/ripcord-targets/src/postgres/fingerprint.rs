@@ -6,6 +6,12 @@
 //! writes that came between the commit and its snapshot are logged, and
 //! worked back. It is forgotten with the change's tracking row.
 //!
+//! Each table's rows live in a table of their own, `ripcord.fingerprint_<id>`
+//! (`<id>` its `ripcord.fingerprint_tables` row), so that forgetting them
+//! is a `DROP TABLE`, not the delete of a row per row of the table. A
+//! fingerprint recorded by an older version has no such table: its rows are
+//! in the shared `ripcord.fingerprint`, by `tab`.
+//!
 //! A hash is a 64-bit hash of the row's text form (`ROW(…)::text`), with the
 //! settings that change how values print pinned, so that the session of
 //! `up` and the session of `down` print the same row the same way.
@@ -38,7 +44,45 @@ pub struct Fingerprint {
     /// The hashed columns, in order, with their types.
     pub columns: Vec<(String, String)>,
     pub rows: i64,
+    /// Its rows are in `ripcord.fingerprint_<id>`; otherwise (an older
+    /// version recorded it) in `ripcord.fingerprint` under `tab = id`.
+    pub own_table: bool,
 }
+
+impl Fingerprint {
+    /// Where its rows (`k`, `h`, `n`) are read from.
+    pub(crate) fn rows_from(&self) -> String {
+        if self.own_table {
+            rows_table(self.id)
+        } else {
+            format!("ripcord.fingerprint WHERE tab = {}", self.id)
+        }
+    }
+}
+
+/// The table holding the rows of fingerprint `id`.
+fn rows_table(id: i64) -> String {
+    format!("ripcord.fingerprint_{id}")
+}
+
+/// Forgets the fingerprints of the change named by the setting
+/// `ripcord.forget`: drops their own tables, deletes the rows an older
+/// version put in the shared table, and their entries. A database set up by
+/// an older version may have no fingerprint tables at all.
+pub(crate) const FORGET: &str = "
+DO $ripcord$ DECLARE t bigint; BEGIN
+  IF pg_catalog.to_regclass('ripcord.fingerprint_tables') IS NOT NULL THEN
+    FOR t IN SELECT id FROM ripcord.fingerprint_tables
+             WHERE change = pg_catalog.current_setting('ripcord.forget') LOOP
+      EXECUTE pg_catalog.format('DROP TABLE IF EXISTS ripcord.%I', 'fingerprint_' || t);
+    END LOOP;
+    DELETE FROM ripcord.fingerprint WHERE tab IN
+      (SELECT id FROM ripcord.fingerprint_tables
+       WHERE change = pg_catalog.current_setting('ripcord.forget'));
+    DELETE FROM ripcord.fingerprint_tables
+      WHERE change = pg_catalog.current_setting('ripcord.forget');
+  END IF;
+END $ripcord$";
 
 /// The hash of a row's values `exprs`: 64 bits of the server's own text
 /// hash (the one hash partitioning relies on, so it is stable), three times
@@ -103,17 +147,11 @@ pub fn record(
         // A change applied again (repeatable, or after a revert) replaces it.
         client
             .execute(
-                "DELETE FROM ripcord.fingerprint WHERE tab IN
-                     (SELECT id FROM ripcord.fingerprint_tables WHERE change = $1)",
+                "SELECT pg_catalog.set_config('ripcord.forget', $1, true)",
                 &[&change],
             )
             .map_err(pg_err(ctx()))?;
-        client
-            .execute(
-                "DELETE FROM ripcord.fingerprint_tables WHERE change = $1",
-                &[&change],
-            )
-            .map_err(pg_err(ctx()))?;
+        client.batch_execute(FORGET).map_err(pg_err(ctx()))?;
         let tables = with_children(client, tables)?;
         pinned(client, |client| {
             let mut out = Vec::new();
@@ -234,6 +272,12 @@ fn record_one(
         .map_err(pg_err(ctx()))?
         .get(0);
     let table = format!("{}{}.{}", only(partitioned), ident(&schema), ident(&name));
+    let fp = rows_table(id);
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {fp} (k bigint NOT NULL, h bigint NOT NULL, n bigint NOT NULL)"
+        ))
+        .map_err(pg_err(ctx()))?;
     // Key and row hashes of the rows of `alias`.
     let hashes = |alias: &str| {
         let row: Vec<String> = names
@@ -254,14 +298,11 @@ fn record_one(
     let (k, h) = hashes("t");
     let sql = if key_columns.is_empty() {
         format!(
-            "INSERT INTO ripcord.fingerprint (tab, k, h, n)
-             SELECT {id}, h, h, count(*) FROM (SELECT {h} AS h FROM {table} t) x GROUP BY h"
+            "INSERT INTO {fp} (k, h, n)
+             SELECT h, h, count(*) FROM (SELECT {h} AS h FROM {table} t) x GROUP BY h"
         )
     } else {
-        format!(
-            "INSERT INTO ripcord.fingerprint (tab, k, h, n)
-             SELECT {id}, {k}, {h}, 1 FROM {table} t"
-        )
+        format!("INSERT INTO {fp} (k, h, n) SELECT {k}, {h}, 1 FROM {table} t")
     };
     client.execute(&sql, &[]).map_err(pg_err(ctx()))?;
     if !logged.is_empty() {
@@ -284,11 +325,11 @@ fn record_one(
             .execute(
                 &format!(
                     "WITH c AS ({}),
-                          touched AS (DELETE FROM ripcord.fingerprint f
-                                      WHERE f.tab = {id} AND f.k IN (SELECT k FROM c)
+                          touched AS (DELETE FROM {fp} f
+                                      WHERE f.k IN (SELECT k FROM c)
                                       RETURNING f.k, f.h, f.n)
-                     INSERT INTO ripcord.fingerprint (tab, k, h, n)
-                     SELECT {id}, k, h, sum(n)::bigint
+                     INSERT INTO {fp} (k, h, n)
+                     SELECT k, h, sum(n)::bigint
                      FROM (SELECT k, h, n FROM c UNION ALL SELECT k, h, n FROM touched) x
                      GROUP BY k, h HAVING sum(n) <> 0",
                     corrections.join(" UNION ALL ")
@@ -299,9 +340,11 @@ fn record_one(
     }
     let rows: i64 = client
         .query_one(
-            "UPDATE ripcord.fingerprint_tables
-             SET rows = (SELECT coalesce(sum(n), 0) FROM ripcord.fingerprint WHERE tab = $1)
-             WHERE id = $1 RETURNING rows",
+            &format!(
+                "UPDATE ripcord.fingerprint_tables
+                 SET rows = (SELECT coalesce(sum(n), 0) FROM {fp})
+                 WHERE id = $1 RETURNING rows"
+            ),
             &[&id],
         )
         .map_err(pg_err(ctx()))?
@@ -357,7 +400,9 @@ pub fn load(client: &mut Client, change: &str, table: &str) -> Result<Option<Fin
     }
     let row = client
         .query_opt(
-            "SELECT id, key_columns, columns, types, rows FROM ripcord.fingerprint_tables
+            "SELECT id, key_columns, columns, types, rows,
+                    pg_catalog.to_regclass('ripcord.fingerprint_' || id) IS NOT NULL
+             FROM ripcord.fingerprint_tables
              WHERE change = $1 AND table_name = $2 ORDER BY id DESC LIMIT 1",
             &[&change, &table],
         )
@@ -370,6 +415,7 @@ pub fn load(client: &mut Client, change: &str, table: &str) -> Result<Option<Fin
             key_columns: r.get(1),
             columns: names.into_iter().zip(types).collect(),
             rows: r.get(4),
+            own_table: r.get(5),
         }
     }))
 }

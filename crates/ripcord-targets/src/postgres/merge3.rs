@@ -158,13 +158,15 @@ fn merge_pinned(
         }
     }
     let lh = hash(&lexprs);
-    let rh = if comparable {
+    let keyed = !fp.key_columns.is_empty();
+    // Keyed, a row of an altered table counts as changed whatever its hash:
+    // the snapshot's rows are not hashed then (a multiset still needs them).
+    let rh = if comparable && (same_shape || !keyed) {
         hash(&rexprs)
     } else {
         "NULL::bigint".to_string()
     };
     let altered = if same_shape { "false" } else { "true" };
-    let keyed = !fp.key_columns.is_empty();
     let mut lkey = Vec::new();
     let mut rkey = Vec::new();
     for k in &fp.key_columns {
@@ -232,21 +234,23 @@ fn merge_pinned(
         .collect();
 
     let m = format!("pg_temp.ripcord_merge_{oid}");
-    let f = format!(
-        "(SELECT k, h, n FROM ripcord.fingerprint WHERE tab = {})",
-        fp.id
-    );
+    let f = format!("(SELECT k, h, n FROM {})", fp.rows_from());
     report.three_way = true;
     report.unwritten_since = mg.unwritten;
     report.policy = Some(policy);
     // Unwritten, the live rows are the fingerprint's: the application's
-    // writes (rows where they differ) are none, and the plan's one-time
-    // filter keeps the live table from being read at all.
+    // writes (rows where they differ) are none, and the live table is not
+    // read at all.
     let app_wrote = if mg.unwritten { "false" } else { "true" };
     let keep = policy == OnConflict::KeepNew;
     if keyed {
         let (lk, rk) = (hash(&lkey), hash(&rkey));
-        client
+        // Unwritten, the application wrote nothing: no rows to resolve, so
+        // no work table to fill, analyze and count.
+        let c = if mg.unwritten {
+            vec![0; 6]
+        } else {
+            client
             .batch_execute(&format!(
                 "CREATE TEMP TABLE {m} ON COMMIT DROP AS
                  SELECT coalesce(l.k, f.k) AS k, l.ltab, l.lid, l.h AS lh, f.h AS fh,
@@ -254,7 +258,7 @@ fn merge_pinned(
                  FROM (SELECT {lk} AS k, {lh} AS h, s.tableoid AS ltab, s.ctid AS lid
                        FROM {stash} s) l
                  FULL JOIN {f} f ON f.k = l.k
-                 WHERE {app_wrote} AND l.h IS DISTINCT FROM f.h;
+                 WHERE l.h IS DISTINCT FROM f.h;
                  ANALYZE {m};
                  UPDATE {m} m SET rtab = r.tableoid, rid = r.ctid, rh = {rh} FROM {name} r WHERE {rk} = m.k;
                  UPDATE {m} SET conflict = CASE
@@ -263,35 +267,47 @@ fn merge_pinned(
                      ELSE {altered} OR rid IS NULL OR rh IS DISTINCT FROM fh END"
             ))
             .map_err(pg_err(&ctx))?;
-        let c = count(
-            client,
-            &format!(
-                "SELECT count(*) FILTER (WHERE lid IS NOT NULL AND fh IS NULL),
+            count(
+                client,
+                &format!(
+                    "SELECT count(*) FILTER (WHERE lid IS NOT NULL AND fh IS NULL),
                         count(*) FILTER (WHERE lid IS NOT NULL AND fh IS NOT NULL),
                         count(*) FILTER (WHERE lid IS NULL),
                         count(*) FILTER (WHERE conflict),
                         count(*) FILTER (WHERE lid IS NULL AND rid IS NULL),
                         count(*) FILTER (WHERE lid IS NOT NULL AND rid IS NOT NULL)
                  FROM {m}"
-            ),
-            &ctx,
-        )?;
+                ),
+                &ctx,
+            )?
+        };
         let (written_over, deleted_absent) = (c[5], c[4]);
         report.inserted_since = c[0];
         report.updated_since = c[1];
         report.deleted_since = c[2];
         report.conflicts = c[3];
-        // The change's own work, on the rows the application left alone.
+        // The change's own work, on the rows the application left alone
+        // (all of them when unwritten). Altered, every row both have
+        // changed: the keys alone tell.
+        let (r_h, f_h, differs) = if same_shape {
+            (rh.as_str(), "f.h", "r.h IS DISTINCT FROM f.h")
+        } else {
+            ("NULL::bigint", "NULL::bigint", "true")
+        };
+        let left_alone = if mg.unwritten {
+            String::new()
+        } else {
+            format!("WHERE NOT EXISTS (SELECT 1 FROM {m} m WHERE m.k = coalesce(r.k, f.k))")
+        };
         let u = count(
             client,
             &format!(
                 "SELECT count(*) FILTER (WHERE f.k IS NULL),
                         count(*) FILTER (WHERE r.k IS NULL),
-                        count(*) FILTER (WHERE r.k IS NOT NULL AND f.k IS NOT NULL
-                                         AND ({altered} OR r.h IS DISTINCT FROM f.h))
-                 FROM (SELECT {rk} AS k, {rh} AS h FROM {name} r) r
-                 FULL JOIN {f} f ON f.k = r.k
-                 WHERE NOT EXISTS (SELECT 1 FROM {m} m WHERE m.k = coalesce(r.k, f.k))"
+                        count(*) FILTER (WHERE r.k IS NOT NULL AND f.k IS NOT NULL AND {differs})
+                 FROM (SELECT {rk} AS k, {r_h} AS h FROM {name} r) r
+                 FULL JOIN (SELECT k, {f_h} AS h FROM {f} f) f ON f.k = r.k
+                 {left_alone}"
             ),
             &ctx,
         )?;
@@ -501,7 +517,7 @@ fn merge_pinned(
         }
     }
     client
-        .batch_execute(&format!("DROP TABLE {m}"))
+        .batch_execute(&format!("DROP TABLE IF EXISTS {m}"))
         .map_err(pg_err(&ctx))?;
     Ok(true)
 }
