@@ -723,3 +723,127 @@ fn keyless_partitioned_table_is_merged_as_a_multiset() {
         assert_eq!(counts(&t)[..10], want[..], "{policy} {t}");
     }
 }
+
+/// The rollback of `DROP COLUMN` with nothing written since hashed every
+/// restored row although an altered table's rows all count as changed, and
+/// deleted the fingerprint row by row: now the keys alone are compared and
+/// the fingerprint's own table is dropped. Rows the change deleted and
+/// inserted next to the dropped column are still counted exactly.
+#[test]
+fn bug_drop_column_rollback_hashed_every_restored_row() {
+    let db = AppDb::new(bin(), Engine::Postgres, "merge_altered_keys");
+    db.exec(
+        "CREATE TABLE wide (id integer PRIMARY KEY, a text NOT NULL, b text);
+         INSERT INTO wide SELECT i, 'a' || i, 'b' || i FROM generate_series(1, 6) i;",
+    );
+    db.write(
+        "migrations/0001_drop_b/up.sql",
+        "ALTER TABLE wide DROP COLUMN b;
+         DELETE FROM wide WHERE id IN (5, 6);
+         INSERT INTO wide VALUES (7, 'a7');\n",
+    );
+    let all = "SELECT id, a, b FROM wide ORDER BY id";
+    let before = db.rows(all);
+    db.ws.ok(&["migrate", "up"]);
+    let own = "SELECT count(*) FROM pg_catalog.pg_class c
+               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+               WHERE n.nspname = 'ripcord' AND c.relname ~ '^fingerprint_[0-9]+$'";
+    assert_eq!(db.rows(own), strs(&["1"]));
+    assert_eq!(
+        db.rows("SELECT count(*) FROM ripcord.fingerprint"),
+        strs(&["0"])
+    );
+    let v = down(&db, "keep-new");
+    let t = table(&v["changes"][0], "wide");
+    assert!(t["three_way"].as_bool().unwrap(), "{t}");
+    assert!(t["unwritten_since"].as_bool().unwrap(), "{t}");
+    // inserted, updated, deleted, conflicts, kept, deletions kept,
+    // review, discarded, undone (4 altered + 2 deleted), removed (7),
+    // restored
+    assert_eq!(counts(&t), [0, 0, 0, 0, 0, 0, 0, 0, 6, 1, 6], "{t}");
+    assert_eq!(t["changed_rows"], 4, "{t}");
+    assert_eq!(db.rows(all), before);
+    assert_eq!(db.rows(own), strs(&["0"]));
+}
+
+/// A fingerprint recorded by the previous layout (every table's rows in
+/// the shared `ripcord.fingerprint`, by `tab`) still rolls back exactly,
+/// with and without writes since, and is forgotten with its change.
+#[test]
+fn a_fingerprint_in_the_shared_table_of_older_versions_still_rolls_back() {
+    let to_old_layout = "DO $$ DECLARE t bigint; BEGIN
+             FOR t IN SELECT id FROM ripcord.fingerprint_tables LOOP
+               EXECUTE format('INSERT INTO ripcord.fingerprint (tab, k, h, n)
+                               SELECT %s, k, h, n FROM ripcord.%I', t, 'fingerprint_' || t);
+               EXECUTE format('DROP TABLE ripcord.%I', 'fingerprint_' || t);
+             END LOOP; END $$";
+    let db = AppDb::new(bin(), Engine::Postgres, "merge_old_layout");
+    seed(&db);
+    let before = [
+        db.rows(ITEMS),
+        db.rows(PEOPLE),
+        db.rows(EVENTS),
+        db.rows(TAGS),
+    ];
+    let shared = "SELECT count(*) > 0 FROM ripcord.fingerprint";
+
+    // Nothing written since.
+    db.ws.ok(&["migrate", "up"]);
+    db.exec(to_old_layout);
+    assert_eq!(db.rows(shared), strs(&["t"]));
+    let v = down(&db, "keep-new");
+    let c = &v["changes"][0];
+    assert!(table(c, "people")["unwritten_since"].as_bool().unwrap());
+    assert_eq!(
+        counts(&table(c, "items")),
+        [0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 10],
+        "{c}"
+    );
+    assert_eq!(
+        counts(&table(c, "people")),
+        [0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 4],
+        "{c}"
+    );
+    assert_eq!(
+        [
+            db.rows(ITEMS),
+            db.rows(PEOPLE),
+            db.rows(EVENTS),
+            db.rows(TAGS)
+        ],
+        before
+    );
+    assert_eq!(db.rows(shared), strs(&["f"]));
+
+    // With the application's writes: as with the current layout.
+    db.ws.ok(&["migrate", "up"]);
+    db.exec(to_old_layout);
+    application_writes(&db);
+    let v = down(&db, "keep-new");
+    let c = &v["changes"][0];
+    assert!(table(c, "items")["three_way"].as_bool().unwrap(), "{c}");
+    assert_eq!(
+        counts(&table(c, "items")),
+        [2, 2, 2, 3, 4, 2, 0, 0, 1, 0, 10],
+        "{c}"
+    );
+    assert_eq!(
+        counts(&table(c, "people")),
+        [1, 1, 1, 2, 2, 1, 0, 0, 2, 0, 4],
+        "{c}"
+    );
+    assert_eq!(
+        counts(&table(c, "tags")),
+        [1, 0, 1, 0, 1, 1, 0, 0, 1, 0, 3],
+        "{c}"
+    );
+    assert_eq!(
+        db.rows(PEOPLE),
+        strs(&["1|ann2|ann@x", "3|cy|cy@x", "4|di|di@x", "5|eve|"])
+    );
+    assert_eq!(db.rows(shared), strs(&["f"]));
+    assert_eq!(
+        db.rows("SELECT count(*) FROM ripcord.fingerprint_tables"),
+        strs(&["0"])
+    );
+}
