@@ -25,14 +25,17 @@ use crate::error::Result;
 /// Settings that change the text form of values, and the values they are
 /// pinned to while hashes are computed. An empty search_path makes
 /// `format_type` qualify every type, so the recorded types mean the same in
-/// any session.
-const PINNED: [(&str, &str); 6] = [
+/// any session. JIT is off too: the queries that hash whole tables spend
+/// their time in the hash function, and compiling them costs more than it
+/// saves.
+const PINNED: [(&str, &str); 7] = [
     ("DateStyle", "ISO, YMD"),
     ("TimeZone", "UTC"),
     ("IntervalStyle", "postgres"),
     ("extra_float_digits", "3"),
     ("bytea_output", "hex"),
     ("search_path", ""),
+    ("jit", "off"),
 ];
 
 /// One table's fingerprint, as recorded.

@@ -288,11 +288,40 @@ fn merge_pinned(
         report.conflicts = c[3];
         // The change's own work, on the rows the application left alone
         // (all of them when unwritten). Altered, every row both have
-        // changed: the keys alone tell.
-        let (r_h, f_h, differs) = if same_shape {
-            (rh.as_str(), "f.h", "r.h IS DISTINCT FROM f.h")
+        // changed: the keys alone tell. Altered and unwritten, the live
+        // table holds the fingerprint's keys: they are compared with the
+        // snapshot's as they are, with no text form to hash, through the
+        // keys' indexes.
+        let (rsrc, fsrc, on, differs) = if mg.unwritten && !same_shape {
+            let ks = |e: &[String]| {
+                e.iter()
+                    .enumerate()
+                    .map(|(i, e)| format!("{e} AS k{i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let on = (0..rkey.len())
+                .map(|i| format!("r.k{i} = f.k{i}"))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            (
+                format!("SELECT {}, true AS p FROM {name} r", ks(&rkey)),
+                format!("SELECT {}, true AS p FROM {stash} s", ks(&lkey)),
+                on,
+                "true",
+            )
         } else {
-            ("NULL::bigint", "NULL::bigint", "true")
+            let (r_h, f_h, differs) = if same_shape {
+                (rh.as_str(), "f.h", "r.h IS DISTINCT FROM f.h")
+            } else {
+                ("NULL::bigint", "NULL::bigint", "true")
+            };
+            (
+                format!("SELECT {rk} AS k, {r_h} AS h, true AS p FROM {name} r"),
+                format!("SELECT k, {f_h} AS h, true AS p FROM {f} f"),
+                "f.k = r.k".to_string(),
+                differs,
+            )
         };
         let left_alone = if mg.unwritten {
             String::new()
@@ -302,11 +331,10 @@ fn merge_pinned(
         let u = count(
             client,
             &format!(
-                "SELECT count(*) FILTER (WHERE f.k IS NULL),
-                        count(*) FILTER (WHERE r.k IS NULL),
-                        count(*) FILTER (WHERE r.k IS NOT NULL AND f.k IS NOT NULL AND {differs})
-                 FROM (SELECT {rk} AS k, {r_h} AS h FROM {name} r) r
-                 FULL JOIN (SELECT k, {f_h} AS h FROM {f} f) f ON f.k = r.k
+                "SELECT count(*) FILTER (WHERE f.p IS NULL),
+                        count(*) FILTER (WHERE r.p IS NULL),
+                        count(*) FILTER (WHERE r.p AND f.p AND {differs})
+                 FROM ({rsrc}) r FULL JOIN ({fsrc}) f ON {on}
                  {left_alone}"
             ),
             &ctx,
