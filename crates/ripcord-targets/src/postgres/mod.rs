@@ -19,6 +19,7 @@ pub mod fingerprint;
 mod merge3;
 mod parallel;
 pub mod redact;
+pub mod reuse;
 mod restore;
 mod revert;
 mod snapshot;

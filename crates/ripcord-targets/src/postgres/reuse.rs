@@ -1,0 +1,158 @@
+//! Reusing a table's entry from the parent snapshot when its rows cannot
+//! have changed since, told from the server's cumulative statistics.
+//!
+//! PostgreSQL 15 and later keep per-table counters of rows inserted,
+//! updated and deleted (aborted writes included) in shared memory; a
+//! TRUNCATE or a rewrite gives the table a new relfilenode. The counters
+//! lag: a backend flushes its pending counts when it goes idle, at most
+//! 10 s later (`PGSTAT_IDLE_INTERVAL`), or right away after
+//! `pg_stat_force_next_flush()`, and when it exits. So a read is trusted
+//! only once it is *settled*: every other backend of the database is idle
+//! and has either been idle that long or last ran [`FLUSH_MARKER`]; then a
+//! grace period covers backends that were exiting. A settled read counts
+//! every write committed before it was settled.
+//!
+//! A snapshot reads the counters settled before its consistent point and
+//! again after it. A table whose stamp is the same in both had no write
+//! between them: the stamp describes the rows the snapshot holds. A later
+//! snapshot whose settled read after its own point gives the same stamp,
+//! under the same epoch, holds the same rows, and takes the entry as it is.
+//! docs/decisions.md has the reasoning and what is left to chance.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use postgres::Client;
+use ripcord_repo::manifest::PgTableStamp;
+
+use super::conn::pg_err;
+use crate::error::Result;
+
+use ripcord_core::pg_stats::FLUSH_MARKER;
+
+/// The longest a backend holds counts before it flushes them when idle,
+/// with a margin.
+const IDLE_FLUSH: Duration = Duration::from_secs(11);
+
+/// How long a snapshot waits for the statistics to settle before it reads
+/// every table.
+const SETTLE_BUDGET: Duration = Duration::from_secs(12);
+
+/// After the backends are seen settled: a backend that exited just before
+/// flushes right after it leaves pg_stat_activity.
+const GRACE: Duration = Duration::from_millis(1000);
+
+/// A settled read of the statistics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamps {
+    pub epoch: String,
+    /// By table oid; tables whose rows a stamp cannot vouch for (a column
+    /// whose binary form depends on other catalogs, like an enum's) are
+    /// left out.
+    pub tables: HashMap<u32, PgTableStamp>,
+}
+
+/// Whether the server keeps exact counters (shared-memory statistics).
+pub fn supported(major: u32) -> bool {
+    major >= 15
+}
+
+/// Waits for the statistics to settle and reads them; `None` when they do
+/// not settle in time (then nothing is reused). `own` are the backends of
+/// this snapshot, which write nothing.
+pub fn settled_read(client: &mut Client, own: &[i32]) -> Result<Option<Stamps>> {
+    let deadline = Instant::now() + SETTLE_BUDGET;
+    loop {
+        let unsettled: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_catalog.pg_stat_activity
+                 WHERE datname = current_database() AND pid <> ALL($1)
+                   AND backend_type NOT IN ('autovacuum worker', 'walsender')
+                   AND NOT (state IS NOT DISTINCT FROM 'idle'
+                            AND (state_change <= clock_timestamp() - $2::float8 * interval '1 second'
+                                 OR query = $3))",
+                &[&own, &IDLE_FLUSH.as_secs_f64(), &FLUSH_MARKER],
+            )
+            .map_err(pg_err("reading pg_stat_activity"))?
+            .get(0);
+        if unsettled == 0 {
+            break;
+        }
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(GRACE);
+    read(client).map(Some)
+}
+
+fn read(client: &mut Client) -> Result<Stamps> {
+    // Session-independent text: the epoch must compare equal across runs.
+    let epoch: String = client
+        .query_one(
+            "SELECT (SELECT system_identifier FROM pg_catalog.pg_control_system())::text
+                    || ':' || d.oid::text
+                    || ':' || extract(epoch FROM pg_catalog.pg_postmaster_start_time())::text
+                    || ':' || coalesce(extract(epoch FROM s.stats_reset)::text, '-')
+             FROM pg_catalog.pg_database d
+             LEFT JOIN pg_catalog.pg_stat_database s ON s.datid = d.oid
+             WHERE d.datname = current_database()",
+            &[],
+        )
+        .map_err(pg_err("reading the statistics epoch"))?
+        .get(0);
+    // Only columns whose binary form is the stored value alone: base types,
+    // arrays of them and domains over them (an enum's is its label, which
+    // ALTER TYPE can rename without touching the table).
+    let rows = client
+        .query(
+            "SELECT c.oid, c.relfilenode, s.n_tup_ins, s.n_tup_upd, s.n_tup_del
+             FROM pg_catalog.pg_class c
+             JOIN pg_catalog.pg_stat_all_tables s ON s.relid = c.oid
+             WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
+               AND NOT EXISTS (
+                 SELECT 1 FROM pg_catalog.pg_attribute a
+                 JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+                 LEFT JOIN pg_catalog.pg_type b ON b.oid = t.typbasetype
+                 LEFT JOIN pg_catalog.pg_type e ON e.oid = coalesce(b.typelem, t.typelem)
+                 WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                   AND NOT ((coalesce(b.typtype, t.typtype) = 'b'
+                             AND coalesce(b.typelem, t.typelem) = 0)
+                            OR e.typtype = 'b'))",
+            &[],
+        )
+        .map_err(pg_err("reading the table statistics"))?;
+    let tables = rows
+        .iter()
+        .map(|r| {
+            (
+                r.get::<_, u32>(0),
+                PgTableStamp {
+                    relfilenode: r.get(1),
+                    inserted: r.get(2),
+                    updated: r.get(3),
+                    deleted: r.get(4),
+                },
+            )
+        })
+        .collect();
+    Ok(Stamps { epoch, tables })
+}
+
+/// The stamps that hold for the snapshot taken between `before` and
+/// `after`: the tables no write reached in between.
+pub fn steady(before: &Stamps, after: &Stamps) -> Option<Stamps> {
+    if before.epoch != after.epoch {
+        return None;
+    }
+    Some(Stamps {
+        epoch: after.epoch.clone(),
+        tables: after
+            .tables
+            .iter()
+            .filter(|(oid, s)| before.tables.get(oid) == Some(s))
+            .map(|(oid, s)| (*oid, *s))
+            .collect(),
+    })
+}
