@@ -203,3 +203,27 @@ fn truncate_rewrite_alter_and_stats_reset_force_a_reread() {
     let again = ws.json(&["snapshot", "app"]);
     assert!(again["tables_reused"].as_u64().unwrap() >= 2, "{again}");
 }
+
+/// A session that wrote twice in quick succession and stays connected
+/// holds the second write's counts for up to 10 s: the snapshot waits for
+/// them instead of taking the table over unread.
+#[test]
+fn a_write_whose_statistics_are_not_flushed_yet_is_not_missed() {
+    let (ws, db) = setup("incr_lag");
+    ws.json(&["snapshot", "app"]);
+    let mut writer = pg::shared().client(&db);
+    // The first write's counts go out when the session goes idle; the
+    // second, too soon after, waits in the session.
+    writer
+        .batch_execute("INSERT INTO notes VALUES (100, 'first')")
+        .unwrap();
+    writer
+        .batch_execute("UPDATE big SET v = 'late' WHERE id = 9")
+        .unwrap();
+    let written = digest(&db, "big");
+    let v = ws.json(&["snapshot", "app"]);
+    let id = v["id"].as_str().unwrap();
+    assert!(!reused(&ws, id, "public.big"), "{v}");
+    assert_eq!(restored_digest(&ws, id, "big", "incr_lag"), written);
+    drop(writer);
+}
