@@ -34,13 +34,17 @@ use ripcord_core::pg_stats::FLUSH_MARKER;
 /// with a margin.
 const IDLE_FLUSH: Duration = Duration::from_secs(11);
 
-/// How long a snapshot waits for the statistics to settle before it reads
-/// every table.
-const SETTLE_BUDGET: Duration = Duration::from_secs(12);
+/// How long a snapshot waits for the statistics to settle before it gives
+/// up and reads every table: about what reading the database would take
+/// (at [`READ_RATE`]), within these bounds. A busy database never settles;
+/// it should not cost more than it could save.
+const SETTLE_MIN: Duration = Duration::from_secs(2);
+const SETTLE_MAX: Duration = Duration::from_secs(12);
+const READ_RATE: f64 = 100e6;
 
 /// After the backends are seen settled: a backend that exited just before
 /// flushes right after it leaves pg_stat_activity.
-const GRACE: Duration = Duration::from_millis(1000);
+const GRACE: Duration = Duration::from_millis(500);
 
 /// A settled read of the statistics.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,11 +61,20 @@ pub fn supported(major: u32) -> bool {
     major >= 15
 }
 
+/// How long to wait for the statistics of a database of `bytes`.
+pub fn budget(bytes: u64) -> Duration {
+    Duration::from_secs_f64(bytes as f64 / READ_RATE).clamp(SETTLE_MIN, SETTLE_MAX)
+}
+
 /// Waits for the statistics to settle and reads them; `None` when they do
 /// not settle in time (then nothing is reused). `own` are the backends of
 /// this snapshot, which write nothing.
-pub fn settled_read(client: &mut Client, own: &[i32]) -> Result<Option<Stamps>> {
-    let deadline = Instant::now() + SETTLE_BUDGET;
+pub fn settled_read(
+    client: &mut Client,
+    own: &[i32],
+    budget: Duration,
+) -> Result<Option<Stamps>> {
+    let deadline = Instant::now() + budget;
     loop {
         let unsettled: i64 = client
             .query_one(

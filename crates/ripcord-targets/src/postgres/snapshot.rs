@@ -64,8 +64,16 @@ pub fn snapshot(
             .get(0);
         own.push(pid);
     }
+    let mut budget = std::time::Duration::ZERO;
     let before = match &mut stats {
-        Some(c) => reuse::settled_read(c, &own)?,
+        Some(c) => {
+            let bytes: i64 = c
+                .query_one("SELECT pg_database_size(current_database())", &[])
+                .map_err(pg_err(&shown))?
+                .get(0);
+            budget = reuse::budget(bytes.max(0) as u64);
+            reuse::settled_read(c, &own, budget)?
+        }
         None => None,
     };
 
@@ -123,7 +131,7 @@ pub fn snapshot(
         }
     }
     let after = match (&before, &mut stats) {
-        (Some(_), Some(c)) => reuse::settled_read(c, &own)?,
+        (Some(_), Some(c)) => reuse::settled_read(c, &own, budget)?,
         _ => None,
     };
     drop(stats);
