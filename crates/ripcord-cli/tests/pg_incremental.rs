@@ -227,3 +227,31 @@ fn a_write_whose_statistics_are_not_flushed_yet_is_not_missed() {
     assert_eq!(restored_digest(&ws, id, "big", "incr_lag"), written);
     drop(writer);
 }
+
+/// A table-level safety snapshot between two whole-database ones carries
+/// no stamps; the second whole-database one reuses from the first.
+#[test]
+fn a_table_level_snapshot_in_between_does_not_stop_the_reuse() {
+    let (ws, db) = setup("incr_between");
+    let before = (digest(&db, "big"), digest(&db, "notes"));
+    uncertain_change(&ws, "0002_a", 1);
+    write(
+        &ws,
+        "migrations/0003_forget/up.sql",
+        "DELETE FROM notes WHERE id = 1;\n",
+    );
+    uncertain_change(&ws, "0004_c", 3);
+    let up = ws.json(&["migrate", "up"]);
+    let scopes: Vec<&str> = up["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["snapshot_scope"]["scope"].as_str().unwrap())
+        .collect();
+    assert_eq!(scopes, ["database", "tables", "database"], "{up}");
+    let last = up["changes"][2]["snapshot"].as_str().unwrap();
+    assert!(reused(&ws, last, "public.big"), "{up}");
+    assert!(!reused(&ws, last, "public.notes"), "{up}");
+    ws.ok(&["migrate", "down", "--to", "0001_tables"]);
+    assert_eq!((digest(&db, "big"), digest(&db, "notes")), before);
+}

@@ -250,6 +250,15 @@ pub fn take_with(
                         Content::Postgres(pg) => Some((**pg).clone()),
                         _ => None,
                     }),
+                    // Table-level snapshots in between carry no stamps.
+                    stamped: previous.iter().rev().find_map(|(_, s)| {
+                        match &s.target(name)?.content {
+                            Content::Postgres(pg) if pg.stats_epoch.is_some() => {
+                                Some((**pg).clone())
+                            }
+                            _ => None,
+                        }
+                    }),
                 };
                 let pg = postgres::snapshot(&saver, url, &pg_opts, &bar)?;
                 files += pg.tables.len() as u64;

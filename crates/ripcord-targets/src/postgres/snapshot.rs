@@ -31,6 +31,10 @@ pub struct PgSnapshotOptions {
     /// The previous snapshot of this database: changed chunks are stored as
     /// deltas against its chunks at the same place.
     pub parent: Option<PgContent>,
+    /// The newest snapshot of this database with statistics stamps (a
+    /// whole-database one): tables whose stamps have not moved since are
+    /// taken over from it unread.
+    pub stamped: Option<PgContent>,
     /// Leave out selected tables that cannot be read in full (a foreign
     /// table, no SELECT right, row-level security the role cannot bypass)
     /// instead of refusing; they are listed in the content.
@@ -141,7 +145,7 @@ pub fn snapshot(
     };
     let reused: Vec<Option<PgTable>> = tables
         .iter()
-        .map(|t| reusable(t, steady.as_ref(), opts.parent.as_ref(), saver))
+        .map(|t| reusable(t, steady.as_ref(), opts.stamped.as_ref(), saver))
         .collect();
     let reading: Vec<TableInfo> = tables
         .iter()
