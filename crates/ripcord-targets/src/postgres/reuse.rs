@@ -74,6 +74,14 @@ pub fn settled_read(
     own: &[i32],
     budget: Duration,
 ) -> Result<Option<Stamps>> {
+    // A standby replays the primary's writes without counting them.
+    let standby: bool = client
+        .query_one("SELECT pg_catalog.pg_is_in_recovery()", &[])
+        .map_err(pg_err("asking whether the server is a standby"))?
+        .get(0);
+    if standby {
+        return Ok(None);
+    }
     let deadline = Instant::now() + budget;
     loop {
         let unsettled: i64 = client
@@ -101,17 +109,35 @@ pub fn settled_read(
 }
 
 fn read(client: &mut Client) -> Result<Stamps> {
+    // pg_control_system() may be kept from the role; the server's start
+    // time still tells another server.
+    let may: bool = client
+        .query_one(
+            "SELECT pg_catalog.has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE')",
+            &[],
+        )
+        .map_err(pg_err("reading the statistics epoch"))?
+        .get(0);
+    let system: String = match may {
+        true => client
+            .query_one(
+                "SELECT system_identifier::text FROM pg_catalog.pg_control_system()",
+                &[],
+            )
+            .map_err(pg_err("reading the statistics epoch"))?
+            .get(0),
+        false => "?".into(),
+    };
     // Session-independent text: the epoch must compare equal across runs.
     let epoch: String = client
         .query_one(
-            "SELECT (SELECT system_identifier FROM pg_catalog.pg_control_system())::text
-                    || ':' || d.oid::text
+            "SELECT $1 || ':' || d.oid::text
                     || ':' || extract(epoch FROM pg_catalog.pg_postmaster_start_time())::text
                     || ':' || coalesce(extract(epoch FROM s.stats_reset)::text, '-')
              FROM pg_catalog.pg_database d
              LEFT JOIN pg_catalog.pg_stat_database s ON s.datid = d.oid
              WHERE d.datname = current_database()",
-            &[],
+            &[&system],
         )
         .map_err(pg_err("reading the statistics epoch"))?
         .get(0);
