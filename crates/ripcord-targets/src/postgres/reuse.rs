@@ -105,10 +105,12 @@ pub fn settled_read(
         std::thread::sleep(Duration::from_millis(200));
     }
     std::thread::sleep(GRACE);
-    read(client).map(Some)
+    read(client)
 }
 
-fn read(client: &mut Client) -> Result<Stamps> {
+/// The stamps, or `None` when the statistics were reset while they were
+/// read (the epoch before and after differ).
+fn read(client: &mut Client) -> Result<Option<Stamps>> {
     // pg_control_system() may be kept from the role; the server's start
     // time still tells another server.
     let may: bool = client
@@ -128,19 +130,7 @@ fn read(client: &mut Client) -> Result<Stamps> {
             .get(0),
         false => "?".into(),
     };
-    // Session-independent text: the epoch must compare equal across runs.
-    let epoch: String = client
-        .query_one(
-            "SELECT $1 || ':' || d.oid::text
-                    || ':' || extract(epoch FROM pg_catalog.pg_postmaster_start_time())::text
-                    || ':' || coalesce(extract(epoch FROM s.stats_reset)::text, '-')
-             FROM pg_catalog.pg_database d
-             LEFT JOIN pg_catalog.pg_stat_database s ON s.datid = d.oid
-             WHERE d.datname = current_database()",
-            &[&system],
-        )
-        .map_err(pg_err("reading the statistics epoch"))?
-        .get(0);
+    let epoch = epoch_of(client, &system)?;
     // Only columns whose binary form is the stored value alone: base types,
     // arrays of them and domains over them (an enum's is its label, which
     // ALTER TYPE can rename without touching the table).
@@ -176,7 +166,26 @@ fn read(client: &mut Client) -> Result<Stamps> {
             )
         })
         .collect();
-    Ok(Stamps { epoch, tables })
+    if epoch_of(client, &system)? != epoch {
+        return Ok(None);
+    }
+    Ok(Some(Stamps { epoch, tables }))
+}
+
+fn epoch_of(client: &mut Client, system: &str) -> Result<String> {
+    // Session-independent text: the epoch must compare equal across runs.
+    Ok(client
+        .query_one(
+            "SELECT $1 || ':' || d.oid::text
+                    || ':' || extract(epoch FROM pg_catalog.pg_postmaster_start_time())::text
+                    || ':' || coalesce(extract(epoch FROM s.stats_reset)::text, '-')
+             FROM pg_catalog.pg_database d
+             LEFT JOIN pg_catalog.pg_stat_database s ON s.datid = d.oid
+             WHERE d.datname = current_database()",
+            &[&system],
+        )
+        .map_err(pg_err("reading the statistics epoch"))?
+        .get(0))
 }
 
 /// The stamps that hold for the snapshot taken between `before` and
