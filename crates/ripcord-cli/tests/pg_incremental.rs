@@ -60,7 +60,13 @@ fn entry(ws: &Workspace, id: &str, table: &str) -> Value {
         .clone();
     tables
         .into_iter()
-        .find(|t| format!("{}.{}", t["schema"].as_str().unwrap(), t["name"].as_str().unwrap()) == table)
+        .find(|t| {
+            format!(
+                "{}.{}",
+                t["schema"].as_str().unwrap(),
+                t["name"].as_str().unwrap()
+            ) == table
+        })
         .unwrap_or_else(|| panic!("{table} not in snapshot {id}: {s}"))
 }
 
@@ -140,16 +146,28 @@ fn a_table_written_between_two_safety_snapshots_is_read_again() {
     uncertain_change(&ws, "0002_a", 1);
     uncertain_change(&ws, "0003_b", 2);
     let first = ws.json(&["migrate", "up", "--to", "0002_a"]);
-    let first_id = first["changes"][0]["snapshot"].as_str().unwrap().to_string();
+    let first_id = first["changes"][0]["snapshot"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // Another session writes the big table between the two snapshots.
-    exec(&db, "UPDATE big SET v = 'written' WHERE id = 7; INSERT INTO big VALUES (0, 'new')");
+    exec(
+        &db,
+        "UPDATE big SET v = 'written' WHERE id = 7; INSERT INTO big VALUES (0, 'new')",
+    );
     let written = digest(&db, "big");
     let second = ws.json(&["migrate", "up"]);
-    let second_id = second["changes"][0]["snapshot"].as_str().unwrap().to_string();
+    let second_id = second["changes"][0]["snapshot"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(!reused(&ws, &second_id, "public.big"), "{second}");
     assert_eq!(entry(&ws, &second_id, "public.big")["rows"], BIG_ROWS + 1);
     assert_eq!(entry(&ws, &first_id, "public.big")["rows"], BIG_ROWS);
-    assert_eq!(restored_digest(&ws, &second_id, "big", "incr_written"), written);
+    assert_eq!(
+        restored_digest(&ws, &second_id, "big", "incr_written"),
+        written
+    );
     ws.ok(&["migrate", "down", "--to", "0001_tables"]);
     assert_eq!(digest(&db, "big"), written);
 }
@@ -198,7 +216,10 @@ fn truncate_rewrite_alter_and_stats_reset_force_a_reread() {
     let epoch = |id: &str| ws.json(&["show", id])["targets"][0]["stats_epoch"].clone();
     let before_reset = epoch(&id);
     assert!(before_reset.is_string());
-    exec(&db, "SELECT pg_stat_reset_single_table_counters('big'::regclass)");
+    exec(
+        &db,
+        "SELECT pg_stat_reset_single_table_counters('big'::regclass)",
+    );
     let id = snap(&ws);
     assert!(!reused(&ws, &id, "public.big"));
     // The reset moves the epoch: counters grown back to the old values

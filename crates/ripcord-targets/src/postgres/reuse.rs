@@ -69,11 +69,7 @@ pub fn budget(bytes: u64) -> Duration {
 /// Waits for the statistics to settle and reads them; `None` when they do
 /// not settle in time (then nothing is reused). `own` are the backends of
 /// this snapshot, which write nothing.
-pub fn settled_read(
-    client: &mut Client,
-    own: &[i32],
-    budget: Duration,
-) -> Result<Option<Stamps>> {
+pub fn settled_read(client: &mut Client, own: &[i32], budget: Duration) -> Result<Option<Stamps>> {
     // A standby replays the primary's writes without counting them.
     let standby: bool = client
         .query_one("SELECT pg_catalog.pg_is_in_recovery()", &[])

@@ -382,7 +382,11 @@ fn plan(ctx: &Ctx, args: &PlanArgs) -> Result<()> {
         let whole = report
             .changes
             .iter()
-            .filter(|c| c.snapshot.as_ref().is_some_and(|e| e.scope == Scope::Database))
+            .filter(|c| {
+                c.snapshot
+                    .as_ref()
+                    .is_some_and(|e| e.scope == Scope::Database)
+            })
             .count();
         if whole > 0 {
             println!(
