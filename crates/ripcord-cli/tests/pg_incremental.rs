@@ -178,7 +178,13 @@ fn a_table_written_between_two_safety_snapshots_is_read_again() {
 #[test]
 fn truncate_rewrite_alter_and_stats_reset_force_a_reread() {
     let (ws, db) = setup("incr_rewrite");
-    exec(&db, "CREATE TABLE empty (id int)");
+    exec(
+        &db,
+        "CREATE TABLE empty (id int);
+         CREATE TYPE mood AS ENUM ('sad', 'ok');
+         CREATE TABLE moods (m mood);
+         INSERT INTO moods VALUES ('ok')",
+    );
     let snap = |ws: &Workspace| -> String {
         let v = ws.json(&["snapshot", "app"]);
         v["id"].as_str().unwrap().to_string()
@@ -187,6 +193,16 @@ fn truncate_rewrite_alter_and_stats_reset_force_a_reread() {
     let second = snap(&ws);
     assert!(reused(&ws, &second, "public.big"));
     assert!(reused(&ws, &second, "public.empty"));
+    // An enum's binary form is its label, which can be renamed without
+    // touching the table: such a table is always read.
+    assert!(!reused(&ws, &second, "public.moods"));
+    assert!(entry(&ws, &second, "public.moods")["stamp"].is_null());
+    exec(&db, "ALTER TYPE mood RENAME VALUE 'ok' TO 'fine'");
+    let id = snap(&ws);
+    assert_eq!(
+        restored_digest(&ws, &id, "moods", "incr_moods"),
+        "1:".to_string() + &one(&db, "SELECT md5('(fine)')")
+    );
 
     // TRUNCATE of an empty table counts no rows; its new file tells.
     exec(&db, "TRUNCATE empty");

@@ -144,7 +144,7 @@ fn read(client: &mut Client) -> Result<Option<Stamps>> {
                  WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
                    AND NOT ((coalesce(b.typtype, t.typtype) = 'b'
                              AND coalesce(b.typelem, t.typelem) = 0)
-                            OR e.typtype = 'b'))",
+                            OR e.typtype IS NOT DISTINCT FROM 'b'))",
             &[],
         )
         .map_err(pg_err("reading the table statistics"))?;
@@ -199,4 +199,47 @@ pub fn steady(before: &Stamps, after: &Stamps) -> Option<Stamps> {
             .map(|(oid, s)| (*oid, *s))
             .collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stamps(epoch: &str, tables: &[(u32, i64)]) -> Stamps {
+        Stamps {
+            epoch: epoch.into(),
+            tables: tables
+                .iter()
+                .map(|&(oid, n)| {
+                    (
+                        oid,
+                        PgTableStamp {
+                            relfilenode: oid,
+                            inserted: n,
+                            updated: 0,
+                            deleted: 0,
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn only_tables_nothing_reached_between_the_reads_keep_a_stamp() {
+        let before = stamps("e", &[(1, 10), (2, 5), (3, 0)]);
+        let after = stamps("e", &[(1, 10), (2, 6), (4, 0)]);
+        let held = steady(&before, &after).unwrap();
+        let mut kept: Vec<u32> = held.tables.keys().copied().collect();
+        kept.sort();
+        assert_eq!(kept, [1]);
+        assert!(steady(&before, &stamps("reset", &[(1, 10)])).is_none());
+    }
+
+    #[test]
+    fn the_wait_follows_the_database_size_within_bounds() {
+        assert_eq!(budget(0), SETTLE_MIN);
+        assert_eq!(budget(500_000_000), Duration::from_secs(5));
+        assert_eq!(budget(u64::MAX), SETTLE_MAX);
+    }
 }
