@@ -248,6 +248,11 @@ fn truncate_rewrite_alter_and_stats_reset_force_a_reread() {
     assert!(!reused(&ws, &id, "public.empty"));
     let again = ws.json(&["snapshot", "app"]);
     assert!(again["tables_reused"].as_u64().unwrap() >= 2, "{again}");
+    let text = ws.ok(&["snapshot", "app"]).all_text();
+    assert!(
+        text.contains("unchanged since the previous snapshot (not read)"),
+        "{text}"
+    );
 }
 
 /// A session that wrote twice in quick succession and stays connected
