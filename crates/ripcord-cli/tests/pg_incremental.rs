@@ -99,7 +99,9 @@ fn three_uncertain_changes_read_the_big_table_once() {
         uncertain_change(&ws, name, i as u32 + 1);
     }
     ws.ok(&["migrate", "plan", "--explain"])
-        .assert_stdout_has("safety snapshots (3 whole database, 0 table-level, 1 none)")
+        .assert_stdout_has(
+            "safety snapshots (3 whole database, 0 table-level, 0 schema-only, 1 none)",
+        )
         .assert_stdout_has("reads only the tables written since the previous snapshot");
     let up = ws.json(&["migrate", "up"]);
     let changes = up["changes"].as_array().unwrap();
