@@ -28,7 +28,7 @@ pub use conn::Target;
 pub use redact::{redact, scrub_env};
 pub use restore::{restore, PgRestoreOptions, PgRestoreStats, TableCheck};
 pub use revert::{revert_tables, RevertTable};
-pub use snapshot::{snapshot, unprotected, PgSnapshotOptions};
+pub use snapshot::{snapshot, snapshot_with, unprotected, PgSnapshotOptions};
 
 /// Tables above this size are split into block ranges copied in parallel.
 pub const SPLIT_BYTES: u64 = 64 << 20;
