@@ -218,7 +218,9 @@ pub fn take_with(
                     read = Some(ripcord_migrate::tracking::read_sqlite(c, p));
                 })?;
                 if s.unchanged {
-                    read = Some(ripcord_migrate::tracking::recorded(ctx.config.target(name)?));
+                    read = Some(ripcord_migrate::tracking::recorded(
+                        ctx.config.target(name)?,
+                    ));
                 }
                 let plan = crate::migrate::plan_of(ctx, name);
                 let migration = recorded_state(ctx, name, read, plan.as_ref());

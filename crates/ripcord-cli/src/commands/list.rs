@@ -76,7 +76,16 @@ pub fn snapshots(ctx: &Ctx, args: &SnapshotsArgs) -> Result<()> {
         })
         .collect();
     output::table(
-        &["ID", "TIME", "HOST", "TIER", "TAGS", "TARGETS", "MIGRATION", "SIZE"],
+        &[
+            "ID",
+            "TIME",
+            "HOST",
+            "TIER",
+            "TAGS",
+            "TARGETS",
+            "MIGRATION",
+            "SIZE",
+        ],
         &rows,
     );
     ctx.say(format!("{} snapshot(s)", rows.len()));

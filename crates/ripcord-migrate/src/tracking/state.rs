@@ -82,7 +82,10 @@ pub fn read_sqlite(conn: &rusqlite::Connection, path: &Path) -> Result<Option<Ve
 /// The changes `live` records as applied after the last change of `then`
 /// (the state a snapshot holds), in the order they ran. `None` when `live`
 /// does not continue `then`'s history: it is behind it, or went another way.
-pub fn applied_since<'a>(live: &'a [AppliedChange], then: &State) -> Option<Vec<&'a AppliedChange>> {
+pub fn applied_since<'a>(
+    live: &'a [AppliedChange],
+    then: &State,
+) -> Option<Vec<&'a AppliedChange>> {
     let applied: Vec<&AppliedChange> = live
         .iter()
         .filter(|r| r.state == RecordState::Applied)
@@ -104,15 +107,13 @@ pub fn touching(changes: &[&AppliedChange], tables: &[(String, String)]) -> Vec<
         .filter(|c| {
             let plan = c.revert_plan.as_deref().map(RevertPlan::parse);
             match plan {
-                Some(Ok(plan)) if plan.certain => plan
-                    .tables
-                    .iter()
-                    .chain(&plan.created)
-                    .any(|t| {
+                Some(Ok(plan)) if plan.certain => {
+                    plan.tables.iter().chain(&plan.created).any(|t| {
                         tables.iter().any(|(schema, name)| {
                             t.name == *name && t.schema.as_ref().is_none_or(|s| s == schema)
                         })
-                    }),
+                    })
+                }
                 _ => true,
             }
         })
@@ -183,5 +184,117 @@ pub fn after_restore(target: &TargetConfig) -> Result<(Option<Vec<AppliedChange>
             Ok((read_sqlite(&conn, path)?, forgotten))
         }
         TargetConfig::Dir { .. } => Ok((None, 0)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::TableName;
+
+    fn row(name: &str, state: RecordState, plan: Option<RevertPlan>) -> AppliedChange {
+        AppliedChange {
+            name: name.into(),
+            checksum: String::new(),
+            state,
+            applied_at: chrono::Utc::now(),
+            actor: String::new(),
+            duration_ms: None,
+            safety_snapshot: None,
+            plan_order: 0,
+            transactional: true,
+            revert_plan: plan.map(|p| p.to_json()),
+        }
+    }
+
+    fn touches(tables: &[&str], created: &[&str], certain: bool) -> Option<RevertPlan> {
+        let names = |v: &[&str]| {
+            v.iter()
+                .map(|t| TableName::new(Some("public"), t))
+                .collect()
+        };
+        Some(RevertPlan {
+            version: RevertPlan::VERSION,
+            tables: names(tables),
+            created: names(created),
+            destructive: false,
+            certain,
+            transactional: true,
+            down: None,
+        })
+    }
+
+    #[test]
+    fn state_is_the_last_applied_change_with_the_dirty_ones_apart() {
+        let rows = [
+            row("a", RecordState::Applied, None),
+            row("b", RecordState::Applied, None),
+            row("c", RecordState::Dirty, None),
+        ];
+        let s = State::of(&rows, None);
+        assert_eq!(s.change.as_deref(), Some("b"));
+        assert_eq!(s.applied, 2);
+        assert_eq!(s.dirty, ["c"]);
+        assert_eq!(State::of(&[], None), State::default());
+    }
+
+    #[test]
+    fn applied_since_is_what_came_after_the_snapshots_state() {
+        let live = [
+            row("a", RecordState::Applied, None),
+            row("b", RecordState::Applied, None),
+            row("c", RecordState::Applied, None),
+        ];
+        let names = |v: Option<Vec<&AppliedChange>>| {
+            v.map(|v| v.iter().map(|c| c.name.clone()).collect::<Vec<_>>())
+        };
+        let then = State::of(&live[..1], None);
+        assert_eq!(
+            names(applied_since(&live, &then)),
+            Some(vec!["b".into(), "c".into()])
+        );
+        assert_eq!(
+            names(applied_since(&live, &State::default())),
+            Some(vec!["a".into(), "b".into(), "c".into()])
+        );
+        // The live database is behind the snapshot, or went another way.
+        let ahead = State {
+            change: Some("d".into()),
+            applied: 4,
+            ..State::default()
+        };
+        assert_eq!(names(applied_since(&live, &ahead)), None);
+        let other = State {
+            change: Some("b".into()),
+            applied: 1,
+            ..State::default()
+        };
+        assert_eq!(names(applied_since(&live, &other)), None);
+    }
+
+    #[test]
+    fn touching_reads_the_recorded_revert_plans() {
+        let changes = [
+            row(
+                "alters_items",
+                RecordState::Applied,
+                touches(&["items"], &[], true),
+            ),
+            row(
+                "makes_tags",
+                RecordState::Applied,
+                touches(&[], &["tags"], true),
+            ),
+            row("uncertain", RecordState::Applied, touches(&[], &[], false)),
+            row("no_plan", RecordState::Applied, None),
+        ];
+        let refs: Vec<&AppliedChange> = changes.iter().collect();
+        let items = [("public".to_string(), "items".to_string())];
+        assert_eq!(
+            touching(&refs, &items),
+            ["alters_items", "uncertain", "no_plan"]
+        );
+        let elsewhere = [("other".to_string(), "items".to_string())];
+        assert_eq!(touching(&refs, &elsewhere), ["uncertain", "no_plan"]);
     }
 }

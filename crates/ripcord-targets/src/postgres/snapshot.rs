@@ -83,9 +83,7 @@ pub fn snapshot_with(
         .map_err(pg_err(&shown))?;
     inspect(&mut coord);
     coord
-        .batch_execute(
-            "ROLLBACK TO SAVEPOINT ripcord_inspect; RELEASE SAVEPOINT ripcord_inspect",
-        )
+        .batch_execute("ROLLBACK TO SAVEPOINT ripcord_inspect; RELEASE SAVEPOINT ripcord_inspect")
         .map_err(pg_err(&shown))?;
     let all = catalog::listing(&mut coord)?;
     let path = catalog::search_path(&mut coord)?;
