@@ -154,8 +154,8 @@ pub fn before_restore(
                 .unwrap_or_default();
             let mut text = format!(
                 "the restored tables of {} come from migration state {then}; the live database \
-                 is at {now}. Only the named tables are restored: the tracking tables are left \
-                 as they are and still record {now}, which the other tables are at",
+                 is at {now}. Only the named tables are restored, so the tracking tables are left \
+                 as they are: they still record {now}, the state of the other tables",
                 t.name
             );
             if !touched.is_empty() {
