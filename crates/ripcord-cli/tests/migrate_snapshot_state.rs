@@ -123,6 +123,15 @@ fn snapshot_records_the_migration_state_and_restore_brings_it_back() {
         let text = db.ws.ok(&["snapshots"]);
         text.assert_stdout_has("MIGRATION");
         text.assert_stdout_has("0002_price");
+        // Nothing written since: a SQLite snapshot reuses the image, and
+        // still records the state.
+        let again = db.ws.snapshot_id(&["app"]);
+        let again = db.ws.json(&["show", &again]);
+        assert_eq!(
+            target(&again)["migration"]["change"],
+            "0002_price",
+            "{kind:?}: {again}"
+        );
 
         // Everything applied, then the snapshot restored over it.
         db.ws.ok(&["migrate", "up"]);
@@ -303,4 +312,33 @@ fn restore_of_selected_tables_names_the_changes_that_touched_them() {
     let status = db.ws.json(&["migrate", "status"]);
     assert_eq!(applied(&status).len(), 4, "{status}");
     assert!(db.has_relation("tags"));
+}
+
+/// A snapshot taken before the first migration, restored over the migrated
+/// database: the tracking tables go with the rest, every change is pending
+/// again, and the next `up` applies them all.
+#[test]
+fn restore_from_before_the_first_migration_makes_every_change_pending() {
+    for kind in ENGINES {
+        let db = AppDb::new(bin(), kind, "snapver_before");
+        plan(&db);
+        db.exec("CREATE TABLE plain (id integer PRIMARY KEY); INSERT INTO plain VALUES (1);");
+        let id = db.ws.snapshot_id(&["app"]);
+        db.ws.ok(&["migrate", "up"]);
+
+        let out = db.ws.run(&["--json", "restore", &id]);
+        out.assert_ok();
+        out.assert_stderr_has("no recorded migration state")
+            .assert_stderr_has("0004_tags (4 applied");
+        let v = out.json();
+        let m = &v["migrations"][0];
+        assert_eq!(m["differs"], true, "{kind:?}: {v}");
+        assert!(m["after"].is_null(), "{kind:?}: {v}");
+        assert!(!db.has_relation("items"), "{kind:?}");
+        let status = db.ws.json(&["migrate", "status"]);
+        assert_eq!(names_in(&status, "pending").len(), 4, "{kind:?}: {status}");
+        let up = db.ws.json(&["migrate", "up"]);
+        assert_eq!(up["changes"].as_array().map(Vec::len), Some(4), "{up}");
+        assert_eq!(db.one("SELECT count(*) FROM plain"), "1");
+    }
 }
