@@ -342,3 +342,63 @@ fn restore_from_before_the_first_migration_makes_every_change_pending() {
         assert_eq!(db.one("SELECT count(*) FROM plain"), "1");
     }
 }
+
+/// The migration lock, held as a migration holds it.
+enum Held {
+    Postgres(#[allow(dead_code)] postgres::Client),
+    Sqlite(#[allow(dead_code)] rusqlite::Connection),
+}
+
+fn hold_migration_lock(db: &AppDb) -> Held {
+    match db.engine {
+        Engine::Postgres => {
+            let url = ripcord_testing::pg::shared().url(&db.pg);
+            let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+            c.execute("SELECT pg_advisory_lock($1)", &[&0x7269_7063_6f72_6400_i64])
+                .expect("advisory lock");
+            Held::Postgres(c)
+        }
+        Engine::Sqlite => {
+            let mut lock = db.path.clone().into_os_string();
+            lock.push("-ripcord-lock");
+            let c = rusqlite::Connection::open(lock).expect("open the lock file");
+            c.execute_batch(
+                "PRAGMA journal_mode = DELETE; BEGIN EXCLUSIVE;
+                 CREATE TABLE IF NOT EXISTS ripcord_lock (held INTEGER);",
+            )
+            .expect("lock");
+            Held::Sqlite(c)
+        }
+    }
+}
+
+/// A restore in place does not replace a database a migration is running
+/// on: it refuses (exit 3) with nothing changed, and goes ahead once the
+/// lock is free.
+#[test]
+fn restore_in_place_refuses_while_a_migration_runs() {
+    for kind in ENGINES {
+        let db = AppDb::new(bin(), kind, "snapver_lock");
+        at_change_two(&db);
+        let id = db.ws.snapshot_id(&["app"]);
+        db.ws.ok(&["migrate", "up"]);
+        let before = db.ws.snapshot_ids().len();
+
+        let held = hold_migration_lock(&db);
+        let out = db.ws.run(&["restore", &id]);
+        out.assert_code(3).assert_stderr_has("migration lock");
+        assert!(
+            db.has_relation("tags"),
+            "{kind:?}: the restore changed the database"
+        );
+        assert_eq!(
+            db.ws.snapshot_ids().len(),
+            before,
+            "{kind:?}: a refused restore took a safety snapshot"
+        );
+        drop(held);
+
+        db.ws.ok(&["restore", &id]);
+        assert!(!db.has_relation("tags"), "{kind:?}");
+    }
+}

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::ctx::Ctx;
 use crate::migration_state::{self, MigrationCheck};
-use crate::{Error, Result};
+use crate::{Context as _, Error, Result};
 
 /// What to restore, and where.
 #[derive(Clone, Debug, Default)]
@@ -188,6 +188,7 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreOptions) -> Result<Re
     // In place: a snapshot at another migration state than the live
     // database is said before anything changes.
     let mut migrations: Vec<MigrationCheck> = Vec::new();
+    let mut migration_locks = Vec::new();
     for (t, _, in_place) in &plan {
         let (true, Some(config)) = (*in_place, ctx.config.targets.get(&t.name)) else {
             continue;
@@ -220,6 +221,12 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreOptions) -> Result<Re
             config,
             restored.as_deref(),
         ));
+        // Held until the restore ends: no migration runs meanwhile.
+        if let Some(guard) = ripcord_migrate::tracking::restore_lock(config)
+            .with_context(|| format!("restore of {} in place", t.name))?
+        {
+            migration_locks.push(guard);
+        }
     }
 
     // --into: every destination must be new or empty before anything is
@@ -422,6 +429,7 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreOptions) -> Result<Re
         }
     }
     result.migrations = migrations;
+    drop(migration_locks);
     result.seconds = start.elapsed().as_secs_f64();
     Ok(result)
 }

@@ -35,7 +35,7 @@ pub use self::read::{pinned, recorded, Pinned};
 pub use self::sqlite::SqliteTracker;
 pub use self::state::{
     after_restore, applied_since, forget_pending_postgres, forget_pending_sqlite, read_postgres,
-    read_sqlite, touching, State,
+    read_sqlite, restore_lock, touching, State,
 };
 
 /// Where a tracker records migrations, and the lock around them.

@@ -187,6 +187,36 @@ pub fn after_restore(target: &TargetConfig) -> Result<(Option<Vec<AppliedChange>
     }
 }
 
+/// Takes the migration lock of `target` for a restore in place, so that no
+/// `migrate up` or `down` records changes in a database while it is
+/// replaced. PostgreSQL: the advisory lock, which writes nothing. SQLite:
+/// only when the file has tracking tables (the lock labels its holder in
+/// the database, which an unmigrated one must not get). `Ok(None)` when
+/// there is no lock to take or the database cannot be opened (the restore
+/// then reports that itself); [`Error::Locked`] or [`Error::StillRunning`]
+/// when a migration holds it.
+pub fn restore_lock(target: &TargetConfig) -> Result<Option<super::LockGuard>> {
+    use super::Tracker;
+    let taken = match target {
+        TargetConfig::Postgres { url, .. } => match super::PostgresTracker::connect(url) {
+            Ok(mut tracker) => tracker.lock(),
+            Err(_) => return Ok(None),
+        },
+        TargetConfig::Sqlite { path, .. } => {
+            if !matches!(super::recorded(target), Ok(Some(_))) {
+                return Ok(None);
+            }
+            super::SqliteTracker::open(path)?.lock()
+        }
+        TargetConfig::Dir { .. } => return Ok(None),
+    };
+    match taken {
+        Ok(guard) => Ok(Some(guard)),
+        Err(e @ (Error::Locked { .. } | Error::StillRunning { .. })) => Err(e),
+        Err(_) => Ok(None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
