@@ -312,6 +312,24 @@ fn restore_of_selected_tables_names_the_changes_that_touched_them() {
     let status = db.ws.json(&["migrate", "status"]);
     assert_eq!(applied(&status).len(), 4, "{status}");
     assert!(db.has_relation("tags"));
+
+    // Naming the tracking table restores it too, and the warning says what
+    // that leaves.
+    let out = db.ws.run(&[
+        "--json",
+        "restore",
+        &id,
+        "--tables",
+        "items,ripcord.changes",
+    ]);
+    out.assert_ok();
+    out.assert_stderr_has("they include the tracking table");
+    let v = out.json();
+    let m = &v["migrations"][0];
+    assert_eq!(m["tracking_restored"], true, "{v}");
+    assert_eq!(m["after"]["change"], "0002_price", "{v}");
+    let status = db.ws.json(&["migrate", "status"]);
+    assert_eq!(applied(&status), strs(&["0001_items", "0002_price"]));
 }
 
 /// A snapshot taken before the first migration, restored over the migrated

@@ -74,7 +74,7 @@ pub struct MigrationCheck {
     /// Whether the two differ.
     pub differs: bool,
     /// Whether the restore brings back the tracking tables: a whole
-    /// database; not selected tables.
+    /// database, or selected tables that include `ripcord.changes`.
     pub tracking_restored: bool,
     /// A restore of selected tables: the tracking tables are left as they
     /// are, and these changes, applied since the snapshot's state, changed
@@ -126,7 +126,7 @@ pub fn before_restore(
         snapshot: t.migration.clone(),
         live: live.clone(),
         differs,
-        tracking_restored: tables.is_none(),
+        tracking_restored: tables.is_none_or(names_tracking_table),
         tables_changed_since: Vec::new(),
         after: None,
         pending_fingerprints_forgotten: 0,
@@ -137,6 +137,13 @@ pub fn before_restore(
     let then = shown(t.migration.as_ref());
     let now = shown(live.as_ref());
     match tables {
+        Some(_) if check.tracking_restored => ctx.warn(format!(
+            "the restored tables of {} come from migration state {then}; the live database is \
+             at {now}. They include the tracking table, so afterwards the database records \
+             {then} while the tables not named stay at {now}; `ripcord migrate status` and \
+             `up` then go by {then}",
+            t.name
+        )),
         None => ctx.warn(format!(
             "snapshot holds {} at migration state {then}; the live database is at {now}. \
              The restore brings back the snapshot's tracking tables with its data: afterwards \
@@ -179,8 +186,14 @@ pub fn before_restore(
     check
 }
 
-/// After a whole database was restored in place: forgets what the restore
-/// made stale and records what the database records now, warning if it is
+/// Whether a restore of selected tables brings back the tracking table
+/// (PostgreSQL `ripcord.changes`) itself.
+fn names_tracking_table(tables: &[(String, String)]) -> bool {
+    tables.iter().any(|(s, n)| s == "ripcord" && n == "changes")
+}
+
+/// After a restore in place that brought the tracking tables back (see
+/// [`MigrationCheck::tracking_restored`]): forgets what the restore made stale and records what the database records now, warning if it is
 /// not the snapshot's state.
 pub fn after_restore(ctx: &Ctx, check: &mut MigrationCheck, config: &TargetConfig) {
     match tracking::after_restore(config) {
