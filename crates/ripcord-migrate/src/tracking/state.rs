@@ -251,6 +251,7 @@ mod tests {
             certain,
             transactional: true,
             down: None,
+            schema: None,
         })
     }
 

@@ -349,6 +349,7 @@ fn scope_text(scope: &Scope) -> String {
             t.join(", ")
         ),
         Scope::Tables(t) => t.join(", "),
+        Scope::Schema(what) => format!("schema-only, of {}", what.join(", ")),
         Scope::Database => "the whole database".into(),
     }
 }
