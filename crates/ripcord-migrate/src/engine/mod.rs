@@ -125,6 +125,18 @@ pub struct UpChange {
     /// when the change has none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fingerprint_ms: Option<u64>,
+    /// The safety snapshot's tables read and taken over unread from the
+    /// previous snapshot (nothing wrote to them since); none when the
+    /// change has no snapshot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot_tables: Option<TablesTaken>,
+}
+
+/// How a snapshot got its tables.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TablesTaken {
+    pub read: u64,
+    pub reused: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -221,6 +233,7 @@ pub enum Note<'a> {
         id: &'a str,
         scope: &'a Scope,
         uncertain: Option<&'a str>,
+        tables: Option<TablesTaken>,
     },
     Applied(&'a UpChange),
     Reverted(&'a DownChange),

@@ -160,6 +160,7 @@ fn planned(p: &Prepared, snapshot_always: bool) -> UpChange {
         schema_snapshot: Vec::new(),
         duration_ms: None,
         fingerprint_ms: None,
+        snapshot_tables: None,
     }
 }
 
@@ -184,7 +185,14 @@ fn apply_one(
     let snapshot = match &out.snapshot_scope {
         Scope::None | Scope::DownScript(_) | Scope::Schema(_) => Ok(None),
         Scope::Tables(_) => net.snapshot(name, Some(&p.analysis.tables)).map(Some),
-        Scope::Database => net.snapshot(name, None).map(Some),
+        Scope::Database => {
+            // The snapshot waits for every session's statistics to be
+            // flushed; this one's are, once this statement ends.
+            if let db::Conn::Postgres(client) = db.conn() {
+                let _ = client.batch_execute(ripcord_core::pg_stats::FLUSH_MARKER);
+            }
+            net.snapshot(name, None).map(Some)
+        }
     };
     let snapshot = match snapshot {
         Ok(s) => s,
@@ -193,12 +201,16 @@ fn apply_one(
             return Err(e);
         }
     };
+    if snapshot.is_some() {
+        out.snapshot_tables = net.tables_taken();
+    }
     if let Some(id) = &snapshot {
         note(Note::Snapshot {
             change: name,
             id,
             scope: &out.snapshot_scope,
             uncertain: out.uncertain.as_deref(),
+            tables: out.snapshot_tables,
         });
     }
     out.snapshot = snapshot.clone();

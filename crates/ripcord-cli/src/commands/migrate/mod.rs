@@ -379,6 +379,21 @@ fn plan(ctx: &Ctx, args: &PlanArgs) -> Result<()> {
             "safety snapshots ({}):",
             snapshot_counts(report.changes.iter().filter_map(|c| c.snapshot.as_ref()))
         );
+        let whole = report
+            .changes
+            .iter()
+            .filter(|c| {
+                c.snapshot
+                    .as_ref()
+                    .is_some_and(|e| e.scope == Scope::Database)
+            })
+            .count();
+        if whole > 0 {
+            println!(
+                "  (on PostgreSQL 15 and later a whole-database snapshot reads only the tables \
+                 written since the previous snapshot of the database)"
+            );
+        }
         for (i, c) in report.changes.iter().enumerate() {
             let Some(e) = &c.snapshot else { continue };
             println!("{} {}: {}", i + 1, console::style(&c.name).bold(), e.why);
