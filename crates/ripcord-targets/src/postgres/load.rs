@@ -28,8 +28,10 @@ use crate::error::{Error, Result};
 use crate::Progress;
 
 enum Work<'a> {
-    /// Load table `.1` (its position in the list).
-    Load(&'a PgTable, usize),
+    /// Load table `.1` (its position in the list): all of it in one
+    /// transaction with FREEZE, or only part `.2` (of a table loaded by
+    /// several workers at once).
+    Load(&'a PgTable, usize, Option<usize>),
     Check(Job),
 }
 
@@ -60,8 +62,24 @@ pub(super) fn load_and_check(
             loads.push((t, i));
         }
     }
-    loads.sort_by_key(|(t, _)| std::cmp::Reverse(t.size));
-    items.extend(loads.into_iter().map(|(t, i)| Work::Load(t, i)));
+    // A table larger than a worker's share of the whole would keep one
+    // worker busy while the others have nothing left to do: its parts are
+    // loaded by all of them at once, each in a transaction of its own.
+    let total: u64 = loads.iter().map(|(t, _)| t.size).sum();
+    let share = total / jobs.max(1) as u64;
+    let mut parts_left: Vec<usize> = vec![0; tables.len()];
+    let mut split: Vec<(u64, Work)> = Vec::new();
+    for (t, i) in loads {
+        if jobs > 1 && t.parts.len() > 1 && t.size > share {
+            parts_left[i] = t.parts.len();
+            split.extend((0..t.parts.len()).map(|p| (t.parts[p].size, Work::Load(t, i, Some(p)))));
+        } else {
+            split.push((t.size, Work::Load(t, i, None)));
+        }
+    }
+    split.sort_by_key(|(size, _)| std::cmp::Reverse(*size));
+    items.extend(split.into_iter().map(|(_, w)| w));
+    let parts_left = Mutex::new(parts_left);
     let workers = jobs.min(items.len()).max(1);
     let queue = Mutex::new(Queue { items, loading: 0 });
     let changed = Condvar::new();
@@ -94,14 +112,30 @@ pub(super) fn load_and_check(
                 }
             };
             match work {
-                Work::Load(t, i) => {
+                Work::Load(t, i, part) => {
                     let client = match &mut loader {
                         Some(c) => c,
                         None => loader.insert(loader_connection(target)?),
                     };
-                    load_table(repo, index, client, t, progress)?;
+                    if let Some(p) = part {
+                        copy_in_with(repo, index, client, t, &t.parts[p], false, progress)?;
+                        ripcord_core::failpoint::hit("pg-part-loaded");
+                        let mut left = parts_left.lock().expect("parts");
+                        left[i] -= 1;
+                        if left[i] > 0 {
+                            drop(left);
+                            queue.lock().expect("queue").loading -= 1;
+                            changed.notify_all();
+                            continue;
+                        }
+                    } else {
+                        load_table(repo, index, client, t, progress)?;
+                    }
                     let size: i64 = client
-                        .query_one("SELECT pg_relation_size($1::text::regclass)::int8", &[&quoted(t)])
+                        .query_one(
+                            "SELECT pg_relation_size($1::text::regclass)::int8",
+                            &[&quoted(t)],
+                        )
                         .map_err(pg_err(format!("sizing {}", t.qualified())))?
                         .get(0);
                     sizes.lock().expect("sizes")[i] = Some(size as u64);

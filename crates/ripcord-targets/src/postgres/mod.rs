@@ -14,9 +14,9 @@ mod chunker;
 pub mod conn;
 pub mod copy;
 mod delta;
-mod load;
 pub mod dependents;
 pub mod fingerprint;
+mod load;
 mod merge3;
 mod parallel;
 pub mod redact;
@@ -27,7 +27,7 @@ pub mod tools;
 
 pub use conn::Target;
 pub use redact::{redact, scrub_env};
-pub use restore::{restore, Phase, PgRestoreOptions, PgRestoreStats, TableCheck};
+pub use restore::{restore, PgRestoreOptions, PgRestoreStats, Phase, TableCheck};
 pub use revert::{revert_tables, RevertTable};
 pub use snapshot::{snapshot, unprotected, PgSnapshotOptions};
 

@@ -1,10 +1,8 @@
 //! Restores: whole databases (pre-data, parallel data, parallel post-data,
 //! sequences) and selected tables, then a check of every restored table.
 
-use std::collections::VecDeque;
 use std::io::Write;
 use std::process::Command;
-use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -20,7 +18,7 @@ use super::catalog::{self, column_list, TableInfo};
 use super::conn::{ident, pg_err, Target};
 use super::copy::{RowStats, Scanner};
 use super::load;
-use super::parallel::{copy_out, on_workers, plan};
+use super::parallel::{copy_out, plan};
 use super::tools::{self, Tools};
 use super::SPLIT_BYTES;
 use crate::error::{Error, Result};
@@ -204,21 +202,20 @@ pub fn restore(
         }
         tools::run(pre, "pg_restore --section=pre-data")?;
         laps.lap("schema");
-        if std::env::var_os("RIPCORD_PG_LOAD").is_some_and(|v| v == "parts") {
-            load_parallel(repo, index, &target, &selected, jobs, progress)?;
-        } else {
-            checks = Some(load::load_and_check(
-                repo, index, &target, &selected, jobs, progress,
-            )?);
-        }
+        checks = Some(load::load_and_check(
+            repo, index, &target, &selected, jobs, progress,
+        )?);
         laps.lap("load");
         let list = toc_without_capture(&tools, &target, archive.path())?;
         let mut post = pg_restore(&tools, &target, archive.path());
         post.arg("--section=post-data")
             .arg(format!("--use-list={}", list.path().display()))
             .arg(format!("--jobs={jobs}"));
-        if let Some(v) = std::env::var_os("RIPCORD_PG_OPTS") {
-            post.env("PGOPTIONS", v);
+        if index_memory_is_low(&mut client)? {
+            post.env(
+                "PGOPTIONS",
+                format!("-c maintenance_work_mem={INDEX_MEMORY}"),
+            );
         }
         if created {
             post.arg("--no-owner").arg("--no-privileges");
@@ -418,37 +415,21 @@ pub(super) fn copy_in_with(
 /// Chunks read ahead of a COPY: a few MiB.
 const PREFETCH: usize = 4;
 
-/// Loads every part of every table, several parts (of one table too) at once.
-fn load_parallel(
-    repo: &Repository,
-    index: &Index,
-    target: &Target,
-    tables: &[&PgTable],
-    jobs: usize,
-    progress: &dyn Progress,
-) -> Result<()> {
-    let mut work: Vec<(&PgTable, &Stream)> = tables
-        .iter()
-        .flat_map(|t| t.parts.iter().map(move |p| (*t, p)))
-        .collect();
-    work.sort_by_key(|w| std::cmp::Reverse(w.1.size));
-    let workers = jobs.min(work.len()).max(1);
-    let queue = Mutex::new(work.into_iter().collect::<VecDeque<_>>());
-    on_workers(workers, &|stop| {
-        let mut client = target.connect()?;
-        // Each part commits on its own; the load is checked as a whole afterwards.
-        client
-            .batch_execute("SET synchronous_commit = off")
-            .map_err(pg_err("preparing a loader"))?;
-        while !stop.load(Ordering::Relaxed) {
-            let Some((t, part)) = queue.lock().expect("queue").pop_front() else {
-                break;
-            };
-            copy_in(repo, index, &mut client, t, part, progress)?;
-            ripcord_core::failpoint::hit("pg-part-loaded");
-        }
-        Ok(())
-    })
+/// Memory for each index build of a whole-database restore: enough to
+/// sort ten million keys in memory, which the server's default (64MB) is
+/// not: it spills them to disk and merges.
+const INDEX_MEMORY: &str = "512MB";
+
+/// Whether the session's `maintenance_work_mem` is below [`INDEX_MEMORY`]
+/// (a larger one, set by the administrator, is kept).
+fn index_memory_is_low(client: &mut Client) -> Result<bool> {
+    Ok(client
+        .query_one(
+            "SELECT pg_size_bytes(current_setting('maintenance_work_mem')) < pg_size_bytes($1)",
+            &[&INDEX_MEMORY],
+        )
+        .map_err(pg_err("reading maintenance_work_mem"))?
+        .get(0))
 }
 
 fn set_sequences(client: &mut Client, content: &PgContent) -> Result<()> {
