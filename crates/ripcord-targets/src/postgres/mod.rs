@@ -21,6 +21,7 @@ mod merge3;
 mod parallel;
 pub mod redact;
 mod restore;
+pub mod reuse;
 mod revert;
 mod snapshot;
 pub mod tools;
