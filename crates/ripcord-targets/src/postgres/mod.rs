@@ -16,6 +16,7 @@ pub mod copy;
 mod delta;
 pub mod dependents;
 pub mod fingerprint;
+mod load;
 mod merge3;
 mod parallel;
 pub mod redact;
@@ -27,7 +28,7 @@ pub mod tools;
 
 pub use conn::Target;
 pub use redact::{redact, scrub_env};
-pub use restore::{restore, PgRestoreOptions, PgRestoreStats, TableCheck};
+pub use restore::{restore, PgRestoreOptions, PgRestoreStats, Phase, TableCheck};
 pub use revert::{revert_tables, RevertTable};
 pub use snapshot::{snapshot, snapshot_with, unprotected, PgSnapshotOptions};
 
