@@ -126,16 +126,18 @@ mig_plan_part() {
 # DELETE, UPDATE, DROP TABLE, the new columns) is in both.
 
 # The catalog of DB outside the tools' own schemas, as sorted lines: what
-# both tools must leave alike. Columns are compared by name, not position.
+# both tools must leave alike. Columns are compared by name, not position;
+# privileges as they are in effect (no ACL and the default ACL are alike).
 mig_real_signature() { # DB
     pg_sql "$1" -F $'\t' <<'SQL' | LC_ALL=C sort
 WITH ns AS (SELECT oid, nspname FROM pg_namespace
             WHERE nspname NOT IN ('sqitch', 'ripcord', 'information_schema') AND nspname NOT LIKE 'pg\_%')
-SELECT 'schema', nspname, coalesce(n.nspacl::text, ''), coalesce(obj_description(n.oid, 'pg_namespace'), '')
+SELECT 'schema', nspname, coalesce(n.nspacl, acldefault('n', n.nspowner))::text, coalesce(obj_description(n.oid, 'pg_namespace'), ''), ''
     FROM pg_namespace n JOIN ns USING (nspname)
 UNION ALL
 SELECT 'rel', ns.nspname, c.relname, c.relkind::text || ' rls=' || c.relrowsecurity,
-       coalesce(c.relacl::text, '') || ' ' || coalesce(obj_description(c.oid, 'pg_class'), '')
+       coalesce(c.relacl, acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char", c.relowner))::text
+           || ' ' || coalesce(obj_description(c.oid, 'pg_class'), '')
     FROM pg_class c JOIN ns ON ns.oid = c.relnamespace WHERE c.relkind <> 't'
 UNION ALL
 SELECT 'col', ns.nspname, c.relname || '.' || a.attname,
@@ -152,7 +154,8 @@ SELECT 'con', ns.nspname, coalesce(k.conrelid::regclass::text, '') || coalesce(k
 UNION ALL
 SELECT 'index', schemaname, indexname, indexdef, '' FROM pg_indexes WHERE schemaname IN (SELECT nspname FROM ns)
 UNION ALL
-SELECT 'function', ns.nspname, p.oid::regprocedure::text, md5(pg_get_functiondef(p.oid)), coalesce(p.proacl::text, '')
+SELECT 'function', ns.nspname, p.oid::regprocedure::text, md5(pg_get_functiondef(p.oid)),
+       coalesce(p.proacl, acldefault('f', p.proowner))::text
     FROM pg_proc p JOIN ns ON ns.oid = p.pronamespace
 UNION ALL
 SELECT 'trigger', t.tgrelid::regclass::text, t.tgname, pg_get_triggerdef(t.oid), ''
