@@ -76,7 +76,7 @@ TABLES = [
      "    md5((i * 7)::text) || md5((i * 8)::text), lpad((i % 99999)::text, 5, '0')"),
     ("audit_log", 0.02, 160,
      "id bigint PRIMARY KEY, logged_at timestamptz NOT NULL, actor text NOT NULL, detail text NOT NULL",
-     "i, timestamptz '2021-01-01' + i * interval '2 minutes', 'user' || (i % 1000),\n"
+     "i, timestamptz '2021-01-01' + i * {audit_step}, 'user' || (i % 1000),\n"
      "    md5(i::text) || md5((i * 6)::text)"),
     ("legacy_sessions", 0.01, 150,
      "id bigint PRIMARY KEY, customer_id bigint NOT NULL, token text NOT NULL, expires_at timestamptz NOT NULL",
@@ -90,7 +90,10 @@ def setup_sql(mb):
     out = ["CREATE SCHEMA shop;"]
     for name, _share, _width, cols, gen in TABLES:
         out.append(f"CREATE TABLE shop.{name} (\n    {cols}\n);")
-        out.append(f"INSERT INTO shop.{name}\nSELECT {gen.format(customers=rows['customers'])}\n"
+        # The audit log spans four years, so the purge (cutoff 2023-01-01)
+        # deletes about half of it.
+        audit_step = f"interval '{4 * 365 * 86400 // rows['audit_log']} seconds'"
+        out.append(f"INSERT INTO shop.{name}\nSELECT {gen.format(customers=rows['customers'], audit_step=audit_step)}\n"
                    f"FROM generate_series(1, {rows[name]}) i;")
     for table, col in FOREIGN_KEYS:
         out.append(f"ALTER TABLE shop.{table} ADD FOREIGN KEY ({col}) REFERENCES shop.customers (id);")

@@ -198,22 +198,22 @@ mig_real_rows() { # DB FILE
     rm -f "$2.unsorted"
 }
 
-# Records "TOOL STEP-check" (DB's catalog is EXPECTED's) and, with ROWS-KEY,
-# the meta key ROWS-KEY: rows of the loaded tables in the template that DB no
-# longer holds as they were.
-mig_real_check() { # TOOL STEP DB EXPECTED [ROWS-KEY]
-    local tool=$1 step=$2 db=$3 expected=$4 key=${5:-} status=ok got=$LOGS/$1-$2-check.log lost
-    if ! mig_real_signature "$db" >"$got" 2>&1 || ! diff -u "$expected" "$got" >"$got.diff"; then
+# Records "TOOL STEP-check" (DB's catalog is EXPECTED's, the row counts of
+# the loaded tables left out: they are what ROWS-KEY counts) and the meta key
+# ROWS-KEY: rows of the loaded tables in the template that DB no longer holds
+# as they were.
+mig_real_check() { # TOOL STEP DB EXPECTED ROWS-KEY
+    local tool=$1 step=$2 db=$3 expected=$4 key=$5 status=ok got=$LOGS/$1-$2-check.log lost
+    if ! mig_real_signature "$db" >"$got" 2>&1 ||
+        ! diff -u <(grep -v $'^rows\tshop\t' "$expected") <(grep -v $'^rows\tshop\t' "$got") >"$got.diff"; then
         status=failed
         log "$tool: after $step, the catalog of $db is not as expected (log: $got.diff)"
     fi
     printf '%s\t%s-check\t0\t0\t%s\n' "$tool" "$step" "$status" >>"$RESULTS"
-    if [[ -n $key ]]; then
-        mig_real_rows "$db" "$PG_DIR/real-rows-after.txt"
-        lost=$(LC_ALL=C comm -23 "$PG_DIR/real-rows-before.txt" "$PG_DIR/real-rows-after.txt" | wc -l)
-        pg_meta "$key" "$lost"
-        rm -f "$PG_DIR/real-rows-after.txt"
-    fi
+    mig_real_rows "$db" "$PG_DIR/real-rows-after.txt"
+    lost=$(LC_ALL=C comm -23 "$PG_DIR/real-rows-before.txt" "$PG_DIR/real-rows-after.txt" | wc -l)
+    pg_meta "$key" "$lost"
+    rm -f "$PG_DIR/real-rows-after.txt"
 }
 
 # A fresh copy of the loaded template, named DB.
@@ -793,9 +793,10 @@ if real_changes:
           else f"| {title} | {tool} | {cmd} | failed | | {c} |")
     w("")
     w("\"Catalog\": schemas, tables, columns (by name), constraints, indexes, functions, triggers, policies, views,")
-    w("types, privileges, default privileges, comments, roles and the row counts of the new tables. \"Rows lost\": rows")
-    w("of the loaded tables (`md5` of each whole row) that the template holds and the database no longer holds as")
-    w("they were after the full revert.")
+    w("types, privileges in effect, default privileges, comments, roles, and the row counts of the tables outside")
+    w("`shop` (those of `shop` are the rows lost). \"Rows lost\": rows of the loaded tables (`md5` of each whole row)")
+    w("that the template holds and the database no longer holds as they were after the full revert: sqitch's revert")
+    w("scripts cannot bring back what the destructive changes removed; ripcord puts it back from its table snapshots.")
     w("")
     for name, what in (("real-up.json", "applied"), ("real-down.json", "reverted")):
         info = inside(name, what)
