@@ -481,14 +481,22 @@ fn plan_explain_resolves_psql_variables_as_up_does() {
     write(
         &ws,
         "migrations/revert/role.sql",
-        &format!("BEGIN;\nREVOKE SELECT ON :\"schema\".t FROM {role};\nDROP ROLE {role};\nCOMMIT;\n"),
+        &format!(
+            "BEGIN;\nREVOKE SELECT ON :\"schema\".t FROM {role};\nDROP ROLE {role};\nCOMMIT;\n"
+        ),
     );
     let v = ws.json(&["migrate", "plan", "--explain", "--set", "n=7"]);
     let explained: Vec<String> = v["changes"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| format!("{}={}", c["name"].as_str().unwrap(), c["snapshot"]["scope"].as_str().unwrap()))
+        .map(|c| {
+            format!(
+                "{}={}",
+                c["name"].as_str().unwrap(),
+                c["snapshot"]["scope"].as_str().unwrap()
+            )
+        })
         .collect();
     assert_eq!(explained, ["schema=none", "role=none"], "{v}");
     let up = ws.json(&["migrate", "up", "--set", "n=7"]);

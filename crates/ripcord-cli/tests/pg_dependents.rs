@@ -398,7 +398,11 @@ fn a_table_put_back_gets_only_its_own_privileges_not_the_default_ones() {
          INSERT INTO accounts (name) SELECT 'n' || i FROM generate_series(1, 20) i;\n\
          GRANT SELECT ON accounts TO dep_defacl_reader;\n",
     );
-    write(&ws, "migrations/0001_accounts/down.sql", "DROP TABLE accounts;\n");
+    write(
+        &ws,
+        "migrations/0001_accounts/down.sql",
+        "DROP TABLE accounts;\n",
+    );
     write(
         &ws,
         "migrations/0002_defaults/up.sql",

@@ -124,7 +124,9 @@ pub fn row_local(code: &str) -> bool {
 /// are not known built-ins, or reads tables outside the catalog. The
 /// caller decides whether each statement is data-free.
 pub fn guarded_statements(code: &str) -> Option<Vec<String>> {
-    let tokens = Tokenizer::new(&PostgreSqlDialect {}, code).tokenize().ok()?;
+    let tokens = Tokenizer::new(&PostgreSqlDialect {}, code)
+        .tokenize()
+        .ok()?;
     let tokens: Vec<Token> = tokens
         .into_iter()
         .filter(|t| !matches!(t, Token::Whitespace(_)))

@@ -249,9 +249,15 @@ fn revert_and_verify_read_deploy_variables_as_sqitch_does() {
     .unwrap();
     let conf = config::sqitch(dir.path()).unwrap();
     let down = conf.variables("down");
-    assert_eq!((down["a"].as_str(), down["b"].as_str(), down["c"].as_str()), ("core", "deploy", "revert"));
+    assert_eq!(
+        (down["a"].as_str(), down["b"].as_str(), down["c"].as_str()),
+        ("core", "deploy", "revert")
+    );
     let verify = conf.variables("verify");
-    assert_eq!((verify["b"].as_str(), verify["c"].as_str()), ("deploy", "verify"));
+    assert_eq!(
+        (verify["b"].as_str(), verify["c"].as_str()),
+        ("deploy", "verify")
+    );
     assert_eq!(conf.variables("up")["c"], "deploy");
 }
 
