@@ -16,6 +16,13 @@
 #     it), against `pg_dump -Fd -j2` taken before the change and `createdb +
 #     pg_restore -j2` of the whole database. Rows whose payload differs from
 #     the one recorded before the change are counted as lost, for both;
+#  1b. (part `real`) a realistic sqitch project of 100 changes
+#     (gen-sqitch-real.py: roles, grants, default privileges, functions,
+#     triggers, RLS, psql variables, destructive changes) on
+#     $BENCH_MIGRATE_REAL_MB MB of rows loaded beforehand: sqitch deploy and
+#     revert against ripcord up and down on copies of the same database; the
+#     catalogs are compared, rows lost by each revert counted, and ripcord's
+#     safety snapshots counted by kind;
 #  3. SQLite with foreign keys on: 20,000 parents and 300,000 children whose
 #     parent column has no index; a change drops a column of the parents and
 #     `migrate down` puts it back from the safety snapshot (every parent row
