@@ -775,6 +775,9 @@ if real_changes:
     w("loaded once into a template database, untimed, and each run deploys onto a fresh copy of it")
     w("(`CREATE DATABASE … TEMPLATE`), so neither tool's time includes the bulk load, and both include what the")
     w("changes themselves read and write. The tables, largest first:")
+    if num("real_mb") != 1000:
+        w("")
+        w(f"**{num('real_mb')} MB, not the default 1000**: less data than the target describes.")
     w("")
     try:
         tabs = [l.rstrip("\n").split("\t") for l in open(os.path.join(d, "real-tables.tsv"))]
@@ -971,7 +974,9 @@ w("")
 w("### Reproduce")
 w("")
 w("```")
-w("BENCH_SECTIONS=migrate scripts/bench" if scale == 100 else f"BENCH_SECTIONS=migrate BENCH_PG_SCALE={scale} scripts/bench")
+knobs = ([] if scale == 100 else [f"BENCH_PG_SCALE={scale}"]) + (
+    [f"BENCH_MIGRATE_REAL_MB={num('real_mb')}"] if real_changes and num("real_mb") != 1000 else [])
+w(" ".join(["BENCH_SECTIONS=migrate"] + knobs + ["scripts/bench"]))
 w("```")
 w("")
 w("The script installs sqitch and DBD::Pg (apt) when missing, starts its own cluster under")
