@@ -234,6 +234,7 @@ fn migration_story(ctx: &Ctx, repo: &Repository, root: &Path, db: &Path) -> Resu
 
         allow_unprotected: false,
         unprotected: Vec::new(),
+        taken: None,
     };
     let actor = actor();
     let up = UpOptions {

@@ -182,6 +182,19 @@ fn keep_new_keeps_the_applications_writes_and_undoes_the_change() {
         );
         assert_eq!(v["rows_lost"], 0, "{kind:?} {v}");
         assert!(table(c, "items")["three_way"].as_bool().unwrap());
+        if kind == Engine::Postgres {
+            // Only `events` was left alone since: only it was not read.
+            assert!(
+                table(c, "events")["unwritten_since"].as_bool().unwrap(),
+                "{c}"
+            );
+            for written in ["items", "people", "tags"] {
+                assert!(
+                    !table(c, written)["unwritten_since"].as_bool().unwrap(),
+                    "{c}"
+                );
+            }
+        }
         // The fingerprint is forgotten with the change.
         let left = match kind {
             Engine::Postgres => "SELECT count(*) FROM ripcord.fingerprint",
@@ -189,6 +202,82 @@ fn keep_new_keeps_the_applications_writes_and_undoes_the_change() {
         };
         assert_eq!(db.rows(left), strs(&["0"]), "{kind:?}");
     }
+}
+
+/// The rollback of `DROP COLUMN` hashed the whole live table although
+/// nothing had been written to it since the change (2.9x pg_restore, from
+/// 11.0x): with no write marked since, the live table is not read, and the
+/// result is the same. Writes under `session_replication_role = replica`
+/// and a TRUNCATE are marked too.
+#[test]
+fn a_rollback_with_no_writes_since_the_change_does_not_read_the_live_table() {
+    let db = AppDb::new(bin(), Engine::Postgres, "merge_unwritten");
+    seed(&db);
+    let before = [
+        db.rows(ITEMS),
+        db.rows(PEOPLE),
+        db.rows(EVENTS),
+        db.rows(TAGS),
+    ];
+    db.ws.ok(&["migrate", "up"]);
+    let v = down(&db, "keep-new");
+    let c = &v["changes"][0];
+    for name in ["items", "people", "events", "tags"] {
+        let t = table(c, name);
+        assert!(t["three_way"].as_bool().unwrap(), "{c}");
+        assert!(t["unwritten_since"].as_bool().unwrap(), "{name}: {c}");
+    }
+    // inserted, updated, deleted, conflicts, kept, deletions kept,
+    // review, discarded, undone, removed, restored
+    assert_eq!(
+        counts(&table(c, "items")),
+        [0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 10],
+        "{c}"
+    );
+    assert_eq!(
+        counts(&table(c, "people")),
+        [0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 4],
+        "{c}"
+    );
+    assert_eq!(
+        [
+            db.rows(ITEMS),
+            db.rows(PEOPLE),
+            db.rows(EVENTS),
+            db.rows(TAGS)
+        ],
+        before
+    );
+    assert_eq!(v["rows_lost"], 0, "{v}");
+    let left = "SELECT (SELECT count(*) FROM ripcord.written_watch) + (SELECT count(*) FROM ripcord.written_since)";
+    assert_eq!(db.rows(left), strs(&["0"]));
+
+    // Again, with writes the statement trigger must see.
+    db.ws.ok(&["migrate", "up"]);
+    db.exec(
+        "SET session_replication_role = replica; UPDATE items SET price = 1 WHERE id = 1;
+         RESET session_replication_role; TRUNCATE tags;",
+    );
+    let v = down(&db, "keep-new");
+    let c = &v["changes"][0];
+    for (name, unwritten) in [
+        ("items", false),
+        ("people", true),
+        ("events", true),
+        ("tags", false),
+    ] {
+        assert_eq!(
+            table(c, name)["unwritten_since"].as_bool().unwrap(),
+            unwritten,
+            "{name}: {c}"
+        );
+    }
+    assert_eq!(
+        db.rows("SELECT price FROM items WHERE id = 1"),
+        strs(&["1"])
+    );
+    // The application emptied it; the row the change deleted is back.
+    assert_eq!(db.rows(TAGS), strs(&["y"]));
 }
 
 #[test]

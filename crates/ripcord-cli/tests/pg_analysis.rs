@@ -343,11 +343,13 @@ fn plan_explain_and_lint_say_what_is_snapshotted_and_why() {
     );
 
     let out = ws.ok(&["migrate", "plan", "--explain"]);
-    out.assert_stdout_has("safety snapshots (1 whole database, 1 table-level, 7 none):")
-        .assert_stdout_has("drop_nickname")
-        .assert_stdout_has("tables app.accounts: line 2: drops app.accounts.nickname and its data")
-        .assert_stdout_has("line 3: changes no rows (a role)")
-        .assert_stdout_has("ALTER DEFAULT PRIVILEGES IN SCHEMA app GRANT SELECT");
+    out.assert_stdout_has(
+        "safety snapshots (1 whole database, 1 table-level, 0 schema-only, 7 none):",
+    )
+    .assert_stdout_has("drop_nickname")
+    .assert_stdout_has("tables app.accounts: line 2: drops app.accounts.nickname and its data")
+    .assert_stdout_has("line 3: changes no rows (a role)")
+    .assert_stdout_has("ALTER DEFAULT PRIVILEGES IN SCHEMA app GRANT SELECT");
 
     let l = ws.json(&["migrate", "lint"]);
     let scopes: Vec<String> = l["snapshots"]
@@ -373,19 +375,36 @@ fn plan_explain_and_lint_say_what_is_snapshotted_and_why() {
         .filter(|f| f["kind"] == "not-undone")
         .collect();
     assert!(not_undone.is_empty(), "{l}");
+    // Without its down script, the roles change is put back by a
+    // schema-only snapshot: nothing is left not undone.
     std::fs::remove_file(ws.path("migrations/revert/roles.sql")).unwrap();
     let l = ws.json(&["migrate", "lint"]);
-    let not_undone: Vec<String> = l["findings"]
+    let not_undone: Vec<&Value> = l["findings"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|f| f["kind"] == "not-undone")
-        .map(|f| format!("{}:{}", f["change"].as_str().unwrap(), f["line"]))
         .collect();
-    assert_eq!(not_undone, ["roles:2", "roles:3", "roles:4"], "{l}");
+    assert!(not_undone.is_empty(), "{l}");
+    let roles = l["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "roles")
+        .unwrap();
+    assert_eq!(roles["scope"], "schema", "{l}");
+    assert!(
+        roles["why"].as_str().unwrap().starts_with(
+            "schema-only snapshot of a role (line 2), a role (line 3), grants or revokes (line 4)"
+        ),
+        "{l}"
+    );
     ws.ok(&["migrate", "lint"])
         .assert_stdout_has("snapshot before purge: whole database: line 2: calls app.forget()")
-        .assert_stdout_has("safety snapshots: 1 whole database, 1 table-level, 7 none");
+        .assert_stdout_has("snapshot before roles: schema-only snapshot of a role (line 2)")
+        .assert_stdout_has(
+            "safety snapshots: 1 whole database, 1 table-level, 1 schema-only, 6 none",
+        );
 }
 
 /// Rows a foreign key's `ON DELETE CASCADE` removes from another table are

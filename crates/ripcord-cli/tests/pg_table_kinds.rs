@@ -443,7 +443,24 @@ fn restoring_a_safety_snapshot_brings_back_no_capture_trigger() {
         .pop()
         .expect("a safety snapshot");
     let want = ["accounts|accounts_touch"];
-    assert_eq!(triggers(&db), want, "no capture trigger left after up");
+    // The write-mark trigger stays while the change is applied; no
+    // snapshot or restore takes it along.
+    assert_eq!(
+        triggers(&db),
+        ["accounts|accounts_touch", "accounts|ripcord_written"],
+        "no capture trigger left after up"
+    );
+    // A snapshot of the whole database taken now does not bring it back.
+    let whole = ws.snapshot_id(&["app"]);
+    let dst = format!("{db}_whole");
+    ws.ok(&[
+        "restore",
+        &whole,
+        "--into",
+        &cluster().url(&dst),
+        "--create",
+    ]);
+    assert_eq!(triggers(&dst), want);
     // Into the database itself, table by table.
     exec(&db, "DROP TABLE accounts");
     ws.ok(&["restore", &id, "--tables", "accounts"]);

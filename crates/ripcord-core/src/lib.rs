@@ -9,6 +9,7 @@
 //! - [`names`]: what a target name may be.
 //! - [`table_name`]: table names as users type them and reports show them.
 //! - [`limits`]: bounds on numbers from the user, such as `jobs`.
+//! - [`pg_stats`]: flushing a PostgreSQL session's statistics.
 //! - [`password`]: `password_command` with a timeout, and the rules for new passphrases.
 
 pub mod class;
@@ -19,6 +20,7 @@ pub mod interrupt;
 pub mod limits;
 pub mod names;
 pub mod password;
+pub mod pg_stats;
 pub mod revert;
 pub mod table_name;
 

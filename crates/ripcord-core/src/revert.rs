@@ -37,6 +37,10 @@ pub struct TableRevert {
     /// is; the fields below are set only then. `false`: a change applied by
     /// an older version, compared two ways (snapshot and table).
     pub three_way: bool,
+    /// With a three-way comparison: nothing was written to the table since
+    /// the change (its write-mark trigger recorded none), so the table as
+    /// it was is known without reading it, and was not read.
+    pub unwritten_since: bool,
     /// What the application did to the table after the change: rows it
     /// inserted, updated (same key, other values) and deleted. Without a
     /// primary key an update counts as a delete and an insert.

@@ -278,6 +278,7 @@ pub fn up(ctx: &Ctx, req: &UpRequest, note: &mut dyn FnMut(Note<'_>)) -> Result<
         policy: None,
         allow_unprotected: req.allow_unprotected,
         unprotected: Vec::new(),
+        taken: None,
     };
     let opts = UpOptions {
         to: req.to.clone(),
@@ -307,6 +308,7 @@ pub fn down(ctx: &Ctx, req: &DownRequest, note: &mut dyn FnMut(Note<'_>)) -> Res
         policy: req.on_conflict,
         allow_unprotected: false,
         unprotected: Vec::new(),
+        taken: None,
     };
     let opts = DownOptions {
         to: req.to.clone(),

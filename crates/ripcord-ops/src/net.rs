@@ -9,7 +9,7 @@ use ripcord_core::revert::TableRevert;
 use ripcord_core::table_name::Shown;
 use ripcord_core::{Class, Classify};
 use ripcord_migrate::analyze::TableName;
-use ripcord_migrate::engine::{Conn, SafetyNet, Unusable, Watched};
+use ripcord_migrate::engine::{Conn, SafetyNet, TablesTaken, Unusable, Watched};
 use ripcord_repo::lock::LockGuard;
 use ripcord_repo::manifest::Content;
 use ripcord_repo::Repository;
@@ -33,6 +33,8 @@ pub struct RepoNet<'a> {
     pub allow_unprotected: bool,
     /// What the last safety snapshot left out, `schema.name: why`.
     pub unprotected: Vec<String>,
+    /// How the last safety snapshot got its tables.
+    pub taken: Option<TablesTaken>,
 }
 
 /// The repository the net writes to.
@@ -304,11 +306,19 @@ impl SafetyNet for RepoNet<'_> {
             ));
         }
         self.unprotected = result.unprotected;
+        self.taken = Some(TablesTaken {
+            read: result.tables_read,
+            reused: result.tables_reused,
+        });
         Ok(result.id.to_string())
     }
 
     fn unprotected(&mut self) -> Vec<String> {
         std::mem::take(&mut self.unprotected)
+    }
+
+    fn tables_taken(&mut self) -> Option<TablesTaken> {
+        self.taken.take()
     }
 
     fn fingerprint(

@@ -319,6 +319,7 @@ fn rehearse(
 
         allow_unprotected: false,
         unprotected: Vec::new(),
+        taken: None,
     };
     let actor = format!("{} (rehearsal)", actor());
     let up_opts = UpOptions {

@@ -58,6 +58,11 @@ pub struct SnapshotResult {
     pub stats: SaveStats,
     pub seconds: f64,
     pub recovered_packs: usize,
+    /// Database tables whose rows were read.
+    pub tables_read: u64,
+    /// Database tables taken over from the parent snapshot without reading
+    /// them: nothing wrote to them since.
+    pub tables_reused: u64,
     /// Paths left out because ripcord keeps them for itself.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub left_out: Vec<String>,
@@ -152,6 +157,7 @@ pub fn take_with(
     let mut left_out = Vec::new();
     let mut unprotected = Vec::new();
     let (mut files, mut unchanged) = (0, 0);
+    let (mut tables_read, mut tables_reused) = (0, 0);
     for name in names {
         let bar = ctx.bar(None, &format!("snapshot {name}"));
         let t = match ctx.config.target(name)? {
@@ -214,6 +220,9 @@ pub fn take_with(
                 files += 1;
                 if s.unchanged {
                     unchanged += 1;
+                    tables_reused += s.tables.len() as u64;
+                } else {
+                    tables_read += s.tables.len() as u64;
                 }
                 TargetSnapshot {
                     name: name.clone(),
@@ -241,9 +250,21 @@ pub fn take_with(
                         Content::Postgres(pg) => Some((**pg).clone()),
                         _ => None,
                     }),
+                    // Table-level snapshots in between carry no stamps.
+                    stamped: previous.iter().rev().find_map(|(_, s)| {
+                        match &s.target(name)?.content {
+                            Content::Postgres(pg) if pg.stats_epoch.is_some() => {
+                                Some((**pg).clone())
+                            }
+                            _ => None,
+                        }
+                    }),
                 };
                 let pg = postgres::snapshot(&saver, url, &pg_opts, &bar)?;
                 files += pg.tables.len() as u64;
+                let reused = pg.tables.iter().filter(|t| t.reused).count() as u64;
+                tables_reused += reused;
+                tables_read += pg.tables.len() as u64 - reused;
                 unprotected.extend(pg.unprotected.iter().cloned());
                 TargetSnapshot {
                     name: name.clone(),
@@ -283,6 +304,8 @@ pub fn take_with(
         stats,
         seconds: start.elapsed().as_secs_f64(),
         recovered_packs: recovered,
+        tables_read,
+        tables_reused,
         left_out,
         unprotected,
     })

@@ -148,6 +148,25 @@ pub struct PgContent {
     /// bypass), each as `schema.name: why`; taken only when allowed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unprotected: Vec<String>,
+    /// Which statistics the tables' [`PgTable::stamp`]s count in: the
+    /// server's system identifier, the database's oid, the server's start
+    /// time and the database's statistics reset time. A later snapshot
+    /// reuses a table only under the same epoch (see docs/decisions.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats_epoch: Option<String>,
+}
+
+/// What a table's statistics said while it held the rows a snapshot took:
+/// no write reached it between a settled read before the snapshot and one
+/// after. Equal stamps under the same epoch mean equal rows.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PgTableStamp {
+    /// `pg_class.relfilenode`: a TRUNCATE or a rewrite changes it.
+    pub relfilenode: u32,
+    /// `pg_stat_all_tables` n_tup_ins, n_tup_upd, n_tup_del.
+    pub inserted: i64,
+    pub updated: i64,
+    pub deleted: i64,
 }
 
 /// An object that depends on a table of a table-level snapshot: a view or
@@ -213,6 +232,15 @@ pub struct PgTable {
     /// [`PgTable::qualified`], in inheritance order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parents: Vec<String>,
+    /// The statistics stamp under [`PgContent::stats_epoch`], when they
+    /// prove the rows did not change while the snapshot was taken; none:
+    /// the next snapshot reads the table again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stamp: Option<PgTableStamp>,
+    /// Its rows were not read: `parts`, `rows` and `checksum` are the
+    /// parent snapshot's, unchanged since.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reused: bool,
 }
 
 impl PgTable {

@@ -31,6 +31,12 @@ pub fn snapshot(ctx: &Ctx, args: &SnapshotArgs) -> Result<()> {
             output::bytes(result.stats.stored_bytes),
             result.seconds
         ));
+        if result.tables_reused > 0 {
+            ctx.say(format!(
+                "  database tables: {} read, {} unchanged since the previous snapshot (not read)",
+                result.tables_read, result.tables_reused
+            ));
+        }
     }
     Ok(())
 }

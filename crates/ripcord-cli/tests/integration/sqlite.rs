@@ -204,10 +204,20 @@ fn an_unchanged_database_is_not_read_again_and_a_written_one_is() {
         "{first}"
     );
 
+    let n_tables = u64_of(&first["tables_read"], "tables_read");
+    assert!(n_tables >= 2, "{first}");
+    assert_eq!(u64_of(&first["tables_reused"], "tables_reused"), 0);
+
     let again = ws.json(&["snapshot", "--json"]);
     assert_eq!(
         u64_of(&again["unchanged_files"], "unchanged_files"),
         1,
+        "{again}"
+    );
+    assert_eq!(u64_of(&again["tables_read"], "tables_read"), 0, "{again}");
+    assert_eq!(
+        u64_of(&again["tables_reused"], "tables_reused"),
+        n_tables,
         "{again}"
     );
     assert_eq!(
@@ -230,6 +240,7 @@ fn an_unchanged_database_is_not_read_again_and_a_written_one_is() {
         0,
         "{third}"
     );
+    assert_eq!(u64_of(&third["tables_read"], "tables_read"), n_tables);
     let show_third = ws.json(&["show", third["id"].as_str().unwrap()]);
     let orders = tables(&show_third)
         .into_iter()

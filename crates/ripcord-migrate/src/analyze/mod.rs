@@ -148,6 +148,12 @@ pub enum Effect {
     DataFree(&'static str),
     /// Creates these tables, which hold nothing yet.
     Creates(Vec<TableName>),
+    /// Changes the definition of these existing tables, not their rows (an
+    /// index, row-level security): the class says which.
+    Defines {
+        class: &'static str,
+        tables: Vec<TableName>,
+    },
     /// Changes these existing tables (rows or definition); `destroys` when
     /// it drops or overwrites data.
     Changes {
@@ -170,6 +176,9 @@ impl fmt::Display for Effect {
         match self {
             Effect::DataFree(class) => write!(f, "changes no rows ({class})"),
             Effect::Creates(tables) => write!(f, "creates {}", list(tables)),
+            Effect::Defines { class, tables } => {
+                write!(f, "changes no rows of {} ({class})", list(tables))
+            }
             Effect::Changes { tables, destroys } => write!(
                 f,
                 "changes {}{}",
@@ -665,6 +674,13 @@ impl Report<'_> {
         let seen = std::mem::take(&mut self.step);
         let effect = if let Some(why) = seen.uncertain {
             Effect::Uncertain(why)
+        } else if let (Some(class), false, false) =
+            (seen.class, seen.tables.is_empty(), seen.destroys)
+        {
+            Effect::Defines {
+                class,
+                tables: seen.tables,
+            }
         } else if !seen.tables.is_empty() {
             Effect::Changes {
                 tables: seen.tables,

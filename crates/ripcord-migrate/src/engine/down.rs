@@ -108,6 +108,7 @@ pub fn down(
                 was_dirty: *dirty,
                 tables: Vec::new(),
                 dropped_tables: Vec::new(),
+                schema_restored: Vec::new(),
                 down_destroys: down_destroys(p, *how),
                 recorded_plan: p.recorded,
                 duration_ms: None,
@@ -214,6 +215,7 @@ fn decide(p: &Undo, snapshot: Option<&str>, dirty: bool) -> Result<How> {
         (true, true) if destructive => How::DownScriptAndSnapshot,
         (_, true) => How::DownScript,
         (true, false) => How::Snapshot,
+        (false, false) if p.schema.is_some() => How::SchemaSnapshot,
         (false, false) if p.certain && p.tables.is_empty() => How::DropCreated,
         (false, false) => {
             return Err(Error::Irreversible {
@@ -256,7 +258,7 @@ fn revert_one_waiting(
     let started = Instant::now();
     let run_down = matches!(how, How::DownScript | How::DownScriptAndSnapshot);
     let use_snapshot = matches!(how, How::DownScriptAndSnapshot | How::Snapshot);
-    let drop_created = matches!(how, How::Snapshot | How::DropCreated);
+    let drop_created = matches!(how, How::Snapshot | How::DropCreated | How::SchemaSnapshot);
     // A clean session, as the change had.
     clean_session(db)?;
     // A PostgreSQL safety snapshot holds just the tables the change touched,
@@ -271,6 +273,7 @@ fn revert_one_waiting(
         was_dirty: dirty,
         tables: Vec::new(),
         dropped_tables: Vec::new(),
+        schema_restored: Vec::new(),
         down_destroys: down_destroys(p, how),
         recorded_plan: p.recorded,
         duration_ms: None,
@@ -324,6 +327,15 @@ fn revert_one_waiting(
                 .into_iter()
                 .map(|(table, rows)| DroppedTable { table, rows })
                 .collect();
+        }
+        // Its definitions back, after the tables it created (and what hung
+        // on them) are gone.
+        if let (How::SchemaSnapshot, Some(schema)) = (how, &p.schema) {
+            for statement in &schema.statements {
+                execute(db, statement)
+                    .map_err(|e| failed(format!("schema-only snapshot: {statement}: {e}")))?;
+            }
+            out.schema_restored = schema.objects.clone();
         }
         if let (true, Some(id)) = (use_snapshot, snapshot) {
             out.tables = net.revert(db.conn(), id, tables, name)?;

@@ -20,6 +20,7 @@ mod net;
 mod prepare;
 mod resolve;
 mod revert_lock;
+mod schema;
 mod undo;
 mod up;
 mod verify;
@@ -93,6 +94,10 @@ pub enum Scope {
     /// a transaction, undoes it; these are the tables it touches.
     DownScript(Vec<String>),
     Tables(Vec<String>),
+    /// No data: the change changes no rows and has no down script; the
+    /// definitions it changes are read from the catalog before and after it
+    /// (see `schema`). The statements it is for.
+    Schema(Vec<String>),
     /// The tables could not be told from the SQL.
     Database,
 }
@@ -113,10 +118,25 @@ pub struct UpChange {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unprotected: Vec<String>,
     pub duration_ms: Option<u64>,
+    /// What its schema-only snapshot recorded: the definitions it changed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub schema_snapshot: Vec<String>,
     /// How long the post-change fingerprint took, after the commit; none
     /// when the change has none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fingerprint_ms: Option<u64>,
+    /// The safety snapshot's tables read and taken over unread from the
+    /// previous snapshot (nothing wrote to them since); none when the
+    /// change has no snapshot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot_tables: Option<TablesTaken>,
+}
+
+/// How a snapshot got its tables.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TablesTaken {
+    pub read: u64,
+    pub reused: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -139,6 +159,9 @@ pub enum How {
     Snapshot,
     /// It only created tables: they were dropped.
     DropCreated,
+    /// Its schema-only snapshot put its definitions back (and the tables
+    /// it created were dropped).
+    SchemaSnapshot,
 }
 
 impl How {
@@ -150,6 +173,7 @@ impl How {
             }
             How::Snapshot => "from its safety snapshot",
             How::DropCreated => "by dropping the tables it created",
+            How::SchemaSnapshot => "from its schema-only snapshot",
         }
     }
 }
@@ -171,6 +195,9 @@ pub struct DownChange {
     /// Tables put back from the snapshot; empty on a dry run.
     pub tables: Vec<TableRevert>,
     pub dropped_tables: Vec<DroppedTable>,
+    /// The definitions its schema-only snapshot put back.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub schema_restored: Vec<String>,
     /// What the down script itself destroys, as it says (`drops table t`);
     /// those rows are gone by the script's own intent.
     pub down_destroys: Vec<String>,
@@ -206,6 +233,7 @@ pub enum Note<'a> {
         id: &'a str,
         scope: &'a Scope,
         uncertain: Option<&'a str>,
+        tables: Option<TablesTaken>,
     },
     Applied(&'a UpChange),
     Reverted(&'a DownChange),

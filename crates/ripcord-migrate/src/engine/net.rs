@@ -46,6 +46,12 @@ pub trait SafetyNet {
         Vec::new()
     }
 
+    /// How the last [`snapshot`](SafetyNet::snapshot) got its tables: read,
+    /// or taken over from the previous snapshot.
+    fn tables_taken(&mut self) -> Option<super::TablesTaken> {
+        None
+    }
+
     /// Right after `change` committed, on `conn` in transactions of its
     /// own: records the post-change fingerprint of `tables` (per row a hash
     /// of its key and of the whole row), corrected for the writes their

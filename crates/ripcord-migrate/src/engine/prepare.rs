@@ -3,7 +3,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::analyze::{self, Analysis, Blocks, Dialect, Finding, Kind, Options, Step, Unparsed};
+use crate::analyze::{
+    self, Analysis, Blocks, Dialect, Effect, Finding, Kind, Options, Step, Unparsed,
+};
 use crate::tracking::{self, AppliedChange, ChangeState, Status};
 use crate::{Change, Error, Plan, Result, Script};
 
@@ -31,7 +33,17 @@ pub(crate) struct Prepared<'p> {
     /// What the down script does; `None` without one.
     pub down_analysis: Option<Analysis>,
     pub down_transactional: bool,
+    dialect: Dialect,
 }
+
+/// Data-free classes with nothing to put back.
+const TRIVIAL_CLASSES: &[&str] = &[
+    "a setting",
+    "changes no table's rows",
+    "reads or sets only",
+    "maintenance; rows stay as they are",
+    "creates a table",
+];
 
 impl<'p> Prepared<'p> {
     pub fn new(change: &'p Change, order: i32, options: &Options) -> Prepared<'p> {
@@ -79,6 +91,7 @@ impl<'p> Prepared<'p> {
             down,
             down_analysis,
             down_transactional,
+            dialect: options.dialect,
         }
     }
 
@@ -96,6 +109,62 @@ impl<'p> Prepared<'p> {
             && self.down_transactional
             && self.analysis.certain
             && !self.analysis.has(Kind::Destructive)
+    }
+
+    /// Whether the way back is a schema-only snapshot: no down script, a
+    /// transaction, every statement known to change no rows, and at least
+    /// one that defines something (a grant, a function, a policy, …).
+    pub fn schema_only(&self) -> bool {
+        self.down.is_none()
+            && self.transactional
+            && self.analysis.certain
+            && !self.analysis.has(Kind::Destructive)
+            && self.analysis.steps.iter().all(|s| match &s.effect {
+                Effect::DataFree(_) | Effect::Creates(_) | Effect::Defines { .. } => true,
+                // Rows of a table the change creates go with the table.
+                // (Steps keep the names as written; `created` may be
+                // qualified by the server.)
+                Effect::Changes { tables, .. } => tables.iter().all(|t| {
+                    self.analysis.created.iter().any(|c| {
+                        c.name == t.name
+                            && (c.schema.is_none() || t.schema.is_none() || c.schema == t.schema)
+                    })
+                }),
+                Effect::Uncertain(_) => false,
+            })
+            && !self.defining_steps().is_empty()
+    }
+
+    /// The statements a schema-only snapshot is for, at the file's lines:
+    /// `class (line n)`.
+    fn defining_steps(&self) -> Vec<String> {
+        self.analysis
+            .steps
+            .iter()
+            .zip(&self.file_steps)
+            .filter_map(|(a, f)| {
+                match a.effect {
+                    Effect::DataFree(class) if !TRIVIAL_CLASSES.contains(&class) => Some(class),
+                    Effect::Defines { class, .. } => Some(class),
+                    _ => None,
+                }
+                .map(|class| format!("{class} (line {})", f.line))
+            })
+            .collect()
+    }
+
+    /// For a schema-only change, the first statement whose definitions a
+    /// schema-only snapshot does not record, at its line in the file.
+    pub fn schema_refusal(&self, dialect: Dialect) -> Option<String> {
+        if !self.schema_only() {
+            return None;
+        }
+        let statements = analyze::statements(&self.up, dialect)?;
+        statements.iter().find_map(|st| {
+            let why = super::schema::unsupported(&st.sql, dialect)?;
+            let line = self.file_lines.get(&st.line).copied().unwrap_or(st.line);
+            Some(format!("line {line}: {why}"))
+        })
     }
 
     /// Why the whole database must be snapshotted, if it must.
@@ -120,6 +189,8 @@ impl<'p> Prepared<'p> {
     pub fn scope(&self, snapshot_always: bool) -> Scope {
         if !self.analysis.certain {
             Scope::Database
+        } else if self.schema_only() {
+            Scope::Schema(self.defining_steps())
         } else if self.analysis.tables.is_empty() {
             Scope::None
         } else if self.down_is_enough() && !snapshot_always {
@@ -133,6 +204,16 @@ impl<'p> Prepared<'p> {
     pub fn why(&self, scope: &Scope, snapshot_always: bool) -> String {
         match scope {
             Scope::Database => format!("whole database: {}", self.uncertain().unwrap_or_default()),
+            Scope::Schema(what) => match self.schema_refusal(self.dialect) {
+                Some(why) => {
+                    format!("refused by up: it has no down script, and {why}; write a down script")
+                }
+                None => format!(
+                    "schema-only snapshot of {}: the change changes no rows and has no down \
+                     script; no data is read",
+                    what.join(", ")
+                ),
+            },
             Scope::None => "none: the change touches no existing table; its statements \
                             change no rows or create new tables"
                 .to_string(),

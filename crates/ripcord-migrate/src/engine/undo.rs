@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use crate::analyze::{self, Analysis, Kind, Options, TableName};
-use crate::tracking::{RecordedScript, RevertPlan};
+use crate::tracking::{RecordedScript, RevertPlan, SchemaUndo};
 use crate::{Change, Script};
 
 use super::prepare::Prepared;
@@ -29,6 +29,8 @@ pub(crate) struct Undo<'p> {
     pub down_transactional: bool,
     /// Whether this comes from the plan recorded when the change was applied.
     pub recorded: bool,
+    /// Its schema-only snapshot, when it has one.
+    pub schema: Option<SchemaUndo>,
 }
 
 impl<'p> Undo<'p> {
@@ -60,6 +62,7 @@ impl<'p> Undo<'p> {
             down_analysis: p.down_analysis.clone(),
             down_transactional: p.down_transactional,
             recorded: false,
+            schema: None,
         }
     }
 
@@ -92,6 +95,7 @@ impl<'p> Undo<'p> {
             }),
             down_analysis,
             recorded: true,
+            schema: plan.schema,
         }
     }
 }
@@ -116,6 +120,7 @@ pub(crate) fn revert_plan(p: &Prepared<'_>, tables: &BTreeSet<TableName>) -> Rev
                 .unwrap_or_default(),
             transactional: p.down_transactional,
         }),
+        schema: None,
     }
 }
 

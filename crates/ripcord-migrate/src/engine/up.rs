@@ -11,6 +11,7 @@ use super::down::revert_one;
 use super::net::SafetyNet;
 use super::prepare::{self, Prepared};
 use super::resolve::{asks_server, clean_session, qualified, CLEAN};
+use super::schema;
 use super::undo::{self, Undo};
 use super::{Note, Scope, UpChange, UpOptions, UpReport};
 use crate::analyze::{Analysis, Dialect, TableName};
@@ -79,6 +80,24 @@ pub fn up(
         })
         .collect();
     prepare::check_scripts(db, &checks)?;
+    // A change whose way back would be a schema-only snapshot that cannot
+    // record all it changes is refused before anything runs: a whole-
+    // database data snapshot is not the way back for definitions.
+    for p in &pending {
+        if let Some(why) = p.schema_refusal(options.dialect) {
+            return Err(Error::Refused {
+                message: format!(
+                    "change {} has no down script, and its statements change no rows, so its \
+                     way back is a schema-only snapshot; but {why}; nothing was applied",
+                    p.name()
+                ),
+                hint: format!(
+                    "write a down script for {} (it then needs no snapshot at all)",
+                    p.name()
+                ),
+            });
+        }
+    }
 
     let mut report = UpReport {
         dry_run: opts.dry_run,
@@ -98,7 +117,7 @@ pub fn up(
         match out.snapshot_scope {
             Scope::Tables(_) => all.extend(p.analysis.tables.iter().cloned()),
             Scope::Database => whole = true,
-            Scope::None | Scope::DownScript(_) => continue,
+            Scope::None | Scope::DownScript(_) | Scope::Schema(_) => continue,
         }
         needed = true;
     }
@@ -130,6 +149,9 @@ pub fn up(
     Ok(report)
 }
 
+/// The step name of a change whose schema-only snapshot cannot be taken.
+const SCHEMA_REFUSED: &str = "schema-only snapshot";
+
 fn planned(p: &Prepared, snapshot_always: bool) -> UpChange {
     let scope = p.scope(snapshot_always);
     UpChange {
@@ -140,8 +162,10 @@ fn planned(p: &Prepared, snapshot_always: bool) -> UpChange {
         verify: p.verify.is_some(),
         snapshot: None,
         unprotected: Vec::new(),
+        schema_snapshot: Vec::new(),
         duration_ms: None,
         fingerprint_ms: None,
+        snapshot_tables: None,
     }
 }
 
@@ -163,15 +187,22 @@ fn apply_one(
     // Writes during the snapshot are logged from before it starts, and
     // copied under a short lock once the change's transaction has begun.
     let mut cap = match &out.snapshot_scope {
-        Scope::None | Scope::DownScript(_) => Capture::default(),
+        Scope::None | Scope::DownScript(_) | Scope::Schema(_) => Capture::default(),
         Scope::Tables(_) => capture::install(db, Some(&p.analysis.tables), timeout)?,
         Scope::Database => capture::install(db, None, timeout)?,
     };
     failpoint::hit("migrate-capture-installed");
     let snapshot = match &out.snapshot_scope {
-        Scope::None | Scope::DownScript(_) => Ok(None),
+        Scope::None | Scope::DownScript(_) | Scope::Schema(_) => Ok(None),
         Scope::Tables(_) => net.snapshot(name, Some(&p.analysis.tables)).map(Some),
-        Scope::Database => net.snapshot(name, None).map(Some),
+        Scope::Database => {
+            // The snapshot waits for every session's statistics to be
+            // flushed; this one's are, once this statement ends.
+            if let db::Conn::Postgres(client) = db.conn() {
+                let _ = client.batch_execute(ripcord_core::pg_stats::FLUSH_MARKER);
+            }
+            net.snapshot(name, None).map(Some)
+        }
     };
     let snapshot = match snapshot {
         Ok(s) => s,
@@ -180,12 +211,16 @@ fn apply_one(
             return Err(e);
         }
     };
+    if snapshot.is_some() {
+        out.snapshot_tables = net.tables_taken();
+    }
     if let Some(id) = &snapshot {
         note(Note::Snapshot {
             change: name,
             id,
             scope: &out.snapshot_scope,
             uncertain: out.uncertain.as_deref(),
+            tables: out.snapshot_tables,
         });
     }
     out.snapshot = snapshot.clone();
@@ -194,10 +229,12 @@ fn apply_one(
     let started = Instant::now();
     let checksum = &p.change.up.checksum;
     // Recorded with the change: `down` follows it, whatever the files say later.
-    let revert_plan = undo::revert_plan(p, &p.analysis.tables);
+    let mut revert_plan = undo::revert_plan(p, &p.analysis.tables);
+    let schema_only = matches!(out.snapshot_scope, Scope::Schema(_));
 
     if p.transactional {
         let mut watched = Vec::new();
+        let mut schema_objects = Vec::new();
         let result = (|| -> Result<std::result::Result<bool, (String, String)>> {
             if clean_later && plain && db.dialect() == Dialect::Postgres {
                 db::clean_and_begin(db, CLEAN)?;
@@ -205,8 +242,25 @@ fn apply_one(
                 db::begin_change(db, timeout)?;
             }
             capture::seal(db, name, &cap, timeout)?;
+            let before = if schema_only {
+                Some(schema::facts(db)?)
+            } else {
+                None
+            };
             if let Err(e) = execute(db, &p.up) {
                 return Ok(Err(("up".into(), e.to_string())));
+            }
+            // What the change did to the definitions, read in its own
+            // transaction: nothing else can have changed them in between.
+            if let Some(before) = before {
+                let after = schema::facts(db)?;
+                match schema::undo(&before, &after) {
+                    Ok(undo) => {
+                        schema_objects = undo.objects.clone();
+                        revert_plan.schema = Some(undo);
+                    }
+                    Err(what) => return Ok(Err((SCHEMA_REFUSED.into(), what))),
+                }
             }
             failpoint::hit("migrate-change-ran");
             // What the change left is fingerprinted after the commit, for a
@@ -282,8 +336,20 @@ fn apply_one(
             failpoint::hit("migrate-fingerprint-taken");
         }
         capture::finish(db, &cap, timeout);
+        out.schema_snapshot = schema_objects;
         match result {
             Ok(Ok(_)) => {}
+            Ok(Err((step, what))) if step == SCHEMA_REFUSED => {
+                rolled_back?;
+                return Err(Error::Refused {
+                    message: format!(
+                        "change {name} has no down script, and its schema-only snapshot cannot \
+                         put back what it changed ({what}); its transaction was rolled back, so \
+                         the database is as it was before it"
+                    ),
+                    hint: format!("write a down script for {name}, then run up again"),
+                });
+            }
             Ok(Err((step, detail))) => {
                 rolled_back?;
                 let _ = db.record_event(name, EventKind::Fail, &opts.actor, &detail);
@@ -394,6 +460,9 @@ fn deploy_detail(out: &UpChange) -> String {
         Some(id) => format!("{tx}; safety snapshot {id}{unprotected}"),
         None if matches!(out.snapshot_scope, Scope::DownScript(_)) => {
             format!("{tx}; no safety snapshot (its down script undoes it, no data destroyed)")
+        }
+        None if matches!(out.snapshot_scope, Scope::Schema(_)) => {
+            format!("{tx}; schema-only snapshot (changes no rows, no down script)")
         }
         None => format!("{tx}; no safety snapshot (touches no existing table)"),
     }

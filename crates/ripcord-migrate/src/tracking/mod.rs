@@ -260,6 +260,22 @@ pub struct RevertPlan {
     pub transactional: bool,
     /// Its down script, as ripcord would run it when it was applied.
     pub down: Option<RecordedScript>,
+    /// The schema-only snapshot of a change without a down script whose
+    /// statements change no rows: what puts its definitions back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<SchemaUndo>,
+}
+
+/// The definitions a change changed (functions, views, policies, grants,
+/// comments, …), read from the catalog before and after its script in its
+/// own transaction, and the statements that put them back as they were.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemaUndo {
+    /// The definitions the change changed, as `kind name` (`function
+    /// public.f(integer)`, `acl table public.t +app SELECT`).
+    pub objects: Vec<String>,
+    /// The statements that put them back, in order.
+    pub statements: Vec<String>,
 }
 
 /// A script as recorded with its change.
@@ -274,9 +290,16 @@ pub struct RecordedScript {
 }
 
 impl RevertPlan {
-    pub const VERSION: u32 = 1;
+    /// Format 2 adds `schema`; a plan without it is still written as 1, so
+    /// older versions keep reading what they can follow.
+    pub const VERSION: u32 = 2;
 
     pub fn to_json(&self) -> String {
+        if self.schema.is_none() && self.version > 1 {
+            let mut older = self.clone();
+            older.version = 1;
+            return serde_json::to_string(&older).expect("a revert plan serialises");
+        }
         serde_json::to_string(self).expect("a revert plan serialises")
     }
 

@@ -333,6 +333,10 @@ impl Tracker for PostgresTracker {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+        // It writes nothing; ending on this statement tells the safety
+        // snapshots its statistics are flushed (PostgreSQL 15 and later),
+        // so they need not wait for it to be idle long.
+        let _ = lock_client.batch_execute(ripcord_core::pg_stats::FLUSH_MARKER);
         let holder = format!("backend pid {pid} ({app})");
         Ok(LockGuard::new(holder, move || {
             // Closing the session releases the lock too; unlocking first

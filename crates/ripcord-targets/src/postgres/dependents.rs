@@ -181,7 +181,7 @@ pub fn record(client: &mut Client, tables: &[String]) -> Result<Vec<PgDependent>
                         WHEN 'A' THEN format('; ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', t.tgrelid::regclass, t.tgname)
                         ELSE '' END
              FROM pg_trigger t WHERE t.tgrelid = ANY($1) AND NOT t.tgisinternal
-               AND t.tgname NOT LIKE 'ripcord\\_capture%'
+               AND t.tgname NOT LIKE 'ripcord\\_capture%' AND t.tgname <> 'ripcord_written'
              ORDER BY 1, 2",
             &[&oids],
         )

@@ -373,3 +373,44 @@ pub fn load(client: &mut Client, change: &str, table: &str) -> Result<Option<Fin
         }
     }))
 }
+
+/// Whether nothing was written to the live table `live` (a quoted name)
+/// since `change` committed: the migration engine put a statement trigger
+/// on it then (`ripcord_written`, kept until the change is reverted), which
+/// marks every INSERT, UPDATE, DELETE and TRUNCATE in
+/// `ripcord.written_since`. True only when the table is the one it watched
+/// (same oid, same relfilenode: no rewrite since), the trigger is still
+/// there and always enabled, the table is in no inheritance tree, and no
+/// mark is recorded; the table then holds exactly the rows of its
+/// fingerprint, and the three-way merge need not read it.
+pub(crate) fn unwritten_since(client: &mut Client, change: &str, live: &str) -> Result<bool> {
+    let ctx = || format!("looking for writes to {live} since {change}");
+    let has: bool = client
+        .query_one(
+            "SELECT pg_catalog.to_regclass('ripcord.written_watch') IS NOT NULL
+                AND pg_catalog.to_regclass('ripcord.written_since') IS NOT NULL",
+            &[],
+        )
+        .map_err(pg_err(ctx()))?
+        .get(0);
+    if !has {
+        return Ok(false);
+    }
+    Ok(client
+        .query_one(
+            "SELECT EXISTS (
+                 SELECT 1 FROM ripcord.written_watch w
+                 JOIN pg_catalog.pg_class c ON c.oid = w.rel AND c.relfilenode = w.filenode
+                 WHERE w.change = $1 AND w.rel = $2::text::regclass
+                   AND c.relkind = 'r'
+                   AND EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid
+                               AND t.tgname = 'ripcord_written' AND t.tgenabled = 'A')
+                   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i
+                                   WHERE i.inhrelid = c.oid OR i.inhparent = c.oid)
+                   AND NOT EXISTS (SELECT 1 FROM ripcord.written_since s
+                                   WHERE s.change = $1 AND s.rel = c.oid))",
+            &[&change, &live],
+        )
+        .map_err(pg_err(ctx()))?
+        .get(0))
+}

@@ -52,6 +52,10 @@ pub(super) struct Merging<'a> {
     /// any other table is read without its inheritance children.
     pub partitioned: bool,
     pub change: &'a str,
+    /// Nothing was written to the live table since the change
+    /// ([`fingerprint::unwritten_since`]): it holds the fingerprint's rows,
+    /// and is not read.
+    pub unwritten: bool,
 }
 
 /// Resolves the rows of the replaced table by a three-way comparison.
@@ -233,7 +237,12 @@ fn merge_pinned(
         fp.id
     );
     report.three_way = true;
+    report.unwritten_since = mg.unwritten;
     report.policy = Some(policy);
+    // Unwritten, the live rows are the fingerprint's: the application's
+    // writes (rows where they differ) are none, and the plan's one-time
+    // filter keeps the live table from being read at all.
+    let app_wrote = if mg.unwritten { "false" } else { "true" };
     let keep = policy == OnConflict::KeepNew;
     if keyed {
         let (lk, rk) = (hash(&lkey), hash(&rkey));
@@ -245,7 +254,7 @@ fn merge_pinned(
                  FROM (SELECT {lk} AS k, {lh} AS h, s.tableoid AS ltab, s.ctid AS lid
                        FROM {stash} s) l
                  FULL JOIN {f} f ON f.k = l.k
-                 WHERE l.h IS DISTINCT FROM f.h;
+                 WHERE {app_wrote} AND l.h IS DISTINCT FROM f.h;
                  ANALYZE {m};
                  UPDATE {m} m SET rtab = r.tableoid, rid = r.ctid, rh = {rh} FROM {name} r WHERE {rk} = m.k;
                  UPDATE {m} SET conflict = CASE
@@ -293,6 +302,8 @@ fn merge_pinned(
                        || ' by the application after the change' \
                        || CASE WHEN m.conflict THEN ', which had changed this row too (conflict)' ELSE '' END";
         match policy {
+            // No application writes: nothing to keep, discard or set aside.
+            _ if mg.unwritten => {}
             OnConflict::KeepNew => {
                 let deleted = run(
                     client,
@@ -382,6 +393,8 @@ fn merge_pinned(
                 "CREATE TEMP TABLE {m} ON COMMIT DROP AS
                  SELECT h, sum(nl)::bigint AS nl, sum(nf)::bigint AS nf, sum(nr)::bigint AS nr
                  FROM (SELECT {lh} AS h, 1::bigint AS nl, 0::bigint AS nf, 0::bigint AS nr FROM {stash} s
+                       WHERE {app_wrote}
+                       UNION ALL SELECT h, n, 0, 0 FROM {f} f WHERE NOT {app_wrote}
                        UNION ALL SELECT h, 0, n, 0 FROM {f} f
                        UNION ALL SELECT {rh}, 0, 0, 1 FROM {name} r) x
                  GROUP BY h HAVING sum(nl) <> sum(nf) OR sum(nr) <> sum(nf);
@@ -427,6 +440,8 @@ fn merge_pinned(
             "SELECT y.rtab, y.rid FROM y JOIN {m} m ON m.h = y.h WHERE y.rn <= m.nf - m.nl"
         );
         match policy {
+            // No application writes: nothing to keep, discard or set aside.
+            _ if mg.unwritten => {}
             OnConflict::KeepNew => {
                 if c[4] > 0 {
                     run(

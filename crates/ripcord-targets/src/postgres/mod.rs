@@ -20,6 +20,7 @@ mod merge3;
 mod parallel;
 pub mod redact;
 mod restore;
+pub mod reuse;
 mod revert;
 mod snapshot;
 pub mod tools;

@@ -608,11 +608,16 @@ fn recheck_foreign_keys(
 /// names may hold spaces, the list writes them unquoted; ours have none).
 pub(super) fn is_capture_trigger<S: AsRef<str>>(words: &[S]) -> bool {
     matches!(words, [d, .., n, _] if d.as_ref() == "TRIGGER"
-        && n.as_ref().starts_with(CAPTURE_TRIGGER_PREFIX))
+        && (n.as_ref().starts_with(CAPTURE_TRIGGER_PREFIX) || n.as_ref() == WRITTEN_TRIGGER))
 }
 
 /// The name every capture trigger starts with.
 const CAPTURE_TRIGGER_PREFIX: &str = "ripcord_capture";
+
+/// The statement trigger that marks a table written since a change (kept
+/// while the change is applied): it belongs to that change, not to the
+/// table.
+const WRITTEN_TRIGGER: &str = "ripcord_written";
 
 /// The whole archive's list but the capture triggers.
 fn toc_without_capture(

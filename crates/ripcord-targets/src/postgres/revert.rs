@@ -1069,6 +1069,7 @@ impl Cx<'_> {
         let Some(fp) = fingerprint::load(self.client, self.change, &what)? else {
             return Ok(false);
         };
+        let unwritten = fingerprint::unwritten_since(self.client, self.change, stash)?;
         let merging = merge3::Merging {
             what: &what,
             name: &quoted(t),
@@ -1076,6 +1077,7 @@ impl Cx<'_> {
             live_columns: &live.columns,
             partitioned: t.partitioned,
             change: self.change,
+            unwritten,
         };
         merge3::merge(self.client, self.progress, &merging, &fp, policy, report)
     }

@@ -11,6 +11,7 @@ use super::chunker::RowChunker;
 use super::conn::{ident, pg_err, Target};
 use super::copy::{RowStats, Scanner};
 use super::parallel::{copy_out, plan};
+use super::reuse::{self, Stamps};
 use super::tools::{self, Tools};
 use super::SPLIT_BYTES;
 use crate::error::{Error, Result};
@@ -30,6 +31,10 @@ pub struct PgSnapshotOptions {
     /// The previous snapshot of this database: changed chunks are stored as
     /// deltas against its chunks at the same place.
     pub parent: Option<PgContent>,
+    /// The newest snapshot of this database with statistics stamps (a
+    /// whole-database one): tables whose stamps have not moved since are
+    /// taken over from it unread.
+    pub stamped: Option<PgContent>,
     /// Leave out selected tables that cannot be read in full (a foreign
     /// table, no SELECT right, row-level security the role cannot bypass)
     /// instead of refusing; they are listed in the content.
@@ -47,6 +52,35 @@ pub fn snapshot(
     let mut coord = target.connect()?;
     let (server_version, major) = catalog::server_version(&mut coord)?;
     let tools = Tools::find(major)?;
+
+    // A whole-database snapshot reuses the parent's entry of each table no
+    // write reached since (see `reuse`): the statistics are read settled
+    // once before the consistent point and once after it.
+    let mut stats = match opts.tables.is_none() && reuse::supported(major) {
+        true => Some(target.connect()?),
+        false => None,
+    };
+    let mut own = Vec::new();
+    for c in std::iter::once(&mut coord).chain(stats.as_mut()) {
+        let pid: i32 = c
+            .query_one("SELECT pg_backend_pid()", &[])
+            .map_err(pg_err(&shown))?
+            .get(0);
+        own.push(pid);
+    }
+    let mut budget = std::time::Duration::ZERO;
+    let before = match &mut stats {
+        Some(c) => {
+            let bytes: i64 = c
+                .query_one("SELECT pg_database_size(current_database())", &[])
+                .map_err(pg_err(&shown))?
+                .get(0);
+            budget = reuse::budget(bytes.max(0) as u64);
+            // Statistics that cannot be read only mean every table is read.
+            reuse::settled_read(c, &own, budget).ok().flatten()
+        }
+        None => None,
+    };
 
     // Everything below reads through this exported snapshot.
     coord
@@ -101,6 +135,26 @@ pub fn snapshot(
             progress.warn(format!("{} is not protected: {}", u.table, u.reason));
         }
     }
+    let after = match (&before, &mut stats) {
+        (Some(_), Some(c)) => reuse::settled_read(c, &own, budget).ok().flatten(),
+        _ => None,
+    };
+    drop(stats);
+    let steady = match (&before, &after) {
+        (Some(b), Some(a)) => reuse::steady(b, a),
+        _ => None,
+    };
+    let reused: Vec<Option<PgTable>> = tables
+        .iter()
+        .map(|t| reusable(t, steady.as_ref(), opts.stamped.as_ref(), saver))
+        .collect();
+    let reading: Vec<TableInfo> = tables
+        .iter()
+        .zip(&reused)
+        .filter(|(_, r)| r.is_none())
+        .map(|(t, _)| t.clone())
+        .collect();
+
     let seq_names =
         catalog::sequences(&mut coord, opts.tables.as_ref().map(|_| tables.as_slice()))?;
     let mut sequences = Vec::new();
@@ -143,7 +197,7 @@ pub fn snapshot(
     } else {
         opts.split_bytes
     };
-    let jobs = plan(&tables, split);
+    let jobs = plan(&reading, split);
     let workers = match opts.jobs {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
@@ -156,23 +210,23 @@ pub fn snapshot(
     // A safety snapshot must hold every row of the tables it names: each
     // tree is counted through its top table while the workers copy.
     let tops: Vec<usize> = match &opts.tables {
-        Some(_) => (0..tables.len())
+        Some(_) => (0..reading.len())
             .filter(|&i| {
-                !tables
+                !reading
                     .iter()
-                    .any(|p| tables[i].parents.contains(&p.qualified()))
+                    .any(|p| reading[i].parents.contains(&p.qualified()))
             })
             .collect(),
         None => Vec::new(),
     };
     let progress_fn = |n| progress.bytes(n);
     let counting = &mut coord;
-    let tables_ref = &tables;
+    let reading_ref = &reading;
     let (counted, copied) = std::thread::scope(|scope| {
         let counter = scope.spawn(move || -> Result<Vec<(usize, i64)>> {
             let mut out = Vec::new();
             for &i in &tops {
-                let t = &tables_ref[i];
+                let t = &reading_ref[i];
                 let n: i64 = counting
                     .query_one(&format!("SELECT count(*) FROM {}", t.quoted()), &[])
                     .map_err(pg_err(format!("counting the rows of {}", t.qualified())))?
@@ -184,11 +238,11 @@ pub fn snapshot(
         let copied = copy_out(
             &target,
             &setup,
-            &tables,
+            &reading,
             jobs,
             workers,
             &|job| {
-                let t = &tables[job.table];
+                let t = &reading[job.table];
                 let like = opts
                     .parent
                     .as_ref()
@@ -203,7 +257,7 @@ pub fn snapshot(
             },
             &|(chunker, scanner), block| chunker.push(block, scanner),
             &|job, (chunker, scanner)| {
-                let t = &tables[job.table];
+                let t = &reading[job.table];
                 let stream = chunker.finish()?;
                 let stats = scanner.finish().map_err(|detail| Error::Pg {
                     context: format!("copying {}.{}", t.schema, t.name),
@@ -224,7 +278,7 @@ pub fn snapshot(
     coord.batch_execute("COMMIT").map_err(pg_err(&shown))?;
 
     let mut parts: Vec<Vec<(usize, Stream, RowStats)>> =
-        (0..tables.len()).map(|_| Vec::new()).collect();
+        (0..reading.len()).map(|_| Vec::new()).collect();
     for (table, part, stream, stats) in results.into_inner().expect("results") {
         parts[table].push((part, stream, stats));
     }
@@ -237,9 +291,9 @@ pub fn snapshot(
         let mut tree = vec![top];
         let mut i = 0;
         while i < tree.len() {
-            let q = tables[tree[i]].qualified();
-            let children: Vec<usize> = (0..tables.len())
-                .filter(|&j| tables[j].parents.contains(&q) && !tree.contains(&j))
+            let q = reading[tree[i]].qualified();
+            let children: Vec<usize> = (0..reading.len())
+                .filter(|&j| reading[j].parents.contains(&q) && !tree.contains(&j))
                 .collect();
             tree.extend(children);
             i += 1;
@@ -249,15 +303,20 @@ pub fn snapshot(
             return Err(Error::Mismatch {
                 detail: format!(
                     "the safety snapshot of {} holds {got} rows, the table has {expected}",
-                    tables[top].qualified()
+                    reading[top].qualified()
                 ),
             });
         }
     }
+    let mut parts = parts.into_iter();
     let tables = tables
         .into_iter()
-        .zip(parts)
-        .map(|(t, mut ps)| {
+        .zip(reused)
+        .map(|(t, reused)| {
+            if let Some(entry) = reused {
+                return entry;
+            }
+            let mut ps = parts.next().expect("a part list per table read");
             ps.sort_by_key(|p| p.0);
             let mut stats = RowStats::default();
             for p in &ps {
@@ -274,6 +333,8 @@ pub fn snapshot(
                 indexes: t.indexes,
                 parts: ps.into_iter().map(|p| p.1).collect(),
                 partitioned: t.kind == 'p',
+                stamp: steady.as_ref().and_then(|s| s.tables.get(&t.oid).copied()),
+                reused: false,
                 parents: t.parents,
             }
         })
@@ -291,6 +352,51 @@ pub fn snapshot(
             .into_iter()
             .map(|u| format!("{}: {}", u.table, u.reason))
             .collect(),
+        stats_epoch: steady.map(|s| s.epoch),
+    })
+}
+
+/// The parent's entry of `t`, taken over when its stamp in `steady` (the
+/// statistics that hold for this snapshot) is the one the parent recorded,
+/// under the same epoch, with the same columns, and every chunk it names is
+/// in the repository.
+fn reusable(
+    t: &TableInfo,
+    steady: Option<&Stamps>,
+    parent: Option<&PgContent>,
+    saver: &Saver,
+) -> Option<PgTable> {
+    let steady = steady?;
+    let parent = parent?;
+    let stamp = steady.tables.get(&t.oid)?;
+    if parent.stats_epoch.as_deref() != Some(steady.epoch.as_str()) {
+        return None;
+    }
+    let old = parent
+        .tables
+        .iter()
+        .find(|p| p.schema == t.schema && p.name == t.name)?;
+    let same = old.stamp.as_ref() == Some(stamp)
+        && old.columns == t.columns
+        && old.partitioned == t.partitioned()
+        && old
+            .parts
+            .iter()
+            .all(|s| s.chunks.iter().all(|c| saver.is_known(c)));
+    same.then(|| PgTable {
+        schema: t.schema.clone(),
+        name: t.name.clone(),
+        rows: old.rows,
+        checksum: old.checksum.clone(),
+        size: old.size,
+        relation_size: t.relation_size,
+        columns: t.columns.clone(),
+        indexes: t.indexes.clone(),
+        parts: old.parts.clone(),
+        partitioned: old.partitioned,
+        parents: t.parents.clone(),
+        stamp: Some(*stamp),
+        reused: true,
     })
 }
 

@@ -235,10 +235,20 @@ fn say(ctx: &Ctx, note: Note<'_>) {
             id,
             scope,
             uncertain,
+            tables,
         } => {
             let short: String = id.chars().take(8).collect();
+            // Tables taken over unread from the previous snapshot are named:
+            // the whole database was not read again.
+            let reused = match tables {
+                Some(t) if t.reused > 0 => format!(
+                    " ({} tables read, {} unchanged since the previous snapshot)",
+                    t.read, t.reused
+                ),
+                _ => String::new(),
+            };
             ctx.say(format!(
-                "safety snapshot {short} of {} before {change}",
+                "safety snapshot {short} of {} before {change}{reused}",
                 scope_text(scope)
             ));
             if let Some(why) = uncertain {
@@ -349,6 +359,7 @@ fn scope_text(scope: &Scope) -> String {
             t.join(", ")
         ),
         Scope::Tables(t) => t.join(", "),
+        Scope::Schema(what) => format!("schema-only, of {}", what.join(", ")),
         Scope::Database => "the whole database".into(),
     }
 }

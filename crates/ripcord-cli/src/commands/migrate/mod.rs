@@ -385,6 +385,21 @@ fn plan(ctx: &Ctx, args: &PlanArgs) -> Result<()> {
             "safety snapshots ({}):",
             snapshot_counts(report.changes.iter().filter_map(|c| c.snapshot.as_ref()))
         );
+        let whole = report
+            .changes
+            .iter()
+            .filter(|c| {
+                c.snapshot
+                    .as_ref()
+                    .is_some_and(|e| e.scope == Scope::Database)
+            })
+            .count();
+        if whole > 0 {
+            println!(
+                "  (on PostgreSQL 15 and later a whole-database snapshot reads only the tables \
+                 written since the previous snapshot of the database)"
+            );
+        }
         for (i, c) in report.changes.iter().enumerate() {
             let Some(e) = &c.snapshot else { continue };
             println!("{} {}: {}", i + 1, console::style(&c.name).bold(), e.why);
@@ -397,17 +412,18 @@ fn plan(ctx: &Ctx, args: &PlanArgs) -> Result<()> {
     Ok(())
 }
 
-/// `2 whole database, 3 table-level, 95 none`.
+/// `2 whole database, 3 table-level, 5 schema-only, 90 none`.
 fn snapshot_counts<'a>(explained: impl Iterator<Item = &'a Explained>) -> String {
-    let (mut whole, mut tables, mut none) = (0, 0, 0);
+    let (mut whole, mut tables, mut schema, mut none) = (0, 0, 0, 0);
     for e in explained {
         match e.scope {
             Scope::Database => whole += 1,
             Scope::Tables(_) => tables += 1,
+            Scope::Schema(_) => schema += 1,
             Scope::None | Scope::DownScript(_) => none += 1,
         }
     }
-    format!("{whole} whole database, {tables} table-level, {none} none")
+    format!("{whole} whole database, {tables} table-level, {schema} schema-only, {none} none")
 }
 
 #[derive(Serialize)]
@@ -566,9 +582,11 @@ fn lint(ctx: &Ctx, args: &LintArgs) -> Result<()> {
         server_version: None,
     };
     let order = s.plan.order()?;
+    let snapshots = ripcord_ops::migrate::explain(ctx, &s)?;
     let mut findings: Vec<LintFinding> = Vec::new();
     for change in &order {
         let has_down = has_script(&change.down);
+        let explained = snapshots.iter().find(|e| e.name == change.name);
         let scripts = [
             ("up", Some(&change.up)),
             ("down", change.down.as_ref()),
@@ -617,7 +635,20 @@ fn lint(ctx: &Ctx, args: &LintArgs) -> Result<()> {
                 });
             }
         }
-        if !has_down {
+        if let Some(e) = explained.filter(|e| matches!(e.scope, Scope::Schema(_))) {
+            // Put back by a schema-only snapshot, unless up refuses it.
+            if e.why.starts_with("refused") {
+                findings.push(LintFinding {
+                    change: change.name.clone(),
+                    kind: "not-undone",
+                    severity: "warning",
+                    file: shown(&change.up.path),
+                    line: None,
+                    statement: None,
+                    detail: e.why.clone(),
+                });
+            }
+        } else if !has_down {
             // Definitions no table snapshot records: only a down script
             // could take them back.
             let analysis = analyze::analyze(&change.up.sql, &options);
@@ -668,7 +699,7 @@ fn lint(ctx: &Ctx, args: &LintArgs) -> Result<()> {
         },
         changes: order.len(),
         findings,
-        snapshots: ripcord_ops::migrate::explain(ctx, &s)?,
+        snapshots,
     };
     if ctx.json {
         output::print_json(&report);
@@ -698,7 +729,10 @@ fn lint(ctx: &Ctx, args: &LintArgs) -> Result<()> {
         );
         // What gets a data snapshot, and why; changes without one are the rest.
         for e in &report.snapshots {
-            if matches!(e.scope, Scope::Database | Scope::Tables(_)) {
+            if matches!(
+                e.scope,
+                Scope::Database | Scope::Tables(_) | Scope::Schema(_)
+            ) {
                 println!("snapshot before {}: {}", e.name, e.why);
             }
         }

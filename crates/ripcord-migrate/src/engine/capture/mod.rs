@@ -52,6 +52,22 @@ CREATE TABLE IF NOT EXISTS ripcord.safety_delta (
     row_text text);
 CREATE INDEX IF NOT EXISTS safety_delta_change ON ripcord.safety_delta (change, table_name);
 CREATE TABLE IF NOT EXISTS ripcord.fingerprint_pending (change text NOT NULL, rel oid NOT NULL);
+CREATE TABLE IF NOT EXISTS ripcord.written_watch (
+    change text NOT NULL, rel oid NOT NULL, filenode oid NOT NULL, PRIMARY KEY (change, rel));
+CREATE TABLE IF NOT EXISTS ripcord.written_since (
+    change text NOT NULL, rel oid NOT NULL, PRIMARY KEY (change, rel));
+CREATE OR REPLACE FUNCTION ripcord.mark_written() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $ripcord$
+BEGIN
+    INSERT INTO ripcord.written_since (change, rel)
+    SELECT w.change, w.rel FROM ripcord.written_watch w
+    WHERE w.rel = TG_RELID AND NOT EXISTS
+        (SELECT 1 FROM ripcord.written_since s WHERE s.change = w.change AND s.rel = w.rel)
+    ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END
+$ripcord$;
 CREATE OR REPLACE FUNCTION ripcord.capture() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET \"DateStyle\" = 'ISO, MDY' SET \"IntervalStyle\" = 'postgres' SET \"TimeZone\" = 'UTC'
@@ -101,6 +117,10 @@ const PG_TEXT_SETTINGS: [(&str, &str); 5] = [
 
 /// Triggers ripcord puts on a table while a change is prepared.
 const PG_TRIGGERS: [&str; 2] = ["ripcord_capture", "ripcord_capture_truncate"];
+
+/// The statement trigger that marks a watched table written from its
+/// change's commit until the change is reverted (`ripcord.written_since`).
+const PG_WRITTEN_TRIGGER: &str = "ripcord_written";
 
 /// The tables whose writes are being logged for one change.
 #[derive(Debug, Default)]
@@ -234,7 +254,7 @@ pub fn watch(
     cap.watching = Some(change.to_string());
     match db.conn() {
         Conn::Postgres(client) => {
-            let watched = pg_watch(client, cap, tables, timeout)?;
+            let watched = pg_watch(client, change, cap, tables, timeout)?;
             let oids: Vec<u32> = watched.iter().map(|w| w.oid).collect();
             client
                 .execute(
@@ -401,6 +421,36 @@ pub fn clear(db: &mut dyn Database, timeout: Duration) -> Result<()> {
                     }
                 })?;
             }
+            // Write marks no change watches any more: the trigger goes.
+            let stale: Vec<String> = client
+                .query(
+                    "SELECT DISTINCT t.tgrelid::regclass::text FROM pg_catalog.pg_trigger t
+                     WHERE t.tgname = $1 AND pg_catalog.to_regclass('ripcord.written_watch') IS NOT NULL
+                       AND t.tgfoid = pg_catalog.to_regprocedure('ripcord.mark_written()')",
+                    &[&PG_WRITTEN_TRIGGER],
+                )
+                .map_err(Error::postgres("look for ripcord's write-mark triggers"))?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            for name in stale {
+                let watched: bool = client
+                    .query_one(
+                        "SELECT EXISTS (SELECT 1 FROM ripcord.written_watch WHERE rel = $1::text::regclass)",
+                        &[&name],
+                    )
+                    .map_err(Error::postgres("look for ripcord.written_watch"))?
+                    .get(0);
+                if !watched {
+                    // Best effort: a lock not granted now is tried next time.
+                    let _ = client.batch_execute(&format!(
+                        "BEGIN; SET LOCAL lock_timeout = '{}ms';
+                         DROP TRIGGER IF EXISTS {PG_WRITTEN_TRIGGER} ON {name}; COMMIT",
+                        millis(timeout)
+                    ));
+                    let _ = client.batch_execute("ROLLBACK");
+                }
+            }
             let has_log: bool = client
                 .query_one(
                     "SELECT pg_catalog.to_regclass('ripcord.capture_log') IS NOT NULL",
@@ -444,6 +494,22 @@ pub fn forget(db: &mut dyn Database, change: &str) -> Result<()> {
                         &[&change],
                     )
                     .map_err(Error::postgres("drop the change's delta"))?;
+            }
+            let written: bool = client
+                .query_one(
+                    "SELECT pg_catalog.to_regclass('ripcord.written_since') IS NOT NULL",
+                    &[],
+                )
+                .map_err(Error::postgres("look for ripcord.written_since"))?
+                .get(0);
+            if written {
+                client
+                    .batch_execute(&format!(
+                        "DELETE FROM ripcord.written_watch WHERE change = {c};
+                         DELETE FROM ripcord.written_since WHERE change = {c}",
+                        c = literal(change)
+                    ))
+                    .map_err(Error::postgres("forget the change's write marks"))?;
             }
             Ok(())
         }

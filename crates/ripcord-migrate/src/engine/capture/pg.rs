@@ -196,6 +196,7 @@ pub(super) fn pg_seal(
 
 pub(super) fn pg_watch(
     client: &mut postgres::Client,
+    change: &str,
     cap: &mut Capture,
     tables: &BTreeSet<TableName>,
     timeout: Duration,
@@ -271,6 +272,45 @@ pub(super) fn pg_watch(
         if !cap.watched_oids.contains(oid) {
             cap.watched_oids.push(*oid);
         }
+    }
+    // A standalone table also gets a statement trigger that marks it
+    // written, from the commit until the change is reverted: a rollback
+    // with no mark knows the table is as the fingerprint has it and does
+    // not read it (see "Rollback without writes" in docs/decisions.md).
+    // ALWAYS: it fires under session_replication_role = replica too.
+    let standalone: Vec<(u32, String, u32)> = client
+        .query(
+            "SELECT c.oid, pg_catalog.format('%I.%I', n.nspname, c.relname), c.relfilenode
+             FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.oid = ANY($1::oid[]) AND c.relkind = 'r'
+               AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i
+                               WHERE i.inhrelid = c.oid OR i.inhparent = c.oid)",
+            &[&roots],
+        )
+        .map_err(Error::postgres(context))?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    for (oid, sql, filenode) in &standalone {
+        client
+            .batch_execute(&format!(
+                "DROP TRIGGER IF EXISTS {t} ON {sql};
+                 CREATE TRIGGER {t} AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {sql}
+                 FOR EACH STATEMENT EXECUTE PROCEDURE ripcord.mark_written();
+                 ALTER TABLE {sql} ENABLE ALWAYS TRIGGER {t};
+                 DELETE FROM ripcord.written_since WHERE change = {c} AND rel = {oid};
+                 INSERT INTO ripcord.written_watch (change, rel, filenode) VALUES ({c}, {oid}, {filenode})
+                 ON CONFLICT (change, rel) DO UPDATE SET filenode = EXCLUDED.filenode",
+                t = PG_WRITTEN_TRIGGER,
+                c = literal(change),
+            ))
+            .map_err(|e| {
+                if is_lock_timeout(&e) {
+                    lock_refused(sql, timeout, "watch it after the change")
+                } else {
+                    Error::postgres(format!("watch {sql} after the change"))(e)
+                }
+            })?;
     }
     pg_restore_settings(client, &before)?;
     Ok(roots
