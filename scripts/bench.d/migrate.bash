@@ -167,8 +167,8 @@ SELECT 'function', ns.nspname, p.oid::regprocedure::text, md5(pg_get_functiondef
 UNION ALL
 SELECT 'trigger', t.tgrelid::regclass::text, t.tgname, pg_get_triggerdef(t.oid), ''
     FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN ns ON ns.oid = c.relnamespace
-    JOIN pg_proc f ON f.oid = t.tgfoid
-    WHERE NOT t.tgisinternal AND f.pronamespace <> 'ripcord'::regnamespace -- ripcord's own marks
+    JOIN pg_proc f ON f.oid = t.tgfoid JOIN pg_namespace fn ON fn.oid = f.pronamespace
+    WHERE NOT t.tgisinternal AND fn.nspname <> 'ripcord' -- ripcord's own marks
 UNION ALL
 SELECT 'policy', schemaname, tablename || '.' || policyname, cmd || ' ' || roles::text,
        coalesce(qual, '') || ' / ' || coalesce(with_check, '')
