@@ -384,6 +384,86 @@ fn whole_database_round_trip_into_a_new_database() {
     c.drop_database(&src).ok();
 }
 
+/// A whole-database restore was slower than pg_restore: rows were written
+/// unfrozen (the read-back then set every hint bit and rewrote every page)
+/// and the read-back waited for every table and index. Now each table is
+/// loaded in one transaction with FREEZE and read back as soon as it is in.
+#[test]
+fn slow_whole_database_restore_loads_frozen_and_checks_while_loading() {
+    let c = cluster();
+    let src = new_db(c, "frozen_src");
+    c.psql(
+        &src,
+        // Three tables of one size: none is more than a worker's share, so
+        // each is loaded whole, in parts, in one transaction.
+        "CREATE TABLE big (id int PRIMARY KEY, body text);
+         INSERT INTO big SELECT i, repeat(md5(i::text), 2) FROM generate_series(1, 20000) i;
+         CREATE TABLE big2 (LIKE big INCLUDING ALL);
+         INSERT INTO big2 SELECT * FROM big;
+         CREATE TABLE big3 (id int PRIMARY KEY REFERENCES big (id), body text);
+         INSERT INTO big3 SELECT * FROM big;
+         CREATE TABLE nothing (id int);",
+    );
+    let want = db_state(c, &src);
+    let ws = workspace_for(&c.url(&src), Some(1));
+    let id = ws.snapshot_id(&["app", "--jobs", "2"]);
+    let parts = shown_table(&shown_tables(&ws, &id), "public", "big")["parts"]
+        .as_array()
+        .expect("parts")
+        .len();
+    assert!(parts >= 2, "big is split: {parts} part(s)");
+
+    let dst = fresh_name("frozen_dst");
+    let v = restore_json(
+        &ws,
+        &[&id, "--into", &c.url(&dst), "--create", "--jobs", "2"],
+    );
+    let db = &v["databases"][0];
+    let checks = db["checks"].as_array().expect("checks");
+    assert_eq!(checks.len(), 4, "every table is checked: {checks:?}");
+    let phases: Vec<&str> = db["phases"]
+        .as_array()
+        .expect("phases")
+        .iter()
+        .map(|p| p["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(
+        phases,
+        ["create", "connect", "schema", "load", "indexes", "check"],
+        "{db}"
+    );
+    assert_same_state(&db_state(c, &dst), &want, "restored database");
+
+    // Every row is frozen (committed and frozen bits set), every page all-visible.
+    c.psql(&dst, "CREATE EXTENSION pageinspect");
+    for t in ["big", "big2", "big3"] {
+        let unfrozen = scalar_i64(
+            c,
+            &dst,
+            &format!(
+                "SELECT count(*) FROM generate_series(0, pg_relation_size('{t}') / 8192 - 1) p,
+                        LATERAL heap_page_items(get_raw_page('{t}', p::int)) i
+                 WHERE i.lp_flags = 1 AND i.t_infomask & 768 <> 768"
+            ),
+        );
+        assert_eq!(unfrozen, 0, "rows of {t} restored unfrozen");
+        let pages_not_visible = scalar_i64(
+            c,
+            &dst,
+            &format!(
+                "SELECT count(*) FROM generate_series(0, pg_relation_size('{t}') / 8192 - 1) p
+                 WHERE (page_header(get_raw_page('{t}', p::int))).flags & 4 = 0"
+            ),
+        );
+        assert_eq!(
+            pages_not_visible, 0,
+            "pages of {t} restored without all-visible"
+        );
+    }
+    c.drop_database(&dst).ok();
+    c.drop_database(&src).ok();
+}
+
 // ---------------------------------------------------------------------------
 // 2. Consistency while the application writes
 // ---------------------------------------------------------------------------

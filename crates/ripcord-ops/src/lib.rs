@@ -11,6 +11,8 @@
 //!   what it replaces, then swapped in.
 //! - [`net`]: the migration engine's safety net on a repository.
 //! - [`migrate`]: the migration target, what it has recorded, and the review table.
+//! - [`migration_state`]: the migration state a snapshot records, and what a
+//!   restore makes of it.
 //! - [`rehearse`]: the pending changes up, down and up again on a scratch copy.
 //! - [`report`]: the [`Reporter`] and progress bar traits a front end implements.
 //! - [`error`]: the library's error, with a class (exit code) and a hint.
@@ -18,6 +20,7 @@
 pub mod ctx;
 pub mod error;
 pub mod migrate;
+pub mod migration_state;
 pub mod net;
 pub mod rehearse;
 pub mod report;

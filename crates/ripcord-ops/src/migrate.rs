@@ -132,6 +132,16 @@ fn read_setup(ctx: &Ctx, format: Option<&str>) -> Result<Setup> {
     })
 }
 
+/// The plan `[migrations]` holds for target `name`, as the files are, to
+/// name the phase a snapshot of it is in; `None` when `[migrations]` does
+/// not migrate it or its plan cannot be read (a snapshot does not depend
+/// on it).
+pub fn plan_of(ctx: &Ctx, name: &str) -> Option<Plan> {
+    ctx.config.migrations.as_ref()?;
+    let s = read_setup(ctx, None).ok()?;
+    (s.target_name() == Some(name)).then_some(s.plan)
+}
+
 /// What the target database has recorded: `None` when it has no tracking
 /// tables (nothing has run yet). Never creates anything.
 pub fn recorded(target: &TargetConfig) -> ripcord_migrate::Result<Option<Vec<AppliedChange>>> {

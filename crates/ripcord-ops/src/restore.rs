@@ -13,7 +13,8 @@ use ripcord_targets::{dir, place, sqlite, RestoreStats};
 use serde::Serialize;
 
 use crate::ctx::Ctx;
-use crate::{Error, Result};
+use crate::migration_state::{self, MigrationCheck};
+use crate::{Context as _, Error, Result};
 
 /// What to restore, and where.
 #[derive(Clone, Debug, Default)]
@@ -45,6 +46,10 @@ pub struct RestoreResult {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub databases: Vec<ripcord_targets::postgres::PgRestoreStats>,
     pub seconds: f64,
+    /// In place, per database target: the migration state the snapshot
+    /// holds, the live database's before, and the database's after.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub migrations: Vec<MigrationCheck>,
 }
 
 #[derive(Serialize)]
@@ -177,6 +182,50 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreOptions) -> Result<Re
                 }
                 .into());
             }
+        }
+    }
+
+    // In place: a snapshot at another migration state than the live
+    // database is said before anything changes.
+    let mut migrations: Vec<MigrationCheck> = Vec::new();
+    let mut migration_locks = Vec::new();
+    for (t, _, in_place) in &plan {
+        let (true, Some(config)) = (*in_place, ctx.config.targets.get(&t.name)) else {
+            continue;
+        };
+        let restored: Option<Vec<(String, String)>> = match (&t.content, &tables) {
+            (Content::Dir { .. }, _) => continue,
+            (Content::Postgres(pg), None) if pg.partial => Some(
+                pg.tables
+                    .iter()
+                    .map(|pt| (pt.schema.clone(), pt.name.clone()))
+                    .collect(),
+            ),
+            (Content::Postgres(pg), Some(names)) => Some(
+                pg.tables
+                    .iter()
+                    .filter(|pt| {
+                        names.iter().any(|n| {
+                            ripcord_core::table_name::TableRef::parse(n)
+                                .is_ok_and(|w| w.matches(&pt.schema, &pt.name))
+                        })
+                    })
+                    .map(|pt| (pt.schema.clone(), pt.name.clone()))
+                    .collect(),
+            ),
+            _ => None,
+        };
+        migrations.push(migration_state::before_restore(
+            ctx,
+            t,
+            config,
+            restored.as_deref(),
+        ));
+        // Held until the restore ends: no migration runs meanwhile.
+        if let Some(guard) = ripcord_migrate::tracking::restore_lock(config)
+            .with_context(|| format!("restore of {} in place", t.name))?
+        {
+            migration_locks.push(guard);
         }
     }
 
@@ -371,6 +420,16 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreOptions) -> Result<Re
         result.targets.push(target);
         result.databases.extend(database);
     }
+    for check in &mut migrations {
+        match ctx.config.targets.get(&check.target) {
+            // Selected tables: the tracking tables were not restored.
+            _ if !check.tracking_restored => check.after = check.live.clone(),
+            Some(config) => migration_state::after_restore(ctx, check, config),
+            None => {}
+        }
+    }
+    result.migrations = migrations;
+    drop(migration_locks);
     result.seconds = start.elapsed().as_secs_f64();
     Ok(result)
 }

@@ -12,6 +12,7 @@ use ripcord_targets::{dir, postgres, sqlite};
 use serde::Serialize;
 
 use crate::ctx::Ctx;
+use crate::migration_state::recorded_state;
 use crate::{Error, Result};
 
 /// What to snapshot, as a front end asks for it.
@@ -202,6 +203,7 @@ pub fn take_with(
                     items: d.files,
                     git_commit: d.git_commit,
                     migration_version: None,
+                    migration: None,
                     entries: Some(d.entries),
                     content: Content::Dir { tree: d.tree },
                 }
@@ -216,7 +218,18 @@ pub fn take_with(
                 let parent_content = parent_of(name)
                     .and_then(|(_, s)| s.target(name))
                     .map(|t| &t.content);
-                let s = sqlite::snapshot(&saver, path, parent_content, &bar)?;
+                // The migration state, from the copy itself.
+                let mut read = None;
+                let s = sqlite::snapshot_with(&saver, path, parent_content, &bar, &mut |c, p| {
+                    read = Some(ripcord_migrate::tracking::read_sqlite(c, p));
+                })?;
+                if s.unchanged {
+                    read = Some(ripcord_migrate::tracking::recorded(
+                        ctx.config.target(name)?,
+                    ));
+                }
+                let plan = crate::migrate::plan_of(ctx, name);
+                let migration = recorded_state(ctx, name, read, plan.as_ref());
                 files += 1;
                 if s.unchanged {
                     unchanged += 1;
@@ -230,7 +243,8 @@ pub fn take_with(
                     size: s.image.size,
                     items: s.tables.len() as u64,
                     git_commit: None,
-                    migration_version: None,
+                    migration_version: migration.as_ref().and_then(|m| m.change.clone()),
+                    migration,
                     entries: None,
                     content: Content::Sqlite {
                         image: s.image,
@@ -260,7 +274,13 @@ pub fn take_with(
                         }
                     }),
                 };
-                let pg = postgres::snapshot(&saver, url, &pg_opts, &bar)?;
+                // The migration state, in the snapshot's transaction.
+                let mut read = None;
+                let pg = postgres::snapshot_with(&saver, url, &pg_opts, &bar, &mut |c| {
+                    read = Some(ripcord_migrate::tracking::read_postgres(c));
+                })?;
+                let plan = crate::migrate::plan_of(ctx, name);
+                let migration = recorded_state(ctx, name, read, plan.as_ref());
                 files += pg.tables.len() as u64;
                 let reused = pg.tables.iter().filter(|t| t.reused).count() as u64;
                 tables_reused += reused;
@@ -272,7 +292,8 @@ pub fn take_with(
                     size: pg.tables.iter().map(|t| t.size).sum(),
                     items: pg.tables.len() as u64,
                     git_commit: None,
-                    migration_version: None,
+                    migration_version: migration.as_ref().and_then(|m| m.change.clone()),
+                    migration,
                     entries: None,
                     content: Content::Postgres(Box::new(pg)),
                 }

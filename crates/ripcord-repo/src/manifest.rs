@@ -88,8 +88,17 @@ pub struct TargetSnapshot {
     pub items: u64,
     #[serde(default)]
     pub git_commit: Option<String>,
+    /// Database targets with ripcord's tracking tables: the last change
+    /// recorded as applied when the snapshot was taken (the short form of
+    /// [`migration`](Self::migration), which every version reads).
     #[serde(default)]
     pub migration_version: Option<String>,
+    /// Database targets with ripcord's tracking tables: the migration state
+    /// the snapshot holds, read in the snapshot's own transaction. Absent
+    /// for targets without tracking tables and in manifests written before
+    /// it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration: Option<MigrationState>,
     /// Dir targets: how many nodes (of every kind) the whole tree holds.
     /// Walks stop beyond it, so shared subtrees cannot make a tree expand
     /// without bound. Absent in manifests written before it was recorded.
@@ -97,6 +106,48 @@ pub struct TargetSnapshot {
     pub entries: Option<u64>,
     #[serde(flatten)]
     pub content: Content,
+}
+
+/// Where a database stood in its migrations when it was snapshotted, from
+/// ripcord's tracking tables.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct MigrationState {
+    /// The last change recorded as applied, in the order they ran; `None`
+    /// when none is (the tracking tables exist, every change was reverted).
+    pub change: Option<String>,
+    /// How many changes were recorded as applied.
+    pub applied: u64,
+    /// The last phase whose changes were all applied, when the plan could
+    /// be read at snapshot time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// Changes started and never finished (`dirty`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dirty: Vec<String>,
+}
+
+impl MigrationState {
+    /// Whether two states record the same changes: the same last change,
+    /// as many applied, the same dirty ones. The phase only names them.
+    pub fn same_changes(&self, other: &MigrationState) -> bool {
+        self.change == other.change && self.applied == other.applied && self.dirty == other.dirty
+    }
+}
+
+impl std::fmt::Display for MigrationState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.change {
+            Some(c) => write!(f, "{c} ({} applied", self.applied)?,
+            None => write!(f, "no change applied (0 applied")?,
+        }
+        if let Some(p) = &self.phase {
+            write!(f, ", phase @{p}")?;
+        }
+        if !self.dirty.is_empty() {
+            write!(f, ", dirty: {}", self.dirty.join(", "))?;
+        }
+        write!(f, ")")
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]

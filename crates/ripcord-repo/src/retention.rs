@@ -292,6 +292,7 @@ mod tests {
                     items: 0,
                     git_commit: None,
                     migration_version: None,
+                    migration: None,
                     entries: None,
                     content: Content::Dir {
                         tree: Id::default(),

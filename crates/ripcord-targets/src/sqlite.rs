@@ -227,6 +227,20 @@ pub fn snapshot(
     parent: Option<&Content>,
     progress: &dyn Progress,
 ) -> Result<SqliteSnapshot> {
+    snapshot_with(saver, path, parent, progress, &mut |_, _| {})
+}
+
+/// [`snapshot`], and `inspect` reads what else the caller wants from the
+/// copy, read-only, before it is stored (ripcord's migration state): it
+/// then agrees with the data. It gets the copy and the database's path. It
+/// is not called when the parent's image is reused (nothing was written).
+pub fn snapshot_with(
+    saver: &Saver,
+    path: &Path,
+    parent: Option<&Content>,
+    progress: &dyn Progress,
+    inspect: &mut dyn FnMut(&Connection, &Path),
+) -> Result<SqliteSnapshot> {
     let before = stamp(path);
     if let (
         Some(now),
@@ -259,6 +273,7 @@ pub fn snapshot(
     let tables = {
         let image = Connection::open_with_flags(&image_path, OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(sql_err(&image_path))?;
+        inspect(&image, path);
         table_stats(&image, &image_path)?
     };
     let file =

@@ -128,6 +128,11 @@ pub fn restore(ctx: &Ctx, args: &RestoreArgs) -> Result<()> {
             ));
         }
     }
+    for m in &result.migrations {
+        if let (true, Some(after)) = (m.differs, &m.after) {
+            ctx.say(format!("{} now records migration state {after}", m.target));
+        }
+    }
     ctx.say(format!(
         "restore of {} finished in {:.2}s",
         result.snapshot.short(),

@@ -70,16 +70,58 @@ pub fn snapshots(ctx: &Ctx, args: &SnapshotsArgs) -> Result<()> {
                 s.tier.clone().unwrap_or_default(),
                 s.tags.join(","),
                 s.target_names().join(","),
+                migration_column(s),
                 output::bytes(s.total_size()),
             ]
         })
         .collect();
     output::table(
-        &["ID", "TIME", "HOST", "TIER", "TAGS", "TARGETS", "SIZE"],
+        &[
+            "ID",
+            "TIME",
+            "HOST",
+            "TIER",
+            "TAGS",
+            "TARGETS",
+            "MIGRATION",
+            "SIZE",
+        ],
         &rows,
     );
     ctx.say(format!("{} snapshot(s)", rows.len()));
     Ok(())
+}
+
+/// The last applied change of each target that records a migration state
+/// (`target:change` when the snapshot has several targets); empty when none
+/// does.
+fn migration_column(s: &Snapshot) -> String {
+    let states: Vec<(&str, String)> = s
+        .targets
+        .iter()
+        .filter_map(|t| {
+            let change = match (&t.migration, &t.migration_version) {
+                (Some(m), _) => {
+                    let mut c = m.change.clone().unwrap_or_else(|| "(none)".into());
+                    if !m.dirty.is_empty() {
+                        c.push_str(" (dirty)");
+                    }
+                    c
+                }
+                (None, Some(v)) => v.clone(),
+                (None, None) => return None,
+            };
+            Some((t.name.as_str(), change))
+        })
+        .collect();
+    match states.as_slice() {
+        [(_, change)] if s.targets.len() == 1 => change.clone(),
+        _ => states
+            .iter()
+            .map(|(t, c)| format!("{t}:{c}"))
+            .collect::<Vec<_>>()
+            .join(","),
+    }
 }
 
 pub fn show(ctx: &Ctx, id: &str) -> Result<()> {
@@ -123,8 +165,10 @@ pub fn show(ctx: &Ctx, id: &str) -> Result<()> {
         if let Some(c) = &t.git_commit {
             println!("    git     {c}");
         }
-        if let Some(m) = &t.migration_version {
-            println!("    migration {m}");
+        match (&t.migration, &t.migration_version) {
+            (Some(m), _) => println!("    migration {m}"),
+            (None, Some(m)) => println!("    migration {m}"),
+            (None, None) => {}
         }
         match &t.content {
             Content::Dir { tree } => {

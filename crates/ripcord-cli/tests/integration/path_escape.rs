@@ -70,6 +70,7 @@ fn craft(ws: &Workspace, build: impl FnOnce(&Saver, Id) -> Vec<Node>) -> String 
             items: 1,
             git_commit: None,
             migration_version: None,
+            migration: None,
             entries: None,
             content: Content::Dir { tree: root },
         }],
@@ -236,6 +237,7 @@ fn craft_targets(
                 items: 1,
                 git_commit: None,
                 migration_version: None,
+                migration: None,
                 entries,
                 content: Content::Dir { tree: root },
             }

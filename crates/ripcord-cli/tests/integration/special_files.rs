@@ -381,6 +381,7 @@ fn craft_here(ws: &Workspace, files: &[(&str, &[u8])]) -> String {
             items: files.len() as u64,
             git_commit: None,
             migration_version: None,
+            migration: None,
             entries: None,
             content: Content::Dir { tree },
         }],

@@ -19,6 +19,7 @@
 mod pg;
 mod read;
 mod sqlite;
+mod state;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -32,6 +33,10 @@ use crate::{Plan, Result};
 pub use self::pg::PostgresTracker;
 pub use self::read::{pinned, recorded, Pinned};
 pub use self::sqlite::SqliteTracker;
+pub use self::state::{
+    after_restore, applied_since, forget_pending_postgres, forget_pending_sqlite, read_postgres,
+    read_sqlite, restore_lock, touching, State,
+};
 
 /// Where a tracker records migrations, and the lock around them.
 pub trait Tracker {

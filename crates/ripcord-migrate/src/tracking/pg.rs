@@ -347,36 +347,7 @@ impl Tracker for PostgresTracker {
     }
 
     fn applied(&mut self) -> Result<Vec<AppliedChange>> {
-        let sql =
-            "SELECT name, checksum, state, (extract(epoch FROM applied_at) * 1000000)::bigint,
-                          actor, duration_ms, safety_snapshot, plan_order,
-                          coalesce((to_jsonb(c) ->> 'transactional')::boolean, true),
-                          to_jsonb(c) ->> 'revert_plan'
-                   FROM ripcord.changes c ORDER BY applied_at, plan_order, name";
-        let rows = self
-            .client
-            .query(sql, &[])
-            .map_err(Error::postgres("read ripcord.changes"))?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                // Every timestamptz fits; the default is never used.
-                let applied_at =
-                    DateTime::<Utc>::from_timestamp_micros(r.get(3)).unwrap_or_default();
-                AppliedChange {
-                    name: r.get(0),
-                    checksum: r.get(1),
-                    state: RecordState::parse(r.get(2)),
-                    applied_at,
-                    actor: r.get(4),
-                    duration_ms: r.get(5),
-                    safety_snapshot: r.get(6),
-                    plan_order: r.get(7),
-                    transactional: r.get(8),
-                    revert_plan: r.get(9),
-                }
-            })
-            .collect())
+        read_changes(&mut self.client)
     }
 
     fn record_start(
@@ -559,6 +530,38 @@ impl Tracker for PostgresTracker {
             )))?;
         Ok(())
     }
+}
+
+/// The rows of `ripcord.changes` in the order they were started, read on
+/// `client` (in whatever transaction it has open).
+pub(super) fn read_changes(client: &mut Client) -> Result<Vec<AppliedChange>> {
+    let sql = "SELECT name, checksum, state, (extract(epoch FROM applied_at) * 1000000)::bigint,
+                      actor, duration_ms, safety_snapshot, plan_order,
+                      coalesce((to_jsonb(c) ->> 'transactional')::boolean, true),
+                      to_jsonb(c) ->> 'revert_plan'
+               FROM ripcord.changes c ORDER BY applied_at, plan_order, name";
+    let rows = client
+        .query(sql, &[])
+        .map_err(Error::postgres("read ripcord.changes"))?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            // Every timestamptz fits; the default is never used.
+            let applied_at = DateTime::<Utc>::from_timestamp_micros(r.get(3)).unwrap_or_default();
+            AppliedChange {
+                name: r.get(0),
+                checksum: r.get(1),
+                state: RecordState::parse(r.get(2)),
+                applied_at,
+                actor: r.get(4),
+                duration_ms: r.get(5),
+                safety_snapshot: r.get(6),
+                plan_order: r.get(7),
+                transactional: r.get(8),
+                revert_plan: r.get(9),
+            }
+        })
+        .collect())
 }
 
 #[cfg(test)]

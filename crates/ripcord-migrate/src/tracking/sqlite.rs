@@ -292,51 +292,7 @@ impl Tracker for SqliteTracker {
     }
 
     fn applied(&mut self) -> Result<Vec<AppliedChange>> {
-        let context = || format!("read ripcord_changes in {}", self.path.display());
-        let mut stmt = self
-            .conn
-            .prepare(&format!(
-                "SELECT name, checksum, state, applied_at, actor, duration_ms, safety_snapshot,
-                            plan_order, {}, {}
-                     FROM ripcord_changes ORDER BY applied_at, plan_order, name",
-                if has_transactional_column(&self.conn).unwrap_or(false) {
-                    "transactional"
-                } else {
-                    "1"
-                },
-                if has_column(&self.conn, "revert_plan").unwrap_or(false) {
-                    "revert_plan"
-                } else {
-                    "NULL"
-                }
-            ))
-            .map_err(Error::sqlite(context()))?;
-        let rows = stmt
-            .query_map([], |r| {
-                let applied_at: String = r.get(3)?;
-                let applied_at = parse_time(&applied_at).ok_or_else(|| {
-                    rusqlite::Error::FromSqlConversionFailure(
-                        3,
-                        rusqlite::types::Type::Text,
-                        format!("applied_at {applied_at:?} is not an RFC 3339 time").into(),
-                    )
-                })?;
-                Ok(AppliedChange {
-                    name: r.get(0)?,
-                    checksum: r.get(1)?,
-                    state: RecordState::parse(&r.get::<_, String>(2)?),
-                    applied_at,
-                    actor: r.get(4)?,
-                    duration_ms: r.get(5)?,
-                    safety_snapshot: r.get(6)?,
-                    plan_order: r.get(7)?,
-                    transactional: r.get::<_, i64>(8)? != 0,
-                    revert_plan: r.get(9)?,
-                })
-            })
-            .map_err(Error::sqlite(context()))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(Error::sqlite(context()))
+        read_changes(&self.conn, &self.path)
     }
 
     fn record_start(
@@ -458,4 +414,53 @@ impl Tracker for SqliteTracker {
             )))?;
         Ok(())
     }
+}
+
+/// The rows of `ripcord_changes` in the order they were started, read on
+/// `conn` (the database at `path`, named in errors).
+pub(super) fn read_changes(conn: &Connection, path: &Path) -> Result<Vec<AppliedChange>> {
+    let context = || format!("read ripcord_changes in {}", path.display());
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT name, checksum, state, applied_at, actor, duration_ms, safety_snapshot,
+                    plan_order, {}, {}
+             FROM ripcord_changes ORDER BY applied_at, plan_order, name",
+            if has_transactional_column(conn).unwrap_or(false) {
+                "transactional"
+            } else {
+                "1"
+            },
+            if has_column(conn, "revert_plan").unwrap_or(false) {
+                "revert_plan"
+            } else {
+                "NULL"
+            }
+        ))
+        .map_err(Error::sqlite(context()))?;
+    let rows = stmt
+        .query_map([], |r| {
+            let applied_at: String = r.get(3)?;
+            let applied_at = parse_time(&applied_at).ok_or_else(|| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    3,
+                    rusqlite::types::Type::Text,
+                    format!("applied_at {applied_at:?} is not an RFC 3339 time").into(),
+                )
+            })?;
+            Ok(AppliedChange {
+                name: r.get(0)?,
+                checksum: r.get(1)?,
+                state: RecordState::parse(&r.get::<_, String>(2)?),
+                applied_at,
+                actor: r.get(4)?,
+                duration_ms: r.get(5)?,
+                safety_snapshot: r.get(6)?,
+                plan_order: r.get(7)?,
+                transactional: r.get::<_, i64>(8)? != 0,
+                revert_plan: r.get(9)?,
+            })
+        })
+        .map_err(Error::sqlite(context()))?;
+    rows.collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(Error::sqlite(context()))
 }

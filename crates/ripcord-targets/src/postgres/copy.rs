@@ -167,6 +167,11 @@ impl Scanner {
                 if self.small.is_empty() {
                     self.row_start = Some(at);
                     self.carry.clear();
+                    // Most rows lie whole in the data: read them in one go.
+                    if let Some(end) = whole_row(data, at) {
+                        self.end_row(data, end);
+                        return end;
+                    }
                 }
                 let (at, full) = self.gather(data, at, 2);
                 if full {
@@ -215,6 +220,23 @@ impl Scanner {
             }
         }
     }
+}
+
+/// The end of the row starting at `data[at..]` if all of it is there (and
+/// it is a row, not the end marker).
+fn whole_row(data: &[u8], at: usize) -> Option<usize> {
+    let head = data.get(at..at + 2)?;
+    let n = i16::from_be_bytes([head[0], head[1]]);
+    if n < 0 {
+        return None;
+    }
+    let mut pos = at + 2;
+    for _ in 0..n {
+        let len = data.get(pos..pos + 4)?;
+        let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]);
+        pos += 4 + len.max(0) as usize;
+    }
+    (pos <= data.len()).then_some(pos)
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub mod copy;
 mod delta;
 pub mod dependents;
 pub mod fingerprint;
+mod load;
 mod merge3;
 mod parallel;
 pub mod redact;
@@ -27,9 +28,9 @@ pub mod tools;
 
 pub use conn::Target;
 pub use redact::{redact, scrub_env};
-pub use restore::{restore, PgRestoreOptions, PgRestoreStats, TableCheck};
+pub use restore::{restore, PgRestoreOptions, PgRestoreStats, Phase, TableCheck};
 pub use revert::{revert_tables, RevertTable};
-pub use snapshot::{snapshot, unprotected, PgSnapshotOptions};
+pub use snapshot::{snapshot, snapshot_with, unprotected, PgSnapshotOptions};
 
 /// Tables above this size are split into block ranges copied in parallel.
 pub const SPLIT_BYTES: u64 = 64 << 20;

@@ -81,6 +81,69 @@ pub fn copy_sql(t: &TableInfo, blocks: Option<(u64, Option<u64>)>) -> String {
     }
 }
 
+/// Copies one job out, handing its data to `feed` in blocks.
+pub async fn copy_job<S>(
+    client: &tokio_postgres::Client,
+    t: &TableInfo,
+    job: &Job,
+    state: &mut S,
+    feed: &(dyn Fn(&mut S, &[u8]) -> Result<()> + Sync),
+) -> Result<()> {
+    let what = format!("{}.{}", t.schema, t.name);
+    let stream = client
+        .copy_out(&copy_sql(t, job.blocks))
+        .await
+        .map_err(pg_err(format!("copying {what}")))?;
+    futures_util::pin_mut!(stream);
+    let mut block: Vec<u8> = Vec::with_capacity(BLOCK + (64 << 10));
+    while let Some(msg) = futures_util::StreamExt::next(&mut stream).await {
+        let msg = msg.map_err(|e| pg_err(format!("copying {what}"))(e))?;
+        block.extend_from_slice(&msg);
+        if block.len() >= BLOCK {
+            feed(state, &block)?;
+            block.clear();
+        }
+    }
+    feed(state, &block)
+}
+
+/// A connection for [`copy_job`] on a thread of its own: an async client
+/// driven by a runtime of the thread.
+pub struct Reader {
+    rt: tokio::runtime::Runtime,
+    client: tokio_postgres::Client,
+}
+
+impl Reader {
+    pub fn connect(target: &Target) -> Result<Reader> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("cannot start a copy worker", e))?;
+        let client = rt.block_on(async {
+            let (client, connection) = target
+                .async_config
+                .connect(tokio_postgres::NoTls)
+                .await
+                .map_err(|e| classify(e, &target.redacted()))?;
+            tokio::spawn(connection);
+            Ok::<_, Error>(client)
+        })?;
+        Ok(Reader { rt, client })
+    }
+
+    pub fn copy<S>(
+        &self,
+        t: &TableInfo,
+        job: &Job,
+        state: &mut S,
+        feed: &(dyn Fn(&mut S, &[u8]) -> Result<()> + Sync),
+    ) -> Result<()> {
+        self.rt
+            .block_on(copy_job(&self.client, t, job, state, feed))
+    }
+}
+
 /// Runs `work` on `workers` threads. Each gets a stop flag that is raised
 /// when any of them fails; the first error is returned.
 pub fn on_workers(workers: usize, work: &(dyn Fn(&AtomicBool) -> Result<()> + Sync)) -> Result<()> {
@@ -139,24 +202,8 @@ pub fn copy_out<S>(
                 let Some(job) = queue.lock().expect("queue").pop_front() else {
                     break;
                 };
-                let t = &tables[job.table];
-                let what = format!("{}.{}", t.schema, t.name);
                 let mut state = start(&job);
-                let stream = client
-                    .copy_out(&copy_sql(t, job.blocks))
-                    .await
-                    .map_err(pg_err(format!("copying {what}")))?;
-                futures_util::pin_mut!(stream);
-                let mut block: Vec<u8> = Vec::with_capacity(BLOCK + (64 << 10));
-                while let Some(msg) = futures_util::StreamExt::next(&mut stream).await {
-                    let msg = msg.map_err(|e| pg_err(format!("copying {what}"))(e))?;
-                    block.extend_from_slice(&msg);
-                    if block.len() >= BLOCK {
-                        feed(&mut state, &block)?;
-                        block.clear();
-                    }
-                }
-                feed(&mut state, &block)?;
+                copy_job(&client, &tables[job.table], &job, &mut state, feed).await?;
                 finish(&job, state)?;
             }
             drop(client);

@@ -1,11 +1,10 @@
 //! Restores: whole databases (pre-data, parallel data, parallel post-data,
 //! sequences) and selected tables, then a check of every restored table.
 
-use std::collections::VecDeque;
 use std::io::Write;
 use std::process::Command;
-use std::sync::atomic::Ordering;
 use std::sync::Mutex;
+use std::time::Instant;
 
 use postgres::error::SqlState;
 use postgres::{Client, GenericClient};
@@ -18,7 +17,8 @@ use serde::Serialize;
 use super::catalog::{self, column_list, TableInfo};
 use super::conn::{ident, pg_err, Target};
 use super::copy::{RowStats, Scanner};
-use super::parallel::{copy_out, on_workers, plan};
+use super::load;
+use super::parallel::{copy_out, plan};
 use super::tools::{self, Tools};
 use super::SPLIT_BYTES;
 use crate::error::{Error, Result};
@@ -52,6 +52,36 @@ pub struct PgRestoreStats {
     pub rows: u64,
     pub bytes: u64,
     pub checks: Vec<TableCheck>,
+    /// Where the time went, in order.
+    pub phases: Vec<Phase>,
+}
+
+/// One step of a restore and its wall-clock seconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Phase {
+    pub name: &'static str,
+    pub seconds: f64,
+}
+
+/// Records the time since the previous lap under a phase name.
+struct Laps {
+    last: Instant,
+    phases: Vec<Phase>,
+}
+
+impl Laps {
+    fn new() -> Laps {
+        Laps {
+            last: Instant::now(),
+            phases: Vec::new(),
+        }
+    }
+    fn lap(&mut self, name: &'static str) {
+        let now = Instant::now();
+        let seconds = (now - self.last).as_secs_f64();
+        self.phases.push(Phase { name, seconds });
+        self.last = now;
+    }
 }
 
 pub(super) fn quoted(t: &PgTable) -> String {
@@ -66,6 +96,7 @@ pub fn restore(
     opts: &PgRestoreOptions,
     progress: &dyn Progress,
 ) -> Result<PgRestoreStats> {
+    let mut laps = Laps::new();
     let target = Target::parse(url)?;
     let shown = target.redacted();
     let selected: Vec<&PgTable> = match &opts.tables {
@@ -121,6 +152,7 @@ pub fn restore(
             Err(e) => return Err(pg_err(format!("creating database {db}"))(e)),
         }
     }
+    laps.lap("create");
     let mut client = target.connect()?;
     let (_, major) = catalog::server_version(&mut client)?;
     let tools = Tools::find(major)?;
@@ -129,7 +161,9 @@ pub fn restore(
         n => n,
     };
     let archive = write_archive(repo, index, &content.schema)?;
+    laps.lap("connect");
     let table_level = opts.tables.is_some() || content.partial;
+    let mut checks = None;
 
     if table_level {
         restore_tables(
@@ -143,6 +177,7 @@ pub fn restore(
             content,
             progress,
         )?;
+        laps.lap("tables");
     } else {
         let existing = catalog::user_table_count(&mut client)?;
         if existing > 0 && !opts.clean {
@@ -166,19 +201,39 @@ pub fn restore(
             pre.arg("--no-owner").arg("--no-privileges");
         }
         tools::run(pre, "pg_restore --section=pre-data")?;
-        load_parallel(repo, index, &target, &selected, jobs, progress)?;
+        laps.lap("schema");
+        checks = Some(load::load_and_check(
+            repo, index, &target, &selected, jobs, progress,
+        )?);
+        laps.lap("load");
         let list = toc_without_capture(&tools, &target, archive.path())?;
         let mut post = pg_restore(&tools, &target, archive.path());
         post.arg("--section=post-data")
             .arg(format!("--use-list={}", list.path().display()))
             .arg(format!("--jobs={jobs}"));
+        if index_memory_is_low(&mut client)? {
+            post.env(
+                "PGOPTIONS",
+                format!("-c maintenance_work_mem={INDEX_MEMORY}"),
+            );
+        }
         if created {
             post.arg("--no-owner").arg("--no-privileges");
         }
         tools::run(post, "pg_restore --section=post-data")?;
+        laps.lap("indexes");
         set_sequences(&mut client, content)?;
+        // The loads committed without waiting for the disk; one durable
+        // commit after them makes them all durable.
+        client
+            .batch_execute("SELECT txid_current()")
+            .map_err(pg_err("committing the restore"))?;
     }
-    let checks = check_tables(&target, &selected, jobs)?;
+    let checks = match checks {
+        Some(c) => c,
+        None => check_tables(&target, &selected, jobs)?,
+    };
+    laps.lap("check");
     let bad: Vec<&TableCheck> = checks
         .iter()
         .filter(|c| !c.checksum_matches || c.rows != c.expected_rows)
@@ -199,6 +254,7 @@ pub fn restore(
         rows: selected.iter().map(|t| t.rows).sum(),
         bytes: selected.iter().map(|t| t.size).sum(),
         checks,
+        phases: laps.phases,
     })
 }
 
@@ -306,11 +362,26 @@ pub(super) fn copy_in(
     part: &Stream,
     progress: &dyn Progress,
 ) -> Result<u64> {
+    copy_in_with(repo, index, client, t, part, false, progress)
+}
+
+/// [`copy_in`], with `FREEZE` where the table was created or emptied in
+/// the same transaction.
+pub(super) fn copy_in_with(
+    repo: &Repository,
+    index: &Index,
+    client: &mut impl GenericClient,
+    t: &PgTable,
+    part: &Stream,
+    freeze: bool,
+    progress: &dyn Progress,
+) -> Result<u64> {
     let what = t.qualified();
     let sql = format!(
-        "COPY {} ({}) FROM STDIN (FORMAT binary)",
+        "COPY {} ({}) FROM STDIN (FORMAT binary{})",
         quoted(t),
-        column_list(&t.columns)
+        column_list(&t.columns),
+        if freeze { ", FREEZE" } else { "" }
     );
     // A reader thread fetches, decrypts and decompresses the next chunks
     // while the server digests the current one.
@@ -344,37 +415,21 @@ pub(super) fn copy_in(
 /// Chunks read ahead of a COPY: a few MiB.
 const PREFETCH: usize = 4;
 
-/// Loads every part of every table, several parts (of one table too) at once.
-fn load_parallel(
-    repo: &Repository,
-    index: &Index,
-    target: &Target,
-    tables: &[&PgTable],
-    jobs: usize,
-    progress: &dyn Progress,
-) -> Result<()> {
-    let mut work: Vec<(&PgTable, &Stream)> = tables
-        .iter()
-        .flat_map(|t| t.parts.iter().map(move |p| (*t, p)))
-        .collect();
-    work.sort_by_key(|w| std::cmp::Reverse(w.1.size));
-    let workers = jobs.min(work.len()).max(1);
-    let queue = Mutex::new(work.into_iter().collect::<VecDeque<_>>());
-    on_workers(workers, &|stop| {
-        let mut client = target.connect()?;
-        // Each part commits on its own; the load is checked as a whole afterwards.
-        client
-            .batch_execute("SET synchronous_commit = off")
-            .map_err(pg_err("preparing a loader"))?;
-        while !stop.load(Ordering::Relaxed) {
-            let Some((t, part)) = queue.lock().expect("queue").pop_front() else {
-                break;
-            };
-            copy_in(repo, index, &mut client, t, part, progress)?;
-            ripcord_core::failpoint::hit("pg-part-loaded");
-        }
-        Ok(())
-    })
+/// Memory for each index build of a whole-database restore: enough to
+/// sort ten million keys in memory, which the server's default (64MB) is
+/// not: it spills them to disk and merges.
+const INDEX_MEMORY: &str = "512MB";
+
+/// Whether the session's `maintenance_work_mem` is below [`INDEX_MEMORY`]
+/// (a larger one, set by the administrator, is kept).
+fn index_memory_is_low(client: &mut Client) -> Result<bool> {
+    Ok(client
+        .query_one(
+            "SELECT pg_size_bytes(current_setting('maintenance_work_mem')) < pg_size_bytes($1)",
+            &[&INDEX_MEMORY],
+        )
+        .map_err(pg_err("reading maintenance_work_mem"))?
+        .get(0))
 }
 
 fn set_sequences(client: &mut Client, content: &PgContent) -> Result<()> {

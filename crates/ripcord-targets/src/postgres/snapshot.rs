@@ -47,6 +47,21 @@ pub fn snapshot(
     opts: &PgSnapshotOptions,
     progress: &dyn Progress,
 ) -> Result<PgContent> {
+    snapshot_with(saver, url, opts, progress, &mut |_| {})
+}
+
+/// [`snapshot`], and `inspect` reads what else the caller wants on the
+/// connection that holds the snapshot, in its transaction, so that it
+/// agrees with the data (ripcord's migration state). It runs in a
+/// savepoint that is rolled back afterwards: an error of its own does not
+/// end the snapshot, and it cannot change what the snapshot reads.
+pub fn snapshot_with(
+    saver: &Saver,
+    url: &str,
+    opts: &PgSnapshotOptions,
+    progress: &dyn Progress,
+    inspect: &mut dyn FnMut(&mut postgres::Client),
+) -> Result<PgContent> {
     let target = Target::parse(url)?;
     let shown = target.redacted();
     let mut coord = target.connect()?;
@@ -98,7 +113,11 @@ pub fn snapshot(
     let txid_snapshot: String = row.get(2);
     // Rows row-level security would hide are an error, never left out.
     coord
-        .batch_execute("SET LOCAL row_security = off")
+        .batch_execute("SET LOCAL row_security = off; SAVEPOINT ripcord_inspect")
+        .map_err(pg_err(&shown))?;
+    inspect(&mut coord);
+    coord
+        .batch_execute("ROLLBACK TO SAVEPOINT ripcord_inspect; RELEASE SAVEPOINT ripcord_inspect")
         .map_err(pg_err(&shown))?;
     let all = catalog::listing(&mut coord)?;
     let path = catalog::search_path(&mut coord)?;
