@@ -454,3 +454,72 @@ fn rows_a_cascading_foreign_key_deletes_are_snapshotted_and_come_back() {
         ["10|1", "20|2"]
     );
 }
+
+/// `migrate plan --explain` read the scripts before their psql variables
+/// were resolved: `CREATE TABLE :"schema".t` could not be parsed and was
+/// explained as a whole-database snapshot, while `up` (which resolves them)
+/// took none. It now explains the scripts as `up` runs them, variables from
+/// sqitch.conf and `--set` included, and a `DO`-block role guard is
+/// data-free in both.
+#[test]
+fn plan_explain_resolves_psql_variables_as_up_does() {
+    let (ws, db) = setup("mig_an_vars");
+    let role = format!("{db}_web");
+    write(
+        &ws,
+        "migrations/sqitch.conf",
+        "[core]\n\tengine = pg\n[deploy.variables]\n\tschema = app\n",
+    );
+    write(
+        &ws,
+        "migrations/sqitch.plan",
+        "%syntax-version=1.0.0\n%project=app\n\n\
+         schema 2026-01-01T00:00:00Z A <a@x> # schema\n\
+         role 2026-01-02T00:00:00Z A <a@x> # role\n",
+    );
+    write(
+        &ws,
+        "migrations/deploy/schema.sql",
+        "BEGIN;\nCREATE SCHEMA :\"schema\";\nCREATE TABLE :\"schema\".t (id int PRIMARY KEY);\n\
+         INSERT INTO :\"schema\".t VALUES (:n);\nCOMMIT;\n",
+    );
+    write(
+        &ws,
+        "migrations/revert/schema.sql",
+        "BEGIN;\nDROP TABLE :\"schema\".t;\nDROP SCHEMA :\"schema\";\nCOMMIT;\n",
+    );
+    write(
+        &ws,
+        "migrations/deploy/role.sql",
+        &format!(
+            "BEGIN;\nDO $$\nBEGIN\n  IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles \
+             WHERE rolname = '{role}') THEN\n    CREATE ROLE {role} NOLOGIN;\n  END IF;\nEND\n$$;\n\
+             GRANT SELECT ON :\"schema\".t TO {role};\nCOMMIT;\n"
+        ),
+    );
+    write(
+        &ws,
+        "migrations/revert/role.sql",
+        &format!(
+            "BEGIN;\nREVOKE SELECT ON :\"schema\".t FROM {role};\nDROP ROLE {role};\nCOMMIT;\n"
+        ),
+    );
+    let v = ws.json(&["migrate", "plan", "--explain", "--set", "n=7"]);
+    let explained: Vec<String> = v["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            format!(
+                "{}={}",
+                c["name"].as_str().unwrap(),
+                c["snapshot"]["scope"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(explained, ["schema=none", "role=none"], "{v}");
+    let up = ws.json(&["migrate", "up", "--set", "n=7"]);
+    assert_eq!(scopes(&up), ["schema=none", "role=none"], "{up}");
+    assert_eq!(rows(&db, "SELECT id::text FROM app.t"), ["7"]);
+    ws.ok(&["migrate", "down", "--to", "@root"]);
+}

@@ -5,7 +5,8 @@
 use sqlparser::parser::ParserError;
 use sqlparser::tokenizer::Token;
 
-use super::split::{keyword, Piece};
+use super::body;
+use super::split::{keyword, split, Piece};
 use super::{Dialect, Kind, Options, Report, TableName};
 
 /// Statements that cannot run inside a transaction, and scripts that manage
@@ -104,7 +105,7 @@ fn sqlite_outside_transaction(piece: &Piece) -> Option<String> {
 /// show.
 pub(super) fn fallback(piece: &Piece, error: &ParserError, report: &mut Report) {
     // Maintenance and definition statements still get the findings below.
-    let free = data_free(piece, report);
+    let free = data_free(piece, report) || guarded_do_block(piece, report);
     let detail = if piece.starts(&["DO"]) {
         "a DO block runs code that can change any table".to_string()
     } else if piece.starts(&["CALL"]) {
@@ -273,6 +274,54 @@ fn data_free(piece: &Piece, report: &mut Report) -> bool {
         }
         None => false,
     }
+}
+
+/// A PL/pgSQL `DO` block that only runs data-free statements under guards
+/// reading the catalog (`IF NOT EXISTS (SELECT FROM pg_roles …) THEN CREATE
+/// ROLE …`). Statements that name tables are left to the uncertain path:
+/// their tables are not tracked from inside a block.
+fn guarded_do_block(piece: &Piece, report: &mut Report) -> bool {
+    if !piece.starts(&["DO"]) {
+        return false;
+    }
+    let mut code = None;
+    let mut i = 1;
+    while let Some(token) = piece.significant.get(i) {
+        match token {
+            Token::DollarQuotedString(s) if code.is_none() => code = Some(s.value.clone()),
+            Token::SingleQuotedString(s) if code.is_none() => code = Some(s.clone()),
+            _ if piece.word(i).as_deref() == Some("LANGUAGE") => {
+                if piece.word(i + 1).as_deref() != Some("PLPGSQL") {
+                    return false;
+                }
+                i += 1;
+            }
+            _ => return false,
+        }
+        i += 1;
+    }
+    let Some(statements) = code.as_deref().and_then(body::guarded_statements) else {
+        return false;
+    };
+    let mut scratch_free = true;
+    for text in &statements {
+        let Ok(pieces) = split(text, Dialect::Postgres) else {
+            return false;
+        };
+        for inner in &pieces {
+            let names_table = ["CREATE", "ALTER", "DROP"]
+                .iter()
+                .any(|verb| inner.starts(&[verb]))
+                && inner.find("TABLE").is_some();
+            if names_table || inner.gexec || !data_free(inner, report) {
+                scratch_free = false;
+            }
+        }
+    }
+    if scratch_free {
+        report.data_free("a DO block that only runs data-free statements under catalog checks");
+    }
+    scratch_free
 }
 
 /// `CREATE|ALTER|DROP <object>` for the objects of `DATA_FREE_OBJECTS`, and

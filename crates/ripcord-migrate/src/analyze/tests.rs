@@ -862,3 +862,47 @@ fn gexec_statements_built_from_quoted_names_are_data_free() {
         assert!(!a.certain, "{query}");
     }
 }
+
+/// Roles created under a `DO`-block guard, the way most projects make a
+/// role idempotent, got a whole-database snapshot: every `DO` block counted
+/// as "runs code that can change any table". A block that only runs
+/// data-free statements under conditions reading the catalog needs none.
+#[test]
+fn do_blocks_that_only_create_roles_under_catalog_guards_are_data_free() {
+    for sql in [
+        "DO $$\nBEGIN\n    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'shop_auditor') THEN\n\
+         \x20       CREATE ROLE shop_auditor NOLOGIN;\n    END IF;\nEND\n$$",
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = lower('Web')) THEN \
+         CREATE ROLE web NOLOGIN; GRANT web TO api; ELSE RAISE NOTICE 'role % exists', 'web'; END IF; END $$",
+        "DO LANGUAGE plpgsql $$ BEGIN CREATE ROLE web; EXCEPTION WHEN duplicate_object THEN NULL; END $$",
+        "DO $body$ BEGIN IF NOT EXISTS (SELECT FROM information_schema.schemata WHERE schema_name = 'api') \
+         THEN CREATE SCHEMA api; COMMENT ON SCHEMA api IS 'x'; END IF; END $body$",
+        "DO $$ BEGIN ALTER DEFAULT PRIVILEGES IN SCHEMA app GRANT SELECT ON TABLES TO web; END $$",
+    ] {
+        let a = pg(sql);
+        assert_eq!(decision(&a), "none", "{sql}: {:?}", a.findings);
+    }
+}
+
+/// What a `DO` block can do to rows keeps it uncertain: DML, dynamic SQL,
+/// calls, loops over queries, reads of tables outside the catalog, other
+/// languages, and statements on tables (not tracked from inside a block).
+#[test]
+fn do_blocks_that_can_change_rows_stay_uncertain() {
+    for sql in [
+        "DO $$ BEGIN UPDATE t SET a = 1; END $$",
+        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'x') THEN EXECUTE 'CREATE ROLE x'; END IF; END $$",
+        "DO $$ BEGIN IF EXISTS (SELECT FROM app.flags WHERE on) THEN CREATE ROLE x; END IF; END $$",
+        "DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles, app.t) THEN CREATE ROLE x; END IF; END $$",
+        "DO $$ BEGIN IF app.ready() THEN CREATE ROLE x; END IF; END $$",
+        "DO $$ BEGIN PERFORM app.purge(); END $$",
+        "DO $$ DECLARE r record; BEGIN FOR r IN SELECT * FROM t LOOP DELETE FROM t; END LOOP; END $$",
+        "DO $$ BEGIN CREATE TABLE t2 AS SELECT * FROM t; END $$",
+        "DO $$ BEGIN ALTER TABLE t DROP COLUMN a; END $$",
+        "DO LANGUAGE plperl $$ spi_exec_query('DELETE FROM t') $$",
+        "DO $$ BEGIN CREATE ROLE x; EXCEPTION WHEN others THEN DELETE FROM t; END $$",
+    ] {
+        let a = pg(sql);
+        assert_eq!(decision(&a), "whole database", "{sql}: {:?}", a.findings);
+    }
+}

@@ -187,6 +187,14 @@ pub fn begin_change(db: &mut dyn Database, timeout: std::time::Duration) -> Resu
     }
 }
 
+/// Cleans the session and begins a transaction, in one round trip
+/// (PostgreSQL). The `BEGIN` takes the cleaning into the transaction: it
+/// commits with the change; when the change fails and is rolled back, the
+/// session is left as the previous change left it, and `up` stops there.
+pub fn clean_and_begin(db: &mut dyn Database, clean: &str) -> Result<()> {
+    control(db, &format!("{clean}; BEGIN"))
+}
+
 pub fn commit(db: &mut dyn Database) -> Result<()> {
     control(db, "COMMIT")
 }

@@ -19,14 +19,25 @@ use super::db::{Conn, Database};
 /// prepared statements (the client's own). Each change and each revert
 /// starts from here, so no change sees another's settings.
 pub(crate) fn clean_session(db: &mut dyn Database) -> Result<()> {
-    const CLEAN: &str = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; \
-                         UNLISTEN *; DISCARD PLANS; DISCARD TEMP; DISCARD SEQUENCES";
     match db.conn() {
         Conn::Postgres(client) => client
             .batch_execute(CLEAN)
             .map_err(Error::postgres("reset the session before a change")),
         Conn::Sqlite(_) => Ok(()),
     }
+}
+
+/// What [`clean_session`] runs on PostgreSQL; it may also lead the batch
+/// that begins a change's transaction.
+pub(crate) const CLEAN: &str = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; \
+                                UNLISTEN *; DISCARD PLANS; DISCARD TEMP; DISCARD SEQUENCES";
+
+/// Whether [`qualified`] asks the server anything for `analysis`: names to
+/// resolve, or written tables whose triggers and foreign keys to look up.
+/// When it does not, the session need not be clean before it.
+pub(crate) fn asks_server(db: &dyn Database, analysis: &Analysis) -> bool {
+    db.dialect() == Dialect::Postgres
+        && (!analysis.settings_at.is_empty() || !analysis.written.is_empty())
 }
 
 /// Qualifies every table of `analysis` as the server would resolve it at

@@ -10,11 +10,11 @@ use super::db::{self, execute, execute_each, Database};
 use super::down::revert_one;
 use super::net::SafetyNet;
 use super::prepare::{self, Prepared};
-use super::resolve::{clean_session, qualified};
+use super::resolve::{asks_server, clean_session, qualified, CLEAN};
 use super::schema;
 use super::undo::{self, Undo};
 use super::{Note, Scope, UpChange, UpOptions, UpReport};
-use crate::analyze::{Analysis, TableName};
+use crate::analyze::{Analysis, Dialect, TableName};
 use crate::tracking::{ChangeState, EventKind};
 use crate::{Error, Plan, Result};
 
@@ -135,10 +135,15 @@ pub fn up(
         .zip(report.changes.iter_mut())
         .zip(&originals)
     {
-        clean_session(db)?;
+        // A change whose names need no server starts its transaction and
+        // cleans its session in one round trip.
+        let clean_later = !asks_server(db, original);
+        if !clean_later {
+            clean_session(db)?;
+        }
         p.analysis = qualified(db, original)?;
         *out = planned(p, opts.snapshot_always);
-        apply_one(db, net, p, out, opts, note)?;
+        apply_one(db, net, p, out, opts, clean_later, note)?;
         note(Note::Applied(out));
     }
     Ok(report)
@@ -170,10 +175,15 @@ fn apply_one(
     p: &Prepared,
     out: &mut UpChange,
     opts: &UpOptions,
+    clean_later: bool,
     note: &mut dyn FnMut(Note<'_>),
 ) -> Result<()> {
     let name = p.name();
     let timeout = opts.lock_timeout();
+    let plain = matches!(out.snapshot_scope, Scope::None | Scope::DownScript(_));
+    if clean_later && !(plain && p.transactional && db.dialect() == Dialect::Postgres) {
+        clean_session(db)?;
+    }
     // Writes during the snapshot are logged from before it starts, and
     // copied under a short lock once the change's transaction has begun.
     let mut cap = match &out.snapshot_scope {
@@ -226,7 +236,11 @@ fn apply_one(
         let mut watched = Vec::new();
         let mut schema_objects = Vec::new();
         let result = (|| -> Result<std::result::Result<bool, (String, String)>> {
-            db::begin_change(db, timeout)?;
+            if clean_later && plain && db.dialect() == Dialect::Postgres {
+                db::clean_and_begin(db, CLEAN)?;
+            } else {
+                db::begin_change(db, timeout)?;
+            }
             capture::seal(db, name, &cap, timeout)?;
             let before = if schema_only {
                 Some(schema::facts(db)?)

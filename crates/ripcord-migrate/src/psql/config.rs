@@ -15,19 +15,20 @@ pub(super) struct Sqitch {
 impl Sqitch {
     /// The variables of a step (`up`, `down` or `verify`), weakest first.
     pub fn variables(&self, step: &str) -> BTreeMap<String, String> {
-        let step = match step {
-            "up" => "deploy",
-            "down" => "revert",
-            _ => "verify",
+        // sqitch's revert and verify read `[deploy.variables]` too, "on the
+        // assumption that the values will generally be the same", and let
+        // their own section override it.
+        let own = match step {
+            "up" => None,
+            "down" => Some("revert"),
+            _ => Some("verify"),
         };
         let target = self
             .get("engine.pg", "target")
             .or_else(|| self.get("core", "target"));
-        let mut sections = vec![
-            "core.variables".to_string(),
-            format!("{step}.variables"),
-            "engine.pg.variables".to_string(),
-        ];
+        let mut sections = vec!["core.variables".to_string(), "deploy.variables".to_string()];
+        sections.extend(own.map(|s| format!("{s}.variables")));
+        sections.push("engine.pg.variables".to_string());
         if let Some(t) = target {
             sections.push(format!("target.{t}.variables"));
         }

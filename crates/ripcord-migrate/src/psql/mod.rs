@@ -10,8 +10,8 @@
 //! command with exit code 2, naming the file and line, before anything runs.
 //!
 //! Variables come, from weakest to strongest, from sqitch.conf
-//! (`[core.variables]`, then `[deploy.variables]`, `[revert.variables]` or
-//! `[verify.variables]` for the script's step, then `[engine "pg"]` and the
+//! (`[core.variables]`, then `[deploy.variables]`, then `[revert.variables]`
+//! or `[verify.variables]` for a revert or verify script, then `[engine "pg"]` and the
 //! default target's variables), then what psql sets when it connects
 //! (`DBNAME`, `USER`, `HOST`, `PORT`), then `--set name=value`. Flyway
 //! placeholders come from `flyway.conf` (or `flyway.toml`), then `--set`.

@@ -222,7 +222,8 @@ fn sqitch_conf_variables_by_step_and_target() {
         dir.path().join("sqitch.conf"),
         "[core]\n\tengine = pg\n\ttarget = prod\n[core.variables]\n\ta = core\n\tb = core\n\
          [deploy.variables]\n\tb = deploy\n\tc = \"quoted # not a comment\"\n\
-         [target \"prod.variables\"]\n\td = prod\n[verify \"variables\"]\n\te = v\n",
+         [target \"prod.variables\"]\n\td = prod\n[verify \"variables\"]\n\te = v\n\
+         [revert.variables]\n\tc = revert\n",
     )
     .unwrap();
     let conf = config::sqitch(dir.path()).unwrap();
@@ -231,8 +232,33 @@ fn sqitch_conf_variables_by_step_and_target() {
     assert_eq!(up["b"], "deploy");
     assert_eq!(up["c"], "quoted # not a comment");
     assert_eq!(up["d"], "prod");
-    assert_eq!(conf.variables("down")["b"], "core");
     assert_eq!(conf.variables("verify")["e"], "v");
+}
+
+/// sqitch's revert and verify read `[deploy.variables]`, overridden by
+/// their own sections; ripcord read only the step's own section, so a
+/// revert script using a deploy variable failed as undefined.
+#[test]
+fn revert_and_verify_read_deploy_variables_as_sqitch_does() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("sqitch.conf"),
+        "[core.variables]\n\ta = core\n[deploy.variables]\n\tb = deploy\n\tc = deploy\n\
+         [revert.variables]\n\tc = revert\n[verify.variables]\n\tc = verify\n",
+    )
+    .unwrap();
+    let conf = config::sqitch(dir.path()).unwrap();
+    let down = conf.variables("down");
+    assert_eq!(
+        (down["a"].as_str(), down["b"].as_str(), down["c"].as_str()),
+        ("core", "deploy", "revert")
+    );
+    let verify = conf.variables("verify");
+    assert_eq!(
+        (verify["b"].as_str(), verify["c"].as_str()),
+        ("deploy", "verify")
+    );
+    assert_eq!(conf.variables("up")["c"], "deploy");
 }
 
 #[test]

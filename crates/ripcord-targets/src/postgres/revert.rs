@@ -434,6 +434,39 @@ struct Cx<'a> {
     review_ready: bool,
 }
 
+/// Revokes every privilege on the table just created from `t`, and on the
+/// sequences it owns, but its owner's: what the schema's and role's
+/// default privileges gave it.
+fn revoke_default_privileges(client: &mut Client, t: &PgTable) -> Result<()> {
+    let what = format!("taking the default privileges off {}", t.qualified());
+    let revokes: Vec<String> = client
+        .query(
+            "WITH rel AS (
+                 SELECT pg_catalog.to_regclass($1)::pg_catalog.oid AS oid
+                 UNION
+                 SELECT d.objid FROM pg_catalog.pg_depend d
+                 WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                   AND d.refobjid = pg_catalog.to_regclass($1) AND d.deptype IN ('a', 'i')
+                   AND (SELECT relkind FROM pg_catalog.pg_class WHERE oid = d.objid) = 'S')
+             SELECT DISTINCT pg_catalog.format('REVOKE ALL ON %s %s FROM %s',
+                        CASE c.relkind WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, c.oid::pg_catalog.regclass,
+                        CASE WHEN a.grantee = 0 THEN 'PUBLIC'
+                             ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END)
+             FROM rel JOIN pg_catalog.pg_class c ON c.oid = rel.oid,
+                  pg_catalog.aclexplode(c.relacl) a
+             WHERE a.grantee <> c.relowner",
+            &[&format!("{}.{}", ident(&t.schema), ident(&t.name))],
+        )
+        .map_err(pg_err(&what))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if revokes.is_empty() {
+        return Ok(());
+    }
+    run(client, &revokes.join(";\n"), what)
+}
+
 fn run(client: &mut Client, sql: &str, context: impl Into<String>) -> Result<()> {
     client.batch_execute(sql).map_err(pg_err(context))
 }
@@ -458,6 +491,7 @@ impl Cx<'_> {
         let tables: Vec<&PgTable> = group.iter().map(|rt| rt.table).collect();
         let (mut pre, mut post, mut attach, mut fks) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut acl = Vec::new();
         let mut has_table = vec![false; tables.len()];
         let owned: Vec<Vec<&str>> = tables
             .iter()
@@ -489,6 +523,9 @@ impl Cx<'_> {
         for e in self.listing {
             for (j, t) in tables.iter().enumerate() {
                 match part_of(e, t, &owned[j], &constraints[j]) {
+                    Some(Part::Pre) if e.words.first().is_some_and(|w| w == "ACL") => {
+                        acl.push(e.line.as_str())
+                    }
                     Some(Part::Pre) => {
                         has_table[j] |= e.words.first().is_some_and(|w| w == "TABLE");
                         pre.push(e.line.as_str())
@@ -550,6 +587,16 @@ impl Cx<'_> {
 
         let sql = script(self.tools, self.archive, &pre, "pre-data")?;
         self.exec_script(&sql, format!("creating {what} from the snapshot"))?;
+        // A new table gets what `ALTER DEFAULT PRIVILEGES` grants today on
+        // top of the snapshot's privileges, which pg_dump writes as changes
+        // from the built-in defaults: take those off first.
+        for t in &tables {
+            revoke_default_privileges(self.client, t)?;
+        }
+        if !acl.is_empty() {
+            let sql = script(self.tools, self.archive, &acl, "privileges")?;
+            self.exec_script(&sql, format!("granting the privileges on {what}"))?;
+        }
 
         // Triggers (user ones and foreign-key checks) stay quiet while the
         // snapshot's rows, and rows kept from before, go in.

@@ -274,7 +274,13 @@ struct PlanChange {
 }
 
 fn plan(ctx: &Ctx, args: &PlanArgs) -> Result<()> {
-    let s = setup(ctx, &args.common)?;
+    // The explanation is of the scripts as they run: psql variables and
+    // meta-commands resolved, as `up` and `lint` see them.
+    let s = if args.explain {
+        setup_scripts(ctx, &args.common)?
+    } else {
+        setup(ctx, &args.common)?
+    };
     s.require_database()?;
     let (status, note): (Option<Status>, Option<String>) = match &s.target {
         None => (
