@@ -61,6 +61,17 @@ pub fn supported(major: u32) -> bool {
     major >= 15
 }
 
+/// Below this size a database is read whole: reading it costs less than
+/// the two settled reads of the statistics (at least 2 x [`GRACE`]).
+/// `RIPCORD_PG_REUSE_MIN_BYTES` overrides it (tests use small databases).
+pub fn worth_it(bytes: u64) -> bool {
+    let min = std::env::var("RIPCORD_PG_REUSE_MIN_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or((READ_RATE * 2.0 * GRACE.as_secs_f64()) as u64);
+    bytes >= min
+}
+
 /// How long to wait for the statistics of a database of `bytes`.
 pub fn budget(bytes: u64) -> Duration {
     Duration::from_secs_f64(bytes as f64 / READ_RATE).clamp(SETTLE_MIN, SETTLE_MAX)

@@ -90,9 +90,13 @@ pub fn snapshot_with(
                 .query_one("SELECT pg_database_size(current_database())", &[])
                 .map_err(pg_err(&shown))?
                 .get(0);
-            budget = reuse::budget(bytes.max(0) as u64);
+            let bytes = bytes.max(0) as u64;
+            budget = reuse::budget(bytes);
             // Statistics that cannot be read only mean every table is read.
-            reuse::settled_read(c, &own, budget).ok().flatten()
+            match reuse::worth_it(bytes) {
+                true => reuse::settled_read(c, &own, budget).ok().flatten(),
+                false => None,
+            }
         }
         None => None,
     };
