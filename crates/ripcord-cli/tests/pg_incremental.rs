@@ -18,10 +18,10 @@ const BIG_ROWS: u32 = 50_000;
 
 /// `app` with a big table and a small one, created by the first change.
 fn setup(name: &str) -> (Workspace, String) {
+    let (mut ws, db) = pg_app(bin(), name, "");
     // These databases are far smaller than the size below which a snapshot
     // reads every table rather than wait for the statistics.
-    std::env::set_var("RIPCORD_PG_REUSE_MIN_BYTES", "0");
-    let (ws, db) = pg_app(bin(), name, "");
+    ws.set_env("RIPCORD_PG_REUSE_MIN_BYTES", "0");
     write(
         &ws,
         "migrations/0001_tables/up.sql",

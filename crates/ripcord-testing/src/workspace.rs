@@ -22,6 +22,8 @@ pub struct Workspace {
     password: String,
     targets: Vec<(String, Target)>,
     extra_config: String,
+    /// Variables every command of this workspace gets.
+    env: Vec<(String, String)>,
 }
 
 /// The outcome of one command.
@@ -52,6 +54,7 @@ impl Workspace {
             password: Workspace::PASSWORD.to_string(),
             targets: Vec::new(),
             extra_config: String::new(),
+            env: Vec::new(),
         };
         ws.write_config();
         ws
@@ -83,6 +86,11 @@ impl Workspace {
 
     pub fn set_password(&mut self, password: impl Into<String>) {
         self.password = password.into();
+    }
+
+    /// Sets `key=value` for every command run in this workspace.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.push((key.to_string(), value.to_string()));
     }
 
     /// Adds a `kind = "dir"` target at `rel` (relative to the workspace) and
@@ -193,6 +201,7 @@ impl Workspace {
                 cmd.env_remove(&k);
             }
         }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.current_dir(self.root())
             .env("RIPCORD_PASSWORD", &self.password)
             .env("NO_COLOR", "1")
