@@ -61,14 +61,18 @@ pub fn supported(major: u32) -> bool {
     major >= 15
 }
 
-/// Below this size a database is read whole: reading it costs less than
-/// the two settled reads of the statistics (at least 2 x [`GRACE`]).
-/// `RIPCORD_PG_REUSE_MIN_BYTES` overrides it (tests use small databases).
+/// Below this size a database is read whole: the two settled reads of the
+/// statistics cost at least 2 x [`GRACE`], a fifth or more of what reading
+/// it takes, and reuse saves only the tables nothing wrote.
+const REUSE_MIN_BYTES: u64 = 1 << 30;
+
+/// Whether a database of `bytes` is worth stamping.
+/// `RIPCORD_PG_REUSE_MIN_BYTES` overrides the size (tests use small databases).
 pub fn worth_it(bytes: u64) -> bool {
     let min = std::env::var("RIPCORD_PG_REUSE_MIN_BYTES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or((READ_RATE * 2.0 * GRACE.as_secs_f64()) as u64);
+        .unwrap_or(REUSE_MIN_BYTES);
     bytes >= min
 }
 
