@@ -22,7 +22,7 @@ use super::catalog::TableInfo;
 use super::conn::{pg_err, Target};
 use super::copy::{RowStats, Scanner};
 use super::parallel::{on_workers, plan, Job, Reader};
-use super::restore::{copy_in_with, quoted, TableCheck};
+use super::restore::{checks, copy_in_with, quoted, TableCheck};
 use super::SPLIT_BYTES;
 use crate::error::{Error, Result};
 use crate::Progress;
@@ -177,16 +177,7 @@ pub(super) fn load_and_check(
         }
         result
     })?;
-    Ok(tables
-        .iter()
-        .zip(sums.into_inner().expect("sums"))
-        .map(|(t, stats)| TableCheck {
-            table: t.qualified(),
-            rows: stats.rows,
-            expected_rows: t.rows,
-            checksum_matches: stats.checksum() == t.checksum,
-        })
-        .collect())
+    Ok(checks(tables, sums.into_inner().expect("sums")))
 }
 
 fn loader_connection(target: &Target) -> Result<Client> {

@@ -826,14 +826,19 @@ pub fn check_tables(target: &Target, tables: &[&PgTable], jobs: usize) -> Result
             Ok(())
         },
     )?;
-    Ok(tables
+    Ok(checks(tables, sums.into_inner().expect("sums")))
+}
+
+/// What was read back from each table, against what its snapshot says.
+pub(super) fn checks(tables: &[&PgTable], sums: Vec<RowStats>) -> Vec<TableCheck> {
+    tables
         .iter()
-        .zip(sums.into_inner().expect("sums"))
+        .zip(sums)
         .map(|(t, stats)| TableCheck {
             table: t.qualified(),
             rows: stats.rows,
             expected_rows: t.rows,
             checksum_matches: stats.checksum() == t.checksum,
         })
-        .collect())
+        .collect()
 }
