@@ -20,6 +20,7 @@ pub mod interrupt;
 pub mod limits;
 pub mod names;
 pub mod password;
+pub mod pg_fingerprint;
 pub mod pg_stats;
 pub mod revert;
 pub mod table_name;

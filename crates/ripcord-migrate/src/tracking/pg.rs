@@ -94,25 +94,8 @@ CREATE TABLE IF NOT EXISTS ripcord.fingerprint (
 CREATE INDEX IF NOT EXISTS fingerprint_tab ON ripcord.fingerprint USING brin (tab);
 ";
 
-/// Forgets the post-change fingerprint of a reverted change: each table's
-/// rows are in a table of their own, `ripcord.fingerprint_<id>`, dropped
-/// whole; an older version put them in `ripcord.fingerprint`, and a
-/// database set up by an even older one has no fingerprint tables. The
-/// same as `FORGET` in the PostgreSQL fingerprint of ripcord-targets.
-const FORGET_FINGERPRINT: &str = "
-DO $ripcord$ DECLARE t bigint; BEGIN
-  IF pg_catalog.to_regclass('ripcord.fingerprint_tables') IS NOT NULL THEN
-    FOR t IN SELECT id FROM ripcord.fingerprint_tables
-             WHERE change = pg_catalog.current_setting('ripcord.forget') LOOP
-      EXECUTE pg_catalog.format('DROP TABLE IF EXISTS ripcord.%I', 'fingerprint_' || t);
-    END LOOP;
-    DELETE FROM ripcord.fingerprint WHERE tab IN
-      (SELECT id FROM ripcord.fingerprint_tables
-       WHERE change = pg_catalog.current_setting('ripcord.forget'));
-    DELETE FROM ripcord.fingerprint_tables
-      WHERE change = pg_catalog.current_setting('ripcord.forget');
-  END IF;
-END $ripcord$";
+// Forgets the fingerprints of the change named by `ripcord.forget`.
+use ripcord_core::pg_fingerprint::FORGET as FORGET_FINGERPRINT;
 
 /// A timestamptz as RFC 3339 text in UTC.
 const RFC3339: &str = r#"'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'"#;

@@ -18,6 +18,7 @@
 
 use postgres::types::Oid;
 use postgres::Client;
+use ripcord_core::pg_fingerprint::FORGET;
 
 use super::conn::{ident, pg_err};
 use crate::error::Result;
@@ -67,25 +68,6 @@ impl Fingerprint {
 fn rows_table(id: i64) -> String {
     format!("ripcord.fingerprint_{id}")
 }
-
-/// Forgets the fingerprints of the change named by the setting
-/// `ripcord.forget`: drops their own tables, deletes the rows an older
-/// version put in the shared table, and their entries. A database set up by
-/// an older version may have no fingerprint tables at all.
-pub(crate) const FORGET: &str = "
-DO $ripcord$ DECLARE t bigint; BEGIN
-  IF pg_catalog.to_regclass('ripcord.fingerprint_tables') IS NOT NULL THEN
-    FOR t IN SELECT id FROM ripcord.fingerprint_tables
-             WHERE change = pg_catalog.current_setting('ripcord.forget') LOOP
-      EXECUTE pg_catalog.format('DROP TABLE IF EXISTS ripcord.%I', 'fingerprint_' || t);
-    END LOOP;
-    DELETE FROM ripcord.fingerprint WHERE tab IN
-      (SELECT id FROM ripcord.fingerprint_tables
-       WHERE change = pg_catalog.current_setting('ripcord.forget'));
-    DELETE FROM ripcord.fingerprint_tables
-      WHERE change = pg_catalog.current_setting('ripcord.forget');
-  END IF;
-END $ripcord$";
 
 /// The hash of a row's values `exprs`: 64 bits of the server's own text
 /// hash (the one hash partitioning relies on, so it is stable), three times

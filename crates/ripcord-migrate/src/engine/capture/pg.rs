@@ -29,13 +29,7 @@ pub(super) fn pg_install(
         let rows = match tables {
             None => client.query(&format!("{base} ORDER BY c.oid"), &[]),
             Some(tables) => {
-                let names: Vec<String> = tables
-                    .iter()
-                    .map(|t| match &t.schema {
-                        Some(s) => format!("{}.{}", ident(s), ident(&t.name)),
-                        None => ident(&t.name),
-                    })
-                    .collect();
+                let names = quoted(tables);
                 // With their partitions and inheritance children: the
                 // snapshot takes those too.
                 client.query(
@@ -202,13 +196,7 @@ pub(super) fn pg_watch(
     timeout: Duration,
 ) -> Result<Vec<Watched>> {
     let context = "watch the tables after the change";
-    let names: Vec<String> = tables
-        .iter()
-        .map(|t| match &t.schema {
-            Some(s) => format!("{}.{}", ident(s), ident(&t.name)),
-            None => ident(&t.name),
-        })
-        .collect();
+    let names = quoted(tables);
     // Resolved as the change's session resolves them now.
     let roots: Vec<u32> = client
         .query(
@@ -380,4 +368,15 @@ pub(super) fn pg_drop_triggers(
         let _ = client.batch_execute("ROLLBACK");
     }
     result
+}
+
+/// The tables' names quoted for `::regclass`.
+fn quoted<'a>(tables: impl IntoIterator<Item = &'a TableName>) -> Vec<String> {
+    tables
+        .into_iter()
+        .map(|t| match &t.schema {
+            Some(s) => format!("{}.{}", ident(s), ident(&t.name)),
+            None => ident(&t.name),
+        })
+        .collect()
 }
