@@ -89,27 +89,8 @@ pub fn row_local(code: &str) -> bool {
             }
             continue;
         };
-        if RISKY_WORDS.contains(&word.as_str()) {
+        if !harmless_word(&tokens, i, &word) {
             return false;
-        }
-        if tokens.get(i + 1) != Some(&Token::LParen) || NOT_CALLS.contains(&word.as_str()) {
-            continue;
-        }
-        // A call: a known built-in, unqualified or in pg_catalog.
-        let qualifier = match (
-            i.checked_sub(2).map(|j| &tokens[j]),
-            i.checked_sub(1).map(|j| &tokens[j]),
-        ) {
-            (Some(q), Some(Token::Period)) => Some(keyword(q).unwrap_or_default()),
-            _ => None,
-        };
-        // set_config could change how the change's later names resolve.
-        let known = word != "SET_CONFIG"
-            && HARMLESS_FUNCTIONS.contains(&word.to_ascii_lowercase().as_str());
-        match qualifier {
-            None if known => {}
-            Some(q) if q == "PG_CATALOG" && known => {}
-            _ => return false,
         }
     }
     true
@@ -231,26 +212,35 @@ fn reads_only_catalog(tokens: &[Token]) -> bool {
         if QUERY_WORDS.contains(&word.as_str()) {
             continue;
         }
-        if RISKY_WORDS.contains(&word.as_str()) {
+        if !harmless_word(tokens, i, &word) {
             return false;
-        }
-        if tokens.get(i + 1) != Some(&Token::LParen) || NOT_CALLS.contains(&word.as_str()) {
-            continue;
-        }
-        let qualifier = match (
-            i.checked_sub(2).map(|j| &tokens[j]),
-            i.checked_sub(1).map(|j| &tokens[j]),
-        ) {
-            (Some(q), Some(Token::Period)) => Some(keyword(q).unwrap_or_default()),
-            _ => None,
-        };
-        let known = word != "SET_CONFIG"
-            && HARMLESS_FUNCTIONS.contains(&word.to_ascii_lowercase().as_str());
-        match qualifier {
-            None if known => {}
-            Some(q) if q == "PG_CATALOG" && known => {}
-            _ => return false,
         }
     }
     true
+}
+
+/// Whether the keyword `word` at `tokens[i]` is harmless: not a risky
+/// word, and not a call, or a call of a known built-in, unqualified or in
+/// pg_catalog.
+fn harmless_word(tokens: &[Token], i: usize, word: &str) -> bool {
+    if RISKY_WORDS.contains(&word) {
+        return false;
+    }
+    if tokens.get(i + 1) != Some(&Token::LParen) || NOT_CALLS.contains(&word) {
+        return true;
+    }
+    let qualifier = match (
+        i.checked_sub(2).map(|j| &tokens[j]),
+        i.checked_sub(1).map(|j| &tokens[j]),
+    ) {
+        (Some(q), Some(Token::Period)) => Some(keyword(q).unwrap_or_default()),
+        _ => None,
+    };
+    // set_config could change how the change's later names resolve.
+    let known =
+        word != "SET_CONFIG" && HARMLESS_FUNCTIONS.contains(&word.to_ascii_lowercase().as_str());
+    match qualifier {
+        None => known,
+        Some(q) => q == "PG_CATALOG" && known,
+    }
 }
