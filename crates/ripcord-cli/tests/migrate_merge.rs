@@ -860,3 +860,98 @@ fn a_fingerprint_in_the_shared_table_of_older_versions_still_rolls_back() {
         strs(&["0"])
     );
 }
+
+/// Converts every recorded fingerprint to the row hash of older versions
+/// (the hash of `ROW(…)::text`, whole), as if they had recorded it. The
+/// live tables must be as the fingerprints saw them.
+const TO_ROW_TEXT_HASH: &str = "DO $$ DECLARE t record; cols text; keys text; BEGIN
+     FOR t IN SELECT id, table_name, key_columns, columns FROM ripcord.fingerprint_tables LOOP
+       SELECT string_agg('x.' || quote_ident(c), ', ' ORDER BY o) INTO cols
+         FROM unnest(t.columns) WITH ORDINALITY u(c, o);
+       IF cardinality(t.key_columns) = 0 THEN
+         EXECUTE format('DELETE FROM ripcord.%I', 'fingerprint_' || t.id);
+         EXECUTE format('INSERT INTO ripcord.%I (k, h, n) SELECT h, h, count(*)
+                         FROM (SELECT hashtextextended(ROW(%s)::text, 0) AS h FROM ONLY %s x) y
+                         GROUP BY h', 'fingerprint_' || t.id, cols, t.table_name);
+       ELSE
+         SELECT string_agg('x.' || quote_ident(c), ', ' ORDER BY o) INTO keys
+           FROM unnest(t.key_columns) WITH ORDINALITY u(c, o);
+         EXECUTE format('UPDATE ripcord.%I f SET h = hashtextextended(ROW(%s)::text, 0)
+                         FROM ONLY %s x WHERE f.k = hashtextextended(ROW(%s)::text, 0)',
+                        'fingerprint_' || t.id, cols, t.table_name, keys);
+       END IF;
+     END LOOP;
+     UPDATE ripcord.fingerprint_tables SET row_hash = 'row-text';
+   END $$";
+
+/// Fingerprints now hash each column apart (several times cheaper than
+/// printing the whole row as one record); one recorded by an older version
+/// hashed the row's text whole, and still rolls back exactly, by the hash
+/// it was recorded with.
+#[test]
+fn a_fingerprint_hashed_as_row_text_by_older_versions_still_rolls_back() {
+    let db = AppDb::new(bin(), Engine::Postgres, "merge_row_text_hash");
+    seed(&db);
+    db.ws.ok(&["migrate", "up"]);
+    assert_eq!(
+        db.rows("SELECT DISTINCT row_hash FROM ripcord.fingerprint_tables"),
+        strs(&["columns"])
+    );
+    db.exec(TO_ROW_TEXT_HASH);
+    application_writes(&db);
+    let v = down(&db, "keep-new");
+    let c = &v["changes"][0];
+    assert!(table(c, "items")["three_way"].as_bool().unwrap(), "{c}");
+    assert_eq!(
+        counts(&table(c, "items")),
+        [2, 2, 2, 3, 4, 2, 0, 0, 1, 0, 10],
+        "{c}"
+    );
+    assert_eq!(
+        counts(&table(c, "people")),
+        [1, 1, 1, 2, 2, 1, 0, 0, 2, 0, 4],
+        "{c}"
+    );
+    assert_eq!(
+        counts(&table(c, "tags")),
+        [1, 0, 1, 0, 1, 1, 0, 0, 1, 0, 3],
+        "{c}"
+    );
+    assert_eq!(
+        db.rows(PEOPLE),
+        strs(&["1|ann2|ann@x", "3|cy|cy@x", "4|di|di@x", "5|eve|"])
+    );
+    assert_eq!(db.rows(TAGS), strs(&["x", "y", "z"]));
+    assert_eq!(v["rows_lost"], 0, "{v}");
+}
+
+/// A column hashed apart keeps its own collation unless told otherwise: a
+/// case-insensitive one would hash `bob` and `BOB` alike, and an update
+/// by the application that only changes case would be taken for the
+/// change's row and undone. Each value is hashed under "C".
+#[test]
+fn bug_a_case_only_write_under_a_case_insensitive_collation_is_kept() {
+    let db = AppDb::new(bin(), Engine::Postgres, "merge_case_insensitive");
+    db.exec(
+        "CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+         CREATE TABLE people (id integer PRIMARY KEY, name text COLLATE ci NOT NULL, score integer NOT NULL);
+         INSERT INTO people VALUES (1, 'ann', 1), (2, 'bob', 2), (3, 'cy', 3);",
+    );
+    db.write(
+        "migrations/0001_rescore/up.sql",
+        "UPDATE people SET score = score * 10 WHERE id IN (1, 3);\n",
+    );
+    db.ws.ok(&["migrate", "up"]);
+    db.exec("UPDATE people SET name = 'BOB' WHERE id = 2; UPDATE people SET name = 'CY' WHERE id = 3");
+    let v = down(&db, "keep-new");
+    let t = table(&v["changes"][0], "people");
+    assert!(t["three_way"].as_bool().unwrap(), "{t}");
+    // The change's scores are undone; both names the application wrote stay
+    // (row 3 both had changed: the application's row wins).
+    assert_eq!(
+        db.rows("SELECT id, name, score FROM people ORDER BY id"),
+        strs(&["1|ann|1", "2|BOB|2", "3|CY|30"])
+    );
+    assert_eq!(t["updated_since"], 2, "{t}");
+    assert_eq!(v["rows_lost"], 0, "{v}");
+}

@@ -85,6 +85,9 @@ CREATE TABLE IF NOT EXISTS ripcord.fingerprint_tables (
     types text[] NOT NULL,
     rows bigint NOT NULL
 );
+-- How each row was hashed: 'columns' (one hash per column, combined), or
+-- 'row-text' (the row's text form whole), as older versions recorded.
+ALTER TABLE ripcord.fingerprint_tables ADD COLUMN IF NOT EXISTS row_hash text NOT NULL DEFAULT 'row-text';
 CREATE TABLE IF NOT EXISTS ripcord.fingerprint (
     tab bigint NOT NULL,
     k bigint NOT NULL,

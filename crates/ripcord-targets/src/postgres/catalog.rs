@@ -1,5 +1,7 @@
 //! Catalog queries: tables, columns, sizes, sequences.
 
+use std::collections::BTreeMap;
+
 use postgres::types::Oid;
 use postgres::Client;
 use ripcord_core::table_name::TableRef;
@@ -90,17 +92,39 @@ pub fn listing(client: &mut Client) -> Result<Vec<TableInfo>> {
     let rows = client
         .query(RELATIONS, &[])
         .map_err(pg_err("listing tables"))?;
+    let oids: Vec<Oid> = rows.iter().map(|r| r.get(3)).collect();
+    // Columns and indexes of every table in two queries, not two a table.
+    let mut columns: BTreeMap<Oid, Vec<PgColumn>> = BTreeMap::new();
+    for c in client
+        .query(
+            "SELECT attrelid, attname::text, format_type(atttypid, atttypmod) FROM pg_attribute
+             WHERE attrelid = ANY($1) AND attnum > 0 AND NOT attisdropped AND attgenerated = ''
+             ORDER BY attrelid, attnum",
+            &[&oids],
+        )
+        .map_err(pg_err("listing columns"))?
+    {
+        columns.entry(c.get(0)).or_default().push(PgColumn {
+            name: c.get(1),
+            type_name: c.get(2),
+        });
+    }
+    let mut indexes: BTreeMap<Oid, Vec<String>> = BTreeMap::new();
+    for i in client
+        .query(
+            "SELECT x.indrelid, i.relname::text FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+             WHERE x.indrelid = ANY($1) AND NOT EXISTS
+               (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid AND c.conrelid = x.indrelid)
+             ORDER BY 1, 2",
+            &[&oids],
+        )
+        .map_err(pg_err("listing indexes"))?
+    {
+        indexes.entry(i.get(0)).or_default().push(i.get(1));
+    }
     let mut all = Vec::new();
     for r in rows {
         let oid: Oid = r.get(3);
-        let cols = client
-            .query(
-                "SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute
-                 WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND attgenerated = ''
-                 ORDER BY attnum",
-                &[&oid],
-            )
-            .map_err(pg_err("listing columns"))?;
         all.push(TableInfo {
             schema: r.get(0),
             name: r.get(1),
@@ -108,22 +132,8 @@ pub fn listing(client: &mut Client) -> Result<Vec<TableInfo>> {
             kind: r.get::<_, String>(4).chars().next().unwrap_or('r'),
             parents: r.get(5),
             relation_size: r.get::<_, i64>(2) as u64,
-            columns: cols
-                .iter()
-                .map(|c| PgColumn { name: c.get(0), type_name: c.get(1) })
-                .collect(),
-            indexes: client
-                .query(
-                    "SELECT i.relname::text FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
-                     WHERE x.indrelid = $1 AND NOT EXISTS
-                       (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid AND c.conrelid = x.indrelid)
-                     ORDER BY 1",
-                    &[&oid],
-                )
-                .map_err(pg_err("listing indexes"))?
-                .iter()
-                .map(|r| r.get(0))
-                .collect(),
+            columns: columns.remove(&oid).unwrap_or_default(),
+            indexes: indexes.remove(&oid).unwrap_or_default(),
         });
     }
     Ok(all)

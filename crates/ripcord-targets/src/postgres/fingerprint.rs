@@ -12,9 +12,11 @@
 //! fingerprint recorded by an older version has no such table: its rows are
 //! in the shared `ripcord.fingerprint`, by `tab`.
 //!
-//! A hash is a 64-bit hash of the row's text form (`ROW(…)::text`), with the
-//! settings that change how values print pinned, so that the session of
-//! `up` and the session of `down` print the same row the same way.
+//! A key's hash is a 64-bit hash of its text form (`ROW(…)::text`), with
+//! the settings that change how values print pinned, so that the session of
+//! `up` and the session of `down` print the same row the same way. A row's
+//! hash combines one such hash per column (see [`RowHash`]); fingerprints
+//! recorded by older versions hash the row's text form whole.
 
 use postgres::types::Oid;
 use postgres::Client;
@@ -39,6 +41,63 @@ const PINNED: [(&str, &str); 7] = [
     ("jit", "off"),
 ];
 
+/// How a fingerprint hashes a whole row, recorded with it
+/// (`fingerprint_tables.row_hash`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowHash {
+    /// `row-text`: the hash of `ROW(…)::text`, as older versions recorded.
+    RowText,
+    /// `columns`: each column's text form hashed apart, seeded by its
+    /// position, the hashes combined by XOR. Several times cheaper than
+    /// printing the row as one record, which quotes and copies every value
+    /// again; a NULL has a value of its own per position.
+    Columns,
+}
+
+impl RowHash {
+    /// How it is named in `fingerprint_tables.row_hash`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            RowHash::RowText => "row-text",
+            RowHash::Columns => "columns",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<RowHash> {
+        [RowHash::RowText, RowHash::Columns]
+            .into_iter()
+            .find(|h| h.name() == name)
+    }
+
+    /// The hash of a row of values `exprs`, in this form.
+    pub(crate) fn of(self, exprs: &[String]) -> String {
+        match self {
+            RowHash::RowText => hash(exprs),
+            RowHash::Columns => columns_hash(exprs),
+        }
+    }
+}
+
+/// [`RowHash::Columns`]. Each value is hashed under the "C" collation: a
+/// column with a case-insensitive (nondeterministic) collation would
+/// otherwise hash values that differ only in case alike.
+fn columns_hash(exprs: &[String]) -> String {
+    if exprs.is_empty() {
+        return "0::bigint".to_string();
+    }
+    let parts: Vec<String> = exprs
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let seed = i as i64 + 1;
+            format!(
+                "coalesce(pg_catalog.hashtextextended(CAST(({e}) AS text) COLLATE pg_catalog.\"C\", {seed}), -{seed})"
+            )
+        })
+        .collect();
+    format!("({})", parts.join(" OPERATOR(pg_catalog.#) "))
+}
+
 /// One table's fingerprint, as recorded.
 #[derive(Clone, Debug)]
 pub struct Fingerprint {
@@ -51,6 +110,8 @@ pub struct Fingerprint {
     /// Its rows are in `ripcord.fingerprint_<id>`; otherwise (an older
     /// version recorded it) in `ripcord.fingerprint` under `tab = id`.
     pub own_table: bool,
+    /// How its rows' hashes were computed.
+    pub row_hash: RowHash,
 }
 
 impl Fingerprint {
@@ -189,6 +250,9 @@ fn with_children<'a>(
     Ok(out)
 }
 
+/// The row hash new fingerprints are recorded with.
+const RECORDED: RowHash = RowHash::Columns;
+
 fn record_one(
     client: &mut Client,
     change: &str,
@@ -250,9 +314,9 @@ fn record_one(
     let id: i64 = client
         .query_one(
             "INSERT INTO ripcord.fingerprint_tables
-                 (change, table_name, key_columns, columns, types, rows)
-             VALUES ($1, $2, $3, $4, $5, 0) RETURNING id",
-            &[&change, &what, &key_columns, &names, &types],
+                 (change, table_name, key_columns, columns, types, rows, row_hash)
+             VALUES ($1, $2, $3, $4, $5, 0, $6) RETURNING id",
+            &[&change, &what, &key_columns, &names, &types, &RECORDED.name()],
         )
         .map_err(pg_err(ctx()))?
         .get(0);
@@ -269,7 +333,7 @@ fn record_one(
             .iter()
             .map(|c| format!("{alias}.{}", ident(c)))
             .collect();
-        let h = hash(&row);
+        let h = RECORDED.of(&row);
         if key_columns.is_empty() {
             (h.clone(), h)
         } else {
@@ -386,22 +450,26 @@ pub fn load(client: &mut Client, change: &str, table: &str) -> Result<Option<Fin
     let row = client
         .query_opt(
             "SELECT id, key_columns, columns, types, rows,
-                    pg_catalog.to_regclass('ripcord.fingerprint_' || id) IS NOT NULL
-             FROM ripcord.fingerprint_tables
+                    pg_catalog.to_regclass('ripcord.fingerprint_' || id) IS NOT NULL,
+                    coalesce(pg_catalog.to_jsonb(t) ->> 'row_hash', 'row-text')
+             FROM ripcord.fingerprint_tables t
              WHERE change = $1 AND table_name = $2 ORDER BY id DESC LIMIT 1",
             &[&change, &table],
         )
         .map_err(pg_err(ctx()))?;
-    Ok(row.map(|r| {
+    // A row hash this version does not know (a newer one recorded it) is
+    // as good as no fingerprint: the rollback compares two ways.
+    Ok(row.and_then(|r| {
         let names: Vec<String> = r.get(2);
         let types: Vec<String> = r.get(3);
-        Fingerprint {
+        Some(Fingerprint {
             id: r.get(0),
             key_columns: r.get(1),
             columns: names.into_iter().zip(types).collect(),
             rows: r.get(4),
             own_table: r.get(5),
-        }
+            row_hash: RowHash::from_name(r.get::<_, &str>(6))?,
+        })
     }))
 }
 

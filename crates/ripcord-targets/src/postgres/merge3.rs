@@ -157,12 +157,12 @@ fn merge_pinned(
             }
         }
     }
-    let lh = hash(&lexprs);
+    let lh = fp.row_hash.of(&lexprs);
     let keyed = !fp.key_columns.is_empty();
     // Keyed, a row of an altered table counts as changed whatever its hash:
     // the snapshot's rows are not hashed then (a multiset still needs them).
     let rh = if comparable && (same_shape || !keyed) {
-        hash(&rexprs)
+        fp.row_hash.of(&rexprs)
     } else {
         "NULL::bigint".to_string()
     };

@@ -178,126 +178,135 @@ pub fn snapshot_with(
         .map(|(t, _)| t.clone())
         .collect();
 
-    let seq_names =
-        catalog::sequences(&mut coord, opts.tables.as_ref().map(|_| tables.as_slice()))?;
-    let mut sequences = Vec::new();
-    for (schema, name, owner) in seq_names {
-        let row = coord
-            .query_one(
-                &format!(
-                    "SELECT last_value, is_called FROM {}.{}",
-                    ident(&schema),
-                    ident(&name)
-                ),
-                &[],
-            )
-            .map_err(pg_err(format!("reading sequence {schema}.{name}")))?;
-        sequences.push(PgSequence {
-            schema,
-            name,
-            owner,
-            last_value: row.get(0),
-            is_called: row.get(1),
-        });
-    }
-
-    let dependents = match &opts.tables {
-        Some(_) => dependents(&mut coord, &tables, &shown)?,
-        None => Vec::new(),
-    };
-
-    let schema = dump_schema(
-        saver,
-        &tools,
-        &target,
-        &snap_id,
-        opts.tables.as_ref().map(|_| tables.as_slice()),
-        progress,
-    )?;
-
-    let split = if opts.split_bytes == 0 {
-        SPLIT_BYTES
-    } else {
-        opts.split_bytes
-    };
-    let jobs = plan(&reading, split);
-    let workers = match opts.jobs {
-        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
-        n => n,
-    };
+    // The schema is dumped through the same exported snapshot while the
+    // rows are read: the transaction that exports it stays open until the
+    // copy and the count are done, and the dump is waited for below.
+    let only = opts.tables.as_ref().map(|_| tables.as_slice());
     let results: Mutex<Vec<(usize, usize, Stream, RowStats)>> = Mutex::new(Vec::new());
-    let setup = format!(
+    let (dumped, sequences, dependents, counted, copied) = std::thread::scope(|outer| {
+        let dump = outer.spawn(|| dump_schema(saver, &tools, &target, &snap_id, only, progress));
+        let read = (|| -> Result<_> {
+            let seq_names =
+                catalog::sequences(&mut coord, opts.tables.as_ref().map(|_| tables.as_slice()))?;
+            let mut sequences = Vec::new();
+            for (schema, name, owner) in seq_names {
+                let row = coord
+                    .query_one(
+                        &format!(
+                            "SELECT last_value, is_called FROM {}.{}",
+                            ident(&schema),
+                            ident(&name)
+                        ),
+                        &[],
+                    )
+                    .map_err(pg_err(format!("reading sequence {schema}.{name}")))?;
+                sequences.push(PgSequence {
+                    schema,
+                    name,
+                    owner,
+                    last_value: row.get(0),
+                    is_called: row.get(1),
+                });
+            }
+
+            let dependents = match &opts.tables {
+                Some(_) => dependents(&mut coord, &tables, &shown)?,
+                None => Vec::new(),
+            };
+
+            let split = if opts.split_bytes == 0 {
+                SPLIT_BYTES
+            } else {
+                opts.split_bytes
+            };
+            let jobs = plan(&reading, split);
+            let workers = match opts.jobs {
+                0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+                n => n,
+            };
+            let setup = format!(
         "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT '{snap_id}'; \
          SET LOCAL row_security = off"
     );
-    // A safety snapshot must hold every row of the tables it names: each
-    // tree is counted through its top table while the workers copy.
-    let tops: Vec<usize> = match &opts.tables {
-        Some(_) => (0..reading.len())
-            .filter(|&i| {
-                !reading
-                    .iter()
-                    .any(|p| reading[i].parents.contains(&p.qualified()))
-            })
-            .collect(),
-        None => Vec::new(),
-    };
-    let progress_fn = |n| progress.bytes(n);
-    let counting = &mut coord;
-    let reading_ref = &reading;
-    let (counted, copied) = std::thread::scope(|scope| {
-        let counter = scope.spawn(move || -> Result<Vec<(usize, i64)>> {
-            let mut out = Vec::new();
-            for &i in &tops {
-                let t = &reading_ref[i];
-                let n: i64 = counting
-                    .query_one(&format!("SELECT count(*) FROM {}", t.quoted()), &[])
-                    .map_err(pg_err(format!("counting the rows of {}", t.qualified())))?
-                    .get(0);
-                out.push((i, n));
-            }
-            Ok(out)
-        });
-        let copied = copy_out(
-            &target,
-            &setup,
-            &reading,
-            jobs,
-            workers,
-            &|job| {
-                let t = &reading[job.table];
-                let like = opts
-                    .parent
-                    .as_ref()
-                    .and_then(|p| {
-                        p.tables
+            // A safety snapshot must hold every row of the tables it names: each
+            // tree is counted through its top table while the workers copy.
+            let tops: Vec<usize> = match &opts.tables {
+                Some(_) => (0..reading.len())
+                    .filter(|&i| {
+                        !reading
                             .iter()
-                            .find(|pt| pt.schema == t.schema && pt.name == t.name)
+                            .any(|p| reading[i].parents.contains(&p.qualified()))
                     })
-                    .and_then(|pt| pt.parts.get(job.part))
-                    .map(|s| (s, saver.known()));
-                (RowChunker::new(saver, like, &progress_fn), Scanner::new())
-            },
-            &|(chunker, scanner), block| chunker.push(block, scanner),
-            &|job, (chunker, scanner)| {
-                let t = &reading[job.table];
-                let stream = chunker.finish()?;
-                let stats = scanner.finish().map_err(|detail| Error::Pg {
-                    context: format!("copying {}.{}", t.schema, t.name),
-                    detail,
-                })?;
-                ripcord_core::failpoint::hit("pg-part-copied");
-                results
-                    .lock()
-                    .expect("results")
-                    .push((job.table, job.part, stream, stats));
-                Ok(())
-            },
-        );
-        (counter.join().expect("the row counter panicked"), copied)
+                    .collect(),
+                None => Vec::new(),
+            };
+            let progress_fn = |n| progress.bytes(n);
+            let counting = &mut coord;
+            let reading_ref = &reading;
+            let (counted, copied) = std::thread::scope(|scope| {
+                let counter = scope.spawn(move || -> Result<Vec<(usize, i64)>> {
+                    let mut out = Vec::new();
+                    for &i in &tops {
+                        let t = &reading_ref[i];
+                        let n: i64 = counting
+                            .query_one(&format!("SELECT count(*) FROM {}", t.quoted()), &[])
+                            .map_err(pg_err(format!("counting the rows of {}", t.qualified())))?
+                            .get(0);
+                        out.push((i, n));
+                    }
+                    Ok(out)
+                });
+                let copied = copy_out(
+                    &target,
+                    &setup,
+                    &reading,
+                    jobs,
+                    workers,
+                    &|job| {
+                        let t = &reading[job.table];
+                        let like = opts
+                            .parent
+                            .as_ref()
+                            .and_then(|p| {
+                                p.tables
+                                    .iter()
+                                    .find(|pt| pt.schema == t.schema && pt.name == t.name)
+                            })
+                            .and_then(|pt| pt.parts.get(job.part))
+                            .map(|s| (s, saver.known()));
+                        (RowChunker::new(saver, like, &progress_fn), Scanner::new())
+                    },
+                    &|(chunker, scanner), block| chunker.push(block, scanner),
+                    &|job, (chunker, scanner)| {
+                        let t = &reading[job.table];
+                        let stream = chunker.finish()?;
+                        let stats = scanner.finish().map_err(|detail| Error::Pg {
+                            context: format!("copying {}.{}", t.schema, t.name),
+                            detail,
+                        })?;
+                        ripcord_core::failpoint::hit("pg-part-copied");
+                        results
+                            .lock()
+                            .expect("results")
+                            .push((job.table, job.part, stream, stats));
+                        Ok(())
+                    },
+                );
+                (counter.join().expect("the row counter panicked"), copied)
+            });
+            Ok((sequences, dependents, counted, copied))
+        })();
+        let dumped = dump.join().expect("the schema dump panicked");
+        match read {
+            Ok((sequences, dependents, counted, copied)) => {
+                (dumped, sequences, dependents, counted, copied)
+            }
+            Err(e) => (dumped, Vec::new(), Vec::new(), Err(e), Ok(())),
+        }
     });
     copied?;
     let counted = counted?;
+    let schema = dumped?;
     coord.batch_execute("COMMIT").map_err(pg_err(&shown))?;
 
     let mut parts: Vec<Vec<(usize, Stream, RowStats)>> =

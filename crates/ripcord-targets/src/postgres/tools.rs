@@ -1,7 +1,9 @@
 //! Finding `pg_dump` and `pg_restore` whose major version matches the server.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 
 use crate::error::{Error, Result};
 
@@ -19,7 +21,21 @@ pub fn command(program: &Path) -> Command {
     cmd
 }
 
+/// The major version `binary` reports, asked once per process: every
+/// snapshot and restore looks its tools up, and each question is a process.
 fn major_of(binary: &Path) -> Option<u32> {
+    static SEEN: Mutex<BTreeMap<PathBuf, Option<u32>>> = Mutex::new(BTreeMap::new());
+    if let Some(known) = SEEN.lock().ok().and_then(|m| m.get(binary).copied()) {
+        return known;
+    }
+    let major = ask_major(binary);
+    if let Ok(mut m) = SEEN.lock() {
+        m.insert(binary.to_path_buf(), major);
+    }
+    major
+}
+
+fn ask_major(binary: &Path) -> Option<u32> {
     let out = command(binary)
         .arg("--version")
         .stderr(Stdio::null())
