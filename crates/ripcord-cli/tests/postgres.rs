@@ -464,6 +464,82 @@ fn slow_whole_database_restore_loads_frozen_and_checks_while_loading() {
     c.drop_database(&src).ok();
 }
 
+/// A whole-database restore built every index only after the last table
+/// was loaded and read back, so the index builds of large tables waited
+/// for everything else. Now a large table's own indexes and key
+/// constraints are built as soon as it is checked, while the others still
+/// load; foreign keys come at the end. Killed right after the first such
+/// build, the restore leaves that table indexed and the foreign key not yet
+/// made, and a `--clean` restore then finishes the job.
+#[test]
+fn slow_restore_builds_a_large_tables_indexes_as_soon_as_it_is_checked() {
+    let c = cluster();
+    let src = new_db(c, "early_idx_src");
+    c.psql(
+        &src,
+        "CREATE TABLE big (id int PRIMARY KEY, code text UNIQUE, body text);
+         INSERT INTO big SELECT i, 'c' || i, repeat(md5(i::text), 3) FROM generate_series(1, 120000) i;
+         CREATE INDEX big_body_idx ON big (left(body, 8));
+         CREATE TABLE refs (id int PRIMARY KEY, big_id int REFERENCES big (id));
+         INSERT INTO refs SELECT i, i FROM generate_series(1, 1000) i;",
+    );
+    let size = scalar_i64(c, &src, "SELECT pg_relation_size('big')");
+    assert!(size > 12 << 20, "big is only {size} bytes");
+    let want = db_state(c, &src);
+    let ws = workspace_for(&c.url(&src), Some(1));
+    let id = ws.snapshot_id(&["app", "--jobs", "2"]);
+
+    let dst = fresh_name("early_idx_dst");
+    let out = ws.run_env(
+        &[
+            "restore",
+            &id,
+            "--into",
+            &c.url(&dst),
+            "--create",
+            "--jobs",
+            "2",
+        ],
+        &[("RIPCORD_FAILPOINT", "pg-table-indexed:1")],
+    );
+    assert_eq!(
+        out.signal,
+        Some(9),
+        "the failpoint kills the restore\n{out}"
+    );
+    let indexes = scalar_i64(
+        c,
+        &dst,
+        "SELECT count(*) FROM pg_indexes WHERE tablename = 'big'",
+    );
+    assert_eq!(indexes, 3, "big's key, unique and plain indexes are built");
+    let foreign_keys = scalar_i64(
+        c,
+        &dst,
+        "SELECT count(*) FROM pg_constraint WHERE contype = 'f'",
+    );
+    assert_eq!(foreign_keys, 0, "the foreign key comes after every table");
+    verify_deep(&ws);
+
+    let v = restore_json(
+        &ws,
+        &[&id, "--into", &c.url(&dst), "--clean", "--jobs", "2"],
+    );
+    let checks = v["databases"][0]["checks"].as_array().expect("checks");
+    assert_eq!(checks.len(), 2, "every table is checked: {checks:?}");
+    assert_same_state(&db_state(c, &dst), &want, "restored after the kill");
+    c.drop_database(&dst).ok();
+
+    let fresh = fresh_name("early_idx_fresh");
+    restore_json(
+        &ws,
+        &[&id, "--into", &c.url(&fresh), "--create", "--jobs", "2"],
+    );
+    assert_same_state(&db_state(c, &fresh), &want, "restored database");
+    c.drop_database(&fresh).ok();
+    c.drop_database(&src).ok();
+}
+
 // ---------------------------------------------------------------------------
 // 2. Consistency while the application writes
 // ---------------------------------------------------------------------------

@@ -6,7 +6,10 @@
 //! look up or set hint bits, or rewrite the pages for them. As soon as a
 //! table is committed, its read-back (in block ranges) goes to the front of
 //! the shared queue, so it runs while other tables load, on pages still in
-//! memory, and the largest table's is shared by every worker.
+//! memory, and the largest table's is shared by every worker. Once a
+//! table is checked, its indexes are built (`build`, for the tables marked
+//! in `early`) while the other tables still load and are checked: the
+//! build takes locks the read-back would wait for, so it comes after it.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,31 +36,40 @@ enum Work<'a> {
     /// several workers at once).
     Load(&'a PgTable, usize, Option<usize>),
     Check(Job),
+    /// Build the indexes of table `.0`.
+    Index(usize),
 }
 
 struct Queue<'a> {
     items: VecDeque<Work<'a>>,
-    /// Loads taken but not finished: they will queue checks.
-    loading: usize,
+    /// Items taken but not finished: they may queue more.
+    busy: usize,
 }
 
 /// Loads `tables` on `jobs` workers and reads every one back; returns the
 /// checks in the order of `tables`.
+#[allow(clippy::too_many_arguments)] // the index builds: which tables, and how
 pub(super) fn load_and_check(
     repo: &Repository,
     index: &Index,
     target: &Target,
     tables: &[&PgTable],
     jobs: usize,
+    early: &[bool],
+    build: &(dyn Fn(usize) -> Result<()> + Sync),
     progress: &dyn Progress,
 ) -> Result<Vec<TableCheck>> {
     let infos: Vec<TableInfo> = tables.iter().map(|t| info(t)).collect();
     let mut items = VecDeque::new();
     let mut loads: Vec<(&PgTable, usize)> = Vec::new();
+    // Checks of each table not yet done; the last one queues its indexes.
+    let mut checks_left: Vec<usize> = vec![0; tables.len()];
     for (i, t) in tables.iter().enumerate() {
         if t.parts.is_empty() {
             // Nothing to load: the check still proves the table is empty.
-            items.extend(jobs_for(&infos[i], i).into_iter().map(Work::Check));
+            let checks = jobs_for(&infos[i], i);
+            checks_left[i] = checks.len();
+            items.extend(checks.into_iter().map(Work::Check));
         } else {
             loads.push((t, i));
         }
@@ -81,7 +93,8 @@ pub(super) fn load_and_check(
     items.extend(split.into_iter().map(|(_, w)| w));
     let parts_left = Mutex::new(parts_left);
     let workers = jobs.min(items.len()).max(1);
-    let queue = Mutex::new(Queue { items, loading: 0 });
+    let queue = Mutex::new(Queue { items, busy: 0 });
+    let checks_left = Mutex::new(checks_left);
     let changed = Condvar::new();
     let sizes: Mutex<Vec<Option<u64>>> = Mutex::new(vec![None; tables.len()]);
     let sums: Mutex<Vec<RowStats>> = Mutex::new(vec![RowStats::default(); tables.len()]);
@@ -96,12 +109,10 @@ pub(super) fn load_and_check(
                         return Ok(());
                     }
                     if let Some(w) = q.items.pop_front() {
-                        if matches!(w, Work::Load(..)) {
-                            q.loading += 1;
-                        }
+                        q.busy += 1;
                         break w;
                     }
-                    if q.loading == 0 {
+                    if q.busy == 0 {
                         return Ok(());
                     }
                     // Woken when a load queues its checks; the timeout sees a stop.
@@ -124,7 +135,7 @@ pub(super) fn load_and_check(
                         left[i] -= 1;
                         if left[i] > 0 {
                             drop(left);
-                            queue.lock().expect("queue").loading -= 1;
+                            queue.lock().expect("queue").busy -= 1;
                             changed.notify_all();
                             continue;
                         }
@@ -142,12 +153,13 @@ pub(super) fn load_and_check(
                     let mut sized = info(t);
                     sized.relation_size = size as u64;
                     let checks = jobs_for(&sized, i);
+                    checks_left.lock().expect("checks")[i] = checks.len();
                     let mut q = queue.lock().expect("queue");
                     // Largest first, ahead of the loads still waiting.
                     for job in checks.into_iter().rev() {
                         q.items.push_front(Work::Check(job));
                     }
-                    q.loading -= 1;
+                    q.busy -= 1;
                     changed.notify_all();
                 }
                 Work::Check(job) => {
@@ -167,6 +179,23 @@ pub(super) fn load_and_check(
                         detail,
                     })?;
                     sums.lock().expect("sums")[job.table].add(stats);
+                    let done = {
+                        let mut left = checks_left.lock().expect("checks");
+                        left[job.table] -= 1;
+                        left[job.table] == 0
+                    };
+                    let mut q = queue.lock().expect("queue");
+                    if done && early[job.table] {
+                        q.items.push_front(Work::Index(job.table));
+                    }
+                    q.busy -= 1;
+                    changed.notify_all();
+                }
+                Work::Index(i) => {
+                    build(i)?;
+                    ripcord_core::failpoint::hit("pg-table-indexed");
+                    queue.lock().expect("queue").busy -= 1;
+                    changed.notify_all();
                 }
             }
         })();
@@ -238,3 +267,4 @@ fn load_table(
     }
     tx.commit().map_err(pg_err(&what))
 }
+

@@ -1,6 +1,7 @@
 //! Restores: whole databases (pre-data, parallel data, parallel post-data,
 //! sequences) and selected tables, then a check of every restored table.
 
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::process::Command;
 use std::sync::Mutex;
@@ -189,8 +190,12 @@ pub fn restore(
         if opts.clean {
             drop_extra_relations(&mut client, &tools, &target, archive.path(), progress)?;
         }
+        // Every step below commits without waiting for the disk; the
+        // durable commit at the end covers them all.
+        let mut options = std::env::var("PGOPTIONS").unwrap_or_default();
+        options.push_str(" -c synchronous_commit=off");
         let mut pre = pg_restore(&tools, &target, archive.path());
-        pre.arg("--section=pre-data");
+        pre.arg("--section=pre-data").env("PGOPTIONS", &options);
         if opts.clean {
             // All or nothing: a drop that fails leaves the database as it was.
             pre.arg("--clean")
@@ -202,25 +207,45 @@ pub fn restore(
         }
         tools::run(pre, "pg_restore --section=pre-data")?;
         laps.lap("schema");
+        if index_memory_is_low(&mut client)? {
+            options.push_str(&format!(" -c maintenance_work_mem={INDEX_MEMORY}"));
+        }
+        let post_data = |list: &std::path::Path, jobs: usize| {
+            let mut post = pg_restore(&tools, &target, archive.path());
+            post.arg("--section=post-data")
+                .arg(format!("--use-list={}", list.display()))
+                .arg(format!("--jobs={jobs}"))
+                .env("PGOPTIONS", &options);
+            if created {
+                post.arg("--no-owner").arg("--no-privileges");
+            }
+            post
+        };
+        // A large table's indexes are built as soon as it is loaded and
+        // checked, while the other tables load; the rest of the post-data
+        // (foreign keys first of all, which need the indexes of two tables)
+        // comes after every table.
+        let listing = toc_listing(&tools, &target, archive.path())?;
+        let (early, rest) = early_index_lists(&listing, &selected);
+        let early: Vec<Option<tempfile::NamedTempFile>> = early
+            .iter()
+            .map(|l| l.as_deref().map(list_file).transpose())
+            .collect::<Result<_>>()?;
+        let build = |i: usize| match &early[i] {
+            Some(list) => tools::run(
+                post_data(list.path(), 1),
+                &format!("pg_restore --section=post-data ({})", selected[i].qualified()),
+            )
+            .map(drop),
+            None => Ok(()),
+        };
+        let has_early: Vec<bool> = early.iter().map(Option::is_some).collect();
         checks = Some(load::load_and_check(
-            repo, index, &target, &selected, jobs, progress,
+            repo, index, &target, &selected, jobs, &has_early, &build, progress,
         )?);
         laps.lap("load");
-        let list = toc_without_capture(&tools, &target, archive.path())?;
-        let mut post = pg_restore(&tools, &target, archive.path());
-        post.arg("--section=post-data")
-            .arg(format!("--use-list={}", list.path().display()))
-            .arg(format!("--jobs={jobs}"));
-        if index_memory_is_low(&mut client)? {
-            post.env(
-                "PGOPTIONS",
-                format!("-c maintenance_work_mem={INDEX_MEMORY}"),
-            );
-        }
-        if created {
-            post.arg("--no-owner").arg("--no-privileges");
-        }
-        tools::run(post, "pg_restore --section=post-data")?;
+        let list = list_file(&rest)?;
+        tools::run(post_data(list.path(), jobs), "pg_restore --section=post-data")?;
         laps.lap("indexes");
         set_sequences(&mut client, content)?;
         // The loads committed without waiting for the disk; one durable
@@ -674,27 +699,68 @@ const CAPTURE_TRIGGER_PREFIX: &str = "ripcord_capture";
 /// table.
 const WRITTEN_TRIGGER: &str = "ripcord_written";
 
-/// The whole archive's list but the capture triggers.
-fn toc_without_capture(
-    tools: &Tools,
-    target: &Target,
-    archive: &std::path::Path,
-) -> Result<tempfile::NamedTempFile> {
+/// The archive's list (`pg_restore --list`).
+fn toc_listing(tools: &Tools, target: &Target, archive: &std::path::Path) -> Result<String> {
     let mut cmd = tools::command(&tools.pg_restore);
     cmd.arg("--list").arg(archive).envs(target.tool_env());
-    let listing = String::from_utf8_lossy(&tools::run(cmd, "pg_restore --list")?).into_owned();
-    let mut keep = String::new();
+    Ok(String::from_utf8_lossy(&tools::run(cmd, "pg_restore --list")?).into_owned())
+}
+
+/// Tables of at least this many bytes have their indexes built as soon as
+/// they are loaded: one pg_restore each is worth it only where the build
+/// takes a while.
+const EARLY_INDEX_BYTES: u64 = 8 << 20;
+
+/// Splits the archive's list (the capture triggers left out) into, per
+/// table, the entries that build its own indexes and key, unique and
+/// exclusion constraints (for large plain tables that have any), and the
+/// rest.
+fn early_index_lists(listing: &str, tables: &[&PgTable]) -> (Vec<Option<String>>, String) {
+    let parents: HashSet<&str> = tables
+        .iter()
+        .flat_map(|t| t.parents.iter().map(String::as_str))
+        .collect();
+    // A partition's or child's index may belong to its parent's: trees
+    // are left to the end.
+    let mut by_table: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut by_index: HashMap<(&str, &str), usize> = HashMap::new();
+    for (i, t) in tables.iter().enumerate() {
+        if t.partitioned
+            || !t.parents.is_empty()
+            || t.size < EARLY_INDEX_BYTES
+            || parents.contains(t.qualified().as_str())
+        {
+            continue;
+        }
+        by_table.insert((&t.schema, &t.name), i);
+        for name in &t.indexes {
+            by_index.insert((&t.schema, name), i);
+        }
+    }
+    let mut early: Vec<Option<String>> = vec![None; tables.len()];
+    let mut rest = String::new();
     for line in listing.lines() {
+        // "<id>; <tableoid> <oid> <DESC WORDS…> <schema> <tag…> <owner>"
         let words: Vec<&str> = line
             .split_once("; ")
             .map(|(_, rest)| rest.split_whitespace().skip(2).collect())
             .unwrap_or_default();
-        if !is_capture_trigger(&words) {
-            keep.push_str(line);
-            keep.push('\n');
+        if is_capture_trigger(&words) {
+            continue;
         }
+        let owner = match words.as_slice() {
+            ["INDEX", schema, name, _] => by_index.get(&(*schema, *name)),
+            ["CONSTRAINT", schema, table, _, _] => by_table.get(&(*schema, *table)),
+            _ => None,
+        };
+        let out = match owner {
+            Some(&i) => early[i].get_or_insert_with(String::new),
+            None => &mut rest,
+        };
+        out.push_str(line);
+        out.push('\n');
     }
-    list_file(&keep)
+    (early, rest)
 }
 
 /// A pg_restore list (`--use-list`) in a temporary file.
