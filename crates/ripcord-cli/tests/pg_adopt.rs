@@ -40,7 +40,7 @@ fn states(ws: &Workspace) -> Vec<String> {
         .map(|c| {
             format!(
                 "{}={}",
-                c["name"].as_str().unwrap(),
+                c["change"].as_str().unwrap(),
                 c["state"].as_str().unwrap()
             )
         })

@@ -44,7 +44,7 @@ fn states(ws: &Workspace) -> Vec<String> {
         .map(|c| {
             format!(
                 "{}={}",
-                c["name"].as_str().unwrap(),
+                c["change"].as_str().unwrap(),
                 c["state"].as_str().unwrap()
             )
         })
@@ -387,7 +387,7 @@ fn every_reader_applies_and_reverts() {
         assert_eq!(v["counts"]["applied"], 2, "{format}: {v}");
         // The second change has no down script: its snapshot brings the name
         // back. On sqitch, through the tag after the first change.
-        let first = v["changes"][0]["name"].as_str().unwrap().to_string();
+        let first = v["changes"][0]["change"].as_str().unwrap().to_string();
         let to = if format == "sqitch" {
             "@v1".to_string()
         } else {
@@ -1143,7 +1143,7 @@ fn forget_keeps_the_safety_snapshot_an_applied_postgres_change_needs() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|d| d["id"] == safety.as_str())
+        .find(|d| d["snapshot"] == safety.as_str())
         .unwrap_or_else(|| panic!("{safety} not judged: {v}"))
         .clone();
     assert_eq!(decision["keep"], true, "{decision}");

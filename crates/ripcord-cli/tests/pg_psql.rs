@@ -495,7 +495,7 @@ fn migrate_verify_reruns_verify_scripts_read_only_and_reports_each_failure() {
         .map(|c| {
             format!(
                 "{}={}",
-                c["name"].as_str().unwrap(),
+                c["change"].as_str().unwrap(),
                 c["verdict"].as_str().unwrap()
             )
         })

@@ -38,7 +38,7 @@ fn states(ws: &Workspace) -> Vec<String> {
         .map(|c| {
             format!(
                 "{}={}",
-                c["name"].as_str().unwrap(),
+                c["change"].as_str().unwrap(),
                 c["state"].as_str().unwrap()
             )
         })
@@ -274,7 +274,7 @@ fn every_reader_applies_and_reverts() {
         assert_eq!(v["format"], format);
         assert_eq!(v["counts"]["applied"], 2, "{format}");
         // The second change has no down script: its snapshot brings the name back.
-        let first = v["changes"][0]["name"].as_str().unwrap().to_string();
+        let first = v["changes"][0]["change"].as_str().unwrap().to_string();
         ws.ok(&["migrate", "down", "--to", &first]);
         assert_eq!(rows(&db, "SELECT * FROM users"), ["1|ann"], "{format}");
         ws.ok(&["migrate", "down", "--to", "@root"]);
@@ -730,7 +730,7 @@ fn flyway_repeatable_changes_run_again_when_edited() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| c["name"].as_str().unwrap())
+        .map(|c| c["change"].as_str().unwrap())
         .collect();
     assert_eq!(ran, ["V2__nick", "R__names"]);
     assert_eq!(rows(&db, "SELECT * FROM names"), ["ann|a"]);

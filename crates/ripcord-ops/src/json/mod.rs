@@ -43,7 +43,16 @@ pub struct ErrorOutput {
 /// The schema of each command's document, by the command's words
 /// (`snapshot`, `migrate up`, ...); `error` is the shape of every failure.
 pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
-    use schemars::schema_for as s;
+    // Of the documents as serialized: a field skipped when empty is not
+    // required.
+    macro_rules! s {
+        ($t:ty) => {
+            schemars::generate::SchemaSettings::draft2020_12()
+                .for_serialize()
+                .into_generator()
+                .into_root_schema_for::<$t>()
+        };
+    }
     vec![
         ("error", s!(ErrorOutput)),
         ("init", s!(InitOutput)),
