@@ -29,7 +29,8 @@ impl Checker {
         let validators = ripcord_ops::json::schemas()
             .into_iter()
             .map(|(command, schema)| {
-                let schema = serde_json::to_value(&schema).expect("schema as JSON");
+                let mut schema = serde_json::to_value(&schema).expect("schema as JSON");
+                closed(&mut schema, false);
                 let v = jsonschema::validator_for(&schema)
                     .unwrap_or_else(|e| panic!("the schema of {command} is not valid: {e}"));
                 (command, v)
@@ -88,6 +89,36 @@ impl Checker {
         assert_eq!(doc["exit_code"], code, "{out}");
         self.failed.insert(command.to_string());
         doc
+    }
+}
+
+/// Closes every object schema to properties it does not name, so that a
+/// field a document has and its schema lacks fails too. Branches of
+/// `oneOf`/`anyOf`/`allOf` stay open: their parent sees what they name.
+fn closed(schema: &mut Value, branch: bool) {
+    match schema {
+        Value::Object(map) => {
+            if map.contains_key("properties") && !branch {
+                map.insert("unevaluatedProperties".into(), Value::Bool(false));
+            }
+            for (key, value) in map.iter_mut() {
+                match key.as_str() {
+                    "oneOf" | "anyOf" | "allOf" => {
+                        for b in value.as_array_mut().into_iter().flatten() {
+                            closed(b, true);
+                        }
+                    }
+                    "properties" | "$defs" => {
+                        for v in value.as_object_mut().into_iter().flat_map(|m| m.values_mut()) {
+                            closed(v, false);
+                        }
+                    }
+                    _ => closed(value, false),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| closed(v, false)),
+        _ => {}
     }
 }
 
@@ -203,6 +234,11 @@ fn every_command_prints_json_that_matches_its_schema() {
     // Retention.
     let forget = c.ok(&ws, "forget", &["forget", "--keep-last", "1", "--dry-run"], none);
     assert_eq!(forget["dry_run"], true);
+    // The schemas are closed: a field they do not name, or a renamed one,
+    // fails, also in nested objects.
+    let mut extra = forget.clone();
+    extra["decisions"][0]["id"] = Value::String(first.clone());
+    assert!(!c.validators["forget"].is_valid(&extra), "{extra}");
     c.ok(&ws, "forget", &["forget", &first, "--prune"], none);
     c.err(&ws, "forget", &["forget"], none);
     c.ok(&ws, "prune", &["prune"], none);
@@ -265,4 +301,27 @@ fn every_command_prints_json_that_matches_its_schema() {
             "schema of an unknown command {command}"
         );
     }
+}
+
+/// docs/json-schema/ holds the schemas as the types give them;
+/// `RIPCORD_BLESS=1` rewrites the files.
+#[test]
+fn schema_files_in_docs_match_the_types() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/json-schema");
+    let bless = std::env::var_os("RIPCORD_BLESS").is_some();
+    let mut stale = Vec::new();
+    for (command, schema) in ripcord_ops::json::schemas() {
+        let path = dir.join(format!("{}.json", command.replace(' ', "-")));
+        let text = serde_json::to_string_pretty(&schema).unwrap() + "\n";
+        if bless {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, &text).unwrap();
+        } else if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+            stale.push(path.display().to_string());
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "out of date (RIPCORD_BLESS=1 cargo test -p ripcord-cli --test json_schema rewrites them): {stale:?}"
+    );
 }

@@ -136,7 +136,7 @@ fn rollback_puts_a_dropped_column_back_with_its_data() {
     two_phase(&ws);
     let out = ws.ok(&["migrate", "up"]);
     out.assert_stdout_has("safety snapshot")
-        .assert_stdout_has("3 change(s) applied");
+        .assert_stdout_has("3 changes applied");
     assert_eq!(rows(&db, "SELECT id, name FROM users ORDER BY id").len(), 3);
     // The application goes on writing after the change.
     exec(&db, "INSERT INTO users (name) VALUES ('dee');");
@@ -253,7 +253,7 @@ fn on_conflict_policies_decide_about_rows_written_since() {
             ws.ok(&["migrate", "up"]);
             exec(&db, "INSERT INTO users (name) VALUES ('fay');");
             ws.ok(&["migrate", "down", "--to", "0002_seed"])
-                .assert_stderr_has("data loss: 1 row(s)");
+                .assert_stderr_has("data loss: 1 row");
             assert_eq!(rows(&db, ALL_USERS), SEEDED, "{policy}");
             // --on-conflict overrides the setting for one run. Ids of
             // discarded rows (4, 5) are not handed out again.
@@ -1004,7 +1004,7 @@ fn what_depends_on_a_reverted_table_keeps_working() {
     exec(&db, "INSERT INTO users (name) VALUES ('cy');");
     exec(&db, "UPDATE users SET name = 'bobby' WHERE name = 'bob';");
     ws.ok(&["rollback", "--to", "@expand"])
-        .assert_stdout_has("kept as the application left them: 2 row(s)")
+        .assert_stdout_has("kept as the application left them: 2 rows")
         .assert_stdout_has("data loss: none");
     // The application's rename and new row are kept; the dropped column is
     // back under them.

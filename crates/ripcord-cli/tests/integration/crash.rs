@@ -93,7 +93,7 @@ fn snapshot_killed_at(failpoint: &str, seed: u64) -> Killed {
     let next = ws.snapshot(&[] as &[&str]);
     assert_eq!(ws.snapshot_ids().len(), expect_snapshots + 1);
     // unlock clears what the killed process left.
-    ws.ok(&["unlock"]).assert_stdout_has("1 lock(s) removed");
+    ws.ok(&["unlock"]).assert_stdout_has("1 lock removed");
     assert!(files_in(&ws, "locks").is_empty());
     Killed {
         ws,
@@ -234,7 +234,7 @@ fn prune_killed_at(failpoint: &str, seed: u64) {
         .assert_code(3)
         .assert_stderr_has("looks stale")
         .assert_stderr_has("ripcord unlock");
-    ws.ok(&["unlock"]).assert_stdout_has("1 lock(s) removed");
+    ws.ok(&["unlock"]).assert_stdout_has("1 lock removed");
 
     let ids: Vec<String> = remaining.iter().map(|(id, _)| id.clone()).collect();
     assert_eq!(ws.snapshot_ids(), ids);
@@ -312,7 +312,7 @@ fn snapshot_killed_from_outside_at_random_moments() {
         }
         let report = verify_ok(&ws, true);
         assert_eq!(
-            u64_of(&report["snapshots"], "snapshots"),
+            u64_of(&report["snapshot_count"], "snapshot_count"),
             ws.snapshot_ids().len() as u64
         );
         // Locks of killed runs do not block the next one.

@@ -43,7 +43,7 @@ fn keep_last_keeps_the_newest_and_dry_run_changes_nothing() {
     assert_eq!(kept.len(), 2, "{plan}");
     assert!(kept.contains(&ids[2].as_str()) && kept.contains(&ids[3].as_str()));
     ws.ok(&["forget", "--keep-last", "1", "-n"])
-        .assert_stdout_has("would remove 3 snapshot(s)");
+        .assert_stdout_has("would remove 3 snapshots");
     assert_eq!(
         repo_hashes(&ws.repo()),
         before,
@@ -52,7 +52,7 @@ fn keep_last_keeps_the_newest_and_dry_run_changes_nothing() {
     assert_eq!(ws.snapshot_ids(), ids);
 
     ws.ok(&["forget", "--keep-last", "2"])
-        .assert_stdout_has("removed 2 snapshot(s)");
+        .assert_stdout_has("removed 2 snapshots");
     assert_eq!(ws.snapshot_ids(), ids[2..].to_vec());
     // Without prune, the data stays: the kept snapshots restore, verify passes.
     ws.ok(&["verify", "--deep"]);
@@ -135,7 +135,7 @@ fn forget_by_id_with_prune_frees_its_unique_data() {
 
     let size_before = dir_size(&ws.repo().join("data"));
     ws.ok(&["forget", short(&b)])
-        .assert_stdout_has("removed 1 snapshot(s)");
+        .assert_stdout_has("removed 1 snapshot");
     assert_eq!(ws.snapshot_ids(), [a.clone(), c.clone()]);
     // Forgetting alone frees nothing; a dry-run prune neither.
     assert_eq!(dir_size(&ws.repo().join("data")), size_before);
@@ -345,7 +345,7 @@ fn safety_snapshots_are_kept_under_their_own_policy() {
         "{p:?}"
     );
     ws.ok(&["forget", "--keep-last", "1", "--prune"])
-        .assert_stdout_has("removed 2 snapshot(s) (1 of them safety snapshots");
+        .assert_stdout_has("removed 2 snapshots (1 of them a safety snapshot");
     ws.ok(&["verify", "--deep"]);
     assert_restores_to(&ws, &ids[1], &prints[1], "kept user snapshot");
 }

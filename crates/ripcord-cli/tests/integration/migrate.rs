@@ -147,7 +147,7 @@ fn plan_of_a_native_folder() {
     let (ws, _db) = setup();
     native_plan(&ws);
     let out = ws.ok(&["migrate", "plan"]);
-    out.assert_stdout_has("3 change(s)")
+    out.assert_stdout_has("3 changes")
         .assert_stdout_has("native")
         .assert_stdout_has("0003_drop_name")
         .assert_stdout_has("contract")

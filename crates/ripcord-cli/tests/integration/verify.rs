@@ -14,7 +14,7 @@ fn verify_passes_on_a_healthy_repository() {
     let before = repo_hashes(&s.ws.repo());
 
     let quick = s.ws.json(&["verify"]);
-    assert_eq!(u64_of(&quick["snapshots"], "snapshots"), 2, "{quick}");
+    assert_eq!(u64_of(&quick["snapshot_count"], "snapshot_count"), 2, "{quick}");
     assert!(quick["problems"].as_array().unwrap().is_empty(), "{quick}");
     assert_eq!(u64_of(&quick["packs_read"], "packs_read"), 0, "{quick}");
 
