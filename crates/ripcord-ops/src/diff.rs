@@ -105,7 +105,25 @@ impl DiffEntry {
 }
 
 /// Compares snapshot `a` with `b` (both loaded from `repo`).
-pub fn diff(repo: &Repository, (ia, sa): (Id, &Snapshot), (ib, sb): (Id, &Snapshot)) -> Result<DiffReport> {
+pub fn diff(repo: &Repository, a: (Id, &Snapshot), b: (Id, &Snapshot)) -> Result<DiffReport> {
+    // A tree may be MAX_DEPTH levels deep, one frame each: walk it on a
+    // thread whose stack holds that many, whatever the caller's stack is.
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("diff".into())
+            .stack_size(256 << 20)
+            .spawn_scoped(scope, || diff_on_this_thread(repo, a, b))
+            .map_err(Error::Io)?
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+fn diff_on_this_thread(
+    repo: &Repository,
+    (ia, sa): (Id, &Snapshot),
+    (ib, sb): (Id, &Snapshot),
+) -> Result<DiffReport> {
     let index = repo.load_index()?;
     let mut names: Vec<String> = sa.target_names();
     for n in sb.target_names() {
