@@ -32,16 +32,16 @@ pub enum Command {
     Snapshot(SnapshotArgs),
     /// List snapshots
     Snapshots(SnapshotsArgs),
-    /// Show one snapshot's manifest
+    /// Show one snapshot: when and where it was taken, and each target's files, tables and rows
     Show {
         /// Snapshot id (or a unique prefix, `latest`, or `latest:TAG`)
         snapshot: String,
     },
     /// Compare two snapshots: files added, removed and modified; tables changed
     Diff {
-        /// Snapshot id (or a unique prefix, `latest`, or `latest:TAG`)
+        /// The older snapshot: id (or a unique prefix, `latest`, or `latest:TAG`)
         a: String,
-        /// Snapshot id (or a unique prefix, `latest`, or `latest:TAG`)
+        /// The newer snapshot: id (or a unique prefix, `latest`, or `latest:TAG`)
         b: String,
     },
     /// Restore a snapshot, in place (after a safety snapshot) or into a path
@@ -188,17 +188,23 @@ fn parse_percent(s: &str) -> Result<f64, String> {
 pub struct ForgetArgs {
     /// Snapshots to forget, by id; without ids the keep policy decides
     pub snapshots: Vec<String>,
-    #[arg(long)]
+    /// Keep the newest N snapshots
+    #[arg(long, value_name = "N")]
     pub keep_last: Option<usize>,
-    #[arg(long)]
+    /// Keep the newest snapshot of each of the last N hours that have one
+    #[arg(long, value_name = "N")]
     pub keep_hourly: Option<usize>,
-    #[arg(long)]
+    /// Keep the newest snapshot of each of the last N days that have one
+    #[arg(long, value_name = "N")]
     pub keep_daily: Option<usize>,
-    #[arg(long)]
+    /// Keep the newest snapshot of each of the last N weeks that have one
+    #[arg(long, value_name = "N")]
     pub keep_weekly: Option<usize>,
-    #[arg(long)]
+    /// Keep the newest snapshot of each of the last N months that have one
+    #[arg(long, value_name = "N")]
     pub keep_monthly: Option<usize>,
-    #[arg(long)]
+    /// Keep the newest snapshot of each of the last N years that have one
+    #[arg(long, value_name = "N")]
     pub keep_yearly: Option<usize>,
     /// Keep every snapshot within this duration of the newest, e.g. 72h
     #[arg(long)]
@@ -243,7 +249,10 @@ pub enum KeyCommand {
     /// List keys
     List,
     /// Remove a key by id
-    Remove { id: String },
+    Remove {
+        /// Key id, or a unique prefix of it (`ripcord key list` shows them)
+        id: String,
+    },
     /// Change the passphrase of the key in use
     Passwd,
 }

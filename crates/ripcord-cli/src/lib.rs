@@ -60,11 +60,23 @@ pub fn run() -> i32 {
     let cli = match cli::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let _ = e.print();
-            return match e.kind() {
+            let code = match e.kind() {
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
                 _ => Class::Usage.exit_code(),
             };
+            // A script that asked for JSON gets its error as JSON, also
+            // when the arguments themselves are wrong.
+            if code != 0 && std::env::args_os().any(|a| a == "--json") {
+                print_error_json(ripcord_ops::json::ErrorOutput {
+                    error: e.kind().to_string(),
+                    causes: vec![e.render().to_string().trim_end().to_string()],
+                    hint: Some("run with --help to see the arguments".into()),
+                    exit_code: code,
+                });
+            } else {
+                let _ = e.print();
+            }
+            return code;
         }
     };
     let json = cli.json;
@@ -86,13 +98,12 @@ pub fn run() -> i32 {
                 .collect();
             let hint = hint.map(|h| redact(&h));
             if json {
-                let v = serde_json::json!({
-                    "error": message,
-                    "causes": causes,
-                    "hint": hint,
-                    "exit_code": class.exit_code(),
+                print_error_json(ripcord_ops::json::ErrorOutput {
+                    error: message,
+                    causes,
+                    hint,
+                    exit_code: class.exit_code(),
                 });
-                eprintln!("{v}");
             } else {
                 eprintln!("{} {message}", output::red("error:"));
                 for cause in causes {
@@ -105,4 +116,9 @@ pub fn run() -> i32 {
             class.exit_code()
         }
     }
+}
+
+/// An error under `--json`: one line on standard error.
+fn print_error_json(e: ripcord_ops::json::ErrorOutput) {
+    eprintln!("{}", serde_json::to_string(&e).expect("serializable"));
 }

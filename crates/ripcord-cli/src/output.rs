@@ -4,7 +4,8 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 pub fn init_colors() {
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
@@ -26,7 +27,15 @@ pub fn green(s: &str) -> String {
     console::style(s).green().to_string()
 }
 
-pub use ripcord_ops::report::bytes;
+pub use ripcord_ops::report::{bytes, count, counted};
+
+/// A moment as text output shows it, in every command: local time with
+/// its offset from UTC, "2026-12-01 23:39:43 +01:00". JSON has RFC 3339 UTC.
+pub fn time(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.with_timezone(&chrono::Local)
+        .format("%Y-%m-%d %H:%M:%S %:z")
+        .to_string()
+}
 
 /// A byte-progress bar on stderr, drawn only when stderr is a terminal.
 pub struct Bar {
@@ -43,14 +52,24 @@ impl Bar {
         if !visible {
             pb.set_draw_target(ProgressDrawTarget::hidden());
         }
+        // Sizes in ripcord's own format, as the rest of the output has them.
         let style = if total.is_some() {
-            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
+            "{msg} [{bar:30}] {done}/{total} {rate} eta {eta}"
         } else {
-            "{spinner} {msg} {bytes} {bytes_per_sec} {elapsed}"
+            "{spinner} {msg} {done} {rate} {elapsed}"
         };
         pb.set_style(
             ProgressStyle::with_template(style)
                 .expect("valid template")
+                .with_key("done", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = w.write_str(&bytes(s.pos()));
+                })
+                .with_key("total", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = w.write_str(&bytes(s.len().unwrap_or(0)));
+                })
+                .with_key("rate", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{}/s", bytes(s.per_sec() as u64));
+                })
                 .progress_chars("=> "),
         );
         pb.set_message(message.to_string());
@@ -90,6 +109,12 @@ impl Drop for Bar {
 
 /// Prints rows as aligned columns.
 pub fn table(header: &[&str], rows: &[Vec<String>]) {
+    table_indented(0, header, &[], rows)
+}
+
+/// Prints rows as aligned columns, `indent` spaces in; the columns marked
+/// in `right` (numbers, sizes) are aligned on the right.
+pub fn table_indented(indent: usize, header: &[&str], right: &[bool], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {
@@ -97,12 +122,21 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
         }
     }
     let line = |cells: Vec<String>| {
-        let mut out = String::new();
+        let mut out = " ".repeat(indent);
         for (i, c) in cells.iter().enumerate() {
-            let pad = widths[i].saturating_sub(console::measure_text_width(c));
-            out.push_str(c);
-            if i + 1 < cells.len() {
-                out.push_str(&" ".repeat(pad + 2));
+            let pad = " ".repeat(widths[i].saturating_sub(console::measure_text_width(c)));
+            let last = i + 1 == cells.len();
+            if right.get(i).copied().unwrap_or(false) {
+                out.push_str(&pad);
+                out.push_str(c);
+            } else {
+                out.push_str(c);
+                if !last {
+                    out.push_str(&pad);
+                }
+            }
+            if !last {
+                out.push_str("  ");
             }
         }
         println!("{}", out.trim_end());
@@ -118,6 +152,9 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
     }
 }
 
+/// Prints a command's JSON document: one of the types of
+/// `ripcord_ops::json` (or the library result it names), whose schema
+/// `ripcord_ops::json::schemas` gives.
 pub fn print_json<T: serde::Serialize>(v: &T) {
     println!("{}", serde_json::to_string_pretty(v).expect("serializable"));
 }

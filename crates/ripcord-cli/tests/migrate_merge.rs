@@ -475,13 +475,13 @@ fn down_prints_what_the_change_and_the_application_did() {
         let text = out.all_text();
         assert!(
             text.contains(
-                "written by the application since: 2 inserted, 2 updated, 2 deleted; 3 conflict(s) \
+                "written by the application since: 2 inserted, 2 updated, 2 deleted; 3 conflicts \
                  with the change, decided by keep-new"
             ),
             "{kind:?}\n{text}"
         );
         assert!(
-            text.contains("kept as the application left them: 4 row(s) and 2 deletion(s)"),
+            text.contains("kept as the application left them: 4 rows and 2 deletions"),
             "{kind:?}\n{text}"
         );
         assert!(text.contains("data loss: none"), "{kind:?}\n{text}");

@@ -72,7 +72,7 @@ fn names_in(status: &Value, state: &str) -> Vec<String> {
         .unwrap_or_else(|| panic!("no changes: {status}"))
         .iter()
         .filter(|c| c["state"] == state)
-        .map(|c| c["name"].as_str().expect("name").to_string())
+        .map(|c| c["change"].as_str().expect("name").to_string())
         .collect()
 }
 
@@ -117,7 +117,7 @@ fn snapshot_records_the_migration_state_and_restore_brings_it_back() {
             .as_array()
             .expect("list")
             .iter()
-            .find(|s| s["id"] == id.as_str())
+            .find(|s| s["snapshot"] == id.as_str())
             .expect("the snapshot is listed");
         assert_eq!(target(entry)["migration"]["change"], "0002_price");
         let text = db.ws.ok(&["snapshots"]);
@@ -147,11 +147,11 @@ fn snapshot_records_the_migration_state_and_restore_brings_it_back() {
         assert_eq!(m["target"], "app", "{kind:?}: {v}");
         assert_eq!(m["differs"], true, "{kind:?}: {v}");
         assert_eq!(m["tracking_restored"], true, "{kind:?}: {v}");
-        assert_eq!(m["snapshot"]["change"], "0002_price", "{kind:?}: {v}");
-        assert_eq!(m["live"]["change"], "0004_tags", "{kind:?}: {v}");
-        assert_eq!(m["live"]["phase"], "contract", "{kind:?}: {v}");
-        assert_eq!(m["after"]["change"], "0002_price", "{kind:?}: {v}");
-        assert_eq!(m["after"]["applied"], 2, "{kind:?}: {v}");
+        assert_eq!(m["snapshot_migration"]["change"], "0002_price", "{kind:?}: {v}");
+        assert_eq!(m["live_migration"]["change"], "0004_tags", "{kind:?}: {v}");
+        assert_eq!(m["live_migration"]["phase"], "contract", "{kind:?}: {v}");
+        assert_eq!(m["restored_migration"]["change"], "0002_price", "{kind:?}: {v}");
+        assert_eq!(m["restored_migration"]["applied"], 2, "{kind:?}: {v}");
 
         // The schema is change 2's, and the tracking tables say so.
         assert!(!db.has_column("items", "note"), "{kind:?}");
@@ -171,7 +171,7 @@ fn snapshot_records_the_migration_state_and_restore_brings_it_back() {
             .as_array()
             .expect("changes")
             .iter()
-            .map(|c| c["name"].as_str().expect("name"))
+            .map(|c| c["change"].as_str().expect("name"))
             .collect();
         assert_eq!(ran, ["0003_note", "0004_tags"], "{kind:?}: {up}");
         assert!(db.has_column("items", "note"));
@@ -234,7 +234,7 @@ fn restore_at_the_same_state_says_nothing() {
         );
         let v = out.json();
         assert_eq!(v["migrations"][0]["differs"], false, "{kind:?}: {v}");
-        assert_eq!(v["migrations"][0]["after"]["change"], "0002_price");
+        assert_eq!(v["migrations"][0]["restored_migration"]["change"], "0002_price");
     }
 }
 
@@ -260,7 +260,7 @@ fn snapshot_of_an_unmigrated_target_records_no_state() {
         assert!(!out.stderr.contains("migration"), "{kind:?}\n{out}");
         let v = out.json();
         assert_eq!(v["migrations"][0]["differs"], false, "{kind:?}: {v}");
-        assert!(v["migrations"][0]["after"].is_null(), "{kind:?}: {v}");
+        assert!(v["migrations"][0]["restored_migration"].is_null(), "{kind:?}: {v}");
     }
 }
 
@@ -308,7 +308,7 @@ fn restore_of_selected_tables_names_the_changes_that_touched_them() {
     assert_eq!(m["tracking_restored"], false, "{v}");
     // 0004_tags made another table: it did not change items.
     assert_eq!(m["tables_changed_since"], serde_json::json!(["0003_note"]));
-    assert_eq!(m["after"]["change"], "0004_tags", "{v}");
+    assert_eq!(m["restored_migration"]["change"], "0004_tags", "{v}");
     let status = db.ws.json(&["migrate", "status"]);
     assert_eq!(applied(&status).len(), 4, "{status}");
     assert!(db.has_relation("tags"));
@@ -327,7 +327,7 @@ fn restore_of_selected_tables_names_the_changes_that_touched_them() {
     let v = out.json();
     let m = &v["migrations"][0];
     assert_eq!(m["tracking_restored"], true, "{v}");
-    assert_eq!(m["after"]["change"], "0002_price", "{v}");
+    assert_eq!(m["restored_migration"]["change"], "0002_price", "{v}");
     let status = db.ws.json(&["migrate", "status"]);
     assert_eq!(applied(&status), strs(&["0001_items", "0002_price"]));
 }
@@ -351,7 +351,7 @@ fn restore_from_before_the_first_migration_makes_every_change_pending() {
         let v = out.json();
         let m = &v["migrations"][0];
         assert_eq!(m["differs"], true, "{kind:?}: {v}");
-        assert!(m["after"].is_null(), "{kind:?}: {v}");
+        assert!(m["restored_migration"].is_null(), "{kind:?}: {v}");
         assert!(!db.has_relation("items"), "{kind:?}");
         let status = db.ws.json(&["migrate", "status"]);
         assert_eq!(names_in(&status, "pending").len(), 4, "{kind:?}: {status}");

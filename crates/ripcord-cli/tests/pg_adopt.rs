@@ -40,7 +40,7 @@ fn states(ws: &Workspace) -> Vec<String> {
         .map(|c| {
             format!(
                 "{}={}",
-                c["name"].as_str().unwrap(),
+                c["change"].as_str().unwrap(),
                 c["state"].as_str().unwrap()
             )
         })
@@ -61,7 +61,7 @@ fn adopt_then_up_and_down(
     add_third: impl Fn(&Workspace),
 ) {
     let out = ws.ok(&["migrate", "adopt"]);
-    assert!(out.all_text().contains("2 change(s)"), "{}", out.all_text());
+    assert!(out.all_text().contains("2 changes"), "{}", out.all_text());
     assert_eq!(
         states(ws),
         [

@@ -132,7 +132,7 @@ fn scopes(v: &Value) -> Vec<String> {
         .map(|c| {
             format!(
                 "{}={}",
-                c["name"].as_str().unwrap(),
+                c["change"].as_str().unwrap(),
                 c["snapshot_scope"]["scope"].as_str().unwrap()
             )
         })
@@ -235,7 +235,7 @@ fn dml_on_a_table_with_a_trigger_that_writes_elsewhere_snapshots_the_whole_datab
     let last = |v: &Value| v["changes"].as_array().unwrap().last().unwrap().clone();
     // `touch` sets NEW.updated only: the table alone is enough.
     let v = ws.json(&["migrate", "up", "--to", "rename", "--dry-run"]);
-    assert_eq!(last(&v)["name"], "rename", "{v}");
+    assert_eq!(last(&v)["change"], "rename", "{v}");
     assert_eq!(last(&v)["snapshot_scope"]["scope"], "tables", "{v}");
 
     cluster().psql(
@@ -294,7 +294,7 @@ fn plan_explain_and_lint_say_what_is_snapshotted_and_why() {
             .as_array()
             .unwrap()
             .iter()
-            .find(|c| c["name"] == name)
+            .find(|c| c["change"] == name)
             .unwrap_or_else(|| panic!("{name} in {v}"))["snapshot"]
             .clone()
     };
@@ -352,14 +352,14 @@ fn plan_explain_and_lint_say_what_is_snapshotted_and_why() {
     .assert_stdout_has("ALTER DEFAULT PRIVILEGES IN SCHEMA app GRANT SELECT");
 
     let l = ws.json(&["migrate", "lint"]);
-    let scopes: Vec<String> = l["snapshots"]
+    let scopes: Vec<String> = l["changes"]
         .as_array()
         .unwrap()
         .iter()
         .map(|s| {
             format!(
                 "{}={}",
-                s["name"].as_str().unwrap(),
+                s["change"].as_str().unwrap(),
                 s["scope"].as_str().unwrap()
             )
         })
@@ -386,11 +386,11 @@ fn plan_explain_and_lint_say_what_is_snapshotted_and_why() {
         .filter(|f| f["kind"] == "not-undone")
         .collect();
     assert!(not_undone.is_empty(), "{l}");
-    let roles = l["snapshots"]
+    let roles = l["changes"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|s| s["name"] == "roles")
+        .find(|s| s["change"] == "roles")
         .unwrap();
     assert_eq!(roles["scope"], "schema", "{l}");
     assert!(
@@ -512,7 +512,7 @@ fn plan_explain_resolves_psql_variables_as_up_does() {
         .map(|c| {
             format!(
                 "{}={}",
-                c["name"].as_str().unwrap(),
+                c["change"].as_str().unwrap(),
                 c["snapshot"]["scope"].as_str().unwrap()
             )
         })

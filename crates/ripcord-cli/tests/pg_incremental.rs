@@ -57,7 +57,7 @@ fn uncertain_change(ws: &Workspace, name: &str, id: u32) {
 /// The manifest entry of `table` (`schema.name`) in snapshot `id`.
 fn entry(ws: &Workspace, id: &str, table: &str) -> Value {
     let s = ws.json(&["show", id]);
-    let tables = s["targets"][0]["tables"]
+    let tables = s["manifest"]["targets"][0]["tables"]
         .as_array()
         .unwrap_or_else(|| panic!("no tables in {s}"))
         .clone();
@@ -192,7 +192,7 @@ fn truncate_rewrite_alter_and_stats_reset_force_a_reread() {
     );
     let snap = |ws: &Workspace| -> String {
         let v = ws.json(&["snapshot", "app"]);
-        v["id"].as_str().unwrap().to_string()
+        v["snapshot"].as_str().unwrap().to_string()
     };
     let _first = snap(&ws);
     let second = snap(&ws);
@@ -234,7 +234,7 @@ fn truncate_rewrite_alter_and_stats_reset_force_a_reread() {
         digest(&db, "big")
     );
 
-    let epoch = |id: &str| ws.json(&["show", id])["targets"][0]["stats_epoch"].clone();
+    let epoch = |id: &str| ws.json(&["show", id])["manifest"]["targets"][0]["stats_epoch"].clone();
     let before_reset = epoch(&id);
     assert!(before_reset.is_string());
     exec(
@@ -278,7 +278,7 @@ fn a_write_whose_statistics_are_not_flushed_yet_is_not_missed() {
         .unwrap();
     let written = digest(&db, "big");
     let v = ws.json(&["snapshot", "app"]);
-    let id = v["id"].as_str().unwrap();
+    let id = v["snapshot"].as_str().unwrap();
     assert!(!reused(&ws, id, "public.big"), "{v}");
     assert_eq!(restored_digest(&ws, id, "big", "incr_lag"), written);
     drop(writer);

@@ -44,7 +44,7 @@ fn states(ws: &Workspace) -> Vec<String> {
         .map(|c| {
             format!(
                 "{}={}",
-                c["name"].as_str().unwrap(),
+                c["change"].as_str().unwrap(),
                 c["state"].as_str().unwrap()
             )
         })
@@ -136,7 +136,7 @@ fn rollback_puts_a_dropped_column_back_with_its_data() {
     two_phase(&ws);
     let out = ws.ok(&["migrate", "up"]);
     out.assert_stdout_has("safety snapshot")
-        .assert_stdout_has("3 change(s) applied");
+        .assert_stdout_has("3 changes applied");
     assert_eq!(rows(&db, "SELECT id, name FROM users ORDER BY id").len(), 3);
     // The application goes on writing after the change.
     exec(&db, "INSERT INTO users (name) VALUES ('dee');");
@@ -253,7 +253,7 @@ fn on_conflict_policies_decide_about_rows_written_since() {
             ws.ok(&["migrate", "up"]);
             exec(&db, "INSERT INTO users (name) VALUES ('fay');");
             ws.ok(&["migrate", "down", "--to", "0002_seed"])
-                .assert_stderr_has("data loss: 1 row(s)");
+                .assert_stderr_has("data loss: 1 row");
             assert_eq!(rows(&db, ALL_USERS), SEEDED, "{policy}");
             // --on-conflict overrides the setting for one run. Ids of
             // discarded rows (4, 5) are not handed out again.
@@ -387,7 +387,7 @@ fn every_reader_applies_and_reverts() {
         assert_eq!(v["counts"]["applied"], 2, "{format}: {v}");
         // The second change has no down script: its snapshot brings the name
         // back. On sqitch, through the tag after the first change.
-        let first = v["changes"][0]["name"].as_str().unwrap().to_string();
+        let first = v["changes"][0]["change"].as_str().unwrap().to_string();
         let to = if format == "sqitch" {
             "@v1".to_string()
         } else {
@@ -1004,7 +1004,7 @@ fn what_depends_on_a_reverted_table_keeps_working() {
     exec(&db, "INSERT INTO users (name) VALUES ('cy');");
     exec(&db, "UPDATE users SET name = 'bobby' WHERE name = 'bob';");
     ws.ok(&["rollback", "--to", "@expand"])
-        .assert_stdout_has("kept as the application left them: 2 row(s)")
+        .assert_stdout_has("kept as the application left them: 2 rows")
         .assert_stdout_has("data loss: none");
     // The application's rename and new row are kept; the dropped column is
     // back under them.
@@ -1143,7 +1143,7 @@ fn forget_keeps_the_safety_snapshot_an_applied_postgres_change_needs() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|d| d["id"] == safety.as_str())
+        .find(|d| d["snapshot"] == safety.as_str())
         .unwrap_or_else(|| panic!("{safety} not judged: {v}"))
         .clone();
     assert_eq!(decision["keep"], true, "{decision}");

@@ -293,7 +293,7 @@ fn quoted_mixed_case_schema_and_table_names_work_everywhere() {
     // snapshot --tables takes the same quoted names.
     let snap = ws.snapshot_id(&["app", "--tables", r#""My App"."Odd.Gadgets""#]);
     let show = ws.json(&["show", &snap]);
-    let taken: Vec<String> = show["targets"][0]["tables"]
+    let taken: Vec<String> = show["manifest"]["targets"][0]["tables"]
         .as_array()
         .unwrap_or_else(|| panic!("no tables in {show}"))
         .iter()
@@ -320,7 +320,7 @@ fn comma_in_a_quoted_table_name_is_not_split() {
     );
     let snap = ws.snapshot_id(&["app", "--tables", r#""In, Out",plain"#]);
     let show = ws.json(&["show", &snap]);
-    let taken: Vec<String> = show["targets"][0]["tables"]
+    let taken: Vec<String> = show["manifest"]["targets"][0]["tables"]
         .as_array()
         .unwrap_or_else(|| panic!("no tables in {show}"))
         .iter()

@@ -482,7 +482,7 @@ fn migrate_verify_reruns_verify_scripts_read_only_and_reports_each_failure() {
     // Read-only: a verify that writes fails, and writes nothing.
     out.assert_stdout_has("0005_writes: FAILED");
     out.assert_stdout_has("read-only");
-    out.assert_stderr_has("3 of 4 verified change(s)");
+    out.assert_stderr_has("3 of 4 verified changes");
     assert_eq!(state_of(&db), before);
 
     let v = ws.run(&["--json", "migrate", "verify"]);
@@ -495,7 +495,7 @@ fn migrate_verify_reruns_verify_scripts_read_only_and_reports_each_failure() {
         .map(|c| {
             format!(
                 "{}={}",
-                c["name"].as_str().unwrap(),
+                c["change"].as_str().unwrap(),
                 c["verdict"].as_str().unwrap()
             )
         })
@@ -521,7 +521,7 @@ fn migrate_verify_reruns_verify_scripts_read_only_and_reports_each_failure() {
     )
     .unwrap();
     ws.ok(&["migrate", "verify"])
-        .assert_stdout_has("4 applied change(s)");
+        .assert_stdout_has("4 applied changes");
 }
 
 fn state_of(db: &str) -> Vec<String> {

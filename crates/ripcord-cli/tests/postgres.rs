@@ -211,7 +211,7 @@ fn restore_json(ws: &Workspace, args: &[&str]) -> Value {
 /// The tables of the postgres target `app` in `show ID --json`.
 fn shown_tables(ws: &Workspace, id: &str) -> Vec<Value> {
     let v = ws.json(&["show", id]);
-    let targets = v["targets"].as_array().expect("targets");
+    let targets = v["manifest"]["targets"].as_array().expect("targets");
     let app = targets
         .iter()
         .find(|t| t["name"] == "app")
@@ -234,7 +234,7 @@ fn snapshot_tags(ws: &Workspace) -> Vec<(String, Vec<String>)> {
         .iter()
         .map(|s| {
             (
-                s["id"].as_str().expect("id").to_string(),
+                s["snapshot"].as_str().expect("id").to_string(),
                 s["tags"]
                     .as_array()
                     .map(|t| {
@@ -425,7 +425,7 @@ fn slow_whole_database_restore_loads_frozen_and_checks_while_loading() {
         .as_array()
         .expect("phases")
         .iter()
-        .map(|p| p["name"].as_str().expect("name"))
+        .map(|p| p["phase"].as_str().expect("phase"))
         .collect();
     assert_eq!(
         phases,
@@ -787,7 +787,7 @@ fn single_tables_are_snapshotted_and_restored_in_place() {
     let started = Instant::now();
     let v = ws.snapshot(&["app", "--tables", "customers", "--jobs", "2"]);
     let cust_time = started.elapsed();
-    let cust = v["id"].as_str().expect("id").to_string();
+    let cust = v["snapshot"].as_str().expect("id").to_string();
     println!("whole database: {full_time:?}, customers only: {cust_time:?}");
     let tables = shown_tables(&ws, &cust);
     let names: Vec<String> = tables
@@ -812,7 +812,7 @@ fn single_tables_are_snapshotted_and_restored_in_place() {
     let cust_size = shown_table(&tables, "public", "customers")["size"]
         .as_u64()
         .expect("size");
-    let snap_size = v["size"].as_u64().expect("size");
+    let snap_size = v["bytes"].as_u64().expect("bytes");
     assert!(
         snap_size <= cust_size + (64 << 10) && snap_size * 4 < events_size,
         "the customers snapshot read {snap_size} bytes (customers {cust_size}, events {events_size})"
@@ -1026,7 +1026,7 @@ fn unchanged_rows_are_not_stored_twice() {
     // And it restores exactly.
     let want = table_digest(c, &db, "pgbench_accounts");
     let dst = fresh_name("dedup_copy");
-    let id = second["id"].as_str().expect("id");
+    let id = second["snapshot"].as_str().expect("id");
     restore_json(&ws, &[id, "--into", &c.url(&dst), "--create"]);
     assert_eq!(table_digest(c, &dst, "pgbench_accounts"), want);
     c.drop_database(&dst).ok();

@@ -261,12 +261,12 @@ fn canary_passwords_are_found_nowhere() {
     let watcher = Watcher::start(canaries.clone());
 
     t.ok(&["init"]);
-    let first = t.ok(&["--json", "snapshot"]).json()["id"]
+    let first = t.ok(&["--json", "snapshot"]).json()["snapshot"]
         .as_str()
         .unwrap()
         .to_string();
     c.psql(&db, "UPDATE accounts SET name = 'changed' WHERE id <= 10");
-    let second = t.ok(&["--json", "snapshot", "app"]).json()["id"]
+    let second = t.ok(&["--json", "snapshot", "app"]).json()["snapshot"]
         .as_str()
         .unwrap()
         .to_string();

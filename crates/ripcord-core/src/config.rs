@@ -329,7 +329,7 @@ impl Default for MigrationsConfig {
 
 /// `[migrations] on_conflict`: when a table is put back from a safety
 /// snapshot, what happens to the rows written to it after the change ran.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnConflict {
     /// The snapshot wins: rows written since are discarded (and counted).

@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::config::OnConflict;
 
 /// One table put back from a safety snapshot.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct TableRevert {
     /// `schema.name` on PostgreSQL, `name` on SQLite.
     pub table: String,

@@ -18,7 +18,9 @@
 //! - [`error`]: the library's error, with a class (exit code) and a hint.
 
 pub mod ctx;
+pub mod diff;
 pub mod error;
+pub mod json;
 pub mod migrate;
 pub mod migration_state;
 pub mod net;

@@ -64,12 +64,14 @@ fn differ(a: Option<&MigrationState>, b: Option<&MigrationState>) -> bool {
 
 /// A restore in place of a database target, compared with the migration
 /// state of the live database.
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, Debug, Clone, schemars::JsonSchema)]
 pub struct MigrationCheck {
     pub target: String,
     /// What the snapshot holds; `null` when it records none.
+    #[serde(rename = "snapshot_migration")]
     pub snapshot: Option<MigrationState>,
     /// What the live database recorded before the restore.
+    #[serde(rename = "live_migration")]
     pub live: Option<MigrationState>,
     /// Whether the two differ.
     pub differs: bool,
@@ -82,6 +84,7 @@ pub struct MigrationCheck {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tables_changed_since: Vec<String>,
     /// What the database records after the restore.
+    #[serde(rename = "restored_migration")]
     pub after: Option<MigrationState>,
     /// Post-change fingerprints left to take that the restore made
     /// meaningless, forgotten (see docs/migrations.md).

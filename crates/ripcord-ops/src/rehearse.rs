@@ -76,20 +76,28 @@ impl Fingerprint {
 }
 
 /// A change that does not give back what was there, and how.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct Irreversible {
     pub change: String,
     pub reasons: Vec<String>,
 }
 
-#[derive(Serialize)]
+/// One change of a rehearsal, and how the rehearsal reverted it.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct RehearsedChange {
+    pub change: String,
+    /// None when the rehearsal did not revert it.
+    pub reverted: Option<How>,
+}
+
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct RehearseReport {
     pub target: String,
     /// The scratch copy: where it was, or where it is kept.
     pub scratch: String,
-    /// The changes rehearsed.
-    pub changes: Vec<String>,
-    pub reverted: Vec<(String, How)>,
+    /// The changes rehearsed, in the order they were applied.
+    pub changes: Vec<RehearsedChange>,
+    pub change_count: usize,
     pub reapplied: bool,
     /// Empty when the rehearsal passed.
     pub irreversible: Vec<Irreversible>,
@@ -334,8 +342,8 @@ fn rehearse(
         .context("rehearsal: up failed on the scratch copy")?;
     let changes: Vec<String> = up.changes.iter().map(|c| c.name.clone()).collect();
     ctx.say(format!(
-        "up: {} change(s) applied and verified",
-        changes.len()
+        "up: {} applied and verified",
+        crate::report::counted(changes.len() as u64, "change")
     ));
     let down_opts = DownOptions {
         to: last_applied.unwrap_or_else(|| "@root".into()),
@@ -346,7 +354,10 @@ fn rehearse(
     };
     let down = engine::down(&mut *db, &mut net, plan, &down_opts, &mut |_| {})
         .context("rehearsal: down failed on the scratch copy")?;
-    ctx.say(format!("down: {} change(s) reverted", down.changes.len()));
+    ctx.say(format!(
+        "down: {} reverted",
+        crate::report::counted(down.changes.len() as u64, "change")
+    ));
     let after = fingerprint(&mut *db, &target)?;
     let mut irreversible = compare(plan, &changes, &before, &after, db.dialect());
     // What down left behind can also stop the changes from applying again.
@@ -376,11 +387,13 @@ fn rehearse(
     Ok(RehearseReport {
         target: name.to_string(),
         scratch: scratch.shown(),
-        changes,
-        reverted: down
-            .changes
+        change_count: changes.len(),
+        changes: changes
             .iter()
-            .map(|c| (c.name.clone(), c.how))
+            .map(|name| RehearsedChange {
+                change: name.clone(),
+                reverted: down.changes.iter().find(|c| &c.name == name).map(|c| c.how),
+            })
             .collect(),
         reapplied,
         irreversible,

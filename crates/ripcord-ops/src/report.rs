@@ -71,12 +71,15 @@ impl Reporter for Silent {
     }
 }
 
-/// A size for people: "512 B", "1.5 MiB".
+/// A size for people: "512 B", "1.5 MiB". Every size ripcord prints goes
+/// through here, the progress bars' too, so one size reads the same
+/// everywhere: whole bytes below 1 KiB, else one decimal in the largest
+/// unit that keeps the number below 1024 after rounding (never "1024.0 KiB").
 pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
     let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
+    while u < UNITS.len() - 1 && (v * 10.0).round() / 10.0 >= 1024.0 {
         v /= 1024.0;
         u += 1;
     }
@@ -84,5 +87,46 @@ pub fn bytes(n: u64) -> String {
         format!("{n} B")
     } else {
         format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// "1 file", "2 files": a count and its noun, singular or plural as the
+/// count wants. `plural` is the noun's plural ("entries", "data"...).
+pub fn count(n: impl Into<u64>, singular: &str, plural: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { singular } else { plural })
+}
+
+/// A count with a noun that takes an `s` in the plural: "1 change", "3 changes".
+pub fn counted(n: impl Into<u64>, noun: &str) -> String {
+    let n = n.into();
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{bytes, counted};
+
+    /// Sizes just below a unit were shown as "1024.0 KiB" next to "1.0 MiB".
+    #[test]
+    fn sizes_never_show_1024_of_a_unit() {
+        assert_eq!(bytes(0), "0 B");
+        assert_eq!(bytes(1023), "1023 B");
+        assert_eq!(bytes(1024), "1.0 KiB");
+        assert_eq!(bytes(1_048_575), "1.0 MiB");
+        assert_eq!(bytes(1_048_000), "1023.4 KiB");
+        assert_eq!(bytes(1 << 30), "1.0 GiB");
+        assert_eq!(bytes((1 << 30) - 1), "1.0 GiB");
+    }
+
+    #[test]
+    fn one_is_singular() {
+        assert_eq!(counted(1u64, "file"), "1 file");
+        assert_eq!(counted(0u64, "file"), "0 files");
+        assert_eq!(counted(2u64, "file"), "2 files");
     }
 }

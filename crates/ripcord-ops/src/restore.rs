@@ -37,7 +37,7 @@ pub struct RestoreOptions {
     pub jobs: usize,
 }
 
-#[derive(Serialize, Default)]
+#[derive(Serialize, Default, schemars::JsonSchema)]
 pub struct RestoreResult {
     pub snapshot: Id,
     pub safety_snapshot: Option<Id>,
@@ -52,8 +52,9 @@ pub struct RestoreResult {
     pub migrations: Vec<MigrationCheck>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct TargetRestore {
+    #[serde(rename = "target")]
     pub name: String,
     pub kind: &'static str,
     pub destination: PathBuf,

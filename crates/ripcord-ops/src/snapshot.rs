@@ -48,13 +48,20 @@ pub fn snapshot(ctx: &Ctx, opts: &SnapshotOptions) -> Result<SnapshotResult> {
     take_with(ctx, &repo, &names, &opts.tags, opts.tier.clone(), &take)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct SnapshotResult {
+    #[serde(rename = "snapshot")]
     pub id: Id,
+    /// The first 8 digits of the id, as text output shows it.
+    #[serde(skip)]
     pub short_id: String,
+    /// The targets in the snapshot, by name.
+    #[serde(serialize_with = "crate::json::target_list")]
+    #[schemars(with = "Vec<crate::json::TargetName>")]
     pub targets: Vec<String>,
     pub files: u64,
     pub unchanged_files: u64,
+    #[serde(rename = "bytes")]
     pub size: u64,
     pub stats: SaveStats,
     pub seconds: f64,

@@ -107,7 +107,7 @@ fn snapshot_and_in_place_restore_through_the_library() {
 
     // The result serializes for --json and the server alike.
     let json = serde_json::to_value(&restored).unwrap();
-    assert_eq!(json["targets"][0]["name"], "app");
+    assert_eq!(json["targets"][0]["target"], "app");
 }
 
 #[test]

@@ -52,3 +52,17 @@ impl<'de> serde::Deserialize<'de> for Id {
         Id::from_hex(&s).ok_or_else(|| serde::de::Error::custom(format!("invalid id {s:?}")))
     }
 }
+
+/// In JSON an id is its 64 hexadecimal digits.
+impl schemars::JsonSchema for Id {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Id".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^[0-9a-f]{64}$",
+            "description": "A full id: 64 hexadecimal digits; its first 8 are the short form that text output shows"
+        })
+    }
+}

@@ -110,7 +110,7 @@ pub struct TargetSnapshot {
 
 /// Where a database stood in its migrations when it was snapshotted, from
 /// ripcord's tracking tables.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
 pub struct MigrationState {
     /// The last change recorded as applied, in the order they ran; `None`
     /// when none is (the tracking tables exist, every change was reverted).

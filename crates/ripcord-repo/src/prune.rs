@@ -21,13 +21,14 @@ use crate::Id;
 const REPACK_WASTE: f64 = 0.10;
 const PACKS_PER_INDEX: usize = 2048;
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, schemars::JsonSchema)]
 pub struct PruneReport {
     pub packs_before: usize,
     pub packs_deleted: usize,
     pub packs_repacked: usize,
     pub packs_written: usize,
     pub blobs_unused: usize,
+    #[serde(rename = "freed_bytes")]
     pub bytes_freed: u64,
     pub dry_run: bool,
 }

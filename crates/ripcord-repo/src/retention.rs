@@ -86,7 +86,7 @@ pub struct Policies {
 }
 
 /// Whose snapshot it is, for retention.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Class {
     User,
@@ -104,7 +104,7 @@ impl Class {
 }
 
 /// Why a snapshot must not be removed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Pin {
     /// The safety snapshot of a change the target database has applied:
@@ -128,8 +128,9 @@ impl Pin {
 /// Pins by snapshot id.
 pub type Pins = HashMap<Id, Pin>;
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Decision {
+    #[serde(rename = "snapshot")]
     pub id: Id,
     pub group: String,
     pub class: Class,

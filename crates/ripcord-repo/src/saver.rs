@@ -39,9 +39,10 @@ impl Default for SaverOptions {
 }
 
 /// Totals for what one run wrote.
-#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Default, Clone, Copy, serde::Serialize, schemars::JsonSchema)]
 pub struct SaveStats {
     /// Bytes handed to the saver, duplicates included.
+    #[serde(rename = "read_bytes")]
     pub bytes_in: u64,
     /// Plaintext bytes of blobs that were new.
     pub new_bytes: u64,

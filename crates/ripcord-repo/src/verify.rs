@@ -27,7 +27,7 @@ pub struct VerifyOptions {
     pub snapshot: Option<Id>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Problem {
     /// The damaged repository file or object.
     pub object: String,
@@ -36,12 +36,15 @@ pub struct Problem {
     pub affects: Vec<String>,
 }
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, schemars::JsonSchema)]
 pub struct VerifyReport {
+    #[serde(rename = "snapshot_count")]
     pub snapshots: usize,
+    #[serde(rename = "pack_count")]
     pub packs: usize,
     pub packs_read: usize,
     pub blobs_checked: usize,
+    #[serde(rename = "read_bytes")]
     pub bytes_read: u64,
     pub problems: Vec<Problem>,
     pub warnings: Vec<String>,

@@ -272,7 +272,7 @@ impl Workspace {
     /// Takes a snapshot and returns its full id.
     pub fn snapshot_id<S: AsRef<str>>(&self, args: &[S]) -> String {
         let v = self.snapshot(args);
-        v["id"]
+        v["snapshot"]
             .as_str()
             .unwrap_or_else(|| panic!("snapshot --json has no id: {v}"))
             .to_string()
@@ -284,7 +284,7 @@ impl Workspace {
         v.as_array()
             .unwrap_or_else(|| panic!("snapshots --json is not a list: {v}"))
             .iter()
-            .map(|s| s["id"].as_str().expect("snapshot id").to_string())
+            .map(|s| s["snapshot"].as_str().expect("snapshot id").to_string())
             .collect()
     }
 }

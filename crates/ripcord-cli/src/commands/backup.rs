@@ -22,10 +22,10 @@ pub fn snapshot(ctx: &Ctx, args: &SnapshotArgs) -> Result<()> {
         output::print_json(&result);
     } else {
         ctx.say(format!(
-            "snapshot {} saved: {} ({} files, {} unchanged), {} new, {} stored, in {:.2}s",
+            "snapshot {} saved: {} ({}, {} unchanged), {} new, {} stored, in {:.2}s",
             result.short_id,
             output::bytes(result.size),
-            result.files,
+            output::counted(result.files, "file"),
             result.unchanged_files,
             output::bytes(result.stats.new_bytes),
             output::bytes(result.stats.stored_bytes),
@@ -77,34 +77,27 @@ pub fn restore(ctx: &Ctx, args: &RestoreArgs) -> Result<()> {
     }
     for t in &result.targets {
         let mut line = format!(
-            "restored {} to {}: {} {}, {}",
+            "restored {} to {}: {}, {}",
             t.name,
             t.destination.display(),
-            t.stats.files,
-            if t.kind == "postgres" {
-                "tables"
-            } else {
-                "files"
-            },
+            output::counted(
+                t.stats.files,
+                if t.kind == "postgres" { "table" } else { "file" }
+            ),
             output::bytes(t.stats.bytes)
         );
         if t.stats.tables_verified > 0 {
             line.push_str(&format!(
-                ", {} tables match the snapshot's row counts and checksums",
-                t.stats.tables_verified
+                ", {} the snapshot's row counts and checksums",
+                output::count(t.stats.tables_verified, "table matches", "tables match")
             ));
         }
         ctx.say(line);
         if !t.kept.is_empty() {
             let shown: Vec<&str> = t.kept.iter().take(5).map(String::as_str).collect();
             ctx.say(format!(
-                "  kept {} live {} that the snapshot does not manage: {}{}",
-                t.kept.len(),
-                if t.kept.len() == 1 {
-                    "entry"
-                } else {
-                    "entries"
-                },
+                "  kept {} that the snapshot does not manage: {}{}",
+                output::count(t.kept.len() as u64, "live entry", "live entries"),
                 shown.join(", "),
                 if t.kept.len() > 5 { ", ..." } else { "" }
             ));
@@ -114,19 +107,31 @@ pub fn restore(ctx: &Ctx, args: &RestoreArgs) -> Result<()> {
         }
     }
     for db in &result.databases {
-        for c in &db.checks {
-            ctx.say(format!(
-                "  {} {:<40} {:>12} rows (snapshot: {})",
-                if c.checksum_matches && c.rows == c.expected_rows {
-                    "ok"
-                } else {
-                    "MISMATCH"
-                },
-                c.table,
-                c.rows,
-                c.expected_rows
-            ));
+        if ctx.quiet || db.checks.is_empty() {
+            continue;
         }
+        let rows: Vec<Vec<String>> = db
+            .checks
+            .iter()
+            .map(|c| {
+                vec![
+                    if c.checksum_matches && c.rows == c.expected_rows {
+                        "ok".into()
+                    } else {
+                        "MISMATCH".into()
+                    },
+                    c.table.clone(),
+                    c.rows.to_string(),
+                    c.expected_rows.to_string(),
+                ]
+            })
+            .collect();
+        output::table_indented(
+            2,
+            &["CHECK", "TABLE", "ROWS", "IN SNAPSHOT"],
+            &[false, false, true, true],
+            &rows,
+        );
     }
     for m in &result.migrations {
         if let (true, Some(after)) = (m.differs, &m.after) {

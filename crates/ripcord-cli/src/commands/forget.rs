@@ -185,8 +185,8 @@ fn refuse_pinned(pinned: &[(Id, &Pin)]) -> anyhow::Error {
     let unknown = pinned.iter().any(|(_, p)| matches!(p, Pin::Unknown { .. }));
     CliError::Refused {
         message: format!(
-            "refusing to forget {} pinned snapshot(s): {}",
-            pinned.len(),
+            "refusing to forget {}: {}",
+            output::count(pinned.len() as u64, "pinned snapshot", "pinned snapshots"),
             lines.join("; ")
         ),
         hint: if unknown {
@@ -227,6 +227,7 @@ pub fn forget(ctx: &Ctx, args: &ForgetArgs) -> Result<()> {
     };
     let _lock = ctx.lock(&repo, !args.dry_run, "forget")?;
     let mut remove = Vec::new();
+    let mut decisions = Vec::new();
     let mut warnings = Vec::new();
     // Of `remove`, how many are safety snapshots judged by their own policy.
     let mut safety = 0;
@@ -250,9 +251,6 @@ pub fn forget(ctx: &Ctx, args: &ForgetArgs) -> Result<()> {
             return Err(refuse_pinned(&pinned));
         }
         warnings.extend(pinned.iter().map(|(id, pin)| loss(id, pin)));
-        if ctx.json {
-            output::print_json(&serde_json::json!({ "remove": remove, "dry_run": args.dry_run }));
-        }
     } else {
         let list = repo.snapshot_list()?;
         for d in &list.damaged {
@@ -264,21 +262,14 @@ pub fn forget(ctx: &Ctx, args: &ForgetArgs) -> Result<()> {
             .filter(|(_, s)| args.tier.is_none() || s.tier == args.tier)
             .collect();
         let pins = pins(ctx, &snaps);
-        let decisions = retention::apply(&policies, &snaps, &pins, args.force);
-        if ctx.json {
-            output::print_json(
-                &serde_json::json!({ "decisions": decisions, "dry_run": args.dry_run }),
-            );
-        } else {
+        decisions = retention::apply(&policies, &snaps, &pins, args.force);
+        if !ctx.json {
             let rows: Vec<Vec<String>> = decisions
                 .iter()
                 .map(|d| {
                     vec![
                         d.id.short(),
-                        d.time
-                            .with_timezone(&chrono::Local)
-                            .format("%Y-%m-%d %H:%M:%S")
-                            .to_string(),
+                        output::time(&d.time),
                         d.group.clone(),
                         if d.keep {
                             "keep".into()
@@ -316,24 +307,33 @@ pub fn forget(ctx: &Ctx, args: &ForgetArgs) -> Result<()> {
     for w in &warnings {
         ctx.warn(w);
     }
-    let of_which = if safety > 0 {
-        format!(" ({safety} of them safety snapshots, under the safety policy)")
-    } else {
-        String::new()
+    let of_which = match safety {
+        0 => String::new(),
+        1 => " (1 of them a safety snapshot, under the safety policy)".to_string(),
+        n => format!(" ({n} of them safety snapshots, under the safety policy)"),
+    };
+    let removed = output::counted(remove.len() as u64, "snapshot");
+    let mut out = ripcord_ops::json::ForgetOutput {
+        dry_run: args.dry_run,
+        removed_count: remove.len(),
+        removed: remove,
+        decisions,
+        warnings,
+        prune: None,
     };
     if args.dry_run {
-        ctx.say(format!(
-            "dry run: would remove {} snapshot(s){of_which}",
-            remove.len()
-        ));
-        return Ok(());
+        ctx.say(format!("dry run: would remove {removed}{of_which}"));
+    } else {
+        for id in &out.removed {
+            repo.delete_snapshot(id)?;
+        }
+        ctx.say(format!("removed {removed}{of_which}"));
+        if args.prune {
+            out.prune = Some(run_prune(ctx, &repo, false)?);
+        }
     }
-    for id in &remove {
-        repo.delete_snapshot(id)?;
-    }
-    ctx.say(format!("removed {} snapshot(s){of_which}", remove.len()));
-    if args.prune {
-        run_prune(ctx, &repo, false)?;
+    if ctx.json {
+        output::print_json(&out);
     }
     Ok(())
 }
@@ -341,23 +341,27 @@ pub fn forget(ctx: &Ctx, args: &ForgetArgs) -> Result<()> {
 pub fn prune(ctx: &Ctx, dry_run: bool) -> Result<()> {
     let repo = ctx.open_repo()?;
     let _lock = ctx.lock(&repo, !dry_run, "prune")?;
-    run_prune(ctx, &repo, dry_run)
-}
-
-fn run_prune(ctx: &Ctx, repo: &ripcord_repo::Repository, dry_run: bool) -> Result<()> {
-    let r = ripcord_repo::prune::prune(repo, dry_run)?;
+    let r = run_prune(ctx, &repo, dry_run)?;
     if ctx.json {
         output::print_json(&r);
-    } else {
-        ctx.say(format!(
-            "{}{} unused blob(s); {} pack(s) deleted, {} repacked into {}; {} freed",
-            if dry_run { "dry run: " } else { "prune: " },
-            r.blobs_unused,
-            r.packs_deleted,
-            r.packs_repacked,
-            r.packs_written,
-            output::bytes(r.bytes_freed)
-        ));
     }
     Ok(())
+}
+
+fn run_prune(
+    ctx: &Ctx,
+    repo: &ripcord_repo::Repository,
+    dry_run: bool,
+) -> Result<ripcord_repo::prune::PruneReport> {
+    let r = ripcord_repo::prune::prune(repo, dry_run)?;
+    ctx.say(format!(
+        "{}{}; {} deleted, {} repacked into {}; {} freed",
+        if dry_run { "dry run: " } else { "prune: " },
+        output::count(r.blobs_unused as u64, "unused blob", "unused blobs"),
+        output::counted(r.packs_deleted as u64, "pack"),
+        r.packs_repacked,
+        r.packs_written,
+        output::bytes(r.bytes_freed)
+    ));
+    Ok(r)
 }

@@ -122,9 +122,12 @@ pub fn run(config: Option<PathBuf>, json: bool, quiet: bool, args: &InitArgs) ->
         ctx.say(format!("wrote {}", path.display()));
     }
     if json {
-        crate::output::print_json(&serde_json::json!({
-            "repository": repo.location(), "id": repo.config().id, "encrypted": repo.keys().is_encrypted(),
-        }));
+        crate::output::print_json(&ripcord_ops::json::InitOutput {
+            repository: repo.location().to_string(),
+            repository_id: repo.config().id,
+            encrypted: repo.keys().is_encrypted(),
+            config_written: (!existing).then(|| path.display().to_string()),
+        });
     }
     ctx.say(format!(
         "created {} repository {} at {}",

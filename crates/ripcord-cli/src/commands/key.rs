@@ -1,6 +1,7 @@
 //! `ripcord key add|list|remove|passwd`.
 
 use anyhow::Result;
+use ripcord_ops::json::{KeyEntry, KeyOutput};
 use ripcord_repo::Id;
 use zeroize::Zeroizing;
 
@@ -46,20 +47,24 @@ pub fn run(ctx: &Ctx, cmd: KeyCommand) -> Result<()> {
                 ctx.warn(format!("{e}; it is listed but never used"));
             }
             if ctx.json {
-                let mut v: Vec<_> = keys
+                let mut v: Vec<KeyEntry> = keys
                     .iter()
-                    .map(|(id, k)| {
-                        serde_json::json!({
-                            "id": id, "short_id": id.short(), "current": Some(*id) == repo.key_id(),
-                            "created": k.created, "host": k.host, "user": k.user, "kdf": k.kdf,
-                        })
+                    .map(|(id, k)| KeyEntry {
+                        key: *id,
+                        current: Some(*id) == repo.key_id(),
+                        created: Some(k.created),
+                        host: Some(k.host.clone()),
+                        user: Some(k.user.clone()),
+                        damaged: None,
                     })
                     .collect();
-                v.extend(damaged.iter().map(|(id, e)| {
-                    serde_json::json!({
-                        "id": id, "short_id": id.short(), "current": false,
-                        "damaged": e.to_string(),
-                    })
+                v.extend(damaged.iter().map(|(id, e)| KeyEntry {
+                    key: *id,
+                    current: false,
+                    created: None,
+                    host: None,
+                    user: None,
+                    damaged: Some(e.to_string()),
                 }));
                 output::print_json(&v);
             } else {
@@ -72,10 +77,7 @@ pub fn run(ctx: &Ctx, cmd: KeyCommand) -> Result<()> {
                                 if Some(*id) == repo.key_id() { "*" } else { " " },
                                 id.short()
                             ),
-                            k.created
-                                .with_timezone(&chrono::Local)
-                                .format("%Y-%m-%d %H:%M:%S")
-                                .to_string(),
+                            output::time(&k.created),
                             k.host.clone(),
                             k.user.clone(),
                         ]
@@ -98,12 +100,14 @@ pub fn run(ctx: &Ctx, cmd: KeyCommand) -> Result<()> {
                 current.ok_or_else(|| crate::usage("no passphrase", "set RIPCORD_PASSWORD"))?;
             let id = repo.add_key(&cur, &new)?;
             ctx.say(format!("added key {}", id.short()));
+            done(ctx, id, "added", None);
         }
         KeyCommand::Remove { id } => {
             let target = resolve_key(&repo, &id)?;
             let _lock = ctx.lock(&repo, true, "key remove")?;
             repo.remove_key(&target)?;
             ctx.say(format!("removed key {}", target.short()));
+            done(ctx, target, "removed", None);
         }
         KeyCommand::Passwd => {
             let new = new_passphrase()?;
@@ -122,9 +126,21 @@ pub fn run(ctx: &Ctx, cmd: KeyCommand) -> Result<()> {
                 id.short(),
                 old.short()
             ));
+            done(ctx, id, "replaced", Some(old));
         }
     }
     Ok(())
+}
+
+/// The JSON of `key add`, `remove` and `passwd`.
+fn done(ctx: &Ctx, key: Id, action: &str, replaced_key: Option<Id>) {
+    if ctx.json {
+        output::print_json(&KeyOutput {
+            key,
+            action: action.into(),
+            replaced_key,
+        });
+    }
 }
 
 fn resolve_key(repo: &ripcord_repo::Repository, prefix: &str) -> Result<Id> {

@@ -2,20 +2,11 @@
 
 use anyhow::Result;
 use ripcord_repo::manifest::{Content, Snapshot};
-use ripcord_repo::Id;
-use serde::Serialize;
+use ripcord_ops::json::{ShowOutput, SnapshotView};
 
 use crate::cli::SnapshotsArgs;
 use crate::ctx::Ctx;
 use crate::output;
-
-#[derive(Serialize)]
-struct Listed<'a> {
-    id: Id,
-    short_id: String,
-    #[serde(flatten)]
-    snapshot: &'a Snapshot,
-}
 
 /// The snapshot as shown: database sources without passwords, also in
 /// snapshots that older versions recorded with one.
@@ -46,14 +37,7 @@ pub fn snapshots(ctx: &Ctx, args: &SnapshotsArgs) -> Result<()> {
         .filter(|(_, s)| args.tier.is_none() || s.tier == args.tier)
         .collect();
     if ctx.json {
-        let v: Vec<Listed> = shown
-            .iter()
-            .map(|(id, s)| Listed {
-                id: *id,
-                short_id: id.short(),
-                snapshot: s,
-            })
-            .collect();
+        let v: Vec<SnapshotView> = shown.iter().map(|(id, s)| SnapshotView::of(*id, s)).collect();
         output::print_json(&v);
         return Ok(());
     }
@@ -62,10 +46,7 @@ pub fn snapshots(ctx: &Ctx, args: &SnapshotsArgs) -> Result<()> {
         .map(|(id, s)| {
             vec![
                 id.short(),
-                s.time
-                    .with_timezone(&chrono::Local)
-                    .format("%Y-%m-%d %H:%M:%S")
-                    .to_string(),
+                output::time(&s.time),
                 s.host.clone(),
                 s.tier.clone().unwrap_or_default(),
                 s.tags.join(","),
@@ -75,7 +56,8 @@ pub fn snapshots(ctx: &Ctx, args: &SnapshotsArgs) -> Result<()> {
             ]
         })
         .collect();
-    output::table(
+    output::table_indented(
+        0,
         &[
             "ID",
             "TIME",
@@ -86,9 +68,10 @@ pub fn snapshots(ctx: &Ctx, args: &SnapshotsArgs) -> Result<()> {
             "MIGRATION",
             "SIZE",
         ],
+        &[false, false, false, false, false, false, false, true],
         &rows,
     );
-    ctx.say(format!("{} snapshot(s)", rows.len()));
+    ctx.say(output::counted(rows.len() as u64, "snapshot"));
     Ok(())
 }
 
@@ -129,87 +112,97 @@ pub fn show(ctx: &Ctx, id: &str) -> Result<()> {
     let (id, s) = ctx.find_snapshot(&repo, id)?;
     let s = redacted(s);
     if ctx.json {
-        output::print_json(&Listed {
-            id,
-            short_id: id.short(),
-            snapshot: &s,
+        output::print_json(&ShowOutput {
+            snapshot: SnapshotView::of(id, &s),
+            manifest: serde_json::to_value(&s)?,
         });
         return Ok(());
     }
     println!("snapshot {id}");
-    println!(
-        "  time     {}",
-        s.time
-            .with_timezone(&chrono::Local)
-            .format("%Y-%m-%d %H:%M:%S %Z")
-    );
-    println!("  host     {} (user {})", s.host, s.user);
+    let field = |name: &str, value: &str| println!("  {name:<9} {value}");
+    field("time", &output::time(&s.time));
+    field("host", &format!("{} (user {})", s.host, s.user));
     if let Some(t) = &s.tier {
-        println!("  tier     {t}");
+        field("tier", t);
     }
     if !s.tags.is_empty() {
-        println!("  tags     {}", s.tags.join(", "));
+        field("tags", &s.tags.join(", "));
     }
     if let Some(p) = s.parent {
-        println!("  parent   {}", p.short());
+        field("parent", &p.short());
     }
-    println!("  ripcord  {}", s.program_version);
+    field("ripcord", &s.program_version);
+    field("size", &output::bytes(s.total_size()));
     for t in &s.targets {
-        println!(
-            "  target {} ({}) from {}",
-            t.name,
-            t.content.kind(),
-            t.source
-        );
-        println!("    size    {}", output::bytes(t.size));
+        println!();
+        println!("  target {} ({}) from {}", t.name, t.content.kind(), t.source);
+        let field = |name: &str, value: &str| println!("    {name:<9} {value}");
+        field("size", &output::bytes(t.size));
         if let Some(c) = &t.git_commit {
-            println!("    git     {c}");
+            field("git", c);
         }
         match (&t.migration, &t.migration_version) {
-            (Some(m), _) => println!("    migration {m}"),
-            (None, Some(m)) => println!("    migration {m}"),
+            (Some(m), _) => field("migration", &m.to_string()),
+            (None, Some(m)) => field("migration", m),
             (None, None) => {}
         }
         match &t.content {
             Content::Dir { tree } => {
-                println!("    files   {}", t.items);
-                println!("    tree    {}", tree.short());
+                field("files", &t.items.to_string());
+                field("tree", &tree.short());
             }
             Content::Postgres(pg) => {
-                println!(
-                    "    server  PostgreSQL {}{}",
-                    pg.server_version,
-                    if pg.partial { " (selected tables)" } else { "" }
+                field(
+                    "server",
+                    &format!(
+                        "PostgreSQL {}{}",
+                        pg.server_version,
+                        if pg.partial { " (selected tables)" } else { "" }
+                    ),
                 );
-                for tb in &pg.tables {
-                    println!(
-                        "    table   {:<32} {:>10} rows  {:>10}  {} part(s)  {}",
-                        tb.qualified(),
-                        tb.rows,
-                        output::bytes(tb.size),
-                        tb.parts.len(),
-                        &tb.checksum[..16]
-                    );
-                }
                 if !pg.sequences.is_empty() {
-                    println!("    sequences {}", pg.sequences.len());
+                    field("sequences", &pg.sequences.len().to_string());
                 }
+                let rows: Vec<Vec<String>> = pg
+                    .tables
+                    .iter()
+                    .map(|tb| {
+                        vec![
+                            tb.qualified(),
+                            tb.rows.to_string(),
+                            output::bytes(tb.size),
+                            tb.parts.len().to_string(),
+                            tb.checksum[..16].to_string(),
+                        ]
+                    })
+                    .collect();
+                output::table_indented(
+                    4,
+                    &["TABLE", "ROWS", "SIZE", "PARTS", "CHECKSUM"],
+                    &[false, true, true, true, false],
+                    &rows,
+                );
             }
             Content::Sqlite { image, tables, .. } => {
-                println!(
-                    "    image   {} in {} chunks, blake3 {}",
-                    output::bytes(image.size),
-                    image.chunks.len(),
-                    &image.checksum[..16]
+                field(
+                    "image",
+                    &format!(
+                        "{} in {}, blake3 {}",
+                        output::bytes(image.size),
+                        output::counted(image.chunks.len() as u64, "chunk"),
+                        &image.checksum[..16]
+                    ),
                 );
-                for tb in tables {
-                    println!(
-                        "    table   {:<24} {:>10} rows  {}",
-                        tb.name,
-                        tb.rows,
-                        &tb.checksum[..16]
-                    );
-                }
+                let rows: Vec<Vec<String>> = tables
+                    .iter()
+                    .map(|tb| vec![tb.name.clone(), tb.rows.to_string(), tb.checksum[..16].to_string()])
+                    .collect();
+                output::table_indented(
+                    4,
+                    &["TABLE", "ROWS", "CHECKSUM"],
+                    &[false, true, false],
+                    &rows,
+                );
             }
         }
     }

@@ -4,6 +4,7 @@ use anyhow::Result;
 
 use crate::cli::RepairCommand;
 use crate::ctx::Ctx;
+use crate::output;
 
 pub fn unlock(ctx: &Ctx, all: bool) -> Result<()> {
     let repo = ctx.open_repo()?;
@@ -11,15 +12,26 @@ pub fn unlock(ctx: &Ctx, all: bool) -> Result<()> {
     for r in &removed {
         ctx.say(format!("removed {r}"));
     }
-    ctx.say(format!("{} lock(s) removed", removed.len()));
+    ctx.say(format!(
+        "{} removed",
+        output::counted(removed.len() as u64, "lock")
+    ));
     let temps = repo
         .backend()
         .remove_stale_temp_files()
         .map_err(|e| anyhow::anyhow!("cannot remove unfinished temporary files: {e}"))?;
     if temps > 0 {
         ctx.say(format!(
-            "{temps} temporary file(s) of interrupted writes removed"
+            "{} of interrupted writes removed",
+            output::count(temps as u64, "temporary file", "temporary files")
         ));
+    }
+    if ctx.json {
+        output::print_json(&ripcord_ops::json::UnlockOutput {
+            removed_count: removed.len(),
+            removed: removed.iter().map(|r| r.to_string()).collect(),
+            temporary_files_removed: temps as u64,
+        });
     }
     Ok(())
 }
@@ -33,7 +45,16 @@ pub fn repair(ctx: &Ctx, cmd: RepairCommand) -> Result<()> {
             for s in &skipped {
                 ctx.warn(format!("unreadable pack left out of the index: {s}"));
             }
-            ctx.say(format!("index rebuilt from {packs} pack(s)"));
+            ctx.say(format!(
+                "index rebuilt from {}",
+                output::counted(packs as u64, "pack")
+            ));
+            if ctx.json {
+                output::print_json(&ripcord_ops::json::RepairOutput {
+                    pack_count: packs,
+                    skipped: skipped.iter().map(|s| s.to_string()).collect(),
+                });
+            }
         }
     }
     Ok(())

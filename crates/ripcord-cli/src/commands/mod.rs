@@ -17,6 +17,12 @@ use crate::ctx::Ctx;
 
 pub fn dispatch(cli: Cli) -> Result<()> {
     if let Command::Demo { keep } = cli.command {
+        if cli.json {
+            return Err(crate::usage(
+                "demo tells its story to a person and has no JSON output",
+                "run `ripcord demo` without --json",
+            ));
+        }
         return crate::demo::run(keep);
     }
     if let Command::Init(args) = &cli.command {

@@ -45,14 +45,19 @@ pub fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<()> {
             }
         }
         let depth = if args.deep { "deep" } else { "quick" };
+        let n = |n: usize| n as u64;
         ctx.say(format!(
-            "{depth} verify: {} snapshot(s), {} pack(s) indexed, {} pack(s) read, {} blob(s) re-hashed, {} read: {}",
-            report.snapshots,
-            report.packs,
-            report.packs_read,
-            report.blobs_checked,
+            "{depth} verify: {}, {} indexed, {} read, {} re-hashed, {} read: {}",
+            output::counted(n(report.snapshots), "snapshot"),
+            output::counted(n(report.packs), "pack"),
+            output::counted(n(report.packs_read), "pack"),
+            output::counted(n(report.blobs_checked), "blob"),
             output::bytes(report.bytes_read),
-            if report.ok() { "no problems".to_string() } else { format!("{} problem(s)", report.problems.len()) }
+            if report.ok() {
+                "no problems".to_string()
+            } else {
+                output::counted(n(report.problems.len()), "problem")
+            }
         ));
     }
     if report.ok() {
@@ -60,8 +65,8 @@ pub fn run(ctx: &Ctx, args: &VerifyArgs) -> Result<()> {
     } else {
         Err(crate::CliError::Failed {
             message: format!(
-                "verify found {} problem(s) in {}",
-                report.problems.len(),
+                "verify found {} in {}",
+                output::counted(report.problems.len() as u64, "problem"),
                 repo.location()
             ),
         }

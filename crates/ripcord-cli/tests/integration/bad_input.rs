@@ -150,7 +150,7 @@ fn truncated_pack_fails_quick_verify() {
         s.ws.run(&["verify"])
             .assert_code(1)
             .assert_stdout_has(&format!("damaged: {rel}"))
-            .assert_stderr_has("verify found 1 problem(s)");
+            .assert_stderr_has("verify found 1 problem");
         let deep = s.ws.run(&["verify", "--deep"]);
         deep.assert_code(1)
             .assert_stdout_has(&format!("snapshot {}: app/", short(&id)));

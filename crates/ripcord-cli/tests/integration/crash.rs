@@ -80,7 +80,7 @@ fn snapshot_killed_at(failpoint: &str, seed: u64) -> Killed {
     let report = verify_ok(&ws, true);
     assert_eq!(
         u64_of(&report["packs_read"], "packs_read"),
-        u64_of(&report["packs"], "packs"),
+        u64_of(&report["pack_count"], "pack_count"),
         "{report}"
     );
     let expect_snapshots = usize::from(failpoint == "snapshot-written");
@@ -93,7 +93,7 @@ fn snapshot_killed_at(failpoint: &str, seed: u64) -> Killed {
     let next = ws.snapshot(&[] as &[&str]);
     assert_eq!(ws.snapshot_ids().len(), expect_snapshots + 1);
     // unlock clears what the killed process left.
-    ws.ok(&["unlock"]).assert_stdout_has("1 lock(s) removed");
+    ws.ok(&["unlock"]).assert_stdout_has("1 lock removed");
     assert!(files_in(&ws, "locks").is_empty());
     Killed {
         ws,
@@ -141,7 +141,7 @@ fn snapshot_killed_after_the_second_pack() {
         k.next
     );
     verify_ok(&k.ws, true);
-    let id = k.next["id"].as_str().unwrap();
+    let id = k.next["snapshot"].as_str().unwrap();
     assert_restores_to(
         &k.ws,
         id,
@@ -234,7 +234,7 @@ fn prune_killed_at(failpoint: &str, seed: u64) {
         .assert_code(3)
         .assert_stderr_has("looks stale")
         .assert_stderr_has("ripcord unlock");
-    ws.ok(&["unlock"]).assert_stdout_has("1 lock(s) removed");
+    ws.ok(&["unlock"]).assert_stdout_has("1 lock removed");
 
     let ids: Vec<String> = remaining.iter().map(|(id, _)| id.clone()).collect();
     assert_eq!(ws.snapshot_ids(), ids);
@@ -256,7 +256,7 @@ fn prune_killed_at(failpoint: &str, seed: u64) {
         "unindexed packs left after a complete prune: {report}"
     );
     let again = ws.json(&["prune", "--dry-run"]);
-    assert_eq!(u64_of(&again["bytes_freed"], "bytes_freed"), 0, "{again}");
+    assert_eq!(u64_of(&again["freed_bytes"], "bytes_freed"), 0, "{again}");
     for (id, print) in &remaining {
         assert_restores_to(&ws, id, print, &format!("{id} after the second prune"));
     }
@@ -312,7 +312,7 @@ fn snapshot_killed_from_outside_at_random_moments() {
         }
         let report = verify_ok(&ws, true);
         assert_eq!(
-            u64_of(&report["snapshots"], "snapshots"),
+            u64_of(&report["snapshot_count"], "snapshot_count"),
             ws.snapshot_ids().len() as u64
         );
         // Locks of killed runs do not block the next one.
@@ -328,7 +328,7 @@ fn snapshot_killed_from_outside_at_random_moments() {
     );
     assert_restores_to(
         &ws,
-        last["id"].as_str().unwrap(),
+        last["snapshot"].as_str().unwrap(),
         &Fingerprint::of(&app),
         "snapshot after the killed runs",
     );
@@ -395,7 +395,7 @@ fn in_place_restore_killed_at(failpoint: &str, seed: u64) {
     assert_eq!(safety.len(), 1, "{safety:?}");
     assert_restores_to(
         &s.ws,
-        safety[0]["id"].as_str().unwrap(),
+        safety[0]["snapshot"].as_str().unwrap(),
         &current.without_all(&s.layout.excluded),
         "safety snapshot of the killed restore",
     );
@@ -645,7 +645,7 @@ fn prune_killed_from_outside_at_random_moments() {
         "{report}"
     );
     let again = ws.json(&["prune", "--dry-run"]);
-    assert_eq!(u64_of(&again["bytes_freed"], "bytes_freed"), 0, "{again}");
+    assert_eq!(u64_of(&again["freed_bytes"], "bytes_freed"), 0, "{again}");
     for (id, print) in &kept {
         assert_restores_to(&ws, id, print, &format!("{id} after the last prune"));
     }

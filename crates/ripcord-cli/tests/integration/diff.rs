@@ -15,14 +15,28 @@ fn target<'a>(diff: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no target {name} in {diff}"))
 }
 
-fn sorted(v: &Value) -> Vec<String> {
-    let mut s = strings(v);
+/// The paths of a target's entries that `change` (`added`, `removed`,
+/// `modified`), sorted.
+fn sorted(t: &Value, change: &str) -> Vec<String> {
+    let mut s: Vec<String> = entries(t, change)
+        .iter()
+        .map(|e| e["path"].as_str().expect("path").to_string())
+        .collect();
     s.sort();
     s
 }
 
+fn entries<'a>(t: &'a Value, change: &str) -> Vec<&'a Value> {
+    t["entries"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no entries in {t}"))
+        .iter()
+        .filter(|e| e["change"] == change)
+        .collect()
+}
+
 #[test]
-fn diff_names_changed_files_and_tables() {
+fn diff_json_gives_structured_entries_not_sentences() {
     let mut ws = workspace();
     let layout = data::standard_tree(&ws.path("app"), 20);
     let app = ws.dir_target("app", "app", &layout.excludes());
@@ -49,52 +63,58 @@ fn diff_names_changed_files_and_tables() {
     let b = ws.snapshot_id(&[] as &[&str]);
 
     let d = ws.json(&["diff", &a, &b]);
-    assert_eq!(d["a"], a.as_str());
-    assert_eq!(d["b"], b.as_str());
+    assert_eq!(d["from_snapshot"], a.as_str());
+    assert_eq!(d["to_snapshot"], b.as_str());
     let t = target(&d, "app");
-    assert!(t["status"].is_null(), "{t}");
-    assert_eq!(sorted(&t["added"]), ["new/", "new/file.txt"], "{t}");
-    assert_eq!(sorted(&t["removed"]), ["src/lib.rs"], "{t}");
+    assert_eq!(t["change"], "changed", "{t}");
+    assert_eq!(sorted(t, "added"), ["new/", "new/file.txt"], "{t}");
+    assert_eq!(sorted(t, "removed"), ["src/lib.rs"], "{t}");
     assert_eq!(
-        sorted(&t["modified"]),
+        sorted(t, "modified"),
         ["bin/run.sh", "config/app.toml"],
         "{t}"
     );
+    assert_eq!((t["added"].as_u64(), t["removed"].as_u64(), t["modified"].as_u64()), (Some(2), Some(1), Some(2)));
 
+    // Tables are entries too, with their rows before and after: data, not
+    // sentences to parse.
     let t = target(&d, "shop");
-    let modified = sorted(&t["modified"]);
-    assert_eq!(modified.len(), 2, "only customers and orders changed: {t}");
-    assert!(
-        modified[0].starts_with("table customers") && modified[0].contains("content changed"),
-        "{modified:?}"
-    );
-    assert!(
-        modified[1].starts_with("table orders") && modified[1].contains("200 -> 202"),
-        "{modified:?}"
-    );
-    assert_eq!(sorted(&t["added"]), ["table coupons (1 rows)"], "{t}");
-    assert!(strings(&t["removed"]).is_empty(), "{t}");
+    assert_eq!(sorted(t, "modified"), ["customers", "orders"], "{t}");
+    let modified = entries(t, "modified");
+    let customers = modified.iter().find(|e| e["path"] == "customers").unwrap();
+    assert_eq!(customers["kind"], "table");
+    assert_eq!(customers["content_changed"], true, "{t}");
+    assert_eq!(customers["rows_before"], customers["rows_after"], "{t}");
+    let orders = modified.iter().find(|e| e["path"] == "orders").unwrap();
+    assert_eq!((orders["rows_before"].as_u64(), orders["rows_after"].as_u64()), (Some(200), Some(202)), "{t}");
+    let added = entries(t, "added");
+    assert_eq!(added.len(), 1, "{t}");
+    assert_eq!(added[0]["path"], "coupons");
+    assert_eq!(added[0]["rows_after"], 1);
+    assert!(added[0]["rows_before"].is_null(), "{t}");
+    assert!(entries(t, "removed").is_empty(), "{t}");
 
     // The other direction swaps added and removed.
     let back = ws.json(&["diff", &b, &a]);
     let t = target(&back, "app");
-    assert_eq!(sorted(&t["removed"]), ["new/", "new/file.txt"], "{t}");
-    assert_eq!(sorted(&t["added"]), ["src/lib.rs"], "{t}");
-    assert!(strings(&target(&back, "shop")["removed"])[0].starts_with("table coupons"));
+    assert_eq!(sorted(t, "removed"), ["new/", "new/file.txt"], "{t}");
+    assert_eq!(sorted(t, "added"), ["src/lib.rs"], "{t}");
+    assert_eq!(sorted(target(&back, "shop"), "removed"), ["coupons"]);
 
     // A snapshot against itself: no change at all.
     let same = ws.json(&["diff", &a, &a]);
     for t in same["targets"].as_array().unwrap() {
-        for k in ["added", "removed", "modified"] {
-            assert!(strings(&t[k]).is_empty(), "{same}");
-        }
+        assert_eq!(t["change"], "same", "{same}");
+        assert!(t["entries"].as_array().unwrap().is_empty(), "{same}");
     }
 
     // The text form lists the same paths.
     let text = ws.ok(&["diff", &a, &b]);
     text.assert_stdout_has("+ new/file.txt")
         .assert_stdout_has("- src/lib.rs")
-        .assert_stdout_has("M config/app.toml");
+        .assert_stdout_has("M config/app.toml")
+        .assert_stdout_has("+ table coupons: 1 row\n")
+        .assert_stdout_has("M table orders: rows 200 -> 202");
     assert!(!text.stdout.contains("scratch.tmp"), "{text}");
 }
 
@@ -109,8 +129,8 @@ fn diff_reports_targets_present_in_one_snapshot_only() {
     let a = ws.snapshot_id(&["etc"]);
     let b = ws.snapshot_id(&["shop"]);
     let d = ws.json(&["diff", &a, &b]);
-    assert_eq!(target(&d, "etc")["status"], "removed", "{d}");
-    assert_eq!(target(&d, "shop")["status"], "added", "{d}");
+    assert_eq!(target(&d, "etc")["change"], "removed", "{d}");
+    assert_eq!(target(&d, "shop")["change"], "added", "{d}");
     ws.run(&["diff", &a, "ffffffff"])
         .assert_code(2)
         .assert_stderr_has("no snapshot matches");

@@ -38,12 +38,12 @@ fn keep_last_keeps_the_newest_and_dry_run_changes_nothing() {
     let kept: Vec<&str> = decisions
         .iter()
         .filter(|d| d["keep"] == true)
-        .map(|d| d["id"].as_str().unwrap())
+        .map(|d| d["snapshot"].as_str().unwrap())
         .collect();
     assert_eq!(kept.len(), 2, "{plan}");
     assert!(kept.contains(&ids[2].as_str()) && kept.contains(&ids[3].as_str()));
     ws.ok(&["forget", "--keep-last", "1", "-n"])
-        .assert_stdout_has("would remove 3 snapshot(s)");
+        .assert_stdout_has("would remove 3 snapshots");
     assert_eq!(
         repo_hashes(&ws.repo()),
         before,
@@ -52,7 +52,7 @@ fn keep_last_keeps_the_newest_and_dry_run_changes_nothing() {
     assert_eq!(ws.snapshot_ids(), ids);
 
     ws.ok(&["forget", "--keep-last", "2"])
-        .assert_stdout_has("removed 2 snapshot(s)");
+        .assert_stdout_has("removed 2 snapshots");
     assert_eq!(ws.snapshot_ids(), ids[2..].to_vec());
     // Without prune, the data stays: the kept snapshots restore, verify passes.
     ws.ok(&["verify", "--deep"]);
@@ -82,7 +82,7 @@ fn keep_within_measures_from_the_newest_snapshot() {
         .unwrap()
         .iter()
         .filter(|d| d["keep"] == false)
-        .map(|d| d["id"].as_str().unwrap())
+        .map(|d| d["snapshot"].as_str().unwrap())
         .collect();
     assert_eq!(removed, [ten_days.as_str()], "{plan}");
     assert_eq!(repo_hashes(&ws.repo()), before);
@@ -135,14 +135,14 @@ fn forget_by_id_with_prune_frees_its_unique_data() {
 
     let size_before = dir_size(&ws.repo().join("data"));
     ws.ok(&["forget", short(&b)])
-        .assert_stdout_has("removed 1 snapshot(s)");
+        .assert_stdout_has("removed 1 snapshot");
     assert_eq!(ws.snapshot_ids(), [a.clone(), c.clone()]);
     // Forgetting alone frees nothing; a dry-run prune neither.
     assert_eq!(dir_size(&ws.repo().join("data")), size_before);
     let hashes = repo_hashes(&ws.repo());
     let dry = ws.json(&["prune", "--dry-run"]);
     assert!(
-        u64_of(&dry["bytes_freed"], "bytes_freed") >= unique as u64,
+        u64_of(&dry["freed_bytes"], "bytes_freed") >= unique as u64,
         "{dry}"
     );
     assert_eq!(
@@ -166,7 +166,7 @@ fn forget_by_id_with_prune_frees_its_unique_data() {
 
     // A second prune has nothing to do.
     let again = ws.json(&["prune"]);
-    assert_eq!(u64_of(&again["bytes_freed"], "bytes_freed"), 0, "{again}");
+    assert_eq!(u64_of(&again["freed_bytes"], "bytes_freed"), 0, "{again}");
 }
 
 #[test]
@@ -190,7 +190,7 @@ fn plan(ws: &Workspace, args: &[&str]) -> Vec<(String, bool)> {
         .as_array()
         .unwrap_or_else(|| panic!("no decisions: {v}"))
         .iter()
-        .map(|d| (d["id"].as_str().unwrap().to_string(), d["keep"] == true))
+        .map(|d| (d["snapshot"].as_str().unwrap().to_string(), d["keep"] == true))
         .collect()
 }
 
@@ -227,18 +227,18 @@ fn a_second_restore_latest_does_not_restore_the_first_ones_safety_snapshot() {
 
     // Safety snapshots stay reachable: by selector, by tag, by id.
     let newest_safety = ws.json(&["show", "latest:safety"]);
-    assert_ne!(newest_safety["id"], ids[1].as_str());
+    assert_ne!(newest_safety["snapshot"], ids[1].as_str());
     assert!(strings(&newest_safety["tags"]).contains(&"safety".to_string()));
     let tagged = ws.json(&["snapshots", "--tag", "safety"]);
     assert_eq!(tagged.as_array().unwrap().len(), 2, "{tagged}");
     assert_restores_to(&ws, &safety, &damaged, "the first safety snapshot, by id");
-    assert_eq!(ws.json(&["show", "latest"])["id"], ids[1].as_str());
+    assert_eq!(ws.json(&["show", "latest"])["snapshot"], ids[1].as_str());
 
     // latest:TAG finds the newest snapshot with any tag.
     let tagged_id = ws.snapshot_id(&["--tag", "pre-deploy"]);
     ws.snapshot_id(&[] as &[&str]);
     assert_eq!(
-        ws.json(&["show", "latest:pre-deploy"])["id"],
+        ws.json(&["show", "latest:pre-deploy"])["snapshot"],
         tagged_id.as_str()
     );
     ws.run(&["show", "latest:nope"])
@@ -292,7 +292,7 @@ fn readme_forget_keeps_the_pre_deploy_snapshot_not_a_later_safety_snapshot() {
     );
     ws.ok(&["verify", "--deep"]);
     assert_restores_to(&ws, &pre_deploy, &deploy_print, "pre-deploy after forget");
-    assert_eq!(ws.json(&["show", "latest"])["id"], pre_deploy.as_str());
+    assert_eq!(ws.json(&["show", "latest"])["snapshot"], pre_deploy.as_str());
 
     // A later snapshot the same day is the day's keeper; --keep-tag keeps
     // the pre-deploy one too, as the README's example does.
@@ -345,7 +345,7 @@ fn safety_snapshots_are_kept_under_their_own_policy() {
         "{p:?}"
     );
     ws.ok(&["forget", "--keep-last", "1", "--prune"])
-        .assert_stdout_has("removed 2 snapshot(s) (1 of them safety snapshots");
+        .assert_stdout_has("removed 2 snapshots (1 of them a safety snapshot");
     ws.ok(&["verify", "--deep"]);
     assert_restores_to(&ws, &ids[1], &prints[1], "kept user snapshot");
 }

@@ -133,7 +133,7 @@ fn key_file_with_huge_kdf_cost_is_damaged_and_never_run() {
     assert_eq!(keys.len(), 2, "{listed}");
     assert!(keys
         .iter()
-        .any(|k| k["id"] == planted.to_hex() && k["damaged"].is_string()));
+        .any(|k| k["key"] == planted.to_hex() && k["damaged"].is_string()));
     ws.ok(&["key", "remove", &planted.to_hex()[..12]]);
     let planted = plant_key_file(ws, "m_cost", u32::MAX.into());
     std::fs::remove_file(&good).unwrap();

@@ -17,7 +17,7 @@ fn unchanged_resnapshot_does_not_reread_files() {
     assert_eq!(u64_of(&first["files"], "files"), n, "{first}");
     assert_eq!(u64_of(&first["unchanged_files"], "unchanged"), 0, "{first}");
     assert!(
-        u64_of(&first["stats"]["bytes_in"], "bytes_in") >= LARGE_SIZE as u64,
+        u64_of(&first["stats"]["read_bytes"], "bytes_in") >= LARGE_SIZE as u64,
         "first snapshot reads everything: {first}"
     );
 
@@ -30,7 +30,7 @@ fn unchanged_resnapshot_does_not_reread_files() {
     );
     let stats = &second["stats"];
     assert!(
-        u64_of(&stats["bytes_in"], "bytes_in") < TREES_ONLY,
+        u64_of(&stats["read_bytes"], "bytes_in") < TREES_ONLY,
         "files were read again: {second}"
     );
     assert!(
@@ -42,8 +42,8 @@ fn unchanged_resnapshot_does_not_reread_files() {
         0,
         "{second}"
     );
-    assert_ne!(first["id"], second["id"]);
-    assert_eq!(first["size"], second["size"]);
+    assert_ne!(first["snapshot"], second["snapshot"]);
+    assert_eq!(first["bytes"], second["bytes"]);
 
     // One changed file: only it is read.
     let changed = data::text(99, 30_000);
@@ -54,7 +54,7 @@ fn unchanged_resnapshot_does_not_reread_files() {
         n - 1,
         "{third}"
     );
-    let bytes_in = u64_of(&third["stats"]["bytes_in"], "bytes_in");
+    let bytes_in = u64_of(&third["stats"]["read_bytes"], "bytes_in");
     assert!(
         bytes_in >= changed.len() as u64 && bytes_in < changed.len() as u64 + TREES_ONLY,
         "expected only src/lib.rs ({} bytes) to be read: {third}",
@@ -75,7 +75,7 @@ fn unchanged_resnapshot_does_not_reread_files() {
         "{fourth}"
     );
     assert!(
-        u64_of(&fourth["stats"]["bytes_in"], "bytes_in") >= LARGE_SIZE as u64,
+        u64_of(&fourth["stats"]["read_bytes"], "bytes_in") >= LARGE_SIZE as u64,
         "{fourth}"
     );
     assert!(
@@ -85,5 +85,5 @@ fn unchanged_resnapshot_does_not_reread_files() {
 
     // Each snapshot restores to what it saw.
     let expected = s.expected();
-    assert_restores_to(&s.ws, fourth["id"].as_str().unwrap(), &expected, "fourth");
+    assert_restores_to(&s.ws, fourth["snapshot"].as_str().unwrap(), &expected, "fourth");
 }

@@ -17,7 +17,7 @@ fn keys(ws: &Workspace, pass: &str) -> Vec<Value> {
 fn current(keys: &[Value]) -> String {
     let cur: Vec<&Value> = keys.iter().filter(|k| k["current"] == true).collect();
     assert_eq!(cur.len(), 1, "exactly one current key: {keys:?}");
-    cur[0]["id"].as_str().unwrap().to_string()
+    cur[0]["key"].as_str().unwrap().to_string()
 }
 
 fn opens(ws: &Workspace, pass: &str) -> bool {

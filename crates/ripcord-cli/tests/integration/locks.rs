@@ -59,7 +59,7 @@ fn a_live_exclusive_lock_blocks_and_names_its_holder() {
     }
     assert!(!s.ws.path("out").exists());
     // unlock leaves a live lock alone.
-    s.ws.ok(&["unlock"]).assert_stdout_has("0 lock(s) removed");
+    s.ws.ok(&["unlock"]).assert_stdout_has("0 locks removed");
     assert_eq!(
         repo_hashes(&s.ws.repo()),
         hashes,
@@ -125,7 +125,7 @@ fn a_lock_of_a_dead_process_is_stale_and_unlock_removes_it() {
             "removed an exclusive lock held by operator@{}",
             ripcord_repo::hostname()
         ))
-        .assert_stdout_has("1 lock(s) removed");
+        .assert_stdout_has("1 lock removed");
     assert!(files_in(&s.ws, "locks").is_empty());
     s.ws.ok(&["prune"]);
 }
@@ -141,10 +141,10 @@ fn a_lock_without_heartbeat_is_stale_even_from_another_host() {
         .assert_code(3)
         .assert_stderr_has("operator@elsewhere.example")
         .assert_stderr_has("wait for the other ripcord process");
-    s.ws.ok(&["unlock"]).assert_stdout_has("0 lock(s) removed");
+    s.ws.ok(&["unlock"]).assert_stdout_has("0 locks removed");
     // --all removes it anyway.
     s.ws.ok(&["unlock", "--all"])
-        .assert_stdout_has("1 lock(s) removed");
+        .assert_stdout_has("1 lock removed");
     assert!(files_in(&s.ws, "locks").is_empty());
 
     let old = write_lock(&repo, &lock_info(1, "elsewhere.example".into(), 120));
@@ -152,7 +152,7 @@ fn a_lock_without_heartbeat_is_stale_even_from_another_host() {
         .assert_code(3)
         .assert_stderr_has("no heartbeat for")
         .assert_stderr_has("ripcord unlock");
-    s.ws.ok(&["unlock"]).assert_stdout_has("1 lock(s) removed");
+    s.ws.ok(&["unlock"]).assert_stdout_has("1 lock removed");
     assert!(!s.ws.repo().join(format!("locks/{}", old.to_hex())).exists());
     s.ws.ok(&["prune"]);
 }
@@ -167,7 +167,7 @@ fn an_unreadable_lock_blocks_exclusive_commands_until_unlock() {
         .assert_code(3)
         .assert_stderr_has("unreadable lock file");
     s.ws.ok(&["snapshot"]);
-    s.ws.ok(&["unlock"]).assert_stdout_has("1 lock(s) removed");
+    s.ws.ok(&["unlock"]).assert_stdout_has("1 lock removed");
     assert!(!path.exists());
     s.ws.ok(&["prune"]);
 }

@@ -105,7 +105,7 @@ fn names(v: &serde_json::Value) -> Vec<String> {
         .as_array()
         .unwrap_or_else(|| panic!("no changes: {v}"))
         .iter()
-        .map(|c| c["name"].as_str().expect("name").to_string())
+        .map(|c| c["change"].as_str().expect("name").to_string())
         .collect()
 }
 
@@ -116,7 +116,7 @@ fn states(v: &serde_json::Value) -> Vec<(String, String)> {
         .iter()
         .map(|c| {
             (
-                c["name"].as_str().expect("name").to_string(),
+                c["change"].as_str().expect("name").to_string(),
                 c["state"].as_str().expect("state").to_string(),
             )
         })
@@ -147,7 +147,7 @@ fn plan_of_a_native_folder() {
     let (ws, _db) = setup();
     native_plan(&ws);
     let out = ws.ok(&["migrate", "plan"]);
-    out.assert_stdout_has("3 change(s)")
+    out.assert_stdout_has("3 changes")
         .assert_stdout_has("native")
         .assert_stdout_has("0003_drop_name")
         .assert_stdout_has("contract")
@@ -155,7 +155,7 @@ fn plan_of_a_native_folder() {
 
     let v = ws.json(&["migrate", "plan"]);
     assert_eq!(v["format"], "native");
-    assert_eq!(v["status_known"], true);
+    assert_eq!(v["state_known"], true);
     assert_eq!(
         names(&v),
         ["0001_users", "0002_email", "0003_drop_name"],
@@ -165,7 +165,7 @@ fn plan_of_a_native_folder() {
     assert_eq!(last["phase"], "contract");
     assert_eq!(last["down"], false);
     assert_eq!(last["verify"], false);
-    assert_eq!(last["status"], "pending");
+    assert_eq!(last["state"], "pending");
     assert_eq!(v["changes"][0]["down"], true);
     assert_eq!(v["changes"][0]["verify"], true);
     assert!(
@@ -212,8 +212,8 @@ fn plan_with_an_unreachable_database_warns() {
         .assert_stdout_has("V2__money");
     let v = ws.json(&["migrate", "plan"]);
     assert_eq!(v["format"], "flyway");
-    assert_eq!(v["status_known"], false);
-    assert!(v["changes"][0]["status"].is_null(), "{v}");
+    assert_eq!(v["state_known"], false);
+    assert!(v["changes"][0]["state"].is_null(), "{v}");
 }
 
 #[test]

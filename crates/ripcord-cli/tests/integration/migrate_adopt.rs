@@ -68,7 +68,7 @@ fn states(ws: &Workspace) -> Vec<String> {
         .map(|c| {
             format!(
                 "{}={}",
-                c["name"].as_str().unwrap(),
+                c["change"].as_str().unwrap(),
                 c["state"].as_str().unwrap()
             )
         })
@@ -511,7 +511,7 @@ fn adopt_follows_flyway_baselines_undos_and_repeatables() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| c["name"].as_str().unwrap())
+        .map(|c| c["change"].as_str().unwrap())
         .collect();
     assert_eq!(adopted, ["V1__users"], "{v}");
     assert_eq!(v["pending"].as_array().unwrap().len(), 3, "{v}");

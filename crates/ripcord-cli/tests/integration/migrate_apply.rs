@@ -38,7 +38,7 @@ fn states(ws: &Workspace) -> Vec<String> {
         .map(|c| {
             format!(
                 "{}={}",
-                c["name"].as_str().unwrap(),
+                c["change"].as_str().unwrap(),
                 c["state"].as_str().unwrap()
             )
         })
@@ -87,7 +87,7 @@ fn rollback_puts_a_dropped_column_back_with_its_data() {
     two_phase(&ws);
     let out = ws.ok(&["migrate", "up"]);
     out.assert_stdout_has("safety snapshot")
-        .assert_stdout_has("3 change(s) applied");
+        .assert_stdout_has("3 changes applied");
     assert_eq!(rows(&db, "SELECT id, name FROM users ORDER BY id").len(), 3);
     // The application goes on writing after the change.
     exec(
@@ -102,7 +102,7 @@ fn rollback_puts_a_dropped_column_back_with_its_data() {
     // column the change dropped comes back under them.
     out.assert_stdout_has("from its safety snapshot")
         .assert_stdout_has("written by the application since: 1 inserted, 1 updated, 0 deleted")
-        .assert_stdout_has("kept as the application left them: 2 row(s)")
+        .assert_stdout_has("kept as the application left them: 2 rows")
         .assert_stdout_has("data loss: none");
     assert_eq!(
         rows(&db, ALL_USERS),
@@ -171,7 +171,7 @@ fn on_conflict_policies_decide_about_rows_written_since() {
             assert!(set_aside[0].contains("dee"), "{set_aside:?}");
             out.assert_stdout_has("review").assert_stdout_has("dee");
         } else {
-            out.assert_stderr_has("data loss: 1 row(s)");
+            out.assert_stderr_has("data loss: 1 row");
         }
     }
 
@@ -274,7 +274,7 @@ fn every_reader_applies_and_reverts() {
         assert_eq!(v["format"], format);
         assert_eq!(v["counts"]["applied"], 2, "{format}");
         // The second change has no down script: its snapshot brings the name back.
-        let first = v["changes"][0]["name"].as_str().unwrap().to_string();
+        let first = v["changes"][0]["change"].as_str().unwrap().to_string();
         ws.ok(&["migrate", "down", "--to", &first]);
         assert_eq!(rows(&db, "SELECT * FROM users"), ["1|ann"], "{format}");
         ws.ok(&["migrate", "down", "--to", "@root"]);
@@ -730,7 +730,7 @@ fn flyway_repeatable_changes_run_again_when_edited() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| c["name"].as_str().unwrap())
+        .map(|c| c["change"].as_str().unwrap())
         .collect();
     assert_eq!(ran, ["V2__nick", "R__names"]);
     assert_eq!(rows(&db, "SELECT * FROM names"), ["ann|a"]);

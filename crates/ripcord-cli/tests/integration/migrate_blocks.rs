@@ -140,7 +140,7 @@ fn migrate_verify_reports_each_failure_and_changes_nothing_sqlite() {
     ws.ok(&["migrate", "verify"])
         .assert_stdout_has("0001_users: verified")
         .assert_stdout_has("0003_x: no verify script")
-        .assert_stdout_has("2 applied change(s)");
+        .assert_stdout_has("2 applied changes");
 
     rusqlite::Connection::open(&db)
         .unwrap()

@@ -31,7 +31,7 @@ fn dir_roundtrip_is_byte_identical_and_honours_excludes() {
         s.layout.files.len() as u64,
         "files counted: {snap}"
     );
-    let id = snap["id"].as_str().unwrap();
+    let id = snap["snapshot"].as_str().unwrap();
     let out = s.ws.path("out");
     let r = s.ws.json(&["restore", id, "--into", out.to_str().unwrap()]);
     assert!(
@@ -94,10 +94,15 @@ fn several_targets_restore_each_under_its_name() {
     let shop_rows = sqlite::dump(&db);
 
     let snap = ws.snapshot(&[] as &[&str]);
-    let mut names = strings(&snap["targets"]);
+    let mut names: Vec<String> = snap["targets"]
+        .as_array()
+        .expect("targets")
+        .iter()
+        .map(|t| t["target"].as_str().expect("target").to_string())
+        .collect();
     names.sort();
     assert_eq!(names, ["app", "etc", "shop"]);
-    let id = snap["id"].as_str().unwrap();
+    let id = snap["snapshot"].as_str().unwrap();
 
     let out = ws.path("out");
     ws.ok(&["restore", id, "--into", out.to_str().unwrap()]);
@@ -198,7 +203,7 @@ fn in_place_restore_takes_a_safety_snapshot_first() {
     let listed = snapshots(&s.ws);
     let entry = listed
         .iter()
-        .find(|v| v["id"] == safety.as_str())
+        .find(|v| v["snapshot"] == safety.as_str())
         .unwrap_or_else(|| panic!("safety snapshot {safety} not in `snapshots --json`"));
     let tags = strings(&entry["tags"]);
     assert!(tags.contains(&"safety".to_string()), "tags: {tags:?}");

@@ -71,7 +71,7 @@ fn non_utf8_names_fifos_and_sockets_survive_an_in_place_restore() {
         !out.all_text().contains("skipped"),
         "nothing is skipped any more:\n{out}"
     );
-    let id = snap["id"].as_str().unwrap().to_string();
+    let id = snap["snapshot"].as_str().unwrap().to_string();
 
     // --into brings every entry back, with its kind and bytes.
     let into = ws.path("into");

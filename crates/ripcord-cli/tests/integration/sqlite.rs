@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::common::*;
 
 fn tables(show: &Value) -> Vec<(String, u64, String)> {
-    show["targets"][0]["tables"]
+    show["manifest"]["targets"][0]["tables"]
         .as_array()
         .unwrap_or_else(|| panic!("no tables in {show}"))
         .iter()
@@ -38,7 +38,7 @@ fn snapshot_records_tables_and_restore_is_byte_identical() {
 
     let id = ws.snapshot_id(&[] as &[&str]);
     let show = ws.json(&["show", &id]);
-    assert_eq!(show["targets"][0]["kind"], "sqlite", "{show}");
+    assert_eq!(show["manifest"]["targets"][0]["kind"], "sqlite", "{show}");
     let t = tables(&show);
     let counts: Vec<(&str, u64)> = t.iter().map(|(n, r, _)| (n.as_str(), *r)).collect();
     assert_eq!(counts, [("customers", 50), ("notes", 10), ("orders", 200)]);
@@ -49,7 +49,7 @@ fn snapshot_records_tables_and_restore_is_byte_identical() {
         t[0].2 != t[1].2 && t[1].2 != t[2].2,
         "checksums differ per table"
     );
-    let image = &show["targets"][0]["image"];
+    let image = &show["manifest"]["targets"][0]["image"];
 
     let out = ws.path("out/restored.db");
     let r = ws.json(&["restore", &id, "--into", out.to_str().unwrap()]);
@@ -225,8 +225,8 @@ fn an_unchanged_database_is_not_read_again_and_a_written_one_is() {
         0,
         "{again}"
     );
-    let show_first = ws.json(&["show", first["id"].as_str().unwrap()]);
-    let show_again = ws.json(&["show", again["id"].as_str().unwrap()]);
+    let show_first = ws.json(&["show", first["snapshot"].as_str().unwrap()]);
+    let show_again = ws.json(&["show", again["snapshot"].as_str().unwrap()]);
     assert_eq!(tables(&show_first), tables(&show_again));
 
     // One committed write changes the file (or its WAL): it is read again.
@@ -241,7 +241,7 @@ fn an_unchanged_database_is_not_read_again_and_a_written_one_is() {
         "{third}"
     );
     assert_eq!(u64_of(&third["tables_read"], "tables_read"), n_tables);
-    let show_third = ws.json(&["show", third["id"].as_str().unwrap()]);
+    let show_third = ws.json(&["show", third["snapshot"].as_str().unwrap()]);
     let orders = tables(&show_third)
         .into_iter()
         .find(|t| t.0 == "orders")

@@ -14,7 +14,7 @@ fn verify_passes_on_a_healthy_repository() {
     let before = repo_hashes(&s.ws.repo());
 
     let quick = s.ws.json(&["verify"]);
-    assert_eq!(u64_of(&quick["snapshots"], "snapshots"), 2, "{quick}");
+    assert_eq!(u64_of(&quick["snapshot_count"], "snapshot_count"), 2, "{quick}");
     assert!(quick["problems"].as_array().unwrap().is_empty(), "{quick}");
     assert_eq!(u64_of(&quick["packs_read"], "packs_read"), 0, "{quick}");
 
@@ -23,7 +23,7 @@ fn verify_passes_on_a_healthy_repository() {
     let packs = files_in(&s.ws, "data").len() as u64;
     assert_eq!(u64_of(&deep["packs_read"], "packs_read"), packs, "{deep}");
     assert!(u64_of(&deep["blobs_checked"], "blobs") >= s.layout.files.len() as u64);
-    assert!(u64_of(&deep["bytes_read"], "bytes_read") > data::LARGE_SIZE as u64 / 2);
+    assert!(u64_of(&deep["read_bytes"], "bytes_read") > data::LARGE_SIZE as u64 / 2);
 
     let text = s.ws.ok(&["verify", "--deep"]);
     text.assert_stdout_has("no problems");

@@ -19,7 +19,7 @@ use crate::{Error, Format, Plan, Result};
 pub use checksums::{flyway_checksum, sqitch_script_hash};
 
 /// What a tool's history says about the plan.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, schemars::JsonSchema)]
 pub struct Found {
     /// The table (or schema) the history was read from.
     pub table: String,
@@ -34,7 +34,7 @@ pub struct Found {
 }
 
 /// A change the history records as applied.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Seen {
     pub change: String,
     /// How it was checked against its file: `checksum matches`, `no

@@ -31,7 +31,7 @@ pub struct AdoptOptions {
     pub history: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct AdoptReport {
     pub tool: String,
     /// Where the history was read.
@@ -48,8 +48,9 @@ pub struct AdoptReport {
     pub notes: Vec<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct AdoptedChange {
+    #[serde(rename = "change")]
     pub name: String,
     /// How the history was checked against the file.
     pub check: String,

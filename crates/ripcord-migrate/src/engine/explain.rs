@@ -13,8 +13,9 @@ use super::prepare::Prepared;
 use super::Scope;
 
 /// One change's snapshot decision.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Explained {
+    #[serde(rename = "change")]
     pub name: String,
     #[serde(flatten)]
     pub scope: Scope,
@@ -24,7 +25,7 @@ pub struct Explained {
     pub statements: Vec<ExplainedStep>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct ExplainedStep {
     pub line: usize,
     pub statement: String,

@@ -85,7 +85,7 @@ impl DownOptions {
 }
 
 /// What a safety snapshot covers.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case", tag = "scope", content = "tables")]
 pub enum Scope {
     /// The change touches no existing table (it only creates things).
@@ -103,8 +103,9 @@ pub enum Scope {
 }
 
 /// One change of `up`, planned or done.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct UpChange {
+    #[serde(rename = "change")]
     pub name: String,
     pub transactional: bool,
     pub snapshot_scope: Scope,
@@ -133,22 +134,24 @@ pub struct UpChange {
 }
 
 /// How a snapshot got its tables.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct TablesTaken {
     pub read: u64,
     pub reused: u64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct UpReport {
     pub dry_run: bool,
+    /// The change, version or @phase to stop after; none for the plan's end.
+    #[serde(rename = "to")]
     pub target: Option<String>,
     /// In order; on a dry run, what would run.
     pub changes: Vec<UpChange>,
 }
 
 /// How a change was undone.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum How {
     /// Its down script.
@@ -179,15 +182,16 @@ impl How {
 }
 
 /// A table dropped because the reverted change had created it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct DroppedTable {
     pub table: String,
     pub rows: u64,
 }
 
 /// One change of `down`, planned or done.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct DownChange {
+    #[serde(rename = "change")]
     pub name: String,
     pub how: How,
     pub snapshot: Option<String>,
@@ -217,9 +221,11 @@ impl DownChange {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct DownReport {
     pub dry_run: bool,
+    /// The change, version or @phase gone back to (it stays applied).
+    #[serde(rename = "to")]
     pub target: String,
     /// In the order they were reverted.
     pub changes: Vec<DownChange>,

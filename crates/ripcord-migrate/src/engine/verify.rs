@@ -12,7 +12,7 @@ use crate::tracking::ChangeState;
 use crate::{Error, Plan, Result};
 
 /// How one change's verification went.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {
     Passed,
@@ -21,8 +21,9 @@ pub enum Verdict {
     NoScript,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct VerifyChange {
+    #[serde(rename = "change")]
     pub name: String,
     pub verdict: Verdict,
     /// The script was edited after the change was applied: it ran as it is now.
@@ -32,7 +33,7 @@ pub struct VerifyChange {
     pub duration_ms: u64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct VerifyReport {
     /// The applied changes, in plan order.
     pub changes: Vec<VerifyChange>,

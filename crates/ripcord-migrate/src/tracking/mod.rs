@@ -176,7 +176,7 @@ impl Drop for LockGuard {
 }
 
 /// The state of a recorded change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RecordState {
     /// Started, not finished: the script failed or the process died.
@@ -204,7 +204,7 @@ impl RecordState {
 }
 
 /// The kind of an event row.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum EventKind {
     Deploy,
@@ -223,7 +223,7 @@ impl EventKind {
 }
 
 /// One row of the changes table.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct AppliedChange {
     pub name: String,
     pub checksum: String,
@@ -248,7 +248,7 @@ pub struct AppliedChange {
 /// What `down` needs to undo a change, recorded with the change when it is
 /// applied: the analysis of its up script, and its down script as it was
 /// then. `down` follows it and never reads an edited file again.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RevertPlan {
     /// The format of this record; readers refuse a newer one.
     pub version: u32,
@@ -274,7 +274,7 @@ pub struct RevertPlan {
 /// The definitions a change changed (functions, views, policies, grants,
 /// comments, …), read from the catalog before and after its script in its
 /// own transaction, and the statements that put them back as they were.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SchemaUndo {
     /// The definitions the change changed, as `kind name` (`function
     /// public.f(integer)`, `acl table public.t +app SELECT`).
@@ -284,7 +284,7 @@ pub struct SchemaUndo {
 }
 
 /// A script as recorded with its change.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RecordedScript {
     /// The SQL that runs (without a `BEGIN … COMMIT` wrapper).
     pub sql: String,
@@ -325,7 +325,7 @@ impl RevertPlan {
 }
 
 /// Where a change of the plan, or a recorded one, stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ChangeState {
     /// In the plan, not recorded.
@@ -341,8 +341,9 @@ pub enum ChangeState {
 }
 
 /// One line of [`Status`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ChangeStatus {
+    #[serde(rename = "change")]
     pub name: String,
     pub state: ChangeState,
     pub phase: Option<String>,
@@ -357,7 +358,7 @@ pub struct ChangeStatus {
 }
 
 /// The first place where the recorded history leaves the plan order.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Mismatch {
     /// Position in the history, from 0.
     pub position: usize,
@@ -388,7 +389,7 @@ impl std::fmt::Display for Mismatch {
 }
 
 /// A plan compared with what a database has recorded.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Status {
     /// The plan's changes in the order they run, then unknown ones in the
     /// order they were recorded.

@@ -12,7 +12,7 @@ use super::{AppliedChange, RecordState, RevertPlan};
 use crate::{Error, Plan, Result};
 
 /// The migration state of a database.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct State {
     /// The last change recorded as applied, in the order they ran.
     pub change: Option<String>,

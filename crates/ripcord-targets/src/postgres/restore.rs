@@ -37,7 +37,7 @@ pub struct PgRestoreOptions {
     pub create: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct TableCheck {
     pub table: String,
     pub rows: u64,
@@ -45,10 +45,11 @@ pub struct TableCheck {
     pub checksum_matches: bool,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct PgRestoreStats {
     pub database: String,
     pub created: bool,
+    #[serde(rename = "table_count")]
     pub tables: usize,
     pub rows: u64,
     pub bytes: u64,
@@ -58,8 +59,9 @@ pub struct PgRestoreStats {
 }
 
 /// One step of a restore and its wall-clock seconds.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Phase {
+    #[serde(rename = "phase")]
     pub name: &'static str,
     pub seconds: f64,
 }

@@ -31,15 +31,19 @@ pub fn up(ctx: &Ctx, args: &UpArgs) -> Result<()> {
         }
     }
     if ctx.json {
-        output::print_json(&report);
+        output::print_json(&ripcord_ops::json::UpOutput {
+            target: name.clone(),
+            change_count: report.changes.len(),
+            report,
+        });
         return Ok(());
     }
     if report.changes.is_empty() {
         ctx.say(format!("target {name} is up to date: nothing to apply"));
     } else if report.dry_run {
         ctx.say(format!(
-            "dry run: {} change(s) would be applied to {name}; nothing was changed",
-            report.changes.len()
+            "dry run: {} would be applied to {name}; nothing was changed",
+            output::counted(report.changes.len() as u64, "change")
         ));
         for c in &report.changes {
             ctx.say(format!(
@@ -56,8 +60,8 @@ pub fn up(ctx: &Ctx, args: &UpArgs) -> Result<()> {
         }
     } else {
         ctx.say(format!(
-            "{} change(s) applied to {name}",
-            report.changes.len()
+            "{} applied to {name}",
+            output::counted(report.changes.len() as u64, "change")
         ));
     }
     Ok(())
@@ -119,18 +123,7 @@ pub fn down(ctx: &Ctx, args: &DownArgs) -> Result<()> {
         }
     }
     if ctx.json {
-        #[derive(serde::Serialize)]
-        struct Out<'a> {
-            #[serde(flatten)]
-            report: &'a DownReport,
-            rows_lost: u64,
-            review: &'a [(String, String, String)],
-        }
-        output::print_json(&Out {
-            report: &report,
-            rows_lost: report.changes.iter().map(DownChange::rows_lost).sum(),
-            review: &review,
-        });
+        output::print_json(&ripcord_ops::json::DownOutput::new(&name, report, &review));
         return Ok(());
     }
     summarize_down(ctx, &name, &report, &review);
@@ -147,8 +140,8 @@ fn summarize_down(ctx: &Ctx, name: &str, report: &DownReport, review: &[(String,
     }
     if report.dry_run {
         ctx.say(format!(
-            "dry run: {} change(s) would be reverted on {name}, newest first; nothing was changed",
-            report.changes.len()
+            "dry run: {} would be reverted on {name}, newest first; nothing was changed",
+            output::counted(report.changes.len() as u64, "change")
         ));
         for c in &report.changes {
             ctx.say(format!("  {}: {}", c.name, c.how.describe()));
@@ -170,8 +163,8 @@ fn summarize_down(ctx: &Ctx, name: &str, report: &DownReport, review: &[(String,
     };
     let lost: u64 = report.changes.iter().map(DownChange::rows_lost).sum();
     ctx.say(format!(
-        "{} change(s) reverted on {name}; now at {}",
-        report.changes.len(),
+        "{} reverted on {name}; now at {}",
+        output::counted(report.changes.len() as u64, "change"),
         if report.target == "@root" {
             "the start of the plan".to_string()
         } else {
@@ -180,10 +173,10 @@ fn summarize_down(ctx: &Ctx, name: &str, report: &DownReport, review: &[(String,
     ));
     if !tables.is_empty() {
         ctx.say(format!(
-            "restored from safety snapshots: {} table(s) ({}), {} row(s)",
-            tables.len(),
+            "restored from safety snapshots: {} ({}), {}",
+            output::counted(tables.len() as u64, "table"),
             tables.join(", "),
-            sum(|t| t.restored_rows)
+            output::counted(sum(|t| t.restored_rows), "row")
         ));
         ctx.say(format!(
             "rows written since the changes: {} kept, {} set aside for review, {} discarded",
@@ -200,12 +193,12 @@ fn summarize_down(ctx: &Ctx, name: &str, report: &DownReport, review: &[(String,
     {
         ctx.say(format!(
             "written by the application after the changes: {} inserted, {} updated, {} deleted \
-             ({} deletion(s) kept); {} conflict(s) with the changes",
+             ({} kept); {} with the changes",
             sum(|t| t.inserted_since),
             sum(|t| t.updated_since),
             sum(|t| t.deleted_since),
-            sum(|t| t.deleted_kept),
-            sum(|t| t.conflicts)
+            output::counted(sum(|t| t.deleted_kept), "deletion"),
+            output::counted(sum(|t| t.conflicts), "conflict")
         ));
     }
     let changed = sum(|t| t.changed_rows);
@@ -222,8 +215,9 @@ fn summarize_down(ctx: &Ctx, name: &str, report: &DownReport, review: &[(String,
         ctx.say("data loss: none");
     } else {
         ctx.warn(format!(
-            "data loss: {lost} row(s) (rows written since that on_conflict = snapshot discarded, \
-             and rows of tables the changes had created)"
+            "data loss: {} (rows written since that on_conflict = snapshot discarded, \
+             and rows of tables the changes had created)",
+            output::counted(lost, "row")
         ));
     }
 }
@@ -281,32 +275,46 @@ fn say(ctx: &Ctx, note: Note<'_>) {
                 say_three_way(ctx, t);
             }
             for t in c.tables.iter().filter(|t| !t.three_way) {
-                let mut line = format!("  {}: {} row(s) restored", t.table, t.restored_rows);
+                let mut line = format!(
+                    "  {}: {} restored",
+                    t.table,
+                    output::counted(t.restored_rows, "row")
+                );
                 if t.recreated {
                     line.push_str(", table recreated");
                 }
                 if t.kept_rows > 0 {
-                    line.push_str(&format!(", {} newer row(s) kept", t.kept_rows));
+                    line.push_str(&format!(
+                        ", {} kept",
+                        output::count(t.kept_rows, "newer row", "newer rows")
+                    ));
                 }
                 if t.review_rows > 0 {
                     line.push_str(&format!(
-                        ", {} newer row(s) set aside for review",
-                        t.review_rows
+                        ", {} set aside for review",
+                        output::count(t.review_rows, "newer row", "newer rows")
                     ));
                 }
                 if t.discarded_rows > 0 {
-                    line.push_str(&format!(", {} newer row(s) discarded", t.discarded_rows));
+                    line.push_str(&format!(
+                        ", {} discarded",
+                        output::count(t.discarded_rows, "newer row", "newer rows")
+                    ));
                 }
                 if t.changed_rows > 0 {
                     line.push_str(&format!(
-                        ", {} row(s) changed since put back to their values before the change",
-                        t.changed_rows
+                        ", {} changed since put back to their values before the change",
+                        output::counted(t.changed_rows, "row")
                     ));
                 }
                 ctx.say(line);
             }
             for t in &c.dropped_tables {
-                ctx.say(format!("  dropped {} ({} row(s))", t.table, t.rows));
+                ctx.say(format!(
+                    "  dropped {} ({})",
+                    t.table,
+                    output::counted(t.rows, "row")
+                ));
             }
             for what in &c.down_destroys {
                 ctx.say(format!("  its down script, as written, {what}"));
@@ -320,26 +328,34 @@ fn say(ctx: &Ctx, note: Note<'_>) {
 fn say_three_way(ctx: &Ctx, t: &TableRevert) {
     let policy = t.policy.map_or("keep-new", |p| p.name());
     ctx.say(format!(
-        "  {}: {} row(s) loaded from the snapshot{}",
+        "  {}: {} loaded from the snapshot{}",
         t.table,
-        t.restored_rows,
+        output::counted(t.restored_rows, "row"),
         if t.recreated { ", table recreated" } else { "" }
     ));
     ctx.say(format!(
-        "    undone: {} row(s) the change deleted or rewrote are back as before it, {} row(s) \
-         it inserted removed",
-        t.undone_rows, t.removed_rows
+        "    undone: {} the change deleted or rewrote back as before it, {} it inserted \
+         removed",
+        output::counted(t.undone_rows, "row"),
+        output::counted(t.removed_rows, "row")
     ));
     ctx.say(format!(
         "    written by the application since: {} inserted, {} updated, {} deleted; {} \
-         conflict(s) with the change, decided by {policy}",
-        t.inserted_since, t.updated_since, t.deleted_since, t.conflicts
+         with the change, decided by {policy}",
+        t.inserted_since,
+        t.updated_since,
+        t.deleted_since,
+        output::counted(t.conflicts, "conflict")
     ));
     let back = t.deleted_since - t.deleted_kept.min(t.deleted_since);
     ctx.say(format!(
-        "    kept as the application left them: {} row(s) and {} deletion(s); {} deleted row(s) \
-         back; {} set aside for review; {} discarded",
-        t.kept_rows, t.deleted_kept, back, t.review_rows, t.discarded_rows
+        "    kept as the application left them: {} and {}; {} back; {} set aside for \
+         review; {} discarded",
+        output::counted(t.kept_rows, "row"),
+        output::counted(t.deleted_kept, "deletion"),
+        output::count(back, "deleted row", "deleted rows"),
+        t.review_rows,
+        t.discarded_rows
     ));
 }
 

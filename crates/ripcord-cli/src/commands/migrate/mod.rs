@@ -13,7 +13,10 @@ use ripcord_migrate::engine::{Explained, Scope};
 use ripcord_migrate::tracking::{self, ChangeState, Status};
 use ripcord_migrate::{Change, Plan, Script};
 use ripcord_ops::migrate::{shown, Setup};
-use serde::Serialize;
+use ripcord_ops::json::{
+    AdoptOutput, Counts, LintFinding, LintReport, MigrateVerifyOutput, PlanChange, PlanReport,
+    StatusReport,
+};
 
 use crate::cli::{
     AdoptArgs, DownArgs, LintArgs, MigrateArgs, MigrateCommand, PlanArgs, RehearseArgs,
@@ -45,7 +48,10 @@ fn adopt(ctx: &Ctx, args: &AdoptArgs) -> Result<()> {
     };
     let (name, report) = ripcord_ops::migrate::adopt(ctx, &req)?;
     if ctx.json {
-        output::print_json(&report);
+        output::print_json(&AdoptOutput {
+            target: name.to_string(),
+            report,
+        });
         return Ok(());
     }
     for problem in &report.problems {
@@ -74,8 +80,8 @@ fn adopt(ctx: &Ctx, args: &AdoptArgs) -> Result<()> {
         "recorded"
     };
     ctx.say(format!(
-        "{} change(s) from {} ({}) {verb} as applied to {name}, nothing run; {} pending",
-        report.adopted.len(),
+        "{} from {} ({}) {verb} as applied to {name}, nothing run; {} pending",
+        output::counted(report.adopted.len() as u64, "change"),
         report.history,
         report.tool,
         report.pending.len()
@@ -115,7 +121,11 @@ fn verify(ctx: &Ctx, args: &MigrateArgs) -> Result<()> {
     let set = sets(&args.set)?;
     let (name, report) = ripcord_ops::migrate::verify(ctx, args.format.as_deref(), &set)?;
     if ctx.json {
-        output::print_json(&report);
+        output::print_json(&MigrateVerifyOutput {
+            target: name.to_string(),
+            change_count: report.changes.len(),
+            report: report.clone(),
+        });
     } else {
         for c in &report.changes {
             let drifted = if c.drifted {
@@ -142,14 +152,16 @@ fn verify(ctx: &Ctx, args: &MigrateArgs) -> Result<()> {
         .count();
     if failed.is_empty() {
         ctx.say(format!(
-            "{checked} applied change(s) of target {name} verified; nothing was changed"
+            "{} of target {name} verified; nothing was changed",
+            output::count(checked as u64, "applied change", "applied changes")
         ));
         Ok(())
     } else {
         Err(CliError::Failed {
             message: format!(
-                "{} of {checked} verified change(s) of target {name} failed: {}",
+                "{} of {} of target {name} failed: {}",
                 failed.len(),
+                output::count(checked as u64, "verified change", "verified changes"),
                 failed.join(", ")
             ),
         }
@@ -181,9 +193,9 @@ fn rehearse(ctx: &Ctx, args: &RehearseArgs) -> Result<()> {
     }
     if report.irreversible.is_empty() {
         ctx.say(format!(
-            "rehearsal passed: {} change(s) applied, verified, reverted to an identical schema \
+            "rehearsal passed: {} applied, verified, reverted to an identical schema \
              and identical table contents, and applied again",
-            report.changes.len()
+            output::counted(report.change_count as u64, "change")
         ));
         Ok(())
     } else {
@@ -192,11 +204,12 @@ fn rehearse(ctx: &Ctx, args: &RehearseArgs) -> Result<()> {
         let (named, whole): (Vec<_>, Vec<_>) = report
             .irreversible
             .iter()
-            .partition(|c| report.changes.contains(&c.change));
+            .partition(|c| report.changes.iter().any(|r| r.change == c.change));
         let mut message = format!(
-            "rehearsal: {} of {} change(s) are not reversible",
+            "rehearsal: {} of {} {} not reversible",
             named.len(),
-            report.changes.len()
+            output::counted(report.change_count as u64, "change"),
+            if named.len() == 1 { "is" } else { "are" }
         );
         if !named.is_empty() {
             message.push_str(&format!(
@@ -243,36 +256,6 @@ fn phase_of(plan: &Plan, change: &Change) -> Option<String> {
     })
 }
 
-#[derive(Serialize)]
-struct PlanReport {
-    format: String,
-    dir: String,
-    target: Option<String>,
-    /// Whether `status` of each change could be read from the database.
-    status_known: bool,
-    status_note: Option<String>,
-    phase: Option<String>,
-    changes: Vec<PlanChange>,
-}
-
-#[derive(Serialize)]
-struct PlanChange {
-    name: String,
-    phase: Option<String>,
-    format: String,
-    version: Option<String>,
-    up: String,
-    down: bool,
-    verify: bool,
-    requires: Vec<String>,
-    no_transaction: bool,
-    repeatable: bool,
-    status: Option<String>,
-    /// With `--explain`: what the safety snapshot covers and why.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    snapshot: Option<Explained>,
-}
-
 fn plan(ctx: &Ctx, args: &PlanArgs) -> Result<()> {
     // The explanation is of the scripts as they run: psql variables and
     // meta-commands resolved, as `up` and `lint` see them.
@@ -310,7 +293,7 @@ fn plan(ctx: &Ctx, args: &PlanArgs) -> Result<()> {
         .iter()
         .map(|c| PlanChange {
             snapshot: explained.next(),
-            name: c.name.clone(),
+            change: c.name.clone(),
             phase: phase_of(&s.plan, c),
             format: s.plan.format.name().into(),
             version: c.version.clone(),
@@ -320,7 +303,7 @@ fn plan(ctx: &Ctx, args: &PlanArgs) -> Result<()> {
             requires: c.requires.clone(),
             no_transaction: c.no_transaction,
             repeatable: c.repeatable,
-            status: status
+            state: status
                 .as_ref()
                 .and_then(|st| st.change(&c.name))
                 .map(|cs| state_name(cs.state).into()),
@@ -330,9 +313,10 @@ fn plan(ctx: &Ctx, args: &PlanArgs) -> Result<()> {
         format: s.plan.format.name().into(),
         dir: shown(&s.dir),
         target: s.target_name().map(str::to_owned),
-        status_known: status.is_some(),
-        status_note: note.clone(),
+        state_known: status.is_some(),
+        state_note: note.clone(),
         phase: status.as_ref().and_then(|st| st.phase.clone()),
+        change_count: changes.len(),
         changes,
     };
     if ctx.json {
@@ -343,8 +327,8 @@ fn plan(ctx: &Ctx, args: &PlanArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{} change(s) in {} ({} format){}",
-        report.changes.len(),
+        "{} in {} ({} format){}",
+        output::counted(report.change_count as u64, "change"),
         report.dir,
         report.format,
         report
@@ -361,17 +345,17 @@ fn plan(ctx: &Ctx, args: &PlanArgs) -> Result<()> {
         .map(|(i, c)| {
             vec![
                 (i + 1).to_string(),
-                c.name.clone(),
+                c.change.clone(),
                 c.phase.clone().unwrap_or_else(|| "-".into()),
                 c.format.clone(),
                 yes_no(c.down),
                 yes_no(c.verify),
-                c.status.clone().unwrap_or_else(|| "unknown".into()),
+                c.state.clone().unwrap_or_else(|| "unknown".into()),
             ]
         })
         .collect();
     output::table(
-        &["#", "CHANGE", "PHASE", "FORMAT", "DOWN", "VERIFY", "STATUS"],
+        &["#", "CHANGE", "PHASE", "FORMAT", "DOWN", "VERIFY", "STATE"],
         &rows,
     );
     if let Some(note) = &note {
@@ -402,7 +386,7 @@ fn plan(ctx: &Ctx, args: &PlanArgs) -> Result<()> {
         }
         for (i, c) in report.changes.iter().enumerate() {
             let Some(e) = &c.snapshot else { continue };
-            println!("{} {}: {}", i + 1, console::style(&c.name).bold(), e.why);
+            println!("{} {}: {}", i + 1, console::style(&c.change).bold(), e.why);
             for step in &e.statements {
                 println!("    line {}: {}", step.line, step.effect);
                 println!("        {}", step.statement);
@@ -424,26 +408,6 @@ fn snapshot_counts<'a>(explained: impl Iterator<Item = &'a Explained>) -> String
         }
     }
     format!("{whole} whole database, {tables} table-level, {schema} schema-only, {none} none")
-}
-
-#[derive(Serialize)]
-struct StatusReport<'a> {
-    format: String,
-    target: &'a str,
-    phase: Option<String>,
-    history_matches: bool,
-    mismatch: Option<String>,
-    counts: Counts,
-    changes: &'a [tracking::ChangeStatus],
-}
-
-#[derive(Serialize, Default)]
-struct Counts {
-    applied: usize,
-    pending: usize,
-    drifted: usize,
-    dirty: usize,
-    unknown: usize,
 }
 
 fn status(ctx: &Ctx, args: &MigrateArgs) -> Result<()> {
@@ -471,12 +435,13 @@ fn status(ctx: &Ctx, args: &MigrateArgs) -> Result<()> {
     }
     let report = StatusReport {
         format: s.plan.format.name().into(),
-        target: name,
+        target: name.clone(),
         phase: st.phase.clone(),
         history_matches: st.history_matches,
         mismatch: st.mismatch.as_ref().map(|m| m.to_string()),
         counts,
-        changes: &st.changes,
+        changes: st.changes.clone(),
+        change_count: st.changes.len(),
     };
     if ctx.json {
         output::print_json(&report);
@@ -498,7 +463,7 @@ fn status(ctx: &Ctx, args: &MigrateArgs) -> Result<()> {
                     state,
                     c.phase.clone().unwrap_or_else(|| "-".into()),
                     c.applied_at
-                        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                        .map(|t| output::time(&t))
                         .unwrap_or_else(|| "-".into()),
                 ]
             })
@@ -549,30 +514,6 @@ fn status(ctx: &Ctx, args: &MigrateArgs) -> Result<()> {
         hint: hints.join("; "),
     }
     .into())
-}
-
-#[derive(Serialize)]
-struct LintFinding {
-    change: String,
-    /// `destructive-without-down`, `no-transaction`, `own-transaction`,
-    /// `table-rewrite`, `long-lock`, `no-verify`, `uncertain-tables` or
-    /// `not-undone`.
-    kind: &'static str,
-    severity: &'static str,
-    file: String,
-    line: Option<usize>,
-    statement: Option<String>,
-    detail: String,
-}
-
-#[derive(Serialize)]
-struct LintReport {
-    format: String,
-    dialect: &'static str,
-    changes: usize,
-    findings: Vec<LintFinding>,
-    /// Each change's safety snapshot: what it covers and why.
-    snapshots: Vec<Explained>,
 }
 
 fn lint(ctx: &Ctx, args: &LintArgs) -> Result<()> {
@@ -697,9 +638,9 @@ fn lint(ctx: &Ctx, args: &LintArgs) -> Result<()> {
             Dialect::Postgres => "postgres",
             Dialect::Sqlite => "sqlite",
         },
-        changes: order.len(),
+        change_count: snapshots.len(),
+        changes: snapshots,
         findings,
-        snapshots,
     };
     if ctx.json {
         output::print_json(&report);
@@ -722,13 +663,13 @@ fn lint(ctx: &Ctx, args: &LintArgs) -> Result<()> {
         let with: std::collections::BTreeSet<&str> =
             report.findings.iter().map(|f| f.change.as_str()).collect();
         println!(
-            "{} finding(s) in {} of {} change(s)",
-            report.findings.len(),
+            "{} in {} of {}",
+            output::counted(report.findings.len() as u64, "finding"),
             with.len(),
-            report.changes
+            output::counted(report.change_count as u64, "change")
         );
         // What gets a data snapshot, and why; changes without one are the rest.
-        for e in &report.snapshots {
+        for e in &report.changes {
             if matches!(
                 e.scope,
                 Scope::Database | Scope::Tables(_) | Scope::Schema(_)
@@ -738,14 +679,14 @@ fn lint(ctx: &Ctx, args: &LintArgs) -> Result<()> {
         }
         println!(
             "safety snapshots: {} (migrate plan --explain shows each statement)",
-            snapshot_counts(report.snapshots.iter())
+            snapshot_counts(report.changes.iter())
         );
     }
     if args.strict && !report.findings.is_empty() {
         return Err(CliError::Failed {
             message: format!(
-                "lint --strict: {} finding(s) in the migrations",
-                report.findings.len()
+                "lint --strict: {} in the migrations",
+                output::counted(report.findings.len() as u64, "finding")
             ),
         }
         .into());

@@ -1,0 +1,327 @@
+//! Every command's `--json` output, on success and on failure, matches the
+//! JSON Schema derived from the very type it serializes
+//! (`ripcord_ops::json::schemas`, described in docs/json.md). The commands
+//! run for real against a repository with a dir target and a SQLite target
+//! with migrations; the test fails when a command of the command line is
+//! not run here, so a new command cannot slip past its schema.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use clap::CommandFactory;
+use ripcord_testing::app::{sqlite_app, sqlite_exec as exec, write};
+use ripcord_testing::Workspace;
+use serde_json::Value;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ripcord")
+}
+
+/// Runs commands under `--json` and checks each document.
+struct Checker {
+    validators: BTreeMap<&'static str, jsonschema::Validator>,
+    succeeded: BTreeSet<String>,
+    failed: BTreeSet<String>,
+}
+
+impl Checker {
+    fn new() -> Checker {
+        let validators = ripcord_ops::json::schemas()
+            .into_iter()
+            .map(|(command, schema)| {
+                let mut schema = serde_json::to_value(&schema).expect("schema as JSON");
+                closed(&mut schema, false);
+                let v = jsonschema::validator_for(&schema)
+                    .unwrap_or_else(|e| panic!("the schema of {command} is not valid: {e}"));
+                (command, v)
+            })
+            .collect();
+        Checker {
+            validators,
+            succeeded: BTreeSet::new(),
+            failed: BTreeSet::new(),
+        }
+    }
+
+    fn validate(&self, command: &str, doc: &Value, what: &str) {
+        let v = self
+            .validators
+            .get(command)
+            .unwrap_or_else(|| panic!("no schema for {command}"));
+        let errors: Vec<String> = v
+            .iter_errors(doc)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{what} does not match the schema of {command}:\n{}\n{}",
+            errors.join("\n"),
+            serde_json::to_string_pretty(doc).unwrap()
+        );
+    }
+
+    /// `ripcord --json ARGS` succeeds and prints one document of `command`.
+    fn ok(&mut self, ws: &Workspace, command: &str, args: &[&str], env: &[(&str, &str)]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = ws.run_env(&all, env);
+        assert_eq!(out.code(), 0, "{out}");
+        let doc: Value = serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("stdout of {all:?} is not one JSON document ({e}):\n{out}"));
+        self.validate(command, &doc, &format!("ripcord {}", all.join(" ")));
+        self.succeeded.insert(command.to_string());
+        doc
+    }
+
+    /// `ripcord --json ARGS` fails: nothing on stdout, the error document on
+    /// stderr, and its `exit_code` is the process's.
+    fn err(&mut self, ws: &Workspace, command: &str, args: &[&str], env: &[(&str, &str)]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = ws.run_env(&all, env);
+        let code = out.code();
+        assert_ne!(code, 0, "{out}");
+        assert!(out.stdout.trim().is_empty(), "a failure prints no document: {out}");
+        let last = out.stderr.lines().last().unwrap_or_default();
+        let doc: Value = serde_json::from_str(last)
+            .unwrap_or_else(|e| panic!("stderr of {all:?} does not end in a JSON error ({e}):\n{out}"));
+        self.validate("error", &doc, &format!("the error of ripcord {}", all.join(" ")));
+        assert_eq!(doc["exit_code"], code, "{out}");
+        self.failed.insert(command.to_string());
+        doc
+    }
+}
+
+/// Closes every object schema to properties it does not name, so that a
+/// field a document has and its schema lacks fails too. Branches of
+/// `oneOf`/`anyOf`/`allOf` stay open: their parent sees what they name.
+fn closed(schema: &mut Value, branch: bool) {
+    match schema {
+        Value::Object(map) => {
+            if map.contains_key("properties") && !branch {
+                map.insert("unevaluatedProperties".into(), Value::Bool(false));
+            }
+            for (key, value) in map.iter_mut() {
+                match key.as_str() {
+                    "oneOf" | "anyOf" | "allOf" => {
+                        for b in value.as_array_mut().into_iter().flatten() {
+                            closed(b, true);
+                        }
+                    }
+                    "properties" | "$defs" => {
+                        for v in value.as_object_mut().into_iter().flat_map(|m| m.values_mut()) {
+                            closed(v, false);
+                        }
+                    }
+                    _ => closed(value, false),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| closed(v, false)),
+        _ => {}
+    }
+}
+
+/// The commands of the command line, by their words (`migrate up`).
+fn leaf_commands(cmd: &clap::Command, prefix: &str, out: &mut Vec<String>) {
+    for sub in cmd.get_subcommands() {
+        if sub.get_name() == "help" {
+            continue;
+        }
+        let name = format!("{prefix}{}", sub.get_name());
+        if sub.has_subcommands() {
+            leaf_commands(sub, &format!("{name} "), out);
+        } else {
+            out.push(name);
+        }
+    }
+}
+
+const USERS: &str = "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT);\n";
+const SEED: &str = "INSERT INTO users (name, email) VALUES ('ann', 'a@x'), ('bob', 'b@x');\n";
+
+fn migrations(ws: &Workspace) {
+    write(ws, "migrations/0001_users/up.sql", USERS);
+    write(ws, "migrations/0001_users/down.sql", "DROP TABLE users;\n");
+    write(ws, "migrations/0001_users/verify.sql", "SELECT id, name, email FROM users WHERE 0;\n");
+    write(ws, "migrations/0002_seed/up.sql", SEED);
+    write(ws, "migrations/0002_seed/down.sql", "DELETE FROM users;\n");
+}
+
+fn touch(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn every_command_prints_json_that_matches_its_schema() {
+    let mut c = Checker::new();
+    let none: &[(&str, &str)] = &[];
+    let wrong = &[("RIPCORD_PASSWORD", "not the passphrase at all")];
+
+    // A dir target `files` and a SQLite target `app` with migrations.
+    let (mut ws, db) = sqlite_app(bin(), "");
+    let files = ws.dir_target("files", "files", &[]);
+    touch(&files.join("a.txt"), "one\n");
+    touch(&files.join("sub/b.txt"), "two\n");
+    migrations(&ws);
+
+    c.err(&ws, "snapshots", &["snapshots"], none); // no repository yet
+    let init = c.ok(&ws, "init", &["init"], none);
+    assert_eq!(init["encrypted"], true);
+    c.err(&ws, "init", &["init"], none); // it exists now
+
+    // Migrations.
+    let plan = c.ok(&ws, "migrate plan", &["migrate", "plan", "--explain"], none);
+    assert_eq!(plan["change_count"], 2);
+    c.ok(&ws, "migrate lint", &["migrate", "lint"], none);
+    let up = c.ok(&ws, "migrate up", &["migrate", "up", "--to", "0001_users"], none);
+    assert_eq!(up["target"], "app");
+    assert_eq!(up["to"], "0001_users");
+    assert_eq!(up["changes"][0]["change"], "0001_users");
+    c.ok(&ws, "migrate up", &["migrate", "up"], none);
+    let status = c.ok(&ws, "migrate status", &["migrate", "status"], none);
+    assert_eq!(status["counts"]["applied"], 2, "{status}");
+    c.ok(&ws, "migrate verify", &["migrate", "verify"], none);
+    for (command, args) in [
+        ("migrate plan", &["migrate", "plan"][..]),
+        ("migrate status", &["migrate", "status"]),
+        ("migrate lint", &["migrate", "lint"]),
+        ("migrate up", &["migrate", "up"]),
+        ("migrate down", &["migrate", "down", "--to", "@root"]),
+        ("migrate rehearse", &["migrate", "rehearse"]),
+        ("migrate verify", &["migrate", "verify"]),
+        ("migrate adopt", &["migrate", "adopt"]),
+        ("rollback", &["rollback", "--to", "@root"]),
+    ] {
+        let mut args = args.to_vec();
+        args.extend(["--format", "no-such-format"]);
+        c.err(&ws, command, &args, none);
+    }
+
+    // Snapshots of both targets.
+    let first = c.ok(&ws, "snapshot", &["snapshot"], none);
+    let first = first["snapshot"].as_str().unwrap().to_string();
+    touch(&files.join("c.txt"), "three\n");
+    exec(&db, "INSERT INTO users (name) VALUES ('cy');");
+    let second = c.ok(&ws, "snapshot", &["snapshot", "--tag", "deploy"], none);
+    let second = second["snapshot"].as_str().unwrap().to_string();
+    c.err(&ws, "snapshot", &["snapshot", "no-such-target"], none);
+
+    let listed = c.ok(&ws, "snapshots", &["snapshots"], none);
+    assert!(listed.as_array().unwrap().len() >= 2, "{listed}");
+    c.err(&ws, "snapshots", &["snapshots"], wrong);
+    c.ok(&ws, "show", &["show", &second], none);
+    c.err(&ws, "show", &["show", "ffffffff"], none);
+    let diff = c.ok(&ws, "diff", &["diff", &first, &second], none);
+    assert_eq!(diff["from_snapshot"], first.as_str());
+    c.err(&ws, "diff", &["diff", &first, "ffffffff"], none);
+    c.ok(&ws, "verify", &["verify", "--deep"], none);
+    c.err(&ws, "verify", &["verify", "--subset", "10%"], none);
+    let into = ws.path("restored");
+    c.ok(&ws, "restore", &["restore", &first, "--into", into.to_str().unwrap()], none);
+    c.err(&ws, "restore", &["restore", "ffffffff"], none);
+
+    // Back down, and rehearsed from the start.
+    let down = c.ok(&ws, "migrate down", &["migrate", "down", "--to", "0001_users"], none);
+    assert_eq!(down["target"], "app");
+    assert_eq!(down["to"], "0001_users");
+    assert_eq!(down["change_count"], 1);
+    c.ok(&ws, "rollback", &["rollback", "--to", "@root"], none);
+    let rehearsed = c.ok(&ws, "migrate rehearse", &["migrate", "rehearse"], none);
+    assert_eq!(rehearsed["change_count"], 2, "{rehearsed}");
+
+    // Retention.
+    let forget = c.ok(&ws, "forget", &["forget", "--keep-last", "1", "--dry-run"], none);
+    assert_eq!(forget["dry_run"], true);
+    // The schemas are closed: a field they do not name, or a renamed one,
+    // fails, also in nested objects.
+    let mut extra = forget.clone();
+    extra["decisions"][0]["id"] = Value::String(first.clone());
+    assert!(!c.validators["forget"].is_valid(&extra), "{extra}");
+    c.ok(&ws, "forget", &["forget", &first, "--prune"], none);
+    c.err(&ws, "forget", &["forget"], none);
+    c.ok(&ws, "prune", &["prune"], none);
+    c.err(&ws, "prune", &["prune"], wrong);
+
+    // Keys.
+    let new = &[("RIPCORD_NEW_PASSWORD", "another long passphrase for the test")];
+    let added = c.ok(&ws, "key add", &["key", "add"], new);
+    let added = added["key"].as_str().unwrap().to_string();
+    let keys = c.ok(&ws, "key list", &["key", "list"], none);
+    assert_eq!(keys.as_array().unwrap().len(), 2, "{keys}");
+    c.err(&ws, "key list", &["key", "list"], wrong);
+    c.err(&ws, "key add", &["key", "add"], none); // no new passphrase
+    c.ok(&ws, "key remove", &["key", "remove", &added[..12]], none);
+    c.err(&ws, "key remove", &["key", "remove", "ffffffffffff"], none);
+    c.err(&ws, "key passwd", &["key", "passwd"], none);
+    c.ok(&ws, "key passwd", &["key", "passwd"], new);
+    ws.set_password("another long passphrase for the test");
+
+    // Maintenance.
+    c.ok(&ws, "unlock", &["unlock"], none);
+    c.err(&ws, "unlock", &["unlock"], wrong);
+    c.ok(&ws, "repair index", &["repair", "index"], none);
+    c.err(&ws, "repair index", &["repair", "index"], wrong);
+    c.err(&ws, "demo", &["demo"], none);
+    // Arguments clap refuses are errors in JSON too.
+    let bad = c.err(&ws, "snapshot", &["snapshot", "--no-such-flag"], none);
+    assert_eq!(bad["exit_code"], 2);
+
+    // `migrate adopt` takes over a database golang-migrate ran.
+    let (ws2, db2) = sqlite_app(bin(), "");
+    write(&ws2, "migrations/1_users.up.sql", USERS);
+    write(&ws2, "migrations/1_users.down.sql", "DROP TABLE users;\n");
+    exec(
+        &db2,
+        &format!(
+            "{USERS}CREATE TABLE schema_migrations (version uint64, dirty bool);
+             INSERT INTO schema_migrations (version, dirty) VALUES (1, 0);"
+        ),
+    );
+    ws2.init();
+    let adopted = c.ok(&ws2, "migrate adopt", &["migrate", "adopt"], none);
+    assert_eq!(adopted["adopted"][0]["change"], "1_users", "{adopted}");
+
+    // Every command of the command line was run, and failed once.
+    let mut all = Vec::new();
+    leaf_commands(&ripcord_cli::cli::Cli::command(), "", &mut all);
+    let no_json = ["demo"]; // a story for people: --json is refused
+    let not_run: Vec<&String> = all
+        .iter()
+        .filter(|cmd| !no_json.contains(&cmd.as_str()) && !c.succeeded.contains(*cmd))
+        .collect();
+    assert!(not_run.is_empty(), "never run with --json: {not_run:?}");
+    let never_failed: Vec<&String> = all.iter().filter(|cmd| !c.failed.contains(*cmd)).collect();
+    assert!(never_failed.is_empty(), "never failed with --json: {never_failed:?}");
+    // And no schema is left without its command.
+    for (command, _) in ripcord_ops::json::schemas() {
+        assert!(
+            command == "error" || all.iter().any(|c| c == command),
+            "schema of an unknown command {command}"
+        );
+    }
+}
+
+/// docs/json-schema/ holds the schemas as the types give them;
+/// `RIPCORD_BLESS=1` rewrites the files.
+#[test]
+fn schema_files_in_docs_match_the_types() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/json-schema");
+    let bless = std::env::var_os("RIPCORD_BLESS").is_some();
+    let mut stale = Vec::new();
+    for (command, schema) in ripcord_ops::json::schemas() {
+        let path = dir.join(format!("{}.json", command.replace(' ', "-")));
+        let text = serde_json::to_string_pretty(&schema).unwrap() + "\n";
+        if bless {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, &text).unwrap();
+        } else if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+            stale.push(path.display().to_string());
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "out of date (RIPCORD_BLESS=1 cargo test -p ripcord-cli --test json_schema rewrites them): {stale:?}"
+    );
+}

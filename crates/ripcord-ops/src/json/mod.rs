@@ -1,0 +1,91 @@
+//! The documents the commands print with `--json`, one type per command,
+//! and their JSON Schemas, derived from the same types. Front ends (the
+//! command line, the HTTP server) fill them in and print them; they do not
+//! shape JSON of their own. docs/json.md describes the vocabulary: one name
+//! for one thing (`target`, `snapshot`, `change`, `bytes`, `files`, `rows`)
+//! in every document, timestamps in RFC 3339 UTC.
+
+mod migrate;
+mod repo;
+
+pub use migrate::*;
+pub use repo::*;
+
+use schemars::JsonSchema;
+use serde::Serialize;
+
+/// A target named in a list of targets.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct TargetName {
+    pub target: String,
+}
+
+/// Serializes target names as `[{"target": NAME}, ...]`: in every
+/// document `targets` is a list of objects that name their `target`.
+pub fn target_list<S: serde::Serializer>(names: &[String], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(names.iter().map(|n| TargetName { target: n.clone() }))
+}
+
+/// What every command prints on standard error when it fails under
+/// `--json`; its exit code is `exit_code`.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct ErrorOutput {
+    /// What went wrong.
+    pub error: String,
+    /// The errors that led to it, outermost first.
+    pub causes: Vec<String>,
+    /// How to fix it, when ripcord knows.
+    pub hint: Option<String>,
+    /// 1 failed, 2 usage or configuration error, 3 refused for safety.
+    pub exit_code: i32,
+}
+
+/// The schema of each command's document, by the command's words
+/// (`snapshot`, `migrate up`, ...); `error` is the shape of every failure.
+pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
+    // Of the documents as serialized: a field skipped when empty is not
+    // required.
+    macro_rules! s {
+        ($t:ty) => {
+            schemars::generate::SchemaSettings::draft2020_12()
+                .for_serialize()
+                .into_generator()
+                .into_root_schema_for::<$t>()
+        };
+    }
+    vec![
+        ("error", s!(ErrorOutput)),
+        ("init", s!(InitOutput)),
+        ("snapshot", s!(crate::snapshot::SnapshotResult)),
+        ("snapshots", s!(Vec<SnapshotView>)),
+        ("show", s!(ShowOutput)),
+        ("diff", s!(crate::diff::DiffReport)),
+        ("restore", s!(crate::restore::RestoreResult)),
+        ("verify", s!(ripcord_repo::verify::VerifyReport)),
+        ("forget", s!(ForgetOutput)),
+        ("prune", s!(ripcord_repo::prune::PruneReport)),
+        ("key add", s!(KeyOutput)),
+        ("key list", s!(Vec<KeyEntry>)),
+        ("key remove", s!(KeyOutput)),
+        ("key passwd", s!(KeyOutput)),
+        ("unlock", s!(UnlockOutput)),
+        ("repair index", s!(RepairOutput)),
+        ("migrate plan", s!(PlanReport)),
+        ("migrate status", s!(StatusReport)),
+        ("migrate lint", s!(LintReport)),
+        ("migrate up", s!(UpOutput)),
+        ("migrate down", s!(DownOutput)),
+        ("migrate rehearse", s!(crate::rehearse::RehearseReport)),
+        ("migrate verify", s!(MigrateVerifyOutput)),
+        ("migrate adopt", s!(AdoptOutput)),
+        ("rollback", s!(DownOutput)),
+    ]
+}
+
+/// The schema of one command's document.
+pub fn schema(command: &str) -> Option<schemars::Schema> {
+    schemas()
+        .into_iter()
+        .find(|(c, _)| *c == command)
+        .map(|(_, s)| s)
+}
