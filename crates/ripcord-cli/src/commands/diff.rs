@@ -7,6 +7,7 @@ use ripcord_repo::walk::{TreeLimits, MAX_DEPTH};
 use ripcord_repo::{Id, Repository};
 use serde::Serialize;
 
+use crate::cli::DiffArgs;
 use crate::ctx::Ctx;
 use crate::output;
 
@@ -21,16 +22,27 @@ struct TargetDiff {
     modified: Vec<String>,
 }
 
-pub fn run(ctx: &Ctx, a: &str, b: &str) -> Result<()> {
+pub fn run(ctx: &Ctx, args: &DiffArgs) -> Result<()> {
     let repo = ctx.open_repo()?;
-    let (ia, sa) = ctx.find_snapshot(&repo, a)?;
-    let (ib, sb) = ctx.find_snapshot(&repo, b)?;
+    // `latest` picks the newest snapshot with the tags; the targets choose
+    // what is compared, so a snapshot needs only one of them.
+    let by_tag = ripcord_ops::select::Selection {
+        targets: Vec::new(),
+        tags: args.select.tags.clone(),
+    };
+    let (ia, sa) = by_tag.find(ctx, &repo, &args.a)?;
+    let (ib, sb) = by_tag.find(ctx, &repo, &args.b)?;
     let index = repo.load_index()?;
     let mut names: Vec<String> = sa.target_names();
     for n in sb.target_names() {
         if !names.contains(&n) {
             names.push(n);
         }
+    }
+    let known: std::collections::BTreeSet<String> = names.iter().cloned().collect();
+    ripcord_ops::select::check("target", &args.select.targets, &known)?;
+    if !args.select.targets.is_empty() {
+        names.retain(|n| args.select.targets.contains(n));
     }
     let mut out = Vec::new();
     for name in names {

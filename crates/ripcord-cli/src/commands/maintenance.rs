@@ -5,8 +5,20 @@ use anyhow::Result;
 use crate::cli::RepairCommand;
 use crate::ctx::Ctx;
 
-pub fn unlock(ctx: &Ctx, all: bool) -> Result<()> {
+pub fn unlock(ctx: &Ctx, all: bool, dry_run: bool) -> Result<()> {
     let repo = ctx.open_repo()?;
+    if dry_run {
+        let locks = ripcord_repo::lock::removable_locks(&repo, all)?;
+        for (_, shown) in &locks {
+            ctx.say(format!("would remove {shown}"));
+        }
+        ctx.say(format!(
+            "dry run: {} lock(s) would be removed, and the temporary files of interrupted \
+             writes; nothing was changed",
+            locks.len()
+        ));
+        return Ok(());
+    }
     let removed = ripcord_repo::lock::remove_locks(&repo, all)?;
     for r in &removed {
         ctx.say(format!("removed {r}"));
