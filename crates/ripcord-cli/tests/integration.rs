@@ -48,3 +48,7 @@ mod strict_config;
 mod target_names;
 #[path = "integration/verify.rs"]
 mod verify;
+#[path = "integration/selection.rs"]
+mod selection;
+#[path = "integration/first_contact.rs"]
+mod first_contact;
