@@ -85,6 +85,9 @@ pub struct InitArgs {
     /// Print the commented example configuration and exit
     #[arg(long)]
     pub print_config: bool,
+    /// Check the passphrase and the location; write nothing
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
 }
 
 /// Which targets and snapshots a command works on: the same flags for
@@ -277,13 +280,27 @@ pub struct PruneArgs {
 #[derive(Subcommand, Debug)]
 pub enum KeyCommand {
     /// Add a passphrase (RIPCORD_NEW_PASSWORD, or asked on a terminal)
-    Add,
+    Add {
+        /// Check the passphrases; add nothing
+        #[arg(long, short = 'n')]
+        dry_run: bool,
+    },
     /// List keys
     List,
     /// Remove a key by id
-    Remove { id: String },
+    Remove {
+        /// The key's id, or a unique prefix (`ripcord key list`)
+        id: String,
+        /// Check that the key may be removed; remove nothing
+        #[arg(long, short = 'n')]
+        dry_run: bool,
+    },
     /// Change the passphrase of the key in use
-    Passwd,
+    Passwd {
+        /// Check the passphrases; change nothing
+        #[arg(long, short = 'n')]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -456,5 +473,9 @@ pub struct LintArgs {
 #[derive(Subcommand, Debug)]
 pub enum RepairCommand {
     /// Rebuild the index from the packs' own headers
-    Index,
+    Index {
+        /// Read the packs' headers and say what the index would hold; write nothing
+        #[arg(long, short = 'n')]
+        dry_run: bool,
+    },
 }

@@ -39,13 +39,19 @@ pub fn unlock(ctx: &Ctx, all: bool, dry_run: bool) -> Result<()> {
 pub fn repair(ctx: &Ctx, cmd: RepairCommand) -> Result<()> {
     let repo = ctx.open_repo()?;
     match cmd {
-        RepairCommand::Index => {
-            let _lock = ctx.lock(&repo, true, "repair index")?;
-            let (packs, skipped) = ripcord_repo::prune::rebuild_index(&repo)?;
+        RepairCommand::Index { dry_run } => {
+            let _lock = ctx.lock(&repo, !dry_run, "repair index")?;
+            let (packs, skipped) = ripcord_repo::prune::rebuild_index_with(&repo, dry_run)?;
             for s in &skipped {
                 ctx.warn(format!("unreadable pack left out of the index: {s}"));
             }
-            ctx.say(format!("index rebuilt from {packs} pack(s)"));
+            if dry_run {
+                ctx.say(format!(
+                    "dry run: the index would be rebuilt from {packs} pack(s); nothing was changed"
+                ));
+            } else {
+                ctx.say(format!("index rebuilt from {packs} pack(s)"));
+            }
         }
     }
     Ok(())

@@ -152,10 +152,36 @@ fn dry_run_changes_nothing_and_says_what_would_happen() {
         .assert_ok()
         .assert_stdout_has("0 lock(s) would be removed");
 
+    ws.run(&["repair", "index", "-n"])
+        .assert_ok()
+        .assert_stdout_has("dry run: the index would be rebuilt");
+    let new = [("RIPCORD_NEW_PASSWORD", "another long passphrase")];
+    ws.run_env(&["key", "add", "-n"], &new).assert_ok();
+    ws.run_env(&["key", "passwd", "--dry-run"], &new).assert_ok();
+    let key = ws.json(&["key", "list"])[0]["id"].as_str().unwrap().to_string();
+    // The same checks as without -n: the key in use is not removed.
+    ws.run(&["key", "remove", "-n", &key])
+        .assert_code(2)
+        .assert_stderr_has("refusing to remove the key this session was opened with");
+    ws.run(&["init", "-n"])
+        .assert_code(2)
+        .assert_stderr_has("a repository already exists");
+
     assert_eq!(repo_hashes(&ws.repo()), before, "the repository is unchanged");
     assert_eq!(Fingerprint::of(&ws.path("conf")), live, "the target is unchanged");
     assert!(!ws.path("out").exists(), "--into was not created");
     assert_eq!(ws.snapshot_ids(), [id]);
+}
+
+#[test]
+fn init_dry_run_writes_neither_the_file_nor_the_repository() {
+    let ws = workspace();
+    std::fs::remove_file(ws.config_path()).unwrap();
+    ws.run(&["init", "-n"])
+        .assert_ok()
+        .assert_stdout_has("would write ripcord.toml")
+        .assert_stdout_has("would create an encrypted repository");
+    assert!(!ws.config_path().exists() && !ws.path("ripcord-repo").exists());
 }
 
 #[test]
