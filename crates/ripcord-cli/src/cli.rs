@@ -376,7 +376,11 @@ pub struct DownArgs {
     pub common: MigrateArgs,
     /// The change, version or @phase to go back to (it stays applied); @root reverts
     /// everything. The same as --to
-    #[arg(value_name = "TO", required_unless_present = "to", conflicts_with = "to")]
+    #[arg(
+        value_name = "TO",
+        required_unless_present = "to",
+        conflicts_with = "to"
+    )]
     pub to_arg: Option<String>,
     /// The change, version or @phase to go back to (it stays applied); @root reverts everything
     #[arg(long, value_name = "TO")]

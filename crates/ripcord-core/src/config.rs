@@ -575,9 +575,9 @@ impl Config {
         let file_base = file_base.to_path_buf();
         let cwd = std::env::current_dir().unwrap_or_default();
         let base_for = |key: &[&str]| -> &Path {
-            let by_env = from_env
-                .iter()
-                .any(|(_, path)| key.starts_with(&path.iter().map(String::as_str).collect::<Vec<_>>()));
+            let by_env = from_env.iter().any(|(_, path)| {
+                key.starts_with(&path.iter().map(String::as_str).collect::<Vec<_>>())
+            });
             if by_env {
                 &cwd
             } else {

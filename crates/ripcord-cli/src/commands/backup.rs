@@ -32,7 +32,10 @@ pub fn snapshot(ctx: &Ctx, args: &SnapshotArgs) -> Result<()> {
             return Ok(());
         }
         for p in &planned {
-            ctx.say(format!("would snapshot {} ({}): {}", p.target, p.kind, p.source));
+            ctx.say(format!(
+                "would snapshot {} ({}): {}",
+                p.target, p.kind, p.source
+            ));
         }
         ctx.say(format!(
             "dry run: would snapshot {} target(s){}; nothing was read or written",

@@ -261,7 +261,11 @@ pub fn forget(ctx: &Ctx, args: &ForgetArgs) -> Result<()> {
             ctx.warn(format!("{} (a keep policy never removes it)", d.warning()));
         }
         select.check_known(&ctx.config, list.snapshots.iter().map(|(_, s)| s))?;
-        super::list::check_tier(ctx, args.tier.as_deref(), list.snapshots.iter().map(|(_, s)| s))?;
+        super::list::check_tier(
+            ctx,
+            args.tier.as_deref(),
+            list.snapshots.iter().map(|(_, s)| s),
+        )?;
         let snaps: Vec<_> = list
             .snapshots
             .into_iter()

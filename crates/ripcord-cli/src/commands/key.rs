@@ -97,7 +97,9 @@ pub fn run(ctx: &Ctx, cmd: KeyCommand) -> Result<()> {
             let cur =
                 current.ok_or_else(|| crate::usage("no passphrase", "set RIPCORD_PASSWORD"))?;
             if dry_run {
-                ctx.say("dry run: a key with the new passphrase would be added; nothing was changed");
+                ctx.say(
+                    "dry run: a key with the new passphrase would be added; nothing was changed",
+                );
                 return Ok(());
             }
             let id = repo.add_key(&cur, &new)?;

@@ -56,23 +56,43 @@ fn a_bad_environment_value_names_the_variable_not_the_file() {
     let ws = workspace();
     ws.init();
     for (var, value, says) in [
-        ("RIPCORD_SNAPSHOT__COMPRESSON", "3", "did you mean `compression`?"),
+        (
+            "RIPCORD_SNAPSHOT__COMPRESSON",
+            "3",
+            "did you mean `compression`?",
+        ),
         ("RIPCORD_SNAPSHOT__COMPRESSION", "99", "is not a zstd level"),
-        ("RIPCORD_SNAPSHOT__COMPRESSION", "fast", "snapshot.compression"),
-        ("RIPCORD_TARGETS__X__KIND", "mysql", "unknown variant `mysql`"),
+        (
+            "RIPCORD_SNAPSHOT__COMPRESSION",
+            "fast",
+            "snapshot.compression",
+        ),
+        (
+            "RIPCORD_TARGETS__X__KIND",
+            "mysql",
+            "unknown variant `mysql`",
+        ),
     ] {
         let out = ws.run_env(&["snapshots"], &[(var, value)]);
         out.assert_code(2)
             .assert_stderr_has(&format!("environment variable {var}"))
             .assert_stderr_has(says);
-        assert!(!out.stderr.contains("ripcord.toml"), "{var}: blames the file:\n{out}");
+        assert!(
+            !out.stderr.contains("ripcord.toml"),
+            "{var}: blames the file:\n{out}"
+        );
     }
     // A mistake in the file is still the file's.
     let text = ws.config_text();
     assert!(text.contains("compression = 1"), "{text}");
-    std::fs::write(ws.config_path(), text.replace("compression = 1", "compression = 99")).unwrap();
+    std::fs::write(
+        ws.config_path(),
+        text.replace("compression = 1", "compression = 99"),
+    )
+    .unwrap();
     let out = ws.run_env(&["snapshots"], &[("RIPCORD_SNAPSHOT__JOBS", "2")]);
-    out.assert_code(2).assert_stderr_has("ripcord.toml is not valid");
+    out.assert_code(2)
+        .assert_stderr_has("ripcord.toml is not valid");
     assert!(!out.stderr.contains("RIPCORD_SNAPSHOT__JOBS"), "{out}");
 }
 
@@ -85,7 +105,11 @@ fn relative_paths_resolve_against_the_file_or_the_working_directory() {
     std::fs::create_dir_all(ws.path("etc/conf")).unwrap();
     std::fs::write(ws.path("etc/conf/in-file.txt"), "from the file's folder").unwrap();
     std::fs::create_dir_all(ws.path("work/conf")).unwrap();
-    std::fs::write(ws.path("work/conf/from-env.txt"), "from the working directory").unwrap();
+    std::fs::write(
+        ws.path("work/conf/from-env.txt"),
+        "from the working directory",
+    )
+    .unwrap();
     // The configuration lives in etc/; commands run in work/.
     let config = ws.path("etc/ripcord.toml");
     std::fs::write(
@@ -102,7 +126,10 @@ fn relative_paths_resolve_against_the_file_or_the_working_directory() {
         ws.run_cmd(&all, cmd)
     };
     run(&["init"], &[]).assert_ok();
-    assert!(ws.repo().join("config").is_file(), "repository ../repo beside etc/");
+    assert!(
+        ws.repo().join("config").is_file(),
+        "repository ../repo beside etc/"
+    );
 
     let out = run(&["--json", "snapshot", "-n"], &[]);
     out.assert_ok();
@@ -126,7 +153,10 @@ fn relative_paths_resolve_against_the_file_or_the_working_directory() {
         "--into out is relative to the working directory"
     );
     let restored: Vec<_> = walk(&ws.path("work/out"));
-    assert!(restored.iter().any(|p| p.ends_with("from-env.txt")), "{restored:?}");
+    assert!(
+        restored.iter().any(|p| p.ends_with("from-env.txt")),
+        "{restored:?}"
+    );
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

@@ -65,7 +65,10 @@ fn snapshots_with_a_misspelt_target_is_an_error_not_an_empty_list() {
     assert_eq!(repo_hashes(&ws.repo()), before, "nothing changed");
     assert!(!ws.path("out").exists());
     // The tag safety snapshots get is known before the first one exists.
-    assert_eq!(ws.json(&["snapshots", "--tag", "safety"]), Value::Array(vec![]));
+    assert_eq!(
+        ws.json(&["snapshots", "--tag", "safety"]),
+        Value::Array(vec![])
+    );
 }
 
 #[test]
@@ -78,15 +81,15 @@ fn target_and_tag_are_repeatable_and_comma_separated_everywhere() {
     let positional = ws.snapshot_id(&["app", "--tag", "d"]);
 
     let listed = ws.json(&["snapshots", "--tag", "a,b"]);
-    assert_eq!(ids(&listed), [both.clone()]);
+    assert_eq!(ids(&listed), [both.as_str()]);
     assert_eq!(names(&listed[0]["tags"]), ["a", "b"]);
     assert_eq!(
         ids(&ws.json(&["snapshots", "--tag", "a", "--tag", "c"])),
-        [one.clone()]
+        [one.as_str()]
     );
     assert_eq!(
         ids(&ws.json(&["snapshots", "--target", "app", "--target", "config"])),
-        [both.clone()]
+        [both.as_str()]
     );
     assert_eq!(
         ids(&ws.json(&["snapshots", "--target", "app"])),
@@ -107,7 +110,9 @@ fn target_and_tag_are_repeatable_and_comma_separated_everywhere() {
     assert_eq!(d["a"].as_str(), Some(both.as_str()), "{d}");
 
     // restore: the newest snapshot holding the targets and tags.
-    let r = ws.json(&["restore", "latest", "--tag", "a", "--target", "config", "-n"]);
+    let r = ws.json(&[
+        "restore", "latest", "--tag", "a", "--target", "config", "-n",
+    ]);
     assert_eq!(r["snapshot"].as_str(), Some(one.as_str()), "{r}");
     ws.run(&["restore", &positional, "--tag", "a", "-n"])
         .assert_code(2)
@@ -157,8 +162,12 @@ fn dry_run_changes_nothing_and_says_what_would_happen() {
         .assert_stdout_has("dry run: the index would be rebuilt");
     let new = [("RIPCORD_NEW_PASSWORD", "another long passphrase")];
     ws.run_env(&["key", "add", "-n"], &new).assert_ok();
-    ws.run_env(&["key", "passwd", "--dry-run"], &new).assert_ok();
-    let key = ws.json(&["key", "list"])[0]["id"].as_str().unwrap().to_string();
+    ws.run_env(&["key", "passwd", "--dry-run"], &new)
+        .assert_ok();
+    let key = ws.json(&["key", "list"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // The same checks as without -n: the key in use is not removed.
     ws.run(&["key", "remove", "-n", &key])
         .assert_code(2)
@@ -167,8 +176,16 @@ fn dry_run_changes_nothing_and_says_what_would_happen() {
         .assert_code(2)
         .assert_stderr_has("a repository already exists");
 
-    assert_eq!(repo_hashes(&ws.repo()), before, "the repository is unchanged");
-    assert_eq!(Fingerprint::of(&ws.path("conf")), live, "the target is unchanged");
+    assert_eq!(
+        repo_hashes(&ws.repo()),
+        before,
+        "the repository is unchanged"
+    );
+    assert_eq!(
+        Fingerprint::of(&ws.path("conf")),
+        live,
+        "the target is unchanged"
+    );
     assert!(!ws.path("out").exists(), "--into was not created");
     assert_eq!(ws.snapshot_ids(), [id]);
 }
@@ -252,7 +269,10 @@ fn migrate_dry_run_short_flag_and_down_destination_as_argument() {
         .assert_stdout_has("0002_drop_note");
     ws.ok(&["rollback", "-n", "0001_items"]);
     assert_eq!(repo_hashes(&ws.repo()), repo);
-    assert_eq!(rows(&db, "SELECT count(*) FROM pragma_table_info('items')"), ["1"]);
+    assert_eq!(
+        rows(&db, "SELECT count(*) FROM pragma_table_info('items')"),
+        ["1"]
+    );
 
     // The destination as an argument does what --to does.
     ws.ok(&["migrate", "down", "0001_items"]);
