@@ -7,6 +7,10 @@
 //! `repository.url` and `RIPCORD_PASSWORD_COMMAND` for
 //! `repository.password_command`. The passphrase itself (`RIPCORD_PASSWORD`) is
 //! never part of the configuration.
+//!
+//! Relative paths in the file are relative to its folder; relative paths in
+//! environment values are relative to the working directory. An error that
+//! an environment value causes names the variable, not the file.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -45,8 +49,13 @@ pub enum ConfigError {
     Env { var: String, message: String },
     #[error("no repository configured")]
     NoRepository,
-    #[error("unknown target {name:?}; configured targets: {known}")]
-    UnknownTarget { name: String, known: String },
+    #[error("unknown target {name:?}{near}; configured targets: {known}")]
+    UnknownTarget {
+        name: String,
+        /// `; did you mean "NAME"?`, or empty.
+        near: String,
+        known: String,
+    },
 }
 
 impl Classify for ConfigError {
@@ -629,6 +638,14 @@ impl Config {
             .get(name)
             .ok_or_else(|| ConfigError::UnknownTarget {
                 name: name.to_string(),
+                near: self
+                    .targets
+                    .keys()
+                    .map(|k| (strsim::damerau_levenshtein(name, k), k))
+                    .filter(|(d, k)| *d <= (name.len().max(k.len()) / 3).max(1) && *d < name.len())
+                    .min()
+                    .map(|(_, k)| format!("; did you mean {k:?}?"))
+                    .unwrap_or_default(),
                 known: if self.targets.is_empty() {
                     "(none)".to_string()
                 } else {

@@ -123,6 +123,9 @@ pub fn resolve_targets(ctx: &Ctx, names: &[String]) -> Result<Vec<String>> {
             .map(str::to_string)
             .collect()
     };
+    if names.is_empty() && !ctx.config.has_file() {
+        return Err(ripcord_core::config::Config::no_file().into());
+    }
     if names.is_empty() {
         return Err(Error::usage(
             "no targets are configured",

@@ -49,6 +49,17 @@ fn without_ripcord_toml_every_command_says_so() {
         );
     }
     assert!(!ws.path("ripcord.toml").exists() && !ws.repo().exists());
+    // The environment alone may name the repository; what it lacks is
+    // still blamed on the missing file.
+    let repo = ws.repo();
+    let env = [("RIPCORD_REPOSITORY", repo.to_str().unwrap())];
+    ws.run_env(&["init"], &env).assert_ok();
+    std::fs::remove_file(ws.config_path()).unwrap();
+    ws.run_env(&["snapshots"], &env).assert_ok();
+    ws.run_env(&["snapshot"], &env)
+        .assert_code(2)
+        .assert_stderr_has("no configuration file")
+        .assert_stderr_has("ripcord init");
 }
 
 #[test]

@@ -59,6 +59,12 @@ fn snapshots_with_a_misspelt_target_is_an_error_not_an_empty_list() {
     ws.run(&["diff", "latest", "latest", "--target", "confg"])
         .assert_code(2)
         .assert_stderr_has("did you mean \"config\"?");
+    ws.run(&["snapshot", "--target", "confg"])
+        .assert_code(2)
+        .assert_stderr_has("did you mean \"config\"?");
+    ws.run(&["snapshot", "-n", "app,confg"])
+        .assert_code(2)
+        .assert_stderr_has("did you mean \"config\"?");
     ws.run(&["restore", "latest", "--target", "confg", "--into", "out"])
         .assert_code(2)
         .assert_stderr_has("did you mean \"config\"?");
