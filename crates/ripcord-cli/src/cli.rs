@@ -38,12 +38,7 @@ pub enum Command {
         snapshot: String,
     },
     /// Compare two snapshots: files added, removed and modified; tables changed
-    Diff {
-        /// The older snapshot: id (or a unique prefix, `latest`, or `latest:TAG`)
-        a: String,
-        /// The newer snapshot: id (or a unique prefix, `latest`, or `latest:TAG`)
-        b: String,
-    },
+    Diff(DiffArgs),
     /// Restore a snapshot, in place (after a safety snapshot) or into a path
     Restore(RestoreArgs),
     /// Check the repository; --deep also reads and re-hashes the data
@@ -60,15 +55,17 @@ pub enum Command {
         /// Remove every lock, also live ones
         #[arg(long)]
         all: bool,
+        /// Show which locks would be removed; change nothing
+        #[arg(long, short = 'n')]
+        dry_run: bool,
     },
     /// Repair repository structures
     #[command(subcommand)]
     Repair(RepairCommand),
     /// Run a folder of migrations: plan, status, up, down, rehearse, lint
-    #[command(subcommand)]
-    Migrate(MigrateCommand),
+    Migrate(MigrateCli),
     /// Revert the database's migrations back to a change or phase, data included
-    Rollback(DownArgs),
+    Rollback(RollbackArgs),
     /// Run the whole story on a throwaway app in a temporary folder
     Demo {
         /// Keep the demo folder instead of deleting it
@@ -88,15 +85,41 @@ pub struct InitArgs {
     /// Print the commented example configuration and exit
     #[arg(long)]
     pub print_config: bool,
+    /// Check the passphrase and the location; write nothing
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+}
+
+/// Which targets and snapshots a command works on: the same flags for
+/// `snapshot`, `restore`, `snapshots`, `forget` and `diff`.
+#[derive(Args, Debug, Default, Clone)]
+pub struct Selection {
+    /// Only these targets, by name from ripcord.toml (repeatable, or comma-separated:
+    /// --target app,config); a name no target has is an error
+    #[arg(long = "target", value_name = "NAME", value_delimiter = ',')]
+    pub targets: Vec<String>,
+    /// `snapshot`: tag the new snapshot; the others: only snapshots with every one of these
+    /// tags (repeatable, or comma-separated); a tag no snapshot has is an error
+    #[arg(long = "tag", value_name = "TAG", value_delimiter = ',')]
+    pub tags: Vec<String>,
+}
+
+impl Selection {
+    pub fn to_ops(&self) -> ripcord_ops::select::Selection {
+        ripcord_ops::select::Selection {
+            targets: self.targets.clone(),
+            tags: self.tags.clone(),
+        }
+    }
 }
 
 #[derive(Args, Debug)]
 pub struct SnapshotArgs {
-    /// Targets to snapshot, by name from ripcord.toml
+    /// Targets to snapshot, by name from ripcord.toml (the same as --target)
+    #[arg(id = "target_args", value_name = "TARGET")]
     pub targets: Vec<String>,
-    /// Tag the snapshot (repeatable)
-    #[arg(long = "tag")]
-    pub tags: Vec<String>,
+    #[command(flatten)]
+    pub select: Selection,
     /// The tier this snapshot belongs to
     #[arg(long)]
     pub tier: Option<String>,
@@ -107,19 +130,30 @@ pub struct SnapshotArgs {
     /// Parallel database workers, at most 256 [default: one per core]
     #[arg(long, value_parser = parse_jobs)]
     pub jobs: Option<usize>,
+    /// Show what would be snapshot, and from where; read and write nothing
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
 }
 
 #[derive(Args, Debug)]
 pub struct SnapshotsArgs {
-    /// Only snapshots of this target
-    #[arg(long)]
-    pub target: Option<String>,
-    /// Only snapshots with this tag
-    #[arg(long)]
-    pub tag: Option<String>,
+    #[command(flatten)]
+    pub select: Selection,
     /// Only snapshots of this tier
     #[arg(long)]
     pub tier: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct DiffArgs {
+    /// The older snapshot: id (or a unique prefix, `latest`, or `latest:TAG`)
+    pub a: String,
+    /// The newer snapshot: id (or a unique prefix, `latest`, or `latest:TAG`)
+    pub b: String,
+    /// --target: compare only these targets; --tag: `latest` means the newest snapshot
+    /// with these tags (and targets)
+    #[command(flatten)]
+    pub select: Selection,
 }
 
 #[derive(Args, Debug)]
@@ -128,9 +162,10 @@ pub struct RestoreArgs {
     /// is not a safety snapshot; `latest:TAG`, the newest with that tag
     /// (`latest:safety`, `latest:pre-deploy`)
     pub snapshot: String,
-    /// Restore only these targets (repeatable)
-    #[arg(long = "target")]
-    pub targets: Vec<String>,
+    /// --target: restore only these targets; --tag: `latest` means the newest snapshot with
+    /// these tags
+    #[command(flatten)]
+    pub select: Selection,
     /// Restore into this path (or postgres:// URL) instead of over the live target
     #[arg(long)]
     pub into: Option<PathBuf>,
@@ -149,6 +184,9 @@ pub struct RestoreArgs {
     /// Restore what is intact from a damaged snapshot, skipping damaged files
     #[arg(long)]
     pub partial: bool,
+    /// Show what would be restored, and where; change nothing
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
 }
 
 #[derive(Args, Debug)]
@@ -224,6 +262,9 @@ pub struct ForgetArgs {
     /// Only snapshots of this tier; its [tiers.T] keep policy applies when no --keep-* is given
     #[arg(long)]
     pub tier: Option<String>,
+    /// Only snapshots holding these targets and tags; the keep policy judges only them
+    #[command(flatten)]
+    pub select: Selection,
     /// Also remove safety snapshots that applied migrations need to roll back
     #[arg(long)]
     pub force: bool,
@@ -245,16 +286,27 @@ pub struct PruneArgs {
 #[derive(Subcommand, Debug)]
 pub enum KeyCommand {
     /// Add a passphrase (RIPCORD_NEW_PASSWORD, or asked on a terminal)
-    Add,
+    Add {
+        /// Check the passphrases; add nothing
+        #[arg(long, short = 'n')]
+        dry_run: bool,
+    },
     /// List keys
     List,
     /// Remove a key by id
     Remove {
         /// Key id, or a unique prefix of it (`ripcord key list` shows them)
         id: String,
+        /// Check that the key may be removed; remove nothing
+        #[arg(long, short = 'n')]
+        dry_run: bool,
     },
     /// Change the passphrase of the key in use
-    Passwd,
+    Passwd {
+        /// Check the passphrases; change nothing
+        #[arg(long, short = 'n')]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -262,7 +314,7 @@ pub enum MigrateCommand {
     /// List the changes in the order they run, with their status when the database is reachable
     Plan(PlanArgs),
     /// Compare the plan with what the database has recorded; exits 3 on drift, dirty changes or a diverging history
-    Status(MigrateArgs),
+    Status,
     /// Report risky statements: destruction without a way back, no-transaction DDL, rewrites and long locks
     Lint(LintArgs),
     /// Apply pending changes, each after a safety snapshot of the tables it touches
@@ -273,7 +325,7 @@ pub enum MigrateCommand {
     Rehearse(RehearseArgs),
     /// Run the verify script of every applied change again, read-only and rolled back;
     /// exits 1 when any fails
-    Verify(MigrateArgs),
+    Verify,
     /// Take over a database another tool migrated (sqitch, Flyway, golang-migrate, dbmate,
     /// Liquibase): check its history against the files and record it, running nothing
     Adopt(AdoptArgs),
@@ -281,14 +333,15 @@ pub enum MigrateCommand {
 
 #[derive(Args, Debug)]
 pub struct AdoptArgs {
-    #[command(flatten)]
+    /// Set from `migrate`'s own --format and --set
+    #[arg(skip)]
     pub common: MigrateArgs,
     /// Record the history although it disagrees with the files (edited scripts, unknown or
     /// failed entries), taking the files as they are now
     #[arg(long)]
     pub accept: bool,
     /// Check and show what would be recorded; change nothing
-    #[arg(long)]
+    #[arg(long, short = 'n')]
     pub dry_run: bool,
     /// Where the other tool keeps its history when not in its default place: a table
     /// (`schema.table`), sqitch's registry schema, or on SQLite sqitch's registry file
@@ -298,13 +351,15 @@ pub struct AdoptArgs {
 
 #[derive(Args, Debug)]
 pub struct UpArgs {
-    #[command(flatten)]
+    /// Set from `migrate`'s own --format and --set
+    #[arg(skip)]
     pub common: MigrateArgs,
     /// Stop after this change, version or @phase [default: the end of the plan]
     #[arg(long)]
     pub to: Option<String>,
-    /// Run every check and show what would run; change nothing
-    #[arg(long)]
+    /// Run every check and show what would run, and which changes get a safety snapshot;
+    /// change nothing
+    #[arg(long, short = 'n')]
     pub dry_run: bool,
     /// Go on although applied scripts were edited since they ran
     #[arg(long)]
@@ -322,13 +377,22 @@ pub struct UpArgs {
 
 #[derive(Args, Debug)]
 pub struct DownArgs {
-    #[command(flatten)]
+    /// Set from `migrate`'s own --format and --set
+    #[arg(skip)]
     pub common: MigrateArgs,
+    /// The change, version or @phase to go back to (it stays applied); @root reverts
+    /// everything. The same as --to
+    #[arg(
+        value_name = "TO",
+        required_unless_present = "to",
+        conflicts_with = "to"
+    )]
+    pub to_arg: Option<String>,
     /// The change, version or @phase to go back to (it stays applied); @root reverts everything
-    #[arg(long)]
-    pub to: String,
+    #[arg(long, value_name = "TO")]
+    pub to: Option<String>,
     /// Run every check and show what would be reverted, and how; change nothing
-    #[arg(long)]
+    #[arg(long, short = 'n')]
     pub dry_run: bool,
     /// Go on although applied scripts were edited since they ran
     #[arg(long)]
@@ -345,7 +409,8 @@ pub struct DownArgs {
 
 #[derive(Args, Debug)]
 pub struct RehearseArgs {
-    #[command(flatten)]
+    /// Set from `migrate`'s own --format and --set
+    #[arg(skip)]
     pub common: MigrateArgs,
     /// Rehearse the changes up to this change, version or @phase
     #[arg(long)]
@@ -355,21 +420,50 @@ pub struct RehearseArgs {
     pub keep: bool,
 }
 
+impl DownArgs {
+    /// The destination, given as an argument or with --to (clap requires one).
+    pub fn destination(&self) -> &str {
+        self.to_arg
+            .as_deref()
+            .or(self.to.as_deref())
+            .expect("clap requires TO or --to")
+    }
+}
+
+/// `ripcord migrate`: its options go before or after the subcommand.
 #[derive(Args, Debug)]
+pub struct MigrateCli {
+    #[command(flatten)]
+    pub common: MigrateArgs,
+    #[command(subcommand)]
+    pub command: MigrateCommand,
+}
+
+/// `ripcord rollback`, the short form of `migrate down`.
+#[derive(Args, Debug)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub common: MigrateArgs,
+    #[command(flatten)]
+    pub down: DownArgs,
+}
+
+#[derive(Args, Debug, Default, Clone)]
 pub struct MigrateArgs {
     /// Read the plan as this format instead of detecting it
     /// (native, sqitch, flyway, golang-migrate, dbmate, timestamp, liquibase)
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub format: Option<String>,
     /// Set a psql variable (`:name`, `:'name'`) or a Flyway placeholder (`${name}`) for the
     /// scripts; overrides sqitch.conf and flyway.conf. Repeat for several
-    #[arg(long = "set", value_name = "NAME=VALUE")]
+    #[arg(long = "set", value_name = "NAME=VALUE", global = true)]
     pub set: Vec<String>,
 }
 
 #[derive(Args, Debug)]
 pub struct PlanArgs {
-    #[command(flatten)]
+    /// Set from `migrate`'s own --format and --set
+    #[arg(skip)]
     pub common: MigrateArgs,
     /// Show for each change what its safety snapshot will cover and why, statement by statement
     #[arg(long)]
@@ -378,7 +472,8 @@ pub struct PlanArgs {
 
 #[derive(Args, Debug)]
 pub struct LintArgs {
-    #[command(flatten)]
+    /// Set from `migrate`'s own --format and --set
+    #[arg(skip)]
     pub common: MigrateArgs,
     /// Exit 1 when there is any finding
     #[arg(long)]
@@ -388,5 +483,9 @@ pub struct LintArgs {
 #[derive(Subcommand, Debug)]
 pub enum RepairCommand {
     /// Rebuild the index from the packs' own headers
-    Index,
+    Index {
+        /// Read the packs' headers and say what the index would hold; write nothing
+        #[arg(long, short = 'n')]
+        dry_run: bool,
+    },
 }

@@ -10,6 +10,8 @@ mod bad_input;
 mod crash;
 #[path = "integration/diff.rs"]
 mod diff;
+#[path = "integration/first_contact.rs"]
+mod first_contact;
 #[path = "integration/forget.rs"]
 mod forget;
 #[path = "integration/hostile_repo.rs"]
@@ -36,6 +38,8 @@ mod migrate_exit_codes;
 mod path_escape;
 #[path = "integration/roundtrip.rs"]
 mod roundtrip;
+#[path = "integration/selection.rs"]
+mod selection;
 #[path = "integration/special_files.rs"]
 mod special_files;
 #[path = "integration/sqlite.rs"]

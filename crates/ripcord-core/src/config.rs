@@ -7,6 +7,10 @@
 //! `repository.url` and `RIPCORD_PASSWORD_COMMAND` for
 //! `repository.password_command`. The passphrase itself (`RIPCORD_PASSWORD`) is
 //! never part of the configuration.
+//!
+//! Relative paths in the file are relative to its folder; relative paths in
+//! environment values are relative to the working directory. An error that
+//! an environment value causes names the variable, not the file.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -22,7 +26,7 @@ pub const FILE_NAME: &str = "ripcord.toml";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("no configuration found: {path} does not exist")]
+    #[error("no configuration file: {path} does not exist")]
     NotFound { path: PathBuf },
     #[error("{path} is a directory, not a configuration file")]
     IsDirectory { path: PathBuf },
@@ -45,8 +49,13 @@ pub enum ConfigError {
     Env { var: String, message: String },
     #[error("no repository configured")]
     NoRepository,
-    #[error("unknown target {name:?}; configured targets: {known}")]
-    UnknownTarget { name: String, known: String },
+    #[error("unknown target {name:?}{near}; configured targets: {known}")]
+    UnknownTarget {
+        name: String,
+        /// `; did you mean "NAME"?`, or empty.
+        near: String,
+        known: String,
+    },
 }
 
 impl Classify for ConfigError {
@@ -450,16 +459,30 @@ impl Config {
                 hint: format!("{}; unset {var} or correct its name", e.hint),
             }
         })?;
+        match Config::build(value.clone(), source, &from_env, &shown) {
+            Ok(config) => Ok(config),
+            Err(e) => Err(blame_env(e, text, source, env, &from_env, &shown)),
+        }
+    }
+
+    /// The configuration from merged TOML: deserialized, paths resolved,
+    /// values checked. `from_env` says which keys the environment set.
+    fn build(
+        value: toml::Table,
+        source: Option<&Path>,
+        from_env: &[(String, Vec<String>)],
+        shown: &Path,
+    ) -> Result<Config, ConfigError> {
         let mut config: Config =
             toml::Value::Table(value)
                 .try_into()
                 .map_err(|e: toml::de::Error| ConfigError::Invalid {
-                    path: shown.clone(),
+                    path: shown.to_path_buf(),
                     message: e.to_string().trim().to_string(),
                 })?;
         config.source = source.map(Path::to_path_buf);
-        config.resolve_paths();
-        config.check_values(&shown)?;
+        config.resolve_paths(from_env);
+        config.check_values(shown)?;
         Ok(config)
     }
 
@@ -551,16 +574,30 @@ impl Config {
         out
     }
 
-    fn resolve_paths(&mut self) {
-        let Some(base) = self.source.as_ref().and_then(|p| p.parent()) else {
+    /// Relative paths in the file are relative to the file's folder; those
+    /// set by an environment variable are relative to the working directory,
+    /// as a path typed in a shell is.
+    fn resolve_paths(&mut self, from_env: &[(String, Vec<String>)]) {
+        let Some(file_base) = self.source.as_ref().and_then(|p| p.parent()) else {
             return;
         };
-        let base = base.to_path_buf();
-        for target in self.targets.values_mut() {
+        let file_base = file_base.to_path_buf();
+        let cwd = std::env::current_dir().unwrap_or_default();
+        let base_for = |key: &[&str]| -> &Path {
+            let by_env = from_env.iter().any(|(_, path)| {
+                key.starts_with(&path.iter().map(String::as_str).collect::<Vec<_>>())
+            });
+            if by_env {
+                &cwd
+            } else {
+                &file_base
+            }
+        };
+        for (name, target) in &mut self.targets {
             match target {
                 TargetConfig::Dir { path, .. } | TargetConfig::Sqlite { path, .. } => {
                     if path.is_relative() {
-                        *path = base.join(&*path);
+                        *path = base_for(&["targets", name, "path"]).join(&*path);
                     }
                 }
                 TargetConfig::Postgres { .. } => {}
@@ -568,21 +605,47 @@ impl Config {
         }
         if let Some(url) = &self.repository.url {
             if !url.contains("://") && Path::new(url).is_relative() {
+                let base = base_for(&["repository", "url"]);
                 self.repository.url = Some(base.join(url).display().to_string());
             }
         }
         if let Some(migrations) = &mut self.migrations {
             if migrations.dir.is_relative() {
-                migrations.dir = base.join(&migrations.dir);
+                migrations.dir = base_for(&["migrations", "dir"]).join(&migrations.dir);
             }
         }
     }
 
+    /// Whether the configuration came from a file (else only from the
+    /// environment, because there was none).
+    pub fn has_file(&self) -> bool {
+        self.source.is_some()
+    }
+
+    /// The error for a command that needs configuration when no file was
+    /// found: it names the file that was looked for.
+    pub fn no_file() -> ConfigError {
+        ConfigError::NotFound {
+            path: std::path::absolute(FILE_NAME).unwrap_or_else(|_| PathBuf::from(FILE_NAME)),
+        }
+    }
+
     pub fn target(&self, name: &str) -> Result<&TargetConfig, ConfigError> {
+        if self.targets.is_empty() && !self.has_file() {
+            return Err(Config::no_file());
+        }
         self.targets
             .get(name)
             .ok_or_else(|| ConfigError::UnknownTarget {
                 name: name.to_string(),
+                near: self
+                    .targets
+                    .keys()
+                    .map(|k| (strsim::damerau_levenshtein(name, k), k))
+                    .filter(|(d, k)| *d <= (name.len().max(k.len()) / 3).max(1) && *d < name.len())
+                    .min()
+                    .map(|(_, k)| format!("; did you mean {k:?}?"))
+                    .unwrap_or_default(),
                 known: if self.targets.is_empty() {
                     "(none)".to_string()
                 } else {
@@ -592,10 +655,72 @@ impl Config {
     }
 
     pub fn repository_url(&self) -> Result<&str, ConfigError> {
-        self.repository
-            .url
-            .as_deref()
-            .ok_or(ConfigError::NoRepository)
+        match self.repository.url.as_deref() {
+            Some(url) => Ok(url),
+            None if !self.has_file() => Err(Config::no_file()),
+            None => Err(ConfigError::NoRepository),
+        }
+    }
+}
+
+/// An error in the merged configuration that the file alone does not have
+/// comes from the environment: it names the first variable that causes it,
+/// not the file.
+fn blame_env(
+    err: ConfigError,
+    text: &str,
+    source: Option<&Path>,
+    env: &[(String, String)],
+    from_env: &[(String, Vec<String>)],
+    shown: &Path,
+) -> ConfigError {
+    if from_env.is_empty() {
+        return err;
+    }
+    let file_only = |vars: &[(String, String)]| -> Option<Result<Config, ConfigError>> {
+        let mut value: toml::Table = text.parse().ok()?;
+        let applied = apply_env(&mut value, vars).ok()?;
+        Some(Config::build(value, source, &applied, shown))
+    };
+    // When the file alone does not hold up either, the file is to blame.
+    if !matches!(file_only(&[]), Some(Ok(_))) {
+        return err;
+    }
+    let applied: Vec<&String> = from_env.iter().map(|(var, _)| var).collect();
+    let with = |keep: &dyn Fn(&String) -> bool| -> Vec<(String, String)> {
+        env.iter()
+            .filter(|(v, _)| applied.contains(&v) && keep(v))
+            .cloned()
+            .collect()
+    };
+    // The variable whose key the error names; else the one without which
+    // the rest holds up; else the first that fails on its own (one of
+    // several that only make sense together).
+    let shown_err = err.to_string();
+    let culprit = from_env
+        .iter()
+        .find(|(_, path)| shown_err.contains(&format!("`{}`", path.join("."))))
+        .map(|(var, _)| var)
+        .or_else(|| {
+            applied
+                .iter()
+                .copied()
+                .find(|var| matches!(file_only(&with(&|v| v != *var)), Some(Ok(_))))
+        })
+        .or_else(|| {
+            applied
+                .iter()
+                .copied()
+                .find(|var| matches!(file_only(&with(&|v| v == *var)), Some(Err(_))))
+        });
+    let Some(var) = culprit else { return err };
+    let message = match err {
+        ConfigError::Invalid { message, .. } => message,
+        other => other.to_string(),
+    };
+    ConfigError::Env {
+        var: var.clone(),
+        message,
     }
 }
 

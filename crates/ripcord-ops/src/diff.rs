@@ -104,15 +104,21 @@ impl DiffEntry {
     }
 }
 
-/// Compares snapshot `a` with `b` (both loaded from `repo`).
-pub fn diff(repo: &Repository, a: (Id, &Snapshot), b: (Id, &Snapshot)) -> Result<DiffReport> {
+/// Compares snapshot `a` with `b` (both loaded from `repo`), only the
+/// targets named in `only` when it is not empty.
+pub fn diff(
+    repo: &Repository,
+    a: (Id, &Snapshot),
+    b: (Id, &Snapshot),
+    only: &[String],
+) -> Result<DiffReport> {
     // A tree may be MAX_DEPTH levels deep, one frame each: walk it on a
     // thread whose stack holds that many, whatever the caller's stack is.
     std::thread::scope(|scope| {
         std::thread::Builder::new()
             .name("diff".into())
             .stack_size(256 << 20)
-            .spawn_scoped(scope, || diff_on_this_thread(repo, a, b))
+            .spawn_scoped(scope, || diff_on_this_thread(repo, a, b, only))
             .map_err(Error::Io)?
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
@@ -123,14 +129,20 @@ fn diff_on_this_thread(
     repo: &Repository,
     (ia, sa): (Id, &Snapshot),
     (ib, sb): (Id, &Snapshot),
+    only: &[String],
 ) -> Result<DiffReport> {
-    let index = repo.load_index()?;
     let mut names: Vec<String> = sa.target_names();
     for n in sb.target_names() {
         if !names.contains(&n) {
             names.push(n);
         }
     }
+    let known: std::collections::BTreeSet<String> = names.iter().cloned().collect();
+    crate::select::check("target", only, &known)?;
+    if !only.is_empty() {
+        names.retain(|n| only.contains(n));
+    }
+    let index = repo.load_index()?;
     let mut targets = Vec::new();
     for name in names {
         let mut entries = Vec::new();

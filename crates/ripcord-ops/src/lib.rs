@@ -27,6 +27,7 @@ pub mod net;
 pub mod rehearse;
 pub mod report;
 pub mod restore;
+pub mod select;
 pub mod snapshot;
 
 pub use ctx::Ctx;

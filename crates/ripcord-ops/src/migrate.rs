@@ -80,6 +80,9 @@ pub fn setup_with(ctx: &Ctx, format: Option<&str>, set: &[(String, String)]) -> 
 
 fn read_setup(ctx: &Ctx, format: Option<&str>) -> Result<Setup> {
     let Some(migrations) = &ctx.config.migrations else {
+        if !ctx.config.has_file() {
+            return Err(ripcord_core::config::Config::no_file().into());
+        }
         return Err(Error::usage(
             "ripcord.toml has no [migrations] section",
             "add [migrations] with target = \"NAME\" (a postgres or sqlite target) and \

@@ -23,6 +23,9 @@ pub struct RestoreOptions {
     pub snapshot: String,
     /// Target names (a name may hold several, comma-separated); empty: all in the snapshot.
     pub targets: Vec<String>,
+    /// `latest` means the newest snapshot with all these tags; a snapshot
+    /// named by id must have them.
+    pub tags: Vec<String>,
     /// Somewhere else than the configured place: a folder, a file or a postgres:// URL.
     pub into: Option<PathBuf>,
     /// Only these tables of the one PostgreSQL target.
@@ -35,11 +38,16 @@ pub struct RestoreOptions {
     pub clean: bool,
     /// Parallel table loads of a PostgreSQL target; 0: the default.
     pub jobs: usize,
+    /// Check everything and say what would be restored where; change nothing.
+    pub dry_run: bool,
 }
 
 #[derive(Serialize, Default, schemars::JsonSchema)]
 pub struct RestoreResult {
     pub snapshot: Id,
+    /// Nothing was restored: `targets` says what would have been, and where.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
     pub safety_snapshot: Option<Id>,
     pub targets: Vec<TargetRestore>,
     /// Per-table checks of PostgreSQL restores.
@@ -58,6 +66,8 @@ pub struct TargetRestore {
     pub name: String,
     pub kind: &'static str,
     pub destination: PathBuf,
+    /// Over the live target (after a safety snapshot), not `--into`.
+    pub in_place: bool,
     #[serde(flatten)]
     pub stats: RestoreStats,
     /// In place: live entries left as they were (excluded, protected, or
@@ -81,7 +91,11 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreOptions) -> Result<Re
         .flat_map(|t| t.split(','))
         .map(str::to_string)
         .collect();
-    let (snap_id, snap) = ctx.find_snapshot_holding(repo, &args.snapshot, &wanted)?;
+    let selection = crate::select::Selection {
+        targets: wanted.clone(),
+        tags: args.tags.clone(),
+    };
+    let (snap_id, snap) = selection.find(ctx, repo, &args.snapshot)?;
     for w in &wanted {
         if snap.target(w).is_none() {
             return Err(Error::usage(
@@ -184,6 +198,24 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreOptions) -> Result<Re
                 .into());
             }
         }
+    }
+
+    if args.dry_run {
+        result.dry_run = true;
+        result.targets = plan
+            .iter()
+            .map(|(t, dest, in_place)| TargetRestore {
+                name: t.name.clone(),
+                kind: t.content.kind(),
+                destination: PathBuf::from(ripcord_targets::postgres::redact(
+                    &dest.to_string_lossy(),
+                )),
+                stats: RestoreStats::default(),
+                kept: Vec::new(),
+                in_place: *in_place,
+            })
+            .collect();
+        return Ok(result);
     }
 
     // In place: a snapshot at another migration state than the live
@@ -405,6 +437,7 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreOptions) -> Result<Re
                 },
                 stats,
                 kept,
+                in_place: *in_place,
             },
             database,
         ))

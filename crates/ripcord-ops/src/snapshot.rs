@@ -48,6 +48,46 @@ pub fn snapshot(ctx: &Ctx, opts: &SnapshotOptions) -> Result<SnapshotResult> {
     take_with(ctx, &repo, &names, &opts.tags, opts.tier.clone(), &take)
 }
 
+/// A target `snapshot --dry-run` would read, and from where.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct PlannedTarget {
+    pub target: String,
+    pub kind: &'static str,
+    /// The folder or file; a database URL without its password.
+    pub source: String,
+}
+
+/// `snapshot --dry-run`: the checks a snapshot makes before it reads
+/// anything (the repository opens, the targets are configured), and the
+/// targets it would read. Nothing is read or written.
+pub fn plan(ctx: &Ctx, opts: &SnapshotOptions) -> Result<Vec<PlannedTarget>> {
+    ctx.open_repo()?;
+    let names = resolve_targets(ctx, &opts.targets)?;
+    if !opts.tables.is_empty() && names.len() != 1 {
+        return Err(Error::usage(
+            "--tables needs exactly one database target",
+            "name the target: `ripcord snapshot app --tables orders`",
+        ));
+    }
+    names
+        .into_iter()
+        .map(|name| {
+            let config = ctx.config.target(&name)?;
+            let source = match config {
+                TargetConfig::Dir { path, .. } | TargetConfig::Sqlite { path, .. } => {
+                    path.display().to_string()
+                }
+                TargetConfig::Postgres { url, .. } => postgres::redact(url),
+            };
+            Ok(PlannedTarget {
+                kind: config.kind(),
+                target: name,
+                source,
+            })
+        })
+        .collect()
+}
+
 #[derive(Serialize, schemars::JsonSchema)]
 pub struct SnapshotResult {
     #[serde(rename = "snapshot")]
@@ -90,6 +130,9 @@ pub fn resolve_targets(ctx: &Ctx, names: &[String]) -> Result<Vec<String>> {
             .map(str::to_string)
             .collect()
     };
+    if names.is_empty() && !ctx.config.has_file() {
+        return Err(ripcord_core::config::Config::no_file().into());
+    }
     if names.is_empty() {
         return Err(Error::usage(
             "no targets are configured",

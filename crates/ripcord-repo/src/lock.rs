@@ -116,19 +116,32 @@ pub fn list_locks(repo: &Repository) -> Result<Vec<(Id, Option<LockInfo>)>> {
 /// Removes stale locks (or all with `all`). Returns the descriptions removed.
 pub fn remove_locks(repo: &Repository, all: bool) -> Result<Vec<String>> {
     let mut removed = Vec::new();
+    for (id, shown) in removable_locks(repo, all)? {
+        repo.backend()
+            .delete(&format!("locks/{}", id.to_hex()))
+            .map_err(|e| Error::io("cannot delete lock", e))?;
+        removed.push(shown);
+    }
+    Ok(removed)
+}
+
+/// The locks [`remove_locks`] removes, each with its description: stale
+/// and unreadable ones, or every one with `all`.
+pub fn removable_locks(repo: &Repository, all: bool) -> Result<Vec<(Id, String)>> {
+    let mut out = Vec::new();
     for (id, info) in list_locks(repo)? {
         let stale = info.as_ref().and_then(LockInfo::stale_reason);
         if all || stale.is_some() || info.is_none() {
-            repo.backend()
-                .delete(&format!("locks/{}", id.to_hex()))
-                .map_err(|e| Error::io("cannot delete lock", e))?;
-            removed.push(match info {
-                Some(i) => i.describe(),
-                None => format!("unreadable lock {}", id.short()),
-            });
+            out.push((
+                id,
+                match info {
+                    Some(i) => i.describe(),
+                    None => format!("unreadable lock {}", id.short()),
+                },
+            ));
         }
     }
-    Ok(removed)
+    Ok(out)
 }
 
 impl LockGuard {

@@ -218,6 +218,12 @@ pub fn prune(repo: &Repository, dry_run: bool) -> Result<PruneReport> {
 
 /// Rebuilds the index from the packs' own headers (R6).
 pub fn rebuild_index(repo: &Repository) -> Result<(usize, Vec<String>)> {
+    rebuild_index_with(repo, false)
+}
+
+/// [`rebuild_index`]; with `dry_run`, the packs' headers are read and
+/// nothing is written: the count says how many packs the index would hold.
+pub fn rebuild_index_with(repo: &Repository, dry_run: bool) -> Result<(usize, Vec<String>)> {
     let mut packs = Vec::new();
     let mut skipped = Vec::new();
     for (id, _) in repo.list_packs()? {
@@ -225,6 +231,9 @@ pub fn rebuild_index(repo: &Repository) -> Result<(usize, Vec<String>)> {
             Ok(entries) => packs.push((id, entries)),
             Err(e) => skipped.push(format!("{}: {e}", pack::path(&id))),
         }
+    }
+    if dry_run {
+        return Ok((packs.len(), skipped));
     }
     let old = repo.list_ids("index")?;
     let mut new = HashSet::new();

@@ -534,6 +534,16 @@ impl Repository {
 
     /// Removes a key file by id; a damaged one too, as it is never read.
     pub fn remove_key(&self, id: &Id) -> Result<()> {
+        self.check_remove_key(id)?;
+        let path = format!("keys/{}", id.to_hex());
+        self.backend
+            .delete(&path)
+            .map_err(|e| Error::io(format!("cannot delete {path}"), e))
+    }
+
+    /// Whether [`remove_key`](Self::remove_key) would remove `id`: it
+    /// exists, is not the key in use, and is not the last one.
+    pub fn check_remove_key(&self, id: &Id) -> Result<()> {
         let keys = self.list_ids("keys")?;
         if !keys.contains(id) {
             return Err(Error::Key(format!("no key {}", id.short())));
@@ -546,10 +556,7 @@ impl Repository {
         if keys.len() <= 1 {
             return Err(Error::Key("refusing to remove the last key".into()));
         }
-        let path = format!("keys/{}", id.to_hex());
-        self.backend
-            .delete(&path)
-            .map_err(|e| Error::io(format!("cannot delete {path}"), e))
+        Ok(())
     }
 }
 

@@ -10,13 +10,44 @@ use crate::ctx::Ctx;
 use crate::output;
 
 pub fn snapshot(ctx: &Ctx, args: &SnapshotArgs) -> Result<()> {
+    // Targets as arguments and with --target are the same.
+    let mut targets = args.targets.clone();
+    targets.extend(args.select.targets.iter().cloned());
     let opts = SnapshotOptions {
-        targets: args.targets.clone(),
-        tags: args.tags.clone(),
+        targets,
+        tags: args.select.tags.clone(),
         tier: args.tier.clone(),
         tables: table_list(&args.tables),
         jobs: args.jobs.unwrap_or(0),
     };
+    if args.dry_run {
+        let planned = ripcord_ops::snapshot::plan(ctx, &opts)?;
+        if ctx.json {
+            output::print_json(&serde_json::json!({
+                "dry_run": true,
+                "targets": planned,
+                "tags": opts.tags,
+                "tier": opts.tier,
+            }));
+            return Ok(());
+        }
+        for p in &planned {
+            ctx.say(format!(
+                "would snapshot {} ({}): {}",
+                p.target, p.kind, p.source
+            ));
+        }
+        ctx.say(format!(
+            "dry run: would snapshot {} target(s){}; nothing was read or written",
+            planned.len(),
+            if opts.tags.is_empty() {
+                String::new()
+            } else {
+                format!(", tagged {}", opts.tags.join(","))
+            }
+        ));
+        return Ok(());
+    }
     let result = ripcord_ops::snapshot::snapshot(ctx, &opts)?;
     if ctx.json {
         output::print_json(&result);
@@ -53,7 +84,9 @@ fn table_list(values: &[String]) -> Vec<String> {
 pub fn restore_options(args: &RestoreArgs) -> RestoreOptions {
     RestoreOptions {
         snapshot: args.snapshot.clone(),
-        targets: args.targets.clone(),
+        targets: args.select.targets.clone(),
+        tags: args.select.tags.clone(),
+        dry_run: args.dry_run,
         into: args.into.clone(),
         tables: table_list(&args.tables),
         partial: args.partial,
@@ -68,6 +101,27 @@ pub fn restore(ctx: &Ctx, args: &RestoreArgs) -> Result<()> {
     if ctx.json {
         output::print_json(&result);
         return complete(&result);
+    }
+    if result.dry_run {
+        for t in &result.targets {
+            ctx.say(format!(
+                "would restore {} ({}) {} {}",
+                t.name,
+                t.kind,
+                if t.in_place {
+                    "in place, after a safety snapshot, at"
+                } else {
+                    "into"
+                },
+                t.destination.display()
+            ));
+        }
+        ctx.say(format!(
+            "dry run: {} target(s) of snapshot {} would be restored; nothing was changed",
+            result.targets.len(),
+            result.snapshot.short()
+        ));
+        return Ok(());
     }
     if let Some(s) = result.safety_snapshot {
         ctx.say(format!(

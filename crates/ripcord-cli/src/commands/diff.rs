@@ -3,14 +3,22 @@
 use anyhow::Result;
 use ripcord_ops::diff::{EntryChange, EntryKind, TargetChange};
 
+use crate::cli::DiffArgs;
 use crate::ctx::Ctx;
 use crate::output;
 
-pub fn run(ctx: &Ctx, a: &str, b: &str) -> Result<()> {
+pub fn run(ctx: &Ctx, args: &DiffArgs) -> Result<()> {
     let repo = ctx.open_repo()?;
-    let (ia, sa) = ctx.find_snapshot(&repo, a)?;
-    let (ib, sb) = ctx.find_snapshot(&repo, b)?;
-    let report = ripcord_ops::diff::diff(&repo, (ia, &sa), (ib, &sb))?;
+    // `latest` picks the newest snapshot with the tags; the targets choose
+    // what is compared, so a snapshot needs only one of them.
+    let by_tag = ripcord_ops::select::Selection {
+        targets: Vec::new(),
+        tags: args.select.tags.clone(),
+    };
+    let (ia, sa) = by_tag.find(ctx, &repo, &args.a)?;
+    let (ib, sb) = by_tag.find(ctx, &repo, &args.b)?;
+    let report =
+        ripcord_ops::diff::diff(&repo, (ia, &sa), (ib, &sb), &args.select.targets)?;
     if ctx.json {
         output::print_json(&report);
         return Ok(());

@@ -221,6 +221,7 @@ pub fn forget(ctx: &Ctx, args: &ForgetArgs) -> Result<()> {
             "run forget twice",
         ));
     }
+    let select = args.select.to_ops();
     let policies = Policies {
         user,
         safety: safety_policy(ctx, args)?,
@@ -239,6 +240,7 @@ pub fn forget(ctx: &Ctx, args: &ForgetArgs) -> Result<()> {
             let id = repo.resolve_snapshot_id(s)?;
             remove.push(id);
             if let Ok(snap) = repo.load_snapshot(&id) {
+                select.check_snapshot(&id.short(), &snap)?;
                 named.push((id, snap));
             }
         }
@@ -256,9 +258,16 @@ pub fn forget(ctx: &Ctx, args: &ForgetArgs) -> Result<()> {
         for d in &list.damaged {
             ctx.warn(format!("{} (a keep policy never removes it)", d.warning()));
         }
+        select.check_known(&ctx.config, list.snapshots.iter().map(|(_, s)| s))?;
+        super::list::check_tier(
+            ctx,
+            args.tier.as_deref(),
+            list.snapshots.iter().map(|(_, s)| s),
+        )?;
         let snaps: Vec<_> = list
             .snapshots
             .into_iter()
+            .filter(|(_, s)| select.matches(s))
             .filter(|(_, s)| args.tier.is_none() || s.tier == args.tier)
             .collect();
         let pins = pins(ctx, &snaps);

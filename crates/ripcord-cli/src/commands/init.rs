@@ -111,6 +111,27 @@ pub fn run(config: Option<PathBuf>, json: bool, quiet: bool, args: &InitArgs) ->
     if let Some(p) = &pass {
         ripcord_core::password::check_new(p)?;
     }
+    if args.dry_run {
+        if backend.exists("config").unwrap_or(false) {
+            return Err(ripcord_repo::Error::AlreadyExists {
+                location: backend.location(),
+            }
+            .into());
+        }
+        if !existing {
+            ctx.say(format!("would write {}", path.display()));
+        }
+        ctx.say(format!(
+            "dry run: would create an {} repository at {}; nothing was changed",
+            if pass.is_some() {
+                "encrypted"
+            } else {
+                "UNENCRYPTED"
+            },
+            backend.location()
+        ));
+        return Ok(());
+    }
     if let Some(local) = ctx.config.repository_url().ok().map(LocalBackend::from_url) {
         std::fs::create_dir_all(local.root())
             .with_context(|| format!("cannot create {}", local.root().display()))?;

@@ -94,28 +94,49 @@ pub fn run(ctx: &Ctx, cmd: KeyCommand) -> Result<()> {
                 output::table(&[" ID", "CREATED", "HOST", "USER"], &rows);
             }
         }
-        KeyCommand::Add => {
+        KeyCommand::Add { dry_run } => {
             let new = new_passphrase()?;
             let cur =
                 current.ok_or_else(|| crate::usage("no passphrase", "set RIPCORD_PASSWORD"))?;
+            if dry_run {
+                ctx.say(
+                    "dry run: a key with the new passphrase would be added; nothing was changed",
+                );
+                return Ok(());
+            }
             let id = repo.add_key(&cur, &new)?;
             ctx.say(format!("added key {}", id.short()));
             done(ctx, id, "added", None);
         }
-        KeyCommand::Remove { id } => {
+        KeyCommand::Remove { id, dry_run } => {
             let target = resolve_key(&repo, &id)?;
+            if dry_run {
+                repo.check_remove_key(&target)?;
+                ctx.say(format!(
+                    "dry run: key {} would be removed; nothing was changed",
+                    target.short()
+                ));
+                return Ok(());
+            }
             let _lock = ctx.lock(&repo, true, "key remove")?;
             repo.remove_key(&target)?;
             ctx.say(format!("removed key {}", target.short()));
             done(ctx, target, "removed", None);
         }
-        KeyCommand::Passwd => {
+        KeyCommand::Passwd { dry_run } => {
             let new = new_passphrase()?;
             let cur =
                 current.ok_or_else(|| crate::usage("no passphrase", "set RIPCORD_PASSWORD"))?;
             let old = repo.key_id().ok_or_else(|| {
                 crate::usage("this repository is not encrypted", "it has no passphrase")
             })?;
+            if dry_run {
+                ctx.say(format!(
+                    "dry run: a key with the new passphrase would replace key {}; nothing was changed",
+                    old.short()
+                ));
+                return Ok(());
+            }
             let _lock = ctx.lock(&repo, true, "key passwd")?;
             let id = repo.add_key(&cur, &new)?;
             // Reopen with the new key so the old one is not "in use".

@@ -30,10 +30,12 @@ pub fn snapshots(ctx: &Ctx, args: &SnapshotsArgs) -> Result<()> {
         .into_iter()
         .map(|(id, s)| (id, redacted(s)))
         .collect();
+    let select = args.select.to_ops();
+    select.check_known(&ctx.config, all.iter().map(|(_, s)| s))?;
+    check_tier(ctx, args.tier.as_deref(), all.iter().map(|(_, s)| s))?;
     let shown: Vec<_> = all
         .iter()
-        .filter(|(_, s)| args.target.as_ref().is_none_or(|t| s.target(t).is_some()))
-        .filter(|(_, s)| args.tag.as_ref().is_none_or(|t| s.tags.contains(t)))
+        .filter(|(_, s)| select.matches(s))
         .filter(|(_, s)| args.tier.is_none() || s.tier == args.tier)
         .collect();
     if ctx.json {
@@ -72,6 +74,19 @@ pub fn snapshots(ctx: &Ctx, args: &SnapshotsArgs) -> Result<()> {
         &rows,
     );
     ctx.say(output::counted(rows.len() as u64, "snapshot"));
+    Ok(())
+}
+
+/// A tier that is neither configured nor on any snapshot is a typo.
+pub fn check_tier<'a>(
+    ctx: &Ctx,
+    tier: Option<&str>,
+    snapshots: impl Iterator<Item = &'a Snapshot>,
+) -> Result<()> {
+    let Some(tier) = tier else { return Ok(()) };
+    let mut known: std::collections::BTreeSet<String> = ctx.config.tiers.keys().cloned().collect();
+    known.extend(snapshots.filter_map(|s| s.tier.clone()));
+    ripcord_ops::select::check("tier", &[tier.to_string()], &known)?;
     Ok(())
 }
 

@@ -102,7 +102,7 @@ pub fn down(ctx: &Ctx, args: &DownArgs) -> Result<()> {
         .map_err(|e| crate::usage(e, "--on-conflict takes snapshot, keep-new or review"))?;
     let req = DownRequest {
         format: args.common.format.clone(),
-        to: args.to.clone(),
+        to: args.destination().to_string(),
         dry_run: args.dry_run,
         allow_drift: args.allow_drift,
         on_conflict,

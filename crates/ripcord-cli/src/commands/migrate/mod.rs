@@ -19,22 +19,44 @@ use ripcord_ops::json::{
 };
 
 use crate::cli::{
-    AdoptArgs, DownArgs, LintArgs, MigrateArgs, MigrateCommand, PlanArgs, RehearseArgs,
+    AdoptArgs, LintArgs, MigrateArgs, MigrateCli, MigrateCommand, PlanArgs, RehearseArgs,
+    RollbackArgs,
 };
 use crate::ctx::Ctx;
 use crate::output;
 use crate::CliError;
 
-pub fn run(ctx: &Ctx, cmd: MigrateCommand) -> Result<()> {
-    match cmd {
-        MigrateCommand::Plan(args) => plan(ctx, &args),
-        MigrateCommand::Status(args) => status(ctx, &args),
-        MigrateCommand::Lint(args) => lint(ctx, &args),
-        MigrateCommand::Up(args) => apply::up(ctx, &args),
-        MigrateCommand::Down(args) => apply::down(ctx, &args),
-        MigrateCommand::Rehearse(args) => rehearse(ctx, &args),
-        MigrateCommand::Verify(args) => verify(ctx, &args),
-        MigrateCommand::Adopt(args) => adopt(ctx, &args),
+pub fn run(ctx: &Ctx, cli: MigrateCli) -> Result<()> {
+    // `--format` and `--set` are `migrate`'s own (they go before or after
+    // the subcommand); each subcommand reads them from its `common`.
+    let common = cli.common;
+    match cli.command {
+        MigrateCommand::Plan(mut args) => {
+            args.common = common;
+            plan(ctx, &args)
+        }
+        MigrateCommand::Status => status(ctx, &common),
+        MigrateCommand::Lint(mut args) => {
+            args.common = common;
+            lint(ctx, &args)
+        }
+        MigrateCommand::Up(mut args) => {
+            args.common = common;
+            apply::up(ctx, &args)
+        }
+        MigrateCommand::Down(mut args) => {
+            args.common = common;
+            apply::down(ctx, &args)
+        }
+        MigrateCommand::Rehearse(mut args) => {
+            args.common = common;
+            rehearse(ctx, &args)
+        }
+        MigrateCommand::Verify => verify(ctx, &common),
+        MigrateCommand::Adopt(mut args) => {
+            args.common = common;
+            adopt(ctx, &args)
+        }
     }
 }
 
@@ -229,8 +251,10 @@ fn rehearse(ctx: &Ctx, args: &RehearseArgs) -> Result<()> {
 }
 
 /// `ripcord rollback --to …`: `migrate down` under the name operators reach for.
-pub fn rollback(ctx: &Ctx, args: &DownArgs) -> Result<()> {
-    apply::down(ctx, args)
+pub fn rollback(ctx: &Ctx, args: RollbackArgs) -> Result<()> {
+    let mut down = args.down;
+    down.common = args.common;
+    apply::down(ctx, &down)
 }
 
 fn state_name(state: ChangeState) -> &'static str {
