@@ -19,6 +19,7 @@
 
 pub mod ctx;
 pub mod error;
+pub mod ls;
 pub mod migrate;
 pub mod migration_state;
 pub mod net;

@@ -56,6 +56,7 @@ pub fn restore_options(args: &RestoreArgs) -> RestoreOptions {
         targets: args.targets.clone(),
         into: args.into.clone(),
         tables: table_list(&args.tables),
+        include: args.include.clone(),
         partial: args.partial,
         create: args.create,
         clean: args.clean,
@@ -76,7 +77,16 @@ pub fn restore(ctx: &Ctx, args: &RestoreArgs) -> Result<()> {
         ));
     }
     for t in &result.targets {
-        let mut line = format!(
+        let mut line = if !t.tables.is_empty() {
+            format!(
+                "restored {} of {} to {}: {}",
+                if t.tables.len() == 1 { "table" } else { "tables" },
+                t.name,
+                t.destination.display(),
+                t.tables.join(", ")
+            )
+        } else {
+            format!(
             "restored {} to {}: {} {}, {}",
             t.name,
             t.destination.display(),
@@ -87,7 +97,8 @@ pub fn restore(ctx: &Ctx, args: &RestoreArgs) -> Result<()> {
                 "files"
             },
             output::bytes(t.stats.bytes)
-        );
+            )
+        };
         if t.stats.tables_verified > 0 {
             line.push_str(&format!(
                 ", {} tables match the snapshot's row counts and checksums",
@@ -95,6 +106,12 @@ pub fn restore(ctx: &Ctx, args: &RestoreArgs) -> Result<()> {
             ));
         }
         ctx.say(line);
+        if let Some(inc) = &t.included {
+            ctx.say(format!(
+                "  {} replaced, {} added; everything not included was left as it was",
+                inc.replaced, inc.added
+            ));
+        }
         if !t.kept.is_empty() {
             let shown: Vec<&str> = t.kept.iter().take(5).map(String::as_str).collect();
             ctx.say(format!(
