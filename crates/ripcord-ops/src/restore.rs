@@ -385,7 +385,7 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreOptions) -> Result<Re
                     let stats =
                         dir::restore_fresh(repo, &index, *tree, staging, opts_for(t), &bar)?;
                     // Refused before the safety snapshot: nothing changed.
-                    dir_include::check_live(staging, dest)?;
+                    dir_include::check_live(staging, dest, &protected)?;
                     Some(Staged::Included(stats))
                 }
                 None => None,
@@ -452,7 +452,7 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreOptions) -> Result<Re
         let stats = match (&t.content, staged, ip) {
             (Content::Dir { .. }, Some(Staged::Included(stats)), _) => {
                 let staging = include_stage.as_ref().expect("include staging");
-                included = Some(dir_include::apply(&staging.0, dest)?);
+                included = Some(dir_include::apply(&staging.0, dest, &protected)?);
                 stats
             }
             (Content::Sqlite { tables: stats, .. }, Some(Staged::Sqlite(db)), _)
@@ -617,23 +617,29 @@ pub fn destination(into: &Path, t: &TargetSnapshot, selected: &[&TargetSnapshot]
             .map(|o| o.name.as_str())
             .collect::<Vec<_>>()
     };
+    if is_url(into) && selected.len() > 1 {
+        let pg: Vec<&str> = selected
+            .iter()
+            .filter(|o| matches!(o.content, Content::Postgres(_)))
+            .map(|o| o.name.as_str())
+            .collect();
+        return Err(Error::usage(
+            format!(
+                "--into {} is one database; this restore has {} targets",
+                ripcord_targets::postgres::redact(&into.to_string_lossy()),
+                selected.len()
+            ),
+            match pg.as_slice() {
+                [] => "--into takes a folder for dir and SQLite targets: --into DIR".to_string(),
+                _ => format!(
+                    "restore a PostgreSQL target on its own: --target {} --into postgres://…; the others with --target NAME --into DIR",
+                    pg[0]
+                ),
+            },
+        ));
+    }
     match &t.content {
-        Content::Postgres(_) if is_url(into) => {
-            if selected.len() > 1 {
-                return Err(Error::usage(
-                    format!(
-                        "--into {} is one database; this restore has {} targets",
-                        ripcord_targets::postgres::redact(&into.to_string_lossy()),
-                        selected.len()
-                    ),
-                    format!(
-                        "restore {} on its own: --target {} --into postgres://…; the others with --target NAME --into DIR",
-                        t.name, t.name
-                    ),
-                ));
-            }
-            Ok(into.to_path_buf())
-        }
+        Content::Postgres(_) if is_url(into) => Ok(into.to_path_buf()),
         Content::Postgres(_) => {
             let rest = others();
             Err(Error::usage(

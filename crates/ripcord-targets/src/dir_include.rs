@@ -215,10 +215,23 @@ fn staged_entries(staged: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Checks that every staged entry can be put at its live path without
-/// removing anything: no folder on the way is a link or a file, and no
-/// file takes the place of a live folder (or a folder that of a file).
-pub fn check_live(staged: &Path, live: &Path) -> Result<()> {
+/// removing anything: no folder on the way is a link or a file, no file
+/// takes the place of a live folder (or a folder that of a file), and
+/// nothing lands on ripcord's own files (`protected`: the repository, the
+/// configuration, the catalog).
+pub fn check_live(staged: &Path, live: &Path, protected: &[PathBuf]) -> Result<()> {
+    let own = crate::dir::protected_inside(live, protected);
     for rel in staged_entries(staged)? {
+        if let Some(p) = own.iter().find(|p| rel.starts_with(p)) {
+            return Err(Error::InPlaceConflict {
+                detail: format!(
+                    "{} would replace ripcord's own {}",
+                    rel.display(),
+                    p.display()
+                ),
+                hint: "nothing was changed; leave it out of the --include patterns, or restore with --into DIR".into(),
+            });
+        }
         let s = fs::symlink_metadata(staged.join(&rel))
             .map_err(|e| Error::io(format!("cannot read {}", rel.display()), e))?;
         let l = match fs::symlink_metadata(live.join(&rel)) {
@@ -248,8 +261,8 @@ pub fn check_live(staged: &Path, live: &Path) -> Result<()> {
 /// file replaces the live one by a rename; a folder the live side lacks is
 /// created with the snapshot's mode and time. Live entries the snapshot
 /// does not hold stay, and existing live folders keep their mode.
-pub fn apply(staged: &Path, live: &Path) -> Result<Applied> {
-    check_live(staged, live)?;
+pub fn apply(staged: &Path, live: &Path, protected: &[PathBuf]) -> Result<Applied> {
+    check_live(staged, live, protected)?;
     let mut done = Applied::default();
     let mut created: Vec<(PathBuf, fs::Metadata)> = Vec::new();
     for rel in staged_entries(staged)? {
