@@ -1371,10 +1371,25 @@ fn into_a_folder_with_a_postgres_target_among_others_is_refused_clearly() {
     );
     assert!(!into.exists(), "nothing written\n{out}");
     // The two commands the hint gives work.
-    ws.ok(&["restore", &id, "--target", "files", "--into", into.to_str().unwrap()]);
+    ws.ok(&[
+        "restore",
+        &id,
+        "--target",
+        "files",
+        "--into",
+        into.to_str().unwrap(),
+    ]);
     assert_eq!(std::fs::read(into.join("files/a.txt")).unwrap(), b"a\n");
     let copy = fresh_name("into_folder_copy");
-    ws.ok(&["restore", &id, "--target", "app", "--into", &c.url(&copy), "--create"]);
+    ws.ok(&[
+        "restore",
+        &id,
+        "--target",
+        "app",
+        "--into",
+        &c.url(&copy),
+        "--create",
+    ]);
     assert_eq!(scalar(c, &copy, "SELECT count(*)::text FROM t"), "1");
     // A URL for both: one database cannot take two targets.
     let out = ws.run(&["restore", &id, "--into", &c.url(&copy)]);

@@ -145,10 +145,7 @@ fn resolve<'s>(snap: &'s Snapshot, id: &Id, path: &str) -> Result<(&'s TargetSna
         .map(|n| format!("did you mean {n}? "))
         .unwrap_or_default();
     Err(Error::usage(
-        format!(
-            "snapshot {} has no target {first:?}",
-            id.short()
-        ),
+        format!("snapshot {} has no target {first:?}", id.short()),
         format!(
             "{near}PATH starts with a target's name: {}",
             names
@@ -163,7 +160,12 @@ fn resolve<'s>(snap: &'s Snapshot, id: &Id, path: &str) -> Result<(&'s TargetSna
 fn not_found(t: &TargetSnapshot, rest: &str, names: &[String]) -> Error {
     let near = names
         .iter()
-        .map(|n| (strsim::levenshtein(&rest.to_lowercase(), &n.to_lowercase()), n))
+        .map(|n| {
+            (
+                strsim::levenshtein(&rest.to_lowercase(), &n.to_lowercase()),
+                n,
+            )
+        })
         .filter(|(d, n)| *d <= 3.max(n.len() / 4))
         .min_by_key(|(d, _)| *d)
         .map(|(_, n)| format!("did you mean {}/{n}? ", t.name))
@@ -175,10 +177,7 @@ fn not_found(t: &TargetSnapshot, rest: &str, names: &[String]) -> Error {
     };
     Error::usage(
         format!("target {} of the snapshot has no {what} {rest:?}", t.name),
-        format!(
-            "{near}`ripcord ls SNAPSHOT {}` lists what it holds",
-            t.name
-        ),
+        format!("{near}`ripcord ls SNAPSHOT {}` lists what it holds", t.name),
     )
 }
 
@@ -210,11 +209,8 @@ fn list_tree(
         let mut walked = String::new();
         for (i, part) in parts.iter().enumerate() {
             let Some(node) = tree.nodes.iter().find(|n| n.name == *part).cloned() else {
-                let names: Vec<String> = tree
-                    .nodes
-                    .iter()
-                    .map(|n| join(&walked, &n.name))
-                    .collect();
+                let names: Vec<String> =
+                    tree.nodes.iter().map(|n| join(&walked, &n.name)).collect();
                 return Err(not_found(t, rest, &names));
             };
             walked = join(&walked, part);

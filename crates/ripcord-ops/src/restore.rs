@@ -185,15 +185,22 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreOptions) -> Result<Re
         ))
     };
     if args.create || args.clean {
-        one("--create and --clean apply to one PostgreSQL target", &is_pg)?;
+        one(
+            "--create and --clean apply to one PostgreSQL target",
+            &is_pg,
+        )?;
     }
     if !args.tables.is_empty() {
-        one("--tables applies to one database target (PostgreSQL or SQLite)", &is_db)?;
+        one(
+            "--tables applies to one database target (PostgreSQL or SQLite)",
+            &is_db,
+        )?;
     }
     if include.is_some() {
-        one("--include applies to one dir target", &|t: &TargetSnapshot| {
-            matches!(t.content, Content::Dir { .. })
-        })?;
+        one(
+            "--include applies to one dir target",
+            &|t: &TargetSnapshot| matches!(t.content, Content::Dir { .. }),
+        )?;
     }
     // Unknown tables and paths are refused before the safety snapshot, so
     // that a typo leaves nothing behind.
@@ -203,7 +210,8 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreOptions) -> Result<Re
             let names: Vec<String> = pg.tables.iter().map(|t| t.qualified()).collect();
             for n in &args.tables {
                 let wanted = ripcord_core::table_name::TableRef::parse(n).ok();
-                if !wanted.is_some_and(|w| pg.tables.iter().any(|t| w.matches(&t.schema, &t.name))) {
+                if !wanted.is_some_and(|w| pg.tables.iter().any(|t| w.matches(&t.schema, &t.name)))
+                {
                     return Err(unknown_table(n, &snap_id, &names));
                 }
             }
@@ -304,7 +312,9 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreOptions) -> Result<Re
             }
             for (t, dest, _) in &plan {
                 let taken = match t.content {
-                    Content::Dir { .. } if dest.is_dir() => std::fs::read_dir(dest)?.next().is_some(),
+                    Content::Dir { .. } if dest.is_dir() => {
+                        std::fs::read_dir(dest)?.next().is_some()
+                    }
                     _ => std::fs::symlink_metadata(dest).is_ok() && !dest.is_dir(),
                 };
                 if taken {
@@ -353,7 +363,10 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreOptions) -> Result<Re
         Some((t, path, true)) if include.is_some() && matches!(t.content, Content::Dir { .. }) => {
             if !path.is_dir() {
                 return Err(Error::usage(
-                    format!("{} does not exist, so there is nothing to restore part of", path.display()),
+                    format!(
+                        "{} does not exist, so there is nothing to restore part of",
+                        path.display()
+                    ),
                     "restore the whole target (without --include), or --into DIR",
                 ));
             }
@@ -367,7 +380,10 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreOptions) -> Result<Re
     let staging: Vec<Option<PathBuf>> = in_place_dirs
         .iter()
         .map(|ip| ip.as_ref().map(|ip| ip.staged()))
-        .zip(std::iter::once(include_stage.as_ref().map(|s| s.0.clone())).chain(std::iter::repeat(None)))
+        .zip(
+            std::iter::once(include_stage.as_ref().map(|s| s.0.clone()))
+                .chain(std::iter::repeat(None)),
+        )
         .map(|(a, b)| a.or(b))
         .collect();
 
@@ -416,7 +432,9 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreOptions) -> Result<Re
         let tag = format!("before-restore-{}", snap_id.short());
         let take = crate::snapshot::TakeOptions {
             // A SQLite safety snapshot always holds the whole database.
-            tables: tables.clone().filter(|_| plan.iter().any(|(t, _, _)| is_pg(t))),
+            tables: tables
+                .clone()
+                .filter(|_| plan.iter().any(|(t, _, _)| is_pg(t))),
             jobs: args.jobs,
             skip_missing: true,
             allow_unprotected: false,
@@ -485,7 +503,15 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreOptions) -> Result<Re
             (Content::Dir { tree }, _, _) => {
                 dir::restore(repo, &index, *tree, dest, opts_for(t), &bar)?
             }
-            (Content::Sqlite { image, tables: stats, .. }, _, _) => RestoreStats {
+            (
+                Content::Sqlite {
+                    image,
+                    tables: stats,
+                    ..
+                },
+                _,
+                _,
+            ) => RestoreStats {
                 files: 1,
                 bytes: image.size,
                 skipped: vec![],
@@ -609,7 +635,11 @@ impl Drop for Staging {
 /// `DIR/<target name>`: a dir target's tree is that folder, a SQLite
 /// database is `DIR/<target name>/<its file name>`. A PostgreSQL target
 /// needs `--into postgres://…` (a database, not a folder), alone.
-pub fn destination(into: &Path, t: &TargetSnapshot, selected: &[&TargetSnapshot]) -> Result<PathBuf> {
+pub fn destination(
+    into: &Path,
+    t: &TargetSnapshot,
+    selected: &[&TargetSnapshot],
+) -> Result<PathBuf> {
     let others = || {
         selected
             .iter()
@@ -680,7 +710,12 @@ pub fn destination(into: &Path, t: &TargetSnapshot, selected: &[&TargetSnapshot]
 fn unknown_table(name: &str, snap_id: &Id, names: &[String]) -> Error {
     let near = names
         .iter()
-        .map(|n| (strsim::levenshtein(&name.to_lowercase(), &n.to_lowercase()), n))
+        .map(|n| {
+            (
+                strsim::levenshtein(&name.to_lowercase(), &n.to_lowercase()),
+                n,
+            )
+        })
         .filter(|(d, n)| *d <= 2.max(n.len() / 3))
         .min_by_key(|(d, _)| *d)
         .map(|(_, n)| format!("did you mean {n}? "))
@@ -690,10 +725,7 @@ fn unknown_table(name: &str, snap_id: &Id, names: &[String]) -> Error {
             "table {name} does not exist in snapshot {}",
             snap_id.short()
         ),
-        hint: format!(
-            "{near}it holds: {}. Nothing was changed",
-            names.join(", ")
-        ),
+        hint: format!("{near}it holds: {}. Nothing was changed", names.join(", ")),
     }
     .into()
 }

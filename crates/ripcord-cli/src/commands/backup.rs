@@ -80,23 +80,27 @@ pub fn restore(ctx: &Ctx, args: &RestoreArgs) -> Result<()> {
         let mut line = if !t.tables.is_empty() {
             format!(
                 "restored {} of {} to {}: {}",
-                if t.tables.len() == 1 { "table" } else { "tables" },
+                if t.tables.len() == 1 {
+                    "table"
+                } else {
+                    "tables"
+                },
                 t.name,
                 t.destination.display(),
                 t.tables.join(", ")
             )
         } else {
             format!(
-            "restored {} to {}: {} {}, {}",
-            t.name,
-            t.destination.display(),
-            t.stats.files,
-            if t.kind == "postgres" {
-                "tables"
-            } else {
-                "files"
-            },
-            output::bytes(t.stats.bytes)
+                "restored {} to {}: {} {}, {}",
+                t.name,
+                t.destination.display(),
+                t.stats.files,
+                if t.kind == "postgres" {
+                    "tables"
+                } else {
+                    "files"
+                },
+                output::bytes(t.stats.bytes)
             )
         };
         if t.stats.tables_verified > 0 {

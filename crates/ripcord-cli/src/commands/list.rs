@@ -264,7 +264,8 @@ pub fn ls(ctx: &Ctx, args: &crate::cli::LsArgs) -> Result<()> {
     let count = |kind: &str| listing.entries.iter().filter(|e| e.kind == kind).count();
     let (files, dirs, tables) = (count("file"), count("dir"), count("table"));
     let mut parts = Vec::new();
-    let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     if files > 0 || dirs > 0 {
         let bytes: u64 = listing
             .entries

@@ -101,7 +101,14 @@ fn into_with_one_sqlite_target_makes_a_folder_not_a_file_named_after_it() {
 
     // And a dir target alone goes to DIR/app too.
     let one = t.ws.path("one");
-    t.ws.ok(&["restore", &t.id, "--target", "app", "--into", one.to_str().unwrap()]);
+    t.ws.ok(&[
+        "restore",
+        &t.id,
+        "--target",
+        "app",
+        "--into",
+        one.to_str().unwrap(),
+    ]);
     assert_eq!(names_in(&one), ["app"]);
     Fingerprint::of(&one.join("app")).assert_same(&Fingerprint::of(&t.app), "app alone");
 }
@@ -193,7 +200,10 @@ fn include_in_place_touches_only_the_included_paths() {
     write_file(&t.app.join("config/app.toml"), b"broken {{{\n");
     std::fs::remove_file(t.app.join("config/db.toml")).unwrap();
     write_file(&t.app.join("config/new.toml"), b"added since\n");
-    write_file(&t.app.join("config/sub/deep.toml"), b"changed, not included\n");
+    write_file(
+        &t.app.join("config/sub/deep.toml"),
+        b"changed, not included\n",
+    );
     write_file(&t.app.join("README"), b"changed, not included\n");
 
     let r = t.ws.json(&[
@@ -308,7 +318,10 @@ fn ls_lists_files_with_sizes_and_tables_with_rows() {
     assert_eq!(find("app", "config/sub")["kind"], "dir");
     assert_eq!(find("app", "link")["link"], "README");
     let orders = find("shop", "orders");
-    assert_eq!((orders["kind"].clone(), orders["rows"].clone()), ("table".into(), 3.into()));
+    assert_eq!(
+        (orders["kind"].clone(), orders["rows"].clone()),
+        ("table".into(), 3.into())
+    );
     assert_eq!(find("shop", "customers")["rows"], 2);
 
     // A folder: it and what it holds; a file: itself.
@@ -364,9 +377,14 @@ fn sqlite_tables_in_place_restore_only_those_tables_with_their_indexes() {
              INSERT INTO notes VALUES ('second');",
         )
         .unwrap();
-    let r = t.ws.json(&["restore", &t.id, "--target", "shop", "--tables", "orders"]);
+    let r =
+        t.ws.json(&["restore", &t.id, "--target", "shop", "--tables", "orders"]);
     assert!(r["safety_snapshot"].is_string(), "{r}");
-    assert_eq!(r["targets"][0]["tables"], serde_json::json!(["orders"]), "{r}");
+    assert_eq!(
+        r["targets"][0]["tables"],
+        serde_json::json!(["orders"]),
+        "{r}"
+    );
     assert_eq!(r["targets"][0]["tables_verified"], 1, "{r}");
     assert_eq!(
         rows(&t.db, "SELECT id, customer, total FROM orders ORDER BY id"),
@@ -378,7 +396,10 @@ fn sqlite_tables_in_place_restore_only_those_tables_with_their_indexes() {
         "the restored table's index is back"
     );
     // Tables not named are as they were.
-    assert_eq!(rows(&t.db, "SELECT name FROM customers ORDER BY id"), ["renamed", "renamed"]);
+    assert_eq!(
+        rows(&t.db, "SELECT name FROM customers ORDER BY id"),
+        ["renamed", "renamed"]
+    );
     assert_eq!(rows(&t.db, "SELECT body FROM notes"), ["first", "second"]);
     assert_eq!(
         rows(&t.db, "PRAGMA foreign_key_check"),
@@ -390,7 +411,10 @@ fn sqlite_tables_in_place_restore_only_those_tables_with_their_indexes() {
     let copy = t.ws.path("before");
     t.ws.ok(&["restore", safety, "--into", copy.to_str().unwrap()]);
     assert_eq!(
-        rows(&copy.join("shop/shop.db"), "SELECT total FROM orders ORDER BY id"),
+        rows(
+            &copy.join("shop/shop.db"),
+            "SELECT total FROM orders ORDER BY id"
+        ),
         ["0", "0"]
     );
 }
@@ -402,13 +426,22 @@ fn sqlite_tables_that_would_break_foreign_keys_are_refused_and_nothing_changes()
     // customers back would leave that order pointing at nothing.
     Connection::open(&t.db)
         .unwrap()
-        .execute_batch("INSERT INTO customers VALUES (3, 'cy'); INSERT INTO orders VALUES (4, 3, 40);")
+        .execute_batch(
+            "INSERT INTO customers VALUES (3, 'cy'); INSERT INTO orders VALUES (4, 3, 40);",
+        )
         .unwrap();
     let before = sqlite::dump(&t.db);
-    t.ws.run(&["restore", &t.id, "--target", "shop", "--tables", "customers"])
-        .assert_code(3)
-        .assert_stderr_has("foreign keys")
-        .assert_stderr_has("orders");
+    t.ws.run(&[
+        "restore",
+        &t.id,
+        "--target",
+        "shop",
+        "--tables",
+        "customers",
+    ])
+    .assert_code(3)
+    .assert_stderr_has("foreign keys")
+    .assert_stderr_has("orders");
     assert_eq!(sqlite::dump(&t.db), before);
 }
 
@@ -421,9 +454,16 @@ fn sqlite_unknown_table_is_refused_with_a_suggestion_before_anything_changes() {
         .assert_code(2)
         .assert_stderr_has("table ordrs does not exist in snapshot")
         .assert_stderr_has("did you mean orders?");
-    t.ws.run(&["restore", &t.id, "--target", "shop", "--tables", "orders,nope"])
-        .assert_code(2)
-        .assert_stderr_has("nope");
+    t.ws.run(&[
+        "restore",
+        &t.id,
+        "--target",
+        "shop",
+        "--tables",
+        "orders,nope",
+    ])
+    .assert_code(2)
+    .assert_stderr_has("nope");
     // --tables is for one database target.
     t.ws.run(&["restore", &t.id, "--tables", "orders"])
         .assert_code(2)
@@ -450,7 +490,10 @@ fn sqlite_tables_into_a_copy_hold_only_those_tables() {
     ]);
     let db = out.join("shop/shop.db");
     assert_eq!(
-        rows(&db, "SELECT type || ' ' || name FROM sqlite_master ORDER BY 1"),
+        rows(
+            &db,
+            "SELECT type || ' ' || name FROM sqlite_master ORDER BY 1"
+        ),
         ["index orders_customer", "table customers", "table orders"]
     );
     assert_eq!(rows(&db, "SELECT count(*) FROM orders"), ["3"]);

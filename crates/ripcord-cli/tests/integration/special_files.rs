@@ -252,7 +252,11 @@ fn repository_inside_the_target_is_left_out_and_survives_restore() {
     let id = ws.snapshot_ids()[0].clone();
     let copy = ws.path("copy");
     ws.ok(&["restore", &id, "--into", copy.to_str().unwrap()]);
-    assert_eq!(names_in(&copy.join("here")), ["site"], "only the site was saved");
+    assert_eq!(
+        names_in(&copy.join("here")),
+        ["site"],
+        "only the site was saved"
+    );
     std::fs::remove_dir_all(&copy).unwrap();
 
     let config = std::fs::read(ws.config_path()).unwrap();
