@@ -1357,6 +1357,15 @@ fn into_a_folder_with_a_postgres_target_among_others_is_refused_clearly() {
     std::fs::write(files.join("a.txt"), b"a\n").unwrap();
     ws.init();
     let id = ws.snapshot_id(&[] as &[&str]);
+    // `ls` shows the database's tables with rows and stored bytes.
+    let listed = ws.json(&["ls", &id, "app"]);
+    let t = &listed["entries"][0];
+    assert_eq!(
+        (&t["path"], &t["kind"], &t["rows"]),
+        (&"public.t".into(), &"table".into(), &1.into()),
+        "{listed}"
+    );
+    assert!(t["bytes"].as_u64().is_some_and(|b| b > 0), "{listed}");
     let into = ws.path("check");
     let out = ws.run(&["restore", &id, "--into", into.to_str().unwrap()]);
     expect_failure(

@@ -280,7 +280,11 @@ pub fn ls(ctx: &Ctx, args: &crate::cli::LsArgs) -> Result<()> {
             plural(dirs, "folder", "folders")
         ));
     }
-    let others = listing.entries.len() - files - dirs - tables;
+    let links = count("symlink");
+    if links > 0 {
+        parts.push(plural(links, "link", "links"));
+    }
+    let others = listing.entries.len() - files - dirs - tables - links;
     if others > 0 {
         parts.push(plural(others, "other entry", "other entries"));
     }

@@ -205,6 +205,12 @@ fn include_in_place_touches_only_the_included_paths() {
         b"changed, not included\n",
     );
     write_file(&t.app.join("README"), b"changed, not included\n");
+    // The staging of an earlier --include restore killed half-way (by a
+    // process that is gone) is cleaned up.
+    write_file(
+        &t.ws.path(".app.ripcord-include-999999999/config/app.toml"),
+        b"stale\n",
+    );
 
     let r = t.ws.json(&[
         "restore",
