@@ -480,10 +480,23 @@ def write(top, p, psql):
         prev = name
 
 
+def write_floor(top, p):
+    """floor-deploy.sql and floor-revert.sql: every deploy (revert) script in
+    plan (reverse) order, run by one psql session with the same variables and
+    no tracking, verify or snapshot: the least any tool can take for them."""
+    head = "\\set ON_ERROR_STOP 1\n" + "".join(
+        f"\\set {k} {v}\n" for k, v in {**VARIABLES, **SET}.items())
+    names = [name for name, *_rest in p.changes]
+    for kind, order in (("deploy", names), ("revert", names[::-1])):
+        with open(os.path.join(top, f"floor-{kind}.sql"), "w") as f:
+            f.write(head + "".join(f"\\ir {kind}/{n}.sql\n" for n in order))
+
+
 def main():
     top, mb, psql = sys.argv[1], float(sys.argv[2]), sys.argv[3]
     p = build()
     write(top, p, psql)
+    write_floor(top, p)
     sql, rows = setup_sql(mb)
     with open(os.path.join(top, "setup.sql"), "w") as f:
         f.write(sql)
