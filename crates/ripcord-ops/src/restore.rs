@@ -239,6 +239,17 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreOptions) -> Result<Re
         }
         _ => None,
     };
+    if let (Some(_), Some((t, path, true))) = (&tables, plan.first()) {
+        if matches!(t.content, Content::Sqlite { .. }) && !path.exists() {
+            return Err(Error::usage(
+                format!(
+                    "{} does not exist, so there are no tables of it to replace",
+                    path.display()
+                ),
+                "restore the whole database (without --tables), or the tables into a copy with --into DIR",
+            ));
+        }
+    }
     if let (Some(inc), Content::Dir { tree }) = (&include, &plan[0].0.content) {
         dir_include::check_matches(
             repo,

@@ -477,6 +477,14 @@ fn sqlite_unknown_table_is_refused_with_a_suggestion_before_anything_changes() {
     t.ws.run(&["restore", &t.id, "--target", "app", "--tables", "orders"])
         .assert_code(2);
     assert_eq!(sqlite::dump(&t.db), before);
+    // No live database: there is nothing to put the tables into.
+    let moved = t.ws.path("moved.db");
+    std::fs::rename(&t.db, &moved).unwrap();
+    t.ws.run(&["restore", &t.id, "--target", "shop", "--tables", "orders"])
+        .assert_code(2)
+        .assert_stderr_has("does not exist");
+    assert!(!t.db.exists(), "no database was made");
+    std::fs::rename(&moved, &t.db).unwrap();
     assert_eq!(repo_hashes(&t.ws.repo()), hashes, "no safety snapshot");
 }
 
