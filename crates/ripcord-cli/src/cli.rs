@@ -39,8 +39,11 @@ pub enum Command {
     },
     /// Compare two snapshots: files added, removed and modified; tables changed
     Diff(DiffArgs),
-    /// Restore a snapshot, in place (after a safety snapshot) or into a path
+    /// Restore a snapshot, in place (after a safety snapshot) or --into a folder
+    #[command(after_help = RESTORE_HELP)]
     Restore(RestoreArgs),
+    /// List what a snapshot holds: files and folders with sizes, tables with rows
+    Ls(LsArgs),
     /// Check the repository; --deep also reads and re-hashes the data
     Verify(VerifyArgs),
     /// Remove snapshots by id or by a retention policy
@@ -166,12 +169,20 @@ pub struct RestoreArgs {
     /// these tags
     #[command(flatten)]
     pub select: Selection,
-    /// Restore into this path (or postgres:// URL) instead of over the live target
-    #[arg(long)]
+    /// Restore into this folder instead of over the live targets: each target goes to
+    /// DIR/<target name> (a SQLite database to DIR/<target name>/<file name>); DIR is
+    /// created when missing. A PostgreSQL target takes a postgres:// URL instead
+    #[arg(long, value_name = "DIR|URL")]
     pub into: Option<PathBuf>,
-    /// Only these tables of a database snapshot (comma-separated, as for `snapshot --tables`)
+    /// Only these tables of one database target, PostgreSQL or SQLite (comma-separated,
+    /// as for `snapshot --tables`)
     #[arg(long)]
     pub tables: Vec<String>,
+    /// Only the paths of one dir target that this glob matches, relative to the target's
+    /// root (`config/*.toml`, `a/b.txt`, a folder); repeatable. In place, files not
+    /// matched are left untouched
+    #[arg(long, value_name = "PATTERN")]
+    pub include: Vec<String>,
     /// PostgreSQL: create the --into database first
     #[arg(long)]
     pub create: bool,
@@ -187,6 +198,37 @@ pub struct RestoreArgs {
     /// Show what would be restored, and where; change nothing
     #[arg(long, short = 'n')]
     pub dry_run: bool,
+}
+
+/// Shown after `restore --help`.
+const RESTORE_HELP: &str = "\
+Destinations:
+  in place        each target over its configured path or database, after a safety snapshot
+  --into DIR      each target at DIR/<target name>, for one target as for many:
+                    a dir target     DIR/<name>/ holds its tree
+                    a SQLite target  DIR/<name>/<its file name>, e.g. DIR/shop/shop.db
+                  DIR is created when missing; DIR/<name> must be missing or empty
+  --into URL      one PostgreSQL target into the database postgres://user@host/db
+
+Parts of a target:
+  --include PATTERN   dir target: only matching paths; in place, nothing else is touched
+                      and nothing is deleted (live files the snapshot lacks stay)
+  --tables T1,T2      database target: only these tables, with their indexes and
+                      triggers; foreign keys must still find their rows
+
+Examples:
+  ripcord restore latest --into /tmp/check            # /tmp/check/<target>/...
+  ripcord restore latest --target app --include 'config/*.toml'
+  ripcord restore latest --target shop --tables orders,customers
+  ripcord ls latest app/config                         # what a snapshot holds";
+
+#[derive(Args, Debug)]
+pub struct LsArgs {
+    /// Snapshot id (or a unique prefix, `latest`, or `latest:TAG`)
+    pub snapshot: String,
+    /// Only this target, or a path inside one: TARGET/PATH (`app/config`); a table for
+    /// a database target (`shop/orders`)
+    pub path: Option<String>,
 }
 
 #[derive(Args, Debug)]

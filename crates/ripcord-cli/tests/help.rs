@@ -17,8 +17,7 @@ fn missing_help(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
     }
     for sub in cmd.get_subcommands() {
         let sub_path = format!("{path} {}", sub.get_name());
-        if sub.get_name() != "help" && sub.get_about().is_none() && sub.get_long_about().is_none()
-        {
+        if sub.get_name() != "help" && sub.get_about().is_none() && sub.get_long_about().is_none() {
             out.push(format!("{sub_path}: command"));
         }
         missing_help(sub, &sub_path, out);

@@ -81,11 +81,19 @@ impl Checker {
         let out = ws.run_env(&all, env);
         let code = out.code();
         assert_ne!(code, 0, "{out}");
-        assert!(out.stdout.trim().is_empty(), "a failure prints no document: {out}");
+        assert!(
+            out.stdout.trim().is_empty(),
+            "a failure prints no document: {out}"
+        );
         let last = out.stderr.lines().last().unwrap_or_default();
-        let doc: Value = serde_json::from_str(last)
-            .unwrap_or_else(|e| panic!("stderr of {all:?} does not end in a JSON error ({e}):\n{out}"));
-        self.validate("error", &doc, &format!("the error of ripcord {}", all.join(" ")));
+        let doc: Value = serde_json::from_str(last).unwrap_or_else(|e| {
+            panic!("stderr of {all:?} does not end in a JSON error ({e}):\n{out}")
+        });
+        self.validate(
+            "error",
+            &doc,
+            &format!("the error of ripcord {}", all.join(" ")),
+        );
         assert_eq!(doc["exit_code"], code, "{out}");
         self.failed.insert(command.to_string());
         doc
@@ -109,7 +117,11 @@ fn closed(schema: &mut Value, branch: bool) {
                         }
                     }
                     "properties" | "$defs" => {
-                        for v in value.as_object_mut().into_iter().flat_map(|m| m.values_mut()) {
+                        for v in value
+                            .as_object_mut()
+                            .into_iter()
+                            .flat_map(|m| m.values_mut())
+                        {
                             closed(v, false);
                         }
                     }
@@ -137,13 +149,18 @@ fn leaf_commands(cmd: &clap::Command, prefix: &str, out: &mut Vec<String>) {
     }
 }
 
-const USERS: &str = "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT);\n";
+const USERS: &str =
+    "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT);\n";
 const SEED: &str = "INSERT INTO users (name, email) VALUES ('ann', 'a@x'), ('bob', 'b@x');\n";
 
 fn migrations(ws: &Workspace) {
     write(ws, "migrations/0001_users/up.sql", USERS);
     write(ws, "migrations/0001_users/down.sql", "DROP TABLE users;\n");
-    write(ws, "migrations/0001_users/verify.sql", "SELECT id, name, email FROM users WHERE 0;\n");
+    write(
+        ws,
+        "migrations/0001_users/verify.sql",
+        "SELECT id, name, email FROM users WHERE 0;\n",
+    );
     write(ws, "migrations/0002_seed/up.sql", SEED);
     write(ws, "migrations/0002_seed/down.sql", "DELETE FROM users;\n");
 }
@@ -175,7 +192,12 @@ fn every_command_prints_json_that_matches_its_schema() {
     let plan = c.ok(&ws, "migrate plan", &["migrate", "plan", "--explain"], none);
     assert_eq!(plan["change_count"], 2);
     c.ok(&ws, "migrate lint", &["migrate", "lint"], none);
-    let up = c.ok(&ws, "migrate up", &["migrate", "up", "--to", "0001_users"], none);
+    let up = c.ok(
+        &ws,
+        "migrate up",
+        &["migrate", "up", "--to", "0001_users"],
+        none,
+    );
     assert_eq!(up["target"], "app");
     assert_eq!(up["to"], "0001_users");
     assert_eq!(up["changes"][0]["change"], "0001_users");
@@ -219,11 +241,21 @@ fn every_command_prints_json_that_matches_its_schema() {
     c.ok(&ws, "verify", &["verify", "--deep"], none);
     c.err(&ws, "verify", &["verify", "--subset", "10%"], none);
     let into = ws.path("restored");
-    c.ok(&ws, "restore", &["restore", &first, "--into", into.to_str().unwrap()], none);
+    c.ok(
+        &ws,
+        "restore",
+        &["restore", &first, "--into", into.to_str().unwrap()],
+        none,
+    );
     c.err(&ws, "restore", &["restore", "ffffffff"], none);
 
     // Back down, and rehearsed from the start.
-    let down = c.ok(&ws, "migrate down", &["migrate", "down", "--to", "0001_users"], none);
+    let down = c.ok(
+        &ws,
+        "migrate down",
+        &["migrate", "down", "--to", "0001_users"],
+        none,
+    );
     assert_eq!(down["target"], "app");
     assert_eq!(down["to"], "0001_users");
     assert_eq!(down["change_count"], 1);
@@ -232,7 +264,12 @@ fn every_command_prints_json_that_matches_its_schema() {
     assert_eq!(rehearsed["change_count"], 2, "{rehearsed}");
 
     // Retention.
-    let forget = c.ok(&ws, "forget", &["forget", "--keep-last", "1", "--dry-run"], none);
+    let forget = c.ok(
+        &ws,
+        "forget",
+        &["forget", "--keep-last", "1", "--dry-run"],
+        none,
+    );
     assert_eq!(forget["dry_run"], true);
     // The schemas are closed: a field they do not name, or a renamed one,
     // fails, also in nested objects.
@@ -245,7 +282,10 @@ fn every_command_prints_json_that_matches_its_schema() {
     c.err(&ws, "prune", &["prune"], wrong);
 
     // Keys.
-    let new = &[("RIPCORD_NEW_PASSWORD", "another long passphrase for the test")];
+    let new = &[(
+        "RIPCORD_NEW_PASSWORD",
+        "another long passphrase for the test",
+    )];
     let added = c.ok(&ws, "key add", &["key", "add"], new);
     let added = added["key"].as_str().unwrap().to_string();
     let keys = c.ok(&ws, "key list", &["key", "list"], none);
@@ -293,7 +333,10 @@ fn every_command_prints_json_that_matches_its_schema() {
         .collect();
     assert!(not_run.is_empty(), "never run with --json: {not_run:?}");
     let never_failed: Vec<&String> = all.iter().filter(|cmd| !c.failed.contains(*cmd)).collect();
-    assert!(never_failed.is_empty(), "never failed with --json: {never_failed:?}");
+    assert!(
+        never_failed.is_empty(),
+        "never failed with --json: {never_failed:?}"
+    );
     // And no schema is left without its command.
     for (command, _) in ripcord_ops::json::schemas() {
         assert!(

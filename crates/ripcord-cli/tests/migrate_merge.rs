@@ -942,7 +942,9 @@ fn bug_a_case_only_write_under_a_case_insensitive_collation_is_kept() {
         "UPDATE people SET score = score * 10 WHERE id IN (1, 3);\n",
     );
     db.ws.ok(&["migrate", "up"]);
-    db.exec("UPDATE people SET name = 'BOB' WHERE id = 2; UPDATE people SET name = 'CY' WHERE id = 3");
+    db.exec(
+        "UPDATE people SET name = 'BOB' WHERE id = 2; UPDATE people SET name = 'CY' WHERE id = 3",
+    );
     let v = down(&db, "keep-new");
     let t = table(&v["changes"][0], "people");
     assert!(t["three_way"].as_bool().unwrap(), "{t}");

@@ -147,10 +147,16 @@ fn snapshot_records_the_migration_state_and_restore_brings_it_back() {
         assert_eq!(m["target"], "app", "{kind:?}: {v}");
         assert_eq!(m["differs"], true, "{kind:?}: {v}");
         assert_eq!(m["tracking_restored"], true, "{kind:?}: {v}");
-        assert_eq!(m["snapshot_migration"]["change"], "0002_price", "{kind:?}: {v}");
+        assert_eq!(
+            m["snapshot_migration"]["change"], "0002_price",
+            "{kind:?}: {v}"
+        );
         assert_eq!(m["live_migration"]["change"], "0004_tags", "{kind:?}: {v}");
         assert_eq!(m["live_migration"]["phase"], "contract", "{kind:?}: {v}");
-        assert_eq!(m["restored_migration"]["change"], "0002_price", "{kind:?}: {v}");
+        assert_eq!(
+            m["restored_migration"]["change"], "0002_price",
+            "{kind:?}: {v}"
+        );
         assert_eq!(m["restored_migration"]["applied"], 2, "{kind:?}: {v}");
 
         // The schema is change 2's, and the tracking tables say so.
@@ -234,7 +240,10 @@ fn restore_at_the_same_state_says_nothing() {
         );
         let v = out.json();
         assert_eq!(v["migrations"][0]["differs"], false, "{kind:?}: {v}");
-        assert_eq!(v["migrations"][0]["restored_migration"]["change"], "0002_price");
+        assert_eq!(
+            v["migrations"][0]["restored_migration"]["change"],
+            "0002_price"
+        );
     }
 }
 
@@ -260,7 +269,10 @@ fn snapshot_of_an_unmigrated_target_records_no_state() {
         assert!(!out.stderr.contains("migration"), "{kind:?}\n{out}");
         let v = out.json();
         assert_eq!(v["migrations"][0]["differs"], false, "{kind:?}: {v}");
-        assert!(v["migrations"][0]["restored_migration"].is_null(), "{kind:?}: {v}");
+        assert!(
+            v["migrations"][0]["restored_migration"].is_null(),
+            "{kind:?}: {v}"
+        );
     }
 }
 

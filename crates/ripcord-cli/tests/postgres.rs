@@ -1225,6 +1225,9 @@ fn unknown_table_is_a_usage_error() {
     let state = db_state(c, &db);
     let out = ws.run(&["restore", &id, "--tables", "no_such_table"]);
     expect_failure(&out, 2, &["no_such_table"]);
+    // A near miss names the table meant.
+    let out = ws.run(&["restore", &id, "--tables", "public.tt"]);
+    expect_failure(&out, 2, &["public.tt", "did you mean public.t?"]);
     assert_eq!(
         repo_hashes(&ws.repo()),
         before,
@@ -1410,4 +1413,72 @@ fn crash_while_copying_or_loading_parts() {
     );
     c.drop_database(&dst).ok();
     c.drop_database(&src).ok();
+}
+
+/// `--into DIR` gives every target DIR/<name>; a PostgreSQL target is a
+/// database, so a folder given for it among other targets is refused with
+/// the two commands to run instead, and nothing is written.
+#[test]
+fn into_a_folder_with_a_postgres_target_among_others_is_refused_clearly() {
+    let c = cluster();
+    let db = new_db(c, "into_folder");
+    c.psql(&db, "CREATE TABLE t (id int); INSERT INTO t VALUES (1);");
+    let mut ws = Workspace::new(bin());
+    ws.append_config(&format!(
+        "[targets.app]\nkind = \"postgres\"\nurl = \"{}\"\n",
+        c.url(&db)
+    ));
+    let files = ws.dir_target("files", "files", &[]);
+    std::fs::create_dir_all(&files).unwrap();
+    std::fs::write(files.join("a.txt"), b"a\n").unwrap();
+    ws.init();
+    let id = ws.snapshot_id(&[] as &[&str]);
+    // `ls` shows the database's tables with rows and stored bytes.
+    let listed = ws.json(&["ls", &id, "app"]);
+    let t = &listed["entries"][0];
+    assert_eq!(
+        (&t["path"], &t["kind"], &t["rows"]),
+        (&"public.t".into(), &"table".into(), &1.into()),
+        "{listed}"
+    );
+    assert!(t["bytes"].as_u64().is_some_and(|b| b > 0), "{listed}");
+    let into = ws.path("check");
+    let out = ws.run(&["restore", &id, "--into", into.to_str().unwrap()]);
+    expect_failure(
+        &out,
+        2,
+        &[
+            "target \"app\" is a PostgreSQL database",
+            "not the folder",
+            "--target app --into postgres://",
+            "--target files --into",
+        ],
+    );
+    assert!(!into.exists(), "nothing written\n{out}");
+    // The two commands the hint gives work.
+    ws.ok(&[
+        "restore",
+        &id,
+        "--target",
+        "files",
+        "--into",
+        into.to_str().unwrap(),
+    ]);
+    assert_eq!(std::fs::read(into.join("files/a.txt")).unwrap(), b"a\n");
+    let copy = fresh_name("into_folder_copy");
+    ws.ok(&[
+        "restore",
+        &id,
+        "--target",
+        "app",
+        "--into",
+        &c.url(&copy),
+        "--create",
+    ]);
+    assert_eq!(scalar(c, &copy, "SELECT count(*)::text FROM t"), "1");
+    // A URL for both: one database cannot take two targets.
+    let out = ws.run(&["restore", &id, "--into", &c.url(&copy)]);
+    expect_failure(&out, 2, &["is one database; this restore has 2 targets"]);
+    c.drop_database(&copy).ok();
+    c.drop_database(&db).ok();
 }

@@ -338,7 +338,9 @@ impl Default for MigrationsConfig {
 
 /// `[migrations] on_conflict`: when a table is put back from a safety
 /// snapshot, what happens to the rows written to it after the change ran.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnConflict {
     /// The snapshot wins: rows written since are discarded (and counted).

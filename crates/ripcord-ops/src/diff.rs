@@ -298,7 +298,12 @@ impl Walk<'_> {
         Ok(nodes)
     }
 
-    fn trees(&mut self, (a, b): (Option<Id>, Option<Id>), prefix: &str, depth: usize) -> Result<()> {
+    fn trees(
+        &mut self,
+        (a, b): (Option<Id>, Option<Id>),
+        prefix: &str,
+        depth: usize,
+    ) -> Result<()> {
         if a == b {
             return Ok(()); // identical subtrees share one id
         }

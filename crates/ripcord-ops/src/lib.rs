@@ -21,6 +21,7 @@ pub mod ctx;
 pub mod diff;
 pub mod error;
 pub mod json;
+pub mod ls;
 pub mod migrate;
 pub mod migration_state;
 pub mod net;

@@ -9,7 +9,7 @@ use std::time::Instant;
 use ripcord_core::config::TargetConfig;
 use ripcord_repo::manifest::{Content, TargetSnapshot};
 use ripcord_repo::{Id, Repository};
-use ripcord_targets::{dir, place, sqlite, RestoreStats};
+use ripcord_targets::{dir, dir_include, place, sqlite, RestoreStats};
 use serde::Serialize;
 
 use crate::ctx::Ctx;
@@ -26,10 +26,14 @@ pub struct RestoreOptions {
     /// `latest` means the newest snapshot with all these tags; a snapshot
     /// named by id must have them.
     pub tags: Vec<String>,
-    /// Somewhere else than the configured place: a folder, a file or a postgres:// URL.
+    /// Somewhere else than the configured place: a folder that receives
+    /// each target as `<into>/<target name>` (see [`destination`]), or a
+    /// postgres:// URL for one PostgreSQL target.
     pub into: Option<PathBuf>,
-    /// Only these tables of the one PostgreSQL target.
+    /// Only these tables of the one database target (PostgreSQL or SQLite).
     pub tables: Vec<String>,
+    /// Only the paths these glob patterns match, of the one dir target.
+    pub include: Vec<String>,
     /// Restore what is intact and skip damaged files instead of refusing.
     pub partial: bool,
     /// Create the PostgreSQL database first.
@@ -74,6 +78,13 @@ pub struct TargetRestore {
     /// not held by the safety snapshot).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub kept: Vec<String>,
+    /// `--tables`: the tables restored, as the snapshot names them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<String>,
+    /// In place with `--include`: what changed in the live folder (nothing
+    /// else did).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub included: Option<dir_include::Applied>,
 }
 
 /// `ripcord restore`: opens and locks the repository and restores.
@@ -133,9 +144,15 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreOptions) -> Result<Re
         }
         .into());
     }
+    let include = if args.include.is_empty() {
+        None
+    } else {
+        Some(dir_include::Include::new(&args.include)?)
+    };
     let opts = ripcord_targets::RestoreOptions {
         partial: args.partial,
         max_entries: None,
+        include: include.as_ref(),
     };
     // Each tree may expand only to the entries its snapshot recorded.
     let opts_for = |t: &TargetSnapshot| ripcord_targets::RestoreOptions {
@@ -151,53 +168,111 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreOptions) -> Result<Re
     let mut plan: Vec<(&TargetSnapshot, PathBuf, bool)> = Vec::new();
     for t in &selected {
         match &args.into {
-            Some(into) => {
-                let base = if selected.len() == 1 {
-                    into.clone()
-                } else {
-                    // The name comes from the manifest: join it only as
-                    // one plain path component.
-                    into.join(plain_name(&t.name)?)
-                };
-                let dest = match &t.content {
-                    Content::Sqlite { .. } if selected.len() > 1 || base.is_dir() => {
-                        base.join(file_name(&t.source))
-                    }
-                    Content::Postgres(_) if !is_url(into) => {
-                        return Err(Error::usage(
-                            format!("target {:?} is a PostgreSQL database; --into must be a postgres:// URL", t.name),
-                            "restore it on its own: --target NAME --into postgres://user@host/db (add --create for a new database)",
-                        ))
-                    }
-                    _ => base,
-                };
-                plan.push((t, dest, false));
-            }
+            Some(into) => plan.push((t, destination(into, t, &selected)?, false)),
             None => plan.push((t, live_path(ctx, t)?, true)),
         }
     }
 
-    let tables = (!args.tables.is_empty()).then(|| args.tables.clone());
     let is_pg = |t: &TargetSnapshot| matches!(t.content, Content::Postgres(_));
-    if (tables.is_some() || args.create || args.clean) && !(plan.len() == 1 && is_pg(plan[0].0)) {
-        return Err(Error::usage(
-            "--tables, --create and --clean apply to one PostgreSQL target",
-            "select it with --target NAME",
-        ));
-    }
-    // Unknown tables are refused before the safety snapshot, so that a typo
-    // leaves nothing behind.
-    if let (Some(names), Content::Postgres(pg)) = (&tables, &plan[0].0.content) {
-        for n in names {
-            let wanted = ripcord_core::table_name::TableRef::parse(n).ok();
-            if !wanted.is_some_and(|w| pg.tables.iter().any(|t| w.matches(&t.schema, &t.name))) {
-                return Err(ripcord_targets::Error::UnknownTable {
-                    name: n.clone(),
-                    target: format!("snapshot {}", snap_id.short()),
-                }
-                .into());
-            }
+    let is_db = |t: &TargetSnapshot| !matches!(t.content, Content::Dir { .. });
+    let one = |what: &str, fits: &dyn Fn(&TargetSnapshot) -> bool| -> Result<()> {
+        if plan.len() == 1 && fits(plan[0].0) {
+            return Ok(());
         }
+        let names: Vec<String> = selected
+            .iter()
+            .filter(|t| fits(t))
+            .map(|t| t.name.clone())
+            .collect();
+        Err(Error::usage(
+            format!(
+                "{what}; this restore has {}",
+                selected
+                    .iter()
+                    .map(|t| format!("{} ({})", t.name, t.content.kind()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            match names.as_slice() {
+                [] => "select such a target with --target NAME".to_string(),
+                _ => format!("select one with --target {}", names.join(" or --target ")),
+            },
+        ))
+    };
+    if args.create || args.clean {
+        one(
+            "--create and --clean apply to one PostgreSQL target",
+            &is_pg,
+        )?;
+    }
+    if !args.tables.is_empty() {
+        one(
+            "--tables applies to one database target (PostgreSQL or SQLite)",
+            &is_db,
+        )?;
+    }
+    if include.is_some() {
+        one(
+            "--include applies to one dir target",
+            &|t: &TargetSnapshot| matches!(t.content, Content::Dir { .. }),
+        )?;
+    }
+    // Unknown tables and paths are refused before the safety snapshot, so
+    // that a typo leaves nothing behind.
+    let tables = match plan.first().map(|p| &p.0.content) {
+        _ if args.tables.is_empty() => None,
+        Some(Content::Postgres(pg)) => {
+            let names: Vec<String> = pg.tables.iter().map(|t| t.qualified()).collect();
+            for n in &args.tables {
+                let wanted = ripcord_core::table_name::TableRef::parse(n).ok();
+                if !wanted.is_some_and(|w| pg.tables.iter().any(|t| w.matches(&t.schema, &t.name)))
+                {
+                    return Err(unknown_table(n, &snap_id, &names));
+                }
+            }
+            Some(args.tables.clone())
+        }
+        Some(Content::Sqlite { tables: stats, .. }) => {
+            let names: Vec<String> = stats.iter().map(|t| t.name.clone()).collect();
+            let mut chosen = Vec::new();
+            for n in &args.tables {
+                // SQLite finds names in any case; the snapshot's spelling is used.
+                let Some(found) = names.iter().find(|t| t.eq_ignore_ascii_case(n)) else {
+                    return Err(unknown_table(n, &snap_id, &names));
+                };
+                if found.starts_with("ripcord_") {
+                    return Err(Error::usage(
+                        format!("{found} is one of ripcord's own tables"),
+                        "they record the migration state and come back only with the whole database: restore without --tables",
+                    ));
+                }
+                if !chosen.contains(found) {
+                    chosen.push(found.clone());
+                }
+            }
+            Some(chosen)
+        }
+        _ => None,
+    };
+    if let (Some(_), Some((t, path, true))) = (&tables, plan.first()) {
+        if matches!(t.content, Content::Sqlite { .. }) && !path.exists() {
+            return Err(Error::usage(
+                format!(
+                    "{} does not exist, so there are no tables of it to replace",
+                    path.display()
+                ),
+                "restore the whole database (without --tables), or the tables into a copy with --into DIR",
+            ));
+        }
+    }
+    if let (Some(inc), Content::Dir { tree }) = (&include, &plan[0].0.content) {
+        dir_include::check_matches(
+            repo,
+            &index,
+            *tree,
+            inc,
+            ripcord_repo::walk::TreeLimits::of(plan[0].0).max_entries,
+        )?;
     }
 
     if args.dry_run {
@@ -213,6 +288,8 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreOptions) -> Result<Re
                 stats: RestoreStats::default(),
                 kept: Vec::new(),
                 in_place: *in_place,
+                tables: tables.clone().unwrap_or_default(),
+                included: None,
             })
             .collect();
         return Ok(result);
@@ -232,6 +309,12 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreOptions) -> Result<Re
                 pg.tables
                     .iter()
                     .map(|pt| (pt.schema.clone(), pt.name.clone()))
+                    .collect(),
+            ),
+            (Content::Sqlite { .. }, Some(names)) => Some(
+                names
+                    .iter()
+                    .map(|n| ("main".to_string(), n.clone()))
                     .collect(),
             ),
             (Content::Postgres(pg), Some(names)) => Some(
@@ -267,20 +350,34 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreOptions) -> Result<Re
     let mut created = Created::default();
     if let Some(into) = &args.into {
         if !is_url(into) {
+            if into.exists() && !into.is_dir() {
+                return Err(Error::usage(
+                    format!("--into {} is a file, not a folder", into.display()),
+                    "--into names a folder; each target is restored into DIR/<target name> (it is created when missing)",
+                ));
+            }
             for (t, dest, _) in &plan {
-                if matches!(t.content, Content::Dir { .. }) && dest.is_dir() {
-                    let mut it = std::fs::read_dir(dest)?;
-                    if it.next().is_some() {
-                        return Err(ripcord_targets::Error::NotEmpty { path: dest.clone() }.into());
+                let taken = match t.content {
+                    Content::Dir { .. } if dest.is_dir() => {
+                        std::fs::read_dir(dest)?.next().is_some()
                     }
+                    _ => std::fs::symlink_metadata(dest).is_ok() && !dest.is_dir(),
+                };
+                if taken {
+                    return Err(ripcord_targets::Error::NotEmpty { path: dest.clone() }.into());
                 }
             }
             if !into.exists() {
                 created.0.push(into.clone());
             }
-            for (_, dest, _) in &plan {
-                if !dest.exists() {
-                    created.0.push(dest.clone());
+            for (t, dest, _) in &plan {
+                // A database goes into its own folder, DIR/<name>/<file>.
+                let made = match t.content {
+                    Content::Sqlite { .. } => dest.parent().unwrap_or(dest),
+                    _ => dest.as_path(),
+                };
+                if !made.exists() {
+                    created.0.push(made.to_path_buf());
                 }
             }
         }
@@ -296,7 +393,7 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreOptions) -> Result<Re
             for msg in place::recover_legacy(path, &excludes_of(ctx, &t.name)?)? {
                 ctx.warn(msg);
             }
-            if path.exists() {
+            if path.exists() && include.is_none() {
                 let (begun, msgs) = place::InPlace::begin(path, &protected)?;
                 for msg in msgs {
                     ctx.warn(msg);
@@ -306,9 +403,34 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreOptions) -> Result<Re
         }
         in_place_dirs.push(ip);
     }
+    // --include in place: the included entries are staged beside the
+    // target and then moved over their live paths one by one.
+    let include_stage: Option<Staging> = match plan.first() {
+        Some((t, path, true)) if include.is_some() && matches!(t.content, Content::Dir { .. }) => {
+            if !path.is_dir() {
+                return Err(Error::usage(
+                    format!(
+                        "{} does not exist, so there is nothing to restore part of",
+                        path.display()
+                    ),
+                    "restore the whole target (without --include), or --into DIR",
+                ));
+            }
+            Some(Staging(place::staging_path(path, "include")))
+        }
+        _ => None,
+    };
+    if let Some(s) = &include_stage {
+        let _ = std::fs::remove_dir_all(&s.0);
+    }
     let staging: Vec<Option<PathBuf>> = in_place_dirs
         .iter()
         .map(|ip| ip.as_ref().map(|ip| ip.staged()))
+        .zip(
+            std::iter::once(include_stage.as_ref().map(|s| s.0.clone()))
+                .chain(std::iter::repeat(None)),
+        )
+        .map(|(a, b)| a.or(b))
         .collect();
 
     // In place, stage dir and SQLite restores first: damaged data is found
@@ -320,6 +442,16 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreOptions) -> Result<Re
     let items: Vec<_> = plan.iter().zip(&staging).collect();
     let staged: Vec<Option<Staged>> = each(&items, |((t, dest, in_place), staging)| {
         Ok(match (&t.content, in_place) {
+            (Content::Dir { tree }, true) if include.is_some() => match staging {
+                Some(staging) => {
+                    let stats =
+                        dir::restore_fresh(repo, &index, *tree, staging, opts_for(t), &bar)?;
+                    // Refused before the safety snapshot: nothing changed.
+                    dir_include::check_live(staging, dest, &protected)?;
+                    Some(Staged::Included(stats))
+                }
+                None => None,
+            },
             (Content::Dir { tree }, true) => match staging {
                 Some(staging) => {
                     let stats =
@@ -345,7 +477,10 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreOptions) -> Result<Re
     if !live.is_empty() {
         let tag = format!("before-restore-{}", snap_id.short());
         let take = crate::snapshot::TakeOptions {
-            tables: tables.clone(),
+            // A SQLite safety snapshot always holds the whole database.
+            tables: tables
+                .clone()
+                .filter(|_| plan.iter().any(|(t, _, _)| is_pg(t))),
             jobs: args.jobs,
             skip_missing: true,
             allow_unprotected: false,
@@ -377,7 +512,24 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreOptions) -> Result<Re
         let ip = ip.lock().expect("in place").take();
         let mut database = None;
         let mut kept = Vec::new();
+        let mut included = None;
         let stats = match (&t.content, staged, ip) {
+            (Content::Dir { .. }, Some(Staged::Included(stats)), _) => {
+                let staging = include_stage.as_ref().expect("include staging");
+                included = Some(dir_include::apply(&staging.0, dest, &protected)?);
+                stats
+            }
+            (Content::Sqlite { tables: stats, .. }, Some(Staged::Sqlite(db)), _)
+                if tables.is_some() =>
+            {
+                let names = tables.as_deref().unwrap_or_default();
+                RestoreStats {
+                    files: 1,
+                    bytes: 0,
+                    skipped: vec![],
+                    tables_verified: db.apply_tables(dest, stats, names)?,
+                }
+            }
             (Content::Dir { .. }, Some(Staged::Dir(stats)), Some(ip)) => {
                 // What ripcord does not manage, and what the safety
                 // snapshot does not hold, stays where it was.
@@ -397,11 +549,24 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreOptions) -> Result<Re
             (Content::Dir { tree }, _, _) => {
                 dir::restore(repo, &index, *tree, dest, opts_for(t), &bar)?
             }
-            (Content::Sqlite { image, tables, .. }, _, _) => RestoreStats {
+            (
+                Content::Sqlite {
+                    image,
+                    tables: stats,
+                    ..
+                },
+                _,
+                _,
+            ) => RestoreStats {
                 files: 1,
                 bytes: image.size,
                 skipped: vec![],
-                tables_verified: sqlite::restore_to_file(repo, &index, image, tables, dest, &bar)?,
+                tables_verified: match &tables {
+                    Some(names) => sqlite::restore_tables_to_file(
+                        repo, &index, image, stats, names, dest, &bar,
+                    )?,
+                    None => sqlite::restore_to_file(repo, &index, image, stats, dest, &bar)?,
+                },
             },
             (Content::Postgres(pg), _, _) => {
                 let opts = ripcord_targets::postgres::PgRestoreOptions {
@@ -438,6 +603,8 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreOptions) -> Result<Re
                 stats,
                 kept,
                 in_place: *in_place,
+                tables: tables.clone().unwrap_or_default(),
+                included,
             },
             database,
         ))
@@ -495,7 +662,119 @@ fn excludes_of(ctx: &Ctx, name: &str) -> Result<globset::GlobSet> {
 /// An in-place restore, complete but not yet applied.
 enum Staged {
     Dir(RestoreStats),
+    /// `--include`: the included entries, staged beside the target.
+    Included(RestoreStats),
     Sqlite(sqlite::Staged),
+}
+
+/// The folder an in-place `--include` restore stages in; removed when the
+/// restore ends, whatever happened.
+struct Staging(PathBuf);
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Where `--into` puts target `t` of a restore of `selected`: the same
+/// rule whatever their number. `--into DIR` gives each target the folder
+/// `DIR/<target name>`: a dir target's tree is that folder, a SQLite
+/// database is `DIR/<target name>/<its file name>`. A PostgreSQL target
+/// needs `--into postgres://…` (a database, not a folder), alone.
+pub fn destination(
+    into: &Path,
+    t: &TargetSnapshot,
+    selected: &[&TargetSnapshot],
+) -> Result<PathBuf> {
+    let others = || {
+        selected
+            .iter()
+            .filter(|o| o.name != t.name)
+            .map(|o| o.name.as_str())
+            .collect::<Vec<_>>()
+    };
+    if is_url(into) && selected.len() > 1 {
+        let pg: Vec<&str> = selected
+            .iter()
+            .filter(|o| matches!(o.content, Content::Postgres(_)))
+            .map(|o| o.name.as_str())
+            .collect();
+        return Err(Error::usage(
+            format!(
+                "--into {} is one database; this restore has {} targets",
+                ripcord_targets::postgres::redact(&into.to_string_lossy()),
+                selected.len()
+            ),
+            match pg.as_slice() {
+                [] => "--into takes a folder for dir and SQLite targets: --into DIR".to_string(),
+                _ => format!(
+                    "restore a PostgreSQL target on its own: --target {} --into postgres://…; the others with --target NAME --into DIR",
+                    pg[0]
+                ),
+            },
+        ));
+    }
+    match &t.content {
+        Content::Postgres(_) if is_url(into) => Ok(into.to_path_buf()),
+        Content::Postgres(_) => {
+            let rest = others();
+            Err(Error::usage(
+                format!(
+                    "target {:?} is a PostgreSQL database: --into takes a postgres:// URL for it, not the folder {}",
+                    t.name,
+                    into.display()
+                ),
+                if rest.is_empty() {
+                    "give a database URL: --into postgres://user@host/db (add --create for a new database)".to_string()
+                } else {
+                    format!(
+                        "restore it on its own with --target {} --into postgres://user@host/db (add --create for a new database), and the others into the folder with --target {} --into {}",
+                        t.name,
+                        rest.join(" --target "),
+                        into.display()
+                    )
+                },
+            ))
+        }
+        _ if is_url(into) => Err(Error::usage(
+            format!(
+                "target {:?} is a {} target: --into takes a folder for it, not a database URL",
+                t.name,
+                t.content.kind()
+            ),
+            "give a folder: --into DIR restores each target into DIR/<target name>",
+        )),
+        // The name comes from the manifest: join it only as one plain
+        // path component.
+        Content::Dir { .. } => Ok(into.join(plain_name(&t.name)?)),
+        Content::Sqlite { .. } => Ok(into.join(plain_name(&t.name)?).join(file_name(&t.source))),
+    }
+}
+
+/// A table the snapshot does not hold: the nearest name as a suggestion,
+/// and the list.
+fn unknown_table(name: &str, snap_id: &Id, names: &[String]) -> Error {
+    let near = names
+        .iter()
+        .map(|n| {
+            (
+                strsim::levenshtein(&name.to_lowercase(), &n.to_lowercase()),
+                n,
+            )
+        })
+        .filter(|(d, n)| *d <= 2.max(n.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, n)| format!("did you mean {n}? "))
+        .unwrap_or_default();
+    ripcord_targets::Error::NotInSnapshot {
+        message: format!(
+            "table {name} does not exist in snapshot {}",
+            snap_id.short()
+        ),
+        hint: format!("{near}it holds: {}. Nothing was changed", names.join(", ")),
+    }
+    .into()
 }
 
 /// Destinations of `--into` that did not exist before this restore.

@@ -518,7 +518,7 @@ pub fn restore(
     index: &Index,
     tree: Id,
     dest: &Path,
-    opts: RestoreOptions,
+    opts: RestoreOptions<'_>,
     progress: &dyn Progress,
 ) -> Result<RestoreStats> {
     // A destination that is a symlink to a missing folder: the restore goes
@@ -588,7 +588,7 @@ pub fn restore_fresh(
     index: &Index,
     tree: Id,
     dest: &Path,
-    opts: RestoreOptions,
+    opts: RestoreOptions<'_>,
     progress: &dyn Progress,
 ) -> Result<RestoreStats> {
     fs::create_dir(dest).map_err(|e| Error::io(format!("cannot create {}", dest.display()), e))?;
@@ -709,14 +709,19 @@ fn plan(
     index: &Index,
     tree_id: Id,
     dest: &Path,
-    opts: RestoreOptions,
+    opts: RestoreOptions<'_>,
     stats: &mut RestoreStats,
 ) -> Result<Plan> {
     let mut out = Plan::default();
     let max_entries = opts.max_entries.unwrap_or(u64::MAX);
     let mut seen: u64 = 0;
-    let mut stack = vec![(tree_id, dest.to_path_buf(), String::new(), 0usize)];
-    while let Some((tree_id, dir, rel, depth)) = stack.pop() {
+    // Folders to create: path, mode, mtime, and whether it was included
+    // itself (else it is only on the way to something included).
+    let mut dirs: Vec<(PathBuf, u32, i64, bool)> = Vec::new();
+    // The last field: everything below is included.
+    let all = opts.include.is_none();
+    let mut stack = vec![(tree_id, dest.to_path_buf(), String::new(), 0usize, all)];
+    while let Some((tree_id, dir, rel, depth, all)) = stack.pop() {
         if depth > MAX_DEPTH {
             return Err(Error::Unsafe {
                 entry: rel,
@@ -773,13 +778,15 @@ fn plan(
             } else {
                 format!("{rel}/{}", node.name)
             };
+            let included = all || opts.include.is_some_and(|i| i.matches(&display));
+            if !included && node.kind != NodeKind::Dir {
+                continue;
+            }
             match node.kind {
                 NodeKind::Dir => {
-                    fs::create_dir(&path)
-                        .map_err(|e| Error::io(format!("cannot create {}", path.display()), e))?;
-                    out.dirs.push((path.clone(), node.mode, node.mtime));
+                    dirs.push((path.clone(), node.mode, node.mtime, included));
                     if let Some(sub) = node.subtree {
-                        subdirs.push((sub, path, display, depth + 1));
+                        subdirs.push((sub, path, display, depth + 1, included));
                     }
                 }
                 NodeKind::Symlink => {
@@ -798,6 +805,31 @@ fn plan(
             }
         }
         stack.extend(subdirs.into_iter().rev());
+    }
+    // With --include, a folder not included itself is made only when
+    // something included lies below it.
+    let needed: HashSet<PathBuf> = if opts.include.is_some() {
+        let chosen = out
+            .files
+            .iter()
+            .map(|f| f.path.as_path())
+            .chain(out.links.iter().map(|l| l.0.as_path()))
+            .chain(out.specials.iter().map(|s| s.0.as_path()))
+            .chain(dirs.iter().filter(|d| d.3).map(|d| d.0.as_path()));
+        chosen
+            .flat_map(|p| p.ancestors().skip(1))
+            .map(Path::to_path_buf)
+            .collect()
+    } else {
+        HashSet::new()
+    };
+    // Parents come before their children in `dirs`.
+    for (path, mode, mtime, included) in dirs {
+        if included || needed.contains(&path) {
+            fs::create_dir(&path)
+                .map_err(|e| Error::io(format!("cannot create {}", path.display()), e))?;
+            out.dirs.push((path, mode, mtime));
+        }
     }
     Ok(out)
 }

@@ -69,6 +69,9 @@ pub enum Error {
         on: String,
         detail: String,
     },
+    /// A path, pattern or table the snapshot does not hold.
+    #[error("{message}")]
+    NotInSnapshot { message: String, hint: String },
     #[error("table {name} does not exist in {target}")]
     UnknownTable { name: String, target: String },
     /// Selected tables no snapshot can hold in full: (`schema.name`, why, fix).
@@ -139,7 +142,8 @@ impl Classify for Error {
             | Error::BadUrl { .. }
             | Error::PgAuth { .. }
             | Error::PgMissingDatabase { .. }
-            | Error::UnknownTable { .. } => Class::Usage,
+            | Error::UnknownTable { .. }
+            | Error::NotInSnapshot { .. } => Class::Usage,
             Error::ToolFailed { .. }
             | Error::PgUnreachable { .. }
             | Error::Pg { .. }
@@ -166,7 +170,7 @@ impl Classify for Error {
             Error::InPlaceConflict { hint, .. } => Some(hint.clone()),
             Error::ForeignKeys { .. } => Some("nothing was changed: the revert was rolled back. Delete or repoint the rows named, or revert with a policy that keeps the rows they point at".into()),
             Error::Repo(e) => e.hint(),
-            Error::Tool { hint, .. } => Some(hint.clone()),
+            Error::Tool { hint, .. } | Error::NotInSnapshot { hint, .. } => Some(hint.clone()),
             Error::BadUrl { .. } => Some("write it like postgres://user:password@host:5432/dbname".into()),
             Error::PgAuth { .. } => Some("check the user and password in the target's url".into()),
             Error::PgMissingDatabase { .. } => Some("check the database name, or pass --create to make a new one".into()),

@@ -8,6 +8,7 @@
 //!   either its old or its new self.
 
 pub mod dir;
+pub mod dir_include;
 pub mod error;
 pub mod place;
 pub mod postgres;
@@ -32,12 +33,14 @@ impl Progress for Quiet {}
 
 /// Options shared by restores.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct RestoreOptions {
+pub struct RestoreOptions<'a> {
     /// Restore what is intact and skip damaged files instead of refusing.
     pub partial: bool,
     /// The most nodes the tree may expand to: the count the snapshot
     /// recorded (`walk::TreeLimits`). `None` leaves only the depth limit.
     pub max_entries: Option<u64>,
+    /// Only the paths these patterns match (and what is below them).
+    pub include: Option<&'a dir_include::Include>,
 }
 
 /// What a restore did.

@@ -571,7 +571,8 @@ pub fn recover_legacy(target: &Path, excludes: &globset::GlobSet) -> Result<Vec<
                     target.display()
                 ));
             }
-            "restore" => {
+            // `include`: the staging of a `restore --include` in place.
+            "restore" | "include" => {
                 fs::remove_dir_all(&path)
                     .map_err(|e| Error::io(format!("cannot remove {}", path.display()), e))?;
                 done.push(format!(

@@ -434,6 +434,109 @@ pub fn check_tables(path: &Path, expected: &[TableStat]) -> Result<u64> {
     Ok(actual.len() as u64)
 }
 
+/// Checks the tables `expected` names in a restored database (others may
+/// differ): their row counts and checksums.
+pub fn check_some_tables(path: &Path, expected: &[TableStat]) -> Result<u64> {
+    let conn = open_to_read(path)?;
+    let actual = table_stats(&conn, path)?;
+    drop(conn);
+    let bad: Vec<&str> = expected
+        .iter()
+        .filter(|t| {
+            !actual
+                .iter()
+                .any(|a| a.name == t.name && a.rows == t.rows && a.checksum == t.checksum)
+        })
+        .map(|t| t.name.as_str())
+        .collect();
+    if !bad.is_empty() {
+        return Err(Error::Mismatch {
+            detail: format!("tables differ after restore: {}", bad.join(", ")),
+        });
+    }
+    Ok(expected.len() as u64)
+}
+
+/// Restores only `tables` of the image into a new file at `dest`: the
+/// image is written beside it, every other table and every view is
+/// dropped, and the rest is checked. A foreign key from a chosen table to
+/// one left out is refused: the copy could not be written to.
+pub fn restore_tables_to_file(
+    repo: &Repository,
+    index: &Index,
+    image: &Stream,
+    stats: &[TableStat],
+    tables: &[String],
+    dest: &Path,
+    progress: &dyn Progress,
+) -> Result<u64> {
+    if dest.exists() {
+        return Err(Error::NotEmpty {
+            path: dest.to_path_buf(),
+        });
+    }
+    let dir = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)
+        .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+    let tmp = TempFile(tmp_sibling(dest));
+    let _ = fs::remove_file(&tmp.0);
+    write_image(repo, index, image, &tmp.0, progress)?;
+    {
+        let conn = Connection::open(&tmp.0).map_err(sql_err(&tmp.0))?;
+        let err = sql_err(&tmp.0);
+        let all: Vec<(String, String)> = conn
+            .prepare(
+                "SELECT type, name FROM sqlite_master WHERE type IN ('table', 'view') \
+                 AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY type DESC, name",
+            )
+            .map_err(&err)?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(&err)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(&err)?;
+        let chosen = |n: &str| tables.iter().any(|t| t == n);
+        for t in tables {
+            let parents: Vec<String> = conn
+                .prepare("SELECT DISTINCT \"table\" FROM pragma_foreign_key_list(?1)")
+                .map_err(&err)?
+                .query_map([t], |r| r.get(0))
+                .map_err(&err)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(&err)?;
+            if let Some(p) = parents
+                .iter()
+                .find(|p| !tables.iter().any(|t| t.eq_ignore_ascii_case(p)))
+            {
+                return Err(Error::Tool {
+                    message: format!(
+                        "table {t} has a foreign key to {p}, which --tables leaves out"
+                    ),
+                    hint: format!("nothing was written; restore both: --tables {t},{p}"),
+                });
+            }
+        }
+        let mut sql = String::from("PRAGMA foreign_keys = OFF; BEGIN;");
+        for (kind, name) in all.iter().filter(|(_, n)| !chosen(n)) {
+            let q = format!("\"{}\"", name.replace('"', "\"\""));
+            sql.push_str(&format!(" DROP {} {q};", kind.to_ascii_uppercase()));
+        }
+        sql.push_str(" COMMIT; VACUUM;");
+        conn.execute_batch(&sql).map_err(&err)?;
+    }
+    let wanted: Vec<TableStat> = stats
+        .iter()
+        .filter(|s| tables.contains(&s.name))
+        .cloned()
+        .collect();
+    let n = check_some_tables(&tmp.0, &wanted)?;
+    fs::rename(&tmp.0, dest)
+        .map_err(|e| Error::io(format!("cannot move into {}", dest.display()), e))?;
+    Ok(n)
+}
+
 /// Restores the image into a new file at `dest`, byte for byte, then checks it.
 pub fn restore_to_file(
     repo: &Repository,
@@ -495,6 +598,17 @@ pub fn stage(
 }
 
 impl Staged {
+    /// The staged image.
+    pub fn path(&self) -> &Path {
+        &self.file.0
+    }
+
+    /// Puts only `tables` of the staged image into the live database at
+    /// `dest` (see [`crate::sqlite_revert::restore_tables`]).
+    pub fn apply_tables(self, dest: &Path, stats: &[TableStat], tables: &[String]) -> Result<u64> {
+        crate::sqlite_revert::restore_tables(self.path(), stats, dest, tables)
+    }
+
     pub fn apply(self, dest: &Path, tables: &[TableStat]) -> Result<u64> {
         let tmp = &self.file.0;
         if !dest.exists() {

@@ -13,7 +13,7 @@
 //!   duplicate counts), which cannot tell an update from an insert, so
 //!   `keep-new` is turned into `review` there.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ripcord_core::config::OnConflict;
 use ripcord_core::revert::TableRevert;
@@ -115,6 +115,94 @@ pub fn revert_tables(
             Err(e)
         }
     }
+}
+
+/// `restore --tables` over a live SQLite database: puts `tables` back as
+/// the snapshot's image (already written to `image` and checked) holds
+/// them, schema, rows, indexes and triggers, in one transaction. Rows
+/// written since are discarded. Foreign keys stay off meanwhile, so that
+/// dropping a table runs no `ON DELETE` action of another; then every key
+/// of the restored tables, and every key pointing at them, must find its
+/// row, or everything is rolled back. Returns the tables checked against
+/// the snapshot's row counts and checksums.
+pub fn restore_tables(
+    image: &Path,
+    stats: &[TableStat],
+    live_path: &Path,
+    tables: &[String],
+) -> Result<u64> {
+    let wanted: Vec<&TableStat> = tables
+        .iter()
+        .map(|name| {
+            stats
+                .iter()
+                .find(|s| &s.name == name)
+                .ok_or_else(|| not_in_snapshot(name))
+        })
+        .collect::<Result<_>>()?;
+    let open_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Sqlite {
+            path: path.clone(),
+            source,
+        }
+    };
+    let conn = Connection::open(live_path).map_err(open_err(live_path))?;
+    conn.busy_timeout(crate::sqlite::lock_timeout())
+        .map_err(open_err(live_path))?;
+    let snap_conn = Connection::open_with_flags(
+        image,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(open_err(image))?;
+    let snap = Db {
+        conn: &snap_conn,
+        path: image.to_path_buf(),
+    };
+    let live = Db {
+        conn: &conn,
+        path: live_path.to_path_buf(),
+    };
+    live.exec("PRAGMA foreign_keys = OFF; BEGIN IMMEDIATE")?;
+    let result = (|| {
+        let mut fk = ForeignKeys {
+            on: false,
+            helpers: Vec::new(),
+        };
+        for (n, stat) in wanted.iter().enumerate() {
+            // No change: no captured writes or fingerprints apply, and the
+            // snapshot wins over rows written since.
+            revert_one(
+                &snap,
+                &live,
+                stat,
+                OnConflict::Snapshot,
+                n,
+                &mut fk,
+                "",
+                &crate::Quiet,
+            )?;
+        }
+        let names: Vec<&str> = wanted.iter().map(|s| s.name.as_str()).collect();
+        check_foreign_keys(&live, &names)
+    })();
+    match result {
+        Ok(()) => live.exec("COMMIT")?,
+        Err(e) => {
+            let _ = live.exec("ROLLBACK");
+            return Err(match e {
+                Error::ForeignKeys { detail } => Error::InPlaceConflict {
+                    detail: format!("the restored tables would break foreign keys: {detail}"),
+                    hint: "nothing was changed; restore the tables they point at (or that point at them) together, e.g. --tables orders,customers".into(),
+                },
+                e => e,
+            });
+        }
+    }
+    drop(snap_conn);
+    drop(conn);
+    let owned: Vec<TableStat> = wanted.into_iter().cloned().collect();
+    crate::sqlite::check_some_tables(live_path, &owned)
 }
 
 fn not_in_snapshot(name: &str) -> Error {

@@ -89,6 +89,7 @@ pub fn restore_options(args: &RestoreArgs) -> RestoreOptions {
         dry_run: args.dry_run,
         into: args.into.clone(),
         tables: table_list(&args.tables),
+        include: args.include.clone(),
         partial: args.partial,
         create: args.create,
         clean: args.clean,
@@ -130,16 +131,34 @@ pub fn restore(ctx: &Ctx, args: &RestoreArgs) -> Result<()> {
         ));
     }
     for t in &result.targets {
-        let mut line = format!(
-            "restored {} to {}: {}, {}",
-            t.name,
-            t.destination.display(),
-            output::counted(
-                t.stats.files,
-                if t.kind == "postgres" { "table" } else { "file" }
-            ),
-            output::bytes(t.stats.bytes)
-        );
+        let mut line = if !t.tables.is_empty() {
+            format!(
+                "restored {} of {} to {}: {}",
+                if t.tables.len() == 1 {
+                    "table"
+                } else {
+                    "tables"
+                },
+                t.name,
+                t.destination.display(),
+                t.tables.join(", ")
+            )
+        } else {
+            format!(
+                "restored {} to {}: {}, {}",
+                t.name,
+                t.destination.display(),
+                output::counted(
+                    t.stats.files,
+                    if t.kind == "postgres" {
+                        "table"
+                    } else {
+                        "file"
+                    }
+                ),
+                output::bytes(t.stats.bytes)
+            )
+        };
         if t.stats.tables_verified > 0 {
             line.push_str(&format!(
                 ", {} the snapshot's row counts and checksums",
@@ -147,6 +166,12 @@ pub fn restore(ctx: &Ctx, args: &RestoreArgs) -> Result<()> {
             ));
         }
         ctx.say(line);
+        if let Some(inc) = &t.included {
+            ctx.say(format!(
+                "  {} replaced, {} added; everything not included was left as it was",
+                inc.replaced, inc.added
+            ));
+        }
         if !t.kept.is_empty() {
             let shown: Vec<&str> = t.kept.iter().take(5).map(String::as_str).collect();
             ctx.say(format!(

@@ -17,8 +17,7 @@ pub fn run(ctx: &Ctx, args: &DiffArgs) -> Result<()> {
     };
     let (ia, sa) = by_tag.find(ctx, &repo, &args.a)?;
     let (ib, sb) = by_tag.find(ctx, &repo, &args.b)?;
-    let report =
-        ripcord_ops::diff::diff(&repo, (ia, &sa), (ib, &sb), &args.select.targets)?;
+    let report = ripcord_ops::diff::diff(&repo, (ia, &sa), (ib, &sb), &args.select.targets)?;
     if ctx.json {
         output::print_json(&report);
         return Ok(());

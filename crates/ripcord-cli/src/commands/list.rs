@@ -1,8 +1,8 @@
 //! `ripcord snapshots` and `ripcord show`.
 
 use anyhow::Result;
-use ripcord_repo::manifest::{Content, Snapshot};
 use ripcord_ops::json::{ShowOutput, SnapshotView};
+use ripcord_repo::manifest::{Content, Snapshot};
 
 use crate::cli::SnapshotsArgs;
 use crate::ctx::Ctx;
@@ -39,7 +39,10 @@ pub fn snapshots(ctx: &Ctx, args: &SnapshotsArgs) -> Result<()> {
         .filter(|(_, s)| args.tier.is_none() || s.tier == args.tier)
         .collect();
     if ctx.json {
-        let v: Vec<SnapshotView> = shown.iter().map(|(id, s)| SnapshotView::of(*id, s)).collect();
+        let v: Vec<SnapshotView> = shown
+            .iter()
+            .map(|(id, s)| SnapshotView::of(*id, s))
+            .collect();
         output::print_json(&v);
         return Ok(());
     }
@@ -150,7 +153,12 @@ pub fn show(ctx: &Ctx, id: &str) -> Result<()> {
     field("size", &output::bytes(s.total_size()));
     for t in &s.targets {
         println!();
-        println!("  target {} ({}) from {}", t.name, t.content.kind(), t.source);
+        println!(
+            "  target {} ({}) from {}",
+            t.name,
+            t.content.kind(),
+            t.source
+        );
         let field = |name: &str, value: &str| println!("    {name:<9} {value}");
         field("size", &output::bytes(t.size));
         if let Some(c) = &t.git_commit {
@@ -210,7 +218,13 @@ pub fn show(ctx: &Ctx, id: &str) -> Result<()> {
                 );
                 let rows: Vec<Vec<String>> = tables
                     .iter()
-                    .map(|tb| vec![tb.name.clone(), tb.rows.to_string(), tb.checksum[..16].to_string()])
+                    .map(|tb| {
+                        vec![
+                            tb.name.clone(),
+                            tb.rows.to_string(),
+                            tb.checksum[..16].to_string(),
+                        ]
+                    })
                     .collect();
                 output::table_indented(
                     4,
@@ -221,5 +235,91 @@ pub fn show(ctx: &Ctx, id: &str) -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// `ripcord ls SNAPSHOT [PATH]`.
+pub fn ls(ctx: &Ctx, args: &crate::cli::LsArgs) -> Result<()> {
+    let listing = ripcord_ops::ls::list(ctx, &args.snapshot, args.path.as_deref())?;
+    if ctx.json {
+        output::print_json(&listing);
+        return Ok(());
+    }
+    let header = ["TYPE", "MODE", "SIZE", "ROWS", "MODIFIED", "PATH"];
+    let rows: Vec<Vec<String>> = listing
+        .entries
+        .iter()
+        .map(|e| {
+            let mut path = format!("{}/{}", e.target, e.path);
+            if e.kind == "dir" {
+                path.push('/');
+            }
+            if let Some(l) = &e.link {
+                path.push_str(&format!(" -> {l}"));
+            }
+            vec![
+                e.kind.to_string(),
+                e.mode.clone().unwrap_or_default(),
+                e.bytes.map(output::bytes).unwrap_or_default(),
+                e.rows.map(|r| r.to_string()).unwrap_or_default(),
+                e.mtime
+                    .map(|t| {
+                        t.with_timezone(&chrono::Local)
+                            .format("%Y-%m-%d %H:%M:%S %Z")
+                            .to_string()
+                    })
+                    .unwrap_or_default(),
+                path,
+            ]
+        })
+        .collect();
+    // Columns nothing listed has (rows of a folder, modes of tables) are left out.
+    let keep: Vec<usize> = (0..header.len())
+        .filter(|&i| i == 0 || i + 1 == header.len() || rows.iter().any(|r| !r[i].is_empty()))
+        .collect();
+    let header: Vec<&str> = keep.iter().map(|&i| header[i]).collect();
+    let rows: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|r| keep.iter().map(|&i| r[i].clone()).collect())
+        .collect();
+    output::table(&header, &rows);
+    let count = |kind: &str| listing.entries.iter().filter(|e| e.kind == kind).count();
+    let (files, dirs, tables) = (count("file"), count("dir"), count("table"));
+    let mut parts = Vec::new();
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    if files > 0 || dirs > 0 {
+        let bytes: u64 = listing
+            .entries
+            .iter()
+            .filter(|e| e.kind == "file")
+            .filter_map(|e| e.bytes)
+            .sum();
+        parts.push(format!(
+            "{} ({}), {}",
+            plural(files, "file", "files"),
+            output::bytes(bytes),
+            plural(dirs, "folder", "folders")
+        ));
+    }
+    let links = count("symlink");
+    if links > 0 {
+        parts.push(plural(links, "link", "links"));
+    }
+    let others = listing.entries.len() - files - dirs - tables - links;
+    if others > 0 {
+        parts.push(plural(others, "other entry", "other entries"));
+    }
+    if tables > 0 {
+        parts.push(plural(tables, "table", "tables"));
+    }
+    if parts.is_empty() {
+        parts.push("nothing".into());
+    }
+    ctx.say(format!(
+        "snapshot {} holds {}",
+        listing.snapshot.short(),
+        parts.join(", ")
+    ));
     Ok(())
 }

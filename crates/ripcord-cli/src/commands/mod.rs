@@ -35,6 +35,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Show { snapshot } => list::show(&ctx, &snapshot),
         Command::Diff(args) => diff::run(&ctx, &args),
         Command::Restore(args) => backup::restore(&ctx, &args),
+        Command::Ls(args) => list::ls(&ctx, &args),
         Command::Verify(args) => verify::run(&ctx, &args),
         Command::Forget(args) => forget::forget(&ctx, &args),
         Command::Prune(args) => forget::prune(&ctx, args.dry_run),

@@ -177,12 +177,14 @@ pub fn names_in(dir: &Path) -> Vec<String> {
     v
 }
 
-/// Restores `snapshot` into a fresh folder of the workspace and checks it
-/// equals `expected`.
+/// Restores `snapshot` (of one target) into a fresh folder of the
+/// workspace and checks that the target's folder in it equals `expected`.
 pub fn assert_restores_to(ws: &Workspace, snapshot: &str, expected: &Fingerprint, what: &str) {
     let dest = ws.path(format!("check-{}-{}", short(snapshot), unique()));
     ws.ok(&["restore", snapshot, "--into", dest.to_str().unwrap()]);
-    Fingerprint::of(&dest).assert_same(expected, what);
+    let names = names_in(&dest);
+    assert_eq!(names.len(), 1, "{what}: one target folder in {names:?}");
+    Fingerprint::of(&dest.join(&names[0])).assert_same(expected, what);
     std::fs::remove_dir_all(&dest).expect("remove restored copy");
 }
 

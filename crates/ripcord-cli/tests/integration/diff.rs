@@ -74,7 +74,14 @@ fn diff_json_gives_structured_entries_not_sentences() {
         ["bin/run.sh", "config/app.toml"],
         "{t}"
     );
-    assert_eq!((t["added"].as_u64(), t["removed"].as_u64(), t["modified"].as_u64()), (Some(2), Some(1), Some(2)));
+    assert_eq!(
+        (
+            t["added"].as_u64(),
+            t["removed"].as_u64(),
+            t["modified"].as_u64()
+        ),
+        (Some(2), Some(1), Some(2))
+    );
 
     // Tables are entries too, with their rows before and after: data, not
     // sentences to parse.
@@ -86,7 +93,14 @@ fn diff_json_gives_structured_entries_not_sentences() {
     assert_eq!(customers["content_changed"], true, "{t}");
     assert_eq!(customers["rows_before"], customers["rows_after"], "{t}");
     let orders = modified.iter().find(|e| e["path"] == "orders").unwrap();
-    assert_eq!((orders["rows_before"].as_u64(), orders["rows_after"].as_u64()), (Some(200), Some(202)), "{t}");
+    assert_eq!(
+        (
+            orders["rows_before"].as_u64(),
+            orders["rows_after"].as_u64()
+        ),
+        (Some(200), Some(202)),
+        "{t}"
+    );
     let added = entries(t, "added");
     assert_eq!(added.len(), 1, "{t}");
     assert_eq!(added[0]["path"], "coupons");

@@ -190,7 +190,12 @@ fn plan(ws: &Workspace, args: &[&str]) -> Vec<(String, bool)> {
         .as_array()
         .unwrap_or_else(|| panic!("no decisions: {v}"))
         .iter()
-        .map(|d| (d["snapshot"].as_str().unwrap().to_string(), d["keep"] == true))
+        .map(|d| {
+            (
+                d["snapshot"].as_str().unwrap().to_string(),
+                d["keep"] == true,
+            )
+        })
         .collect()
 }
 
@@ -292,7 +297,10 @@ fn readme_forget_keeps_the_pre_deploy_snapshot_not_a_later_safety_snapshot() {
     );
     ws.ok(&["verify", "--deep"]);
     assert_restores_to(&ws, &pre_deploy, &deploy_print, "pre-deploy after forget");
-    assert_eq!(ws.json(&["show", "latest"])["snapshot"], pre_deploy.as_str());
+    assert_eq!(
+        ws.json(&["show", "latest"])["snapshot"],
+        pre_deploy.as_str()
+    );
 
     // A later snapshot the same day is the day's keeper; --keep-tag keeps
     // the pre-deploy one too, as the README's example does.

@@ -85,5 +85,10 @@ fn unchanged_resnapshot_does_not_reread_files() {
 
     // Each snapshot restores to what it saw.
     let expected = s.expected();
-    assert_restores_to(&s.ws, fourth["snapshot"].as_str().unwrap(), &expected, "fourth");
+    assert_restores_to(
+        &s.ws,
+        fourth["snapshot"].as_str().unwrap(),
+        &expected,
+        "fourth",
+    );
 }

@@ -98,7 +98,8 @@ fn add_list_remove_and_change_passphrases() {
         &[("RIPCORD_PASSWORD", "third pass")],
     )
     .assert_ok();
-    ripcord_testing::Fingerprint::of(&out).assert_same(&s.expected(), "restore after passwd");
+    ripcord_testing::Fingerprint::of(&out.join("app"))
+        .assert_same(&s.expected(), "restore after passwd");
 }
 
 #[test]

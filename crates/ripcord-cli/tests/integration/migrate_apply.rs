@@ -957,8 +957,8 @@ fn restoring_a_safety_snapshot_brings_back_no_capture_trigger() {
                 WHERE type IN ('table', 'trigger') AND name NOT LIKE 'sqlite_%' \
                 AND name NOT LIKE 'ripcord\\_%' ESCAPE '\\' OR name LIKE 'ripcord_capture%' \
                 ORDER BY 1";
-    let copy = ws.path("copy.db");
-    ws.ok(&["restore", &id, "--into", copy.to_str().unwrap()]);
+    ws.ok(&["restore", &id, "--into", ws.path("copy").to_str().unwrap()]);
+    let copy = ws.path("copy/app/app.db");
     assert_eq!(rows(&copy, ours), ["table items", "trigger items_touch"]);
     assert_eq!(rows(&copy, "SELECT count(note) FROM items"), ["2"]);
     // In place, over the live database.

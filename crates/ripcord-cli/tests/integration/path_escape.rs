@@ -202,8 +202,8 @@ fn a_crafted_but_harmless_snapshot_restores() {
             symlink("up", "../../elsewhere"),
         ]
     });
-    let dest = ws.path("dest");
-    ws.ok(&["restore", &id, "--into", dest.to_str().unwrap()]);
+    ws.ok(&["restore", &id, "--into", ws.path("dest").to_str().unwrap()]);
+    let dest = ws.path("dest/app");
     assert_eq!(std::fs::read(dest.join("..hidden")).unwrap(), b"pwned\n");
     assert_eq!(std::fs::read(dest.join("d/inner.txt")).unwrap(), b"pwned\n");
     // A symlink is restored as a link; nothing is written through it.

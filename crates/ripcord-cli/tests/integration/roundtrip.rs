@@ -43,7 +43,9 @@ fn dir_roundtrip_is_byte_identical_and_honours_excludes() {
         s.layout.files.len() as u64
     );
 
-    let got = Fingerprint::of(&out);
+    // One target among one: DIR/<target name>, as for several.
+    assert_eq!(names_in(&out), ["app"]);
+    let got = Fingerprint::of(&out.join("app"));
     got.assert_same(&expected, "restore --into");
     for ex in &s.layout.excluded {
         assert!(got.get(ex).is_none(), "excluded {ex} was restored");
@@ -62,7 +64,7 @@ fn restore_by_prefix_and_latest() {
     for (n, which) in [short(&id), "latest"].into_iter().enumerate() {
         let out = s.ws.path(format!("out{n}"));
         s.ws.ok(&["restore", which, "--into", out.to_str().unwrap()]);
-        Fingerprint::of(&out).assert_same(&expected, which);
+        Fingerprint::of(&out.join("app")).assert_same(&expected, which);
     }
 }
 
@@ -71,7 +73,7 @@ fn restore_into_a_non_empty_folder_is_refused() {
     let s = DirSetup::new(3);
     let id = s.ws.snapshot_id(&[] as &[&str]);
     let out = s.ws.path("busy");
-    write_file(&out.join("keep.txt"), b"mine\n");
+    write_file(&out.join("app/keep.txt"), b"mine\n");
     let before = Fingerprint::of(&out);
     let r = s.ws.run(&["restore", &id, "--into", out.to_str().unwrap()]);
     r.assert_code(2).assert_stderr_has("not empty");
@@ -126,7 +128,9 @@ fn several_targets_restore_each_under_its_name() {
         "--into",
         one.to_str().unwrap(),
     ]);
-    Fingerprint::of(&one).assert_same(&etc_fp, "--target etc");
+    // One target goes where it goes among many: DIR/<name>.
+    assert_eq!(names_in(&one), ["etc"]);
+    Fingerprint::of(&one.join("etc")).assert_same(&etc_fp, "--target etc");
 
     // `latest --target etc` is the newest snapshot holding etc, although a
     // newer one holds only the database.
@@ -140,7 +144,7 @@ fn several_targets_restore_each_under_its_name() {
         "--into",
         latest.to_str().unwrap(),
     ]);
-    Fingerprint::of(&latest).assert_same(&etc_fp, "latest --target etc");
+    Fingerprint::of(&latest.join("etc")).assert_same(&etc_fp, "latest --target etc");
     let r = ws.run(&[
         "restore",
         id,

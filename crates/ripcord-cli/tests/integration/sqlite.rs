@@ -51,8 +51,10 @@ fn snapshot_records_tables_and_restore_is_byte_identical() {
     );
     let image = &show["manifest"]["targets"][0]["image"];
 
-    let out = ws.path("out/restored.db");
-    let r = ws.json(&["restore", &id, "--into", out.to_str().unwrap()]);
+    // The database goes to DIR/<target name>/<its file name>, DIR made.
+    let r = ws.json(&["restore", &id, "--into", ws.path("out").to_str().unwrap()]);
+    let out = ws.path("out/shop/shop.db");
+    assert_eq!(r["targets"][0]["destination"], out.to_str().unwrap(), "{r}");
     assert_eq!(
         u64_of(&r["targets"][0]["tables_verified"], "tables_verified"),
         3,
@@ -62,18 +64,18 @@ fn snapshot_records_tables_and_restore_is_byte_identical() {
     assert_eq!(file_len(&out), u64_of(&image["size"], "image size"));
     assert_eq!(sqlite::dump(&out), rows, "restored rows");
 
-    // Into an existing folder: the database keeps its file name.
+    // Into an existing folder: the same place below it.
     let dir = ws.path("outdir");
     std::fs::create_dir(&dir).unwrap();
     ws.ok(&["restore", &id, "--into", dir.to_str().unwrap()]);
     assert_eq!(
-        hash_file(&dir.join("shop.db")),
+        hash_file(&dir.join("shop/shop.db")),
         image["checksum"].as_str().unwrap()
     );
 
     // A restore never overwrites an existing file.
     let before = hash_file(&out);
-    ws.run(&["restore", &id, "--into", out.to_str().unwrap()])
+    ws.run(&["restore", &id, "--into", ws.path("out").to_str().unwrap()])
         .assert_code(2)
         .assert_stderr_has("exists");
     assert_eq!(hash_file(&out), before);
@@ -112,13 +114,13 @@ fn in_place_sqlite_restore_brings_back_the_rows() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 
     // The safety snapshot holds the damaged state.
-    let out = ws.path("safety.db");
     ws.ok(&[
         "restore",
         r["safety_snapshot"].as_str().unwrap(),
         "--into",
-        out.to_str().unwrap(),
+        ws.path("safety").to_str().unwrap(),
     ]);
+    let out = ws.path("safety/shop/shop.db");
     assert_eq!(sqlite::dump(&out), damaged);
 }
 
@@ -169,8 +171,9 @@ fn snapshots_are_consistent_while_a_writer_runs() {
 
     let mut counters = Vec::new();
     for (n, id) in ids.iter().enumerate() {
-        let out = ws.path(format!("restored-{n}.db"));
-        ws.ok(&["restore", id, "--into", out.to_str().unwrap()]);
+        let into = ws.path(format!("restored-{n}"));
+        ws.ok(&["restore", id, "--into", into.to_str().unwrap()]);
+        let out = into.join("bank/bank.db");
         let state = sqlite::bank_state(&out);
         state.assert_consistent(ACCOUNTS, &format!("snapshot {n}"));
         let show = ws.json(&["show", id]);

@@ -113,12 +113,12 @@ fn in_place_restore_of_a_wal_database_leaves_no_wal_or_shm_files() {
     );
     assert_eq!(sqlite::dump(&db), good);
     // And a restore into a new file leaves none beside it.
-    let out = ws.path("copy/bank.db");
-    ws.ok(&["restore", &id, "--into", out.to_str().unwrap()]);
+    ws.ok(&["restore", &id, "--into", ws.path("copy").to_str().unwrap()]);
+    let out = ws.path("copy/bank/bank.db");
     assert!(
-        leftovers(&ws.path("copy")).is_empty(),
+        leftovers(&ws.path("copy/bank")).is_empty(),
         "{:?}",
-        leftovers(&ws.path("copy"))
+        leftovers(&ws.path("copy/bank"))
     );
     assert_eq!(sqlite::dump(&out), good);
 }

@@ -1,7 +1,7 @@
 //! Documents of `migrate` and `rollback`.
 
-use ripcord_migrate::engine::{AdoptReport, DownChange, DownReport, Explained, UpReport};
 use ripcord_migrate::engine::VerifyReport;
+use ripcord_migrate::engine::{AdoptReport, DownChange, DownReport, Explained, UpReport};
 use ripcord_migrate::tracking::ChangeStatus;
 use schemars::JsonSchema;
 use serde::Serialize;

@@ -316,7 +316,14 @@ fn record_one(
             "INSERT INTO ripcord.fingerprint_tables
                  (change, table_name, key_columns, columns, types, rows, row_hash)
              VALUES ($1, $2, $3, $4, $5, 0, $6) RETURNING id",
-            &[&change, &what, &key_columns, &names, &types, &RECORDED.name()],
+            &[
+                &change,
+                &what,
+                &key_columns,
+                &names,
+                &types,
+                &RECORDED.name(),
+            ],
         )
         .map_err(pg_err(ctx()))?
         .get(0);

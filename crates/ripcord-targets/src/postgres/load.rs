@@ -267,4 +267,3 @@ fn load_table(
     }
     tx.commit().map_err(pg_err(&what))
 }
-

@@ -236,7 +236,10 @@ pub fn restore(
         let build = |i: usize| match &early[i] {
             Some(list) => tools::run(
                 post_data(list.path(), 1),
-                &format!("pg_restore --section=post-data ({})", selected[i].qualified()),
+                &format!(
+                    "pg_restore --section=post-data ({})",
+                    selected[i].qualified()
+                ),
             )
             .map(drop),
             None => Ok(()),
@@ -247,7 +250,10 @@ pub fn restore(
         )?);
         laps.lap("load");
         let list = list_file(&rest)?;
-        tools::run(post_data(list.path(), jobs), "pg_restore --section=post-data")?;
+        tools::run(
+            post_data(list.path(), jobs),
+            "pg_restore --section=post-data",
+        )?;
         laps.lap("indexes");
         set_sequences(&mut client, content)?;
         // The loads committed without waiting for the disk; one durable

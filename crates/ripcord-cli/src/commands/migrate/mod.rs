@@ -12,11 +12,11 @@ use ripcord_migrate::analyze::{self, Dialect, Kind, Options};
 use ripcord_migrate::engine::{Explained, Scope};
 use ripcord_migrate::tracking::{self, ChangeState, Status};
 use ripcord_migrate::{Change, Plan, Script};
-use ripcord_ops::migrate::{shown, Setup};
 use ripcord_ops::json::{
     AdoptOutput, Counts, LintFinding, LintReport, MigrateVerifyOutput, PlanChange, PlanReport,
     StatusReport,
 };
+use ripcord_ops::migrate::{shown, Setup};
 
 use crate::cli::{
     AdoptArgs, LintArgs, MigrateArgs, MigrateCli, MigrateCommand, PlanArgs, RehearseArgs,
