@@ -21,6 +21,9 @@ use crate::names::InvalidName;
 use crate::{Class, Classify};
 
 mod keys;
+pub mod runbook;
+
+pub use runbook::{CatalogConfig, NotifyConfig, ObjectivesConfig, RunbookConfig};
 
 pub const FILE_NAME: &str = "ripcord.toml";
 
@@ -115,6 +118,21 @@ pub struct Config {
     /// `[safety]`: how long `forget` keeps safety snapshots.
     #[serde(default)]
     pub safety: SafetyConfig,
+    /// `[objectives]`: the RTO and RPO runs are measured against.
+    #[serde(default)]
+    pub objectives: ObjectivesConfig,
+    /// `[notify.NAME]`: webhooks for runs.
+    #[serde(default)]
+    pub notify: BTreeMap<String, NotifyConfig>,
+    /// `[runbooks.LEVEL]`: recovery levels as written.
+    #[serde(default)]
+    pub runbooks: BTreeMap<String, RunbookConfig>,
+    /// `[catalog]`: where ripcord keeps its own state.
+    #[serde(default)]
+    pub catalog: CatalogConfig,
+    /// The runbooks' steps, read and checked when the file was loaded.
+    #[serde(skip)]
+    pub levels: BTreeMap<String, Vec<runbook::Step>>,
     /// Where the file was read from; relative paths in it are resolved against its folder.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -485,6 +503,13 @@ impl Config {
         config.source = source.map(Path::to_path_buf);
         config.resolve_paths(from_env);
         config.check_values(shown)?;
+        let targets = config.targets.keys().cloned().collect();
+        config.levels = runbook::check_runbooks(&config.runbooks, &targets).map_err(|e| {
+            ConfigError::Invalid {
+                path: shown.to_path_buf(),
+                message: format!("{}: {}", e.key, e.message),
+            }
+        })?;
         Ok(config)
     }
 
@@ -536,6 +561,33 @@ impl Config {
                 }
                 Ok(_) => {}
                 Err(e) => return Err(invalid(format!("repository.password_command_timeout: {e}"))),
+            }
+        }
+        for (key, value) in [
+            ("objectives.rto", &config.objectives.rto),
+            ("objectives.rpo", &config.objectives.rpo),
+        ] {
+            if let Some(t) = value {
+                crate::duration::parse(t).map_err(|e| invalid(format!("{key}: {e}")))?;
+            }
+        }
+        for (name, hook) in &config.notify {
+            for e in hook.events.iter().flatten() {
+                if !runbook::NOTIFY_EVENTS.contains(&e.as_str()) {
+                    return Err(invalid(format!(
+                        "notify.{name}.events: unknown event {e:?}; events: {}",
+                        runbook::NOTIFY_EVENTS.join(", ")
+                    )));
+                }
+            }
+            if let Some(t) = &hook.timeout {
+                crate::duration::parse(t)
+                    .map_err(|e| invalid(format!("notify.{name}.timeout: {e}")))?;
+            }
+            if !(hook.url.starts_with("http://") || hook.url.starts_with("https://")) {
+                return Err(invalid(format!(
+                    "notify.{name}.url must be an http:// or https:// URL"
+                )));
             }
         }
         if !(-7..=22).contains(&config.snapshot.compression) {
@@ -616,6 +668,26 @@ impl Config {
                 migrations.dir = base_for(&["migrations", "dir"]).join(&migrations.dir);
             }
         }
+        if let Some(path) = &mut self.catalog.path {
+            if path.is_relative() {
+                *path = base_for(&["catalog", "path"]).join(&*path);
+            }
+        }
+    }
+
+    /// The catalog's file: `[catalog] path`, else `.ripcord/catalog.db` in
+    /// the configuration file's folder (the working directory without one).
+    pub fn catalog_path(&self) -> PathBuf {
+        if let Some(p) = &self.catalog.path {
+            return p.clone();
+        }
+        let base = self
+            .source
+            .as_ref()
+            .and_then(|p| p.parent())
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        base.join(".ripcord").join("catalog.db")
     }
 
     /// Whether the configuration came from a file (else only from the

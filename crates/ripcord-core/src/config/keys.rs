@@ -55,6 +55,22 @@ const ROOT: Shape = Table(&[
     ),
     ("tiers", Named(&TIER)),
     ("safety", Table(&[("keep", KEEP)])),
+    ("objectives", Table(&[("rto", Value), ("rpo", Value)])),
+    (
+        "notify",
+        Named(&Table(&[
+            ("url", Value),
+            ("format", Value),
+            ("events", Value),
+            ("timeout", Value),
+        ])),
+    ),
+    // Steps are checked, kind by kind, in `runbook`.
+    (
+        "runbooks",
+        Named(&Table(&[("steps", Value), ("escalate_to", Value)])),
+    ),
+    ("catalog", Table(&[("path", Value)])),
     (
         "migrations",
         Table(&[
@@ -276,6 +292,21 @@ mod tests {
             snapshot = "always"
             [migrations.tables.x]
             on_conflict = "snapshot"
+            [objectives]
+            rto = "15m"
+            rpo = "5m"
+            [notify.ops]
+            url = "http://127.0.0.1:9000/hook"
+            format = "slack"
+            events = ["start", "failure"]
+            timeout = "5s"
+            [runbooks.emergency]
+            steps = [{ kind = "notify", message = "x", timeout = "1s", retries = 1 }]
+            escalate_to = "full"
+            [runbooks.full]
+            steps = [{ kind = "command", run = "true" }]
+            [catalog]
+            path = "state/catalog.db"
         "#;
         check_text(text).unwrap();
         crate::config::Config::from_toml_str(text, None, &[]).unwrap();
