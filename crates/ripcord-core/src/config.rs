@@ -625,6 +625,14 @@ impl Config {
             };
             out.push(dir.join(".ripcord"));
         }
+        // A catalog moved elsewhere, with SQLite's files beside it.
+        if let Some(path) = &self.catalog.path {
+            for suffix in ["", "-wal", "-shm", "-journal"] {
+                let mut p = path.clone().into_os_string();
+                p.push(suffix);
+                out.push(PathBuf::from(p));
+            }
+        }
         out
     }
 
