@@ -23,6 +23,7 @@ pub mod password;
 pub mod pg_fingerprint;
 pub mod pg_stats;
 pub mod revert;
+pub mod shell;
 pub mod table_name;
 pub mod text;
 
