@@ -2,6 +2,14 @@
 
 use serde::Serialize;
 
+/// A fresh run id: 16 hex digits.
+pub fn new_run_id() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 8];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
 /// How a run ended, or that it has not.
 #[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
@@ -36,6 +44,9 @@ impl RunResult {
 /// A run about to start.
 #[derive(Clone, Debug, Default)]
 pub struct NewRun {
+    /// From [`new_run_id`]: known before the run is recorded, so that the
+    /// single-flight lock can be taken in its name first.
+    pub id: String,
     /// `recover`, `migrate-down`, `rollback`, `restore`.
     pub kind: String,
     /// The runbook level it starts at, for `recover`.

@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rand::RngCore;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::audit::{self, AuditEntry, AuditInput, GENESIS};
@@ -96,12 +95,6 @@ fn upgrade(conn: &mut Connection, shown: &str) -> Result<()> {
             .map_err(err)?;
     }
     tx.commit().map_err(err)
-}
-
-fn new_run_id() -> String {
-    let mut bytes = [0u8; 8];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    hex::encode(bytes)
 }
 
 fn holder_from(r: &rusqlite::Row) -> rusqlite::Result<Holder> {
@@ -196,7 +189,7 @@ impl Catalog for SqliteCatalog {
 
     fn begin_run(&mut self, new: &NewRun) -> Result<Run> {
         let run = Run {
-            run: new_run_id(),
+            run: new.id.clone(),
             kind: new.kind.clone(),
             level: new.level.clone(),
             reason: new.reason.clone(),

@@ -77,6 +77,7 @@ fn the_journal_records_steps_before_and_after_and_counts_attempts() {
     let mut cat = SqliteCatalog::open(&dir.path().join("c.db")).unwrap();
     let run = cat
         .begin_run(&NewRun {
+            id: ripcord_catalog::runs::new_run_id(),
             kind: "recover".into(),
             level: Some("emergency".into()),
             reason: "bad deploy".into(),

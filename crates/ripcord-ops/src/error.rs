@@ -28,6 +28,8 @@ pub enum Error {
     #[error(transparent)]
     Migrate(#[from] ripcord_migrate::Error),
     #[error(transparent)]
+    Catalog(#[from] ripcord_catalog::Error),
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
@@ -81,6 +83,7 @@ impl Classify for Error {
             Error::Config(e) => e.class(),
             Error::Password(e) => e.class(),
             Error::Migrate(e) => e.class(),
+            Error::Catalog(e) => e.class(),
             Error::Context { source, .. } => source.class(),
         }
     }
@@ -94,6 +97,7 @@ impl Classify for Error {
             Error::Config(e) => e.hint(),
             Error::Password(e) => e.hint(),
             Error::Migrate(e) => e.hint(),
+            Error::Catalog(e) => e.hint(),
             Error::Context { source, .. } => source.hint(),
         }
     }

@@ -25,6 +25,8 @@ pub mod ls;
 pub mod migrate;
 pub mod migration_state;
 pub mod net;
+pub mod notify;
+pub mod recover;
 pub mod rehearse;
 pub mod report;
 pub mod restore;

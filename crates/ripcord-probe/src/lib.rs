@@ -211,3 +211,29 @@ fn command_exit(run: &str, timeout: Duration) -> Result<(Option<i32>, String), S
     let f = ripcord_core::shell::run(run, timeout, OUTPUT_TAIL).map_err(|e| e.to_string())?;
     Ok((f.status.code(), f.output))
 }
+
+/// One HTTP request (an `http` step, a webhook): the status it got back.
+pub fn request(
+    method: &str,
+    url: &str,
+    headers: &std::collections::BTreeMap<String, String>,
+    body: Option<&str>,
+    timeout: Duration,
+) -> Result<u16, String> {
+    let method = reqwest::Method::from_bytes(method.as_bytes())
+        .map_err(|_| format!("{method:?} is not an HTTP method"))?;
+    let client = reqwest::blocking::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut req = client.request(method, url);
+    for (k, v) in headers {
+        req = req.header(k, v);
+    }
+    if let Some(b) = body {
+        req = req.body(b.to_string());
+    }
+    let resp = req.send().map_err(|e| describe(&e))?;
+    Ok(resp.status().as_u16())
+}

@@ -1,0 +1,565 @@
+//! `ripcord recover`: runs a runbook level, step by step, journaled in the
+//! catalog before and after each step; a failed level escalates to the
+//! next, and when none is left ripcord enters safe mode. One run acts at a
+//! time (single flight), and every run is audited.
+
+use std::time::{Duration, Instant};
+
+use ripcord_catalog::audit::AuditInput;
+use ripcord_catalog::flight::{Acquired, Holder};
+use ripcord_catalog::runs::{
+    new_run_id, NewRun, RunResult, SafeMode, StepEnd, StepStart, StepState,
+};
+use ripcord_catalog::{Catalog, SqliteCatalog};
+use ripcord_core::config::runbook::{Step, StepKind};
+use serde::Serialize;
+
+use crate::ctx::Ctx;
+use crate::notify::{self, Event};
+use crate::{Error, Result};
+
+/// How long a `command` step may run when it sets no `timeout`.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(600);
+/// How much of a step's output the journal keeps.
+const OUTPUT_TAIL: usize = 4000;
+
+#[derive(Clone, Debug, Default)]
+pub struct RecoverOptions {
+    /// The runbook level to start at.
+    pub level: String,
+    pub reason: String,
+    /// Who or what started it: `manual`, `guard:RULE`.
+    pub trigger: String,
+    pub dry_run: bool,
+}
+
+/// What a run did.
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+pub struct RecoverReport {
+    pub run: String,
+    /// `succeeded`, `failed`, or `planned` for a dry run.
+    pub result: String,
+    /// The levels run, in order (escalations add to it).
+    pub levels: Vec<String>,
+    pub steps: Vec<StepReport>,
+    /// Every level failed: migrations and automatic runs are refused until
+    /// `ripcord ack`.
+    pub safe_mode: bool,
+    /// Webhook deliveries that failed, and other things a person should know.
+    pub warnings: Vec<String>,
+    pub seconds: f64,
+    pub dry_run: bool,
+}
+
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+pub struct StepReport {
+    pub seq: u32,
+    pub level: String,
+    pub kind: String,
+    pub name: String,
+    /// `succeeded`, `failed`, or `planned`.
+    pub state: String,
+    pub attempts: u32,
+    /// What it saw or did, one line.
+    pub detail: String,
+    pub seconds: f64,
+}
+
+/// The levels a run may go through from `level`, in order.
+fn chain(ctx: &Ctx, level: &str) -> Result<Vec<String>> {
+    let books = &ctx.config.runbooks;
+    if !books.contains_key(level) {
+        let known: Vec<&str> = books.keys().map(String::as_str).collect();
+        return Err(Error::usage(
+            format!(
+                "no runbook level {level:?}; {}",
+                if known.is_empty() {
+                    "ripcord.toml has no [runbooks.LEVEL]".to_string()
+                } else {
+                    format!("levels: {}", known.join(", "))
+                }
+            ),
+            "define it under [runbooks.LEVEL] in ripcord.toml (docs/recovery.md)",
+        ));
+    }
+    let mut out = vec![level.to_string()];
+    let mut at = level;
+    // Cycles were refused when the configuration loaded.
+    while let Some(next) = books[at].escalate_to.as_deref() {
+        out.push(next.to_string());
+        at = next;
+    }
+    Ok(out)
+}
+
+/// How a step reads to a person.
+pub fn describe(step: &Step) -> String {
+    match &step.kind {
+        StepKind::Snapshot { targets, tag } => format!(
+            "snapshot {}{}",
+            if targets.is_empty() {
+                "every target".to_string()
+            } else {
+                targets.join(", ")
+            },
+            tag.as_ref()
+                .map_or(String::new(), |t| format!(" tagged {t}"))
+        ),
+        StepKind::Restore {
+            target,
+            snapshot,
+            tables,
+        } => format!(
+            "restore {target}{} from {snapshot}",
+            if tables.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", tables.join(", "))
+            }
+        ),
+        StepKind::MigrateDown { to } => format!("migrate down to {to}"),
+        StepKind::Check(p) => format!("check {}", probe_text(&p.what)),
+        StepKind::Wait { duration, until } => match (duration, until) {
+            (Some(d), _) => format!("wait {}", humantime_short(*d)),
+            (None, Some(p)) => format!("wait until {}", probe_text(&p.what)),
+            (None, None) => "wait".into(),
+        },
+        StepKind::Http { method, url, .. } => {
+            format!("{method} {}", ripcord_targets::postgres::redact(url))
+        }
+        StepKind::Command { run, .. } => format!("run `{run}`"),
+        StepKind::Notify { message } => format!("notify: {message}"),
+    }
+}
+
+fn probe_text(p: &ripcord_core::config::runbook::ProbeKind) -> String {
+    use ripcord_core::config::runbook::ProbeKind;
+    match p {
+        ProbeKind::Http { url, expect } => format!("{url} answers {expect}"),
+        ProbeKind::Sql {
+            target,
+            query,
+            expect,
+        } => format!("{target}: {query} = {expect}"),
+        ProbeKind::Command { run, expect } => format!("`{run}` exits {expect}"),
+    }
+}
+
+fn humantime_short(d: Duration) -> String {
+    ripcord_core::duration::short(d)
+}
+
+/// `ripcord recover --level L --reason TEXT`.
+pub fn recover(ctx: &Ctx, opts: &RecoverOptions) -> Result<RecoverReport> {
+    let start = Instant::now();
+    let levels = chain(ctx, &opts.level)?;
+    if opts.reason.trim().is_empty() {
+        return Err(Error::usage(
+            "a recovery run needs a reason",
+            "say why with --reason TEXT: it goes into the journal, the audit and the report",
+        ));
+    }
+    let mut catalog = SqliteCatalog::open(&ctx.config.catalog_path())?;
+    if opts.dry_run {
+        return Ok(plan(ctx, &mut catalog, &levels, start));
+    }
+    let id = new_run_id();
+    match catalog.acquire_flight(&Holder::this_process(&id))? {
+        Acquired::Taken => {}
+        Acquired::TakenOver(dead) => ctx.warn(format!(
+            "run {} (pid {} on {}, started {}) ended without finishing; it is left as it was",
+            dead.run, dead.pid, dead.host, dead.started
+        )),
+        Acquired::Held(h) => {
+            return Err(Error::Refused {
+                message: format!(
+                    "run {} is in progress: pid {} on {}, started {}",
+                    h.run, h.pid, h.host, h.started
+                ),
+                hint: "one run acts at a time: wait for it (`ripcord status`), or stop it first"
+                    .into(),
+            })
+        }
+    }
+    let actor = crate::migrate::actor();
+    let run = catalog.begin_run(&NewRun {
+        id: id.clone(),
+        kind: "recover".into(),
+        level: Some(opts.level.clone()),
+        reason: opts.reason.clone(),
+        trigger: opts.trigger.clone(),
+        actor: actor.clone(),
+    });
+    let result = run
+        .map_err(Error::from)
+        .and_then(|_| execute(ctx, &mut catalog, &id, &levels, opts));
+    let released = catalog.release_flight(&id);
+    let mut report = result?;
+    released?;
+    report.seconds = start.elapsed().as_secs_f64();
+    catalog.append_audit(&AuditInput {
+        actor,
+        command: "recover".into(),
+        args: vec![format!("--level={}", opts.level)],
+        reason: Some(opts.reason.clone()),
+        result: report.result.clone(),
+        run: Some(id),
+    })?;
+    Ok(report)
+}
+
+fn plan(
+    ctx: &Ctx,
+    catalog: &mut SqliteCatalog,
+    levels: &[String],
+    start: Instant,
+) -> RecoverReport {
+    let mut warnings = Vec::new();
+    if let Ok(Some(h)) = catalog.flight_holder() {
+        if h.is_alive() != Some(false) {
+            warnings.push(format!(
+                "run {} is in progress (pid {} on {}): a real run would be refused",
+                h.run, h.pid, h.host
+            ));
+        }
+    }
+    let mut steps = Vec::new();
+    for level in levels {
+        for step in &ctx.config.levels[level] {
+            steps.push(StepReport {
+                seq: steps.len() as u32 + 1,
+                level: level.clone(),
+                kind: step.kind.name().into(),
+                name: describe(step),
+                state: "planned".into(),
+                attempts: 0,
+                detail: String::new(),
+                seconds: 0.0,
+            });
+        }
+    }
+    RecoverReport {
+        run: String::new(),
+        result: "planned".into(),
+        levels: levels.to_vec(),
+        steps,
+        safe_mode: false,
+        warnings,
+        seconds: start.elapsed().as_secs_f64(),
+        dry_run: true,
+    }
+}
+
+fn execute(
+    ctx: &Ctx,
+    catalog: &mut SqliteCatalog,
+    run: &str,
+    levels: &[String],
+    opts: &RecoverOptions,
+) -> Result<RecoverReport> {
+    let mut report = RecoverReport {
+        run: run.to_string(),
+        result: "failed".into(),
+        levels: Vec::new(),
+        steps: Vec::new(),
+        safe_mode: false,
+        warnings: Vec::new(),
+        seconds: 0.0,
+        dry_run: false,
+    };
+    let event = |kind: &str, level: &str, text: String| Event {
+        event: kind.into(),
+        run: run.to_string(),
+        level: Some(level.to_string()),
+        text,
+        time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    };
+    let send = |report: &mut RecoverReport, e: Event| {
+        report.warnings.extend(notify::send(&ctx.config, &e));
+    };
+    send(
+        &mut report,
+        event(
+            "start",
+            &levels[0],
+            format!("recovery started at level {}: {}", levels[0], opts.reason),
+        ),
+    );
+    for (i, level) in levels.iter().enumerate() {
+        report.levels.push(level.clone());
+        ctx.say(format!("level {level}"));
+        let mut failed = None;
+        for step in &ctx.config.levels[level] {
+            let seq = report.steps.len() as u32 + 1;
+            let name = describe(step);
+            catalog.start_step(
+                run,
+                &StepStart {
+                    seq,
+                    level: Some(level.clone()),
+                    kind: step.kind.name().into(),
+                    name: name.clone(),
+                },
+            )?;
+            ripcord_core::failpoint::hit("recover-step-started");
+            let began = Instant::now();
+            let (ok, attempts, detail) = run_with_retries(ctx, run, step, &mut report.warnings);
+            catalog.end_step(
+                run,
+                seq,
+                &StepEnd {
+                    state: if ok {
+                        StepState::Succeeded
+                    } else {
+                        StepState::Failed
+                    },
+                    output: Some(ripcord_core::shell::last_bytes(&detail, OUTPUT_TAIL)),
+                    detail: None,
+                },
+            )?;
+            ripcord_core::failpoint::hit("recover-step-ended");
+            let line = detail.lines().last().unwrap_or("").to_string();
+            ctx.say(format!(
+                "  {seq}. {name}: {}{}",
+                if ok { "ok" } else { "FAILED" },
+                if line.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({line})")
+                }
+            ));
+            report.steps.push(StepReport {
+                seq,
+                level: level.clone(),
+                kind: step.kind.name().into(),
+                name: name.clone(),
+                state: if ok { "succeeded" } else { "failed" }.into(),
+                attempts,
+                detail: line,
+                seconds: began.elapsed().as_secs_f64(),
+            });
+            if !ok {
+                failed = Some(name);
+                break;
+            }
+        }
+        let Some(step) = failed else {
+            report.result = "succeeded".into();
+            catalog.finish_run(run, RunResult::Succeeded)?;
+            send(
+                &mut report,
+                event("success", level, format!("recovered at level {level}")),
+            );
+            return Ok(report);
+        };
+        send(
+            &mut report,
+            event("failure", level, format!("level {level} failed at: {step}")),
+        );
+        if let Some(next) = levels.get(i + 1) {
+            ctx.warn(format!("level {level} failed; escalating to {next}"));
+            send(
+                &mut report,
+                event(
+                    "escalation",
+                    level,
+                    format!("level {level} failed; escalating to {next}"),
+                ),
+            );
+        }
+    }
+    catalog.finish_run(run, RunResult::Failed)?;
+    let last = levels.last().expect("a chain has a level");
+    catalog.enter_safe_mode(&SafeMode {
+        run: Some(run.to_string()),
+        since: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        reason: format!("every level failed ({})", levels.join(" -> ")),
+    })?;
+    report.safe_mode = true;
+    send(
+        &mut report,
+        event(
+            "safe-mode",
+            last,
+            "every level failed: safe mode; migrations and automatic runs are refused until `ripcord ack`".into(),
+        ),
+    );
+    Ok(report)
+}
+
+/// Runs a step, again up to its `retries`; whether it passed, the
+/// attempts made, and what the last one said.
+fn run_with_retries(
+    ctx: &Ctx,
+    run: &str,
+    step: &Step,
+    warnings: &mut Vec<String>,
+) -> (bool, u32, String) {
+    let mut detail = String::new();
+    for attempt in 0..=step.retries {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        match run_step(ctx, run, step, warnings) {
+            Ok(text) => return (true, attempt + 1, text),
+            Err(text) => detail = text,
+        }
+    }
+    (false, step.retries + 1, detail)
+}
+
+/// One attempt of a step: what it did, or why it failed.
+fn run_step(
+    ctx: &Ctx,
+    run: &str,
+    step: &Step,
+    warnings: &mut Vec<String>,
+) -> std::result::Result<String, String> {
+    let timeout = step.timeout;
+    let never = || false;
+    match &step.kind {
+        StepKind::Command { run: command, .. } => {
+            let f =
+                ripcord_core::shell::run(command, timeout.unwrap_or(COMMAND_TIMEOUT), OUTPUT_TAIL)
+                    .map_err(|e| e.to_string())?;
+            match f.status.code() {
+                Some(0) => Ok(f.output),
+                Some(c) => Err(format!("{}exit {c}", with_newline(&f.output))),
+                None => Err(format!("{}killed by a signal", with_newline(&f.output))),
+            }
+        }
+        StepKind::Check(p) => {
+            let out = ripcord_probe::run(p, &ctx.config, timeout, &never);
+            let last = out.last();
+            let text = format!(
+                "{} (expected {}), {} attempt(s)",
+                last.observed,
+                last.expected,
+                out.attempts.len()
+            );
+            if out.ok {
+                Ok(text)
+            } else {
+                Err(text)
+            }
+        }
+        StepKind::Wait { duration, until } => {
+            if let Some(d) = duration {
+                std::thread::sleep(*d);
+            }
+            match until {
+                None => Ok(format!(
+                    "waited {}",
+                    humantime_short(duration.unwrap_or_default())
+                )),
+                Some(p) => {
+                    let out = ripcord_probe::run(p, &ctx.config, timeout, &never);
+                    let last = out.last();
+                    let text = format!("{} (expected {})", last.observed, last.expected);
+                    if out.ok {
+                        Ok(text)
+                    } else {
+                        Err(text)
+                    }
+                }
+            }
+        }
+        StepKind::Http {
+            method,
+            url,
+            headers,
+            body,
+            expect,
+        } => {
+            let status = ripcord_probe::request(
+                method,
+                url,
+                headers,
+                body.as_deref(),
+                timeout.unwrap_or(ripcord_probe::DEFAULT_TIMEOUT),
+            )?;
+            if status == *expect {
+                Ok(format!("HTTP {status}"))
+            } else {
+                Err(format!("HTTP {status} (expected {expect})"))
+            }
+        }
+        StepKind::Notify { message } => {
+            let failed = notify::send(
+                &ctx.config,
+                &Event {
+                    event: "message".into(),
+                    run: run.to_string(),
+                    level: None,
+                    text: message.clone(),
+                    time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                },
+            );
+            // A message that cannot be delivered never fails the run.
+            let text = format!(
+                "sent to {} webhook(s)",
+                ctx.config.notify.len() - failed.len()
+            );
+            warnings.extend(failed);
+            Ok(text)
+        }
+        StepKind::Snapshot { targets, tag } => {
+            let mut tags = vec![format!("run-{run}")];
+            tags.extend(tag.iter().cloned());
+            let r = crate::snapshot::snapshot(
+                ctx,
+                &crate::snapshot::SnapshotOptions {
+                    targets: targets.clone(),
+                    tags,
+                    ..Default::default()
+                },
+            )
+            .map_err(|e| e.chain())?;
+            Ok(format!("snapshot {}", r.short_id))
+        }
+        StepKind::Restore {
+            target,
+            snapshot,
+            tables,
+        } => {
+            let r = crate::restore::run(
+                ctx,
+                &crate::restore::RestoreOptions {
+                    snapshot: snapshot.clone(),
+                    targets: vec![target.clone()],
+                    tables: tables.clone(),
+                    ..Default::default()
+                },
+            )
+            .map_err(|e| e.chain())?;
+            Ok(format!("restored {target} from {}", r.snapshot.short()))
+        }
+        StepKind::MigrateDown { to } => {
+            if to == "@last-good" {
+                return Err("@last-good needs the state before the last `migrate up`, which this catalog has not recorded; name the change or @phase".into());
+            }
+            let r = crate::migrate::down(
+                ctx,
+                &crate::migrate::DownRequest {
+                    to: to.clone(),
+                    ..Default::default()
+                },
+                &mut |_| {},
+            )
+            .map_err(|e| e.chain())?;
+            Ok(format!(
+                "{} reverted on {}",
+                ripcord_core::text::counted(r.report.changes.len() as u64, "change"),
+                r.target
+            ))
+        }
+    }
+}
+
+fn with_newline(text: &str) -> String {
+    if text.is_empty() || text.ends_with('\n') {
+        text.to_string()
+    } else {
+        format!("{text}\n")
+    }
+}
