@@ -215,9 +215,10 @@ fn rehearse(ctx: &Ctx, args: &RehearseArgs) -> Result<()> {
     }
     if report.irreversible.is_empty() {
         ctx.say(format!(
-            "rehearsal passed: {} applied, verified, reverted to an identical schema \
-             and identical table contents, and applied again",
-            output::counted(report.change_count as u64, "change")
+            "rehearsal passed: {} applied ({}), reverted to an identical schema and identical \
+             table contents, and applied again",
+            output::counted(report.change_count as u64, "change"),
+            report.verified_note()
         ));
         Ok(())
     } else {
