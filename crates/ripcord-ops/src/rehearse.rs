@@ -122,6 +122,7 @@ fn verified_note(changes: usize, verified: usize) -> String {
         (_, 0) => "none has a verify script".into(),
         (1, 1) => "verified by its verify script".into(),
         _ if verified == changes => "all verified by their verify scripts".into(),
+        _ if verified == 1 => "1 of them verified by its verify script".into(),
         _ => format!("{verified} of them verified by their verify scripts"),
     }
 }

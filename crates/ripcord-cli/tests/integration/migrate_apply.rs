@@ -597,7 +597,7 @@ fn rehearse_says_verified_only_for_changes_with_a_verify_script() {
     let out = ws.ok(&["migrate", "rehearse"]);
     let text = out.all_text();
     assert!(
-        text.contains("up: 3 changes applied; 1 of them verified by their verify scripts"),
+        text.contains("up: 3 changes applied; 1 of them verified by its verify script"),
         "{out}"
     );
     let v = ws.json(&["migrate", "rehearse"]);
