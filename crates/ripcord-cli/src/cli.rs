@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// The heading of the flags every command takes, apart from its own.
+const GLOBAL: &str = "Global options";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "ripcord",
@@ -12,13 +15,13 @@ use clap::{Args, Parser, Subcommand};
 )]
 pub struct Cli {
     /// Configuration file [default: ./ripcord.toml]
-    #[arg(long, global = true, env = "RIPCORD_CONFIG")]
+    #[arg(long, global = true, env = "RIPCORD_CONFIG", help_heading = GLOBAL)]
     pub config: Option<PathBuf>,
     /// Print machine-readable JSON instead of text
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub json: bool,
     /// Print only errors
-    #[arg(long, short, global = true)]
+    #[arg(long, short, global = true, help_heading = GLOBAL)]
     pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,

@@ -77,10 +77,10 @@ pub fn run(keep: bool) -> Result<()> {
     let names = vec!["db".to_string(), "config".to_string()];
     let first = snapshot::take(&ctx, &repo, &names, &["demo".into()], None)?;
     note(format!(
-        "snapshot {}: {} in {} files, {} stored after dedup+zstd+encryption, {:.2}s",
+        "snapshot {}: {} in {}, {} stored after dedup+zstd+encryption, {:.2}s",
         first.short_id,
         output::bytes(first.size),
-        first.files,
+        output::counted(first.files, "file"),
         output::bytes(first.stats.stored_bytes),
         first.seconds
     ));
@@ -130,14 +130,14 @@ pub fn run(keep: bool) -> Result<()> {
     }
     for t in &r.targets {
         note(format!(
-            "restored {}: {} files, {}{}",
+            "restored {}: {}, {}{}",
             t.name,
-            t.stats.files,
+            output::counted(t.stats.files, "file"),
             output::bytes(t.stats.bytes),
             if t.stats.tables_verified > 0 {
                 format!(
-                    ", {} tables checked against the manifest",
-                    t.stats.tables_verified
+                    ", {} checked against the manifest",
+                    output::counted(t.stats.tables_verified, "table")
                 )
             } else {
                 String::new()
@@ -187,8 +187,10 @@ pub fn run(keep: bool) -> Result<()> {
         bail!("verify found problems: {:?}", report.problems);
     }
     note(format!(
-        "{} snapshots, {} packs, {} blobs re-hashed: no problems",
-        report.snapshots, report.packs_read, report.blobs_checked
+        "{}, {}, {} re-hashed: no problems",
+        output::counted(report.snapshots as u64, "snapshot"),
+        output::counted(report.packs_read as u64, "pack"),
+        output::counted(report.blobs_checked as u64, "blob")
     ));
 
     println!(

@@ -1069,39 +1069,39 @@ fn diff_reports_table_changes() {
     let v = ws.json(&["diff", &a, &b]);
     let targets = v["targets"].as_array().expect("targets");
     assert_eq!(targets.len(), 1, "{v}");
-    let list = |k: &str| -> Vec<String> {
-        targets[0][k]
-            .as_array()
-            .unwrap_or_else(|| panic!("no {k} in {v}"))
+    let entries = targets[0]["entries"].as_array().expect("entries");
+    let entry = |path: &str| -> &serde_json::Value {
+        entries
             .iter()
-            .map(|s| s.as_str().expect("string").to_string())
-            .collect()
+            .find(|e| e["path"] == path)
+            .unwrap_or_else(|| panic!("no entry {path} in {v}"))
     };
-    let (added, removed, modified) = (list("added"), list("removed"), list("modified"));
-    println!("added {added:?}\nremoved {removed:?}\nmodified {modified:?}");
-    assert_eq!(added.len(), 1, "{added:?}");
-    assert!(added[0].contains("public.fresh"), "{added:?}");
-    assert!(added[0].contains("4 rows"), "{added:?}");
-    assert_eq!(removed.len(), 1, "{removed:?}");
-    assert!(removed[0].contains("public.doomed"), "{removed:?}");
-    assert_eq!(modified.len(), 3, "{modified:?}");
-    assert!(
-        modified.contains(&"table public.orders: rows 10 -> 12".to_string()),
-        "{modified:?}"
+    let fresh = entry("public.fresh");
+    assert_eq!(fresh["change"], "added", "{v}");
+    assert_eq!(fresh["kind"], "table", "{v}");
+    assert_eq!(fresh["rows_after"], 4, "{v}");
+    assert_eq!(entry("public.doomed")["change"], "removed", "{v}");
+    let orders = entry("public.orders");
+    assert_eq!(orders["change"], "modified", "{v}");
+    assert_eq!(
+        (
+            orders["rows_before"].as_u64(),
+            orders["rows_after"].as_u64()
+        ),
+        (Some(10), Some(12)),
+        "{v}"
     );
-    let customers = modified
-        .iter()
-        .find(|m| m.contains("public.customers"))
-        .unwrap_or_else(|| panic!("customers not modified: {modified:?}"));
-    assert!(customers.contains("schema"), "{customers}");
-    let prices = modified
-        .iter()
-        .find(|m| m.contains("public.prices"))
-        .unwrap_or_else(|| panic!("prices not modified: {modified:?}"));
-    assert!(prices.contains("content changed"), "{prices}");
-    assert!(
-        !modified.iter().any(|m| m.contains("stable")),
-        "{modified:?}"
+    assert_eq!(entry("public.customers")["schema_changed"], true, "{v}");
+    assert_eq!(entry("public.prices")["content_changed"], true, "{v}");
+    assert!(!entries.iter().any(|e| e["path"] == "public.stable"), "{v}");
+    assert_eq!(
+        (
+            targets[0]["added"].as_u64(),
+            targets[0]["removed"].as_u64(),
+            targets[0]["modified"].as_u64()
+        ),
+        (Some(1), Some(1), Some(3)),
+        "{v}"
     );
 
     // The text form says the same.

@@ -24,5 +24,6 @@ pub mod pg_fingerprint;
 pub mod pg_stats;
 pub mod revert;
 pub mod table_name;
+pub mod text;
 
 pub use class::{Class, Classify};

@@ -255,8 +255,8 @@ impl SafetyNet for RepoNet<'_> {
                             .map_err(|e| wrap("pre-flight: check the safety snapshots", e))?;
                         (!missing.is_empty()).then(|| {
                             format!(
-                                "is damaged: {} problem(s), first: {}",
-                                missing.len(),
+                                "is damaged: {}, first: {}",
+                                crate::report::counted(missing.len() as u64, "problem"),
                                 missing[0]
                             )
                         })

@@ -90,22 +90,7 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
-/// "1 file", "2 files": a count and its noun, singular or plural as the
-/// count wants. `plural` is the noun's plural ("entries", "data"...).
-pub fn count(n: impl Into<u64>, singular: &str, plural: &str) -> String {
-    let n = n.into();
-    format!("{n} {}", if n == 1 { singular } else { plural })
-}
-
-/// A count with a noun that takes an `s` in the plural: "1 change", "3 changes".
-pub fn counted(n: impl Into<u64>, noun: &str) -> String {
-    let n = n.into();
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
-}
+pub use ripcord_core::text::{count, counted};
 
 #[cfg(test)]
 mod tests {

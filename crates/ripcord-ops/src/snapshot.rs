@@ -181,7 +181,8 @@ pub fn take_with(
     let recovered = repo.index_orphan_packs(&mut index)?;
     if recovered > 0 {
         ctx.say(format!(
-            "reusing {recovered} pack(s) left by an interrupted run"
+            "reusing {} left by an interrupted run",
+            crate::report::counted(recovered as u64, "pack")
         ));
     }
     let index = Arc::new(index);

@@ -34,8 +34,8 @@ pub(crate) fn check_plain(backend: &dyn Backend, passphrase_given: bool) -> Resu
     if !keys.is_empty() {
         return Err(untrusted(
             format!(
-                "its config says it is unencrypted, but it has {} key file(s): an encrypted repository always has an encrypted config",
-                keys.len()
+                "its config says it is unencrypted, but it has {}: an encrypted repository always has an encrypted config",
+                ripcord_core::text::counted(keys.len() as u64, "key file")
             ),
             REPLACED_HINT.into(),
         ));

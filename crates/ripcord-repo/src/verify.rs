@@ -93,7 +93,8 @@ pub fn verify(
     let orphans = on_disk.keys().filter(|p| !index.has_pack(p)).count();
     if orphans > 0 {
         report.warnings.push(format!(
-            "{orphans} pack(s) are not in the index (left by an interrupted run); the next snapshot indexes them and prune removes what is unused"
+            "{} not in the index (left by an interrupted run); the next snapshot indexes them and prune removes what is unused",
+            ripcord_core::text::count(orphans as u64, "pack is", "packs are")
         ));
     }
     // Packs in no index are still read by the next snapshot: their header

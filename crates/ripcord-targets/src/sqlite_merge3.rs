@@ -396,9 +396,12 @@ pub(crate) fn merge(
 fn unkept(progress: &dyn Progress, name: &str, n: u64, unfillable: &[String]) {
     if n > 0 {
         progress.warn(format!(
-            "{n} row(s) inserted into {name} since the change lack {}, which the restored table \
-             requires: they are set aside for review instead of kept",
-            unfillable.join(", ")
+            "{} inserted into {name} since the change {} {}, which the restored table \
+             requires: {} set aside for review instead of kept",
+            ripcord_core::text::counted(n, "row"),
+            if n == 1 { "lacks" } else { "lack" },
+            unfillable.join(", "),
+            if n == 1 { "it is" } else { "they are" }
         ));
     }
 }

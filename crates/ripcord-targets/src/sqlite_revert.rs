@@ -496,7 +496,9 @@ fn check_foreign_keys(live: &Db, tables: &[&str]) -> Result<()> {
                 total += n as u64;
                 let first = rowid.map_or(String::new(), |r| format!(" (first: rowid {r})"));
                 problems.push(format!(
-                    "{n} row(s) of {child} point at rows of {parent} that do not exist{first}"
+                    "{} of {child} {} at rows of {parent} that do not exist{first}",
+                    ripcord_core::text::counted(n as u64, "row"),
+                    if n == 1 { "points" } else { "point" }
                 ));
             }
         }
@@ -505,7 +507,11 @@ fn check_foreign_keys(live: &Db, tables: &[&str]) -> Result<()> {
         return Ok(());
     }
     Err(Error::ForeignKeys {
-        detail: format!("{total} violation(s): {}", problems.join("; ")),
+        detail: format!(
+            "{}: {}",
+            ripcord_core::text::counted(total, "violation"),
+            problems.join("; ")
+        ),
     })
 }
 

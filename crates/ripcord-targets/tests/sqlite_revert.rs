@@ -382,7 +382,7 @@ fn foreign_keys_to_the_table_survive_the_drop() {
     .unwrap_err();
     let text = e.to_string();
     assert!(
-        text.contains("1 row(s) of orders point at rows of users"),
+        text.contains("1 row of orders points at rows of users"),
         "{text}"
     );
     conn.execute_batch("ROLLBACK").unwrap();

@@ -140,9 +140,9 @@ fn a_violation_fails_the_revert_with_the_rows_named_and_nothing_changes() {
         .revert(&safety, &conn, &[("parents", OnConflict::Snapshot)])
         .unwrap_err();
     let text = e.to_string();
-    assert!(text.contains("2 violation(s)"), "{text}");
+    assert!(text.contains("2 violations"), "{text}");
     assert!(
-        text.contains("2 row(s) of children point at rows of parents that do not exist"),
+        text.contains("2 rows of children point at rows of parents that do not exist"),
         "{text}"
     );
     assert!(text.contains("first: rowid 100"), "{text}");

@@ -49,7 +49,7 @@ fn plain_config_swapped_into_an_encrypted_repository_is_refused() {
     let check = unchanged("refused with key files");
     ws.run(&["snapshot"])
         .assert_code(3)
-        .assert_stderr_has("it has 1 key file(s)")
+        .assert_stderr_has("it has 1 key file:")
         .assert_stderr_has("restore `config`");
     check(ws);
     // The attacker also deleted the key files: the manifest is encrypted.

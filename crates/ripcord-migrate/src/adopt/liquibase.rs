@@ -78,8 +78,13 @@ pub(super) fn read(db: &mut dyn Database, plan: &Plan, table: Option<&str>) -> R
     }
     if old_checksums > 0 {
         found.notes.push(format!(
-            "{old_checksums} changeset(s) carry checksums of a Liquibase older than 4.24, which \
-             ripcord cannot compute: their files were not checked"
+            "{} of a Liquibase older than 4.24, which \
+             ripcord cannot compute: their files were not checked",
+            ripcord_core::text::count(
+                old_checksums as u64,
+                "changeset carries checksums",
+                "changesets carry checksums"
+            )
         ));
     }
     Ok(found)

@@ -69,9 +69,9 @@ pub fn adopt(db: &mut dyn Database, plan: &Plan, opts: &AdoptOptions) -> Result<
     if !recorded.is_empty() {
         return Err(Error::Refused {
             message: format!(
-                "ripcord already tracks this database ({} change(s) recorded, the first {}); \
+                "ripcord already tracks this database ({} recorded, the first {}); \
                  nothing was adopted",
-                recorded.len(),
+                ripcord_core::text::counted(recorded.len() as u64, "change"),
                 recorded[0].name
             ),
             hint: "adopt takes over a database only once; run `ripcord migrate status`".into(),

@@ -627,9 +627,12 @@ fn insert_or_review(
         .map_err(pg_err(&ctx))?;
     if n > 0 {
         progress.warn(format!(
-            "{n} row(s) inserted into {what} since the change lack {}, which the restored table \
-             requires: they are set aside for review instead of kept",
-            unfillable.join(", ")
+            "{} inserted into {what} since the change {} {}, which the restored table \
+             requires: {} set aside for review instead of kept",
+            ripcord_core::text::counted(n as u64, "row"),
+            if n == 1 { "lacks" } else { "lack" },
+            unfillable.join(", "),
+            if n == 1 { "it is" } else { "they are" }
         ));
     }
     report.review_rows += n;

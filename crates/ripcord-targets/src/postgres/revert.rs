@@ -880,7 +880,8 @@ impl Cx<'_> {
             };
             self.progress.warn(format!(
                 "{shown}, created after the change as {kind} of {what}, stays a table of its \
-                 own with its {rows} row(s): {why}"
+                 own with its {}: {why}",
+                ripcord_core::text::counted(rows.max(0) as u64, "row")
             ));
         }
         Ok(TableRevert {

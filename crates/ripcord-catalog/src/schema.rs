@@ -1,0 +1,66 @@
+//! The catalog's schema, versioned by `PRAGMA user_version`: each entry of
+//! [`UPGRADES`] takes the schema one version up, and a catalog upgrades
+//! itself when it is opened, in one transaction.
+
+/// `UPGRADES[i]` takes version `i` to `i + 1`.
+pub(crate) const UPGRADES: &[&str] = &[
+    // 1: runs, steps, single flight, safe mode, audit.
+    "CREATE TABLE runs (
+         id TEXT PRIMARY KEY,
+         kind TEXT NOT NULL,
+         level TEXT,
+         reason TEXT NOT NULL,
+         trigger TEXT NOT NULL,
+         actor TEXT NOT NULL,
+         host TEXT NOT NULL,
+         pid INTEGER NOT NULL,
+         started TEXT NOT NULL,
+         finished TEXT,
+         result TEXT NOT NULL DEFAULT 'running'
+     );
+     CREATE TABLE steps (
+         run TEXT NOT NULL REFERENCES runs(id),
+         seq INTEGER NOT NULL,
+         level TEXT,
+         kind TEXT NOT NULL,
+         name TEXT NOT NULL,
+         state TEXT NOT NULL,
+         started TEXT NOT NULL,
+         finished TEXT,
+         attempts INTEGER NOT NULL DEFAULT 0,
+         output TEXT,
+         detail TEXT,
+         PRIMARY KEY (run, seq)
+     );
+     CREATE TABLE flight (
+         id INTEGER PRIMARY KEY CHECK (id = 1),
+         run TEXT NOT NULL,
+         host TEXT NOT NULL,
+         pid INTEGER NOT NULL,
+         pid_start INTEGER,
+         started TEXT NOT NULL
+     );
+     CREATE TABLE safe_mode (
+         id INTEGER PRIMARY KEY CHECK (id = 1),
+         run TEXT,
+         since TEXT NOT NULL,
+         reason TEXT NOT NULL
+     );
+     CREATE TABLE audit (
+         seq INTEGER PRIMARY KEY,
+         time TEXT NOT NULL,
+         actor TEXT NOT NULL,
+         command TEXT NOT NULL,
+         args TEXT NOT NULL,
+         reason TEXT,
+         result TEXT NOT NULL,
+         run TEXT,
+         prev TEXT NOT NULL,
+         hash TEXT NOT NULL
+     );",
+];
+
+/// The version this build writes.
+pub(crate) fn current() -> u32 {
+    UPGRADES.len() as u32
+}
