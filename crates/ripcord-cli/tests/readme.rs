@@ -152,6 +152,21 @@ fn readme_shell_blocks_run() {
     }
 }
 
+/// The Quick start stays two commands: the demo and the test suite.
+#[test]
+fn quick_start_is_the_demo_and_the_test_suite() {
+    let text = readme();
+    let start = text.find("## Quick start").expect("a Quick start section");
+    let block = blocks(&text[start..]).into_iter().next().unwrap();
+    let commands: Vec<&str> = block
+        .body
+        .lines()
+        .map(|l| l.split('#').next().unwrap().trim())
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(commands, ["cargo run --release -- demo", "scripts/test"]);
+}
+
 #[test]
 fn a_failing_block_fails_the_test() {
     let block = Block {
