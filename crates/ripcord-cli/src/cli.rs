@@ -360,13 +360,13 @@ pub enum MigrateCommand {
     Plan(PlanArgs),
     /// Compare the plan with what the database has recorded; exits 3 on drift, dirty changes or a diverging history
     Status,
-    /// Report risky statements: destruction without a way back, no-transaction DDL, rewrites and long locks
+    /// Report risky statements: destruction without a way back, no-transaction DDL, rewrites and long locks; exit 2 on a syntax error
     Lint(LintArgs),
     /// Apply pending changes, each after a safety snapshot of the tables it touches
     Up(UpArgs),
     /// Revert applied changes back to a change or phase, newest first, data included
     Down(DownArgs),
-    /// On a scratch copy of the database: up, verify, down, compare with before, up again
+    /// On a scratch copy of the database: up (with each verify script there is), down, compare with before, up again
     Rehearse(RehearseArgs),
     /// Run the verify script of every applied change again, read-only and rolled back;
     /// exits 1 when any fails
@@ -520,7 +520,7 @@ pub struct LintArgs {
     /// Set from `migrate`'s own --format and --set
     #[arg(skip)]
     pub common: MigrateArgs,
-    /// Exit 1 when there is any finding
+    /// Exit 1 when there is any finding (a syntax error exits 2 without it too)
     #[arg(long)]
     pub strict: bool,
 }

@@ -248,6 +248,8 @@ fn every_command_prints_json_that_matches_its_schema() {
         none,
     );
     c.err(&ws, "restore", &["restore", "ffffffff"], none);
+    c.ok(&ws, "ls", &["ls", &first], none);
+    c.err(&ws, "ls", &["ls", &first, "nosuch"], none);
 
     // Back down, and rehearsed from the start.
     let down = c.ok(

@@ -523,3 +523,52 @@ fn plan_explain_resolves_psql_variables_as_up_does() {
     assert_eq!(rows(&db, "SELECT id::text FROM app.t"), ["7"]);
     ws.ok(&["migrate", "down", "--to", "@root"]);
 }
+
+/// `lint` asks the server about what its SQL parser cannot read, as `up`
+/// does: valid PostgreSQL it cannot parse is no error, a typo is one.
+#[test]
+fn lint_reports_syntax_errors_the_server_finds() {
+    let (ws, _db) = setup("lint_syntax");
+    write(
+        &ws,
+        "migrations/1_t.up.sql",
+        "CREATE TABLE t (id int PRIMARY KEY);\nCREATE INDEX t_idx ON t (id);\n\
+         ALTER TABLE t CLUSTER ON t_idx;\n",
+    );
+    write(&ws, "migrations/1_t.down.sql", "DROP TABLE t;\n");
+    let v = ws.json(&["migrate", "lint"]);
+    let kinds: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect();
+    assert!(!kinds.contains(&"syntax-error"), "{v}");
+
+    write(
+        &ws,
+        "migrations/2_oops.up.sql",
+        "SELECT 1;\nCREAT TABLE oops (x int);\n",
+    );
+    write(&ws, "migrations/2_oops.down.sql", "DROP TABLE oops;\n");
+    let out = ws.run(&["--json", "migrate", "lint"]);
+    out.assert_code(2);
+    let v = out.json();
+    let errors: Vec<&Value> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "syntax-error")
+        .collect();
+    assert_eq!(errors.len(), 1, "{v}");
+    assert_eq!(errors[0]["change"], "2_oops", "{v}");
+    assert_eq!(errors[0]["line"], 2, "{v}");
+    assert_eq!(errors[0]["severity"], "error", "{v}");
+    assert!(
+        errors[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("syntax error at or near \"CREAT\""),
+        "{v}"
+    );
+}

@@ -58,6 +58,12 @@ impl Format {
     pub fn has_versions(self) -> bool {
         !matches!(self, Format::Native | Format::Sqitch | Format::Liquibase)
     }
+
+    /// Whether the format has a place for verify scripts; the others'
+    /// changes cannot have one, so lacking one is no finding.
+    pub fn has_verify_scripts(self) -> bool {
+        matches!(self, Format::Native | Format::Sqitch)
+    }
 }
 
 impl fmt::Display for Format {

@@ -12,14 +12,14 @@ use crate::ctx::Ctx;
 use crate::{Error, Result};
 
 /// What a snapshot holds below one path.
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, schemars::JsonSchema)]
 pub struct Listing {
     pub snapshot: Id,
     pub entries: Vec<Entry>,
 }
 
 /// One file, folder, link or table.
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, Debug, Clone, schemars::JsonSchema)]
 pub struct Entry {
     /// The target's name.
     pub target: String,

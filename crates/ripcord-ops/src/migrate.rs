@@ -204,6 +204,22 @@ pub fn open(name: &str, target: &TargetConfig, create: bool) -> Result<Box<dyn D
     }
 }
 
+/// The database `lint` asks whether a statement its SQL parser cannot read
+/// is a syntax error: for SQLite an empty in-memory database (only a syntax
+/// error counts, so the tables need not exist), for PostgreSQL the target
+/// itself. `Err` says why there is none (the server cannot be reached).
+pub fn syntax_checker(s: &Setup) -> std::result::Result<Box<dyn Database>, String> {
+    match &s.target {
+        Some((_, TargetConfig::Postgres { url, .. })) => PostgresTracker::connect(url)
+            .map(|db| Box::new(db) as Box<dyn Database>)
+            .map_err(|e| e.to_string()),
+        _ if s.dialect() == Dialect::Sqlite => SqliteTracker::open(Path::new(":memory:"))
+            .map(|db| Box::new(db) as Box<dyn Database>)
+            .map_err(|e| e.to_string()),
+        _ => Err("no PostgreSQL target is configured".into()),
+    }
+}
+
 /// `migrate up`.
 #[derive(Clone, Debug, Default)]
 pub struct UpRequest {

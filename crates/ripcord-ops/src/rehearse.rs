@@ -88,6 +88,8 @@ pub struct RehearsedChange {
     pub change: String,
     /// None when the rehearsal did not revert it.
     pub reverted: Option<How>,
+    /// Whether a verify script checked it after up; false when it has none.
+    pub verified: bool,
 }
 
 #[derive(Serialize, schemars::JsonSchema)]
@@ -101,6 +103,28 @@ pub struct RehearseReport {
     pub reapplied: bool,
     /// Empty when the rehearsal passed.
     pub irreversible: Vec<Irreversible>,
+}
+
+impl RehearseReport {
+    /// How many of the changes a verify script checked, in words.
+    pub fn verified_note(&self) -> String {
+        let verified = self.changes.iter().filter(|c| c.verified).count();
+        verified_note(self.changes.len(), verified)
+    }
+}
+
+/// "2 verified by their verify scripts", "none has a verify script": a
+/// change without one is applied, not verified.
+fn verified_note(changes: usize, verified: usize) -> String {
+    match (changes, verified) {
+        (0, _) => "nothing to verify".into(),
+        (_, 0) if changes == 1 => "it has no verify script".into(),
+        (_, 0) => "none has a verify script".into(),
+        (1, 1) => "verified by its verify script".into(),
+        _ if verified == changes => "all verified by their verify scripts".into(),
+        _ if verified == 1 => "1 of them verified by its verify script".into(),
+        _ => format!("{verified} of them verified by their verify scripts"),
+    }
 }
 
 /// The scratch copy and how to get rid of it. Its guard removes it when the
@@ -341,9 +365,11 @@ fn rehearse(
     let up = engine::up(&mut *db, &mut net, plan, &up_opts, &mut |_| {})
         .context("rehearsal: up failed on the scratch copy")?;
     let changes: Vec<String> = up.changes.iter().map(|c| c.name.clone()).collect();
+    let verified: Vec<bool> = up.changes.iter().map(|c| c.verify).collect();
     ctx.say(format!(
-        "up: {} applied and verified",
-        crate::report::counted(changes.len() as u64, "change")
+        "up: {} applied; {}",
+        crate::report::counted(changes.len() as u64, "change"),
+        verified_note(changes.len(), verified.iter().filter(|v| **v).count())
     ));
     let down_opts = DownOptions {
         to: last_applied.unwrap_or_else(|| "@root".into()),
@@ -390,9 +416,11 @@ fn rehearse(
         change_count: changes.len(),
         changes: changes
             .iter()
-            .map(|name| RehearsedChange {
+            .zip(&verified)
+            .map(|(name, verified)| RehearsedChange {
                 change: name.clone(),
                 reverted: down.changes.iter().find(|c| &c.name == name).map(|c| c.how),
+                verified: *verified,
             })
             .collect(),
         reapplied,

@@ -335,8 +335,7 @@ fn lint_findings() {
         .assert_stdout_has("destructive-without-down")
         .assert_stdout_has("V3__index.sql:1")
         .assert_stdout_has("no-transaction")
-        .assert_stdout_has("table-rewrite")
-        .assert_stdout_has("no-verify");
+        .assert_stdout_has("table-rewrite");
 
     let v = ws.json(&["migrate", "lint"]);
     let findings = v["findings"].as_array().expect("findings");
@@ -348,7 +347,8 @@ fn lint_findings() {
     assert!(has("V4__drop", "destructive-without-down"), "{v}");
     assert!(has("V3__index", "no-transaction"), "{v}");
     assert!(has("V2__money", "table-rewrite"), "{v}");
-    assert!(has("V1__init", "no-verify"), "{v}");
+    // Flyway has no verify scripts: lacking one is not a finding.
+    assert!(!findings.iter().any(|f| f["kind"] == "no-verify"), "{v}");
     // V1 has an undo script: dropping its table there is expected.
     assert!(!has("V1__init", "destructive-without-down"), "{v}");
     let drop = findings
@@ -358,6 +358,87 @@ fn lint_findings() {
     assert_eq!(drop["line"], 2);
 
     ws.run(&["migrate", "lint", "--strict"]).assert_code(1);
+}
+
+#[test]
+fn lint_asks_for_verify_scripts_only_where_the_format_has_them() {
+    // golang-migrate has no verify scripts: a clean plan passes --strict.
+    let (ws, _db) = setup();
+    write(
+        &ws,
+        "migrations/1_users.up.sql",
+        "CREATE TABLE users (id INTEGER PRIMARY KEY);\n",
+    );
+    write(&ws, "migrations/1_users.down.sql", "DROP TABLE users;\n");
+    write(
+        &ws,
+        "migrations/2_email.up.sql",
+        "ALTER TABLE users ADD COLUMN email TEXT;\n",
+    );
+    write(
+        &ws,
+        "migrations/2_email.down.sql",
+        "ALTER TABLE users DROP COLUMN email;\n",
+    );
+    let v = ws.json(&["migrate", "lint", "--strict"]);
+    assert_eq!(v["format"], "golang-migrate");
+    assert_eq!(v["findings"].as_array().unwrap().len(), 0, "{v}");
+
+    // A native change can have one, and is told when it has none.
+    let (ws, _db) = setup();
+    write(
+        &ws,
+        "migrations/0001_t/up.sql",
+        "CREATE TABLE t (id INTEGER PRIMARY KEY);\n",
+    );
+    write(&ws, "migrations/0001_t/down.sql", "DROP TABLE t;\n");
+    ws.run(&["migrate", "lint", "--strict"])
+        .assert_code(1)
+        .assert_stdout_has("no-verify");
+}
+
+#[test]
+fn lint_reports_a_syntax_error_and_fails() {
+    let (ws, _db) = setup();
+    write(
+        &ws,
+        "migrations/1_users.up.sql",
+        "CREATE TABLE users (id INTEGER PRIMARY KEY);\n",
+    );
+    write(&ws, "migrations/1_users.down.sql", "DROP TABLE users;\n");
+    write(
+        &ws,
+        "migrations/2_oops.up.sql",
+        "ALTER TABLE users ADD COLUMN email TEXT;\nCREAT TABLE oops (x);\n",
+    );
+    write(&ws, "migrations/2_oops.down.sql", "DROP TABLE oops;\n");
+    // Without --strict too: the plan cannot run.
+    let out = ws.run(&["migrate", "lint"]);
+    out.assert_code(2)
+        .assert_stdout_has("migrations/2_oops.up.sql:2: syntax-error: near \"CREAT\": syntax error")
+        .assert_stderr_has("1 syntax error");
+    let out = ws.run(&["--json", "migrate", "lint"]);
+    out.assert_code(2);
+    let v = out.json();
+    let findings = v["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{v}");
+    let f = &findings[0];
+    assert_eq!(f["kind"], "syntax-error", "{v}");
+    assert_eq!(f["severity"], "error", "{v}");
+    assert_eq!(f["file"], "migrations/2_oops.up.sql", "{v}");
+    assert_eq!(f["line"], 2, "{v}");
+    assert!(f["detail"].as_str().unwrap().contains("CREAT"), "{v}");
+    // No `uncertain-tables` for the same statement: it is a typo, not an
+    // unknown table set.
+    assert!(
+        !findings.iter().any(|f| f["kind"] == "uncertain-tables"),
+        "{v}"
+    );
+
+    // `up` refuses the same statement, with the same exit code.
+    ws.run(&["migrate", "up"])
+        .assert_code(2)
+        .assert_stderr_has("2_oops.up.sql:2: syntax error");
 }
 
 #[test]

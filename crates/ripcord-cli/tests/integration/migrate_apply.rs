@@ -554,6 +554,63 @@ fn kill_9_during_up_and_down_loses_nothing() {
 }
 
 #[test]
+fn rehearse_says_verified_only_for_changes_with_a_verify_script() {
+    // golang-migrate has no verify scripts: nothing is called verified.
+    let (ws, db) = setup();
+    exec(&db, "PRAGMA user_version = 1;");
+    write(
+        &ws,
+        "migrations/1_users.up.sql",
+        "CREATE TABLE users (id INTEGER PRIMARY KEY);\n",
+    );
+    write(&ws, "migrations/1_users.down.sql", "DROP TABLE users;\n");
+    write(
+        &ws,
+        "migrations/2_email.up.sql",
+        "ALTER TABLE users ADD COLUMN email TEXT;\n",
+    );
+    write(
+        &ws,
+        "migrations/2_email.down.sql",
+        "ALTER TABLE users DROP COLUMN email;\n",
+    );
+    let out = ws.ok(&["migrate", "rehearse"]);
+    let text = out.all_text();
+    assert!(
+        text.contains("up: 2 changes applied; none has a verify script"),
+        "{out}"
+    );
+    assert!(
+        text.contains("rehearsal passed: 2 changes applied (none has a verify script)"),
+        "{out}"
+    );
+    assert!(!text.contains("verified"), "{out}");
+    let v = ws.json(&["migrate", "rehearse"]);
+    for c in v["changes"].as_array().unwrap() {
+        assert_eq!(c["verified"], false, "{v}");
+    }
+
+    // Native: one of three changes has a verify script.
+    let (ws, db) = setup();
+    exec(&db, "PRAGMA user_version = 1;");
+    two_phase(&ws);
+    let out = ws.ok(&["migrate", "rehearse"]);
+    let text = out.all_text();
+    assert!(
+        text.contains("up: 3 changes applied; 1 of them verified by its verify script"),
+        "{out}"
+    );
+    let v = ws.json(&["migrate", "rehearse"]);
+    let verified: Vec<bool> = v["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["verified"].as_bool().unwrap())
+        .collect();
+    assert_eq!(verified, [true, false, false], "{v}");
+}
+
+#[test]
 fn rehearse_finds_changes_that_do_not_undo() {
     let (ws, db) = setup();
     two_phase(&ws);

@@ -194,6 +194,39 @@ fn include_into_restores_only_the_matching_paths() {
 }
 
 #[test]
+fn in_place_restore_deletes_what_was_added_since_and_keeps_the_folder() {
+    use std::os::unix::fs::MetadataExt;
+    let t = two();
+    let inode = std::fs::metadata(&t.app).unwrap().ino();
+    write_file(&t.app.join("config/app.toml"), b"broken {{{\n");
+    write_file(&t.app.join("config/new.toml"), b"added since\n");
+    write_file(&t.app.join("new/deeper/file"), b"added since\n");
+    t.ws.ok(&["restore", &t.id, "--target", "app"]);
+
+    // The folder holds what the snapshot holds: changed files back, added
+    // ones deleted.
+    assert_eq!(
+        std::fs::read(t.app.join("config/app.toml")).unwrap(),
+        b"port = 80\n"
+    );
+    assert!(!t.app.join("config/new.toml").exists());
+    assert!(!t.app.join("new").exists());
+    // Swapped entry by entry: the folder itself stays, and no work folder
+    // is left in it.
+    assert_eq!(std::fs::metadata(&t.app).unwrap().ino(), inode);
+    assert!(
+        !names_in(&t.app)
+            .iter()
+            .any(|n| n.contains("ripcord-restore")),
+        "{:?}",
+        names_in(&t.app)
+    );
+    // The safety snapshot still has what was deleted.
+    let ls = t.ws.json(&["ls", "latest:safety", "app/config"]);
+    assert!(ls.to_string().contains("config/new.toml"), "{ls}");
+}
+
+#[test]
 fn include_in_place_touches_only_the_included_paths() {
     let t = two();
     let before_snapshots = t.ws.snapshot_ids().len();

@@ -35,7 +35,7 @@ use crate::analyze::TableName;
 
 pub use self::adopt::{adopt, AdoptOptions, AdoptReport, AdoptedChange};
 pub use self::capture::{Watched, DEFAULT_LOCK_TIMEOUT};
-pub use self::db::{Conn, Database};
+pub use self::db::{check_syntax, Conn, Database};
 pub use self::down::down;
 pub use self::explain::{explain, Explained, ExplainedStep};
 pub use self::net::{SafetyNet, Unusable};

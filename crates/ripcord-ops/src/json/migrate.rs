@@ -69,9 +69,10 @@ pub struct Counts {
 pub struct LintFinding {
     pub change: String,
     /// `destructive-without-down`, `no-transaction`, `own-transaction`,
-    /// `table-rewrite`, `long-lock`, `no-verify`, `uncertain-tables` or
-    /// `not-undone`.
+    /// `table-rewrite`, `long-lock`, `no-verify`, `uncertain-tables`,
+    /// `not-undone` or `syntax-error`.
     pub kind: &'static str,
+    /// `warning`, or `error` for a `syntax-error`.
     pub severity: &'static str,
     pub file: String,
     pub line: Option<usize>,

@@ -61,6 +61,7 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
         ("show", s!(ShowOutput)),
         ("diff", s!(crate::diff::DiffReport)),
         ("restore", s!(crate::restore::RestoreResult)),
+        ("ls", s!(crate::ls::Listing)),
         ("verify", s!(ripcord_repo::verify::VerifyReport)),
         ("forget", s!(ForgetOutput)),
         ("prune", s!(ripcord_repo::prune::PruneReport)),

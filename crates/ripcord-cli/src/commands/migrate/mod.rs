@@ -215,9 +215,10 @@ fn rehearse(ctx: &Ctx, args: &RehearseArgs) -> Result<()> {
     }
     if report.irreversible.is_empty() {
         ctx.say(format!(
-            "rehearsal passed: {} applied, verified, reverted to an identical schema \
-             and identical table contents, and applied again",
-            output::counted(report.change_count as u64, "change")
+            "rehearsal passed: {} applied ({}), reverted to an identical schema and identical \
+             table contents, and applied again",
+            output::counted(report.change_count as u64, "change"),
+            report.verified_note()
         ));
         Ok(())
     } else {
@@ -549,6 +550,7 @@ fn lint(ctx: &Ctx, args: &LintArgs) -> Result<()> {
     let order = s.plan.order()?;
     let snapshots = ripcord_ops::migrate::explain(ctx, &s)?;
     let mut findings: Vec<LintFinding> = Vec::new();
+    let mut checker = SyntaxChecker::new(&s);
     for change in &order {
         let has_down = has_script(&change.down);
         let explained = snapshots.iter().find(|e| e.name == change.name);
@@ -560,7 +562,15 @@ fn lint(ctx: &Ctx, args: &LintArgs) -> Result<()> {
         for (step, script) in scripts {
             let Some(script) = script else { continue };
             let analysis = analyze::analyze(&script.sql, &options);
+            let errors = checker.errors(ctx, change, script, &analysis.unparsed)?;
+            let broken: Vec<usize> = errors.iter().filter_map(|e| e.line).collect();
+            findings.extend(errors);
             for f in &analysis.findings {
+                // A syntax error is reported as one, not as a statement
+                // whose tables cannot be told.
+                if f.kind == Kind::Uncertain && broken.contains(&f.line) {
+                    continue;
+                }
                 let (kind, detail) = match f.kind {
                     Kind::Destructive if step == "up" && !has_down => (
                         "destructive-without-down",
@@ -644,7 +654,7 @@ fn lint(ctx: &Ctx, args: &LintArgs) -> Result<()> {
                 });
             }
         }
-        if !has_script(&change.verify) {
+        if s.plan.format.has_verify_scripts() && !has_script(&change.verify) {
             findings.push(LintFinding {
                 change: change.name.clone(),
                 kind: "no-verify",
@@ -706,6 +716,21 @@ fn lint(ctx: &Ctx, args: &LintArgs) -> Result<()> {
             snapshot_counts(report.changes.iter())
         );
     }
+    let syntax_errors = report
+        .findings
+        .iter()
+        .filter(|f| f.kind == "syntax-error")
+        .count();
+    if syntax_errors > 0 {
+        return Err(CliError::Usage {
+            message: format!(
+                "lint: {} in the migrations",
+                output::counted(syntax_errors as u64, "syntax error")
+            ),
+            hint: "fix the statements named above; `migrate up` refuses to run them".into(),
+        }
+        .into());
+    }
     if args.strict && !report.findings.is_empty() {
         return Err(CliError::Failed {
             message: format!(
@@ -716,4 +741,73 @@ fn lint(ctx: &Ctx, args: &LintArgs) -> Result<()> {
         .into());
     }
     Ok(())
+}
+
+/// Asks a database whether the statements `lint`'s SQL parser cannot read
+/// are syntax errors, as `migrate up` does before it runs anything. Opened
+/// at the first such statement; a PostgreSQL server that cannot be reached
+/// is warned about once, and its statements stay `uncertain-tables`.
+struct SyntaxChecker<'a> {
+    setup: &'a Setup,
+    db: Option<std::result::Result<Box<dyn ripcord_migrate::engine::Database>, String>>,
+}
+
+impl<'a> SyntaxChecker<'a> {
+    fn new(setup: &'a Setup) -> Self {
+        SyntaxChecker { setup, db: None }
+    }
+
+    fn errors(
+        &mut self,
+        ctx: &Ctx,
+        change: &Change,
+        script: &Script,
+        unparsed: &[analyze::Unparsed],
+    ) -> Result<Vec<LintFinding>> {
+        if unparsed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let setup = self.setup;
+        let db = self.db.get_or_insert_with(|| {
+            let db = ripcord_ops::migrate::syntax_checker(setup);
+            if let Err(why) = &db {
+                ctx.warn(format!(
+                    "the syntax of statements ripcord's SQL parser cannot read is not checked: \
+                     {why}"
+                ));
+            }
+            db
+        });
+        let Ok(db) = db else { return Ok(Vec::new()) };
+        let mut found = Vec::new();
+        for statement in unparsed {
+            let Some(message) = ripcord_migrate::engine::check_syntax(&mut **db, &statement.sql)?
+            else {
+                continue;
+            };
+            found.push(LintFinding {
+                change: change.name.clone(),
+                kind: "syntax-error",
+                severity: "error",
+                file: shown(&script.path),
+                line: Some(statement.line),
+                statement: Some(excerpt(&statement.sql)),
+                detail: format!(
+                    "{message} (ripcord's parser: {}); `migrate up` stops here before running \
+                     anything",
+                    statement.error.trim_start_matches("sql parser error: ")
+                ),
+            });
+        }
+        Ok(found)
+    }
+}
+
+/// The start of a statement on one line, as findings show it.
+fn excerpt(sql: &str) -> String {
+    let flat = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    match flat.char_indices().nth(120) {
+        Some((at, _)) => format!("{}…", &flat[..at]),
+        None => flat,
+    }
 }
