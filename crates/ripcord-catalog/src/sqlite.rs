@@ -50,6 +50,15 @@ impl SqliteCatalog {
         })
     }
 
+    /// Opens the catalog only if its file exists: commands that merely
+    /// consult it (is safe mode on?) never create one.
+    pub fn open_existing(path: &Path) -> Result<Option<SqliteCatalog>> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        SqliteCatalog::open(path).map(Some)
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

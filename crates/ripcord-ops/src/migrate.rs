@@ -297,6 +297,9 @@ fn config_lock_timeout(ctx: &Ctx) -> Option<std::time::Duration> {
 
 /// Applies the pending changes, each behind a safety snapshot where it needs one.
 pub fn up(ctx: &Ctx, req: &UpRequest, note: &mut dyn FnMut(Note<'_>)) -> Result<Applied> {
+    if !req.dry_run {
+        crate::recover::refuse_in_safe_mode(ctx, "migrate up")?;
+    }
     let s = setup_with(ctx, req.format.as_deref(), &req.set)?;
     let (name, target) = database_target(&s)?;
     let mut db = open(&name, &target, true)?;

@@ -563,3 +563,54 @@ fn with_newline(text: &str) -> String {
         format!("{text}\n")
     }
 }
+
+/// Refuses `what` (exit 3) while ripcord is in safe mode, naming the run
+/// that failed; manual restores and recoveries are not refused.
+pub fn refuse_in_safe_mode(ctx: &Ctx, what: &str) -> Result<()> {
+    let Some(mut catalog) = SqliteCatalog::open_existing(&ctx.config.catalog_path())? else {
+        return Ok(());
+    };
+    match catalog.safe_mode()? {
+        None => Ok(()),
+        Some(mode) => Err(Error::Refused {
+            message: format!(
+                "ripcord is in safe mode since {}{}: {} is refused",
+                mode.since,
+                mode.run
+                    .as_ref()
+                    .map_or(String::new(), |r| format!(", after run {r} failed")),
+                what
+            ),
+            hint: "find out what failed (`ripcord report RUN`), then leave safe mode with \
+                   `ripcord ack --reason TEXT`"
+                .into(),
+        }),
+    }
+}
+
+/// `ripcord ack --reason TEXT`: leaves safe mode, audited. Returns the
+/// state that was left, or none when ripcord was not in safe mode.
+pub fn ack(ctx: &Ctx, reason: &str) -> Result<Option<SafeMode>> {
+    if reason.trim().is_empty() {
+        return Err(Error::usage(
+            "leaving safe mode needs a reason",
+            "say what was checked with --reason TEXT: it goes into the audit",
+        ));
+    }
+    let mut catalog = SqliteCatalog::open(&ctx.config.catalog_path())?;
+    let left = catalog.leave_safe_mode()?;
+    catalog.append_audit(&AuditInput {
+        actor: crate::migrate::actor(),
+        command: "ack".into(),
+        args: Vec::new(),
+        reason: Some(reason.to_string()),
+        result: if left.is_some() {
+            "ok"
+        } else {
+            "not in safe mode"
+        }
+        .into(),
+        run: left.as_ref().and_then(|m| m.run.clone()),
+    })?;
+    Ok(left)
+}

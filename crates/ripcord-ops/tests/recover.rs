@@ -70,6 +70,7 @@ fn setup(root: &Path, runbooks: &str) -> Ctx {
     ripcord_ops::snapshot::snapshot(
         &ctx,
         &ripcord_ops::snapshot::SnapshotOptions {
+            targets: vec!["app".into()],
             tags: vec!["pre-deploy".into()],
             ..Default::default()
         },
@@ -266,4 +267,53 @@ fn bad_requests_are_refused_before_anything_runs() {
     assert_eq!(plan.steps[0].name, "run `touch ran`");
     assert!(!tmp.path().join("ran").exists());
     assert!(!std::env::current_dir().unwrap().join("ran").exists());
+}
+
+#[test]
+fn safe_mode_refuses_migrate_up_until_ack() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("shop.db");
+    let dir = tmp.path().join("migrations/0001_items");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("up.sql"), "CREATE TABLE items (id INTEGER);\n").unwrap();
+    std::fs::write(dir.join("down.sql"), "DROP TABLE items;\n").unwrap();
+    let ctx = setup(
+        tmp.path(),
+        &format!(
+            "[targets.shop]\nkind = \"sqlite\"\npath = \"{}\"\ncreate = true\n\n\
+             [migrations]\ntarget = \"shop\"\ndir = \"migrations\"\n\n\
+             [runbooks.emergency]\nsteps = [{{ kind = \"command\", run = \"exit 1\" }}]\n",
+            db.display()
+        ),
+    );
+    let failed = recover(&ctx, &opts("emergency")).unwrap();
+    assert!(failed.safe_mode);
+    let up = || {
+        ripcord_ops::migrate::up(
+            &ctx,
+            &ripcord_ops::migrate::UpRequest::default(),
+            &mut |_| {},
+        )
+    };
+    let e = up().err().expect("migrate up ran in safe mode");
+    assert_eq!(e.class(), Class::Refused, "{e}");
+    assert!(
+        e.to_string().contains(&failed.run),
+        "names the failed run: {e}"
+    );
+    assert!(!db.exists(), "nothing was done");
+
+    let e = ripcord_ops::recover::ack(&ctx, "").unwrap_err();
+    assert_eq!(e.class(), Class::Usage);
+    let left = ripcord_ops::recover::ack(&ctx, "checked the app by hand").unwrap();
+    assert_eq!(left.unwrap().run.as_deref(), Some(failed.run.as_str()));
+    up().unwrap();
+    assert!(db.exists());
+    let mut cat = SqliteCatalog::open(&ctx.config.catalog_path()).unwrap();
+    let audit = cat.audit_entries(1).unwrap();
+    let ack = audit
+        .iter()
+        .find(|e| e.input.command == "ack")
+        .expect("ack audited");
+    assert_eq!(ack.input.reason.as_deref(), Some("checked the app by hand"));
 }
