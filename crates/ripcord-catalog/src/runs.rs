@@ -11,7 +11,7 @@ pub fn new_run_id() -> String {
 }
 
 /// How a run ended, or that it has not.
-#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum RunResult {
     Running,
@@ -58,8 +58,9 @@ pub struct NewRun {
     pub actor: String,
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Run {
+    /// The run's id.
     pub run: String,
     pub kind: String,
     pub level: Option<String>,

@@ -68,6 +68,17 @@ pub enum Command {
     /// Repair repository structures
     #[command(subcommand)]
     Repair(RepairCommand),
+    /// Run a recovery runbook level: its steps in order, each journaled; a failed level
+    /// escalates, and when none is left ripcord enters safe mode
+    Recover(RecoverArgs),
+    /// List recovery runs, newest first
+    Runs,
+    /// Leave safe mode (entered when every recovery level failed), with a reason for the audit
+    Ack {
+        /// What was checked or done: it goes into the audit
+        #[arg(long)]
+        reason: String,
+    },
     /// Run a folder of migrations: plan, status, up, down, rehearse, lint
     Migrate(MigrateCli),
     /// Revert the database's migrations back to a change or phase, data included
@@ -224,6 +235,19 @@ Examples:
   ripcord restore latest --target app --include 'config/*.toml'
   ripcord restore latest --target shop --tables orders,customers
   ripcord ls latest app/config                         # what a snapshot holds";
+
+#[derive(Args, Debug)]
+pub struct RecoverArgs {
+    /// The runbook level to start at, from [runbooks.LEVEL] in ripcord.toml
+    #[arg(long)]
+    pub level: String,
+    /// Why: it goes into the journal, the audit and the report
+    #[arg(long)]
+    pub reason: String,
+    /// Show the steps that would run, level by level; run nothing
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+}
 
 #[derive(Args, Debug)]
 pub struct LsArgs {

@@ -8,6 +8,7 @@ mod key;
 mod list;
 mod maintenance;
 pub mod migrate;
+mod recover;
 mod verify;
 
 use anyhow::Result;
@@ -44,6 +45,9 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Repair(cmd) => maintenance::repair(&ctx, cmd),
         Command::Migrate(cmd) => migrate::run(&ctx, cmd),
         Command::Rollback(args) => migrate::rollback(&ctx, args),
+        Command::Recover(args) => recover::recover(&ctx, &args),
+        Command::Runs => recover::runs(&ctx),
+        Command::Ack { reason } => recover::ack(&ctx, &reason),
         Command::Init(_) | Command::Demo { .. } => unreachable!("handled above"),
     }
 }

@@ -80,6 +80,9 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
         ("migrate verify", s!(MigrateVerifyOutput)),
         ("migrate adopt", s!(AdoptOutput)),
         ("rollback", s!(DownOutput)),
+        ("recover", s!(crate::recover::RecoverReport)),
+        ("runs", s!(Vec<ripcord_catalog::runs::Run>)),
+        ("ack", s!(AckOutput)),
     ]
 }
 
@@ -89,4 +92,15 @@ pub fn schema(command: &str) -> Option<schemars::Schema> {
         .into_iter()
         .find(|(c, _)| *c == command)
         .map(|(_, s)| s)
+}
+
+/// `ripcord ack`.
+#[derive(Serialize, JsonSchema)]
+pub struct AckOutput {
+    /// Whether ripcord was in safe mode (and has now left it).
+    pub left_safe_mode: bool,
+    /// The failed run that put it there.
+    pub run: Option<String>,
+    /// When safe mode began, RFC 3339 UTC.
+    pub since: Option<String>,
 }
