@@ -32,7 +32,7 @@ pub fn run(ctx: &Ctx, args: &DiffArgs) -> Result<()> {
             TargetChange::Changed => {
                 println!(
                     "target {}: {} added, {} removed, {} modified",
-                    d.target, d.added, d.removed, d.modified
+                    d.target, d.added_count, d.removed_count, d.modified_count
                 );
                 ""
             }
