@@ -157,7 +157,7 @@ fn relative_paths_resolve_against_the_file_or_the_working_directory() {
     );
     run(&["snapshot"], &env).assert_ok();
     let listed = run(&["--json", "snapshots"], &[]);
-    let id = listed.json()[0]["id"].as_str().unwrap().to_string();
+    let id = listed.json()[0]["snapshot"].as_str().unwrap().to_string();
     run(&["restore", &id, "--into", "out"], &[]).assert_ok();
     assert!(
         ws.path("work/out").exists(),

@@ -26,7 +26,16 @@ fn ids(list: &Value) -> Vec<String> {
     list.as_array()
         .expect("a list")
         .iter()
-        .map(|s| s["id"].as_str().expect("id").to_string())
+        .map(|s| s["snapshot"].as_str().expect("snapshot").to_string())
+        .collect()
+}
+
+/// The names of a document's `targets`: `[{"target": NAME}, ...]`.
+fn target_names(v: &Value) -> Vec<String> {
+    v.as_array()
+        .expect("a list")
+        .iter()
+        .map(|t| t["target"].as_str().expect("a name").to_string())
         .collect()
 }
 
@@ -81,8 +90,8 @@ fn snapshots_with_a_misspelt_target_is_an_error_not_an_empty_list() {
 fn target_and_tag_are_repeatable_and_comma_separated_everywhere() {
     let ws = two_targets();
     let both = ws.snapshot(&["--target", "app,config", "--tag", "a,b"]);
-    assert_eq!(names(&both["targets"]), ["app", "config"]);
-    let both = both["id"].as_str().unwrap().to_string();
+    assert_eq!(target_names(&both["targets"]), ["app", "config"]);
+    let both = both["snapshot"].as_str().unwrap().to_string();
     let one = ws.snapshot_id(&["--target", "config", "--tag", "a", "--tag", "c"]);
     let positional = ws.snapshot_id(&["app", "--tag", "d"]);
 
@@ -113,7 +122,7 @@ fn target_and_tag_are_repeatable_and_comma_separated_everywhere() {
     assert_eq!(compared, ["config"], "{d}");
     // `latest` with tags is the newest snapshot with all of them.
     let d = ws.json(&["diff", "latest", "latest", "--tag", "a,b"]);
-    assert_eq!(d["a"].as_str(), Some(both.as_str()), "{d}");
+    assert_eq!(d["from_snapshot"].as_str(), Some(both.as_str()), "{d}");
 
     // restore: the newest snapshot holding the targets and tags.
     let r = ws.json(&[
@@ -130,7 +139,7 @@ fn target_and_tag_are_repeatable_and_comma_separated_everywhere() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|d| d["id"].as_str().unwrap())
+        .map(|d| d["snapshot"].as_str().unwrap())
         .collect();
     assert_eq!(judged.len(), 2, "{f}");
     assert!(!judged.contains(&one.as_str()), "{f}");
@@ -161,7 +170,7 @@ fn dry_run_changes_nothing_and_says_what_would_happen() {
     ws.run(&["prune", "-n"]).assert_ok();
     ws.run(&["unlock", "-n"])
         .assert_ok()
-        .assert_stdout_has("0 lock(s) would be removed");
+        .assert_stdout_has("0 locks and 0 temporary files of interrupted writes would be removed");
 
     ws.run(&["repair", "index", "-n"])
         .assert_ok()
@@ -170,7 +179,7 @@ fn dry_run_changes_nothing_and_says_what_would_happen() {
     ws.run_env(&["key", "add", "-n"], &new).assert_ok();
     ws.run_env(&["key", "passwd", "--dry-run"], &new)
         .assert_ok();
-    let key = ws.json(&["key", "list"])[0]["id"]
+    let key = ws.json(&["key", "list"])[0]["key"]
         .as_str()
         .unwrap()
         .to_string();
@@ -260,7 +269,7 @@ fn migrate_dry_run_short_flag_and_down_destination_as_argument() {
     let (ws, db) = migrated_app();
     let repo = repo_hashes(&ws.repo());
     let up = ws.ok(&["migrate", "up", "-n"]);
-    up.assert_stdout_has("dry run: 2 change(s) would be applied")
+    up.assert_stdout_has("dry run: 2 changes would be applied")
         .assert_stdout_has("0002_drop_note: in a transaction, safety snapshot");
     assert_eq!(repo_hashes(&ws.repo()), repo, "up -n wrote no snapshot");
     assert!(
@@ -271,7 +280,7 @@ fn migrate_dry_run_short_flag_and_down_destination_as_argument() {
     ws.ok(&["migrate", "up"]);
     let repo = repo_hashes(&ws.repo());
     ws.ok(&["migrate", "down", "0001_items", "-n"])
-        .assert_stdout_has("dry run: 1 change(s) would be reverted")
+        .assert_stdout_has("dry run: 1 change would be reverted")
         .assert_stdout_has("0002_drop_note");
     ws.ok(&["rollback", "-n", "0001_items"]);
     assert_eq!(repo_hashes(&ws.repo()), repo);
