@@ -140,7 +140,9 @@ fn library_errors_keep_their_class_and_hint() {
     assert_eq!(wrong.class(), Class::Usage);
     assert!(wrong.to_string().ends_with("it holds app"), "{wrong}");
     assert!(
-        wrong.hint().is_some_and(|h| h.contains("ripcord snapshots")),
+        wrong
+            .hint()
+            .is_some_and(|h| h.contains("ripcord snapshots")),
         "{wrong}"
     );
 }

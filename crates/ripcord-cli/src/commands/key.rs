@@ -102,11 +102,12 @@ pub fn run(ctx: &Ctx, cmd: KeyCommand) -> Result<()> {
                 ctx.say(
                     "dry run: a key with the new passphrase would be added; nothing was changed",
                 );
-                return done(ctx, true, None, "added", None);
+                done(ctx, true, None, "added", None);
+                return Ok(());
             }
             let id = repo.add_key(&cur, &new)?;
             ctx.say(format!("added key {}", id.short()));
-            done(ctx, false, Some(id), "added", None)?;
+            done(ctx, false, Some(id), "added", None);
         }
         KeyCommand::Remove { id, dry_run } => {
             let target = resolve_key(&repo, &id)?;
@@ -116,12 +117,13 @@ pub fn run(ctx: &Ctx, cmd: KeyCommand) -> Result<()> {
                     "dry run: key {} would be removed; nothing was changed",
                     target.short()
                 ));
-                return done(ctx, true, Some(target), "removed", None);
+                done(ctx, true, Some(target), "removed", None);
+                return Ok(());
             }
             let _lock = ctx.lock(&repo, true, "key remove")?;
             repo.remove_key(&target)?;
             ctx.say(format!("removed key {}", target.short()));
-            done(ctx, false, Some(target), "removed", None)?;
+            done(ctx, false, Some(target), "removed", None);
         }
         KeyCommand::Passwd { dry_run } => {
             let new = new_passphrase()?;
@@ -135,7 +137,8 @@ pub fn run(ctx: &Ctx, cmd: KeyCommand) -> Result<()> {
                     "dry run: a key with the new passphrase would replace key {}; nothing was changed",
                     old.short()
                 ));
-                return done(ctx, true, None, "replaced", Some(old));
+                done(ctx, true, None, "replaced", Some(old));
+                return Ok(());
             }
             let _lock = ctx.lock(&repo, true, "key passwd")?;
             let id = repo.add_key(&cur, &new)?;
@@ -147,20 +150,14 @@ pub fn run(ctx: &Ctx, cmd: KeyCommand) -> Result<()> {
                 id.short(),
                 old.short()
             ));
-            done(ctx, false, Some(id), "replaced", Some(old))?;
+            done(ctx, false, Some(id), "replaced", Some(old));
         }
     }
     Ok(())
 }
 
 /// The JSON of `key add`, `remove` and `passwd`.
-fn done(
-    ctx: &Ctx,
-    dry_run: bool,
-    key: Option<Id>,
-    action: &str,
-    replaced_key: Option<Id>,
-) -> Result<()> {
+fn done(ctx: &Ctx, dry_run: bool, key: Option<Id>, action: &str, replaced_key: Option<Id>) {
     if ctx.json {
         output::print_json(&KeyOutput {
             dry_run,
@@ -169,7 +166,6 @@ fn done(
             replaced_key,
         });
     }
-    Ok(())
 }
 
 fn resolve_key(repo: &ripcord_repo::Repository, prefix: &str) -> Result<Id> {

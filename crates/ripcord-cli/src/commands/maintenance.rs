@@ -8,7 +8,7 @@ use crate::output;
 
 pub fn unlock(ctx: &Ctx, all: bool, dry_run: bool) -> Result<()> {
     let repo = ctx.open_repo()?;
-    let temp_error = |e| anyhow::anyhow!("cannot remove unfinished temporary files: {e}");
+    let temp_error = |e| anyhow::anyhow!("cannot look for unfinished temporary files: {e}");
     let (removed, temps) = if dry_run {
         let locks = ripcord_repo::lock::removable_locks(&repo, all)?;
         let temps = repo
