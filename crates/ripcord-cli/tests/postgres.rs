@@ -1069,40 +1069,40 @@ fn diff_reports_table_changes() {
     let v = ws.json(&["diff", &a, &b]);
     let targets = v["targets"].as_array().expect("targets");
     assert_eq!(targets.len(), 1, "{v}");
-    let list = |k: &str| -> Vec<String> {
-        targets[0][k]
-            .as_array()
-            .unwrap_or_else(|| panic!("no {k} in {v}"))
-            .iter()
-            .map(|s| s.as_str().expect("string").to_string())
-            .collect()
+    // Structured entries: tables with their rows before and after.
+    let entries = targets[0]["entries"].as_array().expect("entries");
+    let of = |change: &str| -> Vec<&Value> {
+        entries.iter().filter(|e| e["change"] == change).collect()
     };
-    let (added, removed, modified) = (list("added"), list("removed"), list("modified"));
-    println!("added {added:?}\nremoved {removed:?}\nmodified {modified:?}");
-    assert_eq!(added.len(), 1, "{added:?}");
-    assert!(added[0].contains("public.fresh"), "{added:?}");
-    assert!(added[0].contains("4 rows"), "{added:?}");
-    assert_eq!(removed.len(), 1, "{removed:?}");
-    assert!(removed[0].contains("public.doomed"), "{removed:?}");
-    assert_eq!(modified.len(), 3, "{modified:?}");
-    assert!(
-        modified.contains(&"table public.orders: rows 10 -> 12".to_string()),
-        "{modified:?}"
+    let (added, removed, modified) = (of("added"), of("removed"), of("modified"));
+    assert!(entries.iter().all(|e| e["kind"] == "table"), "{v}");
+    assert_eq!(added.len(), 1, "{v}");
+    assert_eq!(
+        (&added[0]["path"], &added[0]["rows_after"]),
+        (&"public.fresh".into(), &4.into()),
+        "{v}"
     );
-    let customers = modified
-        .iter()
-        .find(|m| m.contains("public.customers"))
-        .unwrap_or_else(|| panic!("customers not modified: {modified:?}"));
-    assert!(customers.contains("schema"), "{customers}");
-    let prices = modified
-        .iter()
-        .find(|m| m.contains("public.prices"))
-        .unwrap_or_else(|| panic!("prices not modified: {modified:?}"));
-    assert!(prices.contains("content changed"), "{prices}");
-    assert!(
-        !modified.iter().any(|m| m.contains("stable")),
-        "{modified:?}"
+    assert_eq!(removed.len(), 1, "{v}");
+    assert_eq!(removed[0]["path"], "public.doomed", "{v}");
+    assert_eq!(modified.len(), 3, "{v}");
+    assert_eq!(targets[0]["modified_count"], 3, "{v}");
+    let find = |path: &str| {
+        modified
+            .iter()
+            .find(|e| e["path"] == path)
+            .unwrap_or_else(|| panic!("{path} not modified: {v}"))
+    };
+    let orders = find("public.orders");
+    assert_eq!(
+        (
+            orders["rows_before"].as_u64(),
+            orders["rows_after"].as_u64()
+        ),
+        (Some(10), Some(12)),
+        "{v}"
     );
+    assert_eq!(find("public.customers")["schema_changed"], true, "{v}");
+    assert_eq!(find("public.prices")["content_changed"], true, "{v}");
 
     // The text form says the same.
     let out = ws.ok(&["diff", &a, &b]);

@@ -72,6 +72,9 @@ pub struct TargetRestore {
     pub destination: PathBuf,
     /// Over the live target (after a safety snapshot), not `--into`.
     pub in_place: bool,
+    /// Files written: a dir target's, or a SQLite database's one; none for
+    /// PostgreSQL, whose tables `databases` counts.
+    pub files: Option<u64>,
     #[serde(flatten)]
     pub stats: RestoreStats,
     /// In place: live entries left as they were (excluded, protected, or
@@ -286,6 +289,7 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreOptions) -> Result<Re
                 destination: PathBuf::from(ripcord_targets::postgres::redact(
                     &dest.to_string_lossy(),
                 )),
+                files: files_of(t, &RestoreStats::default()),
                 stats: RestoreStats::default(),
                 kept: Vec::new(),
                 in_place: *in_place,
@@ -601,6 +605,7 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreOptions) -> Result<Re
                     }
                     _ => dest.clone(),
                 },
+                files: files_of(t, &stats),
                 stats,
                 kept,
                 in_place: *in_place,
@@ -634,6 +639,12 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreOptions) -> Result<Re
     drop(migration_locks);
     result.seconds = start.elapsed().as_secs_f64();
     Ok(result)
+}
+
+/// The `files` of a restored target: none for PostgreSQL, which writes
+/// tables, not files.
+fn files_of(t: &TargetSnapshot, stats: &RestoreStats) -> Option<u64> {
+    (!matches!(t.content, Content::Postgres(_))).then_some(stats.files)
 }
 
 /// The tables of `t` that `--tables` chose (`names`), as the snapshot
