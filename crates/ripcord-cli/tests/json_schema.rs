@@ -22,6 +22,9 @@ struct Checker {
     validators: BTreeMap<&'static str, jsonschema::Validator>,
     succeeded: BTreeSet<String>,
     failed: BTreeSet<String>,
+    /// The commands that take `--dry-run`, and those run with it.
+    can_dry_run: BTreeSet<String>,
+    dry_runs: BTreeSet<String>,
 }
 
 impl Checker {
@@ -36,10 +39,14 @@ impl Checker {
                 (command, v)
             })
             .collect();
+        let mut can_dry_run = BTreeSet::new();
+        dry_run_commands(&ripcord_cli::cli::Cli::command(), "", &mut can_dry_run);
         Checker {
             validators,
             succeeded: BTreeSet::new(),
             failed: BTreeSet::new(),
+            can_dry_run,
+            dry_runs: BTreeSet::new(),
         }
     }
 
@@ -69,6 +76,14 @@ impl Checker {
         let doc: Value = serde_json::from_str(&out.stdout)
             .unwrap_or_else(|e| panic!("stdout of {all:?} is not one JSON document ({e}):\n{out}"));
         self.validate(command, &doc, &format!("ripcord {}", all.join(" ")));
+        // A command that can dry-run says in every document whether it did.
+        if self.can_dry_run.contains(command) {
+            let dry = args.contains(&"--dry-run");
+            assert_eq!(doc["dry_run"], dry, "ripcord {}: {doc}", all.join(" "));
+            if dry {
+                self.dry_runs.insert(command.to_string());
+            }
+        }
         self.succeeded.insert(command.to_string());
         doc
     }
@@ -149,6 +164,18 @@ fn leaf_commands(cmd: &clap::Command, prefix: &str, out: &mut Vec<String>) {
     }
 }
 
+/// The commands of the command line that take `--dry-run`.
+fn dry_run_commands(cmd: &clap::Command, prefix: &str, out: &mut BTreeSet<String>) {
+    for sub in cmd.get_subcommands() {
+        let name = format!("{prefix}{}", sub.get_name());
+        if sub.has_subcommands() {
+            dry_run_commands(sub, &format!("{name} "), out);
+        } else if sub.get_arguments().any(|a| a.get_long() == Some("dry-run")) {
+            out.insert(name);
+        }
+    }
+}
+
 const USERS: &str =
     "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT);\n";
 const SEED: &str = "INSERT INTO users (name, email) VALUES ('ann', 'a@x'), ('bob', 'b@x');\n";
@@ -184,6 +211,8 @@ fn every_command_prints_json_that_matches_its_schema() {
     migrations(&ws);
 
     c.err(&ws, "snapshots", &["snapshots"], none); // no repository yet
+    let planned = c.ok(&ws, "init", &["init", "--dry-run"], none);
+    assert!(planned["repository_id"].is_null(), "{planned}");
     let init = c.ok(&ws, "init", &["init"], none);
     assert_eq!(init["encrypted"], true);
     c.err(&ws, "init", &["init"], none); // it exists now
@@ -192,6 +221,8 @@ fn every_command_prints_json_that_matches_its_schema() {
     let plan = c.ok(&ws, "migrate plan", &["migrate", "plan", "--explain"], none);
     assert_eq!(plan["change_count"], 2);
     c.ok(&ws, "migrate lint", &["migrate", "lint"], none);
+    let dry = c.ok(&ws, "migrate up", &["migrate", "up", "--dry-run"], none);
+    assert_eq!(dry["change_count"], 2, "{dry}");
     let up = c.ok(
         &ws,
         "migrate up",
@@ -221,7 +252,19 @@ fn every_command_prints_json_that_matches_its_schema() {
         c.err(&ws, command, &args, none);
     }
 
-    // Snapshots of both targets.
+    // Snapshots of both targets, planned first.
+    let plan = c.ok(
+        &ws,
+        "snapshot",
+        &["snapshot", "--dry-run", "--tag", "deploy"],
+        none,
+    );
+    assert_eq!(plan["targets"].as_array().unwrap().len(), 2, "{plan}");
+    assert_eq!(plan["tags"][0], "deploy", "{plan}");
+    // `dry_run` tells a plan from a snapshot taken.
+    let mut flipped = plan.clone();
+    flipped["dry_run"] = Value::Bool(false);
+    assert!(!c.validators["snapshot"].is_valid(&flipped), "{flipped}");
     let first = c.ok(&ws, "snapshot", &["snapshot"], none);
     let first = first["snapshot"].as_str().unwrap().to_string();
     touch(&files.join("c.txt"), "three\n");
@@ -234,6 +277,37 @@ fn every_command_prints_json_that_matches_its_schema() {
     assert!(listed.as_array().unwrap().len() >= 2, "{listed}");
     c.err(&ws, "snapshots", &["snapshots"], wrong);
     c.ok(&ws, "show", &["show", &second], none);
+
+    // What a snapshot holds: files with sizes and times, tables with rows.
+    let ls = c.ok(&ws, "ls", &["ls", &second], none);
+    let entry = |doc: &Value, target: &str, path: &str| -> Value {
+        doc["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["target"] == target && e["path"] == path)
+            .unwrap_or_else(|| panic!("no {target}/{path} in {doc}"))
+            .clone()
+    };
+    let a = entry(&ls, "files", "a.txt");
+    assert_eq!(
+        (&a["kind"], &a["bytes"]),
+        (&"file".into(), &4.into()),
+        "{a}"
+    );
+    assert!(a["modified_at"].as_str().unwrap().ends_with('Z'), "{a}");
+    assert_eq!(entry(&ls, "files", "sub/")["kind"], "dir");
+    assert_eq!(entry(&ls, "app", "users")["rows"], 3);
+    let sub = c.ok(&ws, "ls", &["ls", &second, "files/sub"], none);
+    let paths: Vec<&str> = sub["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["sub/", "sub/b.txt"], "{sub}");
+    c.ok(&ws, "ls", &["ls", &second, "app/users"], none);
+    c.err(&ws, "ls", &["ls", &second, "files/nope.txt"], none);
     c.err(&ws, "show", &["show", "ffffffff"], none);
     let diff = c.ok(&ws, "diff", &["diff", &first, &second], none);
     assert_eq!(diff["from_snapshot"], first.as_str());
@@ -247,11 +321,43 @@ fn every_command_prints_json_that_matches_its_schema() {
         &["restore", &first, "--into", into.to_str().unwrap()],
         none,
     );
+    c.ok(&ws, "restore", &["restore", &first, "--dry-run"], none);
+    // Tables of the SQLite target, into a copy and in place.
+    let users = serde_json::json!([{"table": "users", "rows": 2, "bytes": null}]);
+    let copy = ws.path("copy");
+    for args in [&["--dry-run"][..], &["--into", copy.to_str().unwrap()], &[]] {
+        let mut all = vec!["restore", &first, "--target", "app", "--tables", "users"];
+        all.extend_from_slice(args);
+        let r = c.ok(&ws, "restore", &all, none);
+        assert_eq!(r["targets"][0]["tables"], users, "{r}");
+    }
+    // Some files of the dir target, in place.
+    touch(&files.join("a.txt"), "changed\n");
+    let r = c.ok(
+        &ws,
+        "restore",
+        &["restore", &first, "--target", "files", "--include", "a.txt"],
+        none,
+    );
+    let included = &r["targets"][0]["included"];
+    assert_eq!(included["replaced_count"], 1, "{r}");
+    assert_eq!(included["added_count"], 0, "{r}");
     c.err(&ws, "restore", &["restore", "ffffffff"], none);
     c.ok(&ws, "ls", &["ls", &first], none);
     c.err(&ws, "ls", &["ls", &first, "nosuch"], none);
 
     // Back down, and rehearsed from the start.
+    for (command, args) in [
+        (
+            "migrate down",
+            &["migrate", "down", "--to", "0001_users"][..],
+        ),
+        ("rollback", &["rollback", "--to", "@root"]),
+    ] {
+        let mut args = args.to_vec();
+        args.push("--dry-run");
+        c.ok(&ws, command, &args, none);
+    }
     let down = c.ok(
         &ws,
         "migrate down",
@@ -280,6 +386,7 @@ fn every_command_prints_json_that_matches_its_schema() {
     assert!(!c.validators["forget"].is_valid(&extra), "{extra}");
     c.ok(&ws, "forget", &["forget", &first, "--prune"], none);
     c.err(&ws, "forget", &["forget"], none);
+    c.ok(&ws, "prune", &["prune", "--dry-run"], none);
     c.ok(&ws, "prune", &["prune"], none);
     c.err(&ws, "prune", &["prune"], wrong);
 
@@ -288,23 +395,67 @@ fn every_command_prints_json_that_matches_its_schema() {
         "RIPCORD_NEW_PASSWORD",
         "another long passphrase for the test",
     )];
+    let planned = c.ok(&ws, "key add", &["key", "add", "--dry-run"], new);
+    assert!(planned["key"].is_null(), "{planned}");
     let added = c.ok(&ws, "key add", &["key", "add"], new);
     let added = added["key"].as_str().unwrap().to_string();
     let keys = c.ok(&ws, "key list", &["key", "list"], none);
     assert_eq!(keys.as_array().unwrap().len(), 2, "{keys}");
     c.err(&ws, "key list", &["key", "list"], wrong);
     c.err(&ws, "key add", &["key", "add"], none); // no new passphrase
+    let planned = c.ok(
+        &ws,
+        "key remove",
+        &["key", "remove", &added[..12], "--dry-run"],
+        none,
+    );
+    assert_eq!(planned["key"], added.as_str());
     c.ok(&ws, "key remove", &["key", "remove", &added[..12]], none);
     c.err(&ws, "key remove", &["key", "remove", "ffffffffffff"], none);
     c.err(&ws, "key passwd", &["key", "passwd"], none);
+    let planned = c.ok(&ws, "key passwd", &["key", "passwd", "--dry-run"], new);
+    assert!(planned["replaced_key"].is_string(), "{planned}");
     c.ok(&ws, "key passwd", &["key", "passwd"], new);
     ws.set_password("another long passphrase for the test");
 
     // Maintenance.
+    c.ok(&ws, "unlock", &["unlock", "--dry-run"], none);
     c.ok(&ws, "unlock", &["unlock"], none);
     c.err(&ws, "unlock", &["unlock"], wrong);
+    c.ok(&ws, "repair index", &["repair", "index", "--dry-run"], none);
     c.ok(&ws, "repair index", &["repair", "index"], none);
     c.err(&ws, "repair index", &["repair", "index"], wrong);
+    // Recovery runs: a level that works, a dry run, the list, and ack.
+    ws.append_config(
+        "[runbooks.emergency]\nsteps = [{ kind = \"command\", run = \"true\" }, \
+         { kind = \"restore\", target = \"files\", snapshot = \"latest\" }]\n",
+    );
+    let recover = ["recover", "--level", "emergency", "--reason", "schema test"];
+    let planned = c.ok(
+        &ws,
+        "recover",
+        &[&recover[..], &["--dry-run"]].concat(),
+        none,
+    );
+    assert_eq!(
+        planned["steps"].as_array().map(Vec::len),
+        Some(2),
+        "{planned}"
+    );
+    let run = c.ok(&ws, "recover", &recover, none);
+    assert_eq!(run["result"], "succeeded", "{run}");
+    c.err(
+        &ws,
+        "recover",
+        &["recover", "--level", "nope", "--reason", "x"],
+        none,
+    );
+    let runs = c.ok(&ws, "runs", &["runs"], none);
+    assert_eq!(runs[0]["run"], run["run"], "{runs}");
+    c.err(&ws, "runs", &["runs", "--config", "no-such.toml"], none);
+    let ack = c.ok(&ws, "ack", &["ack", "--reason", "checked"], none);
+    assert_eq!(ack["left_safe_mode"], false, "{ack}");
+    c.err(&ws, "ack", &["ack", "--reason", " "], none);
     c.err(&ws, "demo", &["demo"], none);
     // Arguments clap refuses are errors in JSON too.
     let bad = c.err(&ws, "snapshot", &["snapshot", "--no-such-flag"], none);
@@ -322,6 +473,12 @@ fn every_command_prints_json_that_matches_its_schema() {
         ),
     );
     ws2.init();
+    c.ok(
+        &ws2,
+        "migrate adopt",
+        &["migrate", "adopt", "--dry-run"],
+        none,
+    );
     let adopted = c.ok(&ws2, "migrate adopt", &["migrate", "adopt"], none);
     assert_eq!(adopted["adopted"][0]["change"], "1_users", "{adopted}");
 
@@ -339,6 +496,10 @@ fn every_command_prints_json_that_matches_its_schema() {
         never_failed.is_empty(),
         "never failed with --json: {never_failed:?}"
     );
+    // Every dry run was run, and said so.
+    assert!(c.can_dry_run.contains("key passwd"), "{:?}", c.can_dry_run);
+    let not_dry: Vec<&String> = c.can_dry_run.difference(&c.dry_runs).collect();
+    assert!(not_dry.is_empty(), "never run with --dry-run: {not_dry:?}");
     // And no schema is left without its command.
     for (command, _) in ripcord_ops::json::schemas() {
         assert!(

@@ -42,9 +42,10 @@ pub struct TargetDiff {
     pub target: String,
     pub change: TargetChange,
     pub entries: Vec<DiffEntry>,
-    pub added: usize,
-    pub removed: usize,
-    pub modified: usize,
+    /// How many `entries` were added, removed and modified.
+    pub added_count: usize,
+    pub removed_count: usize,
+    pub modified_count: usize,
 }
 
 /// What happened to one entry.
@@ -56,17 +57,7 @@ pub enum EntryChange {
     Modified,
 }
 
-/// What an entry is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum EntryKind {
-    File,
-    Dir,
-    Symlink,
-    /// Another kind of file (device, fifo), or one whose kind changed.
-    Other,
-    Table,
-}
+pub use crate::json::EntryKind;
 
 /// One file, folder or table that differs.
 #[derive(Clone, Debug, Serialize, JsonSchema)]
@@ -74,8 +65,12 @@ pub struct DiffEntry {
     /// A file's path in its target (`/`-separated), or a table's name
     /// (`schema.name` on PostgreSQL).
     pub path: String,
+    /// What it is in B (in A when removed).
     pub kind: EntryKind,
     pub change: EntryChange,
+    /// It was another kind of entry in A (a file that became a link).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub kind_changed: bool,
     /// Tables: the rows in A; none when the table is only in B.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rows_before: Option<u64>,
@@ -96,6 +91,7 @@ impl DiffEntry {
             path,
             kind,
             change,
+            kind_changed: false,
             rows_before: None,
             rows_after: None,
             content_changed: false,
@@ -192,9 +188,9 @@ fn diff_on_this_thread(
             target: name,
             change,
             entries,
-            added,
-            removed,
-            modified,
+            added_count: added,
+            removed_count: removed,
+            modified_count: modified,
         });
     }
     Ok(DiffReport {
@@ -265,15 +261,6 @@ struct Walk<'a> {
     out: &'a mut Vec<DiffEntry>,
 }
 
-fn kind_of(kind: NodeKind) -> EntryKind {
-    match kind {
-        NodeKind::File => EntryKind::File,
-        NodeKind::Dir => EntryKind::Dir,
-        NodeKind::Symlink => EntryKind::Symlink,
-        _ => EntryKind::Other,
-    }
-}
-
 impl Walk<'_> {
     fn load(&mut self, id: Option<Id>, depth: usize) -> Result<Vec<Node>> {
         if depth > MAX_DEPTH {
@@ -335,13 +322,16 @@ impl Walk<'_> {
                         || x.mode != y.mode
                         || x.target != y.target
                     {
-                        let kind = if x.kind == y.kind {
-                            kind_of(y.kind)
+                        // A folder's path ends in `/`, also one that was a file.
+                        let path = if y.kind == NodeKind::Dir {
+                            format!("{path}/")
                         } else {
-                            EntryKind::Other
+                            path
                         };
-                        self.out
-                            .push(DiffEntry::path(path, kind, EntryChange::Modified));
+                        self.out.push(DiffEntry {
+                            kind_changed: x.kind != y.kind,
+                            ..DiffEntry::path(path, EntryKind::of(y.kind), EntryChange::Modified)
+                        });
                     }
                     i += 1;
                     j += 1;
@@ -362,7 +352,7 @@ impl Walk<'_> {
             }
         } else {
             self.out
-                .push(DiffEntry::path(path, kind_of(node.kind), change));
+                .push(DiffEntry::path(path, EntryKind::of(node.kind), change));
         }
         Ok(())
     }

@@ -9,25 +9,27 @@ use ripcord_repo::{Id, Repository};
 use serde::Serialize;
 
 use crate::ctx::Ctx;
+use crate::json::EntryKind;
 use crate::{Error, Result};
 
-/// What a snapshot holds below one path.
+/// `ls`: what a snapshot holds below one path.
 #[derive(Serialize, Debug, schemars::JsonSchema)]
 pub struct Listing {
     pub snapshot: Id,
     pub entries: Vec<Entry>,
 }
 
-/// One file, folder, link or table.
+/// One file, folder, link or table. Fields that do not apply to its kind
+/// are left out.
 #[derive(Serialize, Debug, Clone, schemars::JsonSchema)]
 pub struct Entry {
     /// The target's name.
     pub target: String,
-    /// Relative to the target's root, `/`-separated; a table's name for a
-    /// database target (`schema.table` for PostgreSQL).
+    /// Relative to the target's root, `/`-separated, a folder's ending in
+    /// `/` (as in `diff`); a table's name for a database target
+    /// (`schema.name` for PostgreSQL).
     pub path: String,
-    /// `file`, `dir`, `symlink`, `fifo`, `socket`, `chardev`, `blockdev` or `table`.
-    pub kind: &'static str,
+    pub kind: EntryKind,
     /// A file's size; a PostgreSQL table's stored (COPY) data. Absent where
     /// the snapshot does not record it (folders, SQLite tables).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -38,10 +40,10 @@ pub struct Entry {
     /// Permission bits, octal (`0644`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
-    /// Modification time, RFC 3339 in UTC.
+    /// When the file was last modified (its mtime), RFC 3339 in UTC.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub mtime: Option<DateTime<Utc>>,
-    /// A symlink's target.
+    pub modified_at: Option<DateTime<Utc>>,
+    /// What a symlink points to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
 }
@@ -82,7 +84,7 @@ pub fn list(ctx: &Ctx, snapshot: &str, path: Option<&str>) -> Result<Listing> {
                 }
                 entries.extend(found.into_iter().map(|s| Entry {
                     rows: Some(s.rows),
-                    ..entry(t, s.name.clone(), "table")
+                    ..entry(t, s.name.clone(), EntryKind::Table)
                 }));
             }
             Content::Postgres(pg) => {
@@ -105,7 +107,7 @@ pub fn list(ctx: &Ctx, snapshot: &str, path: Option<&str>) -> Result<Listing> {
                 entries.extend(found.into_iter().map(|pt| Entry {
                     rows: Some(pt.rows),
                     bytes: Some(pt.size),
-                    ..entry(t, pt.qualified(), "table")
+                    ..entry(t, pt.qualified(), EntryKind::Table)
                 }));
             }
         }
@@ -116,7 +118,7 @@ pub fn list(ctx: &Ctx, snapshot: &str, path: Option<&str>) -> Result<Listing> {
     })
 }
 
-fn entry(t: &TargetSnapshot, path: String, kind: &'static str) -> Entry {
+fn entry(t: &TargetSnapshot, path: String, kind: EntryKind) -> Entry {
     Entry {
         target: t.name.clone(),
         path,
@@ -124,7 +126,7 @@ fn entry(t: &TargetSnapshot, path: String, kind: &'static str) -> Entry {
         bytes: None,
         rows: None,
         mode: None,
-        mtime: None,
+        modified_at: None,
         link: None,
     }
 }
@@ -267,20 +269,16 @@ fn join(rel: &str, name: &str) -> String {
 }
 
 fn node_entry(t: &TargetSnapshot, path: String, node: &Node) -> Entry {
-    let kind = match node.kind {
-        NodeKind::File => "file",
-        NodeKind::Dir => "dir",
-        NodeKind::Symlink => "symlink",
-        NodeKind::Fifo => "fifo",
-        NodeKind::Socket => "socket",
-        NodeKind::Chardev => "chardev",
-        NodeKind::Blockdev => "blockdev",
+    let path = if node.kind == NodeKind::Dir {
+        path + "/"
+    } else {
+        path
     };
     Entry {
         bytes: (node.kind == NodeKind::File).then_some(node.size),
         mode: Some(format!("{:04o}", node.mode & 0o7777)),
-        mtime: Some(DateTime::from_timestamp_nanos(node.mtime)),
+        modified_at: Some(DateTime::from_timestamp_nanos(node.mtime)),
         link: node.target.clone(),
-        ..entry(t, path, kind)
+        ..entry(t, path, EntryKind::of(node.kind))
     }
 }

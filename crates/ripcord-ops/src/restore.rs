@@ -13,6 +13,7 @@ use ripcord_targets::{dir, dir_include, place, sqlite, RestoreStats};
 use serde::Serialize;
 
 use crate::ctx::Ctx;
+use crate::json::TableView;
 use crate::migration_state::{self, MigrationCheck};
 use crate::{Context as _, Error, Result};
 
@@ -50,7 +51,6 @@ pub struct RestoreOptions {
 pub struct RestoreResult {
     pub snapshot: Id,
     /// Nothing was restored: `targets` says what would have been, and where.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub dry_run: bool,
     pub safety_snapshot: Option<Id>,
     pub targets: Vec<TargetRestore>,
@@ -72,15 +72,19 @@ pub struct TargetRestore {
     pub destination: PathBuf,
     /// Over the live target (after a safety snapshot), not `--into`.
     pub in_place: bool,
+    /// Files written: a dir target's, or a SQLite database's one; none for
+    /// PostgreSQL, whose tables `databases` counts.
+    pub files: Option<u64>,
     #[serde(flatten)]
     pub stats: RestoreStats,
     /// In place: live entries left as they were (excluded, protected, or
     /// not held by the safety snapshot).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub kept: Vec<String>,
-    /// `--tables`: the tables restored, as the snapshot names them.
+    /// `--tables`: the tables restored, as the snapshot names them, with
+    /// the rows it holds (checked after the restore).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub tables: Vec<String>,
+    pub tables: Vec<TableView>,
     /// In place with `--include`: what changed in the live folder (nothing
     /// else did).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -285,10 +289,11 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreOptions) -> Result<Re
                 destination: PathBuf::from(ripcord_targets::postgres::redact(
                     &dest.to_string_lossy(),
                 )),
+                files: files_of(t, &RestoreStats::default()),
                 stats: RestoreStats::default(),
                 kept: Vec::new(),
                 in_place: *in_place,
-                tables: tables.clone().unwrap_or_default(),
+                tables: chosen_tables(t, tables.as_deref()),
                 included: None,
             })
             .collect();
@@ -600,10 +605,11 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreOptions) -> Result<Re
                     }
                     _ => dest.clone(),
                 },
+                files: files_of(t, &stats),
                 stats,
                 kept,
                 in_place: *in_place,
-                tables: tables.clone().unwrap_or_default(),
+                tables: chosen_tables(t, tables.as_deref()),
                 included,
             },
             database,
@@ -633,6 +639,48 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreOptions) -> Result<Re
     drop(migration_locks);
     result.seconds = start.elapsed().as_secs_f64();
     Ok(result)
+}
+
+/// The `files` of a restored target: none for PostgreSQL, which writes
+/// tables, not files.
+fn files_of(t: &TargetSnapshot, stats: &RestoreStats) -> Option<u64> {
+    (!matches!(t.content, Content::Postgres(_))).then_some(stats.files)
+}
+
+/// The tables of `t` that `--tables` chose (`names`), as the snapshot
+/// names them and with its rows.
+fn chosen_tables(t: &TargetSnapshot, names: Option<&[String]>) -> Vec<TableView> {
+    let Some(names) = names else {
+        return Vec::new();
+    };
+    match &t.content {
+        Content::Postgres(pg) => pg
+            .tables
+            .iter()
+            .filter(|pt| {
+                names.iter().any(|n| {
+                    ripcord_core::table_name::TableRef::parse(n)
+                        .is_ok_and(|w| w.matches(&pt.schema, &pt.name))
+                })
+            })
+            .map(|pt| TableView {
+                table: pt.qualified(),
+                rows: pt.rows,
+                bytes: Some(pt.size),
+            })
+            .collect(),
+        // SQLite names were already spelled as the snapshot does.
+        Content::Sqlite { tables, .. } => tables
+            .iter()
+            .filter(|s| names.contains(&s.name))
+            .map(|s| TableView {
+                table: s.name.clone(),
+                rows: s.rows,
+                bytes: None,
+            })
+            .collect(),
+        Content::Dir { .. } => Vec::new(),
+    }
 }
 
 /// Runs `f` on every item at once, one thread each; results in item order,

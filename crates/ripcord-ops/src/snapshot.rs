@@ -52,6 +52,7 @@ pub fn snapshot(ctx: &Ctx, opts: &SnapshotOptions) -> Result<SnapshotResult> {
 #[derive(Serialize, schemars::JsonSchema)]
 pub struct PlannedTarget {
     pub target: String,
+    /// `dir`, `sqlite` or `postgres`.
     pub kind: &'static str,
     /// The folder or file; a database URL without its password.
     pub source: String,
@@ -60,7 +61,7 @@ pub struct PlannedTarget {
 /// `snapshot --dry-run`: the checks a snapshot makes before it reads
 /// anything (the repository opens, the targets are configured), and the
 /// targets it would read. Nothing is read or written.
-pub fn plan(ctx: &Ctx, opts: &SnapshotOptions) -> Result<Vec<PlannedTarget>> {
+pub fn plan(ctx: &Ctx, opts: &SnapshotOptions) -> Result<SnapshotPlan> {
     ctx.open_repo()?;
     let names = resolve_targets(ctx, &opts.targets)?;
     if !opts.tables.is_empty() && names.len() != 1 {
@@ -69,7 +70,7 @@ pub fn plan(ctx: &Ctx, opts: &SnapshotOptions) -> Result<Vec<PlannedTarget>> {
             "name the target: `ripcord snapshot app --tables orders`",
         ));
     }
-    names
+    let targets = names
         .into_iter()
         .map(|name| {
             let config = ctx.config.target(&name)?;
@@ -85,11 +86,33 @@ pub fn plan(ctx: &Ctx, opts: &SnapshotOptions) -> Result<Vec<PlannedTarget>> {
                 source,
             })
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    Ok(SnapshotPlan {
+        dry_run: true,
+        targets,
+        tags: opts.tags.clone(),
+        tier: opts.tier.clone(),
+    })
 }
 
+/// `snapshot --dry-run`: what a snapshot would read. Nothing was read
+/// or written.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct SnapshotPlan {
+    /// Always true here: what would be read, not a snapshot taken.
+    #[schemars(extend("const" = true))]
+    pub dry_run: bool,
+    pub targets: Vec<PlannedTarget>,
+    pub tags: Vec<String>,
+    pub tier: Option<String>,
+}
+
+/// A snapshot taken.
 #[derive(Serialize, schemars::JsonSchema)]
 pub struct SnapshotResult {
+    /// Always false here: a snapshot taken, not a dry run's plan.
+    #[schemars(extend("const" = false))]
+    pub dry_run: bool,
     #[serde(rename = "snapshot")]
     pub id: Id,
     /// The first 8 digits of the id, as text output shows it.
@@ -367,6 +390,7 @@ pub fn take_with(
     };
     let id = repo.save_snapshot(&snapshot)?;
     Ok(SnapshotResult {
+        dry_run: false,
         id,
         short_id: id.short(),
         targets: names.to_vec(),

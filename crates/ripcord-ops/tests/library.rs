@@ -138,11 +138,11 @@ fn library_errors_keep_their_class_and_hint() {
         panic!("a target the snapshot lacks was restored");
     };
     assert_eq!(wrong.class(), Class::Usage);
-    assert!(wrong.to_string().contains("it holds app"), "{wrong}");
+    assert!(wrong.to_string().ends_with("it holds app"), "{wrong}");
     assert!(
         wrong
             .hint()
-            .is_some_and(|h| h.contains("ripcord snapshots --target")),
+            .is_some_and(|h| h.contains("ripcord snapshots")),
         "{wrong}"
     );
 }

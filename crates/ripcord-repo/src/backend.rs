@@ -30,6 +30,10 @@ pub trait Backend: Send + Sync {
     fn remove_stale_temp_files(&self) -> io::Result<usize> {
         Ok(0)
     }
+    /// How many files [`Backend::remove_stale_temp_files`] would remove.
+    fn count_stale_temp_files(&self) -> io::Result<usize> {
+        Ok(0)
+    }
 }
 
 /// The folder a repository location names: a plain path as it is, or a
@@ -160,7 +164,11 @@ impl Backend for LocalBackend {
     }
 
     fn remove_stale_temp_files(&self) -> io::Result<usize> {
-        remove_stale_temp_files(&self.root)
+        stale_temp_files(&self.root, true)
+    }
+
+    fn count_stale_temp_files(&self) -> io::Result<usize> {
+        stale_temp_files(&self.root, false)
     }
 }
 
@@ -203,9 +211,9 @@ fn temp_file_is_stale(name: &str, meta: &fs::Metadata) -> bool {
         .is_some_and(|age| age > TEMP_STALE_AFTER)
 }
 
-/// Removes temporary files that interrupted writes left behind (see
-/// [`temp_file_is_stale`]). Returns how many.
-pub fn remove_stale_temp_files(root: &Path) -> io::Result<usize> {
+/// Temporary files that interrupted writes left behind (see
+/// [`temp_file_is_stale`]): how many, removed with `remove`.
+fn stale_temp_files(root: &Path, remove: bool) -> io::Result<usize> {
     let mut removed = 0;
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -221,6 +229,10 @@ pub fn remove_stale_temp_files(root: &Path) -> io::Result<usize> {
                 .metadata()
                 .is_ok_and(|m| temp_file_is_stale(&name.to_string_lossy(), &m))
             {
+                if !remove {
+                    removed += 1;
+                    continue;
+                }
                 match fs::remove_file(&path) {
                     Ok(()) => removed += 1,
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -249,6 +261,8 @@ mod tests {
         for p in [&dead, &live, &foreign] {
             fs::write(p, b"x").unwrap();
         }
+        assert_eq!(b.count_stale_temp_files().unwrap(), 1);
+        assert!(dead.exists(), "counting removes nothing");
         assert_eq!(b.remove_stale_temp_files().unwrap(), 1);
         assert!(!dead.exists());
         assert!(live.exists() && foreign.exists());

@@ -182,8 +182,10 @@ fn nearest(pattern: &str, paths: &[String]) -> Option<String> {
 #[derive(Debug, Default, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct Applied {
     /// Live entries replaced by the snapshot's version.
+    #[serde(rename = "replaced_count")]
     pub replaced: u64,
     /// Entries the live folder did not have.
+    #[serde(rename = "added_count")]
     pub added: u64,
 }
 

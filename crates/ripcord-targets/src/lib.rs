@@ -46,6 +46,9 @@ pub struct RestoreOptions<'a> {
 /// What a restore did.
 #[derive(Debug, Default, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct RestoreStats {
+    /// Files written; for a PostgreSQL target, tables loaded. Not in
+    /// JSON: a restore's document says `files` only of targets made of files.
+    #[serde(skip)]
     pub files: u64,
     pub bytes: u64,
     /// Files skipped because their data is damaged (only with `partial`).

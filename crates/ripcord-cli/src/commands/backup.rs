@@ -23,23 +23,18 @@ pub fn snapshot(ctx: &Ctx, args: &SnapshotArgs) -> Result<()> {
     if args.dry_run {
         let planned = ripcord_ops::snapshot::plan(ctx, &opts)?;
         if ctx.json {
-            output::print_json(&serde_json::json!({
-                "dry_run": true,
-                "targets": planned,
-                "tags": opts.tags,
-                "tier": opts.tier,
-            }));
+            output::print_json(&planned);
             return Ok(());
         }
-        for p in &planned {
+        for p in &planned.targets {
             ctx.say(format!(
                 "would snapshot {} ({}): {}",
                 p.target, p.kind, p.source
             ));
         }
         ctx.say(format!(
-            "dry run: would snapshot {} target(s){}; nothing was read or written",
-            planned.len(),
+            "dry run: would snapshot {}{}; nothing was read or written",
+            output::counted(planned.targets.len() as u64, "target"),
             if opts.tags.is_empty() {
                 String::new()
             } else {
@@ -118,8 +113,8 @@ pub fn restore(ctx: &Ctx, args: &RestoreArgs) -> Result<()> {
             ));
         }
         ctx.say(format!(
-            "dry run: {} target(s) of snapshot {} would be restored; nothing was changed",
-            result.targets.len(),
+            "dry run: {} of snapshot {} would be restored; nothing was changed",
+            output::counted(result.targets.len() as u64, "target"),
             result.snapshot.short()
         ));
         return Ok(());
@@ -141,7 +136,11 @@ pub fn restore(ctx: &Ctx, args: &RestoreArgs) -> Result<()> {
                 },
                 t.name,
                 t.destination.display(),
-                t.tables.join(", ")
+                t.tables
+                    .iter()
+                    .map(|tb| tb.table.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         } else {
             format!(

@@ -32,7 +32,7 @@ pub fn run(ctx: &Ctx, args: &DiffArgs) -> Result<()> {
             TargetChange::Changed => {
                 println!(
                     "target {}: {} added, {} removed, {} modified",
-                    d.target, d.added, d.removed, d.modified
+                    d.target, d.added_count, d.removed_count, d.modified_count
                 );
                 ""
             }
@@ -47,7 +47,12 @@ pub fn run(ctx: &Ctx, args: &DiffArgs) -> Result<()> {
                 EntryChange::Modified => "M".into(),
             };
             if e.kind != EntryKind::Table {
-                println!("  {sign} {}", e.path);
+                let was = if e.kind_changed {
+                    format!(" (now a {})", e.kind.as_str())
+                } else {
+                    String::new()
+                };
+                println!("  {sign} {}{was}", e.path);
                 continue;
             }
             let rows = |n: u64| output::counted(n, "row");

@@ -118,6 +118,16 @@ pub fn run(config: Option<PathBuf>, json: bool, quiet: bool, args: &InitArgs) ->
             }
             .into());
         }
+        if json {
+            crate::output::print_json(&ripcord_ops::json::InitOutput {
+                dry_run: true,
+                repository: backend.location(),
+                repository_id: None,
+                encrypted: pass.is_some(),
+                config_written: (!existing).then(|| path.display().to_string()),
+            });
+            return Ok(());
+        }
         if !existing {
             ctx.say(format!("would write {}", path.display()));
         }
@@ -144,8 +154,9 @@ pub fn run(config: Option<PathBuf>, json: bool, quiet: bool, args: &InitArgs) ->
     }
     if json {
         crate::output::print_json(&ripcord_ops::json::InitOutput {
+            dry_run: false,
             repository: repo.location().to_string(),
-            repository_id: repo.config().id,
+            repository_id: Some(repo.config().id),
             encrypted: repo.keys().is_encrypted(),
             config_written: (!existing).then(|| path.display().to_string()),
         });

@@ -102,11 +102,12 @@ pub fn run(ctx: &Ctx, cmd: KeyCommand) -> Result<()> {
                 ctx.say(
                     "dry run: a key with the new passphrase would be added; nothing was changed",
                 );
+                done(ctx, true, None, "added", None);
                 return Ok(());
             }
             let id = repo.add_key(&cur, &new)?;
             ctx.say(format!("added key {}", id.short()));
-            done(ctx, id, "added", None);
+            done(ctx, false, Some(id), "added", None);
         }
         KeyCommand::Remove { id, dry_run } => {
             let target = resolve_key(&repo, &id)?;
@@ -116,12 +117,13 @@ pub fn run(ctx: &Ctx, cmd: KeyCommand) -> Result<()> {
                     "dry run: key {} would be removed; nothing was changed",
                     target.short()
                 ));
+                done(ctx, true, Some(target), "removed", None);
                 return Ok(());
             }
             let _lock = ctx.lock(&repo, true, "key remove")?;
             repo.remove_key(&target)?;
             ctx.say(format!("removed key {}", target.short()));
-            done(ctx, target, "removed", None);
+            done(ctx, false, Some(target), "removed", None);
         }
         KeyCommand::Passwd { dry_run } => {
             let new = new_passphrase()?;
@@ -135,6 +137,7 @@ pub fn run(ctx: &Ctx, cmd: KeyCommand) -> Result<()> {
                     "dry run: a key with the new passphrase would replace key {}; nothing was changed",
                     old.short()
                 ));
+                done(ctx, true, None, "replaced", Some(old));
                 return Ok(());
             }
             let _lock = ctx.lock(&repo, true, "key passwd")?;
@@ -147,16 +150,17 @@ pub fn run(ctx: &Ctx, cmd: KeyCommand) -> Result<()> {
                 id.short(),
                 old.short()
             ));
-            done(ctx, id, "replaced", Some(old));
+            done(ctx, false, Some(id), "replaced", Some(old));
         }
     }
     Ok(())
 }
 
 /// The JSON of `key add`, `remove` and `passwd`.
-fn done(ctx: &Ctx, key: Id, action: &str, replaced_key: Option<Id>) {
+fn done(ctx: &Ctx, dry_run: bool, key: Option<Id>, action: &str, replaced_key: Option<Id>) {
     if ctx.json {
         output::print_json(&KeyOutput {
+            dry_run,
             key,
             action: action.into(),
             replaced_key,

@@ -1,7 +1,7 @@
 //! `ripcord snapshots` and `ripcord show`.
 
 use anyhow::Result;
-use ripcord_ops::json::{ShowOutput, SnapshotView};
+use ripcord_ops::json::{EntryKind, ShowOutput, SnapshotView};
 use ripcord_repo::manifest::{Content, Snapshot};
 
 use crate::cli::SnapshotsArgs;
@@ -251,24 +251,15 @@ pub fn ls(ctx: &Ctx, args: &crate::cli::LsArgs) -> Result<()> {
         .iter()
         .map(|e| {
             let mut path = format!("{}/{}", e.target, e.path);
-            if e.kind == "dir" {
-                path.push('/');
-            }
             if let Some(l) = &e.link {
                 path.push_str(&format!(" -> {l}"));
             }
             vec![
-                e.kind.to_string(),
+                e.kind.as_str().to_string(),
                 e.mode.clone().unwrap_or_default(),
                 e.bytes.map(output::bytes).unwrap_or_default(),
                 e.rows.map(|r| r.to_string()).unwrap_or_default(),
-                e.mtime
-                    .map(|t| {
-                        t.with_timezone(&chrono::Local)
-                            .format("%Y-%m-%d %H:%M:%S %Z")
-                            .to_string()
-                    })
-                    .unwrap_or_default(),
+                e.modified_at.as_ref().map(output::time).unwrap_or_default(),
                 path,
             ]
         })
@@ -283,8 +274,12 @@ pub fn ls(ctx: &Ctx, args: &crate::cli::LsArgs) -> Result<()> {
         .map(|r| keep.iter().map(|&i| r[i].clone()).collect())
         .collect();
     output::table(&header, &rows);
-    let count = |kind: &str| listing.entries.iter().filter(|e| e.kind == kind).count();
-    let (files, dirs, tables) = (count("file"), count("dir"), count("table"));
+    let count = |kind: EntryKind| listing.entries.iter().filter(|e| e.kind == kind).count();
+    let (files, dirs, tables) = (
+        count(EntryKind::File),
+        count(EntryKind::Dir),
+        count(EntryKind::Table),
+    );
     let mut parts = Vec::new();
     let plural =
         |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
@@ -292,7 +287,7 @@ pub fn ls(ctx: &Ctx, args: &crate::cli::LsArgs) -> Result<()> {
         let bytes: u64 = listing
             .entries
             .iter()
-            .filter(|e| e.kind == "file")
+            .filter(|e| e.kind == EntryKind::File)
             .filter_map(|e| e.bytes)
             .sum();
         parts.push(format!(
@@ -302,7 +297,7 @@ pub fn ls(ctx: &Ctx, args: &crate::cli::LsArgs) -> Result<()> {
             plural(dirs, "folder", "folders")
         ));
     }
-    let links = count("symlink");
+    let links = count(EntryKind::Symlink);
     if links > 0 {
         parts.push(plural(links, "link", "links"));
     }

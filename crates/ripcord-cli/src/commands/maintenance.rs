@@ -8,42 +8,46 @@ use crate::output;
 
 pub fn unlock(ctx: &Ctx, all: bool, dry_run: bool) -> Result<()> {
     let repo = ctx.open_repo()?;
-    if dry_run {
+    let temp_error = |e| anyhow::anyhow!("cannot look for unfinished temporary files: {e}");
+    let (removed, temps) = if dry_run {
         let locks = ripcord_repo::lock::removable_locks(&repo, all)?;
-        for (_, shown) in &locks {
-            ctx.say(format!("would remove {shown}"));
-        }
-        ctx.say(format!(
-            "dry run: {} lock(s) would be removed, and the temporary files of interrupted \
-             writes; nothing was changed",
-            locks.len()
-        ));
-        return Ok(());
-    }
-    let removed = ripcord_repo::lock::remove_locks(&repo, all)?;
-    for r in &removed {
-        ctx.say(format!("removed {r}"));
-    }
-    ctx.say(format!(
-        "{} removed",
-        output::counted(removed.len() as u64, "lock")
-    ));
-    let temps = repo
-        .backend()
-        .remove_stale_temp_files()
-        .map_err(|e| anyhow::anyhow!("cannot remove unfinished temporary files: {e}"))?;
-    if temps > 0 {
-        ctx.say(format!(
-            "{} of interrupted writes removed",
-            output::count(temps as u64, "temporary file", "temporary files")
-        ));
-    }
+        let temps = repo
+            .backend()
+            .count_stale_temp_files()
+            .map_err(temp_error)?;
+        (locks.into_iter().map(|(_, shown)| shown).collect(), temps)
+    } else {
+        let removed = ripcord_repo::lock::remove_locks(&repo, all)?;
+        let temps = repo
+            .backend()
+            .remove_stale_temp_files()
+            .map_err(temp_error)?;
+        (removed, temps)
+    };
     if ctx.json {
         output::print_json(&ripcord_ops::json::UnlockOutput {
+            dry_run,
             removed_count: removed.len(),
-            removed: removed.iter().map(|r| r.to_string()).collect(),
+            removed,
             temporary_files_removed: temps as u64,
         });
+        return Ok(());
+    }
+    let would = if dry_run { "would remove" } else { "removed" };
+    for r in &removed {
+        ctx.say(format!("{would} {r}"));
+    }
+    let locks = output::counted(removed.len() as u64, "lock");
+    let files = output::count(temps as u64, "temporary file", "temporary files");
+    if dry_run {
+        ctx.say(format!(
+            "dry run: {locks} and {files} of interrupted writes would be removed; nothing was changed"
+        ));
+    } else {
+        ctx.say(format!("{locks} removed"));
+        if temps > 0 {
+            ctx.say(format!("{files} of interrupted writes removed"));
+        }
     }
     Ok(())
 }
@@ -70,6 +74,7 @@ pub fn repair(ctx: &Ctx, cmd: RepairCommand) -> Result<()> {
             }
             if ctx.json {
                 output::print_json(&ripcord_ops::json::RepairOutput {
+                    dry_run,
                     pack_count: packs,
                     skipped: skipped.iter().map(|s| s.to_string()).collect(),
                 });

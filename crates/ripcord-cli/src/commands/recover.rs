@@ -27,6 +27,9 @@ pub fn recover(ctx: &Ctx, args: &RecoverArgs) -> Result<()> {
     }
     if ctx.json {
         output::print_json(&report);
+        if report.dry_run {
+            return Ok(());
+        }
     } else if report.dry_run {
         let mut level = "";
         for s in &report.steps {

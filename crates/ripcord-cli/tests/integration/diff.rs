@@ -76,9 +76,9 @@ fn diff_json_gives_structured_entries_not_sentences() {
     );
     assert_eq!(
         (
-            t["added"].as_u64(),
-            t["removed"].as_u64(),
-            t["modified"].as_u64()
+            t["added_count"].as_u64(),
+            t["removed_count"].as_u64(),
+            t["modified_count"].as_u64()
         ),
         (Some(2), Some(1), Some(2))
     );

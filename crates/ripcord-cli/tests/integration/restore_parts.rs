@@ -254,8 +254,8 @@ fn include_in_place_touches_only_the_included_paths() {
         "config/*.toml",
     ]);
     assert!(r["safety_snapshot"].is_string(), "{r}");
-    assert_eq!(r["targets"][0]["included"]["replaced"], 1, "{r}");
-    assert_eq!(r["targets"][0]["included"]["added"], 1, "{r}");
+    assert_eq!(r["targets"][0]["included"]["replaced_count"], 1, "{r}");
+    assert_eq!(r["targets"][0]["included"]["added_count"], 1, "{r}");
     let read = |rel: &str| std::fs::read(t.app.join(rel)).unwrap();
     assert_eq!(read("config/app.toml"), b"port = 80\n");
     assert_eq!(read("config/db.toml"), b"url = \"db\"\n");
@@ -353,8 +353,11 @@ fn ls_lists_files_with_sizes_and_tables_with_rows() {
     assert_eq!(toml["kind"], "file");
     assert_eq!(toml["bytes"], 10);
     assert_eq!(toml["mode"], "0644");
-    assert!(toml["mtime"].as_str().unwrap().ends_with('Z'), "{toml}");
-    assert_eq!(find("app", "config/sub")["kind"], "dir");
+    assert!(
+        toml["modified_at"].as_str().unwrap().ends_with('Z'),
+        "{toml}"
+    );
+    assert_eq!(find("app", "config/sub/")["kind"], "dir");
     assert_eq!(find("app", "link")["link"], "README");
     let orders = find("shop", "orders");
     assert_eq!(
@@ -371,7 +374,7 @@ fn ls_lists_files_with_sizes_and_tables_with_rows() {
         .iter()
         .map(|e| e["path"].as_str().unwrap())
         .collect();
-    assert_eq!(paths, ["config/sub", "config/sub/deep.toml"]);
+    assert_eq!(paths, ["config/sub/", "config/sub/deep.toml"]);
     let one = t.ws.json(&["ls", &t.id, "shop/orders"]);
     assert_eq!(one["entries"].as_array().unwrap().len(), 1);
 
@@ -421,7 +424,7 @@ fn sqlite_tables_in_place_restore_only_those_tables_with_their_indexes() {
     assert!(r["safety_snapshot"].is_string(), "{r}");
     assert_eq!(
         r["targets"][0]["tables"],
-        serde_json::json!(["orders"]),
+        serde_json::json!([{"table": "orders", "rows": 3, "bytes": null}]),
         "{r}"
     );
     assert_eq!(r["targets"][0]["tables_verified"], 1, "{r}");

@@ -30,17 +30,20 @@ fn ids(list: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The names of a document's `targets`: `[{"target": NAME}, ...]`.
+fn target_names(v: &Value) -> Vec<String> {
+    v.as_array()
+        .expect("a list")
+        .iter()
+        .map(|t| t["target"].as_str().expect("a name").to_string())
+        .collect()
+}
+
 fn names(v: &Value) -> Vec<String> {
     v.as_array()
         .expect("a list")
         .iter()
-        .map(|s| {
-            // A list of names, or of objects naming their target.
-            s.as_str()
-                .or_else(|| s["target"].as_str())
-                .expect("a name")
-                .to_string()
-        })
+        .map(|s| s.as_str().expect("a name").to_string())
         .collect()
 }
 
@@ -87,7 +90,7 @@ fn snapshots_with_a_misspelt_target_is_an_error_not_an_empty_list() {
 fn target_and_tag_are_repeatable_and_comma_separated_everywhere() {
     let ws = two_targets();
     let both = ws.snapshot(&["--target", "app,config", "--tag", "a,b"]);
-    assert_eq!(names(&both["targets"]), ["app", "config"]);
+    assert_eq!(target_names(&both["targets"]), ["app", "config"]);
     let both = both["snapshot"].as_str().unwrap().to_string();
     let one = ws.snapshot_id(&["--target", "config", "--tag", "a", "--tag", "c"]);
     let positional = ws.snapshot_id(&["app", "--tag", "d"]);
@@ -167,7 +170,7 @@ fn dry_run_changes_nothing_and_says_what_would_happen() {
     ws.run(&["prune", "-n"]).assert_ok();
     ws.run(&["unlock", "-n"])
         .assert_ok()
-        .assert_stdout_has("0 lock(s) would be removed");
+        .assert_stdout_has("0 locks and 0 temporary files of interrupted writes would be removed");
 
     ws.run(&["repair", "index", "-n"])
         .assert_ok()

@@ -26,6 +26,51 @@ pub fn target_list<S: serde::Serializer>(names: &[String], s: S) -> Result<S::Ok
     s.collect_seq(names.iter().map(|n| TargetName { target: n.clone() }))
 }
 
+/// What an entry of a target is, in `ls` and `diff`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryKind {
+    File,
+    Dir,
+    Symlink,
+    Fifo,
+    Socket,
+    Chardev,
+    Blockdev,
+    /// A table of a database target.
+    Table,
+}
+
+impl EntryKind {
+    /// The kind of a node of a dir target's tree.
+    pub fn of(kind: ripcord_repo::manifest::NodeKind) -> EntryKind {
+        use ripcord_repo::manifest::NodeKind as N;
+        match kind {
+            N::File => EntryKind::File,
+            N::Dir => EntryKind::Dir,
+            N::Symlink => EntryKind::Symlink,
+            N::Fifo => EntryKind::Fifo,
+            N::Socket => EntryKind::Socket,
+            N::Chardev => EntryKind::Chardev,
+            N::Blockdev => EntryKind::Blockdev,
+        }
+    }
+
+    /// Its name, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::File => "file",
+            EntryKind::Dir => "dir",
+            EntryKind::Symlink => "symlink",
+            EntryKind::Fifo => "fifo",
+            EntryKind::Socket => "socket",
+            EntryKind::Chardev => "chardev",
+            EntryKind::Blockdev => "blockdev",
+            EntryKind::Table => "table",
+        }
+    }
+}
+
 /// What every command prints on standard error when it fails under
 /// `--json`; its exit code is `exit_code`.
 #[derive(Clone, Debug, Serialize, JsonSchema)]
@@ -56,7 +101,7 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
     vec![
         ("error", s!(ErrorOutput)),
         ("init", s!(InitOutput)),
-        ("snapshot", s!(crate::snapshot::SnapshotResult)),
+        ("snapshot", s!(SnapshotOutput)),
         ("snapshots", s!(Vec<SnapshotView>)),
         ("show", s!(ShowOutput)),
         ("diff", s!(crate::diff::DiffReport)),

@@ -9,6 +9,15 @@ use ripcord_repo::Id;
 use schemars::JsonSchema;
 use serde::Serialize;
 
+/// `snapshot`: the snapshot taken or, with `--dry-run`, what it would
+/// read; `dry_run` tells them apart.
+#[derive(Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum SnapshotOutput {
+    Taken(crate::snapshot::SnapshotResult),
+    DryRun(crate::snapshot::SnapshotPlan),
+}
+
 /// One snapshot as `snapshots` lists it and `show` starts it.
 #[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct SnapshotView {
@@ -148,8 +157,10 @@ pub struct KeyEntry {
 /// `key add`, `key remove` and `key passwd`.
 #[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct KeyOutput {
-    /// The key added (`add`, `passwd`), or removed (`remove`).
-    pub key: Id,
+    pub dry_run: bool,
+    /// The key added (`add`, `passwd`), or removed (`remove`); on a dry
+    /// run, the key that would be removed, and none for a key not made.
+    pub key: Option<Id>,
     /// `added`, `removed` or `replaced`.
     pub action: String,
     /// With `passwd`: the key the new one replaced, now removed.
@@ -159,16 +170,20 @@ pub struct KeyOutput {
 /// `unlock`.
 #[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct UnlockOutput {
-    /// The locks removed, each described.
+    pub dry_run: bool,
+    /// The locks removed (on a dry run: that would be), each described.
     pub removed: Vec<String>,
     pub removed_count: usize,
-    /// Temporary files of interrupted writes removed.
+    /// Temporary files of interrupted writes removed (on a dry run: that
+    /// would be).
     pub temporary_files_removed: u64,
 }
 
 /// `repair index`.
 #[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct RepairOutput {
+    /// The index was read from the packs and not written.
+    pub dry_run: bool,
     /// Packs the new index was built from.
     pub pack_count: usize,
     /// Packs left out because they cannot be read.
@@ -178,9 +193,12 @@ pub struct RepairOutput {
 /// `init`.
 #[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct InitOutput {
+    pub dry_run: bool,
     pub repository: String,
-    pub repository_id: Id,
+    /// None on a dry run: the id is made with the repository.
+    pub repository_id: Option<Id>,
     pub encrypted: bool,
-    /// The configuration file written; none when one existed.
+    /// The configuration file written (on a dry run: that would be); none
+    /// when one existed.
     pub config_written: Option<String>,
 }
