@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// What a command records.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct AuditInput {
     /// `user@host`.
     pub actor: String,
@@ -23,7 +23,7 @@ pub struct AuditInput {
 }
 
 /// An entry as stored: the input, its place in the chain and its hash.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct AuditEntry {
     pub seq: u64,
     /// RFC 3339, UTC.
@@ -66,7 +66,7 @@ pub fn hash(seq: u64, time: &str, input: &AuditInput, prev: &str) -> String {
 }
 
 /// The outcome of recomputing the chain.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct AuditVerdict {
     /// Entries read.
     pub entries: u64,
@@ -82,7 +82,7 @@ impl AuditVerdict {
     }
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct BadEntry {
     /// The sequence number where the chain breaks.
     pub seq: u64,

@@ -79,6 +79,16 @@ pub enum Command {
         #[arg(long)]
         reason: String,
     },
+    /// The audit trail: who changed what, when and why, hash-chained
+    Audit {
+        /// Only entries written since: a duration back from now (`24h`, `7d`) or an RFC 3339 time
+        #[arg(long)]
+        since: Option<String>,
+        /// Recompute the chain; exit 1 and name the first entry that was edited, removed,
+        /// reordered or inserted
+        #[arg(long)]
+        verify: bool,
+    },
     /// Run a folder of migrations: plan, status, up, down, rehearse, lint
     Migrate(MigrateCli),
     /// Revert the database's migrations back to a change or phase, data included

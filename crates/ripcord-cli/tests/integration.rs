@@ -36,6 +36,8 @@ mod migrate_blocks;
 mod migrate_exit_codes;
 #[path = "integration/path_escape.rs"]
 mod path_escape;
+#[path = "integration/recover.rs"]
+mod recover;
 #[path = "integration/restore_parts.rs"]
 mod restore_parts;
 #[path = "integration/roundtrip.rs"]

@@ -456,6 +456,13 @@ fn every_command_prints_json_that_matches_its_schema() {
     let ack = c.ok(&ws, "ack", &["ack", "--reason", "checked"], none);
     assert_eq!(ack["left_safe_mode"], false, "{ack}");
     c.err(&ws, "ack", &["ack", "--reason", " "], none);
+    let trail = c.ok(&ws, "audit", &["audit"], none);
+    assert_eq!(trail[0]["command"], "recover", "{trail}");
+    let since = c.ok(&ws, "audit", &["audit", "--since", "1h"], none);
+    assert_eq!(since.as_array().map(Vec::len), Some(2), "{since}");
+    let verdict = c.ok(&ws, "audit", &["audit", "--verify"], none);
+    assert!(verdict["first_bad"].is_null(), "{verdict}");
+    c.err(&ws, "audit", &["audit", "--since", "yesterday-ish"], none);
     c.err(&ws, "demo", &["demo"], none);
     // Arguments clap refuses are errors in JSON too.
     let bad = c.err(&ws, "snapshot", &["snapshot", "--no-such-flag"], none);

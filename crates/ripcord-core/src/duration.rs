@@ -19,6 +19,12 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// A duration as a person writes it: `2s`, `1m 30s`, `250ms`.
+pub fn short(d: Duration) -> String {
+    // Whole milliseconds: nobody reads nanoseconds in a step's line.
+    humantime::format_duration(Duration::from_millis(d.as_millis() as u64)).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -31,10 +37,4 @@ mod tests {
         assert!(parse("1001y").is_err());
         assert_eq!(parse("72h").unwrap(), Duration::from_secs(72 * 3600));
     }
-}
-
-/// A duration as a person writes it: `2s`, `1m 30s`, `250ms`.
-pub fn short(d: Duration) -> String {
-    // Whole milliseconds: nobody reads nanoseconds in a step's line.
-    humantime::format_duration(Duration::from_millis(d.as_millis() as u64)).to_string()
 }

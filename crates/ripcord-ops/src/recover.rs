@@ -614,3 +614,28 @@ pub fn ack(ctx: &Ctx, reason: &str) -> Result<Option<SafeMode>> {
     })?;
     Ok(left)
 }
+
+/// The audit entries, oldest first; with `since`, those written at or
+/// after it. No catalog yet: none.
+pub fn audit_entries(
+    ctx: &Ctx,
+    since: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<Vec<ripcord_catalog::audit::AuditEntry>> {
+    let Some(mut catalog) = SqliteCatalog::open_existing(&ctx.config.catalog_path())? else {
+        return Ok(Vec::new());
+    };
+    let mut entries = catalog.audit_entries(1)?;
+    if let Some(since) = since {
+        entries
+            .retain(|e| chrono::DateTime::parse_from_rfc3339(&e.time).map_or(true, |t| t >= since));
+    }
+    Ok(entries)
+}
+
+/// `ripcord audit --verify`: recomputes the whole chain.
+pub fn verify_audit(ctx: &Ctx) -> Result<ripcord_catalog::audit::AuditVerdict> {
+    match SqliteCatalog::open_existing(&ctx.config.catalog_path())? {
+        Some(mut catalog) => Ok(catalog.verify_audit()?),
+        None => Ok(ripcord_catalog::audit::verify(&[])),
+    }
+}

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use ripcord_catalog::{Catalog, SqliteCatalog};
-use ripcord_ops::json::AckOutput;
+use ripcord_ops::json::{AckOutput, AuditOutput};
 use ripcord_ops::recover::RecoverOptions;
 
 use crate::cli::RecoverArgs;
@@ -123,4 +123,75 @@ pub fn ack(ctx: &Ctx, reason: &str) -> Result<()> {
         None => ctx.say("ripcord was not in safe mode; the acknowledgement is in the audit"),
     }
     Ok(())
+}
+
+/// `ripcord audit [--since WHEN] [--verify]`.
+pub fn audit(ctx: &Ctx, since: Option<&str>, verify: bool) -> Result<()> {
+    if verify {
+        let v = ripcord_ops::recover::verify_audit(ctx)?;
+        if ctx.json {
+            output::print_json(&AuditOutput::Verdict(v.clone()));
+        }
+        return match &v.first_bad {
+            None => {
+                ctx.say(format!(
+                    "audit chain intact: {}{}",
+                    output::count(v.entries, "entry", "entries"),
+                    v.head
+                        .as_ref()
+                        .map_or(String::new(), |h| format!(", head {}", &h[..16]))
+                ));
+                Ok(())
+            }
+            Some(bad) => Err(CliError::Failed {
+                message: format!(
+                    "the audit chain is broken at entry {}: {}",
+                    bad.seq, bad.problem
+                ),
+            }
+            .into()),
+        };
+    }
+    let since = since.map(parse_since).transpose()?;
+    let entries = ripcord_ops::recover::audit_entries(ctx, since)?;
+    if ctx.json {
+        output::print_json(&AuditOutput::Entries(entries));
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|e| {
+            vec![
+                e.seq.to_string(),
+                local(&e.time),
+                e.input.actor.clone(),
+                e.input.command.clone(),
+                e.input.result.clone(),
+                e.input.run.clone().unwrap_or_default(),
+                e.input.reason.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    output::table_indented(
+        0,
+        &["SEQ", "TIME", "ACTOR", "COMMAND", "RESULT", "RUN", "REASON"],
+        &[true, false, false, false, false, false, false],
+        &rows,
+    );
+    ctx.say(output::count(entries.len() as u64, "entry", "entries"));
+    Ok(())
+}
+
+/// `--since`: a duration back from now, or an RFC 3339 time.
+fn parse_since(text: &str) -> Result<chrono::DateTime<chrono::Utc>> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    let d = ripcord_core::duration::parse(text).map_err(|e| {
+        crate::usage(
+            format!("--since {text:?}: {e}"),
+            "give a duration back from now (24h, 7d) or a time like 2026-12-01T09:00:00Z",
+        )
+    })?;
+    Ok(chrono::Utc::now() - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX))
 }

@@ -128,6 +128,7 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
         ("recover", s!(crate::recover::RecoverReport)),
         ("runs", s!(Vec<ripcord_catalog::runs::Run>)),
         ("ack", s!(AckOutput)),
+        ("audit", s!(AuditOutput)),
     ]
 }
 
@@ -148,4 +149,12 @@ pub struct AckOutput {
     pub run: Option<String>,
     /// When safe mode began, RFC 3339 UTC.
     pub since: Option<String>,
+}
+
+/// `ripcord audit`: the entries, or with `--verify` the chain's verdict.
+#[derive(Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum AuditOutput {
+    Entries(Vec<ripcord_catalog::audit::AuditEntry>),
+    Verdict(ripcord_catalog::audit::AuditVerdict),
 }
