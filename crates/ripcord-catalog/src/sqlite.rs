@@ -156,8 +156,10 @@ impl Catalog for SqliteCatalog {
             )
             .optional()
             .map_err(err)?;
+        let same_process = |h: &Holder| h.host == holder.host && h.pid == holder.pid;
         let outcome = match current {
-            Some(h) if h.run == holder.run => Acquired::Taken,
+            Some(h) if same_process(&h) => Acquired::Taken,
+            // Another process, even for the same run (a second resume), while it lives.
             Some(h) if h.is_alive() != Some(false) => return Ok(Acquired::Held(h)),
             Some(dead) => Acquired::TakenOver(dead),
             None => Acquired::Taken,

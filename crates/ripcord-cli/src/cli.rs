@@ -71,6 +71,8 @@ pub enum Command {
     /// Run a recovery runbook level: its steps in order, each journaled; a failed level
     /// escalates, and when none is left ripcord enters safe mode
     Recover(RecoverArgs),
+    /// Go on with a recovery run that a crash or a kill stopped: finished steps are skipped
+    Resume(ResumeArgs),
     /// List recovery runs, newest first
     Runs,
     /// Leave safe mode (entered when every recovery level failed), with a reason for the audit
@@ -257,6 +259,18 @@ pub struct RecoverArgs {
     /// Show the steps that would run, level by level; run nothing
     #[arg(long, short = 'n')]
     pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ResumeArgs {
+    /// The run (`ripcord runs`); the newest unfinished one when left out
+    pub run: Option<String>,
+    /// Run an interrupted, non-idempotent command step again (it may have taken effect)
+    #[arg(long, conflicts_with = "skip")]
+    pub rerun: bool,
+    /// Go on without an interrupted, non-idempotent command step
+    #[arg(long)]
+    pub skip: bool,
 }
 
 #[derive(Args, Debug)]

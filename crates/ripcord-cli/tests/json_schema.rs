@@ -450,8 +450,14 @@ fn every_command_prints_json_that_matches_its_schema() {
         &["recover", "--level", "nope", "--reason", "x"],
         none,
     );
+    // A run killed in its second step, then resumed.
+    let killed = ws.run_env(&recover, &[("RIPCORD_FAILPOINT", "recover-step-started:2")]);
+    assert_eq!(killed.signal, Some(9), "{killed}");
+    let resumed = c.ok(&ws, "resume", &["resume"], none);
+    assert_eq!(resumed["result"], "succeeded", "{resumed}");
+    c.err(&ws, "resume", &["resume"], none); // nothing left to resume
     let runs = c.ok(&ws, "runs", &["runs"], none);
-    assert_eq!(runs[0]["run"], run["run"], "{runs}");
+    assert_eq!(runs[1]["run"], run["run"], "{runs}");
     c.err(&ws, "runs", &["runs", "--config", "no-such.toml"], none);
     let ack = c.ok(&ws, "ack", &["ack", "--reason", "checked"], none);
     assert_eq!(ack["left_safe_mode"], false, "{ack}");
@@ -459,7 +465,7 @@ fn every_command_prints_json_that_matches_its_schema() {
     let trail = c.ok(&ws, "audit", &["audit"], none);
     assert_eq!(trail[0]["command"], "recover", "{trail}");
     let since = c.ok(&ws, "audit", &["audit", "--since", "1h"], none);
-    assert_eq!(since.as_array().map(Vec::len), Some(2), "{since}");
+    assert_eq!(since.as_array().map(Vec::len), Some(3), "{since}");
     let verdict = c.ok(&ws, "audit", &["audit", "--verify"], none);
     assert!(verdict["first_bad"].is_null(), "{verdict}");
     c.err(&ws, "audit", &["audit", "--since", "yesterday-ish"], none);

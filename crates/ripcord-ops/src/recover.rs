@@ -257,7 +257,7 @@ fn execute(
     levels: &[String],
     opts: &RecoverOptions,
 ) -> Result<RecoverReport> {
-    let mut report = RecoverReport {
+    let report = RecoverReport {
         run: run.to_string(),
         result: "failed".into(),
         levels: Vec::new(),
@@ -267,29 +267,59 @@ fn execute(
         seconds: 0.0,
         dry_run: false,
     };
-    let event = |kind: &str, level: &str, text: String| Event {
+    let mut report = report;
+    report.warnings.extend(notify::send(
+        &ctx.config,
+        &event(
+            run,
+            "start",
+            &levels[0],
+            format!("recovery started at level {}: {}", levels[0], opts.reason),
+        ),
+    ));
+    continue_run(ctx, catalog, run, levels, (0, 0, false), report)
+}
+
+fn event(run: &str, kind: &str, level: &str, text: String) -> Event {
+    Event {
         event: kind.into(),
         run: run.to_string(),
         level: Some(level.to_string()),
         text,
         time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-    };
+    }
+}
+
+/// Runs the levels from level `from.0`, step `from.1` on; `from.2`: that
+/// level has already failed (a crash came between its failure and the
+/// escalation), so the run goes on with the next one.
+fn continue_run(
+    ctx: &Ctx,
+    catalog: &mut SqliteCatalog,
+    run: &str,
+    levels: &[String],
+    from: (usize, usize, bool),
+    mut report: RecoverReport,
+) -> Result<RecoverReport> {
     let send = |report: &mut RecoverReport, e: Event| {
         report.warnings.extend(notify::send(&ctx.config, &e));
     };
-    send(
-        &mut report,
-        event(
-            "start",
-            &levels[0],
-            format!("recovery started at level {}: {}", levels[0], opts.reason),
-        ),
-    );
-    for (i, level) in levels.iter().enumerate() {
-        report.levels.push(level.clone());
+    let event = |kind: &str, level: &str, text: String| event(run, kind, level, text);
+    for (i, level) in levels.iter().enumerate().skip(from.0) {
+        if !report.levels.contains(level) {
+            report.levels.push(level.clone());
+        }
         ctx.say(format!("level {level}"));
         let mut failed = None;
-        for step in &ctx.config.levels[level] {
+        let first = if i == from.0 { from.1 } else { 0 };
+        if i == from.0 && from.2 {
+            failed = Some(format!("step {first} of level {level}"));
+        }
+        for step in ctx.config.levels[level]
+            .iter()
+            .skip(first)
+            .take(if failed.is_some() { 0 } else { usize::MAX })
+        {
             let seq = report.steps.len() as u32 + 1;
             let name = describe(step);
             catalog.start_step(
@@ -638,4 +668,208 @@ pub fn verify_audit(ctx: &Ctx) -> Result<ripcord_catalog::audit::AuditVerdict> {
         Some(mut catalog) => Ok(catalog.verify_audit()?),
         None => Ok(ripcord_catalog::audit::verify(&[])),
     }
+}
+
+/// What `resume` does with a `command` step that a crash interrupted and
+/// that is not marked idempotent: it may have taken effect.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Interrupted {
+    /// Stop (exit 3) and ask.
+    #[default]
+    Ask,
+    Rerun,
+    Skip,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ResumeOptions {
+    /// The run; the newest unfinished one when not given.
+    pub run: Option<String>,
+    pub interrupted: Interrupted,
+}
+
+/// `ripcord resume [RUN]`: goes on with a run that a crash or a kill
+/// stopped. Finished steps are skipped; the interrupted step runs again
+/// (built-in steps are idempotent), except a non-idempotent command, which
+/// needs `--rerun` or `--skip`.
+pub fn resume(ctx: &Ctx, opts: &ResumeOptions) -> Result<RecoverReport> {
+    let start = Instant::now();
+    let Some(mut catalog) = SqliteCatalog::open_existing(&ctx.config.catalog_path())? else {
+        return Err(no_run_to_resume());
+    };
+    let run = match &opts.run {
+        Some(id) => catalog
+            .run(id)?
+            .ok_or_else(|| ripcord_catalog::Error::UnknownRun(id.clone()))?,
+        None => catalog
+            .runs()?
+            .into_iter()
+            .find(|r| r.result == RunResult::Running)
+            .ok_or_else(no_run_to_resume)?,
+    };
+    if run.result != RunResult::Running {
+        return Err(Error::usage(
+            format!("run {} already ended: {}", run.run, run.result.as_str()),
+            "only a run that was stopped before it ended can be resumed (`ripcord runs`)",
+        ));
+    }
+    let levels = chain(ctx, run.level.as_deref().unwrap_or_default())?;
+    match catalog.acquire_flight(&Holder::this_process(&run.run))? {
+        Acquired::Held(h) => {
+            return Err(Error::Refused {
+                message: format!(
+                    "run {} is in progress: pid {} on {}, started {}",
+                    h.run, h.pid, h.host, h.started
+                ),
+                hint: "a run that is still going cannot be resumed; wait for it (`ripcord runs`)"
+                    .into(),
+            })
+        }
+        Acquired::Taken | Acquired::TakenOver(_) => {}
+    }
+    let result = resume_held(ctx, &mut catalog, &run.run, &levels, opts);
+    let released = catalog.release_flight(&run.run);
+    let mut report = result?;
+    released?;
+    report.seconds = start.elapsed().as_secs_f64();
+    let mut args = vec![run.run.clone()];
+    match opts.interrupted {
+        Interrupted::Rerun => args.push("--rerun".into()),
+        Interrupted::Skip => args.push("--skip".into()),
+        Interrupted::Ask => {}
+    }
+    catalog.append_audit(&AuditInput {
+        actor: crate::migrate::actor(),
+        command: "resume".into(),
+        args,
+        reason: Some(run.reason.clone()),
+        result: report.result.clone(),
+        run: Some(run.run.clone()),
+    })?;
+    Ok(report)
+}
+
+fn no_run_to_resume() -> Error {
+    Error::usage(
+        "no run was interrupted: there is nothing to resume",
+        "`ripcord runs` lists the runs and how they ended",
+    )
+}
+
+/// Rebuilds where the run stood from its journal, and goes on from there.
+fn resume_held(
+    ctx: &Ctx,
+    catalog: &mut SqliteCatalog,
+    run: &str,
+    levels: &[String],
+    opts: &ResumeOptions,
+) -> Result<RecoverReport> {
+    let mut report = RecoverReport {
+        run: run.to_string(),
+        result: "failed".into(),
+        levels: Vec::new(),
+        steps: Vec::new(),
+        safe_mode: false,
+        warnings: Vec::new(),
+        seconds: 0.0,
+        dry_run: false,
+    };
+    let changed = || Error::Refused {
+        message: format!(
+            "the runbook changed since run {run} started: its journal no longer matches the steps"
+        ),
+        hint: "put the runbook back as it was to resume, or start a new run with `ripcord recover`"
+            .into(),
+    };
+    // (level, step in level, level failed)
+    let mut at = (0usize, 0usize, false);
+    let mut interrupted = None;
+    for j in catalog.steps(run)? {
+        let level = j.level.clone().unwrap_or_default();
+        let li = levels
+            .iter()
+            .position(|l| *l == level)
+            .ok_or_else(changed)?;
+        if li != at.0 {
+            at = (li, 0, false);
+        }
+        let step = ctx.config.levels[&level].get(at.1).ok_or_else(changed)?;
+        if describe(step) != j.name {
+            return Err(changed());
+        }
+        if !report.levels.contains(&level) {
+            report.levels.push(level.clone());
+        }
+        if j.state == StepState::Started {
+            interrupted = Some((j, step.clone()));
+            break;
+        }
+        report.steps.push(StepReport {
+            seq: j.seq,
+            level,
+            kind: j.kind.clone(),
+            name: j.name.clone(),
+            state: j.state.as_str().into(),
+            attempts: j.attempts,
+            detail: j
+                .output
+                .as_deref()
+                .and_then(|o| o.lines().last())
+                .unwrap_or_default()
+                .to_string(),
+            seconds: 0.0,
+        });
+        at.1 += 1;
+        at.2 = j.state == StepState::Failed;
+    }
+    if let Some((j, step)) = interrupted {
+        let unsafe_to_repeat = matches!(
+            step.kind,
+            StepKind::Command {
+                idempotent: false,
+                ..
+            }
+        );
+        match opts.interrupted {
+            Interrupted::Ask if unsafe_to_repeat => {
+                return Err(Error::Refused {
+                    message: format!(
+                        "step {} ({}) of run {run} was interrupted while it ran; it is a command \\
+                         not marked idempotent, so running it again may do its work twice",
+                        j.seq, j.name
+                    ),
+                    hint: format!(
+                        "check whether it took effect, then `ripcord resume {run} --rerun` to run \\
+                         it again or `ripcord resume {run} --skip` to go on without it"
+                    ),
+                })
+            }
+            Interrupted::Skip => {
+                catalog.end_step(
+                    run,
+                    j.seq,
+                    &StepEnd {
+                        state: StepState::Skipped,
+                        output: Some("skipped on resume".into()),
+                        detail: None,
+                    },
+                )?;
+                report.steps.push(StepReport {
+                    seq: j.seq,
+                    level: levels[at.0].clone(),
+                    kind: j.kind.clone(),
+                    name: j.name.clone(),
+                    state: "skipped".into(),
+                    attempts: j.attempts,
+                    detail: "skipped on resume".into(),
+                    seconds: 0.0,
+                });
+                at.1 += 1;
+            }
+            // Run again: the journal counts the attempt.
+            _ => {}
+        }
+    }
+    ctx.say(format!("resuming run {run}"));
+    continue_run(ctx, catalog, run, levels, at, report)
 }

@@ -46,6 +46,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Migrate(cmd) => migrate::run(&ctx, cmd),
         Command::Rollback(args) => migrate::rollback(&ctx, args),
         Command::Recover(args) => recover::recover(&ctx, &args),
+        Command::Resume(args) => recover::resume(&ctx, &args),
         Command::Runs => recover::runs(&ctx),
         Command::Ack { reason } => recover::ack(&ctx, &reason),
         Command::Audit { since, verify } => recover::audit(&ctx, since.as_deref(), verify),

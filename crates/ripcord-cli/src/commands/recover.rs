@@ -5,7 +5,7 @@ use ripcord_catalog::{Catalog, SqliteCatalog};
 use ripcord_ops::json::{AckOutput, AuditOutput};
 use ripcord_ops::recover::RecoverOptions;
 
-use crate::cli::RecoverArgs;
+use crate::cli::{RecoverArgs, ResumeArgs};
 use crate::ctx::Ctx;
 use crate::output;
 use crate::CliError;
@@ -22,6 +22,28 @@ pub fn recover(ctx: &Ctx, args: &RecoverArgs) -> Result<()> {
             dry_run: args.dry_run,
         },
     )?;
+    finish(ctx, report)
+}
+
+/// `ripcord resume [RUN] [--rerun | --skip]`: exits as `recover` does.
+pub fn resume(ctx: &Ctx, args: &ResumeArgs) -> Result<()> {
+    use ripcord_ops::recover::{Interrupted, ResumeOptions};
+    let report = ripcord_ops::recover::resume(
+        ctx,
+        &ResumeOptions {
+            run: args.run.clone(),
+            interrupted: match (args.rerun, args.skip) {
+                (true, _) => Interrupted::Rerun,
+                (_, true) => Interrupted::Skip,
+                _ => Interrupted::Ask,
+            },
+        },
+    )?;
+    finish(ctx, report)
+}
+
+/// Prints a run's report; a run that failed at every level is exit 1.
+fn finish(ctx: &Ctx, report: ripcord_ops::recover::RecoverReport) -> Result<()> {
     for w in &report.warnings {
         ctx.warn(w);
     }

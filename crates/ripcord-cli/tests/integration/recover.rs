@@ -81,3 +81,113 @@ fn a_bad_runbook_stops_every_command_and_names_the_key() {
         .assert_stderr_has("runbooks.emergency.steps[0].kind")
         .assert_stderr_has("did you mean \"restore\"");
 }
+
+/// A runbook whose steps leave traces: a restore of `app`, a command that
+/// is not idempotent (it appends to `ran.log`), and a check of its work.
+fn traced(seed: u64) -> (DirSetup, ripcord_testing::Fingerprint) {
+    let mut s = DirSetup::new(seed);
+    let expected = s.expected();
+    s.ws.ok(&["snapshot"]);
+    runbook(
+        &mut s,
+        "{ kind = \"restore\", target = \"app\", snapshot = \"latest\" }, \
+         { kind = \"command\", run = \"echo once >> ran.log\" }, \
+         { kind = \"check\", command = \"test -f ran.log\" }",
+    );
+    std::fs::write(s.app.join("stray.txt"), "a bad deploy").unwrap();
+    (s, expected)
+}
+
+const RECOVER: &[&str] = &["recover", "--level", "emergency", "--reason", "crash test"];
+
+fn killed_at(s: &DirSetup, point: &str) {
+    let out = s.ws.run_env(RECOVER, &[("RIPCORD_FAILPOINT", point)]);
+    assert_eq!(out.signal, Some(9), "killed by the failpoint: {out}");
+}
+
+#[test]
+fn a_run_killed_in_a_builtin_step_resumes_to_the_same_end() {
+    let (s, expected) = traced(21);
+    killed_at(&s, "recover-step-started:1");
+    let runs = s.ws.json(&["runs"]);
+    assert_eq!(runs[0]["result"], "running", "{runs}");
+    // The lock of the dead run does not stop the resume.
+    s.ws.ok(&["resume"])
+        .assert_stdout_has("recovered at level emergency");
+    assert_eq!(s.ws.json(&["runs"])[0]["result"], "succeeded");
+    let restored = ripcord_testing::Fingerprint::of(&s.app).without_all(&s.layout.excluded);
+    assert_eq!(restored, expected, "the interrupted restore ran again");
+    assert_eq!(
+        std::fs::read_to_string(s.ws.path("ran.log")).unwrap(),
+        "once\n"
+    );
+    s.ws.run(&["resume"])
+        .assert_code(2)
+        .assert_stderr_has("nothing to resume");
+    s.ws.ok(&["audit", "--verify"]);
+}
+
+#[test]
+fn an_interrupted_command_needs_a_decision() {
+    let (s, _) = traced(22);
+    killed_at(&s, "recover-step-started:2");
+    s.ws.run(&["resume"])
+        .assert_code(3)
+        .assert_stderr_has("not marked idempotent")
+        .assert_stderr_has("--rerun");
+    s.ws.ok(&["resume", "--rerun"]);
+    assert_eq!(
+        std::fs::read_to_string(s.ws.path("ran.log")).unwrap(),
+        "once\n"
+    );
+    let trail = s.ws.json(&["audit"]);
+    let resumed = trail
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["command"] == "resume")
+        .expect("resume audited");
+    assert!(
+        resumed["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "--rerun"),
+        "{resumed}"
+    );
+}
+
+#[test]
+fn a_skipped_command_is_journaled_as_skipped() {
+    let (s, _) = traced(23);
+    killed_at(&s, "recover-step-started:2");
+    // Without ran.log the check fails: the level escalates, then safe mode.
+    s.ws.run(&["resume", "--skip"])
+        .assert_code(1)
+        .assert_stderr_has("safe mode");
+    let run = s.ws.json(&["runs"])[0]["run"].as_str().unwrap().to_string();
+    let conn = rusqlite::Connection::open(s.ws.root().join(".ripcord/catalog.db")).unwrap();
+    let state: String = conn
+        .query_row(
+            "SELECT state FROM steps WHERE run = ?1 AND seq = 2",
+            [&run],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(state, "skipped");
+    s.ws.run(&["resume", &run])
+        .assert_code(2)
+        .assert_stderr_has("already ended: failed");
+}
+
+#[test]
+fn a_run_killed_after_its_last_step_ends_without_running_anything_again() {
+    let (s, _) = traced(24);
+    killed_at(&s, "recover-step-ended:3");
+    s.ws.ok(&["resume"]);
+    assert_eq!(
+        std::fs::read_to_string(s.ws.path("ran.log")).unwrap(),
+        "once\n"
+    );
+    assert_eq!(s.ws.json(&["runs"])[0]["result"], "succeeded");
+}

@@ -126,6 +126,7 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
         ("migrate adopt", s!(AdoptOutput)),
         ("rollback", s!(DownOutput)),
         ("recover", s!(crate::recover::RecoverReport)),
+        ("resume", s!(crate::recover::RecoverReport)),
         ("runs", s!(Vec<ripcord_catalog::runs::Run>)),
         ("ack", s!(AckOutput)),
         ("audit", s!(AuditOutput)),
