@@ -552,17 +552,25 @@ fn run_step(
             snapshot,
             tables,
         } => {
+            let (id, note) = verified_snapshot(ctx, target, snapshot)?;
+            if let Some(n) = &note {
+                warnings.push(n.clone());
+            }
             let r = crate::restore::run(
                 ctx,
                 &crate::restore::RestoreOptions {
-                    snapshot: snapshot.clone(),
+                    snapshot: id.to_string(),
                     targets: vec![target.clone()],
                     tables: tables.clone(),
                     ..Default::default()
                 },
             )
             .map_err(|e| e.chain())?;
-            Ok(format!("restored {target} from {}", r.snapshot.short()))
+            Ok(format!(
+                "restored {target} from {}{}",
+                r.snapshot.short(),
+                note.map_or(String::new(), |n| format!("; {n}"))
+            ))
         }
         StepKind::MigrateDown { to } => {
             if to == "@last-good" {
@@ -872,4 +880,70 @@ fn resume_held(
     }
     ctx.say(format!("resuming run {run}"));
     continue_run(ctx, catalog, run, levels, at, report)
+}
+
+/// The snapshot a `restore` step uses: the one it names if its data
+/// verifies (every blob of it read and re-hashed), else the newest earlier
+/// snapshot of the target that does, with a note naming both and the data
+/// the fallback gives up.
+fn verified_snapshot(
+    ctx: &Ctx,
+    target: &str,
+    wanted: &str,
+) -> std::result::Result<(ripcord_repo::Id, Option<String>), String> {
+    let repo = ctx.open_repo().map_err(|e| e.chain())?;
+    let (first_id, first) = ctx
+        .find_snapshot_holding(&repo, wanted, &[target.to_string()])
+        .map_err(|e| e.chain())?;
+    let list = repo.snapshot_list().map_err(|e| e.to_string())?;
+    let mut candidates = vec![(first_id, first.time)];
+    candidates.extend(
+        list.snapshots
+            .iter()
+            .rev()
+            .filter(|(id, s)| *id != first_id && s.time < first.time && s.target(target).is_some())
+            .map(|(id, s)| (*id, s.time)),
+    );
+    let mut damaged = Vec::new();
+    for (id, time) in candidates {
+        let report = ripcord_repo::verify::verify(
+            &repo,
+            &ripcord_repo::verify::VerifyOptions {
+                deep: true,
+                subset_percent: None,
+                snapshot: Some(id),
+            },
+            &|_, _| {},
+        )
+        .map_err(|e| e.to_string())?;
+        if report.ok() {
+            if damaged.is_empty() {
+                return Ok((id, None));
+            }
+            let lost = first.time - time;
+            return Ok((
+                id,
+                Some(format!(
+                    "snapshot {} is damaged ({}); fell back to {}, taken {} earlier",
+                    first_id.short(),
+                    damaged.join("; "),
+                    id.short(),
+                    ripcord_core::duration::short(lost.to_std().unwrap_or_default())
+                )),
+            ));
+        }
+        damaged.push(format!(
+            "{}: {}",
+            id.short(),
+            report
+                .problems
+                .first()
+                .map_or("damaged", |p| p.detail.as_str())
+        ));
+    }
+    Err(format!(
+        "no snapshot of {target} at or before {} verifies: {}",
+        first_id.short(),
+        damaged.join("; ")
+    ))
 }

@@ -191,3 +191,28 @@ fn a_run_killed_after_its_last_step_ends_without_running_anything_again() {
     );
     assert_eq!(s.ws.json(&["runs"])[0]["result"], "succeeded");
 }
+
+#[test]
+fn a_damaged_newest_snapshot_falls_back_to_the_newest_that_verifies() {
+    let mut s = DirSetup::new(25);
+    let good = s.ws.snapshot_id(&[] as &[&str]);
+    let expected = s.expected();
+    // A newer snapshot whose new data is then damaged on disk.
+    std::fs::write(s.app.join("config/app.toml"), "port = 9999\n").unwrap();
+    let bad = s.ws.snapshot_id(&[] as &[&str]);
+    let blobs = file_blobs(&s.ws, &bad, "app", "config/app.toml");
+    flip_byte(
+        &pack_file(&s.ws, &blobs[0].pack),
+        blobs[0].offset as u64 + blobs[0].length as u64 / 2,
+    );
+    runbook(
+        &mut s,
+        "{ kind = \"restore\", target = \"app\", snapshot = \"latest\" }",
+    );
+    std::fs::write(s.app.join("stray.txt"), "a bad deploy").unwrap();
+    let out = s.ws.ok(RECOVER);
+    out.assert_stdout_has(&format!("fell back to {}", short(&good)))
+        .assert_stderr_has(&format!("snapshot {} is damaged", short(&bad)));
+    let restored = ripcord_testing::Fingerprint::of(&s.app).without_all(&s.layout.excluded);
+    assert_eq!(restored, expected, "the older snapshot was restored");
+}
