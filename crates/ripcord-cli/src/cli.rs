@@ -75,6 +75,17 @@ pub enum Command {
     Resume(ResumeArgs),
     /// List recovery runs, newest first
     Runs,
+    /// The incident report of a run: trigger, timeline, escalations, data, RTO and RPO, checklist, KPIs
+    Report {
+        /// The run's id (or a unique prefix, or `latest`)
+        run: String,
+        /// md (Markdown) or json
+        #[arg(long, default_value = "md", value_parser = ["md", "json"])]
+        format: String,
+        /// Write the report to this file instead of printing it
+        #[arg(long, value_name = "FILE")]
+        out: Option<std::path::PathBuf>,
+    },
     /// Leave safe mode (entered when every recovery level failed), with a reason for the audit
     Ack {
         /// What was checked or done: it goes into the audit

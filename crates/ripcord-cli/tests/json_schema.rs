@@ -456,6 +456,9 @@ fn every_command_prints_json_that_matches_its_schema() {
     let resumed = c.ok(&ws, "resume", &["resume"], none);
     assert_eq!(resumed["result"], "succeeded", "{resumed}");
     c.err(&ws, "resume", &["resume"], none); // nothing left to resume
+    let report = c.ok(&ws, "report", &["report", "latest"], none);
+    assert_eq!(report["run"]["result"], "succeeded", "{report}");
+    c.err(&ws, "report", &["report", "no-such-run"], none);
     let runs = c.ok(&ws, "runs", &["runs"], none);
     assert_eq!(runs[1]["run"], run["run"], "{runs}");
     c.err(&ws, "runs", &["runs", "--config", "no-such.toml"], none);

@@ -20,6 +20,7 @@
 pub mod ctx;
 pub mod diff;
 pub mod error;
+pub mod incident;
 pub mod json;
 pub mod ls;
 pub mod migrate;

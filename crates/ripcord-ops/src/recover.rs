@@ -333,7 +333,9 @@ fn continue_run(
             )?;
             ripcord_core::failpoint::hit("recover-step-started");
             let began = Instant::now();
-            let (ok, attempts, detail) = run_with_retries(ctx, run, step, &mut report.warnings);
+            let mut data = None;
+            let (ok, attempts, detail) =
+                run_with_retries(ctx, run, step, &mut report.warnings, &mut data);
             catalog.end_step(
                 run,
                 seq,
@@ -344,7 +346,7 @@ fn continue_run(
                         StepState::Failed
                     },
                     output: Some(ripcord_core::shell::last_bytes(&detail, OUTPUT_TAIL)),
-                    detail: None,
+                    detail: data,
                 },
             )?;
             ripcord_core::failpoint::hit("recover-step-ended");
@@ -424,13 +426,14 @@ fn run_with_retries(
     run: &str,
     step: &Step,
     warnings: &mut Vec<String>,
+    data: &mut Option<serde_json::Value>,
 ) -> (bool, u32, String) {
     let mut detail = String::new();
     for attempt in 0..=step.retries {
         if attempt > 0 {
             std::thread::sleep(Duration::from_secs(1));
         }
-        match run_step(ctx, run, step, warnings) {
+        match run_step(ctx, run, step, warnings, data) {
             Ok(text) => return (true, attempt + 1, text),
             Err(text) => detail = text,
         }
@@ -444,6 +447,7 @@ fn run_step(
     run: &str,
     step: &Step,
     warnings: &mut Vec<String>,
+    data: &mut Option<serde_json::Value>,
 ) -> std::result::Result<String, String> {
     let timeout = step.timeout;
     let never = || false;
@@ -462,10 +466,10 @@ fn run_step(
             let out = ripcord_probe::run(p, &ctx.config, timeout, &never);
             let last = out.last();
             let text = format!(
-                "{} (expected {}), {} attempt(s)",
+                "{} (expected {}), {}",
                 last.observed,
                 last.expected,
-                out.attempts.len()
+                crate::report::counted(out.attempts.len() as u64, "attempt")
             );
             if out.ok {
                 Ok(text)
@@ -527,8 +531,8 @@ fn run_step(
             );
             // A message that cannot be delivered never fails the run.
             let text = format!(
-                "sent to {} webhook(s)",
-                ctx.config.notify.len() - failed.len()
+                "sent to {}",
+                crate::report::counted((ctx.config.notify.len() - failed.len()) as u64, "webhook")
             );
             warnings.extend(failed);
             Ok(text)
@@ -552,7 +556,13 @@ fn run_step(
             snapshot,
             tables,
         } => {
-            let (id, note) = verified_snapshot(ctx, target, snapshot)?;
+            let (id, time, note) = verified_snapshot(ctx, target, snapshot)?;
+            // What the report needs for the RPO: the data's age.
+            *data = Some(serde_json::json!({
+                "snapshot": id.to_string(),
+                "snapshot_time": time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "fallback": note,
+            }));
             if let Some(n) = &note {
                 warnings.push(n.clone());
             }
@@ -585,6 +595,7 @@ fn run_step(
                 &mut |_| {},
             )
             .map_err(|e| e.chain())?;
+            *data = serde_json::to_value(&r.report).ok();
             Ok(format!(
                 "{} reverted on {}",
                 ripcord_core::text::counted(r.report.changes.len() as u64, "change"),
@@ -890,7 +901,14 @@ fn verified_snapshot(
     ctx: &Ctx,
     target: &str,
     wanted: &str,
-) -> std::result::Result<(ripcord_repo::Id, Option<String>), String> {
+) -> std::result::Result<
+    (
+        ripcord_repo::Id,
+        chrono::DateTime<chrono::Utc>,
+        Option<String>,
+    ),
+    String,
+> {
     let repo = ctx.open_repo().map_err(|e| e.chain())?;
     let (first_id, first) = ctx
         .find_snapshot_holding(&repo, wanted, &[target.to_string()])
@@ -918,11 +936,12 @@ fn verified_snapshot(
         .map_err(|e| e.to_string())?;
         if report.ok() {
             if damaged.is_empty() {
-                return Ok((id, None));
+                return Ok((id, time, None));
             }
             let lost = first.time - time;
             return Ok((
                 id,
+                time,
                 Some(format!(
                     "snapshot {} is damaged ({}); fell back to {}, taken {} earlier",
                     first_id.short(),

@@ -48,6 +48,9 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Recover(args) => recover::recover(&ctx, &args),
         Command::Resume(args) => recover::resume(&ctx, &args),
         Command::Runs => recover::runs(&ctx),
+        Command::Report { run, format, out } => {
+            recover::report(&ctx, &run, &format, out.as_deref())
+        }
         Command::Ack { reason } => recover::ack(&ctx, &reason),
         Command::Audit { since, verify } => recover::audit(&ctx, since.as_deref(), verify),
         Command::Init(_) | Command::Demo { .. } => unreachable!("handled above"),

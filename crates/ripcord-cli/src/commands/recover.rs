@@ -217,3 +217,31 @@ fn parse_since(text: &str) -> Result<chrono::DateTime<chrono::Utc>> {
     })?;
     Ok(chrono::Utc::now() - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX))
 }
+
+/// `ripcord report RUN [--format md|json] [--out FILE]`.
+pub fn report(ctx: &Ctx, run: &str, format: &str, out: Option<&std::path::Path>) -> Result<()> {
+    let r = ripcord_ops::incident::report(ctx, run)?;
+    let json = ctx.json || format == "json";
+    let text = if json {
+        serde_json::to_string_pretty(&r)? + "\n"
+    } else {
+        ripcord_ops::incident::to_markdown(&r)
+    };
+    match out {
+        Some(path) => {
+            std::fs::write(path, &text).map_err(|e| {
+                crate::usage(
+                    format!("cannot write {}: {e}", path.display()),
+                    "give a file in a folder that exists and that you may write to",
+                )
+            })?;
+            ctx.say(format!(
+                "report of run {} written to {}",
+                r.run.run,
+                path.display()
+            ));
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}

@@ -54,6 +54,12 @@ fn escalation_then_safe_mode_then_ack_and_an_intact_audit() {
         .assert_stdout_has("level emergency")
         .assert_stdout_has("level full")
         .assert_stderr_has("ripcord is in safe mode");
+    let report = s.ws.json(&["report", "latest"]);
+    assert_eq!(report["escalations"][0], "emergency -> full", "{report}");
+    assert!(report["rto_seconds"].is_null(), "not recovered: {report}");
+    let md = s.ws.ok(&["report", "latest"]);
+    md.assert_stdout_has("# Incident report")
+        .assert_stdout_has("safe mode because of this run");
     s.ws.run(&["ack", "--reason", ""]).assert_code(2);
     s.ws.ok(&["ack", "--reason", "looked at it"])
         .assert_stdout_has("left safe mode");
@@ -215,4 +221,14 @@ fn a_damaged_newest_snapshot_falls_back_to_the_newest_that_verifies() {
         .assert_stderr_has(&format!("snapshot {} is damaged", short(&bad)));
     let restored = ripcord_testing::Fingerprint::of(&s.app).without_all(&s.layout.excluded);
     assert_eq!(restored, expected, "the older snapshot was restored");
+    let report = s.ws.json(&["report", "latest"]);
+    assert!(
+        report["fallbacks"][0]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&short(&good).to_string()),
+        "{report}"
+    );
+    assert!(report["rpo_seconds"].as_f64().is_some(), "{report}");
+    assert!(report["rto_seconds"].as_f64().is_some(), "{report}");
 }

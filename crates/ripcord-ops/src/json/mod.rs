@@ -127,6 +127,7 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
         ("rollback", s!(DownOutput)),
         ("recover", s!(crate::recover::RecoverReport)),
         ("resume", s!(crate::recover::RecoverReport)),
+        ("report", s!(crate::incident::IncidentReport)),
         ("runs", s!(Vec<ripcord_catalog::runs::Run>)),
         ("ack", s!(AckOutput)),
         ("audit", s!(AuditOutput)),
