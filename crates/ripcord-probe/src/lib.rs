@@ -88,7 +88,7 @@ pub fn attempt(what: &ProbeKind, config: &Config, timeout: Duration) -> Attempt 
             query,
             expect,
         } => {
-            let expected = format!("returned {expect:?}");
+            let expected = format!("{expect:?}");
             match sql_value(config, target, query, timeout) {
                 Ok(v) => (format!("returned {v:?}"), expected, v == *expect),
                 Err(e) => (format!("failed: {e}"), expected, false),

@@ -232,3 +232,13 @@ fn a_damaged_newest_snapshot_falls_back_to_the_newest_that_verifies() {
     assert!(report["rpo_seconds"].as_f64().is_some(), "{report}");
     assert!(report["rto_seconds"].as_f64().is_some(), "{report}");
 }
+
+#[test]
+fn the_demo_tells_the_recovery_run_and_its_objectives() {
+    let ws = workspace();
+    let out = ws.ok(&["demo"]);
+    out.assert_stdout_has("recover --level emergency")
+        .assert_stdout_has("migrate down to @expand: succeeded")
+        .assert_stdout_has("recovered: RTO")
+        .assert_stdout_has("done: the app was broken and is back");
+}
