@@ -132,20 +132,39 @@ fn of_ten_runs_started_at_once_exactly_one_flies() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(DEFAULT_PATH);
     SqliteCatalog::open(&path).unwrap();
+    // Ten live processes to stand for ten runs, each racing on its own
+    // connection.
+    let mut sleepers: Vec<_> = (0..10)
+        .map(|_| {
+            std::process::Command::new("sleep")
+                .arg("30")
+                .spawn()
+                .unwrap()
+        })
+        .collect();
     let barrier = Arc::new(Barrier::new(10));
-    let handles: Vec<_> = (0..10)
-        .map(|i| {
+    let handles: Vec<_> = sleepers
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
             let (path, barrier) = (path.clone(), barrier.clone());
+            let holder = Holder {
+                pid: p.id(),
+                pid_start: None,
+                ..Holder::this_process(&format!("run{i}"))
+            };
             std::thread::spawn(move || {
-                // Each its own connection, as separate processes would.
                 let mut cat = SqliteCatalog::open(&path).unwrap();
                 barrier.wait();
-                cat.acquire_flight(&Holder::this_process(&format!("run{i}")))
-                    .unwrap()
+                cat.acquire_flight(&holder).unwrap()
             })
         })
         .collect();
     let outcomes: Vec<Acquired> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    for p in &mut sleepers {
+        p.kill().ok();
+        p.wait().ok();
+    }
     let taken = outcomes.iter().filter(|o| **o == Acquired::Taken).count();
     assert_eq!(taken, 1, "{outcomes:?}");
     let mut cat = SqliteCatalog::open(&path).unwrap();

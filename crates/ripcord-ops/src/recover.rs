@@ -310,16 +310,14 @@ fn continue_run(
             report.levels.push(level.clone());
         }
         ctx.say(format!("level {level}"));
-        let mut failed = None;
-        let first = if i == from.0 { from.1 } else { 0 };
-        if i == from.0 && from.2 {
-            failed = Some(format!("step {first} of level {level}"));
-        }
-        for step in ctx.config.levels[level]
-            .iter()
-            .skip(first)
-            .take(if failed.is_some() { 0 } else { usize::MAX })
-        {
+        let all = &ctx.config.levels[level];
+        let (mut failed, todo) = match (i == from.0, from.2) {
+            // Resumed after this level failed: straight to the escalation.
+            (true, true) => (Some(format!("step {} of level {level}", from.1)), &all[..0]),
+            (true, false) => (None, &all[from.1.min(all.len())..]),
+            _ => (None, &all[..]),
+        };
+        for step in todo {
             let seq = report.steps.len() as u32 + 1;
             let name = describe(step);
             catalog.start_step(

@@ -224,9 +224,20 @@ fn a_second_run_is_refused_and_names_the_holder() {
         "[runbooks.emergency]\nsteps = [{ kind = \"command\", run = \"true\" }]\n",
     );
     let mut cat = SqliteCatalog::open(&ctx.config.catalog_path()).unwrap();
-    let holder = Holder::this_process("holder-run");
+    // Another live process holds the lock.
+    let mut other = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let holder = Holder {
+        pid: other.id(),
+        pid_start: None,
+        ..Holder::this_process("holder-run")
+    };
     cat.acquire_flight(&holder).unwrap();
     let e = recover(&ctx, &opts("emergency")).unwrap_err();
+    other.kill().ok();
+    other.wait().ok();
     assert_eq!(e.class(), Class::Refused, "{e}");
     let text = e.to_string();
     assert!(
