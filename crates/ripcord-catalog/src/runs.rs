@@ -145,7 +145,7 @@ pub struct Step {
 
 /// Safe mode: every level failed; migrations and automatic runs are
 /// refused until a person acknowledges it.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct SafeMode {
     /// The run that failed.
     pub run: Option<String>,

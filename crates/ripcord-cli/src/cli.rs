@@ -75,6 +75,12 @@ pub enum Command {
     Resume(ResumeArgs),
     /// List recovery runs, newest first
     Runs,
+    /// The recovery run in progress (its step, elapsed time and ETA) and safe mode
+    Status {
+        /// Show it again every second until no run is in progress
+        #[arg(long)]
+        watch: bool,
+    },
     /// The incident report of a run: trigger, timeline, escalations, data, RTO and RPO, checklist, KPIs
     Report {
         /// The run's id (or a unique prefix, or `latest`)

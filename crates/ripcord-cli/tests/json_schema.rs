@@ -462,6 +462,9 @@ fn every_command_prints_json_that_matches_its_schema() {
     let runs = c.ok(&ws, "runs", &["runs"], none);
     assert_eq!(runs[1]["run"], run["run"], "{runs}");
     c.err(&ws, "runs", &["runs", "--config", "no-such.toml"], none);
+    let status = c.ok(&ws, "status", &["status"], none);
+    assert!(status["run"].is_null(), "{status}");
+    c.err(&ws, "status", &["status", "--config", "no-such.toml"], none);
     let ack = c.ok(&ws, "ack", &["ack", "--reason", "checked"], none);
     assert_eq!(ack["left_safe_mode"], false, "{ack}");
     c.err(&ws, "ack", &["ack", "--reason", " "], none);

@@ -964,3 +964,93 @@ fn verified_snapshot(
         damaged.join("; ")
     ))
 }
+
+/// `ripcord status`: the run in progress (its step, how long it has run,
+/// and when it should end, judged from earlier runs of the same steps),
+/// and safe mode.
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+pub struct StatusReport {
+    /// The run holding the single-flight lock, if any.
+    pub run: Option<ripcord_catalog::runs::Run>,
+    /// Whether that run's process still lives; false means `resume` it.
+    pub alive: Option<bool>,
+    /// Its step running now (the last journaled).
+    pub step: Option<String>,
+    pub elapsed_seconds: Option<f64>,
+    /// Seconds left, from the mean durations of the same steps in earlier
+    /// succeeded runs; none without history.
+    pub eta_seconds: Option<f64>,
+    pub safe_mode: Option<SafeMode>,
+}
+
+pub fn status(ctx: &Ctx) -> Result<StatusReport> {
+    let mut out = StatusReport {
+        run: None,
+        alive: None,
+        step: None,
+        elapsed_seconds: None,
+        eta_seconds: None,
+        safe_mode: None,
+    };
+    let Some(mut catalog) = SqliteCatalog::open_existing(&ctx.config.catalog_path())? else {
+        return Ok(out);
+    };
+    out.safe_mode = catalog.safe_mode()?;
+    let Some(holder) = catalog.flight_holder()? else {
+        return Ok(out);
+    };
+    out.alive = holder.is_alive();
+    let Some(run) = catalog.run(&holder.run)? else {
+        return Ok(out);
+    };
+    let since = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t).ok().map(|t| {
+            (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_milliseconds() as f64 / 1000.0
+        })
+    };
+    out.elapsed_seconds = since(&run.started);
+    let steps = catalog.steps(&run.run)?;
+    out.step = steps.last().map(|s| s.name.clone());
+    // Mean duration of each step name over earlier succeeded runs.
+    let mut took: std::collections::HashMap<String, (f64, u32)> = Default::default();
+    for r in catalog
+        .runs()?
+        .iter()
+        .filter(|r| r.result == RunResult::Succeeded)
+    {
+        for s in catalog.steps(&r.run)? {
+            let (Some(a), Some(b)) = (
+                chrono::DateTime::parse_from_rfc3339(&s.started).ok(),
+                s.finished
+                    .as_deref()
+                    .and_then(|f| chrono::DateTime::parse_from_rfc3339(f).ok()),
+            ) else {
+                continue;
+            };
+            let e = took.entry(s.name.clone()).or_default();
+            e.0 += (b - a).num_milliseconds() as f64 / 1000.0;
+            e.1 += 1;
+        }
+    }
+    if let Some(level) = &run.level {
+        if let Ok(levels) = chain(ctx, level) {
+            // The steps still to come on the first level: the way a run
+            // that recovers goes.
+            let done = steps.len().saturating_sub(1);
+            let mut left = 0.0;
+            let mut known = true;
+            for step in ctx.config.levels[&levels[0]].iter().skip(done) {
+                match took.get(&describe(step)) {
+                    Some((sum, n)) => left += sum / *n as f64,
+                    None => known = false,
+                }
+            }
+            if known {
+                let current = steps.last().and_then(|s| since(&s.started)).unwrap_or(0.0);
+                out.eta_seconds = Some((left - current).max(0.0));
+            }
+        }
+    }
+    out.run = Some(run);
+    Ok(out)
+}

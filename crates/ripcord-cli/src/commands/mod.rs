@@ -48,6 +48,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Recover(args) => recover::recover(&ctx, &args),
         Command::Resume(args) => recover::resume(&ctx, &args),
         Command::Runs => recover::runs(&ctx),
+        Command::Status { watch } => recover::status(&ctx, watch),
         Command::Report { run, format, out } => {
             recover::report(&ctx, &run, &format, out.as_deref())
         }

@@ -245,3 +245,50 @@ pub fn report(ctx: &Ctx, run: &str, format: &str, out: Option<&std::path::Path>)
     }
     Ok(())
 }
+
+/// `ripcord status [--watch]`.
+pub fn status(ctx: &Ctx, watch: bool) -> Result<()> {
+    loop {
+        let s = ripcord_ops::recover::status(ctx)?;
+        if ctx.json {
+            output::print_json(&s);
+            return Ok(());
+        }
+        let secs = |v: Option<f64>| {
+            v.map_or("-".to_string(), |v| {
+                ripcord_core::duration::short(std::time::Duration::from_secs(v.max(0.0) as u64))
+            })
+        };
+        match &s.run {
+            Some(r) if s.alive == Some(false) => ctx.say(format!(
+                "run {} (level {}) stopped without finishing at: {}; `ripcord resume {}` goes on",
+                r.run,
+                r.level.as_deref().unwrap_or("-"),
+                s.step.as_deref().unwrap_or("its start"),
+                r.run
+            )),
+            Some(r) => ctx.say(format!(
+                "run {} (level {}, pid {} on {}): {} — running for {}, about {} left",
+                r.run,
+                r.level.as_deref().unwrap_or("-"),
+                r.pid,
+                r.host,
+                s.step.as_deref().unwrap_or("starting"),
+                secs(s.elapsed_seconds),
+                secs(s.eta_seconds)
+            )),
+            None => ctx.say("no recovery run in progress"),
+        }
+        if let Some(m) = &s.safe_mode {
+            ctx.say(format!(
+                "SAFE MODE since {}{}: migrate up and automatic runs are refused until `ripcord ack`",
+                local(&m.since),
+                m.run.as_ref().map_or(String::new(), |r| format!(" (run {r} failed)"))
+            ));
+        }
+        if !watch || s.run.is_none() || s.alive == Some(false) {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+}

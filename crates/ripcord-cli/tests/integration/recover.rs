@@ -242,3 +242,46 @@ fn the_demo_tells_the_recovery_run_and_its_objectives() {
         .assert_stdout_has("recovered: RTO")
         .assert_stdout_has("done: the app was broken and is back");
 }
+
+#[test]
+fn status_shows_the_run_in_progress_with_an_eta_and_a_dead_one() {
+    let mut s = DirSetup::new(26);
+    runbook(&mut s, "{ kind = \"command\", run = \"sleep 2\" }");
+    s.ws.ok(&["status"])
+        .assert_stdout_has("no recovery run in progress");
+    // A first run gives the step's duration.
+    s.ws.ok(RECOVER);
+    let mut child =
+        s.ws.command(RECOVER)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        let v = s.ws.json(&["status"]);
+        if !v["step"].is_null() || std::time::Instant::now() > deadline {
+            break v;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(status["step"], "run `sleep 2`", "{status}");
+    assert_eq!(status["alive"], true, "{status}");
+    let eta = status["eta_seconds"]
+        .as_f64()
+        .expect("an ETA from the first run");
+    assert!(eta <= 2.5, "{status}");
+    s.ws.ok(&["status"]).assert_stdout_has("left");
+    assert!(child.wait().unwrap().success());
+
+    // Killed: status says to resume.
+    killed_at_step(&s);
+    s.ws.ok(&["status"])
+        .assert_stdout_has("stopped without finishing");
+}
+
+fn killed_at_step(s: &DirSetup) {
+    let out =
+        s.ws.run_env(RECOVER, &[("RIPCORD_FAILPOINT", "recover-step-started:1")]);
+    assert_eq!(out.signal, Some(9), "{out}");
+}

@@ -129,6 +129,7 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
         ("resume", s!(crate::recover::RecoverReport)),
         ("report", s!(crate::incident::IncidentReport)),
         ("runs", s!(Vec<ripcord_catalog::runs::Run>)),
+        ("status", s!(crate::recover::StatusReport)),
         ("ack", s!(AckOutput)),
         ("audit", s!(AuditOutput)),
     ]
