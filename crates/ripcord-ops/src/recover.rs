@@ -171,14 +171,10 @@ pub fn recover(ctx: &Ctx, opts: &RecoverOptions) -> Result<RecoverReport> {
             dead.run, dead.pid, dead.host, dead.started
         )),
         Acquired::Held(h) => {
-            return Err(Error::Refused {
-                message: format!(
-                    "run {} is in progress: pid {} on {}, started {}",
-                    h.run, h.pid, h.host, h.started
-                ),
-                hint: "one run acts at a time: wait for it (`ripcord status`), or stop it first"
-                    .into(),
-            })
+            return Err(in_progress(
+                &h,
+                "one run acts at a time: wait for it (`ripcord status`), or stop it first",
+            ))
         }
     }
     let actor = crate::migrate::actor();
@@ -733,14 +729,10 @@ pub fn resume(ctx: &Ctx, opts: &ResumeOptions) -> Result<RecoverReport> {
     let levels = chain(ctx, run.level.as_deref().unwrap_or_default())?;
     match catalog.acquire_flight(&Holder::this_process(&run.run))? {
         Acquired::Held(h) => {
-            return Err(Error::Refused {
-                message: format!(
-                    "run {} is in progress: pid {} on {}, started {}",
-                    h.run, h.pid, h.host, h.started
-                ),
-                hint: "a run that is still going cannot be resumed; wait for it (`ripcord runs`)"
-                    .into(),
-            })
+            return Err(in_progress(
+                &h,
+                "a run that is still going cannot be resumed; wait for it (`ripcord status`)",
+            ))
         }
         Acquired::Taken | Acquired::TakenOver(_) => {}
     }
@@ -764,6 +756,17 @@ pub fn resume(ctx: &Ctx, opts: &ResumeOptions) -> Result<RecoverReport> {
         run: Some(run.run.clone()),
     })?;
     Ok(report)
+}
+
+/// The refusal while another live process holds the single-flight lock.
+fn in_progress(h: &Holder, hint: &str) -> Error {
+    Error::Refused {
+        message: format!(
+            "run {} is in progress: pid {} on {}, started {}",
+            h.run, h.pid, h.host, h.started
+        ),
+        hint: hint.into(),
+    }
 }
 
 fn no_run_to_resume() -> Error {
