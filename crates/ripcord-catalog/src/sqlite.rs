@@ -28,10 +28,7 @@ impl SqliteCatalog {
             })?;
         }
         let shown = path.display().to_string();
-        let err = |source| Error::Sqlite {
-            path: shown.clone(),
-            source,
-        };
+        let err = sqlite_err(&shown);
         let mut conn = Connection::open(path).map_err(err)?;
         // Waits for another writer instead of failing: runs are journaled
         // while other commands audit.
@@ -71,18 +68,20 @@ impl SqliteCatalog {
     }
 
     fn err(&self, source: rusqlite::Error) -> Error {
-        Error::Sqlite {
-            path: self.path.display().to_string(),
-            source,
-        }
+        sqlite_err(&self.path.display().to_string())(source)
+    }
+}
+
+/// Names the catalog's file in an SQLite error.
+fn sqlite_err(path: &str) -> impl Fn(rusqlite::Error) -> Error + Copy + '_ {
+    move |source| Error::Sqlite {
+        path: path.to_string(),
+        source,
     }
 }
 
 fn upgrade(conn: &mut Connection, shown: &str) -> Result<()> {
-    let err = |source| Error::Sqlite {
-        path: shown.to_string(),
-        source,
-    };
+    let err = sqlite_err(shown);
     // IMMEDIATE: two processes opening a new catalog do not both upgrade.
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -138,10 +137,7 @@ fn run_from(r: &rusqlite::Row) -> rusqlite::Result<Run> {
 impl Catalog for SqliteCatalog {
     fn acquire_flight(&mut self, holder: &Holder) -> Result<Acquired> {
         let path = self.path.display().to_string();
-        let err = |source| Error::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let err = sqlite_err(&path);
         // IMMEDIATE takes the write lock first: of many at once, one reads
         // an empty slot and fills it, the others then see it filled.
         let tx = self
@@ -382,10 +378,7 @@ impl Catalog for SqliteCatalog {
 
     fn append_audit(&mut self, input: &AuditInput) -> Result<AuditEntry> {
         let path = self.path.display().to_string();
-        let err = |source| Error::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let err = sqlite_err(&path);
         // The head is read and the entry written under one write lock, so
         // two commands never chain onto the same entry.
         let tx = self

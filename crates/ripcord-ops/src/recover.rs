@@ -1006,11 +1006,8 @@ pub fn status(ctx: &Ctx) -> Result<StatusReport> {
     let Some(run) = catalog.run(&holder.run)? else {
         return Ok(out);
     };
-    let since = |t: &str| {
-        chrono::DateTime::parse_from_rfc3339(t).ok().map(|t| {
-            (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_milliseconds() as f64 / 1000.0
-        })
-    };
+    let now = chrono::Utc::now().to_rfc3339();
+    let since = |t: &str| crate::incident::seconds(t, &now);
     out.elapsed_seconds = since(&run.started);
     let steps = catalog.steps(&run.run)?;
     out.step = steps.last().map(|s| s.name.clone());
@@ -1022,16 +1019,15 @@ pub fn status(ctx: &Ctx) -> Result<StatusReport> {
         .filter(|r| r.result == RunResult::Succeeded)
     {
         for s in catalog.steps(&r.run)? {
-            let (Some(a), Some(b)) = (
-                chrono::DateTime::parse_from_rfc3339(&s.started).ok(),
-                s.finished
-                    .as_deref()
-                    .and_then(|f| chrono::DateTime::parse_from_rfc3339(f).ok()),
-            ) else {
+            let Some(secs) = s
+                .finished
+                .as_deref()
+                .and_then(|f| crate::incident::seconds(&s.started, f))
+            else {
                 continue;
             };
             let e = took.entry(s.name.clone()).or_default();
-            e.0 += (b - a).num_milliseconds() as f64 / 1000.0;
+            e.0 += secs;
             e.1 += 1;
         }
     }
