@@ -19,7 +19,7 @@ pub use sqlite::SqliteCatalog;
 
 use audit::{AuditEntry, AuditInput, AuditVerdict};
 use flight::{Acquired, Holder};
-use runs::{NewRun, Run, RunResult, SafeMode, Step, StepEnd, StepStart};
+use runs::{LastGood, NewRun, Run, RunResult, SafeMode, Step, StepEnd, StepStart};
 
 /// The catalog's default place, relative to the folder of ripcord.toml.
 pub const DEFAULT_PATH: &str = ".ripcord/catalog.db";
@@ -40,6 +40,8 @@ pub trait Catalog {
     fn start_step(&mut self, run: &str, step: &StepStart) -> Result<()>;
     fn end_step(&mut self, run: &str, seq: u32, end: &StepEnd) -> Result<()>;
     fn finish_run(&mut self, run: &str, result: RunResult) -> Result<()>;
+    /// Removes a run that changed nothing because its input was refused.
+    fn discard_run(&mut self, run: &str) -> Result<()>;
     fn run(&mut self, id: &str) -> Result<Option<Run>>;
     /// Every run, newest first.
     fn runs(&mut self) -> Result<Vec<Run>>;
@@ -52,8 +54,17 @@ pub trait Catalog {
 
     /// Appends an entry to the audit chain and returns it, hashed.
     fn append_audit(&mut self, input: &AuditInput) -> Result<AuditEntry>;
+    /// The newest entry's sequence number and hash; none while the chain is empty.
+    fn audit_head(&mut self) -> Result<Option<(u64, String)>>;
     /// The entries from sequence number `from` on, in order.
     fn audit_entries(&mut self, from: u64) -> Result<Vec<AuditEntry>>;
+    /// Records the change a migration target was at (none: no change
+    /// applied) before a `migrate up` moved it.
+    fn set_last_good(&mut self, target: &str, change: Option<&str>, actor: &str) -> Result<()>;
+    /// What [`Catalog::set_last_good`] recorded for `target`: `Some(None)`
+    /// means nothing was applied then.
+    fn last_good(&mut self, target: &str) -> Result<Option<LastGood>>;
+
     /// Recomputes the whole chain.
     fn verify_audit(&mut self) -> Result<AuditVerdict> {
         Ok(audit::verify(&self.audit_entries(1)?))

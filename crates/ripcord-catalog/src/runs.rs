@@ -152,3 +152,14 @@ pub struct SafeMode {
     pub since: String,
     pub reason: String,
 }
+
+/// A migration target's state before its latest `migrate up`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct LastGood {
+    pub target: String,
+    /// The newest change applied then; none when none was.
+    pub change: Option<String>,
+    /// When the `migrate up` that moved it on started (RFC 3339, UTC).
+    pub recorded: String,
+    pub actor: String,
+}

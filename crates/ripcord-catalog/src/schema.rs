@@ -58,6 +58,14 @@ pub(crate) const UPGRADES: &[&str] = &[
          prev TEXT NOT NULL,
          hash TEXT NOT NULL
      );",
+    // 2: the state of each migration target before its latest `migrate up`
+    // (`@last-good`).
+    "CREATE TABLE last_good (
+         target TEXT PRIMARY KEY,
+         change TEXT,
+         recorded TEXT NOT NULL,
+         actor TEXT NOT NULL
+     );",
 ];
 
 /// The version this build writes.

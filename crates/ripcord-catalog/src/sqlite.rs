@@ -8,7 +8,9 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::audit::{self, AuditEntry, AuditInput, GENESIS};
 use crate::flight::{self, Acquired, Holder};
-use crate::runs::{NewRun, Run, RunResult, SafeMode, Step, StepEnd, StepStart, StepState};
+use crate::runs::{
+    LastGood, NewRun, Run, RunResult, SafeMode, Step, StepEnd, StepStart, StepState,
+};
 use crate::schema;
 use crate::{Catalog, Error, Result};
 
@@ -287,6 +289,15 @@ impl Catalog for SqliteCatalog {
         Ok(())
     }
 
+    fn discard_run(&mut self, run: &str) -> Result<()> {
+        let path = self.path.display().to_string();
+        let tx = self.conn.transaction().map_err(sqlite_err(&path))?;
+        tx.execute("DELETE FROM steps WHERE run = ?1", [run])
+            .and_then(|_| tx.execute("DELETE FROM runs WHERE id = ?1", [run]))
+            .map_err(sqlite_err(&path))?;
+        tx.commit().map_err(sqlite_err(&path))
+    }
+
     fn run(&mut self, id: &str) -> Result<Option<Run>> {
         self.conn
             .query_row(
@@ -425,6 +436,47 @@ impl Catalog for SqliteCatalog {
             prev,
             hash,
         })
+    }
+
+    fn audit_head(&mut self) -> Result<Option<(u64, String)>> {
+        self.conn
+            .query_row(
+                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    fn set_last_good(&mut self, target: &str, change: Option<&str>, actor: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO last_good (target, change, recorded, actor) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (target) DO UPDATE SET
+                     change = excluded.change, recorded = excluded.recorded, actor = excluded.actor",
+                params![target, change, flight::now(), actor],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    fn last_good(&mut self, target: &str) -> Result<Option<LastGood>> {
+        self.conn
+            .query_row(
+                "SELECT target, change, recorded, actor FROM last_good WHERE target = ?1",
+                [target],
+                |r| {
+                    Ok(LastGood {
+                        target: r.get(0)?,
+                        change: r.get(1)?,
+                        recorded: r.get(2)?,
+                        actor: r.get(3)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))
     }
 
     fn audit_entries(&mut self, from: u64) -> Result<Vec<AuditEntry>> {

@@ -31,6 +31,9 @@ pub struct Cli {
 pub enum Command {
     /// Write a commented ripcord.toml (if there is none) and create the repository
     Init(InitArgs),
+    /// Check that this host is ready: the repository opens, every target answers, the
+    /// migration plan reads, the catalog works, and ripcord is not in safe mode
+    Check,
     /// Snapshot targets (all configured targets when none are named)
     Snapshot(SnapshotArgs),
     /// List snapshots
@@ -73,7 +76,7 @@ pub enum Command {
     Recover(RecoverArgs),
     /// Go on with a recovery run that a crash or a kill stopped: finished steps are skipped
     Resume(ResumeArgs),
-    /// List recovery runs, newest first
+    /// List runs (recoveries, and restores and rollbacks by hand), newest first
     Runs,
     /// The recovery run in progress (its step, elapsed time and ETA) and safe mode
     Status {
@@ -238,6 +241,9 @@ pub struct RestoreArgs {
     /// Restore what is intact from a damaged snapshot, skipping damaged files
     #[arg(long)]
     pub partial: bool,
+    /// Why: kept in the run's journal, the audit and the report
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
     /// Show what would be restored, and where; change nothing
     #[arg(long, short = 'n')]
     pub dry_run: bool,
@@ -491,16 +497,20 @@ pub struct DownArgs {
     #[arg(skip)]
     pub common: MigrateArgs,
     /// The change, version or @phase to go back to (it stays applied); @root reverts
-    /// everything. The same as --to
+    /// everything; @last-good, the state before the latest `migrate up`. The same as --to
     #[arg(
         value_name = "TO",
         required_unless_present = "to",
         conflicts_with = "to"
     )]
     pub to_arg: Option<String>,
-    /// The change, version or @phase to go back to (it stays applied); @root reverts everything
+    /// The change, version or @phase to go back to (it stays applied); @root reverts
+    /// everything; @last-good, the state before the latest `migrate up`
     #[arg(long, value_name = "TO")]
     pub to: Option<String>,
+    /// Why: kept in the run's journal, the audit and the report
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
     /// Run every check and show what would be reverted, and how; change nothing
     #[arg(long, short = 'n')]
     pub dry_run: bool,

@@ -24,7 +24,7 @@ pub fn usage(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Err
 }
 
 /// Class and hint of the first error in the chain that knows them.
-fn classify(err: &anyhow::Error) -> (Class, Option<String>) {
+pub(crate) fn classify(err: &anyhow::Error) -> (Class, Option<String>) {
     for cause in err.chain() {
         if let Some(e) = cause.downcast_ref::<ripcord_repo::Error>() {
             return (e.class(), e.hint());

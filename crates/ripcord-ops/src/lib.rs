@@ -5,6 +5,8 @@
 //! does not depend on any argument parser, and returns a `Serialize` result
 //! that the front end prints as it likes. Nothing here prints.
 //!
+//! - [`audit`]: the audit entry of every changing command, and its check.
+//! - [`check`]: whether the repository, targets, migrations and catalog are ready.
 //! - [`ctx`]: the configuration, the passphrase, opening and locking the repository.
 //! - [`snapshot`]: one snapshot of configured targets.
 //! - [`restore`]: a restore, staged and checked, with a safety snapshot of
@@ -13,10 +15,13 @@
 //! - [`migrate`]: the migration target, what it has recorded, and the review table.
 //! - [`migration_state`]: the migration state a snapshot records, and what a
 //!   restore makes of it.
+//! - [`way_back`]: restore, migrate down and rollback by hand, as journaled runs.
 //! - [`rehearse`]: the pending changes up, down and up again on a scratch copy.
 //! - [`report`]: the [`Reporter`] and progress bar traits a front end implements.
 //! - [`error`]: the library's error, with a class (exit code) and a hint.
 
+pub mod audit;
+pub mod check;
 pub mod ctx;
 pub mod diff;
 pub mod error;
@@ -33,6 +38,7 @@ pub mod report;
 pub mod restore;
 pub mod select;
 pub mod snapshot;
+pub mod way_back;
 
 pub use ctx::Ctx;
 pub use error::{Context, Error, Result};

@@ -5,6 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
+use ripcord_catalog::runs::LastGood;
+use ripcord_catalog::{Catalog, SqliteCatalog};
 use ripcord_core::config::{OnConflict, SnapshotWhen, TargetConfig};
 use ripcord_migrate::analyze::Dialect;
 use ripcord_migrate::engine::{
@@ -266,6 +268,8 @@ pub struct Applied {
 /// What `down` did to the migration target.
 pub struct Reverted {
     pub target: String,
+    /// The run that journaled it: `ripcord report RUN`.
+    pub run: Option<String>,
     pub report: DownReport,
     /// Rows this run set aside for review: (table, change, row as JSON), newest first.
     pub review: Vec<(String, String, String)>,
@@ -295,6 +299,44 @@ fn config_lock_timeout(ctx: &Ctx) -> Option<std::time::Duration> {
     ctx.config.migrations.as_ref()?.lock_timeout()
 }
 
+/// Records in the catalog the change `target` is at (`@last-good`) before
+/// a `migrate up` moves it on; returns the record it replaces.
+fn remember_last_good(ctx: &Ctx, name: &str, target: &TargetConfig) -> Result<Option<LastGood>> {
+    let applied = ripcord_migrate::tracking::recorded(target)?.unwrap_or_default();
+    let head = applied
+        .iter()
+        .filter(|c| c.state == ripcord_migrate::tracking::RecordState::Applied)
+        .max_by_key(|c| c.plan_order)
+        .map(|c| c.name.clone());
+    let mut catalog = SqliteCatalog::open(&ctx.config.catalog_path())?;
+    let earlier = catalog.last_good(name)?;
+    catalog.set_last_good(name, head.as_deref(), &actor())?;
+    Ok(earlier)
+}
+
+/// `@last-good`: the change the target was at before the latest `migrate
+/// up` (`@root` when none was applied then). Any other destination as is.
+pub fn resolve_last_good(ctx: &Ctx, target: &str, to: &str) -> Result<String> {
+    if !to.eq_ignore_ascii_case("@last-good") {
+        return Ok(to.to_string());
+    }
+    let path = ctx.config.catalog_path();
+    let found = match SqliteCatalog::open_existing(&path)? {
+        Some(mut c) => c.last_good(target)?,
+        None => None,
+    };
+    match found {
+        Some(lg) => Ok(lg.change.unwrap_or_else(|| "@root".into())),
+        None => Err(Error::usage(
+            format!(
+                "@last-good: no `migrate up` of {target} is recorded in {}",
+                path.display()
+            ),
+            "name the change or @phase to go back to (`ripcord migrate status` lists them)",
+        )),
+    }
+}
+
 /// Applies the pending changes, each behind a safety snapshot where it needs one.
 pub fn up(ctx: &Ctx, req: &UpRequest, note: &mut dyn FnMut(Note<'_>)) -> Result<Applied> {
     if !req.dry_run {
@@ -320,7 +362,20 @@ pub fn up(ctx: &Ctx, req: &UpRequest, note: &mut dyn FnMut(Note<'_>)) -> Result<
         snapshot_always: snapshot_always(ctx),
         lock_timeout: req.lock_timeout.or_else(|| config_lock_timeout(ctx)),
     };
+    let before = if req.dry_run {
+        None
+    } else {
+        Some(remember_last_good(ctx, &name, &target)?)
+    };
     let report = engine::up(&mut *db, &mut net, &s.plan, &opts, note)?;
+    if let (Some(Some(earlier)), true) = (&before, report.changes.is_empty()) {
+        // Nothing ran: the state before the latest up that did stays the one.
+        SqliteCatalog::open(&ctx.config.catalog_path())?.set_last_good(
+            &name,
+            earlier.change.as_deref(),
+            &earlier.actor,
+        )?;
+    }
     Ok(Applied {
         target: name,
         report,
@@ -343,7 +398,7 @@ pub fn down(ctx: &Ctx, req: &DownRequest, note: &mut dyn FnMut(Note<'_>)) -> Res
         taken: None,
     };
     let opts = DownOptions {
-        to: req.to.clone(),
+        to: resolve_last_good(ctx, &name, &req.to)?,
         dry_run: req.dry_run,
         allow_drift: req.allow_drift,
         actor: actor(),
@@ -356,6 +411,7 @@ pub fn down(ctx: &Ctx, req: &DownRequest, note: &mut dyn FnMut(Note<'_>)) -> Res
         review_rows(&mut *db, &report)
     };
     Ok(Reverted {
+        run: None,
         messages: s.messages,
         target: name,
         report,

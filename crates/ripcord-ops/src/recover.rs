@@ -166,10 +166,7 @@ pub fn recover(ctx: &Ctx, opts: &RecoverOptions) -> Result<RecoverReport> {
     let id = new_run_id();
     match catalog.acquire_flight(&Holder::this_process(&id))? {
         Acquired::Taken => {}
-        Acquired::TakenOver(dead) => ctx.warn(format!(
-            "run {} (pid {} on {}, started {}) ended without finishing; it is left as it was",
-            dead.run, dead.pid, dead.host, dead.started
-        )),
+        Acquired::TakenOver(dead) => crate::way_back::took_over(ctx, &mut catalog, &dead),
         Acquired::Held(h) => {
             return Err(in_progress(
                 &h,
@@ -577,9 +574,6 @@ fn run_step(
             ))
         }
         StepKind::MigrateDown { to } => {
-            if to == "@last-good" {
-                return Err("@last-good needs the state before the last `migrate up`, which this catalog has not recorded; name the change or @phase".into());
-            }
             let r = crate::migrate::down(
                 ctx,
                 &crate::migrate::DownRequest {
@@ -658,31 +652,6 @@ pub fn ack(ctx: &Ctx, reason: &str) -> Result<Option<SafeMode>> {
     Ok(left)
 }
 
-/// The audit entries, oldest first; with `since`, those written at or
-/// after it. No catalog yet: none.
-pub fn audit_entries(
-    ctx: &Ctx,
-    since: Option<chrono::DateTime<chrono::Utc>>,
-) -> Result<Vec<ripcord_catalog::audit::AuditEntry>> {
-    let Some(mut catalog) = SqliteCatalog::open_existing(&ctx.config.catalog_path())? else {
-        return Ok(Vec::new());
-    };
-    let mut entries = catalog.audit_entries(1)?;
-    if let Some(since) = since {
-        entries
-            .retain(|e| chrono::DateTime::parse_from_rfc3339(&e.time).map_or(true, |t| t >= since));
-    }
-    Ok(entries)
-}
-
-/// `ripcord audit --verify`: recomputes the whole chain.
-pub fn verify_audit(ctx: &Ctx) -> Result<ripcord_catalog::audit::AuditVerdict> {
-    match SqliteCatalog::open_existing(&ctx.config.catalog_path())? {
-        Some(mut catalog) => Ok(catalog.verify_audit()?),
-        None => Ok(ripcord_catalog::audit::verify(&[])),
-    }
-}
-
 /// What `resume` does with a `command` step that a crash interrupted and
 /// that is not marked idempotent: it may have taken effect.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -717,9 +686,18 @@ pub fn resume(ctx: &Ctx, opts: &ResumeOptions) -> Result<RecoverReport> {
         None => catalog
             .runs()?
             .into_iter()
-            .find(|r| r.result == RunResult::Running)
+            .find(|r| r.result == RunResult::Running && r.kind == "recover")
             .ok_or_else(no_run_to_resume)?,
     };
+    if run.kind != "recover" {
+        return Err(Error::usage(
+            format!(
+                "run {} is a {} run by hand, not a recovery: it has no runbook to go on with",
+                run.run, run.kind
+            ),
+            "run the same command again: restore and migrate down are safe to repeat",
+        ));
+    }
     if run.result != RunResult::Running {
         return Err(Error::usage(
             format!("run {} already ended: {}", run.run, run.result.as_str()),
@@ -759,7 +737,7 @@ pub fn resume(ctx: &Ctx, opts: &ResumeOptions) -> Result<RecoverReport> {
 }
 
 /// The refusal while another live process holds the single-flight lock.
-fn in_progress(h: &Holder, hint: &str) -> Error {
+pub(crate) fn in_progress(h: &Holder, hint: &str) -> Error {
     Error::Refused {
         message: format!(
             "run {} is in progress: pid {} on {}, started {}",

@@ -50,6 +50,10 @@ pub struct RestoreOptions {
 #[derive(Serialize, Default, schemars::JsonSchema)]
 pub struct RestoreResult {
     pub snapshot: Id,
+    /// When the snapshot was taken (RFC 3339, UTC): the restored data's age.
+    pub snapshot_time: String,
+    /// The run that journaled this restore (in place only): `ripcord report RUN`.
+    pub run: Option<String>,
     /// Nothing was restored: `targets` says what would have been, and where.
     pub dry_run: bool,
     pub safety_snapshot: Option<Id>,
@@ -165,6 +169,7 @@ pub fn restore(ctx: &Ctx, repo: &Repository, args: &RestoreOptions) -> Result<Re
     };
     let mut result = RestoreResult {
         snapshot: snap_id,
+        snapshot_time: snap.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         ..Default::default()
     };
 

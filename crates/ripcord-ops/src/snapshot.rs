@@ -387,6 +387,7 @@ pub fn take_with(
         parent,
         targets,
         program_version: env!("CARGO_PKG_VERSION").to_string(),
+        audit: crate::audit::seal(ctx),
     };
     let id = repo.save_snapshot(&snapshot)?;
     Ok(SnapshotResult {

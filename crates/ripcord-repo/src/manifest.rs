@@ -28,6 +28,21 @@ pub struct Snapshot {
     pub parent: Option<Id>,
     pub targets: Vec<TargetSnapshot>,
     pub program_version: String,
+    /// The head of the taking catalog's audit chain, so that a catalog
+    /// deleted or rewritten as a whole shows against the repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditSeal>,
+}
+
+/// An audit chain's newest entry when a snapshot was taken.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct AuditSeal {
+    /// The host and the catalog file (absolute) whose chain it is.
+    pub host: String,
+    pub catalog: String,
+    /// The newest entry's sequence number (0: the chain was empty) and hash.
+    pub seq: u64,
+    pub hash: String,
 }
 
 impl Snapshot {

@@ -286,6 +286,7 @@ mod tests {
                 tier: None,
                 parent: None,
                 program_version: "t".into(),
+                audit: None,
                 targets: vec![TargetSnapshot {
                     name: "app".into(),
                     source: "/x".into(),

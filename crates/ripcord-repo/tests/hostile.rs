@@ -24,6 +24,7 @@ fn snapshot() -> Snapshot {
         parent: None,
         targets: vec![],
         program_version: "test".into(),
+        audit: None,
     }
 }
 

@@ -93,7 +93,16 @@ pub fn restore_options(args: &RestoreArgs) -> RestoreOptions {
 }
 
 pub fn restore(ctx: &Ctx, args: &RestoreArgs) -> Result<()> {
-    let result = ripcord_ops::restore::run(ctx, &restore_options(args))?;
+    let argv = crate::commands::argv("restore");
+    let result = ripcord_ops::way_back::restore(
+        ctx,
+        &restore_options(args),
+        &ripcord_ops::way_back::Call {
+            command: "restore",
+            args: &argv,
+            reason: args.reason.as_deref(),
+        },
+    )?;
     if ctx.json {
         output::print_json(&result);
         return complete(&result);
@@ -217,9 +226,12 @@ pub fn restore(ctx: &Ctx, args: &RestoreArgs) -> Result<()> {
         }
     }
     ctx.say(format!(
-        "restore of {} finished in {:.2}s",
+        "restore of {} finished in {:.2}s{}",
         result.snapshot.short(),
-        result.seconds
+        result.seconds,
+        result.run.as_ref().map_or(String::new(), |r| format!(
+            "; run {r} (`ripcord report {r}`)"
+        ))
     ));
     complete(&result)
 }

@@ -150,18 +150,30 @@ pub fn ack(ctx: &Ctx, reason: &str) -> Result<()> {
 /// `ripcord audit [--since WHEN] [--verify]`.
 pub fn audit(ctx: &Ctx, since: Option<&str>, verify: bool) -> Result<()> {
     if verify {
-        let v = ripcord_ops::recover::verify_audit(ctx)?;
+        let v = ripcord_ops::audit::verify(ctx)?;
         if ctx.json {
             output::print_json(&AuditOutput::Verdict(v.clone()));
         }
-        return match &v.first_bad {
+        if let Some(note) = &v.repository_note {
+            ctx.warn(format!("not compared with the repository: {note}"));
+        }
+        return match &v.chain.first_bad {
             None => {
                 ctx.say(format!(
-                    "audit chain intact: {}{}",
-                    output::count(v.entries, "entry", "entries"),
-                    v.head
+                    "audit chain intact: {}{}; {}",
+                    output::count(v.chain.entries, "entry", "entries"),
+                    v.chain
+                        .head
                         .as_ref()
-                        .map_or(String::new(), |h| format!(", head {}", &h[..16]))
+                        .map_or(String::new(), |h| format!(", head {}", &h[..16])),
+                    if v.sealed_snapshots == 0 {
+                        "no snapshot has sealed it yet".to_string()
+                    } else {
+                        format!(
+                            "it matches what {} sealed",
+                            output::count(v.sealed_snapshots, "snapshot", "snapshots")
+                        )
+                    }
                 ));
                 Ok(())
             }
@@ -175,7 +187,7 @@ pub fn audit(ctx: &Ctx, since: Option<&str>, verify: bool) -> Result<()> {
         };
     }
     let since = since.map(parse_since).transpose()?;
-    let entries = ripcord_ops::recover::audit_entries(ctx, since)?;
+    let entries = ripcord_ops::audit::entries(ctx, since)?;
     if ctx.json {
         output::print_json(&AuditOutput::Entries(entries));
         return Ok(());
@@ -291,4 +303,52 @@ pub fn status(ctx: &Ctx, watch: bool) -> Result<()> {
         }
         std::thread::sleep(std::time::Duration::from_secs(1));
     }
+}
+
+/// `ripcord check`: one line per thing checked; exit 1 when one failed.
+pub fn check(ctx: &Ctx) -> Result<()> {
+    use ripcord_ops::check::CheckState;
+    let report = ripcord_ops::check::check(ctx)?;
+    if ctx.json {
+        output::print_json(&report);
+    } else {
+        let rows: Vec<Vec<String>> = report
+            .items
+            .iter()
+            .map(|i| {
+                vec![
+                    match i.state {
+                        CheckState::Ok => "ok".to_string(),
+                        CheckState::Warning => "WARN".to_string(),
+                        CheckState::Failed => "FAIL".to_string(),
+                    },
+                    i.what.clone(),
+                    i.detail.clone(),
+                ]
+            })
+            .collect();
+        output::table_indented(
+            0,
+            &["STATE", "CHECK", "DETAIL"],
+            &[false, false, false],
+            &rows,
+        );
+        for i in report.items.iter().filter(|i| i.state != CheckState::Ok) {
+            if let Some(h) = &i.hint {
+                ctx.say(format!("{}: {h}", i.what));
+            }
+        }
+    }
+    let failed = report
+        .items
+        .iter()
+        .filter(|i| i.state == CheckState::Failed)
+        .count();
+    if failed > 0 {
+        return Err(CliError::Failed {
+            message: format!("{} failed", output::count(failed as u64, "check", "checks")),
+        }
+        .into());
+    }
+    Ok(())
 }

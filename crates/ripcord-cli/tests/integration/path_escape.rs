@@ -75,6 +75,7 @@ fn craft(ws: &Workspace, build: impl FnOnce(&Saver, Id) -> Vec<Node>) -> String 
             content: Content::Dir { tree: root },
         }],
         program_version: "crafted".into(),
+        audit: None,
     };
     repo.save_snapshot(&snapshot).unwrap().to_hex()
 }
@@ -253,6 +254,7 @@ fn craft_targets(
         parent: None,
         targets,
         program_version: "crafted".into(),
+        audit: None,
     };
     repo.save_snapshot(&snapshot).unwrap().to_hex()
 }

@@ -391,6 +391,7 @@ fn craft_here(ws: &Workspace, files: &[(&str, &[u8])]) -> String {
             content: Content::Dir { tree },
         }],
         program_version: "old".into(),
+        audit: None,
     };
     repo.save_snapshot(&snapshot).unwrap().to_hex()
 }

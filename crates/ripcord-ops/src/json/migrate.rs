@@ -112,6 +112,8 @@ pub struct ReviewRow {
 #[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct DownOutput {
     pub target: String,
+    /// The run that journaled it (none for a dry run): `ripcord report RUN`.
+    pub run: Option<String>,
     #[serde(flatten)]
     pub report: DownReport,
     pub change_count: usize,
@@ -125,6 +127,7 @@ impl DownOutput {
     pub fn new(target: &str, report: DownReport, review: &[(String, String, String)]) -> Self {
         DownOutput {
             target: target.to_string(),
+            run: None,
             change_count: report.changes.len(),
             rows_lost: report.changes.iter().map(DownChange::rows_lost).sum(),
             review: review

@@ -159,5 +159,5 @@ pub struct AckOutput {
 #[serde(untagged)]
 pub enum AuditOutput {
     Entries(Vec<ripcord_catalog::audit::AuditEntry>),
-    Verdict(ripcord_catalog::audit::AuditVerdict),
+    Verdict(crate::audit::AuditCheck),
 }

@@ -92,8 +92,8 @@ fn lock_timeout(text: Option<&str>) -> Result<Option<std::time::Duration>> {
     }
 }
 
-/// `migrate down` and `rollback` are the same command.
-pub fn down(ctx: &Ctx, args: &DownArgs) -> Result<()> {
+/// `migrate down` and `rollback` are the same command (`command` names it).
+pub fn down(ctx: &Ctx, args: &DownArgs, command: &str) -> Result<()> {
     let on_conflict = args
         .on_conflict
         .as_deref()
@@ -109,12 +109,19 @@ pub fn down(ctx: &Ctx, args: &DownArgs) -> Result<()> {
         lock_timeout: lock_timeout(args.lock_timeout.as_deref())?,
         set: super::sets(&args.common.set)?,
     };
+    let argv = crate::commands::argv(command);
+    let call = ripcord_ops::way_back::Call {
+        command,
+        args: &argv,
+        reason: args.reason.as_deref(),
+    };
     let Reverted {
         target: name,
+        run,
         report,
         review,
         messages,
-    } = ripcord_ops::migrate::down(ctx, &req, &mut |n| say(ctx, n))?;
+    } = ripcord_ops::way_back::down(ctx, &req, &mut |n| say(ctx, n), &call)?;
     if !report.dry_run {
         for c in &report.changes {
             if c.how != ripcord_migrate::engine::How::Snapshot {
@@ -123,10 +130,17 @@ pub fn down(ctx: &Ctx, args: &DownArgs) -> Result<()> {
         }
     }
     if ctx.json {
-        output::print_json(&ripcord_ops::json::DownOutput::new(&name, report, &review));
+        let mut out = ripcord_ops::json::DownOutput::new(&name, report, &review);
+        out.run = run;
+        output::print_json(&out);
         return Ok(());
     }
     summarize_down(ctx, &name, &report, &review);
+    if let Some(r) = run {
+        ctx.say(format!(
+            "run {r}: `ripcord report {r}` tells what was restored and kept"
+        ));
+    }
     Ok(())
 }
 

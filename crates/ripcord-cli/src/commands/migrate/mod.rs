@@ -46,7 +46,7 @@ pub fn run(ctx: &Ctx, cli: MigrateCli) -> Result<()> {
         }
         MigrateCommand::Down(mut args) => {
             args.common = common;
-            apply::down(ctx, &args)
+            apply::down(ctx, &args, "migrate down")
         }
         MigrateCommand::Rehearse(mut args) => {
             args.common = common;
@@ -255,7 +255,7 @@ fn rehearse(ctx: &Ctx, args: &RehearseArgs) -> Result<()> {
 pub fn rollback(ctx: &Ctx, args: RollbackArgs) -> Result<()> {
     let mut down = args.down;
     down.common = args.common;
-    apply::down(ctx, &down)
+    apply::down(ctx, &down, "rollback")
 }
 
 fn state_name(state: ChangeState) -> &'static str {

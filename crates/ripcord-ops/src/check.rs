@@ -1,0 +1,328 @@
+//! `ripcord check`: is this host ready to protect and to bring back? The
+//! repository opens, every target can be reached, the migration plan reads,
+//! the catalog works, and ripcord is not in safe mode or in a stopped run.
+//! It reads and changes nothing.
+
+use ripcord_catalog::{Catalog, SqliteCatalog};
+use ripcord_core::config::TargetConfig;
+use serde::Serialize;
+
+use crate::ctx::Ctx;
+use crate::Result;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum CheckState {
+    Ok,
+    /// Works, but a person should look.
+    Warning,
+    Failed,
+}
+
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+pub struct CheckItem {
+    /// `repository`, `target NAME`, `migrations`, `catalog`, `safe mode`, `runs`, `audit`.
+    pub what: String,
+    pub state: CheckState,
+    pub detail: String,
+    /// What to do about it, when it is not ok.
+    pub hint: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+pub struct CheckReport {
+    /// No item failed.
+    pub ok: bool,
+    pub items: Vec<CheckItem>,
+}
+
+fn item(what: impl Into<String>, state: CheckState, detail: impl Into<String>) -> CheckItem {
+    CheckItem {
+        what: what.into(),
+        state,
+        detail: detail.into(),
+        hint: None,
+    }
+}
+
+fn failed(what: impl Into<String>, detail: impl Into<String>, hint: &str) -> CheckItem {
+    CheckItem {
+        hint: Some(hint.to_string()),
+        ..item(what, CheckState::Failed, detail)
+    }
+}
+
+pub fn check(ctx: &Ctx) -> Result<CheckReport> {
+    let mut items = vec![repository(ctx)];
+    for (name, target) in &ctx.config.targets {
+        items.push(target_item(name, target));
+    }
+    if ctx.config.migrations.is_some() {
+        items.push(migrations(ctx));
+    }
+    catalog(ctx, &mut items);
+    items.push(audit(ctx));
+    Ok(CheckReport {
+        ok: items.iter().all(|i| i.state != CheckState::Failed),
+        items,
+    })
+}
+
+fn repository(ctx: &Ctx) -> CheckItem {
+    let url = match ctx.config.repository_url() {
+        Ok(u) => u.to_string(),
+        Err(e) => {
+            return failed(
+                "repository",
+                e.to_string(),
+                "set [repository] url in ripcord.toml, or RIPCORD_REPOSITORY",
+            )
+        }
+    };
+    let opened = ctx.open_repo().and_then(|repo| {
+        let n = repo.snapshot_list()?.snapshots.len();
+        Ok((repo.keys().is_encrypted(), n))
+    });
+    match opened {
+        Ok((encrypted, n)) => item(
+            "repository",
+            CheckState::Ok,
+            format!(
+                "{url}: {}, {}",
+                if encrypted {
+                    "encrypted"
+                } else {
+                    "not encrypted"
+                },
+                ripcord_core::text::counted(n as u64, "snapshot")
+            ),
+        ),
+        Err(e) => CheckItem {
+            hint: ripcord_core::Classify::hint(&e)
+                .or_else(|| Some("`ripcord init` creates a repository".into())),
+            ..item(
+                "repository",
+                CheckState::Failed,
+                format!("{url}: {}", e.chain()),
+            )
+        },
+    }
+}
+
+fn target_item(name: &str, target: &TargetConfig) -> CheckItem {
+    let what = format!("target {name}");
+    match target {
+        TargetConfig::Dir { path, .. } => match std::fs::read_dir(path) {
+            Ok(_) => item(what, CheckState::Ok, format!("folder {}", path.display())),
+            Err(e) => failed(
+                what,
+                format!("folder {}: {e}", path.display()),
+                "check the target's path in ripcord.toml and that this user may read it",
+            ),
+        },
+        TargetConfig::Sqlite { path, create, .. } => {
+            if !path.exists() {
+                return if *create {
+                    item(
+                        what,
+                        CheckState::Warning,
+                        format!(
+                            "{} does not exist yet; `migrate up` creates it",
+                            path.display()
+                        ),
+                    )
+                } else {
+                    failed(
+                        what,
+                        format!("{} does not exist", path.display()),
+                        "check the target's path, or set create = true if `migrate up` should \
+                         create it",
+                    )
+                };
+            }
+            let opened = rusqlite::Connection::open_with_flags(
+                path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            )
+            .and_then(|c| {
+                c.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+            });
+            match opened {
+                Ok(n) => item(
+                    what,
+                    CheckState::Ok,
+                    format!(
+                        "SQLite {}: {}",
+                        path.display(),
+                        ripcord_core::text::counted(n as u64, "schema object")
+                    ),
+                ),
+                Err(e) => failed(
+                    what,
+                    format!("SQLite {}: {e}", path.display()),
+                    "check that the file is a SQLite database this user may read",
+                ),
+            }
+        }
+        TargetConfig::Postgres { url, .. } => {
+            let shown = ripcord_targets::postgres::redact(url);
+            let answered = ripcord_targets::postgres::Target::parse(url)
+                .and_then(|t| t.connect())
+                .map_err(|e| e.to_string())
+                .and_then(|mut c| {
+                    c.query_one("SHOW server_version", &[])
+                        .map(|r| r.get::<_, String>(0))
+                        .map_err(|e| e.to_string())
+                });
+            match answered {
+                Ok(v) => item(what, CheckState::Ok, format!("PostgreSQL {v} at {shown}")),
+                Err(e) => failed(
+                    what,
+                    format!("{shown}: {e}"),
+                    "check the URL, that the server is up, and the credentials",
+                ),
+            }
+        }
+    }
+}
+
+fn migrations(ctx: &Ctx) -> CheckItem {
+    let setup = match crate::migrate::setup(ctx, None) {
+        Ok(s) => s,
+        Err(e) => {
+            return CheckItem {
+                hint: ripcord_core::Classify::hint(&e),
+                ..item("migrations", CheckState::Failed, e.chain())
+            }
+        }
+    };
+    let total = setup.plan.changes.len();
+    let recorded = match &setup.target {
+        Some((_, t)) => ripcord_migrate::tracking::recorded(t),
+        None => Ok(None),
+    };
+    match recorded {
+        Ok(rows) => {
+            let applied = rows.map_or(0, |r| r.len());
+            item(
+                "migrations",
+                CheckState::Ok,
+                format!(
+                    "{}: {} in the plan, {} recorded as applied",
+                    setup.dir.display(),
+                    ripcord_core::text::counted(total as u64, "change"),
+                    applied
+                ),
+            )
+        }
+        Err(e) => failed(
+            "migrations",
+            format!("the target's migration records cannot be read: {e}"),
+            "check that the migration target can be reached (see its target line)",
+        ),
+    }
+}
+
+/// The catalog, safe mode, and a run in progress or stopped.
+fn catalog(ctx: &Ctx, items: &mut Vec<CheckItem>) {
+    let path = ctx.config.catalog_path();
+    let mut catalog = match SqliteCatalog::open_existing(&path) {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            items.push(item(
+                "catalog",
+                CheckState::Ok,
+                format!(
+                    "{} does not exist yet; the first command that changes something creates it",
+                    path.display()
+                ),
+            ));
+            return;
+        }
+        Err(e) => {
+            items.push(CheckItem {
+                hint: ripcord_core::Classify::hint(&e),
+                ..item("catalog", CheckState::Failed, e.to_string())
+            });
+            return;
+        }
+    };
+    items.push(item(
+        "catalog",
+        CheckState::Ok,
+        format!(
+            "{} (schema {})",
+            path.display(),
+            catalog.version().unwrap_or_default()
+        ),
+    ));
+    match catalog.safe_mode() {
+        Ok(None) => items.push(item("safe mode", CheckState::Ok, "off")),
+        Ok(Some(m)) => items.push(failed(
+            "safe mode",
+            format!(
+                "on since {}{}: migrate up and automatic runs are refused",
+                m.since,
+                m.run
+                    .as_ref()
+                    .map_or(String::new(), |r| format!(", after run {r} failed"))
+            ),
+            "find what failed (`ripcord report RUN`), then `ripcord ack --reason TEXT`",
+        )),
+        Err(e) => items.push(failed("safe mode", e.to_string(), "check the catalog file")),
+    }
+    if let Ok(Some(h)) = catalog.flight_holder() {
+        let state = if h.is_alive() == Some(false) {
+            CheckItem {
+                hint: Some(format!("`ripcord resume {}` goes on with it", h.run)),
+                ..item(
+                    "runs",
+                    CheckState::Warning,
+                    format!(
+                        "run {} stopped part way (pid {} on {} is gone)",
+                        h.run, h.pid, h.host
+                    ),
+                )
+            }
+        } else {
+            item(
+                "runs",
+                CheckState::Warning,
+                format!("run {} is in progress (pid {} on {})", h.run, h.pid, h.host),
+            )
+        };
+        items.push(state);
+    }
+}
+
+/// The audit chain, against itself and the heads snapshots sealed.
+fn audit(ctx: &Ctx) -> CheckItem {
+    match crate::audit::verify(ctx) {
+        Ok(v) => match &v.chain.first_bad {
+            None => item(
+                "audit",
+                CheckState::Ok,
+                format!(
+                    "chain intact, {}{}",
+                    ripcord_core::text::count(v.chain.entries, "entry", "entries"),
+                    if v.sealed_snapshots > 0 {
+                        format!(
+                            ", as {} sealed it",
+                            ripcord_core::text::counted(v.sealed_snapshots, "snapshot")
+                        )
+                    } else {
+                        String::new()
+                    }
+                ),
+            ),
+            Some(bad) => failed(
+                "audit",
+                format!("the chain is broken at entry {}: {}", bad.seq, bad.problem),
+                "`ripcord audit --verify` tells more; find out who changed the catalog",
+            ),
+        },
+        Err(e) => failed("audit", e.chain(), "check the catalog file"),
+    }
+}
