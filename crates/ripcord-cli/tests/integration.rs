@@ -4,6 +4,8 @@
 #[path = "integration/common.rs"]
 mod common;
 
+#[path = "integration/audit.rs"]
+mod audit;
 #[path = "integration/bad_input.rs"]
 mod bad_input;
 #[path = "integration/crash.rs"]

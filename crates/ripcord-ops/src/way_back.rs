@@ -221,7 +221,7 @@ pub(crate) fn took_over(ctx: &Ctx, catalog: &mut SqliteCatalog, dead: &Holder) {
 }
 
 fn audited<T>(ctx: &Ctx, call: &Call<'_>, run: Option<&str>, result: &Result<T>) {
-    let error = result.as_ref().err().map(|e| (e.class(), e.chain()));
+    let error = result.as_ref().err().map(|e| (e.class(), e.to_string()));
     if let Some(outcome) = audit::outcome(error.as_ref().map(|(c, m)| (*c, m.as_str()))) {
         audit::record(
             ctx,

@@ -64,18 +64,19 @@ fn escalation_then_safe_mode_then_ack_and_an_intact_audit() {
     s.ws.ok(&["ack", "--reason", "looked at it"])
         .assert_stdout_has("left safe mode");
     s.ws.ok(&["audit", "--verify"])
-        .assert_stdout_has("audit chain intact: 2 entries");
+        .assert_stdout_has("audit chain intact: 4 entries");
     s.ws.ok(&["audit"]).assert_stdout_has("looked at it");
 
     // An entry edited behind ripcord's back is named.
     let catalog = s.ws.root().join(".ripcord/catalog.db");
     let conn = rusqlite::Connection::open(&catalog).unwrap();
-    conn.execute("UPDATE audit SET result = 'ok' WHERE seq = 1", [])
+    // Entry 3 is the failed recovery.
+    conn.execute("UPDATE audit SET result = 'ok' WHERE seq = 3", [])
         .unwrap();
     drop(conn);
     s.ws.run(&["audit", "--verify"])
         .assert_code(1)
-        .assert_stderr_has("broken at entry 1");
+        .assert_stderr_has("broken at entry 3");
 }
 
 #[test]

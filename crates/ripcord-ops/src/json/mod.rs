@@ -101,6 +101,7 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
     vec![
         ("error", s!(ErrorOutput)),
         ("init", s!(InitOutput)),
+        ("check", s!(crate::check::CheckReport)),
         ("snapshot", s!(SnapshotOutput)),
         ("snapshots", s!(Vec<SnapshotView>)),
         ("show", s!(ShowOutput)),
