@@ -260,6 +260,7 @@ steps = [
             reason: "bad deploy at 3 a.m.".into(),
             trigger: "demo".into(),
             dry_run: false,
+            overrun: None,
         },
     )?;
     for s in &report.steps {

@@ -32,6 +32,7 @@ pub mod migrate;
 pub mod migration_state;
 pub mod net;
 pub mod notify;
+pub mod overrun;
 pub mod recover;
 pub mod rehearse;
 pub mod report;

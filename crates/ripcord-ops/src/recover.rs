@@ -3,6 +3,7 @@
 //! next, and when none is left ripcord enters safe mode. One run acts at a
 //! time (single flight), and every run is audited.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ripcord_catalog::audit::AuditInput;
@@ -12,10 +13,12 @@ use ripcord_catalog::runs::{
 };
 use ripcord_catalog::{Catalog, SqliteCatalog};
 use ripcord_core::config::runbook::{Step, StepKind};
+use ripcord_core::config::TargetConfig;
 use serde::Serialize;
 
 use crate::ctx::Ctx;
 use crate::notify::{self, Event};
+use crate::overrun::{Overrun, Watchdog};
 use crate::{Error, Result};
 
 /// How long a `command` step may run when it sets no `timeout`.
@@ -23,7 +26,7 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(600);
 /// How much of a step's output the journal keeps.
 const OUTPUT_TAIL: usize = 4000;
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct RecoverOptions {
     /// The runbook level to start at.
     pub level: String,
@@ -31,6 +34,9 @@ pub struct RecoverOptions {
     /// Who or what started it: `manual`, `guard:RULE`.
     pub trigger: String,
     pub dry_run: bool,
+    /// How a built-in step that overruns its `timeout` is stopped; without
+    /// it, such a step runs to its end ([`crate::overrun`]).
+    pub overrun: Option<Overrun>,
 }
 
 /// What a run did.
@@ -270,7 +276,15 @@ fn execute(
             format!("recovery started at level {}: {}", levels[0], opts.reason),
         ),
     ));
-    continue_run(ctx, catalog, run, levels, (0, 0, false), report)
+    continue_run(
+        ctx,
+        catalog,
+        run,
+        levels,
+        (0, 0, false),
+        report,
+        opts.overrun.as_ref(),
+    )
 }
 
 fn event(run: &str, kind: &str, level: &str, text: String) -> Event {
@@ -293,6 +307,7 @@ fn continue_run(
     levels: &[String],
     from: (usize, usize, bool),
     mut report: RecoverReport,
+    overrun: Option<&Overrun>,
 ) -> Result<RecoverReport> {
     let send = |report: &mut RecoverReport, e: Event| {
         report.warnings.extend(notify::send(&ctx.config, &e));
@@ -325,8 +340,21 @@ fn continue_run(
             ripcord_core::failpoint::hit("recover-step-started");
             let began = Instant::now();
             let mut data = None;
+            let watchdog = match (step.timeout, overrun, step.kind.is_builtin()) {
+                (Some(t), Some(f), true) => Some(Watchdog::start(
+                    ctx.config.catalog_path(),
+                    run,
+                    seq,
+                    t,
+                    Arc::clone(f),
+                )),
+                _ => None,
+            };
             let (ok, attempts, detail) =
                 run_with_retries(ctx, run, step, &mut report.warnings, &mut data);
+            if let Some(w) = watchdog {
+                w.finished();
+            }
             catalog.end_step(
                 run,
                 seq,
@@ -547,6 +575,38 @@ fn run_step(
             snapshot,
             tables,
         } => {
+            let restore = |id: String| {
+                crate::restore::run(
+                    ctx,
+                    &crate::restore::RestoreOptions {
+                        snapshot: id,
+                        targets: vec![target.clone()],
+                        tables: tables.clone(),
+                        ..Default::default()
+                    },
+                )
+            };
+            // A file target is staged whole, every blob read and
+            // authenticated, before anything is replaced: that restore is
+            // the check, in one pass. A damaged snapshot leaves the target
+            // as it was, and the fallback below finds the one to use.
+            if !matches!(ctx.config.target(target), Ok(TargetConfig::Postgres { .. })) {
+                match restore(snapshot.clone()) {
+                    Ok(r) => {
+                        *data = Some(serde_json::json!({
+                            "snapshot": r.snapshot.to_string(),
+                            "snapshot_time": r.snapshot_time,
+                            "fallback": null,
+                        }));
+                        return Ok(format!("restored {target} from {}", r.snapshot.short()));
+                    }
+                    Err(e) if damaged(&e) => warnings.push(format!(
+                        "the restore from {snapshot} found damage: {}",
+                        e.chain()
+                    )),
+                    Err(e) => return Err(e.chain()),
+                }
+            }
             let (id, time, note) = verified_snapshot(ctx, target, snapshot)?;
             // What the report needs for the RPO: the data's age.
             *data = Some(serde_json::json!({
@@ -557,16 +617,7 @@ fn run_step(
             if let Some(n) = &note {
                 warnings.push(n.clone());
             }
-            let r = crate::restore::run(
-                ctx,
-                &crate::restore::RestoreOptions {
-                    snapshot: id.to_string(),
-                    targets: vec![target.clone()],
-                    tables: tables.clone(),
-                    ..Default::default()
-                },
-            )
-            .map_err(|e| e.chain())?;
+            let r = restore(id.to_string()).map_err(|e| e.chain())?;
             Ok(format!(
                 "restored {target} from {}{}",
                 r.snapshot.short(),
@@ -663,11 +714,13 @@ pub enum Interrupted {
     Skip,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct ResumeOptions {
     /// The run; the newest unfinished one when not given.
     pub run: Option<String>,
     pub interrupted: Interrupted,
+    /// As [`RecoverOptions::overrun`].
+    pub overrun: Option<Overrun>,
 }
 
 /// `ripcord resume [RUN]`: goes on with a run that a crash or a kill
@@ -869,7 +922,23 @@ fn resume_held(
         }
     }
     ctx.say(format!("resuming run {run}"));
-    continue_run(ctx, catalog, run, levels, at, report)
+    continue_run(ctx, catalog, run, levels, at, report, opts.overrun.as_ref())
+}
+
+/// Whether `e` says a snapshot's data is damaged (rather than, say, that
+/// the target cannot be written).
+fn damaged(e: &Error) -> bool {
+    use ripcord_repo::Error as Repo;
+    use ripcord_targets::Error as Targets;
+    match e {
+        Error::Repo(Repo::Corrupt { .. } | Repo::Damaged { .. })
+        | Error::Targets(
+            Targets::DamagedFile { .. }
+            | Targets::Repo(Repo::Corrupt { .. } | Repo::Damaged { .. }),
+        ) => true,
+        Error::Context { source, .. } => damaged(source),
+        _ => false,
+    }
 }
 
 /// The snapshot a `restore` step uses: the one it names if its data

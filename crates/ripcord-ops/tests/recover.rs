@@ -85,6 +85,7 @@ fn opts(level: &str) -> RecoverOptions {
         reason: "bad deploy".into(),
         trigger: "manual".into(),
         dry_run: false,
+        overrun: None,
     }
 }
 

@@ -20,6 +20,7 @@ pub fn recover(ctx: &Ctx, args: &RecoverArgs) -> Result<()> {
             reason: args.reason.clone(),
             trigger: "manual".into(),
             dry_run: args.dry_run,
+            overrun: Some(go_on_elsewhere(ctx)),
         },
     )?;
     finish(ctx, report)
@@ -37,6 +38,7 @@ pub fn resume(ctx: &Ctx, args: &ResumeArgs) -> Result<()> {
                 (_, true) => Interrupted::Skip,
                 _ => Interrupted::Ask,
             },
+            overrun: Some(go_on_elsewhere(ctx)),
         },
     )?;
     finish(ctx, report)
@@ -351,4 +353,40 @@ pub fn check(ctx: &Ctx) -> Result<()> {
         .into());
     }
     Ok(())
+}
+
+/// A built-in step overran its timeout: this process becomes `ripcord
+/// resume RUN` with the same configuration and output, which goes on from
+/// the failed step (`ripcord_ops::overrun`).
+fn go_on_elsewhere(ctx: &Ctx) -> ripcord_ops::overrun::Overrun {
+    let config = ctx.config_path.clone();
+    let (json, quiet) = (ctx.json, ctx.quiet);
+    std::sync::Arc::new(move |run: &str| {
+        use std::os::unix::process::CommandExt;
+        let Ok(exe) = std::env::current_exe() else {
+            return;
+        };
+        let mut cmd = std::process::Command::new(exe);
+        if let Some(c) = &config {
+            cmd.arg("--config").arg(c);
+        }
+        if json {
+            cmd.arg("--json");
+        }
+        if quiet {
+            cmd.arg("--quiet");
+        }
+        cmd.args(["resume", run]);
+        // The passphrase left the environment when ripcord started.
+        for (i, var) in ripcord_targets::postgres::redact::SECRET_VARS
+            .iter()
+            .enumerate()
+        {
+            if let Some(v) = ripcord_ops::ctx::secret_env(i) {
+                cmd.env(var, v.as_str());
+            }
+        }
+        let e = cmd.exec();
+        eprintln!("warning: cannot go on with run {run} in a new process: {e}");
+    })
 }

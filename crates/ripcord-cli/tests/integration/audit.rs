@@ -298,3 +298,43 @@ fn a_recovery_killed_inside_a_snapshot_or_a_restore_resumes_to_the_same_end() {
         s.ws.ok(&["audit", "--verify"]);
     }
 }
+
+#[test]
+fn a_builtin_step_that_overruns_its_timeout_fails_and_the_run_escalates() {
+    let mut s = DirSetup::new(48);
+    s.ws.ok(&["snapshot"]);
+    s.ws.append_config(
+        "[runbooks.emergency]\nsteps = [{ kind = \"restore\", target = \"app\", \
+         snapshot = \"latest\", timeout = \"1s\" }]\nescalate_to = \"full\"\n\n\
+         [runbooks.full]\nsteps = [{ kind = \"command\", run = \"true\" }]\n",
+    );
+    std::fs::write(s.app.join("stray.txt"), "a bad deploy").unwrap();
+    // The restore stops before its swap and would wait there for minutes.
+    let pause = s.ws.path("paused");
+    let started = Instant::now();
+    let out = s.ws.run_env(
+        &[
+            "recover",
+            "--level",
+            "emergency",
+            "--reason",
+            "slow restore",
+        ],
+        &[(
+            "RIPCORD_PAUSE",
+            &format!("restore-before-swap={}", pause.display()),
+        )],
+    );
+    out.assert_code(0)
+        .assert_stdout_has("recovered at level full");
+    assert!(started.elapsed() < Duration::from_secs(60), "{out}");
+    let report = s.ws.json(&["report", "latest"]);
+    assert_eq!(report["timeline"][0]["state"], "failed", "{report}");
+    let output = report["timeline"][0]["output"].as_str().unwrap_or_default();
+    assert!(output.contains("timed out after 1s"), "{report}");
+    assert_eq!(report["escalations"][0], "emergency -> full", "{report}");
+    // Stopped before the swap: the target is as it was.
+    assert!(s.app.join("stray.txt").exists());
+    let _ = std::fs::remove_file(&pause);
+    s.ws.ok(&["verify"]);
+}

@@ -137,6 +137,15 @@ impl StepKind {
             StepKind::Notify { .. } => "notify",
         }
     }
+
+    /// Snapshot, restore and migrate-down: ripcord's own work, done in its
+    /// own process (the others wait on something outside it).
+    pub fn is_builtin(&self) -> bool {
+        matches!(
+            self,
+            StepKind::Snapshot { .. } | StepKind::Restore { .. } | StepKind::MigrateDown { .. }
+        )
+    }
 }
 
 /// A measurement with an expectation: what `check` steps, `wait … until`
