@@ -13,8 +13,7 @@
 #     ~0.1% deleted; `ripcord restore latest --target db` and `ripcord recover
 #     --level restore` (one restore step of the same snapshot) take turns, cold
 #     like the other sections' steps. Each restore is checked (untimed) to have
-#     brought the rows back. `ripcord verify --deep` of the snapshot, which the
-#     restore step runs before restoring, is timed too, to account for the gap.
+#     brought the rows back.
 # Each timed step runs $REC_RUNS times; the report gives the median. Disk: the
 # database, and a repository that grows by about a compressed copy of it with
 # every restore's safety snapshot (~3 GB at the defaults).
@@ -157,8 +156,7 @@ rec_journal_part() {
 
 # Part 2: in-place restore of the database, alone and as the one step of a run.
 rec_restore_part() {
-    local run step order snapshot mod
-    snapshot=$(json_get "$REC_DIR/json/snapshot.json" snapshot)
+    local run step order mod
     for ((run = 1; run <= REC_RUNS; run++)); do
         log "restore inside a run: run $run of $REC_RUNS"
         # Taking turns, so that a slow moment of the machine hits both.
@@ -176,9 +174,6 @@ rec_restore_part() {
             fi
             rec_check "$step"
         done
-        # What the restore step does before restoring (recover.rs,
-        # verified_snapshot): a deep verify of the snapshot.
-        timed ripcord verify ripcord verify --deep "$snapshot"
     done
 }
 
@@ -377,25 +372,23 @@ w("taking turns:")
 w("")
 w("- `ripcord restore latest --target db`: the restore alone, in place;")
 w("- `ripcord recover --level restore --reason bench`, whose level is the one step")
-w("  `{ kind = \"restore\", target = \"db\", snapshot = \"latest\" }`: the same restore inside a run. Before")
-w("  restoring, the step verifies the snapshot's data (every blob read and re-hashed, the check that lets it fall")
-w("  back to an earlier snapshot when this one is damaged), and it journals itself.")
+w("  `{ kind = \"restore\", target = \"db\", snapshot = \"latest\" }`: the same restore inside a run. The")
+w("  restore stages the whole file, every blob read, decrypted and re-hashed, before it replaces the live one:")
+w("  that is the step's check of the snapshot (a damaged one would be passed over for the newest earlier one")
+w("  that verifies), and the step journals itself.")
 w("")
-w("`ripcord verify --deep SNAPSHOT` of the same snapshot, the check the step runs first, is timed on its own")
-w("after each pair. Each step starts " + (
+w("Each step starts " + (
     "cold: `sync` and the page cache dropped." if env["CACHE_STATE"] == "cold" else
     "**warm**: /proc/sys/vm/drop_caches was not writable, so the page cache was not dropped."))
 w("")
 label = {True: "yes", False: "**NO**", None: "not checked"}
 snap, rst, rrs = get("ripcord", "snapshot"), get("ripcord", "restore"), get("ripcord", "recover-restore")
-ver = get("ripcord", "verify")
 w("| step | command | seconds | MB/s | peak RSS MiB | every run, s | rows as snapshotted |")
 w("| --- | --- | ---: | ---: | ---: | --- | --- |")
 for title, r, cmd, c in (
     ("Snapshot (once)", snap, "`ripcord snapshot`", ""),
     ("Restore alone", rst, "`ripcord restore latest --target db`", label[check("restore")]),
     ("Restore step in a run", rrs, "`ripcord recover --level restore --reason bench`", label[check("recover-restore")]),
-    ("The step's verify, alone", ver, "`ripcord verify --deep SNAPSHOT`", ""),
 ):
     if r:
         speed = f"{db_bytes / 1e6 / r['s']:,.1f}" if db_bytes and r["s"] > 0 else ""
@@ -412,8 +405,6 @@ if rst and rrs:
     ratio = median(pairs)
     w(f"Restore step in a run / restore alone, median over the runs: **{ratio:.2f}x** (each run:"
       f" {each('{:.2f}x', pairs)}).")
-    if ver:
-        w(f"The restore alone plus the verify alone: {rst['s'] + ver['s']:.2f} s, against {rrs['s']:.2f} s for the run.")
 try:
     alone = median([load(f"restore-{i}.json")["seconds"] for i in range(1, n_runs + 1)])
     step = median([load(f"recover-restore-{i}.json")["steps"][0]["seconds"] for i in range(1, n_runs + 1)])

@@ -160,10 +160,17 @@ pub fn report(ctx: &Ctx, run: &str) -> Result<IncidentReport> {
         }
     }
     if run.result == RunResult::Running {
-        checklist.push(format!(
-            "the run did not finish: `ripcord resume {}` goes on where it stopped",
-            run.run
-        ));
+        checklist.push(if run.kind == "recover" {
+            format!(
+                "the run did not finish: `ripcord resume {}` goes on where it stopped",
+                run.run
+            )
+        } else {
+            format!(
+                "the {} did not finish: run the same command again, it is safe to repeat",
+                run.kind
+            )
+        });
     }
     if data.review_rows > 0 {
         checklist.push(format!(
@@ -285,13 +292,16 @@ pub fn to_markdown(r: &IncidentReport) -> String {
     let run = &r.run;
     m.push_str(&format!("# Incident report: run {}\n\n", run.run));
     m.push_str(&format!(
-        "- Trigger: {} by {} on {}, {}\n- Reason: {}\n- Level: {}\n- Result: **{}**{}\n\n",
+        "- Trigger: {} by {} on {}, {}\n- Reason: {}\n- {}\n- Result: **{}**{}\n\n",
         run.trigger,
         run.actor,
         run.host,
         run.started,
         run.reason,
-        run.level.as_deref().unwrap_or("-"),
+        match &run.level {
+            Some(level) => format!("Level: {level}"),
+            None => format!("Kind: {} (by hand)", run.kind),
+        },
         run.result.as_str(),
         run.finished
             .as_ref()
