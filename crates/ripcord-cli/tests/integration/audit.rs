@@ -338,3 +338,36 @@ fn a_builtin_step_that_overruns_its_timeout_fails_and_the_run_escalates() {
     let _ = std::fs::remove_file(&pause);
     s.ws.ok(&["verify"]);
 }
+
+#[test]
+fn a_recovery_killed_from_outside_in_the_middle_of_a_restore_resumes_to_the_same_end() {
+    let mut s = DirSetup::new(49);
+    let expected = s.expected();
+    s.ws.ok(&["snapshot"]);
+    s.ws.append_config(
+        "[runbooks.emergency]\nsteps = [{ kind = \"restore\", target = \"app\", \
+         snapshot = \"latest\" }, { kind = \"check\", command = \"true\" }]\n",
+    );
+    std::fs::write(s.app.join("stray.txt"), "a bad deploy").unwrap();
+    let pause = s.ws.path("paused");
+    let mut child =
+        s.ws.command(&["recover", "--level", "emergency", "--reason", "crash test"])
+            .env(
+                "RIPCORD_PAUSE",
+                format!("restore-swap-step={}", pause.display()),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+    wait_for(&pause);
+    // kill -9 from outside, half way through the swap.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::remove_file(&pause).unwrap();
+    s.ws.ok(&["status"]).assert_stdout_has("resume");
+    s.ws.ok(&["resume"]);
+    let after = ripcord_testing::Fingerprint::of(&s.app).without_all(&s.layout.excluded);
+    assert_eq!(after, expected);
+    s.ws.ok(&["verify"]);
+}
