@@ -230,7 +230,7 @@ rpo = "1h"
 steps = [
   {{ kind = "command", run = "rm -f '{app}/running'", timeout = "10s" }},
   {{ kind = "restore", target = "config", snapshot = "latest:demo" }},
-  {{ kind = "migrate-down", to = "@expand" }},
+  {{ kind = "migrate-down", to = "@last-good" }},
   {{ kind = "check", sql = "SELECT count(*) FROM customers WHERE email IS NOT NULL", target = "db", expect = "500" }},
   {{ kind = "command", run = "touch '{app}/running'", idempotent = true }},
 ]
@@ -242,7 +242,7 @@ steps = [
     fs::write(&config_path, format!("{toml}{runbook}"))?;
     let config = Config::load(&config_path, &[])?;
     let ctx = Ctx::new(config, Some(config_path), false, true);
-    note("ripcord.toml gains a runbook: stop the app, restore the config, migrate down with the data, check, start");
+    note("ripcord.toml gains a runbook: stop the app, restore the config, migrate down to the state before the deploy (@last-good) with the data, check, start");
 
     fs::write(app.join("running"), "")?;
     ripcord_ops::migrate::up(
