@@ -21,6 +21,7 @@ use crate::names::InvalidName;
 use crate::{Class, Classify};
 
 mod keys;
+pub mod guard;
 pub mod runbook;
 
 pub use runbook::{CatalogConfig, NotifyConfig, ObjectivesConfig, RunbookConfig};
