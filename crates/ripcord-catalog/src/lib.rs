@@ -11,6 +11,7 @@ pub mod audit;
 mod error;
 pub mod flight;
 pub mod runs;
+pub mod samples;
 mod schema;
 mod sqlite;
 
@@ -64,6 +65,13 @@ pub trait Catalog {
     /// What [`Catalog::set_last_good`] recorded for `target`: `Some(None)`
     /// means nothing was applied then.
     fn last_good(&mut self, target: &str) -> Result<Option<LastGood>>;
+
+    /// Stores the guard's samples, in one transaction.
+    fn add_samples(&mut self, samples: &[samples::Sample]) -> Result<()>;
+    /// The samples of `probe` taken after `since_ms`, oldest first.
+    fn samples(&mut self, probe: &str, since_ms: i64) -> Result<Vec<samples::Sample>>;
+    /// Forgets the samples taken before `before_ms`; returns how many.
+    fn forget_samples(&mut self, before_ms: i64) -> Result<u64>;
 
     /// Recomputes the whole chain.
     fn verify_audit(&mut self) -> Result<AuditVerdict> {

@@ -66,6 +66,16 @@ pub(crate) const UPGRADES: &[&str] = &[
          recorded TEXT NOT NULL,
          actor TEXT NOT NULL
      );",
+    // 3: the guard's samples.
+    "CREATE TABLE samples (
+         probe TEXT NOT NULL,
+         at_ms INTEGER NOT NULL,
+         ok INTEGER NOT NULL,
+         latency_ms REAL NOT NULL,
+         value REAL,
+         observed TEXT NOT NULL
+     );
+     CREATE INDEX samples_by_probe ON samples (probe, at_ms);",
 ];
 
 /// The version this build writes.

@@ -11,6 +11,7 @@ use crate::flight::{self, Acquired, Holder};
 use crate::runs::{
     LastGood, NewRun, Run, RunResult, SafeMode, Step, StepEnd, StepStart, StepState,
 };
+use crate::samples::Sample;
 use crate::schema;
 use crate::{Catalog, Error, Result};
 
@@ -477,6 +478,68 @@ impl Catalog for SqliteCatalog {
             )
             .optional()
             .map_err(|e| self.err(e))
+    }
+
+    fn add_samples(&mut self, samples: &[Sample]) -> Result<()> {
+        let path = self.path.display().to_string();
+        let err = sqlite_err(&path);
+        let tx = self.conn.transaction().map_err(err)?;
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO samples (probe, at_ms, ok, latency_ms, value, observed)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(err)?;
+            for s in samples {
+                let value = s.value.filter(|v| !v.is_nan());
+                insert
+                    .execute(params![
+                        s.probe,
+                        s.at_ms,
+                        s.ok,
+                        s.latency_ms,
+                        value,
+                        s.observed
+                    ])
+                    .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
+    fn samples(&mut self, probe: &str, since_ms: i64) -> Result<Vec<Sample>> {
+        let path = self.path.display().to_string();
+        let err = sqlite_err(&path);
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT probe, at_ms, ok, latency_ms, value, observed FROM samples
+                 WHERE probe = ?1 AND at_ms > ?2 ORDER BY at_ms",
+            )
+            .map_err(err)?;
+        let rows = stmt
+            .query_map(params![probe, since_ms], |r| {
+                Ok(Sample {
+                    probe: r.get(0)?,
+                    at_ms: r.get(1)?,
+                    ok: r.get(2)?,
+                    latency_ms: r.get(3)?,
+                    value: r.get(4)?,
+                    observed: r.get(5)?,
+                })
+            })
+            .and_then(|r| r.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(err)?;
+        Ok(rows)
+    }
+
+    fn forget_samples(&mut self, before_ms: i64) -> Result<u64> {
+        let n = self
+            .conn
+            .execute("DELETE FROM samples WHERE at_ms < ?1", [before_ms])
+            .map_err(|e| self.err(e))?;
+        Ok(n as u64)
     }
 
     fn audit_entries(&mut self, from: u64) -> Result<Vec<AuditEntry>> {

@@ -349,3 +349,37 @@ fn appends_from_many_connections_form_one_chain() {
     assert!(v.ok(), "{v:?}");
     assert_eq!(v.entries, 40);
 }
+
+#[test]
+fn samples_are_kept_by_probe_and_window_and_forgotten_after_retention() {
+    use ripcord_catalog::samples::Sample;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cat = SqliteCatalog::open(&dir.path().join(DEFAULT_PATH)).unwrap();
+    let sample = |probe: &str, at_ms: i64, value: Option<f64>| Sample {
+        probe: probe.into(),
+        at_ms,
+        ok: at_ms % 2 == 0,
+        latency_ms: 1.5,
+        value,
+        observed: format!("at {at_ms}"),
+    };
+    cat.add_samples(&[
+        sample("api", 1000, Some(1.0)),
+        sample("api", 2000, None),
+        sample("db", 2500, Some(f64::NAN)),
+        sample("api", 3000, Some(3.0)),
+    ])
+    .unwrap();
+    let api = cat.samples("api", 1000).unwrap();
+    assert_eq!(
+        api.iter().map(|s| s.at_ms).collect::<Vec<_>>(),
+        [2000, 3000],
+        "the window starts after since_ms"
+    );
+    assert_eq!(api[0].value, None);
+    assert!(api[0].ok && api[1].ok);
+    // NaN is never stored as a number.
+    assert_eq!(cat.samples("db", 0).unwrap()[0].value, None);
+    assert_eq!(cat.forget_samples(2500).unwrap(), 2);
+    assert_eq!(cat.samples("api", 0).unwrap().len(), 1);
+}

@@ -20,8 +20,8 @@ use std::time::Duration;
 use crate::names::InvalidName;
 use crate::{Class, Classify};
 
-mod keys;
 pub mod guard;
+mod keys;
 pub mod runbook;
 
 pub use runbook::{CatalogConfig, NotifyConfig, ObjectivesConfig, RunbookConfig};
@@ -131,6 +131,12 @@ pub struct Config {
     /// `[catalog]`: where ripcord keeps its own state.
     #[serde(default)]
     pub catalog: CatalogConfig,
+    /// `[guard]`: probes and rules as written.
+    #[serde(default)]
+    pub guard: guard::GuardConfig,
+    /// The guard's probes and rules, read and checked when the file was loaded.
+    #[serde(skip)]
+    pub guard_spec: guard::Guard,
     /// The runbooks' steps, read and checked when the file was loaded.
     #[serde(skip)]
     pub levels: BTreeMap<String, Vec<runbook::Step>>,

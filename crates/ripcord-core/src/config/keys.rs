@@ -71,6 +71,15 @@ const ROOT: Shape = Table(&[
         Named(&Table(&[("steps", Value), ("escalate_to", Value)])),
     ),
     ("catalog", Table(&[("path", Value)])),
+    // Probes and rules are checked key by key in `guard`.
+    (
+        "guard",
+        Table(&[
+            ("probes", Named(&Value)),
+            ("rules", Value),
+            ("retention", Value),
+        ]),
+    ),
     (
         "migrations",
         Table(&[

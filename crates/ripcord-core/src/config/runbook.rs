@@ -200,9 +200,9 @@ pub struct RunbookError {
     pub message: String,
 }
 
-type Res<T> = std::result::Result<T, RunbookError>;
+pub(super) type Res<T> = std::result::Result<T, RunbookError>;
 
-fn at(key: &str, message: impl Into<String>) -> RunbookError {
+pub(super) fn at(key: &str, message: impl Into<String>) -> RunbookError {
     RunbookError {
         key: key.to_string(),
         message: message.into(),
@@ -210,7 +210,7 @@ fn at(key: &str, message: impl Into<String>) -> RunbookError {
 }
 
 /// ` (did you mean "X"?)` when a word of `valid` is near `given`.
-fn near<'a>(given: &str, valid: impl IntoIterator<Item = &'a str>) -> String {
+pub(super) fn near<'a>(given: &str, valid: impl IntoIterator<Item = &'a str>) -> String {
     valid
         .into_iter()
         .map(|v| (strsim::jaro_winkler(given, v), v))
@@ -386,7 +386,7 @@ fn kinds() -> String {
     KINDS.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
 }
 
-fn known_target(name: &str, key: &str, targets: &BTreeSet<String>) -> Res<()> {
+pub(super) fn known_target(name: &str, key: &str, targets: &BTreeSet<String>) -> Res<()> {
     if targets.contains(name) {
         return Ok(());
     }
@@ -472,17 +472,17 @@ fn probe(t: &toml::Table, key: &str, targets: &BTreeSet<String>) -> Res<Probe> {
 }
 
 /// Typed reads of a step's keys, each error at its key.
-struct Fields<'a> {
-    t: &'a toml::Table,
-    key: &'a str,
+pub(super) struct Fields<'a> {
+    pub(super) t: &'a toml::Table,
+    pub(super) key: &'a str,
 }
 
 impl Fields<'_> {
-    fn at(&self, k: &str, message: impl Into<String>) -> RunbookError {
+    pub(super) fn at(&self, k: &str, message: impl Into<String>) -> RunbookError {
         at(&format!("{}.{k}", self.key), message)
     }
 
-    fn string(&self, k: &str) -> Res<Option<String>> {
+    pub(super) fn string(&self, k: &str) -> Res<Option<String>> {
         match self.t.get(k) {
             None => Ok(None),
             Some(toml::Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.clone())),
@@ -491,12 +491,12 @@ impl Fields<'_> {
         }
     }
 
-    fn required(&self, k: &str) -> Res<String> {
+    pub(super) fn required(&self, k: &str) -> Res<String> {
         self.string(k)?
             .ok_or_else(|| at(self.key, format!("missing `{k}`")))
     }
 
-    fn strings(&self, k: &str) -> Res<Vec<String>> {
+    pub(super) fn strings(&self, k: &str) -> Res<Vec<String>> {
         match self.t.get(k) {
             None => Ok(Vec::new()),
             Some(toml::Value::String(s)) => Ok(s
@@ -516,7 +516,7 @@ impl Fields<'_> {
         }
     }
 
-    fn string_map(&self, k: &str) -> Res<BTreeMap<String, String>> {
+    pub(super) fn string_map(&self, k: &str) -> Res<BTreeMap<String, String>> {
         match self.t.get(k) {
             None => Ok(BTreeMap::new()),
             Some(toml::Value::Table(m)) => m
@@ -531,7 +531,7 @@ impl Fields<'_> {
         }
     }
 
-    fn bool(&self, k: &str) -> Res<Option<bool>> {
+    pub(super) fn bool(&self, k: &str) -> Res<Option<bool>> {
         match self.t.get(k) {
             None => Ok(None),
             Some(toml::Value::Boolean(b)) => Ok(Some(*b)),
@@ -539,7 +539,7 @@ impl Fields<'_> {
         }
     }
 
-    fn count(&self, k: &str) -> Res<Option<u32>> {
+    pub(super) fn count(&self, k: &str) -> Res<Option<u32>> {
         match self.t.get(k) {
             None => Ok(None),
             Some(toml::Value::Integer(i)) if (0..=1000).contains(i) => Ok(Some(*i as u32)),
@@ -547,7 +547,7 @@ impl Fields<'_> {
         }
     }
 
-    fn status(&self, k: &str) -> Res<Option<u16>> {
+    pub(super) fn status(&self, k: &str) -> Res<Option<u16>> {
         match self.t.get(k) {
             None => Ok(None),
             Some(toml::Value::Integer(i)) if (100..=599).contains(i) => Ok(Some(*i as u16)),
@@ -555,7 +555,7 @@ impl Fields<'_> {
         }
     }
 
-    fn duration(&self, k: &str) -> Res<Option<Duration>> {
+    pub(super) fn duration(&self, k: &str) -> Res<Option<Duration>> {
         match self.t.get(k) {
             None => Ok(None),
             Some(toml::Value::String(s)) => match crate::duration::parse(s) {
