@@ -31,7 +31,8 @@ pub struct RecoverOptions {
     /// The runbook level to start at.
     pub level: String,
     pub reason: String,
-    /// Who or what started it: `manual`, `guard:RULE`.
+    /// Who or what started it: `manual`, or `guard:RULE` (an automatic
+    /// run, refused in safe mode).
     pub trigger: String,
     pub dry_run: bool,
     /// How a built-in step that overruns its `timeout` is stopped; without
@@ -168,6 +169,10 @@ pub fn recover(ctx: &Ctx, opts: &RecoverOptions) -> Result<RecoverReport> {
     let mut catalog = SqliteCatalog::open(&ctx.config.catalog_path())?;
     if opts.dry_run {
         return Ok(plan(ctx, &mut catalog, &levels, start));
+    }
+    // Safe mode leaves the next move to a person: only runs they start go.
+    if opts.trigger.starts_with("guard:") {
+        refuse_in_safe_mode(ctx, &format!("an automatic run ({})", opts.trigger))?;
     }
     let id = new_run_id();
     match catalog.acquire_flight(&Holder::this_process(&id))? {

@@ -68,8 +68,11 @@ pub enum Missing {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
+    /// A `failure` event to the webhooks.
     Alert,
+    /// A recovery run at the rule's `level`.
     Rollback,
+    /// An `escalation` event to the webhooks: a person must decide.
     Escalate,
 }
 
@@ -94,7 +97,7 @@ pub struct GuardRule {
     /// Re-check once after this long before acting.
     pub wait: Option<Duration>,
     pub action: Action,
-    /// The runbook level a rollback or an escalation starts.
+    /// The runbook level a rollback starts.
     pub level: Option<String>,
     pub mode: Mode,
 }
@@ -369,11 +372,8 @@ fn rule(
                 ),
             ))
         }
-        (None, Action::Rollback | Action::Escalate) => {
-            return Err(at(
-                key,
-                "missing `level`: the runbook level a rollback or an escalation runs",
-            ))
+        (None, Action::Rollback) => {
+            return Err(at(key, "missing `level`: the runbook level a rollback runs"))
         }
         _ => {}
     }
