@@ -10,6 +10,9 @@ pub enum Class {
     /// ripcord refused to act because acting would be unsafe (lock held, damaged
     /// snapshot, failed pre-flight). Exit code 3.
     Refused,
+    /// `guard check` could not tell: too few samples, missing data, an empty
+    /// result or NaN. Exit code 4.
+    Inconclusive,
 }
 
 impl Class {
@@ -18,6 +21,7 @@ impl Class {
             Class::Failed => 1,
             Class::Usage => 2,
             Class::Refused => 3,
+            Class::Inconclusive => 4,
         }
     }
 }

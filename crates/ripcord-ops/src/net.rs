@@ -155,7 +155,7 @@ fn repo_error(e: &Error) -> ripcord_migrate::Error {
     match e.class() {
         Class::Usage => ripcord_migrate::Error::Config { message, hint },
         Class::Refused => ripcord_migrate::Error::Refused { message, hint },
-        Class::Failed => ripcord_migrate::Error::SafetyNet {
+        Class::Failed | Class::Inconclusive => ripcord_migrate::Error::SafetyNet {
             message,
             hint: Some(hint),
         },

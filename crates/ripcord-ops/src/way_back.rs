@@ -23,6 +23,8 @@ pub struct Call<'a> {
     pub args: &'a [String],
     /// Why, from `--reason`.
     pub reason: Option<&'a str>,
+    /// Who or what started it when not a person: `guard:RULE`.
+    pub trigger: Option<&'a str>,
 }
 
 /// `ripcord restore`: in place, a run of one `restore` step; into another
@@ -138,7 +140,7 @@ fn as_run<T>(
             reason: call
                 .reason
                 .map_or_else(|| format!("manual {}", call.command), str::to_string),
-            trigger: "manual".into(),
+            trigger: call.trigger.unwrap_or("manual").into(),
             actor: audit::actor(),
         })
         .and_then(|_| {

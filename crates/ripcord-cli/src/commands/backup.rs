@@ -101,6 +101,7 @@ pub fn restore(ctx: &Ctx, args: &RestoreArgs) -> Result<()> {
             command: "restore",
             args: &argv,
             reason: args.reason.as_deref(),
+            trigger: None,
         },
     )?;
     if ctx.json {

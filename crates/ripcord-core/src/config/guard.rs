@@ -373,7 +373,10 @@ fn rule(
             ))
         }
         (None, Action::Rollback) => {
-            return Err(at(key, "missing `level`: the runbook level a rollback runs"))
+            return Err(at(
+                key,
+                "missing `level`: the runbook level a rollback runs",
+            ))
         }
         _ => {}
     }

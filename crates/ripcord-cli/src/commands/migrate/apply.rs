@@ -114,6 +114,7 @@ pub fn down(ctx: &Ctx, args: &DownArgs, command: &str) -> Result<()> {
         command,
         args: &argv,
         reason: args.reason.as_deref(),
+        trigger: None,
     };
     let Reverted {
         target: name,
