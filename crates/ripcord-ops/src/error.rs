@@ -17,6 +17,9 @@ pub enum Error {
     Refused { message: String, hint: String },
     #[error("{message}")]
     Failed { message: String },
+    /// The guard could not tell (exit code 4).
+    #[error("{message}")]
+    Inconclusive { message: String },
     #[error(transparent)]
     Repo(#[from] ripcord_repo::Error),
     #[error(transparent)]
@@ -74,6 +77,7 @@ impl Classify for Error {
     fn class(&self) -> Class {
         match self {
             Error::Usage { .. } => Class::Usage,
+            Error::Inconclusive { .. } => Class::Inconclusive,
             Error::Refused { .. } => Class::Refused,
             Error::Failed { .. } | Error::Io(_) | Error::Sqlite(_) | Error::Postgres(_) => {
                 Class::Failed
@@ -91,6 +95,11 @@ impl Classify for Error {
     fn hint(&self) -> Option<String> {
         match self {
             Error::Usage { hint, .. } | Error::Refused { hint, .. } => Some(hint.clone()),
+            Error::Inconclusive { .. } => Some(
+                "`ripcord guard status` shows the samples; a rule needs `min_samples` in its \
+                 window and a number where it reads one"
+                    .into(),
+            ),
             Error::Failed { .. } | Error::Io(_) | Error::Sqlite(_) | Error::Postgres(_) => None,
             Error::Repo(e) => e.hint(),
             Error::Targets(e) => e.hint(),
