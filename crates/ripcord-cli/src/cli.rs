@@ -111,6 +111,10 @@ pub enum Command {
         #[arg(long)]
         verify: bool,
     },
+    /// The guard: sample health probes, judge them by rules, and act (alert, roll back,
+    /// escalate)
+    #[command(subcommand)]
+    Guard(GuardCommand),
     /// Run a folder of migrations: plan, status, up, down, rehearse, lint
     Migrate(MigrateCli),
     /// Revert the database's migrations back to a change or phase, data included
@@ -465,6 +469,25 @@ pub struct AdoptArgs {
     pub history: Option<String>,
 }
 
+#[derive(Subcommand, Debug)]
+pub enum GuardCommand {
+    /// One evaluation: a sample of every probe now, then every rule over its window; exit 0
+    /// ok, 1 when a critical rule is breached, 4 when a rule is inconclusive
+    Check,
+    /// Sample every probe at its interval, judge the rules as samples arrive, and act
+    Watch {
+        /// Let rollback rules start their recovery run (without it they alert and say what
+        /// they would have done)
+        #[arg(long)]
+        auto_rollback: bool,
+        /// Stop after this long, e.g. 10m [default: until stopped]
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: Option<String>,
+    },
+    /// The newest sample of every probe and what every rule says now, from the catalog
+    Status,
+}
+
 #[derive(Args, Debug)]
 pub struct UpArgs {
     /// Set from `migrate`'s own --format and --set
@@ -489,6 +512,10 @@ pub struct UpArgs {
     /// [default: [migrations] lock_timeout, else 5s]
     #[arg(long, value_name = "DURATION")]
     pub lock_timeout: Option<String>,
+    /// After applying, watch the guard's rules for this long (e.g. 10m); a critical rule
+    /// breached reverts exactly the changes applied, data included
+    #[arg(long, value_name = "DURATION")]
+    pub bake: Option<String>,
 }
 
 #[derive(Args, Debug)]

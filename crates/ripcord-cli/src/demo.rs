@@ -171,10 +171,11 @@ pub fn run(keep: bool) -> Result<()> {
     ));
 
     migration_story(&ctx, &repo, &root, &db)?;
-    recovery_story(&root, &conf, &toml)?;
+    let config_path = recovery_story(&root, &conf, &toml)?;
+    guard_story(&config_path, &db)?;
 
     step(
-        10,
+        11,
         "Verify the repository deeply: decrypt and re-hash every blob",
     );
     let report = verify(
@@ -210,7 +211,7 @@ pub fn run(keep: bool) -> Result<()> {
 /// Step 9: a bad deploy at night (the contract phase again, and a broken
 /// config), and `recover --level emergency` doing the whole way back from
 /// the runbook, then its report with RTO and RPO.
-fn recovery_story(root: &Path, conf: &Path, toml: &str) -> Result<()> {
+fn recovery_story(root: &Path, conf: &Path, toml: &str) -> Result<PathBuf> {
     step(
         9,
         "3 a.m.: a bad deploy, and `ripcord recover --level emergency` from the runbook",
@@ -287,7 +288,120 @@ steps = [
         secs(incident.rpo_seconds)
     ));
     note("`ripcord report RUN` writes the whole incident report: timeline, data, checklist, KPIs");
+    Ok(root.join("ripcord.toml"))
+}
+
+/// Step 10: the app's /health reads a customer's e-mail address. The
+/// contract phase ships again with `migrate up --bake`; /health fails, and
+/// the guard reverts exactly that change, data included, by itself.
+fn guard_story(config_path: &Path, db: &Path) -> Result<()> {
+    step(
+        10,
+        "The guard: `migrate up --bake` ships the contract phase again, /health fails, and the guard reverts it",
+    );
+    let url = health_service(db.to_path_buf())?;
+    let guard = format!(
+        r#"
+[guard.probes.health]
+http = "{url}"
+interval = "200ms"
+timeout = "1s"
+
+[[guard.rules]]
+name = "health-down"
+when = "availability(health, 1s) < 100%"
+for = 2
+severity = "critical"
+"#
+    );
+    let mut text = fs::read_to_string(config_path)?;
+    text.push_str(&guard);
+    fs::write(config_path, text)?;
+    let config = Config::load(config_path, &[])?;
+    let ctx = Ctx::new(config, Some(config_path.to_path_buf()), false, true);
+    note(format!(
+        "the app answers {url} by reading customer 1's e-mail address; the guard samples it every 200ms"
+    ));
+    let (applied, baked) = ripcord_guard::bake::up_and_bake(
+        &ctx.ops,
+        &ripcord_ops::migrate::UpRequest::default(),
+        std::time::Duration::from_secs(10),
+        &mut |_| {},
+    )?;
+    note(format!(
+        "migrate up --bake 10s applied {}: customers.email is dropped, and /health starts failing",
+        applied
+            .report
+            .changes
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    let Some(run) = baked.and_then(|b| b.reverted_run) else {
+        bail!("the guard did not revert the change");
+    };
+    let incident = ripcord_ops::incident::report(&ctx.ops, &run)?;
+    let conn = rusqlite::Connection::open(db)?;
+    let emails: i64 = conn.query_row(
+        "SELECT count(*) FROM customers WHERE email IS NOT NULL",
+        [],
+        |r| r.get(0),
+    )?;
+    let rule = incident.run.trigger.clone();
+    note(format!(
+        "{rule} breached twice in a row: run {run} reverted the change; {emails} e-mail addresses are back"
+    ));
+    let secs = |s: Option<f64>| {
+        s.map_or("-".into(), |s| {
+            ripcord_core::duration::short(std::time::Duration::from_secs_f64(s.max(0.0)))
+        })
+    };
+    note(format!(
+        "/health answers again; report of run {run}: RTO {}, RPO {}, data: {} rows restored, {} kept",
+        secs(incident.rto_seconds),
+        secs(incident.rpo_seconds),
+        incident.data.restored_rows,
+        incident.data.kept_rows
+    ));
+    if emails != 500 {
+        bail!("the guard's revert left {emails} e-mail addresses, not 500");
+    }
     Ok(())
+}
+
+/// The demo app's health endpoint, on a thread of this process: 200 when
+/// customer 1's e-mail address can be read, 500 when not.
+fn health_service(db: PathBuf) -> Result<String> {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let url = format!("http://{}/health", listener.local_addr()?);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(&stream);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let healthy = rusqlite::Connection::open_with_flags(
+                &db,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            )
+            .and_then(|c| {
+                c.query_row("SELECT email FROM customers WHERE id = 1", [], |r| {
+                    r.get::<_, Option<String>>(0)
+                })
+            })
+            .is_ok_and(|e| e.is_some());
+            let (code, body) = if healthy { (200, "ok") } else { (500, "no e-mail") };
+            let _ = write!(
+                &stream,
+                "HTTP/1.1 {code} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    Ok(url)
 }
 
 /// Steps 7 and 8: a two-phase migration whose second phase drops a column

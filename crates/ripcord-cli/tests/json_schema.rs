@@ -1,6 +1,6 @@
 //! Every command's `--json` output, on success and on failure, matches the
 //! JSON Schema derived from the very type it serializes
-//! (`ripcord_ops::json::schemas`, described in docs/json.md). The commands
+//! (`ripcord_guard::json::schemas`, described in docs/json.md). The commands
 //! run for real against a repository with a dir target and a SQLite target
 //! with migrations; the test fails when a command of the command line is
 //! not run here, so a new command cannot slip past its schema.
@@ -29,7 +29,7 @@ struct Checker {
 
 impl Checker {
     fn new() -> Checker {
-        let validators = ripcord_ops::json::schemas()
+        let validators = ripcord_guard::json::schemas()
             .into_iter()
             .map(|(command, schema)| {
                 let mut schema = serde_json::to_value(&schema).expect("schema as JSON");
@@ -529,7 +529,7 @@ fn every_command_prints_json_that_matches_its_schema() {
     let not_dry: Vec<&String> = c.can_dry_run.difference(&c.dry_runs).collect();
     assert!(not_dry.is_empty(), "never run with --dry-run: {not_dry:?}");
     // And no schema is left without its command.
-    for (command, _) in ripcord_ops::json::schemas() {
+    for (command, _) in ripcord_guard::json::schemas() {
         assert!(
             command == "error" || all.iter().any(|c| c == command),
             "schema of an unknown command {command}"
@@ -544,7 +544,7 @@ fn schema_files_in_docs_match_the_types() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/json-schema");
     let bless = std::env::var_os("RIPCORD_BLESS").is_some();
     let mut stale = Vec::new();
-    for (command, schema) in ripcord_ops::json::schemas() {
+    for (command, schema) in ripcord_guard::json::schemas() {
         let path = dir.join(format!("{}.json", command.replace(' ', "-")));
         let text = serde_json::to_string_pretty(&schema).unwrap() + "\n";
         if bless {

@@ -517,6 +517,13 @@ impl Config {
                 message: format!("{}: {}", e.key, e.message),
             }
         })?;
+        let levels = config.runbooks.keys().cloned().collect();
+        config.guard_spec = guard::check(&config.guard, &targets, &levels, guard_when).map_err(
+            |e| ConfigError::Invalid {
+                path: shown.to_path_buf(),
+                message: format!("{}: {}", e.key, e.message),
+            },
+        )?;
         Ok(config)
     }
 
@@ -893,6 +900,13 @@ fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Res
     }
     cur.insert(last.clone(), value);
     Ok(())
+}
+
+/// A guard rule's `when`, parsed: the probes it reads, or where it does not parse.
+fn guard_when(text: &str) -> Result<Vec<String>, (usize, String)> {
+    ripcord_rules::parse(text)
+        .map(|e| e.probes().into_iter().map(str::to_string).collect())
+        .map_err(|e| (e.column, e.message))
 }
 
 #[cfg(test)]

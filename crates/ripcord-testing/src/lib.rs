@@ -10,12 +10,14 @@
 //! - [`pg`]: throwaway PostgreSQL clusters.
 //! - [`app`]: the migration target `app` on PostgreSQL or SQLite, with a
 //!   workspace around it.
+//! - [`service`]: an HTTP service a test flips between healthy and failing.
 
 pub mod app;
 pub mod data;
 pub mod fingerprint;
 pub mod pg;
 pub mod process;
+pub mod service;
 pub mod sqlite;
 mod workspace;
 

@@ -3,6 +3,7 @@
 mod backup;
 mod diff;
 mod forget;
+mod guard;
 mod init;
 mod key;
 mod list;
@@ -125,6 +126,7 @@ fn run(ctx: &Ctx, command: Command) -> Result<()> {
         Command::Key(cmd) => key::run(ctx, cmd),
         Command::Unlock { all, dry_run } => maintenance::unlock(ctx, all, dry_run),
         Command::Repair(cmd) => maintenance::repair(ctx, cmd),
+        Command::Guard(cmd) => guard::run(ctx, cmd),
         Command::Migrate(cmd) => migrate::run(ctx, cmd),
         Command::Rollback(args) => migrate::rollback(ctx, args),
         Command::Recover(args) => recover::recover(ctx, &args),

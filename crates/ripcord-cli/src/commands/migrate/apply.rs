@@ -20,21 +20,40 @@ pub fn up(ctx: &Ctx, args: &UpArgs) -> Result<()> {
         lock_timeout: lock_timeout(args.lock_timeout.as_deref())?,
         set: super::sets(&args.common.set)?,
     };
+    let bake = args
+        .bake
+        .as_deref()
+        .map(|d| match ripcord_core::duration::parse(d) {
+            Ok(d) if !d.is_zero() => Ok(d),
+            Ok(_) => Err(crate::usage("--bake 0s watches nothing", "give a duration such as 10m")),
+            Err(e) => Err(crate::usage(
+                format!("--bake {d:?}: {e}"),
+                "give a duration such as 10m or 1h",
+            )),
+        })
+        .transpose()?;
+    let (applied, baked) = match bake {
+        Some(d) => ripcord_guard::bake::up_and_bake(ctx, &req, d, &mut |n| say(ctx, n))?,
+        None => (ripcord_ops::migrate::up(ctx, &req, &mut |n| say(ctx, n))?, None),
+    };
     let Applied {
         target: name,
         report,
         messages,
-    } = ripcord_ops::migrate::up(ctx, &req, &mut |n| say(ctx, n))?;
+    } = applied;
     if !report.dry_run {
         for c in &report.changes {
             echo(ctx, &messages, &c.name, &["up", "verify"]);
         }
     }
     if ctx.json {
-        output::print_json(&ripcord_ops::json::UpOutput {
-            target: name.clone(),
-            change_count: report.changes.len(),
-            report,
+        output::print_json(&ripcord_guard::json::BakedUpOutput {
+            up: ripcord_ops::json::UpOutput {
+                target: name.clone(),
+                change_count: report.changes.len(),
+                report,
+            },
+            bake: baked,
         });
         return Ok(());
     }
@@ -63,6 +82,25 @@ pub fn up(ctx: &Ctx, args: &UpArgs) -> Result<()> {
             "{} applied to {name}",
             output::counted(report.changes.len() as u64, "change")
         ));
+    }
+    if let Some(b) = baked {
+        match &b.reverted_run {
+            Some(run) => {
+                ctx.say(format!(
+                    "the guard saw a critical rule breached while baking: {name} is back at {} \
+                     with its data; run {run} (`ripcord report {run}`)",
+                    b.revert_to
+                ));
+                return Err(crate::CliError::Failed {
+                    message: format!("the change did not bake: reverted by run {run}"),
+                }
+                .into());
+            }
+            None => ctx.say(format!(
+                "baked for {}: no critical rule was breached; the changes stay",
+                ripcord_core::duration::short(std::time::Duration::from_secs_f64(b.bake_seconds))
+            )),
+        }
     }
     Ok(())
 }

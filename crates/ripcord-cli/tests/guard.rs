@@ -1,0 +1,329 @@
+//! The guard as a person and a script run it: a real HTTP service on
+//! 127.0.0.1 flipped between healthy and failing, real catalogs, real
+//! recovery runs and real migrations rolled back with their data.
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use ripcord_testing::app::{sqlite_app, sqlite_exec, sqlite_rows, write};
+use ripcord_testing::service::Service;
+use ripcord_testing::Workspace;
+use serde_json::Value;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ripcord")
+}
+
+/// A workspace with a repository, a dir target and the guard on `svc`.
+fn guarded(svc: &Service, rule: &str, runbook: &str) -> Workspace {
+    let mut ws = Workspace::new(bin());
+    std::fs::create_dir_all(ws.path("app")).unwrap();
+    ws.dir_target("app", "app", &[]);
+    ws.append_config(&format!(
+        "[runbooks.emergency]\nsteps = [{runbook}]\n\n\
+         [guard.probes.api]\nhttp = \"{}\"\ninterval = \"200ms\"\ntimeout = \"1s\"\n\n\
+         [[guard.rules]]\nname = \"api-down\"\n{rule}\n",
+        svc.url
+    ));
+    ws.init();
+    ws
+}
+
+const ROLLBACK: &str = "when = \"availability(api, 1s) < 100%\"\nfor = 2\n\
+                        action = \"rollback\"\nlevel = \"emergency\"";
+
+fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn runs(ws: &Workspace) -> Vec<Value> {
+    ws.json(&["runs"]).as_array().cloned().unwrap_or_default()
+}
+
+fn watching(ws: &Workspace, args: &[&str]) -> Child {
+    let mut all = vec!["guard", "watch"];
+    all.extend_from_slice(args);
+    ws.command(&all)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn stop(mut child: Child) -> String {
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn bad_rules_and_unknown_probes_stop_every_command_and_point_at_the_column() {
+    let svc = Service::start(200);
+    let ws = guarded(&svc, "when = \"availability(api, 30s) 95%\"", "{ kind = \"command\", run = \"true\" }");
+    let out = ws.run(&["snapshots"]);
+    out.assert_code(2)
+        .assert_stderr_has("guard.rules[0].when")
+        .assert_stderr_has("column 24");
+    let ws = guarded(&svc, "when = \"availability(apii, 30s) < 95%\"", "{ kind = \"command\", run = \"true\" }");
+    ws.run(&["guard", "check"])
+        .assert_code(2)
+        .assert_stderr_has("no probe \"apii\" (did you mean \"api\"?)");
+    let ws = guarded(&svc, "when = \"value(api) > 1\"\naction = \"rollback\"", "{ kind = \"command\", run = \"true\" }");
+    ws.run(&["guard", "status"])
+        .assert_code(2)
+        .assert_stderr_has("missing `level`");
+}
+
+#[test]
+fn guard_check_exits_0_healthy_1_critical_4_inconclusive() {
+    let svc = Service::start(200);
+    let ws = guarded(
+        &svc,
+        "when = \"availability(api, 1m) < 95%\"",
+        "{ kind = \"command\", run = \"true\" }",
+    );
+    let ok = ws.json(&["guard", "check"]);
+    assert_eq!(ok["result"], "ok", "{ok}");
+    assert_eq!(ok["probes"][0]["ok"], true, "{ok}");
+    svc.set(503);
+    let out = ws.run(&["--json", "guard", "check"]);
+    out.assert_code(1);
+    let doc: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(doc["rules"][0]["verdict"], "breached", "{doc}");
+    assert!(
+        doc["rules"][0]["evidence"][0]
+            .as_str()
+            .unwrap()
+            .contains("50.0%"),
+        "{doc}"
+    );
+
+    // Low traffic: fewer samples than the rule demands is never healthy.
+    let ws = guarded(
+        &svc,
+        "when = \"availability(api, 1m) < 95%\"\nmin_samples = 5",
+        "{ kind = \"command\", run = \"true\" }",
+    );
+    svc.set(200);
+    ws.run(&["guard", "check"])
+        .assert_code(4)
+        .assert_stdout_has("inconclusive")
+        .assert_stdout_has("fewer than the 5 required");
+}
+
+#[test]
+fn watch_rolls_back_after_consecutive_breaches_as_a_run_like_any_other() {
+    let svc = Service::start(200);
+    let ws = guarded(
+        &svc,
+        ROLLBACK,
+        "{ kind = \"command\", run = \"echo rolled-back > rolled.txt\" }",
+    );
+    let watch = watching(&ws, &["--auto-rollback", "--for", "60s"]);
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(runs(&ws).is_empty(), "healthy: no run");
+    svc.set(500);
+    wait_until("a rollback run", Duration::from_secs(20), || {
+        runs(&ws).iter().any(|r| r["result"] == "succeeded")
+    });
+    let out = stop(watch);
+    assert!(out.contains("rolling back"), "{out}");
+    let run = &runs(&ws)[0];
+    assert_eq!(run["trigger"], "guard:api-down", "{run}");
+    assert!(
+        run["reason"].as_str().unwrap().contains("availability(api, 1s)"),
+        "the evidence is the reason: {run}"
+    );
+    assert!(ws.path("rolled.txt").exists());
+    let report = ws.json(&["report", run["run"].as_str().unwrap()]);
+    assert_eq!(report["run"]["trigger"], "guard:api-down");
+    let trail: Vec<String> = ws
+        .json(&["audit"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["command"].as_str().unwrap().to_string())
+        .collect();
+    assert!(trail.contains(&"recover".to_string()), "{trail:?}");
+    // The samples are in the catalog.
+    let status = ws.json(&["guard", "status"]);
+    assert!(status["probes"][0]["samples"].as_u64().unwrap() >= 5, "{status}");
+}
+
+#[test]
+fn observe_mode_and_a_watch_without_auto_rollback_never_act() {
+    let svc = Service::start(500);
+    let ws = guarded(
+        &svc,
+        &format!("{ROLLBACK}\nmode = \"observe\""),
+        "{ kind = \"command\", run = \"touch acted\" }",
+    );
+    let out = ws.run(&["guard", "watch", "--auto-rollback", "--for", "3s"]);
+    out.assert_ok().assert_stdout_has("would roll back (observe)");
+    assert!(runs(&ws).is_empty());
+
+    let ws = guarded(&svc, ROLLBACK, "{ kind = \"command\", run = \"touch acted\" }");
+    let out = ws.run(&["guard", "watch", "--for", "3s"]);
+    out.assert_ok().assert_stdout_has("without --auto-rollback");
+    assert!(runs(&ws).is_empty());
+    assert!(!ws.path("acted").exists());
+}
+
+#[test]
+fn safe_mode_refuses_guard_started_runs() {
+    let svc = Service::start(500);
+    let ws = guarded(&svc, ROLLBACK, "{ kind = \"command\", run = \"exit 1\" }");
+    // The first rollback fails at its only level: safe mode.
+    let out = ws.run(&["guard", "watch", "--auto-rollback", "--for", "4s"]);
+    out.assert_ok();
+    assert_eq!(runs(&ws).len(), 1, "{out}");
+    assert!(ws.json(&["status"])["safe_mode"].is_object());
+    // Healthy, then failing again: the guard may not start another run.
+    svc.set(200);
+    std::thread::sleep(Duration::from_millis(300));
+    let watch = watching(&ws, &["--auto-rollback", "--for", "6s"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    svc.set(500);
+    let out = stop_after(watch, Duration::from_secs(8));
+    assert!(out.contains("safe mode"), "{out}");
+    assert_eq!(runs(&ws).len(), 1, "no second run: {out}");
+}
+
+fn stop_after(child: Child, limit: Duration) -> String {
+    let start = Instant::now();
+    let mut child = child;
+    while start.elapsed() < limit {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop(child)
+}
+
+/// From the service going bad to the rollback run starting: at most
+/// interval × for + wait + 1 s, in 20 of 20 trials.
+#[test]
+fn detection_latency_is_bounded_in_20_of_20_trials() {
+    let svc = Service::start(200);
+    let ws = guarded(&svc, ROLLBACK, "{ kind = \"command\", run = \"true\" }");
+    let bound = Duration::from_millis(200 * 2 + 1000);
+    let watch = watching(&ws, &["--auto-rollback", "--for", "300s"]);
+    std::thread::sleep(Duration::from_millis(1000));
+    let mut delays = Vec::new();
+    for trial in 0..20 {
+        svc.set(500);
+        let flipped = chrono::Utc::now();
+        wait_until("the rollback run", Duration::from_secs(10), || {
+            runs(&ws).len() > trial
+        });
+        let run = &runs(&ws)[0];
+        let started = chrono::DateTime::parse_from_rfc3339(run["started"].as_str().unwrap())
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        delays.push((started - flipped).to_std().unwrap_or_default());
+        svc.set(200);
+        // Healthy again over the whole window before the next trial.
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    let out = stop(watch);
+    let mut sorted = delays.clone();
+    sorted.sort();
+    println!(
+        "detection latency over 20 trials: min {:?}, median {:?}, max {:?} (bound {bound:?})",
+        sorted[0], sorted[10], sorted[19]
+    );
+    assert!(sorted[19] <= bound, "{delays:?}\n{out}");
+}
+
+fn users(ws: &Workspace) {
+    write(
+        ws,
+        "migrations/1_users.up.sql",
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT, email TEXT);\n\
+         INSERT INTO users (name, email) VALUES ('ada', 'ada@example.com'), ('bob', 'bob@example.com');\n",
+    );
+    write(ws, "migrations/1_users.down.sql", "DROP TABLE users;\n");
+}
+
+fn drop_email(ws: &Workspace) {
+    write(
+        ws,
+        "migrations/2_drop_email.up.sql",
+        "ALTER TABLE users DROP COLUMN email;\n",
+    );
+}
+
+#[test]
+fn bake_reverts_exactly_this_ups_changes_with_their_data() {
+    let svc = Service::start(200);
+    let (mut ws, db) = sqlite_app(bin(), "");
+    ws.append_config(&format!(
+        "[guard.probes.api]\nhttp = \"{}\"\ninterval = \"200ms\"\n\n\
+         [[guard.rules]]\nname = \"api-down\"\nwhen = \"availability(api, 1s) < 100%\"\n",
+        svc.url
+    ));
+    ws.init();
+    users(&ws);
+    ws.ok(&["migrate", "up", "--bake", "1s"])
+        .assert_stdout_has("baked for 1s");
+    drop_email(&ws);
+    let baking = ws
+        .command(&["--json", "migrate", "up", "--bake", "30s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    svc.set(500);
+    let out = baking.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run = doc["bake"]["reverted_run"].as_str().expect("a run").to_string();
+    assert_eq!(doc["bake"]["revert_to"], "1_users", "{doc}");
+    // The dropped column is back with its data; the first change stayed.
+    assert_eq!(
+        sqlite_rows(&db, "SELECT name, email FROM users ORDER BY id"),
+        ["ada|ada@example.com", "bob|bob@example.com"]
+    );
+    let status = ws.json(&["migrate", "status"]);
+    assert_eq!(status["counts"]["pending"], 1, "{status}");
+    let runs = runs(&ws);
+    assert_eq!(runs[0]["run"], run.as_str());
+    assert_eq!(runs[0]["kind"], "migrate-down");
+    assert_eq!(runs[0]["trigger"], "guard:api-down");
+    let report = ws.json(&["report", &run]);
+    assert_eq!(report["timeline"][0]["kind"], "migrate-down", "{report}");
+    sqlite_exec(&db, "SELECT 1");
+}
+
+#[test]
+fn a_guard_killed_during_its_rollback_leaves_a_run_to_resume() {
+    let svc = Service::start(200);
+    let ws = guarded(
+        &svc,
+        ROLLBACK,
+        "{ kind = \"command\", run = \"sleep 3\", idempotent = true }, \
+         { kind = \"command\", run = \"touch done\" }",
+    );
+    let watch = watching(&ws, &["--auto-rollback", "--for", "60s"]);
+    std::thread::sleep(Duration::from_millis(800));
+    svc.set(500);
+    wait_until("the rollback run", Duration::from_secs(20), || {
+        !runs(&ws).is_empty()
+    });
+    // kill -9 while the run's first step sleeps.
+    stop(watch);
+    assert_eq!(runs(&ws)[0]["result"], "running");
+    ws.ok(&["resume"]);
+    assert_eq!(runs(&ws)[0]["result"], "succeeded");
+    assert!(ws.path("done").exists());
+}

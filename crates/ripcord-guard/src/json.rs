@@ -1,0 +1,48 @@
+//! The JSON documents of the guard's commands, with every other command's
+//! ([`ripcord_ops::json::schemas`]): one registry for the front ends.
+
+use serde::Serialize;
+
+use crate::bake::BakeReport;
+
+/// `migrate up`, with `bake` when `--bake` was given and something was applied.
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+pub struct BakedUpOutput {
+    #[serde(flatten)]
+    pub up: ripcord_ops::json::UpOutput,
+    /// The guard's watch after the change: `null` without `--bake`, or when
+    /// nothing was applied.
+    pub bake: Option<BakeReport>,
+}
+
+/// Every command's document schema, by command.
+pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
+    let mut all: Vec<(&'static str, schemars::Schema)> = ripcord_ops::json::schemas()
+        .into_iter()
+        .filter(|(c, _)| *c != "migrate up")
+        .collect();
+    // Of the documents as serialized, as ripcord_ops does.
+    macro_rules! s {
+        ($t:ty) => {
+            schemars::generate::SchemaSettings::draft2020_12()
+                .for_serialize()
+                .into_generator()
+                .into_root_schema_for::<$t>()
+        };
+    }
+    all.extend([
+        ("migrate up", s!(BakedUpOutput)),
+        ("guard check", s!(crate::check::GuardCheck)),
+        ("guard status", s!(crate::check::GuardCheck)),
+        ("guard watch", s!(crate::watch::WatchReport)),
+    ]);
+    all
+}
+
+/// The schema of one command's document.
+pub fn schema(command: &str) -> Option<schemars::Schema> {
+    schemas()
+        .into_iter()
+        .find(|(c, _)| *c == command)
+        .map(|(_, s)| s)
+}
