@@ -393,7 +393,11 @@ fn health_service(db: PathBuf) -> Result<String> {
                 })
             })
             .is_ok_and(|e| e.is_some());
-            let (code, body) = if healthy { (200, "ok") } else { (500, "no e-mail") };
+            let (code, body) = if healthy {
+                (200, "ok")
+            } else {
+                (500, "no e-mail")
+            };
             let _ = write!(
                 &stream,
                 "HTTP/1.1 {code} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",

@@ -67,16 +67,28 @@ fn stop(mut child: Child) -> String {
 #[test]
 fn bad_rules_and_unknown_probes_stop_every_command_and_point_at_the_column() {
     let svc = Service::start(200);
-    let ws = guarded(&svc, "when = \"availability(api, 30s) 95%\"", "{ kind = \"command\", run = \"true\" }");
+    let ws = guarded(
+        &svc,
+        "when = \"availability(api, 30s) 95%\"",
+        "{ kind = \"command\", run = \"true\" }",
+    );
     let out = ws.run(&["snapshots"]);
     out.assert_code(2)
         .assert_stderr_has("guard.rules[0].when")
         .assert_stderr_has("column 24");
-    let ws = guarded(&svc, "when = \"availability(apii, 30s) < 95%\"", "{ kind = \"command\", run = \"true\" }");
+    let ws = guarded(
+        &svc,
+        "when = \"availability(apii, 30s) < 95%\"",
+        "{ kind = \"command\", run = \"true\" }",
+    );
     ws.run(&["guard", "check"])
         .assert_code(2)
         .assert_stderr_has("no probe \"apii\" (did you mean \"api\"?)");
-    let ws = guarded(&svc, "when = \"value(api) > 1\"\naction = \"rollback\"", "{ kind = \"command\", run = \"true\" }");
+    let ws = guarded(
+        &svc,
+        "when = \"value(api) > 1\"\naction = \"rollback\"",
+        "{ kind = \"command\", run = \"true\" }",
+    );
     ws.run(&["guard", "status"])
         .assert_code(2)
         .assert_stderr_has("missing `level`");
@@ -139,7 +151,10 @@ fn watch_rolls_back_after_consecutive_breaches_as_a_run_like_any_other() {
     let run = &runs(&ws)[0];
     assert_eq!(run["trigger"], "guard:api-down", "{run}");
     assert!(
-        run["reason"].as_str().unwrap().contains("availability(api, 1s)"),
+        run["reason"]
+            .as_str()
+            .unwrap()
+            .contains("availability(api, 1s)"),
         "the evidence is the reason: {run}"
     );
     assert!(ws.path("rolled.txt").exists());
@@ -155,7 +170,10 @@ fn watch_rolls_back_after_consecutive_breaches_as_a_run_like_any_other() {
     assert!(trail.contains(&"recover".to_string()), "{trail:?}");
     // The samples are in the catalog.
     let status = ws.json(&["guard", "status"]);
-    assert!(status["probes"][0]["samples"].as_u64().unwrap() >= 5, "{status}");
+    assert!(
+        status["probes"][0]["samples"].as_u64().unwrap() >= 5,
+        "{status}"
+    );
 }
 
 #[test]
@@ -167,10 +185,15 @@ fn observe_mode_and_a_watch_without_auto_rollback_never_act() {
         "{ kind = \"command\", run = \"touch acted\" }",
     );
     let out = ws.run(&["guard", "watch", "--auto-rollback", "--for", "3s"]);
-    out.assert_ok().assert_stdout_has("would roll back (observe)");
+    out.assert_ok()
+        .assert_stdout_has("would roll back (observe)");
     assert!(runs(&ws).is_empty());
 
-    let ws = guarded(&svc, ROLLBACK, "{ kind = \"command\", run = \"touch acted\" }");
+    let ws = guarded(
+        &svc,
+        ROLLBACK,
+        "{ kind = \"command\", run = \"touch acted\" }",
+    );
     let out = ws.run(&["guard", "watch", "--for", "3s"]);
     out.assert_ok().assert_stdout_has("without --auto-rollback");
     assert!(runs(&ws).is_empty());
@@ -287,7 +310,10 @@ fn bake_reverts_exactly_this_ups_changes_with_their_data() {
     let out = baking.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let run = doc["bake"]["reverted_run"].as_str().expect("a run").to_string();
+    let run = doc["bake"]["reverted_run"]
+        .as_str()
+        .expect("a run")
+        .to_string();
     assert_eq!(doc["bake"]["revert_to"], "1_users", "{doc}");
     // The dropped column is back with its data; the first change stayed.
     assert_eq!(

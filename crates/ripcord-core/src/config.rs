@@ -518,12 +518,13 @@ impl Config {
             }
         })?;
         let levels = config.runbooks.keys().cloned().collect();
-        config.guard_spec = guard::check(&config.guard, &targets, &levels, guard_when).map_err(
-            |e| ConfigError::Invalid {
-                path: shown.to_path_buf(),
-                message: format!("{}: {}", e.key, e.message),
-            },
-        )?;
+        config.guard_spec =
+            guard::check(&config.guard, &targets, &levels, guard_when).map_err(|e| {
+                ConfigError::Invalid {
+                    path: shown.to_path_buf(),
+                    message: format!("{}: {}", e.key, e.message),
+                }
+            })?;
         Ok(config)
     }
 

@@ -17,6 +17,9 @@ pub struct Finished {
     /// Its standard output and error, interleaved by stream (output first),
     /// at most the last `tail` bytes.
     pub output: String,
+    /// Its standard output alone (a probe reads a number from it), at most
+    /// the last `tail` bytes.
+    pub stdout: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,10 +88,12 @@ pub fn run(command: &str, timeout: Duration, tail: usize) -> Result<Finished, Sh
         }
     };
     let mut bytes = out.join().unwrap_or_default();
+    let stdout = last_bytes(&String::from_utf8_lossy(&bytes), tail);
     bytes.extend(err.join().unwrap_or_default());
     Ok(Finished {
         status,
         output: last_bytes(&String::from_utf8_lossy(&bytes), tail),
+        stdout,
     })
 }
 
@@ -119,6 +124,7 @@ mod tests {
         .unwrap();
         assert_eq!(f.status.code(), Some(3));
         assert_eq!(f.output, "hello\noops\n");
+        assert_eq!(f.stdout, "hello\n");
         let f = run("printf 0123456789", Duration::from_secs(5), 4).unwrap();
         assert_eq!(f.output, "6789");
     }

@@ -66,7 +66,11 @@ pub fn up_and_bake(
         applied.target
     ));
     let mut revert = |rule: &ripcord_core::config::guard::GuardRule, evidence: &[String]| {
-        let reason = format!("guard rule {} while baking: {}", rule.name, evidence.join("; "));
+        let reason = format!(
+            "guard rule {} while baking: {}",
+            rule.name,
+            evidence.join("; ")
+        );
         let trigger = format!("guard:{}", rule.name);
         let reverted = ripcord_ops::way_back::down(
             ctx,

@@ -61,7 +61,12 @@ pub fn apply_missing(verdict: Verdict, missing: Missing) -> Verdict {
 
 /// Moves `state` on by one evaluation's `verdict` and says what to do.
 /// `rechecked` is true for the evaluation after a `wait`.
-pub fn decide(rule: &GuardRule, state: &mut RuleState, verdict: Verdict, rechecked: bool) -> Decision {
+pub fn decide(
+    rule: &GuardRule,
+    state: &mut RuleState,
+    verdict: Verdict,
+    rechecked: bool,
+) -> Decision {
     match verdict {
         Verdict::Healthy => {
             *state = RuleState::default();
@@ -172,18 +177,36 @@ mod tests {
         let mut r = rule(1);
         r.wait = Some(Duration::from_secs(5));
         let mut s = RuleState::default();
-        assert_eq!(decide(&r, &mut s, Verdict::Breached, false), Decision::Recheck);
-        assert_eq!(decide(&r, &mut s, Verdict::Breached, true), Decision::Rollback);
+        assert_eq!(
+            decide(&r, &mut s, Verdict::Breached, false),
+            Decision::Recheck
+        );
+        assert_eq!(
+            decide(&r, &mut s, Verdict::Breached, true),
+            Decision::Rollback
+        );
         let mut s = RuleState::default();
-        assert_eq!(decide(&r, &mut s, Verdict::Breached, false), Decision::Recheck);
-        assert_eq!(decide(&r, &mut s, Verdict::Healthy, true), Decision::Nothing);
+        assert_eq!(
+            decide(&r, &mut s, Verdict::Breached, false),
+            Decision::Recheck
+        );
+        assert_eq!(
+            decide(&r, &mut s, Verdict::Healthy, true),
+            Decision::Nothing
+        );
 
         let mut r = rule(1);
         r.mode = Mode::Observe;
         let mut s = RuleState::default();
-        assert_eq!(decide(&r, &mut s, Verdict::Breached, false), Decision::WouldRollback);
+        assert_eq!(
+            decide(&r, &mut s, Verdict::Breached, false),
+            Decision::WouldRollback
+        );
         r.severity = Severity::Warning;
         let mut s = RuleState::default();
-        assert_eq!(decide(&r, &mut s, Verdict::Breached, false), Decision::WouldAlert);
+        assert_eq!(
+            decide(&r, &mut s, Verdict::Breached, false),
+            Decision::WouldAlert
+        );
     }
 }

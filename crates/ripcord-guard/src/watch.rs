@@ -117,8 +117,10 @@ pub fn watch(
         "watching {} with {}{}",
         ripcord_core::text::counted(spec.probes.len() as u64, "probe"),
         ripcord_core::text::counted(rules.len() as u64, "rule"),
-        opts.duration
-            .map_or(String::new(), |d| format!(" for {}", ripcord_core::duration::short(d)))
+        opts.duration.map_or(String::new(), |d| format!(
+            " for {}",
+            ripcord_core::duration::short(d)
+        ))
     ));
 
     let mut w = Watcher {
@@ -275,7 +277,8 @@ impl Watcher<'_> {
                     config.for_count,
                     ripcord_core::duration::short(wait)
                 ));
-                self.rechecks.insert(config.name.clone(), Instant::now() + wait);
+                self.rechecks
+                    .insert(config.name.clone(), Instant::now() + wait);
                 return;
             }
             Decision::Alert | Decision::Escalate => {
@@ -332,13 +335,18 @@ impl Watcher<'_> {
                 Decision::WouldRollback => " -> would roll back (observe)".to_string(),
                 Decision::WouldAlert => " -> would alert (observe)".to_string(),
                 Decision::WouldEscalate => " -> would escalate (observe)".to_string(),
-                Decision::Rollback =>
-                    format!(" -> rollback run {}", event.run.as_deref().unwrap_or("not started")),
+                Decision::Rollback => format!(
+                    " -> rollback run {}",
+                    event.run.as_deref().unwrap_or("not started")
+                ),
                 Decision::Alert => " -> alert".to_string(),
                 Decision::Escalate => " -> escalation".to_string(),
                 _ => String::new(),
             },
-            event.note.as_ref().map_or(String::new(), |n| format!(" [{n}]"))
+            event
+                .note
+                .as_ref()
+                .map_or(String::new(), |n| format!(" [{n}]"))
         ));
         self.report.events.push(event);
     }
@@ -361,7 +369,10 @@ fn alert(ctx: &Ctx, rule: &GuardRule, kind: &str, event: &GuardEvent) -> Vec<Str
                     Verdict::Inconclusive => "inconclusive",
                 },
                 event.evidence.join("; "),
-                event.note.as_ref().map_or(String::new(), |n| format!(" ({n})"))
+                event
+                    .note
+                    .as_ref()
+                    .map_or(String::new(), |n| format!(" ({n})"))
             ),
             time: event.time.clone(),
         },

@@ -1,13 +1,22 @@
 //! Probes: a measurement and what it must show. An HTTP GET answers with a
 //! status, a query on a database target returns a value, a command exits
 //! with a code. Recovery runs check health with them (`check` steps,
-//! `wait … until`), and the guard watches with the same ones.
+//! `wait … until`) through [`run`] and [`attempt`]; the guard samples
+//! with [`measure`], which also reads Prometheus and gives each sample a
+//! number where it has one. Both go through the same HTTP client, the same
+//! read-only query path and the same command runner.
 
 use std::time::{Duration, Instant};
 
 use ripcord_core::config::runbook::{Probe, ProbeKind};
-use ripcord_core::config::{Config, TargetConfig};
+use ripcord_core::config::Config;
 use serde::Serialize;
+
+mod http;
+mod measure;
+mod sql;
+
+pub use measure::{measure, Measurement};
 
 /// How long one attempt may take when its step sets no timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -78,9 +87,13 @@ pub fn attempt(what: &ProbeKind, config: &Config, timeout: Duration) -> Attempt 
     let (observed, expected, ok) = match what {
         ProbeKind::Http { url, expect } => {
             let expected = format!("HTTP {expect}");
-            match http_status(url, timeout) {
-                Ok(status) => (format!("HTTP {status}"), expected, status == *expect),
-                Err(e) => (format!("no answer: {e}"), expected, false),
+            match http::send(&http::Request::get(url), timeout) {
+                Ok(resp) => (
+                    format!("HTTP {}", resp.status),
+                    expected,
+                    resp.status == *expect,
+                ),
+                Err(e) => (format!("no answer: {}", e.detail), expected, false),
             }
         }
         ProbeKind::Sql {
@@ -89,15 +102,20 @@ pub fn attempt(what: &ProbeKind, config: &Config, timeout: Duration) -> Attempt 
             expect,
         } => {
             let expected = format!("{expect:?}");
-            match sql_value(config, target, query, timeout) {
-                Ok(v) => (format!("returned {v:?}"), expected, v == *expect),
+            match sql::first_value(config, target, query, timeout) {
+                Ok(v) => (
+                    format!("returned {:?}", v.text()),
+                    expected,
+                    v.text() == expect,
+                ),
                 Err(e) => (format!("failed: {e}"), expected, false),
             }
         }
         ProbeKind::Command { run, expect } => {
             let expected = format!("exit {expect}");
-            match command_exit(run, timeout) {
-                Ok((code, out)) => {
+            match command(run, timeout) {
+                Ok(f) => {
+                    let (code, out) = (f.status.code(), f.output);
                     let mut observed = match code {
                         Some(c) => format!("exit {c}"),
                         None => "killed by a signal".to_string(),
@@ -119,97 +137,10 @@ pub fn attempt(what: &ProbeKind, config: &Config, timeout: Duration) -> Attempt 
     }
 }
 
-fn http_status(url: &str, timeout: Duration) -> Result<u16, String> {
-    let client = reqwest::blocking::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        // A health check measures the endpoint itself, not where it points.
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| e.to_string())?;
-    let resp = client.get(url).send().map_err(|e| describe(&e))?;
-    Ok(resp.status().as_u16())
-}
-
-/// reqwest's error with its causes, which say what actually happened
-/// (`connection refused`, `timed out`).
-fn describe(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    ripcord_targets::postgres::redact(&text)
-}
-
-/// The first column of the first row, as text (`NULL` for null, none for
-/// no row).
-fn sql_value(
-    config: &Config,
-    target: &str,
-    query: &str,
-    timeout: Duration,
-) -> Result<String, String> {
-    match config.target(target).map_err(|e| e.to_string())? {
-        TargetConfig::Sqlite { path, .. } => {
-            let conn = rusqlite::Connection::open_with_flags(
-                path,
-                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI,
-            )
-            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-            conn.busy_timeout(timeout).map_err(|e| e.to_string())?;
-            let mut stmt = conn.prepare(query).map_err(|e| e.to_string())?;
-            let mut rows = stmt.query([]).map_err(|e| e.to_string())?;
-            let Some(row) = rows.next().map_err(|e| e.to_string())? else {
-                return Ok("(no row)".into());
-            };
-            use rusqlite::types::ValueRef;
-            Ok(match row.get_ref(0).map_err(|e| e.to_string())? {
-                ValueRef::Null => "NULL".into(),
-                ValueRef::Integer(i) => i.to_string(),
-                ValueRef::Real(f) => f.to_string(),
-                ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
-                ValueRef::Blob(b) => format!("({} byte blob)", b.len()),
-            })
-        }
-        TargetConfig::Postgres { url, .. } => {
-            let target =
-                ripcord_targets::postgres::Target::parse(url).map_err(|e| e.to_string())?;
-            let mut client = target.connect().map_err(|e| e.to_string())?;
-            // Read-only, and bounded: a probe never writes and never hangs.
-            client
-                .batch_execute(&format!(
-                    "SET default_transaction_read_only = on; SET statement_timeout = {}",
-                    timeout.as_millis().max(1)
-                ))
-                .map_err(|e| e.to_string())?;
-            let messages = client.simple_query(query).map_err(|e| {
-                e.as_db_error()
-                    .map_or_else(|| e.to_string(), |d| d.message().to_string())
-            })?;
-            for m in messages {
-                if let postgres::SimpleQueryMessage::Row(row) = m {
-                    return Ok(row.get(0).unwrap_or("NULL").to_string());
-                }
-            }
-            Ok("(no row)".into())
-        }
-        TargetConfig::Dir { .. } => Err(format!(
-            "{target} is a dir target: a query needs a database"
-        )),
-    }
-}
-
-/// Runs `run` with `sh -c`: its exit code (none when a signal ended it)
-/// and the tail of what it printed.
-fn command_exit(run: &str, timeout: Duration) -> Result<(Option<i32>, String), String> {
-    let f = ripcord_core::shell::run(run, timeout, OUTPUT_TAIL).map_err(|e| e.to_string())?;
-    Ok((f.status.code(), f.output))
+/// Runs `run` with `sh -c` in its own process group, killed with its
+/// children after `timeout`.
+fn command(run: &str, timeout: Duration) -> Result<ripcord_core::shell::Finished, String> {
+    ripcord_core::shell::run(run, timeout, OUTPUT_TAIL).map_err(|e| e.to_string())
 }
 
 /// One HTTP request (an `http` step, a webhook): the status it got back.
@@ -220,20 +151,14 @@ pub fn request(
     body: Option<&str>,
     timeout: Duration,
 ) -> Result<u16, String> {
-    let method = reqwest::Method::from_bytes(method.as_bytes())
-        .map_err(|_| format!("{method:?} is not an HTTP method"))?;
-    let client = reqwest::blocking::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .build()
-        .map_err(|e| e.to_string())?;
-    let mut req = client.request(method, url);
-    for (k, v) in headers {
-        req = req.header(k, v);
-    }
-    if let Some(b) = body {
-        req = req.body(b.to_string());
-    }
-    let resp = req.send().map_err(|e| describe(&e))?;
-    Ok(resp.status().as_u16())
+    let req = http::Request {
+        method,
+        headers: Some(headers),
+        body,
+        follow_redirects: true,
+        ..http::Request::get(url)
+    };
+    http::send(&req, timeout)
+        .map(|resp| resp.status)
+        .map_err(|e| e.detail)
 }

@@ -8,6 +8,7 @@
 //! - [`sqlite`]: small databases, and a bank whose invariants reveal torn copies.
 //! - [`process`]: `kill -9`, and waiting by polling instead of sleeping.
 //! - [`pg`]: throwaway PostgreSQL clusters.
+//! - [`prometheus`]: a real Prometheus server, and an exporter it scrapes.
 //! - [`app`]: the migration target `app` on PostgreSQL or SQLite, with a
 //!   workspace around it.
 //! - [`service`]: an HTTP service a test flips between healthy and failing.
@@ -17,6 +18,7 @@ pub mod data;
 pub mod fingerprint;
 pub mod pg;
 pub mod process;
+pub mod prometheus;
 pub mod service;
 pub mod sqlite;
 mod workspace;

@@ -442,7 +442,7 @@ fn as_owner<'a>(cmd: &'a mut Command, owner: Option<Owner>, dir: &Path) -> &'a m
 }
 
 /// Whether `pid` runs; a zombie (exited, not yet reaped) does not.
-fn alive(pid: u32) -> bool {
+pub(crate) fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         // "pid (comm) S ...": the state follows the last parenthesis.
         Ok(stat) => stat
@@ -515,7 +515,7 @@ fn base_dir(owner: Option<Owner>) -> PathBuf {
     }
 }
 
-fn free_port() -> io::Result<u16> {
+pub(crate) fn free_port() -> io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())

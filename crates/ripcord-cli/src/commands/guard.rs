@@ -133,8 +133,9 @@ fn outcome(c: &GuardCheck) -> Result<()> {
         }
         .into()),
         _ => Err(crate::CliError::Inconclusive {
-            message: "a guard rule is inconclusive: too few samples, no data, an empty result or NaN"
-                .into(),
+            message:
+                "a guard rule is inconclusive: too few samples, no data, an empty result or NaN"
+                    .into(),
         }
         .into()),
     }

@@ -25,7 +25,10 @@ pub fn up(ctx: &Ctx, args: &UpArgs) -> Result<()> {
         .as_deref()
         .map(|d| match ripcord_core::duration::parse(d) {
             Ok(d) if !d.is_zero() => Ok(d),
-            Ok(_) => Err(crate::usage("--bake 0s watches nothing", "give a duration such as 10m")),
+            Ok(_) => Err(crate::usage(
+                "--bake 0s watches nothing",
+                "give a duration such as 10m",
+            )),
             Err(e) => Err(crate::usage(
                 format!("--bake {d:?}: {e}"),
                 "give a duration such as 10m or 1h",
@@ -34,7 +37,10 @@ pub fn up(ctx: &Ctx, args: &UpArgs) -> Result<()> {
         .transpose()?;
     let (applied, baked) = match bake {
         Some(d) => ripcord_guard::bake::up_and_bake(ctx, &req, d, &mut |n| say(ctx, n))?,
-        None => (ripcord_ops::migrate::up(ctx, &req, &mut |n| say(ctx, n))?, None),
+        None => (
+            ripcord_ops::migrate::up(ctx, &req, &mut |n| say(ctx, n))?,
+            None,
+        ),
     };
     let Applied {
         target: name,
