@@ -348,6 +348,9 @@ severity = "critical"
         [],
         |r| r.get(0),
     )?;
+    if !health_answers(&url)? {
+        bail!("/health still fails after the guard's revert");
+    }
     let rule = incident.run.trigger.clone();
     note(format!(
         "{rule} breached twice in a row: run {run} reverted the change; {emails} e-mail addresses are back"
@@ -358,7 +361,7 @@ severity = "critical"
         })
     };
     note(format!(
-        "/health answers again; report of run {run}: RTO {}, RPO {}, data: {} rows restored, {} kept",
+        "/health answers 200 again; report of run {run}: RTO {}, RPO {}, data: {} rows restored, {} kept",
         secs(incident.rto_seconds),
         secs(incident.rpo_seconds),
         incident.data.restored_rows,
@@ -368,6 +371,21 @@ severity = "critical"
         bail!("the guard's revert left {emails} e-mail addresses, not 500");
     }
     Ok(())
+}
+
+/// Whether the health endpoint answers 200.
+fn health_answers(url: &str) -> Result<bool> {
+    use std::io::{Read, Write};
+    let addr = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    write!(stream, "GET /health HTTP/1.1\r\nhost: {addr}\r\n\r\n")?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    Ok(answer.starts_with("HTTP/1.1 200"))
 }
 
 /// The demo app's health endpoint, on a thread of this process: 200 when

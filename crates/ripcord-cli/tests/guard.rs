@@ -16,6 +16,13 @@ fn bin() -> &'static str {
 
 /// A workspace with a repository, a dir target and the guard on `svc`.
 fn guarded(svc: &Service, rule: &str, runbook: &str) -> Workspace {
+    let ws = configured(svc, rule, runbook);
+    ws.init();
+    ws
+}
+
+/// The same, without creating the repository.
+fn configured(svc: &Service, rule: &str, runbook: &str) -> Workspace {
     let mut ws = Workspace::new(bin());
     std::fs::create_dir_all(ws.path("app")).unwrap();
     ws.dir_target("app", "app", &[]);
@@ -25,7 +32,6 @@ fn guarded(svc: &Service, rule: &str, runbook: &str) -> Workspace {
          [[guard.rules]]\nname = \"api-down\"\n{rule}\n",
         svc.url
     ));
-    ws.init();
     ws
 }
 
@@ -67,7 +73,7 @@ fn stop(mut child: Child) -> String {
 #[test]
 fn bad_rules_and_unknown_probes_stop_every_command_and_point_at_the_column() {
     let svc = Service::start(200);
-    let ws = guarded(
+    let ws = configured(
         &svc,
         "when = \"availability(api, 30s) 95%\"",
         "{ kind = \"command\", run = \"true\" }",
@@ -76,7 +82,7 @@ fn bad_rules_and_unknown_probes_stop_every_command_and_point_at_the_column() {
     out.assert_code(2)
         .assert_stderr_has("guard.rules[0].when")
         .assert_stderr_has("column 24");
-    let ws = guarded(
+    let ws = configured(
         &svc,
         "when = \"availability(apii, 30s) < 95%\"",
         "{ kind = \"command\", run = \"true\" }",
@@ -84,7 +90,7 @@ fn bad_rules_and_unknown_probes_stop_every_command_and_point_at_the_column() {
     ws.run(&["guard", "check"])
         .assert_code(2)
         .assert_stderr_has("no probe \"apii\" (did you mean \"api\"?)");
-    let ws = guarded(
+    let ws = configured(
         &svc,
         "when = \"value(api) > 1\"\naction = \"rollback\"",
         "{ kind = \"command\", run = \"true\" }",

@@ -468,6 +468,42 @@ fn every_command_prints_json_that_matches_its_schema() {
     let ack = c.ok(&ws, "ack", &["ack", "--reason", "checked"], none);
     assert_eq!(ack["left_safe_mode"], false, "{ack}");
     c.err(&ws, "ack", &["ack", "--reason", " "], none);
+    // The guard, on a service that answers, and an up that bakes.
+    c.err(&ws, "guard check", &["guard", "check"], none); // no [guard] here
+    c.err(&ws, "guard status", &["guard", "status"], none);
+    c.err(&ws, "guard watch", &["guard", "watch", "--for", "1s"], none);
+    let svc = ripcord_testing::service::Service::start(200);
+    let (mut gws, _gdb) = sqlite_app(bin(), "");
+    gws.append_config(&format!(
+        "[guard.probes.api]\nhttp = \"{}\"\ninterval = \"200ms\"\n\n\
+         [[guard.rules]]\nname = \"api-down\"\nwhen = \"availability(api, 1m) < 95%\"\n",
+        svc.url
+    ));
+    gws.init();
+    let checked = c.ok(&gws, "guard check", &["guard", "check"], none);
+    assert_eq!(checked["result"], "ok", "{checked}");
+    let status = c.ok(&gws, "guard status", &["guard", "status"], none);
+    assert_eq!(status["probes"][0]["samples"], 1, "{status}");
+    let watched = c.ok(
+        &gws,
+        "guard watch",
+        &["guard", "watch", "--for", "1s"],
+        none,
+    );
+    assert!(watched["samples"].as_u64().unwrap() >= 2, "{watched}");
+    write(
+        &gws,
+        "migrations/1_t.up.sql",
+        "CREATE TABLE t (id INTEGER PRIMARY KEY);\n",
+    );
+    let baked = c.ok(&gws, "migrate up", &["migrate", "up", "--bake", "1s"], none);
+    assert!(baked["bake"]["reverted_run"].is_null(), "{baked}");
+    c.err(
+        &gws,
+        "migrate up",
+        &["migrate", "up", "--bake", "soon"],
+        none,
+    );
     let trail = c.ok(&ws, "audit", &["audit"], none);
     let commands: Vec<&str> = trail
         .as_array()

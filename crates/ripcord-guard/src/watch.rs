@@ -212,7 +212,7 @@ impl Watcher<'_> {
     /// Evaluates every rule that reads `probe`.
     fn evaluate_reading(&mut self, probe: &str, rollback: &mut RollbackFn<'_>) {
         for i in 0..self.rules.len() {
-            let reads = self.rules[i].expr.probes().iter().any(|p| *p == probe);
+            let reads = self.rules[i].expr.probes().contains(&probe);
             if reads && !self.rechecks.contains_key(&self.rules[i].config.name) {
                 self.judge(i, false, rollback);
             }
@@ -299,9 +299,12 @@ impl Watcher<'_> {
             }
             Decision::Rollback => {
                 self.ctx.warn(format!(
-                    "rule {} is breached: rolling back ({}): {}",
+                    "rule {} is breached: rolling back{}: {}",
                     config.name,
-                    config.level.as_deref().unwrap_or("-"),
+                    config
+                        .level
+                        .as_ref()
+                        .map_or(String::new(), |l| format!(" (level {l})")),
                     event.evidence.join("; ")
                 ));
                 match rollback(&config, &event.evidence) {

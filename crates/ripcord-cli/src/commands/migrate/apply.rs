@@ -59,9 +59,12 @@ pub fn up(ctx: &Ctx, args: &UpArgs) -> Result<()> {
                 change_count: report.changes.len(),
                 report,
             },
-            bake: baked,
+            bake: baked.clone(),
         });
-        return Ok(());
+        return match baked.and_then(|b| b.reverted_run) {
+            Some(run) => Err(not_baked(&run)),
+            None => Ok(()),
+        };
     }
     if report.changes.is_empty() {
         ctx.say(format!("target {name} is up to date: nothing to apply"));
@@ -97,10 +100,7 @@ pub fn up(ctx: &Ctx, args: &UpArgs) -> Result<()> {
                      with its data; run {run} (`ripcord report {run}`)",
                     b.revert_to
                 ));
-                return Err(crate::CliError::Failed {
-                    message: format!("the change did not bake: reverted by run {run}"),
-                }
-                .into());
+                return Err(not_baked(run));
             }
             None => ctx.say(format!(
                 "baked for {}: no critical rule was breached; the changes stay",
@@ -109,6 +109,14 @@ pub fn up(ctx: &Ctx, args: &UpArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `migrate up --bake` whose changes the guard reverted: exit 1.
+fn not_baked(run: &str) -> anyhow::Error {
+    crate::CliError::Failed {
+        message: format!("the changes did not bake: the guard reverted them (run {run})"),
+    }
+    .into()
 }
 
 /// What a change's scripts print with `\echo`, `\qecho` and `\warn`.
