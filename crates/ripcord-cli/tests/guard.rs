@@ -359,3 +359,44 @@ fn a_guard_killed_during_its_rollback_leaves_a_run_to_resume() {
     assert_eq!(runs(&ws)[0]["result"], "succeeded");
     assert!(ws.path("done").exists());
 }
+
+/// `[migrations] timeout`: a change that runs longer is stopped and undone.
+#[test]
+fn a_change_past_its_timeout_is_stopped_and_undone_on_sqlite() {
+    let (ws, db) = sqlite_app(bin(), "timeout = \"500ms\"\n");
+    ws.init();
+    users(&ws);
+    write(
+        &ws,
+        "migrations/2_slow.up.sql",
+        "CREATE TABLE big AS WITH RECURSIVE c(x) AS \
+         (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 200000000) SELECT x FROM c;\n",
+    );
+    let started = Instant::now();
+    let out = ws.run(&["migrate", "up"]);
+    out.assert_code(1)
+        .assert_stderr_has("ran past the change timeout of 500ms");
+    assert!(started.elapsed() < Duration::from_secs(20), "{out}");
+    assert!(sqlite_rows(&db, "SELECT name FROM sqlite_master WHERE name = 'big'").is_empty());
+    let status = ws.json(&["migrate", "status"]);
+    assert_eq!(status["counts"]["pending"], 1, "{status}");
+    assert_eq!(status["counts"]["applied"], 1, "{status}");
+}
+
+#[test]
+fn a_change_past_its_timeout_is_stopped_and_undone_on_postgres() {
+    let (ws, db) = ripcord_testing::app::pg_app(bin(), "guard_timeout", "timeout = \"1s\"\n");
+    write(
+        &ws,
+        "migrations/1_slow.up.sql",
+        "CREATE TABLE t (id int);\nSELECT pg_sleep(30);\n",
+    );
+    let started = Instant::now();
+    ws.run(&["migrate", "up"])
+        .assert_code(1)
+        .assert_stderr_has("ran past the change timeout of 1s");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert!(
+        ripcord_testing::app::rows(&db, "SELECT 1 FROM pg_tables WHERE tablename = 't'").is_empty()
+    );
+}

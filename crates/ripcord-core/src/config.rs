@@ -302,9 +302,20 @@ pub struct MigrationsConfig {
     /// give up with nothing changed (`5s` when not set).
     #[serde(default)]
     pub lock_timeout: Option<String>,
+    /// How long one change may run before it is stopped and undone (no
+    /// bound when not set).
+    #[serde(default)]
+    pub timeout: Option<String>,
 }
 
 impl MigrationsConfig {
+    /// `timeout`, parsed (it was checked when the file was read).
+    pub fn change_timeout(&self) -> Option<std::time::Duration> {
+        self.timeout
+            .as_deref()
+            .and_then(|t| crate::duration::parse(t).ok())
+    }
+
     /// `lock_timeout`, parsed (it was checked when the file was read).
     pub fn lock_timeout(&self) -> Option<std::time::Duration> {
         self.lock_timeout
@@ -357,6 +368,7 @@ impl Default for MigrationsConfig {
             tables: BTreeMap::new(),
             snapshot: SnapshotWhen::default(),
             lock_timeout: None,
+            timeout: None,
         }
     }
 }
@@ -550,19 +562,16 @@ impl Config {
                 }
             }
         }
-        if let Some(t) = config
-            .migrations
-            .as_ref()
-            .and_then(|m| m.lock_timeout.as_ref())
-        {
-            match crate::duration::parse(t) {
-                Ok(d) if d.is_zero() => {
-                    return Err(invalid(
-                        "migrations.lock_timeout must be more than 0s".into(),
-                    ))
+        if let Some(m) = &config.migrations {
+            for (key, value) in [("lock_timeout", &m.lock_timeout), ("timeout", &m.timeout)] {
+                let Some(t) = value else { continue };
+                match crate::duration::parse(t) {
+                    Ok(d) if d.is_zero() => {
+                        return Err(invalid(format!("migrations.{key} must be more than 0s")))
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Err(invalid(format!("migrations.{key}: {e}"))),
                 }
-                Ok(_) => {}
-                Err(e) => return Err(invalid(format!("migrations.lock_timeout: {e}"))),
             }
         }
         crate::limits::check_jobs(config.snapshot.jobs)

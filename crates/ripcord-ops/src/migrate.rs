@@ -361,6 +361,11 @@ pub fn up(ctx: &Ctx, req: &UpRequest, note: &mut dyn FnMut(Note<'_>)) -> Result<
         actor: actor(),
         snapshot_always: snapshot_always(ctx),
         lock_timeout: req.lock_timeout.or_else(|| config_lock_timeout(ctx)),
+        change_timeout: ctx
+            .config
+            .migrations
+            .as_ref()
+            .and_then(|m| m.change_timeout()),
     };
     let before = if req.dry_run {
         None

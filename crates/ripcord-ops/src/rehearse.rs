@@ -361,6 +361,7 @@ fn rehearse(
         actor: actor.clone(),
         snapshot_always: false,
         lock_timeout: None,
+        change_timeout: None,
     };
     let up = engine::up(&mut *db, &mut net, plan, &up_opts, &mut |_| {})
         .context("rehearsal: up failed on the scratch copy")?;

@@ -89,6 +89,7 @@ const ROOT: Shape = Table(&[
             ("tables", Named(&TABLE_MIGRATION)),
             ("snapshot", Value),
             ("lock_timeout", Value),
+            ("timeout", Value),
         ]),
     ),
 ]);

@@ -200,6 +200,13 @@ pub fn commit(db: &mut dyn Database) -> Result<()> {
 }
 
 pub fn rollback(db: &mut dyn Database) -> Result<()> {
+    // An interrupted SQLite statement (a change's timeout) has rolled its
+    // transaction back already.
+    if let Conn::Sqlite(conn) = db.conn() {
+        if conn.is_autocommit() {
+            return Ok(());
+        }
+    }
     control(db, "ROLLBACK")
 }
 

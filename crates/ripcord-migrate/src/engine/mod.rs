@@ -14,6 +14,7 @@
 mod adopt;
 mod capture;
 mod db;
+mod deadline;
 mod down;
 mod explain;
 mod net;
@@ -58,6 +59,9 @@ pub struct UpOptions {
     pub snapshot_always: bool,
     /// How long to wait for a table's lock; `None`: [`DEFAULT_LOCK_TIMEOUT`].
     pub lock_timeout: Option<Duration>,
+    /// How long one change's script may run before it is stopped and
+    /// undone (`[migrations] timeout`); `None`: no bound.
+    pub change_timeout: Option<Duration>,
 }
 
 impl UpOptions {

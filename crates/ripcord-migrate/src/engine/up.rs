@@ -7,6 +7,7 @@ use ripcord_core::failpoint;
 
 use super::capture::{self, Capture};
 use super::db::{self, execute, execute_each, Database};
+use super::deadline::Deadline;
 use super::down::revert_one;
 use super::net::SafetyNet;
 use super::prepare::{self, Prepared};
@@ -247,7 +248,15 @@ fn apply_one(
             } else {
                 None
             };
-            if let Err(e) = execute(db, &p.up) {
+            let deadline = Deadline::arm(db.conn(), opts.change_timeout);
+            let ran = execute(db, &p.up);
+            if let Some(d) = deadline {
+                if d.fired() {
+                    return Ok(Err(("up".into(), d.message())));
+                }
+                d.disarm();
+            }
+            if let Err(e) = ran {
                 return Ok(Err(("up".into(), e.to_string())));
             }
             // What the change did to the definitions, read in its own
@@ -393,9 +402,16 @@ fn apply_one(
                 return Err(e);
             }
         }
+        let deadline = Deadline::arm(db.conn(), opts.change_timeout);
         let mut failed = execute_each(db, &p.up, |_| failpoint::hit("migrate-statement-ran"))
             .err()
             .map(|e| ("up", e.to_string()));
+        if let Some(d) = deadline {
+            if d.fired() {
+                failed = Some(("up", d.message()));
+            }
+            d.disarm();
+        }
         if failed.is_none() {
             if let Some(verify) = &p.verify {
                 failed = verify_apart(db, verify).err().map(|e| ("verify", e));
