@@ -274,11 +274,15 @@ fn detection_latency_is_bounded_in_20_of_20_trials() {
 }
 
 fn users(ws: &Workspace) {
+    users_keyed(ws, "INTEGER PRIMARY KEY");
+}
+
+fn users_keyed(ws: &Workspace, key: &str) {
     write(
         ws,
         "migrations/1_users.up.sql",
-        "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT, email TEXT);\n\
-         INSERT INTO users (name, email) VALUES ('ada', 'ada@example.com'), ('bob', 'bob@example.com');\n",
+        &format!("CREATE TABLE users (id {key}, name TEXT, email TEXT);\n\
+         INSERT INTO users (name, email) VALUES ('ada', 'ada@example.com'), ('bob', 'bob@example.com');\n"),
     );
     write(ws, "migrations/1_users.down.sql", "DROP TABLE users;\n");
 }
@@ -399,4 +403,104 @@ fn a_change_past_its_timeout_is_stopped_and_undone_on_postgres() {
     assert!(
         ripcord_testing::app::rows(&db, "SELECT 1 FROM pg_tables WHERE tablename = 't'").is_empty()
     );
+}
+
+/// A real Prometheus: a value read back is judged, and an empty result or
+/// NaN is inconclusive (exit 4), never healthy.
+#[test]
+fn prometheus_values_are_judged_and_empty_or_nan_is_inconclusive() {
+    use ripcord_testing::prometheus::{Exporter, Prometheus};
+    let exporter =
+        Exporter::start("# TYPE app_queue gauge\napp_queue 42\napp_ratio NaN\n").unwrap();
+    let server = Prometheus::start(&exporter.address()).unwrap_or_else(|e| panic!("{e}"));
+    let svc = Service::start(200);
+    let mut ws = Workspace::new(bin());
+    std::fs::create_dir_all(ws.path("app")).unwrap();
+    ws.dir_target("app", "app", &[]);
+    ws.append_config(&format!(
+        "[guard.probes.api]\nhttp = \"{}\"\n\n\
+         [guard.probes.queue]\nprometheus = \"{url}\"\nquery = \"app_queue\"\n\n\
+         [guard.probes.missing]\nprometheus = \"{url}\"\nquery = \"no_such_metric\"\n\n\
+         [guard.probes.ratio]\nprometheus = \"{url}\"\nquery = \"app_ratio\"\n\n\
+         [[guard.rules]]\nname = \"queue-high\"\nwhen = \"value(queue) > 40\"\n",
+        svc.url,
+        url = server.url()
+    ));
+    ws.init();
+    // The first scrape comes a few seconds after the server starts.
+    wait_until("Prometheus scraped", Duration::from_secs(30), || {
+        ws.run(&["guard", "check"]).code == Some(1)
+    });
+    let doc = ws.run(&["--json", "guard", "check"]);
+    let doc: Value = serde_json::from_str(doc.stdout.trim()).unwrap();
+    assert_eq!(doc["rules"][0]["verdict"], "breached", "{doc}");
+
+    for (query, seen) in [("missing", "empty result"), ("ratio", "NaN")] {
+        let mut ws2 = Workspace::new(bin());
+        std::fs::create_dir_all(ws2.path("app")).unwrap();
+        ws2.dir_target("app", "app", &[]);
+        ws2.append_config(&format!(
+            "[guard.probes.{query}]\nprometheus = \"{}\"\nquery = \"{}\"\n\n\
+             [[guard.rules]]\nname = \"r\"\nwhen = \"value({query}) > 40\"\n",
+            server.url(),
+            if query == "missing" {
+                "no_such_metric"
+            } else {
+                "app_ratio"
+            }
+        ));
+        ws2.init();
+        let out = ws2.run(&["--json", "guard", "check"]);
+        out.assert_code(4);
+        let doc: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+        assert_eq!(doc["rules"][0]["verdict"], "inconclusive", "{doc}");
+        assert!(
+            doc["probes"][0]["observed"]
+                .as_str()
+                .unwrap()
+                .contains(seen),
+            "{doc}"
+        );
+    }
+}
+
+#[test]
+fn bake_reverts_this_ups_changes_with_their_data_on_postgres() {
+    use ripcord_testing::app::{exec, pg_app, rows};
+    let svc = Service::start(200);
+    let (ws, db) = pg_app(
+        bin(),
+        "guard_bake",
+        &format!(
+            "[guard.probes.api]\nhttp = \"{}\"\ninterval = \"200ms\"\n\n\
+             [[guard.rules]]\nname = \"api-down\"\nwhen = \"availability(api, 1s) < 100%\"\n",
+            svc.url
+        ),
+    );
+    users_keyed(&ws, "serial PRIMARY KEY");
+    ws.ok(&["migrate", "up"]);
+    drop_email(&ws);
+    let baking = ws
+        .command(&["migrate", "up", "--bake", "30s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    // The application writes on while the change bakes.
+    exec(&db, "INSERT INTO users (name) VALUES ('cy')");
+    svc.set(500);
+    let out = baking.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        rows(
+            &db,
+            "SELECT name, coalesce(email, '-') FROM users ORDER BY id"
+        ),
+        ["ada|ada@example.com", "bob|bob@example.com", "cy|-"],
+        "the dropped column is back with its data, and the row written since is kept"
+    );
+    let runs = runs(&ws);
+    assert_eq!(runs[0]["kind"], "migrate-down");
+    assert_eq!(runs[0]["trigger"], "guard:api-down");
 }
