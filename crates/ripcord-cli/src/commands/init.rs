@@ -64,6 +64,7 @@ jobs = 0
 # on_conflict = "keep-new"      # rows written since a change, when it is reverted from its
 #                               # safety snapshot: snapshot | keep-new | review
 # snapshot = "needed"           # needed | always
+# timeout = "10m"               # how long one change may run before it is stopped and undone
 #
 # [migrations.tables.payments]
 # on_conflict = "review"
