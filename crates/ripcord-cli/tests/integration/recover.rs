@@ -239,8 +239,10 @@ fn the_demo_tells_the_recovery_run_and_its_objectives() {
     let ws = workspace();
     let out = ws.ok(&["demo"]);
     out.assert_stdout_has("recover --level emergency")
-        .assert_stdout_has("migrate down to @expand: succeeded")
+        .assert_stdout_has("migrate down to @last-good: succeeded")
         .assert_stdout_has("recovered: RTO")
+        .assert_stdout_has("guard:health-down breached twice in a row")
+        .assert_stdout_has("/health answers 200 again")
         .assert_stdout_has("done: the app was broken and is back");
 }
 
