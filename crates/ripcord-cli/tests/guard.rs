@@ -504,3 +504,75 @@ fn bake_reverts_this_ups_changes_with_their_data_on_postgres() {
     assert_eq!(runs[0]["kind"], "migrate-down");
     assert_eq!(runs[0]["trigger"], "guard:api-down");
 }
+
+/// Ends ripcord's session that runs `pg_sleep` on `db`, once it does.
+fn terminate_sleeping_session(db: String) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(20) {
+            let ended = ripcord_testing::app::rows(
+                &db,
+                &format!(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE datname = '{db}' AND query LIKE '%pg_sleep(6)%' \
+                     AND pid <> pg_backend_pid()"
+                ),
+            );
+            if !ended.is_empty() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })
+}
+
+/// A connection lost in the middle of a change: reconnect, find out what the
+/// server kept, and say so; never a change left silently half-applied.
+#[test]
+fn a_connection_lost_in_the_middle_of_a_change_is_reconciled() {
+    use ripcord_testing::app::{pg_app, rows};
+    // In a transaction: the server rolls it back; nothing of it stays.
+    let (ws, db) = pg_app(bin(), "guard_lost_tx", "");
+    write(
+        &ws,
+        "migrations/1_t.up.sql",
+        "CREATE TABLE t (id int);\nSELECT pg_sleep(6);\n",
+    );
+    let killer = terminate_sleeping_session(db.clone());
+    ws.run(&["migrate", "up"])
+        .assert_code(1)
+        .assert_stderr_has("the connection to the database was lost")
+        .assert_stderr_has("no trace of it");
+    killer.join().unwrap();
+    assert!(rows(&db, "SELECT 1 FROM pg_tables WHERE tablename = 't'").is_empty());
+    let status = ws.json(&["migrate", "status"]);
+    assert_eq!(status["counts"]["pending"], 1, "{status}");
+    assert_eq!(status["counts"]["dirty"], 0, "{status}");
+
+    // Outside a transaction: what ran is reverted over a new session.
+    let (ws, db) = pg_app(bin(), "guard_lost_notx", "");
+    write(
+        &ws,
+        "migrations/plan.toml",
+        "[changes.0001_t]\nno_transaction = true\n",
+    );
+    write(
+        &ws,
+        "migrations/0001_t/up.sql",
+        "CREATE TABLE t (id int);\nSELECT pg_sleep(6);\n",
+    );
+    write(
+        &ws,
+        "migrations/0001_t/down.sql",
+        "DROP TABLE IF EXISTS t;\n",
+    );
+    let killer = terminate_sleeping_session(db.clone());
+    let out = ws.run(&["migrate", "up"]);
+    killer.join().unwrap();
+    out.assert_code(1)
+        .assert_stderr_has("reconnected to revert it");
+    assert!(
+        rows(&db, "SELECT 1 FROM pg_tables WHERE tablename = 't'").is_empty(),
+        "{out}"
+    );
+}

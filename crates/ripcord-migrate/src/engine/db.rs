@@ -24,6 +24,16 @@ pub trait Database: Tracker {
     fn has_schema(&mut self) -> Result<bool>;
     /// The PostgreSQL major version; `None` on SQLite.
     fn server_version(&mut self) -> Option<u32>;
+    /// Whether the connection is gone (the server ended the session, or
+    /// the network did). A SQLite file is never lost.
+    fn lost(&mut self) -> bool {
+        false
+    }
+    /// Connects again after a loss, waiting longer between tries, and marks
+    /// the new session as the migration's.
+    fn reconnect(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A script that failed: the database's message, with the line of the
@@ -326,6 +336,16 @@ pub(crate) fn quote(table: &TableName) -> String {
 impl Database for PostgresTracker {
     fn conn(&mut self) -> Conn<'_> {
         Conn::Postgres(self.client_mut())
+    }
+
+    fn lost(&mut self) -> bool {
+        // A reset connection is not always marked closed until it is used.
+        let client = self.client_mut();
+        client.is_closed() || client.is_valid(std::time::Duration::from_secs(5)).is_err()
+    }
+
+    fn reconnect(&mut self) -> Result<()> {
+        PostgresTracker::reconnect(self)
     }
 
     fn dialect(&self) -> Dialect {

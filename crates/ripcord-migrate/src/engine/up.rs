@@ -16,7 +16,7 @@ use super::schema;
 use super::undo::{self, Undo};
 use super::{Note, Scope, UpChange, UpOptions, UpReport};
 use crate::analyze::{Analysis, Dialect, TableName};
-use crate::tracking::{ChangeState, EventKind};
+use crate::tracking::{ChangeState, EventKind, RecordState};
 use crate::{Error, Plan, Result};
 
 /// Applies the pending changes of `plan` up to `opts.to`. Every check runs
@@ -320,10 +320,39 @@ fn apply_one(
             db.record_plan(name, &revert_plan)?;
             Ok(Ok(false))
         })();
-        let result = match result {
+        let mut result = match result {
             Ok(Ok(false)) => db::commit(db).map(|_| Ok(false)),
             other => other,
         };
+        if !matches!(result, Ok(Ok(_))) && db.lost() {
+            // The session ended under the change: the server rolled its
+            // transaction back, unless the COMMIT got through first. The
+            // tracking row, written in the same transaction, tells which.
+            db.reconnect()?;
+            let committed = db.applied()?.iter().any(|c| {
+                c.name == name && c.state == RecordState::Applied && c.checksum == *checksum
+            });
+            if !committed {
+                capture::finish(db, &cap, timeout);
+                return Err(Error::ChangeFailed {
+                    change: name.into(),
+                    step: "up".into(),
+                    detail: "the connection to the database was lost while it ran".into(),
+                    undone: "the server rolled its transaction back when the session ended: \
+                             reconnected, ripcord found no trace of it, so the database is as it \
+                             was before it"
+                        .into(),
+                    hint: "find out why the connection dropped, then run `ripcord migrate up` \
+                           again"
+                        .into(),
+                });
+            }
+            note(Note::Warning(&format!(
+                "the connection to the database was lost as {name} committed; reconnected, \
+                 ripcord found it recorded as applied"
+            )));
+            result = Ok(Ok(true));
+        }
         let rolled_back = match &result {
             Ok(Ok(_)) => Ok(()),
             _ => db::rollback(db),
@@ -418,7 +447,12 @@ fn apply_one(
             }
         }
         failpoint::hit("migrate-change-ran");
-        if let Some((step, detail)) = failed {
+        if let Some((step, mut detail)) = failed {
+            if db.lost() {
+                // Outside a transaction what ran stays: revert it over a new session.
+                db.reconnect()?;
+                detail = format!("{detail} (the connection was lost; reconnected to revert it)");
+            }
             let _ = db.record_event(name, EventKind::Fail, &opts.actor, &detail);
             let undo = Undo::from_files(p);
             let undone = match revert_one(db, net, &undo, snapshot.as_deref(), true, &opts.actor) {

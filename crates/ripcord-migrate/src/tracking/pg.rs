@@ -250,6 +250,27 @@ impl PostgresTracker {
             .collect())
     }
 
+    /// A new session after the old one was lost: tried again after 0.25 s,
+    /// then twice as long each time, for about 15 s in all.
+    pub fn reconnect(&mut self) -> Result<()> {
+        let mut pause = Duration::from_millis(250);
+        let mut last = None;
+        for _ in 0..6 {
+            std::thread::sleep(pause);
+            match connect(&self.config) {
+                Ok(client) => {
+                    self.client = client;
+                    self.marked = false;
+                    self.mark_work()?;
+                    return Ok(());
+                }
+                Err(e) => last = Some(e),
+            }
+            pause *= 2;
+        }
+        Err(last.expect("tried at least once"))
+    }
+
     /// Marks the connection that runs changes as such, once.
     fn mark_work(&mut self) -> Result<i32> {
         if !self.marked {
