@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use super::runbook::{at, known_target, near, Fields, Res};
+use super::runbook::{at, known_target, near, unknown, Fields, Res};
 
 /// What a guard probe measures. Every kind gives a sample that passed or
 /// not, how long it took, and where it has one, a number.
@@ -334,14 +334,11 @@ fn rule(
         if !probes.contains_key(p) {
             return Err(f.at(
                 "when",
-                format!(
-                    "no probe {p:?}{}; probes: {}",
-                    near(p, probes.keys().map(String::as_str)),
-                    if probes.is_empty() {
-                        "none (define them under [guard.probes.NAME])".to_string()
-                    } else {
-                        probes.keys().cloned().collect::<Vec<_>>().join(", ")
-                    }
+                unknown(
+                    "probe",
+                    p,
+                    probes.keys().map(String::as_str),
+                    "none (define them under [guard.probes.NAME])",
                 ),
             ));
         }
@@ -361,14 +358,11 @@ fn rule(
         (Some(l), _) if !levels.contains(l) => {
             return Err(f.at(
                 "level",
-                format!(
-                    "no runbook level {l:?}{}; levels: {}",
-                    near(l, levels.iter().map(String::as_str)),
-                    if levels.is_empty() {
-                        "none (define them under [runbooks.LEVEL])".to_string()
-                    } else {
-                        levels.iter().cloned().collect::<Vec<_>>().join(", ")
-                    }
+                unknown(
+                    "runbook level",
+                    l,
+                    levels.iter().map(String::as_str),
+                    "none (define them under [runbooks.LEVEL])",
                 ),
             ))
         }

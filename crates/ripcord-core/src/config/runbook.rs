@@ -392,16 +392,28 @@ pub(super) fn known_target(name: &str, key: &str, targets: &BTreeSet<String>) ->
     }
     Err(at(
         key,
-        format!(
-            "no target {name:?}{}; configured targets: {}",
-            near(name, targets.iter().map(String::as_str)),
-            if targets.is_empty() {
-                "(none)".to_string()
-            } else {
-                targets.iter().cloned().collect::<Vec<_>>().join(", ")
-            }
-        ),
+        unknown("target", name, targets.iter().map(String::as_str), "(none)"),
     ))
+}
+
+/// `no KIND "NAME" (did you mean …?); KINDs: a, b` for a name not among
+/// `known`; `none` stands in for an empty list.
+pub(super) fn unknown<'a>(
+    kind: &str,
+    name: &str,
+    known: impl Iterator<Item = &'a str> + Clone,
+    none: &str,
+) -> String {
+    let list: Vec<&str> = known.clone().collect();
+    format!(
+        "no {kind} {name:?}{}; {kind}s: {}",
+        near(name, known),
+        if list.is_empty() {
+            none.to_string()
+        } else {
+            list.join(", ")
+        }
+    )
 }
 
 fn probe(t: &toml::Table, key: &str, targets: &BTreeSet<String>) -> Res<Probe> {
