@@ -73,6 +73,11 @@ pub trait Catalog {
     /// Forgets the samples taken before `before_ms`; returns how many.
     fn forget_samples(&mut self, before_ms: i64) -> Result<u64>;
 
+    /// Keeps a restore drill's report (JSON) in the history.
+    fn add_drill(&mut self, started: &str, result: &str, report: &str) -> Result<()>;
+    /// The newest drill: when it started and its result.
+    fn last_drill(&mut self) -> Result<Option<(String, String)>>;
+
     /// Recomputes the whole chain.
     fn verify_audit(&mut self) -> Result<AuditVerdict> {
         Ok(audit::verify(&self.audit_entries(1)?))

@@ -76,6 +76,12 @@ pub(crate) const UPGRADES: &[&str] = &[
          observed TEXT NOT NULL
      );
      CREATE INDEX samples_by_probe ON samples (probe, at_ms);",
+    // 4: restore drills.
+    "CREATE TABLE drills (
+         started TEXT NOT NULL,
+         result TEXT NOT NULL,
+         report TEXT NOT NULL
+     );",
 ];
 
 /// The version this build writes.

@@ -542,6 +542,27 @@ impl Catalog for SqliteCatalog {
         Ok(n as u64)
     }
 
+    fn add_drill(&mut self, started: &str, result: &str, report: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO drills (started, result, report) VALUES (?1, ?2, ?3)",
+                params![started, result, report],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    fn last_drill(&mut self) -> Result<Option<(String, String)>> {
+        self.conn
+            .query_row(
+                "SELECT started, result FROM drills ORDER BY started DESC, rowid DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
     fn audit_entries(&mut self, from: u64) -> Result<Vec<AuditEntry>> {
         let mut stmt = self
             .conn

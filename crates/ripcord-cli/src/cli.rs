@@ -115,6 +115,15 @@ pub enum Command {
     /// escalate)
     #[command(subcommand)]
     Guard(GuardCommand),
+    /// Prove the backups restore: the latest snapshot of each target restored into scratch,
+    /// checked, timed against [objectives] rto, and removed
+    Drill {
+        /// Targets to drill [default: every configured target]
+        targets: Vec<String>,
+        /// Also write the report, in Markdown, to this file
+        #[arg(long, value_name = "FILE")]
+        report: Option<std::path::PathBuf>,
+    },
     /// Run a folder of migrations: plan, status, up, down, rehearse, lint
     Migrate(MigrateCli),
     /// Revert the database's migrations back to a change or phase, data included

@@ -12,6 +12,8 @@ mod bad_input;
 mod crash;
 #[path = "integration/diff.rs"]
 mod diff;
+#[path = "integration/drill.rs"]
+mod drill;
 #[path = "integration/first_contact.rs"]
 mod first_contact;
 #[path = "integration/forget.rs"]

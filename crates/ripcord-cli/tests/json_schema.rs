@@ -516,6 +516,9 @@ fn every_command_prints_json_that_matches_its_schema() {
     assert_eq!(since, trail, "{since}");
     let verdict = c.ok(&ws, "audit", &["audit", "--verify"], none);
     assert!(verdict["first_bad"].is_null(), "{verdict}");
+    let drilled = c.ok(&ws, "drill", &["drill"], none);
+    assert_eq!(drilled["result"], "passed", "{drilled}");
+    c.err(&ws, "drill", &["drill", "no-such-target"], none);
     let checked = c.ok(&ws, "check", &["check"], none);
     assert_eq!(checked["ok"], true, "{checked}");
     c.err(&ws, "check", &["check", "--config", "no-such.toml"], none);

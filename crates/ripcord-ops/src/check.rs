@@ -273,6 +273,28 @@ fn catalog(ctx: &Ctx, items: &mut Vec<CheckItem>) {
         )),
         Err(e) => items.push(failed("safe mode", e.to_string(), "check the catalog file")),
     }
+    match catalog.last_drill() {
+        Ok(Some((started, result))) => items.push(CheckItem {
+            hint: (result != "passed")
+                .then(|| "`ripcord drill` again, and find out why a restore failed".into()),
+            ..item(
+                "drill",
+                if result == "passed" {
+                    CheckState::Ok
+                } else {
+                    CheckState::Failed
+                },
+                format!("the last restore drill {result} ({started})"),
+            )
+        }),
+        Ok(None) => items.push(CheckItem {
+            hint: Some(
+                "`ripcord drill` restores the latest snapshots into scratch and checks them".into(),
+            ),
+            ..item("drill", CheckState::Warning, "no restore drill yet")
+        }),
+        Err(e) => items.push(failed("drill", e.to_string(), "check the catalog file")),
+    }
     if let Ok(Some(h)) = catalog.flight_holder() {
         let state = if h.is_alive() == Some(false) {
             CheckItem {

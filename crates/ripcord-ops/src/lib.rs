@@ -7,6 +7,7 @@
 //!
 //! - [`audit`]: the audit entry of every changing command, and its check.
 //! - [`check`]: whether the repository, targets, migrations and catalog are ready.
+//! - [`drill`]: the latest snapshots restored into scratch, checked and timed.
 //! - [`ctx`]: the configuration, the passphrase, opening and locking the repository.
 //! - [`snapshot`]: one snapshot of configured targets.
 //! - [`restore`]: a restore, staged and checked, with a safety snapshot of
@@ -24,6 +25,7 @@ pub mod audit;
 pub mod check;
 pub mod ctx;
 pub mod diff;
+pub mod drill;
 pub mod error;
 pub mod incident;
 pub mod json;

@@ -127,6 +127,7 @@ fn run(ctx: &Ctx, command: Command) -> Result<()> {
         Command::Unlock { all, dry_run } => maintenance::unlock(ctx, all, dry_run),
         Command::Repair(cmd) => maintenance::repair(ctx, cmd),
         Command::Guard(cmd) => guard::run(ctx, cmd),
+        Command::Drill { targets, report } => recover::drill(ctx, &targets, report.as_deref()),
         Command::Migrate(cmd) => migrate::run(ctx, cmd),
         Command::Rollback(args) => migrate::rollback(ctx, args),
         Command::Recover(args) => recover::recover(ctx, &args),

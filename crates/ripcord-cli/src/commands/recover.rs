@@ -1,6 +1,6 @@
 //! `ripcord recover`, `runs` and `ack`.
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use ripcord_catalog::{Catalog, SqliteCatalog};
 use ripcord_ops::json::{AckOutput, AuditOutput};
 use ripcord_ops::recover::RecoverOptions;
@@ -389,4 +389,60 @@ fn go_on_elsewhere(ctx: &Ctx) -> ripcord_ops::overrun::Overrun {
         let e = cmd.exec();
         eprintln!("warning: cannot go on with run {run} in a new process: {e}");
     })
+}
+
+/// `ripcord drill [TARGET…] [--report FILE]`: exit 1 when a target failed.
+pub fn drill(ctx: &Ctx, targets: &[String], report: Option<&std::path::Path>) -> Result<()> {
+    let r = ripcord_ops::drill::drill(
+        ctx,
+        &ripcord_ops::drill::DrillOptions {
+            targets: targets.to_vec(),
+        },
+    )?;
+    if let Some(path) = report {
+        std::fs::write(path, ripcord_ops::drill::to_markdown(&r))
+            .with_context(|| format!("cannot write the report to {}", path.display()))?;
+    }
+    if ctx.json {
+        output::print_json(&r);
+    } else {
+        let rows: Vec<Vec<String>> = r
+            .targets
+            .iter()
+            .map(|t| {
+                vec![
+                    t.target.clone(),
+                    t.kind.clone(),
+                    t.result.to_uppercase(),
+                    format!("{:.2}s", t.rto_seconds),
+                    match t.rto_met {
+                        Some(true) => "met".into(),
+                        Some(false) => "MISSED".into(),
+                        None => "-".into(),
+                    },
+                    t.error.clone().unwrap_or_else(|| t.checked.clone()),
+                ]
+            })
+            .collect();
+        output::table_indented(
+            0,
+            &["TARGET", "KIND", "RESULT", "RTO", "OBJECTIVE", "CHECKED"],
+            &[false, false, false, true, false, false],
+            &rows,
+        );
+        ctx.say(format!("drill {} in {:.1}s", r.result, r.seconds));
+    }
+    if r.result != "passed" {
+        let failed: Vec<&str> = r
+            .targets
+            .iter()
+            .filter(|t| t.result != "passed")
+            .map(|t| t.target.as_str())
+            .collect();
+        return Err(CliError::Failed {
+            message: format!("the drill failed: {} did not restore", failed.join(", ")),
+        }
+        .into());
+    }
+    Ok(())
 }

@@ -102,6 +102,7 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
         ("error", s!(ErrorOutput)),
         ("init", s!(InitOutput)),
         ("check", s!(crate::check::CheckReport)),
+        ("drill", s!(crate::drill::DrillReport)),
         ("snapshot", s!(SnapshotOutput)),
         ("snapshots", s!(Vec<SnapshotView>)),
         ("show", s!(ShowOutput)),
