@@ -230,6 +230,21 @@ pub struct TierConfig {
     pub every: Option<String>,
     #[serde(default)]
     pub keep: KeepConfig,
+    /// The freshness limit: `ripcord check` fails when a target's newest
+    /// snapshot of this tier is older.
+    pub max_age: Option<String>,
+    /// The targets the tier covers; empty: every configured one.
+    #[serde(default)]
+    pub targets: Vec<String>,
+}
+
+impl TierConfig {
+    /// `max_age`, parsed (it was checked when the file was read).
+    pub fn max_age(&self) -> Option<std::time::Duration> {
+        self.max_age
+            .as_deref()
+            .and_then(|t| crate::duration::parse(t).ok())
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -554,7 +569,24 @@ impl Config {
             })?;
         }
         for (name, tier) in &config.tiers {
-            let durations = [("every", &tier.every), ("keep.within", &tier.keep.within)];
+            let durations = [
+                ("every", &tier.every),
+                ("keep.within", &tier.keep.within),
+                ("max_age", &tier.max_age),
+            ];
+            for t in &tier.targets {
+                if !config.targets.contains_key(t) {
+                    return Err(invalid(format!(
+                        "tiers.{name}.targets: no target {t:?}; targets: {}",
+                        config
+                            .targets
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+            }
             for (key, value) in durations {
                 if let Some(text) = value {
                     crate::duration::parse(text)

@@ -53,7 +53,7 @@ fn failed(what: impl Into<String>, detail: impl Into<String>, hint: &str) -> Che
 }
 
 pub fn check(ctx: &Ctx) -> Result<CheckReport> {
-    let mut items = vec![repository(ctx)];
+    let mut items = repository(ctx);
     for (name, target) in &ctx.config.targets {
         items.push(target_item(name, target));
     }
@@ -68,36 +68,40 @@ pub fn check(ctx: &Ctx) -> Result<CheckReport> {
     })
 }
 
-fn repository(ctx: &Ctx) -> CheckItem {
+fn repository(ctx: &Ctx) -> Vec<CheckItem> {
     let url = match ctx.config.repository_url() {
         Ok(u) => u.to_string(),
         Err(e) => {
-            return failed(
+            return vec![failed(
                 "repository",
                 e.to_string(),
                 "set [repository] url in ripcord.toml, or RIPCORD_REPOSITORY",
-            )
+            )]
         }
     };
     let opened = ctx.open_repo().and_then(|repo| {
-        let n = repo.snapshot_list()?.snapshots.len();
-        Ok((repo.keys().is_encrypted(), n))
+        let list = repo.snapshot_list()?;
+        Ok((repo.keys().is_encrypted(), list.snapshots))
     });
     match opened {
-        Ok((encrypted, n)) => item(
-            "repository",
-            CheckState::Ok,
-            format!(
-                "{url}: {}, {}",
-                if encrypted {
-                    "encrypted"
-                } else {
-                    "not encrypted"
-                },
-                ripcord_core::text::counted(n as u64, "snapshot")
-            ),
-        ),
-        Err(e) => CheckItem {
+        Ok((encrypted, snapshots)) => {
+            let mut items = vec![item(
+                "repository",
+                CheckState::Ok,
+                format!(
+                    "{url}: {}, {}",
+                    if encrypted {
+                        "encrypted"
+                    } else {
+                        "not encrypted"
+                    },
+                    ripcord_core::text::counted(snapshots.len() as u64, "snapshot")
+                ),
+            )];
+            items.extend(freshness(ctx, &snapshots));
+            items
+        }
+        Err(e) => vec![CheckItem {
             hint: ripcord_core::Classify::hint(&e)
                 .or_else(|| Some("`ripcord init` creates a repository".into())),
             ..item(
@@ -105,8 +109,67 @@ fn repository(ctx: &Ctx) -> CheckItem {
                 CheckState::Failed,
                 format!("{url}: {}", e.chain()),
             )
-        },
+        }],
     }
+}
+
+/// For every tier with a `max_age`, each of its targets' newest snapshot
+/// of that tier: fresh enough, or overdue.
+fn freshness(
+    ctx: &Ctx,
+    snapshots: &[(ripcord_repo::Id, ripcord_repo::manifest::Snapshot)],
+) -> Vec<CheckItem> {
+    let now = chrono::Utc::now();
+    let short = ripcord_core::duration::short;
+    let mut items = Vec::new();
+    for (tier, config) in &ctx.config.tiers {
+        let Some(max) = config.max_age() else {
+            continue;
+        };
+        let targets: Vec<&String> = if config.targets.is_empty() {
+            ctx.config.targets.keys().collect()
+        } else {
+            config.targets.iter().collect()
+        };
+        for target in targets {
+            let what = format!("tier {tier}: {target}");
+            let newest = snapshots
+                .iter()
+                .filter(|(_, s)| s.tier.as_deref() == Some(tier) && s.target(target).is_some())
+                .map(|(_, s)| s.time)
+                .max();
+            let hint = Some(format!("`ripcord snapshot {target} --tier {tier}`"));
+            let age = newest.map(|t| (now - t).to_std().unwrap_or_default());
+            items.push(match age {
+                None => CheckItem {
+                    hint,
+                    ..item(
+                        what,
+                        CheckState::Failed,
+                        format!("no snapshot of this tier yet (max age {})", short(max)),
+                    )
+                },
+                Some(age) if age > max => CheckItem {
+                    hint,
+                    ..item(
+                        what,
+                        CheckState::Failed,
+                        format!(
+                            "overdue: the newest is {} old (max age {})",
+                            short(age),
+                            short(max)
+                        ),
+                    )
+                },
+                Some(age) => item(
+                    what,
+                    CheckState::Ok,
+                    format!("the newest is {} old (max age {})", short(age), short(max)),
+                ),
+            });
+        }
+    }
+    items
 }
 
 fn target_item(name: &str, target: &TargetConfig) -> CheckItem {

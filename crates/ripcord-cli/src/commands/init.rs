@@ -46,6 +46,8 @@ jobs = 0
 #
 # [tiers.daily]
 # every = "24h"
+# max_age = "26h"              # `ripcord check` fails when the newest daily snapshot is older
+# targets = ["app"]            # default: every target
 # keep = { daily = 30 }        # also last, hourly, weekly, monthly, yearly, within, tags = ["pre-deploy"]
 
 # Safety snapshots (tagged `safety`, taken by in-place restores and migrations) are kept apart

@@ -101,3 +101,28 @@ fn a_drill_of_postgres_restores_into_a_new_database_and_drops_it() {
     );
     assert_eq!(rows(&db, "SELECT count(*) FROM orders"), ["500"]);
 }
+
+#[test]
+fn check_says_when_a_tier_is_overdue_for_each_of_its_targets() {
+    let mut s = DirSetup::new(53);
+    s.ws.append_config(
+        "[tiers.hot]\nevery = \"1h\"\nmax_age = \"2s\"\nkeep = { last = 3 }\ntargets = [\"app\"]\n",
+    );
+    s.ws.run(&["check"])
+        .assert_code(1)
+        .assert_stdout_has("tier hot: app")
+        .assert_stdout_has("no snapshot of this tier yet");
+    // A snapshot of another tier (none) does not count.
+    s.ws.ok(&["snapshot"]);
+    s.ws.run(&["check"]).assert_code(1);
+    s.ws.ok(&["snapshot", "--tier", "hot"]);
+    s.ws.ok(&["check"]).assert_stdout_has("max age 2s");
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    s.ws.run(&["check"])
+        .assert_code(1)
+        .assert_stdout_has("overdue: the newest is");
+    s.ws.append_config("[tiers.cold]\nmax_age = \"1d\"\ntargets = [\"nope\"]\n");
+    s.ws.run(&["check"])
+        .assert_code(2)
+        .assert_stderr_has("tiers.cold.targets: no target \"nope\"");
+}

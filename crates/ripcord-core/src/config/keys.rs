@@ -35,7 +35,12 @@ const KEEP: Shape = Table(&[
     ("tags", Value),
 ]);
 
-const TIER: Shape = Table(&[("every", Value), ("keep", KEEP)]);
+const TIER: Shape = Table(&[
+    ("every", Value),
+    ("keep", KEEP),
+    ("max_age", Value),
+    ("targets", Value),
+]);
 
 const TABLE_MIGRATION: Shape = Table(&[("on_conflict", Value)]);
 
