@@ -4,16 +4,24 @@
 //! script, where `statement_timeout` would bound each statement); SQLite's
 //! through its interrupt handle.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use super::db::Conn;
 
-/// Armed while a change's script runs; disarmed when dropped.
+/// Where the watch stands; the thread and the engine change it under one
+/// lock, so a statement is never cancelled after the script was done.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    Armed,
+    Fired,
+    Disarmed,
+}
+
+/// Armed while a change's script runs.
 pub struct Deadline {
-    fired: Arc<AtomicBool>,
-    stop: Option<mpsc::Sender<()>>,
+    state: Arc<Mutex<State>>,
+    stop: mpsc::Sender<()>,
     limit: Duration,
 }
 
@@ -21,7 +29,6 @@ impl Deadline {
     /// Arms the deadline `limit` from now on `conn`; `None` arms nothing.
     pub fn arm(conn: Conn<'_>, limit: Option<Duration>) -> Option<Deadline> {
         let limit = limit?;
-        let fired = Arc::new(AtomicBool::new(false));
         // What stops the statement at the deadline, from another thread.
         let stop_statement: Box<dyn FnOnce() + Send> = match conn {
             Conn::Postgres(client) => {
@@ -35,24 +42,20 @@ impl Deadline {
                 Box::new(move || handle.interrupt())
             }
         };
+        let state = Arc::new(Mutex::new(State::Armed));
         let (stop, wait) = mpsc::channel::<()>();
-        let flag = Arc::clone(&fired);
+        let watched = Arc::clone(&state);
         std::thread::spawn(move || {
-            if wait.recv_timeout(limit) == Err(mpsc::RecvTimeoutError::Timeout) {
-                flag.store(true, Ordering::SeqCst);
+            if wait.recv_timeout(limit) != Err(mpsc::RecvTimeoutError::Timeout) {
+                return;
+            }
+            let mut s = watched.lock().unwrap_or_else(|e| e.into_inner());
+            if *s == State::Armed {
+                *s = State::Fired;
                 stop_statement();
             }
         });
-        Some(Deadline {
-            fired,
-            stop: Some(stop),
-            limit,
-        })
-    }
-
-    /// Whether the deadline stopped the script.
-    pub fn fired(&self) -> bool {
-        self.fired.load(Ordering::SeqCst)
+        Some(Deadline { state, stop, limit })
     }
 
     /// The message of a change the deadline stopped.
@@ -63,10 +66,13 @@ impl Deadline {
         )
     }
 
-    /// Disarms it: the script ended first.
-    pub fn disarm(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+    /// Disarms it once the script has returned; whether the deadline
+    /// fired first (then the change failed, whatever the script said).
+    pub fn disarm(&self) -> bool {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let fired = *s == State::Fired;
+        *s = State::Disarmed;
+        let _ = self.stop.send(());
+        fired
     }
 }

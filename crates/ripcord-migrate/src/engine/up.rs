@@ -251,10 +251,9 @@ fn apply_one(
             let deadline = Deadline::arm(db.conn(), opts.change_timeout);
             let ran = execute(db, &p.up);
             if let Some(d) = deadline {
-                if d.fired() {
+                if d.disarm() {
                     return Ok(Err(("up".into(), d.message())));
                 }
-                d.disarm();
             }
             if let Err(e) = ran {
                 return Ok(Err(("up".into(), e.to_string())));
@@ -436,10 +435,9 @@ fn apply_one(
             .err()
             .map(|e| ("up", e.to_string()));
         if let Some(d) = deadline {
-            if d.fired() {
+            if d.disarm() {
                 failed = Some(("up", d.message()));
             }
-            d.disarm();
         }
         if failed.is_none() {
             if let Some(verify) = &p.verify {
