@@ -81,10 +81,11 @@ fn repository(ctx: &Ctx) -> Vec<CheckItem> {
     };
     let opened = ctx.open_repo().and_then(|repo| {
         let list = repo.snapshot_list()?;
-        Ok((repo.keys().is_encrypted(), list.snapshots))
+        let stale = ripcord_repo::lock::removable_locks(&repo, false)?;
+        Ok((repo.keys().is_encrypted(), list.snapshots, stale))
     });
     match opened {
-        Ok((encrypted, snapshots)) => {
+        Ok((encrypted, snapshots, stale)) => {
             let mut items = vec![item(
                 "repository",
                 CheckState::Ok,
@@ -98,6 +99,28 @@ fn repository(ctx: &Ctx) -> Vec<CheckItem> {
                     ripcord_core::text::counted(snapshots.len() as u64, "snapshot")
                 ),
             )];
+            if !stale.is_empty() {
+                items.push(CheckItem {
+                    hint: Some("`ripcord unlock` removes locks whose process is gone".into()),
+                    ..item(
+                        "locks",
+                        CheckState::Warning,
+                        format!(
+                            "{} left by a process that ended: {}",
+                            ripcord_core::text::count(
+                                stale.len() as u64,
+                                "stale lock",
+                                "stale locks"
+                            ),
+                            stale
+                                .iter()
+                                .map(|(_, shown)| shown.as_str())
+                                .collect::<Vec<_>>()
+                                .join("; ")
+                        ),
+                    )
+                });
+            }
             items.extend(freshness(ctx, &snapshots));
             items
         }

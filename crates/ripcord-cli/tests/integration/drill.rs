@@ -126,3 +126,18 @@ fn check_says_when_a_tier_is_overdue_for_each_of_its_targets() {
         .assert_code(2)
         .assert_stderr_has("tiers.cold.targets: no target \"nope\"");
 }
+
+#[test]
+fn check_reports_a_stale_lock_until_unlock() {
+    let s = DirSetup::new(54);
+    let killed =
+        s.ws.run_env(&["snapshot"], &[("RIPCORD_FAILPOINT", "before-manifest")]);
+    assert_eq!(killed.signal, Some(9), "{killed}");
+    s.ws.ok(&["check"])
+        .assert_stdout_has("WARN   locks")
+        .assert_stdout_has("1 stale lock left by a process that ended")
+        .assert_stdout_has("ripcord unlock");
+    s.ws.ok(&["unlock"]);
+    let out = s.ws.ok(&["check"]);
+    assert!(!out.stdout.contains("stale lock"), "{out}");
+}
