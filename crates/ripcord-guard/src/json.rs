@@ -21,20 +21,12 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
         .into_iter()
         .filter(|(c, _)| *c != "migrate up")
         .collect();
-    // Of the documents as serialized, as ripcord_ops does.
-    macro_rules! s {
-        ($t:ty) => {
-            schemars::generate::SchemaSettings::draft2020_12()
-                .for_serialize()
-                .into_generator()
-                .into_root_schema_for::<$t>()
-        };
-    }
+    use ripcord_ops::json::serialized;
     all.extend([
-        ("migrate up", s!(BakedUpOutput)),
-        ("guard check", s!(crate::check::GuardCheck)),
-        ("guard status", s!(crate::check::GuardCheck)),
-        ("guard watch", s!(crate::watch::WatchReport)),
+        ("migrate up", serialized::<BakedUpOutput>()),
+        ("guard check", serialized::<crate::check::GuardCheck>()),
+        ("guard status", serialized::<crate::check::GuardCheck>()),
+        ("guard watch", serialized::<crate::watch::WatchReport>()),
     ]);
     all
 }

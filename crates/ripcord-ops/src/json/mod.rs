@@ -85,17 +85,21 @@ pub struct ErrorOutput {
     pub exit_code: i32,
 }
 
+/// The schema of a document as serialized: a field skipped when empty is
+/// not required.
+pub fn serialized<T: schemars::JsonSchema>() -> schemars::Schema {
+    schemars::generate::SchemaSettings::draft2020_12()
+        .for_serialize()
+        .into_generator()
+        .into_root_schema_for::<T>()
+}
+
 /// The schema of each command's document, by the command's words
 /// (`snapshot`, `migrate up`, ...); `error` is the shape of every failure.
 pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
-    // Of the documents as serialized: a field skipped when empty is not
-    // required.
     macro_rules! s {
         ($t:ty) => {
-            schemars::generate::SchemaSettings::draft2020_12()
-                .for_serialize()
-                .into_generator()
-                .into_root_schema_for::<$t>()
+            serialized::<$t>()
         };
     }
     vec![
