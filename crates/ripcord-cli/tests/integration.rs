@@ -6,6 +6,8 @@ mod common;
 
 #[path = "integration/audit.rs"]
 mod audit;
+#[path = "integration/backends.rs"]
+mod backends;
 #[path = "integration/bad_input.rs"]
 mod bad_input;
 #[path = "integration/crash.rs"]

@@ -148,12 +148,38 @@ pub struct Config {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RepositoryConfig {
-    /// `file:///path`, a plain path, or (later) `s3://bucket/prefix`.
+    /// `file:///path`, a plain path, or `s3://bucket/prefix`.
     pub url: Option<String>,
     /// A shell command whose standard output is the passphrase.
     pub password_command: Option<String>,
     /// How long `password_command` may run, e.g. `30s` (the default).
     pub password_command_timeout: Option<String>,
+    /// `[repository.s3]`: how to reach an `s3://` repository. Anything left
+    /// out comes from the standard AWS environment variables.
+    #[serde(default)]
+    pub s3: S3Config,
+}
+
+/// `[repository.s3]`. Keys left out fall back to `AWS_ENDPOINT_URL`,
+/// `AWS_REGION` (or `AWS_DEFAULT_REGION`), `AWS_ACCESS_KEY_ID` and
+/// `AWS_SECRET_ACCESS_KEY`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    /// The server, e.g. `http://127.0.0.1:3900`; AWS itself when unset.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    /// `https://endpoint/bucket/key` rather than `https://bucket.endpoint/key`;
+    /// most self-hosted servers (Garage, MinIO) want it.
+    #[serde(default)]
+    pub path_style: bool,
+    /// How many times a transient error (a 5xx, a dropped connection) is
+    /// retried with backoff before the command fails. Default 8.
+    pub retries: Option<usize>,
+    /// How long one request keeps retrying, e.g. `2m` (the default).
+    pub retry_timeout: Option<String>,
 }
 
 impl RepositoryConfig {
@@ -622,6 +648,10 @@ impl Config {
         for (key, value) in [
             ("objectives.rto", &config.objectives.rto),
             ("objectives.rpo", &config.objectives.rpo),
+            (
+                "repository.s3.retry_timeout",
+                &config.repository.s3.retry_timeout,
+            ),
         ] {
             if let Some(t) = value {
                 crate::duration::parse(t).map_err(|e| invalid(format!("{key}: {e}")))?;

@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 use ripcord_core::config::Config;
 use ripcord_repo::backend::{Backend, LocalBackend};
 use ripcord_repo::lock::LockGuard;
+use ripcord_repo::s3::{S3Backend, S3Options};
 use ripcord_repo::Repository;
 use zeroize::Zeroizing;
 
@@ -88,11 +89,42 @@ impl Ctx {
     }
 
     pub fn backend(&self) -> Result<Arc<dyn Backend>> {
-        let url = self.config.repository_url()?;
+        self.backend_at(self.config.repository_url()?)
+    }
+
+    /// The storage a repository location names: a local path, a `file://`
+    /// URL, or `s3://bucket/prefix` (reached with `[repository.s3]`, and
+    /// contacted once here so that bad settings fail before anything runs).
+    pub fn backend_at(&self, url: &str) -> Result<Arc<dyn Backend>> {
+        if url.starts_with("s3://") {
+            let s3 = &self.config.repository.s3;
+            let opts = S3Options {
+                endpoint: s3.endpoint.clone(),
+                region: s3.region.clone(),
+                access_key_id: s3.access_key_id.clone(),
+                secret_access_key: s3.secret_access_key.clone(),
+                path_style: s3.path_style,
+                retries: s3.retries,
+                retry_timeout: s3
+                    .retry_timeout
+                    .as_deref()
+                    .and_then(|t| ripcord_core::duration::parse(t).ok()),
+            };
+            let backend = S3Backend::new(url, &opts).map_err(|why| {
+                Error::usage(
+                    format!("repository url {url:?}: {why}"),
+                    "see [repository.s3] in docs/operations.md",
+                )
+            })?;
+            backend.check().map_err(|e| {
+                ripcord_repo::Error::io(format!("cannot reach the repository at {url}"), e)
+            })?;
+            return Ok(Arc::new(backend));
+        }
         let root = ripcord_repo::backend::local_root(url).map_err(|why| {
             Error::usage(
                 format!("repository url {url:?}: {why}"),
-                "use a local path or a file:// URL",
+                "use a local path, a file:// URL or s3://bucket/prefix",
             )
         })?;
         Ok(Arc::new(LocalBackend::new(root)))

@@ -212,8 +212,9 @@ impl SafetyNet for RepoNet<'_> {
             .config
             .repository_url()
             .map_err(|e| wrap("pre-flight", e))?;
-        let root = ripcord_repo::backend::local_root(url).unwrap_or_else(|_| url.into());
-        if let Some(free) = free_space(&root) {
+        // Object storage has no free-space figure to check against.
+        let root = ripcord_repo::backend::local_root(url).ok();
+        if let Some((root, free)) = root.and_then(|r| free_space(&r).map(|f| (r, f))) {
             if free < need {
                 return Err(ripcord_migrate::Error::Refused {
                     message: format!(

@@ -46,7 +46,7 @@ pub fn local_root(location: &str) -> std::result::Result<PathBuf, String> {
     let url = url::Url::parse(location).map_err(|e| format!("not a valid URL: {e}"))?;
     if url.scheme() != "file" {
         return Err(format!(
-            "{:?} is not a local folder: a repository is a path or a file:// URL",
+            "{:?} is not a supported scheme: a repository is a path, a file:// URL or s3://bucket/prefix",
             url.scheme()
         ));
     }

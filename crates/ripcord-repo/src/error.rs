@@ -79,12 +79,20 @@ impl Classify for Error {
             | Error::Damaged { .. }
             | Error::UnsafeManifest { .. }
             | Error::Untrusted { .. } => Class::Refused,
+            Error::Io { source, .. }
+                if crate::s3::BackendError::of(source).is_some_and(|b| b.is_setup()) =>
+            {
+                Class::Usage
+            }
             Error::Corrupt { .. } | Error::NoKey { .. } | Error::Io { .. } => Class::Failed,
         }
     }
 
     fn hint(&self) -> Option<String> {
         let text = match self {
+            Error::Io { source, .. } if crate::s3::BackendError::of(source).is_some() => {
+                crate::s3::BackendError::of(source)?.hint()
+            }
             Error::NotARepository { .. } => {
                 "check [repository] url in ripcord.toml (or RIPCORD_REPOSITORY), or create one with `ripcord init`"
             }

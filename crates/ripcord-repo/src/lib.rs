@@ -30,6 +30,7 @@ pub mod prune;
 pub mod repo;
 pub mod retention;
 pub mod rowdelta;
+pub mod s3;
 pub mod saver;
 mod trust;
 pub mod verify;

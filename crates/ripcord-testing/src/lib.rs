@@ -16,6 +16,7 @@
 pub mod app;
 pub mod data;
 pub mod fingerprint;
+pub mod garage;
 pub mod pg;
 pub mod process;
 pub mod prometheus;

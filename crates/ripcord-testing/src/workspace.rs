@@ -22,6 +22,9 @@ pub struct Workspace {
     password: String,
     targets: Vec<(String, Target)>,
     extra_config: String,
+    /// The repository's URL and its settings (`[repository.s3]`), when it
+    /// is not the folder `repo/`.
+    repository: Option<(String, String)>,
     /// Variables every command of this workspace gets.
     env: Vec<(String, String)>,
 }
@@ -54,6 +57,7 @@ impl Workspace {
             password: Workspace::PASSWORD.to_string(),
             targets: Vec::new(),
             extra_config: String::new(),
+            repository: None,
             env: Vec::new(),
         };
         ws.write_config();
@@ -68,6 +72,23 @@ impl Workspace {
     /// A path inside the workspace folder.
     pub fn path(&self, rel: impl AsRef<Path>) -> PathBuf {
         self.root().join(rel)
+    }
+
+    /// Puts the repository at `url` (for example `s3://bucket/prefix`)
+    /// instead of `repo/`, with `settings` (TOML such as a
+    /// `[repository.s3]` table) added to the configuration.
+    pub fn use_repository(&mut self, url: &str, settings: &str) {
+        self.repository = Some((url.to_string(), settings.to_string()));
+        self.write_config();
+    }
+
+    /// Where the repository is: `repo/`'s path, or the URL given to
+    /// [`use_repository`](Self::use_repository).
+    pub fn repo_url(&self) -> String {
+        match &self.repository {
+            Some((url, _)) => url.clone(),
+            None => self.repo().display().to_string(),
+        }
     }
 
     /// The repository folder.
@@ -143,8 +164,12 @@ impl Workspace {
     pub fn config_text(&self) -> String {
         let mut s = format!(
             "[repository]\nurl = {}\n\n[snapshot]\ncompression = 1\n",
-            toml_str(&self.repo().display().to_string())
+            toml_str(&self.repo_url())
         );
+        if let Some((_, settings)) = &self.repository {
+            s.push('\n');
+            s.push_str(settings);
+        }
         for (name, t) in &self.targets {
             s.push_str(&format!("\n[targets.{name}]\n"));
             match t {
@@ -185,7 +210,7 @@ impl Workspace {
         let out = self.run(&["init"]);
         out.assert_ok();
         assert!(
-            self.repo().join("config").is_file(),
+            self.repository.is_some() || self.repo().join("config").is_file(),
             "init did not create {}/config\n{out}",
             self.repo().display()
         );

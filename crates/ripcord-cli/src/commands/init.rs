@@ -145,7 +145,12 @@ pub fn run(config: Option<PathBuf>, json: bool, quiet: bool, args: &InitArgs) ->
         ));
         return Ok(());
     }
-    if let Some(local) = ctx.config.repository_url().ok().map(LocalBackend::from_url) {
+    let local = ctx
+        .config
+        .repository_url()
+        .ok()
+        .filter(|u| !u.starts_with("s3://"));
+    if let Some(local) = local.map(LocalBackend::from_url) {
         std::fs::create_dir_all(local.root())
             .with_context(|| format!("cannot create {}", local.root().display()))?;
     }

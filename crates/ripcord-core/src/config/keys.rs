@@ -51,6 +51,18 @@ const ROOT: Shape = Table(&[
             ("url", Value),
             ("password_command", Value),
             ("password_command_timeout", Value),
+            (
+                "s3",
+                Table(&[
+                    ("endpoint", Value),
+                    ("region", Value),
+                    ("access_key_id", Value),
+                    ("secret_access_key", Value),
+                    ("path_style", Value),
+                    ("retries", Value),
+                    ("retry_timeout", Value),
+                ]),
+            ),
         ]),
     ),
     ("targets", Named(&Target)),
