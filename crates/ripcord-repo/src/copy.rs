@@ -51,6 +51,37 @@ const MAP_LIMIT: usize = 1 << 20;
 /// with the default chunker).
 const READ_BATCH: usize = 16;
 
+/// The snapshots a repository holds, by the id each was first taken as.
+pub struct Copies {
+    by_original: HashMap<Id, Id>,
+    damaged: Vec<DamagedSnapshot>,
+}
+
+impl Copies {
+    /// Reads every manifest of `repo`; writes nothing.
+    pub fn of(repo: &Repository) -> Result<Copies> {
+        let list = repo.snapshot_list()?;
+        Ok(Copies {
+            by_original: list
+                .snapshots
+                .iter()
+                .map(|(id, s)| (s.original(*id), *id))
+                .collect(),
+            damaged: list.damaged,
+        })
+    }
+
+    /// The copy of snapshot `id` of another repository, if there is one.
+    pub fn find(&self, id: Id, snap: &Snapshot) -> Option<Id> {
+        self.by_original.get(&snap.original(id)).copied()
+    }
+
+    /// Manifests that do not read (a snapshot they copied is copied again).
+    pub fn damaged(&self) -> &[DamagedSnapshot] {
+        &self.damaged
+    }
+}
+
 /// Copies snapshots from one repository to another. The caller holds a
 /// shared lock on each.
 pub struct Copier<'a> {
@@ -63,13 +94,11 @@ pub struct Copier<'a> {
     written: HashSet<Id>,
     /// Source blob id → destination blob id.
     map: HashMap<Id, Id>,
-    /// Id as first taken → its copy in the destination.
-    copies: HashMap<Id, Id>,
+    copies: Copies,
     /// Destination blobs the snapshot being copied needs, to count each once.
     touched: HashSet<Id>,
     stats: CopyStats,
     recovered_packs: usize,
-    damaged: Vec<DamagedSnapshot>,
 }
 
 impl<'a> Copier<'a> {
@@ -83,12 +112,7 @@ impl<'a> Copier<'a> {
     ) -> Result<Copier<'a>> {
         let mut dst_index = dst.load_index()?;
         let recovered_packs = dst.index_orphan_packs(&mut dst_index)?;
-        let list = dst.snapshot_list()?;
-        let copies = list
-            .snapshots
-            .iter()
-            .map(|(id, s)| (s.original(*id), *id))
-            .collect();
+        let copies = Copies::of(dst)?;
         Ok(Copier {
             src,
             src_index,
@@ -101,7 +125,6 @@ impl<'a> Copier<'a> {
             touched: HashSet::new(),
             stats: CopyStats::default(),
             recovered_packs,
-            damaged: list.damaged,
         })
     }
 
@@ -110,10 +133,9 @@ impl<'a> Copier<'a> {
         self.recovered_packs
     }
 
-    /// Destination manifests that do not read (skipped: a snapshot they
-    /// copied is copied again).
-    pub fn damaged(&self) -> &[DamagedSnapshot] {
-        &self.damaged
+    /// The snapshots the destination holds.
+    pub fn copies(&self) -> &Copies {
+        &self.copies
     }
 
     pub fn stats(&self) -> CopyStats {
@@ -127,7 +149,7 @@ impl<'a> Copier<'a> {
 
     /// The destination's copy of source snapshot `id`, if it has one.
     pub fn existing(&self, id: Id, snap: &Snapshot) -> Option<Id> {
-        self.copies.get(&snap.original(id)).copied()
+        self.copies.find(id, snap)
     }
 
     /// Copies one snapshot (the caller checked [`existing`](Self::existing))
@@ -158,18 +180,18 @@ impl<'a> Copier<'a> {
             ..snap.clone()
         };
         let new_id = self.dst.save_snapshot(&copy)?;
-        self.copies.insert(snap.original(id), new_id);
+        self.copies.by_original.insert(snap.original(id), new_id);
         Ok(new_id)
     }
 
     /// The destination's copy of source snapshot `id`, looked up by the id
     /// it was first taken as.
     fn copy_of_source(&self, id: Id) -> Option<Id> {
-        if let Some(c) = self.copies.get(&id) {
+        if let Some(c) = self.copies.by_original.get(&id) {
             return Some(*c);
         }
         let snap = self.src.load_snapshot(&id).ok()?;
-        self.copies.get(&snap.original(id)).copied()
+        self.copies.find(id, &snap)
     }
 
     fn copy_target(
