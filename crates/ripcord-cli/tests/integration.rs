@@ -8,6 +8,8 @@ mod common;
 mod audit;
 #[path = "integration/bad_input.rs"]
 mod bad_input;
+#[path = "integration/copy.rs"]
+mod copy;
 #[path = "integration/crash.rs"]
 mod crash;
 #[path = "integration/diff.rs"]
