@@ -287,3 +287,49 @@ fn a_copy_killed_anywhere_leaves_the_destination_verifying_and_a_rerun_completes
     dst.ok(&["prune"]);
     verify_deep(&dst);
 }
+
+#[test]
+fn a_copy_damaged_before_it_is_read_back_fails_and_names_the_damage() {
+    let s = source(75);
+    let dst = destination();
+    let pause = s.ws.path("paused");
+    let target = to(&dst);
+    let mut cmd = s.ws.command(&["copy", "--to", &target]);
+    cmd.env("RIPCORD_TO_PASSWORD", TO_PASSWORD).env(
+        "RIPCORD_PAUSE",
+        format!("copy-before-manifest={}", pause.display()),
+    );
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().expect("start ripcord copy");
+    assert!(
+        ripcord_testing::process::wait_until(std::time::Duration::from_secs(60), || pause.exists()),
+        "the copy never reached its pause"
+    );
+    // Packs and index are written: damage every pack, then let it go on.
+    let packs = {
+        let mut v = Vec::new();
+        let mut stack = vec![dst.repo().join("data")];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p)
+                } else {
+                    v.push(p)
+                }
+            }
+        }
+        v
+    };
+    assert!(!packs.is_empty());
+    for p in &packs {
+        flip_byte(p, 40);
+    }
+    std::fs::remove_file(&pause).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("does not verify"), "{stderr}");
+    assert!(stderr.contains("shop/<sqlite image>"), "{stderr}");
+}
