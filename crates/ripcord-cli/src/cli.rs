@@ -56,6 +56,9 @@ pub enum Command {
     Forget(ForgetArgs),
     /// Delete data that no snapshot references
     Prune(PruneArgs),
+    /// Copy snapshots to another repository, which has its own passphrase: only the data it
+    /// lacks is sent, and what was sent is read back and checked there
+    Copy(CopyArgs),
     /// Manage the passphrases that open the repository
     #[command(subcommand)]
     Key(KeyCommand),
@@ -193,6 +196,25 @@ pub struct SnapshotArgs {
     #[arg(long, value_parser = parse_jobs)]
     pub jobs: Option<usize>,
     /// Show what would be snapshot, and from where; read and write nothing
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CopyArgs {
+    /// Snapshots to copy: ids, unique prefixes, `latest` or `latest:TAG` [default: every
+    /// snapshot, safety snapshots included]
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshots: Vec<String>,
+    /// The destination repository: a path or file:// URL. Create it first with
+    /// `ripcord init --repository URL`
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+    /// A command that prints the destination's passphrase [default: RIPCORD_TO_PASSWORD,
+    /// else a prompt on a terminal]
+    #[arg(long, value_name = "CMD")]
+    pub to_password_command: Option<String>,
+    /// Show which snapshots would be copied and which are there already; write nothing
     #[arg(long, short = 'n')]
     pub dry_run: bool,
 }

@@ -10,6 +10,8 @@ mod audit;
 mod backends;
 #[path = "integration/bad_input.rs"]
 mod bad_input;
+#[path = "integration/copy.rs"]
+mod copy;
 #[path = "integration/crash.rs"]
 mod crash;
 #[path = "integration/diff.rs"]

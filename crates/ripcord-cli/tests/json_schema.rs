@@ -314,6 +314,23 @@ fn every_command_prints_json_that_matches_its_schema() {
     c.err(&ws, "diff", &["diff", &first, "ffffffff"], none);
     c.ok(&ws, "verify", &["verify", "--deep"], none);
     c.err(&ws, "verify", &["verify", "--subset", "10%"], none);
+    // Copies to a repository with a passphrase of its own.
+    let mut dest = Workspace::new(bin());
+    dest.set_password("the destination's own passphrase");
+    dest.init();
+    let dest_url = dest.repo().display().to_string();
+    let to_pw = &[("RIPCORD_TO_PASSWORD", "the destination's own passphrase")];
+    let planned = c.ok(
+        &ws,
+        "copy",
+        &["copy", "--to", &dest_url, "--dry-run"],
+        to_pw,
+    );
+    assert_eq!(planned["copied_count"], 2, "{planned}");
+    let copied = c.ok(&ws, "copy", &["copy", "--to", &dest_url], to_pw);
+    assert_eq!(copied["verify"]["snapshot_count"], 2, "{copied}");
+    let wrong_to = &[("RIPCORD_TO_PASSWORD", "not the destination's")];
+    c.err(&ws, "copy", &["copy", "--to", &dest_url], wrong_to);
     let into = ws.path("restored");
     c.ok(
         &ws,

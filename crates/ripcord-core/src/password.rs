@@ -13,7 +13,11 @@ use crate::{Class, Classify};
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Variables a child process must never see.
-const SECRET_VARS: &[&str] = &["RIPCORD_PASSWORD", "RIPCORD_NEW_PASSWORD"];
+const SECRET_VARS: &[&str] = &[
+    "RIPCORD_PASSWORD",
+    "RIPCORD_NEW_PASSWORD",
+    "RIPCORD_TO_PASSWORD",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {

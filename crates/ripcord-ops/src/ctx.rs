@@ -14,10 +14,11 @@ use zeroize::Zeroizing;
 use crate::report::{self, Bar, Reporter};
 use crate::{Context as _, Error, Result};
 
-/// RIPCORD_PASSWORD and RIPCORD_NEW_PASSWORD, taken out of the environment
-/// when the process starts, so that no child process (pg_dump, psql,
+/// RIPCORD_PASSWORD, RIPCORD_NEW_PASSWORD and RIPCORD_TO_PASSWORD (the
+/// destination of `copy`), taken out of the environment when the process
+/// starts, so that no child process (pg_dump, psql,
 /// password_command, hooks) can inherit them.
-static SECRET_ENV: OnceLock<[Option<Zeroizing<String>>; 2]> = OnceLock::new();
+static SECRET_ENV: OnceLock<[Option<Zeroizing<String>>; 3]> = OnceLock::new();
 
 /// Moves the passphrase variables from the environment into memory. A
 /// program calls it first thing, before any thread starts (changing the
@@ -33,11 +34,12 @@ pub fn take_secret_env() {
             })
             .collect::<Vec<_>>()
             .try_into()
-            .expect("two secret variables")
+            .expect("three secret variables")
     });
 }
 
-/// The value `RIPCORD_PASSWORD` (0) or `RIPCORD_NEW_PASSWORD` (1) had.
+/// The value `RIPCORD_PASSWORD` (0), `RIPCORD_NEW_PASSWORD` (1) or
+/// `RIPCORD_TO_PASSWORD` (2) had.
 pub fn secret_env(which: usize) -> Option<Zeroizing<String>> {
     take_secret_env();
     SECRET_ENV.get().and_then(|v| v[which].clone())
@@ -88,6 +90,7 @@ impl Ctx {
         report::bar(&*self.reporter, total, message)
     }
 
+    /// The configured repository's backend.
     pub fn backend(&self) -> Result<Arc<dyn Backend>> {
         self.backend_at(self.config.repository_url()?)
     }
@@ -95,6 +98,8 @@ impl Ctx {
     /// The storage a repository location names: a local path, a `file://`
     /// URL, or `s3://bucket/prefix` (reached with `[repository.s3]`, and
     /// contacted once here so that bad settings fail before anything runs).
+    /// The one place a kind of backend is chosen, for the configured
+    /// repository and for others (the destination of `copy`).
     pub fn backend_at(&self, url: &str) -> Result<Arc<dyn Backend>> {
         if url.starts_with("s3://") {
             let s3 = &self.config.repository.s3;

@@ -7,6 +7,7 @@
 //!
 //! - [`audit`]: the audit entry of every changing command, and its check.
 //! - [`check`]: whether the repository, targets, migrations and catalog are ready.
+//! - [`copy`]: snapshots copied to another repository, and read back there.
 //! - [`drill`]: the latest snapshots restored into scratch, checked and timed.
 //! - [`ctx`]: the configuration, the passphrase, opening and locking the repository.
 //! - [`snapshot`]: one snapshot of configured targets.
@@ -23,6 +24,7 @@
 
 pub mod audit;
 pub mod check;
+pub mod copy;
 pub mod ctx;
 pub mod diff;
 pub mod drill;

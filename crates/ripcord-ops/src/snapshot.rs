@@ -388,6 +388,7 @@ pub fn take_with(
         targets,
         program_version: env!("CARGO_PKG_VERSION").to_string(),
         audit: crate::audit::seal(ctx),
+        copied_from: None,
     };
     let id = repo.save_snapshot(&snapshot)?;
     Ok(SnapshotResult {

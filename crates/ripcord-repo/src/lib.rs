@@ -19,6 +19,7 @@
 pub mod backend;
 pub mod blob;
 pub mod chunk;
+pub mod copy;
 pub mod crypto;
 pub mod error;
 mod id;

@@ -32,6 +32,11 @@ pub struct Snapshot {
     /// deleted or rewritten as a whole shows against the repository.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<AuditSeal>,
+    /// A copy made by `ripcord copy`: the id of the snapshot as it was
+    /// first taken, in the repository that took it. A later copy finds it
+    /// by this id and skips it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copied_from: Option<Id>,
 }
 
 /// An audit chain's newest entry when a snapshot was taken.
@@ -71,6 +76,11 @@ impl Snapshot {
     }
     pub fn total_size(&self) -> u64 {
         self.targets.iter().map(|t| t.size).sum()
+    }
+    /// The id of the snapshot as first taken: `id` itself unless this
+    /// one is a copy.
+    pub fn original(&self, id: Id) -> Id {
+        self.copied_from.unwrap_or(id)
     }
     /// Taken by ripcord itself before an in-place restore or a migration.
     pub fn is_safety(&self) -> bool {

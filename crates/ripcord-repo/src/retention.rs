@@ -287,6 +287,7 @@ mod tests {
                 parent: None,
                 program_version: "t".into(),
                 audit: None,
+                copied_from: None,
                 targets: vec![TargetSnapshot {
                     name: "app".into(),
                     source: "/x".into(),

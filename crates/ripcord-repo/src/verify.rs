@@ -426,3 +426,194 @@ fn check_orphan(repo: &Repository, index: &Index, pack_id: &Id, deep: bool) -> R
     }
     Ok(())
 }
+
+/// Verifies some snapshots only, for a caller that knows which blobs are
+/// new (a copy): each manifest reads, each tree reads and matches its id,
+/// every blob they reference is indexed in a pack that exists, and the
+/// blobs of `deep` (every referenced one when `None`) are read back, each
+/// pack once, decrypted and re-hashed.
+pub fn verify_snapshots(
+    repo: &Repository,
+    ids: &[Id],
+    deep: Option<&HashSet<Id>>,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<VerifyReport> {
+    let mut report = VerifyReport::default();
+    let index = repo.load_index()?;
+    let on_disk: HashMap<Id, u64> = repo.list_packs()?.into_iter().collect();
+    let mut referenced: HashSet<Id> = HashSet::new();
+    let mut snapshots = Vec::new();
+    for sid in ids {
+        let snap = match repo.load_snapshot(sid) {
+            Ok(s) => s,
+            Err(e) => {
+                report.problems.push(Problem {
+                    object: format!("snapshots/{}", sid.to_hex()),
+                    detail: e.to_string(),
+                    affects: vec![format!("snapshot {}", sid.short())],
+                });
+                continue;
+            }
+        };
+        report.snapshots += 1;
+        let mut problems = Vec::new();
+        walk_snapshot(repo, &index, &snap, &mut |item| match item {
+            Item::Tree { id, .. } => {
+                referenced.insert(id);
+            }
+            Item::BrokenTree { path, id, error } => problems.push(Problem {
+                object: format!("tree {}", id.short()),
+                detail: error,
+                affects: vec![format!(
+                    "snapshot {}: {path} and everything below it",
+                    sid.short()
+                )],
+            }),
+            Item::Chunks { path, chunks } => {
+                let bases: Vec<Id> = chunks.iter().filter_map(|c| index.base_of(c)).collect();
+                for c in chunks.iter().chain(&bases) {
+                    let detail = match index.get(c) {
+                        None => "not in the index".to_string(),
+                        Some(loc) if !on_disk.contains_key(&loc.pack) => {
+                            format!("its pack {} is missing", loc.pack.short())
+                        }
+                        Some(_) => {
+                            referenced.insert(*c);
+                            continue;
+                        }
+                    };
+                    problems.push(Problem {
+                        object: format!("blob {}", c.short()),
+                        detail,
+                        affects: vec![format!("snapshot {}: {path}", sid.short())],
+                    });
+                }
+            }
+        })?;
+        report.problems.extend(problems);
+        snapshots.push((*sid, snap));
+    }
+
+    // Read back each pack holding a wanted blob once.
+    let mut by_pack: HashMap<Id, Vec<Id>> = HashMap::new();
+    for b in referenced
+        .iter()
+        .filter(|b| deep.is_none_or(|d| d.contains(*b)))
+    {
+        if let Some(loc) = index.get(b) {
+            by_pack.entry(loc.pack).or_default().push(*b);
+        }
+    }
+    report.packs = by_pack.len();
+    let total: u64 = by_pack.keys().filter_map(|p| on_disk.get(p)).sum();
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let found = Mutex::new(Vec::<(Problem, Vec<Id>)>::new());
+    let checked = std::sync::atomic::AtomicUsize::new(0);
+    by_pack.par_iter().for_each(|(pack_id, wanted)| {
+        let path = pack::path(pack_id);
+        let fail = |object: String, detail: String, blobs: &[Id]| {
+            let problem = Problem {
+                object,
+                detail,
+                affects: vec![],
+            };
+            found
+                .lock()
+                .expect("verify lock")
+                .push((problem, blobs.to_vec()))
+        };
+        let bytes = match repo.backend().get(&path) {
+            Ok(b) => b,
+            Err(e) => return fail(path, e.to_string(), wanted),
+        };
+        let n = bytes.len() as u64;
+        let entries = match pack::parse_full(repo.keys(), *pack_id, &bytes) {
+            Ok(e) => e,
+            Err(e) => return fail(path, e, wanted),
+        };
+        let by_id: HashMap<Id, &pack::PackEntry> = entries.iter().map(|e| (e.id, e)).collect();
+        for b in wanted {
+            let object = format!("{path} (blob {})", b.short());
+            let Some(e) = by_id.get(b) else {
+                fail(object, "the pack's header does not list it".into(), &[*b]);
+                continue;
+            };
+            let sealed = &bytes[e.offset as usize..e.offset as usize + e.length as usize];
+            let outcome = e
+                .base
+                .map(|base| repo.read_blob(&index, &base))
+                .transpose()
+                .map_err(|err| format!("its delta base: {err}"))
+                .and_then(|base| {
+                    blob::decode_with_base(
+                        repo.keys(),
+                        sealed,
+                        e.raw_length as usize,
+                        base.as_deref(),
+                    )
+                    .map_err(|err| err.to_string())
+                })
+                .and_then(|data| {
+                    (repo.keys().blob_id(&data) == *b)
+                        .then_some(())
+                        .ok_or_else(|| "content does not match its id".to_string())
+                });
+            checked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if let Err(detail) = outcome {
+                fail(object, detail, &[*b]);
+            }
+        }
+        let d = done.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
+        progress(d, total);
+    });
+    report.packs_read = by_pack.len();
+    report.bytes_read = done.into_inner();
+    report.blobs_checked = checked.into_inner();
+    let mut found = found.into_inner().expect("verify lock");
+    found.sort_by(|a, b| a.0.object.cmp(&b.0.object));
+    if !found.is_empty() {
+        name_affected(repo, &index, &snapshots, &mut found)?;
+    }
+    report.problems.extend(found.into_iter().map(|(p, _)| p));
+    Ok(report)
+}
+
+/// Adds to each problem the files of `snapshots` that use its blobs.
+fn name_affected(
+    repo: &Repository,
+    index: &Index,
+    snapshots: &[(Id, Snapshot)],
+    found: &mut [(Problem, Vec<Id>)],
+) -> Result<()> {
+    let mut affected: HashMap<Id, BTreeSet<String>> = HashMap::new();
+    let bad: HashSet<Id> = found.iter().flat_map(|(_, b)| b.iter().copied()).collect();
+    for (sid, snap) in snapshots {
+        walk_snapshot(repo, index, snap, &mut |item| match item {
+            Item::Tree { path, id } if bad.contains(&id) => {
+                affected
+                    .entry(id)
+                    .or_default()
+                    .insert(format!("snapshot {}: {path}", sid.short()));
+            }
+            Item::Chunks { path, chunks } => {
+                for c in chunks.iter().filter(|c| bad.contains(c)) {
+                    affected
+                        .entry(*c)
+                        .or_default()
+                        .insert(format!("snapshot {}: {path}", sid.short()));
+                }
+            }
+            _ => {}
+        })?;
+    }
+    for (problem, blobs) in found {
+        let files: BTreeSet<String> = blobs
+            .iter()
+            .filter_map(|b| affected.get(b))
+            .flatten()
+            .cloned()
+            .collect();
+        problem.affects.extend(files);
+    }
+    Ok(())
+}

@@ -25,6 +25,7 @@ fn snapshot() -> Snapshot {
         targets: vec![],
         program_version: "test".into(),
         audit: None,
+        copied_from: None,
     }
 }
 

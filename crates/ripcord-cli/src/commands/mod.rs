@@ -1,6 +1,7 @@
 //! One module per command.
 
 mod backup;
+mod copy;
 mod diff;
 mod forget;
 mod guard;
@@ -53,6 +54,7 @@ fn audited_as(command: &Command) -> Option<&'static str> {
         Command::Snapshot(a) if !a.dry_run => "snapshot",
         Command::Forget(a) if !a.dry_run => "forget",
         Command::Prune(a) if !a.dry_run => "prune",
+        Command::Copy(a) if !a.dry_run => "copy",
         Command::Key(KeyCommand::Add { dry_run: false }) => "key add",
         Command::Key(KeyCommand::Remove { dry_run: false, .. }) => "key remove",
         Command::Key(KeyCommand::Passwd { dry_run: false }) => "key passwd",
@@ -123,6 +125,7 @@ fn run(ctx: &Ctx, command: Command) -> Result<()> {
         Command::Verify(args) => verify::run(ctx, &args),
         Command::Forget(args) => forget::forget(ctx, &args),
         Command::Prune(args) => forget::prune(ctx, args.dry_run),
+        Command::Copy(args) => copy::run(ctx, &args),
         Command::Key(cmd) => key::run(ctx, cmd),
         Command::Unlock { all, dry_run } => maintenance::unlock(ctx, all, dry_run),
         Command::Repair(cmd) => maintenance::repair(ctx, cmd),

@@ -76,6 +76,7 @@ fn craft(ws: &Workspace, build: impl FnOnce(&Saver, Id) -> Vec<Node>) -> String 
         }],
         program_version: "crafted".into(),
         audit: None,
+        copied_from: None,
     };
     repo.save_snapshot(&snapshot).unwrap().to_hex()
 }
@@ -255,6 +256,7 @@ fn craft_targets(
         targets,
         program_version: "crafted".into(),
         audit: None,
+        copied_from: None,
     };
     repo.save_snapshot(&snapshot).unwrap().to_hex()
 }

@@ -392,6 +392,7 @@ fn craft_here(ws: &Workspace, files: &[(&str, &[u8])]) -> String {
         }],
         program_version: "old".into(),
         audit: None,
+        copied_from: None,
     };
     repo.save_snapshot(&snapshot).unwrap().to_hex()
 }

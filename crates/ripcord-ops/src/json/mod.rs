@@ -116,6 +116,7 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
         ("verify", s!(ripcord_repo::verify::VerifyReport)),
         ("forget", s!(ForgetOutput)),
         ("prune", s!(ripcord_repo::prune::PruneReport)),
+        ("copy", s!(crate::copy::CopyReport)),
         ("key add", s!(KeyOutput)),
         ("key list", s!(Vec<KeyEntry>)),
         ("key remove", s!(KeyOutput)),

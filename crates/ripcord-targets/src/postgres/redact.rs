@@ -19,7 +19,11 @@ use std::process::Command;
 pub const MASK: &str = "***";
 
 /// Variables no child process may see.
-pub const SECRET_VARS: &[&str] = &["RIPCORD_PASSWORD", "RIPCORD_NEW_PASSWORD"];
+pub const SECRET_VARS: &[&str] = &[
+    "RIPCORD_PASSWORD",
+    "RIPCORD_NEW_PASSWORD",
+    "RIPCORD_TO_PASSWORD",
+];
 
 /// `text` with every PostgreSQL password in it replaced by `***`.
 pub fn redact(text: &str) -> String {
