@@ -97,6 +97,9 @@ pub trait Catalog {
     /// path, or the URL with its password redacted.
     fn location(&self) -> String;
 
+    /// The schema version the store has.
+    fn schema_version(&mut self) -> Result<u32>;
+
     /// Whether `holder`'s run is still alive, as far as this store can
     /// tell (`None`: it cannot). The SQLite store judges processes on this
     /// host only; a shared store may know more.

@@ -336,6 +336,10 @@ impl Catalog for PgCatalog {
         self.url.clone()
     }
 
+    fn schema_version(&mut self) -> Result<u32> {
+        self.version()
+    }
+
     fn holder_alive(&mut self, holder: &Holder) -> Result<Option<bool>> {
         let recorded = self.flight_holder()?;
         if recorded.as_ref() != Some(holder) {

@@ -142,6 +142,10 @@ impl Catalog for SqliteCatalog {
         crate::file_name(&self.path)
     }
 
+    fn schema_version(&mut self) -> Result<u32> {
+        self.version()
+    }
+
     fn acquire_flight(&mut self, holder: &Holder) -> Result<Acquired> {
         let path = self.path.display().to_string();
         let err = sqlite_err(&path);
