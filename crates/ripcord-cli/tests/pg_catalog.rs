@@ -116,11 +116,13 @@ fn recover_on(ws: &Workspace, host: &str) -> Child {
 #[test]
 fn two_hosts_race_for_one_run_and_the_survivor_takes_over_a_dead_one() {
     let (mut ws, db) = shared_workspace("catalog_hosts", 42);
-    // Host a's step lasts; host b's is quick.
+    // The step lasts while the file `slow` is there (ripcord keeps its
+    // RIPCORD_* variables from commands, so the host cannot be asked).
     ws.append_config(
         "[runbooks.emergency]\n\
-         steps = [{ kind = \"command\", run = \"[ \\\"$RIPCORD_HOSTNAME\\\" = host-b ] || sleep 60\" }]\n",
+         steps = [{ kind = \"command\", run = \"if [ -e slow ]; then echo $$ > sleeper.pid; exec sleep 60; fi\" }]\n",
     );
+    std::fs::write(ws.path("slow"), "").unwrap();
 
     // Both start at once: exactly one flies, the other is refused and
     // names the holder's host.
@@ -145,45 +147,43 @@ fn two_hosts_race_for_one_run_and_the_survivor_takes_over_a_dead_one() {
             && lost_err.contains(&format!("on {winner_host}")),
         "{lost_err}"
     );
-
-    if winner_host == "host-b" {
-        // Host b's run is quick: let it end, then make host a the holder.
-        assert!(winner.wait().unwrap().success());
-        winner = recover_on(&ws, "host-a");
-        assert!(process::wait_until(Duration::from_secs(20), || {
-            holder_host().as_deref() == Some("host-a")
-        }));
-    }
-    let _ = loser_host;
-    // Host a holds the flight, in its step; host b is refused.
-    let refused = ws.run_env(RECOVER, &[("RIPCORD_HOSTNAME", "host-b")]);
-    refused.assert_code(3).assert_stderr_has("on host-a");
+    // Asked again while the winner acts: refused again.
+    ws.run_env(RECOVER, &[("RIPCORD_HOSTNAME", loser_host)])
+        .assert_code(3)
+        .assert_stderr_has(&format!("on {winner_host}"));
     let dead_run = scalar(&db, "SELECT run FROM ripcord.flight").unwrap();
     let status = ws.json(&["status"]);
     assert_eq!(status["alive"], true, "{status}");
 
-    // Host a dies. Host b cannot see its process, but its session is gone:
-    // b takes over without `ripcord unlock`.
+    // The winner dies. The other host cannot see its process, but its
+    // session is gone: it takes over without `ripcord unlock`.
+    assert!(process::wait_until(Duration::from_secs(10), || ws
+        .path("sleeper.pid")
+        .exists()));
     let (_, killed) = process::kill9_child(&mut winner);
     assert!(killed);
-    let mut out = ws.run_env(RECOVER, &[("RIPCORD_HOSTNAME", "host-b")]);
+    if let Ok(pid) = std::fs::read_to_string(ws.path("sleeper.pid")) {
+        process::kill9(pid.trim().parse().unwrap());
+    }
+    std::fs::remove_file(ws.path("slow")).unwrap();
+    let mut out = ws.run_env(RECOVER, &[("RIPCORD_HOSTNAME", loser_host)]);
     // The server closes a dead client's session within moments.
     for _ in 0..50 {
         if out.code() != 3 {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
-        out = ws.run_env(RECOVER, &[("RIPCORD_HOSTNAME", "host-b")]);
+        out = ws.run_env(RECOVER, &[("RIPCORD_HOSTNAME", loser_host)]);
     }
     out.assert_ok()
         .assert_stderr_has(&format!("run {dead_run}"))
-        .assert_stderr_has("on host-a")
+        .assert_stderr_has(&format!("on {winner_host}"))
         .assert_stderr_has("ended without finishing");
     assert_eq!(
         scalar(&db, "SELECT count(*) FROM ripcord.flight").as_deref(),
         Some("0")
     );
-    // Host a's run is left for `ripcord resume`, from any host.
+    // The dead run is left for `ripcord resume`, from any host.
     assert_eq!(
         scalar(
             &db,
