@@ -55,13 +55,10 @@ impl Holder {
     }
 }
 
+/// This host's name, as holders and runs record it (`RIPCORD_HOSTNAME`
+/// overrides it).
 pub(crate) fn host() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "localhost".into())
+    ripcord_core::host::name()
 }
 
 pub(crate) fn now() -> String {

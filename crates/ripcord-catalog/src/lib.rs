@@ -4,17 +4,22 @@
 //! lock that lets one run act at a time, safe mode, and the hash-chained
 //! audit of every command that changes something. The embedded store is a
 //! SQLite file in WAL mode ([`SqliteCatalog`], `.ripcord/catalog.db` by
-//! default); the [`Catalog`] trait is what front ends use, so a store
-//! shared by several hosts can take its place.
+//! default); a PostgreSQL database ([`PgCatalog`], `[catalog] url`) is the
+//! store several hosts share. The [`Catalog`] trait is what front ends use,
+//! and [`open`] picks the store the configuration names.
 
 pub mod audit;
 mod error;
 pub mod flight;
+mod postgres;
 pub mod runs;
 pub mod samples;
 mod schema;
 mod sqlite;
 
+use std::path::{Path, PathBuf};
+
+pub use crate::postgres::PgCatalog;
 pub use error::{Error, Result};
 pub use sqlite::SqliteCatalog;
 
@@ -25,9 +30,83 @@ use runs::{LastGood, NewRun, Run, RunResult, SafeMode, Step, StepEnd, StepStart}
 /// The catalog's default place, relative to the folder of ripcord.toml.
 pub const DEFAULT_PATH: &str = ".ripcord/catalog.db";
 
+/// Where the catalog is: a SQLite file, or a PostgreSQL database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    File(PathBuf),
+    /// A `postgres://` URL, password included.
+    Postgres(String),
+}
+
+impl Location {
+    /// The catalog `[catalog]` names: `url` when set, else the file.
+    pub fn from_config(config: &ripcord_core::config::Config) -> Location {
+        match &config.catalog.url {
+            Some(url) => Location::Postgres(url.clone()),
+            None => Location::File(config.catalog_path()),
+        }
+    }
+
+    /// How messages and audit seals name it: the file's absolute path, or
+    /// the URL without its password.
+    pub fn name(&self) -> String {
+        match self {
+            Location::File(path) => file_name(path),
+            Location::Postgres(url) => audit::redact(url),
+        }
+    }
+
+    /// Whether several hosts may share it (its chain is the same seen from
+    /// any of them).
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Location::Postgres(_))
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
+/// Opens the catalog at `location`, creating it (a SQLite file and its
+/// folder, or the `ripcord` schema of a PostgreSQL database) when missing,
+/// and upgrades its schema.
+pub fn open(location: &Location) -> Result<Box<dyn Catalog + Send>> {
+    Ok(match location {
+        Location::File(path) => Box::new(SqliteCatalog::open(path)?),
+        Location::Postgres(url) => Box::new(PgCatalog::open(url)?),
+    })
+}
+
+/// Opens the catalog only if it exists, for commands that merely consult
+/// it. A SQLite file that is not there is `None`; a PostgreSQL database is
+/// always opened (its schema is created on first use).
+pub fn open_existing(location: &Location) -> Result<Option<Box<dyn Catalog + Send>>> {
+    match location {
+        Location::File(path) if !path.exists() => Ok(None),
+        _ => open(location).map(Some),
+    }
+}
+
 /// What every catalog store provides. Each call is durable when it returns:
 /// a step journaled as started is on disk before the step runs.
 pub trait Catalog {
+    /// Where it is, for messages and audit seals: the file's absolute
+    /// path, or the URL with its password redacted.
+    fn location(&self) -> String;
+
+    /// The schema version the store has.
+    fn schema_version(&mut self) -> Result<u32>;
+
+    /// Whether `holder`'s run is still alive, as far as this store can
+    /// tell (`None`: it cannot). The SQLite store judges processes on this
+    /// host only; a shared store may know more.
+    fn holder_alive(&mut self, holder: &Holder) -> Result<Option<bool>> {
+        Ok(holder.is_alive())
+    }
+
     /// Takes the single-flight lock for `holder`, or names the live run
     /// that holds it. A holder on this host whose process is gone is
     /// replaced, and returned so its run can be resumed.

@@ -138,6 +138,14 @@ fn run_from(r: &rusqlite::Row) -> rusqlite::Result<Run> {
 }
 
 impl Catalog for SqliteCatalog {
+    fn location(&self) -> String {
+        crate::file_name(&self.path)
+    }
+
+    fn schema_version(&mut self) -> Result<u32> {
+        self.version()
+    }
+
     fn acquire_flight(&mut self, holder: &Holder) -> Result<Acquired> {
         let path = self.path.display().to_string();
         let err = sqlite_err(&path);

@@ -463,6 +463,7 @@ const NOT_CONFIG: &[&str] = &[
     "RIPCORD_CONFIG",
     "RIPCORD_FAILPOINT",
     "RIPCORD_LOG",
+    "RIPCORD_HOSTNAME",
 ];
 
 impl Config {
@@ -676,6 +677,21 @@ impl Config {
                 )));
             }
         }
+        if let Some(url) = &config.catalog.url {
+            if config.catalog.path.is_some() {
+                return Err(invalid(
+                    "catalog.path and catalog.url are both set: the catalog is either a SQLite \
+                     file (path) or a PostgreSQL database (url); remove one of them"
+                        .into(),
+                ));
+            }
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(invalid(
+                    "catalog.url is not a PostgreSQL URL: write postgres://USER:PASSWORD@HOST/DATABASE"
+                        .into(),
+                ));
+            }
+        }
         if !(-7..=22).contains(&config.snapshot.compression) {
             return Err(ConfigError::Invalid {
                 path: shown.to_path_buf(),
@@ -771,6 +787,7 @@ impl Config {
 
     /// The catalog's file: `[catalog] path`, else `.ripcord/catalog.db` in
     /// the configuration file's folder (the working directory without one).
+    /// Not used when `[catalog] url` names a PostgreSQL database.
     pub fn catalog_path(&self) -> PathBuf {
         if let Some(p) = &self.catalog.path {
             return p.clone();

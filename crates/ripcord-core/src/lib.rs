@@ -2,6 +2,7 @@
 //!
 //! - [`config`]: `ripcord.toml`, its discovery and its `RIPCORD_*` environment overrides.
 //! - [`class`]: how an error maps to an exit code (0 ok, 1 failed, 2 usage/config, 3 refused).
+//! - [`host`]: this host's name, which `RIPCORD_HOSTNAME` overrides.
 //! - [`failpoint`]: fault injection used by the crash-safety tests (`RIPCORD_FAILPOINT`).
 //! - [`interrupt`]: cleanup on Ctrl-C and SIGTERM.
 //! - [`duration`]: human durations such as `72h` or `30d`.
@@ -16,6 +17,7 @@ pub mod class;
 pub mod config;
 pub mod duration;
 pub mod failpoint;
+pub mod host;
 pub mod interrupt;
 pub mod limits;
 pub mod names;

@@ -265,3 +265,33 @@ fn the_catalog_sits_beside_the_file_unless_moved() {
     let c = Config::load(&file, &[]).unwrap();
     assert_eq!(c.catalog_path(), dir.path().join("state/c.db"));
 }
+
+#[test]
+fn the_catalog_may_be_a_postgres_url_but_not_also_a_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ripcord.toml");
+    std::fs::write(&file, "[catalog]\nurl = \"postgres://u:pw@db/ripcord\"\n").unwrap();
+    let c = Config::load(&file, &[]).unwrap();
+    assert_eq!(c.catalog.url.as_deref(), Some("postgres://u:pw@db/ripcord"));
+    let env = [(
+        "RIPCORD_CATALOG__URL".to_string(),
+        "postgres://u@other/ripcord".to_string(),
+    )];
+    let c = Config::load(&file, &env).unwrap();
+    assert_eq!(c.catalog.url.as_deref(), Some("postgres://u@other/ripcord"));
+
+    std::fs::write(
+        &file,
+        "[catalog]\npath = \"c.db\"\nurl = \"postgres://u:pw@db/ripcord\"\n",
+    )
+    .unwrap();
+    let e = Config::load(&file, &[]).unwrap_err();
+    assert_eq!(e.class(), Class::Usage);
+    assert!(e.to_string().contains("both set"), "{e}");
+    assert!(!e.to_string().contains("pw@"), "{e}");
+
+    std::fs::write(&file, "[catalog]\nurl = \"mysql://u:pw@db/x\"\n").unwrap();
+    let e = Config::load(&file, &[]).unwrap_err();
+    assert!(e.to_string().contains("not a PostgreSQL URL"), "{e}");
+    assert!(!e.to_string().contains("pw"), "{e}");
+}

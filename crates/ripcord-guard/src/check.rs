@@ -2,7 +2,6 @@
 //! probe) and `ripcord guard status` (what the samples in the catalog say
 //! now, without sampling).
 
-use ripcord_catalog::{Catalog, SqliteCatalog};
 use ripcord_core::config::guard::Severity;
 use ripcord_ops::{Ctx, Error, Result};
 use serde::Serialize;
@@ -80,14 +79,14 @@ fn judge_now(ctx: &Ctx, sample: bool) -> Result<GuardCheck> {
             "add [guard.probes.NAME] and [[guard.rules]] (docs/guard.md)",
         ));
     }
-    let mut catalog = SqliteCatalog::open(&ctx.config.catalog_path())?;
+    let mut catalog = ctx.catalog()?;
     if sample {
         let probes: Vec<_> = spec.probes.values().collect();
         catalog.add_samples(&take_all(&probes, &ctx.config))?;
     }
     let now = now_ms();
     let names: Vec<String> = spec.probes.keys().cloned().collect();
-    let samples = stored(&mut catalog, &names, now - LOOKBACK_MS)?;
+    let samples = stored(&mut *catalog, &names, now - LOOKBACK_MS)?;
     let probes = spec
         .probes
         .values()

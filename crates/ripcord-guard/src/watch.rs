@@ -9,7 +9,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use ripcord_catalog::samples::Sample;
-use ripcord_catalog::{Catalog, SqliteCatalog};
+use ripcord_catalog::Catalog;
 use ripcord_core::config::guard::GuardRule;
 use ripcord_ops::notify::{self, Event};
 use ripcord_ops::{Ctx, Error, Result};
@@ -98,7 +98,7 @@ pub fn watch(
     }
     let start = Instant::now();
     let rules = parse_all(rules);
-    let mut catalog = SqliteCatalog::open(&ctx.config.catalog_path())?;
+    let mut catalog = ctx.catalog()?;
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, rx) = mpsc::channel::<Sample>();
     for probe in spec.probes.values() {
@@ -160,7 +160,7 @@ pub fn watch(
                     q.pop_front();
                 }
                 // The sample goes to the catalog before anything acts on it.
-                flush(ctx, &mut catalog, &mut unsaved);
+                flush(ctx, &mut *catalog, &mut unsaved);
                 saved_at = Instant::now();
                 w.evaluate_reading(&probe, rollback);
             }
@@ -169,7 +169,7 @@ pub fn watch(
         }
         w.run_due_rechecks(rollback);
         if saved_at.elapsed() > Duration::from_secs(1) {
-            flush(ctx, &mut catalog, &mut unsaved);
+            flush(ctx, &mut *catalog, &mut unsaved);
             saved_at = Instant::now();
         }
         if forgot_at.elapsed() > RETENTION_EVERY {
@@ -181,12 +181,12 @@ pub fn watch(
         }
     }
     stop.store(true, Ordering::Relaxed);
-    flush(ctx, &mut catalog, &mut unsaved);
+    flush(ctx, &mut *catalog, &mut unsaved);
     w.report.seconds = start.elapsed().as_secs_f64();
     Ok(w.report)
 }
 
-fn flush(ctx: &Ctx, catalog: &mut SqliteCatalog, unsaved: &mut Vec<Sample>) {
+fn flush(ctx: &Ctx, catalog: &mut dyn Catalog, unsaved: &mut Vec<Sample>) {
     if unsaved.is_empty() {
         return;
     }
@@ -383,7 +383,7 @@ fn alert(ctx: &Ctx, rule: &GuardRule, kind: &str, event: &GuardEvent) -> Vec<Str
 }
 
 /// Samples from the catalog, by probe, taken after `since_ms`.
-pub fn stored(catalog: &mut SqliteCatalog, probes: &[String], since_ms: i64) -> Result<Samples> {
+pub fn stored(catalog: &mut dyn Catalog, probes: &[String], since_ms: i64) -> Result<Samples> {
     let mut out = Samples::new();
     for p in probes {
         out.insert(p.clone(), VecDeque::from(catalog.samples(p, since_ms)?));

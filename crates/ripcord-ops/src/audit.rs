@@ -3,7 +3,6 @@
 //! check of the chain, against itself and against those seals.
 
 use ripcord_catalog::audit::{AuditEntry, AuditInput, AuditVerdict, BadEntry, GENESIS};
-use ripcord_catalog::{Catalog, SqliteCatalog};
 use ripcord_core::Class;
 use ripcord_repo::manifest::AuditSeal;
 use serde::Serialize;
@@ -51,8 +50,7 @@ pub fn outcome(error: Option<(Class, &str)>) -> Option<String> {
 /// Appends `record` to the chain. The command has already acted, so a
 /// catalog that cannot be written is a warning, never the command's failure.
 pub fn record(ctx: &Ctx, record: &Record<'_>) -> Option<AuditEntry> {
-    let path = ctx.config.catalog_path();
-    let appended = SqliteCatalog::open(&path).and_then(|mut c| {
+    let appended = ctx.catalog().and_then(|mut c| {
         c.append_audit(&AuditInput {
             actor: actor(),
             command: record.command.to_string(),
@@ -72,26 +70,24 @@ pub fn record(ctx: &Ctx, record: &Record<'_>) -> Option<AuditEntry> {
             ctx.warn(format!(
                 "`{}` is not in the audit: {e}; check that {} can be written",
                 record.command,
-                path.display()
+                catalog_name(ctx)
             ));
             None
         }
     }
 }
 
+/// How seals name the catalog: its file's absolute path, or its URL
+/// without the password.
 fn catalog_name(ctx: &Ctx) -> String {
-    let path = ctx.config.catalog_path();
-    std::path::absolute(&path)
-        .unwrap_or(path)
-        .display()
-        .to_string()
+    ctx.catalog_location().name()
 }
 
 /// The chain's head, for the manifest of a snapshot about to be saved.
 /// The catalog is created if it is not there yet: the snapshot's own entry
 /// goes into it.
 pub fn seal(ctx: &Ctx) -> Option<AuditSeal> {
-    let head = SqliteCatalog::open(&ctx.config.catalog_path()).and_then(|mut c| c.audit_head());
+    let head = ctx.catalog().and_then(|mut c| c.audit_head());
     match head {
         Ok(head) => {
             let (seq, hash) = head.unwrap_or((0, GENESIS.to_string()));
@@ -112,7 +108,7 @@ pub fn seal(ctx: &Ctx) -> Option<AuditSeal> {
 /// The audit entries, oldest first; with `since`, those written at or
 /// after it. No catalog yet: none.
 pub fn entries(ctx: &Ctx, since: Option<chrono::DateTime<chrono::Utc>>) -> Result<Vec<AuditEntry>> {
-    let Some(mut catalog) = SqliteCatalog::open_existing(&ctx.config.catalog_path())? else {
+    let Some(mut catalog) = ctx.catalog_if_exists()? else {
         return Ok(Vec::new());
     };
     let mut entries = catalog.audit_entries(1)?;
@@ -142,7 +138,7 @@ impl AuditCheck {
 }
 
 pub fn verify(ctx: &Ctx) -> Result<AuditCheck> {
-    let entries = match SqliteCatalog::open_existing(&ctx.config.catalog_path())? {
+    let entries = match ctx.catalog_if_exists()? {
         Some(mut catalog) => catalog.audit_entries(1)?,
         None => Vec::new(),
     };
@@ -200,7 +196,8 @@ pub fn verify(ctx: &Ctx) -> Result<AuditCheck> {
     Ok(check)
 }
 
-/// The seals of this host's catalog at this path, from every snapshot.
+/// The seals of this host's catalog at this path, from every snapshot; of
+/// a shared catalog, the seals every host made of it.
 fn sealed(ctx: &Ctx) -> std::result::Result<Vec<(ripcord_repo::Id, String, AuditSeal)>, String> {
     if ctx.config.repository_url().is_err() {
         return Err("no repository is configured".into());
@@ -213,12 +210,13 @@ fn sealed(ctx: &Ctx) -> std::result::Result<Vec<(ripcord_repo::Id, String, Audit
         .map_err(|e| format!("the repository's snapshots cannot be read: {e}"))?;
     let host = ripcord_repo::hostname();
     let catalog = catalog_name(ctx);
+    let shared = ctx.catalog_location().is_shared();
     Ok(list
         .snapshots
         .into_iter()
         .filter_map(|(id, s)| {
             let seal = s.audit?;
-            (seal.host == host && seal.catalog == catalog).then(|| {
+            (seal.catalog == catalog && (shared || seal.host == host)).then(|| {
                 (
                     id,
                     s.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),

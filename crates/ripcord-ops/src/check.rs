@@ -3,7 +3,6 @@
 //! the catalog works, and ripcord is not in safe mode or in a stopped run.
 //! It reads and changes nothing.
 
-use ripcord_catalog::{Catalog, SqliteCatalog};
 use ripcord_core::config::TargetConfig;
 use serde::Serialize;
 
@@ -313,8 +312,8 @@ fn migrations(ctx: &Ctx) -> CheckItem {
 
 /// The catalog, safe mode, and a run in progress or stopped.
 fn catalog(ctx: &Ctx, items: &mut Vec<CheckItem>) {
-    let path = ctx.config.catalog_path();
-    let mut catalog = match SqliteCatalog::open_existing(&path) {
+    let location = ctx.catalog_location();
+    let mut catalog = match ripcord_catalog::open_existing(&location) {
         Ok(Some(c)) => c,
         Ok(None) => {
             items.push(item(
@@ -322,7 +321,7 @@ fn catalog(ctx: &Ctx, items: &mut Vec<CheckItem>) {
                 CheckState::Ok,
                 format!(
                     "{} does not exist yet; the first command that changes something creates it",
-                    path.display()
+                    location.name()
                 ),
             ));
             return;
@@ -340,8 +339,8 @@ fn catalog(ctx: &Ctx, items: &mut Vec<CheckItem>) {
         CheckState::Ok,
         format!(
             "{} (schema {})",
-            path.display(),
-            catalog.version().unwrap_or_default()
+            location.name(),
+            catalog.schema_version().unwrap_or_default()
         ),
     ));
     match catalog.safe_mode() {
@@ -382,7 +381,7 @@ fn catalog(ctx: &Ctx, items: &mut Vec<CheckItem>) {
         Err(e) => items.push(failed("drill", e.to_string(), "check the catalog file")),
     }
     if let Ok(Some(h)) = catalog.flight_holder() {
-        let state = if h.is_alive() == Some(false) {
+        let state = if catalog.holder_alive(&h).ok().flatten() == Some(false) {
             CheckItem {
                 hint: Some(format!("`ripcord resume {}` goes on with it", h.run)),
                 ..item(

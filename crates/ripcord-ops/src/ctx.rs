@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
+use ripcord_catalog::Catalog;
 use ripcord_core::config::Config;
 use ripcord_repo::backend::{Backend, LocalBackend};
 use ripcord_repo::lock::LockGuard;
@@ -88,6 +89,22 @@ impl Ctx {
     /// A progress bar of the reporter.
     pub fn bar(&self, total: Option<u64>, message: &str) -> Bar {
         report::bar(&*self.reporter, total, message)
+    }
+
+    /// Where the catalog is: `[catalog] url`, else its file.
+    pub fn catalog_location(&self) -> ripcord_catalog::Location {
+        ripcord_catalog::Location::from_config(&self.config)
+    }
+
+    /// Opens the catalog the configuration names, creating it if missing.
+    pub fn catalog(&self) -> ripcord_catalog::Result<Box<dyn Catalog + Send>> {
+        ripcord_catalog::open(&self.catalog_location())
+    }
+
+    /// Opens the catalog if it exists (a PostgreSQL one always does), for
+    /// commands that only consult it.
+    pub fn catalog_if_exists(&self) -> ripcord_catalog::Result<Option<Box<dyn Catalog + Send>>> {
+        ripcord_catalog::open_existing(&self.catalog_location())
     }
 
     /// The configured repository's backend.

@@ -8,7 +8,6 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use ripcord_catalog::{Catalog, SqliteCatalog};
 use ripcord_core::config::TargetConfig;
 use serde::Serialize;
 
@@ -121,7 +120,7 @@ pub fn drill(ctx: &Ctx, opts: &DrillOptions) -> Result<DrillReport> {
         seconds: start.elapsed().as_secs_f64(),
     };
     // The history `ripcord check` reads the last drill's age from.
-    let kept = SqliteCatalog::open(&ctx.config.catalog_path()).and_then(|mut c| {
+    let kept = ctx.catalog().and_then(|mut c| {
         c.add_drill(
             &report.started,
             &report.result,

@@ -5,7 +5,6 @@
 
 use chrono::{DateTime, Utc};
 use ripcord_catalog::runs::{Run, RunResult, StepState};
-use ripcord_catalog::{Catalog, SqliteCatalog};
 use serde::Serialize;
 
 use crate::ctx::Ctx;
@@ -85,7 +84,7 @@ pub(crate) fn seconds(from: &str, to: &str) -> Option<f64> {
 
 /// The report of `run` (an id, or `latest`).
 pub fn report(ctx: &Ctx, run: &str) -> Result<IncidentReport> {
-    let Some(mut catalog) = SqliteCatalog::open_existing(&ctx.config.catalog_path())? else {
+    let Some(mut catalog) = ctx.catalog_if_exists()? else {
         return Err(ripcord_catalog::Error::UnknownRun(run.to_string()).into());
     };
     let runs = catalog.runs()?;

@@ -6,7 +6,6 @@
 use std::path::{Path, PathBuf};
 
 use ripcord_catalog::runs::LastGood;
-use ripcord_catalog::{Catalog, SqliteCatalog};
 use ripcord_core::config::{OnConflict, SnapshotWhen, TargetConfig};
 use ripcord_migrate::analyze::Dialect;
 use ripcord_migrate::engine::{
@@ -308,7 +307,7 @@ fn remember_last_good(ctx: &Ctx, name: &str, target: &TargetConfig) -> Result<Op
         .filter(|c| c.state == ripcord_migrate::tracking::RecordState::Applied)
         .max_by_key(|c| c.plan_order)
         .map(|c| c.name.clone());
-    let mut catalog = SqliteCatalog::open(&ctx.config.catalog_path())?;
+    let mut catalog = ctx.catalog()?;
     let earlier = catalog.last_good(name)?;
     catalog.set_last_good(name, head.as_deref(), &actor())?;
     Ok(earlier)
@@ -320,8 +319,7 @@ pub fn resolve_last_good(ctx: &Ctx, target: &str, to: &str) -> Result<String> {
     if !to.eq_ignore_ascii_case("@last-good") {
         return Ok(to.to_string());
     }
-    let path = ctx.config.catalog_path();
-    let found = match SqliteCatalog::open_existing(&path)? {
+    let found = match ctx.catalog_if_exists()? {
         Some(mut c) => c.last_good(target)?,
         None => None,
     };
@@ -330,7 +328,7 @@ pub fn resolve_last_good(ctx: &Ctx, target: &str, to: &str) -> Result<String> {
         None => Err(Error::usage(
             format!(
                 "@last-good: no `migrate up` of {target} is recorded in {}",
-                path.display()
+                ctx.catalog_location().name()
             ),
             "name the change or @phase to go back to (`ripcord migrate status` lists them)",
         )),
@@ -375,11 +373,8 @@ pub fn up(ctx: &Ctx, req: &UpRequest, note: &mut dyn FnMut(Note<'_>)) -> Result<
     let report = engine::up(&mut *db, &mut net, &s.plan, &opts, note)?;
     if let (Some(Some(earlier)), true) = (&before, report.changes.is_empty()) {
         // Nothing ran: the state before the latest up that did stays the one.
-        SqliteCatalog::open(&ctx.config.catalog_path())?.set_last_good(
-            &name,
-            earlier.change.as_deref(),
-            &earlier.actor,
-        )?;
+        ctx.catalog()?
+            .set_last_good(&name, earlier.change.as_deref(), &earlier.actor)?;
     }
     Ok(Applied {
         target: name,

@@ -6,13 +6,11 @@
 //! front end's [`Overrun`] replaces the process with `ripcord resume RUN`,
 //! which goes on from the failed step: to the next level.
 
-use std::path::PathBuf;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ripcord_catalog::runs::{StepEnd, StepState};
-use ripcord_catalog::{Catalog, SqliteCatalog};
 
 /// Ends this process and goes on with the run (`ripcord resume RUN`);
 /// returns only when it could not.
@@ -33,7 +31,7 @@ pub struct Watchdog {
 
 impl Watchdog {
     pub fn start(
-        catalog: PathBuf,
+        catalog: ripcord_catalog::Location,
         run: &str,
         seq: u32,
         timeout: Duration,
@@ -63,7 +61,7 @@ impl Watchdog {
                 detail: None,
             };
             let journaled =
-                SqliteCatalog::open(&catalog).and_then(|mut c| c.end_step(&run, seq, &end));
+                ripcord_catalog::open(&catalog).and_then(|mut c| c.end_step(&run, seq, &end));
             if journaled.is_ok() {
                 overrun(&run);
             }

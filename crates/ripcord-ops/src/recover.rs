@@ -11,7 +11,7 @@ use ripcord_catalog::flight::{Acquired, Holder};
 use ripcord_catalog::runs::{
     new_run_id, NewRun, RunResult, SafeMode, StepEnd, StepStart, StepState,
 };
-use ripcord_catalog::{Catalog, SqliteCatalog};
+use ripcord_catalog::Catalog;
 use ripcord_core::config::runbook::{Step, StepKind};
 use ripcord_core::config::TargetConfig;
 use serde::Serialize;
@@ -166,9 +166,9 @@ pub fn recover(ctx: &Ctx, opts: &RecoverOptions) -> Result<RecoverReport> {
             "say why with --reason TEXT: it goes into the journal, the audit and the report",
         ));
     }
-    let mut catalog = SqliteCatalog::open(&ctx.config.catalog_path())?;
+    let mut catalog = ctx.catalog()?;
     if opts.dry_run {
-        return Ok(plan(ctx, &mut catalog, &levels, start));
+        return Ok(plan(ctx, &mut *catalog, &levels, start));
     }
     // Safe mode leaves the next move to a person: only runs they start go.
     if opts.trigger.starts_with("guard:") {
@@ -177,7 +177,7 @@ pub fn recover(ctx: &Ctx, opts: &RecoverOptions) -> Result<RecoverReport> {
     let id = new_run_id();
     match catalog.acquire_flight(&Holder::this_process(&id))? {
         Acquired::Taken => {}
-        Acquired::TakenOver(dead) => crate::way_back::took_over(ctx, &mut catalog, &dead),
+        Acquired::TakenOver(dead) => crate::way_back::took_over(ctx, &mut *catalog, &dead),
         Acquired::Held(h) => {
             return Err(in_progress(
                 &h,
@@ -196,7 +196,7 @@ pub fn recover(ctx: &Ctx, opts: &RecoverOptions) -> Result<RecoverReport> {
     });
     let result = run
         .map_err(Error::from)
-        .and_then(|_| execute(ctx, &mut catalog, &id, &levels, opts));
+        .and_then(|_| execute(ctx, &mut *catalog, &id, &levels, opts));
     let released = catalog.release_flight(&id);
     let mut report = result?;
     released?;
@@ -212,15 +212,10 @@ pub fn recover(ctx: &Ctx, opts: &RecoverOptions) -> Result<RecoverReport> {
     Ok(report)
 }
 
-fn plan(
-    ctx: &Ctx,
-    catalog: &mut SqliteCatalog,
-    levels: &[String],
-    start: Instant,
-) -> RecoverReport {
+fn plan(ctx: &Ctx, catalog: &mut dyn Catalog, levels: &[String], start: Instant) -> RecoverReport {
     let mut warnings = Vec::new();
     if let Ok(Some(h)) = catalog.flight_holder() {
-        if h.is_alive() != Some(false) {
+        if catalog.holder_alive(&h).ok().flatten() != Some(false) {
             warnings.push(format!(
                 "run {} is in progress (pid {} on {}): a real run would be refused",
                 h.run, h.pid, h.host
@@ -256,7 +251,7 @@ fn plan(
 
 fn execute(
     ctx: &Ctx,
-    catalog: &mut SqliteCatalog,
+    catalog: &mut dyn Catalog,
     run: &str,
     levels: &[String],
     opts: &RecoverOptions,
@@ -307,7 +302,7 @@ fn event(run: &str, kind: &str, level: &str, text: String) -> Event {
 /// escalation), so the run goes on with the next one.
 fn continue_run(
     ctx: &Ctx,
-    catalog: &mut SqliteCatalog,
+    catalog: &mut dyn Catalog,
     run: &str,
     levels: &[String],
     from: (usize, usize, bool),
@@ -347,7 +342,7 @@ fn continue_run(
             let mut data = None;
             let watchdog = match (step.timeout, overrun, step.kind.is_builtin()) {
                 (Some(t), Some(f), true) => Some(Watchdog::start(
-                    ctx.config.catalog_path(),
+                    ctx.catalog_location(),
                     run,
                     seq,
                     t,
@@ -660,7 +655,7 @@ fn with_newline(text: &str) -> String {
 /// Refuses `what` (exit 3) while ripcord is in safe mode, naming the run
 /// that failed; manual restores and recoveries are not refused.
 pub fn refuse_in_safe_mode(ctx: &Ctx, what: &str) -> Result<()> {
-    let Some(mut catalog) = SqliteCatalog::open_existing(&ctx.config.catalog_path())? else {
+    let Some(mut catalog) = ctx.catalog_if_exists()? else {
         return Ok(());
     };
     match catalog.safe_mode()? {
@@ -690,7 +685,7 @@ pub fn ack(ctx: &Ctx, reason: &str) -> Result<Option<SafeMode>> {
             "say what was checked with --reason TEXT: it goes into the audit",
         ));
     }
-    let mut catalog = SqliteCatalog::open(&ctx.config.catalog_path())?;
+    let mut catalog = ctx.catalog()?;
     let left = catalog.leave_safe_mode()?;
     catalog.append_audit(&AuditInput {
         actor: crate::migrate::actor(),
@@ -734,7 +729,7 @@ pub struct ResumeOptions {
 /// needs `--rerun` or `--skip`.
 pub fn resume(ctx: &Ctx, opts: &ResumeOptions) -> Result<RecoverReport> {
     let start = Instant::now();
-    let Some(mut catalog) = SqliteCatalog::open_existing(&ctx.config.catalog_path())? else {
+    let Some(mut catalog) = ctx.catalog_if_exists()? else {
         return Err(no_run_to_resume());
     };
     let run = match &opts.run {
@@ -772,7 +767,7 @@ pub fn resume(ctx: &Ctx, opts: &ResumeOptions) -> Result<RecoverReport> {
         }
         Acquired::Taken | Acquired::TakenOver(_) => {}
     }
-    let result = resume_held(ctx, &mut catalog, &run.run, &levels, opts);
+    let result = resume_held(ctx, &mut *catalog, &run.run, &levels, opts);
     let released = catalog.release_flight(&run.run);
     let mut report = result?;
     released?;
@@ -815,7 +810,7 @@ fn no_run_to_resume() -> Error {
 /// Rebuilds where the run stood from its journal, and goes on from there.
 fn resume_held(
     ctx: &Ctx,
-    catalog: &mut SqliteCatalog,
+    catalog: &mut dyn Catalog,
     run: &str,
     levels: &[String],
     opts: &ResumeOptions,
@@ -1047,14 +1042,14 @@ pub fn status(ctx: &Ctx) -> Result<StatusReport> {
         eta_seconds: None,
         safe_mode: None,
     };
-    let Some(mut catalog) = SqliteCatalog::open_existing(&ctx.config.catalog_path())? else {
+    let Some(mut catalog) = ctx.catalog_if_exists()? else {
         return Ok(out);
     };
     out.safe_mode = catalog.safe_mode()?;
     let Some(holder) = catalog.flight_holder()? else {
         return Ok(out);
     };
-    out.alive = holder.is_alive();
+    out.alive = catalog.holder_alive(&holder)?;
     let Some(run) = catalog.run(&holder.run)? else {
         return Ok(out);
     };

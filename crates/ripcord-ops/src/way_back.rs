@@ -5,7 +5,7 @@
 
 use ripcord_catalog::flight::{Acquired, Holder};
 use ripcord_catalog::runs::{new_run_id, NewRun, RunResult, StepEnd, StepStart, StepState};
-use ripcord_catalog::{Catalog, SqliteCatalog};
+use ripcord_catalog::Catalog;
 use ripcord_core::{Class, Classify};
 
 use crate::audit::{self, Record};
@@ -114,14 +114,14 @@ fn as_run<T>(
     step_name: &str,
     act: impl FnOnce() -> Result<(T, String, Option<serde_json::Value>)>,
 ) -> (Option<String>, Result<T>) {
-    let mut catalog = match SqliteCatalog::open(&ctx.config.catalog_path()) {
+    let mut catalog = match ctx.catalog() {
         Ok(c) => c,
         Err(e) => return (None, Err(e.into())),
     };
     let id = new_run_id();
     match catalog.acquire_flight(&Holder::this_process(&id)) {
         Ok(Acquired::Taken) => {}
-        Ok(Acquired::TakenOver(dead)) => took_over(ctx, &mut catalog, &dead),
+        Ok(Acquired::TakenOver(dead)) => took_over(ctx, &mut *catalog, &dead),
         Ok(Acquired::Held(h)) => {
             let refused = Err(crate::recover::in_progress(
                 &h,
@@ -172,7 +172,7 @@ fn as_run<T>(
                 output: Some(ripcord_targets::postgres::redact(&e.chain())),
                 detail: None,
             };
-            finish(ctx, &mut catalog, &id, &end, RunResult::Failed);
+            finish(ctx, &mut *catalog, &id, &end, RunResult::Failed);
             Err(e)
         }
         Ok((value, detail, data)) => {
@@ -181,7 +181,7 @@ fn as_run<T>(
                 output: Some(detail),
                 detail: data,
             };
-            finish(ctx, &mut catalog, &id, &end, RunResult::Succeeded);
+            finish(ctx, &mut *catalog, &id, &end, RunResult::Succeeded);
             Ok(value)
         }
     };
@@ -191,7 +191,7 @@ fn as_run<T>(
 
 /// Journals the step's end and the run's, and gives the lock up. The way
 /// back has already acted: a journal that cannot be written is a warning.
-fn finish(ctx: &Ctx, catalog: &mut SqliteCatalog, id: &str, end: &StepEnd, result: RunResult) {
+fn finish(ctx: &Ctx, catalog: &mut dyn Catalog, id: &str, end: &StepEnd, result: RunResult) {
     let written = catalog
         .end_step(id, 1, end)
         .and_then(|_| catalog.finish_run(id, result))
@@ -204,7 +204,7 @@ fn finish(ctx: &Ctx, catalog: &mut SqliteCatalog, id: &str, end: &StepEnd, resul
 /// A way back killed part way left its run open: it cannot be resumed
 /// (run the command again, it is safe to repeat), so it is closed as failed.
 /// A recovery's run stays open for `ripcord resume`.
-pub(crate) fn took_over(ctx: &Ctx, catalog: &mut SqliteCatalog, dead: &Holder) {
+pub(crate) fn took_over(ctx: &Ctx, catalog: &mut dyn Catalog, dead: &Holder) {
     let kind = catalog.run(&dead.run).ok().flatten().map(|r| r.kind);
     match kind.as_deref() {
         Some("recover") | None => ctx.warn(format!(

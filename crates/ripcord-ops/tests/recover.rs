@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 
 use ripcord_catalog::flight::Holder;
 use ripcord_catalog::runs::{RunResult, StepState};
-use ripcord_catalog::{Catalog, SqliteCatalog};
 use ripcord_core::config::Config;
 use ripcord_core::{Class, Classify};
 use ripcord_ops::recover::{recover, RecoverOptions};
@@ -125,7 +124,7 @@ steps = [
     assert_eq!(r.steps.len(), 3);
     assert!(r.steps[2].detail.contains("HTTP 200"), "{r:?}");
 
-    let mut cat = SqliteCatalog::open(&ctx.config.catalog_path()).unwrap();
+    let mut cat = ctx.catalog().unwrap();
     let run = cat.run(&r.run).unwrap().unwrap();
     assert_eq!(run.result, RunResult::Succeeded);
     assert_eq!(run.reason, "bad deploy");
@@ -194,7 +193,7 @@ steps = [
     assert!(r.steps[0].detail.contains("HTTP 503"), "{r:?}");
     assert!(r.steps[1].detail.contains("exit 4"), "{r:?}");
     assert!(r.safe_mode);
-    let mut cat = SqliteCatalog::open(&ctx.config.catalog_path()).unwrap();
+    let mut cat = ctx.catalog().unwrap();
     let mode = cat.safe_mode().unwrap().expect("safe mode");
     assert_eq!(mode.run.as_deref(), Some(r.run.as_str()));
     assert_eq!(cat.run(&r.run).unwrap().unwrap().result, RunResult::Failed);
@@ -224,7 +223,7 @@ fn a_second_run_is_refused_and_names_the_holder() {
         tmp.path(),
         "[runbooks.emergency]\nsteps = [{ kind = \"command\", run = \"true\" }]\n",
     );
-    let mut cat = SqliteCatalog::open(&ctx.config.catalog_path()).unwrap();
+    let mut cat = ctx.catalog().unwrap();
     // Another live process holds the lock.
     let mut other = std::process::Command::new("sleep")
         .arg("30")
@@ -321,7 +320,7 @@ fn safe_mode_refuses_migrate_up_until_ack() {
     assert_eq!(left.unwrap().run.as_deref(), Some(failed.run.as_str()));
     up().unwrap();
     assert!(db.exists());
-    let mut cat = SqliteCatalog::open(&ctx.config.catalog_path()).unwrap();
+    let mut cat = ctx.catalog().unwrap();
     let audit = cat.audit_entries(1).unwrap();
     let ack = audit
         .iter()

@@ -41,8 +41,9 @@ pub use error::{Error, Result};
 pub use id::Id;
 pub use repo::Repository;
 
+/// This host's name (`RIPCORD_HOSTNAME` overrides it).
 pub fn hostname() -> String {
-    gethostname::gethostname().to_string_lossy().into_owned()
+    ripcord_core::host::name()
 }
 
 pub fn username() -> String {

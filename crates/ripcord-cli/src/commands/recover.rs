@@ -1,7 +1,6 @@
 //! `ripcord recover`, `runs` and `ack`.
 
 use anyhow::{Context as _, Result};
-use ripcord_catalog::{Catalog, SqliteCatalog};
 use ripcord_ops::json::{AckOutput, AuditOutput};
 use ripcord_ops::recover::RecoverOptions;
 
@@ -91,8 +90,7 @@ fn finish(ctx: &Ctx, report: ripcord_ops::recover::RecoverReport) -> Result<()> 
 }
 
 pub fn runs(ctx: &Ctx) -> Result<()> {
-    let path = ctx.config.catalog_path();
-    let runs = match SqliteCatalog::open_existing(&path).map_err(CliError::from)? {
+    let runs = match ctx.catalog_if_exists().map_err(CliError::from)? {
         Some(mut c) => c.runs().map_err(CliError::from)?,
         None => Vec::new(),
     };

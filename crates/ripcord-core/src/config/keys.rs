@@ -87,7 +87,7 @@ const ROOT: Shape = Table(&[
         "runbooks",
         Named(&Table(&[("steps", Value), ("escalate_to", Value)])),
     ),
-    ("catalog", Table(&[("path", Value)])),
+    ("catalog", Table(&[("path", Value), ("url", Value)])),
     // Probes and rules are checked key by key in `guard`.
     (
         "guard",

@@ -64,6 +64,9 @@ pub struct CatalogConfig {
     /// Relative to the configuration file's folder; `.ripcord/catalog.db`
     /// when not set.
     pub path: Option<std::path::PathBuf>,
+    /// A PostgreSQL database shared by several hosts
+    /// (`postgres://user:password@host/db`), instead of the SQLite file.
+    pub url: Option<String>,
 }
 
 /// `[runbooks.LEVEL]` as written.

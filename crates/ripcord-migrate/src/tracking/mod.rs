@@ -518,10 +518,7 @@ pub fn status(plan: &Plan, applied: &[AppliedChange]) -> Status {
 
 /// This process id and host name, which name a lock holder.
 pub(crate) fn this_process() -> (u32, String) {
-    (
-        std::process::id(),
-        gethostname::gethostname().to_string_lossy().into_owned(),
-    )
+    (std::process::id(), ripcord_core::host::name())
 }
 
 /// The current time as stored in SQLite and read back from PostgreSQL.
