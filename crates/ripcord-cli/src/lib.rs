@@ -91,10 +91,12 @@ pub fn run() -> i32 {
             // Whatever an error quotes, a database password never shows.
             let redact = ripcord_targets::postgres::redact;
             let message = redact(&err.to_string());
+            // A cause the message already quotes in full is not repeated.
             let causes: Vec<String> = err
                 .chain()
                 .skip(1)
                 .map(|c| redact(&c.to_string()))
+                .filter(|c| !message.contains(c.as_str()))
                 .collect();
             let hint = hint.map(|h| redact(&h));
             if json {

@@ -210,7 +210,7 @@ impl S3Backend {
         let prefix = self.key("");
         let probe = self.probe.clone();
         self.run(async move { probe.list_with_delimiter(Some(&prefix)).await.map(|_| ()) })
-            .map_err(|e| self.error(e))
+            .map_err(|e| self.classify(e, true))
     }
 
     fn key(&self, path: &str) -> StorePath {
@@ -241,6 +241,13 @@ impl S3Backend {
     }
 
     fn error(&self, err: object_store::Error) -> io::Error {
+        self.classify(err, false)
+    }
+
+    /// Sorts `err` by what the user can do about it. An endpoint that does
+    /// not answer is a setting to fix at the first contact, and an outage
+    /// once the command has begun.
+    fn classify(&self, err: object_store::Error, first_contact: bool) -> io::Error {
         let detail = err.to_string();
         let (kind, failure) = match &err {
             object_store::Error::NotFound { .. } if detail.contains("NoSuchBucket") => {
@@ -262,8 +269,13 @@ impl S3Backend {
             {
                 (io::ErrorKind::PermissionDenied, Some(Failure::Access))
             }
-            _ if is_connect_error(&err) => {
+            _ if is_connect_error(&err) && first_contact => {
                 (io::ErrorKind::ConnectionRefused, Some(Failure::Unreachable))
+            }
+            // Once the command has begun, a server that stops answering is
+            // an outage, not a setting to fix.
+            _ if is_connect_error(&err) => {
+                (io::ErrorKind::ConnectionRefused, Some(Failure::Transient))
             }
             _ if detail.contains(" retries") || detail.contains("status code: 5") => {
                 (io::ErrorKind::Other, Some(Failure::Transient))

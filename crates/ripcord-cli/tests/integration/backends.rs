@@ -49,7 +49,9 @@ fn setup(backend: Backend, seed: u64, name: &str) -> DirSetup {
     DirSetup { ws, layout, app }
 }
 
-fn restore_into(ws: &Workspace, id: &str, target: &str, into: &Path) {
+/// Restores `target` of snapshot `id` under `into` (as `into/TARGET`),
+/// and returns where it is.
+fn restore_into(ws: &Workspace, id: &str, target: &str, into: &Path) -> std::path::PathBuf {
     ws.ok(&[
         "restore",
         id,
@@ -58,6 +60,7 @@ fn restore_into(ws: &Workspace, id: &str, target: &str, into: &Path) {
         "--into",
         into.to_str().unwrap(),
     ]);
+    into.join(target)
 }
 
 #[test]
@@ -75,10 +78,10 @@ fn snapshot_restore_verify_forget_and_prune_on_every_backend() {
         let third = ws.snapshot_id(&[] as &[&str]);
 
         let out = ws.path(format!("out-{backend:?}"));
-        restore_into(ws, &first, "app", &out);
+        let out = restore_into(ws, &first, "app", &out);
         Fingerprint::of(&out).assert_same(&expected, &format!("{backend:?}: first snapshot"));
-        let db_out = ws.path(format!("db-{backend:?}.sqlite"));
-        restore_into(ws, &first, "db", &db_out);
+        let db_out = ws.path(format!("db-{backend:?}"));
+        let db_out = restore_into(ws, &first, "db", &db_out).join("db.sqlite");
         assert_eq!(
             sqlite_rows(&db_out, "SELECT count(*), max(v) FROM t"),
             vec!["2000|row 999"],
@@ -90,7 +93,7 @@ fn snapshot_restore_verify_forget_and_prune_on_every_backend() {
         assert_eq!(ws.snapshot_ids(), vec![third.clone()], "{backend:?}");
         ws.ok(&["verify", "--deep"]);
         let out3 = ws.path(format!("out3-{backend:?}"));
-        restore_into(ws, &third, "app", &out3);
+        let out3 = restore_into(ws, &third, "app", &out3);
         assert!(out3.join("new.bin").is_file(), "{backend:?}");
         ws.run(&["restore", &first, "--into", "x"]).assert_code(2);
     }
@@ -109,7 +112,7 @@ fn a_snapshot_killed_at_any_point_leaves_a_repository_that_verifies_on_every_bac
             let id = s.ws.snapshot_id(&[] as &[&str]);
             s.ws.ok(&["verify", "--deep"]);
             let into = s.ws.path("restored");
-            restore_into(&s.ws, &id, "app", &into);
+            let into = restore_into(&s.ws, &id, "app", &into);
             Fingerprint::of(&into).assert_same(&s.expected(), &format!("{backend:?} {point}"));
         }
     }
@@ -128,10 +131,13 @@ fn a_prune_killed_in_the_middle_leaves_a_repository_that_verifies_on_every_backe
             s.ws.run_env(&["prune"], &[("RIPCORD_FAILPOINT", "prune-index-written")]);
         assert_eq!(out.signal, Some(9), "{backend:?}: {out}");
         s.ws.ok(&["verify", "--deep"]);
+        // The dead prune's exclusive lock is stale, and only unlock removes it.
+        s.ws.run(&["prune"]).assert_code(3);
+        s.ws.ok(&["unlock"]);
         s.ws.ok(&["prune"]);
         s.ws.ok(&["verify", "--deep"]);
         let into = s.ws.path("restored");
-        restore_into(&s.ws, &kept, "app", &into);
+        let into = restore_into(&s.ws, &kept, "app", &into);
         Fingerprint::of(&into).assert_same(&s.expected(), &format!("{backend:?}"));
     }
 }
@@ -221,10 +227,11 @@ fn garage_stopped_in_the_middle_of_a_snapshot_fails_it_clearly_and_loses_nothing
     let before = s.ws.snapshot_id(&[] as &[&str]);
     data::random_files(&s.app.join("big"), 6, 40 << 20, 4 << 20);
     let gate = s.ws.path("paused");
-    let child = s.ws.spawn(
-        &["snapshot"],
-        &[("RIPCORD_PAUSE", &format!("pack-written={}", gate.display()))],
-    );
+    let mut cmd = s.ws.command(&["snapshot"]);
+    cmd.env("RIPCORD_PAUSE", format!("pack-written={}", gate.display()))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
     let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !gate.exists() {
         assert!(std::time::Instant::now() < until, "never paused");
@@ -234,9 +241,9 @@ fn garage_stopped_in_the_middle_of_a_snapshot_fails_it_clearly_and_loses_nothing
     std::fs::remove_file(&gate).unwrap();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
     assert!(
-        stderr.contains("s3://outage/repo") && stderr.contains("retried"),
+        stderr.contains("s3://outage/repo") && stderr.contains("after retries"),
         "the error names the repository and says it was retried: {stderr}"
     );
     g.restart().unwrap();
@@ -244,7 +251,7 @@ fn garage_stopped_in_the_middle_of_a_snapshot_fails_it_clearly_and_loses_nothing
     assert_eq!(s.ws.snapshot_ids(), vec![before]);
     let after = s.ws.snapshot_id(&[] as &[&str]);
     let into = s.ws.path("restored");
-    restore_into(&s.ws, &after, "app", &into);
+    let into = restore_into(&s.ws, &after, "app", &into);
     Fingerprint::of(&into).assert_same(&s.expected(), "after the outage");
 }
 
@@ -286,4 +293,47 @@ fn bad_credentials_a_missing_bucket_or_no_server_exit_2_and_write_nothing() {
     ws.run(&["snapshots"])
         .assert_code(2)
         .assert_stderr_has("no repository");
+}
+
+#[test]
+fn copy_between_backends_survives_kill_9_and_sends_only_what_is_missing() {
+    // Local to S3, and S3 to local.
+    for (from, to) in [(Backend::Local, Backend::S3), (Backend::S3, Backend::Local)] {
+        let mut s = setup(from, 76, "copy-src");
+        data::random_files(&s.app.join("big"), 8, 24 << 20, 4 << 20);
+        let snap = s.ws.snapshot_id(&[] as &[&str]);
+        let mut dst = workspace();
+        dst.set_password("the destination's own passphrase");
+        to.place(&mut dst, "copy-dst");
+        dst.init();
+        // The source's configuration reaches S3 whichever side it is on.
+        if let Backend::Local = from {
+            s.ws.use_repository(
+                &s.ws.repo().display().to_string(),
+                &garage::shared().config_toml(),
+            );
+        }
+        let env = [("RIPCORD_TO_PASSWORD", dst.password())];
+        let killed = s.ws.run_env(
+            &["copy", "--to", &dst.repo_url()],
+            &[env[0], ("RIPCORD_FAILPOINT", "pack-written:1")],
+        );
+        assert_eq!(killed.signal, Some(9), "{from:?} -> {to:?}: {killed}");
+        dst.ok(&["verify"]);
+        let done =
+            s.ws.run_env(&["--json", "copy", "--to", &dst.repo_url()], &env);
+        done.assert_ok();
+        let again =
+            s.ws.run_env(&["--json", "copy", "--to", &dst.repo_url()], &env);
+        again.assert_ok();
+        assert_eq!(again.json()["stats"]["blobs_sent"], 0, "{}", again.stdout);
+        dst.ok(&["verify", "--deep"]);
+        let ids = dst.snapshot_ids();
+        assert_eq!(ids.len(), 1, "{from:?} -> {to:?}");
+        let into = dst.path("restored");
+        dst.ok(&["restore", &ids[0], "--into", into.to_str().unwrap()]);
+        Fingerprint::of(&into.join("app"))
+            .assert_same(&s.expected(), &format!("{from:?} -> {to:?}"));
+        assert_ne!(ids[0], snap, "a copy has an id of its own");
+    }
 }
