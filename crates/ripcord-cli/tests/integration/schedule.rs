@@ -224,6 +224,9 @@ fn a_geo_tier_copies_the_newest_snapshot_and_keeps_its_own_policy_there() {
     // The geo tier takes no snapshot of its own in the main repository.
     assert_eq!(snapshots(&ws).len(), 1);
     assert!(actions(&report, "snapshot").is_empty());
+    ws.run(&["snapshot", "--tier", "geo"])
+        .assert_code(2)
+        .assert_stderr_has("is a geo tier");
     let again = pass(&ws);
     assert_eq!(again["actions"], Value::Array(vec![]), "{again}");
 
@@ -270,9 +273,12 @@ fn a_geo_tier_copies_the_newest_snapshot_and_keeps_its_own_policy_there() {
 fn an_unreachable_geo_repository_fails_its_tier_and_the_others_still_run() {
     let mut ws = two_targets();
     let gone = ws.path("unmounted/offsite");
+    let hook = Receiver::start();
     ws.append_config(&format!(
-        "[tiers.hot]\nevery = \"1h\"\n\n[tiers.geo]\nevery = \"1h\"\nrepository = \"{}\"\n",
-        gone.display()
+        "[tiers.hot]\nevery = \"1h\"\n\n[tiers.geo]\nevery = \"1h\"\nrepository = \"{}\"\n\n\
+         [notify.oncall]\nurl = \"{}\"\nevents = [\"schedule-failed\"]\n",
+        gone.display(),
+        hook.url
     ));
     ws.init();
     let out = ws.run_env(
@@ -290,6 +296,12 @@ fn an_unreachable_geo_repository_fails_its_tier_and_the_others_still_run() {
         .unwrap()
         .contains("ripcord init --repository"));
     assert_eq!(of_tier(&ws, Some("hot")).len(), 1);
+    let bodies = hook.bodies();
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    let event: Value = serde_json::from_str(&bodies[0]).unwrap();
+    assert_eq!(event["event"], "schedule-failed", "{event}");
+    assert_eq!(event["items"][0]["action"], "copy", "{event}");
+    assert_eq!(event["items"].as_array().unwrap().len(), 1, "{event}");
 
     let out = ws.run_env(
         &["--json", "check"],
