@@ -82,6 +82,8 @@ pub struct ScheduleReport {
 /// the other actions still run.
 pub fn run(ctx: &Ctx) -> Result<ScheduleReport> {
     let start = Instant::now();
+    // Without a configuration there is no catalog to put the lock beside.
+    ctx.config.repository_url()?;
     let _flight = match flight::acquire(&ctx.config.catalog_path())? {
         flight::Acquired::Yes(f) => f,
         flight::Acquired::Busy(holder) => {
@@ -109,7 +111,7 @@ pub fn run(ctx: &Ctx) -> Result<ScheduleReport> {
         .iter()
         .filter_map(|(name, t)| Some((name, t, t.every()?)))
         .collect();
-    if scheduled.is_empty() && ctx.config.has_file() {
+    if scheduled.is_empty() {
         ctx.say("no tier has `every`: nothing is scheduled");
     }
     let repo = ctx.open_repo()?;
