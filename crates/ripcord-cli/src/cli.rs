@@ -62,6 +62,9 @@ pub enum Command {
     /// Manage the passphrases that open the repository
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Take due snapshots, apply retention and fill geo tiers, on a timer
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
     /// Remove stale locks left by processes that died
     Unlock {
         /// Remove every lock, also live ones
@@ -432,6 +435,24 @@ pub struct PruneArgs {
     /// Show what would be removed and change nothing
     #[arg(long, short = 'n')]
     pub dry_run: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ScheduleCommand {
+    /// One pass: a snapshot of each tier's targets whose newest is older than `every`, the
+    /// tier's keep policy, and copies to geo tiers; a second pass at once does nothing, and
+    /// one that finds another running exits 0
+    Run,
+    /// Print what runs a pass every minute: systemd units (--systemd) or a crontab line
+    /// (--cron), for this binary and configuration file
+    Install {
+        /// Print ripcord-schedule.service and ripcord-schedule.timer
+        #[arg(long, required_unless_present = "cron")]
+        systemd: bool,
+        /// Print a crontab line
+        #[arg(long)]
+        cron: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]

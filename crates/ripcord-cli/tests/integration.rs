@@ -50,6 +50,8 @@ mod recover;
 mod restore_parts;
 #[path = "integration/roundtrip.rs"]
 mod roundtrip;
+#[path = "integration/schedule.rs"]
+mod schedule;
 #[path = "integration/selection.rs"]
 mod selection;
 #[path = "integration/special_files.rs"]

@@ -545,6 +545,37 @@ fn every_command_prints_json_that_matches_its_schema() {
     let bad = c.err(&ws, "snapshot", &["snapshot", "--no-such-flag"], none);
     assert_eq!(bad["exit_code"], 2);
 
+    // A schedule pass on a workspace of its own: a tier takes a snapshot.
+    let mut sws = Workspace::new(bin());
+    let sfiles = sws.dir_target("files", "files", &[]);
+    touch(&sfiles.join("a.txt"), "one\n");
+    sws.append_config("[tiers.hot]\nevery = \"1h\"\nkeep = { last = 3 }\n");
+    sws.init();
+    let passed = c.ok(&sws, "schedule run", &["schedule", "run"], none);
+    assert_eq!(passed["actions"][0]["action"], "snapshot", "{passed}");
+    let idle = c.ok(&sws, "schedule run", &["schedule", "run"], none);
+    assert_eq!(idle["actions"], Value::Array(vec![]), "{idle}");
+    c.err(&sws, "schedule run", &["schedule", "run"], wrong);
+    let units = c.ok(
+        &sws,
+        "schedule install",
+        &["schedule", "install", "--systemd", "--cron"],
+        none,
+    );
+    assert_eq!(units["files"].as_array().unwrap().len(), 2, "{units}");
+    c.err(
+        &sws,
+        "schedule install",
+        &[
+            "schedule",
+            "install",
+            "--systemd",
+            "--config",
+            "no-such.toml",
+        ],
+        none,
+    );
+
     // `migrate adopt` takes over a database golang-migrate ran.
     let (ws2, db2) = sqlite_app(bin(), "");
     write(&ws2, "migrations/1_users.up.sql", USERS);

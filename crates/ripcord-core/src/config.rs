@@ -262,6 +262,11 @@ pub struct TierConfig {
     /// The targets the tier covers; empty: every configured one.
     #[serde(default)]
     pub targets: Vec<String>,
+    /// A geo tier: snapshots are copied into this other repository (a
+    /// path, `file://` or `s3://` URL) instead of taken.
+    pub repository: Option<String>,
+    /// Prints the geo repository's passphrase; else `RIPCORD_TO_PASSWORD`.
+    pub password_command: Option<String>,
 }
 
 impl TierConfig {
@@ -270,6 +275,18 @@ impl TierConfig {
         self.max_age
             .as_deref()
             .and_then(|t| crate::duration::parse(t).ok())
+    }
+
+    /// `every`, parsed (it was checked when the file was read).
+    pub fn every(&self) -> Option<std::time::Duration> {
+        self.every
+            .as_deref()
+            .and_then(|t| crate::duration::parse(t).ok())
+    }
+
+    /// Whether snapshots of this tier are copies in another repository.
+    pub fn is_geo(&self) -> bool {
+        self.repository.is_some()
     }
 }
 
@@ -620,6 +637,24 @@ impl Config {
                         .map_err(|e| invalid(format!("tiers.{name}.{key}: {e}")))?;
                 }
             }
+            // Due at every pass of `schedule run`, a snapshot a minute.
+            if tier.every().is_some_and(|d| d.is_zero()) {
+                return Err(invalid(format!("tiers.{name}.every must be more than 0s")));
+            }
+            if tier.password_command.is_some() && !tier.is_geo() {
+                return Err(invalid(format!(
+                    "tiers.{name}.password_command is for a geo tier: set tiers.{name}.repository too"
+                )));
+            }
+            if let (Some(geo), Some(main)) = (&tier.repository, &config.repository.url) {
+                if same_location(geo, main) {
+                    return Err(invalid(format!(
+                        "tiers.{name}.repository is the main repository ({main}); a geo tier \
+                         copies snapshots to another one, such as a second disk or a bucket \
+                         elsewhere"
+                    )));
+                }
+            }
         }
         if let Some(m) = &config.migrations {
             for (key, value) in [("lock_timeout", &m.lock_timeout), ("timeout", &m.timeout)] {
@@ -773,6 +808,14 @@ impl Config {
                 self.repository.url = Some(base.join(url).display().to_string());
             }
         }
+        for (name, tier) in &mut self.tiers {
+            if let Some(url) = &tier.repository {
+                if !url.contains("://") && Path::new(url).is_relative() {
+                    let base = base_for(&["tiers", name, "repository"]);
+                    tier.repository = Some(base.join(url).display().to_string());
+                }
+            }
+        }
         if let Some(migrations) = &mut self.migrations {
             if migrations.dir.is_relative() {
                 migrations.dir = base_for(&["migrations", "dir"]).join(&migrations.dir);
@@ -846,6 +889,16 @@ impl Config {
             None => Err(ConfigError::NoRepository),
         }
     }
+}
+
+/// Whether two repository locations name the same place: `file://` and a
+/// trailing `/` make no difference.
+fn same_location(a: &str, b: &str) -> bool {
+    let norm = |s: &str| {
+        let s = s.strip_prefix("file://").unwrap_or(s);
+        s.trim_end_matches('/').to_string()
+    };
+    norm(a) == norm(b)
 }
 
 /// An error in the merged configuration that the file alone does not have
@@ -1181,5 +1234,26 @@ mod tests {
             c.target("a").unwrap(),
             TargetConfig::Sqlite { create: true, .. }
         ));
+    }
+
+    #[test]
+    fn a_geo_tier_names_another_repository() {
+        let main = "[repository]\nurl = '/backups/r'\n";
+        for geo in ["/backups/r", "file:///backups/r/", "/backups/r/"] {
+            let text = format!("{main}[tiers.geo]\nrepository = '{geo}'");
+            let e = Config::from_toml_str(&text, None, &[]).unwrap_err();
+            assert!(
+                e.to_string().contains("is the main repository"),
+                "{geo}: {e}"
+            );
+        }
+        let text = format!("{main}[tiers.geo]\nrepository = '/offsite/r'\nevery = '1d'");
+        let c = Config::from_toml_str(&text, None, &[]).unwrap();
+        assert!(c.tiers["geo"].is_geo());
+        let e =
+            Config::from_toml_str("[tiers.hot]\npassword_command = 'x'", None, &[]).unwrap_err();
+        assert!(e.to_string().contains("set tiers.hot.repository"), "{e}");
+        let e = Config::from_toml_str("[tiers.hot]\nevery = '0s'", None, &[]).unwrap_err();
+        assert!(e.to_string().contains("more than 0s"), "{e}");
     }
 }

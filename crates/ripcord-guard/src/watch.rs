@@ -361,7 +361,7 @@ fn alert(ctx: &Ctx, rule: &GuardRule, kind: &str, event: &GuardEvent) -> Vec<Str
         &ctx.config,
         &Event {
             event: kind.into(),
-            run: event.run.clone().unwrap_or_default(),
+            run: event.run.clone(),
             level: rule.level.clone(),
             text: format!(
                 "guard rule {} is {}: {}{}",
@@ -378,6 +378,7 @@ fn alert(ctx: &Ctx, rule: &GuardRule, kind: &str, event: &GuardEvent) -> Vec<Str
                     .map_or(String::new(), |n| format!(" ({n})"))
             ),
             time: event.time.clone(),
+            items: Vec::new(),
         },
     )
 }

@@ -59,6 +59,7 @@ pub fn check(ctx: &Ctx) -> Result<CheckReport> {
     if ctx.config.migrations.is_some() {
         items.push(migrations(ctx));
     }
+    items.extend(geo(ctx));
     catalog(ctx, &mut items);
     items.push(audit(ctx));
     Ok(CheckReport {
@@ -121,6 +122,7 @@ fn repository(ctx: &Ctx) -> Vec<CheckItem> {
                 });
             }
             items.extend(freshness(ctx, &snapshots));
+            items.push(free_space("free space", &url, &snapshots));
             items
         }
         Err(e) => vec![CheckItem {
@@ -141,57 +143,215 @@ fn freshness(
     ctx: &Ctx,
     snapshots: &[(ripcord_repo::Id, ripcord_repo::manifest::Snapshot)],
 ) -> Vec<CheckItem> {
-    let now = chrono::Utc::now();
-    let short = ripcord_core::duration::short;
     let mut items = Vec::new();
     for (tier, config) in &ctx.config.tiers {
         let Some(max) = config.max_age() else {
             continue;
         };
-        let targets: Vec<&String> = if config.targets.is_empty() {
-            ctx.config.targets.keys().collect()
-        } else {
-            config.targets.iter().collect()
-        };
-        for target in targets {
-            let what = format!("tier {tier}: {target}");
+        // A geo tier's snapshots are in its own repository: see `geo`.
+        if config.is_geo() {
+            continue;
+        }
+        for target in crate::schedule::tier_targets(ctx, config) {
             let newest = snapshots
                 .iter()
-                .filter(|(_, s)| s.tier.as_deref() == Some(tier) && s.target(target).is_some())
+                .filter(|(_, s)| s.tier.as_deref() == Some(tier) && s.target(&target).is_some())
                 .map(|(_, s)| s.time)
                 .max();
-            let hint = Some(format!("`ripcord snapshot {target} --tier {tier}`"));
-            let age = newest.map(|t| (now - t).to_std().unwrap_or_default());
-            items.push(match age {
-                None => CheckItem {
-                    hint,
-                    ..item(
-                        what,
-                        CheckState::Failed,
-                        format!("no snapshot of this tier yet (max age {})", short(max)),
-                    )
-                },
-                Some(age) if age > max => CheckItem {
-                    hint,
-                    ..item(
-                        what,
-                        CheckState::Failed,
-                        format!(
-                            "overdue: the newest is {} old (max age {})",
-                            short(age),
-                            short(max)
-                        ),
-                    )
-                },
-                Some(age) => item(
-                    what,
-                    CheckState::Ok,
-                    format!("the newest is {} old (max age {})", short(age), short(max)),
-                ),
-            });
+            let hint = format!("`ripcord snapshot {target} --tier {tier}`");
+            items.push(fresh(format!("tier {tier}: {target}"), newest, max, hint));
         }
     }
     items
+}
+
+/// The newest snapshot's age against `max`.
+fn fresh(
+    what: String,
+    newest: Option<chrono::DateTime<chrono::Utc>>,
+    max: std::time::Duration,
+    hint: String,
+) -> CheckItem {
+    let now = chrono::Utc::now();
+    let short = ripcord_core::duration::short;
+    let hint = Some(hint);
+    let age = newest.map(|t| (now - t).to_std().unwrap_or_default());
+    match age {
+        None => CheckItem {
+            hint,
+            ..item(
+                what,
+                CheckState::Failed,
+                format!("no snapshot of this tier yet (max age {})", short(max)),
+            )
+        },
+        Some(age) if age > max => CheckItem {
+            hint,
+            ..item(
+                what,
+                CheckState::Failed,
+                format!(
+                    "overdue: the newest is {} old (max age {})",
+                    short(age),
+                    short(max)
+                ),
+            )
+        },
+        Some(age) => item(
+            what,
+            CheckState::Ok,
+            format!("the newest is {} old (max age {})", short(age), short(max)),
+        ),
+    }
+}
+
+/// Free space where the repository lives. A local folder warns under 10%
+/// of its file system free, or under twice the newest snapshot's size (a
+/// snapshot in which everything changed needs up to its size again);
+/// object storage has no such limit.
+fn free_space(
+    what: &str,
+    url: &str,
+    snapshots: &[(ripcord_repo::Id, ripcord_repo::manifest::Snapshot)],
+) -> CheckItem {
+    if url.starts_with("s3://") {
+        return item(what, CheckState::Ok, "object storage: no free-space limit");
+    }
+    let Ok(root) = ripcord_repo::backend::local_root(url) else {
+        return item(what, CheckState::Ok, "not a local folder: not measured");
+    };
+    let stat = match rustix::fs::statvfs(&root) {
+        Ok(s) => s,
+        Err(e) => {
+            return CheckItem {
+                hint: Some("check that the repository's file system is mounted".into()),
+                ..item(
+                    what,
+                    CheckState::Warning,
+                    format!("cannot measure {}: {e}", root.display()),
+                )
+            }
+        }
+    };
+    let free = stat.f_bavail.saturating_mul(stat.f_frsize);
+    let total = stat.f_blocks.saturating_mul(stat.f_frsize);
+    let newest = snapshots
+        .iter()
+        .max_by_key(|(_, s)| s.time)
+        .map_or(0, |(_, s)| s.total_size());
+    let bytes = crate::report::bytes;
+    let percent = if total == 0 {
+        100.0
+    } else {
+        free as f64 * 100.0 / total as f64
+    };
+    let detail = format!(
+        "{} free of {} ({percent:.0}%) on the file system of {}",
+        bytes(free),
+        bytes(total),
+        root.display()
+    );
+    let low_share = percent < 10.0;
+    let low_room = free < newest.saturating_mul(2);
+    if !low_share && !low_room {
+        return item(what, CheckState::Ok, detail);
+    }
+    let why = if low_room {
+        format!("; less than twice the newest snapshot ({})", bytes(newest))
+    } else {
+        "; less than 10%".into()
+    };
+    CheckItem {
+        hint: Some(
+            "free space there, move the repository to a larger disk, or forget snapshots and \
+             prune (`ripcord forget --tier T --prune`)"
+                .into(),
+        ),
+        ..item(what, CheckState::Warning, format!("{detail}{why}"))
+    }
+}
+
+/// Each geo tier: its repository opens (with its own passphrase), has
+/// room, and holds a fresh enough copy of each target.
+fn geo(ctx: &Ctx) -> Vec<CheckItem> {
+    let mut items = Vec::new();
+    for (tier, config) in &ctx.config.tiers {
+        let Some(url) = &config.repository else {
+            continue;
+        };
+        let what = format!("tier {tier}: repository");
+        let opened = crate::copy::open_other(ctx, url, config.password_command.as_deref())
+            .and_then(|repo| Ok(repo.snapshot_list()?.snapshots));
+        let snapshots = match opened {
+            Ok(s) => s,
+            Err(e) => {
+                let e = crate::schedule::geo_error(tier, url, e);
+                items.push(CheckItem {
+                    hint: ripcord_core::Classify::hint(&e),
+                    ..item(what, CheckState::Failed, e.to_string())
+                });
+                continue;
+            }
+        };
+        items.push(item(
+            what,
+            CheckState::Ok,
+            format!(
+                "{url}: {}",
+                ripcord_core::text::counted(snapshots.len() as u64, "snapshot")
+            ),
+        ));
+        items.push(free_space(
+            &format!("tier {tier}: free space"),
+            url,
+            &snapshots,
+        ));
+        let Some(max) = config.max_age() else {
+            continue;
+        };
+        for target in crate::schedule::tier_targets(ctx, config) {
+            let newest = snapshots
+                .iter()
+                .filter(|(_, s)| !s.is_safety() && s.target(&target).is_some())
+                .map(|(_, s)| s.time)
+                .max();
+            let hint = "`ripcord schedule run` copies the newest snapshots there".to_string();
+            items.push(fresh(format!("tier {tier}: {target}"), newest, max, hint));
+        }
+    }
+    items
+}
+
+/// Sends `check-failed`, with the failed items, to the webhooks that take
+/// it; returns one line per delivery that failed. `check` itself only
+/// reads: the front end that runs it for a person or a timer sends this.
+pub fn notify_failed(ctx: &Ctx, report: &CheckReport) -> Vec<String> {
+    let failed: Vec<&CheckItem> = report
+        .items
+        .iter()
+        .filter(|i| i.state == CheckState::Failed)
+        .collect();
+    if failed.is_empty() || ctx.config.notify.is_empty() {
+        return Vec::new();
+    }
+    let text = format!(
+        "check on {}: {} failed: {}",
+        ripcord_repo::hostname(),
+        ripcord_core::text::count(failed.len() as u64, "item", "items"),
+        failed
+            .iter()
+            .map(|i| format!("{}: {}", i.what, i.detail))
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    let items = failed
+        .iter()
+        .map(|i| serde_json::to_value(i).expect("plain fields serialize"))
+        .collect();
+    crate::notify::send(
+        &ctx.config,
+        &crate::notify::Event::about("check-failed", text, items),
+    )
 }
 
 fn target_item(name: &str, target: &TargetConfig) -> CheckItem {

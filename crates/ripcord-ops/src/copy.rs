@@ -88,8 +88,33 @@ pub fn copy(ctx: &Ctx, opts: &CopyOptions) -> Result<CopyReport> {
     let src = ctx.open_repo()?;
     let chosen = choose(ctx, &src, &opts.snapshots)?;
     let dst = open_destination(ctx, &src, opts)?;
-    if opts.dry_run {
-        let copies = Copies::of(&dst)?;
+    copy_chosen(ctx, &src, &dst, chosen, opts.dry_run, start)
+}
+
+/// Copies `ids` (each once) from `src` to `dst`, both opened already: what
+/// a geo tier of `schedule run` does.
+pub fn copy_between(
+    ctx: &Ctx,
+    src: &Repository,
+    dst: &Repository,
+    ids: &[Id],
+) -> Result<CopyReport> {
+    let start = Instant::now();
+    let selectors: Vec<String> = ids.iter().map(|id| id.to_hex()).collect();
+    let chosen = choose(ctx, src, &selectors)?;
+    copy_chosen(ctx, src, dst, chosen, false, start)
+}
+
+fn copy_chosen(
+    ctx: &Ctx,
+    src: &Repository,
+    dst: &Repository,
+    chosen: Vec<(Id, Snapshot)>,
+    dry_run: bool,
+    start: Instant,
+) -> Result<CopyReport> {
+    if dry_run {
+        let copies = Copies::of(dst)?;
         warn_damaged(ctx, &copies);
         let snapshots: Vec<CopiedSnapshot> = chosen
             .iter()
@@ -115,14 +140,14 @@ pub fn copy(ctx: &Ctx, opts: &CopyOptions) -> Result<CopyReport> {
             seconds: start.elapsed().as_secs_f64(),
         });
     }
-    let _src_lock = ctx.lock(&src, false, "copy")?;
-    let _dst_lock = ctx.lock(&dst, false, "copy")?;
+    let _src_lock = ctx.lock(src, false, "copy")?;
+    let _dst_lock = ctx.lock(dst, false, "copy")?;
     let src_index = src.load_index()?;
     let saver = SaverOptions {
         compression: ctx.config.snapshot.compression,
         jobs: ctx.config.snapshot.jobs,
     };
-    let mut copier = Copier::new(&src, &src_index, &dst, saver)?;
+    let mut copier = Copier::new(src, &src_index, dst, saver)?;
     warn_damaged(ctx, copier.copies());
     if copier.recovered_packs() > 0 {
         ctx.say(format!(
@@ -158,7 +183,7 @@ pub fn copy(ctx: &Ctx, opts: &CopyOptions) -> Result<CopyReport> {
     let verify = if copied.is_empty() {
         None
     } else {
-        Some(read_back(ctx, &dst, &copied, &copier)?)
+        Some(read_back(ctx, dst, &copied, &copier)?)
     };
     let present_count = snapshots.iter().filter(|s| s.present).count();
     Ok(CopyReport {
@@ -225,12 +250,32 @@ fn open_destination(ctx: &Ctx, src: &Repository, opts: &CopyOptions) -> Result<R
     if read(&*backend).is_some() && read(&**src.backend()) == read(&*backend) {
         return Err(same_repository(&location));
     }
+    let dst = open_with(ctx, backend, &opts.to, opts.to_password_command.as_deref())?;
+    if dst.config().id == src.config().id {
+        return Err(same_repository(&location));
+    }
+    Ok(dst)
+}
+
+/// Opens another repository than the configured one (a geo tier's):
+/// `password_command`, else `RIPCORD_TO_PASSWORD`, else a prompt.
+pub fn open_other(ctx: &Ctx, url: &str, password_command: Option<&str>) -> Result<Repository> {
+    let backend = ctx.backend_at(url)?;
+    open_with(ctx, backend, url, password_command)
+}
+
+fn open_with(
+    ctx: &Ctx,
+    backend: std::sync::Arc<dyn ripcord_repo::backend::Backend>,
+    url: &str,
+    password_command: Option<&str>,
+) -> Result<Repository> {
     let env = secret_env(2);
-    let configured = env.is_some() || opts.to_password_command.is_some();
+    let configured = env.is_some() || password_command.is_some();
     let encrypted =
-        Repository::is_encrypted_at(&*backend).map_err(|e| destination_error(e, &opts.to))?;
+        Repository::is_encrypted_at(&*backend).map_err(|e| destination_error(e, url))?;
     let pass: Option<Zeroizing<String>> = if configured || encrypted {
-        match (&opts.to_password_command, env) {
+        match (password_command, env) {
             (Some(cmd), _) => Some(ripcord_core::password::from_command(
                 cmd,
                 ctx.config.repository.password_timeout(),
@@ -245,12 +290,8 @@ fn open_destination(ctx: &Ctx, src: &Repository, opts: &CopyOptions) -> Result<R
     } else {
         None
     };
-    let dst = Repository::open(backend, pass.as_ref().map(|p| p.as_str()))
-        .map_err(|e| destination_error(e, &opts.to))?;
-    if dst.config().id == src.config().id {
-        return Err(same_repository(&location));
-    }
-    Ok(dst)
+    Repository::open(backend, pass.as_ref().map(|p| p.as_str()))
+        .map_err(|e| destination_error(e, url))
 }
 
 fn same_repository(location: &str) -> Error {

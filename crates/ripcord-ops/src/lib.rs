@@ -11,6 +11,9 @@
 //! - [`drill`]: the latest snapshots restored into scratch, checked and timed.
 //! - [`ctx`]: the configuration, the passphrase, opening and locking the repository.
 //! - [`snapshot`]: one snapshot of configured targets.
+//! - [`schedule`]: one pass over the tiers (due snapshots, retention, geo
+//!   copies), and the units that run it every minute.
+//! - [`keep`]: a tier's `keep` policy applied in a repository.
 //! - [`restore`]: a restore, staged and checked, with a safety snapshot of
 //!   what it replaces, then swapped in.
 //! - [`net`]: the migration engine's safety net on a repository.
@@ -31,6 +34,7 @@ pub mod drill;
 pub mod error;
 pub mod incident;
 pub mod json;
+pub mod keep;
 pub mod ls;
 pub mod migrate;
 pub mod migration_state;
@@ -41,6 +45,7 @@ pub mod recover;
 pub mod rehearse;
 pub mod report;
 pub mod restore;
+pub mod schedule;
 pub mod select;
 pub mod snapshot;
 pub mod way_back;

@@ -1,4 +1,5 @@
-//! Webhooks for runs: generic JSON, or Slack-compatible `{"text": …}`.
+//! Webhooks for runs, failed checks and scheduled passes: generic JSON, or
+//! Slack-compatible `{"text": …}`.
 //! A delivery is retried with backoff and bounded in time; one that still
 //! fails is reported to the caller (who journals it) and never fails the
 //! run.
@@ -10,18 +11,44 @@ use ripcord_core::config::runbook::NotifyFormat;
 use ripcord_core::config::Config;
 use serde::Serialize;
 
-/// One event of a run.
+/// One event of a run, a check or a scheduled pass.
 #[derive(Clone, Debug, Serialize)]
 pub struct Event {
-    /// `start`, `failure`, `escalation`, `success`, `safe-mode`, or
-    /// `message` (a `notify` step, sent to every webhook).
+    /// `start`, `failure`, `escalation`, `success`, `safe-mode`,
+    /// `check-failed`, `schedule-failed`, or `message` (a `notify` step,
+    /// sent to every webhook).
     pub event: String,
-    pub run: String,
+    /// The run, for a run's events; left out otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
     pub level: Option<String>,
     /// One line a person reads.
     pub text: String,
     /// RFC 3339, UTC.
     pub time: String,
+    /// What failed (`check-failed`: the failed items; `schedule-failed`:
+    /// the failed actions); left out when empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<serde_json::Value>,
+}
+
+impl Event {
+    /// An event that belongs to no run, with what failed.
+    pub fn about(event: &str, text: String, items: Vec<serde_json::Value>) -> Event {
+        Event {
+            event: event.into(),
+            run: None,
+            level: None,
+            text,
+            time: now(),
+            items,
+        }
+    }
+}
+
+/// The time an event carries: RFC 3339 UTC, to the second.
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// Attempts per webhook, and the pause before the second (doubled after).
@@ -44,7 +71,10 @@ pub fn send(config: &Config, event: &Event) -> Vec<String> {
         let body = match hook.format {
             NotifyFormat::Json => serde_json::to_string(event),
             NotifyFormat::Slack => serde_json::to_string(&serde_json::json!({
-                "text": format!("ripcord run {}: {}", event.run, event.text)
+                "text": match &event.run {
+                    Some(run) => format!("ripcord run {run}: {}", event.text),
+                    None => format!("ripcord: {}", event.text),
+                }
             })),
         }
         .expect("plain fields serialize");

@@ -290,10 +290,11 @@ fn execute(
 fn event(run: &str, kind: &str, level: &str, text: String) -> Event {
     Event {
         event: kind.into(),
-        run: run.to_string(),
+        run: Some(run.to_string()),
         level: Some(level.to_string()),
         text,
-        time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        time: notify::now(),
+        items: Vec::new(),
     }
 }
 
@@ -542,10 +543,11 @@ fn run_step(
                 &ctx.config,
                 &Event {
                     event: "message".into(),
-                    run: run.to_string(),
+                    run: Some(run.to_string()),
                     level: None,
                     text: message.clone(),
-                    time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    time: notify::now(),
+                    items: Vec::new(),
                 },
             );
             // A message that cannot be delivered never fails the run.

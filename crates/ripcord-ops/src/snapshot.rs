@@ -30,6 +30,7 @@ pub struct SnapshotOptions {
 
 /// `ripcord snapshot`: opens and locks the repository and takes one snapshot.
 pub fn snapshot(ctx: &Ctx, opts: &SnapshotOptions) -> Result<SnapshotResult> {
+    refuse_geo_tier(ctx, opts.tier.as_deref())?;
     let repo = ctx.open_repo()?;
     let names = resolve_targets(ctx, &opts.targets)?;
     let _lock = ctx.lock(&repo, false, "snapshot")?;
@@ -48,6 +49,21 @@ pub fn snapshot(ctx: &Ctx, opts: &SnapshotOptions) -> Result<SnapshotResult> {
     take_with(ctx, &repo, &names, &opts.tags, opts.tier.clone(), &take)
 }
 
+/// A geo tier's snapshots are copies in its own repository: one taken here
+/// with its name would count for nothing and mislead.
+fn refuse_geo_tier(ctx: &Ctx, tier: Option<&str>) -> Result<()> {
+    match tier.and_then(|t| Some((t, ctx.config.tiers.get(t)?))) {
+        Some((name, t)) if t.is_geo() => Err(Error::usage(
+            format!("tier {name} is a geo tier: its snapshots are copies in its own repository"),
+            format!(
+                "take a snapshot without --tier {name} (or with another tier); `ripcord schedule \
+                 run` copies the newest one to the geo repository"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// A target `snapshot --dry-run` would read, and from where.
 #[derive(Serialize, schemars::JsonSchema)]
 pub struct PlannedTarget {
@@ -62,6 +78,7 @@ pub struct PlannedTarget {
 /// anything (the repository opens, the targets are configured), and the
 /// targets it would read. Nothing is read or written.
 pub fn plan(ctx: &Ctx, opts: &SnapshotOptions) -> Result<SnapshotPlan> {
+    refuse_geo_tier(ctx, opts.tier.as_deref())?;
     ctx.open_repo()?;
     let names = resolve_targets(ctx, &opts.targets)?;
     if !opts.tables.is_empty() && names.len() != 1 {

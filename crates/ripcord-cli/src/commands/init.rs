@@ -42,13 +42,23 @@ jobs = 0
 # path = "/var/lib/app/app.db"
 # create = true                 # only if `migrate up` should create a missing file
 
-# Tiers group snapshots with a retention policy: `ripcord forget --tier daily`.
+# Tiers group snapshots with a schedule and a retention policy: `ripcord schedule run` (every
+# minute, from `ripcord schedule install --systemd` or --cron) takes a snapshot when the newest
+# is older than `every`, then applies `keep`, as `ripcord forget --tier daily` does.
 #
 # [tiers.daily]
 # every = "24h"
 # max_age = "26h"              # `ripcord check` fails when the newest daily snapshot is older
 # targets = ["app"]            # default: every target
 # keep = { daily = 30 }        # also last, hourly, weekly, monthly, yearly, within, tags = ["pre-deploy"]
+#
+# A geo tier copies the newest snapshots to another repository with its own passphrase.
+#
+# [tiers.geo]
+# repository = "/mnt/offsite/ripcord"   # or s3://bucket/prefix; create it with `ripcord init --repository`
+# password_command = "cat /run/secrets/ripcord-offsite"   # else RIPCORD_TO_PASSWORD
+# every = "24h"
+# keep = { daily = 14 }        # applied in the geo repository
 
 # Safety snapshots (tagged `safety`, taken by in-place restores and migrations) are kept apart
 # from yours, by this policy; a migration's safety snapshot also stays while its change is applied.

@@ -11,6 +11,7 @@ mod list;
 mod maintenance;
 pub mod migrate;
 mod recover;
+mod schedule;
 mod verify;
 
 use anyhow::Result;
@@ -47,7 +48,9 @@ pub fn dispatch(cli: Cli) -> Result<()> {
 
 /// The name the audit gives a command that changes something; `None` for
 /// one that only reads, a dry run, and those that audit themselves (the
-/// ways back, which are journaled as runs, and the recovery commands).
+/// ways back, which are journaled as runs, the recovery commands, and
+/// `schedule run`, which a timer starts every minute and audits only the
+/// passes that did or tried something).
 fn audited_as(command: &Command) -> Option<&'static str> {
     let name = match command {
         Command::Init(a) if !a.dry_run && !a.print_config => "init",
@@ -73,7 +76,7 @@ fn audited_as(command: &Command) -> Option<&'static str> {
 /// Appends the audit entry of `command`: its arguments as typed (secrets
 /// are redacted by the library) and its outcome. Bad input changed nothing
 /// and gets none.
-fn audit(ctx: &Ctx, command: &str, result: &Result<()>) {
+pub(crate) fn audit(ctx: &Ctx, command: &str, result: &Result<()>) {
     let error = result
         .as_ref()
         .err()
@@ -127,6 +130,7 @@ fn run(ctx: &Ctx, command: Command) -> Result<()> {
         Command::Prune(args) => forget::prune(ctx, args.dry_run),
         Command::Copy(args) => copy::run(ctx, &args),
         Command::Key(cmd) => key::run(ctx, cmd),
+        Command::Schedule(cmd) => schedule::run(ctx, cmd),
         Command::Unlock { all, dry_run } => maintenance::unlock(ctx, all, dry_run),
         Command::Repair(cmd) => maintenance::repair(ctx, cmd),
         Command::Guard(cmd) => guard::run(ctx, cmd),

@@ -345,6 +345,10 @@ pub fn check(ctx: &Ctx) -> Result<()> {
         .filter(|i| i.state == CheckState::Failed)
         .count();
     if failed > 0 {
+        // A delivery that fails is a warning: the check's verdict stands.
+        for w in ripcord_ops::check::notify_failed(ctx, &report) {
+            ctx.warn(format!("check-failed not delivered: {w}"));
+        }
         return Err(CliError::Failed {
             message: format!("{} failed", output::count(failed as u64, "check", "checks")),
         }

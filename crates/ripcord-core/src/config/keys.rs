@@ -40,6 +40,8 @@ const TIER: Shape = Table(&[
     ("keep", KEEP),
     ("max_age", Value),
     ("targets", Value),
+    ("repository", Value),
+    ("password_command", Value),
 ]);
 
 const TABLE_MIGRATION: Shape = Table(&[("on_conflict", Value)]);
@@ -312,6 +314,10 @@ mod tests {
             [tiers.t]
             every = "1h"
             keep = { last = 1, hourly = 1, daily = 1, weekly = 1, monthly = 1, yearly = 1, within = "1d" }
+            [tiers.g]
+            every = "1d"
+            repository = "/offsite"
+            password_command = "echo y"
             [migrations]
             target = "s"
             dir = "m"

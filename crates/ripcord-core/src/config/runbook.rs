@@ -55,7 +55,17 @@ pub enum NotifyFormat {
 }
 
 /// The events a webhook may ask for.
-pub const NOTIFY_EVENTS: &[&str] = &["start", "failure", "escalation", "success", "safe-mode"];
+/// `check-failed`: `ripcord check` found a failed item; `schedule-failed`:
+/// a pass of `ripcord schedule run` could not do something that was due.
+pub const NOTIFY_EVENTS: &[&str] = &[
+    "start",
+    "failure",
+    "escalation",
+    "success",
+    "safe-mode",
+    "check-failed",
+    "schedule-failed",
+];
 
 /// `[catalog]`: where ripcord keeps its own state.
 #[derive(Debug, Clone, Default, Deserialize)]

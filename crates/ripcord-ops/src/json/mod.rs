@@ -117,6 +117,11 @@ pub fn schemas() -> Vec<(&'static str, schemars::Schema)> {
         ("forget", s!(ForgetOutput)),
         ("prune", s!(ripcord_repo::prune::PruneReport)),
         ("copy", s!(crate::copy::CopyReport)),
+        ("schedule run", s!(crate::schedule::ScheduleReport)),
+        (
+            "schedule install",
+            s!(crate::schedule::units::InstallOutput),
+        ),
         ("key add", s!(KeyOutput)),
         ("key list", s!(Vec<KeyEntry>)),
         ("key remove", s!(KeyOutput)),
