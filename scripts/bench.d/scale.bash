@@ -114,7 +114,6 @@ scale_backend_part() {
         scale_ripcord_config "$SCALE_DIR/ripcord-$where" "$url"
         (cd "$SCALE_DIR/ripcord-$where" && ripcord init) >"$LOGS/ripcord-init-$where.log" 2>&1 ||
             die "ripcord init ($where) failed (log: $LOGS/ripcord-init-$where.log)"
-        RUN_DIR=$SCALE_DIR
         timed "ripcord-$where" snapshot ripcord snapshot
         timed "ripcord-$where" restore ripcord restore latest --into "$SCALE_DIR/ripcord-$where/restore"
         scale_check "ripcord-$where" "$SCALE_DIR/ripcord-$where/restore/tree"
@@ -144,13 +143,11 @@ scale_check() { # TOOL DIR
 scale_copy_part() {
     local dst=$SCALE_DIR/ripcord-copy/repo
     mkdir -p "$SCALE_DIR/ripcord-copy"
-    RIPCORD_PASSWORD=other-$PASSWORD ripcord init --insecure-no-encryption --help >/dev/null 2>&1 || true
     (cd "$SCALE_DIR/ripcord-copy" && scale_ripcord_config . "$dst" &&
         RIPCORD_PASSWORD=other-$PASSWORD ripcord init) >"$LOGS/ripcord-copy-init.log" 2>&1 ||
         die "ripcord init of the copy destination failed (log: $LOGS/ripcord-copy-init.log)"
-    RUN_DIR=$SCALE_DIR
     RIPCORD_TO_PASSWORD=other-$PASSWORD timed ripcord-local copy ripcord copy --to "$dst"
-    restic -r "$SCALE_DIR/restic-copy/repo" init --password-file <(echo "other-$PASSWORD") \
+    RESTIC_PASSWORD=other-$PASSWORD restic -r "$SCALE_DIR/restic-copy/repo" init \
         >"$LOGS/restic-copy-init.log" 2>&1 || die "restic init of the copy destination failed"
     RESTIC_FROM_PASSWORD=$PASSWORD RESTIC_PASSWORD=other-$PASSWORD timed restic-local copy \
         restic --cache-dir cache -r "$SCALE_DIR/restic-copy/repo" copy --from-repo "$SCALE_DIR/restic-local/repo"
@@ -160,7 +157,6 @@ scale_copy_part() {
 
 # Part 3: a drill of the folder repository's latest snapshots.
 scale_drill_part() {
-    RUN_DIR=$SCALE_DIR
     timed ripcord-local drill "${STDOUT_TO[@]}" "$SCALE_DIR/drill.json" ripcord --json drill
 }
 
@@ -168,7 +164,7 @@ scale_drill_part() {
 scale_section() {
     rm -rf "${SCALE_DIR:?}"
     # shellcheck disable=SC2034 # read by `timed`
-    RESULTS=$SCALE_DIR/results.tsv LOGS=$SCALE_DIR/logs
+    RUN_DIR=$SCALE_DIR RESULTS=$SCALE_DIR/results.tsv LOGS=$SCALE_DIR/logs
     mkdir -p "$LOGS"
     : >"$RESULTS"
     : >"$SCALE_META"
@@ -182,8 +178,9 @@ scale_section() {
     scale_copy_part
     scale_drill_part
     garage_stop
-    CACHE_STATE=$CACHE_STATE SCALE_DIR=$SCALE_DIR SCALE_META=$SCALE_META RESULTS=$RESULTS \
-        REPORT=$SCALE_DIR/report.md render_scale_report
+    local report=$SCALE_DIR/report.md
+    CACHE_STATE=$CACHE_STATE SCALE_DIR=$SCALE_DIR SCALE_META=$SCALE_META RESULTS=$RESULTS REPORT=$report \
+        render_scale_report
 }
 
 render_scale_report() {
@@ -267,10 +264,11 @@ if rc and pc:
 out += ["", "### Restore drill", ""]
 try:
     drill = json.load(open(os.path.join(d, "drill.json")))
-    out += ["| target | kind | RTO seconds | objective | result |", "|---|---|---:|---|---|"]
+    objective = drill.get("rto_objective_seconds")
+    out += ["| target | kind | RTO seconds | objective | result | checked |", "|---|---|---:|---|---|---|"]
     for t in drill.get("targets", []):
         out.append(f"| {t.get('target')} | {t.get('kind')} | {t.get('rto_seconds', 0):.2f} | "
-                   f"{t.get('rto_objective') or 'none set'} | {t.get('result')} |")
+                   f"{f'{objective:.0f} s' if objective else 'none set'} | {t.get('result')} | {t.get('checked')} |")
     out.append(f"\nThe drill {drill.get('result')}: every target restored into scratch and checked.")
 except (OSError, ValueError) as e:
     out.append(f"The drill did not run: {e}")
