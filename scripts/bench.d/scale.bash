@@ -73,6 +73,8 @@ TOML
     done
     garage -c "$dir/garage.toml" bucket allow --read --write --owner bench --key "$GARAGE_KEY" >/dev/null
     GARAGE_ENDPOINT=http://127.0.0.1:$s3
+    # restic reads its S3 credentials from the environment.
+    export AWS_ACCESS_KEY_ID=$GARAGE_KEY AWS_SECRET_ACCESS_KEY=$GARAGE_SECRET AWS_DEFAULT_REGION=garage
     scale_meta garage_version "$(garage --version 2>&1 | head -n 1)"
 }
 

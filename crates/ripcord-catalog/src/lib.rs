@@ -100,6 +100,15 @@ pub trait Catalog {
     /// The schema version the store has.
     fn schema_version(&mut self) -> Result<u32>;
 
+    /// Takes the lock `name` for every host that shares this store, held
+    /// while this handle stays open, without waiting: `None` when taken,
+    /// else who holds it. A store only one host uses takes nothing here
+    /// (its callers lock on the host itself).
+    fn try_shared_lock(&mut self, name: &str) -> Result<Option<String>> {
+        let _ = name;
+        Ok(None)
+    }
+
     /// Whether `holder`'s run is still alive, as far as this store can
     /// tell (`None`: it cannot). The SQLite store judges processes on this
     /// host only; a shared store may know more.

@@ -50,6 +50,8 @@ const FLIGHT_ROW_LOCK: i32 = 2;
 const AUDIT_LOCK: i32 = 3;
 /// Serializes schema upgrades (transaction-level).
 const SCHEMA_LOCK: i32 = 4;
+/// Named session locks ([`Catalog::try_shared_lock`]) are keyed from here on.
+const NAMED_LOCKS: i32 = 1000;
 
 /// How long acquiring waits for the session of a holder that has just
 /// ended to be closed by the server.
@@ -338,6 +340,42 @@ impl Catalog for PgCatalog {
 
     fn schema_version(&mut self) -> Result<u32> {
         self.version()
+    }
+
+    fn try_shared_lock(&mut self, name: &str) -> Result<Option<String>> {
+        // A stable key per name: the first four bytes of its BLAKE3.
+        let hash = blake3::hash(name.as_bytes());
+        let n = i32::from_le_bytes(hash.as_bytes()[..4].try_into().expect("4 bytes"));
+        let key = NAMED_LOCKS.wrapping_add(n & 0x7fff_ffff).max(NAMED_LOCKS);
+        let took: bool = self
+            .client
+            .query_one(&lock_sql("pg_try_advisory_lock", key), &[])
+            .map_err(|e| self.err(e))?
+            .get(0);
+        if took {
+            return Ok(None);
+        }
+        // Who holds it: the session's client and when it connected.
+        let who = self
+            .client
+            .query_opt(
+                "SELECT coalesce(host(a.client_addr), 'local socket'), a.pid,
+                        to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+                   FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                  WHERE l.locktype = 'advisory' AND l.granted
+                    AND l.classid = $1::int::oid AND l.objid = $2::int::oid",
+                &[&LOCK_CLASS, &key],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(Some(match who {
+            Some(r) => format!(
+                "a session from {} (server pid {}, connected {})",
+                r.get::<_, String>(0),
+                r.get::<_, i32>(1),
+                r.get::<_, String>(2)
+            ),
+            None => "another session of the shared catalog".to_string(),
+        }))
     }
 
     fn holder_alive(&mut self, holder: &Holder) -> Result<Option<bool>> {

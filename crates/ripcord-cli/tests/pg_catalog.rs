@@ -195,3 +195,58 @@ fn two_hosts_race_for_one_run_and_the_survivor_takes_over_a_dead_one() {
     ws.ok(&["audit", "--verify"])
         .assert_stdout_has("audit chain intact");
 }
+
+#[test]
+fn hosts_sharing_a_catalog_take_turns_at_schedule_passes() {
+    let (ws, _db) = shared_workspace("ripcord_schedule_hosts", 4);
+    let mut ws = ws;
+    ws.append_config("[tiers.hot]\nevery = \"1h\"\n");
+    // The other host: its own folder (its own lock file), the same
+    // repository, targets and shared catalog.
+    let mut other = Workspace::new(bin());
+    other.use_repository(&ws.repo_url(), "");
+    std::fs::write(other.config_path(), ws.config_text()).unwrap();
+    let paused = ws.path("paused");
+    let pause = format!("before-manifest={}", paused.display());
+    let mut first = ws.spawn(
+        &["schedule", "run"],
+        &[("RIPCORD_PAUSE", &pause), ("RIPCORD_HOSTNAME", "host-a")],
+    );
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    while !paused.exists() {
+        assert!(
+            std::time::Instant::now() < until,
+            "the first pass never paused"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = other.run_env(
+        &["--json", "schedule", "run"],
+        &[("RIPCORD_HOSTNAME", "host-b")],
+    );
+    out.assert_ok();
+    let second = out.json();
+    assert_eq!(second["skipped"], true, "{second}");
+    assert!(
+        second["holder"]
+            .as_str()
+            .unwrap()
+            .contains("a session from"),
+        "{second}"
+    );
+    std::fs::remove_file(&paused).unwrap();
+    assert!(first.wait().unwrap().success());
+    // Once the first host is done, the other one finds nothing due.
+    let after = other.run_env(
+        &["--json", "schedule", "run"],
+        &[("RIPCORD_HOSTNAME", "host-b")],
+    );
+    after.assert_ok();
+    assert_eq!(after.json()["skipped"], false, "{}", after.stdout);
+    let snaps = ws.json(&["snapshots"]);
+    assert_eq!(
+        snaps.as_array().unwrap().len(),
+        1,
+        "one snapshot in all: {snaps}"
+    );
+}

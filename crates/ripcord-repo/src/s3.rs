@@ -29,6 +29,12 @@ use crate::backend::Backend;
 /// Objects at least this large are uploaded in parts.
 pub const MULTIPART_THRESHOLD: usize = 16 << 20;
 const PART_SIZE: usize = 8 << 20;
+/// Reads shorter than this are served from a window of their pack.
+const SMALL_READ: u64 = 256 << 10;
+/// The size of a window, aligned to its own size within the pack.
+const WINDOW: u64 = 4 << 20;
+/// How many windows are kept: 64 MiB at most.
+const WINDOWS_KEPT: usize = 16;
 
 /// Where and how to reach an S3 repository. `None` fields fall back to the
 /// standard AWS environment variables.
@@ -131,6 +137,8 @@ pub struct S3Backend {
     prefix: String,
     location: String,
     rt: tokio::runtime::Runtime,
+    /// The windows of packs read lately, least recently used first.
+    windows: std::sync::Mutex<Vec<((String, u64), bytes::Bytes)>>,
 }
 
 /// Splits `s3://bucket/prefix` into the bucket and the prefix.
@@ -200,6 +208,7 @@ impl S3Backend {
             prefix,
             location: url.trim_end_matches('/').to_string(),
             rt,
+            windows: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -295,6 +304,41 @@ impl S3Backend {
         }
     }
 
+    /// `range` of `path`, or as much of it as the object holds.
+    fn fetch(&self, path: &str, range: std::ops::Range<u64>) -> io::Result<bytes::Bytes> {
+        let key = self.key(path);
+        let store = self.store.clone();
+        match self.run(async move { store.get_range(&key, range).await }) {
+            Ok(b) => Ok(b),
+            // Past the end of the object: nothing there.
+            Err(e) if e.to_string().contains("416") || e.to_string().contains("StartTooLarge") => {
+                Ok(bytes::Bytes::new())
+            }
+            Err(e) => Err(self.error(e)),
+        }
+    }
+
+    /// The [`WINDOW`] of `path` from `start`, from the cache or the server.
+    fn window(&self, path: &str, start: u64) -> io::Result<bytes::Bytes> {
+        let key = (path.to_string(), start);
+        {
+            let mut cache = self.windows.lock().expect("window cache");
+            if let Some(i) = cache.iter().position(|(k, _)| *k == key) {
+                let hit = cache.remove(i);
+                let bytes = hit.1.clone();
+                cache.push(hit);
+                return Ok(bytes);
+            }
+        }
+        let bytes = self.fetch(path, start..start + WINDOW)?;
+        let mut cache = self.windows.lock().expect("window cache");
+        if cache.len() >= WINDOWS_KEPT {
+            cache.remove(0);
+        }
+        cache.push((key, bytes.clone()));
+        Ok(bytes)
+    }
+
     fn put_multipart(&self, key: StorePath, data: &[u8]) -> io::Result<()> {
         let store = self.store.clone();
         let bytes = bytes::Bytes::copy_from_slice(data);
@@ -356,27 +400,29 @@ impl Backend for S3Backend {
                 format!("{len} bytes at {offset} lie beyond the end of {path}"),
             )
         })?;
-        let size = self.size(path)?;
-        if end > size {
-            // Lengths come from repository files: check them before asking.
-            return Err(io::Error::new(
+        let short = |got: usize| {
+            io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                format!("{len} bytes at {offset} lie beyond the end of {path} ({size} bytes)"),
-            ));
+                format!("{len} bytes at {offset} lie beyond the end of {path} (got {got})"),
+            )
+        };
+        // Small reads (the blobs of small files) come from a window of the
+        // pack read once: one request per blob would pay a round trip, and
+        // on some servers a delayed-ACK stall, for a few kilobytes.
+        let window_start = offset - offset % WINDOW;
+        if len < SMALL_READ && end <= window_start + WINDOW {
+            let window = self.window(path, window_start)?;
+            let from = (offset - window_start) as usize;
+            return match window.get(from..from + len as usize) {
+                Some(bytes) => Ok(bytes.to_vec()),
+                None => Err(short(window.len().saturating_sub(from))),
+            };
         }
-        let key = self.key(path);
-        let store = self.store.clone();
-        let got = self
-            .run(async move { store.get_range(&key, offset..end).await })
-            .map_err(|e| self.error(e))?;
+        // The server returns what the object holds of the range: a length
+        // read from a damaged index is never allocated up front.
+        let got = self.fetch(path, offset..end)?;
         if got.len() as u64 != len {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!(
-                    "{path}: asked for {len} bytes at {offset}, got {}",
-                    got.len()
-                ),
-            ));
+            return Err(short(got.len()));
         }
         Ok(got.to_vec())
     }

@@ -86,6 +86,27 @@ fn large_objects_round_trip_whole_and_in_ranges() {
         assert!(!b.put_if_absent("data/ef/big", b"other").unwrap(), "{at}");
         assert_eq!(b.size("data/ef/big").unwrap(), big.len() as u64, "{at}");
         assert!(b.get("data/ef/big").unwrap() == big, "{at}");
+        // Small reads: inside one window, and across the edge of two.
+        for off in [
+            0u64,
+            5_000,
+            (4 << 20) - 50,
+            (8 << 20) + 1,
+            big.len() as u64 - 10,
+        ] {
+            let got = b
+                .get_range("data/ef/big", off, 10.min(big.len() as u64 - off))
+                .unwrap();
+            assert!(
+                got == big[off as usize..off as usize + got.len()],
+                "{at} at {off}"
+            );
+            assert!(!got.is_empty());
+        }
+        let e = b
+            .get_range("data/ef/big", big.len() as u64 - 5, 10)
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::UnexpectedEof, "{at}");
         let off = (9 << 20) - 5;
         assert!(
             b.get_range("data/ef/big", off, 100).unwrap() == big[off as usize..off as usize + 100]

@@ -1,8 +1,8 @@
 //! One pass of `schedule run` at a time on this catalog: an `flock` on
 //! `schedule.lock` beside the catalog file. The kernel drops the lock when
 //! the process ends, however it ends, so a killed pass never blocks the
-//! next one. (A catalog in PostgreSQL, shared by several hosts, would take
-//! an advisory lock instead; the file lock holds for one host.)
+//! next one. The file lock holds for one host; with a catalog shared in
+//! PostgreSQL the pass also takes the catalog's advisory lock `schedule`.
 
 use std::fs::File;
 use std::io::{Read, Seek, Write};

@@ -77,6 +77,26 @@ pub struct ScheduleReport {
     pub seconds: f64,
 }
 
+/// The report of a pass that found another one running.
+fn skipped(ctx: &Ctx, holder: String, start: Instant) -> ScheduleReport {
+    ctx.say(format!(
+        "another schedule pass is running ({}); this one does nothing",
+        if holder.is_empty() {
+            "it is starting"
+        } else {
+            &holder
+        }
+    ));
+    ScheduleReport {
+        skipped: true,
+        holder: Some(holder),
+        actions: Vec::new(),
+        ok: true,
+        warnings: Vec::new(),
+        seconds: start.elapsed().as_secs_f64(),
+    }
+}
+
 /// Runs one pass. Bad configuration and a main repository that does not
 /// open are errors; everything else that fails is a failed action, and
 /// the other actions still run.
@@ -86,24 +106,19 @@ pub fn run(ctx: &Ctx) -> Result<ScheduleReport> {
     ctx.config.repository_url()?;
     let _flight = match flight::acquire(&ctx.config.catalog_path())? {
         flight::Acquired::Yes(f) => f,
-        flight::Acquired::Busy(holder) => {
-            ctx.say(format!(
-                "another schedule pass is running ({}); this one does nothing",
-                if holder.is_empty() {
-                    "it is starting"
-                } else {
-                    &holder
-                }
-            ));
-            return Ok(ScheduleReport {
-                skipped: true,
-                holder: Some(holder),
-                actions: Vec::new(),
-                ok: true,
-                warnings: Vec::new(),
-                seconds: start.elapsed().as_secs_f64(),
-            });
+        flight::Acquired::Busy(holder) => return Ok(skipped(ctx, holder, start)),
+    };
+    // Hosts that share a catalog in PostgreSQL take turns through it too;
+    // the lock lasts as long as this connection.
+    let _shared = match ctx.config.catalog.url.is_some() {
+        true => {
+            let mut catalog = ctx.catalog()?;
+            if let Some(holder) = catalog.try_shared_lock("schedule")? {
+                return Ok(skipped(ctx, holder, start));
+            }
+            Some(catalog)
         }
+        false => None,
     };
     let scheduled: Vec<(&String, &TierConfig, Duration)> = ctx
         .config
