@@ -25,6 +25,11 @@ pub trait Backend: Send + Sync {
             Err(e) => Err(e),
         }
     }
+    /// How many blob reads a sequential reader should keep in flight: one
+    /// for a local folder, more where each read waits for a round trip.
+    fn read_ahead(&self) -> usize {
+        1
+    }
     /// Removes what writers that died mid-way left behind (temporary files
     /// of dead processes, or any older than a day). Returns how many.
     fn remove_stale_temp_files(&self) -> io::Result<usize> {

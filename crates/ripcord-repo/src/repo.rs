@@ -467,6 +467,80 @@ impl Repository {
         Ok(data)
     }
 
+    /// Reads the blobs `ids` and hands them to `each` in order, with as
+    /// many reads in flight ahead of it as the backend asks for
+    /// ([`Backend::read_ahead`]): object storage answers each read after a
+    /// round trip, a local folder right away.
+    pub fn for_each_blob<E: From<Error>>(
+        &self,
+        index: &Index,
+        ids: &[Id],
+        mut each: impl FnMut(Vec<u8>) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        let ahead = self.backend.read_ahead().min(ids.len());
+        if ahead <= 1 {
+            for id in ids {
+                each(self.read_blob(index, id)?)?;
+            }
+            return Ok(());
+        }
+        // Workers take the next index while it is fewer than `ahead` past the
+        // one handed over; results wait in `ready` until their turn.
+        struct State {
+            next: usize,
+            handed: usize,
+            stop: bool,
+            ready: std::collections::BTreeMap<usize, Result<Vec<u8>>>,
+        }
+        let state = std::sync::Mutex::new(State {
+            next: 0,
+            handed: 0,
+            stop: false,
+            ready: Default::default(),
+        });
+        let changed = std::sync::Condvar::new();
+        std::thread::scope(|scope| {
+            for _ in 0..ahead {
+                scope.spawn(|| loop {
+                    let i = {
+                        let mut st = state.lock().expect("read-ahead lock");
+                        while !st.stop && st.next < ids.len() && st.next >= st.handed + ahead {
+                            st = changed.wait(st).expect("read-ahead lock");
+                        }
+                        if st.stop || st.next >= ids.len() {
+                            return;
+                        }
+                        st.next += 1;
+                        st.next - 1
+                    };
+                    let got = self.read_blob(index, &ids[i]);
+                    state.lock().expect("read-ahead lock").ready.insert(i, got);
+                    changed.notify_all();
+                });
+            }
+            let result = (|| {
+                for i in 0..ids.len() {
+                    let got = {
+                        let mut st = state.lock().expect("read-ahead lock");
+                        loop {
+                            if let Some(got) = st.ready.remove(&i) {
+                                break got;
+                            }
+                            st = changed.wait(st).expect("read-ahead lock");
+                        }
+                    };
+                    each(got.map_err(E::from)?)?;
+                    state.lock().expect("read-ahead lock").handed = i + 1;
+                    changed.notify_all();
+                }
+                Ok(())
+            })();
+            state.lock().expect("read-ahead lock").stop = true;
+            changed.notify_all();
+            result
+        })
+    }
+
     pub fn load_tree(&self, index: &Index, id: &Id) -> Result<Tree> {
         let bytes = self.read_blob(index, id)?;
         serde_json::from_slice(&bytes)

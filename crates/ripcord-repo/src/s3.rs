@@ -29,12 +29,14 @@ use crate::backend::Backend;
 /// Objects at least this large are uploaded in parts.
 pub const MULTIPART_THRESHOLD: usize = 16 << 20;
 const PART_SIZE: usize = 8 << 20;
-/// Reads shorter than this are served from a window of their pack.
-const SMALL_READ: u64 = 256 << 10;
+/// Reads longer than this many windows go to the server directly.
+const MAX_WINDOWS_PER_READ: u64 = 8;
 /// The size of a window, aligned to its own size within the pack.
-const WINDOW: u64 = 4 << 20;
+const WINDOW: u64 = 1 << 20;
+/// Blob reads a sequential reader keeps in flight.
+const READ_AHEAD: usize = 6;
 /// How many windows are kept: 64 MiB at most.
-const WINDOWS_KEPT: usize = 16;
+const WINDOWS_KEPT: usize = 64;
 
 /// Where and how to reach an S3 repository. `None` fields fall back to the
 /// standard AWS environment variables.
@@ -318,25 +320,45 @@ impl S3Backend {
         }
     }
 
-    /// The [`WINDOW`] of `path` from `start`, from the cache or the server.
-    fn window(&self, path: &str, start: u64) -> io::Result<bytes::Bytes> {
-        let key = (path.to_string(), start);
-        {
+    /// `count` [`WINDOW`]s of `path` from `first`, from the cache or, for
+    /// those missing, one request. The last may be short (the end of the
+    /// object), and those past the end empty.
+    fn windows(&self, path: &str, first: u64, count: u64) -> io::Result<Vec<bytes::Bytes>> {
+        let starts: Vec<u64> = (0..count).map(|i| first + i * WINDOW).collect();
+        let mut found: Vec<Option<bytes::Bytes>> = {
             let mut cache = self.windows.lock().expect("window cache");
-            if let Some(i) = cache.iter().position(|(k, _)| *k == key) {
-                let hit = cache.remove(i);
-                let bytes = hit.1.clone();
-                cache.push(hit);
-                return Ok(bytes);
+            starts
+                .iter()
+                .map(|&start| {
+                    let i = cache
+                        .iter()
+                        .position(|(k, _)| k.0 == path && k.1 == start)?;
+                    let hit = cache.remove(i);
+                    let bytes = hit.1.clone();
+                    cache.push(hit);
+                    Some(bytes)
+                })
+                .collect()
+        };
+        let missing: Vec<usize> = (0..starts.len()).filter(|&i| found[i].is_none()).collect();
+        if let (Some(&lo), Some(&hi)) = (missing.first(), missing.last()) {
+            let from = starts[lo];
+            let got = self.fetch(path, from..starts[hi] + WINDOW)?;
+            let mut cache = self.windows.lock().expect("window cache");
+            for (i, slot) in found.iter_mut().enumerate().take(hi + 1).skip(lo) {
+                let a = ((starts[i] - from) as usize).min(got.len());
+                let b = (a + WINDOW as usize).min(got.len());
+                let piece = got.slice(a..b);
+                if slot.is_none() {
+                    while cache.len() >= WINDOWS_KEPT {
+                        cache.remove(0);
+                    }
+                    cache.push(((path.to_string(), starts[i]), piece.clone()));
+                    *slot = Some(piece);
+                }
             }
         }
-        let bytes = self.fetch(path, start..start + WINDOW)?;
-        let mut cache = self.windows.lock().expect("window cache");
-        if cache.len() >= WINDOWS_KEPT {
-            cache.remove(0);
-        }
-        cache.push((key, bytes.clone()));
-        Ok(bytes)
+        Ok(found.into_iter().map(|w| w.unwrap_or_default()).collect())
     }
 
     fn put_multipart(&self, key: StorePath, data: &[u8]) -> io::Result<()> {
@@ -385,6 +407,10 @@ impl Backend for S3Backend {
         self.location.clone()
     }
 
+    fn read_ahead(&self) -> usize {
+        READ_AHEAD
+    }
+
     fn get(&self, path: &str) -> io::Result<Vec<u8>> {
         let key = self.key(path);
         let store = self.store.clone();
@@ -406,17 +432,31 @@ impl Backend for S3Backend {
                 format!("{len} bytes at {offset} lie beyond the end of {path} (got {got})"),
             )
         };
-        // Small reads (the blobs of small files) come from a window of the
-        // pack read once: one request per blob would pay a round trip, and
-        // on some servers a delayed-ACK stall, for a few kilobytes.
-        let window_start = offset - offset % WINDOW;
-        if len < SMALL_READ && end <= window_start + WINDOW {
-            let window = self.window(path, window_start)?;
-            let from = (offset - window_start) as usize;
-            return match window.get(from..from + len as usize) {
-                Some(bytes) => Ok(bytes.to_vec()),
-                None => Err(short(window.len().saturating_sub(from))),
-            };
+        // Reads are served from aligned windows of the pack, each fetched
+        // once: the blobs of small files share one request instead of
+        // paying a round trip (and, on some servers, a delayed-ACK stall)
+        // each, and neighbouring blobs never make the server read the same
+        // stretch twice.
+        let first = offset - offset % WINDOW;
+        let windows = end.div_ceil(WINDOW).saturating_sub(first / WINDOW);
+        if len > 0 && windows <= MAX_WINDOWS_PER_READ {
+            let parts = self.windows(path, first, windows)?;
+            let mut out = Vec::with_capacity(len as usize);
+            let mut at = offset;
+            for (i, part) in parts.iter().enumerate() {
+                let start = first + i as u64 * WINDOW;
+                let from = (at - start) as usize;
+                let to = ((end - start).min(WINDOW) as usize).min(part.len());
+                if from >= to {
+                    break;
+                }
+                out.extend_from_slice(&part[from..to]);
+                at = start + to as u64;
+            }
+            if out.len() as u64 != len {
+                return Err(short(out.len()));
+            }
+            return Ok(out);
         }
         // The server returns what the object holds of the range: a length
         // read from a damaged index is never allocated up front.

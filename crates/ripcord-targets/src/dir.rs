@@ -594,11 +594,21 @@ pub fn restore_fresh(
     fs::create_dir(dest).map_err(|e| Error::io(format!("cannot create {}", dest.display()), e))?;
     let mut stats = RestoreStats::default();
     let Plan {
-        files,
+        mut files,
         links,
         specials,
         dirs,
     } = plan(repo, index, tree, dest, opts, &mut stats)?;
+    // In the order their data lies in the packs: each thread then reads a
+    // stretch of the repository front to back (a disk's cheapest order, and
+    // object storage's, whose small reads share a window of the pack).
+    files.sort_by_cached_key(|job| {
+        job.node
+            .content
+            .first()
+            .and_then(|id| index.get(id))
+            .map(|loc| (loc.pack, loc.offset))
+    });
 
     let skipped = std::sync::Mutex::new(Vec::new());
     let written = std::sync::atomic::AtomicU64::new(0);
@@ -849,12 +859,12 @@ fn write_file(
         .map_err(|e| Error::io(ctx(), e))?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
     let mut n = 0u64;
-    for id in &job.node.content {
-        let data = repo.read_blob(index, id)?;
+    repo.for_each_blob(index, &job.node.content, |data| -> Result<()> {
         out.write_all(&data).map_err(|e| Error::io(ctx(), e))?;
         n += data.len() as u64;
         progress.bytes(data.len() as u64);
-    }
+        Ok(())
+    })?;
     let file = out
         .into_inner()
         .map_err(|e| Error::io(ctx(), e.into_error()))?;

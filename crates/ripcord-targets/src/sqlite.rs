@@ -387,14 +387,13 @@ pub fn write_image(
         .open(dest)
         .map_err(|e| Error::io(ctx(), e))?;
     let mut hasher = blake3::Hasher::new();
-    for id in &image.chunks {
-        let data = repo
-            .read_blob(index, id)
-            .map_err(|e| Error::from(e).damaged_at(&dest.display().to_string()))?;
+    repo.for_each_blob(index, &image.chunks, |data| -> Result<()> {
         hasher.update(&data);
         out.write_all(&data).map_err(|e| Error::io(ctx(), e))?;
         progress.bytes(data.len() as u64);
-    }
+        Ok(())
+    })
+    .map_err(|e| e.damaged_at(&dest.display().to_string()))?;
     out.sync_all().map_err(|e| Error::io(ctx(), e))?;
     if hasher.finalize().to_hex().as_str() != image.checksum {
         return Err(Error::Mismatch {

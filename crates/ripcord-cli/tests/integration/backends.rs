@@ -63,6 +63,19 @@ fn restore_into(ws: &Workspace, id: &str, target: &str, into: &Path) -> std::pat
     into.join(target)
 }
 
+/// Waits until a process run with `RIPCORD_PAUSE=POINT=gate` has
+/// reached its point.
+fn wait_for_pause(gate: &Path) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !gate.exists() {
+        assert!(
+            std::time::Instant::now() < until,
+            "the process never paused"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn snapshot_restore_verify_forget_and_prune_on_every_backend() {
     for backend in BACKENDS {
@@ -152,14 +165,7 @@ fn an_exclusive_lock_refuses_while_a_snapshot_runs_on_every_backend() {
             &["snapshot"],
             &[("RIPCORD_PAUSE", &format!("pack-written={}", gate.display()))],
         );
-        let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while !gate.exists() {
-            assert!(
-                std::time::Instant::now() < until,
-                "{backend:?}: never paused"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        wait_for_pause(&gate);
         s.ws.run(&["prune"])
             .assert_code(3)
             .assert_stderr_has("locked by");
@@ -232,11 +238,7 @@ fn garage_stopped_in_the_middle_of_a_snapshot_fails_it_clearly_and_loses_nothing
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let child = cmd.spawn().unwrap();
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !gate.exists() {
-        assert!(std::time::Instant::now() < until, "never paused");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for_pause(&gate);
     g.stop();
     std::fs::remove_file(&gate).unwrap();
     let out = child.wait_with_output().unwrap();
