@@ -313,9 +313,7 @@ impl S3Backend {
         match self.run(async move { store.get_range(&key, range).await }) {
             Ok(b) => Ok(b),
             // Past the end of the object: nothing there.
-            Err(e) if e.to_string().contains("416") || e.to_string().contains("StartTooLarge") => {
-                Ok(bytes::Bytes::new())
-            }
+            Err(e) if past_the_end(&e) => Ok(bytes::Bytes::new()),
             Err(e) => Err(self.error(e)),
         }
     }
@@ -375,6 +373,16 @@ impl S3Backend {
         })
         .map_err(|e| self.error(e))
     }
+}
+
+/// Whether `err` says a range starts past the end of its object (HTTP 416,
+/// or object_store's own check of the answer).
+fn past_the_end(err: &object_store::Error) -> bool {
+    if !matches!(err, object_store::Error::Generic { .. }) {
+        return false;
+    }
+    let text = err.to_string();
+    text.contains("416 Range Not Satisfiable") || text.contains("StartTooLarge")
 }
 
 /// Whether `err` is a connection that never got an answer.
