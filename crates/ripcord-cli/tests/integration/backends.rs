@@ -339,3 +339,38 @@ fn copy_between_backends_survives_kill_9_and_sends_only_what_is_missing() {
         assert_ne!(ids[0], snap, "a copy has an id of its own");
     }
 }
+
+#[test]
+fn a_geo_tier_on_s3_gets_its_copies_and_check_reads_its_freshness_there() {
+    let mut s = setup(Backend::Local, 77, "geo-main");
+    let mut geo = workspace();
+    geo.set_password("the geo repository passphrase");
+    Backend::S3.place(&mut geo, "geo");
+    geo.init();
+    // The main configuration reaches S3 for the geo tier.
+    s.ws.use_repository(
+        &s.ws.repo().display().to_string(),
+        &garage::shared().config_toml(),
+    );
+    s.ws.append_config(&format!(
+        "[tiers.geo]\nevery = \"1h\"\nmax_age = \"1h\"\nrepository = \"{}\"\n\
+         password_command = \"echo '{}'\"\nkeep = {{ last = 1 }}\n",
+        geo.repo_url(),
+        geo.password()
+    ));
+    let first = s.ws.snapshot_id(&[] as &[&str]);
+    let pass = s.ws.json(&["schedule", "run"]);
+    assert_eq!(pass["ok"], true, "{pass}");
+    let there = geo.snapshot_ids();
+    assert_eq!(there.len(), 1, "{pass}");
+    let show = geo.json(&["show", &there[0]]);
+    assert_eq!(show["manifest"]["copied_from"], first.as_str(), "{show}");
+    geo.ok(&["verify", "--deep"]);
+    let check = s.ws.run(&["--json", "check"]);
+    let text = check.stdout.clone();
+    assert!(text.contains(&geo.repo_url()), "{text}");
+    assert!(!text.contains("overdue"), "{text}");
+    // On S3 the repository has no free-space figure to warn about.
+    let on_s3 = geo.run(&["check"]);
+    on_s3.assert_stdout_has("object storage");
+}
