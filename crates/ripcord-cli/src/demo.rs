@@ -262,6 +262,7 @@ steps = [
             trigger: "demo".into(),
             dry_run: false,
             overrun: None,
+            run: None,
         },
     )?;
     for s in &report.steps {

@@ -10,11 +10,6 @@ use serde::Serialize;
 use crate::ctx::Ctx;
 use crate::Result;
 
-/// `user@host`, as runs and audit entries name who acted.
-pub fn actor() -> String {
-    crate::migrate::actor()
-}
-
 /// One command, as the audit records it.
 #[derive(Clone, Debug, Default)]
 pub struct Record<'a> {
@@ -52,7 +47,7 @@ pub fn outcome(error: Option<(Class, &str)>) -> Option<String> {
 pub fn record(ctx: &Ctx, record: &Record<'_>) -> Option<AuditEntry> {
     let appended = ctx.catalog().and_then(|mut c| {
         c.append_audit(&AuditInput {
-            actor: actor(),
+            actor: ctx.actor(),
             command: record.command.to_string(),
             args: record
                 .args

@@ -51,6 +51,9 @@ pub struct Ctx {
     pub config: Config,
     pub config_path: Option<PathBuf>,
     pub reporter: Arc<dyn Reporter>,
+    /// Who acts, as runs and the audit name them; `None` is `user@host`.
+    /// The server sets the name of the token a request came with.
+    pub actor: Option<String>,
 }
 
 impl Ctx {
@@ -59,6 +62,7 @@ impl Ctx {
             config,
             config_path,
             reporter,
+            actor: None,
         }
     }
 
@@ -74,6 +78,19 @@ impl Ctx {
             reporter,
             ..self.clone()
         }
+    }
+
+    /// The same configuration, acting as `actor` in runs and the audit.
+    pub fn acting_as(&self, actor: &str) -> Ctx {
+        Ctx {
+            actor: Some(actor.to_string()),
+            ..self.clone()
+        }
+    }
+
+    /// Who acts: the front end's name for it, else `user@host`.
+    pub fn actor(&self) -> String {
+        self.actor.clone().unwrap_or_else(crate::migrate::actor)
     }
 
     pub fn say(&self, text: impl AsRef<str>) {

@@ -309,7 +309,7 @@ fn remember_last_good(ctx: &Ctx, name: &str, target: &TargetConfig) -> Result<Op
         .map(|c| c.name.clone());
     let mut catalog = ctx.catalog()?;
     let earlier = catalog.last_good(name)?;
-    catalog.set_last_good(name, head.as_deref(), &actor())?;
+    catalog.set_last_good(name, head.as_deref(), &ctx.actor())?;
     Ok(earlier)
 }
 
@@ -356,7 +356,7 @@ pub fn up(ctx: &Ctx, req: &UpRequest, note: &mut dyn FnMut(Note<'_>)) -> Result<
         to: req.to.clone(),
         dry_run: req.dry_run,
         allow_drift: req.allow_drift,
-        actor: actor(),
+        actor: ctx.actor(),
         snapshot_always: snapshot_always(ctx),
         lock_timeout: req.lock_timeout.or_else(|| config_lock_timeout(ctx)),
         change_timeout: ctx
@@ -401,7 +401,7 @@ pub fn down(ctx: &Ctx, req: &DownRequest, note: &mut dyn FnMut(Note<'_>)) -> Res
         to: resolve_last_good(ctx, &name, &req.to)?,
         dry_run: req.dry_run,
         allow_drift: req.allow_drift,
-        actor: actor(),
+        actor: ctx.actor(),
         lock_timeout: req.lock_timeout.or_else(|| config_lock_timeout(ctx)),
     };
     let report = engine::down(&mut *db, &mut net, &s.plan, &opts, note)?;
@@ -451,7 +451,7 @@ pub fn adopt(ctx: &Ctx, req: &AdoptRequest) -> Result<(String, AdoptReport)> {
     let opts = AdoptOptions {
         accept: req.accept,
         dry_run: req.dry_run,
-        actor: actor(),
+        actor: ctx.actor(),
         history: req.history.clone(),
     };
     let report = engine::adopt(&mut *db, &s.plan, &opts)?;

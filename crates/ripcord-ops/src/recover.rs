@@ -38,6 +38,9 @@ pub struct RecoverOptions {
     /// How a built-in step that overruns its `timeout` is stopped; without
     /// it, such a step runs to its end ([`crate::overrun`]).
     pub overrun: Option<Overrun>,
+    /// The run's id, when the front end names it before the run begins (the
+    /// server answers with it at once); else a new one.
+    pub run: Option<String>,
 }
 
 /// What a run did.
@@ -174,7 +177,7 @@ pub fn recover(ctx: &Ctx, opts: &RecoverOptions) -> Result<RecoverReport> {
     if opts.trigger.starts_with("guard:") {
         refuse_in_safe_mode(ctx, &format!("an automatic run ({})", opts.trigger))?;
     }
-    let id = new_run_id();
+    let id = opts.run.clone().unwrap_or_else(new_run_id);
     match catalog.acquire_flight(&Holder::this_process(&id))? {
         Acquired::Taken => {}
         Acquired::TakenOver(dead) => crate::way_back::took_over(ctx, &mut *catalog, &dead),
@@ -185,7 +188,7 @@ pub fn recover(ctx: &Ctx, opts: &RecoverOptions) -> Result<RecoverReport> {
             ))
         }
     }
-    let actor = crate::migrate::actor();
+    let actor = ctx.actor();
     let run = catalog.begin_run(&NewRun {
         id: id.clone(),
         kind: "recover".into(),
@@ -690,7 +693,7 @@ pub fn ack(ctx: &Ctx, reason: &str) -> Result<Option<SafeMode>> {
     let mut catalog = ctx.catalog()?;
     let left = catalog.leave_safe_mode()?;
     catalog.append_audit(&AuditInput {
-        actor: crate::migrate::actor(),
+        actor: ctx.actor(),
         command: "ack".into(),
         args: Vec::new(),
         reason: Some(reason.to_string()),
@@ -781,7 +784,7 @@ pub fn resume(ctx: &Ctx, opts: &ResumeOptions) -> Result<RecoverReport> {
         Interrupted::Ask => {}
     }
     catalog.append_audit(&AuditInput {
-        actor: crate::migrate::actor(),
+        actor: ctx.actor(),
         command: "resume".into(),
         args,
         reason: Some(run.reason.clone()),

@@ -19,7 +19,7 @@ use ripcord_targets::postgres::{self, tools, tools::Tools};
 use serde::Serialize;
 
 use crate::ctx::Ctx;
-use crate::migrate::{actor, database_target, open, setup_with};
+use crate::migrate::{database_target, open, setup_with};
 use crate::net::{Repo, RepoNet};
 use crate::report::Silent;
 use crate::snapshot::{take_with, TakeOptions};
@@ -353,7 +353,7 @@ fn rehearse(
         unprotected: Vec::new(),
         taken: None,
     };
-    let actor = format!("{} (rehearsal)", actor());
+    let actor = format!("{} (rehearsal)", ctx.actor());
     let up_opts = UpOptions {
         to: args.to.clone(),
         dry_run: false,

@@ -141,7 +141,7 @@ fn as_run<T>(
                 .reason
                 .map_or_else(|| format!("manual {}", call.command), str::to_string),
             trigger: call.trigger.unwrap_or("manual").into(),
-            actor: audit::actor(),
+            actor: ctx.actor(),
         })
         .and_then(|_| {
             catalog.start_step(

@@ -85,6 +85,7 @@ fn opts(level: &str) -> RecoverOptions {
         trigger: "manual".into(),
         dry_run: false,
         overrun: None,
+        run: None,
     }
 }
 

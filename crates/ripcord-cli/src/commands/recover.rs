@@ -20,6 +20,7 @@ pub fn recover(ctx: &Ctx, args: &RecoverArgs) -> Result<()> {
             trigger: "manual".into(),
             dry_run: args.dry_run,
             overrun: Some(go_on_elsewhere(ctx)),
+            run: None,
         },
     )?;
     finish(ctx, report)
