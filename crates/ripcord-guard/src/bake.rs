@@ -86,6 +86,7 @@ pub fn up_and_bake(
                 args: &[],
                 reason: Some(&reason),
                 trigger: Some(&trigger),
+                run: None,
             },
         )?;
         Ok(reverted.run.unwrap_or_default())

@@ -14,6 +14,8 @@
 //! - [`schedule`]: one pass over the tiers (due snapshots, retention, geo
 //!   copies), and the units that run it every minute.
 //! - [`keep`]: a tier's `keep` policy applied in a repository.
+//! - [`overview`]: each target's newest snapshot and each tier's freshness,
+//!   green, amber or red, for dashboards and metrics.
 //! - [`restore`]: a restore, staged and checked, with a safety snapshot of
 //!   what it replaces, then swapped in.
 //! - [`net`]: the migration engine's safety net on a repository.
@@ -41,6 +43,7 @@ pub mod migration_state;
 pub mod net;
 pub mod notify;
 pub mod overrun;
+pub mod overview;
 pub mod recover;
 pub mod rehearse;
 pub mod report;

@@ -152,6 +152,52 @@ pub fn recorded(target: &TargetConfig) -> ripcord_migrate::Result<Option<Vec<App
     ripcord_migrate::tracking::recorded(target)
 }
 
+/// What `migrate status` read: the report, the status it came from, and
+/// whether the target has tracking tables yet.
+pub struct StatusRead {
+    pub report: crate::json::StatusReport,
+    pub status: ripcord_migrate::tracking::Status,
+    pub tracked: bool,
+}
+
+/// `migrate status`: each change's state on the target, and the counts.
+pub fn status(ctx: &Ctx, format: Option<&str>) -> Result<StatusRead> {
+    use ripcord_migrate::tracking::{self, ChangeState};
+    let s = setup(ctx, format)?;
+    s.require_database()?;
+    let (name, target) = database_target(&s)?;
+    let rows = crate::Context::context(
+        tracking::recorded(&target),
+        format!("cannot read what target {name} has recorded"),
+    )?;
+    let st = tracking::status(&s.plan, rows.as_deref().unwrap_or(&[]));
+    let mut counts = crate::json::Counts::default();
+    for c in &st.changes {
+        match c.state {
+            ChangeState::Applied => counts.applied += 1,
+            ChangeState::Pending => counts.pending += 1,
+            ChangeState::Drifted => counts.drifted += 1,
+            ChangeState::Dirty => counts.dirty += 1,
+            ChangeState::Unknown => counts.unknown += 1,
+        }
+    }
+    let report = crate::json::StatusReport {
+        format: s.plan.format.name().into(),
+        target: name,
+        phase: st.phase.clone(),
+        history_matches: st.history_matches,
+        mismatch: st.mismatch.as_ref().map(|m| m.to_string()),
+        counts,
+        changes: st.changes.clone(),
+        change_count: st.changes.len(),
+    };
+    Ok(StatusRead {
+        report,
+        status: st,
+        tracked: rows.is_some(),
+    })
+}
+
 /// A path as shown to the user: relative to the working folder when inside it.
 pub fn shown(path: &Path) -> String {
     std::env::current_dir()

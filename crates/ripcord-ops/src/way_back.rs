@@ -25,6 +25,8 @@ pub struct Call<'a> {
     pub reason: Option<&'a str>,
     /// Who or what started it when not a person: `guard:RULE`.
     pub trigger: Option<&'a str>,
+    /// The run's id, when the front end names it before it begins.
+    pub run: Option<&'a str>,
 }
 
 /// `ripcord restore`: in place, a run of one `restore` step; into another
@@ -118,7 +120,7 @@ fn as_run<T>(
         Ok(c) => c,
         Err(e) => return (None, Err(e.into())),
     };
-    let id = new_run_id();
+    let id = call.run.map_or_else(new_run_id, str::to_string);
     match catalog.acquire_flight(&Holder::this_process(&id)) {
         Ok(Acquired::Taken) => {}
         Ok(Acquired::TakenOver(dead)) => took_over(ctx, &mut *catalog, &dead),

@@ -102,6 +102,7 @@ pub fn restore(ctx: &Ctx, args: &RestoreArgs) -> Result<()> {
             args: &argv,
             reason: args.reason.as_deref(),
             trigger: None,
+            run: None,
         },
     )?;
     if ctx.json {

@@ -10,14 +10,7 @@ use crate::output;
 
 /// The snapshot as shown: database sources without passwords, also in
 /// snapshots that older versions recorded with one.
-fn redacted(mut s: Snapshot) -> Snapshot {
-    for t in &mut s.targets {
-        if matches!(t.content, Content::Postgres(_)) {
-            t.source = ripcord_targets::postgres::redact(&t.source);
-        }
-    }
-    s
-}
+use ripcord_ops::overview::redacted;
 
 pub fn snapshots(ctx: &Ctx, args: &SnapshotsArgs) -> Result<()> {
     let repo = ctx.open_repo()?;

@@ -167,6 +167,7 @@ pub fn down(ctx: &Ctx, args: &DownArgs, command: &str) -> Result<()> {
         args: &argv,
         reason: args.reason.as_deref(),
         trigger: None,
+        run: None,
     };
     let Reverted {
         target: name,

@@ -7,14 +7,13 @@ mod apply;
 
 pub(crate) use apply::millis;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use ripcord_migrate::analyze::{self, Dialect, Kind, Options};
 use ripcord_migrate::engine::{Explained, Scope};
 use ripcord_migrate::tracking::{self, ChangeState, Status};
 use ripcord_migrate::{Change, Plan, Script};
 use ripcord_ops::json::{
-    AdoptOutput, Counts, LintFinding, LintReport, MigrateVerifyOutput, PlanChange, PlanReport,
-    StatusReport,
+    AdoptOutput, LintFinding, LintReport, MigrateVerifyOutput, PlanChange, PlanReport,
 };
 use ripcord_ops::migrate::{shown, Setup};
 
@@ -436,42 +435,16 @@ fn snapshot_counts<'a>(explained: impl Iterator<Item = &'a Explained>) -> String
 }
 
 fn status(ctx: &Ctx, args: &MigrateArgs) -> Result<()> {
-    let s = setup(ctx, args)?;
-    s.require_database()?;
-    let Some((name, target)) = &s.target else {
-        return Err(crate::usage(
-            "[migrations] names no database target",
-            "set [migrations] target = \"NAME\" to a configured postgres or sqlite target",
-        ));
-    };
-    let rows = tracking::recorded(target)
-        .map_err(anyhow::Error::from)
-        .with_context(|| format!("cannot read what target {name} has recorded"))?;
-    let st = tracking::status(&s.plan, rows.as_deref().unwrap_or(&[]));
-    let mut counts = Counts::default();
-    for c in &st.changes {
-        match c.state {
-            ChangeState::Applied => counts.applied += 1,
-            ChangeState::Pending => counts.pending += 1,
-            ChangeState::Drifted => counts.drifted += 1,
-            ChangeState::Dirty => counts.dirty += 1,
-            ChangeState::Unknown => counts.unknown += 1,
-        }
-    }
-    let report = StatusReport {
-        format: s.plan.format.name().into(),
-        target: name.clone(),
-        phase: st.phase.clone(),
-        history_matches: st.history_matches,
-        mismatch: st.mismatch.as_ref().map(|m| m.to_string()),
-        counts,
-        changes: st.changes.clone(),
-        change_count: st.changes.len(),
-    };
+    let ripcord_ops::migrate::StatusRead {
+        report,
+        status: st,
+        tracked,
+    } = ripcord_ops::migrate::status(ctx, args.format.as_deref())?;
+    let name = &report.target;
     if ctx.json {
         output::print_json(&report);
     } else if !ctx.quiet {
-        if rows.is_none() {
+        if !tracked {
             println!("target {name} has no tracking tables yet: every change is pending");
         }
         let table: Vec<Vec<String>> = st
