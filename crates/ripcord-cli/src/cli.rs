@@ -130,6 +130,8 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         report: Option<std::path::PathBuf>,
     },
+    /// Serve the HTTP API, the dashboard, /metrics and /health (docs/server.md)
+    Serve(ServeArgs),
     /// Run a folder of migrations: plan, status, up, down, rehearse, lint
     Migrate(MigrateCli),
     /// Revert the database's migrations back to a change or phase, data included
@@ -687,4 +689,27 @@ pub enum RepairCommand {
         #[arg(long, short = 'n')]
         dry_run: bool,
     },
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// The address and port to listen on; anything but localhost needs --tls-cert
+    /// or a proxy in front that speaks TLS
+    #[arg(long, default_value = "127.0.0.1:8420", value_name = "HOST:PORT")]
+    pub listen: std::net::SocketAddr,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key)
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Also run the guard's watch in this process
+    #[arg(long)]
+    pub guard: bool,
+    /// Let the guard's rollback rules start recovery runs (with --guard)
+    #[arg(long, requires = "guard")]
+    pub auto_rollback: bool,
+    /// Also run a schedule pass every minute in this process
+    #[arg(long)]
+    pub schedule: bool,
 }

@@ -54,6 +54,9 @@ pub struct Ctx {
     /// Who acts, as runs and the audit name them; `None` is `user@host`.
     /// The server sets the name of the token a request came with.
     pub actor: Option<String>,
+    /// The repository once opened, for a long-lived front end (the server):
+    /// opening derives the key from the passphrase, which is slow on purpose.
+    opened: Option<Arc<std::sync::Mutex<Option<Repository>>>>,
 }
 
 impl Ctx {
@@ -63,6 +66,17 @@ impl Ctx {
             config_path,
             reporter,
             actor: None,
+            opened: None,
+        }
+    }
+
+    /// The same configuration, opening the repository once and reusing it.
+    /// A `Repository` holds only its backend, keys and configuration, which
+    /// do not change while it is open, so a reused one reads what is there now.
+    pub fn keeping_repository_open(&self) -> Ctx {
+        Ctx {
+            opened: Some(Arc::default()),
+            ..self.clone()
         }
     }
 
@@ -187,6 +201,19 @@ impl Ctx {
     }
 
     pub fn open_repo(&self) -> Result<Repository> {
+        let Some(opened) = &self.opened else {
+            return self.open_repo_now();
+        };
+        let mut slot = opened.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(repo) = &*slot {
+            return Ok(repo.clone());
+        }
+        let repo = self.open_repo_now()?;
+        *slot = Some(repo.clone());
+        Ok(repo)
+    }
+
+    fn open_repo_now(&self) -> Result<Repository> {
         let backend = self.backend()?;
         // An unencrypted repository is not worth a prompt; but a configured
         // passphrase is still passed, and refused, as it means the

@@ -78,7 +78,7 @@ fn time(s: &str) -> Option<DateTime<Utc>> {
 }
 
 /// Seconds between two of the catalog's RFC 3339 times.
-pub(crate) fn seconds(from: &str, to: &str) -> Option<f64> {
+pub fn seconds(from: &str, to: &str) -> Option<f64> {
     Some((time(to)? - time(from)?).num_milliseconds() as f64 / 1000.0)
 }
 

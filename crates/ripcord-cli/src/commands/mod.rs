@@ -12,6 +12,7 @@ mod maintenance;
 pub mod migrate;
 mod recover;
 mod schedule;
+mod serve;
 mod verify;
 
 use anyhow::Result;
@@ -137,6 +138,7 @@ fn run(ctx: &Ctx, command: Command) -> Result<()> {
         Command::Drill { targets, report } => recover::drill(ctx, &targets, report.as_deref()),
         Command::Migrate(cmd) => migrate::run(ctx, cmd),
         Command::Rollback(args) => migrate::rollback(ctx, args),
+        Command::Serve(args) => serve::run(ctx, &args),
         Command::Recover(args) => recover::recover(ctx, &args),
         Command::Resume(args) => recover::resume(ctx, &args),
         Command::Runs => recover::runs(ctx),
