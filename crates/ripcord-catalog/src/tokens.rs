@@ -86,6 +86,7 @@ pub struct NewToken {
 /// A token as the catalog keeps it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct TokenRecord {
+    /// The token's name: 1 to 64 letters, digits, `.`, `_` or `-`.
     pub name: String,
     pub role: Role,
     /// The token's hash, in hex; never printed.

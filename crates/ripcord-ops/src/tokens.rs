@@ -32,6 +32,7 @@ pub const MAX_NAME: usize = 64;
 /// `ripcord token add`: the token, shown this once.
 #[derive(Clone, Serialize, JsonSchema)]
 pub struct NewTokenReport {
+    /// The token's name: 1 to 64 letters, digits, `.`, `_` or `-`.
     pub name: String,
     pub role: Role,
     /// The token itself (`rc_` and 43 characters). It is not kept
