@@ -9,7 +9,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 /// What a token may do. The roles are ordered: each may do everything the
-/// one before it may (`Admin > Operator > Reader`), so a request that needs
+/// one before it may (`admin` > `operator` > `reader`), so a request that needs
 /// a role accepts any role at least as high.
 #[derive(
     Clone,
