@@ -30,6 +30,9 @@ pub enum Error {
     },
     #[error("no run {0} in the catalog")]
     UnknownRun(String),
+    /// An active token has this name already.
+    #[error("a token named {0:?} exists")]
+    TokenExists(String),
 }
 
 impl Error {
@@ -73,7 +76,7 @@ impl Classify for Error {
     fn class(&self) -> Class {
         match self {
             Error::Newer { .. } => Class::Refused,
-            Error::UnknownRun(_) | Error::Connect { .. } => Class::Usage,
+            Error::UnknownRun(_) | Error::Connect { .. } | Error::TokenExists(_) => Class::Usage,
             _ => Class::Failed,
         }
     }
@@ -84,6 +87,9 @@ impl Classify for Error {
                 Some("a newer ripcord wrote it: run that version, or upgrade this one".into())
             }
             Error::UnknownRun(_) => Some("`ripcord runs` lists the runs".into()),
+            Error::TokenExists(name) => Some(format!(
+                "revoke it first (`ripcord token revoke {name}`) or pick another name"
+            )),
             Error::Connect { .. } => Some(
                 "check [catalog] url (or RIPCORD_CATALOG__URL): the server must be running and \
                  reachable from this host, and the user allowed to log in to that database"

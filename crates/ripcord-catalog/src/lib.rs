@@ -2,7 +2,8 @@
 //!
 //! It holds the recovery runs and their journaled steps, the single-flight
 //! lock that lets one run act at a time, safe mode, and the hash-chained
-//! audit of every command that changes something. The embedded store is a
+//! audit of every command that changes something, and the API tokens (by
+//! their hashes) the HTTP server accepts. The embedded store is a
 //! SQLite file in WAL mode ([`SqliteCatalog`], `.ripcord/catalog.db` by
 //! default); a PostgreSQL database ([`PgCatalog`], `[catalog] url`) is the
 //! store several hosts share. The [`Catalog`] trait is what front ends use,
@@ -16,6 +17,7 @@ pub mod runs;
 pub mod samples;
 mod schema;
 mod sqlite;
+pub mod tokens;
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +28,7 @@ pub use sqlite::SqliteCatalog;
 use audit::{AuditEntry, AuditInput, AuditVerdict};
 use flight::{Acquired, Holder};
 use runs::{LastGood, NewRun, Run, RunResult, SafeMode, Step, StepEnd, StepStart};
+use tokens::{NewToken, TokenRecord};
 
 /// The catalog's default place, relative to the folder of ripcord.toml.
 pub const DEFAULT_PATH: &str = ".ripcord/catalog.db";
@@ -165,6 +168,15 @@ pub trait Catalog {
     fn add_drill(&mut self, started: &str, result: &str, report: &str) -> Result<()>;
     /// The newest drill: when it started and its result.
     fn last_drill(&mut self) -> Result<Option<(String, String)>>;
+
+    /// Stores a new token. A name an active (not revoked) token has is
+    /// [`Error::TokenExists`], and nothing is stored; a revoked token's
+    /// name may be taken again.
+    fn add_token(&mut self, token: &NewToken) -> Result<()>;
+    /// Every token, active and revoked, oldest first.
+    fn tokens(&mut self) -> Result<Vec<TokenRecord>>;
+    /// Revokes the active token named `name`; `false` when there is none.
+    fn revoke_token(&mut self, name: &str) -> Result<bool>;
 
     /// Recomputes the whole chain.
     fn verify_audit(&mut self) -> Result<AuditVerdict> {

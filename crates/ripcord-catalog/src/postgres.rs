@@ -38,6 +38,7 @@ use crate::runs::{
 };
 use crate::samples::Sample;
 use crate::schema;
+use crate::tokens::{NewToken, Role, TokenRecord};
 use crate::{Catalog, Error, Result};
 
 /// The first key of every advisory lock the catalog takes ("ripc").
@@ -135,6 +136,16 @@ const UPGRADES: &[&str] = &[
          result TEXT NOT NULL,
          report TEXT NOT NULL
      );",
+    "CREATE TABLE ripcord.tokens (
+         id BIGSERIAL PRIMARY KEY,
+         name TEXT NOT NULL,
+         role TEXT NOT NULL,
+         hash TEXT NOT NULL UNIQUE,
+         created TEXT NOT NULL,
+         created_by TEXT NOT NULL,
+         revoked TEXT
+     );
+     CREATE UNIQUE INDEX tokens_active_name ON ripcord.tokens (name) WHERE revoked IS NULL;",
 ];
 
 pub struct PgCatalog {
@@ -878,6 +889,72 @@ impl Catalog for PgCatalog {
             )
             .map(|r| r.map(|r| (r.get(0), r.get(1))))
             .map_err(|e| self.err(e))
+    }
+
+    fn add_token(&mut self, token: &NewToken) -> Result<()> {
+        // The partial unique index on active names decides, also between
+        // two hosts adding the same name at once.
+        let added = self
+            .client
+            .execute(
+                "INSERT INTO ripcord.tokens (name, role, hash, created, created_by)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (name) WHERE revoked IS NULL DO NOTHING",
+                &[
+                    &token.name,
+                    &token.role.as_str(),
+                    &token.hash,
+                    &flight::now(),
+                    &token.actor,
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        if added == 0 {
+            return Err(Error::TokenExists(token.name.clone()));
+        }
+        Ok(())
+    }
+
+    fn tokens(&mut self) -> Result<Vec<TokenRecord>> {
+        let rows = self
+            .client
+            .query(
+                "SELECT name, role, hash, created, created_by, revoked FROM ripcord.tokens
+                 ORDER BY created COLLATE \"C\", id",
+                &[],
+            )
+            .map_err(|e| self.err(e))?;
+        rows.iter()
+            .map(|r| {
+                let name: String = r.get(0);
+                let role = r
+                    .get::<_, &str>(1)
+                    .parse::<Role>()
+                    .map_err(|e| Error::Postgres {
+                        url: self.url.clone(),
+                        message: format!("token {name:?}: {e}"),
+                    })?;
+                Ok(TokenRecord {
+                    name,
+                    role,
+                    hash: r.get(2),
+                    created: r.get(3),
+                    created_by: r.get(4),
+                    revoked: r.get(5),
+                })
+            })
+            .collect()
+    }
+
+    fn revoke_token(&mut self, name: &str) -> Result<bool> {
+        let changed = self
+            .client
+            .execute(
+                "UPDATE ripcord.tokens SET revoked = $2 WHERE name = $1 AND revoked IS NULL",
+                &[&name, &flight::now()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(changed > 0)
     }
 }
 

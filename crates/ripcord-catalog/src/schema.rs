@@ -82,6 +82,18 @@ pub(crate) const UPGRADES: &[&str] = &[
          result TEXT NOT NULL,
          report TEXT NOT NULL
      );",
+    // 5: API tokens, by the hash of each; one active token per name, a
+    // revoked one kept with when it was revoked.
+    "CREATE TABLE tokens (
+         id INTEGER PRIMARY KEY,
+         name TEXT NOT NULL,
+         role TEXT NOT NULL,
+         hash TEXT NOT NULL UNIQUE,
+         created TEXT NOT NULL,
+         created_by TEXT NOT NULL,
+         revoked TEXT
+     );
+     CREATE UNIQUE INDEX tokens_active_name ON tokens (name) WHERE revoked IS NULL;",
 ];
 
 /// The version this build writes.

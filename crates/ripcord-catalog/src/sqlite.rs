@@ -13,6 +13,7 @@ use crate::runs::{
 };
 use crate::samples::Sample;
 use crate::schema;
+use crate::tokens::{NewToken, Role, TokenRecord};
 use crate::{Catalog, Error, Result};
 
 pub struct SqliteCatalog {
@@ -569,6 +570,72 @@ impl Catalog for SqliteCatalog {
             )
             .optional()
             .map_err(|e| self.err(e))
+    }
+
+    fn add_token(&mut self, token: &NewToken) -> Result<()> {
+        // The partial unique index on active names decides, also between
+        // two processes adding the same name at once.
+        let added = self
+            .conn
+            .execute(
+                "INSERT INTO tokens (name, role, hash, created, created_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (name) WHERE revoked IS NULL DO NOTHING",
+                params![
+                    token.name,
+                    token.role.as_str(),
+                    token.hash,
+                    flight::now(),
+                    token.actor
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        if added == 0 {
+            return Err(Error::TokenExists(token.name.clone()));
+        }
+        Ok(())
+    }
+
+    fn tokens(&mut self) -> Result<Vec<TokenRecord>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT name, role, hash, created, created_by, revoked FROM tokens
+                 ORDER BY created, id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let role: String = r.get(1)?;
+                Ok(TokenRecord {
+                    name: r.get(0)?,
+                    role: role.parse::<Role>().map_err(|e| {
+                        rusqlite::Error::FromSqlConversionFailure(
+                            1,
+                            rusqlite::types::Type::Text,
+                            Box::new(e),
+                        )
+                    })?,
+                    hash: r.get(2)?,
+                    created: r.get(3)?,
+                    created_by: r.get(4)?,
+                    revoked: r.get(5)?,
+                })
+            })
+            .and_then(|r| r.collect::<rusqlite::Result<Vec<_>>>());
+        drop(stmt);
+        rows.map_err(|e| self.err(e))
+    }
+
+    fn revoke_token(&mut self, name: &str) -> Result<bool> {
+        let changed = self
+            .conn
+            .execute(
+                "UPDATE tokens SET revoked = ?2 WHERE name = ?1 AND revoked IS NULL",
+                params![name, flight::now()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(changed > 0)
     }
 
     fn audit_entries(&mut self, from: u64) -> Result<Vec<AuditEntry>> {

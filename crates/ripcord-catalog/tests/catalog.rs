@@ -1,8 +1,8 @@
 //! The catalog's behaviour, run on each store: a fresh SQLite file and a
 //! fresh PostgreSQL database (a throwaway cluster). Schema upgrades, the run
 //! journal, single flight under contention, safe mode, last-good, samples,
-//! drills, and an audit chain that notices every kind of tampering done
-//! behind its back.
+//! drills, API tokens, and an audit chain that notices every kind of
+//! tampering done behind its back.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Barrier};
@@ -11,6 +11,7 @@ use std::time::Duration;
 use ripcord_catalog::audit::{redact, AuditInput};
 use ripcord_catalog::flight::{Acquired, Holder};
 use ripcord_catalog::runs::{NewRun, RunResult, SafeMode, StepEnd, StepStart, StepState};
+use ripcord_catalog::tokens::{NewToken, Role};
 use ripcord_catalog::{Catalog, Error, Location, PgCatalog, SqliteCatalog, DEFAULT_PATH};
 use ripcord_core::class::{Class, Classify};
 use ripcord_testing::pg;
@@ -175,6 +176,7 @@ fn a_new_postgres_catalog_is_created_in_its_schema_at_the_current_version() {
             "safe_mode",
             "samples",
             "steps",
+            "tokens",
             "version"
         ]
     );
@@ -528,6 +530,130 @@ fn drills_are_kept_and_the_newest_is_found() {
             "{}",
             store.name()
         );
+    }
+}
+
+fn token(name: &str, role: Role, n: u32) -> NewToken {
+    NewToken {
+        name: name.into(),
+        role,
+        hash: blake3::hash(format!("token {name} {n}").as_bytes())
+            .to_hex()
+            .to_string(),
+        actor: "ops@host".into(),
+    }
+}
+
+#[test]
+fn tokens_are_added_listed_and_revoked_one_active_per_name() {
+    for store in stores() {
+        let mut cat = store.open();
+        assert!(cat.tokens().unwrap().is_empty());
+        cat.add_token(&token("ci", Role::Reader, 1)).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+        cat.add_token(&token("deploy", Role::Admin, 1)).unwrap();
+        // A name an active token has is refused, and nothing is stored.
+        let e = cat.add_token(&token("ci", Role::Admin, 2)).unwrap_err();
+        assert!(matches!(&e, Error::TokenExists(n) if n == "ci"), "{e}");
+        assert_eq!(e.class(), Class::Usage);
+        assert!(e.hint().unwrap().contains("ripcord token revoke ci"), "{e}");
+        let listed = store.open().tokens().unwrap();
+        let names: Vec<_> = listed.iter().map(|t| (t.name.as_str(), t.role)).collect();
+        assert_eq!(
+            names,
+            [("ci", Role::Reader), ("deploy", Role::Admin)],
+            "{}",
+            store.name()
+        );
+        let ci = &listed[0];
+        assert_eq!(ci.hash, token("ci", Role::Reader, 1).hash);
+        assert_eq!(ci.created_by, "ops@host");
+        assert!(ci.is_active() && ci.created.ends_with('Z'), "{ci:?}");
+        assert!(chrono::DateTime::parse_from_rfc3339(&ci.created).is_ok());
+
+        // Revoked: kept and listed as revoked; its name may be taken again.
+        assert!(cat.revoke_token("ci").unwrap(), "{}", store.name());
+        assert!(!cat.revoke_token("ci").unwrap(), "revoked twice");
+        assert!(!cat.revoke_token("nobody").unwrap());
+        std::thread::sleep(Duration::from_millis(2));
+        cat.add_token(&token("ci", Role::Operator, 3)).unwrap();
+        let listed = cat.tokens().unwrap();
+        let states: Vec<_> = listed
+            .iter()
+            .map(|t| (t.name.as_str(), t.role, t.is_active()))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                ("ci", Role::Reader, false),
+                ("deploy", Role::Admin, true),
+                ("ci", Role::Operator, true)
+            ],
+            "{}",
+            store.name()
+        );
+        let revoked = listed[0].revoked.as_deref().unwrap();
+        assert!(revoked >= listed[0].created.as_str(), "{revoked}");
+        // Revoking the name revokes the active one only.
+        assert!(cat.revoke_token("ci").unwrap());
+        assert!(cat
+            .tokens()
+            .unwrap()
+            .iter()
+            .all(|t| t.name != "ci" || !t.is_active()));
+    }
+}
+
+#[test]
+fn of_one_name_added_at_once_from_many_connections_one_token_is_kept() {
+    for store in stores() {
+        store.open();
+        let barrier = Arc::new(Barrier::new(6));
+        let handles: Vec<_> = (0..6)
+            .map(|n| {
+                let (location, barrier) = (store.location.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    let mut cat = ripcord_catalog::open(&location).unwrap();
+                    barrier.wait();
+                    cat.add_token(&token("race", Role::Operator, n))
+                })
+            })
+            .collect();
+        let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let added = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(added, 1, "{}: {results:?}", store.name());
+        for r in results.iter().filter_map(|r| r.as_ref().err()) {
+            assert!(matches!(r, Error::TokenExists(_)), "{r}");
+        }
+        assert_eq!(store.open().tokens().unwrap().len(), 1);
+    }
+}
+
+#[test]
+fn a_catalog_of_the_version_before_tokens_is_upgraded_and_keeps_its_data() {
+    for store in stores() {
+        let mut cat = audited(&store);
+        let current = cat.schema_version().unwrap();
+        drop(cat);
+        // As the version before left it: no tokens table.
+        match &store.location {
+            Location::File(path) => {
+                let conn = Connection::open(path).unwrap();
+                conn.execute_batch("DROP TABLE tokens").unwrap();
+                conn.pragma_update(None, "user_version", current - 1)
+                    .unwrap();
+            }
+            Location::Postgres(_) => store.sql(&format!(
+                "DROP TABLE ripcord.tokens; UPDATE ripcord.version SET version = {}",
+                current - 1
+            )),
+        }
+        let mut cat = store.open();
+        assert_eq!(cat.schema_version().unwrap(), current, "{}", store.name());
+        assert_eq!(cat.audit_entries(1).unwrap().len(), 5);
+        assert!(cat.verify_audit().unwrap().ok());
+        cat.add_token(&token("after", Role::Reader, 1)).unwrap();
+        assert_eq!(cat.tokens().unwrap().len(), 1, "{}", store.name());
     }
 }
 

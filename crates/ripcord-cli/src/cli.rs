@@ -65,6 +65,10 @@ pub enum Command {
     /// Take due snapshots, apply retention and fill geo tiers, on a timer
     #[command(subcommand)]
     Schedule(ScheduleCommand),
+    /// Manage the API tokens the HTTP server accepts: each has a name and a role, and the
+    /// catalog keeps only its hash
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Remove stale locks left by processes that died
     Unlock {
         /// Remove every lock, also live ones
@@ -481,6 +485,36 @@ pub enum KeyCommand {
         #[arg(long, short = 'n')]
         dry_run: bool,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Make a token and print it, this once: it is not kept and cannot be shown again
+    Add {
+        /// The token's name: 1 to 64 letters, digits, `.`, `_` or `-`; no active token may have
+        /// it already
+        #[arg(long)]
+        name: String,
+        /// What it may do; each role may do all that the one before it may, and more
+        #[arg(long, value_parser = parse_role())]
+        role: ripcord_ops::tokens::Role,
+    },
+    /// List the tokens, active and revoked: name, role, when and by whom made (never the
+    /// token itself)
+    List,
+    /// Revoke the active token with this name: it is refused from then on
+    Revoke {
+        /// The token's name (`ripcord token list` shows them)
+        name: String,
+    },
+}
+
+/// A role by its name; help and errors list the names.
+fn parse_role() -> impl clap::builder::TypedValueParser<Value = ripcord_ops::tokens::Role> {
+    use clap::builder::TypedValueParser as _;
+    use ripcord_ops::tokens::Role;
+    clap::builder::PossibleValuesParser::new(Role::ALL.map(Role::as_str))
+        .map(|s| s.parse::<Role>().expect("one of the possible values"))
 }
 
 #[derive(Subcommand, Debug)]

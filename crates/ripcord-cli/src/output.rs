@@ -36,6 +36,14 @@ pub fn time(t: &chrono::DateTime<chrono::Utc>) -> String {
         .to_string()
 }
 
+/// An RFC 3339 time from the catalog as text output shows times ([`time`]);
+/// one that does not read is shown as it is.
+pub fn rfc3339(text: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| time(&t.with_timezone(&chrono::Utc)))
+        .unwrap_or_else(|_| text.to_string())
+}
+
 /// A byte-progress bar on stderr, drawn only when stderr is a terminal.
 pub struct Bar {
     pb: ProgressBar,

@@ -64,5 +64,7 @@ mod sqlite_files;
 mod strict_config;
 #[path = "integration/target_names.rs"]
 mod target_names;
+#[path = "integration/tokens.rs"]
+mod tokens;
 #[path = "integration/verify.rs"]
 mod verify;

@@ -435,6 +435,35 @@ fn every_command_prints_json_that_matches_its_schema() {
     c.ok(&ws, "key passwd", &["key", "passwd"], new);
     ws.set_password("another long passphrase for the test");
 
+    // API tokens.
+    let added = c.ok(
+        &ws,
+        "token add",
+        &["token", "add", "--name", "ci", "--role", "operator"],
+        none,
+    );
+    assert!(
+        added["token"].as_str().unwrap().starts_with("rc_"),
+        "{added}"
+    );
+    c.err(
+        &ws,
+        "token add",
+        &["token", "add", "--name", "ci", "--role", "admin"],
+        none,
+    );
+    let tokens = c.ok(&ws, "token list", &["token", "list"], none);
+    assert_eq!(tokens[0]["role"], "operator", "{tokens}");
+    c.err(
+        &ws,
+        "token list",
+        &["token", "list", "--config", "no-such.toml"],
+        none,
+    );
+    let revoked = c.ok(&ws, "token revoke", &["token", "revoke", "ci"], none);
+    assert!(revoked["revoked"].is_string(), "{revoked}");
+    c.err(&ws, "token revoke", &["token", "revoke", "ci"], none);
+
     // Maintenance.
     c.ok(&ws, "unlock", &["unlock", "--dry-run"], none);
     c.ok(&ws, "unlock", &["unlock"], none);

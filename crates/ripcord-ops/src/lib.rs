@@ -24,6 +24,8 @@
 //!   restore makes of it.
 //! - [`way_back`]: restore, migrate down and rollback by hand, as journaled runs.
 //! - [`rehearse`]: the pending changes up, down and up again on a scratch copy.
+//! - [`tokens`]: the API tokens the HTTP server accepts, with their roles:
+//!   made, listed, revoked, and a presented token authenticated.
 //! - [`report`]: the [`Reporter`] and progress bar traits a front end implements.
 //! - [`error`]: the library's error, with a class (exit code) and a hint.
 
@@ -51,6 +53,7 @@ pub mod restore;
 pub mod schedule;
 pub mod select;
 pub mod snapshot;
+pub mod tokens;
 pub mod way_back;
 
 pub use ctx::Ctx;

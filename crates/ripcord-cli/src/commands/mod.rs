@@ -13,11 +13,12 @@ pub mod migrate;
 mod recover;
 mod schedule;
 mod serve;
+mod token;
 mod verify;
 
 use anyhow::Result;
 
-use crate::cli::{Cli, Command, KeyCommand, MigrateCommand, RepairCommand};
+use crate::cli::{Cli, Command, KeyCommand, MigrateCommand, RepairCommand, TokenCommand};
 use crate::ctx::Ctx;
 
 pub fn dispatch(cli: Cli) -> Result<()> {
@@ -62,6 +63,9 @@ fn audited_as(command: &Command) -> Option<&'static str> {
         Command::Key(KeyCommand::Add { dry_run: false }) => "key add",
         Command::Key(KeyCommand::Remove { dry_run: false, .. }) => "key remove",
         Command::Key(KeyCommand::Passwd { dry_run: false }) => "key passwd",
+        // The arguments are the name and role: a token is never an argument.
+        Command::Token(TokenCommand::Add { .. }) => "token add",
+        Command::Token(TokenCommand::Revoke { .. }) => "token revoke",
         Command::Unlock { dry_run: false, .. } => "unlock",
         Command::Repair(RepairCommand::Index { dry_run: false }) => "repair index",
         Command::Migrate(m) => match &m.command {
@@ -132,6 +136,7 @@ fn run(ctx: &Ctx, command: Command) -> Result<()> {
         Command::Copy(args) => copy::run(ctx, &args),
         Command::Key(cmd) => key::run(ctx, cmd),
         Command::Schedule(cmd) => schedule::run(ctx, cmd),
+        Command::Token(cmd) => token::run(ctx, cmd),
         Command::Unlock { all, dry_run } => maintenance::unlock(ctx, all, dry_run),
         Command::Repair(cmd) => maintenance::repair(ctx, cmd),
         Command::Guard(cmd) => guard::run(ctx, cmd),

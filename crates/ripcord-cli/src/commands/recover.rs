@@ -122,9 +122,7 @@ pub fn runs(ctx: &Ctx) -> Result<()> {
 
 /// An RFC 3339 time from the catalog as text output shows times.
 fn local(rfc3339: &str) -> String {
-    chrono::DateTime::parse_from_rfc3339(rfc3339)
-        .map(|t| output::time(&t.with_timezone(&chrono::Utc)))
-        .unwrap_or_else(|_| rfc3339.to_string())
+    output::rfc3339(rfc3339)
 }
 
 pub fn ack(ctx: &Ctx, reason: &str) -> Result<()> {
