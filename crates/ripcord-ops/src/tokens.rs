@@ -100,7 +100,7 @@ pub fn add(ctx: &Ctx, name: &str, role: Role) -> Result<NewTokenReport> {
         name: name.to_string(),
         role,
         hash: hash(&token),
-        actor: crate::audit::actor(),
+        actor: ctx.actor(),
     });
     match added {
         Ok(()) => Ok(NewTokenReport {

@@ -85,6 +85,37 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     }
 }
 
+/// A JSON body that may be left out: then `T::default()`.
+pub struct MaybeBody<T>(pub T);
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for MaybeBody<T> {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::new(e.status(), "payload_too_large", e.body_text()))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(MaybeBody(T::default()));
+        }
+        serde_json::from_slice(&bytes)
+            .map(MaybeBody)
+            .map_err(|e| ApiError::bad_request(format!("the body is not valid: {e}")))
+    }
+}
+
+/// A path parameter, its errors as JSON.
+pub struct P(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for P {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|p| P(p.0))
+            .map_err(|e| ApiError::bad_request(e.body_text()))
+    }
+}
+
 /// A part of the board, or why it could not be read (503).
 fn served<T: Clone>(part: &Part<T>) -> ApiResult<T> {
     part.clone().map_err(|body| ApiError {
@@ -131,10 +162,10 @@ pub struct Page<T> {
 fn page<T: Clone>(all: Vec<T>, limit: Option<usize>, offset: Option<usize>) -> ApiResult<Page<T>> {
     let limit = limit.unwrap_or(DEFAULT_LIMIT);
     if limit == 0 || limit > MAX_LIMIT {
-        return Err(ApiError::bad_request(format!(
-            "limit {limit} is out of range"
-        ))
-        .hint(format!("give a limit from 1 to {MAX_LIMIT}")));
+        return Err(
+            ApiError::bad_request(format!("limit {limit} is out of range"))
+                .hint(format!("give a limit from 1 to {MAX_LIMIT}")),
+        );
     }
     let offset = offset.unwrap_or(0);
     Ok(Page {
@@ -154,7 +185,11 @@ async fn snapshots(
     let b = board(&state);
     let all: Vec<SnapshotView> = served(&b.snapshots)?
         .into_iter()
-        .filter(|s| q.target.as_ref().is_none_or(|t| s.targets.iter().any(|x| &x.target == t)))
+        .filter(|s| {
+            q.target
+                .as_ref()
+                .map_or(true, |t| s.targets.iter().any(|x| &x.target == t))
+        })
         .filter(|s| q.tier.is_none() || s.tier == q.tier)
         .collect();
     Ok(Json(page(all, q.limit, q.offset)?))
@@ -189,12 +224,15 @@ async fn runs(
 async fn run_report(
     State(state): State<Shared>,
     p: Principal,
-    Path(id): Path<String>,
+    P(id): P,
 ) -> ApiResult<Json<ripcord_ops::incident::IncidentReport>> {
     p.need(Role::Reader)?;
     let ctx = state.ctx.clone();
     let report = blocking(move || {
-        let known = ctx.catalog_if_exists()?.map(|mut c| c.run(&id)).transpose()?;
+        let known = ctx
+            .catalog_if_exists()?
+            .map(|mut c| c.run(&id))
+            .transpose()?;
         if known.flatten().is_none() {
             return Err(ApiError::not_found(format!("no run {id:?}"))
                 .hint("GET /api/v1/runs lists the runs"));
@@ -242,14 +280,21 @@ async fn migrations(
 }
 
 fn not_configured(what: &str, how: &str) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_configured", format!("no {what} are configured"))
-        .hint(format!("configure them with {how}"))
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_configured",
+        format!("no {what} are configured"),
+    )
+    .hint(format!("configure them with {how}"))
 }
 
 async fn guard(State(state): State<Shared>, p: Principal) -> ApiResult<Json<GuardView>> {
     p.need(Role::Reader)?;
     match &board(&state).guard {
-        None => Err(not_configured("guard probes", "[guard.probes.NAME] and [[guard.rules]]")),
+        None => Err(not_configured(
+            "guard probes",
+            "[guard.probes.NAME] and [[guard.rules]]",
+        )),
         Some(part) => Ok(Json(served(part)?)),
     }
 }
@@ -314,7 +359,11 @@ async fn recover(
 }
 
 /// Starts a recovery at `req.level` as `p`; the dashboard's button too.
-pub async fn start_recover(state: &Shared, p: &Principal, req: RecoverRequest) -> ApiResult<String> {
+pub async fn start_recover(
+    state: &Shared,
+    p: &Principal,
+    req: RecoverRequest,
+) -> ApiResult<String> {
     let ctx = acting(state, p);
     let id = new_run_id();
     let opts = ripcord_ops::recover::RecoverOptions {
@@ -350,7 +399,9 @@ async fn start(
 fn acting(state: &Shared, p: &Principal) -> ripcord_ops::Ctx {
     state
         .ctx
-        .with_reporter(std::sync::Arc::new(LiveReporter(std::sync::Arc::clone(&state.live))))
+        .with_reporter(std::sync::Arc::new(LiveReporter(std::sync::Arc::clone(
+            &state.live,
+        ))))
         .acting_as(&p.name)
 }
 
@@ -414,17 +465,20 @@ pub enum InterruptedChoice {
 async fn resume(
     State(state): State<Shared>,
     p: Principal,
-    Path(id): Path<String>,
-    body: Option<Body<ResumeRequest>>,
+    P(id): P,
+    MaybeBody(req): MaybeBody<ResumeRequest>,
 ) -> ApiResult<(StatusCode, Json<RunStarted>)> {
     p.need(Role::Operator)?;
-    let req = body.map(|b| b.0).unwrap_or_default();
     let ctx = acting(&state, &p);
     {
-        let (c, id) = (ctx.clone(), id.clone());
-        let known = blocking(move || Ok(c.catalog_if_exists()?.map(|mut c| c.run(&id)).transpose()?))
-            .await?
-            .flatten();
+        let (c, run) = (ctx.clone(), id.clone());
+        let known = blocking(move || {
+            Ok(c.catalog_if_exists()?
+                .map(|mut c| c.run(&run))
+                .transpose()?)
+        })
+        .await?
+        .flatten();
         if known.is_none() {
             return Err(ApiError::not_found(format!("no run {id:?}"))
                 .hint("GET /api/v1/runs lists the runs"));
@@ -481,7 +535,9 @@ async fn ack(
 async fn tokens(State(state): State<Shared>, p: Principal) -> ApiResult<Json<Vec<TokenRecord>>> {
     p.need(Role::Admin)?;
     let ctx = state.ctx.clone();
-    Ok(Json(blocking(move || Ok(ripcord_ops::tokens::list(&ctx)?)).await?))
+    Ok(Json(
+        blocking(move || Ok(ripcord_ops::tokens::list(&ctx)?)).await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -502,7 +558,10 @@ async fn audited<T: Send + 'static>(
     let ctx = acting(state, p);
     blocking(move || {
         let result = act(&ctx);
-        let error = result.as_ref().err().map(|e| (ripcord_core::Classify::class(e), e.to_string()));
+        let error = result
+            .as_ref()
+            .err()
+            .map(|e| (ripcord_core::Classify::class(e), e.to_string()));
         if let Some(outcome) = audit::outcome(error.as_ref().map(|(c, m)| (*c, m.as_str()))) {
             audit::record(
                 &ctx,
@@ -526,7 +585,10 @@ async fn add_token(
     Body(req): Body<TokenRequest>,
 ) -> ApiResult<(StatusCode, Json<ripcord_ops::tokens::NewTokenReport>)> {
     p.need(Role::Admin)?;
-    let args = vec![format!("--name={}", req.name), format!("--role={}", req.role)];
+    let args = vec![
+        format!("--name={}", req.name),
+        format!("--role={}", req.role),
+    ];
     let made = audited(&state, &p, "token add", args, move |ctx| {
         ripcord_ops::tokens::add(ctx, &req.name, req.role)
     })
@@ -538,7 +600,7 @@ async fn add_token(
 async fn revoke_token(
     State(state): State<Shared>,
     p: Principal,
-    Path(name): Path<String>,
+    P(name): P,
 ) -> ApiResult<Json<TokenRecord>> {
     p.need(Role::Admin)?;
     let n = name.clone();
@@ -594,7 +656,13 @@ async fn forget(
                 )
             })?;
         let repo = ctx.open_repo()?;
-        let gone = ripcord_ops::keep::apply(ctx, &repo, Some(&req.tier), &keep, &format!("tiers.{}", req.tier))?;
+        let gone = ripcord_ops::keep::apply(
+            ctx,
+            &repo,
+            Some(&req.tier),
+            &keep,
+            &format!("tiers.{}", req.tier),
+        )?;
         let pruned_bytes = if req.prune {
             Some(ripcord_ops::keep::prune(ctx, &repo)?.bytes_freed)
         } else {

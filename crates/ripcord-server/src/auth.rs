@@ -93,7 +93,12 @@ impl Auth {
 
     /// Checks a presented token: its name and role, else 401 (or 429 after
     /// too many failures from `ip`).
-    pub async fn check(&self, state: &Shared, ip: IpAddr, token: &str) -> Result<Principal, ApiError> {
+    pub async fn check(
+        &self,
+        state: &Shared,
+        ip: IpAddr,
+        token: &str,
+    ) -> Result<Principal, ApiError> {
         if self.limited(ip) {
             return Err(rate_limited());
         }
@@ -114,10 +119,9 @@ impl Auth {
             }
         }
         let ctx = state.ctx.clone();
-        let records = crate::error::blocking(move || {
-            ripcord_ops::tokens::list(&ctx).map_err(ApiError::from)
-        })
-        .await?;
+        let records =
+            crate::error::blocking(move || ripcord_ops::tokens::list(&ctx).map_err(ApiError::from))
+                .await?;
         *self.tokens.lock().unwrap_or_else(|e| e.into_inner()) =
             Some((Instant::now(), records.clone()));
         Ok(records)

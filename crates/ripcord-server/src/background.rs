@@ -21,17 +21,15 @@ pub fn guard(ctx: &Ctx, auto_rollback: bool, boards: Arc<Boards>) {
                 stop_after_rollback: false,
             };
             let mut rollback = ripcord_guard::watch::recovery_run(&ctx);
-            let mut wrapped = |rule: &ripcord_core::config::guard::GuardRule, evidence: &[String]| {
+            let mut wrapped = |rule: &ripcord_core::config::guard::GuardRule,
+                               evidence: &[String]| {
                 let run = rollback(rule, evidence);
                 boards.redraw.notify_one();
                 run
             };
-            if let Err(e) = ripcord_guard::watch::watch(
-                &ctx,
-                &ctx.config.guard_spec.rules,
-                &opts,
-                &mut wrapped,
-            ) {
+            if let Err(e) =
+                ripcord_guard::watch::watch(&ctx, &ctx.config.guard_spec.rules, &opts, &mut wrapped)
+            {
                 eprintln!("the guard's watch stopped: {}", e.chain());
             }
         });

@@ -129,9 +129,11 @@ pub fn draw(ctx: &Ctx) -> Board {
     let targets = ripcord_ops::overview::targets(ctx, seen);
     let tiers = ripcord_ops::overview::tiers(ctx, seen);
     let snapshots = part(list.map(|list| {
-        let mut views: Vec<SnapshotView> =
-            list.iter().map(|(id, s)| SnapshotView::of(*id, s)).collect();
-        views.sort_by(|a, b| b.time.cmp(&a.time));
+        let mut views: Vec<SnapshotView> = list
+            .iter()
+            .map(|(id, s)| SnapshotView::of(*id, s))
+            .collect();
+        views.sort_by_key(|v| std::cmp::Reverse(v.time));
         views
     }));
     let catalog = ctx
@@ -210,7 +212,7 @@ pub async fn keep_drawing(ctx: Ctx, boards: Arc<Boards>) {
         if let Ok(board) = tokio::task::spawn_blocking(move || draw(&c)).await {
             boards.set(board);
         }
-        if last_check.is_none_or(|t| t.elapsed() >= CHECK_EVERY) {
+        if last_check.map_or(true, |t| t.elapsed() >= CHECK_EVERY) {
             last_check = Some(std::time::Instant::now());
             let (c, b) = (ctx.clone(), Arc::clone(&boards));
             // Slow targets must not hold the rest of the picture back.

@@ -29,33 +29,61 @@ pub struct Part {
 pub async fn health(State(state): State<Shared>) -> (StatusCode, Json<Health>) {
     let ctx = state.ctx.clone();
     let checked = tokio::task::spawn_blocking(move || {
-        let catalog = match ctx.catalog().and_then(|mut c| c.schema_version().map(|_| c.location())) {
-            Ok(location) => Part { ok: true, detail: location },
-            Err(e) => Part { ok: false, detail: redact(&e.to_string()) },
+        let catalog = match ctx
+            .catalog()
+            .and_then(|mut c| c.schema_version().map(|_| c.location()))
+        {
+            Ok(location) => Part {
+                ok: true,
+                detail: location,
+            },
+            Err(e) => Part {
+                ok: false,
+                detail: redact(&e.to_string()),
+            },
         };
         // Its config file answers: reachable and initialised, without
         // deriving the key.
         let repository = match ctx.backend() {
             Ok(b) => match b.exists("config") {
-                Ok(true) => Part { ok: true, detail: redact(&b.location()) },
+                Ok(true) => Part {
+                    ok: true,
+                    detail: redact(&b.location()),
+                },
                 Ok(false) => Part {
                     ok: false,
-                    detail: format!("no repository at {}: `ripcord init` creates one", redact(&b.location())),
+                    detail: format!(
+                        "no repository at {}: `ripcord init` creates one",
+                        redact(&b.location())
+                    ),
                 },
-                Err(e) => Part { ok: false, detail: redact(&format!("{}: {e}", b.location())) },
+                Err(e) => Part {
+                    ok: false,
+                    detail: redact(&format!("{}: {e}", b.location())),
+                },
             },
-            Err(e) => Part { ok: false, detail: redact(&e.chain()) },
+            Err(e) => Part {
+                ok: false,
+                detail: redact(&e.chain()),
+            },
         };
         (catalog, repository)
     })
     .await;
     let (catalog, repository) = checked.unwrap_or_else(|e| {
-        let p = || Part { ok: false, detail: format!("the check ended abnormally: {e}") };
+        let p = || Part {
+            ok: false,
+            detail: format!("the check ended abnormally: {e}"),
+        };
         (p(), p())
     });
     let ok = catalog.ok && repository.ok;
     (
-        if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE },
+        if ok {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
         Json(Health {
             status: if ok { "ok" } else { "failing" },
             catalog,

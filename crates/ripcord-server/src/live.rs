@@ -32,7 +32,11 @@ impl Live {
     pub fn now(&self) -> RunProgress {
         let total = self.total.load(Ordering::Relaxed);
         RunProgress {
-            message: self.message.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            message: self
+                .message
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
             bar: self.bar.lock().unwrap_or_else(|e| e.into_inner()).clone(),
             done_bytes: self.done.load(Ordering::Relaxed),
             total_bytes: (total > 0).then_some(total),

@@ -83,9 +83,15 @@ pub fn render(board: &Board) -> String {
     if let Ok(b) = &board.repository_bytes {
         size.set(i64::try_from(*b).unwrap_or(i64::MAX));
     }
-    registry.register("repository_bytes", "Bytes the repository's files hold", size);
+    registry.register(
+        "repository_bytes",
+        "Bytes the repository's files hold",
+        size,
+    );
     let up = Gauge::<i64>::default();
-    up.set(i64::from(board.repository_bytes.is_ok() && board.snapshots.is_ok()));
+    up.set(i64::from(
+        board.repository_bytes.is_ok() && board.snapshots.is_ok(),
+    ));
     registry.register("repository_up", "1 when the repository could be read", up);
     let count = Gauge::<i64>::default();
     if let Ok(s) = &board.snapshots {
@@ -99,8 +105,12 @@ pub fn render(board: &Board) -> String {
         for r in list {
             let level = r.level.clone().unwrap_or_default();
             let result = r.result.as_str();
-            runs.get_or_create(&labels(&[("kind", &r.kind), ("level", &level), ("result", result)]))
-                .inc();
+            runs.get_or_create(&labels(&[
+                ("kind", &r.kind),
+                ("level", &level),
+                ("result", result),
+            ]))
+            .inc();
             if r.result == RunResult::Running {
                 continue;
             }
@@ -127,7 +137,11 @@ pub fn render(board: &Board) -> String {
         active.set(i64::from(s.run.is_some()));
         safe.set(i64::from(s.safe_mode.is_some()));
     }
-    registry.register("run_in_progress", "1 while a run holds the single-flight lock", active);
+    registry.register(
+        "run_in_progress",
+        "1 while a run holds the single-flight lock",
+        active,
+    );
     registry.register("safe_mode", "1 while ripcord is in safe mode", safe);
 
     let rules = Family::<Labels, Gauge>::default();
@@ -165,7 +179,11 @@ pub fn render(board: &Board) -> String {
                 .set(n as i64);
         }
     }
-    registry.register("migrations", "Changes of the migration plan by state", migrations);
+    registry.register(
+        "migrations",
+        "Changes of the migration plan by state",
+        migrations,
+    );
 
     let mut out = String::new();
     // Writing to a String cannot fail.
@@ -176,7 +194,10 @@ pub fn render(board: &Board) -> String {
 pub async fn metrics(State(state): State<Shared>) -> Response {
     let text = render(&state.boards.get());
     (
-        [(CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         text,
     )
         .into_response()

@@ -38,7 +38,11 @@ struct Endpoint {
 }
 
 const PAGING: &[(&str, &str, &str)] = &[
-    ("limit", "integer", "At most this many (1 to 500; 50 when not given)"),
+    (
+        "limit",
+        "integer",
+        "At most this many (1 to 500; 50 when not given)",
+    ),
     ("offset", "integer", "How many of the newest to pass over"),
 ];
 
@@ -53,7 +57,10 @@ fn endpoints(g: &mut SchemaGenerator) -> Vec<Endpoint> {
             auth: Reader,
             query: &[],
             body: None,
-            ok: (200, s(|g| g.subschema_for::<Vec<ripcord_ops::overview::TargetOverview>>())),
+            ok: (
+                200,
+                s(|g| g.subschema_for::<Vec<ripcord_ops::overview::TargetOverview>>()),
+            ),
             errors: &[],
         },
         Endpoint {
@@ -64,11 +71,18 @@ fn endpoints(g: &mut SchemaGenerator) -> Vec<Endpoint> {
             query: &[
                 ("target", "string", "Only snapshots holding this target"),
                 ("tier", "string", "Only snapshots of this tier"),
-                ("limit", "integer", "At most this many (1 to 500; 50 when not given)"),
+                (
+                    "limit",
+                    "integer",
+                    "At most this many (1 to 500; 50 when not given)",
+                ),
                 ("offset", "integer", "How many of the newest to pass over"),
             ],
             body: None,
-            ok: (200, s(|g| g.subschema_for::<Page<ripcord_ops::json::SnapshotView>>())),
+            ok: (
+                200,
+                s(|g| g.subschema_for::<Page<ripcord_ops::json::SnapshotView>>()),
+            ),
             errors: &[400, 503],
         },
         Endpoint {
@@ -78,7 +92,10 @@ fn endpoints(g: &mut SchemaGenerator) -> Vec<Endpoint> {
             auth: Reader,
             query: &[],
             body: None,
-            ok: (200, s(|g| g.subschema_for::<Vec<ripcord_ops::overview::TierFreshness>>())),
+            ok: (
+                200,
+                s(|g| g.subschema_for::<Vec<ripcord_ops::overview::TierFreshness>>()),
+            ),
             errors: &[],
         },
         Endpoint {
@@ -88,7 +105,10 @@ fn endpoints(g: &mut SchemaGenerator) -> Vec<Endpoint> {
             auth: Reader,
             query: PAGING,
             body: None,
-            ok: (200, s(|g| g.subschema_for::<Page<ripcord_catalog::runs::Run>>())),
+            ok: (
+                200,
+                s(|g| g.subschema_for::<Page<ripcord_catalog::runs::Run>>()),
+            ),
             errors: &[400, 503],
         },
         Endpoint {
@@ -98,7 +118,10 @@ fn endpoints(g: &mut SchemaGenerator) -> Vec<Endpoint> {
             auth: Reader,
             query: &[],
             body: None,
-            ok: (200, s(|g| g.subschema_for::<ripcord_ops::incident::IncidentReport>())),
+            ok: (
+                200,
+                s(|g| g.subschema_for::<ripcord_ops::incident::IncidentReport>()),
+            ),
             errors: &[404],
         },
         Endpoint {
@@ -128,7 +151,10 @@ fn endpoints(g: &mut SchemaGenerator) -> Vec<Endpoint> {
             auth: Reader,
             query: &[],
             body: None,
-            ok: (200, s(|g| g.subschema_for::<ripcord_ops::json::StatusReport>())),
+            ok: (
+                200,
+                s(|g| g.subschema_for::<ripcord_ops::json::StatusReport>()),
+            ),
             errors: &[404, 503],
         },
         Endpoint {
@@ -146,7 +172,11 @@ fn endpoints(g: &mut SchemaGenerator) -> Vec<Endpoint> {
             path: "/audit",
             summary: "The newest audit entries and the chain's verification",
             auth: Reader,
-            query: &[("limit", "integer", "Only the newest this many (1 to 500; 50 when not given)")],
+            query: &[(
+                "limit",
+                "integer",
+                "Only the newest this many (1 to 500; 50 when not given)",
+            )],
             body: None,
             ok: (200, s(|g| g.subschema_for::<AuditView>())),
             errors: &[400, 503],
@@ -158,7 +188,10 @@ fn endpoints(g: &mut SchemaGenerator) -> Vec<Endpoint> {
             auth: Reader,
             query: &[],
             body: None,
-            ok: (200, s(|g| g.subschema_for::<ripcord_ops::check::CheckReport>())),
+            ok: (
+                200,
+                s(|g| g.subschema_for::<ripcord_ops::check::CheckReport>()),
+            ),
             errors: &[],
         },
         Endpoint {
@@ -188,7 +221,10 @@ fn endpoints(g: &mut SchemaGenerator) -> Vec<Endpoint> {
             auth: Operator,
             query: &[],
             body: Some(s(|g| g.subschema_for::<AckRequest>())),
-            ok: (200, s(|g| g.subschema_for::<ripcord_ops::json::AckOutput>())),
+            ok: (
+                200,
+                s(|g| g.subschema_for::<ripcord_ops::json::AckOutput>()),
+            ),
             errors: &[400],
         },
         Endpoint {
@@ -198,7 +234,10 @@ fn endpoints(g: &mut SchemaGenerator) -> Vec<Endpoint> {
             auth: Admin,
             query: &[],
             body: None,
-            ok: (200, s(|g| g.subschema_for::<Vec<ripcord_catalog::tokens::TokenRecord>>())),
+            ok: (
+                200,
+                s(|g| g.subschema_for::<Vec<ripcord_catalog::tokens::TokenRecord>>()),
+            ),
             errors: &[],
         },
         Endpoint {
@@ -208,7 +247,10 @@ fn endpoints(g: &mut SchemaGenerator) -> Vec<Endpoint> {
             auth: Admin,
             query: &[],
             body: Some(s(|g| g.subschema_for::<TokenRequest>())),
-            ok: (201, s(|g| g.subschema_for::<ripcord_ops::tokens::NewTokenReport>())),
+            ok: (
+                201,
+                s(|g| g.subschema_for::<ripcord_ops::tokens::NewTokenReport>()),
+            ),
             errors: &[400],
         },
         Endpoint {
@@ -218,7 +260,10 @@ fn endpoints(g: &mut SchemaGenerator) -> Vec<Endpoint> {
             auth: Admin,
             query: &[],
             body: None,
-            ok: (200, s(|g| g.subschema_for::<ripcord_catalog::tokens::TokenRecord>())),
+            ok: (
+                200,
+                s(|g| g.subschema_for::<ripcord_catalog::tokens::TokenRecord>()),
+            ),
             errors: &[400],
         },
         Endpoint {

@@ -69,7 +69,9 @@ impl Runs {
                 let _ = tx.send(result);
                 on_end();
             })
-            .map_err(|e| ApiError::unavailable(format!("cannot start a thread for the run: {e}")))?;
+            .map_err(|e| {
+                ApiError::unavailable(format!("cannot start a thread for the run: {e}"))
+            })?;
         {
             let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
             threads.retain(|(_, h)| !h.is_finished());

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, StatusCode};
-use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use ripcord_ops::{Ctx, Error, Result};
@@ -160,7 +159,12 @@ async fn run(
                 .serve(app)
                 .await
         }
-        None => axum_server::from_tcp(listener).handle(handle).serve(app).await,
+        None => {
+            axum_server::from_tcp(listener)
+                .handle(handle)
+                .serve(app)
+                .await
+        }
     };
     served.map_err(|e| Error::failed(format!("the server stopped: {e}")))?;
     // A run goes on to its end: stopping it halfway would leave work to resume.
@@ -187,4 +191,3 @@ async fn stop_on_signal(handle: axum_server::Handle) {
     eprintln!("stopping: no new requests; waiting for those in flight and for runs in progress");
     handle.graceful_shutdown(Some(GRACE));
 }
-

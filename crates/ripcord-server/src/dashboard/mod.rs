@@ -103,7 +103,11 @@ fn csrf_ok(session: &Session, given: &str) -> bool {
     a == b
 }
 
-async fn logout(State(state): State<Shared>, viewer: Viewer, Form(form): Form<CsrfForm>) -> Response {
+async fn logout(
+    State(state): State<Shared>,
+    viewer: Viewer,
+    Form(form): Form<CsrfForm>,
+) -> Response {
     if !csrf_ok(&viewer.session, &form.csrf) {
         return forbidden("the form is stale or forged: reload the page and try again");
     }
@@ -120,7 +124,13 @@ async fn overview(State(state): State<Shared>, viewer: Viewer) -> Markup {
     let board = state.boards.get();
     let status = crate::api::status_view(&state).ok();
     let levels: Vec<String> = state.ctx.config.runbooks.keys().cloned().collect();
-    pages::overview(&viewer.session, &board, status.as_ref(), &levels, state.boards.check().as_deref())
+    pages::overview(
+        &viewer.session,
+        &board,
+        status.as_ref(),
+        &levels,
+        state.boards.check().as_deref(),
+    )
 }
 
 async fn runs(State(state): State<Shared>, viewer: Viewer) -> Markup {
@@ -164,8 +174,16 @@ struct PageQuery {
     page: Option<usize>,
 }
 
-async fn snapshots(State(state): State<Shared>, viewer: Viewer, Query(q): Query<PageQuery>) -> Markup {
-    pages::snapshots(&viewer.session, &state.boards.get(), q.page.unwrap_or(1).max(1))
+async fn snapshots(
+    State(state): State<Shared>,
+    viewer: Viewer,
+    Query(q): Query<PageQuery>,
+) -> Markup {
+    pages::snapshots(
+        &viewer.session,
+        &state.boards.get(),
+        q.page.unwrap_or(1).max(1),
+    )
 }
 
 async fn audit(State(state): State<Shared>, viewer: Viewer) -> Markup {
@@ -179,7 +197,11 @@ struct RecoverForm {
     reason: String,
 }
 
-async fn recover(State(state): State<Shared>, viewer: Viewer, Form(form): Form<RecoverForm>) -> Response {
+async fn recover(
+    State(state): State<Shared>,
+    viewer: Viewer,
+    Form(form): Form<RecoverForm>,
+) -> Response {
     if !csrf_ok(&viewer.session, &form.csrf) {
         return forbidden("the form is stale or forged: reload the page and try again");
     }
@@ -197,7 +219,11 @@ async fn recover(State(state): State<Shared>, viewer: Viewer, Form(form): Form<R
             e.status,
             pages::message(
                 "The run did not start",
-                &format!("{}{}", e.body.message, e.body.hint.map_or(String::new(), |h| format!(" ({h})"))),
+                &format!(
+                    "{}{}",
+                    e.body.message,
+                    e.body.hint.map_or(String::new(), |h| format!(" ({h})"))
+                ),
             ),
         )
             .into_response(),

@@ -102,7 +102,12 @@ pub fn login(error: Option<&str>) -> Markup {
 }
 
 pub fn message(title: &str, text: &str) -> Markup {
-    page(title, None, false, html! { h1 { (title) } section { p { (text) } p { a href="/" { "Back" } } } })
+    page(
+        title,
+        None,
+        false,
+        html! { h1 { (title) } section { p { (text) } p { a href="/" { "Back" } } } },
+    )
 }
 
 /// "3m", "2h 5m", "4d": an age for people.
@@ -303,7 +308,10 @@ pub fn runs(session: &Session, board: &Board) -> Markup {
             }
         }
     };
-    let running = board.runs.as_ref().is_ok_and(|r| r.iter().any(|r| r.finished.is_none()));
+    let running = board
+        .runs
+        .as_ref()
+        .is_ok_and(|r| r.iter().any(|r| r.finished.is_none()));
     page("Runs", Some(session), running, body)
 }
 
@@ -346,7 +354,12 @@ pub fn run(session: &Session, r: &IncidentReport, live: Option<&RunProgress>) ->
             } }
         }
     };
-    page(&format!("Run {}", r.run.run), Some(session), r.run.finished.is_none(), body)
+    page(
+        &format!("Run {}", r.run.run),
+        Some(session),
+        r.run.finished.is_none(),
+        body,
+    )
 }
 
 pub fn snapshots(session: &Session, board: &Board, page_no: usize) -> Markup {
