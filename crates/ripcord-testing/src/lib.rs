@@ -11,6 +11,7 @@
 //! - [`prometheus`]: a real Prometheus server, and an exporter it scrapes.
 //! - [`app`]: the migration target `app` on PostgreSQL or SQLite, with a
 //!   workspace around it.
+//! - [`server`]: `ripcord serve` on a free port, and tokens for it.
 //! - [`service`]: an HTTP service a test flips between healthy and failing.
 
 pub mod app;
@@ -20,6 +21,7 @@ pub mod garage;
 pub mod pg;
 pub mod process;
 pub mod prometheus;
+pub mod server;
 pub mod service;
 pub mod sqlite;
 mod workspace;
