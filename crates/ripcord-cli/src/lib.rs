@@ -52,9 +52,12 @@ pub(crate) fn classify(err: &anyhow::Error) -> (Class, Option<String>) {
 pub fn run() -> i32 {
     ripcord_ops::ctx::take_secret_env();
     // Without it Ctrl-C simply ends the process; with it, scratch copies
-    // and temporary repositories are removed first.
-    if let Err(e) = ripcord_core::interrupt::install() {
-        eprintln!("warning: cannot handle Ctrl-C and SIGTERM: {e}");
+    // and temporary repositories are removed first. `serve` stops on its
+    // own terms: it lets the runs in progress finish.
+    if std::env::args().nth(1).as_deref() != Some("serve") {
+        if let Err(e) = ripcord_core::interrupt::install() {
+            eprintln!("warning: cannot handle Ctrl-C and SIGTERM: {e}");
+        }
     }
     output::init_colors();
     let cli = match cli::Cli::try_parse() {

@@ -22,6 +22,7 @@
 //! - [`migrate`]: the migration target, what it has recorded, and the review table.
 //! - [`migration_state`]: the migration state a snapshot records, and what a
 //!   restore makes of it.
+//! - [`local_flight`]: one run at a time within a process (the server's threads).
 //! - [`way_back`]: restore, migrate down and rollback by hand, as journaled runs.
 //! - [`rehearse`]: the pending changes up, down and up again on a scratch copy.
 //! - [`tokens`]: the API tokens the HTTP server accepts, with their roles:
@@ -39,6 +40,7 @@ pub mod error;
 pub mod incident;
 pub mod json;
 pub mod keep;
+pub mod local_flight;
 pub mod ls;
 pub mod migrate;
 pub mod migration_state;

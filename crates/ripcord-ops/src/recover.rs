@@ -178,6 +178,10 @@ pub fn recover(ctx: &Ctx, opts: &RecoverOptions) -> Result<RecoverReport> {
         refuse_in_safe_mode(ctx, &format!("an automatic run ({})", opts.trigger))?;
     }
     let id = opts.run.clone().unwrap_or_else(new_run_id);
+    let _here = crate::local_flight::claim(
+        &id,
+        "one run acts at a time: wait for it (`ripcord status`), or stop it first",
+    )?;
     match catalog.acquire_flight(&Holder::this_process(&id))? {
         Acquired::Taken => {}
         Acquired::TakenOver(dead) => crate::way_back::took_over(ctx, &mut *catalog, &dead),
@@ -763,6 +767,10 @@ pub fn resume(ctx: &Ctx, opts: &ResumeOptions) -> Result<RecoverReport> {
         ));
     }
     let levels = chain(ctx, run.level.as_deref().unwrap_or_default())?;
+    let _here = crate::local_flight::claim(
+        &run.run,
+        "a run that is still going cannot be resumed; wait for it (`ripcord status`)",
+    )?;
     match catalog.acquire_flight(&Holder::this_process(&run.run))? {
         Acquired::Held(h) => {
             return Err(in_progress(

@@ -121,6 +121,15 @@ fn as_run<T>(
         Err(e) => return (None, Err(e.into())),
     };
     let id = call.run.map_or_else(new_run_id, str::to_string);
+    let hint = "one way back acts at a time: wait for the run (`ripcord status`), then try again";
+    let _here = match crate::local_flight::claim(&id, hint) {
+        Ok(c) => c,
+        Err(refused) => {
+            let refused = Err(refused);
+            audited(ctx, call, None, &refused);
+            return (None, refused);
+        }
+    };
     match catalog.acquire_flight(&Holder::this_process(&id)) {
         Ok(Acquired::Taken) => {}
         Ok(Acquired::TakenOver(dead)) => took_over(ctx, &mut *catalog, &dead),

@@ -391,7 +391,7 @@ async fn start(
         .runs
         .start(ctx, id, act, move || boards.redraw.notify_one())
         .await?;
-    state.boards.redraw.notify_one();
+    state.boards.redraw_now(&state.ctx).await;
     Ok(run)
 }
 
@@ -425,6 +425,19 @@ async fn rollback(
             .hint("say why in `reason`: it goes into the journal, the audit and the report"));
     }
     let ctx = acting(&state, &p);
+    // A dry run first: a wrong `to`, a plan that does not read or a database
+    // that does not answer is bad input, answered before any run begins.
+    let (c, to) = (ctx.clone(), req.to.clone());
+    blocking(move || {
+        let dry = ripcord_ops::migrate::DownRequest {
+            to,
+            dry_run: true,
+            ..Default::default()
+        };
+        ripcord_ops::migrate::down(&c, &dry, &mut |_| {})?;
+        Ok(())
+    })
+    .await?;
     let id = new_run_id();
     let c = ctx.clone();
     let run = id.clone();
@@ -506,7 +519,7 @@ async fn resume(
             move || boards.redraw.notify_one(),
         )
         .await?;
-    state.boards.redraw.notify_one();
+    state.boards.redraw_now(&state.ctx).await;
     Ok((StatusCode::ACCEPTED, Json(RunStarted { run })))
 }
 
@@ -524,7 +537,7 @@ async fn ack(
     p.need(Role::Operator)?;
     let ctx = acting(&state, &p);
     let left = blocking(move || Ok(ripcord_ops::recover::ack(&ctx, &req.reason)?)).await?;
-    state.boards.redraw.notify_one();
+    state.boards.redraw_now(&state.ctx).await;
     Ok(Json(ripcord_ops::json::AckOutput {
         left_safe_mode: left.is_some(),
         run: left.as_ref().and_then(|m| m.run.clone()),
@@ -675,6 +688,6 @@ async fn forget(
         })
     })
     .await?;
-    state.boards.redraw.notify_one();
+    state.boards.redraw_now(&state.ctx).await;
     Ok(Json(result))
 }

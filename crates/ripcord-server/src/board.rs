@@ -108,6 +108,14 @@ impl Boards {
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(board);
     }
 
+    /// Redraws now and waits for it: after a mutation, the next read sees it.
+    pub async fn redraw_now(&self, ctx: &Ctx) {
+        let c = ctx.clone();
+        if let Ok(board) = tokio::task::spawn_blocking(move || draw(&c)).await {
+            self.set(board);
+        }
+    }
+
     pub fn check(&self) -> Option<Arc<CheckReport>> {
         self.check.read().unwrap_or_else(|e| e.into_inner()).clone()
     }

@@ -290,6 +290,7 @@ fn reason(status: u16) -> &'static str {
         404 => "Not found, or not configured",
         409 => "Refused: acting would be unsafe now (a run in progress, safe mode)",
         413 => "The body is too large",
+        415 => "The body is not sent as application/json",
         429 => "Too many failed attempts from this address",
         503 => "The repository or catalog cannot be read now",
         _ => "Error",
@@ -319,8 +320,13 @@ fn build() -> Value {
             .collect();
         for segment in e.path.split('/') {
             if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                params.push(json!({"name": name, "in": "path", "required": true,
-                                    "schema": {"type": "string"}}));
+                let schema = if name == "name" {
+                    json!({"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"})
+                } else {
+                    json!({"type": "string"})
+                };
+                params
+                    .push(json!({"name": name, "in": "path", "required": true, "schema": schema}));
             }
         }
         let mut responses = Map::new();
@@ -332,7 +338,7 @@ fn build() -> Value {
         let mut errors = vec![401, 403, 429];
         errors.extend_from_slice(e.errors);
         if e.body.is_some() {
-            errors.extend_from_slice(&[400, 413]);
+            errors.extend_from_slice(&[400, 413, 415]);
         }
         errors.sort_unstable();
         errors.dedup();

@@ -99,6 +99,8 @@ fn load_tls(cert: &PathBuf, key: &PathBuf) -> Result<axum_server::tls_rustls::Ru
         })
     };
     let (cert, key) = (read(cert, "certificate")?, read(key, "key")?);
+    // The process's one TLS provider; an error means one is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = tokio::runtime::Builder::new_current_thread().build()?;
     rt.block_on(axum_server::tls_rustls::RustlsConfig::from_pem(cert, key))
         .map_err(|e| {
@@ -175,19 +177,30 @@ async fn run(
     Ok(())
 }
 
+/// The first SIGTERM or Ctrl-C stops gracefully; a second ends the
+/// process at once (a run cut short is resumed later, like after a crash).
 async fn stop_on_signal(handle: axum_server::Handle) {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        eprintln!("warning: cannot handle SIGTERM and Ctrl-C: stop the server with SIGKILL");
+        return;
     };
     tokio::select! {
-        _ = term => {}
-        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+        _ = int.recv() => {}
     }
-    eprintln!("stopping: no new requests; waiting for those in flight and for runs in progress");
+    eprintln!(
+        "stopping: no new requests; waiting for those in flight and for runs in progress \
+         (signal again to stop at once)"
+    );
     handle.graceful_shutdown(Some(GRACE));
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    eprintln!("stopped at once: `ripcord resume` goes on with a run that was cut short");
+    std::process::exit(143);
 }
