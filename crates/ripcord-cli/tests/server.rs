@@ -693,3 +693,146 @@ fn schemathesis_finds_no_server_error_and_no_schema_break() {
     );
     assert!(!server.log().contains("panicked"), "{}", server.log());
 }
+
+#[test]
+fn the_guard_runs_in_the_server_and_its_rollback_starts_a_run() {
+    let svc = ripcord_testing::service::Service::start(200);
+    let mut ws = Workspace::new(bin());
+    let dir = ws.dir_target("files", "data", &[]);
+    std::fs::create_dir_all(&dir).unwrap();
+    ws.append_config(&format!(
+        "[runbooks.emergency]\nsteps = [{{ kind = \"snapshot\", targets = [\"files\"] }}]\n\n\
+         [guard.probes.api]\nhttp = \"{}\"\ninterval = \"200ms\"\ntimeout = \"1s\"\n\n\
+         [[guard.rules]]\nname = \"api-down\"\nwhen = \"availability(api, 1s) < 100%\"\nfor = 2\n\
+         action = \"rollback\"\nlevel = \"emergency\"\n",
+        svc.url
+    ));
+    ws.init();
+    let t = tokens(&ws);
+    let server = Server::start(&ws, &["--guard", "--auto-rollback"]);
+    let api = Api::new(&server);
+    let mut guard = Value::Null;
+    assert!(
+        process::wait_until(Duration::from_secs(20), || {
+            guard = api.get("/api/v1/guard", &t.reader);
+            guard["recent"][0]["samples"]
+                .as_array()
+                .is_some_and(|s| s.len() >= 3)
+                && guard["rules"][0]["verdict"] == "healthy"
+        }),
+        "{guard}"
+    );
+    svc.set(500);
+    let mut runs = Value::Null;
+    assert!(
+        process::wait_until(Duration::from_secs(30), || {
+            runs = api.get("/api/v1/runs", &t.reader);
+            runs["items"][0]["result"] == "succeeded"
+        }),
+        "no rollback run: {runs}\n{}",
+        server.log()
+    );
+    assert_eq!(runs["items"][0]["trigger"], "guard:api-down", "{runs}");
+    let metrics = api.call("GET", "/metrics", None, None).text().unwrap();
+    assert!(
+        metrics.contains(
+            "ripcord_guard_rule{rule=\"api-down\",severity=\"critical\",state=\"breached\"} 1"
+        ) || metrics.contains("state=\"breached\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn the_scheduler_runs_in_the_server() {
+    let mut ws = Workspace::new(bin());
+    let dir = ws.dir_target("files", "data", &[]);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("a.txt"), "hello").unwrap();
+    ws.append_config("[tiers.hourly]\nevery = \"1h\"\nmax_age = \"2h\"\ntargets = [\"files\"]\n");
+    ws.init();
+    let t = tokens(&ws);
+    let server = Server::start(&ws, &["--schedule"]);
+    let api = Api::new(&server);
+    let mut tiers = Value::Null;
+    assert!(
+        process::wait_until(Duration::from_secs(30), || {
+            tiers = api.get("/api/v1/tiers", &t.reader);
+            tiers[0]["verdict"] == "green"
+        }),
+        "{tiers}\n{}",
+        server.log()
+    );
+    let audit = api.get("/api/v1/audit", &t.reader);
+    assert!(
+        audit["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["command"] == "schedule run"),
+        "{audit}"
+    );
+}
+
+#[test]
+fn migrations_are_shown_and_rolled_back_through_the_api() {
+    use ripcord_testing::app::{sqlite_app, sqlite_rows, write};
+    let (ws, db) = sqlite_app(bin(), "");
+    ws.init();
+    write(
+        &ws,
+        "migrations/plan.toml",
+        "[[phase]]\nname = \"expand\"\nchanges = [\"0001_users\"]\n\n\
+         [[phase]]\nname = \"contract\"\nchanges = [\"0002_drop_email\"]\n",
+    );
+    write(&ws, "migrations/0001_users/up.sql",
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT);\n\
+         INSERT INTO users (name, email) VALUES ('ann', 'ann@example.com'), ('bob', 'bob@example.com');\n");
+    write(&ws, "migrations/0001_users/down.sql", "DROP TABLE users;\n");
+    write(
+        &ws,
+        "migrations/0002_drop_email/up.sql",
+        "ALTER TABLE users DROP COLUMN email;\n",
+    );
+    ws.ok(&["migrate", "up"]);
+    let t = tokens(&ws);
+    let server = Server::start(&ws, &[]);
+    let api = Api::new(&server);
+    let m = api.get("/api/v1/migrations", &t.reader);
+    assert_eq!(m["counts"]["applied"], 2, "{m}");
+    let (s, v) = api.json(
+        "POST",
+        "/api/v1/rollback",
+        Some(&t.operator),
+        Some(json!({"to": "nope", "reason": "r"})),
+    );
+    assert_eq!(s, StatusCode::BAD_REQUEST, "an unknown change: {v}");
+    let (s, v) = api.json(
+        "POST",
+        "/api/v1/rollback",
+        Some(&t.operator),
+        Some(json!({"to": "@expand", "reason": "the contract broke the app"})),
+    );
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let report = api.finished(v["run"].as_str().unwrap(), &t.reader);
+    assert_eq!(report["run"]["result"], "succeeded", "{report}");
+    assert_eq!(report["run"]["kind"], "rollback");
+    assert_eq!(report["run"]["actor"], "otto");
+    assert_eq!(
+        sqlite_rows(&db, "SELECT id, name, email FROM users ORDER BY id"),
+        ["1|ann|ann@example.com", "2|bob|bob@example.com"]
+    );
+    let m = api.get("/api/v1/migrations", &t.reader);
+    assert_eq!(
+        (
+            m["counts"]["applied"].clone(),
+            m["counts"]["pending"].clone()
+        ),
+        (json!(1), json!(1)),
+        "{m}"
+    );
+    let metrics = api.call("GET", "/metrics", None, None).text().unwrap();
+    assert!(
+        metrics.contains("ripcord_migrations{target=\"app\",state=\"pending\"} 1"),
+        "{metrics}"
+    );
+}
