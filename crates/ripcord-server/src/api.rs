@@ -5,6 +5,7 @@
 use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use ripcord_catalog::runs::{new_run_id, Run};
@@ -15,7 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
-use crate::board::{AuditView, Board, GuardView, Part};
+use crate::board::{Board, GuardView, Part};
 use crate::error::{blocking, ApiError, ApiResult};
 use crate::live::LiveReporter;
 use crate::state::Shared;
@@ -118,9 +119,14 @@ impl<S: Send + Sync> FromRequestParts<S> for P {
 
 /// A part of the board, or why it could not be read (503).
 fn served<T: Clone>(part: &Part<T>) -> ApiResult<T> {
-    part.clone().map_err(|body| ApiError {
+    seen(part).cloned()
+}
+
+/// The same, borrowed: lists are paged from the board without copying them.
+fn seen<T>(part: &Part<T>) -> ApiResult<&T> {
+    part.as_ref().map_err(|body| ApiError {
         status: StatusCode::SERVICE_UNAVAILABLE,
-        body,
+        body: body.clone(),
     })
 }
 
@@ -159,7 +165,7 @@ pub struct Page<T> {
     pub items: Vec<T>,
 }
 
-fn page<T: Clone>(all: Vec<T>, limit: Option<usize>, offset: Option<usize>) -> ApiResult<Page<T>> {
+fn page<T>(all: Vec<T>, limit: Option<usize>, offset: Option<usize>) -> ApiResult<Page<T>> {
     let limit = limit.unwrap_or(DEFAULT_LIMIT);
     if limit == 0 || limit > MAX_LIMIT {
         return Err(
@@ -180,11 +186,11 @@ async fn snapshots(
     State(state): State<Shared>,
     p: Principal,
     Q(q): Q<SnapshotQuery>,
-) -> ApiResult<Json<Page<SnapshotView>>> {
+) -> ApiResult<Response> {
     p.need(Role::Reader)?;
     let b = board(&state);
-    let all: Vec<SnapshotView> = served(&b.snapshots)?
-        .into_iter()
+    let all: Vec<&SnapshotView> = seen(&b.snapshots)?
+        .iter()
         .filter(|s| {
             q.target
                 .as_ref()
@@ -192,7 +198,7 @@ async fn snapshots(
         })
         .filter(|s| q.tier.is_none() || s.tier == q.tier)
         .collect();
-    Ok(Json(page(all, q.limit, q.offset)?))
+    Ok(Json(page(all, q.limit, q.offset)?).into_response())
 }
 
 async fn tiers(
@@ -216,9 +222,11 @@ async fn runs(
     State(state): State<Shared>,
     p: Principal,
     Q(q): Q<PageQuery>,
-) -> ApiResult<Json<Page<Run>>> {
+) -> ApiResult<Response> {
     p.need(Role::Reader)?;
-    Ok(Json(page(served(&board(&state).runs)?, q.limit, q.offset)?))
+    let b = board(&state);
+    let all: Vec<&Run> = seen(&b.runs)?.iter().collect();
+    Ok(Json(page(all, q.limit, q.offset)?).into_response())
 }
 
 async fn run_report(
@@ -227,7 +235,11 @@ async fn run_report(
     P(id): P,
 ) -> ApiResult<Json<ripcord_ops::incident::IncidentReport>> {
     p.need(Role::Reader)?;
+    if let Some(r) = state.reports.get(&id) {
+        return Ok(Json((*r).clone()));
+    }
     let ctx = state.ctx.clone();
+    let reports = std::sync::Arc::clone(&state.reports);
     let report = blocking(move || {
         let known = ctx
             .catalog_if_exists()?
@@ -237,7 +249,16 @@ async fn run_report(
             return Err(ApiError::not_found(format!("no run {id:?}"))
                 .hint("GET /api/v1/runs lists the runs"));
         }
-        Ok(ripcord_ops::incident::report(&ctx, &id)?)
+        match ripcord_ops::incident::report(&ctx, &id) {
+            Ok(r) => {
+                reports.put(&id, r.clone());
+                Ok(r)
+            }
+            Err(e) => {
+                reports.failed(&id);
+                Err(e.into())
+            }
+        }
     })
     .await?;
     Ok(Json(report))
@@ -299,6 +320,13 @@ async fn guard(State(state): State<Shared>, p: Principal) -> ApiResult<Json<Guar
     }
 }
 
+/// What `GET /audit` answers: a `board::AuditView` of the newest entries.
+#[derive(Serialize)]
+struct AuditPage<'a> {
+    verification: &'a ripcord_ops::audit::AuditCheck,
+    entries: &'a [ripcord_catalog::audit::AuditEntry],
+}
+
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
@@ -310,13 +338,17 @@ async fn audit_log(
     State(state): State<Shared>,
     p: Principal,
     Q(q): Q<AuditQuery>,
-) -> ApiResult<Json<AuditView>> {
+) -> ApiResult<Response> {
     p.need(Role::Reader)?;
-    let mut view = served(&board(&state).audit)?;
+    let b = board(&state);
+    let view = seen(&b.audit)?;
     let limit = page(Vec::<()>::new(), q.limit, None)?.limit;
     let from = view.entries.len().saturating_sub(limit);
-    view.entries.drain(..from);
-    Ok(Json(view))
+    Ok(Json(AuditPage {
+        verification: &view.verification,
+        entries: &view.entries[from..],
+    })
+    .into_response())
 }
 
 async fn check(

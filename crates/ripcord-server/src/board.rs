@@ -14,6 +14,7 @@ use ripcord_catalog::samples::Sample;
 use ripcord_guard::check::GuardCheck;
 use ripcord_ops::audit::AuditCheck;
 use ripcord_ops::check::CheckReport;
+use ripcord_ops::incident::IncidentReport;
 use ripcord_ops::json::{SnapshotView, StatusReport as MigrateStatus};
 use ripcord_ops::overview::{TargetOverview, TierFreshness};
 use ripcord_ops::recover::StatusReport;
@@ -234,5 +235,56 @@ pub async fn keep_drawing(ctx: Ctx, boards: Arc<Boards>) {
             _ = tokio::time::sleep(REFRESH) => {}
             _ = boards.redraw.notified() => {}
         }
+    }
+}
+
+/// How long a run's report is served from memory: a crowd reading a
+/// running run's page costs the catalog one read a second.
+const REPORT_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+/// Reports not asked for this long are dropped.
+const REPORT_KEEP: std::time::Duration = std::time::Duration::from_secs(60);
+
+struct Cached {
+    at: std::time::Instant,
+    report: Arc<IncidentReport>,
+    refreshing: bool,
+}
+
+/// Runs' reports, as recently read. When one is stale, one request reads
+/// it again and the others are answered with the stale one meanwhile.
+#[derive(Default)]
+pub struct Reports(std::sync::Mutex<std::collections::HashMap<String, Cached>>);
+
+impl Reports {
+    /// The report to answer with, or `None` when this caller is to read it.
+    pub fn get(&self, run: &str) -> Option<Arc<IncidentReport>> {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let c = m.get_mut(run)?;
+        if c.at.elapsed() < REPORT_TTL || c.refreshing {
+            return Some(Arc::clone(&c.report));
+        }
+        c.refreshing = true;
+        None
+    }
+
+    /// The read failed: the next request tries again.
+    pub fn failed(&self, run: &str) {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = m.get_mut(run) {
+            c.refreshing = false;
+        }
+    }
+
+    pub fn put(&self, run: &str, report: IncidentReport) {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        m.retain(|_, c| c.at.elapsed() < REPORT_KEEP);
+        m.insert(
+            run.to_string(),
+            Cached {
+                at: std::time::Instant::now(),
+                report: Arc::new(report),
+                refreshing: false,
+            },
+        );
     }
 }

@@ -133,6 +133,7 @@ async fn run(
         runs: Runs::default(),
         live,
         tls: tls.is_some(),
+        reports: Arc::default(),
     });
     tokio::spawn(board::keep_drawing(server_ctx.clone(), Arc::clone(&boards)));
     if opts.guard {

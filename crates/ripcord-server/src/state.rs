@@ -21,4 +21,5 @@ pub struct State {
     pub live: Arc<Live>,
     /// Served over TLS: cookies are `Secure`.
     pub tls: bool,
+    pub reports: Arc<crate::board::Reports>,
 }
