@@ -23,6 +23,13 @@ pub fn run(ctx: &Ctx, args: &ServeArgs) -> Result<()> {
         schedule: args.schedule,
     };
     let scheme = if opts.tls.is_some() { "https" } else { "http" };
+    if opts.tls.is_none() && !opts.listen.ip().is_loopback() {
+        ctx.warn(format!(
+            "{} is reachable from other hosts over plain HTTP: tokens and cookies travel in the \
+             clear; give --tls-cert and --tls-key, or put a proxy that speaks TLS in front",
+            opts.listen
+        ));
+    }
     let server_ctx = ctx.keeping_repository_open();
     ripcord_server::serve(&server_ctx, &opts, |addr| {
         // Scripts and tests wait for this line to know the port.
