@@ -179,6 +179,7 @@ pub fn recover(ctx: &Ctx, opts: &RecoverOptions) -> Result<RecoverReport> {
     }
     let id = opts.run.clone().unwrap_or_else(new_run_id);
     let _here = crate::local_flight::claim(
+        ctx,
         &id,
         "one run acts at a time: wait for it (`ripcord status`), or stop it first",
     )?;
@@ -768,6 +769,7 @@ pub fn resume(ctx: &Ctx, opts: &ResumeOptions) -> Result<RecoverReport> {
     }
     let levels = chain(ctx, run.level.as_deref().unwrap_or_default())?;
     let _here = crate::local_flight::claim(
+        ctx,
         &run.run,
         "a run that is still going cannot be resumed; wait for it (`ripcord status`)",
     )?;

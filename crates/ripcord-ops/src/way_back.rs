@@ -122,7 +122,7 @@ fn as_run<T>(
     };
     let id = call.run.map_or_else(new_run_id, str::to_string);
     let hint = "one way back acts at a time: wait for the run (`ripcord status`), then try again";
-    let _here = match crate::local_flight::claim(&id, hint) {
+    let _here = match crate::local_flight::claim(ctx, &id, hint) {
         Ok(c) => c,
         Err(refused) => {
             let refused = Err(refused);
