@@ -49,13 +49,15 @@ impl Server {
             // Keep reading so the server never blocks on a full pipe.
             for _ in lines {}
         });
-        let line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
-            let _ = child.kill();
-            panic!(
-                "ripcord serve did not start listening; its log:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            )
-        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!(
+                    "ripcord serve did not start listening; its log:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )
+            });
         let url = line
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("unexpected first line of serve: {line}"))
