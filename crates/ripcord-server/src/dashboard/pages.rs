@@ -49,6 +49,8 @@ button.primary{background:#b42318;color:#fff;border-color:#b42318;cursor:pointer
 pre{white-space:pre-wrap;word-break:break-word;font-size:.82rem;background:var(--bg);padding:.4rem;border-radius:4px;margin:.2rem 0}
 .kpis{display:grid;grid-template-columns:repeat(auto-fit,minmax(9rem,1fr));gap:.6rem}
 .kpi{border:1px solid var(--line);border-radius:6px;padding:.5rem}.kpi b{display:block;font-size:1.2rem}
+section>:first-child{margin-top:0}section>:last-child{margin-bottom:0}
+@media (max-width:480px){main{padding:.6rem}section{padding:.6rem .7rem}th,td{padding:.3rem .35rem}td.wrap{min-width:10rem}header{gap:.3rem .9rem}header .brand{margin-right:0}}
 "#;
 
 fn page(title: &str, session: Option<&Session>, reload: bool, body: Markup) -> Markup {
