@@ -143,6 +143,11 @@ fn result_badge(result: &str) -> Markup {
     html! { span class={ "badge " (class) } { (result) } }
 }
 
+/// A badge of `class` (a colour) saying `text`.
+fn badge(class: &str, text: &str) -> Markup {
+    html! { span class={ "badge " (class) } { (text) } }
+}
+
 fn short(t: &str) -> String {
     t.get(..19).unwrap_or(t).replace('T', " ")
 }
@@ -248,7 +253,7 @@ pub fn overview(
                             @let state = serde_json::to_value(r.evaluation.verdict).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
                             tr {
                                 td { (r.evaluation.rule) }
-                                td { (result_badge(match state.as_str() { "healthy" => "succeeded", "breached" => "failed", s => s })) " " (state) }
+                                td { (badge(match state.as_str() { "healthy" => "green", "breached" => "red", _ => "grey" }, &state)) }
                                 td { (r.severity) } td { (r.action) " (" (r.mode) ")" }
                                 td.wrap { (r.evaluation.evidence.join("; ")) }
                             }
@@ -264,7 +269,7 @@ pub fn overview(
                     tbody { @for i in &c.items {
                         tr {
                             td { (i.what) }
-                            td { (match i.state { CheckState::Ok => result_badge("succeeded"), CheckState::Warning => result_badge("running"), CheckState::Failed => result_badge("failed") }) }
+                            td { (match i.state { CheckState::Ok => badge("green", "ok"), CheckState::Warning => badge("amber", "warning"), CheckState::Failed => badge("red", "failed") }) }
                             td.wrap { (i.detail) }
                         }
                     } }
