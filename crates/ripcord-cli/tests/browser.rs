@@ -24,7 +24,7 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// runbook levels: `quick`, and `full`, which lasts a few seconds.
 fn workspace() -> Workspace {
     let mut ws = Workspace::new(env!("CARGO_BIN_EXE_ripcord"));
-    data::random_files(&ws.path("app"), 41, 6, 4096);
+    data::random_files(&ws.path("app"), 41, 24 * 1024, 4096);
     ws.dir_target("app", "app", &[]);
     ws.append_config(
         "[tiers.hourly]\nevery = \"1h\"\nmax_age = \"2h\"\ntargets = [\"app\"]\n\n\
@@ -273,6 +273,18 @@ async fn an_operator_recovers_in_the_browser_and_a_reader_cannot() {
     assert!(!b.has("form.recover").await);
     assert!(b.text("section#targets").await.unwrap().contains("app"));
     b.screenshot(&shot("overview-reader.png")).await.unwrap();
+    // The check, once drawn, names each item's state.
+    for item in b
+        .find_all(Locator::Css("section#check .badge"))
+        .await
+        .unwrap()
+    {
+        let text = item.text().await.unwrap();
+        assert!(
+            ["ok", "warning", "failed"].contains(&text.as_str()),
+            "{text}"
+        );
+    }
 
     // A reader's POST, with the session's own CSRF token, is refused.
     let csrf = csrf_of(&b).await;
