@@ -12,9 +12,11 @@
 //! - [`app`]: the migration target `app` on PostgreSQL or SQLite, with a
 //!   workspace around it.
 //! - [`server`]: `ripcord serve` on a free port, and tokens for it.
+//! - [`browser`]: headless Chromium through chromedriver, for the dashboard.
 //! - [`service`]: an HTTP service a test flips between healthy and failing.
 
 pub mod app;
+pub mod browser;
 pub mod data;
 pub mod fingerprint;
 pub mod garage;

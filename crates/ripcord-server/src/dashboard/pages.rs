@@ -49,6 +49,8 @@ button.primary{background:#b42318;color:#fff;border-color:#b42318;cursor:pointer
 pre{white-space:pre-wrap;word-break:break-word;font-size:.82rem;background:var(--bg);padding:.4rem;border-radius:4px;margin:.2rem 0}
 .kpis{display:grid;grid-template-columns:repeat(auto-fit,minmax(9rem,1fr));gap:.6rem}
 .kpi{border:1px solid var(--line);border-radius:6px;padding:.5rem}.kpi b{display:block;font-size:1.2rem}
+section>:first-child{margin-top:0}section>:last-child{margin-bottom:0}
+@media (max-width:480px){main{padding:.6rem}section{padding:.6rem .7rem}th,td{padding:.3rem .35rem}td.wrap{min-width:10rem}header{gap:.3rem .9rem}header .brand{margin-right:0}}
 "#;
 
 fn page(title: &str, session: Option<&Session>, reload: bool, body: Markup) -> Markup {
@@ -139,6 +141,11 @@ fn result_badge(result: &str) -> Markup {
         _ => "grey",
     };
     html! { span class={ "badge " (class) } { (result) } }
+}
+
+/// A badge of `class` (a colour) saying `text`.
+fn badge(class: &str, text: &str) -> Markup {
+    html! { span class={ "badge " (class) } { (text) } }
 }
 
 fn short(t: &str) -> String {
@@ -246,7 +253,7 @@ pub fn overview(
                             @let state = serde_json::to_value(r.evaluation.verdict).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
                             tr {
                                 td { (r.evaluation.rule) }
-                                td { (result_badge(match state.as_str() { "healthy" => "succeeded", "breached" => "failed", s => s })) " " (state) }
+                                td { (badge(match state.as_str() { "healthy" => "green", "breached" => "red", _ => "grey" }, &state)) }
                                 td { (r.severity) } td { (r.action) " (" (r.mode) ")" }
                                 td.wrap { (r.evaluation.evidence.join("; ")) }
                             }
@@ -262,7 +269,7 @@ pub fn overview(
                     tbody { @for i in &c.items {
                         tr {
                             td { (i.what) }
-                            td { (match i.state { CheckState::Ok => result_badge("succeeded"), CheckState::Warning => result_badge("running"), CheckState::Failed => result_badge("failed") }) }
+                            td { (match i.state { CheckState::Ok => badge("green", "ok"), CheckState::Warning => badge("amber", "warning"), CheckState::Failed => badge("red", "failed") }) }
                             td.wrap { (i.detail) }
                         }
                     } }
