@@ -116,6 +116,18 @@ impl Api {
         v
     }
 
+    /// Starts a recovery at `level` as `token`; its run's id.
+    fn recover(&self, token: &str, level: &str, reason: &str) -> String {
+        let (s, v) = self.json(
+            "POST",
+            "/api/v1/recover",
+            Some(token),
+            Some(json!({"level": level, "reason": reason})),
+        );
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        v["run"].as_str().unwrap().to_string()
+    }
+
     /// Polls a run until it has finished; returns its report.
     fn finished(&self, run: &str, token: &str) -> Value {
         let mut last = Value::Null;
@@ -296,14 +308,7 @@ fn an_operator_starts_a_recovery_and_reads_its_report() {
     let t = tokens(&ws);
     let server = Server::start(&ws, &[]);
     let api = Api::new(&server);
-    let (s, v) = api.json(
-        "POST",
-        "/api/v1/recover",
-        Some(&t.operator),
-        Some(json!({"level": "quick", "reason": "drill from the API"})),
-    );
-    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
-    let run = v["run"].as_str().unwrap().to_string();
+    let run = api.recover(&t.operator, "quick", "drill from the API");
     // A second run while it acts is refused: one at a time.
     let (s, v) = api.json(
         "POST",
@@ -466,14 +471,7 @@ fn a_run_cut_short_by_kill9_is_resumed_from_the_api() {
     let t = tokens(&ws);
     let mut server = Server::start(&ws, &[]);
     let api = Api::new(&server);
-    let (s, v) = api.json(
-        "POST",
-        "/api/v1/recover",
-        Some(&t.operator),
-        Some(json!({"level": "slow", "reason": "kill test"})),
-    );
-    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
-    let run = v["run"].as_str().unwrap().to_string();
+    let run = api.recover(&t.operator, "slow", "kill test");
     assert!(process::wait_until(Duration::from_secs(20), || {
         api.get("/api/v1/status", &t.reader)["step"] == "wait 4s"
     }));
@@ -510,13 +508,7 @@ fn sigterm_lets_the_run_in_progress_finish() {
     let t = tokens(&ws);
     let mut server = Server::start(&ws, &[]);
     let api = Api::new(&server);
-    let (s, v) = api.json(
-        "POST",
-        "/api/v1/recover",
-        Some(&t.operator),
-        Some(json!({"level": "slow", "reason": "term test"})),
-    );
-    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    api.recover(&t.operator, "slow", "term test");
     let status = server
         .terminate(Duration::from_secs(30))
         .expect("serve exits after the run");
@@ -532,14 +524,7 @@ fn a_real_prometheus_scrapes_the_metrics() {
     let t = tokens(&ws);
     let server = Server::start(&ws, &[]);
     let api = Api::new(&server);
-    let (s, v) = api.json(
-        "POST",
-        "/api/v1/recover",
-        Some(&t.operator),
-        Some(json!({"level": "quick", "reason": "for the histogram"})),
-    );
-    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
-    let run = v["run"].as_str().unwrap().to_string();
+    let run = api.recover(&t.operator, "quick", "for the histogram");
     api.finished(&run, &t.reader);
     let text = api.call("GET", "/metrics", None, None).text().unwrap();
     for name in [
