@@ -526,7 +526,12 @@ fn a_real_prometheus_scrapes_the_metrics() {
     let api = Api::new(&server);
     let run = api.recover(&t.operator, "quick", "for the histogram");
     api.finished(&run, &t.reader);
-    let text = api.call("GET", "/metrics", None, None).text().unwrap();
+    // The metrics are drawn from the picture, redrawn as the run ends.
+    let mut text = String::new();
+    process::wait_until(Duration::from_secs(10), || {
+        text = api.call("GET", "/metrics", None, None).text().unwrap();
+        text.contains("ripcord_run_duration_seconds_count")
+    });
     for name in [
         "ripcord_snapshot_age_seconds{target=\"files\",tier=\"hourly\"}",
         "ripcord_tier_freshness{target=\"files\",tier=\"hourly\",verdict=\"green\"} 1",
@@ -782,7 +787,12 @@ fn migrations_are_shown_and_rolled_back_through_the_api() {
     let t = tokens(&ws);
     let server = Server::start(&ws, &[]);
     let api = Api::new(&server);
-    let m = api.get("/api/v1/migrations", &t.reader);
+    // The picture catches up as the run ends.
+    let mut m = Value::Null;
+    process::wait_until(Duration::from_secs(10), || {
+        m = api.get("/api/v1/migrations", &t.reader);
+        m["counts"]["pending"] == 1
+    });
     assert_eq!(m["counts"]["applied"], 2, "{m}");
     let (s, v) = api.json(
         "POST",
@@ -806,7 +816,12 @@ fn migrations_are_shown_and_rolled_back_through_the_api() {
         sqlite_rows(&db, "SELECT id, name, email FROM users ORDER BY id"),
         ["1|ann|ann@example.com", "2|bob|bob@example.com"]
     );
-    let m = api.get("/api/v1/migrations", &t.reader);
+    // The picture catches up as the run ends.
+    let mut m = Value::Null;
+    process::wait_until(Duration::from_secs(10), || {
+        m = api.get("/api/v1/migrations", &t.reader);
+        m["counts"]["pending"] == 1
+    });
     assert_eq!(
         (
             m["counts"]["applied"].clone(),
