@@ -12,7 +12,7 @@ use crate::ctx::Ctx;
 use crate::Result;
 
 /// The run acting in this process, by the catalog it is journaled in.
-static ACTIVE: Mutex<Option<HashMap<String, String>>> = Mutex::new(None);
+static ACTIVE: Mutex<Option<HashMap<String, Holder>>> = Mutex::new(None);
 
 /// Held while a run acts; dropping it lets the next one go.
 #[must_use]
@@ -36,11 +36,8 @@ pub fn claim(ctx: &Ctx, run: &str, hint: &str) -> Result<Claim> {
     let mut active = ACTIVE.lock().unwrap_or_else(|e| e.into_inner());
     let m = active.get_or_insert_with(HashMap::new);
     if let Some(other) = m.get(&catalog) {
-        return Err(crate::recover::in_progress(
-            &Holder::this_process(other),
-            hint,
-        ));
+        return Err(crate::recover::in_progress(other, hint));
     }
-    m.insert(catalog.clone(), run.to_string());
+    m.insert(catalog.clone(), Holder::this_process(run));
     Ok(Claim { catalog })
 }
