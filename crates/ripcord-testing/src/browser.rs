@@ -15,12 +15,11 @@
 //! watchdog kills chromedriver's whole process group, Chromium with it, and
 //! removes the profile.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::ops::Deref;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -298,32 +297,18 @@ fn start_driver() -> io::Result<(tempfile::TempDir, u16, u32, Child)> {
         .prefix("ripcord-browser-")
         .tempdir()?;
     let port = free_port()?;
-    let mut watchdog = Command::new("/bin/sh");
-    watchdog
-        .arg("-c")
-        .arg(WATCHDOG)
-        .arg("chromedriver-watchdog")
-        .arg(dir.path())
-        .arg(CHROMEDRIVER)
-        .arg(format!("--port={port}"))
-        .current_dir(dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        // Out of the terminal's process group: Ctrl-C kills the tests, and
-        // the watchdog still cleans up after them.
-        .process_group(0);
-    let mut watchdog = watchdog.spawn()?;
-    let mut line = String::new();
-    BufReader::new(watchdog.stdout.take().expect("watchdog stdout")).read_line(&mut line)?;
+    let (watchdog, line) = crate::watchdog::spawn(
+        crate::watchdog::command(WATCHDOG, "chromedriver-watchdog")
+            .arg(dir.path())
+            .arg(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .current_dir(dir.path()),
+    )?;
     let pending = Pending {
         dir: Some(dir),
         watchdog: Some(watchdog),
     };
-    let pid: u32 = line
-        .trim()
-        .parse()
-        .map_err(|_| io::Error::other(format!("the watchdog printed {line:?}, not a pid")))?;
+    let pid = crate::watchdog::pid(&line)?;
     let address = SocketAddr::from(([127, 0, 0, 1], port));
     let started = Instant::now();
     loop {

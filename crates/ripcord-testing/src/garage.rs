@@ -13,7 +13,7 @@
 //! the test process ends in any way, the watchdog kills the server whose
 //! pid is in the folder and removes the folder.
 
-use std::io::{self, BufRead, BufReader};
+use std::io;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -82,19 +82,10 @@ impl Garage {
                 root = root.display()
             ),
         )?;
-        let mut watchdog = Command::new("/bin/sh");
-        watchdog
-            .arg("-c")
-            .arg(WATCHDOG)
-            .arg("garage-watchdog")
-            .arg(root)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .process_group(0);
-        let mut watchdog = watchdog.spawn()?;
-        let mut line = String::new();
-        BufReader::new(watchdog.stdout.take().expect("watchdog stdout")).read_line(&mut line)?;
+        // Its first line says it is watching.
+        let (watchdog, _) = crate::watchdog::spawn(
+            crate::watchdog::command(WATCHDOG, "garage-watchdog").arg(root),
+        )?;
         let mut garage = Garage {
             dir,
             bin,

@@ -13,6 +13,7 @@
 //!   workspace around it.
 //! - [`server`]: `ripcord serve` on a free port, and tokens for it.
 //! - [`browser`]: headless Chromium through chromedriver, for the dashboard.
+//! - [`watchdog`]: the shell watchdogs that end test servers with the tests.
 //! - [`service`]: an HTTP service a test flips between healthy and failing.
 
 pub mod app;
@@ -26,6 +27,7 @@ pub mod prometheus;
 pub mod server;
 pub mod service;
 pub mod sqlite;
+pub mod watchdog;
 mod workspace;
 
 pub use fingerprint::{dir_size, repo_hashes, Fingerprint};

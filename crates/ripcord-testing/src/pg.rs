@@ -134,11 +134,8 @@ impl PgCluster {
 
         // The watchdog comes first, so that the folder is removed even if
         // this process dies during initdb.
-        let mut watchdog = Command::new("/bin/sh");
+        let mut watchdog = crate::watchdog::command(WATCHDOG, "pg-watchdog");
         watchdog
-            .arg("-c")
-            .arg(WATCHDOG)
-            .arg("pg-watchdog")
             .arg(root)
             .arg(bin.join("postgres"))
             .arg("-D")
@@ -151,13 +148,7 @@ impl PgCluster {
             .args(["-c", "fsync=off"])
             .args(["-c", "full_page_writes=off"])
             .args(["-c", "synchronous_commit=off"])
-            .args(["-c", "max_connections=100"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            // Out of the terminal's process group: Ctrl-C kills the tests,
-            // and the watchdog still cleans up after them.
-            .process_group(0);
+            .args(["-c", "max_connections=100"]);
         let mut cluster = PgCluster {
             watchdog: Some(as_owner(&mut watchdog, owner, root).spawn()?),
             dir,

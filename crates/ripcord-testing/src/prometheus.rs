@@ -17,9 +17,8 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -88,33 +87,19 @@ impl Prometheus {
             ),
         )?;
         let port = free_port()?;
-        let mut watchdog = Command::new("/bin/sh");
-        watchdog
-            .arg("-c")
-            .arg(WATCHDOG)
-            .arg("prometheus-watchdog")
-            .arg(root)
-            .arg(bin)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                root.join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .current_dir(root)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            // Out of the terminal's process group: Ctrl-C kills the tests,
-            // and the watchdog still cleans up after them.
-            .process_group(0);
-        let mut watchdog = watchdog.spawn()?;
-        let mut line = String::new();
-        BufReader::new(watchdog.stdout.take().expect("watchdog stdout")).read_line(&mut line)?;
-        let pid = line
-            .trim()
-            .parse()
-            .map_err(|_| io::Error::other(format!("the watchdog printed {line:?}, not a pid")))?;
+        let (watchdog, line) = crate::watchdog::spawn(
+            crate::watchdog::command(WATCHDOG, "prometheus-watchdog")
+                .arg(root)
+                .arg(bin)
+                .arg(format!("--config.file={}", config.display()))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    root.join("data").display()
+                ))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .current_dir(root),
+        )?;
+        let pid = crate::watchdog::pid(&line)?;
         let server = Prometheus {
             dir,
             port,
